@@ -1,13 +1,94 @@
+// Command charter is the whole of Charter: node, CLI and tools. It only
+// parses flags and calls the library under internal/.
 package main
+
 import (
- _ "github.com/ethereum/go-ethereum/core"
- _ "github.com/ethereum/go-ethereum/rpc"
- _ "github.com/ethereum/go-ethereum/ethdb/pebble"
- _ "github.com/ethereum/go-ethereum/triedb"
- _ "go.etcd.io/raft/v3"
- _ "github.com/prometheus/client_golang/prometheus"
- _ "github.com/anishathalye/porcupine"
- _ "github.com/tyler-smith/go-bip39"
- _ "github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
 )
-func main(){}
+
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
+	"version": {"print the version", runVersion},
+}
+
+// errUsage marks errors whose usage text has been printed already.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "charter: unknown command %q; run 'charter help' for the list\n", args[0])
+		return 2
+	}
+	if err := cmd.run(args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "charter %s: %s\n", args[0], oneLine(err))
+		}
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Charter, a permissioned ledger for consortia.\n\nUsage: charter COMMAND [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'charter COMMAND --help' for a command's flags.")
+}
+
+// oneLine keeps an error on one line, as every failing command prints.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// newFlagSet returns a flag set that reports errors through run.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("charter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags; a bad flag has already been reported by the set.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}

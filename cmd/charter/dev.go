@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/node"
+	"github.com/charter-ledger/charter/internal/rpc"
+)
+
+func runDev(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr)
+	datadir := fs.String("datadir", "", "data directory; the chain survives restarts (default: a temporary directory removed on exit)")
+	httpAddr := fs.String("http.addr", "127.0.0.1", "JSON-RPC listen address (HTTP and WebSocket)")
+	httpPort := fs.Int("http.port", 8545, "JSON-RPC port (HTTP and WebSocket)")
+	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
+	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
+	logFlags := addLogFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	forceEmpty := false
+	fs.Visit(func(f *flagT) { forceEmpty = forceEmpty || f.Name == "block-time" })
+	if *httpPort < 0 || *httpPort > 65535 {
+		return fmt.Errorf("--http.port %d is not a port number", *httpPort)
+	}
+	if *chainID == 0 {
+		return fmt.Errorf("--chain-id must be positive")
+	}
+	if *blockTime < 10*time.Millisecond || *blockTime > time.Hour {
+		return fmt.Errorf("--block-time %s is outside [10ms, 1h]", *blockTime)
+	}
+	logger, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
+	}
+	spec, err := chain.DevSpec(*chainID, uint64(blockTime.Milliseconds()))
+	if err != nil {
+		return err
+	}
+	accts, err := chain.DevAccounts(chain.DevAccountCount)
+	if err != nil {
+		return err
+	}
+	dir := *datadir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "charter-dev-"); err != nil {
+			return fmt.Errorf("create temporary data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	// The dev node key is derived from the data directory's first start, so
+	// the coinbase is stable across restarts of one chain.
+	key, err := loadOrCreateNodeKey(dir)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Config{
+		DataDir:          dir,
+		Spec:             spec,
+		NodeKey:          key,
+		HTTPAddr:         net.JoinHostPort(*httpAddr, strconv.Itoa(*httpPort)),
+		DevAccounts:      accts,
+		ForceEmptyBlocks: forceEmpty,
+		BlockTime:        *blockTime,
+		Logger:           logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	printDevBanner(stdout, n.RPCAddr(), spec.ChainID(), accts)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		logger.Info("Shutting down", "signal", sig.String())
+		n.Stop()
+		return nil
+	case err := <-n.Fatal():
+		n.Stop()
+		return err
+	}
+}
+
+func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevAccount) {
+	fmt.Fprintf(w, "Charter development chain %s, chain id %d\n", rpc.Version, chainID)
+	fmt.Fprintf(w, "JSON-RPC: http://%s  ws://%s\n\n", addr, addr)
+	fmt.Fprintf(w, "Development accounts, %s ETH each. DEVELOPMENT KEYS: publicly known, never use them on a real network.\n", "10000")
+	fmt.Fprintf(w, "Mnemonic: %s (m/44'/60'/0'/0/i)\n\n", chain.DevMnemonic)
+	for _, a := range accts {
+		fmt.Fprintf(w, "(%d) %s  key %s\n", a.Index, a.Address.Hex(), hexutil.Encode(crypto.FromECDSA(a.Key)))
+	}
+	fmt.Fprintln(w)
+}

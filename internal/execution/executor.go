@@ -1,0 +1,260 @@
+// Package execution applies transactions to the world state through
+// go-ethereum's EVM: it builds blocks from pending transactions, verifies
+// blocks built by others, and runs read-only calls. It computes one state
+// root per block, never per transaction.
+package execution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/consensus/misc/eip4844"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/core/vm"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/trie"
+
+	"github.com/charter-ledger/charter/internal/chain"
+)
+
+// HeaderReader gives the committed headers that BLOCKHASH may read.
+type HeaderReader interface {
+	HeaderByNumber(number uint64) *types.Header
+}
+
+// TxSource yields the transactions a block is built from, in the order they
+// should be tried (by account, nonce order inside an account).
+// It is used by one goroutine.
+type TxSource interface {
+	// Peek returns the next transaction to try, or nil when none is left.
+	Peek() *types.Transaction
+	// Shift accepts the peeked transaction and moves to the sender's next.
+	Shift()
+	// Skip rejects the peeked transaction and skips the rest of its sender's.
+	Skip()
+}
+
+// Result is an executed block: the block with every header field filled,
+// its receipts, and the post-state (not yet committed).
+type Result struct {
+	Block    *types.Block
+	Receipts types.Receipts
+	State    *state.StateDB
+	// Rejected are transactions tried while building and left out because
+	// they can no longer be executed (nonce too low, funds gone), with why.
+	Rejected []Rejection
+}
+
+// Rejection is a transaction left out of a block, and the reason.
+type Rejection struct {
+	Tx  *types.Transaction
+	Err error
+}
+
+// ErrInvalidBlock wraps every reason a received block is refused.
+var ErrInvalidBlock = errors.New("invalid block")
+
+// Executor runs the EVM for one chain. It is goroutine-safe: it holds no
+// mutable state.
+type Executor struct {
+	spec    *chain.Spec
+	config  *params.ChainConfig
+	signer  types.Signer
+	headers HeaderReader
+}
+
+// New returns an executor for the chain described by spec.
+func New(spec *chain.Spec, headers HeaderReader) *Executor {
+	return &Executor{
+		spec:    spec,
+		config:  spec.Config,
+		signer:  types.LatestSignerForChainID(spec.Config.ChainID),
+		headers: headers,
+	}
+}
+
+// Signer is the transaction signer of the chain: it accepts every
+// transaction type the active forks allow, and only with this chain's id.
+func (e *Executor) Signer() types.Signer { return e.signer }
+
+// Config is the chain configuration.
+func (e *Executor) Config() *params.ChainConfig { return e.config }
+
+// BlockContext is the EVM's view of a block.
+func (e *Executor) BlockContext(h *types.Header) vm.BlockContext {
+	ctx := vm.BlockContext{
+		CanTransfer:      core.CanTransfer,
+		Transfer:         core.Transfer,
+		GetHash:          e.getHashFn(h),
+		Coinbase:         h.Coinbase,
+		BlockNumber:      new(big.Int).Set(h.Number),
+		Time:             h.Time,
+		Difficulty:       new(big.Int),
+		BaseFee:          new(big.Int).Set(h.BaseFee),
+		GasLimit:         h.GasLimit,
+		Random:           &h.MixDigest,
+		CostPerStateByte: params.CostPerStateByte,
+	}
+	if h.ExcessBlobGas != nil {
+		ctx.BlobBaseFee = eip4844.CalcBlobFee(e.config, h)
+	}
+	return ctx
+}
+
+// getHashFn answers BLOCKHASH for the 256 blocks before h.
+func (e *Executor) getHashFn(h *types.Header) vm.GetHashFunc {
+	number := h.Number.Uint64()
+	return func(n uint64) common.Hash {
+		if n >= number || number-n > 256 {
+			return common.Hash{}
+		}
+		if n == number-1 {
+			return h.ParentHash
+		}
+		if hdr := e.headers.HeaderByNumber(n); hdr != nil {
+			return hdr.Hash()
+		}
+		return common.Hash{}
+	}
+}
+
+// Build executes transactions from src on st (the parent's post-state)
+// and returns the block. header must come from chain.NewHeader.
+func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) (*Result, error) {
+	var (
+		res     = &Result{State: st}
+		gp      = core.NewGasPool(header.GasLimit)
+		evm     = vm.NewEVM(e.BlockContext(header), st, e.config, vm.Config{})
+		txs     types.Transactions
+		maxSize = uint64(e.spec.MaxTxBytes)
+	)
+	for tx := src.Peek(); tx != nil; tx = src.Peek() {
+		if gp.Available(false) < params.TxGas {
+			break
+		}
+		if tx.Gas() > gp.Available(false) {
+			// Does not fit this block; the sender's later nonces cannot go first.
+			src.Skip()
+			continue
+		}
+		if tx.Size() > maxSize {
+			res.Rejected = append(res.Rejected, Rejection{tx, fmt.Errorf("transaction of %d bytes exceeds %d", tx.Size(), maxSize)})
+			src.Skip()
+			continue
+		}
+		snap, gpSnap := st.Snapshot(), gp.Snapshot()
+		receipt, err := e.applyTx(evm, st, gp, header, tx, len(txs))
+		if err != nil {
+			st.RevertToSnapshot(snap)
+			gp.Set(gpSnap)
+			res.Rejected = append(res.Rejected, Rejection{tx, err})
+			src.Skip()
+			continue
+		}
+		src.Shift()
+		txs = append(txs, tx)
+		res.Receipts = append(res.Receipts, receipt)
+	}
+	res.Block = e.seal(header, st, txs, res.Receipts, gp)
+	return res, nil
+}
+
+// Apply executes a block built elsewhere on st (its parent's post-state)
+// and checks the result against every field of its header. parent is the
+// committed parent header.
+func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.StateDB) (*Result, error) {
+	invalid := func(format string, args ...any) (*Result, error) {
+		return nil, fmt.Errorf("%w %d (%s): %s", ErrInvalidBlock, block.NumberU64(), block.Hash().TerminalString(), fmt.Sprintf(format, args...))
+	}
+	got := block.Header()
+	want := chain.NewHeader(e.spec, parent, got.Coinbase, got.Time)
+	switch {
+	case got.ParentHash != want.ParentHash:
+		return invalid("parent %s, head is %s", got.ParentHash.TerminalString(), want.ParentHash.TerminalString())
+	case got.Number.Cmp(want.Number) != 0:
+		return invalid("number %d, want %d", got.Number, want.Number)
+	case got.Time < parent.Time:
+		return invalid("time %d before parent's %d", got.Time, parent.Time)
+	case got.GasLimit != want.GasLimit:
+		return invalid("gas limit %d, want %d", got.GasLimit, want.GasLimit)
+	case got.BaseFee == nil || got.BaseFee.Cmp(want.BaseFee) != 0:
+		return invalid("base fee %v, want %v", got.BaseFee, want.BaseFee)
+	case got.Difficulty.Sign() != 0 || got.MixDigest != want.MixDigest || got.UncleHash != types.EmptyUncleHash || len(block.Uncles()) > 0:
+		return invalid("difficulty, mix digest or uncles differ from the rules")
+	case len(got.Extra) > 32:
+		return invalid("extra data of %d bytes", len(got.Extra))
+	case !sameFields(got, want):
+		return invalid("fork fields (withdrawals, blob gas, beacon root, requests) differ from the rules")
+	}
+	if h := types.DeriveSha(block.Transactions(), trie.NewStackTrie(nil)); h != got.TxHash {
+		return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
+	}
+	var (
+		res     = &Result{State: st}
+		gp      = core.NewGasPool(got.GasLimit)
+		evm     = vm.NewEVM(e.BlockContext(got), st, e.config, vm.Config{})
+		maxSize = uint64(e.spec.MaxTxBytes)
+	)
+	for i, tx := range block.Transactions() {
+		if tx.Size() > maxSize {
+			return invalid("transaction %d of %d bytes exceeds %d", i, tx.Size(), maxSize)
+		}
+		receipt, err := e.applyTx(evm, st, gp, got, tx, i)
+		if err != nil {
+			return invalid("transaction %d (%s): %v", i, tx.Hash().TerminalString(), err)
+		}
+		res.Receipts = append(res.Receipts, receipt)
+	}
+	sealed := e.seal(want, st, block.Transactions(), res.Receipts, gp)
+	h := sealed.Header()
+	switch {
+	case h.GasUsed != got.GasUsed:
+		return invalid("gas used %d, execution gives %d", got.GasUsed, h.GasUsed)
+	case h.Root != got.Root:
+		return invalid("state root %s, execution gives %s", got.Root.TerminalString(), h.Root.TerminalString())
+	case h.ReceiptHash != got.ReceiptHash:
+		return invalid("receipts root %s, execution gives %s", got.ReceiptHash.TerminalString(), h.ReceiptHash.TerminalString())
+	case h.Bloom != got.Bloom:
+		return invalid("logs bloom differs from execution")
+	}
+	res.Block = block
+	return res, nil
+}
+
+func sameFields(a, b *types.Header) bool {
+	eqHash := func(x, y *common.Hash) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	eqU64 := func(x, y *uint64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return eqHash(a.WithdrawalsHash, b.WithdrawalsHash) && eqHash(a.ParentBeaconRoot, b.ParentBeaconRoot) &&
+		eqHash(a.RequestsHash, b.RequestsHash) && eqU64(a.BlobGasUsed, b.BlobGasUsed) &&
+		eqU64(a.ExcessBlobGas, b.ExcessBlobGas) && a.SlotNumber == nil && b.SlotNumber == nil
+}
+
+// applyTx runs one transaction. An error means the transaction cannot be
+// part of this block (the state is then left for the caller to revert).
+func (e *Executor) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, h *types.Header, tx *types.Transaction, index int) (*types.Receipt, error) {
+	if tx.Type() == types.BlobTxType {
+		return nil, errors.New("blob transactions are not supported")
+	}
+	if tx.Gas() > uint64(e.spec.TxGasLimit) {
+		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), uint64(e.spec.TxGasLimit))
+	}
+	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
+	if err != nil {
+		return nil, err
+	}
+	st.SetTxContext(tx.Hash(), index, uint32(index+1))
+	receipt, _, err := core.ApplyTransactionWithEVM(context.Background(), msg, gp, st, h.Number, common.Hash{}, h.Time, tx, evm)
+	return receipt, err
+}
+
+// seal fills the execution-dependent header fields and assembles the block.
+func (e *Executor) seal(h *types.Header, st *state.StateDB, txs types.Transactions, receipts types.Receipts, gp *core.GasPool) *types.Block {
+	h.GasUsed = gp.Used()
+	h.Root = st.IntermediateRoot(e.config.Rules(h.Number, true, h.Time))
+	return types.NewBlock(h, &types.Body{Transactions: txs, Withdrawals: []*types.Withdrawal{}}, receipts, trie.NewStackTrie(nil))
+}

@@ -1,0 +1,418 @@
+// Package ledger stores the chain: blocks, receipts, the transaction index,
+// engine seals, the head pointer and the world state, in one pebble
+// database. Everything written for one height becomes visible atomically:
+// the head pointer is the last write of a height and is synced to disk
+// before Commit returns, so a crash at any instant leaves the ledger at the
+// previous or the new height, never between.
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/lru"
+	"github.com/ethereum/go-ethereum/core/rawdb"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/ethdb"
+	"github.com/ethereum/go-ethereum/ethdb/pebble"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/ethereum/go-ethereum/trie"
+	"github.com/ethereum/go-ethereum/triedb"
+	"github.com/ethereum/go-ethereum/triedb/hashdb"
+
+	"github.com/charter-ledger/charter/internal/chain"
+)
+
+// Key layout. Numbers are 8-byte big-endian so that keys sort by height.
+var (
+	keyHead     = []byte("charter-head")    // number(8) | hash(32)
+	keyGenesis  = []byte("charter-genesis") // genesis hash(32) | chain id(8)
+	prefBlock   = []byte("cb")              // cb | number -> block RLP
+	prefNumber  = []byte("cn")              // cn | hash -> number
+	prefReceipt = []byte("cr")              // cr | number -> []ReceiptForStorage RLP
+	prefTx      = []byte("cx")              // cx | tx hash -> number | index(4)
+	prefSeal    = []byte("cs")              // cs | number -> engine seal
+)
+
+// Errors callers may test for.
+var (
+	ErrGenesisMismatch = errors.New("data directory holds another chain")
+	ErrCorrupt         = errors.New("ledger corrupt")
+	ErrNotNext         = errors.New("block is not the child of the head")
+	ErrRootMismatch    = errors.New("committed state root differs from the block's")
+)
+
+// Options tune the store.
+type Options struct {
+	CacheMB     int // pebble block cache; default 256
+	TrieCacheMB int // clean trie node cache; default 256
+	BlockCacheN int // recent blocks kept decoded; default 256
+}
+
+func (o *Options) ensureDefaults() {
+	if o.CacheMB == 0 {
+		o.CacheMB = 256
+	}
+	if o.TrieCacheMB == 0 {
+		o.TrieCacheMB = 256
+	}
+	if o.BlockCacheN == 0 {
+		o.BlockCacheN = 256
+	}
+}
+
+// Ledger is the chain store of one node. Reads are goroutine-safe and may
+// run concurrently with Commit; Commit calls are serialized.
+type Ledger struct {
+	spec   *chain.Spec
+	kv     *pebble.Database
+	db     ethdb.Database
+	triedb *triedb.Database
+	sdb    state.Database
+	log    *slog.Logger
+
+	commitMu sync.Mutex
+	head     atomic.Pointer[types.Header]
+	genesis  *types.Block
+
+	blocks   *lru.Cache[uint64, *types.Block]
+	receipts *lru.Cache[uint64, types.Receipts]
+}
+
+// Open opens (or creates) the ledger in dir for the chain described by
+// spec. A fresh directory gets the genesis block; an existing one must hold
+// the same genesis, and its head state must be present.
+func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger, error) {
+	opts.ensureDefaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	kv, err := pebble.New(filepath.Join(dir, "chaindata"), opts.CacheMB, 256, "charter/db/", false)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", filepath.Join(dir, "chaindata"), err)
+	}
+	db := rawdb.NewDatabase(kv)
+	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: &hashdb.Config{CleanCacheSize: opts.TrieCacheMB << 20}})
+	l := &Ledger{
+		spec:     spec,
+		kv:       kv,
+		db:       db,
+		triedb:   tdb,
+		sdb:      state.NewDatabase(tdb, state.NewCodeDB(db)),
+		log:      log,
+		blocks:   lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
+		receipts: lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
+	}
+	if err := l.load(); err != nil {
+		kv.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Ledger) load() error {
+	genesis, st, err := l.buildGenesis()
+	if err != nil {
+		return err
+	}
+	has, err := l.kv.Has(keyGenesis)
+	if err != nil {
+		return fmt.Errorf("read genesis record: %w", err)
+	}
+	if has {
+		stored, err := l.kv.Get(keyGenesis)
+		if err != nil || len(stored) != 40 {
+			return fmt.Errorf("%w: genesis record damaged (%d bytes, %v)", ErrCorrupt, len(stored), err)
+		}
+		if common.BytesToHash(stored[:32]) != genesis.Hash() {
+			return fmt.Errorf("%w: it has genesis %s (chain id %d), the genesis file gives %s (chain id %d); use another --datadir",
+				ErrGenesisMismatch, common.BytesToHash(stored[:32]).TerminalString(), binary.BigEndian.Uint64(stored[32:]),
+				genesis.Hash().TerminalString(), l.spec.ChainID())
+		}
+	} else {
+		if err := l.Commit(genesis, nil, st, nil); err != nil {
+			return fmt.Errorf("write genesis: %w", err)
+		}
+		rec := append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, l.spec.ChainID())...)
+		if err := l.kv.Put(keyGenesis, rec); err != nil {
+			return fmt.Errorf("write genesis record: %w", err)
+		}
+		if err := l.kv.SyncKeyValue(); err != nil {
+			return fmt.Errorf("sync genesis: %w", err)
+		}
+	}
+	l.genesis = genesis
+	raw, err := l.kv.Get(keyHead)
+	if err != nil || len(raw) != 40 {
+		return fmt.Errorf("%w: head pointer missing or damaged", ErrCorrupt)
+	}
+	number, hash := binary.BigEndian.Uint64(raw[:8]), common.BytesToHash(raw[8:])
+	head := l.readBlock(number)
+	if head == nil || head.Hash() != hash {
+		return fmt.Errorf("%w: head block %d (%s) missing or differs", ErrCorrupt, number, hash.TerminalString())
+	}
+	if _, err := state.New(head.Root(), l.sdb); err != nil {
+		return fmt.Errorf("%w: state of head block %d missing: %v", ErrCorrupt, number, err)
+	}
+	l.head.Store(head.Header())
+	return nil
+}
+
+// buildGenesis computes the genesis block and its state without writing it.
+func (l *Ledger) buildGenesis() (*types.Block, *state.StateDB, error) {
+	st, err := state.New(types.EmptyRootHash, l.sdb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("genesis state: %w", err)
+	}
+	for addr, acct := range l.spec.Alloc {
+		if acct.Balance != nil {
+			st.SetBalance(addr, uint256FromBig(acct.Balance), 0)
+		}
+		st.SetNonce(addr, acct.Nonce, 0)
+		if len(acct.Code) > 0 {
+			st.SetCode(addr, acct.Code, 0)
+		}
+		for k, v := range acct.Storage {
+			st.SetState(addr, k, v)
+		}
+	}
+	root := st.IntermediateRoot(l.spec.Config.Rules(common.Big0, true, uint64(l.spec.Timestamp)))
+	header := l.spec.GenesisHeader(root)
+	block := types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+	return block, st, nil
+}
+
+// Spec is the chain spec the ledger was opened with.
+func (l *Ledger) Spec() *chain.Spec { return l.spec }
+
+// Genesis is block 0.
+func (l *Ledger) Genesis() *types.Block { return l.genesis }
+
+// Head is the last committed header.
+func (l *Ledger) Head() *types.Header { return l.head.Load() }
+
+// Commit writes a block, its receipts, its state and the engine's seal,
+// then moves the head to it and syncs. The block must be the child of the
+// head (or the genesis of an empty ledger). st must be the state obtained
+// by executing the block; it is consumed.
+func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) error {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+
+	number := block.NumberU64()
+	if head := l.head.Load(); head != nil {
+		if number != head.Number.Uint64()+1 || block.ParentHash() != head.Hash() {
+			return fmt.Errorf("%w: block %d (parent %s) on head %d (%s)", ErrNotNext, number,
+				block.ParentHash().TerminalString(), head.Number.Uint64(), head.Hash().TerminalString())
+		}
+	} else if number != 0 {
+		return fmt.Errorf("%w: first block must be genesis, got %d", ErrNotNext, number)
+	}
+	rules := l.spec.Config.Rules(block.Number(), true, block.Time())
+	root, err := st.Commit(rules, number)
+	if err != nil {
+		return fmt.Errorf("commit state %d: %w", number, err)
+	}
+	if root != block.Root() {
+		return fmt.Errorf("%w: block %d: state %s, header %s", ErrRootMismatch, number, root.TerminalString(), block.Root().TerminalString())
+	}
+	if err := l.triedb.Commit(root, false); err != nil {
+		return fmt.Errorf("flush state %d: %w", number, err)
+	}
+
+	blockRLP, err := rlp.EncodeToBytes(block)
+	if err != nil {
+		return fmt.Errorf("encode block %d: %w", number, err)
+	}
+	stored := make([]*types.ReceiptForStorage, len(receipts))
+	for i, r := range receipts {
+		stored[i] = (*types.ReceiptForStorage)(r)
+	}
+	receiptRLP, err := rlp.EncodeToBytes(stored)
+	if err != nil {
+		return fmt.Errorf("encode receipts %d: %w", number, err)
+	}
+	num := binary.BigEndian.AppendUint64(nil, number)
+	hash := block.Hash()
+	batch := l.kv.NewBatchWithSize(len(blockRLP) + len(receiptRLP) + 64*len(receipts) + 256)
+	put := func(k, v []byte) {
+		if err == nil {
+			err = batch.Put(k, v)
+		}
+	}
+	put(key(prefBlock, num), blockRLP)
+	put(key(prefNumber, hash[:]), num)
+	put(key(prefReceipt, num), receiptRLP)
+	for i, tx := range block.Transactions() {
+		h := tx.Hash()
+		put(key(prefTx, h[:]), binary.BigEndian.AppendUint32(common.CopyBytes(num), uint32(i)))
+	}
+	if len(seal) > 0 {
+		put(key(prefSeal, num), seal)
+	}
+	put(keyHead, append(common.CopyBytes(num), hash[:]...))
+	if err != nil {
+		return fmt.Errorf("stage block %d: %w", number, err)
+	}
+	if err := batch.Write(); err != nil {
+		return fmt.Errorf("write block %d: %w", number, err)
+	}
+	// One fsync per height: it makes the state, code and block writes above
+	// durable too, since they precede it in the write-ahead log.
+	if err := l.kv.SyncKeyValue(); err != nil {
+		return fmt.Errorf("sync block %d: %w", number, err)
+	}
+	l.blocks.Add(number, block)
+	l.head.Store(block.Header())
+	return nil
+}
+
+func key(prefix, suffix []byte) []byte {
+	k := make([]byte, 0, len(prefix)+len(suffix))
+	return append(append(k, prefix...), suffix...)
+}
+
+// readBlock reads a block by number from disk or cache, without checking
+// it against the head.
+func (l *Ledger) readBlock(number uint64) *types.Block {
+	if b, ok := l.blocks.Get(number); ok {
+		return b
+	}
+	raw, err := l.kv.Get(key(prefBlock, binary.BigEndian.AppendUint64(nil, number)))
+	if err != nil {
+		return nil
+	}
+	b := new(types.Block)
+	if err := rlp.DecodeBytes(raw, b); err != nil {
+		l.log.Error("Stored block does not decode", "height", number, "err", err)
+		return nil
+	}
+	l.blocks.Add(number, b)
+	return b
+}
+
+// BlockByNumber returns a committed block, or nil.
+func (l *Ledger) BlockByNumber(number uint64) *types.Block {
+	if head := l.head.Load(); head == nil || number > head.Number.Uint64() {
+		return nil
+	}
+	return l.readBlock(number)
+}
+
+// NumberOf returns the height of a committed block hash.
+func (l *Ledger) NumberOf(hash common.Hash) (uint64, bool) {
+	raw, err := l.kv.Get(key(prefNumber, hash[:]))
+	if err != nil || len(raw) != 8 {
+		return 0, false
+	}
+	n := binary.BigEndian.Uint64(raw)
+	if head := l.head.Load(); head == nil || n > head.Number.Uint64() {
+		return 0, false
+	}
+	return n, true
+}
+
+// BlockByHash returns a committed block, or nil.
+func (l *Ledger) BlockByHash(hash common.Hash) *types.Block {
+	n, ok := l.NumberOf(hash)
+	if !ok {
+		return nil
+	}
+	if b := l.BlockByNumber(n); b != nil && b.Hash() == hash {
+		return b
+	}
+	return nil
+}
+
+// HeaderByNumber returns a committed header, or nil.
+func (l *Ledger) HeaderByNumber(number uint64) *types.Header {
+	if b := l.BlockByNumber(number); b != nil {
+		return b.Header()
+	}
+	return nil
+}
+
+// Seal returns the engine seal stored with a block (nil if none).
+func (l *Ledger) Seal(number uint64) []byte {
+	raw, err := l.kv.Get(key(prefSeal, binary.BigEndian.AppendUint64(nil, number)))
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// Receipts returns the receipts of a committed block with every derived
+// field (hashes, indexes, addresses, effective gas price) filled. The
+// caller must not modify them.
+func (l *Ledger) Receipts(number uint64) (types.Receipts, error) {
+	if r, ok := l.receipts.Get(number); ok {
+		return r, nil
+	}
+	block := l.BlockByNumber(number)
+	if block == nil {
+		return nil, fmt.Errorf("block %d not found", number)
+	}
+	raw, err := l.kv.Get(key(prefReceipt, binary.BigEndian.AppendUint64(nil, number)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: receipts of block %d: %v", ErrCorrupt, number, err)
+	}
+	var stored []*types.ReceiptForStorage
+	if err := rlp.DecodeBytes(raw, &stored); err != nil {
+		return nil, fmt.Errorf("%w: receipts of block %d: %v", ErrCorrupt, number, err)
+	}
+	receipts := make(types.Receipts, len(stored))
+	for i, r := range stored {
+		receipts[i] = (*types.Receipt)(r)
+	}
+	var blobGasPrice *big.Int
+	if block.ExcessBlobGas() != nil {
+		blobGasPrice = big.NewInt(1)
+	}
+	if err := receipts.DeriveFields(l.spec.Config, block.Hash(), number, block.Time(), block.BaseFee(), blobGasPrice, block.Transactions()); err != nil {
+		return nil, fmt.Errorf("%w: receipts of block %d: %v", ErrCorrupt, number, err)
+	}
+	l.receipts.Add(number, receipts)
+	return receipts, nil
+}
+
+// TxLookup finds a committed transaction: its block number and index.
+func (l *Ledger) TxLookup(hash common.Hash) (number uint64, index int, ok bool) {
+	raw, err := l.kv.Get(key(prefTx, hash[:]))
+	if err != nil || len(raw) != 12 {
+		return 0, 0, false
+	}
+	number = binary.BigEndian.Uint64(raw[:8])
+	if head := l.head.Load(); head == nil || number > head.Number.Uint64() {
+		return 0, 0, false
+	}
+	return number, int(binary.BigEndian.Uint32(raw[8:])), true
+}
+
+// StateAt opens the world state with the given root for reading or for
+// executing on top of it.
+func (l *Ledger) StateAt(root common.Hash) (*state.StateDB, error) {
+	return state.New(root, l.sdb)
+}
+
+// TrieDB is the trie node database, for Merkle proofs.
+func (l *Ledger) TrieDB() *triedb.Database { return l.triedb }
+
+// Close flushes and closes the store.
+func (l *Ledger) Close() error {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	err := l.triedb.Close()
+	if cerr := l.kv.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

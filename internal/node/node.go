@@ -1,0 +1,353 @@
+// Package node assembles a Charter node: ledger, execution, transaction
+// pool, consensus engine, events and the APIs. It is the one place that
+// wires the parts; cmd/charter only parses flags and calls it.
+package node
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/solo"
+	"github.com/charter-ledger/charter/internal/events"
+	"github.com/charter-ledger/charter/internal/execution"
+	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/txpool"
+)
+
+// Config is everything a node needs; Validate checks it once.
+type Config struct {
+	DataDir string
+	Spec    *chain.Spec
+	// NodeKey is the node's secp256k1 key: its address is the node id and
+	// the coinbase of the blocks it seals. Generated when nil (dev).
+	NodeKey *ecdsa.PrivateKey
+	// HTTPAddr is host:port of JSON-RPC over HTTP and WebSocket.
+	HTTPAddr string
+	// DevAccounts are unlocked: eth_accounts lists them and
+	// eth_sendTransaction signs with them. Empty outside dev mode.
+	DevAccounts []chain.DevAccount
+	// ForceEmptyBlocks seals a block every block time even when idle.
+	ForceEmptyBlocks bool
+	// BlockTime overrides the spec's block time when non-zero.
+	BlockTime time.Duration
+	// RPC bounds.
+	RPCBatchLimit    int // requests in one batch; default 1000
+	RPCResponseLimit int // bytes of one batch response; default 25 MiB
+	RPCBodyLimit     int // bytes of one HTTP request; default 5 MiB
+	Logger           *slog.Logger
+}
+
+func (c *Config) ensureDefaults() {
+	if c.RPCBatchLimit == 0 {
+		c.RPCBatchLimit = 1000
+	}
+	if c.RPCResponseLimit == 0 {
+		c.RPCResponseLimit = 25 << 20
+	}
+	if c.RPCBodyLimit == 0 {
+		c.RPCBodyLimit = 5 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first field that is wrong.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("config: data directory is required")
+	}
+	if c.Spec == nil {
+		return errors.New("config: chain spec is required")
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("config: http address %q: %v", c.HTTPAddr, err)
+		}
+	}
+	if c.RPCBatchLimit < 1 || c.RPCResponseLimit < 1024 || c.RPCBodyLimit < 1024 {
+		return errors.New("config: RPC limits must be positive (batch ≥ 1, response and body ≥ 1 KiB)")
+	}
+	return nil
+}
+
+// Node is one running Charter node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	self   consensus.NodeID
+	ledger *ledger.Ledger
+	exec   *execution.Executor
+	pool   *txpool.Pool
+	engine consensus.Engine
+	bus    events.Bus
+	api    *apiServer
+
+	cacheMu sync.Mutex
+	cache   map[common.Hash]*execution.Result // executed, not yet committed
+
+	fatalOnce sync.Once
+	fatal     chan error // a reason the node cannot go on
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+	quit      chan struct{}
+}
+
+// New opens the ledger and assembles the node; Start runs it.
+func New(cfg Config) (*Node, error) {
+	cfg.ensureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeKey == nil {
+		key, err := crypto.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		cfg.NodeKey = key
+	}
+	n := &Node{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		self:  crypto.PubkeyToAddress(cfg.NodeKey.PublicKey),
+		cache: make(map[common.Hash]*execution.Result),
+		fatal: make(chan error, 1),
+		quit:  make(chan struct{}),
+	}
+	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{}, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	n.ledger = l
+	n.exec = execution.New(cfg.Spec, l)
+	headState, err := l.StateAt(l.Head().Root)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("open head state: %w", err)
+	}
+	n.pool = txpool.New(txpool.Config{
+		ChainID:    cfg.Spec.Config.ChainID,
+		MaxTxBytes: cfg.Spec.MaxTxBytes,
+		TxGasLimit: uint64(cfg.Spec.TxGasLimit),
+		BaseFee:    cfg.Spec.BaseFeeWei(),
+		MinTip:     cfg.Spec.MinGasPriceWei(),
+	}, n.exec.Signer(), headState)
+
+	blockTime := time.Duration(cfg.Spec.BlockTimeMs) * time.Millisecond
+	if cfg.BlockTime > 0 {
+		blockTime = cfg.BlockTime
+	}
+	switch cfg.Spec.Consensus.Engine {
+	case "solo":
+		n.engine = solo.New(solo.Config{
+			BlockTime:  blockTime,
+			ForceEmpty: cfg.ForceEmptyBlocks,
+			Pending:    func() bool { p, _ := n.pool.Stats(); return p > 0 },
+		}, n, cfg.Logger.With("engine", "solo"))
+	default:
+		l.Close()
+		return nil, fmt.Errorf("consensus engine %q cannot run in this node yet", cfg.Spec.Consensus.Engine)
+	}
+	n.api = newAPIServer(n)
+	return n, nil
+}
+
+// Start runs the engine and the APIs.
+func (n *Node) Start() error {
+	if err := n.api.start(); err != nil {
+		n.ledger.Close()
+		return err
+	}
+	ch := make(chan txpool.NewTxsEvent, 256)
+	sub := n.pool.SubscribeNewTxs(ch)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Unsubscribe()
+		for {
+			select {
+			case ev := <-ch:
+				n.engine.Notify(ev.Txs)
+			case <-n.quit:
+				return
+			}
+		}
+	}()
+	if err := n.engine.Start(); err != nil {
+		n.api.stop()
+		n.ledger.Close()
+		return fmt.Errorf("start engine: %w", err)
+	}
+	head := n.ledger.Head()
+	n.log.Info("Node started", "id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
+		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr())
+	return nil
+}
+
+// Fatal delivers a reason the node cannot go on; the caller of Start
+// should stop the node when it arrives.
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+func (n *Node) fail(err error) {
+	n.fatalOnce.Do(func() { n.fatal <- err })
+}
+
+// Stop ends the engine and the APIs and closes the ledger. Everything
+// committed stays.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		n.api.stop()
+		n.engine.Stop()
+		close(n.quit)
+		n.wg.Wait()
+		if err := n.ledger.Close(); err != nil {
+			n.log.Error("Closing the ledger failed", "err", err)
+		}
+	})
+}
+
+// RPCAddr is the address JSON-RPC listens on (useful with port 0).
+func (n *Node) RPCAddr() string { return n.api.addr() }
+
+// Ledger, Pool, Executor and Spec expose the parts to the APIs.
+func (n *Node) Ledger() *ledger.Ledger          { return n.ledger }
+func (n *Node) Pool() *txpool.Pool              { return n.pool }
+func (n *Node) Executor() *execution.Executor   { return n.exec }
+func (n *Node) Spec() *chain.Spec               { return n.cfg.Spec }
+func (n *Node) Bus() *events.Bus                { return &n.bus }
+func (n *Node) Engine() consensus.Engine        { return n.engine }
+func (n *Node) DevAccounts() []chain.DevAccount { return n.cfg.DevAccounts }
+
+// --- consensus.Host ---
+
+// Self is the node id.
+func (n *Node) Self() consensus.NodeID { return n.self }
+
+// Head is the last committed header.
+func (n *Node) Head() *types.Header { return n.ledger.Head() }
+
+// BuildBlock executes pending transactions on parent.
+func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error) {
+	st, err := n.ledger.StateAt(parent.Root)
+	if err != nil {
+		return nil, fmt.Errorf("state of block %d: %w", parent.Number.Uint64(), err)
+	}
+	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
+	res, err := n.exec.Build(header, st, n.pool.Pending(0))
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Rejected) > 0 {
+		drop := make([]*types.Transaction, len(res.Rejected))
+		for i, r := range res.Rejected {
+			drop[i] = r.Tx
+			n.log.Debug("Transaction dropped while building", "tx", r.Tx.Hash(), "err", r.Err)
+		}
+		// Rejected transactions cannot execute on the head; they leave the
+		// pool now so the next build does not try them again.
+		if headState, err := n.ledger.StateAt(parent.Root); err == nil {
+			n.pool.Reset(headState, drop)
+		}
+	}
+	n.cacheMu.Lock()
+	n.cache[res.Block.Hash()] = res
+	n.cacheMu.Unlock()
+	return res.Block, nil
+}
+
+// VerifyBlock executes a block built elsewhere and checks its header.
+func (n *Node) VerifyBlock(block *types.Block) error {
+	_, err := n.verified(block)
+	return err
+}
+
+func (n *Node) verified(block *types.Block) (*execution.Result, error) {
+	hash := block.Hash()
+	n.cacheMu.Lock()
+	res := n.cache[hash]
+	n.cacheMu.Unlock()
+	if res != nil {
+		return res, nil
+	}
+	parent := n.ledger.HeaderByNumber(block.NumberU64() - 1)
+	if block.NumberU64() == 0 || parent == nil || parent.Hash() != block.ParentHash() {
+		return nil, fmt.Errorf("%w %d: parent %s is not committed", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
+	}
+	st, err := n.ledger.StateAt(parent.Root)
+	if err != nil {
+		return nil, err
+	}
+	res, err = n.exec.Apply(parent, block, st)
+	if err != nil {
+		return nil, err
+	}
+	n.cacheMu.Lock()
+	n.cache[hash] = res
+	n.cacheMu.Unlock()
+	return res, nil
+}
+
+// CommitBlock writes a block durably, then updates the pool and publishes
+// the block. A block that cannot be written stops the node: its engine
+// cannot know what it would sign next.
+func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
+	res, err := n.verified(block)
+	if err != nil {
+		return err
+	}
+	if err := n.ledger.Commit(block, res.Receipts, res.State, seal); err != nil {
+		n.fail(fmt.Errorf("commit block %d: %w", block.NumberU64(), err))
+		return err
+	}
+	n.cacheMu.Lock()
+	for h, r := range n.cache {
+		if r.Block.NumberU64() <= block.NumberU64() {
+			delete(n.cache, h)
+		}
+	}
+	n.cacheMu.Unlock()
+	headState, err := n.ledger.StateAt(block.Root())
+	if err != nil {
+		n.fail(fmt.Errorf("open state of committed block %d: %w", block.NumberU64(), err))
+		return err
+	}
+	n.pool.Reset(headState, nil)
+	receipts, err := n.ledger.Receipts(block.NumberU64())
+	if err != nil {
+		n.fail(err)
+		return err
+	}
+	var logs []*types.Log
+	for _, r := range receipts {
+		logs = append(logs, r.Logs...)
+	}
+	n.bus.PublishChain(events.ChainEvent{Block: block, Receipts: receipts, Logs: logs})
+	n.log.Debug("Block committed", "height", block.NumberU64(), "txs", len(block.Transactions()), "gas", block.GasUsed())
+	return nil
+}
+
+// BlockByNumber returns a committed block and its seal.
+func (n *Node) BlockByNumber(number uint64) (*types.Block, []byte) {
+	b := n.ledger.BlockByNumber(number)
+	if b == nil {
+		return nil, nil
+	}
+	return b, n.ledger.Seal(number)
+}
+
+// Send and Broadcast: a node without peers has nobody to send to.
+func (n *Node) Send(consensus.NodeID, []byte) {}
+func (n *Node) Broadcast([]byte)              {}
+
+var _ consensus.Host = (*Node)(nil)

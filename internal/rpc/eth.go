@@ -1,0 +1,621 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/ethereum/go-ethereum/trie"
+	"github.com/holiman/uint256"
+)
+
+// Limits of the eth namespace.
+const (
+	callGasCap    = 50_000_000 // gas of one eth_call
+	callTimeout   = 5 * time.Second
+	feeHistoryMax = 1024
+	maxProofKeys  = 1024
+)
+
+// EthAPI is the eth namespace.
+type EthAPI struct {
+	b       Backend
+	filters *filterSystem
+}
+
+func (api *EthAPI) signer() types.Signer { return api.b.Executor().Signer() }
+
+// ChainId is eth_chainId.
+func (api *EthAPI) ChainId() hexutil.Uint64 { return hexutil.Uint64(api.b.Spec().ChainID()) }
+
+// BlockNumber is eth_blockNumber.
+func (api *EthAPI) BlockNumber() hexutil.Uint64 {
+	return hexutil.Uint64(api.b.Ledger().Head().Number.Uint64())
+}
+
+// Syncing is eth_syncing: a node that serves RPC answers from its own
+// committed chain, so false.
+func (api *EthAPI) Syncing() bool { return false }
+
+// Mining is eth_mining.
+func (api *EthAPI) Mining() bool { return false }
+
+// Coinbase is eth_coinbase: the fee recipient of blocks this node seals.
+func (api *EthAPI) Coinbase() common.Address { return api.b.Ledger().Head().Coinbase }
+
+// Accounts is eth_accounts: the unlocked development accounts.
+func (api *EthAPI) Accounts() []common.Address {
+	accts := api.b.DevAccounts()
+	out := make([]common.Address, len(accts))
+	for i, a := range accts {
+		out[i] = a.Address
+	}
+	return out
+}
+
+// GetBalance is eth_getBalance.
+func (api *EthAPI) GetBalance(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (*hexutil.Big, error) {
+	_, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(st.GetBalance(addr).ToBig()), nil
+}
+
+// GetTransactionCount is eth_getTransactionCount; "pending" counts the
+// sender's transactions waiting in the pool.
+func (api *EthAPI) GetTransactionCount(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if bnh != nil {
+		if n, ok := bnh.Number(); ok && n == gethrpc.PendingBlockNumber {
+			return hexutil.Uint64(api.b.Pool().Nonce(addr)), nil
+		}
+	}
+	_, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return 0, err
+	}
+	return hexutil.Uint64(st.GetNonce(addr)), nil
+}
+
+// GetCode is eth_getCode.
+func (api *EthAPI) GetCode(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	_, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return nil, err
+	}
+	return st.GetCode(addr), nil
+}
+
+// GetStorageAt is eth_getStorageAt.
+func (api *EthAPI) GetStorageAt(addr common.Address, slot string, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	key, err := decodeStorageKey(slot)
+	if err != nil {
+		return nil, invalidParams("invalid argument 1: %v", err)
+	}
+	_, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return nil, err
+	}
+	v := st.GetState(addr, key)
+	return v[:], nil
+}
+
+func decodeStorageKey(s string) (common.Hash, error) {
+	if len(s) >= 2 && (s[:2] == "0x" || s[:2] == "0X") {
+		s = s[2:]
+	}
+	if len(s) > 64 {
+		return common.Hash{}, errors.New("storage key longer than 32 bytes")
+	}
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	b, err := hexutil.Decode("0x" + s)
+	if err != nil && s != "" {
+		return common.Hash{}, fmt.Errorf("storage key is not hex: %v", err)
+	}
+	return common.BytesToHash(b), nil
+}
+
+// GetBlockByNumber is eth_getBlockByNumber; null for an unknown block.
+func (api *EthAPI) GetBlockByNumber(num gethrpc.BlockNumber, full bool) (map[string]any, error) {
+	blk, err := blockByNumber(api.b, num)
+	if err != nil || blk == nil {
+		if err == errUnknownBlock {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return marshalBlock(blk, full, api.signer()), nil
+}
+
+// GetBlockByHash is eth_getBlockByHash; null for an unknown block.
+func (api *EthAPI) GetBlockByHash(hash common.Hash, full bool) map[string]any {
+	blk := api.b.Ledger().BlockByHash(hash)
+	if blk == nil {
+		return nil
+	}
+	return marshalBlock(blk, full, api.signer())
+}
+
+// GetBlockTransactionCountByNumber is eth_getBlockTransactionCountByNumber.
+func (api *EthAPI) GetBlockTransactionCountByNumber(num gethrpc.BlockNumber) (*hexutil.Uint, error) {
+	blk, err := blockByNumber(api.b, num)
+	if err != nil || blk == nil {
+		if err == errUnknownBlock {
+			return nil, nil
+		}
+		return nil, err
+	}
+	n := hexutil.Uint(len(blk.Transactions()))
+	return &n, nil
+}
+
+// GetBlockTransactionCountByHash is eth_getBlockTransactionCountByHash.
+func (api *EthAPI) GetBlockTransactionCountByHash(hash common.Hash) *hexutil.Uint {
+	blk := api.b.Ledger().BlockByHash(hash)
+	if blk == nil {
+		return nil
+	}
+	n := hexutil.Uint(len(blk.Transactions()))
+	return &n
+}
+
+// GetUncleCountByBlockNumber is eth_getUncleCountByBlockNumber: always 0.
+func (api *EthAPI) GetUncleCountByBlockNumber(gethrpc.BlockNumber) hexutil.Uint { return 0 }
+
+// GetUncleCountByBlockHash is eth_getUncleCountByBlockHash: always 0.
+func (api *EthAPI) GetUncleCountByBlockHash(common.Hash) hexutil.Uint { return 0 }
+
+// GetBlockReceipts is eth_getBlockReceipts.
+func (api *EthAPI) GetBlockReceipts(bnh gethrpc.BlockNumberOrHash) ([]map[string]any, error) {
+	h, err := header(api.b, bnh)
+	if err != nil {
+		if err == errUnknownBlock {
+			return nil, nil
+		}
+		return nil, err
+	}
+	blk := api.b.Ledger().BlockByNumber(h.Number.Uint64())
+	receipts, err := api.b.Ledger().Receipts(h.Number.Uint64())
+	if err != nil {
+		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+	}
+	out := make([]map[string]any, len(receipts))
+	for i, r := range receipts {
+		out[i] = marshalReceipt(r, blk.Transactions()[i], api.signer())
+	}
+	return out, nil
+}
+
+// GetTransactionByHash is eth_getTransactionByHash: committed or pending.
+func (api *EthAPI) GetTransactionByHash(hash common.Hash) map[string]any {
+	if num, idx, ok := api.b.Ledger().TxLookup(hash); ok {
+		blk := api.b.Ledger().BlockByNumber(num)
+		if blk != nil && idx < len(blk.Transactions()) {
+			return marshalTx(blk.Transactions()[idx], blk.Hash(), num, uint64(idx), blk.BaseFee(), api.signer())
+		}
+	}
+	if tx := api.b.Pool().Get(hash); tx != nil {
+		return marshalTx(tx, common.Hash{}, 0, 0, nil, api.signer())
+	}
+	return nil
+}
+
+// GetTransactionByBlockNumberAndIndex is eth_getTransactionByBlockNumberAndIndex.
+func (api *EthAPI) GetTransactionByBlockNumberAndIndex(num gethrpc.BlockNumber, index hexutil.Uint) (map[string]any, error) {
+	blk, err := blockByNumber(api.b, num)
+	if err != nil || blk == nil || int(index) >= len(blk.Transactions()) {
+		if err == errUnknownBlock {
+			err = nil
+		}
+		return nil, err
+	}
+	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer()), nil
+}
+
+// GetTransactionByBlockHashAndIndex is eth_getTransactionByBlockHashAndIndex.
+func (api *EthAPI) GetTransactionByBlockHashAndIndex(hash common.Hash, index hexutil.Uint) map[string]any {
+	blk := api.b.Ledger().BlockByHash(hash)
+	if blk == nil || int(index) >= len(blk.Transactions()) {
+		return nil
+	}
+	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer())
+}
+
+// GetTransactionReceipt is eth_getTransactionReceipt; null until committed.
+func (api *EthAPI) GetTransactionReceipt(hash common.Hash) (map[string]any, error) {
+	num, idx, ok := api.b.Ledger().TxLookup(hash)
+	if !ok {
+		return nil, nil
+	}
+	blk := api.b.Ledger().BlockByNumber(num)
+	receipts, err := api.b.Ledger().Receipts(num)
+	if err != nil {
+		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+	}
+	if blk == nil || idx >= len(receipts) {
+		return nil, &Error{Code: codeInternal, Msg: fmt.Sprintf("receipt %s: index %d out of range in block %d", hash, idx, num)}
+	}
+	return marshalReceipt(receipts[idx], blk.Transactions()[idx], api.signer()), nil
+}
+
+// SendRawTransaction is eth_sendRawTransaction.
+func (api *EthAPI) SendRawTransaction(input hexutil.Bytes) (common.Hash, error) {
+	if max := api.b.Spec().MaxTxBytes; uint64(len(input)) > max {
+		return common.Hash{}, serverError("oversized data: transaction of %d bytes, limit %d", len(input), max)
+	}
+	tx := new(types.Transaction)
+	if err := tx.UnmarshalBinary(input); err != nil {
+		return common.Hash{}, invalidParams("invalid argument 0: transaction does not decode: %v", err)
+	}
+	return api.submit(tx)
+}
+
+func (api *EthAPI) submit(tx *types.Transaction) (common.Hash, error) {
+	if err := api.b.Pool().Add(tx); err != nil {
+		return common.Hash{}, &Error{Code: codeServer, Msg: err.Error()}
+	}
+	return tx.Hash(), nil
+}
+
+// GasPrice is eth_gasPrice: the fixed base fee plus the minimum tip.
+func (api *EthAPI) GasPrice() *hexutil.Big {
+	s := api.b.Spec()
+	return (*hexutil.Big)(new(big.Int).Add(s.BaseFeeWei(), s.MinGasPriceWei()))
+}
+
+// MaxPriorityFeePerGas is eth_maxPriorityFeePerGas: the minimum tip the
+// pool admits (zero by default: blocks are not auctioned).
+func (api *EthAPI) MaxPriorityFeePerGas() *hexutil.Big {
+	return (*hexutil.Big)(api.b.Spec().MinGasPriceWei())
+}
+
+// BlobBaseFee is eth_blobBaseFee (blob transactions are not accepted).
+func (api *EthAPI) BlobBaseFee() *hexutil.Big { return (*hexutil.Big)(big.NewInt(1)) }
+
+// FeeHistoryResult is the answer of eth_feeHistory.
+type FeeHistoryResult struct {
+	OldestBlock      *hexutil.Big     `json:"oldestBlock"`
+	Reward           [][]*hexutil.Big `json:"reward,omitempty"`
+	BaseFee          []*hexutil.Big   `json:"baseFeePerGas,omitempty"`
+	GasUsedRatio     []float64        `json:"gasUsedRatio"`
+	BlobBaseFee      []*hexutil.Big   `json:"baseFeePerBlobGas,omitempty"`
+	BlobGasUsedRatio []float64        `json:"blobGasUsedRatio,omitempty"`
+}
+
+// FeeHistory is eth_feeHistory.
+func (api *EthAPI) FeeHistory(count decimalOrHex, newest gethrpc.BlockNumber, percentiles []float64) (*FeeHistoryResult, error) {
+	if count == 0 {
+		return &FeeHistoryResult{OldestBlock: (*hexutil.Big)(new(big.Int))}, nil
+	}
+	if count > feeHistoryMax {
+		count = feeHistoryMax
+	}
+	for i, p := range percentiles {
+		if p < 0 || p > 100 || (i > 0 && p < percentiles[i-1]) {
+			return nil, invalidParams("invalid argument 2: reward percentiles must be ascending and within [0, 100]")
+		}
+	}
+	last, err := headerByNumber(api.b, newest)
+	if err != nil {
+		return nil, err
+	}
+	end := last.Number.Uint64()
+	first := uint64(0)
+	if end+1 > uint64(count) {
+		first = end + 1 - uint64(count)
+	}
+	res := &FeeHistoryResult{OldestBlock: (*hexutil.Big)(new(big.Int).SetUint64(first))}
+	for n := first; n <= end; n++ {
+		blk := api.b.Ledger().BlockByNumber(n)
+		if blk == nil {
+			return nil, errUnknownBlock
+		}
+		res.BaseFee = append(res.BaseFee, (*hexutil.Big)(blk.BaseFee()))
+		res.BlobBaseFee = append(res.BlobBaseFee, (*hexutil.Big)(big.NewInt(1)))
+		res.GasUsedRatio = append(res.GasUsedRatio, float64(blk.GasUsed())/float64(blk.GasLimit()))
+		res.BlobGasUsedRatio = append(res.BlobGasUsedRatio, 0)
+		if len(percentiles) > 0 {
+			rewards, err := api.rewards(blk, percentiles)
+			if err != nil {
+				return nil, err
+			}
+			res.Reward = append(res.Reward, rewards)
+		}
+	}
+	// The base fee of the block after newest: fixed on this chain.
+	res.BaseFee = append(res.BaseFee, (*hexutil.Big)(api.b.Spec().BaseFeeWei()))
+	res.BlobBaseFee = append(res.BlobBaseFee, (*hexutil.Big)(big.NewInt(1)))
+	return res, nil
+}
+
+// rewards gives the effective tips at the given gas-weighted percentiles.
+func (api *EthAPI) rewards(blk *types.Block, percentiles []float64) ([]*hexutil.Big, error) {
+	out := make([]*hexutil.Big, len(percentiles))
+	txs := blk.Transactions()
+	if len(txs) == 0 {
+		for i := range out {
+			out[i] = (*hexutil.Big)(new(big.Int))
+		}
+		return out, nil
+	}
+	receipts, err := api.b.Ledger().Receipts(blk.NumberU64())
+	if err != nil {
+		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+	}
+	type tipGas struct {
+		tip *big.Int
+		gas uint64
+	}
+	sorted := make([]tipGas, len(txs))
+	for i, tx := range txs {
+		sorted[i] = tipGas{tx.EffectiveGasTipValue(blk.BaseFee()), receipts[i].GasUsed}
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].tip.Cmp(sorted[j].tip) < 0 })
+	var idx int
+	sum := sorted[0].gas
+	for i, p := range percentiles {
+		threshold := uint64(float64(blk.GasUsed()) * p / 100)
+		for sum < threshold && idx < len(sorted)-1 {
+			idx++
+			sum += sorted[idx].gas
+		}
+		out[i] = (*hexutil.Big)(sorted[idx].tip)
+	}
+	return out, nil
+}
+
+// TransactionArgs are the arguments of eth_call, eth_estimateGas and
+// eth_sendTransaction.
+type TransactionArgs struct {
+	From                 *common.Address   `json:"from"`
+	To                   *common.Address   `json:"to"`
+	Gas                  *hexutil.Uint64   `json:"gas"`
+	GasPrice             *hexutil.Big      `json:"gasPrice"`
+	MaxFeePerGas         *hexutil.Big      `json:"maxFeePerGas"`
+	MaxPriorityFeePerGas *hexutil.Big      `json:"maxPriorityFeePerGas"`
+	Value                *hexutil.Big      `json:"value"`
+	Nonce                *hexutil.Uint64   `json:"nonce"`
+	Data                 *hexutil.Bytes    `json:"data"`
+	Input                *hexutil.Bytes    `json:"input"`
+	AccessList           *types.AccessList `json:"accessList,omitempty"`
+	ChainID              *hexutil.Big      `json:"chainId,omitempty"`
+	Type                 *hexutil.Uint64   `json:"type,omitempty"`
+}
+
+func (a *TransactionArgs) data() []byte {
+	if a.Input != nil {
+		return *a.Input
+	}
+	if a.Data != nil {
+		return *a.Data
+	}
+	return nil
+}
+
+func (a *TransactionArgs) check() error {
+	if a.Input != nil && a.Data != nil && string(*a.Input) != string(*a.Data) {
+		return invalidParams("invalid argument 0: both \"data\" and \"input\" are set and differ")
+	}
+	if a.GasPrice != nil && (a.MaxFeePerGas != nil || a.MaxPriorityFeePerGas != nil) {
+		return invalidParams("invalid argument 0: both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
+	}
+	for name, v := range map[string]*hexutil.Big{"gasPrice": a.GasPrice, "maxFeePerGas": a.MaxFeePerGas, "maxPriorityFeePerGas": a.MaxPriorityFeePerGas, "value": a.Value} {
+		if v != nil && ((*big.Int)(v).Sign() < 0 || (*big.Int)(v).BitLen() > 256) {
+			return invalidParams("invalid argument 0: %s out of range", name)
+		}
+	}
+	return nil
+}
+
+// message turns call arguments into an EVM message.
+func (a *TransactionArgs) message(baseFee *big.Int, gas uint64) *core.Message {
+	msg := &core.Message{
+		To:       a.To,
+		GasLimit: gas,
+		Data:     a.data(),
+		Value:    new(uint256.Int),
+	}
+	if a.From != nil {
+		msg.From = *a.From
+	}
+	if a.Value != nil {
+		msg.Value, _ = uint256.FromBig((*big.Int)(a.Value))
+	}
+	if a.AccessList != nil {
+		msg.AccessList = *a.AccessList
+	}
+	if a.Nonce != nil {
+		msg.Nonce = uint64(*a.Nonce)
+	}
+	u := func(b *hexutil.Big) *uint256.Int {
+		if b == nil {
+			return new(uint256.Int)
+		}
+		v, _ := uint256.FromBig((*big.Int)(b))
+		return v
+	}
+	switch {
+	case a.GasPrice != nil:
+		msg.GasPrice, msg.GasFeeCap, msg.GasTipCap = u(a.GasPrice), u(a.GasPrice), u(a.GasPrice)
+	case a.MaxFeePerGas != nil || a.MaxPriorityFeePerGas != nil:
+		msg.GasFeeCap, msg.GasTipCap = u(a.MaxFeePerGas), u(a.MaxPriorityFeePerGas)
+		if a.MaxFeePerGas == nil {
+			msg.GasFeeCap = new(uint256.Int).Add(u(a.MaxPriorityFeePerGas), u((*hexutil.Big)(baseFee)))
+		}
+		bf, _ := uint256.FromBig(baseFee)
+		msg.GasPrice = new(uint256.Int).Add(bf, msg.GasTipCap)
+		if msg.GasPrice.Cmp(msg.GasFeeCap) > 0 {
+			msg.GasPrice = new(uint256.Int).Set(msg.GasFeeCap)
+		}
+	default:
+		msg.GasPrice, msg.GasFeeCap, msg.GasTipCap = new(uint256.Int), new(uint256.Int), new(uint256.Int)
+	}
+	return msg
+}
+
+// Call is eth_call.
+func (api *EthAPI) Call(ctx context.Context, args TransactionArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
+	if err := args.check(); err != nil {
+		return nil, err
+	}
+	h, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return nil, err
+	}
+	gas := uint64(callGasCap)
+	if args.Gas != nil && uint64(*args.Gas) < gas {
+		gas = uint64(*args.Gas)
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	res, err := api.b.Executor().Call(ctx, h, st, args.message(h.BaseFee, gas))
+	if err != nil {
+		return nil, serverError("%v", err)
+	}
+	if len(res.Revert()) > 0 || (res.Failed() && res.Err.Error() == "execution reverted") {
+		return nil, revertError(res.Revert())
+	}
+	if res.Failed() {
+		return nil, serverError("%v", res.Err)
+	}
+	return res.Return(), nil
+}
+
+// EstimateGas is eth_estimateGas.
+func (api *EthAPI) EstimateGas(ctx context.Context, args TransactionArgs, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
+	if err := args.check(); err != nil {
+		return 0, err
+	}
+	h, st, err := stateAt(api.b, latest(bnh))
+	if err != nil {
+		return 0, err
+	}
+	cap := uint64(api.b.Spec().TxGasLimit)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	var gas uint64
+	if args.Gas != nil {
+		gas = uint64(*args.Gas)
+	}
+	est, failed, err := api.b.Executor().EstimateGas(ctx, h, st, args.message(h.BaseFee, gas), cap)
+	if err != nil {
+		return 0, serverError("%v", err)
+	}
+	if failed != nil {
+		if len(failed.Revert()) > 0 || failed.Err.Error() == "execution reverted" {
+			return 0, revertError(failed.Revert())
+		}
+		return 0, serverError("%v", failed.Err)
+	}
+	return hexutil.Uint64(est), nil
+}
+
+// AccountResult is the answer of eth_getProof.
+type AccountResult struct {
+	Address      common.Address  `json:"address"`
+	AccountProof []string        `json:"accountProof"`
+	Balance      *hexutil.Big    `json:"balance"`
+	CodeHash     common.Hash     `json:"codeHash"`
+	Nonce        hexutil.Uint64  `json:"nonce"`
+	StorageHash  common.Hash     `json:"storageHash"`
+	StorageProof []StorageResult `json:"storageProof"`
+}
+
+// StorageResult is one storage slot's proof.
+type StorageResult struct {
+	Key   string       `json:"key"`
+	Value *hexutil.Big `json:"value"`
+	Proof []string     `json:"proof"`
+}
+
+// GetProof is eth_getProof: Merkle proofs of an account and storage slots.
+func (api *EthAPI) GetProof(addr common.Address, keys []string, bnh gethrpc.BlockNumberOrHash) (*AccountResult, error) {
+	if len(keys) > maxProofKeys {
+		return nil, invalidParams("invalid argument 1: at most %d storage keys", maxProofKeys)
+	}
+	slots := make([]common.Hash, len(keys))
+	for i, k := range keys {
+		h, err := decodeStorageKey(k)
+		if err != nil {
+			return nil, invalidParams("invalid argument 1: key %d: %v", i, err)
+		}
+		slots[i] = h
+	}
+	h, st, err := stateAt(api.b, bnh)
+	if err != nil {
+		return nil, err
+	}
+	tdb := api.b.Ledger().TrieDB()
+	res := &AccountResult{
+		Address:      addr,
+		Balance:      (*hexutil.Big)(st.GetBalance(addr).ToBig()),
+		Nonce:        hexutil.Uint64(st.GetNonce(addr)),
+		CodeHash:     st.GetCodeHash(addr),
+		StorageHash:  st.GetStorageRoot(addr),
+		StorageProof: make([]StorageResult, len(slots)),
+	}
+	if res.CodeHash == (common.Hash{}) {
+		res.CodeHash = types.EmptyCodeHash
+	}
+	if res.StorageHash == (common.Hash{}) {
+		res.StorageHash = types.EmptyRootHash
+	}
+	accTrie, err := trie.NewStateTrie(trie.StateTrieID(h.Root), tdb)
+	if err != nil {
+		return nil, serverError("open state trie: %v", err)
+	}
+	var list proofList
+	if err := accTrie.Prove(crypto.Keccak256(addr.Bytes()), &list); err != nil {
+		return nil, serverError("prove account: %v", err)
+	}
+	res.AccountProof = list.hex()
+	var stTrie *trie.StateTrie
+	if res.StorageHash != types.EmptyRootHash && len(slots) > 0 {
+		stTrie, err = trie.NewStateTrie(trie.StorageTrieID(h.Root, crypto.Keccak256Hash(addr.Bytes()), res.StorageHash), tdb)
+		if err != nil {
+			return nil, serverError("open storage trie: %v", err)
+		}
+	}
+	for i, slot := range slots {
+		value := st.GetState(addr, slot)
+		sr := StorageResult{Key: keys[i], Value: (*hexutil.Big)(new(big.Int).SetBytes(value[:])), Proof: []string{}}
+		if stTrie != nil {
+			var sl proofList
+			if err := stTrie.Prove(crypto.Keccak256(slot.Bytes()), &sl); err != nil {
+				return nil, serverError("prove storage: %v", err)
+			}
+			sr.Proof = sl.hex()
+		}
+		res.StorageProof[i] = sr
+	}
+	return res, nil
+}
+
+// proofList collects trie nodes in proof order.
+type proofList struct{ nodes [][]byte }
+
+func (l *proofList) Put(_ []byte, value []byte) error {
+	l.nodes = append(l.nodes, common.CopyBytes(value))
+	return nil
+}
+
+func (l *proofList) Delete([]byte) error { return nil }
+
+func (l *proofList) hex() []string {
+	out := make([]string, len(l.nodes))
+	for i, n := range l.nodes {
+		out[i] = hexutil.Encode(n)
+	}
+	return out
+}

@@ -1,0 +1,506 @@
+package rpc
+
+import (
+	"context"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/eth/filters"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/charter-ledger/charter/internal/events"
+	"github.com/charter-ledger/charter/internal/txpool"
+)
+
+// Bounds of log queries, filters and subscriptions.
+const (
+	maxLogRange     = 10_000          // blocks one eth_getLogs may span
+	maxLogs         = 10_000          // logs one answer may hold
+	maxFilters      = 1_000           // installed filters
+	filterTimeout   = 5 * time.Minute // a filter not polled for this long is removed
+	maxPendingQueue = 10_000          // hashes a pending-transaction filter buffers
+	subQueue        = 1_024           // events queued per subscription before it is dropped
+)
+
+// hub receives committed blocks and new pending transactions once and
+// fans them out to subscribers without ever blocking the publisher: a
+// subscriber whose queue is full is dropped (its gone channel closes).
+type hub struct {
+	mu   sync.Mutex
+	subs map[*hubSub]struct{}
+}
+
+type hubSub struct {
+	h     *hub
+	chain bool // receives events.ChainEvent; otherwise []*types.Transaction
+	ch    chan any
+	gone  chan struct{}
+	once  sync.Once
+}
+
+func (s *hubSub) close() {
+	s.once.Do(func() {
+		s.h.mu.Lock()
+		delete(s.h.subs, s)
+		s.h.mu.Unlock()
+		close(s.gone)
+	})
+}
+
+func (h *hub) subscribe(chain bool) *hubSub {
+	s := &hubSub{h: h, chain: chain, ch: make(chan any, subQueue), gone: make(chan struct{})}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+func (h *hub) publish(chain bool, v any) {
+	h.mu.Lock()
+	var slow []*hubSub
+	for s := range h.subs {
+		if s.chain != chain {
+			continue
+		}
+		select {
+		case s.ch <- v:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range slow {
+		s.close()
+	}
+}
+
+type filterKind int
+
+const (
+	logsFilter filterKind = iota
+	blocksFilter
+	pendingFilter
+)
+
+type filter struct {
+	kind     filterKind
+	crit     filters.FilterCriteria
+	next     uint64 // first block not yet reported
+	lastPoll time.Time
+	pending  *hubSub
+}
+
+// filterSystem serves eth_getLogs, polled filters and subscriptions.
+type filterSystem struct {
+	b    Backend
+	hub  hub
+	mu   sync.Mutex
+	all  map[gethrpc.ID]*filter
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newFilterSystem(b Backend) *filterSystem {
+	fs := &filterSystem{b: b, all: make(map[gethrpc.ID]*filter), quit: make(chan struct{})}
+	fs.hub.subs = make(map[*hubSub]struct{})
+	chainCh := make(chan events.ChainEvent, 64)
+	txCh := make(chan txpool.NewTxsEvent, 64)
+	chainSub := b.Bus().SubscribeChain(chainCh)
+	txSub := b.Pool().SubscribeNewTxs(txCh)
+	fs.wg.Add(1)
+	go func() {
+		defer fs.wg.Done()
+		defer chainSub.Unsubscribe()
+		defer txSub.Unsubscribe()
+		janitor := time.NewTicker(time.Minute)
+		defer janitor.Stop()
+		for {
+			select {
+			case ev := <-chainCh:
+				fs.hub.publish(true, ev)
+			case ev := <-txCh:
+				fs.hub.publish(false, ev.Txs)
+			case <-janitor.C:
+				fs.expire()
+			case <-fs.quit:
+				return
+			}
+		}
+	}()
+	return fs
+}
+
+func (fs *filterSystem) stop() {
+	close(fs.quit)
+	fs.wg.Wait()
+}
+
+func (fs *filterSystem) expire() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for id, f := range fs.all {
+		if time.Since(f.lastPoll) > filterTimeout {
+			if f.pending != nil {
+				f.pending.close()
+			}
+			delete(fs.all, id)
+		}
+	}
+}
+
+func (fs *filterSystem) install(f *filter) (gethrpc.ID, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if len(fs.all) >= maxFilters {
+		if f.pending != nil {
+			f.pending.close()
+		}
+		return "", serverError("too many filters installed (%d); uninstall some or use eth_subscribe", maxFilters)
+	}
+	f.lastPoll = time.Now()
+	f.next = fs.b.Ledger().Head().Number.Uint64() + 1
+	id := gethrpc.NewID()
+	fs.all[id] = f
+	return id, nil
+}
+
+// resolveRange turns filter bounds into block numbers.
+func (fs *filterSystem) resolveRange(from, to *big.Int) (uint64, uint64, error) {
+	num := func(v *big.Int) (uint64, error) {
+		if v == nil {
+			return fs.b.Ledger().Head().Number.Uint64(), nil
+		}
+		if !v.IsInt64() {
+			return 0, invalidParams("invalid argument 0: block number out of range")
+		}
+		n := gethrpc.BlockNumber(v.Int64())
+		if n >= 0 {
+			return uint64(n), nil
+		}
+		h, err := headerByNumber(fs.b, n)
+		if err != nil {
+			return 0, err
+		}
+		return h.Number.Uint64(), nil
+	}
+	f, err := num(from)
+	if err != nil {
+		return 0, 0, err
+	}
+	t, err := num(to)
+	if err != nil {
+		return 0, 0, err
+	}
+	if head := fs.b.Ledger().Head().Number.Uint64(); t > head {
+		t = head
+	}
+	return f, t, nil
+}
+
+// logs returns the logs matching crit in blocks [from, to].
+func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, from, to uint64) ([]*types.Log, error) {
+	out := []*types.Log{}
+	if from > to {
+		return out, nil
+	}
+	if to-from+1 > maxLogRange {
+		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, maxLogRange)
+	}
+	for n := from; n <= to; n++ {
+		if err := ctx.Err(); err != nil {
+			return nil, serverError("query aborted: %v", err)
+		}
+		h := fs.b.Ledger().HeaderByNumber(n)
+		if h == nil {
+			break
+		}
+		var err error
+		if out, err = fs.blockLogs(h, crit, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria, out []*types.Log) ([]*types.Log, error) {
+	if !bloomMatches(h.Bloom, crit) {
+		return out, nil
+	}
+	receipts, err := fs.b.Ledger().Receipts(h.Number.Uint64())
+	if err != nil {
+		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+	}
+	for _, r := range receipts {
+		for _, l := range r.Logs {
+			if logMatches(l, crit) {
+				if len(out) >= maxLogs {
+					return nil, serverError("query returns more than %d logs; narrow the block range or the filter", maxLogs)
+				}
+				out = append(out, l)
+			}
+		}
+	}
+	return out, nil
+}
+
+func bloomMatches(bloom types.Bloom, crit *filters.FilterCriteria) bool {
+	if len(crit.Addresses) > 0 {
+		any := false
+		for _, a := range crit.Addresses {
+			if bloom.Test(a.Bytes()) {
+				any = true
+				break
+			}
+		}
+		if !any {
+			return false
+		}
+	}
+	for _, alts := range crit.Topics {
+		if len(alts) == 0 {
+			continue
+		}
+		any := false
+		for _, t := range alts {
+			if bloom.Test(t.Bytes()) {
+				any = true
+				break
+			}
+		}
+		if !any {
+			return false
+		}
+	}
+	return true
+}
+
+func logMatches(l *types.Log, crit *filters.FilterCriteria) bool {
+	if len(crit.Addresses) > 0 {
+		found := false
+		for _, a := range crit.Addresses {
+			if a == l.Address {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if len(crit.Topics) > len(l.Topics) {
+		return false
+	}
+	for i, alts := range crit.Topics {
+		if len(alts) == 0 {
+			continue
+		}
+		found := false
+		for _, t := range alts {
+			if t == l.Topics[i] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// GetLogs is eth_getLogs.
+func (api *EthAPI) GetLogs(ctx context.Context, crit filters.FilterCriteria) ([]*types.Log, error) {
+	fs := api.filters
+	if crit.BlockHash != nil {
+		if crit.FromBlock != nil || crit.ToBlock != nil {
+			return nil, invalidParams("invalid argument 0: blockHash excludes fromBlock and toBlock")
+		}
+		blk := api.b.Ledger().BlockByHash(*crit.BlockHash)
+		if blk == nil {
+			return nil, serverError("unknown block %s", crit.BlockHash.Hex())
+		}
+		return fs.blockLogs(blk.Header(), &crit, []*types.Log{})
+	}
+	from, to, err := fs.resolveRange(crit.FromBlock, crit.ToBlock)
+	if err != nil {
+		return nil, err
+	}
+	if crit.FromBlock != nil && crit.ToBlock != nil && from > to {
+		return nil, invalidParams("invalid argument 0: fromBlock %d is after toBlock %d", from, to)
+	}
+	return fs.logs(ctx, &crit, from, to)
+}
+
+// NewFilter is eth_newFilter.
+func (api *EthAPI) NewFilter(crit filters.FilterCriteria) (gethrpc.ID, error) {
+	if crit.BlockHash != nil {
+		return "", invalidParams("invalid argument 0: blockHash is not allowed in a filter")
+	}
+	return api.filters.install(&filter{kind: logsFilter, crit: crit})
+}
+
+// NewBlockFilter is eth_newBlockFilter.
+func (api *EthAPI) NewBlockFilter() (gethrpc.ID, error) {
+	return api.filters.install(&filter{kind: blocksFilter})
+}
+
+// NewPendingTransactionFilter is eth_newPendingTransactionFilter.
+func (api *EthAPI) NewPendingTransactionFilter() (gethrpc.ID, error) {
+	return api.filters.install(&filter{kind: pendingFilter, pending: api.filters.hub.subscribe(false)})
+}
+
+// UninstallFilter is eth_uninstallFilter.
+func (api *EthAPI) UninstallFilter(id gethrpc.ID) bool {
+	fs := api.filters
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f, ok := fs.all[id]
+	if ok {
+		if f.pending != nil {
+			f.pending.close()
+		}
+		delete(fs.all, id)
+	}
+	return ok
+}
+
+var errFilterNotFound = &Error{Code: codeServer, Msg: "filter not found"}
+
+// GetFilterChanges is eth_getFilterChanges: what happened since the last poll.
+func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, error) {
+	fs := api.filters
+	fs.mu.Lock()
+	f, ok := fs.all[id]
+	if !ok {
+		fs.mu.Unlock()
+		return nil, errFilterNotFound
+	}
+	f.lastPoll = time.Now()
+	head := fs.b.Ledger().Head().Number.Uint64()
+	from := f.next
+	to := head
+	if to >= from && to-from+1 > maxLogRange {
+		to = from + maxLogRange - 1
+	}
+	if to >= from {
+		f.next = to + 1
+	}
+	kind, crit, pending := f.kind, f.crit, f.pending
+	fs.mu.Unlock()
+
+	switch kind {
+	case blocksFilter:
+		hashes := []common.Hash{}
+		for n := from; n <= to; n++ {
+			if h := fs.b.Ledger().HeaderByNumber(n); h != nil {
+				hashes = append(hashes, h.Hash())
+			}
+		}
+		return hashes, nil
+	case pendingFilter:
+		hashes := []common.Hash{}
+		for len(hashes) < maxPendingQueue {
+			select {
+			case v := <-pending.ch:
+				for _, tx := range v.([]*types.Transaction) {
+					hashes = append(hashes, tx.Hash())
+				}
+				continue
+			case <-pending.gone:
+				api.UninstallFilter(id)
+				return nil, serverError("filter dropped: more than %d events were not polled", subQueue)
+			default:
+			}
+			break
+		}
+		return hashes, nil
+	default:
+		return fs.logs(ctx, &crit, from, to)
+	}
+}
+
+// GetFilterLogs is eth_getFilterLogs: every log matching a log filter.
+func (api *EthAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.Log, error) {
+	fs := api.filters
+	fs.mu.Lock()
+	f, ok := fs.all[id]
+	if ok {
+		f.lastPoll = time.Now()
+	}
+	fs.mu.Unlock()
+	if !ok || f.kind != logsFilter {
+		return nil, errFilterNotFound
+	}
+	from, to, err := fs.resolveRange(f.crit.FromBlock, f.crit.ToBlock)
+	if err != nil {
+		return nil, err
+	}
+	return fs.logs(ctx, &f.crit, from, to)
+}
+
+// subscribe runs a notification loop for one subscription.
+func (api *EthAPI) subscribe(ctx context.Context, chain bool, notify func(n *gethrpc.Notifier, id gethrpc.ID, v any)) (*gethrpc.Subscription, error) {
+	notifier, ok := gethrpc.NotifierFromContext(ctx)
+	if !ok {
+		return nil, gethrpc.ErrNotificationsUnsupported
+	}
+	rpcSub := notifier.CreateSubscription()
+	hs := api.filters.hub.subscribe(chain)
+	go func() {
+		defer hs.close()
+		for {
+			select {
+			case v := <-hs.ch:
+				notify(notifier, rpcSub.ID, v)
+			case <-hs.gone:
+				return // too slow to keep up: the subscription ends
+			case <-rpcSub.Err():
+				return
+			}
+		}
+	}()
+	return rpcSub, nil
+}
+
+// NewHeads is eth_subscribe("newHeads").
+func (api *EthAPI) NewHeads(ctx context.Context) (*gethrpc.Subscription, error) {
+	return api.subscribe(ctx, true, func(n *gethrpc.Notifier, id gethrpc.ID, v any) {
+		n.Notify(id, marshalHeader(v.(events.ChainEvent).Block.Header()))
+	})
+}
+
+// Logs is eth_subscribe("logs", criteria).
+func (api *EthAPI) Logs(ctx context.Context, crit *filters.FilterCriteria) (*gethrpc.Subscription, error) {
+	if crit == nil {
+		crit = &filters.FilterCriteria{}
+	}
+	if crit.BlockHash != nil || crit.FromBlock != nil || crit.ToBlock != nil {
+		return nil, invalidParams("invalid argument 1: a logs subscription takes addresses and topics only")
+	}
+	c := *crit
+	return api.subscribe(ctx, true, func(n *gethrpc.Notifier, id gethrpc.ID, v any) {
+		for _, l := range v.(events.ChainEvent).Logs {
+			if logMatches(l, &c) {
+				n.Notify(id, l)
+			}
+		}
+	})
+}
+
+// NewPendingTransactions is eth_subscribe("newPendingTransactions", full).
+func (api *EthAPI) NewPendingTransactions(ctx context.Context, full *bool) (*gethrpc.Subscription, error) {
+	fullTx := full != nil && *full
+	signer := api.signer()
+	return api.subscribe(ctx, false, func(n *gethrpc.Notifier, id gethrpc.ID, v any) {
+		for _, tx := range v.([]*types.Transaction) {
+			if fullTx {
+				n.Notify(id, marshalTx(tx, common.Hash{}, 0, 0, nil, signer))
+			} else {
+				n.Notify(id, tx.Hash())
+			}
+		}
+	})
+}
