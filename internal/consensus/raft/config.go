@@ -1,0 +1,346 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTickInterval    = 100 * time.Millisecond
+	DefaultElectionTicks   = 10
+	DefaultHeartbeatTicks  = 1
+	DefaultBlockTime       = time.Second
+	DefaultMaxBlockTxs     = 2000
+	DefaultPipelineDepth   = 1
+	DefaultSnapshotEntries = 1024
+	DefaultCompactMargin   = 128
+	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxSizePerMsg   = 1 << 20
+	DefaultMaxInflightMsgs = 64
+	DefaultSegmentBytes    = 64 << 20
+	DefaultMaxBlocksPerMsg = 64
+	DefaultInboxSize       = 4096
+)
+
+// Limits that are not tunable.
+const (
+	// entryOverhead is room left in a message for raft's framing around the
+	// largest entry (a block) it may carry alone.
+	entryOverhead = 4 << 10
+	// minMessageBytes keeps MaxMessageBytes large enough for a useful block.
+	minMessageBytes = 64 << 10
+)
+
+// Config of the raft engine. The node fills it from the genesis with
+// FromSpec, then sets the node-local fields (DataDir, Forward, Pending,
+// OnHalt). Zero fields take the defaults above (EnsureDefaults).
+type Config struct {
+	// Validators are the voting members, in genesis order. Validator i has
+	// raft id i+1. Every node of the network must use the same list.
+	Validators []consensus.NodeID
+	// Learners are the observer nodes (the "read" tier): they replicate the
+	// log and commit every block but never vote or lead. Learner i has raft
+	// id len(Validators)+i+1. Every node must use the same list.
+	Learners []consensus.NodeID
+
+	// DataDir is the folder of the raft write-ahead log (created 0700).
+	DataDir string
+	// FS is the file system of the WAL; nil means the operating system's.
+	FS FS
+
+	// TickInterval is the length of one raft tick in real time.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks: a follower that hears
+	// no leader for a random time in [ElectionTicks, 2*ElectionTicks) ticks
+	// starts an election. Must exceed HeartbeatTicks (a ratio of 10 is
+	// usual) so that a heartbeat or two lost does not depose a live leader.
+	ElectionTicks int
+	// HeartbeatTicks is the leader's heartbeat interval in ticks.
+	HeartbeatTicks int
+	// BlockTime is how often the leader looks for waiting transactions
+	// without being notified, and the interval of empty blocks when
+	// ForceEmpty is set.
+	BlockTime time.Duration
+	// ForceEmpty makes the leader propose an empty block every BlockTime
+	// when nothing waits.
+	ForceEmpty bool
+	// MaxBlockTxs is the most transactions one block should hold. The
+	// node's BuildBlock enforces it (the engine cannot choose
+	// transactions); the engine uses it to know that a full block means
+	// more may wait, and to bound forwarded transaction batches.
+	MaxBlockTxs int
+	// PipelineDepth is how many proposed blocks may wait for commit at
+	// once. 1 builds every block on the committed head. Above 1 the leader
+	// builds on its last proposed block, which requires a Host whose
+	// BuildBlock accepts an uncommitted (built, cached) parent.
+	PipelineDepth int
+
+	// SnapshotEntries is the number of applied entries between two
+	// snapshots (a snapshot here is only a chain position, so it is cheap).
+	SnapshotEntries uint64
+	// CompactMargin is the number of entries kept behind a snapshot, so a
+	// follower slightly behind gets entries instead of a snapshot and a
+	// block transfer.
+	CompactMargin uint64
+	// SegmentBytes is the WAL size at which it is rewritten from a
+	// checkpoint into a new file.
+	SegmentBytes int64
+
+	// MaxMessageBytes bounds every engine message, sent or received. The
+	// largest block the leader proposes is a little below it. It must not
+	// exceed the p2p layer's frame limit.
+	MaxMessageBytes int
+	// MaxSizePerMsg bounds the entries of one raft append message (one
+	// larger entry still goes alone).
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds the append messages in flight to one follower.
+	MaxInflightMsgs int
+	// MaxBlocksPerMsg bounds the blocks of one block-transfer response.
+	MaxBlocksPerMsg int
+	// InboxSize bounds the messages and notifications waiting for the
+	// engine goroutine; more are dropped (raft retransmits).
+	InboxSize int
+
+	// Forward receives, on the node that gets them, the raw transactions a
+	// follower forwarded to this node as the leader. The node adds them to
+	// its pool (which calls Notify for those it admits); nil drops them.
+	// Called from the engine goroutine; must not block for long.
+	Forward func(txs [][]byte)
+	// Pending reports whether transactions wait in the local pool. When set,
+	// the leader builds at BlockTime only if it returns true (saving a
+	// BuildBlock that would find nothing); nil means build and see.
+	Pending func() bool
+	// OnHalt is called once, from the engine goroutine, when the engine
+	// stops itself because continuing would be unsafe: a committed block
+	// that does not verify (determinism broken), a failed write of the WAL
+	// or of the chain. The node should shut down. Nil: only logged.
+	OnHalt func(error)
+}
+
+// ErrInvalidConfig is wrapped by every Config validation error.
+var ErrInvalidConfig = errors.New("invalid raft config")
+
+// EnsureDefaults fills zero fields with defaults.
+func (c *Config) EnsureDefaults() {
+	if c.TickInterval == 0 {
+		c.TickInterval = DefaultTickInterval
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = DefaultElectionTicks
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = DefaultHeartbeatTicks
+	}
+	if c.BlockTime == 0 {
+		c.BlockTime = DefaultBlockTime
+	}
+	if c.MaxBlockTxs == 0 {
+		c.MaxBlockTxs = DefaultMaxBlockTxs
+	}
+	if c.PipelineDepth == 0 {
+		c.PipelineDepth = DefaultPipelineDepth
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = DefaultSnapshotEntries
+	}
+	if c.CompactMargin == 0 {
+		c.CompactMargin = DefaultCompactMargin
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = DefaultMaxInflightMsgs
+	}
+	if c.MaxBlocksPerMsg == 0 {
+		c.MaxBlocksPerMsg = DefaultMaxBlocksPerMsg
+	}
+	if c.InboxSize == 0 {
+		c.InboxSize = DefaultInboxSize
+	}
+}
+
+// Validate reports the first inconsistent field, by name.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case len(c.Validators) == 0:
+		return bad("Validators is empty")
+	case c.TickInterval <= 0:
+		return bad("TickInterval %v must be positive", c.TickInterval)
+	case c.HeartbeatTicks <= 0:
+		return bad("HeartbeatTicks %d must be positive", c.HeartbeatTicks)
+	case c.ElectionTicks <= c.HeartbeatTicks:
+		return bad("ElectionTicks %d must exceed HeartbeatTicks %d", c.ElectionTicks, c.HeartbeatTicks)
+	case c.BlockTime <= 0:
+		return bad("BlockTime %v must be positive", c.BlockTime)
+	case c.MaxBlockTxs <= 0:
+		return bad("MaxBlockTxs %d must be positive", c.MaxBlockTxs)
+	case c.PipelineDepth <= 0 || c.PipelineDepth > 64:
+		return bad("PipelineDepth %d not in [1, 64]", c.PipelineDepth)
+	case c.SnapshotEntries == 0:
+		return bad("SnapshotEntries must be positive")
+	case c.SegmentBytes < 1<<10:
+		return bad("SegmentBytes %d below 1 KiB", c.SegmentBytes)
+	case c.MaxMessageBytes < minMessageBytes:
+		return bad("MaxMessageBytes %d below %d", c.MaxMessageBytes, minMessageBytes)
+	case c.MaxSizePerMsg == 0 || c.MaxSizePerMsg > uint64(c.MaxMessageBytes-entryOverhead):
+		return bad("MaxSizePerMsg %d not in [1, MaxMessageBytes-%d]", c.MaxSizePerMsg, entryOverhead)
+	case c.MaxInflightMsgs <= 0:
+		return bad("MaxInflightMsgs %d must be positive", c.MaxInflightMsgs)
+	case c.MaxBlocksPerMsg <= 0:
+		return bad("MaxBlocksPerMsg %d must be positive", c.MaxBlocksPerMsg)
+	case c.InboxSize <= 0:
+		return bad("InboxSize %d must be positive", c.InboxSize)
+	}
+	seen := make(map[consensus.NodeID]string)
+	for i, v := range c.Validators {
+		if v == (consensus.NodeID{}) {
+			return bad("Validators[%d] is the zero address", i)
+		}
+		if prev, dup := seen[v]; dup {
+			return bad("Validators[%d] %s already listed as %s", i, v, prev)
+		}
+		seen[v] = fmt.Sprintf("Validators[%d]", i)
+	}
+	for i, l := range c.Learners {
+		if l == (consensus.NodeID{}) {
+			return bad("Learners[%d] is the zero address", i)
+		}
+		if prev, dup := seen[l]; dup {
+			return bad("Learners[%d] %s already listed as %s", i, l, prev)
+		}
+		seen[l] = fmt.Sprintf("Learners[%d]", i)
+	}
+	return nil
+}
+
+// maxEntryBytes is the largest entry (encoded block) the leader proposes.
+func (c *Config) maxEntryBytes() int { return c.MaxMessageBytes - entryOverhead }
+
+// blockTicks is BlockTime in ticks, at least 1.
+func (c *Config) blockTicks() int {
+	n := int((c.BlockTime + c.TickInterval - 1) / c.TickInterval)
+	return max(n, 1)
+}
+
+// members maps node ids to raft ids and back.
+type members struct {
+	ids    []consensus.NodeID // raft id i+1 is ids[i]
+	voters int                // ids[:voters] vote; the rest are learners
+	byNode map[consensus.NodeID]uint64
+}
+
+func newMembers(validators, learners []consensus.NodeID) *members {
+	m := &members{voters: len(validators), byNode: make(map[consensus.NodeID]uint64)}
+	m.ids = append(append(m.ids, validators...), learners...)
+	for i, id := range m.ids {
+		m.byNode[id] = uint64(i + 1)
+	}
+	return m
+}
+
+// raftID returns the raft id of a node, 0 if it is not a member.
+func (m *members) raftID(n consensus.NodeID) uint64 { return m.byNode[n] }
+
+// node returns the node id of a raft id; ok is false for an unknown id.
+func (m *members) node(id uint64) (consensus.NodeID, bool) {
+	if id == 0 || id > uint64(len(m.ids)) {
+		return consensus.NodeID{}, false
+	}
+	return m.ids[id-1], true
+}
+
+func (m *members) voterIDs() []uint64 {
+	out := make([]uint64, m.voters)
+	for i := range out {
+		out[i] = uint64(i + 1)
+	}
+	return out
+}
+
+func (m *members) learnerIDs() []uint64 {
+	var out []uint64
+	for i := m.voters; i < len(m.ids); i++ {
+		out = append(out, uint64(i+1))
+	}
+	return out
+}
+
+// Params are the raft section of the genesis: consensus.params when
+// consensus.engine is "raft". Every field is optional.
+type Params struct {
+	// TickIntervalMs is the raft tick in milliseconds (default 100).
+	TickIntervalMs uint64 `json:"tickIntervalMs,omitempty"`
+	// ElectionTicks is the election timeout in ticks (default 10).
+	ElectionTicks int `json:"electionTicks,omitempty"`
+	// HeartbeatTicks is the heartbeat interval in ticks (default 1).
+	HeartbeatTicks int `json:"heartbeatTicks,omitempty"`
+	// MaxBlockTxs caps the transactions of a block (default 2000).
+	MaxBlockTxs int `json:"maxBlockTxs,omitempty"`
+	// ForceEmpty makes the leader seal an empty block every block time.
+	ForceEmpty bool `json:"forceEmpty,omitempty"`
+	// SnapshotEntries is the snapshot interval in entries (default 1024).
+	SnapshotEntries uint64 `json:"snapshotEntries,omitempty"`
+	// Learners are the observer nodes' ids (addresses of their node keys).
+	Learners []common.Address `json:"learners,omitempty"`
+}
+
+// ParseParams decodes the raft parameters of a genesis; unknown fields are
+// an error so that a misspelt one is not silently ignored. Empty input
+// gives zero Params.
+func ParseParams(raw json.RawMessage) (Params, error) {
+	var p Params
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return p, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("%w: consensus.params: %v", ErrInvalidConfig, err)
+	}
+	return p, nil
+}
+
+// FromSpec builds the network-wide part of a Config from a genesis whose
+// engine is raft: validators, learners, ticks, block time and size. The
+// node then sets DataDir, Forward, Pending and OnHalt.
+func FromSpec(spec *chain.Spec) (Config, error) {
+	if spec.Consensus.Engine != "raft" {
+		return Config{}, fmt.Errorf("%w: genesis consensus engine is %q, not raft", ErrInvalidConfig, spec.Consensus.Engine)
+	}
+	p, err := ParseParams(spec.Consensus.Params)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{
+		Validators:      append([]consensus.NodeID(nil), spec.Consensus.Validators...),
+		Learners:        append([]consensus.NodeID(nil), p.Learners...),
+		TickInterval:    time.Duration(p.TickIntervalMs) * time.Millisecond,
+		ElectionTicks:   p.ElectionTicks,
+		HeartbeatTicks:  p.HeartbeatTicks,
+		BlockTime:       time.Duration(spec.BlockTimeMs) * time.Millisecond,
+		ForceEmpty:      p.ForceEmpty,
+		MaxBlockTxs:     p.MaxBlockTxs,
+		SnapshotEntries: p.SnapshotEntries,
+	}
+	cfg.EnsureDefaults()
+	return cfg, cfg.Validate()
+}

@@ -1,0 +1,740 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
+	etcdraft "go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// Chain is the part of consensus.Host the core uses to build, verify,
+// commit and serve blocks. consensus.Host satisfies it.
+type Chain interface {
+	BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error)
+	VerifyBlock(block *types.Block) error
+	CommitBlock(block *types.Block, seal []byte) error
+	Head() *types.Header
+	BlockByNumber(number uint64) (*types.Block, []byte)
+}
+
+// Outbound is a message the core asks its driver to send.
+type Outbound struct {
+	To      consensus.NodeID
+	Payload []byte
+}
+
+// Errors that stop the core. Once it returns one, every later call returns
+// the same error and does nothing.
+var (
+	// ErrHalted wraps every reason the core stopped itself.
+	ErrHalted = errors.New("raft engine halted")
+	// ErrDeterminism means this node's execution or chain disagrees with
+	// what the raft log committed: continuing could fork the chain.
+	ErrDeterminism = errors.New("determinism broken")
+)
+
+// Core is the deterministic heart of the raft engine: etcd's RawNode, the
+// block pipeline around it, and the storage. It reads no clock and no
+// socket and starts no goroutine: the driver (Engine, or a simulator) feeds
+// it ticks, peer messages and transaction notifications, then takes the
+// messages it produced with TakeMessages and sends them. Every input method
+// runs the core to quiescence before it returns: Ready handled (persisted
+// before its messages are queued), committed entries applied, the next
+// block proposed if due.
+//
+// A Core is not goroutine-safe: one goroutine drives it.
+type Core struct {
+	cfg   Config
+	self  consensus.NodeID
+	id    uint64
+	mem   *members
+	chain Chain
+	store Storage
+	log   *slog.Logger
+	rn    *etcdraft.RawNode
+	cs    *raftpb.ConfState
+	peers []uint64 // raft ids of the other members, ascending
+	stats *counters
+
+	now time.Time // last time given to Tick; block timestamps
+
+	// Raft role, as of the last Ready.
+	lead     uint64
+	isLeader bool
+	term     uint64
+
+	// Leader pipeline.
+	termStart       uint64         // index of this leadership's first entry; propose once applied reaches it
+	inflight        []*types.Block // proposed, not yet applied; each built on the previous (the first on head)
+	poolDirty       bool           // Notify or a full block says transactions may wait
+	ticksSinceBuild int
+
+	// Apply state. applied is the index the chain reflects (entries up to
+	// it were applied or skipped); commitIndex is raft's commit.
+	applied     uint64
+	commitIndex uint64
+	snapIndex   uint64
+
+	catchup *catchup // non-nil while fetching blocks to reach a received snapshot
+
+	outbox    []Outbound
+	snapsSent []uint64 // MsgSnap targets to report after Advance
+	fatal     error
+}
+
+// NewCore opens the raft state in store (bootstrapping it on first use)
+// and reconciles it with the chain: the entry that committed the head
+// block, named by its seal, is the applied index.
+func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log *slog.Logger) (*Core, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	mem := newMembers(cfg.Validators, cfg.Learners)
+	id := mem.raftID(self)
+	if id == 0 {
+		return nil, fmt.Errorf("%w: node %s is neither a validator nor a learner", ErrInvalidConfig, self)
+	}
+	head := chain.Head()
+	if head == nil {
+		return nil, errors.New("raft: the chain has no head (genesis not loaded)")
+	}
+	c := &Core{
+		cfg:   cfg,
+		self:  self,
+		id:    id,
+		mem:   mem,
+		chain: chain,
+		store: store,
+		log:   log.With("engine", "raft", "node", self),
+		stats: new(counters),
+		cs:    &raftpb.ConfState{Voters: mem.voterIDs(), Learners: mem.learnerIDs()},
+	}
+	for i := range mem.ids {
+		if rid := uint64(i + 1); rid != id {
+			c.peers = append(c.peers, rid)
+		}
+	}
+	if store.IsNew() {
+		if err := c.bootstrap(head); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.reconcile(head); err != nil {
+		return nil, err
+	}
+	rcfg := &etcdraft.Config{
+		ID:              id,
+		ElectionTick:    cfg.ElectionTicks,
+		HeartbeatTick:   cfg.HeartbeatTicks,
+		Storage:         store,
+		Applied:         c.applied,
+		MaxSizePerMsg:   cfg.MaxSizePerMsg,
+		MaxInflightMsgs: cfg.MaxInflightMsgs,
+		// Bounds what a leader without quorum accumulates.
+		MaxUncommittedEntriesSize: uint64(cfg.PipelineDepth+1) * uint64(cfg.MaxMessageBytes),
+		CheckQuorum:               true,
+		PreVote:                   true,
+		// Followers forward transactions, never raft proposals.
+		DisableProposalForwarding: true,
+		Logger:                    raftLogger{c.log},
+	}
+	var err error
+	if err = guard(func() error {
+		c.rn, err = etcdraft.NewRawNode(rcfg)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("raft: start: %w", err)
+	}
+	st := c.rn.BasicStatus()
+	c.term, c.lead = st.HardState.GetTerm(), st.Lead
+	return c, nil
+}
+
+// bootstrap writes the initial raft state of a new node: a snapshot at
+// index 1, term 1 holding the membership and the genesis position, so
+// that every node starts from the same log without conf-change entries.
+func (c *Core) bootstrap(head *types.Header) error {
+	if head.Number.Sign() != 0 {
+		return fmt.Errorf("raft: no raft state in the data folder but the chain is at height %d: restore the raft folder or start from an empty chain", head.Number)
+	}
+	snap := &raftpb.Snapshot{
+		Data:     SnapshotData{Height: 0, Hash: head.Hash()}.encode(),
+		Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)), ConfState: c.cs},
+	}
+	hs := &raftpb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
+	if err := c.store.Save(hs, nil, snap, true); err != nil {
+		return fmt.Errorf("raft: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// reconcile derives the applied index from the snapshot and the head's
+// seal, checks them against each other, and raises raft's commit index
+// to it if the last commit-only hard state was lost (it is written
+// without sync).
+func (c *Core) reconcile(head *types.Header) error {
+	snap, err := c.store.Snapshot()
+	if err != nil {
+		return fmt.Errorf("raft: read snapshot: %w", err)
+	}
+	meta := snap.GetMetadata()
+	if err := meta.GetConfState().Equivalent(c.cs); err != nil {
+		return fmt.Errorf("%w: membership in the raft state differs from the configured validators and learners (changing them is not supported): %v", ErrInvalidConfig, err)
+	}
+	sd, err := decodeSnapshotData(snap.GetData())
+	if err != nil {
+		return err
+	}
+	c.snapIndex = meta.GetIndex()
+	c.applied = c.snapIndex
+	last, _ := c.store.LastIndex()
+	if head.Number.Uint64() < sd.Height {
+		c.startCatchup(sd, c.snapIndex)
+	} else {
+		b, _ := c.chain.BlockByNumber(sd.Height)
+		if b == nil || b.Hash() != sd.Hash {
+			return fmt.Errorf("%w: %w: raft snapshot at index %d is block %d %s, the chain has another block there",
+				ErrHalted, ErrDeterminism, c.snapIndex, sd.Height, sd.Hash)
+		}
+		_, seal := c.chain.BlockByNumber(head.Number.Uint64())
+		if idx, term, ok := decodeSeal(seal); ok && idx > c.applied {
+			if idx > last {
+				return fmt.Errorf("raft: head block %d was committed by entry %d but the raft log ends at %d: the raft folder is older than the chain", head.Number, idx, last)
+			}
+			if t, err := c.store.Term(idx); err != nil || t != term {
+				return fmt.Errorf("%w: %w: head block %d was committed by entry %d of term %d, the raft log has term %d there (%v)",
+					ErrHalted, ErrDeterminism, head.Number, idx, term, t, err)
+			}
+			c.applied = idx
+		}
+	}
+	hs, _, err := c.store.InitialState()
+	if err != nil {
+		return fmt.Errorf("raft: read hard state: %w", err)
+	}
+	c.commitIndex = hs.GetCommit()
+	if c.commitIndex < c.applied {
+		fixed := &raftpb.HardState{Term: new(hs.GetTerm()), Vote: new(hs.GetVote()), Commit: new(c.applied)}
+		if err := c.store.Save(fixed, nil, nil, true); err != nil {
+			return fmt.Errorf("raft: raise commit index: %w", err)
+		}
+		c.commitIndex = c.applied
+	}
+	return nil
+}
+
+// Self is this node's id.
+func (c *Core) Self() consensus.NodeID { return c.self }
+
+// Err is the error that halted the core, nil while it runs.
+func (c *Core) Err() error { return c.fatal }
+
+// Stats returns the counters so far. Safe from any goroutine.
+func (c *Core) Stats() Stats { return c.stats.snapshot() }
+
+// Leader returns the node this core believes leads, and false if none.
+func (c *Core) Leader() (consensus.NodeID, bool) { return c.mem.node(c.lead) }
+
+// IsLeader reports whether this core leads.
+func (c *Core) IsLeader() bool { return c.isLeader }
+
+// Applied is the raft index the chain reflects.
+func (c *Core) Applied() uint64 { return c.applied }
+
+// CatchingUp reports whether the core is fetching blocks to reach a
+// snapshot.
+func (c *Core) CatchingUp() bool { return c.catchup != nil }
+
+// TakeMessages returns the messages produced so far, in order, and clears
+// the queue. The caller owns the slice.
+func (c *Core) TakeMessages() []Outbound {
+	out := c.outbox
+	c.outbox = nil
+	return out
+}
+
+// Tick advances raft's logical clock by one tick; now is the wall time of
+// the tick, used only for block timestamps.
+func (c *Core) Tick(now time.Time) error {
+	if c.fatal != nil {
+		return c.fatal
+	}
+	c.now = now
+	return c.run(func() error {
+		c.rn.Tick()
+		c.ticksSinceBuild++
+		c.tickCatchup()
+		return nil
+	})
+}
+
+// Notify tells the core that transactions wait in the local pool. The
+// leader builds a block; any other member forwards the transactions to
+// the leader it knows (or drops them if it knows none: the pool keeps
+// them).
+func (c *Core) Notify(txs []*types.Transaction) error {
+	if c.fatal != nil {
+		return c.fatal
+	}
+	return c.run(func() error {
+		if c.isLeader {
+			c.poolDirty = true
+			return nil
+		}
+		c.forward(txs)
+		return nil
+	})
+}
+
+// Step takes one engine message from a peer. Bad, oversized, misaddressed
+// or unsolicited messages are dropped and counted; only a halt is an error.
+func (c *Core) Step(from consensus.NodeID, payload []byte) error {
+	if c.fatal != nil {
+		return c.fatal
+	}
+	return c.run(func() error {
+		t, body, err := openEnvelope(payload, c.cfg.MaxMessageBytes)
+		if err != nil {
+			c.drop(from, err)
+			return nil
+		}
+		c.stats.recv(t, len(payload))
+		if c.mem.raftID(from) == 0 {
+			c.drop(from, errors.New("sender is not a member"))
+			return nil
+		}
+		switch t {
+		case MsgRaft:
+			c.stepRaft(from, body)
+		case MsgTxs:
+			c.onTxs(from, body)
+		case MsgBlockRequest:
+			c.onBlockRequest(from, body)
+		case MsgBlockResponse:
+			return c.onBlockResponse(from, body)
+		}
+		return nil
+	})
+}
+
+func (c *Core) drop(from consensus.NodeID, why error) {
+	c.stats.dropped.Add(1)
+	c.log.Debug("Dropped raft engine message", "from", from, "err", why)
+}
+
+func (c *Core) stepRaft(from consensus.NodeID, body []byte) {
+	m, err := decodeRaftMsg(body)
+	if err != nil {
+		c.drop(from, err)
+		return
+	}
+	switch {
+	case m.GetFrom() != c.mem.raftID(from):
+		c.drop(from, fmt.Errorf("raft message from id %d sent by id %d", m.GetFrom(), c.mem.raftID(from)))
+		return
+	case m.GetTo() != c.id:
+		c.drop(from, fmt.Errorf("raft message to id %d received by id %d", m.GetTo(), c.id))
+		return
+	case etcdraft.IsLocalMsg(m.GetType()) || m.GetType() == raftpb.MsgProp:
+		c.drop(from, fmt.Errorf("raft message type %v is not accepted from peers", m.GetType()))
+		return
+	}
+	c.stats.raftRecv(m.GetType())
+	if err := c.rn.Step(m); err != nil {
+		c.log.Debug("Raft ignored a message", "from", from, "type", m.GetType(), "err", err)
+	}
+}
+
+// run executes an input under a panic guard (etcd raft panics on a broken
+// invariant, and so does MemoryStorage) and then runs the core to
+// quiescence.
+func (c *Core) run(input func() error) error {
+	err := guard(func() error {
+		if err := input(); err != nil {
+			return err
+		}
+		return c.settle()
+	})
+	if err != nil {
+		if !errors.Is(err, ErrHalted) {
+			err = fmt.Errorf("%w: %w", ErrHalted, err)
+		}
+		c.fatal = err
+		c.log.Error("Raft engine halted", "err", err)
+	}
+	return c.fatal
+}
+
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("raft: panic: %v", r)
+		}
+	}()
+	return f()
+}
+
+// maxSettleRounds bounds the loop of settle. Each round either handles a
+// Ready, applies entries or proposes a block; the pipeline depth bounds
+// proposals and the commit index bounds applying, so the loop ends well
+// before this. Reaching it is a programmer error.
+const maxSettleRounds = 1 << 20
+
+// settle handles Readys, applies committed entries and proposes until
+// nothing is left to do.
+func (c *Core) settle() error {
+	for round := 0; ; round++ {
+		if round == maxSettleRounds {
+			return errors.New("raft: settle loop did not converge")
+		}
+		progressed := false
+		for c.rn.HasReady() {
+			if err := c.handleReady(); err != nil {
+				return err
+			}
+			progressed = true
+		}
+		applied, err := c.applyCommitted()
+		if err != nil {
+			return err
+		}
+		proposed, err := c.maybePropose()
+		if err != nil {
+			return err
+		}
+		if !progressed && !applied && !proposed {
+			return nil
+		}
+	}
+}
+
+// handleReady follows the RawNode contract: persist hard state, entries
+// and snapshot (synced when raft says so, and always with a snapshot),
+// then queue the messages, then Advance.
+func (c *Core) handleReady() error {
+	rd := c.rn.Ready()
+	snap := rd.Snapshot
+	if etcdraft.IsEmptySnap(snap) {
+		snap = nil
+	}
+	if err := c.store.Save(rd.HardState, rd.Entries, snap, rd.MustSync || snap != nil); err != nil {
+		return err
+	}
+	if !etcdraft.IsEmptyHardState(rd.HardState) {
+		c.commitIndex = max(c.commitIndex, rd.HardState.GetCommit())
+	}
+	if err := c.updateRole(); err != nil {
+		return err
+	}
+	if snap != nil {
+		if err := c.onSnapshot(snap); err != nil {
+			return err
+		}
+	}
+	for _, m := range rd.Messages {
+		c.sendRaft(m)
+	}
+	c.rn.Advance(rd)
+	for _, id := range c.snapsSent {
+		// Our snapshots are a few bytes and go in one message: it is
+		// "finished" once handed to the transport. If it is lost, the
+		// follower stays behind and raft probes and sends it again.
+		c.rn.ReportSnapshot(id, etcdraft.SnapshotFinish)
+	}
+	c.snapsSent = c.snapsSent[:0]
+	return nil
+}
+
+// updateRole notes leadership changes. A new leadership (this node, a new
+// term) starts with an empty pipeline and waits until the entries of
+// earlier terms are applied, so that it builds on the true head.
+func (c *Core) updateRole() error {
+	st := c.rn.BasicStatus()
+	term := st.HardState.GetTerm()
+	isLeader := st.RaftState == etcdraft.StateLeader
+	if st.Lead != c.lead {
+		c.stats.leaderChanges.Add(1)
+		if n, ok := c.mem.node(st.Lead); ok {
+			c.log.Info("Raft leader changed", "leader", n, "term", term)
+		} else {
+			c.log.Info("Raft leader lost", "term", term)
+		}
+	}
+	newLeadership := isLeader && (!c.isLeader || term != c.term)
+	if (c.isLeader && !isLeader) || newLeadership {
+		c.inflight = nil
+	}
+	if newLeadership {
+		last, err := c.store.LastIndex()
+		if err != nil {
+			return err
+		}
+		c.termStart = last
+		c.poolDirty = true
+		c.ticksSinceBuild = 0
+	}
+	c.lead, c.isLeader, c.term = st.Lead, isLeader, term
+	return nil
+}
+
+func (c *Core) sendRaft(m *raftpb.Message) {
+	to, ok := c.mem.node(m.GetTo())
+	if !ok {
+		c.log.Warn("Raft addressed an unknown id", "id", m.GetTo())
+		return
+	}
+	payload, err := encodeRaftMsg(m)
+	if err != nil {
+		c.log.Error("Cannot encode a raft message", "err", err)
+		return
+	}
+	if len(payload) > c.cfg.MaxMessageBytes {
+		c.log.Error("Raft message over the size limit not sent", "type", m.GetType(), "bytes", len(payload))
+		if m.GetType() == raftpb.MsgApp {
+			c.rn.ReportUnreachable(m.GetTo())
+		}
+		return
+	}
+	if m.GetType() == raftpb.MsgSnap {
+		c.snapsSent = append(c.snapsSent, m.GetTo())
+	}
+	c.stats.raftSent(m.GetType())
+	c.send(to, MsgRaft, payload)
+}
+
+func (c *Core) send(to consensus.NodeID, t MsgType, payload []byte) {
+	c.stats.sent(t, len(payload))
+	c.outbox = append(c.outbox, Outbound{To: to, Payload: payload})
+}
+
+// applyCommitted applies committed entries in order, reading them from
+// storage (where they are durable), up to a bounded batch per call. It
+// waits while a catch-up is in progress: the chain must first reach the
+// snapshot the log continues from.
+func (c *Core) applyCommitted() (bool, error) {
+	if c.catchup != nil || c.applied >= c.commitIndex {
+		return false, nil
+	}
+	const batch = 256
+	hi := min(c.commitIndex, c.applied+batch)
+	ents, err := c.store.Entries(c.applied+1, hi+1, c.cfg.MaxSizePerMsg)
+	if err != nil {
+		return false, fmt.Errorf("read committed entries [%d, %d]: %w", c.applied+1, hi, err)
+	}
+	for _, e := range ents {
+		if e.GetIndex() != c.applied+1 {
+			return false, fmt.Errorf("storage returned entry %d, want %d", e.GetIndex(), c.applied+1)
+		}
+		if err := c.applyEntry(e); err != nil {
+			return false, err
+		}
+		c.applied = e.GetIndex()
+		c.stats.committedEntries.Add(1)
+	}
+	if err := c.maybeSnapshot(); err != nil {
+		return false, err
+	}
+	return len(ents) > 0, nil
+}
+
+// applyEntry applies one committed entry. The rule, the same on every
+// node because every node applies the same entries to the same chain: a
+// block entry is committed if it extends the head (its parent is the head
+// and its number the next), otherwise it is stale and skipped. Stale
+// entries are the blocks a deposed leader proposed on a head that moved
+// on, and duplicates.
+func (c *Core) applyEntry(e *raftpb.Entry) error {
+	if e.GetType() != raftpb.EntryNormal {
+		c.log.Warn("Skipping a configuration change entry (membership changes are not supported)", "index", e.GetIndex())
+		return nil
+	}
+	if len(e.GetData()) == 0 {
+		return nil // a new leader's empty entry
+	}
+	block, err := decodeBlockEntry(e.GetData())
+	if err != nil {
+		// Every node sees the same bytes and skips them alike.
+		c.log.Error("Skipping an undecodable committed entry", "index", e.GetIndex(), "err", err)
+		c.stats.staleEntries.Add(1)
+		return nil
+	}
+	head := c.chain.Head()
+	if block.NumberU64() != head.Number.Uint64()+1 || block.ParentHash() != head.Hash() {
+		c.stats.staleEntries.Add(1)
+		c.log.Debug("Skipping a stale block entry", "index", e.GetIndex(), "number", block.NumberU64(), "head", head.Number)
+		c.afterApply(block, false)
+		return nil
+	}
+	if err := c.chain.VerifyBlock(block); err != nil {
+		return fmt.Errorf("%w: %w: committed block %d %s (entry %d) fails verification on this node: %v",
+			ErrHalted, ErrDeterminism, block.NumberU64(), block.Hash(), e.GetIndex(), err)
+	}
+	if err := c.chain.CommitBlock(block, encodeSeal(e.GetIndex(), e.GetTerm())); err != nil {
+		return fmt.Errorf("commit block %d: %w", block.NumberU64(), err)
+	}
+	c.stats.committedBlocks.Add(1)
+	c.afterApply(block, true)
+	return nil
+}
+
+// afterApply keeps the pipeline consistent with the chain: the first
+// in-flight block leaves when it commits; if another block took its
+// height, or it went stale, the whole pipeline is void.
+func (c *Core) afterApply(b *types.Block, committed bool) {
+	if len(c.inflight) == 0 {
+		return
+	}
+	first := c.inflight[0]
+	switch {
+	case committed && first.Hash() == b.Hash():
+		c.inflight = c.inflight[1:]
+	case committed && first.NumberU64() <= b.NumberU64():
+		c.inflight = nil
+	case !committed && slices.ContainsFunc(c.inflight, func(x *types.Block) bool { return x.Hash() == b.Hash() }):
+		c.inflight = nil
+	}
+}
+
+// maybeSnapshot records a snapshot of the applied position every
+// SnapshotEntries entries and compacts the log behind it, keeping
+// CompactMargin entries for followers slightly behind.
+func (c *Core) maybeSnapshot() error {
+	if c.applied < c.snapIndex+c.cfg.SnapshotEntries {
+		return nil
+	}
+	head := c.chain.Head()
+	data := SnapshotData{Height: head.Number.Uint64(), Hash: head.Hash()}.encode()
+	first, _ := c.store.FirstIndex()
+	compactTo := first - 1
+	if c.applied > c.cfg.CompactMargin {
+		compactTo = max(compactTo, c.applied-c.cfg.CompactMargin)
+	}
+	if err := c.store.Compact(c.applied, c.cs, data, compactTo); err != nil {
+		return err
+	}
+	c.snapIndex = c.applied
+	c.stats.snapshots.Add(1)
+	return nil
+}
+
+// maybePropose builds and proposes the next block when this node leads,
+// its chain is current, the pipeline has room, and transactions may wait
+// (Notify, a full block) or the block time has passed.
+func (c *Core) maybePropose() (bool, error) {
+	if !c.isLeader || c.catchup != nil || c.applied < c.termStart || c.applied < c.commitIndex {
+		return false, nil
+	}
+	if len(c.inflight) >= c.cfg.PipelineDepth {
+		return false, nil
+	}
+	due := c.ticksSinceBuild >= c.cfg.blockTicks()
+	forceEmpty := due && c.cfg.ForceEmpty
+	if !c.poolDirty && !forceEmpty {
+		if !due || (c.cfg.Pending != nil && !c.cfg.Pending()) {
+			return false, nil
+		}
+	}
+	parent := c.chain.Head()
+	if n := len(c.inflight); n > 0 {
+		parent = c.inflight[n-1].Header()
+	}
+	ts := max(uint64(max(c.now.Unix(), 0)), parent.Time)
+	c.poolDirty = false
+	c.ticksSinceBuild = 0
+	block, err := c.chain.BuildBlock(parent, ts, c.self)
+	if err != nil {
+		c.log.Warn("Cannot build a block", "height", parent.Number.Uint64()+1, "err", err)
+		return false, nil
+	}
+	ntx := len(block.Transactions())
+	if ntx == 0 && !forceEmpty {
+		return false, nil
+	}
+	if ntx >= c.cfg.MaxBlockTxs {
+		c.poolDirty = true // a full block: more may wait
+	}
+	data, err := encodeBlockEntry(block)
+	if err != nil {
+		c.log.Error("Cannot encode a block", "err", err)
+		return false, nil
+	}
+	if len(data) > c.cfg.maxEntryBytes() {
+		c.log.Error("Built block is over the message size limit; not proposed (lower MaxBlockTxs or raise MaxMessageBytes)",
+			"height", block.NumberU64(), "bytes", len(data), "limit", c.cfg.maxEntryBytes())
+		return false, nil
+	}
+	if err := c.rn.Propose(data); err != nil {
+		c.stats.proposalsDropped.Add(1)
+		c.log.Debug("Raft dropped a proposal", "height", block.NumberU64(), "err", err)
+		return false, nil
+	}
+	c.inflight = append(c.inflight, block)
+	c.stats.proposals.Add(1)
+	return true, nil
+}
+
+// forward sends transactions to the leader, in batches bounded by count
+// and size. Transactions too large for a message are left to the pool's
+// gossip.
+func (c *Core) forward(txs []*types.Transaction) {
+	to, ok := c.mem.node(c.lead)
+	if !ok || c.lead == c.id || len(txs) == 0 {
+		return
+	}
+	limit := c.cfg.MaxMessageBytes - entryOverhead
+	var (
+		batch [][]byte
+		size  int
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		payload, err := encodeTxs(batch)
+		if err != nil {
+			c.log.Error("Cannot encode forwarded transactions", "err", err)
+		} else {
+			c.stats.txsForwarded.Add(uint64(len(batch)))
+			c.send(to, MsgTxs, payload)
+		}
+		batch, size = nil, 0
+	}
+	for _, tx := range txs {
+		raw, err := tx.MarshalBinary()
+		if err != nil || len(raw) > limit {
+			continue
+		}
+		if len(batch) == c.cfg.MaxBlockTxs || size+len(raw)+8 > limit {
+			flush()
+		}
+		batch = append(batch, raw)
+		size += len(raw) + 8
+	}
+	flush()
+}
+
+// onTxs hands forwarded transactions to the local pool through Forward.
+// A node that no longer leads still accepts them: its pool keeps them
+// and it re-forwards them on Notify.
+func (c *Core) onTxs(from consensus.NodeID, body []byte) {
+	raw, err := decodeTxs(body, c.cfg.MaxBlockTxs)
+	if err != nil {
+		c.drop(from, err)
+		return
+	}
+	c.stats.txsReceived.Add(uint64(len(raw)))
+	if c.cfg.Forward != nil && len(raw) > 0 {
+		c.cfg.Forward(raw)
+	}
+	if c.isLeader {
+		c.poolDirty = true
+	}
+}
