@@ -581,7 +581,7 @@ func (w *WAL) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 func (w *WAL) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	return w.ms.Entries(lo, hi, maxSize)
 }
-func (w *WAL) Term(i uint64) (uint64, error)      { return w.ms.Term(i) }
-func (w *WAL) LastIndex() (uint64, error)         { return w.ms.LastIndex() }
-func (w *WAL) FirstIndex() (uint64, error)        { return w.ms.FirstIndex() }
+func (w *WAL) Term(i uint64) (uint64, error)       { return w.ms.Term(i) }
+func (w *WAL) LastIndex() (uint64, error)          { return w.ms.LastIndex() }
+func (w *WAL) FirstIndex() (uint64, error)         { return w.ms.FirstIndex() }
 func (w *WAL) Snapshot() (*raftpb.Snapshot, error) { return w.ms.Snapshot() }

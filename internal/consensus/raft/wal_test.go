@@ -190,8 +190,8 @@ func TestWALTruncatedTailRepaired(t *testing.T) {
 	good := len(data)
 
 	for _, tail := range [][]byte{
-		{1, 2, 3},                    // a partial header
-		make([]byte, 40),             // a zero-filled tail
+		{1, 2, 3},        // a partial header
+		make([]byte, 40), // a zero-filled tail
 		appendRecord(nil, 2, []byte("this record is cut short"))[:20], // a partial payload
 	} {
 		must(t, os.WriteFile(path, append(append([]byte(nil), data...), tail...), 0o600))
