@@ -1,0 +1,141 @@
+package bft
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// Config of a Core. Times are counted in ticks: the core has no clock, and
+// the adapter (or the simulator) calls Tick at a fixed interval.
+type Config struct {
+	// ChainID is inside every signed digest.
+	ChainID uint64
+	// Signer signs with this node's key. Nil makes an observer that
+	// follows the chain but never votes.
+	Signer Signer
+	// Self is this node's id. Optional when Signer is set (then it must be
+	// Signer.ID()); required for an observer without a key.
+	Self consensus.NodeID
+	// Validators is the set in force for the first height the core
+	// decides (the head's number + 1) until a SetValidators change.
+	Validators []consensus.NodeID
+	// Recover checks signatures; nil means RecoverSigner.
+	Recover Recoverer
+
+	// Timeouts of the three steps in round 0; every later round adds
+	// TimeoutDeltaTicks to each, up to MaxTimeoutTicks.
+	ProposeTimeoutTicks   int
+	PrevoteTimeoutTicks   int
+	PrecommitTimeoutTicks int
+	TimeoutDeltaTicks     int
+	MaxTimeoutTicks       int
+	// CommitWaitTicks is the pause between deciding a height and starting
+	// round 0 of the next: it paces blocks when there is little to do.
+	CommitWaitTicks int
+	// RebroadcastTicks is the interval at which a validator re-sends its
+	// messages of the current round and its status, which recovers from
+	// lost messages.
+	RebroadcastTicks int
+	// SyncRetryTicks is the least interval between two catch-up requests.
+	SyncRetryTicks int
+
+	// MaxMessageBytes bounds a received message (a proposal carries a block).
+	MaxMessageBytes int
+	// MaxFutureMessages bounds the messages kept for the next height, in
+	// total and per sending peer.
+	MaxFutureMessages int
+	MaxFuturePerPeer  int
+	// MaxSyncBlocks is the most blocks served for one catch-up request.
+	MaxSyncBlocks int
+	// MaxRoundsKept bounds the rounds of one height kept in memory.
+	MaxRoundsKept int
+	// MaxEvidence bounds the equivocation records kept (oldest dropped).
+	MaxEvidence int
+
+	mutation mutation // planted bugs, for tests of the test harness only
+}
+
+// mutation names a planted bug. The simulation tests build cores with them
+// to prove that the checkers catch real consensus bugs.
+type mutation uint8
+
+const (
+	mutNone        mutation = iota
+	mutQuorum2f             // quorum of 2f instead of 2f+1
+	mutNoLockCheck          // prevote a valid proposal whatever the lock
+	mutCountEvery           // count every distinct vote message, not one per validator
+)
+
+// EnsureDefaults fills zero fields with defaults meant for a 50 ms tick.
+func (c *Config) EnsureDefaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.ProposeTimeoutTicks, 20)
+	def(&c.PrevoteTimeoutTicks, 10)
+	def(&c.PrecommitTimeoutTicks, 10)
+	def(&c.TimeoutDeltaTicks, 10)
+	def(&c.MaxTimeoutTicks, 600)
+	def(&c.RebroadcastTicks, 10)
+	def(&c.SyncRetryTicks, 5)
+	def(&c.MaxMessageBytes, 32<<20)
+	def(&c.MaxFutureMessages, 1024)
+	def(&c.MaxFuturePerPeer, 64)
+	def(&c.MaxSyncBlocks, 16)
+	def(&c.MaxRoundsKept, 64)
+	def(&c.MaxEvidence, 1024)
+	if c.Recover == nil {
+		c.Recover = RecoverSigner
+	}
+	if c.Signer != nil && c.Self == (consensus.NodeID{}) {
+		c.Self = c.Signer.ID()
+	}
+}
+
+// ErrBadConfig is wrapped by every Validate error.
+var ErrBadConfig = errors.New("bft: invalid config")
+
+// Validate checks the config after EnsureDefaults; errors name the field.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrBadConfig, field, fmt.Sprintf(format, args...))
+	}
+	if c.ChainID == 0 {
+		return bad("ChainID", "required")
+	}
+	if c.Self == (consensus.NodeID{}) {
+		return bad("Self", "required without a Signer")
+	}
+	if c.Signer != nil && c.Signer.ID() != c.Self {
+		return bad("Self", "%s is not the signer's id %s", c.Self, c.Signer.ID())
+	}
+	if _, err := NewValidatorSet(c.Validators); err != nil {
+		return bad("Validators", "%v", err)
+	}
+	for name, v := range map[string]int{
+		"ProposeTimeoutTicks": c.ProposeTimeoutTicks, "PrevoteTimeoutTicks": c.PrevoteTimeoutTicks,
+		"PrecommitTimeoutTicks": c.PrecommitTimeoutTicks, "TimeoutDeltaTicks": c.TimeoutDeltaTicks,
+		"MaxTimeoutTicks": c.MaxTimeoutTicks, "RebroadcastTicks": c.RebroadcastTicks,
+		"SyncRetryTicks": c.SyncRetryTicks, "MaxMessageBytes": c.MaxMessageBytes,
+		"MaxFutureMessages": c.MaxFutureMessages, "MaxFuturePerPeer": c.MaxFuturePerPeer,
+		"MaxSyncBlocks": c.MaxSyncBlocks, "MaxRoundsKept": c.MaxRoundsKept, "MaxEvidence": c.MaxEvidence,
+	} {
+		if v < 1 {
+			return bad(name, "%d, want at least 1", v)
+		}
+	}
+	if c.CommitWaitTicks < 0 {
+		return bad("CommitWaitTicks", "%d is negative", c.CommitWaitTicks)
+	}
+	if c.MaxTimeoutTicks < c.ProposeTimeoutTicks || c.MaxTimeoutTicks < c.PrevoteTimeoutTicks || c.MaxTimeoutTicks < c.PrecommitTimeoutTicks {
+		return bad("MaxTimeoutTicks", "%d is below a base timeout", c.MaxTimeoutTicks)
+	}
+	if c.MaxRoundsKept < roundsAhead+2 {
+		return bad("MaxRoundsKept", "%d, want at least %d", c.MaxRoundsKept, roundsAhead+2)
+	}
+	return nil
+}

@@ -1,0 +1,1308 @@
+package bft
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/trie"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// Head names the last committed block.
+type Head struct {
+	Number uint64
+	Hash   common.Hash
+}
+
+// Outbound is a message to send. Broadcast messages go to every connected
+// peer; others to To only. Delivery is best effort: the core re-sends what
+// matters.
+type Outbound struct {
+	Type      MsgType
+	To        consensus.NodeID
+	Broadcast bool
+	Payload   []byte
+}
+
+// Commit is a decided block and its seal (the encoded commit certificate).
+type Commit struct {
+	Block  *types.Block
+	Seal   []byte
+	Round  int64
+	Synced bool // taken from a catch-up answer rather than decided here
+}
+
+// BuildRequest asks the node to build a block on Parent (Host.BuildBlock)
+// and hand it back with Core.Propose(Height, Round, ...).
+type BuildRequest struct {
+	Height uint64
+	Round  int64
+	Parent common.Hash
+}
+
+// ServeRequest asks the node to send peer To the committed blocks From,
+// From+1, ... (at most Count, stopping at the first unknown one), each as
+// EncodeSyncBlock(block, seal) from Host.BlockByNumber.
+type ServeRequest struct {
+	To    consensus.NodeID
+	From  uint64
+	Count int
+}
+
+// Ready is a batch of work for the node. The node handles it in this
+// order, then calls Advance:
+//
+//  1. Commits: Host.CommitBlock each, in order (they are consecutive);
+//  2. State: if non-nil, save it durably (fsync) — before step 3;
+//  3. Messages: send them;
+//  4. Serve, Build, Verify: start them; answers come back through Propose
+//     and Verified, in any later call, from the same goroutine as Step.
+//
+// The node owns the Ready after Ready() returns it.
+type Ready struct {
+	Commits  []Commit
+	State    *SavedState
+	Messages []Outbound
+	Serve    []ServeRequest
+	Build    *BuildRequest
+	Verify   []*types.Block
+}
+
+func (r *Ready) empty() bool {
+	return len(r.Commits) == 0 && r.State == nil && len(r.Messages) == 0 &&
+		len(r.Serve) == 0 && r.Build == nil && len(r.Verify) == 0
+}
+
+// ErrPastHeight is returned by SetValidators for a change that would
+// affect a height already in progress.
+var ErrPastHeight = errors.New("bft: validator change for a height already in progress")
+
+// ErrStateAhead is returned by NewCore when the saved state is for a
+// height above head+1: the block store lost committed blocks.
+var ErrStateAhead = errors.New("bft: saved state is ahead of the chain head")
+
+type step uint8
+
+const (
+	stepNewHeight step = iota // waiting CommitWaitTicks before round 0
+	stepPropose
+	stepPrevote
+	stepPrecommit
+)
+
+func (s step) String() string {
+	return [...]string{"new-height", "propose", "prevote", "precommit"}[s]
+}
+
+type validity uint8
+
+const (
+	unknown validity = iota
+	pending
+	valid
+	invalid
+)
+
+type blockInfo struct {
+	block    *types.Block
+	validity validity
+}
+
+type voteEntry struct {
+	hash common.Hash
+	sig  []byte
+}
+
+// voteSet holds the votes of one type in one round: the first vote of each
+// validator (a second, different one is evidence, not a vote).
+type voteSet struct {
+	by    map[consensus.NodeID]voteEntry
+	extra []voteEntry // mutCountEvery only
+	count map[common.Hash]int
+	total int
+}
+
+func newVoteSet() *voteSet {
+	return &voteSet{by: make(map[consensus.NodeID]voteEntry), count: make(map[common.Hash]int)}
+}
+
+type roundState struct {
+	proposal       *message                 // first proposal of the round's proposer
+	proposals      map[common.Hash]*message // at most maxProposalsPerRound
+	prevotes       *voteSet
+	precommits     *voteSet
+	lockDone       bool // the lock / valid-value rule fired in this round
+	prevoteTimer   bool // the prevote timeout was scheduled
+	precommitTimer bool // the precommit timeout was scheduled
+}
+
+const (
+	maxProposalsPerRound = 2    // the first, and one conflicting (kept for its block)
+	roundsAhead          = 4    // rounds above the current one whose votes are kept
+	maxSeen              = 8192 // dedup set bound per height
+	maxBlocksPerHeight   = 256
+	maxRuleSteps         = 256
+)
+
+type candidate struct {
+	round int64
+	hash  common.Hash
+}
+
+// heightState is everything about the height in progress.
+type heightState struct {
+	height    uint64
+	vals      *ValidatorSet
+	validator bool
+	quorum    int
+
+	round int64
+	step  step
+
+	lockedRound int64
+	lockedBlock *types.Block
+	validRound  int64
+	validBlock  *types.Block
+	validJust   [][]byte
+
+	rounds     map[int64]*roundState
+	minRound   int64 // rounds below were pruned
+	blocks     map[common.Hash]*blockInfo
+	maxRound   map[consensus.NodeID]int64
+	roundNoted bool // maxRound changed since the last round-skip check
+	candidates []candidate
+
+	newRoundAt, proposeAt, prevoteAt, precommitAt uint64 // tick deadlines, 0 = none
+	building                                      bool
+
+	// What this validator signed at this height (wire form) and in which
+	// round; restored from SavedState after a restart.
+	ownProposal, ownPrevote, ownPrecommit []byte
+	ownProposalRound, ownPrevoteRound     int64
+	ownPrecommitRound                     int64
+}
+
+type buffered struct {
+	from    consensus.NodeID
+	height  uint64
+	payload []byte
+}
+
+type evKey struct {
+	who    consensus.NodeID
+	typ    MsgType
+	height uint64
+	round  int64
+}
+
+// Core is the bft state machine for one node: Tendermint's algorithm
+// (propose, prevote, precommit with locking and valid values; see
+// docs/design/bft.md). It reads no clock, socket or file and starts no
+// goroutine; it is not goroutine-safe: one goroutine calls all methods.
+//
+// Inputs: Step (a message from a peer), Tick (a unit of time), Propose (a
+// block built for a BuildRequest), Verified (the result of verifying a
+// block), SetValidators. Output: Ready, acknowledged with Advance.
+type Core struct {
+	cfg     Config
+	self    consensus.NodeID
+	signer  Signer
+	recover Recoverer
+	sched   schedule
+	now     uint64
+	head    Head
+	hs      *heightState
+
+	future     []buffered
+	futureBy   map[consensus.NodeID]int
+	futureSeen map[common.Hash]struct{}
+	replay   bool // future messages wait for Advance
+
+	seen map[common.Hash]struct{}
+
+	syncHint  map[consensus.NodeID]uint64 // peers ahead of us, and the height they showed
+	syncAt    uint64                      // tick of the last request
+	syncUntil uint64                      // height after the batch last asked for
+	syncWait  uint64                      // no request before this tick
+	syncRR    uint64
+	served    map[consensus.NodeID]uint64
+
+	status       []byte
+	statusHeight uint64
+	statusRound  int64
+
+	evidence    []Evidence
+	evidenceKey map[evKey]struct{}
+
+	stats Stats
+	rd    Ready
+	dirty bool
+}
+
+// NewCore returns a core that decides heights from head.Number+1 on. saved
+// is what the node last stored from Ready.State (nil on first start); a
+// saved state for an older height is ignored.
+func NewCore(cfg Config, head Head, saved *SavedState) (*Core, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	vs, err := NewValidatorSet(cfg.Validators)
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:         cfg,
+		self:        cfg.Self,
+		signer:      cfg.Signer,
+		recover:     cfg.Recover,
+		sched:       schedule{entries: []scheduleEntry{{from: 0, set: vs}}},
+		head:        head,
+		futureBy:    make(map[consensus.NodeID]int),
+		futureSeen:  make(map[common.Hash]struct{}),
+		seen:        make(map[common.Hash]struct{}),
+		syncHint:    make(map[consensus.NodeID]uint64),
+		served:      make(map[consensus.NodeID]uint64),
+		evidenceKey: make(map[evKey]struct{}),
+	}
+	if saved != nil && saved.Height > head.Number+1 {
+		return nil, fmt.Errorf("%w: state for height %d, head %d", ErrStateAhead, saved.Height, head.Number)
+	}
+	if saved != nil && saved.Height == head.Number+1 && c.signer != nil {
+		if err := c.restore(saved); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	c.startHeight()
+	return c, nil
+}
+
+// restore resumes a height from saved state: same round, same lock, same
+// signed messages (re-sent, never re-signed differently).
+func (c *Core) restore(s *SavedState) error {
+	c.newHeightState()
+	hs := c.hs
+	if s.LockedBlock != nil {
+		hs.lockedRound, hs.lockedBlock = s.LockedRound, s.LockedBlock
+		c.learnBlock(s.LockedBlock, valid)
+	}
+	if s.ValidBlock != nil {
+		hs.validRound, hs.validBlock, hs.validJust = s.ValidRound, s.ValidBlock, s.ValidJustification
+		c.learnBlock(s.ValidBlock, valid)
+	}
+	own := func(payload []byte, typ MsgType) (*message, error) {
+		if payload == nil {
+			return nil, nil
+		}
+		m, err := decodeMessage(payload)
+		if err != nil || m.typ != typ || m.height != hs.height {
+			return nil, fmt.Errorf("%w: own %s", ErrCorruptState, typ)
+		}
+		m.signer = c.self
+		return m, nil
+	}
+	prop, err := own(s.Proposal, MsgProposal)
+	if err != nil {
+		return err
+	}
+	pv, err := own(s.Prevote, MsgPrevote)
+	if err != nil {
+		return err
+	}
+	pc, err := own(s.Precommit, MsgPrecommit)
+	if err != nil {
+		return err
+	}
+	round := s.Round
+	for _, m := range []*message{prop, pv, pc} {
+		if m != nil && m.round > round {
+			round = m.round
+		}
+	}
+	hs.round = round
+	if prop != nil {
+		hs.ownProposal, hs.ownProposalRound = s.Proposal, prop.round
+	}
+	if pv != nil {
+		hs.ownPrevote, hs.ownPrevoteRound = s.Prevote, pv.round
+	}
+	if pc != nil {
+		hs.ownPrecommit, hs.ownPrecommitRound = s.Precommit, pc.round
+	}
+	c.startRound(round)
+	if prop != nil {
+		c.learnBlock(prop.block, valid)
+		c.addProposal(prop)
+	}
+	if pv != nil {
+		c.addVote(pv)
+		if pv.round == round {
+			hs.step = stepPrevote
+		}
+	}
+	if pc != nil {
+		c.addVote(pc)
+		if pc.round == round {
+			hs.step = stepPrecommit
+		}
+	}
+	c.dirty = true
+	c.process()
+	return nil
+}
+
+// Self is this node's id.
+func (c *Core) Self() consensus.NodeID { return c.self }
+
+// Height is the height in progress; Round its round.
+func (c *Core) Height() uint64 { return c.hs.height }
+
+// Round is the round in progress.
+func (c *Core) Round() int64 { return c.hs.round }
+
+// Head is the last block this core committed (or started from).
+func (c *Core) Head() Head { return c.head }
+
+// Validators returns the validator set of a height, as far as known now.
+func (c *Core) Validators(height uint64) *ValidatorSet { return c.sched.at(height) }
+
+// Stats returns the counters.
+func (c *Core) Stats() Stats {
+	s := c.stats
+	s.Height, s.Round = c.hs.height, c.hs.round
+	return s
+}
+
+// Evidence returns the equivocations seen, oldest first (at most
+// Config.MaxEvidence). The caller owns the slice.
+func (c *Core) Evidence() []Evidence { return append([]Evidence(nil), c.evidence...) }
+
+// SetValidators makes ids the validator set from height from on. The
+// change must not touch the height in progress: from > Height(). A later
+// call for the same or a lower from replaces pending changes at or after
+// it. The node calls it when a block that decides a change is committed
+// (before Advance), and again after a restart for changes not yet in force.
+func (c *Core) SetValidators(from uint64, ids []consensus.NodeID) error {
+	if from <= c.hs.height {
+		return fmt.Errorf("%w: from %d, height %d in progress", ErrPastHeight, from, c.hs.height)
+	}
+	vs, err := NewValidatorSet(ids)
+	if err != nil {
+		return err
+	}
+	return c.sched.set(from, vs)
+}
+
+// HasReady reports whether Ready has anything.
+func (c *Core) HasReady() bool { return !c.rd.empty() || (c.dirty && c.signer != nil) }
+
+// Ready returns the pending work and starts a new batch. See Ready for the
+// order in which the node must handle it.
+func (c *Core) Ready() Ready {
+	rd := c.rd
+	c.rd = Ready{}
+	if c.dirty && c.signer != nil {
+		rd.State = c.snapshot()
+	}
+	c.dirty = false
+	return rd
+}
+
+// Advance tells the core that the last Ready was handled: commits are
+// applied (and validator changes they decide given to SetValidators). Only
+// then does the core look at messages it kept for the new height.
+func (c *Core) Advance() {
+	if c.replay {
+		c.replay = false
+		c.replayFuture()
+		c.process()
+	}
+}
+
+func (c *Core) snapshot() *SavedState {
+	hs := c.hs
+	return &SavedState{
+		Height: hs.height, Round: hs.round,
+		LockedRound: hs.lockedRound, LockedBlock: hs.lockedBlock,
+		ValidRound: hs.validRound, ValidBlock: hs.validBlock, ValidJustification: hs.validJust,
+		Proposal: hs.ownProposal, Prevote: hs.ownPrevote, Precommit: hs.ownPrecommit,
+	}
+}
+
+func (c *Core) quorum(vs *ValidatorSet) int {
+	if c.cfg.mutation == mutQuorum2f {
+		return 2 * vs.Faulty()
+	}
+	return vs.Quorum()
+}
+
+// ---- heights and rounds ----
+
+func (c *Core) newHeightState() {
+	h := c.head.Number + 1
+	c.sched.prune(h)
+	vs := c.sched.at(h)
+	c.hs = &heightState{
+		height:      h,
+		vals:        vs,
+		validator:   c.signer != nil && vs.Contains(c.self),
+		quorum:      c.quorum(vs),
+		lockedRound: -1,
+		validRound:  -1,
+		rounds:      make(map[int64]*roundState),
+		blocks:      make(map[common.Hash]*blockInfo),
+		maxRound:    make(map[consensus.NodeID]int64),
+	}
+	c.seen = make(map[common.Hash]struct{})
+	for id, h := range c.syncHint {
+		if h <= c.hs.height {
+			delete(c.syncHint, id)
+		}
+	}
+	c.replay = true
+}
+
+func (c *Core) startHeight() {
+	c.newHeightState()
+	c.dirty = true
+	if c.cfg.CommitWaitTicks == 0 {
+		c.startRound(0)
+		return
+	}
+	c.hs.step = stepNewHeight
+	c.hs.newRoundAt = c.now + uint64(c.cfg.CommitWaitTicks)
+}
+
+func (c *Core) timeout(base int, round int64) uint64 {
+	t := int64(base) + round*int64(c.cfg.TimeoutDeltaTicks)
+	if t > int64(c.cfg.MaxTimeoutTicks) {
+		t = int64(c.cfg.MaxTimeoutTicks)
+	}
+	return uint64(t)
+}
+
+func (c *Core) startRound(r int64) {
+	hs := c.hs
+	hs.round, hs.step = r, stepPropose
+	hs.newRoundAt, hs.prevoteAt, hs.precommitAt = 0, 0, 0
+	hs.proposeAt = c.now + c.timeout(c.cfg.ProposeTimeoutTicks, r)
+	hs.building = false
+	c.stats.Rounds++
+	if r > 0 {
+		c.stats.RoundChanges++
+	}
+	c.roundState(r)
+	c.pruneRounds()
+	if hs.validator && hs.vals.Proposer(hs.height, r) == c.self {
+		switch {
+		case hs.ownProposal != nil && hs.ownProposalRound == r:
+			// Restarted after proposing in this round: send the same one.
+			c.send(MsgProposal, hs.ownProposal)
+		case hs.validBlock != nil:
+			c.propose(hs.validBlock, hs.validRound, hs.validJust)
+		default:
+			hs.building = true
+			c.rd.Build = &BuildRequest{Height: hs.height, Round: r, Parent: c.head.Hash}
+		}
+	}
+	c.sendStatus()
+}
+
+// roundState returns the state of round r, creating it if r is in the
+// window kept in memory; nil otherwise.
+func (c *Core) roundState(r int64) *roundState {
+	hs := c.hs
+	if rs := hs.rounds[r]; rs != nil {
+		return rs
+	}
+	if r < hs.minRound || r > hs.round+roundsAhead {
+		return nil
+	}
+	rs := &roundState{proposals: make(map[common.Hash]*message), prevotes: newVoteSet(), precommits: newVoteSet()}
+	hs.rounds[r] = rs
+	return rs
+}
+
+func (c *Core) pruneRounds() {
+	hs := c.hs
+	for len(hs.rounds) > c.cfg.MaxRoundsKept {
+		oldest := hs.round
+		for r := range hs.rounds {
+			oldest = min(oldest, r)
+		}
+		delete(hs.rounds, oldest)
+		hs.minRound = oldest + 1
+		keep := hs.candidates[:0]
+		for _, cd := range hs.candidates {
+			if cd.round >= hs.minRound {
+				keep = append(keep, cd)
+			}
+		}
+		hs.candidates = keep
+	}
+}
+
+// ---- inputs ----
+
+// Tick advances the core's time by one tick: timeouts, re-sending and
+// catch-up requests happen here.
+func (c *Core) Tick() {
+	c.now++
+	hs := c.hs
+	if hs.step == stepNewHeight && hs.newRoundAt != 0 && c.now >= hs.newRoundAt {
+		c.startRound(0)
+	}
+	if hs.step == stepPropose && hs.proposeAt != 0 && c.now >= hs.proposeAt {
+		hs.proposeAt = 0
+		c.stats.Timeouts[0]++
+		c.signVote(MsgPrevote, common.Hash{})
+		hs.step = stepPrevote
+	}
+	if hs.step == stepPrevote && hs.prevoteAt != 0 && c.now >= hs.prevoteAt {
+		hs.prevoteAt = 0
+		c.stats.Timeouts[1]++
+		c.signVote(MsgPrecommit, common.Hash{})
+		hs.step = stepPrecommit
+	}
+	if hs.precommitAt != 0 && c.now >= hs.precommitAt {
+		hs.precommitAt = 0
+		c.stats.Timeouts[2]++
+		c.startRound(hs.round + 1)
+	}
+	if c.now%uint64(c.cfg.RebroadcastTicks) == 0 {
+		c.rebroadcast()
+	}
+	c.requestSync()
+	c.process()
+}
+
+// Step takes one message from peer from. It returns nil if the message was
+// used, or an error saying why it was dropped or kept for later (none is
+// fatal; the node may count them).
+func (c *Core) Step(from consensus.NodeID, payload []byte) error {
+	typ := PeekType(payload)
+	if int(typ) < numMsgTypes {
+		c.stats.MsgsIn[typ]++
+		c.stats.BytesIn[typ] += uint64(len(payload))
+	}
+	err := c.step(from, payload)
+	if err != nil && !errors.Is(err, ErrFuture) {
+		c.stats.Dropped++
+	}
+	c.process()
+	return err
+}
+
+func (c *Core) step(from consensus.NodeID, payload []byte) error {
+	if len(payload) > c.cfg.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
+	}
+	switch PeekType(payload) {
+	case MsgSyncRequest:
+		return c.onSyncRequest(from, payload)
+	case MsgSyncBlock:
+		return c.onSyncBlock(from, payload)
+	}
+	key := crypto.Keccak256Hash(payload)
+	if _, dup := c.seen[key]; dup {
+		c.stats.Duplicates++
+		return ErrDuplicate
+	}
+	m, err := decodeMessage(payload)
+	if err != nil {
+		c.remember(key)
+		return err
+	}
+	switch {
+	case m.height < c.hs.height:
+		c.stats.Stale++
+		return fmt.Errorf("%w: %s for %d at %d", ErrStale, m.typ, m.height, c.hs.height)
+	case m.height > c.hs.height:
+		c.hint(from, m.height)
+		c.buffer(from, m)
+		return fmt.Errorf("%w: %s for %d at %d", ErrFuture, m.typ, m.height, c.hs.height)
+	}
+	err = c.handle(m)
+	// Remember the message unless it may become useful later (a round
+	// outside the window now): re-sent copies are then dropped cheaply.
+	if !errors.Is(err, ErrIgnored) {
+		c.remember(key)
+	}
+	return err
+}
+
+func (c *Core) remember(key common.Hash) {
+	if len(c.seen) >= maxSeen {
+		c.seen = make(map[common.Hash]struct{})
+	}
+	c.seen[key] = struct{}{}
+}
+
+// verifySigner checks the signature of a message of the current height and
+// that the signer is a validator of it.
+func (c *Core) verifySigner(m *message) error {
+	id, err := c.recover(m.digest(c.cfg.ChainID), m.sig)
+	if err != nil {
+		c.stats.BadSignatures++
+		return err
+	}
+	if !c.hs.vals.Contains(id) {
+		c.stats.BadSignatures++
+		return fmt.Errorf("%w: %s", ErrNotValidator, id)
+	}
+	m.signer = id
+	return nil
+}
+
+func (c *Core) handle(m *message) error {
+	if err := c.verifySigner(m); err != nil {
+		return err
+	}
+	c.noteRound(m.signer, m.round)
+	switch m.typ {
+	case MsgStatus:
+		return nil
+	case MsgPrevote, MsgPrecommit:
+		if c.roundState(m.round) == nil {
+			return fmt.Errorf("%w: %s for round %d outside [%d, %d]", ErrIgnored, m.typ, m.round, c.hs.minRound, c.hs.round+roundsAhead)
+		}
+		c.addVote(m)
+		return nil
+	case MsgProposal:
+		return c.onProposal(m)
+	}
+	return fmt.Errorf("%w: unexpected %s", ErrMalformed, m.typ)
+}
+
+func (c *Core) onProposal(m *message) error {
+	hs := c.hs
+	if m.signer != hs.vals.Proposer(hs.height, m.round) {
+		return fmt.Errorf("%w: %s at round %d", ErrWrongLeader, m.signer, m.round)
+	}
+	if c.roundState(m.round) == nil {
+		return fmt.Errorf("%w: proposal for round %d outside [%d, %d]", ErrIgnored, m.round, hs.minRound, hs.round+roundsAhead)
+	}
+	if m.block.NumberU64() != hs.height {
+		return fmt.Errorf("%w: proposal of block %d at height %d", ErrMalformed, m.block.NumberU64(), hs.height)
+	}
+	if err := checkBody(m.block); err != nil {
+		return err
+	}
+	if m.validRound >= 0 {
+		// The justification proves a quorum prevoted the block in its
+		// valid round; its votes count as received prevotes.
+		votes, err := c.checkJustification(m)
+		if err != nil {
+			return err
+		}
+		for _, v := range votes {
+			c.noteRound(v.signer, v.round)
+			if c.roundState(v.round) != nil {
+				c.addVote(v)
+			}
+		}
+	}
+	c.addProposal(m)
+	return nil
+}
+
+func (c *Core) checkJustification(m *message) ([]*message, error) {
+	hs := c.hs
+	if len(m.just) > hs.vals.Size() {
+		return nil, fmt.Errorf("%w: %d justification votes", ErrMalformed, len(m.just))
+	}
+	digest := Digest(c.cfg.ChainID, MsgPrevote, hs.height, m.validRound, m.hash, -1)
+	seen := make(map[consensus.NodeID]bool, len(m.just))
+	votes := make([]*message, 0, len(m.just))
+	for _, sig := range m.just {
+		id, err := c.recover(digest, sig)
+		if err != nil || !hs.vals.Contains(id) || seen[id] {
+			return nil, fmt.Errorf("%w: bad justification of round %d", ErrMalformed, m.validRound)
+		}
+		seen[id] = true
+		votes = append(votes, &message{typ: MsgPrevote, height: hs.height, round: m.validRound, hash: m.hash, sig: sig, signer: id, validRound: -1})
+	}
+	if len(votes) < hs.quorum {
+		return nil, fmt.Errorf("%w: justification of round %d has %d votes, quorum %d", ErrMalformed, m.validRound, len(votes), hs.quorum)
+	}
+	return votes, nil
+}
+
+func (c *Core) addProposal(m *message) {
+	rs := c.roundState(m.round)
+	if rs == nil {
+		return
+	}
+	if first := rs.proposal; first != nil {
+		if first.hash == m.hash && first.validRound == m.validRound {
+			return
+		}
+		c.recordEvidence(m.signer, signedOf(first), signedOf(m))
+		if len(rs.proposals) < maxProposalsPerRound && rs.proposals[m.hash] == nil {
+			rs.proposals[m.hash] = m
+			c.learnBlock(m.block, unknown)
+		}
+		return
+	}
+	rs.proposal = m
+	rs.proposals[m.hash] = m
+	c.learnBlock(m.block, unknown)
+}
+
+// learnBlock records a block of the current height. A block that does not
+// extend the head is invalid without asking the host.
+func (c *Core) learnBlock(b *types.Block, v validity) {
+	hs := c.hs
+	h := b.Hash()
+	if bi := hs.blocks[h]; bi != nil {
+		if v == valid {
+			bi.validity = valid
+		}
+		return
+	}
+	if len(hs.blocks) >= maxBlocksPerHeight {
+		return
+	}
+	if b.NumberU64() != hs.height || b.ParentHash() != c.head.Hash {
+		v = invalid
+	}
+	hs.blocks[h] = &blockInfo{block: b, validity: v}
+}
+
+func (c *Core) noteRound(id consensus.NodeID, r int64) {
+	hs := c.hs
+	if prev, ok := hs.maxRound[id]; !ok || r > prev {
+		hs.maxRound[id] = r
+		if r > hs.round {
+			hs.roundNoted = true
+		}
+	}
+}
+
+func (c *Core) addVote(m *message) {
+	hs := c.hs
+	rs := c.roundState(m.round)
+	if rs == nil {
+		return
+	}
+	vs := rs.prevotes
+	if m.typ == MsgPrecommit {
+		vs = rs.precommits
+	}
+	if prev, ok := vs.by[m.signer]; ok {
+		if prev.hash != m.hash {
+			first := Signed{Type: m.typ, Height: m.height, Round: m.round, Hash: prev.hash, ValidRound: -1, Sig: prev.sig}
+			c.recordEvidence(m.signer, first, signedOf(m))
+		}
+		if c.cfg.mutation != mutCountEvery || bytes.Equal(prev.sig, m.sig) {
+			return
+		}
+		vs.extra = append(vs.extra, voteEntry{hash: m.hash, sig: m.sig})
+	} else {
+		vs.by[m.signer] = voteEntry{hash: m.hash, sig: m.sig}
+	}
+	vs.count[m.hash]++
+	vs.total++
+	if m.typ == MsgPrecommit && m.hash != (common.Hash{}) && vs.count[m.hash] == hs.quorum {
+		hs.candidates = append(hs.candidates, candidate{round: m.round, hash: m.hash})
+	}
+}
+
+// sigsFor returns the signatures of the votes for hash, in validator order
+// (extra votes of mutCountEvery last).
+func (c *Core) sigsFor(vs *voteSet, hash common.Hash) [][]byte {
+	var sigs [][]byte
+	for _, id := range c.hs.vals.ids {
+		if e, ok := vs.by[id]; ok && e.hash == hash {
+			sigs = append(sigs, e.sig)
+		}
+	}
+	for _, e := range vs.extra {
+		if e.hash == hash {
+			sigs = append(sigs, e.sig)
+		}
+	}
+	return sigs
+}
+
+func (c *Core) recordEvidence(who consensus.NodeID, a, b Signed) {
+	k := evKey{who: who, typ: a.Type, height: a.Height, round: a.Round}
+	if _, ok := c.evidenceKey[k]; ok {
+		return
+	}
+	if len(c.evidence) >= c.cfg.MaxEvidence {
+		old := c.evidence[0]
+		delete(c.evidenceKey, evKey{who: old.Validator, typ: old.First.Type, height: old.First.Height, round: old.First.Round})
+		c.evidence = append(c.evidence[:0], c.evidence[1:]...)
+	}
+	c.evidenceKey[k] = struct{}{}
+	c.evidence = append(c.evidence, Evidence{Validator: who, First: a, Second: b})
+	c.stats.Equivocations++
+}
+
+// Propose hands the core the block built for Ready.Build (or the error of
+// building it). A block for another height or round, or arriving after the
+// round moved on, is ignored.
+func (c *Core) Propose(height uint64, round int64, block *types.Block, err error) {
+	hs := c.hs
+	if height != hs.height || round != hs.round || !hs.building || hs.step != stepPropose {
+		return
+	}
+	hs.building = false
+	if err != nil || block == nil || block.NumberU64() != height || block.ParentHash() != c.head.Hash {
+		return // the propose timeout moves the round on
+	}
+	c.propose(block, -1, nil)
+	c.process()
+}
+
+// Verified gives the result of verifying a block of Ready.Verify.
+func (c *Core) Verified(hash common.Hash, err error) {
+	bi := c.hs.blocks[hash]
+	if bi == nil || bi.validity != pending {
+		return
+	}
+	if err != nil {
+		bi.validity = invalid
+	} else {
+		bi.validity = valid
+	}
+	c.process()
+}
+
+// ---- signing ----
+
+func (c *Core) sign(digest common.Hash) []byte {
+	sig, err := c.signer.Sign(digest)
+	if err != nil {
+		// A key that cannot sign is a broken node, not a network fault.
+		panic(fmt.Sprintf("bft: sign with node key: %v", err))
+	}
+	return sig
+}
+
+func (c *Core) propose(block *types.Block, validRound int64, just [][]byte) {
+	hs := c.hs
+	hash := block.Hash()
+	if hs.ownProposal != nil && hs.ownProposalRound == hs.round {
+		panic(fmt.Sprintf("bft: second proposal at height %d round %d", hs.height, hs.round))
+	}
+	sig := c.sign(Digest(c.cfg.ChainID, MsgProposal, hs.height, hs.round, hash, validRound))
+	payload := encodeProposal(hs.height, hs.round, validRound, block, just, sig)
+	hs.ownProposal, hs.ownProposalRound = payload, hs.round
+	c.dirty = true
+	c.send(MsgProposal, payload)
+	c.learnBlock(block, valid)
+	c.addProposal(&message{typ: MsgProposal, height: hs.height, round: hs.round, hash: hash,
+		validRound: validRound, block: block, just: just, sig: sig, signer: c.self, payload: payload})
+}
+
+// signVote signs and sends this validator's vote of typ in the current
+// round. Observers sign nothing. Signing two different votes for one
+// (height, round, type) would be equivocation: it is a broken invariant.
+func (c *Core) signVote(typ MsgType, hash common.Hash) {
+	hs := c.hs
+	if !hs.validator {
+		return
+	}
+	own, ownRound := &hs.ownPrevote, &hs.ownPrevoteRound
+	if typ == MsgPrecommit {
+		own, ownRound = &hs.ownPrecommit, &hs.ownPrecommitRound
+	}
+	if *own != nil && *ownRound >= hs.round {
+		panic(fmt.Sprintf("bft: second %s at height %d round %d (last in round %d)", typ, hs.height, hs.round, *ownRound))
+	}
+	sig := c.sign(Digest(c.cfg.ChainID, typ, hs.height, hs.round, hash, -1))
+	payload := encodeVote(typ, hs.height, hs.round, hash, sig)
+	*own, *ownRound = payload, hs.round
+	c.dirty = true
+	c.send(typ, payload)
+	c.addVote(&message{typ: typ, height: hs.height, round: hs.round, hash: hash, sig: sig, signer: c.self, validRound: -1, payload: payload})
+}
+
+func (c *Core) send(typ MsgType, payload []byte) {
+	c.stats.MsgsOut[typ]++
+	c.stats.BytesOut[typ] += uint64(len(payload))
+	c.rd.Messages = append(c.rd.Messages, Outbound{Type: typ, Broadcast: true, Payload: payload})
+}
+
+func (c *Core) sendTo(to consensus.NodeID, typ MsgType, payload []byte) {
+	c.stats.MsgsOut[typ]++
+	c.stats.BytesOut[typ] += uint64(len(payload))
+	c.rd.Messages = append(c.rd.Messages, Outbound{Type: typ, To: to, Payload: payload})
+}
+
+func (c *Core) sendStatus() {
+	hs := c.hs
+	if !hs.validator {
+		return
+	}
+	if c.status == nil || c.statusRound != hs.round || c.statusHeight != hs.height {
+		sig := c.sign(Digest(c.cfg.ChainID, MsgStatus, hs.height, hs.round, common.Hash{}, -1))
+		c.status, c.statusHeight, c.statusRound = encodeStatus(hs.height, hs.round, sig), hs.height, hs.round
+	}
+	c.send(MsgStatus, c.status)
+}
+
+// rebroadcast re-sends what this validator signed in the current round,
+// and its status: lost messages are recovered this way.
+func (c *Core) rebroadcast() {
+	hs := c.hs
+	if !hs.validator || hs.step == stepNewHeight {
+		return
+	}
+	if hs.ownProposal != nil && hs.ownProposalRound == hs.round {
+		c.send(MsgProposal, hs.ownProposal)
+	}
+	if hs.ownPrevote != nil && hs.ownPrevoteRound == hs.round {
+		c.send(MsgPrevote, hs.ownPrevote)
+	}
+	if hs.ownPrecommit != nil && hs.ownPrecommitRound == hs.round {
+		c.send(MsgPrecommit, hs.ownPrecommit)
+	}
+	c.sendStatus()
+}
+
+// ---- the rules ----
+
+// process applies the algorithm's rules until none applies. Each rule
+// moves the state forward (a step, a round, a height, or a once-per-round
+// flag), so the loop ends; the bound is an assertion.
+func (c *Core) process() {
+	for i := 0; i < maxRuleSteps; i++ {
+		if !c.applyRule() {
+			return
+		}
+	}
+	panic(fmt.Sprintf("bft: rules did not settle at height %d round %d", c.hs.height, c.hs.round))
+}
+
+func (c *Core) applyRule() bool {
+	hs := c.hs
+	if c.tryDecide() {
+		return true
+	}
+	if c.tryRoundSkip() {
+		return true
+	}
+	if hs.step == stepNewHeight {
+		return false
+	}
+	rs := c.roundState(hs.round)
+	if hs.step == stepPropose && c.tryPrevote(rs) {
+		return true
+	}
+	if hs.step >= stepPrevote && !rs.lockDone && c.tryLock(rs) {
+		return true
+	}
+	if hs.step == stepPrevote {
+		if rs.prevotes.count[common.Hash{}] >= hs.quorum {
+			c.signVote(MsgPrecommit, common.Hash{})
+			hs.step = stepPrecommit
+			return true
+		}
+		if !rs.prevoteTimer && rs.prevotes.total >= hs.quorum {
+			rs.prevoteTimer = true
+			hs.prevoteAt = c.now + c.timeout(c.cfg.PrevoteTimeoutTicks, hs.round)
+			return true
+		}
+	}
+	if !rs.precommitTimer && rs.precommits.total >= hs.quorum {
+		rs.precommitTimer = true
+		hs.precommitAt = c.now + c.timeout(c.cfg.PrecommitTimeoutTicks, hs.round)
+		return true
+	}
+	return false
+}
+
+// tryDecide: a quorum of precommits for a block in any round, and the
+// block known, decide it.
+func (c *Core) tryDecide() bool {
+	hs := c.hs
+	for _, cd := range hs.candidates {
+		bi := hs.blocks[cd.hash]
+		if bi == nil {
+			continue
+		}
+		rs := hs.rounds[cd.round]
+		seal := EncodeCertificate(Certificate{Round: cd.round, Sigs: c.sigsFor(rs.precommits, cd.hash)})
+		c.decide(bi.block, seal, cd.round, false)
+		return true
+	}
+	return false
+}
+
+// tryRoundSkip: messages of a weak quorum of validators from rounds above
+// ours mean a correct validator is there: go to the highest such round.
+func (c *Core) tryRoundSkip() bool {
+	hs := c.hs
+	if !hs.roundNoted {
+		return false
+	}
+	hs.roundNoted = false
+	weak := hs.vals.Weak()
+	var ahead []int64
+	for _, r := range hs.maxRound {
+		if r > hs.round {
+			ahead = append(ahead, r)
+		}
+	}
+	if len(ahead) < weak {
+		return false
+	}
+	sort.Slice(ahead, func(i, j int) bool { return ahead[i] > ahead[j] })
+	c.stats.RoundSkips++
+	c.startRound(ahead[weak-1])
+	return true
+}
+
+// needValidity returns what is known of a block's validity, asking the
+// node to verify it the first time.
+func (c *Core) needValidity(bi *blockInfo) validity {
+	if bi.validity == unknown {
+		bi.validity = pending
+		c.rd.Verify = append(c.rd.Verify, bi.block)
+	}
+	return bi.validity
+}
+
+// tryPrevote is the prevote rule of the propose step (lines 22 and 28 of
+// the paper): prevote the round's proposal if it is valid and we are not
+// locked on another block — or locked no later than the round in which a
+// quorum prevoted the re-proposed block; otherwise prevote nil.
+func (c *Core) tryPrevote(rs *roundState) bool {
+	hs := c.hs
+	p := rs.proposal
+	if p == nil {
+		return false
+	}
+	bi := hs.blocks[p.hash]
+	if bi == nil {
+		return false
+	}
+	v := c.needValidity(bi)
+	if v == pending {
+		return false
+	}
+	free := hs.lockedRound < 0 || hs.lockedBlock.Hash() == p.hash
+	if p.validRound >= 0 {
+		free = free || hs.lockedRound <= p.validRound
+	}
+	if c.cfg.mutation == mutNoLockCheck {
+		free = true
+	}
+	hash := common.Hash{}
+	if v == valid && free {
+		hash = p.hash
+	}
+	c.signVote(MsgPrevote, hash)
+	hs.step = stepPrevote
+	return true
+}
+
+// tryLock is the lock / valid-value rule (line 36): a quorum of prevotes
+// in this round for a valid block we have. In the prevote step we lock on
+// it and precommit it; in any later step we still remember it as the valid
+// block, which a future proposer of ours re-proposes.
+func (c *Core) tryLock(rs *roundState) bool {
+	hs := c.hs
+	var quorate []common.Hash
+	for hash, n := range rs.prevotes.count {
+		if n >= hs.quorum && hash != (common.Hash{}) {
+			quorate = append(quorate, hash)
+		}
+	}
+	// One hash at most, unless more than f validators are Byzantine.
+	sort.Slice(quorate, func(i, j int) bool { return bytes.Compare(quorate[i][:], quorate[j][:]) < 0 })
+	for _, hash := range quorate {
+		bi := hs.blocks[hash]
+		if bi == nil || c.needValidity(bi) != valid {
+			continue
+		}
+		rs.lockDone = true
+		if hs.step == stepPrevote {
+			hs.lockedRound, hs.lockedBlock = hs.round, bi.block
+			c.signVote(MsgPrecommit, hash)
+			hs.step = stepPrecommit
+		}
+		hs.validRound, hs.validBlock = hs.round, bi.block
+		hs.validJust = c.sigsFor(rs.prevotes, hash)
+		c.dirty = true
+		return true
+	}
+	return false
+}
+
+func (c *Core) decide(block *types.Block, seal []byte, round int64, synced bool) {
+	c.rd.Commits = append(c.rd.Commits, Commit{Block: block, Seal: seal, Round: round, Synced: synced})
+	if synced {
+		c.stats.Synced++
+	} else {
+		c.stats.Decided++
+		// Peers one height ahead are normal right after a decision: give
+		// consensus messages a chance before asking for blocks.
+		c.syncWait = c.now + uint64(c.cfg.SyncRetryTicks)
+	}
+	c.stats.LastCommitRound = round
+	c.stats.CommitRounds[min(round, RoundBuckets-1)]++
+	c.head = Head{Number: block.NumberU64(), Hash: block.Hash()}
+	c.startHeight()
+}
+
+// ---- future heights and catch-up ----
+
+// hint notes that peer from is at a height above ours: it can serve the
+// blocks we lack.
+func (c *Core) hint(from consensus.NodeID, height uint64) {
+	if height <= c.hs.height {
+		return
+	}
+	if _, ok := c.syncHint[from]; !ok && len(c.syncHint) >= MaxValidators {
+		return
+	}
+	if height > c.syncHint[from] {
+		c.syncHint[from] = height
+	}
+}
+
+func (c *Core) buffer(from consensus.NodeID, m *message) {
+	if m.typ == MsgStatus || m.height != c.hs.height+1 {
+		return
+	}
+	key := crypto.Keccak256Hash(m.payload)
+	if _, dup := c.futureSeen[key]; dup {
+		c.stats.Duplicates++
+		return
+	}
+	if len(c.future) >= c.cfg.MaxFutureMessages || c.futureBy[from] >= c.cfg.MaxFuturePerPeer {
+		c.stats.FutureDropped++
+		return
+	}
+	c.stats.Buffered++
+	c.future = append(c.future, buffered{from: from, height: m.height, payload: m.payload})
+	c.futureBy[from]++
+	c.futureSeen[key] = struct{}{}
+}
+
+func (c *Core) replayFuture() {
+	old := c.future
+	c.future = nil
+	c.futureBy = make(map[consensus.NodeID]int)
+	c.futureSeen = make(map[common.Hash]struct{})
+	for _, b := range old {
+		switch {
+		case b.height == c.hs.height:
+			if err := c.step(b.from, b.payload); err != nil && !errors.Is(err, ErrFuture) {
+				c.stats.Dropped++
+			}
+		case b.height > c.hs.height:
+			c.future = append(c.future, b)
+			c.futureBy[b.from]++
+		}
+	}
+}
+
+// requestSync asks a peer known to be ahead for the blocks we lack, at
+// most once per SyncRetryTicks; peers that hinted are asked in turn.
+func (c *Core) requestSync() {
+	if len(c.syncHint) == 0 || c.now < c.syncWait {
+		return
+	}
+	if c.syncAt != 0 && c.now-c.syncAt < uint64(c.cfg.SyncRetryTicks) && c.hs.height < c.syncUntil {
+		return // a batch is on its way
+	}
+	peers := make([]consensus.NodeID, 0, len(c.syncHint))
+	for id, h := range c.syncHint {
+		if h > c.hs.height {
+			peers = append(peers, id)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	sort.Slice(peers, func(i, j int) bool { return bytes.Compare(peers[i][:], peers[j][:]) < 0 })
+	peer := peers[c.syncRR%uint64(len(peers))]
+	c.syncRR++
+	c.syncAt, c.syncUntil = c.now, c.hs.height+uint64(c.cfg.MaxSyncBlocks)
+	c.stats.SyncRequests++
+	c.sendTo(peer, MsgSyncRequest, EncodeSyncRequest(c.hs.height))
+}
+
+func (c *Core) onSyncRequest(from consensus.NodeID, payload []byte) error {
+	m, err := decodeMessage(payload)
+	if err != nil {
+		return err
+	}
+	if m.height == 0 || m.height > c.head.Number {
+		return fmt.Errorf("%w: sync from %d, head %d", ErrIgnored, m.height, c.head.Number)
+	}
+	gap := uint64(max(c.cfg.SyncRetryTicks/2, 1))
+	if last, ok := c.served[from]; ok && c.now-last < gap {
+		return fmt.Errorf("%w: sync request rate", ErrIgnored)
+	}
+	if len(c.served) >= 4*MaxValidators {
+		c.served = make(map[consensus.NodeID]uint64)
+	}
+	c.served[from] = c.now
+	c.stats.SyncServed++
+	count := min(c.head.Number-m.height+1, uint64(c.cfg.MaxSyncBlocks))
+	c.rd.Serve = append(c.rd.Serve, ServeRequest{To: from, From: m.height, Count: int(count)})
+	return nil
+}
+
+func (c *Core) onSyncBlock(from consensus.NodeID, payload []byte) error {
+	m, err := decodeMessage(payload)
+	if err != nil {
+		return err
+	}
+	hs := c.hs
+	switch {
+	case m.height < hs.height:
+		c.stats.Stale++
+		return fmt.Errorf("%w: sync block %d at %d", ErrStale, m.height, hs.height)
+	case m.height > hs.height:
+		c.hint(from, m.height)
+		return fmt.Errorf("%w: sync block %d at %d", ErrIgnored, m.height, hs.height)
+	}
+	if m.block.ParentHash() != c.head.Hash {
+		c.stats.BadSyncBlocks++
+		return fmt.Errorf("%w: sync block %d does not extend head %s", ErrIgnored, m.height, c.head.Hash)
+	}
+	if err := checkBody(m.block); err != nil {
+		c.stats.BadSyncBlocks++
+		return err
+	}
+	if _, err := verifyCertificate(c.cfg.ChainID, hs.vals, hs.quorum, c.recover, m.height, m.hash, m.seal); err != nil {
+		c.stats.BadSyncBlocks++
+		return err
+	}
+	cert, _ := DecodeCertificate(m.seal)
+	c.decide(m.block, m.seal, cert.Round, true)
+	return nil
+}
+
+// checkBody checks that a block's body matches the roots in its header:
+// signatures and certificates cover the header hash only.
+func checkBody(b *types.Block) error {
+	if types.DeriveSha(b.Transactions(), trie.NewStackTrie(nil)) != b.TxHash() {
+		return fmt.Errorf("%w: transactions do not match the header", ErrMalformed)
+	}
+	if types.CalcUncleHash(b.Uncles()) != b.UncleHash() {
+		return fmt.Errorf("%w: uncles do not match the header", ErrMalformed)
+	}
+	wh := b.Header().WithdrawalsHash
+	switch {
+	case wh == nil && b.Withdrawals() != nil:
+		return fmt.Errorf("%w: withdrawals without a withdrawals root", ErrMalformed)
+	case wh != nil && types.DeriveSha(b.Withdrawals(), trie.NewStackTrie(nil)) != *wh:
+		return fmt.Errorf("%w: withdrawals do not match the header", ErrMalformed)
+	}
+	return nil
+}

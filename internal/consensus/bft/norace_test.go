@@ -1,0 +1,5 @@
+//go:build !race
+
+package bft
+
+const raceEnabled = false

@@ -1,0 +1,346 @@
+package bft
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
+)
+
+// Seed counts: normal `go test` run, and CHARTER_SOAK=1. CHARTER_SEED=n
+// replays one seed; CHARTER_SEEDS=n overrides the count.
+func seeds(normal, soak int) (int, int) {
+	if raceEnabled {
+		return max(normal/20, 10), soak
+	}
+	return normal, soak
+}
+
+var quiet = simnet.Faults{DropRate: 0.02, MinDelay: 1, MaxDelay: 20}
+
+func randomFaults(r *rand.Rand) simnet.Faults {
+	min := uint64(1 + r.Intn(5))
+	return simnet.Faults{
+		DropRate: r.Float64() * 0.25,
+		DupRate:  r.Float64() * 0.2,
+		MinDelay: min,
+		MaxDelay: min + uint64(r.Intn(80)),
+	}
+}
+
+func TestSimSmoke(t *testing.T) {
+	w := newWorld(1, simConfig{validators: 4, observers: 1, checkSeals: true, commitWait: 5, faults: simnet.Faults{MinDelay: 1, MaxDelay: 20}})
+	for i := 0; i < 300; i++ {
+		if i%10 == 0 {
+			w.submit()
+		}
+		w.step()
+	}
+	if err := w.finalCheck(); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.minHeight(w.nodes); h < 10 {
+		t.Fatalf("min height %d after 3 s", h)
+	}
+	st := w.nodes[0].core.Stats()
+	if st.Decided == 0 || st.MsgsOut[MsgPrevote] == 0 || st.BytesIn[MsgProposal] == 0 {
+		t.Fatalf("stats not counted: %+v", st)
+	}
+}
+
+// runFaults: drops, duplicates, delays and reordering, partitions and
+// healing, crashes and restarts (also between the steps of a Ready), a
+// slow host, an observer; then heal and check liveness, safety and
+// exactly-once.
+func runFaults(seed int64) error {
+	r := rand.New(rand.NewSource(seed))
+	cfg := simConfig{
+		validators: 4 + r.Intn(4),
+		observers:  1,
+		faults:     randomFaults(r),
+		checkSeals: true,
+		commitWait: 2 + r.Intn(8),
+		slowHost:   r.Intn(2) == 0,
+		crashes:    true,
+	}
+	w := newWorld(seed, cfg)
+	w.chaos(300, cfg.validators)
+	if err := w.err(); err != nil {
+		return err
+	}
+	if err := w.heal(quiet, 3000); err != nil {
+		return err
+	}
+	return w.finalCheck()
+}
+
+func TestSimNetworkFaults(t *testing.T) {
+	n, soak := seeds(1000, 100_000)
+	simnet.RunSeeds(t, n, soak, runFaults)
+}
+
+// runByzantine: up to f validators misbehave (equivocate, stay silent,
+// propose invalid blocks, replay old messages of anyone, re-sign their
+// votes), a non-validator key sends signed junk, over a faulty network
+// with crashes of honest nodes.
+func runByzantine(seed int64) error {
+	r := rand.New(rand.NewSource(seed))
+	n := []int{4, 5, 7}[r.Intn(3)]
+	f := (n - 1) / 3
+	cfg := simConfig{
+		validators: n,
+		observers:  1,
+		outsider:   true,
+		faults:     randomFaults(r),
+		checkSeals: true,
+		commitWait: 2 + r.Intn(8),
+		slowHost:   r.Intn(2) == 0,
+		crashes:    r.Intn(2) == 0,
+		byz:        make([]byzKind, n),
+	}
+	for _, i := range r.Perm(n)[:f] {
+		cfg.byz[i] = byzKind(1 + r.Intn(int(numByzKinds)-1))
+	}
+	w := newWorld(seed, cfg)
+	w.chaos(300, 1)
+	if err := w.err(); err != nil {
+		return err
+	}
+	if err := w.heal(quiet, 4000); err != nil {
+		return fmt.Errorf("byzantine %v: %w", cfg.byz, err)
+	}
+	if err := w.finalCheck(); err != nil {
+		return err
+	}
+	return w.checkEvidence()
+}
+
+// checkEvidence: honest nodes record only real equivocations, and every
+// record verifies.
+func (w *world) checkEvidence() error {
+	for _, n := range w.nodes {
+		if n.core == nil || !n.honest() {
+			continue
+		}
+		for _, ev := range n.core.Evidence() {
+			if err := ev.Verify(simChainID); err != nil {
+				return fmt.Errorf("%s: evidence does not verify: %v", n, err)
+			}
+			for _, m := range w.byID[ev.Validator] {
+				if m.honest() {
+					return fmt.Errorf("%s: evidence against honest %s: %v", n, m, ev)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func TestSimByzantine(t *testing.T) {
+	n, soak := seeds(400, 50_000)
+	simnet.RunSeeds(t, n, soak, runByzantine)
+}
+
+// Every Byzantine behaviour on its own, to know each one is exercised.
+func TestSimByzantineKinds(t *testing.T) {
+	for k := byzSilent; k < numByzKinds; k++ {
+		t.Run(k.String(), func(t *testing.T) {
+			n, soak := seeds(40, 5_000)
+			evidence := 0
+			simnet.RunSeeds(t, n, soak, func(seed int64) error {
+				cfg := simConfig{validators: 4, observers: 1, outsider: true, checkSeals: true, commitWait: 3,
+					faults: simnet.Faults{DropRate: 0.05, DupRate: 0.05, MinDelay: 1, MaxDelay: 30}, byz: []byzKind{0, k}}
+				w := newWorld(seed, cfg)
+				w.chaos(300, 0)
+				if err := w.heal(quiet, 4000); err != nil {
+					return err
+				}
+				if err := w.finalCheck(); err != nil {
+					return err
+				}
+				if k == byzEquivoc && len(w.nodes[0].core.Evidence()) == 0 {
+					return fmt.Errorf("no evidence of the equivocating validator at %s", w.nodes[0])
+				}
+				_ = evidence
+				return w.checkEvidence()
+			})
+		})
+	}
+}
+
+// runSetChange: validator 0 leaves and validator 4 (an observer until
+// then) joins, decided by block 3 and in force from block 6; then the set
+// changes back from block 12 — under faults and crashes.
+func runSetChange(seed int64) error {
+	r := rand.New(rand.NewSource(seed))
+	cfg := simConfig{
+		validators: 4,
+		observers:  1,
+		faults:     randomFaults(r),
+		checkSeals: true,
+		commitWait: 2 + r.Intn(5),
+		crashes:    r.Intn(2) == 0,
+		setChange:  &setChange{decideAt: 3, from: 6, newSet: []int{1, 2, 3, 4}},
+	}
+	w := newWorld(seed, cfg)
+	w.chaos(200, 1)
+	if err := w.err(); err != nil {
+		return err
+	}
+	if err := w.heal(quiet, 4000); err != nil {
+		return err
+	}
+	if err := w.finalCheck(); err != nil {
+		return err
+	}
+	// Heights from 6 on carry certificates of the new set (checkSeals).
+	if w.maxHeight() < 8 {
+		return fmt.Errorf("set change: only height %d reached", w.maxHeight())
+	}
+	joined := w.byID[keyID(simKeys[4])][0]
+	if joined.core.Stats().MsgsOut[MsgPrevote] == 0 {
+		return fmt.Errorf("the joining validator never voted")
+	}
+	return nil
+}
+
+func TestSimValidatorSetChange(t *testing.T) {
+	n, soak := seeds(100, 10_000)
+	simnet.RunSeeds(t, n, soak, runSetChange)
+}
+
+// ---- Twins ----
+
+// runTwins runs n validators of which twins have two copies (same key),
+// under partitions that always separate the copies of a twin; it returns
+// the first safety or exactly-once violation.
+func runTwins(seed int64, n, twins int, mut mutation) error {
+	r := rand.New(rand.NewSource(seed))
+	cfg := simConfig{
+		validators: n,
+		twins:      twins,
+		faults:     simnet.Faults{DropRate: r.Float64() * 0.1, MinDelay: 1, MaxDelay: uint64(5 + r.Intn(40))},
+		checkSeals: mut == mutNone,
+		commitWait: 1 + r.Intn(4),
+		mutation:   mut,
+	}
+	w := newWorld(seed, cfg)
+	next := uint64(0)
+	for w.tick < 500 {
+		if w.tick >= next {
+			next = w.tick + uint64(10+w.rng.Intn(60))
+			if w.rng.Intn(5) == 0 {
+				w.net.Heal()
+			} else {
+				w.twinsPartition(2 + w.rng.Intn(2))
+			}
+		}
+		if w.rng.Intn(10) == 0 {
+			w.submit()
+		}
+		w.step()
+		if err := w.err(); err != nil {
+			return err
+		}
+	}
+	return w.finalCheck()
+}
+
+// twinsPartition splits the nodes into groups at random, the two copies of
+// a twin always in different groups.
+func (w *world) twinsPartition(groups int) {
+	g := make([][]consensus.NodeID, groups)
+	placed := map[consensus.NodeID]int{}
+	for _, n := range w.nodes {
+		i := w.rng.Intn(groups)
+		if prev, ok := placed[n.id]; ok && i == prev {
+			i = (i + 1 + w.rng.Intn(groups-1)) % groups
+		}
+		placed[n.id] = i
+		g[i] = append(g[i], n.netID)
+	}
+	w.net.Partition(g...)
+}
+
+func TestTwins(t *testing.T) {
+	for _, c := range []struct{ n, twins, seeds int }{{4, 1, 300}, {7, 2, 150}} {
+		t.Run(fmt.Sprintf("n%d_twins%d", c.n, c.twins), func(t *testing.T) {
+			n, soak := seeds(c.seeds, 20_000)
+			simnet.RunSeeds(t, n, soak, func(seed int64) error { return runTwins(seed, c.n, c.twins, mutNone) })
+		})
+	}
+}
+
+// findViolation runs seeds 1..limit in order and returns the first that
+// fails, or an error if none does.
+func findViolation(limit int, run func(int64) error) (int64, error, error) {
+	for seed := int64(1); seed <= int64(limit); seed++ {
+		if err := run(seed); err != nil {
+			return seed, err, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("no violation in %d seeds", limit)
+}
+
+// TestTwinsControl proves the checker can fail: with Byzantine weight
+// above a third (n=4, two twins), the same harness must find a fork.
+func TestTwinsControl(t *testing.T) {
+	seed, violation, err := findViolation(200, func(seed int64) error { return runTwins(seed, 4, 2, mutNone) })
+	if err != nil {
+		t.Fatalf("control: %v: the harness cannot see a fork", err)
+	}
+	t.Logf("control: seed %d: %v", seed, violation)
+}
+
+// TestMutantsCaught plants bugs in the core and checks that the harness
+// that passes the correct core catches each of them.
+func TestMutantsCaught(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mut   mutation
+		limit int
+		run   func(seed int64, mut mutation) error
+	}{
+		{"quorum-2f", mutQuorum2f, 200, func(seed int64, mut mutation) error { return runTwins(seed, 4, 1, mut) }},
+		{"no-lock-check", mutNoLockCheck, 2000, func(seed int64, mut mutation) error { return runTwins(seed, 4, 1, mut) }},
+		{"count-every-vote", mutCountEvery, 500, func(seed int64, mut mutation) error { return runMutantByzantine(seed, mut) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seed, violation, err := findViolation(c.limit, func(seed int64) error { return c.run(seed, c.mut) })
+			if err != nil {
+				t.Fatalf("mutant %s survived: %v", c.name, err)
+			}
+			t.Logf("mutant %s caught at seed %d: %v", c.name, seed, violation)
+		})
+	}
+}
+
+// runMutantByzantine is runByzantine's harness with one vote re-signing
+// validator among four, and no certificate check at commit (so that the
+// safety checker, not the seal check, is what must catch the bug).
+func runMutantByzantine(seed int64, mut mutation) error {
+	r := rand.New(rand.NewSource(seed))
+	cfg := simConfig{
+		validators: 4,
+		faults:     randomFaults(r),
+		commitWait: 2,
+		byz:        []byzKind{byzResign},
+		mutation:   mut,
+	}
+	w := newWorld(seed, cfg)
+	for w.tick < 400 {
+		if w.rng.Intn(30) == 0 {
+			w.randomPartition(2)
+		}
+		if w.rng.Intn(10) == 0 {
+			w.submit()
+		}
+		w.step()
+		if err := w.err(); err != nil {
+			return err
+		}
+	}
+	return w.finalCheck()
+}
