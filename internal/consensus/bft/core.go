@@ -222,7 +222,7 @@ type Core struct {
 	future     []buffered
 	futureBy   map[consensus.NodeID]int
 	futureSeen map[common.Hash]struct{}
-	replay   bool // future messages wait for Advance
+	replay     bool // future messages wait for Advance
 
 	seen map[common.Hash]struct{}
 

@@ -51,12 +51,12 @@ var genesis = types.NewBlock(&types.Header{Number: new(big.Int), Difficulty: new
 type byzKind uint8
 
 const (
-	honest      byzKind = iota
-	byzSilent           // sends nothing
-	byzEquivoc          // two proposals, two votes per slot, to different halves
-	byzInvalid          // proposes blocks the host rejects
-	byzReplay           // re-sends old messages of anyone, at random
-	byzResign           // re-sends its votes with fresh signatures (same vote, other bytes)
+	honest     byzKind = iota
+	byzSilent          // sends nothing
+	byzEquivoc         // two proposals, two votes per slot, to different halves
+	byzInvalid         // proposes blocks the host rejects
+	byzReplay          // re-sends old messages of anyone, at random
+	byzResign          // re-sends its votes with fresh signatures (same vote, other bytes)
 	numByzKinds
 )
 
@@ -66,10 +66,10 @@ func (b byzKind) String() string {
 
 // simConfig describes one simulated network.
 type simConfig struct {
-	validators int     // distinct validator keys
-	twins      int     // validators 0..twins-1 run as two copies
-	observers  int     // non-validator nodes following the chain
-	outsider   bool    // a non-validator key sending signed junk
+	validators int       // distinct validator keys
+	twins      int       // validators 0..twins-1 run as two copies
+	observers  int       // non-validator nodes following the chain
+	outsider   bool      // a non-validator key sending signed junk
 	byz        []byzKind // per validator index (missing = honest)
 	faults     simnet.Faults
 	mutation   mutation
