@@ -1,0 +1,606 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
+)
+
+// Virtual time: one simnet unit is one millisecond; a raft tick is 10.
+const (
+	tickLen  = 10
+	simEpoch = 1_700_000_000
+)
+
+func simTime(t uint64) time.Time {
+	return time.Unix(simEpoch, 0).Add(time.Duration(t) * time.Millisecond)
+}
+
+// simNode is one simulated node: a core over a fake chain and a crashable
+// file system.
+type simNode struct {
+	id      consensus.NodeID
+	learner bool
+	fs      *MemFS
+	chain   *fakeChain
+	core    *Core // nil while crashed
+	// notify holds transactions admitted by Forward during a Step, for a
+	// Notify after it (a real pool notifies asynchronously).
+	notify []*types.Transaction
+	// wasLeader records that the node ever led (learners must not).
+	wasLeader bool
+}
+
+// cluster is a simulated network of raft cores.
+type cluster struct {
+	seed    int64
+	rng     *rand.Rand
+	net     *simnet.Network
+	check   *simnet.Checker
+	nodes   []*simNode
+	byID    map[consensus.NodeID]*simNode
+	cfg     Config // shared part; each node gets a copy with its closures
+	log     []string
+	nextTx  uint64
+	txs     []*types.Transaction // every transaction a client submitted
+	acked   map[common.Hash]bool
+	lastErr error
+	// expectHalt lists nodes allowed to halt (determinism tests).
+	expectHalt map[consensus.NodeID]bool
+	target     uint64 // converge: height every node must reach (forced empty blocks)
+	halted     map[consensus.NodeID]error
+}
+
+type clusterOpts struct {
+	validators, learners int
+	faults               simnet.Faults
+	cfg                  Config
+}
+
+// nodeID is the id of simulated node i: 0x…0a01, 0x…0a02, …
+func nodeID(i int) consensus.NodeID {
+	return common.BytesToAddress([]byte{0x0a, byte(i + 1)})
+}
+
+func newCluster(seed int64, o clusterOpts) (*cluster, error) {
+	var ids, vals, learners []consensus.NodeID
+	for i := 0; i < o.validators+o.learners; i++ {
+		id := nodeID(i)
+		ids = append(ids, id)
+		if i < o.validators {
+			vals = append(vals, id)
+		} else {
+			learners = append(learners, id)
+		}
+	}
+	net := simnet.New(seed, ids, o.faults)
+	c := &cluster{
+		seed:       seed,
+		rng:        net.Rand(),
+		net:        net,
+		check:      simnet.NewChecker(),
+		byID:       make(map[consensus.NodeID]*simNode),
+		cfg:        o.cfg,
+		acked:      make(map[common.Hash]bool),
+		expectHalt: make(map[consensus.NodeID]bool),
+		halted:     make(map[consensus.NodeID]error),
+	}
+	c.cfg.Validators, c.cfg.Learners = vals, learners
+	c.cfg.TickInterval = tickLen * time.Millisecond
+	for i, id := range ids {
+		n := &simNode{id: id, learner: i >= o.validators, fs: NewMemFS()}
+		n.chain = newFakeChain(id, c.cfg.MaxBlockTxs, c.onCommit)
+		c.nodes = append(c.nodes, n)
+		c.byID[id] = n
+		if err := c.start(n); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *cluster) logf(format string, args ...any) {
+	c.log = append(c.log, fmt.Sprintf("t=%d ", c.net.Now())+fmt.Sprintf(format, args...))
+}
+
+func (c *cluster) onCommit(node consensus.NodeID, b *types.Block) {
+	c.check.Finalized(node, b.NumberU64(), b.Hash())
+	var hs []common.Hash
+	for _, tx := range b.Transactions() {
+		hs = append(hs, tx.Hash())
+		// A client is told the receipt once some node commits the block.
+		if !c.acked[tx.Hash()] {
+			c.acked[tx.Hash()] = true
+			c.check.Acknowledge(tx.Hash())
+		}
+	}
+	c.check.Included(node, b.NumberU64(), hs)
+}
+
+func (c *cluster) nodeConfig(n *simNode) Config {
+	cfg := c.cfg
+	cfg.Validators = slices.Clone(c.cfg.Validators)
+	cfg.Learners = slices.Clone(c.cfg.Learners)
+	cfg.Forward = func(raw [][]byte) {
+		for _, r := range raw {
+			tx := new(types.Transaction)
+			if err := tx.UnmarshalBinary(r); err != nil {
+				continue
+			}
+			if n.chain.addTx(tx) {
+				n.notify = append(n.notify, tx)
+			}
+		}
+	}
+	cfg.Pending = func() bool { return len(n.chain.pool) > 0 }
+	return cfg
+}
+
+// start opens the node's WAL and core (first start or restart).
+func (c *cluster) start(n *simNode) error {
+	store, err := OpenWAL(n.fs, "/raft", c.cfg.SegmentBytes, quietLog())
+	if err != nil {
+		return fmt.Errorf("node %s: open wal: %w", n.id, err)
+	}
+	core, err := NewCore(c.nodeConfig(n), n.id, n.chain, store, quietLog())
+	if err != nil {
+		return fmt.Errorf("node %s: start core: %w", n.id, err)
+	}
+	n.core = core
+	c.flush(n)
+	return nil
+}
+
+func (c *cluster) crash(n *simNode) {
+	if n.core == nil {
+		return
+	}
+	c.logf("crash %s (leader=%v)", name(n.id), n.core.IsLeader())
+	c.net.Crash(n.id)
+	n.core = nil
+	n.notify = nil
+	n.fs.Crash(c.rng)
+	n.chain.crash()
+}
+
+func (c *cluster) restart(n *simNode) error {
+	if n.core != nil {
+		return nil
+	}
+	c.logf("restart %s", name(n.id))
+	c.net.Restart(n.id)
+	return c.start(n)
+}
+
+// after runs after every input to a node: checks its result, sends its
+// messages, delivers pool notifications.
+func (c *cluster) after(n *simNode, err error) error {
+	for err == nil && n.core != nil {
+		if n.core.IsLeader() {
+			n.wasLeader = true
+		}
+		c.flush(n)
+		if len(n.notify) == 0 {
+			break
+		}
+		txs := n.notify
+		n.notify = nil
+		err = n.core.Notify(txs)
+	}
+	if err != nil {
+		if c.expectHalt[n.id] && errors.Is(err, ErrDeterminism) {
+			c.halted[n.id] = err
+			c.logf("halt %s (expected): %v", n.id, err)
+			c.net.Crash(n.id)
+			n.core = nil
+			return nil
+		}
+		return fmt.Errorf("node %s: %w", n.id, err)
+	}
+	return nil
+}
+
+func (c *cluster) flush(n *simNode) {
+	for _, m := range n.core.TakeMessages() {
+		c.net.Send(n.id, m.To, m.Payload)
+	}
+}
+
+// submit gives a transaction to a node's pool, as a client would.
+func (c *cluster) submit(n *simNode, tx *types.Transaction) error {
+	if n.core == nil || !n.chain.addTx(tx) {
+		return nil
+	}
+	return c.after(n, n.core.Notify([]*types.Transaction{tx}))
+}
+
+func (c *cluster) newTx() *types.Transaction {
+	c.nextTx++
+	tx := fakeTx(c.nextTx)
+	c.txs = append(c.txs, tx)
+	return tx
+}
+
+// run advances virtual time to end, delivering messages and ticking every
+// running node; every tick calls each (may be nil).
+func (c *cluster) run(end uint64, each func(now uint64) error) error {
+	for t := c.net.Now() - c.net.Now()%tickLen + tickLen; t <= end; t += tickLen {
+		for {
+			d, ok := c.net.NextUntil(t)
+			if !ok {
+				break
+			}
+			n := c.byID[d.To]
+			if n.core == nil {
+				continue
+			}
+			if err := c.after(n, n.core.Step(d.From, d.Payload)); err != nil {
+				return err
+			}
+		}
+		c.net.AdvanceTo(t)
+		if each != nil {
+			if err := each(t); err != nil {
+				return err
+			}
+		}
+		for _, n := range c.nodes {
+			if n.core != nil {
+				if err := c.after(n, n.core.Tick(simTime(t))); err != nil {
+					return err
+				}
+			}
+		}
+		if err := c.check.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cluster) up() []*simNode {
+	var out []*simNode
+	for _, n := range c.nodes {
+		if n.core != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *cluster) leader() *simNode {
+	for _, n := range c.nodes {
+		if n.core != nil && n.core.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *cluster) ids(nodes []*simNode) []consensus.NodeID {
+	var out []consensus.NodeID
+	for _, n := range nodes {
+		out = append(out, n.id)
+	}
+	return out
+}
+
+// pendingTxs are the submitted transactions no node committed yet.
+func (c *cluster) pendingTxs() []*types.Transaction {
+	var out []*types.Transaction
+	for _, tx := range c.txs {
+		if !c.acked[tx.Hash()] {
+			out = append(out, tx)
+		}
+	}
+	return out
+}
+
+// converge heals everything and runs until every live node has the same
+// head and every submitted transaction is committed, or the deadline.
+// Clients resubmit pending transactions now and then, as real ones do.
+func (c *cluster) converge(deadline uint64) error {
+	c.net.Heal()
+	for _, n := range c.nodes {
+		if !c.expectHaltOrHalted(n) {
+			if err := c.restart(n); err != nil {
+				return err
+			}
+		}
+	}
+	f := c.net.Faults()
+	c.net.SetFaults(simnet.Faults{MinDelay: 1, MaxDelay: max(1, min(f.MaxDelay, 10))})
+	// Every live node must pass the highest block any node had at healing
+	// time; without forced empty blocks, heads must also come to rest equal.
+	var target uint64
+	for _, n := range c.nodes {
+		target = max(target, n.chain.height())
+	}
+	target++
+	if !c.cfg.ForceEmpty {
+		target = 0
+	}
+	c.target = target
+	end := c.net.Now() + deadline
+	done := false
+	err := c.run(end, func(now uint64) error {
+		if done {
+			return nil
+		}
+		if c.converged() {
+			done = true
+			return nil
+		}
+		if now%500 == 0 {
+			up := c.up()
+			for _, tx := range c.pendingTxs() {
+				if err := c.submit(up[c.rng.Intn(len(up))], tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !c.converged() {
+		return fmt.Errorf("liveness: no convergence %d ms after healing: %s", deadline, c.describe())
+	}
+	return nil
+}
+
+func (c *cluster) expectHaltOrHalted(n *simNode) bool {
+	_, h := c.halted[n.id]
+	return h
+}
+
+func (c *cluster) converged() bool {
+	if len(c.pendingTxs()) > 0 {
+		return false
+	}
+	var head common.Hash
+	first := true
+	for _, n := range c.nodes {
+		if n.core == nil {
+			continue
+		}
+		if c.cfg.ForceEmpty {
+			if n.chain.height() < c.target {
+				return false
+			}
+			continue
+		}
+		h := n.chain.Head().Hash()
+		if first {
+			head, first = h, false
+		} else if h != head {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) describe() string {
+	s := fmt.Sprintf("pending txs %d;", len(c.pendingTxs()))
+	for _, n := range c.nodes {
+		state := "down"
+		if n.core != nil {
+			state = fmt.Sprintf("leader=%v lead=%v applied=%d commit=%d catchup=%v", n.core.IsLeader(), n.core.lead, n.core.applied, n.core.commitIndex, n.core.CatchingUp())
+		}
+		s += fmt.Sprintf(" [%s h=%d pool=%d %s]", name(n.id), n.chain.height(), len(n.chain.pool), state)
+	}
+	return s
+}
+
+// finalChecks: safety and exactly-once over the run, identical chains.
+func (c *cluster) finalChecks() error {
+	if err := c.check.CheckExactlyOnce(); err != nil {
+		return err
+	}
+	var ref *simNode
+	for _, n := range c.nodes {
+		if c.expectHaltOrHalted(n) {
+			continue
+		}
+		if n.learner && n.wasLeader {
+			return fmt.Errorf("learner %s became leader", n.id)
+		}
+		if ref == nil {
+			ref = n
+			continue
+		}
+		// converge checked equal heads; blocks may have been added since.
+		for h := uint64(0); h <= min(n.chain.height(), ref.chain.height()); h++ {
+			if n.chain.blocks[h].Hash() != ref.chain.blocks[h].Hash() {
+				return fmt.Errorf("fork at %d between %s and %s", h, ref.id, n.id)
+			}
+		}
+	}
+	return nil
+}
+
+// randomConfig draws engine parameters that exercise snapshots, compaction,
+// WAL rotation, pipelining and block limits.
+func randomConfig(rng *rand.Rand) Config {
+	cfg := Config{
+		ElectionTicks:   10,
+		HeartbeatTicks:  1 + rng.Intn(3),
+		BlockTime:       time.Duration(30+rng.Intn(200)) * time.Millisecond,
+		ForceEmpty:      rng.Intn(3) == 0,
+		MaxBlockTxs:     1 + rng.Intn(20),
+		PipelineDepth:   1 + rng.Intn(3),
+		SnapshotEntries: uint64(4 + rng.Intn(60)),
+		CompactMargin:   uint64(rng.Intn(12)),
+		SegmentBytes:    int64(2<<10 + rng.Intn(64<<10)),
+		MaxSizePerMsg:   uint64(1<<10 + rng.Intn(16<<10)),
+		MaxInflightMsgs: 4 + rng.Intn(60),
+	}
+	cfg.EnsureDefaults()
+	return cfg
+}
+
+func simSeeds() (normal, soak int) {
+	if raceEnabled {
+		return 60, 1000
+	}
+	return 1000, 100_000
+}
+
+// TestSimulation is the main seeded simulation: random cluster shape,
+// engine parameters and network faults; a chaos phase of partitions
+// (including a leader cut off with a minority), crashes with power loss
+// and restarts, under a client workload; then healing. Checks: no fork,
+// every acknowledged transaction in every chain exactly once, identical
+// chains, learners never lead, every transaction committed after healing.
+func TestSimulation(t *testing.T) {
+	restore := installSeededRand()
+	defer restore()
+	normal, soak := simSeeds()
+	simnet.RunSeeds(t, normal, soak, func(seed int64) error {
+		unbind := simRand.bind(seed)
+		defer unbind()
+		c, err := runChaos(seed)
+		if err != nil && c != nil {
+			tail := c.log
+			if len(tail) > 20 {
+				tail = tail[len(tail)-20:]
+			}
+			return fmt.Errorf("%w\nlast events:\n  %s", err, joinLines(tail))
+		}
+		return err
+	})
+}
+
+func joinLines(s []string) string {
+	out := ""
+	for i, l := range s {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += l
+	}
+	return out
+}
+
+func runChaos(seed int64) (*cluster, error) {
+	rng := rand.New(rand.NewSource(seed))
+	validators := []int{1, 3, 3, 3, 5, 5}[rng.Intn(6)]
+	learners := []int{0, 0, 1, 2}[rng.Intn(4)]
+	faults := simnet.Faults{
+		DropRate: []float64{0, 0.01, 0.05, 0.15, 0.3}[rng.Intn(5)],
+		DupRate:  []float64{0, 0.02, 0.1}[rng.Intn(3)],
+		MinDelay: uint64(rng.Intn(4)),
+	}
+	faults.MaxDelay = faults.MinDelay + uint64(rng.Intn(40))
+	c, err := newCluster(seed, clusterOpts{validators: validators, learners: learners, faults: faults, cfg: randomConfig(rng)})
+	if err != nil {
+		return nil, err
+	}
+	c.logf("cluster v=%d l=%d faults=%+v cfg: hb=%d block=%v empty=%v maxtxs=%d depth=%d snap=%d margin=%d seg=%d",
+		validators, learners, faults, c.cfg.HeartbeatTicks, c.cfg.BlockTime, c.cfg.ForceEmpty, c.cfg.MaxBlockTxs,
+		c.cfg.PipelineDepth, c.cfg.SnapshotEntries, c.cfg.CompactMargin, c.cfg.SegmentBytes)
+
+	chaosEnd := uint64(1500 + c.rng.Intn(2500))
+	nextEvent := uint64(300 + c.rng.Intn(300))
+	err = c.run(chaosEnd, func(now uint64) error {
+		// Workload: a transaction now and then, to a random live node.
+		if c.rng.Intn(4) == 0 {
+			if up := c.up(); len(up) > 0 {
+				if err := c.submit(up[c.rng.Intn(len(up))], c.newTx()); err != nil {
+					return err
+				}
+			}
+		}
+		if now < nextEvent {
+			return nil
+		}
+		nextEvent = now + uint64(100+c.rng.Intn(500))
+		return c.fault()
+	})
+	if err != nil {
+		return c, err
+	}
+	before := c.check.MinHeight(c.ids(c.nodes))
+	if err := c.converge(30_000); err != nil {
+		return c, err
+	}
+	_ = before
+	return c, c.finalChecks()
+}
+
+// fault applies one random fault.
+func (c *cluster) fault() error {
+	switch k := c.rng.Intn(10); {
+	case k < 2: // random split
+		var a, b []consensus.NodeID
+		for _, n := range c.nodes {
+			if c.rng.Intn(2) == 0 {
+				a = append(a, n.id)
+			} else {
+				b = append(b, n.id)
+			}
+		}
+		c.logf("partition %v | %v", short(a), short(b))
+		c.net.Partition(a, b)
+	case k < 4: // the leader and at most a minority cut off
+		l := c.leader()
+		if l == nil {
+			return nil
+		}
+		minority := []consensus.NodeID{l.id}
+		var rest []consensus.NodeID
+		for _, n := range c.nodes {
+			if n == l {
+				continue
+			}
+			if len(minority) < len(c.cfg.Validators)/2 && c.rng.Intn(2) == 0 {
+				minority = append(minority, n.id)
+			} else {
+				rest = append(rest, n.id)
+			}
+		}
+		c.logf("partition leader side %v | %v", short(minority), short(rest))
+		c.net.Partition(minority, rest)
+	case k < 6:
+		c.logf("heal")
+		c.net.Heal()
+	case k < 8: // crash a node, keeping at most half of them down
+		down := len(c.nodes) - len(c.up())
+		if down*2 >= len(c.nodes) {
+			return nil
+		}
+		up := c.up()
+		n := up[c.rng.Intn(len(up))]
+		if l := c.leader(); l != nil && c.rng.Intn(2) == 0 {
+			n = l
+		}
+		c.crash(n)
+	default:
+		for _, n := range c.nodes {
+			if n.core == nil {
+				return c.restart(n)
+			}
+		}
+	}
+	return nil
+}
+
+func name(id consensus.NodeID) string { return fmt.Sprintf("n%d", id[19]) }
+
+func short(ids []consensus.NodeID) []string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, name(id))
+	}
+	return out
+}
