@@ -54,8 +54,8 @@ const (
 
 // Scrypt cost of new key files (the values the scrypt paper and
 // golang.org/x/crypto recommend for interactive logins in 2017: about
-// 100 ms and 32 MiB). Reading accepts at most maxScryptN so that a crafted
-// file cannot make a node spend minutes or gigabytes.
+// 100 ms and 32 MiB). Reading bounds N, r, p and the memory they need,
+// so that a crafted file cannot make a node spend minutes or gigabytes.
 var (
 	scryptN = 1 << 15
 )
@@ -65,7 +65,11 @@ const (
 	scryptP    = 1
 	maxScryptN = 1 << 20
 	maxScryptR = 32
-	maxScryptP = 16
+	maxScryptP = 4
+	// maxScryptMem bounds the memory scrypt may use to open a file
+	// (128·N·r bytes): 256 MiB, the cost of go-ethereum's standard
+	// keystore.
+	maxScryptMem = 256 << 20
 )
 
 // Errors of key files. Each is wrapped with the file's path.
@@ -414,6 +418,9 @@ func parseSealParams(h map[string]string) (*sealParams, error) {
 	}
 	if p.n < 2 || p.n&(p.n-1) != 0 {
 		return nil, bad("Scrypt-N %d is not a power of two", p.n)
+	}
+	if 128*p.n*p.r > maxScryptMem {
+		return nil, bad("scrypt parameters need %d MiB, maximum %d", 128*p.n*p.r>>20, maxScryptMem>>20)
 	}
 	if p.salt, err = hex.DecodeString(h["Salt"]); err != nil || len(p.salt) < 8 || len(p.salt) > 64 {
 		return nil, bad("bad salt")
