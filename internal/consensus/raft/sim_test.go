@@ -1,10 +1,13 @@
 package raft
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,9 +58,48 @@ type cluster struct {
 	acked   map[common.Hash]bool
 	lastErr error
 	// expectHalt lists nodes allowed to halt (determinism tests).
-	expectHalt map[consensus.NodeID]bool
-	target     uint64 // converge: height every node must reach (forced empty blocks)
-	halted     map[consensus.NodeID]error
+	expectHalt    map[consensus.NodeID]bool
+	leaderCrashes int
+	target        uint64 // converge: height every node must reach (forced empty blocks)
+	halted        map[consensus.NodeID]error
+	// totals accumulates the stats of cores that crashed; walLog counts
+	// the WAL's warnings (torn tails repaired).
+	totals Stats
+	walLog countingHandler
+}
+
+// countingHandler is a slog handler that counts records at Warn and above.
+type countingHandler struct{ warnings int }
+
+func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h *countingHandler) Handle(context.Context, slog.Record) error {
+	h.warnings++
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func addStats(a *Stats, b Stats) {
+	a.LeaderChanges += b.LeaderChanges
+	a.Proposals += b.Proposals
+	a.CommittedBlocks += b.CommittedBlocks
+	a.StaleEntries += b.StaleEntries
+	a.Snapshots += b.Snapshots
+	a.SnapshotsReceived += b.SnapshotsReceived
+	a.BlocksFetched += b.BlocksFetched
+	a.TxsForwarded += b.TxsForwarded
+	a.Dropped += b.Dropped
+}
+
+// stats sums the counters of every core that ran in this cluster.
+func (c *cluster) stats() Stats {
+	s := c.totals
+	for _, n := range c.nodes {
+		if n.core != nil {
+			addStats(&s, n.core.Stats())
+		}
+	}
+	return s
 }
 
 type clusterOpts struct {
@@ -147,7 +189,7 @@ func (c *cluster) nodeConfig(n *simNode) Config {
 
 // start opens the node's WAL and core (first start or restart).
 func (c *cluster) start(n *simNode) error {
-	store, err := OpenWAL(n.fs, "/raft", c.cfg.SegmentBytes, quietLog())
+	store, err := OpenWAL(n.fs, "/raft", c.cfg.SegmentBytes, slog.New(&c.walLog))
 	if err != nil {
 		return fmt.Errorf("node %s: open wal: %w", n.id, err)
 	}
@@ -165,7 +207,11 @@ func (c *cluster) crash(n *simNode) {
 		return
 	}
 	c.logf("crash %s (leader=%v)", name(n.id), n.core.IsLeader())
+	if n.core.IsLeader() {
+		c.leaderCrashes++
+	}
 	c.net.Crash(n.id)
+	addStats(&c.totals, n.core.Stats())
 	n.core = nil
 	n.notify = nil
 	n.fs.Crash(c.rng)
@@ -230,6 +276,9 @@ func (c *cluster) newTx() *types.Transaction {
 	return tx
 }
 
+// errStop, returned by the callback of run, ends the run early.
+var errStop = errors.New("stop")
+
 // run advances virtual time to end, delivering messages and ticking every
 // running node; every tick calls each (may be nil).
 func (c *cluster) run(end uint64, each func(now uint64) error) error {
@@ -249,7 +298,9 @@ func (c *cluster) run(end uint64, each func(now uint64) error) error {
 		}
 		c.net.AdvanceTo(t)
 		if each != nil {
-			if err := each(t); err != nil {
+			if err := each(t); err == errStop {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
@@ -331,14 +382,9 @@ func (c *cluster) converge(deadline uint64) error {
 	}
 	c.target = target
 	end := c.net.Now() + deadline
-	done := false
 	err := c.run(end, func(now uint64) error {
-		if done {
-			return nil
-		}
 		if c.converged() {
-			done = true
-			return nil
+			return errStop
 		}
 		if now%500 == 0 {
 			up := c.up()
@@ -466,19 +512,69 @@ func TestSimulation(t *testing.T) {
 	restore := installSeededRand()
 	defer restore()
 	normal, soak := simSeeds()
+	var cov coverage
 	simnet.RunSeeds(t, normal, soak, func(seed int64) error {
 		unbind := simRand.bind(seed)
 		defer unbind()
 		c, err := runChaos(seed)
 		if err != nil && c != nil {
 			tail := c.log
-			if len(tail) > 20 {
-				tail = tail[len(tail)-20:]
+			if len(tail) > 30 {
+				tail = tail[len(tail)-30:]
 			}
 			return fmt.Errorf("%w\nlast events:\n  %s", err, joinLines(tail))
 		}
+		if err == nil {
+			cov.add(c)
+		}
 		return err
 	})
+	t.Logf("coverage: %s", cov.String())
+	if cov.seeds >= 500 {
+		// The scenarios must keep reaching the paths they exist to test.
+		// (Stale entries are rare by design: a new leader first applies
+		// its predecessors' entries; TestStaleEntrySkipped covers them.)
+		for name, n := range map[string]int{
+			"snapshot installs": cov.snapInstalls, "block transfers": cov.transfers,
+			"torn WAL tails": cov.torn, "leader crashes": cov.leaderCrashes,
+		} {
+			if n == 0 {
+				t.Errorf("no seed exercised %s", name)
+			}
+		}
+	}
+}
+
+// coverage counts, over seeds, how often the simulation reached the paths
+// it exists to test.
+type coverage struct {
+	mu                                                         sync.Mutex
+	seeds, snapInstalls, transfers, stale, torn, leaderCrashes int
+	blocks, leaderChanges                                      uint64
+}
+
+func (v *coverage) add(c *cluster) {
+	s := c.stats()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.seeds++
+	v.blocks += s.CommittedBlocks + s.BlocksFetched
+	v.leaderChanges += s.LeaderChanges
+	count := func(cond bool, n *int) {
+		if cond {
+			*n++
+		}
+	}
+	count(s.SnapshotsReceived > 0, &v.snapInstalls)
+	count(s.BlocksFetched > 0, &v.transfers)
+	count(s.StaleEntries > 0, &v.stale)
+	count(c.walLog.warnings > 0, &v.torn)
+	count(c.leaderCrashes > 0, &v.leaderCrashes)
+}
+
+func (v *coverage) String() string {
+	return fmt.Sprintf("%d seeds; seeds with snapshot installs %d, block transfers %d, stale entries %d, torn WAL tails repaired %d, leader crashes %d; %d blocks committed, %d leader changes",
+		v.seeds, v.snapInstalls, v.transfers, v.stale, v.torn, v.leaderCrashes, v.blocks, v.leaderChanges)
 }
 
 func joinLines(s []string) string {
