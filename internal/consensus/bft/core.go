@@ -186,6 +186,10 @@ type heightState struct {
 	ownProposal, ownPrevote, ownPrecommit []byte
 	ownProposalRound, ownPrevoteRound     int64
 	ownPrecommitRound                     int64
+	// own keeps every message this validator signed at this height, by
+	// round (within the rounds kept), for re-sending.
+	own   map[int64]*[numMsgTypes][]byte
+	oldRR int64 // round-robin over older rounds when re-sending
 }
 
 type buffered struct {
@@ -329,12 +333,15 @@ func (c *Core) restore(s *SavedState) error {
 	hs.round = round
 	if prop != nil {
 		hs.ownProposal, hs.ownProposalRound = s.Proposal, prop.round
+		c.keepOwn(prop.round, MsgProposal, s.Proposal)
 	}
 	if pv != nil {
 		hs.ownPrevote, hs.ownPrevoteRound = s.Prevote, pv.round
+		c.keepOwn(pv.round, MsgPrevote, s.Prevote)
 	}
 	if pc != nil {
 		hs.ownPrecommit, hs.ownPrecommitRound = s.Precommit, pc.round
+		c.keepOwn(pc.round, MsgPrecommit, s.Precommit)
 	}
 	c.startRound(round)
 	if prop != nil {
@@ -459,6 +466,7 @@ func (c *Core) newHeightState() {
 		rounds:      make(map[int64]*roundState),
 		blocks:      make(map[common.Hash]*blockInfo),
 		maxRound:    make(map[consensus.NodeID]int64),
+		own:         make(map[int64]*[numMsgTypes][]byte),
 	}
 	c.seen = make(map[common.Hash]struct{})
 	for id, h := range c.syncHint {
@@ -539,6 +547,11 @@ func (c *Core) pruneRounds() {
 		}
 		delete(hs.rounds, oldest)
 		hs.minRound = oldest + 1
+		for r := range hs.own {
+			if r < hs.minRound {
+				delete(hs.own, r)
+			}
+		}
 		keep := hs.candidates[:0]
 		for _, cd := range hs.candidates {
 			if cd.round >= hs.minRound {
@@ -897,6 +910,7 @@ func (c *Core) propose(block *types.Block, validRound int64, just [][]byte) {
 	sig := c.sign(Digest(c.cfg.ChainID, MsgProposal, hs.height, hs.round, hash, validRound))
 	payload := encodeProposal(hs.height, hs.round, validRound, block, just, sig)
 	hs.ownProposal, hs.ownProposalRound = payload, hs.round
+	c.keepOwn(hs.round, MsgProposal, payload)
 	c.dirty = true
 	c.send(MsgProposal, payload)
 	c.learnBlock(block, valid)
@@ -922,6 +936,7 @@ func (c *Core) signVote(typ MsgType, hash common.Hash) {
 	sig := c.sign(Digest(c.cfg.ChainID, typ, hs.height, hs.round, hash, -1))
 	payload := encodeVote(typ, hs.height, hs.round, hash, sig)
 	*own, *ownRound = payload, hs.round
+	c.keepOwn(hs.round, typ, payload)
 	c.dirty = true
 	c.send(typ, payload)
 	c.addVote(&message{typ: typ, height: hs.height, round: hs.round, hash: hash, sig: sig, signer: c.self, validRound: -1, payload: payload})
@@ -951,21 +966,46 @@ func (c *Core) sendStatus() {
 	c.send(MsgStatus, c.status)
 }
 
-// rebroadcast re-sends what this validator signed in the current round,
-// and its status: lost messages are recovered this way.
+func (c *Core) keepOwn(round int64, typ MsgType, payload []byte) {
+	hs := c.hs
+	o := hs.own[round]
+	if o == nil {
+		o = new([numMsgTypes][]byte)
+		hs.own[round] = o
+	}
+	o[typ] = payload
+}
+
+// rebroadcast re-sends what this validator signed at this height, and its
+// status. Tendermint's liveness argument assumes that every message of a
+// correct validator eventually arrives, whatever round the receiver is in;
+// with lossy links that takes re-sending. Each time: all messages of the
+// current and the previous round (peers are most often one round apart),
+// and the votes of one older round in turn, so the cost per tick is
+// bounded and every kept round comes back regularly.
 func (c *Core) rebroadcast() {
 	hs := c.hs
 	if !hs.validator || hs.step == stepNewHeight {
 		return
 	}
-	if hs.ownProposal != nil && hs.ownProposalRound == hs.round {
-		c.send(MsgProposal, hs.ownProposal)
+	resend := func(r int64, proposal bool) {
+		o := hs.own[r]
+		if o == nil {
+			return
+		}
+		for _, typ := range []MsgType{MsgProposal, MsgPrevote, MsgPrecommit} {
+			if o[typ] != nil && (proposal || typ != MsgProposal) {
+				c.send(typ, o[typ])
+			}
+		}
 	}
-	if hs.ownPrevote != nil && hs.ownPrevoteRound == hs.round {
-		c.send(MsgPrevote, hs.ownPrevote)
+	resend(hs.round, true)
+	if hs.round > 0 {
+		resend(hs.round-1, true)
 	}
-	if hs.ownPrecommit != nil && hs.ownPrecommitRound == hs.round {
-		c.send(MsgPrecommit, hs.ownPrecommit)
+	if older := hs.round - 1 - hs.minRound; older > 0 {
+		resend(hs.minRound+hs.oldRR%older, false)
+		hs.oldRR++
 	}
 	c.sendStatus()
 }

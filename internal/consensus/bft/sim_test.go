@@ -106,6 +106,8 @@ type world struct {
 	errs    []error
 	outKey  *ecdsa.PrivateKey
 	calm    bool // no more crashes: the liveness phase
+	// minTarget is the least height heal waits for.
+	minTarget uint64
 }
 
 type txState struct {
@@ -303,9 +305,10 @@ func (n *simNode) crash() {
 	n.core = nil
 	n.later = nil
 	n.w.net.Crash(n.netID)
-	// The pool is memory: its transactions are lost (never acknowledged).
+	// The pool is memory. A client whose node crashed before including
+	// its transaction got no receipt: nothing is promised for it.
 	for _, tx := range n.host.pool {
-		if st := n.w.txs[tx.Hash()]; st != nil && !st.done {
+		if st := n.w.txs[tx.Hash()]; st != nil && st.at == n && !st.done {
 			st.lost = true
 		}
 	}
@@ -428,15 +431,21 @@ func (n *simNode) out(m Outbound) {
 	case byzEquivoc:
 		if m.Broadcast && (m.Type == MsgProposal || m.Type == MsgPrevote || m.Type == MsgPrecommit) {
 			if alt := n.conflicting(m); alt != nil {
+				// Some peers get one version, some the other, some both
+				// (only those can see the equivocation).
 				for i, to := range w.nodes {
 					if to == n {
 						continue
 					}
-					p := m.Payload
-					if i%2 == 1 {
-						p = alt
+					switch i % 3 {
+					case 0:
+						w.net.Send(n.netID, to.netID, m.Payload)
+					case 1:
+						w.net.Send(n.netID, to.netID, alt)
+					case 2:
+						w.net.Send(n.netID, to.netID, alt)
+						w.net.Send(n.netID, to.netID, m.Payload)
 					}
-					w.net.Send(n.netID, to.netID, p)
 				}
 				return
 			}
@@ -718,7 +727,9 @@ func (h *fakeHost) commit(cm Commit) {
 	}
 }
 
-// submit gives a new transaction to one node, as a client would.
+// submit gives a new transaction to one node, as a client would; the pool
+// gossips it to every node that is up (so several proposers may include
+// it: exactly-once is the host's and consensus's job).
 func (w *world) submit() {
 	var cands []*simNode
 	for _, n := range w.nodes {
@@ -732,8 +743,12 @@ func (w *world) submit() {
 	n := cands[w.rng.Intn(len(cands))]
 	w.txSeq++
 	to := common.Address{0x42}
-	tx := types.NewTx(&types.LegacyTx{Nonce: w.txSeq, Gas: 21000, GasPrice: new(big.Int), To: &to, Value: big.NewInt(int64(w.seed))})
-	n.host.pool = append(n.host.pool, tx)
+	tx := types.NewTx(&types.LegacyTx{Nonce: w.txSeq, Gas: 21000, GasPrice: new(big.Int), To: &to, Value: big.NewInt(w.seed)})
+	for _, m := range w.nodes {
+		if m.up && m.key != nil {
+			m.host.pool = append(m.host.pool, tx)
+		}
+	}
 	n.host.mine[tx.Hash()] = true
 	w.txs[tx.Hash()] = &txState{at: n}
 }
@@ -847,7 +862,7 @@ func (w *world) heal(quiet simnet.Faults, limit uint64) error {
 	for _, n := range w.nodes {
 		n.restart()
 	}
-	target := w.maxHeight() + 3
+	target := max(w.maxHeight()+3, w.minTarget)
 	followers := w.honestFollowers()
 	end := w.tick + limit
 	for w.tick < end {
@@ -865,7 +880,7 @@ func (w *world) heal(quiet simnet.Faults, limit uint64) error {
 			lag = append(lag, fmt.Sprintf("%s down", n))
 			continue
 		}
-		lag = append(lag, fmt.Sprintf("%s h=%d r=%d", n, w.chk.Height(n.netID), n.core.Round()))
+		lag = append(lag, fmt.Sprintf("\n%s %s", n, n.core.describe()))
 	}
 	sort.Strings(lag)
 	return fmt.Errorf("liveness: after healing for %d ticks, want height %d on all honest nodes, %d transactions pending: %v",
