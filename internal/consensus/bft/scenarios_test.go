@@ -328,4 +328,3 @@ func TestMutantsCaught(t *testing.T) {
 		})
 	}
 }
-
