@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
@@ -29,6 +30,7 @@ const (
 	DefaultSegmentBytes    = 64 << 20
 	DefaultMaxBlocksPerMsg = 64
 	DefaultInboxSize       = 4096
+	DefaultForwardRetry    = 2 * time.Second
 )
 
 // Limits that are not tunable.
@@ -119,6 +121,14 @@ type Config struct {
 	// the leader builds at BlockTime only if it returns true (saving a
 	// BuildBlock that would find nothing); nil means build and see.
 	Pending func() bool
+	// PendingTxs returns up to max transactions waiting in the local pool,
+	// oldest first. A follower forwards them to the leader again when the
+	// leader changes and every ForwardRetry, so that transactions whose
+	// forward was lost (no leader known, a dropped message, a leader that
+	// crashed) still reach a leader. Nil: only Notify forwards.
+	PendingTxs func(max int) []*types.Transaction
+	// ForwardRetry is the interval of that re-forwarding.
+	ForwardRetry time.Duration
 	// OnHalt is called once, from the engine goroutine, when the engine
 	// stops itself because continuing would be unsafe: a committed block
 	// that does not verify (determinism broken), a failed write of the WAL
@@ -173,6 +183,9 @@ func (c *Config) EnsureDefaults() {
 	if c.InboxSize == 0 {
 		c.InboxSize = DefaultInboxSize
 	}
+	if c.ForwardRetry == 0 {
+		c.ForwardRetry = DefaultForwardRetry
+	}
 }
 
 // Validate reports the first inconsistent field, by name.
@@ -209,6 +222,8 @@ func (c *Config) Validate() error {
 		return bad("MaxBlocksPerMsg %d must be positive", c.MaxBlocksPerMsg)
 	case c.InboxSize <= 0:
 		return bad("InboxSize %d must be positive", c.InboxSize)
+	case c.ForwardRetry <= 0:
+		return bad("ForwardRetry %v must be positive", c.ForwardRetry)
 	}
 	seen := make(map[consensus.NodeID]string)
 	for i, v := range c.Validators {
@@ -236,9 +251,13 @@ func (c *Config) Validate() error {
 func (c *Config) maxEntryBytes() int { return c.MaxMessageBytes - entryOverhead }
 
 // blockTicks is BlockTime in ticks, at least 1.
-func (c *Config) blockTicks() int {
-	n := int((c.BlockTime + c.TickInterval - 1) / c.TickInterval)
-	return max(n, 1)
+func (c *Config) blockTicks() int { return durationTicks(c.BlockTime, c.TickInterval) }
+
+// forwardTicks is ForwardRetry in ticks, at least 1.
+func (c *Config) forwardTicks() int { return durationTicks(c.ForwardRetry, c.TickInterval) }
+
+func durationTicks(d, tick time.Duration) int {
+	return max(int((d+tick-1)/tick), 1)
 }
 
 // members maps node ids to raft ids and back.

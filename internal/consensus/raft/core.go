@@ -76,6 +76,8 @@ type Core struct {
 	poolDirty       bool           // Notify or a full block says transactions may wait
 	ticksSinceBuild int
 
+	ticksSinceForward int // follower: since pending transactions were last re-forwarded
+
 	// Apply state. applied is the index the chain reflects (entries up to
 	// it were applied or skipped); commitIndex is raft's commit.
 	applied     uint64
@@ -272,6 +274,12 @@ func (c *Core) Tick(now time.Time) error {
 		c.rn.Tick()
 		c.ticksSinceBuild++
 		c.tickCatchup()
+		if !c.isLeader {
+			c.ticksSinceForward++
+			if c.ticksSinceForward >= c.cfg.forwardTicks() {
+				c.reforward()
+			}
+		}
 		return nil
 	})
 }
@@ -481,8 +489,21 @@ func (c *Core) updateRole() error {
 		c.poolDirty = true
 		c.ticksSinceBuild = 0
 	}
+	leaderChanged := st.Lead != c.lead
 	c.lead, c.isLeader, c.term = st.Lead, isLeader, term
+	if leaderChanged && !isLeader {
+		c.reforward()
+	}
 	return nil
+}
+
+// reforward forwards the pool's pending transactions to the leader again.
+func (c *Core) reforward() {
+	c.ticksSinceForward = 0
+	if c.cfg.PendingTxs == nil || c.lead == 0 || c.lead == c.id {
+		return
+	}
+	c.forward(c.cfg.PendingTxs(c.cfg.MaxBlockTxs))
 }
 
 func (c *Core) sendRaft(m *raftpb.Message) {

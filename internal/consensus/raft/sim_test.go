@@ -184,6 +184,9 @@ func (c *cluster) nodeConfig(n *simNode) Config {
 		}
 	}
 	cfg.Pending = func() bool { return len(n.chain.pool) > 0 }
+	cfg.PendingTxs = func(max int) []*types.Transaction {
+		return slices.Clone(n.chain.pool[:min(max, len(n.chain.pool))])
+	}
 	return cfg
 }
 
@@ -490,6 +493,7 @@ func randomConfig(rng *rand.Rand) Config {
 		SegmentBytes:    int64(2<<10 + rng.Intn(64<<10)),
 		MaxSizePerMsg:   uint64(1<<10 + rng.Intn(16<<10)),
 		MaxInflightMsgs: 4 + rng.Intn(60),
+		ForwardRetry:    time.Duration(200+rng.Intn(2000)) * time.Millisecond,
 	}
 	cfg.EnsureDefaults()
 	return cfg
