@@ -139,6 +139,9 @@ func (t *Transport) setup(raw net.Conn, outbound bool, expect NodeID) (p *peer, 
 	}
 	if old != nil {
 		old.close("replaced by a newer connection", slog.LevelDebug)
+		// Messages the old connection had not written yet go out on the
+		// new one (possibly after a few newer ones).
+		p.takeQueue(old)
 	}
 	p.log.Info("p2p: peer connected")
 	if !t.spawn(p.readLoop) || !t.spawn(p.writeLoop) {
@@ -212,6 +215,19 @@ func (p *peer) enqueue(typ byte, frame []byte) error {
 	}
 }
 
+// takeQueue moves the unsent frames of a closed connection to p's queue,
+// as far as they fit. Bounded by old's queue length.
+func (p *peer) takeQueue(old *peer) {
+	for range cap(old.sendq) {
+		select {
+		case f := <-old.sendq:
+			_ = p.enqueue(f.typ, f.frame)
+		default:
+			return
+		}
+	}
+}
+
 // close ends the connection once, logging the reason in one line at the
 // given level, and unregisters the peer.
 func (p *peer) close(reason string, level slog.Level) {
@@ -220,8 +236,8 @@ func (p *peer) close(reason string, level slog.Level) {
 		// Close the TCP connection, not the TLS one: a TLS close_notify
 		// could block on a peer that does not read.
 		_ = p.raw.Close()
-		p.t.unregister(p, reason)
 		p.log.Log(context.Background(), level, "p2p: peer disconnected", "reason", reason)
+		p.t.unregister(p, reason)
 	})
 }
 
@@ -365,18 +381,17 @@ func (p *peer) write(bw *bufio.Writer, batch []outFrame) error {
 	if err := p.raw.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	for _, f := range batch {
-		if _, err := bw.Write(f.frame); err != nil {
-			return err
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
+	// Counted before writing, so that a peer that has a message always
+	// sees it counted by the sender.
 	for _, f := range batch {
 		st := &p.t.stats.types[f.typ]
 		st.msgsOut.Add(1)
 		st.bytesOut.Add(uint64(len(f.frame)))
 	}
-	return nil
+	for _, f := range batch {
+		if _, err := bw.Write(f.frame); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
 }

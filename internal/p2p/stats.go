@@ -28,7 +28,9 @@ type Stats struct {
 	EventsDropped uint64
 }
 
-// TypeStats is the traffic of one message type.
+// TypeStats is the traffic of one message type. Out counts messages
+// taken from a send queue to be written (a write that then fails closes
+// the connection); In counts messages handed to a handler.
 type TypeStats struct {
 	MsgsIn, BytesIn, MsgsOut, BytesOut uint64
 	// Dropped counts messages of this type dropped on a full send queue.

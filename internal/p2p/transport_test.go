@@ -95,8 +95,12 @@ func TestThreeNodesFullMeshKeepOneConnectionPerPair(t *testing.T) {
 				}
 				nm, ok1 := n.peer(m.id)
 				mn, ok2 := m.peer(n.id)
-				// Both ends hold the same TCP connection.
+				// Both ends hold the same TCP connection, the one dialed
+				// by the lower NodeID (both dial, so that one exists).
 				if !ok1 || !ok2 || nm.LocalAddr != mn.Addr || nm.Addr != mn.LocalAddr || nm.Outbound == mn.Outbound {
+					return false
+				}
+				if nm.Outbound != (bytes.Compare(n.id[:], m.id[:]) < 0) {
 					return false
 				}
 			}
@@ -345,10 +349,10 @@ func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	hdr[4] = msgTest
 	rc.write(t, hdr[:])
 	rc.waitClosed(t)
-	eventually(t, waitFor, "evil dropped", func() bool { return !a.connected(evil.id) })
-	if len(a.logs.lines("peer disconnected", "frame too large: 1025 bytes announced, maximum 1024")) == 0 {
-		t.Fatalf("no log line:\n%s", a.logs.String())
-	}
+	eventually(t, waitFor, "evil dropped with a log line", func() bool {
+		return !a.connected(evil.id) &&
+			len(a.logs.lines("peer disconnected", "frame too large: 1025 bytes announced, maximum 1024")) > 0
+	})
 	// A 4 GiB announcement allocates nothing and closes too.
 	rc2 := dialRaw(t, evil.tr, a.addr())
 	rc2.handshake(t, evil.tr)
@@ -506,7 +510,9 @@ func TestFullSendQueueDropsInsteadOfBlocking(t *testing.T) {
 	if !dropped {
 		t.Fatal("queue never filled")
 	}
-	if slowest > 100*time.Millisecond {
+	// A blocked Send would wait for WriteTimeout (a minute); copying a
+	// 256 KiB payload on a loaded machine takes well under a second.
+	if slowest > time.Second {
 		t.Fatalf("Send blocked for %s", slowest)
 	}
 	s := a.tr.Stats()
