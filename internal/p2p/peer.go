@@ -98,7 +98,7 @@ func (t *Transport) setup(raw net.Conn, outbound bool, expect NodeID) (p *peer, 
 		return nil, fmt.Errorf("peer did not negotiate protocol %q", alpnProto)
 	}
 
-	h, err := t.hello(&cs, tc, mySide, theirSide, outbound)
+	h, err := t.hello(&cs, tc, mySide, theirSide)
 	if err != nil {
 		t.stats.handshakeFailed.Add(1)
 		return nil, err
@@ -161,7 +161,7 @@ type helloResult struct {
 
 // hello sends this node's hello and checks the peer's (signature over
 // this connection's keying material, chain id, genesis hash).
-func (t *Transport) hello(cs *tls.ConnectionState, tc *tls.Conn, mySide, theirSide byte, outbound bool) (helloResult, error) {
+func (t *Transport) hello(cs *tls.ConnectionState, tc *tls.Conn, mySide, theirSide byte) (helloResult, error) {
 	ekm, err := cs.ExportKeyingMaterial(ekmLabel, nil, ekmLen)
 	if err != nil {
 		return helloResult{}, fmt.Errorf("export keying material: %w", err)

@@ -292,7 +292,8 @@ func (t *Transport) peerList() []*peer {
 }
 
 // Close stops listening and dialing, disconnects every peer and returns
-// when every goroutine of the transport has ended. Safe to call twice.
+// when every goroutine of the transport has ended, so it waits for
+// handlers still running. Safe to call twice.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.mu.closed {

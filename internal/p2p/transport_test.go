@@ -604,3 +604,41 @@ func TestConfigValidationNamesTheField(t *testing.T) {
 		t.Fatal("Self")
 	}
 }
+
+func TestSilentConnectionsAreBoundedAndTimedOut(t *testing.T) {
+	p := newPKI(t, "org0")
+	a := newNode(t, p, "org0", "a", func(c *Config) {
+		c.MaxPendingHandshakes = 1
+		c.HandshakeTimeout = 300 * time.Millisecond
+	}).start(t)
+	silent, err := net.Dial("tcp", a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	eventually(t, waitFor, "silent connection in its handshake", func() bool { return len(a.tr.hsSlots) == 1 })
+	// The only handshake slot is taken: the next connection is closed
+	// at once with a log line.
+	eventually(t, waitFor, "second connection refused", func() bool {
+		c, err := net.Dial("tcp", a.addr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(waitFor))
+		_, _ = c.Read(make([]byte, 1))
+		return len(a.logs.lines("too many handshakes in progress")) > 0
+	})
+	// The silent one is closed after HandshakeTimeout.
+	_ = silent.SetReadDeadline(time.Now().Add(waitFor))
+	start := time.Now()
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Fatal("silent connection got data")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("silent connection held for %s", took)
+	}
+	eventually(t, waitFor, "timeout logged", func() bool {
+		return len(a.logs.lines("connection refused", "TLS handshake", "i/o timeout")) > 0
+	})
+}
