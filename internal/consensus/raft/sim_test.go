@@ -89,6 +89,13 @@ func addStats(a *Stats, b Stats) {
 	a.BlocksFetched += b.BlocksFetched
 	a.TxsForwarded += b.TxsForwarded
 	a.Dropped += b.Dropped
+	a.CommittedEntries += b.CommittedEntries
+	for i := range a.Sent {
+		a.Sent[i].Msgs += b.Sent[i].Msgs
+		a.Sent[i].Bytes += b.Sent[i].Bytes
+		a.Received[i].Msgs += b.Received[i].Msgs
+		a.Received[i].Bytes += b.Received[i].Bytes
+	}
 }
 
 // stats sums the counters of every core that ran in this cluster.

@@ -1,0 +1,300 @@
+package raft
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// liveNet connects real engines in one process.
+type liveNet struct {
+	mu      sync.Mutex
+	engines map[consensus.NodeID]*Engine
+}
+
+// liveHost is a goroutine-safe consensus.Host over a fakeChain.
+type liveHost struct {
+	mu    sync.Mutex
+	self  consensus.NodeID
+	chain *fakeChain
+	net   *liveNet
+}
+
+func (h *liveHost) Self() consensus.NodeID { return h.self }
+func (h *liveHost) BuildBlock(p *types.Header, ts uint64, who consensus.NodeID) (*types.Block, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.BuildBlock(p, ts, who)
+}
+func (h *liveHost) VerifyBlock(b *types.Block) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.VerifyBlock(b)
+}
+func (h *liveHost) CommitBlock(b *types.Block, seal []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.CommitBlock(b, seal)
+}
+func (h *liveHost) Head() *types.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.Head()
+}
+func (h *liveHost) BlockByNumber(n uint64) (*types.Block, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.BlockByNumber(n)
+}
+func (h *liveHost) Send(to consensus.NodeID, payload []byte) {
+	h.net.mu.Lock()
+	e := h.net.engines[to]
+	h.net.mu.Unlock()
+	if e != nil {
+		e.HandleMessage(h.self, slices.Clone(payload))
+	}
+}
+func (h *liveHost) Broadcast(payload []byte) {
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	for id, e := range h.net.engines {
+		if id != h.self {
+			e.HandleMessage(h.self, slices.Clone(payload))
+		}
+	}
+}
+
+func (h *liveHost) submit(e *Engine, tx *types.Transaction) {
+	h.mu.Lock()
+	added := h.chain.addTx(tx)
+	h.mu.Unlock()
+	if added {
+		e.Notify([]*types.Transaction{tx})
+	}
+}
+
+func (h *liveHost) has(tx common.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.chain.txAt[tx]
+	return ok
+}
+
+func (h *liveHost) hashAt(n uint64) common.Hash {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n > h.chain.height() {
+		return common.Hash{}
+	}
+	return h.chain.blocks[n].Hash()
+}
+
+func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) *Engine {
+	t.Helper()
+	cfg.DataDir = dir
+	cfg.Forward = func(raw [][]byte) {
+		for _, r := range raw {
+			tx := new(types.Transaction)
+			if tx.UnmarshalBinary(r) == nil {
+				net.mu.Lock()
+				e := net.engines[h.self]
+				net.mu.Unlock()
+				h.submit(e, tx)
+			}
+		}
+	}
+	cfg.PendingTxs = func(max int) []*types.Transaction {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
+	}
+	cfg.OnHalt = func(err error) { t.Errorf("node %s halted: %v", name(h.self), err) }
+	e, err := New(cfg, h, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.mu.Lock()
+	net.engines[h.self] = e
+	net.mu.Unlock()
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Three engines on goroutines, the real WAL on disk: transactions sent to
+// any node are committed everywhere; after every engine is stopped and
+// restarted from its folder, the chain goes on.
+func TestEngineLive(t *testing.T) {
+	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
+	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
+		MaxBlockTxs: 50, SnapshotEntries: 20, CompactMargin: 5, ForwardRetry: 50 * time.Millisecond}
+	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	root := t.TempDir()
+	var hosts []*liveHost
+	var engines []*Engine
+	for _, id := range ids {
+		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
+		hosts = append(hosts, h)
+		engines = append(engines, startLive(t, net, h, cfg, filepath.Join(root, name(id))))
+	}
+	var txs []*types.Transaction
+	submitAll := func(from, n int) {
+		for i := 0; i < n; i++ {
+			tx := fakeTx(uint64(from + i))
+			txs = append(txs, tx)
+			k := i % len(hosts)
+			hosts[k].submit(engines[k], tx)
+		}
+	}
+	allIn := func() bool {
+		for _, h := range hosts {
+			for _, tx := range txs {
+				if !h.has(tx.Hash()) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	submitAll(1, 300)
+	waitFor(t, "300 transactions on every node", 20*time.Second, allIn)
+
+	for _, e := range engines {
+		e.Stop()
+	}
+	for i, h := range hosts {
+		h.mu.Lock()
+		h.chain.crash() // a restart loses the pool and the execution cache
+		h.mu.Unlock()
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+	}
+	submitAll(1000, 200)
+	waitFor(t, "200 more transactions after restart", 20*time.Second, allIn)
+	for _, e := range engines {
+		e.Stop()
+	}
+	top := hosts[0].chain.height()
+	for _, h := range hosts[1:] {
+		top = min(top, h.chain.height())
+	}
+	for n := uint64(0); n <= top; n++ {
+		if hosts[0].hashAt(n) != hosts[1].hashAt(n) || hosts[0].hashAt(n) != hosts[2].hashAt(n) {
+			t.Fatalf("chains differ at %d", n)
+		}
+	}
+	var s Stats
+	for _, e := range engines {
+		addStats(&s, e.Stats())
+	}
+	if s.CommittedBlocks == 0 || s.Sent[MsgRaft].Msgs == 0 {
+		t.Fatalf("stats not counted: %+v", s)
+	}
+}
+
+func TestEngineRejectsBadSetup(t *testing.T) {
+	h := &liveHost{self: nodeID(9), chain: newFakeChain(nodeID(9), 10, nil), net: &liveNet{}}
+	_, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, h, quietLog())
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "neither a validator nor a learner") {
+		t.Fatalf("non-member: %v", err)
+	}
+	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, h, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "DataDir") {
+		t.Fatalf("no data dir: %v", err)
+	}
+	// A chain past genesis with an empty raft folder must not bootstrap.
+	h.chain.blocks = append(h.chain.blocks, types.NewBlockWithHeader(&types.Header{Number: common.Big1, ParentHash: fakeGenesis.Hash()}))
+	h.chain.seals = append(h.chain.seals, nil)
+	e, err := New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, h, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err == nil || !strings.Contains(err.Error(), "no raft state") {
+		t.Fatalf("start over a non-empty chain: %v", err)
+	}
+	e.Stop()
+}
+
+func TestConfigValidateNamesField(t *testing.T) {
+	v := []consensus.NodeID{nodeID(0), nodeID(1)}
+	for _, tc := range []struct {
+		mut  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Validators = nil }, "Validators"},
+		{func(c *Config) { c.Validators = []consensus.NodeID{nodeID(0), nodeID(0)} }, "Validators[1]"},
+		{func(c *Config) { c.Learners = []consensus.NodeID{nodeID(1)} }, "Learners[0]"},
+		{func(c *Config) { c.ElectionTicks, c.HeartbeatTicks = 3, 3 }, "ElectionTicks"},
+		{func(c *Config) { c.MaxMessageBytes = 100 }, "MaxMessageBytes"},
+		{func(c *Config) { c.PipelineDepth = 100 }, "PipelineDepth"},
+		{func(c *Config) { c.TickInterval = -1 }, "TickInterval"},
+	} {
+		c := Config{Validators: v}
+		tc.mut(&c)
+		c.EnsureDefaults()
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want an error naming %s, got %v", tc.want, err)
+		}
+	}
+	c := Config{Validators: v}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFromSpec(t *testing.T) {
+	spec, err := chain.DevSpec(1337, 250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Consensus = chain.Consensus{
+		Engine:     "raft",
+		Validators: []common.Address{nodeID(0), nodeID(1), nodeID(2)},
+		Params:     json.RawMessage(fmt.Sprintf(`{"tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2, "maxBlockTxs": 500, "learners": ["%s"]}`, nodeID(3).Hex())),
+	}
+	cfg, err := FromSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TickInterval != 50*time.Millisecond || cfg.ElectionTicks != 20 || cfg.HeartbeatTicks != 2 || cfg.MaxBlockTxs != 500 ||
+		cfg.BlockTime != 250*time.Millisecond || len(cfg.Validators) != 3 || len(cfg.Learners) != 1 || cfg.Learners[0] != nodeID(3) {
+		t.Fatalf("config from spec: %+v", cfg)
+	}
+	m := newMembers(cfg.Validators, cfg.Learners)
+	if m.raftID(nodeID(0)) != 1 || m.raftID(nodeID(2)) != 3 || m.raftID(nodeID(3)) != 4 {
+		t.Fatal("raft ids are not index+1 in validators then learners")
+	}
+	spec.Consensus.Params = json.RawMessage(`{"electionTick": 20}`)
+	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "electionTick") {
+		t.Fatalf("misspelt param: %v", err)
+	}
+	spec.Consensus.Engine = "bft"
+	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("wrong engine: %v", err)
+	}
+}
