@@ -227,6 +227,10 @@ type Core struct {
 	futureBy   map[consensus.NodeID]int
 	futureSeen map[common.Hash]struct{}
 	replay     bool // future messages wait for Advance
+	// holding: a decision is out in Ready and not yet applied (Advance);
+	// messages wait in held meanwhile.
+	holding bool
+	held    []buffered
 
 	seen map[common.Hash]struct{}
 
@@ -422,14 +426,28 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
-// Advance tells the core that the last Ready was handled: commits are
-// applied (and validator changes they decide given to SetValidators). Only
-// then does the core look at messages it kept for the new height.
+// Advance tells the core that the last Ready was handled: its commits are
+// applied, and the validator changes they decide were given to
+// SetValidators. After a decision the core holds every message until
+// then, so it never decides a height (nor starts the one after) before the
+// node has applied the previous block: one decision per Ready.
 func (c *Core) Advance() {
+	c.holding = false
 	if c.replay {
 		c.replay = false
 		c.replayFuture()
 		c.process()
+	}
+	for len(c.held) > 0 && !c.holding {
+		b := c.held[0]
+		c.held = c.held[1:]
+		if err := c.step(b.from, b.payload); err != nil && !errors.Is(err, ErrFuture) {
+			c.stats.Dropped++
+		}
+		c.process()
+	}
+	if len(c.held) == 0 {
+		c.held = nil
 	}
 }
 
@@ -616,6 +634,14 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 func (c *Core) step(from consensus.NodeID, payload []byte) error {
 	if len(payload) > c.cfg.MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(payload))
+	}
+	if c.holding {
+		if len(c.held) >= c.cfg.MaxFutureMessages {
+			c.stats.FutureDropped++
+			return fmt.Errorf("%w: too many messages held until Advance", ErrIgnored)
+		}
+		c.held = append(c.held, buffered{from: from, payload: payload})
+		return fmt.Errorf("%w: held until Advance", ErrFuture)
 	}
 	switch PeekType(payload) {
 	case MsgSyncRequest:
@@ -1066,6 +1092,9 @@ func (c *Core) applyRule() bool {
 // block known, decide it.
 func (c *Core) tryDecide() bool {
 	hs := c.hs
+	if c.holding {
+		return false
+	}
 	for _, cd := range hs.candidates {
 		bi := hs.blocks[cd.hash]
 		if bi == nil {
@@ -1193,6 +1222,7 @@ func (c *Core) decide(block *types.Block, seal []byte, round int64, synced bool)
 	c.stats.LastCommitRound = round
 	c.stats.CommitRounds[min(round, RoundBuckets-1)]++
 	c.head = Head{Number: block.NumberU64(), Hash: block.Hash()}
+	c.holding = true
 	c.startHeight()
 }
 

@@ -62,7 +62,7 @@ var (
 	ErrBadSignature = errors.New("bft: bad signature")
 	ErrNotValidator = errors.New("bft: signer is not a validator")
 	ErrStale        = errors.New("bft: stale height")
-	ErrFuture       = errors.New("bft: future height, buffered")
+	ErrFuture       = errors.New("bft: kept for later (future height, or held until Advance)")
 	ErrDuplicate    = errors.New("bft: duplicate message")
 	ErrWrongLeader  = errors.New("bft: proposal not from the round's proposer")
 	ErrIgnored      = errors.New("bft: message ignored")

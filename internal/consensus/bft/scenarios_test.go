@@ -63,6 +63,7 @@ func runFaults(seed int64) error {
 		checkSeals: true,
 		commitWait: 2 + r.Intn(8),
 		slowHost:   r.Intn(2) == 0,
+		lazyDrain:  r.Intn(2) == 0,
 		crashes:    true,
 	}
 	w := newWorld(seed, cfg)

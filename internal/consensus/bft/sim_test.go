@@ -79,6 +79,7 @@ type simConfig struct {
 	// from on: validators become newSet (indexes into simKeys).
 	setChange *setChange
 	slowHost  bool // build and verify answers come back after a few ticks
+	lazyDrain bool // handle Ready once per tick, not after every message
 	crashes   bool // crash and restart nodes, also between Ready steps
 }
 
@@ -414,7 +415,9 @@ func (n *simNode) deliver(from consensus.NodeID, payload []byte) {
 		id = src.id
 	}
 	n.core.Step(id, payload)
-	n.drain()
+	if !n.w.cfg.lazyDrain {
+		n.drain()
+	}
 }
 
 // out sends one core message, applying the node's Byzantine behaviour.

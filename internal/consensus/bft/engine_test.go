@@ -1,0 +1,424 @@
+package bft
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/trie"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// engineNet connects engines in memory; a node not in the map is down.
+type engineNet struct {
+	mu      sync.Mutex
+	engines map[consensus.NodeID]*Engine
+}
+
+func (n *engineNet) deliver(from, to consensus.NodeID, payload []byte) {
+	n.mu.Lock()
+	e := n.engines[to]
+	n.mu.Unlock()
+	if e != nil {
+		e.HandleMessage(from, payload)
+	}
+}
+
+func (n *engineNet) set(id consensus.NodeID, e *Engine) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e == nil {
+		delete(n.engines, id)
+		return
+	}
+	n.engines[id] = e
+}
+
+// memHost is a goroutine-safe consensus.Host over an in-memory chain.
+type memHost struct {
+	net   *engineNet
+	self  consensus.NodeID
+	peers []consensus.NodeID
+	mu    sync.Mutex
+	chain []*types.Block
+	seals [][]byte
+	// validators by height, for checking seals at commit
+	valsAt     func(uint64) []consensus.NodeID
+	commitHook func(*types.Block)
+	errs       []error
+}
+
+func (h *memHost) Self() consensus.NodeID { return h.self }
+
+func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
+	header := &types.Header{ParentHash: parent.Hash(), Number: new(big.Int).Add(parent.Number, common.Big1),
+		Time: ts, Coinbase: proposer, GasLimit: parent.GasLimit, Difficulty: new(big.Int), Extra: proposer[:4]}
+	return types.NewBlock(header, nil, nil, trie.NewStackTrie(nil)), nil
+}
+
+func (h *memHost) VerifyBlock(b *types.Block) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	head := h.chain[len(h.chain)-1]
+	if b.ParentHash() != head.Hash() {
+		return errors.New("not on head")
+	}
+	return nil
+}
+
+func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
+	h.mu.Lock()
+	head := h.chain[len(h.chain)-1]
+	if b.ParentHash() != head.Hash() || b.NumberU64() != head.NumberU64()+1 {
+		h.mu.Unlock()
+		return fmt.Errorf("block %d does not extend head %d", b.NumberU64(), head.NumberU64())
+	}
+	if _, err := VerifyCertificate(simChainID, h.valsAt(b.NumberU64()), b.NumberU64(), b.Hash(), seal); err != nil {
+		h.errs = append(h.errs, err)
+	}
+	h.chain = append(h.chain, b)
+	h.seals = append(h.seals, seal)
+	hook := h.commitHook
+	h.mu.Unlock()
+	if hook != nil {
+		hook(b)
+	}
+	return nil
+}
+
+func (h *memHost) Head() *types.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain[len(h.chain)-1].Header()
+}
+
+func (h *memHost) BlockByNumber(n uint64) (*types.Block, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n >= uint64(len(h.chain)) {
+		return nil, nil
+	}
+	return h.chain[n], h.seals[n]
+}
+
+func (h *memHost) Send(to consensus.NodeID, payload []byte) { h.net.deliver(h.self, to, payload) }
+
+func (h *memHost) Broadcast(payload []byte) {
+	for _, p := range h.peers {
+		if p != h.self {
+			h.net.deliver(h.self, p, payload)
+		}
+	}
+}
+
+func (h *memHost) height() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return uint64(len(h.chain) - 1)
+}
+
+func (h *memHost) hashAt(n uint64) common.Hash {
+	b, _ := h.BlockByNumber(n)
+	if b == nil {
+		return common.Hash{}
+	}
+	return b.Hash()
+}
+
+type engineCluster struct {
+	t      *testing.T
+	net    *engineNet
+	ids    []consensus.NodeID
+	keys   []*ecdsa.PrivateKey
+	hosts  []*memHost
+	stores []Storage
+	engs   []*Engine
+	vals   []consensus.NodeID
+}
+
+func fastConfig() EngineConfig {
+	return EngineConfig{
+		ChainID:          simChainID,
+		TickInterval:     2 * time.Millisecond,
+		ProposeTimeout:   60 * time.Millisecond,
+		PrevoteTimeout:   20 * time.Millisecond,
+		PrecommitTimeout: 20 * time.Millisecond,
+		TimeoutDelta:     20 * time.Millisecond,
+		MaxTimeout:       400 * time.Millisecond,
+		CommitWait:       4 * time.Millisecond,
+		Rebroadcast:      20 * time.Millisecond,
+		SyncRetry:        10 * time.Millisecond,
+	}
+}
+
+// newCluster makes validators + observers engines over file storage.
+func newCluster(t *testing.T, validators, observers int) *engineCluster {
+	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]*Engine{}}}
+	for i := 0; i < validators+observers; i++ {
+		k := simKeys[i]
+		c.keys = append(c.keys, k)
+		c.ids = append(c.ids, keyID(k))
+		if i < validators {
+			c.vals = append(c.vals, keyID(k))
+		}
+	}
+	dir := t.TempDir()
+	for i, id := range c.ids {
+		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil},
+			valsAt: func(uint64) []consensus.NodeID { return c.vals }}
+		c.hosts = append(c.hosts, h)
+		c.stores = append(c.stores, NewFileStorage(filepath.Join(dir, fmt.Sprintf("bft-state-%d", i))))
+		c.engs = append(c.engs, nil)
+	}
+	for i := range c.ids {
+		c.start(i, validators)
+	}
+	t.Cleanup(func() {
+		for i := range c.engs {
+			c.stop(i)
+		}
+		for _, h := range c.hosts {
+			if len(h.errs) > 0 {
+				t.Errorf("%s: %v", h.self, h.errs[0])
+			}
+		}
+	})
+	return c
+}
+
+func (c *engineCluster) start(i, validators int) {
+	cfg := fastConfig()
+	cfg.Validators = c.vals
+	if i < validators {
+		cfg.Key, cfg.Storage = c.keys[i], c.stores[i]
+	}
+	e, err := New(cfg, c.hosts[i], nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.engs[i] = e
+	c.net.set(c.ids[i], e)
+}
+
+func (c *engineCluster) stop(i int) {
+	if c.engs[i] == nil {
+		return
+	}
+	c.net.set(c.ids[i], nil)
+	c.engs[i].Stop()
+	if err := c.engs[i].Err(); err != nil {
+		c.t.Errorf("engine %d halted: %v", i, err)
+	}
+	c.engs[i] = nil
+}
+
+// waitHeight waits until every listed node has committed height h.
+func (c *engineCluster) waitHeight(h uint64, nodes ...int) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, i := range nodes {
+			ok = ok && c.hosts[i].height() >= h
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var hs []uint64
+			for _, h := range c.hosts {
+				hs = append(hs, h.height())
+			}
+			c.t.Fatalf("timeout waiting for height %d on %v: heights %v", h, nodes, hs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (c *engineCluster) checkSameChains() {
+	c.t.Helper()
+	for n := uint64(1); ; n++ {
+		var want common.Hash
+		any := false
+		for _, h := range c.hosts {
+			got := h.hashAt(n)
+			if got == (common.Hash{}) {
+				continue
+			}
+			if any && got != want {
+				c.t.Fatalf("fork at height %d", n)
+			}
+			want, any = got, true
+		}
+		if !any {
+			return
+		}
+	}
+}
+
+// TestEngineCluster runs four validators and an observer through the real
+// adapter (goroutines, ticker, file storage): the chain goes on with one
+// validator stopped, stops with two, and resumes when they restart; the
+// restarted ones catch up and every node has the same hash at every
+// height.
+func TestEngineCluster(t *testing.T) {
+	c := newCluster(t, 4, 1)
+	all := []int{0, 1, 2, 3, 4}
+	c.waitHeight(5, all...)
+
+	c.stop(3)
+	h := c.hosts[0].height()
+	c.waitHeight(h+5, 0, 1, 2, 4)
+
+	c.stop(2)
+	time.Sleep(100 * time.Millisecond)
+	stalled := c.hosts[0].height()
+	time.Sleep(300 * time.Millisecond)
+	if got := c.hosts[0].height(); got > stalled+1 {
+		t.Fatalf("two of four validators down, yet heights went from %d to %d", stalled, got)
+	}
+
+	c.start(2, 4)
+	c.start(3, 4)
+	h = c.hosts[0].height()
+	c.waitHeight(h+5, all...)
+	c.checkSameChains()
+
+	st := c.engs[0].Stats()
+	if st.Decided == 0 || st.Rounds == 0 || st.MsgsOut[MsgPrecommit] == 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	if st := c.engs[3].Stats(); st.Synced == 0 {
+		t.Errorf("restarted validator caught up without certificates? %+v", st)
+	}
+}
+
+// TestEngineSetValidators: the host calls SetValidators from inside
+// CommitBlock (as governance execution will), replacing validator 0 by a
+// node that was an observer.
+func TestEngineSetValidators(t *testing.T) {
+	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]*Engine{}}}
+	for i := 0; i < 5; i++ {
+		c.keys = append(c.keys, simKeys[i])
+		c.ids = append(c.ids, keyID(simKeys[i]))
+	}
+	c.vals = c.ids[:4]
+	newVals := c.ids[1:5]
+	const decideAt, from = 3, 6
+	valsAt := func(h uint64) []consensus.NodeID {
+		if h >= from {
+			return newVals
+		}
+		return c.vals
+	}
+	for i, id := range c.ids {
+		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil}, valsAt: valsAt}
+		c.hosts = append(c.hosts, h)
+		c.stores = append(c.stores, &MemoryStorage{})
+		c.engs = append(c.engs, nil)
+		i := i
+		h.commitHook = func(b *types.Block) {
+			if b.NumberU64() == decideAt {
+				if err := c.engs[i].SetValidators(from, newVals); err != nil {
+					t.Errorf("SetValidators: %v", err)
+				}
+			}
+		}
+	}
+	for i := range c.ids {
+		cfg := fastConfig()
+		cfg.Validators = c.vals
+		cfg.Key, cfg.Storage = c.keys[i], c.stores[i]
+		e, err := New(cfg, c.hosts[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.engs[i] = e
+		c.net.set(c.ids[i], e)
+	}
+	for _, e := range c.engs {
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for i := range c.engs {
+			c.stop(i)
+		}
+	})
+	c.waitHeight(from+4, 0, 1, 2, 3, 4)
+	c.stop(0) // the validator that left is no longer needed
+	h := c.hosts[1].height()
+	c.waitHeight(h+3, 1, 2, 3, 4)
+	c.checkSameChains()
+	for _, h := range c.hosts {
+		if len(h.errs) > 0 {
+			t.Fatalf("%s: %v", h.self, h.errs[0])
+		}
+	}
+	if c.engs[4].Stats().MsgsOut[MsgPrevote] == 0 {
+		t.Fatal("the new validator never voted")
+	}
+}
+
+func TestNewEngineChecksConfig(t *testing.T) {
+	net := &engineNet{engines: map[consensus.NodeID]*Engine{}}
+	h := &memHost{net: net, self: keyID(simKeys[0]), chain: []*types.Block{genesis}, seals: [][]byte{nil}}
+	vals := []consensus.NodeID{keyID(simKeys[0])}
+	for name, cfg := range map[string]EngineConfig{
+		"no chain id":   {Validators: vals, Key: simKeys[0], Storage: &MemoryStorage{}},
+		"no storage":    {ChainID: 1, Validators: vals, Key: simKeys[0]},
+		"wrong key":     {ChainID: 1, Validators: vals, Key: simKeys[1], Storage: &MemoryStorage{}},
+		"no validators": {ChainID: 1, Key: simKeys[0], Storage: &MemoryStorage{}},
+	} {
+		if _, err := New(cfg, h, nil); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: got %v, want ErrBadConfig", name, err)
+		}
+	}
+}
+
+func TestFileStorage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	s := NewFileStorage(path)
+	if st, err := s.Load(); err != nil || st != nil {
+		t.Fatalf("empty: %v %v", st, err)
+	}
+	b := genesis
+	want := &SavedState{Height: 7, Round: 3, LockedRound: 2, LockedBlock: b, ValidRound: 2, ValidBlock: b,
+		ValidJustification: [][]byte{{1, 2}}, Prevote: []byte{3}, Precommit: []byte{4}}
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Height != 7 || got.Round != 3 || got.LockedRound != 2 || got.LockedBlock.Hash() != b.Hash() ||
+		got.ValidBlock.Hash() != b.Hash() || string(got.Prevote) != "\x03" || got.Proposal != nil {
+		t.Fatalf("round trip: %+v", got)
+	}
+	// A flipped byte is reported, never loaded.
+	raw, _ := os.ReadFile(path)
+	raw[len(raw)-1] ^= 1
+	os.WriteFile(path, raw, 0o600)
+	if _, err := s.Load(); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	// So is a truncated one.
+	os.WriteFile(path, raw[:len(raw)/2], 0o600)
+	if _, err := s.Load(); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("truncated file: %v", err)
+	}
+}
