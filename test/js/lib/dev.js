@@ -73,3 +73,13 @@ export function errorText(err) {
   walk(err, 0);
   return parts.join(' | ');
 }
+
+// Polls cond() every 20 ms until it returns true; rejects after ms naming what was awaited.
+export async function waitFor(cond, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
