@@ -1,0 +1,1035 @@
+package poa
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+// Core is the poa state machine. It never reads a clock, a socket or a file
+// and starts no goroutine: inputs are Step (a message), Tick (a unit of
+// time), BuildDone and VerifyDone (answers to its own requests) and
+// SetValidators; outputs come out as Ready batches. Given the same inputs
+// in the same order, two cores produce the same outputs.
+//
+// A Core is not goroutine-safe; one owner drives it (see Engine).
+//
+// The protocol is described in docs/design/poa.md. In short: a validator
+// adopts the highest-ballot block it may, then votes for the next ballot
+// naming that block as its tip; the authority of a ballot seals once a
+// quorum (a majority) voted for it, on the highest tip among the votes; a
+// block is committed once a quorum of validators named it as their tip, and
+// final (handed to CommitBlock) once committed and FinalityDepth deep.
+type Core struct {
+	cfg   Config
+	id    consensus.NodeID
+	src   BlockSource
+	sched schedule
+
+	// Persistent (in PersistentState).
+	promise   Ballot
+	committed BlockRef
+
+	// The block tree: base is the final block; tree holds known blocks
+	// above it (all forks); tip is the accepted block the node votes with.
+	base *bnode
+	tree map[common.Hash]*bnode
+	tip  *bnode
+
+	// ackedFinal is the final height the driver has acknowledged with
+	// Advance: Commit up to it reached the host, so any SetValidators they
+	// caused has been applied. The core acts only up to ackedFinal+Lookahead.
+	ackedFinal uint64
+	readyFinal uint64 // final height as of the last Ready
+	// unacked are blocks handed out in Commit but not yet acknowledged:
+	// the driver may crash before they reach the host, so they stay in
+	// the persisted chain until Advance.
+	unacked    []SealedBlock
+	readyCount int // how many of unacked the last Ready carried
+
+	now      uint64 // ticks since start
+	idle     uint64 // ticks since the last progress (tip or promise change)
+	tipSince uint64 // tick at which the tip last changed
+
+	evidence      map[sealID]*evidence         // votes naming a tip: commit certificates
+	tallies       map[Ballot]*tally            // votes for ballots this node seals
+	lastVote      map[consensus.NodeID]voteMsg // highest-ballot vote seen from each validator
+	myVote        *voteMsg
+	sealedAt      map[Ballot]common.Hash // first sealing seen per ballot
+	authFinal     *BlockRef              // highest block an authority reported final
+	building      *Ballot
+	buildFailedAt map[Ballot]uint64
+	lastFetch     map[consensus.NodeID]uint64
+	lastServe     map[consensus.NodeID]uint64
+
+	sorted      []*bnode // tree by height then hash; nil when stale
+	commitDirty bool     // evidence or tree changed since updateCommitted
+
+	rd    Ready
+	dirty bool // persistent state changed since the last Ready
+	stats Stats
+}
+
+type bnode struct {
+	block  *types.Block
+	hash   common.Hash
+	parent common.Hash
+	height uint64
+	round  uint64 // highest round this block is known to be sealed at
+	sig    []byte // signature for round
+
+	verified, verifying bool
+}
+
+func (n *bnode) ballot() Ballot { return Ballot{n.height, n.round} }
+func (n *bnode) ref() BlockRef  { return BlockRef{Height: n.height, Round: n.round, Hash: n.hash} }
+func (n *bnode) sealed() SealedBlock {
+	return SealedBlock{Block: n.block, Round: n.round, Sig: n.sig}
+}
+
+type sealID struct {
+	hash  common.Hash
+	round uint64
+}
+
+type evidence struct {
+	height uint64
+	voters map[consensus.NodeID]struct{}
+}
+
+type tally struct {
+	votes map[consensus.NodeID]voteMsg
+}
+
+// ErrTooLate is returned by SetValidators for a height the node may
+// already have acted on with the old set.
+var ErrTooLate = errors.New("poa: validator change too late")
+
+// NewCore makes a core on top of the last block handed to CommitBlock
+// (base, with its seal; genesis has a nil seal) and the state persisted by
+// an earlier run (zero for a fresh node). cfg must pass Validate after
+// EnsureDefaults (NewCore calls both).
+func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st PersistentState) (*Core, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if base == nil {
+		return nil, errors.New("poa: no base block")
+	}
+	c := &Core{
+		cfg:           cfg,
+		id:            cfg.ID(),
+		src:           src,
+		tree:          make(map[common.Hash]*bnode),
+		evidence:      make(map[sealID]*evidence),
+		tallies:       make(map[Ballot]*tally),
+		lastVote:      make(map[consensus.NodeID]voteMsg),
+		sealedAt:      make(map[Ballot]common.Hash),
+		buildFailedAt: make(map[Ballot]uint64),
+		lastFetch:     make(map[consensus.NodeID]uint64),
+		lastServe:     make(map[consensus.NodeID]uint64),
+	}
+	c.sched.add(0, cfg.Validators)
+	for _, ch := range cfg.ValidatorChanges {
+		c.sched.add(ch.From, ch.IDs)
+	}
+	c.base = &bnode{block: base, hash: base.Hash(), parent: base.ParentHash(), height: base.NumberU64(), verified: true}
+	if baseSeal != nil {
+		round, sig, err := ParseSeal(baseSeal)
+		if err != nil {
+			return nil, fmt.Errorf("poa: seal of base block %d: %w", c.base.height, err)
+		}
+		c.base.round, c.base.sig = round, sig
+	}
+	c.tip = c.base
+	c.ackedFinal, c.readyFinal = c.base.height, c.base.height
+	c.promise = maxBallot(st.Promise, c.base.ballot())
+	c.committed = c.base.ref()
+
+	// Restore the accepted chain above the base. Blocks at or below the
+	// base were committed before the crash; the rest must link up.
+	parent := c.base
+	for _, sb := range st.Chain {
+		h := sb.Block.NumberU64()
+		if h <= c.base.height {
+			continue
+		}
+		if h != parent.height+1 || sb.Block.ParentHash() != parent.hash {
+			return nil, fmt.Errorf("poa: persisted chain does not extend block %d %s at height %d", parent.height, parent.hash, h)
+		}
+		n := &bnode{block: sb.Block, hash: sb.Block.Hash(), parent: parent.hash, height: h, round: sb.Round, sig: sb.Sig}
+		c.addNode(n)
+		c.sealedAt[n.ballot()] = n.hash
+		parent = n
+	}
+	c.tip = parent
+	c.promise = maxBallot(c.promise, c.tip.ballot())
+	if st.Committed.Height > c.base.height {
+		if n := c.tree[st.Committed.Hash]; n != nil && n.height == st.Committed.Height {
+			c.committed = n.ref()
+		}
+	}
+	c.reconcile()
+	return c, nil
+}
+
+// ID is this node's id.
+func (c *Core) ID() consensus.NodeID { return c.id }
+
+// Stats returns the drop counters.
+func (c *Core) Stats() Stats { return c.stats }
+
+// Status returns the core's position.
+func (c *Core) Status() Status {
+	return Status{Tip: c.tip.ref(), Final: c.base.height, Committed: c.committed, Promise: c.promise}
+}
+
+// ---- inputs ----
+
+// Tick advances the core's time by one tick.
+func (c *Core) Tick() {
+	c.now++
+	c.idle++
+	if c.idle >= c.timeout() {
+		c.onTimeout()
+	}
+	c.reconcile()
+}
+
+// Notify tells the core that transactions wait in the pool. Blocks are
+// sealed every period whether or not transactions wait (confirmations
+// need blocks on top), so this is only a hint; it is kept for the
+// Engine contract.
+func (c *Core) Notify() {}
+
+// Step takes one message from a peer. Bad, stale and duplicate messages
+// are dropped and counted in Stats.
+func (c *Core) Step(from consensus.NodeID, payload []byte) {
+	if from == c.id {
+		return
+	}
+	m, err := decode(payload, c.cfg.MaxMessageBytes)
+	if err != nil {
+		c.stats.BadMessages++
+		return
+	}
+	switch {
+	case m.block != nil:
+		c.onBlock(from, *m.block)
+	case m.vote != nil:
+		c.onVote(from, *m.vote)
+	case m.fetch != nil:
+		c.onFetch(from, *m.fetch)
+	case m.blocks != nil:
+		c.onBlocks(from, *m.blocks)
+	}
+	c.reconcile()
+}
+
+// BuildDone reports the block built for req (or the error).
+func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
+	if c.building == nil || *c.building != req.Ballot {
+		return
+	}
+	c.building = nil
+	b := req.Ballot
+	if err != nil || block == nil || block.NumberU64() != b.Height || block.ParentHash() != req.Parent.Hash() {
+		c.buildFailedAt[b] = c.now
+		c.reconcile()
+		return
+	}
+	// The ballot may have passed while the host was building.
+	if b.Less(c.promise) || !c.tip.ballot().Less(b) || c.get(block.ParentHash()) == nil {
+		c.reconcile()
+		return
+	}
+	sb, err := Seal(block, b.Round, c.cfg.Key)
+	if err != nil {
+		c.buildFailedAt[b] = c.now
+		c.reconcile()
+		return
+	}
+	n := c.tree[sb.Block.Hash()]
+	if n == nil {
+		n = &bnode{block: block, hash: block.Hash(), parent: block.ParentHash(), height: b.Height}
+		c.addNode(n)
+	}
+	if b.Round >= n.round {
+		n.round, n.sig = b.Round, sb.Sig
+	}
+	n.verified = true
+	c.sealedAt[b] = n.hash
+	c.send(consensus.NodeID{}, encodeBlock(sb))
+	c.reconcile() // adopts the new block: its ballot is the highest allowed
+}
+
+// VerifyDone reports the host's verdict on a block from Ready.Verify.
+func (c *Core) VerifyDone(hash common.Hash, err error) {
+	n := c.tree[hash]
+	if n == nil {
+		return
+	}
+	n.verifying = false
+	if err != nil {
+		c.stats.Invalid++
+		c.removeSubtree(n)
+	} else {
+		n.verified = true
+	}
+	c.reconcile()
+}
+
+// SetValidators replaces the validator set from height from on. Every
+// node must make the same calls (governance executes them in block
+// processing) before acting at that height, which the core guarantees for
+// from >= ActivationHeight(g, Lookahead) when called while block g is
+// committed. It fails with ErrTooLate if this node may already have used
+// the old set at from.
+func (c *Core) SetValidators(from uint64, ids []consensus.NodeID) error {
+	if err := validateSet(ids); err != nil {
+		return fmt.Errorf("poa: SetValidators: %w", err)
+	}
+	if limit := c.ackedFinal + c.cfg.Lookahead; from <= limit {
+		return fmt.Errorf("%w: height %d, this node may act up to %d", ErrTooLate, from, limit)
+	}
+	c.sched.add(from, ids)
+	c.commitDirty = true
+	return nil
+}
+
+// ---- outputs ----
+
+// HasReady reports whether Ready has work.
+func (c *Core) HasReady() bool {
+	return c.dirty || len(c.rd.Commit) > 0 || len(c.rd.Messages) > 0 || c.rd.Build != nil || len(c.rd.Verify) > 0
+}
+
+// Ready takes the pending work. Call Advance once its State is persisted,
+// its Commit handed to the host and its Messages sent.
+func (c *Core) Ready() Ready {
+	rd := c.rd
+	c.rd = Ready{}
+	if c.dirty {
+		st := c.persistent()
+		rd.State = &st
+		c.dirty = false
+	}
+	c.readyFinal = c.base.height
+	c.readyCount = len(c.unacked)
+	return rd
+}
+
+// Advance acknowledges the last Ready.
+func (c *Core) Advance() {
+	if c.ackedFinal != c.readyFinal {
+		c.commitDirty = true // evidence above the old lookahead now counts
+	}
+	c.ackedFinal = c.readyFinal
+	c.unacked = append(c.unacked[:0], c.unacked[c.readyCount:]...)
+	c.readyCount = 0
+	c.reconcile()
+}
+
+func (c *Core) persistent() PersistentState {
+	st := PersistentState{Promise: c.promise, Committed: c.committed}
+	var chain []SealedBlock
+	for n := c.tip; n != c.base && n != nil; n = c.tree[n.parent] {
+		chain = append(chain, n.sealed())
+	}
+	st.Chain = append(st.Chain, c.unacked...)
+	for i := len(chain) - 1; i >= 0; i-- {
+		st.Chain = append(st.Chain, chain[i])
+	}
+	return st
+}
+
+// Head returns the newest block with at least conf blocks on top of it in
+// this node's chain; the genesis header if the chain is shorter than conf.
+func (c *Core) Head(conf uint64) *types.Header {
+	target := uint64(0)
+	if c.tip.height > conf {
+		target = c.tip.height - conf
+	}
+	if target >= c.base.height {
+		if n := c.ancestor(c.tip, target); n != nil {
+			return n.block.Header()
+		}
+	}
+	if b, _ := c.src.BlockByNumber(target); b != nil {
+		return b.Header()
+	}
+	return c.base.block.Header()
+}
+
+func (c *Core) send(to consensus.NodeID, payload []byte) {
+	c.rd.Messages = append(c.rd.Messages, Message{To: to, Payload: payload})
+}
+
+// ---- tree helpers ----
+
+func (c *Core) get(h common.Hash) *bnode {
+	if h == c.base.hash {
+		return c.base
+	}
+	return c.tree[h]
+}
+
+// ancestor walks from n down to height h; nil if a link is missing or h is
+// out of range.
+func (c *Core) ancestor(n *bnode, h uint64) *bnode {
+	for n != nil && n.height > h {
+		if n.height-1 < c.base.height {
+			return nil
+		}
+		n = c.get(n.parent)
+	}
+	if n == nil || n.height != h {
+		return nil
+	}
+	return n
+}
+
+func (c *Core) descends(n, anc *bnode) bool {
+	return anc != nil && c.ancestor(n, anc.height) == anc
+}
+
+func (c *Core) connected(n *bnode) bool { return c.descends(n, c.base) }
+
+func (c *Core) addNode(n *bnode) {
+	c.tree[n.hash] = n
+	c.sorted = nil
+	c.commitDirty = true
+}
+
+func (c *Core) delNode(h common.Hash) {
+	delete(c.tree, h)
+	c.sorted = nil
+}
+
+// sortedNodes lists the tree by height, then hash, for deterministic scans.
+// The slice is shared until the tree changes: callers that change the tree
+// while iterating keep iterating the old slice, which is safe.
+func (c *Core) sortedNodes() []*bnode {
+	if c.sorted != nil {
+		return c.sorted
+	}
+	ns := make([]*bnode, 0, len(c.tree))
+	for _, n := range c.tree {
+		ns = append(ns, n)
+	}
+	sort.Slice(ns, func(i, j int) bool {
+		if ns[i].height != ns[j].height {
+			return ns[i].height < ns[j].height
+		}
+		return bytes.Compare(ns[i].hash[:], ns[j].hash[:]) < 0
+	})
+	c.sorted = ns
+	return ns
+}
+
+func (c *Core) removeSubtree(root *bnode) {
+	for _, n := range c.sortedNodes() {
+		if n == root || c.descends(n, root) {
+			c.delNode(n.hash)
+			if n == c.tip {
+				// Only verified blocks become the tip, and verification does
+				// not fail later; keep the invariant anyway.
+				panic(fmt.Sprintf("poa: tip %d %s removed as invalid", n.height, n.hash))
+			}
+		}
+	}
+}
+
+func (c *Core) limit() uint64 { return c.ackedFinal + c.cfg.Lookahead }
+
+func (c *Core) quorum(h uint64) int {
+	if c.cfg.mutant.quorum > 0 {
+		return c.cfg.mutant.quorum
+	}
+	return c.sched.size(h)/2 + 1
+}
+
+// ---- messages ----
+
+func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
+	h := sb.Block.NumberU64()
+	if h <= c.base.height {
+		c.stats.Stale++
+		return false
+	}
+	if h > c.limit() {
+		// The seal cannot be checked before the validator set at h is
+		// known; the sender is ahead of us.
+		c.stats.TooFar++
+		c.fetch(from, common.Hash{})
+		return false
+	}
+	b := sb.Ballot()
+	hash := sb.Block.Hash()
+	signer, err := c.cfg.recoverFn(SealHash(hash, sb.Round), sb.Sig)
+	if err != nil || signer != c.sched.leader(b) {
+		c.stats.BadSeals++
+		return false
+	}
+	if prev, ok := c.sealedAt[b]; ok && prev != hash {
+		c.stats.Equivocation++
+		return false
+	}
+	c.sealedAt[b] = hash
+	if n := c.tree[hash]; n != nil {
+		c.resealed(n, sb)
+		return true
+	}
+	if len(c.tree) >= c.cfg.MaxPendingBlocks {
+		c.stats.Full++
+		return false
+	}
+	parent := sb.Block.ParentHash()
+	if h-1 == c.base.height && parent != c.base.hash {
+		c.stats.Orphans++
+		return false
+	}
+	c.addNode(&bnode{block: sb.Block, hash: hash, parent: parent, height: h, round: sb.Round, sig: sb.Sig})
+	if c.get(parent) == nil {
+		c.fetch(from, parent)
+	}
+	return true
+}
+
+// resealed handles a known block sealed again at a later round (same
+// content, a later ballot). Off the node's chain the later sealing simply
+// replaces the earlier one. On the chain, the round is part of what the
+// node accepted and names in its votes, so only the tip may move to the
+// later sealing, and only as a fresh acceptance (at or above the promise).
+func (c *Core) resealed(n *bnode, sb SealedBlock) {
+	if sb.Round <= n.round {
+		return
+	}
+	b := Ballot{n.height, sb.Round}
+	switch {
+	case n == c.tip:
+		if b.Less(c.promise) {
+			return
+		}
+		c.promise = b
+		c.dirty = true
+	case c.descends(c.tip, n):
+		return
+	}
+	n.round, n.sig = sb.Round, sb.Sig
+}
+
+func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
+	b := v.ballot()
+	// Commit evidence: the voter accepted the named tip.
+	if v.TipHeight > c.base.height && v.TipHeight <= c.limit() && c.sched.member(v.TipHeight, from) {
+		id := sealID{v.TipHash, v.TipRound}
+		ev := c.evidence[id]
+		if ev == nil && len(c.evidence) < c.maxEntries() {
+			ev = &evidence{height: v.TipHeight, voters: make(map[consensus.NodeID]struct{})}
+			c.evidence[id] = ev
+		}
+		if ev != nil && ev.height == v.TipHeight {
+			if _, dup := ev.voters[from]; !dup {
+				ev.voters[from] = struct{}{}
+				c.commitDirty = true
+			}
+		}
+	}
+	if b.Height <= c.limit() && c.elector(b.Height, from) {
+		if prev, ok := c.lastVote[from]; !ok || prev.ballot().Less(b) {
+			c.lastVote[from] = v
+		}
+		if c.sched.leader(b) == c.id && c.base.height < b.Height {
+			t := c.tallies[b]
+			if t == nil && len(c.tallies) < c.maxEntries() {
+				t = &tally{votes: make(map[consensus.NodeID]voteMsg)}
+				c.tallies[b] = t
+			}
+			if t != nil {
+				t.votes[from] = v
+			}
+		}
+	}
+	if from == c.id {
+		return
+	}
+	// Catch up: the voter has a tip we lack, or is far ahead.
+	if v.TipHeight > c.limit() || b.Height > c.limit()+1 {
+		c.fetch(from, common.Hash{})
+	} else if v.TipHeight > c.base.height && c.get(v.TipHash) == nil && c.tip.ballot().Less(v.tipBallot()) {
+		c.fetch(from, v.TipHash)
+	}
+}
+
+func (c *Core) maxEntries() int { return 4 * c.cfg.MaxPendingBlocks }
+
+func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
+	if last, ok := c.lastServe[from]; ok && last == c.now {
+		return // one answer per peer per tick
+	}
+	c.lastServe[from] = c.now
+	var resp blocksMsg
+	max := c.cfg.MaxFetchBlocks
+	for h := max64(f.From, 1); h <= c.ackedFinal && len(resp.Final) < max/2; h++ {
+		blk, seal := c.src.BlockByNumber(h)
+		if blk == nil {
+			break
+		}
+		round, sig, err := ParseSeal(seal)
+		if err != nil {
+			break
+		}
+		resp.Final = append(resp.Final, sealedRLP{blk, round, sig})
+	}
+	top := c.tip
+	if n := c.tree[f.Tip]; n != nil && c.connected(n) {
+		top = n
+	}
+	var chain []*bnode
+	for n := top; n != nil && n != c.base; n = c.tree[n.parent] {
+		chain = append(chain, n)
+	}
+	for i := len(chain) - 1; i >= 0 && len(resp.Final)+len(resp.Chain) < max; i-- {
+		n := chain[i]
+		resp.Chain = append(resp.Chain, sealedRLP{n.block, n.round, n.sig})
+	}
+	if len(resp.Final)+len(resp.Chain) > 0 {
+		c.send(from, encode(kindBlocks, resp))
+	}
+}
+
+func (c *Core) onBlocks(from consensus.NodeID, m blocksMsg) {
+	for _, s := range m.Final {
+		sb, err := fromRLP(s)
+		if err != nil {
+			c.stats.BadMessages++
+			return
+		}
+		h := sb.Block.NumberU64()
+		if h <= c.base.height {
+			continue
+		}
+		if !c.onBlock(from, sb) {
+			break
+		}
+		// A validator's final block is final: validators are not
+		// Byzantine (see docs/design/poa.md). Anyone else's is only a block.
+		if c.sched.member(h, from) && (c.authFinal == nil || c.authFinal.Height < h) {
+			r := BlockRef{Height: h, Round: sb.Round, Hash: sb.Block.Hash()}
+			c.authFinal = &r
+			c.commitDirty = true
+		}
+	}
+	for _, s := range m.Chain {
+		sb, err := fromRLP(s)
+		if err != nil {
+			c.stats.BadMessages++
+			return
+		}
+		if sb.Block.NumberU64() <= c.base.height {
+			continue
+		}
+		if !c.onBlock(from, sb) {
+			break
+		}
+	}
+}
+
+// fetch asks a peer for the blocks we miss, at most once per interval.
+func (c *Core) fetch(to consensus.NodeID, tip common.Hash) {
+	if to == c.id {
+		return
+	}
+	if last, ok := c.lastFetch[to]; ok && c.now < last+c.cfg.FetchIntervalTicks {
+		return
+	}
+	c.lastFetch[to] = c.now
+	c.send(to, encode(kindFetch, fetchMsg{From: c.base.height + 1, Tip: tip}))
+}
+
+// ---- time ----
+
+func (c *Core) timeout() uint64 {
+	t := c.cfg.PeriodTicks + c.cfg.TimeoutTicks + c.promise.Round*c.cfg.BackoffTicks
+	if c.promise.Round > c.cfg.MaxTimeoutTicks || t > c.cfg.MaxTimeoutTicks {
+		t = c.cfg.MaxTimeoutTicks
+	}
+	return t
+}
+
+// onTimeout moves a validator to the next ballot: the highest one another
+// validator already voted for, if it may vote for it (so that everyone
+// converges on one ballot), else the next round after its promise.
+func (c *Core) onTimeout() {
+	c.idle = 0
+	c.stats.Timeouts++
+	next := Ballot{c.tip.height + 1, 0}
+	if !c.promise.Less(next) {
+		next = Ballot{c.promise.Height, c.promise.Round + 1}
+	}
+	for _, id := range sortedIDs(c.lastVote) {
+		if b := c.lastVote[id].ballot(); next.Less(b) && c.canVote(b) {
+			next = b
+		}
+	}
+	if c.canVote(next) {
+		c.vote(next)
+	} else if c.myVote != nil {
+		c.send(consensus.NodeID{}, encode(kindVote, *c.myVote)) // retransmit
+	}
+	// Ask the validator with the highest tip for what we miss.
+	var best *voteMsg
+	for _, id := range sortedIDs(c.lastVote) {
+		v := c.lastVote[id]
+		if id != c.id && c.tip.ballot().Less(v.tipBallot()) && (best == nil || best.tipBallot().Less(v.tipBallot())) {
+			vv := v
+			best = &vv
+		}
+	}
+	if best != nil {
+		for _, id := range sortedIDs(c.lastVote) {
+			if c.lastVote[id] == *best {
+				c.fetch(id, best.TipHash)
+				break
+			}
+		}
+	}
+}
+
+// ---- voting ----
+
+// canVote: the ballot is above the promise, above the tip's height, within
+// the lookahead, and this node is a validator where it counts.
+func (c *Core) canVote(b Ballot) bool {
+	if b.Round >= maxRound || !c.promise.Less(b) || b.Height <= c.tip.height || b.Height > c.limit() {
+		return false
+	}
+	return c.elector(b.Height, c.id) || c.sched.member(c.tip.height, c.id)
+}
+
+func (c *Core) vote(b Ballot) {
+	c.promise = b
+	c.dirty = true
+	c.idle = 0
+	v := voteMsg{Height: b.Height, Round: b.Round, TipHeight: c.tip.height, TipRound: c.tip.round, TipHash: c.tip.hash}
+	c.myVote = &v
+	c.send(consensus.NodeID{}, encode(kindVote, v))
+	c.onVote(c.id, v)
+}
+
+// ---- the step after every input ----
+
+func (c *Core) reconcile() {
+	c.scheduleVerify()
+	c.updateCommitted()
+	c.adoptTip()
+	c.finalize()
+	if next := (Ballot{c.tip.height + 1, 0}); c.promise.Less(next) && c.canVote(next) {
+		c.vote(next)
+	}
+	c.trySeal()
+}
+
+func (c *Core) scheduleVerify() {
+	for _, n := range c.sortedNodes() {
+		if n.verified || n.verifying || n.height > c.limit() {
+			continue
+		}
+		if p := c.get(n.parent); p != nil && p.verified {
+			n.verifying = true
+			c.rd.Verify = append(c.rd.Verify, n.block)
+		}
+	}
+}
+
+// updateCommitted raises the committed block to the highest block a quorum
+// named as its tip (or an authority reported final).
+func (c *Core) updateCommitted() {
+	if !c.commitDirty {
+		return
+	}
+	c.commitDirty = false
+	var best *bnode
+	consider := func(n *bnode) {
+		if n == nil || n.height <= c.committed.Height || !c.connected(n) {
+			return
+		}
+		if best != nil && best.height >= n.height {
+			if best.height == n.height && best != n && !c.cfg.mutant.on() {
+				panic(fmt.Sprintf("poa: safety violated: blocks %s and %s both committed at height %d", best.hash, n.hash, n.height))
+			}
+			return
+		}
+		best = n
+	}
+	for _, id := range sortedSealIDs(c.evidence) {
+		ev := c.evidence[id]
+		if ev.height <= c.committed.Height {
+			continue
+		}
+		count := 0
+		for v := range ev.voters {
+			if c.sched.member(ev.height, v) {
+				count++
+			}
+		}
+		if count >= c.quorum(ev.height) {
+			consider(c.tree[id.hash])
+		}
+	}
+	if c.authFinal != nil {
+		consider(c.tree[c.authFinal.Hash])
+	}
+	if best == nil {
+		return
+	}
+	if cur := c.get(c.committed.Hash); cur != nil && !c.descends(best, cur) {
+		if c.cfg.mutant.on() {
+			return
+		}
+		panic(fmt.Sprintf("poa: safety violated: committed %d %s does not extend committed %d %s",
+			best.height, best.hash, c.committed.Height, c.committed.Hash))
+	}
+	c.committed = best.ref()
+	c.dirty = true
+}
+
+// adoptTip makes the tip the highest-ballot verified block the node may
+// accept: at or above its promise, extending the committed block, within
+// the lookahead. If the tip does not extend the committed block (a node
+// that fell behind), it moves to the committed block first.
+func (c *Core) adoptTip() {
+	com := c.get(c.committed.Hash)
+	best := c.tip
+	if com != nil && !c.descends(best, com) {
+		best = com
+	}
+	for _, n := range c.sortedNodes() {
+		if !n.verified || n.height > c.limit() || n.ballot().Less(c.promise) || !best.ballot().Less(n.ballot()) {
+			continue
+		}
+		if (com != nil && !c.descends(n, com)) || !c.connected(n) {
+			continue
+		}
+		best = n
+	}
+	if best == c.tip {
+		return
+	}
+	c.tip = best
+	c.tipSince = c.now
+	c.idle = 0
+	c.promise = maxBallot(c.promise, best.ballot())
+	c.dirty = true
+}
+
+// finalize hands out, in order, the blocks that are committed and have
+// FinalityDepth blocks on top of them in the node's chain.
+func (c *Core) finalize() {
+	d := c.cfg.FinalityDepth
+	if c.tip.height < d {
+		return
+	}
+	target := c.tip.height - d
+	if !c.cfg.mutant.depthOnly && c.committed.Height < target {
+		target = c.committed.Height
+	}
+	if target <= c.base.height {
+		return
+	}
+	var path []*bnode
+	for n := c.ancestor(c.tip, target); n != nil && n != c.base; n = c.get(n.parent) {
+		path = append(path, n)
+	}
+	moved := false
+	for i := len(path) - 1; i >= 0; i-- {
+		n := path[i]
+		if !n.verified {
+			break
+		}
+		c.rd.Commit = append(c.rd.Commit, n.sealed())
+		c.unacked = append(c.unacked, n.sealed())
+		c.base = n
+		c.delNode(n.hash)
+		moved = true
+	}
+	if !moved {
+		return
+	}
+	if c.committed.Height < c.base.height {
+		c.committed = c.base.ref() // depth-only mutant
+	}
+	c.dirty = true
+	c.prune()
+}
+
+// prune drops what lies at or below the final block, and forks of it.
+func (c *Core) prune() {
+	for _, n := range c.sortedNodes() {
+		if n.height <= c.base.height {
+			c.delNode(n.hash)
+			continue
+		}
+		if a := c.ancestorLoose(n, c.base.height+1); a != nil && a.parent != c.base.hash {
+			c.delNode(n.hash)
+		}
+	}
+	for id, ev := range c.evidence {
+		if ev.height <= c.base.height {
+			delete(c.evidence, id)
+		}
+	}
+	for b := range c.tallies {
+		if b.Height <= c.base.height {
+			delete(c.tallies, b)
+		}
+	}
+	for b := range c.sealedAt {
+		if b.Height <= c.base.height {
+			delete(c.sealedAt, b)
+		}
+	}
+	for b := range c.buildFailedAt {
+		if b.Height <= c.base.height {
+			delete(c.buildFailedAt, b)
+		}
+	}
+	if c.authFinal != nil && c.authFinal.Height <= c.base.height {
+		c.authFinal = nil
+	}
+}
+
+// ancestorLoose walks down through the tree only (not the base) to height h.
+func (c *Core) ancestorLoose(n *bnode, h uint64) *bnode {
+	for n != nil && n.height > h {
+		n = c.tree[n.parent]
+	}
+	if n == nil || n.height != h {
+		return nil
+	}
+	return n
+}
+
+// trySeal seals for the highest ballot this node is the authority of and
+// a quorum voted for.
+func (c *Core) trySeal() {
+	if c.building != nil {
+		return
+	}
+	ballots := make([]Ballot, 0, len(c.tallies))
+	for b := range c.tallies {
+		ballots = append(ballots, b)
+	}
+	sort.Slice(ballots, func(i, j int) bool { return ballots[j].Less(ballots[i]) })
+	for _, b := range ballots {
+		if b.Less(c.promise) || !c.tip.ballot().Less(b) {
+			delete(c.tallies, b) // can never be sealed here any more
+			continue
+		}
+		if b.Height > c.limit() {
+			continue
+		}
+		if at, failed := c.buildFailedAt[b]; failed && c.now <= at {
+			continue
+		}
+		parent, from, ok := c.sealParent(b)
+		if !ok {
+			continue
+		}
+		if parent == nil {
+			c.fetch(from, c.tallies[b].votes[from].TipHash)
+			continue
+		}
+		if !parent.verified || !c.connected(parent) {
+			continue
+		}
+		if com := c.get(c.committed.Hash); com != nil && !c.descends(parent, com) {
+			continue
+		}
+		if b.Round == 0 && c.now < c.tipSince+c.cfg.PeriodTicks {
+			return // in turn: wait for the block time
+		}
+		bb := b
+		c.building = &bb
+		c.rd.Build = &BuildRequest{Ballot: b, Parent: parent.block.Header()}
+		return
+	}
+}
+
+// sealParent picks the parent for a ballot from its votes: the highest tip
+// among a quorum. At the first height of a new validator set the ballot
+// needs a quorum of the old set as well as of the new one (joint
+// consensus), so that the new set starts from every block the old set
+// committed. ok is false without a quorum; parent is nil if the chosen tip
+// is unknown here (from names a voter that has it).
+func (c *Core) sealParent(b Ballot) (parent *bnode, from consensus.NodeID, ok bool) {
+	t := c.tallies[b]
+	joint := c.sched.changesAt(b.Height)
+	var (
+		count, oldCount int
+		best            voteMsg
+		bestID          consensus.NodeID
+		haveAny         bool
+	)
+	for _, id := range sortedIDs(t.votes) {
+		v := t.votes[id]
+		if c.sched.member(b.Height, id) {
+			count++
+		}
+		if joint && c.sched.member(b.Height-1, id) {
+			oldCount++
+		}
+		tb := v.tipBallot()
+		if !haveAny || best.tipBallot().Less(tb) || (best.tipBallot() == tb && bytes.Compare(v.TipHash[:], best.TipHash[:]) < 0) {
+			best, bestID, haveAny = v, id, true
+		}
+	}
+	if count < c.quorum(b.Height) || (joint && oldCount < c.quorum(b.Height-1)) || best.TipHeight != b.Height-1 {
+		return nil, from, false
+	}
+	return c.get(best.TipHash), bestID, true
+}
+
+// elector reports whether id's vote for a ballot at height h counts: it
+// is a validator at h, or at h-1 when h starts a new set.
+func (c *Core) elector(h uint64, id consensus.NodeID) bool {
+	return c.sched.member(h, id) || (c.sched.changesAt(h) && c.sched.member(h-1, id))
+}
+
+func sortedIDs[V any](m map[consensus.NodeID]V) []consensus.NodeID {
+	ids := make([]consensus.NodeID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	return ids
+}
+
+func sortedSealIDs(m map[sealID]*evidence) []sealID {
+	ids := make([]sealID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		if c := bytes.Compare(ids[i].hash[:], ids[j].hash[:]); c != 0 {
+			return c < 0
+		}
+		return ids[i].round < ids[j].round
+	})
+	return ids
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
