@@ -344,6 +344,10 @@ func (c *Core) stepRaft(from consensus.NodeID, body []byte) {
 		c.drop(from, err)
 		return
 	}
+	if _, known := raftpb.MessageType_name[int32(m.GetType())]; !known {
+		c.drop(from, fmt.Errorf("unknown raft message type %d", m.GetType()))
+		return
+	}
 	switch {
 	case m.GetFrom() != c.mem.raftID(from):
 		c.drop(from, fmt.Errorf("raft message from id %d sent by id %d", m.GetFrom(), c.mem.raftID(from)))
@@ -355,10 +359,70 @@ func (c *Core) stepRaft(from consensus.NodeID, body []byte) {
 		c.drop(from, fmt.Errorf("raft message type %v is not accepted from peers", m.GetType()))
 		return
 	}
+	if err := c.checkRaftMsg(m); err != nil {
+		c.drop(from, err)
+		return
+	}
 	c.stats.raftRecv(m.GetType())
 	if err := c.rn.Step(m); err != nil {
 		c.log.Debug("Raft ignored a message", "from", from, "type", m.GetType(), "err", err)
 	}
+}
+
+// checkRaftMsg rejects raft messages that no correct peer sends and on
+// which etcd raft would panic (it trusts its transport): a commit index or
+// an acknowledged index beyond this node's log, entries that are not a
+// contiguous run after the message's index, configuration changes (this
+// engine proposes none), a snapshot that is not a chain position of this
+// membership. Called between settles, when raft's log is all in storage.
+func (c *Core) checkRaftMsg(m *raftpb.Message) error {
+	last, err := c.store.LastIndex()
+	if err != nil {
+		return err
+	}
+	switch m.GetType() {
+	case raftpb.MsgHeartbeat:
+		if m.GetCommit() > last {
+			return fmt.Errorf("heartbeat commit %d beyond the log end %d", m.GetCommit(), last)
+		}
+	case raftpb.MsgAppResp:
+		if !m.GetReject() && m.GetIndex() > last {
+			return fmt.Errorf("append acknowledged up to %d beyond the log end %d", m.GetIndex(), last)
+		}
+	case raftpb.MsgApp:
+		prevTerm := m.GetLogTerm()
+		for i, e := range m.GetEntries() {
+			switch {
+			case e.GetIndex() != m.GetIndex()+1+uint64(i):
+				return fmt.Errorf("append entry %d at position %d after index %d", e.GetIndex(), i, m.GetIndex())
+			case e.GetTerm() < prevTerm || e.GetTerm() > m.GetTerm():
+				return fmt.Errorf("append entry %d of term %d out of order", e.GetIndex(), e.GetTerm())
+			case e.GetType() != raftpb.EntryNormal:
+				return fmt.Errorf("append entry %d is a configuration change", e.GetIndex())
+			}
+			prevTerm = e.GetTerm()
+		}
+	case raftpb.MsgSnap:
+		s := m.GetSnapshot()
+		if s.GetMetadata().GetIndex() == 0 || s.GetMetadata().GetTerm() > m.GetTerm() {
+			return fmt.Errorf("snapshot at index %d term %d", s.GetMetadata().GetIndex(), s.GetMetadata().GetTerm())
+		}
+		if err := s.GetMetadata().GetConfState().Equivalent(c.cs); err != nil {
+			return fmt.Errorf("snapshot of another membership: %v", err)
+		}
+		sd, err := decodeSnapshotData(s.GetData())
+		if err != nil {
+			return err
+		}
+		// Never install a position that contradicts the committed chain.
+		if sd.Height <= c.chain.Head().Number.Uint64() {
+			if b, _ := c.chain.BlockByNumber(sd.Height); b == nil || b.Hash() != sd.Hash {
+				c.log.Error("Refusing a raft snapshot that contradicts the chain", "height", sd.Height, "hash", sd.Hash)
+				return fmt.Errorf("snapshot names block %d %s, the chain has another", sd.Height, sd.Hash)
+			}
+		}
+	}
+	return nil
 }
 
 // run executes an input under a panic guard (etcd raft panics on a broken
