@@ -24,7 +24,7 @@ const (
 	DefaultPipelineDepth   = 1
 	DefaultSnapshotEntries = 1024
 	DefaultCompactMargin   = 128
-	DefaultMaxMessageBytes = 16 << 20
+	DefaultMaxMessageBytes = 8 << 20 // below p2p's default frame limit (10 MiB)
 	DefaultMaxSizePerMsg   = 1 << 20
 	DefaultMaxInflightMsgs = 64
 	DefaultSegmentBytes    = 64 << 20
