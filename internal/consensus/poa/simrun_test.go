@@ -7,10 +7,11 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
-// TestSimulation runs the seeded simulation: ≥1,000 seeds per run,
-// 100,000 under CHARTER_SOAK=1; CHARTER_SEED=n replays one seed.
+// TestSimulation runs the seeded simulation: 1,000 seeds per run (100
+// under -race), 100,000 under CHARTER_SOAK=1, CHARTER_SEEDS=n for any
+// count; CHARTER_SEED=n replays one seed.
 func TestSimulation(t *testing.T) {
-	simnet.RunSeeds(t, 1000, 100000, func(seed int64) error { return runSeed(seed, nil) })
+	simnet.RunSeeds(t, simSeeds, 100000, func(seed int64) error { return runSeed(seed, nil) })
 }
 
 // TestMutantCaught shows the checkers can fail: a core that finalizes by

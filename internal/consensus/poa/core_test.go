@@ -1,0 +1,513 @@
+package poa
+
+import (
+	"bytes"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/consensus"
+)
+
+func ids(n int) []consensus.NodeID {
+	out := make([]consensus.NodeID, n)
+	for i := range out {
+		out[i] = crypto.PubkeyToAddress(testKey(i).PublicKey)
+	}
+	return out
+}
+
+func testConfig(i, n int) Config {
+	return Config{Key: testKey(i), Validators: ids(n), PeriodTicks: 1, TimeoutTicks: 3, BackoffTicks: 1, MaxTimeoutTicks: 20}
+}
+
+func TestSealRoundTrip(t *testing.T) {
+	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(7), Difficulty: new(big.Int)})
+	sb, err := Seal(blk, 3, testKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sb.Signer()
+	if err != nil || signer != ids(2)[1] {
+		t.Fatalf("signer %s err %v", signer, err)
+	}
+	round, sig, err := ParseSeal(sb.Seal())
+	if err != nil || round != 3 || !bytes.Equal(sig, sb.Sig) {
+		t.Fatalf("ParseSeal: %d %x %v", round, sig, err)
+	}
+	// The round is signed: the same signature at another round names
+	// another signer (or none).
+	other := sb
+	other.Round = 4
+	if s, err := other.Signer(); err == nil && s == signer {
+		t.Fatal("signature does not bind the round")
+	}
+	if _, _, err := ParseSeal(sb.Seal()[:10]); !errors.Is(err, ErrBadSeal) {
+		t.Fatalf("short seal: %v", err)
+	}
+}
+
+func TestBallotOrder(t *testing.T) {
+	cases := []struct {
+		a, b Ballot
+		less bool
+	}{
+		{Ballot{1, 5}, Ballot{2, 0}, true},
+		{Ballot{2, 0}, Ballot{2, 1}, true},
+		{Ballot{2, 1}, Ballot{2, 1}, false},
+		{Ballot{3, 0}, Ballot{2, 9}, false},
+	}
+	for _, c := range cases {
+		if got := c.a.Less(c.b); got != c.less {
+			t.Errorf("%v < %v = %v, want %v", c.a, c.b, got, c.less)
+		}
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	v := ids(5)
+	var s schedule
+	s.add(0, v[:3])
+	s.add(10, v[2:])
+	if s.leader(Ballot{4, 0}) != v[1] || s.leader(Ballot{4, 1}) != v[2] || s.leader(Ballot{4, 2}) != v[0] {
+		t.Fatal("round robin at height 4 wrong")
+	}
+	if !s.member(9, v[0]) || s.member(10, v[0]) || !s.member(10, v[4]) {
+		t.Fatal("membership across the change wrong")
+	}
+	if !s.changesAt(10) || s.changesAt(9) || s.changesAt(11) {
+		t.Fatal("changesAt wrong")
+	}
+	if got := s.leader(Ballot{10, 0}); got != v[2+10%3] {
+		t.Fatalf("leader at 10 = %s", got)
+	}
+	s.add(20, v[:1])
+	s.add(15, v[1:2]) // replaces the later change
+	if len(s.epochs) != 3 || s.at(25).from != 15 {
+		t.Fatalf("add did not replace later changes: %+v", s.epochs)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := testConfig(0, 3)
+	cases := []struct {
+		name  string
+		edit  func(*Config)
+		field string
+	}{
+		{"no key", func(c *Config) { c.Key = nil }, "Key"},
+		{"no validators", func(c *Config) { c.Validators = nil }, "Validators"},
+		{"duplicate", func(c *Config) { c.Validators = append(c.Validators, c.Validators[0]) }, "Validators"},
+		{"lookahead", func(c *Config) { c.FinalityDepth = 5; c.Lookahead = 6 }, "Lookahead"},
+		{"changes order", func(c *Config) {
+			c.ValidatorChanges = []ValidatorChange{{From: 9, IDs: ids(2)}, {From: 9, IDs: ids(3)}}
+		}, "ValidatorChanges"},
+		{"timeouts", func(c *Config) { c.MaxTimeoutTicks = 2 }, "MaxTimeoutTicks"},
+	}
+	c := good
+	if err := c.EnsureDefaults().Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for _, tc := range cases {
+		c := good
+		tc.edit(&c)
+		err := c.EnsureDefaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: error %v does not name %s", tc.name, err, tc.field)
+		}
+	}
+	z := good
+	z.FinalityDepth = ZeroFinalityDepth
+	if z.EnsureDefaults(); z.FinalityDepth != 0 || z.Lookahead != 4 {
+		t.Fatalf("ZeroFinalityDepth: depth %d lookahead %d", z.FinalityDepth, z.Lookahead)
+	}
+}
+
+func TestStateEncoding(t *testing.T) {
+	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int)})
+	sb, _ := Seal(blk, 1, testKey(0))
+	st := PersistentState{Promise: Ballot{4, 2}, Committed: BlockRef{3, 1, blk.Hash()}, Chain: []SealedBlock{sb}}
+	got, err := DecodeState(EncodeState(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Promise != st.Promise || got.Committed != st.Committed || len(got.Chain) != 1 || got.Chain[0].Block.Hash() != blk.Hash() {
+		t.Fatalf("round trip: %+v", got)
+	}
+	enc := EncodeState(st)
+	enc[len(enc)-1] ^= 1
+	if _, err := DecodeState(enc); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("flipped bit: %v", err)
+	}
+	if _, err := DecodeState(enc[:20]); !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("truncated: %v", err)
+	}
+
+	fs := FileStorage{Path: filepath.Join(t.TempDir(), "poa-state")}
+	if _, ok, err := fs.Load(); ok || err != nil {
+		t.Fatalf("empty file storage: %v %v", ok, err)
+	}
+	if err := fs.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := fs.Load()
+	if err != nil || !ok || got.Promise != st.Promise {
+		t.Fatalf("file round trip: %+v %v %v", got, ok, err)
+	}
+	data, _ := os.ReadFile(fs.Path)
+	if err := os.WriteFile(fs.Path, data[:len(data)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fs.Load(); !errors.Is(err, ErrCorruptState) || !strings.Contains(err.Error(), fs.Path) {
+		t.Fatalf("torn file: %v", err)
+	}
+	var ms MemStorage
+	if err := ms.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := ms.Load(); !ok || err != nil || got.Promise != st.Promise {
+		t.Fatalf("mem storage: %+v %v %v", got, ok, err)
+	}
+}
+
+// cluster is a tiny hand-driven network of cores with instant delivery,
+// for scripted tests.
+type cluster struct {
+	t     *testing.T
+	cores []*Core
+	apps  []*fakeApp
+	leds  []*fakeLedger
+	drop  func(from, to int, payload []byte) bool
+	fin   map[uint64]common.Hash
+}
+
+func newCluster(t *testing.T, n int, edit func(i int, c *Config)) *cluster {
+	cl := &cluster{t: t, fin: map[uint64]common.Hash{}}
+	g := testGenesis()
+	for i := 0; i < n; i++ {
+		cfg := testConfig(i, n)
+		if edit != nil {
+			edit(i, &cfg)
+		}
+		led := newLedger(g)
+		c, err := NewCore(cfg, led, g, nil, PersistentState{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.cores = append(cl.cores, c)
+		cl.leds = append(cl.leds, led)
+		cl.apps = append(cl.apps, newApp(led))
+	}
+	return cl
+}
+
+func (cl *cluster) index(id consensus.NodeID) int {
+	for i, c := range cl.cores {
+		if c.ID() == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// settle runs every core's Ready until none has work.
+func (cl *cluster) settle() {
+	for round := 0; round < 1000; round++ {
+		busy := false
+		for i, c := range cl.cores {
+			if !c.HasReady() {
+				continue
+			}
+			busy = true
+			rd := c.Ready()
+			for _, sb := range rd.Commit {
+				if err := cl.apps[i].commit(sb.Block, sb.Seal()); err != nil {
+					cl.t.Fatal(err)
+				}
+				if h, ok := cl.fin[sb.Block.NumberU64()]; ok && h != sb.Block.Hash() {
+					cl.t.Fatalf("fork at %d", sb.Block.NumberU64())
+				}
+				cl.fin[sb.Block.NumberU64()] = sb.Block.Hash()
+			}
+			for _, m := range rd.Messages {
+				for j, d := range cl.cores {
+					if j == i || (!m.Broadcast() && d.ID() != m.To) {
+						continue
+					}
+					if cl.drop != nil && cl.drop(i, j, m.Payload) {
+						continue
+					}
+					d.Step(c.ID(), m.Payload)
+				}
+			}
+			c.Advance()
+			if b := rd.Build; b != nil {
+				blk, err := cl.apps[i].build(b.Parent, 0, c.ID())
+				c.BuildDone(*b, blk, err)
+			}
+			for _, blk := range rd.Verify {
+				c.VerifyDone(blk.Hash(), cl.apps[i].verify(blk))
+			}
+		}
+		if !busy {
+			return
+		}
+	}
+	cl.t.Fatal("cluster does not settle")
+}
+
+func (cl *cluster) tick(n int) {
+	for k := 0; k < n; k++ {
+		for _, c := range cl.cores {
+			c.Tick()
+		}
+		cl.settle()
+	}
+}
+
+func TestRoundRobinHappyPath(t *testing.T) {
+	cl := newCluster(t, 4, nil)
+	cl.settle()
+	cl.tick(40)
+	for i, c := range cl.cores {
+		st := c.Status()
+		if st.Final < 10 {
+			t.Fatalf("node %d final %d after 40 ticks: %+v", i, st.Final, st)
+		}
+	}
+	// In turn: with no faults, height h is sealed by validators[h % n] at round 0.
+	led := cl.leds[0]
+	v := ids(4)
+	for h := 1; h < len(led.blocks); h++ {
+		round, _, _ := ParseSeal(led.seals[h])
+		if led.blocks[h].Coinbase() != v[h%4] || round != 0 {
+			t.Fatalf("block %d sealed by %s round %d, want %s round 0", h, led.blocks[h].Coinbase(), round, v[h%4])
+		}
+	}
+	if got := cl.cores[0].Head(0); got.Number.Uint64() != cl.cores[0].Status().Tip.Height {
+		t.Fatalf("Head(0) = %d", got.Number.Uint64())
+	}
+	if got := cl.cores[0].Head(1 << 40); got.Number.Uint64() != 0 {
+		t.Fatalf("Head(huge) = %d, want genesis", got.Number.Uint64())
+	}
+}
+
+func TestSilentAuthoritySkipped(t *testing.T) {
+	// Validator 2 never speaks: its heights go to validator 3 in round 1.
+	cl := newCluster(t, 4, nil)
+	cl.drop = func(from, to int, _ []byte) bool { return from == 2 || to == 2 }
+	cl.settle()
+	cl.tick(120)
+	led := cl.leds[0]
+	if len(led.blocks) < 10 {
+		t.Fatalf("only %d blocks final with one silent authority", len(led.blocks))
+	}
+	v := ids(4)
+	skipped := false
+	for h := 1; h < len(led.blocks); h++ {
+		round, _, _ := ParseSeal(led.seals[h])
+		if led.blocks[h].Coinbase() == v[2] {
+			t.Fatalf("silent validator sealed %d", h)
+		}
+		if h%4 == 2 {
+			if round == 0 {
+				t.Fatalf("height %d sealed in turn without validator 2", h)
+			}
+			skipped = true
+		}
+	}
+	if !skipped {
+		t.Fatal("no out-of-turn block")
+	}
+}
+
+func TestMinorityCannotFinalize(t *testing.T) {
+	cl := newCluster(t, 5, nil)
+	cl.settle()
+	cl.tick(10)
+	before := cl.cores[0].Status().Final
+	// 0 and 1 cut off from 2, 3, 4: the minority must not move on.
+	side := func(i int) bool { return i < 2 }
+	cl.drop = func(from, to int, _ []byte) bool { return side(from) != side(to) }
+	cl.tick(60)
+	for i := 0; i < 2; i++ {
+		if st := cl.cores[i].Status(); st.Final > before+2 {
+			t.Fatalf("minority node %d finalized to %d (was %d)", i, st.Final, before)
+		}
+	}
+	if st := cl.cores[2].Status(); st.Final < before+5 {
+		t.Fatalf("majority stuck at %d", st.Final)
+	}
+	cl.drop = nil
+	cl.tick(60)
+	if a, b := cl.cores[0].Status().Final, cl.cores[4].Status().Final; a+3 < b {
+		t.Fatalf("minority did not catch up: %d vs %d", a, b)
+	}
+}
+
+func TestRejectsBadBlocks(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	cl.settle()
+	c := cl.cores[0]
+	g := testGenesis()
+	app := newApp(newLedger(g))
+	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+
+	// Sealed by a non-authority.
+	outsider, _ := Seal(blk, 0, testKey(9))
+	c.Step(ids(3)[2], encodeBlock(outsider))
+	// Sealed by an authority, but not the one of its ballot (1/0 is validator 1's).
+	wrong, _ := Seal(blk, 0, testKey(2))
+	c.Step(ids(3)[2], encodeBlock(wrong))
+	// Right sealer, round tampered after signing.
+	good, _ := Seal(blk, 0, testKey(1))
+	tampered := good
+	tampered.Round = 3 // validator 1 is also the authority of 1/3; the signature is not
+	c.Step(ids(3)[2], encodeBlock(tampered))
+	// A corrupted signature.
+	bad := good
+	bad.Sig = append([]byte(nil), good.Sig...)
+	bad.Sig[5] ^= 0xff
+	c.Step(ids(3)[2], encodeBlock(bad))
+	if st := c.Stats(); st.BadSeals != 4 {
+		t.Fatalf("BadSeals = %d, want 4 (%+v)", st.BadSeals, st)
+	}
+	if len(c.tree) != 0 {
+		t.Fatalf("bad blocks stored: %d", len(c.tree))
+	}
+	c.Step(ids(3)[2], encodeBlock(good))
+	if len(c.tree) != 1 {
+		t.Fatal("good block not stored")
+	}
+	// Equivocation: a second block at the same ballot by the same authority.
+	blk2, _ := app.build(g.Header(), 2, ids(3)[1])
+	twin, _ := Seal(blk2, 0, testKey(1))
+	c.Step(ids(3)[2], encodeBlock(twin))
+	if c.Stats().Equivocation != 1 {
+		t.Fatalf("equivocation not detected: %+v", c.Stats())
+	}
+	// Garbage.
+	c.Step(ids(3)[2], []byte{kindBlock, 1, 2, 3})
+	c.Step(ids(3)[2], nil)
+	if c.Stats().BadMessages != 2 {
+		t.Fatalf("BadMessages = %d", c.Stats().BadMessages)
+	}
+}
+
+func TestReplayedOldBlocksIgnored(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	var recorded [][]byte
+	cl.drop = func(_, _ int, p []byte) bool {
+		if p[0] == kindBlock && len(recorded) < 50 {
+			recorded = append(recorded, p)
+		}
+		return false
+	}
+	cl.settle()
+	cl.tick(40)
+	c := cl.cores[0]
+	before := c.Status()
+	stale := c.Stats().Stale
+	for _, p := range recorded {
+		c.Step(ids(3)[1], p)
+	}
+	if after := c.Status(); after != before {
+		t.Fatalf("replay changed the node: %+v -> %+v", before, after)
+	}
+	if c.Stats().Stale == stale {
+		t.Fatal("replayed final blocks not counted as stale")
+	}
+}
+
+func TestVotesFromNonAuthoritiesIgnored(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	cl.settle()
+	c := cl.cores[0]
+	// A non-authority claims a quorum for a far ballot led by node 0.
+	for k := 0; k < 5; k++ {
+		v := voteMsg{Height: 3, Round: 0, TipHeight: 2, TipHash: common.Hash{byte(k)}}
+		c.Step(crypto.PubkeyToAddress(testKey(10+k).PublicKey), encode(kindVote, v))
+	}
+	if len(c.tallies) != 0 || len(c.evidence) != 0 {
+		t.Fatalf("non-authority votes counted: %d tallies %d evidence", len(c.tallies), len(c.evidence))
+	}
+}
+
+func TestSetValidatorsTooLate(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	cl.settle()
+	c := cl.cores[0]
+	look := c.cfg.Lookahead
+	if err := c.SetValidators(look, ids(2)); !errors.Is(err, ErrTooLate) {
+		t.Fatalf("height within lookahead accepted: %v", err)
+	}
+	if err := c.SetValidators(ActivationHeight(0, look), ids(2)); err != nil {
+		t.Fatalf("activation height rejected: %v", err)
+	}
+	if err := c.SetValidators(100, nil); err == nil {
+		t.Fatal("empty set accepted")
+	}
+}
+
+func TestSetValidatorsScripted(t *testing.T) {
+	// 3 genesis validators; at height E node 0 leaves and node 3 joins.
+	cl := newCluster(t, 4, func(i int, c *Config) { c.Validators = ids(3) })
+	cl.settle()
+	cl.tick(6)
+	g := cl.cores[0].Status().Final
+	e := ActivationHeight(g+5, cl.cores[0].cfg.Lookahead)
+	for _, c := range cl.cores {
+		if err := c.SetValidators(e, ids(4)[1:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.tick(150)
+	led := cl.leds[3]
+	if uint64(len(led.blocks)) < e+10 {
+		t.Fatalf("chain stopped at %d around the change at %d", len(led.blocks)-1, e)
+	}
+	joined := false
+	for h := e; h < uint64(len(led.blocks)); h++ {
+		switch led.blocks[h].Coinbase() {
+		case ids(4)[0]:
+			t.Fatalf("removed validator sealed %d", h)
+		case ids(4)[3]:
+			joined = true
+		}
+	}
+	if !joined {
+		t.Fatal("new validator never sealed")
+	}
+}
+
+func TestRestartKeepsPromise(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	cl.settle()
+	cl.tick(20)
+	c := cl.cores[1]
+	st := c.persistent()
+	restarted, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restarted.promise.Less(c.promise) {
+		t.Fatalf("promise went back: %v -> %v", c.promise, restarted.promise)
+	}
+	if restarted.Status().Tip != c.Status().Tip {
+		t.Fatalf("tip lost: %+v vs %+v", restarted.Status().Tip, c.Status().Tip)
+	}
+	// A chain that does not extend the ledger is refused.
+	st.Chain = st.Chain[1:]
+	if len(st.Chain) > 0 {
+		if _, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st); err == nil {
+			t.Fatal("gapped persisted chain accepted")
+		}
+	}
+}

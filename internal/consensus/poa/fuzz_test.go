@@ -1,0 +1,102 @@
+package poa
+
+import (
+	"math/big"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+)
+
+func fuzzSeeds() [][]byte {
+	g := testGenesis()
+	app := newApp(newLedger(g))
+	app.pool = []*types.Transaction{fakeTx(1), fakeTx(2)}
+	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+	sb, _ := Seal(blk, 0, testKey(1))
+	return [][]byte{
+		encodeBlock(sb),
+		encode(kindVote, voteMsg{Height: 2, Round: 1, TipHeight: 1, TipHash: blk.Hash()}),
+		encode(kindFetch, fetchMsg{From: 1, Tip: blk.Hash()}),
+		encode(kindBlocks, blocksMsg{Final: toRLP([]SealedBlock{sb}), Chain: toRLP([]SealedBlock{sb})}),
+		{kindBlock},
+		{kindVote, 0xc0},
+		{0xff, 0x01},
+	}
+}
+
+// FuzzDecode: no input makes the decoder panic, and what it accepts
+// re-encodes to something it accepts again.
+func FuzzDecode(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decode(data, DefaultMaxMessageBytes)
+		if err != nil {
+			return
+		}
+		var again []byte
+		switch {
+		case m.block != nil:
+			again = encodeBlock(*m.block)
+		case m.vote != nil:
+			again = encode(kindVote, *m.vote)
+		case m.fetch != nil:
+			again = encode(kindFetch, *m.fetch)
+		case m.blocks != nil:
+			again = encode(kindBlocks, *m.blocks)
+		}
+		if _, err := decode(again, DefaultMaxMessageBytes); err != nil {
+			t.Fatalf("re-encoded message rejected: %v", err)
+		}
+	})
+}
+
+// FuzzStep: a core survives any message from any peer, authority or not.
+func FuzzStep(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s, uint8(1))
+	}
+	g := testGenesis()
+	f.Fuzz(func(t *testing.T, data []byte, from uint8) {
+		led := newLedger(g)
+		c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sender := common.Address{from}
+		if from%2 == 1 {
+			sender = ids(3)[from%3]
+		}
+		c.Step(sender, data)
+		c.Tick()
+		for c.HasReady() {
+			rd := c.Ready()
+			c.Advance()
+			if rd.Build != nil {
+				c.BuildDone(*rd.Build, nil, errFuzzBuild)
+			}
+			for _, b := range rd.Verify {
+				c.VerifyDone(b.Hash(), nil)
+			}
+		}
+	})
+}
+
+// FuzzDecodeState: a damaged state file is an error, never a panic.
+func FuzzDecodeState(f *testing.F) {
+	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int)})
+	sb, _ := Seal(blk, 1, testKey(0))
+	f.Add(EncodeState(PersistentState{Promise: Ballot{4, 2}, Chain: []SealedBlock{sb}}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = DecodeState(data)
+	})
+}
+
+type fuzzErr string
+
+func (e fuzzErr) Error() string { return string(e) }
+
+const errFuzzBuild = fuzzErr("fuzz: no build")
