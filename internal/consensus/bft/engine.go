@@ -19,7 +19,7 @@ import (
 // Defaults of EngineConfig.
 const (
 	DefaultTickInterval     = 50 * time.Millisecond
-	DefaultProposeTimeout   = time.Second
+	DefaultProposeTimeout   = 2 * time.Second
 	DefaultPrevoteTimeout   = 500 * time.Millisecond
 	DefaultPrecommitTimeout = 500 * time.Millisecond
 	DefaultTimeoutDelta     = 500 * time.Millisecond
