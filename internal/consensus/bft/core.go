@@ -668,6 +668,15 @@ func (c *Core) step(from consensus.NodeID, payload []byte) error {
 		c.buffer(from, m)
 		return fmt.Errorf("%w: %s for %d at %d", ErrFuture, m.typ, m.height, c.hs.height)
 	}
+	// Validators send their messages to each other directly (the p2p
+	// layer authenticates the sender; nothing is relayed), so a signed
+	// message from a peer outside the set is dropped before any
+	// signature work. The signer is checked below all the same. Not
+	// remembered: the same bytes from a validator are still welcome.
+	if !c.hs.vals.Contains(from) {
+		c.stats.BadSignatures++
+		return fmt.Errorf("%w: sent by %s", ErrNotValidator, from)
+	}
 	err = c.handle(m)
 	// Remember the message unless it may become useful later (a round
 	// outside the window now): re-sent copies are then dropped cheaply.

@@ -453,6 +453,10 @@ func TestCoreDropsBadMessages(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", name, err, c.want)
 		}
 	}
+	// From a peer outside the set: dropped before any signature work.
+	if err := f.step(outsider, good); !errors.Is(err, ErrNotValidator) {
+		t.Errorf("from a non-validator peer: %v", err)
+	}
 	f.mustStep(v, good)
 	if err := f.step(v, good); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("duplicate: %v", err)

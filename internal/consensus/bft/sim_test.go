@@ -548,8 +548,18 @@ func (w *world) outsiderJunk() {
 		p = encodeVote(typ, h, round, hash, sig)
 	}
 	to := w.nodes[w.rng.Intn(len(w.nodes))]
-	// The outsider is not a network node: inject as if from a peer.
-	to.deliver(keyID(w.outKey), p)
+	// The outsider is not a network node: inject as if from a peer, half
+	// the time from itself (dropped before signature work), half the time
+	// as if relayed by a validator (dropped on the signer check).
+	from := keyID(w.outKey)
+	if w.rng.Intn(2) == 0 {
+		from = w.vals0[w.rng.Intn(len(w.vals0))]
+	}
+	if n := w.byID[from]; len(n) > 0 {
+		to.deliver(n[0].netID, p)
+	} else {
+		to.deliver(from, p)
+	}
 }
 
 // signRandomNonce signs like crypto.Sign but with a random nonce: a
