@@ -83,3 +83,16 @@ export async function waitFor(cond, ms, what) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+// Whether a 2048-bit logs bloom (0x-hex, 256 bytes) has the three bits that
+// Ethereum sets for value (an address or a topic, 0x-hex): the low 11 bits of
+// the first three 16-bit words of keccak256(value).
+export function bloomHas(bloom, value, keccak256) {
+  const bytes = Buffer.from(bloom.slice(2), 'hex');
+  const hash = Buffer.from(keccak256(value).slice(2), 'hex');
+  for (let i = 0; i < 6; i += 2) {
+    const bit = ((hash[i] << 8) | hash[i + 1]) & 2047;
+    if ((bytes[255 - (bit >> 3)] & (1 << (bit & 7))) === 0) return false;
+  }
+  return true;
+}
