@@ -117,6 +117,10 @@ type Config struct {
 	// its pool (which calls Notify for those it admits); nil drops them.
 	// Called from the engine goroutine; must not block for long.
 	Forward func(txs [][]byte)
+	// The callbacks below are called from the engine goroutine; they must
+	// be goroutine-safe with respect to the rest of the node and return
+	// quickly.
+	//
 	// Pending reports whether transactions wait in the local pool. When set,
 	// the leader builds at BlockTime only if it returns true (saving a
 	// BuildBlock that would find nothing); nil means build and see.

@@ -315,8 +315,8 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 			return nil
 		}
 		c.stats.recv(t, len(payload))
-		if c.mem.raftID(from) == 0 {
-			c.drop(from, errors.New("sender is not a member"))
+		if c.mem.raftID(from) == 0 || from == c.self {
+			c.drop(from, errors.New("sender is not a peer"))
 			return nil
 		}
 		switch t {

@@ -114,7 +114,8 @@ func (e *Engine) Notify(txs []*types.Transaction) {
 
 // HandleMessage queues a peer's message for the engine goroutine. It never
 // blocks: oversized messages and messages beyond the inbox bound are
-// dropped (raft retransmits).
+// dropped (raft retransmits). The engine keeps payload: the caller must
+// not modify it afterwards.
 func (e *Engine) HandleMessage(from consensus.NodeID, payload []byte) {
 	if len(payload) > e.cfg.MaxMessageBytes {
 		e.dropped.dropped.Add(1)

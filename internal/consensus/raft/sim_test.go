@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
@@ -60,6 +61,10 @@ type cluster struct {
 	// expectHalt lists nodes allowed to halt (determinism tests).
 	expectHalt    map[consensus.NodeID]bool
 	leaderCrashes int
+	// crashAfterAck is the probability of a crash point after a node
+	// acknowledged a vote or entries; restartAt schedules its restart.
+	crashAfterAck float64
+	restartAt     map[*simNode]uint64
 	target        uint64 // converge: height every node must reach (forced empty blocks)
 	halted        map[consensus.NodeID]error
 	// totals accumulates the stats of cores that crashed; walLog counts
@@ -142,6 +147,7 @@ func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 		acked:      make(map[common.Hash]bool),
 		expectHalt: make(map[consensus.NodeID]bool),
 		halted:     make(map[consensus.NodeID]error),
+		restartAt:  make(map[*simNode]uint64),
 	}
 	c.cfg.Validators, c.cfg.Learners = vals, learners
 	c.cfg.TickInterval = tickLen * time.Millisecond
@@ -244,7 +250,12 @@ func (c *cluster) after(n *simNode, err error) error {
 		if n.core.IsLeader() {
 			n.wasLeader = true
 		}
-		c.flush(n)
+		if c.flush(n) {
+			c.maybeCrashAfterAck(n)
+			if n.core == nil {
+				return nil
+			}
+		}
 		if len(n.notify) == 0 {
 			break
 		}
@@ -265,10 +276,45 @@ func (c *cluster) after(n *simNode, err error) error {
 	return nil
 }
 
-func (c *cluster) flush(n *simNode) {
+// flush sends a node's messages; it reports whether they acknowledged
+// something durable (a vote granted, entries appended), when crash points
+// are on.
+func (c *cluster) flush(n *simNode) (acked bool) {
 	for _, m := range n.core.TakeMessages() {
 		c.net.Send(n.id, m.To, m.Payload)
+		if c.crashAfterAck > 0 && !acked {
+			acked = isAck(m.Payload)
+		}
 	}
+	return acked
+}
+
+func isAck(payload []byte) bool {
+	t, body, err := openEnvelope(payload, len(payload))
+	if err != nil || t != MsgRaft {
+		return false
+	}
+	m, err := decodeRaftMsg(body)
+	if err != nil || m.GetReject() {
+		return false
+	}
+	switch m.GetType() {
+	case raftpb.MsgVoteResp, raftpb.MsgPreVoteResp, raftpb.MsgAppResp:
+		return true
+	}
+	return false
+}
+
+// maybeCrashAfterAck cuts the power of a node that just acknowledged, now
+// and then: what it acknowledged must have been durable.
+func (c *cluster) maybeCrashAfterAck(n *simNode) {
+	down := len(c.nodes) - len(c.up())
+	if (down+1)*2 > len(c.nodes) || c.rng.Float64() >= c.crashAfterAck {
+		return
+	}
+	c.logf("crash point: %s right after acknowledging", name(n.id))
+	c.crash(n)
+	c.restartAt[n] = c.net.Now() + uint64(1+c.rng.Intn(100))
 }
 
 // submit gives a transaction to a node's pool, as a client would.
@@ -307,6 +353,14 @@ func (c *cluster) run(end uint64, each func(now uint64) error) error {
 			}
 		}
 		c.net.AdvanceTo(t)
+		for _, n := range c.nodes {
+			if at, ok := c.restartAt[n]; ok && at <= t {
+				delete(c.restartAt, n)
+				if err := c.restart(n); err != nil {
+					return err
+				}
+			}
+		}
 		if each != nil {
 			if err := each(t); err == errStop {
 				return nil
@@ -371,6 +425,8 @@ func (c *cluster) pendingTxs() []*types.Transaction {
 // Clients resubmit pending transactions now and then, as real ones do.
 func (c *cluster) converge(deadline uint64) error {
 	c.net.Heal()
+	c.crashAfterAck = 0
+	clear(c.restartAt)
 	for _, n := range c.nodes {
 		if !c.expectHaltOrHalted(n) {
 			if err := c.restart(n); err != nil {
@@ -613,8 +669,9 @@ func runChaos(seed int64) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.logf("cluster v=%d l=%d faults=%+v cfg: hb=%d block=%v empty=%v maxtxs=%d depth=%d snap=%d margin=%d seg=%d",
-		validators, learners, faults, c.cfg.HeartbeatTicks, c.cfg.BlockTime, c.cfg.ForceEmpty, c.cfg.MaxBlockTxs,
+	c.crashAfterAck = []float64{0, 0, 0.005, 0.05}[rng.Intn(4)]
+	c.logf("cluster v=%d l=%d crash points %v faults=%+v cfg: hb=%d block=%v empty=%v maxtxs=%d depth=%d snap=%d margin=%d seg=%d",
+		validators, learners, c.crashAfterAck, faults, c.cfg.HeartbeatTicks, c.cfg.BlockTime, c.cfg.ForceEmpty, c.cfg.MaxBlockTxs,
 		c.cfg.PipelineDepth, c.cfg.SnapshotEntries, c.cfg.CompactMargin, c.cfg.SegmentBytes)
 
 	chaosEnd := uint64(1500 + c.rng.Intn(2500))
