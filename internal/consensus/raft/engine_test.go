@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -297,4 +298,37 @@ func TestFromSpec(t *testing.T) {
 	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("wrong engine: %v", err)
 	}
+}
+
+// A damaged WAL stops the node at start with a clear error, not a panic.
+func TestEngineStartReportsCorruptWAL(t *testing.T) {
+	ids := []consensus.NodeID{nodeID(0)}
+	dir := t.TempDir()
+	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	h := &liveHost{self: ids[0], chain: newFakeChain(ids[0], 10, nil), net: net}
+	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, BlockTime: 10 * time.Millisecond}
+	e := startLive(t, net, h, cfg, dir)
+	h.submit(e, fakeTx(1))
+	waitFor(t, "a block", 10*time.Second, func() bool { return h.has(fakeTx(1).Hash()) })
+	e.Stop()
+
+	path := filepath.Join(dir, segmentName(1))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[recHeaderLen+2] ^= 0xff // inside the first record's payload, more records follow
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = dir
+	e2, err := New(cfg, h, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e2.Start()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("start over a damaged WAL: %v", err)
+	}
+	e2.Stop()
 }
