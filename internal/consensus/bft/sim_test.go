@@ -536,15 +536,33 @@ func (w *world) outsiderJunk() {
 	}
 	round := int64(w.rng.Intn(3))
 	hash := crypto.Keccak256Hash([]byte{byte(w.rng.Intn(256))})
-	typ := []MsgType{MsgPrevote, MsgPrecommit, MsgStatus}[w.rng.Intn(3)]
+	typ := []MsgType{MsgPrevote, MsgPrecommit, MsgStatus, MsgSyncBlock}[w.rng.Intn(4)]
 	if typ == MsgStatus {
 		hash = common.Hash{}
 	}
-	sig, _ := crypto.Sign(Digest(simChainID, typ, h, round, hash, -1).Bytes(), w.outKey)
 	var p []byte
-	if typ == MsgStatus {
+	switch typ {
+	case MsgStatus:
+		sig, _ := crypto.Sign(Digest(simChainID, typ, h, round, hash, -1).Bytes(), w.outKey)
 		p = encodeStatus(h, round, sig)
-	} else {
+	case MsgSyncBlock:
+		// A forged catch-up block: a certificate of the outsider alone,
+		// repeated to look like a quorum.
+		parent := types.NewBlockWithHeader(&types.Header{Number: new(big.Int).SetUint64(h - 1)})
+		var src *simNode
+		for _, n := range w.nodes {
+			if n.up && n.core != nil && n.core.Height() == h {
+				src = n
+			}
+		}
+		if src != nil {
+			parent = src.host.chain[len(src.host.chain)-1]
+		}
+		b := w.nodes[0].host.makeBlock(parent, []byte("forged"), nil)
+		sig, _ := crypto.Sign(Digest(simChainID, MsgPrecommit, h, 0, b.Hash(), -1).Bytes(), w.outKey)
+		p = EncodeSyncBlock(b, EncodeCertificate(Certificate{Sigs: [][]byte{sig, sig, sig, sig, sig}}))
+	default:
+		sig, _ := crypto.Sign(Digest(simChainID, typ, h, round, hash, -1).Bytes(), w.outKey)
 		p = encodeVote(typ, h, round, hash, sig)
 	}
 	to := w.nodes[w.rng.Intn(len(w.nodes))]
