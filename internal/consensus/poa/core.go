@@ -61,6 +61,7 @@ type Core struct {
 	tallies       map[Ballot]*tally            // votes for ballots this node seals
 	lastVote      map[consensus.NodeID]voteMsg // highest-ballot vote seen from each validator
 	myVote        *voteMsg
+	announced     tipMsg                 // last tip announcement sent
 	sealedAt      map[Ballot]common.Hash // first sealing seen per ballot
 	authFinal     *BlockRef              // highest block an authority reported final
 	building      *Ballot
@@ -225,6 +226,8 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) {
 		c.onBlock(from, *m.block)
 	case m.vote != nil:
 		c.onVote(from, *m.vote)
+	case m.tip != nil:
+		c.onTip(from, *m.tip)
 	case m.fetch != nil:
 		c.onFetch(from, *m.fetch)
 	case m.blocks != nil:
@@ -362,7 +365,18 @@ func (c *Core) Head(conf uint64) *types.Header {
 			return n.block.Header()
 		}
 	}
+	// Final but possibly not yet written by the driver.
+	for _, sb := range c.unacked {
+		if sb.Block.NumberU64() == target {
+			return sb.Block.Header()
+		}
+	}
 	if b, _ := c.src.BlockByNumber(target); b != nil {
+		return b.Header()
+	}
+	// The host lacks a block below its own head: answer the oldest block
+	// known rather than one with fewer confirmations than asked.
+	if b, _ := c.src.BlockByNumber(0); b != nil {
 		return b.Header()
 	}
 	return c.base.block.Header()
@@ -528,21 +542,8 @@ func (c *Core) resealed(n *bnode, sb SealedBlock) {
 
 func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	b := v.ballot()
-	// Commit evidence: the voter accepted the named tip.
-	if v.TipHeight > c.base.height && v.TipHeight <= c.limit() && c.sched.member(v.TipHeight, from) {
-		id := sealID{v.TipHash, v.TipRound}
-		ev := c.evidence[id]
-		if ev == nil && len(c.evidence) < c.maxEntries() {
-			ev = &evidence{height: v.TipHeight, voters: make(map[consensus.NodeID]struct{})}
-			c.evidence[id] = ev
-		}
-		if ev != nil && ev.height == v.TipHeight {
-			if _, dup := ev.voters[from]; !dup {
-				ev.voters[from] = struct{}{}
-				c.commitDirty = true
-			}
-		}
-	}
+	// Commit evidence: the voter adopted the named tip.
+	c.addEvidence(from, v.TipHeight, v.TipRound, v.TipHash)
 	if b.Height <= c.limit() && c.elector(b.Height, from) {
 		if prev, ok := c.lastVote[from]; !ok || prev.ballot().Less(b) {
 			c.lastVote[from] = v
@@ -566,6 +567,26 @@ func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 		c.fetch(from, common.Hash{})
 	} else if v.TipHeight > c.base.height && c.get(v.TipHash) == nil && c.tip.ballot().Less(v.tipBallot()) {
 		c.fetch(from, v.TipHash)
+	}
+}
+
+// addEvidence records that validator from adopted the block hash sealed
+// at (height, round).
+func (c *Core) addEvidence(from consensus.NodeID, height, round uint64, hash common.Hash) {
+	if height <= c.base.height || height > c.limit() || !c.sched.member(height, from) {
+		return
+	}
+	id := sealID{hash, round}
+	ev := c.evidence[id]
+	if ev == nil && len(c.evidence) < c.maxEntries() {
+		ev = &evidence{height: height, voters: make(map[consensus.NodeID]struct{})}
+		c.evidence[id] = ev
+	}
+	if ev != nil && ev.height == height {
+		if _, dup := ev.voters[from]; !dup {
+			ev.voters[from] = struct{}{}
+			c.commitDirty = true
+		}
 	}
 }
 
@@ -667,12 +688,13 @@ func (c *Core) timeout() uint64 {
 
 // onTimeout moves a validator to the next ballot: the highest one another
 // validator already voted for, if it may vote for it (so that everyone
-// converges on one ballot), else the next round after its promise.
+// converges on one ballot), else the next height if it may, else the next
+// round at its promise's height (the next authority in order).
 func (c *Core) onTimeout() {
 	c.idle = 0
 	c.stats.Timeouts++
 	next := Ballot{c.tip.height + 1, 0}
-	if !c.promise.Less(next) {
+	if !c.canVote(next) {
 		next = Ballot{c.promise.Height, c.promise.Round + 1}
 	}
 	for _, id := range sortedIDs(c.lastVote) {
@@ -680,10 +702,13 @@ func (c *Core) onTimeout() {
 			next = b
 		}
 	}
-	if c.canVote(next) {
+	switch {
+	case c.canVote(next):
 		c.vote(next)
-	} else if c.myVote != nil {
+	case c.myVote != nil && c.tip.ballot().Less(c.myVote.ballot()):
 		c.send(consensus.NodeID{}, encode(kindVote, *c.myVote)) // retransmit
+	default:
+		c.announce()
 	}
 	// Ask the validator with the highest tip for what we miss.
 	var best *voteMsg
@@ -706,13 +731,35 @@ func (c *Core) onTimeout() {
 
 // ---- voting ----
 
-// canVote: the ballot is above the promise, above the tip's height, within
-// the lookahead, and this node is a validator where it counts.
+// canVote: the ballot is above the promise, at or above the tip's height,
+// within the lookahead, and this node's vote counts there. A vote at the
+// tip's own height asks for the tip (or a higher-round block at that
+// height) to be sealed again at the new ballot; see trySeal.
 func (c *Core) canVote(b Ballot) bool {
-	if b.Round >= maxRound || !c.promise.Less(b) || b.Height <= c.tip.height || b.Height > c.limit() {
+	if b.Round >= maxRound || !c.promise.Less(b) || b.Height < c.tip.height || b.Height > c.limit() {
 		return false
 	}
-	return c.elector(b.Height, c.id) || c.sched.member(c.tip.height, c.id)
+	return c.elector(b.Height, c.id)
+}
+
+// announce tells the other nodes which tip this validator adopted when it
+// cannot vote for the next height (its tip is at the lookahead limit): the
+// announcement is commit evidence without a promise.
+func (c *Core) announce() {
+	if c.tip == c.base || c.tip.height <= c.base.height || !c.sched.member(c.tip.height, c.id) {
+		return
+	}
+	m := tipMsg{Height: c.tip.height, Round: c.tip.round, Hash: c.tip.hash}
+	c.announced = m
+	c.send(consensus.NodeID{}, encode(kindTip, m))
+	c.onTip(c.id, m)
+}
+
+func (c *Core) onTip(from consensus.NodeID, m tipMsg) {
+	c.addEvidence(from, m.Height, m.Round, m.Hash)
+	if from != c.id && m.Height > c.base.height && m.Height <= c.limit() && c.get(m.Hash) == nil {
+		c.fetch(from, m.Hash)
+	}
 }
 
 func (c *Core) vote(b Ballot) {
@@ -732,8 +779,12 @@ func (c *Core) reconcile() {
 	c.updateCommitted()
 	c.adoptTip()
 	c.finalize()
-	if next := (Ballot{c.tip.height + 1, 0}); c.promise.Less(next) && c.canVote(next) {
-		c.vote(next)
+	if next := (Ballot{c.tip.height + 1, 0}); c.promise.Less(next) {
+		if c.canVote(next) {
+			c.vote(next)
+		} else if c.announced.Hash != c.tip.hash || c.announced.Round != c.tip.round {
+			c.announce()
+		}
 	}
 	c.trySeal()
 }
@@ -823,6 +874,9 @@ func (c *Core) adoptTip() {
 	}
 	if best == c.tip {
 		return
+	}
+	if !c.descends(best, c.tip) {
+		c.stats.Reorgs++
 	}
 	c.tip = best
 	c.tipSince = c.now
@@ -940,37 +994,59 @@ func (c *Core) trySeal() {
 		if at, failed := c.buildFailedAt[b]; failed && c.now <= at {
 			continue
 		}
-		parent, from, ok := c.sealParent(b)
+		chosen, from, reseal, ok := c.sealParent(b)
 		if !ok {
 			continue
 		}
-		if parent == nil {
+		if chosen == nil {
 			c.fetch(from, c.tallies[b].votes[from].TipHash)
 			continue
 		}
-		if !parent.verified || !c.connected(parent) {
+		if !chosen.verified || !c.connected(chosen) {
 			continue
 		}
-		if com := c.get(c.committed.Hash); com != nil && !c.descends(parent, com) {
+		if com := c.get(c.committed.Hash); com != nil && !c.descends(chosen, com) {
 			continue
+		}
+		if reseal {
+			c.reseal(chosen, b)
+			return
 		}
 		if b.Round == 0 && c.now < c.tipSince+c.cfg.PeriodTicks {
 			return // in turn: wait for the block time
 		}
 		bb := b
 		c.building = &bb
-		c.rd.Build = &BuildRequest{Ballot: b, Parent: parent.block.Header()}
+		c.rd.Build = &BuildRequest{Ballot: b, Parent: chosen.block.Header()}
 		return
 	}
 }
 
-// sealParent picks the parent for a ballot from its votes: the highest tip
-// among a quorum. At the first height of a new validator set the ballot
-// needs a quorum of the old set as well as of the new one (joint
-// consensus), so that the new set starts from every block the old set
-// committed. ok is false without a quorum; parent is nil if the chosen tip
-// is unknown here (from names a voter that has it).
-func (c *Core) sealParent(b Ballot) (parent *bnode, from consensus.NodeID, ok bool) {
+// reseal seals an existing block again at ballot b (Paxos: the highest
+// value a quorum reported is proposed again at the new ballot). It happens
+// when validators whose tips are at b's height vote for b, which they do
+// only when they cannot vote for the next height.
+func (c *Core) reseal(n *bnode, b Ballot) {
+	sb, err := Seal(n.block, b.Round, c.cfg.Key)
+	if err != nil {
+		c.buildFailedAt[b] = c.now
+		return
+	}
+	c.sealedAt[b] = n.hash
+	c.resealed(n, sb)
+	c.send(consensus.NodeID{}, encodeBlock(sb))
+	c.adoptTip()
+}
+
+// sealParent picks what a ballot seals from its votes: the highest tip
+// among a quorum. A tip one below the ballot's height is the parent of a
+// new block; a tip at the ballot's height is sealed again (reseal). At the
+// first height of a new validator set the ballot needs a quorum of the old
+// set as well as of the new one (joint consensus), so that the new set
+// starts from every block the old set committed. ok is false without a
+// quorum; chosen is nil if the tip is unknown here (from names a voter that
+// has it).
+func (c *Core) sealParent(b Ballot) (chosen *bnode, from consensus.NodeID, reseal, ok bool) {
 	t := c.tallies[b]
 	joint := c.sched.changesAt(b.Height)
 	var (
@@ -992,10 +1068,16 @@ func (c *Core) sealParent(b Ballot) (parent *bnode, from consensus.NodeID, ok bo
 			best, bestID, haveAny = v, id, true
 		}
 	}
-	if count < c.quorum(b.Height) || (joint && oldCount < c.quorum(b.Height-1)) || best.TipHeight != b.Height-1 {
-		return nil, from, false
+	if count < c.quorum(b.Height) || (joint && oldCount < c.quorum(b.Height-1)) {
+		return nil, from, false, false
 	}
-	return c.get(best.TipHash), bestID, true
+	switch best.TipHeight {
+	case b.Height - 1:
+		return c.get(best.TipHash), bestID, false, true
+	case b.Height:
+		return c.get(best.TipHash), bestID, true, true
+	}
+	return nil, from, false, false
 }
 
 // elector reports whether id's vote for a ballot at height h counts: it

@@ -15,6 +15,7 @@ const (
 	kindVote   byte = 2 // a vote for a ballot, naming the voter's chain tip
 	kindFetch  byte = 3 // a request for blocks (catch-up)
 	kindBlocks byte = 4 // the answer to a fetch
+	kindTip    byte = 5 // a validator's adopted tip, when it cannot vote
 )
 
 // ErrMessage reports an undecodable message.
@@ -42,6 +43,14 @@ type voteMsg struct {
 
 func (v voteMsg) ballot() Ballot    { return Ballot{v.Height, v.Round} }
 func (v voteMsg) tipBallot() Ballot { return Ballot{v.TipHeight, v.TipRound} }
+
+// tipMsg announces the block a validator adopted, when its tip is at the
+// lookahead limit and it cannot vote for the next height. It is commit
+// evidence like the tip named in a vote, without a promise.
+type tipMsg struct {
+	Height, Round uint64
+	Hash          common.Hash
+}
 
 // fetchMsg asks a peer for blocks: its final blocks from height From on,
 // and the chain up to Tip (or its own tip if Tip is zero or unknown).
@@ -99,6 +108,7 @@ func fromRLP(s sealedRLP) (SealedBlock, error) {
 type message struct {
 	block  *SealedBlock
 	vote   *voteMsg
+	tip    *tipMsg
 	fetch  *fetchMsg
 	blocks *blocksMsg
 }
@@ -129,10 +139,19 @@ func decode(payload []byte, maxBytes int) (message, error) {
 		if err := rlp.DecodeBytes(body, &v); err != nil {
 			return message{}, fmt.Errorf("%w: vote: %v", ErrMessage, err)
 		}
-		if v.Height == 0 || v.TipHeight >= v.Height || v.Round >= maxRound || v.TipRound >= maxRound {
+		if v.Height == 0 || v.TipHeight > v.Height || v.Round >= maxRound || v.TipRound >= maxRound {
 			return message{}, fmt.Errorf("%w: vote %d/%d tip %d", ErrMessage, v.Height, v.Round, v.TipHeight)
 		}
 		return message{vote: &v}, nil
+	case kindTip:
+		var m tipMsg
+		if err := rlp.DecodeBytes(body, &m); err != nil {
+			return message{}, fmt.Errorf("%w: tip: %v", ErrMessage, err)
+		}
+		if m.Height == 0 || m.Round >= maxRound {
+			return message{}, fmt.Errorf("%w: tip %d/%d", ErrMessage, m.Height, m.Round)
+		}
+		return message{tip: &m}, nil
 	case kindFetch:
 		var f fetchMsg
 		if err := rlp.DecodeBytes(body, &f); err != nil {

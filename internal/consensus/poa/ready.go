@@ -93,4 +93,5 @@ type Stats struct {
 	Invalid      uint64 // rejected by Host.VerifyBlock
 	Orphans      uint64 // fork of a final block
 	Timeouts     uint64 // rounds that timed out here
+	Reorgs       uint64 // tip moved to a block not extending the old tip
 }

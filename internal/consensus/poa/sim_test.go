@@ -33,14 +33,15 @@ type simParams struct {
 	partitions bool
 	crashes    bool
 	setChange  bool
+	churn      float64 // scales the rate of partitions, heals, crashes and restarts
 	chaosTicks uint64
 	calmTicks  uint64
 	mutant     mutant
 }
 
 func (p simParams) String() string {
-	return fmt.Sprintf("validators=%d spare=%d observers=%d byzantine=%v depth=%d faults=%+v partitions=%v crashes=%v setChange=%v chaos=%d calm=%d mutant=%+v",
-		p.validators, p.spare, p.observers, p.byzantine, p.depth, p.faults, p.partitions, p.crashes, p.setChange, p.chaosTicks, p.calmTicks, p.mutant)
+	return fmt.Sprintf("validators=%d spare=%d observers=%d byzantine=%v depth=%d faults=%+v partitions=%v crashes=%v setChange=%v churn=%v chaos=%d calm=%d mutant=%+v",
+		p.validators, p.spare, p.observers, p.byzantine, p.depth, p.faults, p.partitions, p.crashes, p.setChange, p.churn, p.chaosTicks, p.calmTicks, p.mutant)
 }
 
 func randomParams(rng *rand.Rand) simParams {
@@ -58,6 +59,7 @@ func randomParams(rng *rand.Rand) simParams {
 		partitions: rng.Intn(4) != 0,
 		crashes:    rng.Intn(4) != 0,
 		setChange:  rng.Intn(4) == 0,
+		churn:      []float64{0.5, 1, 3}[rng.Intn(3)],
 		chaosTicks: 250,
 		calmTicks:  250,
 	}
@@ -101,6 +103,7 @@ type simulation struct {
 
 	nextTx uint64
 	seen   [][]byte // messages the Byzantine node overheard
+	recent [][]byte // the last blocks it overheard
 	log    []string // last events, printed on failure
 }
 
@@ -300,6 +303,12 @@ func (s *simulation) inChaos() bool { return s.net.Now() < s.p.chaosTicks }
 func (s *simulation) deliver(d simnet.Delivery) error {
 	n := s.byID[d.To]
 	if n.role == byzantine {
+		if len(d.Payload) > 0 && d.Payload[0] == kindBlock {
+			s.recent = append(s.recent, d.Payload)
+			if len(s.recent) > 2 {
+				s.recent = s.recent[1:]
+			}
+		}
 		if len(s.seen) < 200 {
 			s.seen = append(s.seen, d.Payload)
 		} else {
@@ -315,7 +324,7 @@ func (s *simulation) deliver(d simnet.Delivery) error {
 }
 
 func (s *simulation) chaos() error {
-	r := s.rng.Float64()
+	r := s.rng.Float64() / s.p.churn
 	switch {
 	case s.p.partitions && r < 0.015:
 		groups := [][]consensus.NodeID{nil, nil, nil}
@@ -380,13 +389,19 @@ func (s *simulation) byzantineAct(b *simNode) {
 		}
 		return s.seen[s.rng.Intn(len(s.seen))]
 	}
+	pickBlock := func() []byte {
+		if len(s.recent) == 0 || s.rng.Intn(4) == 0 {
+			return pick() // an old one
+		}
+		return s.recent[s.rng.Intn(len(s.recent))]
+	}
 	switch s.rng.Intn(7) {
 	case 0: // replay an overheard message (old blocks, old votes)
 		if m := pick(); m != nil {
 			s.net.Send(b.id, to, m)
 		}
 	case 1, 2: // re-seal an overheard block with its own key, or tamper with it
-		m := pick()
+		m := pickBlock()
 		if m == nil || m[0] != kindBlock {
 			return
 		}
@@ -406,8 +421,8 @@ func (s *simulation) byzantineAct(b *simNode) {
 			// ... or pretend it is final.
 			s.net.Send(b.id, to, encode(kindBlocks, blocksMsg{Final: toRLP([]SealedBlock{sb})}))
 		}
-	case 3: // forge a block on a random overheard parent
-		m := pick()
+	case 3: // forge a block on an overheard parent
+		m := pickBlock()
 		if m == nil || m[0] != kindBlock {
 			return
 		}

@@ -43,3 +43,19 @@ func TestMutantCaught(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulationRegressions replays seeds that once failed, with the
+// scenario they failed in.
+func TestSimulationRegressions(t *testing.T) {
+	for _, r := range []struct {
+		seed  int64
+		churn float64
+		why   string
+	}{
+		{3242, 1, "every tip at the lookahead limit, none committed: needs reseal and tip announcements"},
+	} {
+		if err := runSeed(r.seed, func(p *simParams) { p.churn = r.churn }); err != nil {
+			t.Errorf("seed %d (%s): %v", r.seed, r.why, err)
+		}
+	}
+}
