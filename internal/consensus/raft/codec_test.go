@@ -1,0 +1,83 @@
+package raft
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+func TestEnvelopeBounds(t *testing.T) {
+	for _, tc := range []struct {
+		msg  []byte
+		want error
+	}{
+		{nil, ErrEmptyMessage},
+		{[]byte{0}, ErrUnknownMsgType},
+		{[]byte{numMsgTypes}, ErrUnknownMsgType},
+		{make([]byte, 101), ErrTooLarge},
+	} {
+		if tc.msg != nil && len(tc.msg) > 1 {
+			tc.msg[0] = byte(MsgRaft)
+		}
+		if _, _, err := openEnvelope(tc.msg, 100); !errors.Is(err, tc.want) {
+			t.Errorf("openEnvelope(%x): %v, want %v", tc.msg[:min(len(tc.msg), 4)], err, tc.want)
+		}
+	}
+	typ, body, err := openEnvelope(envelope(MsgTxs, []byte{0xc0}), 100)
+	if err != nil || typ != MsgTxs || !bytes.Equal(body, []byte{0xc0}) {
+		t.Fatalf("round trip: %v %v %x", typ, err, body)
+	}
+}
+
+func TestSealAndSnapshotData(t *testing.T) {
+	idx, term, ok := decodeSeal(encodeSeal(1<<40+7, 9))
+	if !ok || idx != 1<<40+7 || term != 9 {
+		t.Fatalf("seal round trip: %d %d %v", idx, term, ok)
+	}
+	for _, bad := range [][]byte{nil, {1}, append([]byte{2}, make([]byte, 16)...)} {
+		if _, _, ok := decodeSeal(bad); ok {
+			t.Errorf("seal %x accepted", bad)
+		}
+	}
+	sd := SnapshotData{Height: 12345, Hash: common.HexToHash("0xabcdef")}
+	got, err := decodeSnapshotData(sd.encode())
+	if err != nil || got != sd {
+		t.Fatalf("snapshot data round trip: %+v %v", got, err)
+	}
+	if _, err := decodeSnapshotData([]byte("boot")); err == nil {
+		t.Fatal("foreign snapshot data accepted")
+	}
+}
+
+func TestTxsAndBlockMessagesBounded(t *testing.T) {
+	payload, err := encodeTxs([][]byte{{1}, {2}, {3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeTxs(payload[1:], 2); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("3 txs over a bound of 2: %v", err)
+	}
+	raw, err := decodeTxs(payload[1:], 3)
+	if err != nil || len(raw) != 3 {
+		t.Fatalf("decode txs: %v %d", err, len(raw))
+	}
+	blk, _ := encodeBlockEntry(fakeGenesis)
+	resp, err := encodeBlockResponse(&blockResponse{Nonce: 4, Blocks: []blockWithSeal{{Block: blk[1:], Seal: encodeSeal(1, 1)}, {Block: blk[1:]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := decodeBlockResponse(resp[1:], 1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("2 blocks over a bound of 1: %v", err)
+	}
+	nonce, blocks, err := decodeBlockResponse(resp[1:], 2)
+	if err != nil || nonce != 4 || len(blocks) != 2 || blocks[0].block.Hash() != fakeGenesis.Hash() {
+		t.Fatalf("decode block response: %v %d %d", err, nonce, len(blocks))
+	}
+	req := &blockRequest{Nonce: 1, From: 2, Count: 3, TargetNumber: 4, TargetHash: common.HexToHash("0x05")}
+	got, err := decodeBlockRequest(encodeBlockRequest(req)[1:])
+	if err != nil || *got != *req {
+		t.Fatalf("block request round trip: %+v %v", got, err)
+	}
+}
