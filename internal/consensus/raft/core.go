@@ -454,15 +454,21 @@ func guard(f func() error) (err error) {
 	return f()
 }
 
-// maxSettleRounds bounds the loop of settle. Each round either handles a
-// Ready, applies entries or proposes a block; the pipeline depth bounds
-// proposals and the commit index bounds applying, so the loop ends well
-// before this. Reaching it is a programmer error.
-const maxSettleRounds = 1 << 20
+// maxSettleRounds bounds the loop of settle. Each round handles Readys,
+// applies at most one batch of entries (once per call) or proposes a
+// block; the pipeline depth bounds proposals, so the loop ends well before
+// this. Reaching it is a programmer error.
+const maxSettleRounds = 1 << 16
 
-// settle handles Readys, applies committed entries and proposes until
-// nothing is left to do.
+// applyBatch is the most committed entries one input applies. More wait
+// for Process (HasWork), so that a node replaying many blocks still
+// answers heartbeats between batches.
+const applyBatch = 64
+
+// settle handles Readys, applies one batch of committed entries and
+// proposes until nothing is left to do but applying further batches.
 func (c *Core) settle() error {
+	appliedBatch := false
 	for round := 0; ; round++ {
 		if round == maxSettleRounds {
 			return errors.New("raft: settle loop did not converge")
@@ -474,18 +480,36 @@ func (c *Core) settle() error {
 			}
 			progressed = true
 		}
-		applied, err := c.applyCommitted()
-		if err != nil {
-			return err
+		if !appliedBatch {
+			applied, err := c.applyCommitted()
+			if err != nil {
+				return err
+			}
+			appliedBatch, progressed = applied, progressed || applied
 		}
 		proposed, err := c.maybePropose()
 		if err != nil {
 			return err
 		}
-		if !progressed && !applied && !proposed {
+		if !progressed && !proposed {
 			return nil
 		}
 	}
+}
+
+// HasWork reports that committed entries wait to be applied beyond the
+// batch the last input applied. The driver then calls Process, between
+// other inputs, until it reports false.
+func (c *Core) HasWork() bool {
+	return c.fatal == nil && c.catchup == nil && c.applied < c.commitIndex
+}
+
+// Process applies the next batch of committed entries (see HasWork).
+func (c *Core) Process() error {
+	if c.fatal != nil {
+		return c.fatal
+	}
+	return c.run(func() error { return nil })
 }
 
 // handleReady follows the RawNode contract: persist hard state, entries
@@ -608,8 +632,7 @@ func (c *Core) applyCommitted() (bool, error) {
 	if c.catchup != nil || c.applied >= c.commitIndex {
 		return false, nil
 	}
-	const batch = 256
-	hi := min(c.commitIndex, c.applied+batch)
+	hi := min(c.commitIndex, c.applied+applyBatch)
 	ents, err := c.store.Entries(c.applied+1, hi+1, c.cfg.MaxSizePerMsg)
 	if err != nil {
 		return false, fmt.Errorf("read committed entries [%d, %d]: %w", c.applied+1, hi, err)

@@ -170,15 +170,32 @@ func (e *Engine) loop(core *Core) {
 	e.flush(core)
 	for {
 		var err error
-		select {
-		case <-e.stop:
-			return
-		case now := <-ticker.C:
-			err = core.Tick(now)
-		case in := <-e.inbox:
-			err = core.Step(in.from, in.payload)
-		case txs := <-e.notify:
-			err = core.Notify(txs)
+		if core.HasWork() {
+			// Entries wait to be applied: take any input first, else apply
+			// the next batch.
+			select {
+			case <-e.stop:
+				return
+			case now := <-ticker.C:
+				err = core.Tick(now)
+			case in := <-e.inbox:
+				err = core.Step(in.from, in.payload)
+			case txs := <-e.notify:
+				err = core.Notify(txs)
+			default:
+				err = core.Process()
+			}
+		} else {
+			select {
+			case <-e.stop:
+				return
+			case now := <-ticker.C:
+				err = core.Tick(now)
+			case in := <-e.inbox:
+				err = core.Step(in.from, in.payload)
+			case txs := <-e.notify:
+				err = core.Notify(txs)
+			}
 		}
 		e.flush(core)
 		if err != nil {

@@ -256,12 +256,19 @@ func (c *cluster) after(n *simNode, err error) error {
 				return nil
 			}
 		}
-		if len(n.notify) == 0 {
+		if len(n.notify) > 0 {
+			txs := n.notify
+			n.notify = nil
+			err = n.core.Notify(txs)
+			continue
+		}
+		// Apply further batches now or, sometimes, only after later
+		// deliveries (at the latest at the next tick), as the engine
+		// interleaves them with its inputs.
+		if !n.core.HasWork() || c.rng.Intn(4) == 0 {
 			break
 		}
-		txs := n.notify
-		n.notify = nil
-		err = n.core.Notify(txs)
+		err = n.core.Process()
 	}
 	if err != nil {
 		if c.expectHalt[n.id] && errors.Is(err, ErrDeterminism) {
@@ -369,6 +376,11 @@ func (c *cluster) run(end uint64, each func(now uint64) error) error {
 			}
 		}
 		for _, n := range c.nodes {
+			for n.core != nil && n.core.HasWork() {
+				if err := c.after(n, n.core.Process()); err != nil {
+					return err
+				}
+			}
 			if n.core != nil {
 				if err := c.after(n, n.core.Tick(simTime(t))); err != nil {
 					return err
