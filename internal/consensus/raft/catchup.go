@@ -32,7 +32,7 @@ func (c *Core) onSnapshot(snap *raftpb.Snapshot) error {
 	}
 	idx := snap.GetMetadata().GetIndex()
 	c.stats.snapshotsReceived.Add(1)
-	c.snapIndex = idx
+	c.snapIndex, c.sinceSnap = idx, 0
 	c.applied = idx
 	c.commitIndex = max(c.commitIndex, idx)
 	c.inflight = nil

@@ -23,6 +23,7 @@ const (
 	DefaultMaxBlockTxs     = 2000
 	DefaultPipelineDepth   = 1
 	DefaultSnapshotEntries = 1024
+	DefaultSnapshotBytes   = 64 << 20
 	DefaultCompactMargin   = 128
 	DefaultMaxMessageBytes = 8 << 20 // below p2p's default frame limit (10 MiB)
 	DefaultMaxSizePerMsg   = 1 << 20
@@ -89,6 +90,10 @@ type Config struct {
 	// SnapshotEntries is the number of applied entries between two
 	// snapshots (a snapshot here is only a chain position, so it is cheap).
 	SnapshotEntries uint64
+	// SnapshotBytes also triggers a snapshot when the entries applied since
+	// the last one pass this size, bounding the log kept in memory when
+	// blocks are large.
+	SnapshotBytes uint64
 	// CompactMargin is the number of entries kept behind a snapshot, so a
 	// follower slightly behind gets entries instead of a snapshot and a
 	// block transfer.
@@ -165,6 +170,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = DefaultSnapshotEntries
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
 	}
 	if c.CompactMargin == 0 {
 		c.CompactMargin = DefaultCompactMargin

@@ -83,6 +83,7 @@ type Core struct {
 	applied     uint64
 	commitIndex uint64
 	snapIndex   uint64
+	sinceSnap   uint64 // bytes of entries applied since the last snapshot
 
 	catchup *catchup // non-nil while fetching blocks to reach a received snapshot
 
@@ -645,6 +646,7 @@ func (c *Core) applyCommitted() (bool, error) {
 			return false, err
 		}
 		c.applied = e.GetIndex()
+		c.sinceSnap += uint64(len(e.GetData()))
 		c.stats.committedEntries.Add(1)
 	}
 	if err := c.maybeSnapshot(); err != nil {
@@ -715,7 +717,10 @@ func (c *Core) afterApply(b *types.Block, committed bool) {
 // SnapshotEntries entries and compacts the log behind it, keeping
 // CompactMargin entries for followers slightly behind.
 func (c *Core) maybeSnapshot() error {
-	if c.applied < c.snapIndex+c.cfg.SnapshotEntries {
+	if c.applied < c.snapIndex+c.cfg.SnapshotEntries && c.sinceSnap < c.cfg.SnapshotBytes {
+		return nil
+	}
+	if c.applied == c.snapIndex {
 		return nil
 	}
 	head := c.chain.Head()
@@ -728,7 +733,7 @@ func (c *Core) maybeSnapshot() error {
 	if err := c.store.Compact(c.applied, c.cs, data, compactTo); err != nil {
 		return err
 	}
-	c.snapIndex = c.applied
+	c.snapIndex, c.sinceSnap = c.applied, 0
 	c.stats.snapshots.Add(1)
 	return nil
 }

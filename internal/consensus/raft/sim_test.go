@@ -564,6 +564,7 @@ func randomConfig(rng *rand.Rand) Config {
 		MaxBlockTxs:     1 + rng.Intn(20),
 		PipelineDepth:   1 + rng.Intn(3),
 		SnapshotEntries: uint64(4 + rng.Intn(60)),
+		SnapshotBytes:   uint64(1<<10 + rng.Intn(64<<10)),
 		CompactMargin:   uint64(rng.Intn(12)),
 		SegmentBytes:    int64(2<<10 + rng.Intn(64<<10)),
 		MaxSizePerMsg:   uint64(1<<10 + rng.Intn(16<<10)),
