@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -420,5 +421,41 @@ func TestFileStorage(t *testing.T) {
 	os.WriteFile(path, raw[:len(raw)/2], 0o600)
 	if _, err := s.Load(); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("truncated file: %v", err)
+	}
+}
+
+// failingHost refuses every commit.
+type failingHost struct{ *memHost }
+
+func (failingHost) CommitBlock(*types.Block, []byte) error { return errors.New("disk full") }
+
+// TestEngineHaltsOnCommitError: a block that cannot be committed stops the
+// engine with one error, instead of going on to sign the next height.
+func TestEngineHaltsOnCommitError(t *testing.T) {
+	net := &engineNet{engines: map[consensus.NodeID]*Engine{}}
+	id := keyID(simKeys[0])
+	h := failingHost{&memHost{net: net, self: id, peers: []consensus.NodeID{id}, chain: []*types.Block{genesis}, seals: [][]byte{nil}}}
+	cfg := fastConfig()
+	cfg.Validators, cfg.Key, cfg.Storage = []consensus.NodeID{id}, simKeys[0], &MemoryStorage{}
+	e, err := New(cfg, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("engine did not halt")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := e.Err().Error(); !strings.Contains(got, "disk full") || !strings.Contains(got, "commit block 1") {
+		t.Fatalf("halt error: %v", got)
+	}
+	if e.Stats().Decided != 1 {
+		t.Fatalf("decided %d heights", e.Stats().Decided)
 	}
 }
