@@ -24,6 +24,11 @@ const (
 	DefaultTxGasLimit  = params.MaxTxGas
 	DefaultBlockTimeMs = 1000
 	DefaultMaxTxBytes  = 128 * 1024
+	// DefaultBaseFeeWei is the fixed base fee when the genesis names none:
+	// 1 wei, so that Ethereum libraries (ethers v6 fills EIP-1559 fees only
+	// when the base fee is non-zero) send EIP-1559 transactions by default,
+	// while a transfer costs 21,000 wei. "baseFeePerGas": "0x0" makes gas free.
+	DefaultBaseFeeWei = 1
 	// MaxBlockGasLimit bounds the block gas limit so that one block cannot
 	// take minutes to execute.
 	MaxBlockGasLimit = 10_000_000_000
@@ -121,6 +126,9 @@ func (s *Spec) fillDefaults() {
 	activateAllForks(s.Config)
 	if s.GasLimit == 0 {
 		s.GasLimit = DefaultGasLimit
+	}
+	if s.BaseFee == nil {
+		s.BaseFee = (*math.HexOrDecimal256)(big.NewInt(DefaultBaseFeeWei))
 	}
 	if s.TxGasLimit == 0 {
 		s.TxGasLimit = hexOrDecimal64(DefaultTxGasLimit)
@@ -247,7 +255,7 @@ func (s *Spec) Validate() error {
 // ChainID is the chain id as an integer.
 func (s *Spec) ChainID() uint64 { return s.Config.ChainID.Uint64() }
 
-// BaseFeeWei is the fixed base fee per gas (zero unless set).
+// BaseFeeWei is the fixed base fee per gas.
 func (s *Spec) BaseFeeWei() *big.Int {
 	if s.BaseFee == nil {
 		return new(big.Int)

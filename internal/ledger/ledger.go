@@ -133,7 +133,8 @@ func (l *Ledger) load() error {
 		if err != nil || len(stored) != 40 {
 			return fmt.Errorf("%w: genesis record damaged (%d bytes, %v)", ErrCorrupt, len(stored), err)
 		}
-		if common.BytesToHash(stored[:32]) != genesis.Hash() {
+		// The genesis hash does not cover the chain id, so both are compared.
+		if common.BytesToHash(stored[:32]) != genesis.Hash() || binary.BigEndian.Uint64(stored[32:]) != l.spec.ChainID() {
 			return fmt.Errorf("%w: it has genesis %s (chain id %d), the genesis file gives %s (chain id %d); use another --datadir",
 				ErrGenesisMismatch, common.BytesToHash(stored[:32]).TerminalString(), binary.BigEndian.Uint64(stored[32:]),
 				genesis.Hash().TerminalString(), l.spec.ChainID())

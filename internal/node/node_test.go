@@ -89,7 +89,7 @@ func (tn *testNode) waitReceipt(t *testing.T, hash common.Hash) *types.Receipt {
 }
 
 func transfer(nonce uint64, to common.Address, wei int64) *types.DynamicFeeTx {
-	return &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(wei)}
+	return &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(wei)}
 }
 
 func TestTransfersSurviveRestart(t *testing.T) {
@@ -161,7 +161,7 @@ func TestRejectedTransactionsNameTheReason(t *testing.T) {
 	}
 	tn.waitReceipt(t, first.Hash())
 	stranger, _ := crypto.GenerateKey()
-	otherChain := types.MustSignNewTx(key, types.LatestSignerForChainID(big.NewInt(1)), &types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 1, Gas: 21000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to})
+	otherChain := types.MustSignNewTx(key, types.LatestSignerForChainID(big.NewInt(1)), &types.DynamicFeeTx{ChainID: big.NewInt(1), Nonce: 1, Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to})
 	otherChain2 := types.MustSignNewTx(key, types.LatestSignerForChainID(big.NewInt(5)), &types.LegacyTx{Nonce: 1, Gas: 21000, GasPrice: new(big.Int), To: &to})
 	unprotected := types.MustSignNewTx(key, types.HomesteadSigner{}, &types.LegacyTx{Nonce: 1, Gas: 21000, GasPrice: new(big.Int), To: &to})
 	cases := []struct {
@@ -174,11 +174,12 @@ func TestRejectedTransactionsNameTheReason(t *testing.T) {
 		{"other chain (typed)", otherChain, "invalid chain id"},
 		{"other chain (EIP-155)", otherChain2, "invalid chain id"},
 		{"no chain id", unprotected, "replay-protected"},
-		{"intrinsic gas", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 20000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to}), "intrinsic gas too low"},
+		{"intrinsic gas", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 20000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to}), "intrinsic gas too low"},
 		{"tip above cap", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: big.NewInt(2), To: &to}), "higher than max fee"},
-		{"too large", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 10_000_000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to, Data: make([]byte, 130*1024)}), "oversized"},
-		{"gas above the per-transaction limit", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 30_000_000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to}), "exceeds transaction gas limit"},
+		{"too large", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 10_000_000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to, Data: make([]byte, 130*1024)}), "oversized"},
+		{"gas above the per-transaction limit", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 30_000_000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to}), "exceeds transaction gas limit"},
 		{"nonce too far ahead", tn.sign(t, key, transfer(5000, to, 1)), "nonce too far"},
+		{"fee cap below the base fee", tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 21000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to}), "less than block base fee"},
 	}
 	for _, c := range cases {
 		err := tn.client.SendTransaction(ctx, c.tx)
@@ -215,7 +216,7 @@ func TestNonceGapFillsAndReplacement(t *testing.T) {
 		t.Fatalf("txpool_status = %v, %v; want one queued", status, err)
 	}
 	// Replacing the queued transaction needs a 10% higher fee.
-	same := tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 21000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(3)})
+	same := tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(3)})
 	if err := tn.client.SendTransaction(ctx, same); err == nil || !strings.Contains(err.Error(), "replacement transaction underpriced") {
 		t.Fatalf("replacement at the same price: %v", err)
 	}
@@ -237,7 +238,7 @@ func TestContractDeployCallLogsAndRevert(t *testing.T) {
 	ctx := context.Background()
 	owner := tn.accts[0]
 	supply := big.NewInt(1_000_000)
-	deploy := tn.sign(t, owner.Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 0, Gas: 2_000_000, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), Data: token.DeployData(supply)})
+	deploy := tn.sign(t, owner.Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 0, Gas: 2_000_000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), Data: token.DeployData(supply)})
 	if err := tn.client.SendTransaction(ctx, deploy); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestContractDeployCallLogsAndRevert(t *testing.T) {
 	if err != nil || gas < 30000 || gas > 100000 {
 		t.Fatalf("estimate = %d, %v", gas, err)
 	}
-	tx := tn.sign(t, owner.Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: gas, GasFeeCap: new(big.Int), GasTipCap: new(big.Int), To: &addr, Data: data})
+	tx := tn.sign(t, owner.Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: gas, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &addr, Data: data})
 	if err := tn.client.SendTransaction(ctx, tx); err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,7 @@ func marshalReceipt(r *types.Receipt, tx *types.Transaction, signer types.Signer
 	from, _ := types.Sender(signer, tx)
 	m["from"] = from
 	m["to"] = tx.To()
+	m["type"] = hexutil.Uint64(r.Type) // go-ethereum's encoding leaves out type 0
 	if r.ContractAddress == (common.Address{}) {
 		m["contractAddress"] = nil
 	}

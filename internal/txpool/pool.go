@@ -234,8 +234,10 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address) ([]*types.T
 	if nonce < acct.nonce {
 		return nil, fmt.Errorf("%w: next nonce %d, tx nonce %d", ErrNonceTooLow, acct.nonce, nonce)
 	}
-	if nonce > acct.nonce+p.cfg.MaxNonceGap {
-		return nil, fmt.Errorf("%w: next nonce %d, tx nonce %d, at most %d ahead", ErrNonceTooHigh, acct.nonce, nonce, p.cfg.MaxNonceGap)
+	// A gap may be at most MaxNonceGap past the sender's next executable
+	// nonce; a long run without gaps is fine (AccountSlots bounds it).
+	if nonce > acct.pendingTo+p.cfg.MaxNonceGap {
+		return nil, fmt.Errorf("%w: next nonce %d, tx nonce %d, at most %d ahead", ErrNonceTooHigh, acct.pendingTo, nonce, p.cfg.MaxNonceGap)
 	}
 	cost, overflow := uint256.FromBig(tx.Cost())
 	if overflow {

@@ -35,8 +35,8 @@ type Engine struct {
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
+	start  sync.Once
 	once   sync.Once
-	failed error
 }
 
 var _ consensus.Engine = (*Engine)(nil)
@@ -57,7 +57,7 @@ func New(cfg Config, host consensus.Host, log *slog.Logger) *Engine {
 
 // Start begins sealing.
 func (e *Engine) Start() error {
-	go e.loop()
+	e.start.Do(func() { go e.loop() })
 	return nil
 }
 
@@ -78,6 +78,8 @@ func (e *Engine) Head(uint64) *types.Header { return e.host.Head() }
 // Stop ends sealing; a block being sealed is finished first.
 func (e *Engine) Stop() {
 	e.once.Do(func() { close(e.stop) })
+	// An engine never started has no loop to wait for.
+	e.start.Do(func() { close(e.done) })
 	<-e.done
 }
 

@@ -1,0 +1,196 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"io"
+	"log/slog"
+	"math/big"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/bench/token"
+	"github.com/charter-ledger/charter/internal/chain"
+)
+
+// benchNode is a node without RPC whose blocks the benchmark seals itself,
+// through the same BuildBlock and CommitBlock the engines call.
+type benchNode struct {
+	*Node
+	keys   []*ecdsa.PrivateKey
+	addrs  []common.Address
+	signer types.Signer
+}
+
+func newBenchNode(b *testing.B, senders int) *benchNode {
+	b.Helper()
+	spec, err := chain.DevSpec(1337, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bn := &benchNode{signer: types.LatestSignerForChainID(big.NewInt(1337))}
+	for i := 0; i < senders; i++ {
+		key, _ := crypto.GenerateKey()
+		bn.keys = append(bn.keys, key)
+		bn.addrs = append(bn.addrs, crypto.PubkeyToAddress(key.PublicKey))
+		spec.Alloc[bn.addrs[i]] = types.Account{Balance: new(big.Int).Mul(big.NewInt(1000), big.NewInt(params.Ether))}
+	}
+	n, err := New(Config{DataDir: b.TempDir(), Spec: spec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Stop)
+	bn.Node = n
+	return bn
+}
+
+// admit recovers senders on every core and adds the transactions to the
+// pool, as concurrent JSON-RPC submissions do.
+func (bn *benchNode) admit(b *testing.B, txs []*types.Transaction) {
+	workers := runtime.GOMAXPROCS(0)
+	froms := make([]common.Address, len(txs))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(txs); i += workers {
+				from, err := bn.pool.ValidateBasic(txs[i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				froms[i] = from
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i, err := range bn.pool.AddBatch(txs, froms) {
+		if err != nil {
+			b.Fatalf("tx %d: %v", i, err)
+		}
+	}
+}
+
+// sealAll builds and commits blocks until the pool is empty.
+func (bn *benchNode) sealAll(b *testing.B) (blocks int) {
+	for {
+		if p, _ := bn.pool.Stats(); p == 0 {
+			return blocks
+		}
+		blk, err := bn.BuildBlock(bn.Head(), uint64(time.Now().Unix()), bn.Self())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(blk.Transactions()) == 0 {
+			b.Fatal("pool has pending transactions but the block is empty")
+		}
+		if err := bn.CommitBlock(blk, nil); err != nil {
+			b.Fatal(err)
+		}
+		blocks++
+	}
+}
+
+func (bn *benchNode) signTxs(count int, nonces []uint64, to func(i int) (common.Address, []byte, uint64)) []*types.Transaction {
+	txs := make([]*types.Transaction, count)
+	for i := range txs {
+		s := i % len(bn.keys)
+		addr, data, gas := to(i)
+		txs[i] = types.MustSignNewTx(bn.keys[s], bn.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonces[s], Gas: gas,
+			GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &addr, Value: big.NewInt(1), Data: data})
+		nonces[s]++
+	}
+	// Senders are recovered again on admission: drop the signing cache by
+	// re-decoding, as transactions arriving over the network are.
+	for i, tx := range txs {
+		raw, _ := tx.MarshalBinary()
+		fresh := new(types.Transaction)
+		if err := fresh.UnmarshalBinary(raw); err != nil {
+			panic(err)
+		}
+		txs[i] = fresh
+	}
+	return txs
+}
+
+// BenchmarkBlockTransfers measures admission (sender recovery on every
+// core), block building (EVM) and commit (state root, pebble, fsync) of
+// plain transfers, in blocks as large as the pool allows.
+func BenchmarkBlockTransfers(b *testing.B) {
+	bn := newBenchNode(b, 2000)
+	nonces := make([]uint64, len(bn.keys))
+	txs := bn.signTxs(b.N, nonces, func(i int) (common.Address, []byte, uint64) {
+		return common.BigToAddress(big.NewInt(int64(i%5000 + 1000))), nil, 21000
+	})
+	b.ResetTimer()
+	start := time.Now()
+	bn.admit(b, txs)
+	admitted := time.Since(start)
+	blocks := bn.sealAll(b)
+	b.StopTimer()
+	total := time.Since(start)
+	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
+	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
+	b.ReportMetric(float64(blocks), "blocks")
+}
+
+// BenchmarkBlockERC20 is BenchmarkBlockTransfers for ERC-20 transfers
+// between holders of the bench token.
+func BenchmarkBlockERC20(b *testing.B) {
+	bn := newBenchNode(b, 2000)
+	nonces := make([]uint64, len(bn.keys))
+	// Setup, not timed: deploy and give every sender tokens.
+	deploy := types.MustSignNewTx(bn.keys[0], bn.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 0, Gas: 3_000_000,
+		GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), Data: token.DeployData(new(big.Int).Lsh(big.NewInt(1), 200))})
+	nonces[0]++
+	tokenAddr := crypto.CreateAddress(bn.addrs[0], 0)
+	setup := []*types.Transaction{deploy}
+	for i := 1; i < len(bn.keys); i++ {
+		setup = append(setup, types.MustSignNewTx(bn.keys[0], bn.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonces[0], Gas: 100_000,
+			GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &tokenAddr, Data: token.TransferData(bn.addrs[i], new(big.Int).Lsh(big.NewInt(1), 100))}))
+		nonces[0]++
+	}
+	bn.admit(b, setup)
+	bn.sealAll(b)
+	txs := bn.signTxs(b.N, nonces, func(i int) (common.Address, []byte, uint64) {
+		return tokenAddr, token.TransferData(common.BigToAddress(big.NewInt(int64(i%5000+1000))), big.NewInt(1)), 100_000
+	})
+	b.ResetTimer()
+	start := time.Now()
+	bn.admit(b, txs)
+	admitted := time.Since(start)
+	blocks := bn.sealAll(b)
+	b.StopTimer()
+	total := time.Since(start)
+	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
+	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
+	b.ReportMetric(float64(blocks), "blocks")
+}
+
+// BenchmarkSenderRecovery is the single-core rate of secp256k1 sender
+// recovery on this machine: the yardstick that makes figures from
+// different machines comparable.
+func BenchmarkSenderRecovery(b *testing.B) {
+	key, _ := crypto.GenerateKey()
+	signer := types.LatestSignerForChainID(big.NewInt(1337))
+	to := common.Address{1}
+	raw, _ := types.MustSignNewTx(key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), To: &to}).MarshalBinary()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx := new(types.Transaction)
+		if err := tx.UnmarshalBinary(raw); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := types.Sender(signer, tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "recoveries/s")
+}

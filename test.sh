@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test the project has, from a clean clone. Installs what it needs
+# (npm packages for the real-client acceptance tests) by itself.
+#   ./test.sh            the whole suite (what CI runs)
+#   CHARTER_SOAK=1 ./test.sh   long simulation seeds and crash loops too
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== go vet"
+go vet ./...
+
+echo "== gofmt"
+unformatted=$(gofmt -l cmd internal test)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+echo "== go test -race (concurrent packages)"
+go test -count=1 -race -timeout 20m ./internal/txpool/... ./internal/rpc/... ./internal/node/... ./internal/p2p/... ./internal/consensus/solo/...
+
+echo "== real-client acceptance (ethers, web3.js, viem, solc)"
+bash test/js/run.sh
+
+echo "== all tests passed"
