@@ -18,6 +18,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"bench":   {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
 	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
 	"version": {"print the version", runVersion},
 }

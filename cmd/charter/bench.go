@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/bench"
+	"github.com/charter-ledger/charter/internal/chain"
+)
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	rpcs := fs.String("rpc", "http://127.0.0.1:8545", "JSON-RPC endpoints, comma separated; senders are spread over them")
+	txs := fs.Int("txs", 10000, "transactions to measure")
+	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0)")
+	kind := fs.String("kind", "transfer", "transfer or erc20")
+	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them")
+	batch := fs.Int("batch", 20, "raw transactions per JSON-RPC batch request (1: one request per transaction)")
+	keysFile := fs.String("keys", "", "file of hex private keys, one per line (default: accounts of the development mnemonic)")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var keys []*ecdsa.PrivateKey
+	var funder *ecdsa.PrivateKey
+	if *keysFile != "" {
+		var err error
+		if keys, err = readKeys(*keysFile); err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			funder = keys[0]
+		}
+	} else {
+		if *senders < 1 || *senders > 100_000 {
+			return fmt.Errorf("--senders %d is outside [1, 100000]", *senders)
+		}
+		accts, err := chain.DeriveAccounts(chain.DevMnemonic, *senders)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			keys = append(keys, a.Key)
+		}
+		funder = keys[0]
+	}
+	cfg := bench.Config{
+		Endpoints: strings.Split(*rpcs, ","),
+		Txs:       *txs,
+		Senders:   *senders,
+		Kind:      *kind,
+		Rate:      *rate,
+		Batch:     *batch,
+		Funder:    funder,
+		Keys:      keys,
+		Timeout:   *timeout,
+		Progress:  stderr,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: sent %d, confirmed %d, failed %d in %.2fs over %d blocks\n", res.Kind, res.Sent, res.Confirmed, res.Failed, res.DurationS, res.Blocks)
+	fmt.Fprintf(stdout, "throughput %.1f tx/s; submission to finality p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		res.TPS, res.Latency.P50, res.Latency.P95, res.Latency.P99, res.Latency.Max)
+	for _, e := range res.Errors {
+		fmt.Fprintf(stdout, "submission error: %s\n", e)
+	}
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", *jsonOut, err)
+		}
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d transactions failed", res.Failed, res.Sent)
+	}
+	return nil
+}
+
+// readKeys reads hex private keys, one per line; # starts a comment.
+func readKeys(path string) ([]*ecdsa.PrivateKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--keys: %w", err)
+	}
+	defer f.Close()
+	var keys []*ecdsa.PrivateKey
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		key, err := crypto.HexToECDSA(strings.TrimPrefix(text, "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("--keys %s line %d: not a hex private key", path, line)
+		}
+		keys = append(keys, key)
+	}
+	return keys, sc.Err()
+}

@@ -1,0 +1,360 @@
+// Package bench is Charter's load generator: it signs transfers or ERC-20
+// transfers ahead of time, submits them over JSON-RPC to one or more nodes
+// (open loop at a fixed rate, or as fast as the nodes take them), watches
+// the chain for their blocks, and reports throughput and
+// submission-to-finality latency.
+package bench
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/params"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/charter-ledger/charter/internal/bench/token"
+)
+
+// Kinds of load.
+const (
+	KindTransfer = "transfer"
+	KindERC20    = "erc20"
+)
+
+// Config of one run.
+type Config struct {
+	Endpoints []string            // JSON-RPC URLs; transactions are spread over them by sender
+	Txs       int                 // transactions to measure
+	Senders   int                 // distinct sending accounts
+	Kind      string              // transfer or erc20
+	Rate      float64             // transactions per second, open loop; 0: as fast as possible
+	Batch     int                 // raw transactions per JSON-RPC batch request
+	Funder    *ecdsa.PrivateKey   // funds senders that have no ether (dev account 0)
+	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders
+	Timeout   time.Duration       // how long to wait for the last transaction
+	Progress  io.Writer           // a progress line every second; nil: none
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Endpoints) == 0:
+		return errors.New("no JSON-RPC endpoint given (--rpc)")
+	case c.Txs < 1 || c.Txs > 10_000_000:
+		return fmt.Errorf("--txs %d is outside [1, 10000000]", c.Txs)
+	case c.Senders < 1 || c.Senders > 100_000:
+		return fmt.Errorf("--senders %d is outside [1, 100000]", c.Senders)
+	case c.Kind != KindTransfer && c.Kind != KindERC20:
+		return fmt.Errorf("--kind %q: want transfer or erc20", c.Kind)
+	case c.Rate < 0:
+		return fmt.Errorf("--rate %v is negative", c.Rate)
+	case c.Batch < 1 || c.Batch > 1000:
+		return fmt.Errorf("--batch %d is outside [1, 1000]", c.Batch)
+	case len(c.Keys) < c.Senders:
+		return fmt.Errorf("%d sender keys for %d senders", len(c.Keys), c.Senders)
+	}
+	for _, e := range c.Endpoints {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") && !strings.HasPrefix(e, "ws://") {
+			return fmt.Errorf("endpoint %q is not an http:// or ws:// URL", e)
+		}
+	}
+	return nil
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Point is one transaction's latency, for a chart over time.
+type Point struct {
+	SentMs    float64 `json:"sent_ms"` // since the first submission
+	LatencyMs float64 `json:"latency_ms"`
+}
+
+// Result of a run.
+type Result struct {
+	Kind      string   `json:"kind"`
+	Endpoints int      `json:"endpoints"`
+	Senders   int      `json:"senders"`
+	Rate      float64  `json:"rate"`
+	Sent      int      `json:"sent"`
+	Confirmed int      `json:"confirmed"`
+	Failed    int      `json:"failed"` // refused on submission, reverted, or never included
+	TPS       float64  `json:"tps"`
+	Latency   Latency  `json:"latency_ms"`
+	Blocks    int      `json:"blocks"`
+	DurationS float64  `json:"duration_s"`
+	Points    []Point  `json:"-"`
+	Errors    []string `json:"errors,omitempty"` // the first few distinct submission errors
+}
+
+type txState struct {
+	tx   *types.Transaction
+	sent atomic.Int64 // unix nanos of submission; 0 while unsent
+	done bool
+}
+
+// Run executes a benchmark.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	clients := make([]*gethrpc.Client, len(cfg.Endpoints))
+	for i, url := range cfg.Endpoints {
+		c, err := gethrpc.DialContext(ctx, url)
+		if err != nil {
+			return nil, fmt.Errorf("connect %s: %w", url, err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	r := &runner{cfg: cfg, clients: clients}
+	if err := r.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	cfg     Config
+	clients []*gethrpc.Client
+	chainID *big.Int
+	signer  types.Signer
+	feeCap  *big.Int
+	tip     *big.Int
+	token   common.Address
+	senders []common.Address
+	nonces  []uint64
+	txs     []*txState
+	byHash  map[common.Hash]*txState
+	errMu   sync.Mutex
+	errs    map[string]bool
+	refused atomic.Int64
+	points  []Point // written by the watcher only
+}
+
+func (r *runner) call(ctx context.Context, result any, method string, args ...any) error {
+	return r.clients[0].CallContext(ctx, result, method, args...)
+}
+
+// prepare reads the chain, funds senders and deploys the token as needed,
+// and signs every transaction.
+func (r *runner) prepare(ctx context.Context) error {
+	var id hexutil.Big
+	if err := r.call(ctx, &id, "eth_chainId"); err != nil {
+		return fmt.Errorf("eth_chainId: %w", err)
+	}
+	r.chainID = id.ToInt()
+	r.signer = types.LatestSignerForChainID(r.chainID)
+	var head struct {
+		BaseFee *hexutil.Big `json:"baseFeePerGas"`
+	}
+	if err := r.call(ctx, &head, "eth_getBlockByNumber", "latest", false); err != nil {
+		return fmt.Errorf("latest block: %w", err)
+	}
+	var tip hexutil.Big
+	if err := r.call(ctx, &tip, "eth_maxPriorityFeePerGas"); err != nil {
+		return fmt.Errorf("eth_maxPriorityFeePerGas: %w", err)
+	}
+	r.tip = tip.ToInt()
+	base := new(big.Int)
+	if head.BaseFee != nil {
+		base = head.BaseFee.ToInt()
+	}
+	r.feeCap = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), r.tip)
+
+	keys := r.cfg.Keys[:r.cfg.Senders]
+	r.senders = make([]common.Address, len(keys))
+	r.nonces = make([]uint64, len(keys))
+	for i, k := range keys {
+		r.senders[i] = crypto.PubkeyToAddress(k.PublicKey)
+	}
+	if err := r.readNonces(ctx); err != nil {
+		return err
+	}
+	if err := r.fund(ctx); err != nil {
+		return err
+	}
+	// The funder may be a sender too: its nonce moved.
+	if err := r.readNonces(ctx); err != nil {
+		return err
+	}
+	if r.cfg.Kind == KindERC20 {
+		if err := r.deployToken(ctx); err != nil {
+			return err
+		}
+	}
+	r.sign()
+	return nil
+}
+
+func (r *runner) readNonces(ctx context.Context) error {
+	batch := make([]gethrpc.BatchElem, len(r.senders))
+	res := make([]hexutil.Uint64, len(r.senders))
+	for i, a := range r.senders {
+		batch[i] = gethrpc.BatchElem{Method: "eth_getTransactionCount", Args: []any{a, "pending"}, Result: &res[i]}
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("read nonces: %w", err)
+	}
+	for i := range res {
+		r.nonces[i] = uint64(res[i])
+	}
+	return nil
+}
+
+// batchCall runs a batch in chunks of at most 1,000 and reports the first error.
+func (r *runner) batchCall(ctx context.Context, batch []gethrpc.BatchElem) error {
+	for start := 0; start < len(batch); start += 1000 {
+		end := min(start+1000, len(batch))
+		if err := r.clients[0].BatchCallContext(ctx, batch[start:end]); err != nil {
+			return err
+		}
+		for _, b := range batch[start:end] {
+			if b.Error != nil {
+				return b.Error
+			}
+		}
+	}
+	return nil
+}
+
+// fund gives each sender without enough ether 1 ETH from the funder.
+func (r *runner) fund(ctx context.Context) error {
+	batch := make([]gethrpc.BatchElem, len(r.senders))
+	bals := make([]hexutil.Big, len(r.senders))
+	for i, a := range r.senders {
+		batch[i] = gethrpc.BatchElem{Method: "eth_getBalance", Args: []any{a, "latest"}, Result: &bals[i]}
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("read balances: %w", err)
+	}
+	need := new(big.Int).Mul(big.NewInt(params.Ether), big.NewInt(1))
+	var txs []*types.Transaction
+	var funder common.Address
+	var nonce uint64
+	for i, b := range bals {
+		if b.ToInt().Cmp(new(big.Int).Div(need, big.NewInt(10))) >= 0 {
+			continue
+		}
+		if r.cfg.Funder == nil {
+			return fmt.Errorf("sender %s has no ether and no funder key is given", r.senders[i])
+		}
+		if len(txs) == 0 {
+			funder = crypto.PubkeyToAddress(r.cfg.Funder.PublicKey)
+			var n hexutil.Uint64
+			if err := r.call(ctx, &n, "eth_getTransactionCount", funder, "pending"); err != nil {
+				return err
+			}
+			nonce = uint64(n)
+		}
+		to := r.senders[i]
+		txs = append(txs, types.MustSignNewTx(r.cfg.Funder, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: nonce, Gas: 21000,
+			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &to, Value: need}))
+		nonce++
+	}
+	return r.submitAndWait(ctx, txs, "fund senders")
+}
+
+func (r *runner) deployToken(ctx context.Context) error {
+	owner := r.cfg.Keys[0]
+	deploy := types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 3_000_000,
+		GasFeeCap: r.feeCap, GasTipCap: r.tip, Data: token.DeployData(new(big.Int).Lsh(big.NewInt(1), 200))})
+	r.token = crypto.CreateAddress(r.senders[0], r.nonces[0])
+	r.nonces[0]++
+	txs := []*types.Transaction{deploy}
+	for i := 1; i < len(r.senders); i++ {
+		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 100_000,
+			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &r.token, Data: token.TransferData(r.senders[i], new(big.Int).Lsh(big.NewInt(1), 100))}))
+		r.nonces[0]++
+	}
+	return r.submitAndWait(ctx, txs, "deploy and distribute the token")
+}
+
+// submitAndWait sends setup transactions and waits for all receipts.
+func (r *runner) submitAndWait(ctx context.Context, txs []*types.Transaction, what string) error {
+	if len(txs) == 0 {
+		return nil
+	}
+	batch := make([]gethrpc.BatchElem, len(txs))
+	for i, tx := range txs {
+		raw, _ := tx.MarshalBinary()
+		batch[i] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{hexutil.Encode(raw)}, Result: new(common.Hash)}
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	deadline := time.Now().Add(r.cfg.Timeout)
+	for _, tx := range txs {
+		for {
+			var rc map[string]any
+			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", tx.Hash()); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			if rc != nil {
+				if rc["status"] != "0x1" {
+					return fmt.Errorf("%s: transaction %s failed", what, tx.Hash())
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: no receipt for %s within %s", what, tx.Hash(), r.cfg.Timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// sign pre-signs the measured transactions, round robin over senders.
+func (r *runner) sign() {
+	r.txs = make([]*txState, r.cfg.Txs)
+	r.byHash = make(map[common.Hash]*txState, r.cfg.Txs)
+	for i := range r.txs {
+		s := i % len(r.senders)
+		var inner *types.DynamicFeeTx
+		recipient := common.BigToAddress(big.NewInt(int64(0x10000 + i%10_000)))
+		if r.cfg.Kind == KindERC20 {
+			inner = &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s], Gas: 60_000, GasFeeCap: r.feeCap, GasTipCap: r.tip,
+				To: &r.token, Data: token.TransferData(recipient, big.NewInt(1))}
+		} else {
+			inner = &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s], Gas: 21000, GasFeeCap: r.feeCap, GasTipCap: r.tip,
+				To: &recipient, Value: big.NewInt(1)}
+		}
+		r.nonces[s]++
+		tx := types.MustSignNewTx(r.cfg.Keys[s], r.signer, inner)
+		r.txs[i] = &txState{tx: tx}
+		r.byHash[tx.Hash()] = r.txs[i]
+	}
+}
+
+func (r *runner) noteError(err error) {
+	r.refused.Add(1)
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if r.errs == nil {
+		r.errs = make(map[string]bool)
+	}
+	if len(r.errs) < 5 {
+		r.errs[err.Error()] = true
+	}
+}
