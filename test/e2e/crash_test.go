@@ -289,8 +289,13 @@ func TestBadStartsFailWithOneLine(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(charterBin, c.args...)
-		out, err := cmd.CombinedOutput()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, charterBin, c.args...).CombinedOutput()
+		cancel()
+		if ctx.Err() != nil {
+			t.Errorf("%s: still running after 30s", c.name)
+			continue
+		}
 		if err == nil {
 			t.Errorf("%s: exited 0", c.name)
 			continue

@@ -495,8 +495,9 @@ func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
 	if prev, ok := c.sealedAt[b]; ok && prev != hash {
 		c.stats.Equivocation++
 		return false
+	} else if !ok && len(c.sealedAt) < c.maxEntries() {
+		c.sealedAt[b] = hash
 	}
-	c.sealedAt[b] = hash
 	if n := c.tree[hash]; n != nil {
 		c.resealed(n, sb)
 		return true
