@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -25,9 +26,21 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	httpPort := fs.Int("http.port", 8545, "JSON-RPC port (HTTP and WebSocket)")
 	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
 	logFlags := addLogFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	forceEmpty := false
 	fs.Visit(func(f *flagT) { forceEmpty = forceEmpty || f.Name == "block-time" })

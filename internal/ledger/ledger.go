@@ -273,8 +273,21 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 		return fmt.Errorf("sync block %d: %w", number, err)
 	}
 	l.blocks.Add(number, block)
+	// The receipts just written are kept decoded, with derived fields, so
+	// the subscribers of this block do not read them back from disk.
+	if err := l.deriveReceipts(block, receipts); err == nil {
+		l.receipts.Add(number, receipts)
+	}
 	l.head.Store(block.Header())
 	return nil
+}
+
+func (l *Ledger) deriveReceipts(block *types.Block, receipts types.Receipts) error {
+	var blobGasPrice *big.Int
+	if block.ExcessBlobGas() != nil {
+		blobGasPrice = big.NewInt(1)
+	}
+	return receipts.DeriveFields(l.spec.Config, block.Hash(), block.NumberU64(), block.Time(), block.BaseFee(), blobGasPrice, block.Transactions())
 }
 
 func key(prefix, suffix []byte) []byte {
@@ -374,11 +387,7 @@ func (l *Ledger) Receipts(number uint64) (types.Receipts, error) {
 	for i, r := range stored {
 		receipts[i] = (*types.Receipt)(r)
 	}
-	var blobGasPrice *big.Int
-	if block.ExcessBlobGas() != nil {
-		blobGasPrice = big.NewInt(1)
-	}
-	if err := receipts.DeriveFields(l.spec.Config, block.Hash(), number, block.Time(), block.BaseFee(), blobGasPrice, block.Transactions()); err != nil {
+	if err := l.deriveReceipts(block, receipts); err != nil {
 		return nil, fmt.Errorf("%w: receipts of block %d: %v", ErrCorrupt, number, err)
 	}
 	l.receipts.Add(number, receipts)
