@@ -29,14 +29,14 @@ type Config struct {
 
 // Engine is the solo sealer.
 type Engine struct {
-	cfg    Config
-	host   consensus.Host
-	log    *slog.Logger
-	wake   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
-	start  sync.Once
-	once   sync.Once
+	cfg   Config
+	host  consensus.Host
+	log   *slog.Logger
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	start sync.Once
+	once  sync.Once
 }
 
 var _ consensus.Engine = (*Engine)(nil)
