@@ -1,0 +1,147 @@
+package node
+
+import (
+	"context"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethdb/memorydb"
+	"github.com/ethereum/go-ethereum/rlp"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	"github.com/ethereum/go-ethereum/trie"
+
+	"github.com/charter-ledger/charter/internal/bench/token"
+)
+
+func TestGetProofVerifiesAgainstTheStateRoot(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	ctx := context.Background()
+	owner := tn.accts[0]
+	deploy := tn.sign(t, owner.Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Gas: 2_000_000, GasFeeCap: big.NewInt(1), GasTipCap: new(big.Int), Data: token.DeployData(big.NewInt(77))})
+	if err := tn.client.SendTransaction(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	r := tn.waitReceipt(t, deploy.Hash())
+	head, _ := tn.client.HeaderByNumber(ctx, r.BlockNumber)
+	// Slot 1 is balanceOf: the owner's balance lives at keccak(owner, 1).
+	slot := crypto.Keccak256Hash(common.LeftPadBytes(owner.Address.Bytes(), 32), common.LeftPadBytes([]byte{1}, 32))
+	var res struct {
+		AccountProof []hexutil.Bytes `json:"accountProof"`
+		Balance      *hexutil.Big    `json:"balance"`
+		Nonce        hexutil.Uint64  `json:"nonce"`
+		StorageHash  common.Hash     `json:"storageHash"`
+		CodeHash     common.Hash     `json:"codeHash"`
+		StorageProof []struct {
+			Value *hexutil.Big    `json:"value"`
+			Proof []hexutil.Bytes `json:"proof"`
+		} `json:"storageProof"`
+	}
+	if err := tn.rpc.Call(&res, "eth_getProof", r.ContractAddress, []string{slot.Hex()}, hexutil.EncodeBig(r.BlockNumber)); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(root common.Hash, key []byte, proof []hexutil.Bytes) []byte {
+		db := memorydb.New()
+		for _, node := range proof {
+			db.Put(crypto.Keccak256(node), node)
+		}
+		val, err := trie.VerifyProof(root, crypto.Keccak256(key), db)
+		if err != nil {
+			t.Fatalf("proof does not verify: %v", err)
+		}
+		return val
+	}
+	acct := verify(head.Root, r.ContractAddress.Bytes(), res.AccountProof)
+	var stored types.StateAccount
+	if err := rlp.DecodeBytes(acct, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Root != res.StorageHash || common.BytesToHash(stored.CodeHash) != res.CodeHash || stored.Nonce != uint64(res.Nonce) {
+		t.Fatal("proven account differs from the answer")
+	}
+	val := verify(res.StorageHash, slot.Bytes(), res.StorageProof[0].Proof)
+	var content []byte
+	rlp.DecodeBytes(val, &content)
+	if new(big.Int).SetBytes(content).Int64() != 77 || res.StorageProof[0].Value.ToInt().Int64() != 77 {
+		t.Fatalf("proven balance %x, answer %v; want 77", content, res.StorageProof[0].Value)
+	}
+}
+
+func TestMiscMethods(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	var s string
+	if err := tn.rpc.Call(&s, "web3_clientVersion"); err != nil || !strings.HasPrefix(s, "Charter/") {
+		t.Fatalf("web3_clientVersion = %q, %v", s, err)
+	}
+	if err := tn.rpc.Call(&s, "net_version"); err != nil || s != "1337" {
+		t.Fatalf("net_version = %q, %v", s, err)
+	}
+	var b bool
+	if err := tn.rpc.Call(&b, "eth_syncing"); err != nil || b {
+		t.Fatalf("eth_syncing = %v, %v", b, err)
+	}
+	if err := tn.rpc.Call(&b, "net_listening"); err != nil || !b {
+		t.Fatalf("net_listening = %v, %v", b, err)
+	}
+	if err := tn.rpc.Call(&s, "eth_gasPrice"); err != nil || s != "0x1" {
+		t.Fatalf("eth_gasPrice = %q, %v", s, err)
+	}
+	tx := tn.sign(t, tn.accts[0].Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Gas: 21000, GasFeeCap: big.NewInt(10), GasTipCap: big.NewInt(3), To: &common.Address{9}})
+	if err := tn.client.SendTransaction(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitReceipt(t, tx.Hash())
+	var fh struct {
+		Oldest  *hexutil.Big     `json:"oldestBlock"`
+		BaseFee []*hexutil.Big   `json:"baseFeePerGas"`
+		Ratio   []float64        `json:"gasUsedRatio"`
+		Reward  [][]*hexutil.Big `json:"reward"`
+	}
+	if err := tn.rpc.Call(&fh, "eth_feeHistory", "0x2", "latest", []float64{50}); err != nil {
+		t.Fatal(err)
+	}
+	if fh.Oldest.ToInt().Int64() != 0 || len(fh.BaseFee) != 3 || len(fh.Ratio) != 2 || fh.Reward[1][0].ToInt().Int64() != 3 {
+		t.Fatalf("eth_feeHistory = %+v", fh)
+	}
+	// A bad parameter names its position.
+	err := tn.rpc.Call(&s, "eth_getBalance", "0xnotanaddress", "latest")
+	if rpcErr, ok := err.(gethrpc.Error); !ok || rpcErr.ErrorCode() != -32602 || !strings.Contains(err.Error(), "argument 0") {
+		t.Fatalf("bad address: %v", err)
+	}
+}
+
+func TestPendingTransactionSubscription(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	ws, err := gethrpc.Dial("ws://" + tn.RPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hashes := make(chan common.Hash, 4)
+	sub, err := ws.EthSubscribe(ctx, hashes, "newPendingTransactions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	tx := tn.sign(t, tn.accts[3].Key, transfer(0, common.Address{7}, 1))
+	if err := tn.client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-hashes:
+		if h != tx.Hash() {
+			t.Fatalf("notified %s, want %s", h, tx.Hash())
+		}
+	case err := <-sub.Err():
+		t.Fatal(err)
+	case <-ctx.Done():
+		t.Fatal("no pending-transaction notification")
+	}
+}
