@@ -65,6 +65,10 @@ type Spec struct {
 	MinGasPrice *math.HexOrDecimal256 `json:"minGasPrice,omitempty"`
 	// Consensus names the engine and its parameters.
 	Consensus Consensus `json:"consensus"`
+	// Organizations are the consortium's members with their root
+	// certificates (see Organization). A network of several nodes needs at
+	// least one; a development chain needs none.
+	Organizations []Organization `json:"organizations,omitempty"`
 }
 
 // Consensus is the consensus section of a Spec.
@@ -243,6 +247,9 @@ func (s *Spec) Validate() error {
 		if len(s.Consensus.Validators) == 0 {
 			return bad("consensus.validators", "%s needs at least one validator", s.Consensus.Engine)
 		}
+	}
+	if err := validateOrgs(s.Organizations); err != nil {
+		return err
 	}
 	for addr, acct := range s.Alloc {
 		if acct.Balance != nil && acct.Balance.Sign() < 0 {

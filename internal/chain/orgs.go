@@ -1,0 +1,119 @@
+package chain
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// Organization is one member of the consortium as the genesis lists it:
+// its name and the root certificates its nodes' and clients' certificates
+// chain to. The node builds its peer trust store from these roots.
+type Organization struct {
+	// Name is how certificates (subject O), the trust store and the
+	// registry name the organization.
+	Name string `json:"name"`
+	// Roots are PEM encoded root CA certificates. Several organizations
+	// may list the same root (a consortium sharing one CA).
+	Roots []string `json:"roots"`
+	// Tier and Roles are placeholders for on-chain governance (what an
+	// organization may do: read, write, validate). They are checked for
+	// form here and not enforced yet.
+	Tier  string   `json:"tier,omitempty"`
+	Roles []string `json:"roles,omitempty"`
+}
+
+// Tiers an organization may have; empty means TierValidate.
+const (
+	TierRead     = "read"
+	TierWrite    = "write"
+	TierValidate = "validate"
+)
+
+// maxOrgNameLen is the X.509 bound of an organization name (RFC 5280).
+const maxOrgNameLen = 64
+
+// validateOrgs checks the organizations section; errors name the field.
+func validateOrgs(orgs []Organization) error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
+	}
+	seen := make(map[string]int, len(orgs))
+	for i, o := range orgs {
+		field := fmt.Sprintf("organizations[%d]", i)
+		switch {
+		case strings.TrimSpace(o.Name) == "":
+			return bad(field+".name", "empty")
+		case len(o.Name) > maxOrgNameLen:
+			return bad(field+".name", "%q is longer than %d bytes", o.Name, maxOrgNameLen)
+		case strings.ContainsFunc(o.Name, unicode.IsControl):
+			return bad(field+".name", "%q contains control characters", o.Name)
+		}
+		if j, dup := seen[o.Name]; dup {
+			return bad(field+".name", "%q already names organizations[%d]", o.Name, j)
+		}
+		seen[o.Name] = i
+		if len(o.Roots) == 0 {
+			return bad(field+".roots", "at least one root certificate is required")
+		}
+		for j, r := range o.Roots {
+			if err := checkRootPEM(r); err != nil {
+				return bad(fmt.Sprintf("%s.roots[%d]", field, j), "%v", err)
+			}
+		}
+		switch o.Tier {
+		case "", TierRead, TierWrite, TierValidate:
+		default:
+			return bad(field+".tier", "%q is not one of %s, %s, %s", o.Tier, TierRead, TierWrite, TierValidate)
+		}
+		for j, r := range o.Roles {
+			if strings.TrimSpace(r) == "" {
+				return bad(fmt.Sprintf("%s.roles[%d]", field, j), "empty")
+			}
+		}
+	}
+	return nil
+}
+
+// checkRootPEM accepts PEM text holding one or more CA certificates.
+func checkRootPEM(text string) error {
+	rest := []byte(text)
+	n := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("PEM block %q is not a CERTIFICATE", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("certificate %d: %v", n, err)
+		}
+		if !cert.IsCA {
+			return fmt.Errorf("certificate %q is not a CA certificate", cert.Subject.CommonName)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("no PEM certificate")
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return fmt.Errorf("trailing data after the PEM certificates")
+	}
+	return nil
+}
+
+// Org returns the organization named name, or nil.
+func (s *Spec) Org(name string) *Organization {
+	for i := range s.Organizations {
+		if s.Organizations[i].Name == name {
+			return &s.Organizations[i]
+		}
+	}
+	return nil
+}
