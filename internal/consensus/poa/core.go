@@ -82,21 +82,25 @@ type bnode struct {
 	hash   common.Hash
 	parent common.Hash
 	height uint64
-	round  uint64 // highest round this block is known to be sealed at
-	sig    []byte // signature for round
+	bal    Ballot           // highest ballot this block is known to be sealed at
+	sig    []byte           // signature for bal
+	from   consensus.NodeID // who sent it (asked again for missing parents)
 
 	verified, verifying bool
 }
 
-func (n *bnode) ballot() Ballot { return Ballot{n.height, n.round} }
-func (n *bnode) ref() BlockRef  { return BlockRef{Height: n.height, Round: n.round, Hash: n.hash} }
+func (n *bnode) ballot() Ballot { return n.bal }
+func (n *bnode) ref() BlockRef  { return BlockRef{Height: n.height, Ballot: n.bal, Hash: n.hash} }
 func (n *bnode) sealed() SealedBlock {
-	return SealedBlock{Block: n.block, Round: n.round, Sig: n.sig}
+	return SealedBlock{Block: n.block, Ballot: n.bal, Sig: n.sig}
+}
+func (n *bnode) tipMsg() tipMsg {
+	return tipMsg{Height: n.height, BallotH: n.bal.Height, BallotR: n.bal.Round, Hash: n.hash}
 }
 
 type sealID struct {
-	hash  common.Hash
-	round uint64
+	hash common.Hash
+	bal  Ballot
 }
 
 type evidence struct {
@@ -143,11 +147,13 @@ func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st
 	}
 	c.base = &bnode{block: base, hash: base.Hash(), parent: base.ParentHash(), height: base.NumberU64(), verified: true}
 	if baseSeal != nil {
-		round, sig, err := ParseSeal(baseSeal)
+		bal, sig, err := ParseSeal(baseSeal)
 		if err != nil {
 			return nil, fmt.Errorf("poa: seal of base block %d: %w", c.base.height, err)
 		}
-		c.base.round, c.base.sig = round, sig
+		c.base.bal, c.base.sig = bal, sig
+	} else {
+		c.base.bal = Ballot{Height: c.base.height}
 	}
 	c.tip = c.base
 	c.ackedFinal, c.readyFinal = c.base.height, c.base.height
@@ -165,7 +171,7 @@ func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st
 		if h != parent.height+1 || sb.Block.ParentHash() != parent.hash {
 			return nil, fmt.Errorf("poa: persisted chain does not extend block %d %s at height %d", parent.height, parent.hash, h)
 		}
-		n := &bnode{block: sb.Block, hash: sb.Block.Hash(), parent: parent.hash, height: h, round: sb.Round, sig: sb.Sig}
+		n := &bnode{block: sb.Block, hash: sb.Block.Hash(), parent: parent.hash, height: h, bal: sb.Ballot, sig: sb.Sig}
 		c.addNode(n)
 		c.sealedAt[n.ballot()] = n.hash
 		parent = n
@@ -243,7 +249,7 @@ func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
 	}
 	c.building = nil
 	b := req.Ballot
-	if err != nil || block == nil || block.NumberU64() != b.Height || block.ParentHash() != req.Parent.Hash() {
+	if err != nil || block == nil || block.NumberU64() != req.Parent.Number.Uint64()+1 || block.ParentHash() != req.Parent.Hash() {
 		c.buildFailedAt[b] = c.now
 		c.reconcile()
 		return
@@ -253,7 +259,7 @@ func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
 		c.reconcile()
 		return
 	}
-	sb, err := Seal(block, b.Round, c.cfg.Key)
+	sb, err := Seal(block, b, c.cfg.Key)
 	if err != nil {
 		c.buildFailedAt[b] = c.now
 		c.reconcile()
@@ -261,11 +267,11 @@ func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
 	}
 	n := c.tree[sb.Block.Hash()]
 	if n == nil {
-		n = &bnode{block: block, hash: block.Hash(), parent: block.ParentHash(), height: b.Height}
+		n = &bnode{block: block, hash: block.Hash(), parent: block.ParentHash(), height: block.NumberU64()}
 		c.addNode(n)
 	}
-	if b.Round >= n.round {
-		n.round, n.sig = b.Round, sb.Sig
+	if n.bal.Less(b) {
+		n.bal, n.sig = b, sb.Sig
 	}
 	n.verified = true
 	c.sealedAt[b] = n.hash
@@ -478,16 +484,16 @@ func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
 		c.stats.Stale++
 		return false
 	}
-	if h > c.limit() {
-		// The seal cannot be checked before the validator set at h is
-		// known; the sender is ahead of us.
+	b := sb.Ballot
+	if b.Height > c.limit() {
+		// The seal cannot be checked before the validator set at the
+		// ballot's height is known; the sender is ahead of us.
 		c.stats.TooFar++
 		c.fetch(from, common.Hash{})
 		return false
 	}
-	b := sb.Ballot()
 	hash := sb.Block.Hash()
-	signer, err := c.cfg.recoverFn(SealHash(hash, sb.Round), sb.Sig)
+	signer, err := c.cfg.recoverFn(SealHash(hash, b), sb.Sig)
 	if err != nil || signer != c.sched.leader(b) {
 		c.stats.BadSeals++
 		return false
@@ -511,7 +517,7 @@ func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
 		c.stats.Orphans++
 		return false
 	}
-	c.addNode(&bnode{block: sb.Block, hash: hash, parent: parent, height: h, round: sb.Round, sig: sb.Sig})
+	c.addNode(&bnode{block: sb.Block, hash: hash, parent: parent, height: h, bal: b, sig: sb.Sig, from: from})
 	if c.get(parent) == nil {
 		c.fetch(from, parent)
 	}
@@ -524,10 +530,10 @@ func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
 // node accepted and names in its votes, so only the tip may move to the
 // later sealing, and only as a fresh acceptance (at or above the promise).
 func (c *Core) resealed(n *bnode, sb SealedBlock) {
-	if sb.Round <= n.round {
+	b := sb.Ballot
+	if !n.bal.Less(b) {
 		return
 	}
-	b := Ballot{n.height, sb.Round}
 	switch {
 	case n == c.tip:
 		if b.Less(c.promise) {
@@ -538,13 +544,13 @@ func (c *Core) resealed(n *bnode, sb SealedBlock) {
 	case c.descends(c.tip, n):
 		return
 	}
-	n.round, n.sig = sb.Round, sb.Sig
+	n.bal, n.sig = b, sb.Sig
 }
 
 func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	b := v.ballot()
 	// Commit evidence: the voter adopted the named tip.
-	c.addEvidence(from, v.TipHeight, v.TipRound, v.TipHash)
+	c.addEvidence(from, v.Tip)
 	if b.Height <= c.limit() && c.elector(b.Height, from) {
 		if prev, ok := c.lastVote[from]; !ok || prev.ballot().Less(b) {
 			c.lastVote[from] = v
@@ -563,21 +569,32 @@ func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	if from == c.id {
 		return
 	}
+	// Round change: another validator gave up on the round we are in and
+	// moved to a later round at the same height. Follow it at once, so
+	// that rounds stay in step across validators whose timers drift (in a
+	// crash-fault setting one such vote is enough; a non-validator's votes
+	// never get here).
+	if b.Height == c.promise.Height && c.promise.Round < b.Round && c.elector(b.Height, from) && c.canVote(b) {
+		c.vote(b)
+	}
 	// Catch up: the voter has a tip we lack, or is far ahead.
-	if v.TipHeight > c.limit() || b.Height > c.limit()+1 {
+	if v.Tip.BallotH > c.limit() || b.Height > c.limit()+1 {
 		c.fetch(from, common.Hash{})
-	} else if v.TipHeight > c.base.height && c.get(v.TipHash) == nil && c.tip.ballot().Less(v.tipBallot()) {
-		c.fetch(from, v.TipHash)
+	} else if v.Tip.Height > c.base.height && c.tip.ballot().Less(v.Tip.ballot()) {
+		if n := c.get(v.Tip.Hash); n == nil || !c.connected(n) {
+			c.fetch(from, v.Tip.Hash)
+		}
 	}
 }
 
 // addEvidence records that validator from adopted the block hash sealed
 // at (height, round).
-func (c *Core) addEvidence(from consensus.NodeID, height, round uint64, hash common.Hash) {
-	if height <= c.base.height || height > c.limit() || !c.sched.member(height, from) {
+func (c *Core) addEvidence(from consensus.NodeID, t tipMsg) {
+	height, hash := t.Height, t.Hash
+	if height <= c.base.height || t.BallotH > c.limit() || !c.sched.member(height, from) {
 		return
 	}
-	id := sealID{hash, round}
+	id := sealID{hash, t.ballot()}
 	ev := c.evidence[id]
 	if ev == nil && len(c.evidence) < c.maxEntries() {
 		ev = &evidence{height: height, voters: make(map[consensus.NodeID]struct{})}
@@ -605,11 +622,11 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 		if blk == nil {
 			break
 		}
-		round, sig, err := ParseSeal(seal)
+		bal, sig, err := ParseSeal(seal)
 		if err != nil {
 			break
 		}
-		resp.Final = append(resp.Final, sealedRLP{blk, round, sig})
+		resp.Final = append(resp.Final, toRLP1(SealedBlock{blk, bal, sig}))
 	}
 	top := c.tip
 	if n := c.tree[f.Tip]; n != nil && c.connected(n) {
@@ -621,7 +638,7 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 	}
 	for i := len(chain) - 1; i >= 0 && len(resp.Final)+len(resp.Chain) < max; i-- {
 		n := chain[i]
-		resp.Chain = append(resp.Chain, sealedRLP{n.block, n.round, n.sig})
+		resp.Chain = append(resp.Chain, toRLP1(n.sealed()))
 	}
 	if len(resp.Final)+len(resp.Chain) > 0 {
 		c.send(from, encode(kindBlocks, resp))
@@ -645,7 +662,7 @@ func (c *Core) onBlocks(from consensus.NodeID, m blocksMsg) {
 		// A validator's final block is final: validators are not
 		// Byzantine (see docs/design/poa.md). Anyone else's is only a block.
 		if c.sched.member(h, from) && (c.authFinal == nil || c.authFinal.Height < h) {
-			r := BlockRef{Height: h, Round: sb.Round, Hash: sb.Block.Hash()}
+			r := BlockRef{Height: h, Ballot: sb.Ballot, Hash: sb.Block.Hash()}
 			c.authFinal = &r
 			c.commitDirty = true
 		}
@@ -694,8 +711,10 @@ func (c *Core) timeout() uint64 {
 func (c *Core) onTimeout() {
 	c.idle = 0
 	c.stats.Timeouts++
-	next := Ballot{c.tip.height + 1, 0}
-	if !c.canVote(next) {
+	next := c.nextBallot()
+	if !c.canVote(next) && next.Height > c.promise.Height {
+		// The next height is beyond the lookahead: try the next round
+		// at the current one (the tip may be sealed again there).
 		next = Ballot{c.promise.Height, c.promise.Round + 1}
 	}
 	for _, id := range sortedIDs(c.lastVote) {
@@ -711,11 +730,19 @@ func (c *Core) onTimeout() {
 	default:
 		c.announce()
 	}
+	// Ask again for the parents of blocks that do not link up yet
+	// (an answer may have been lost or cut at the lookahead).
+	for _, n := range c.sortedNodes() {
+		if c.get(n.parent) == nil && n.from != (consensus.NodeID{}) {
+			c.fetch(n.from, n.parent)
+			break
+		}
+	}
 	// Ask the validator with the highest tip for what we miss.
 	var best *voteMsg
 	for _, id := range sortedIDs(c.lastVote) {
 		v := c.lastVote[id]
-		if id != c.id && c.tip.ballot().Less(v.tipBallot()) && (best == nil || best.tipBallot().Less(v.tipBallot())) {
+		if id != c.id && c.tip.ballot().Less(v.Tip.ballot()) && (best == nil || best.Tip.ballot().Less(v.Tip.ballot())) {
 			vv := v
 			best = &vv
 		}
@@ -723,7 +750,7 @@ func (c *Core) onTimeout() {
 	if best != nil {
 		for _, id := range sortedIDs(c.lastVote) {
 			if c.lastVote[id] == *best {
-				c.fetch(id, best.TipHash)
+				c.fetch(id, best.Tip.Hash)
 				break
 			}
 		}
@@ -732,15 +759,23 @@ func (c *Core) onTimeout() {
 
 // ---- voting ----
 
-// canVote: the ballot is above the promise, at or above the tip's height,
-// within the lookahead, and this node's vote counts there. A vote at the
-// tip's own height asks for the tip (or a higher-round block at that
-// height) to be sealed again at the new ballot; see trySeal.
+// canVote: the ballot is above the promise, its height within the
+// lookahead, and this node's vote counts there.
 func (c *Core) canVote(b Ballot) bool {
-	if b.Round >= maxRound || !c.promise.Less(b) || b.Height < c.tip.height || b.Height > c.limit() {
+	if b.Round >= maxRound || !c.promise.Less(b) || b.Height > c.limit() {
 		return false
 	}
 	return c.elector(b.Height, c.id)
+}
+
+// nextBallot is the ballot a validator moves to after adopting a tip or
+// when a round times out: the next height in turn if that is above the
+// promise, else the next round at the promise's height.
+func (c *Core) nextBallot() Ballot {
+	if b := (Ballot{c.tip.height + 1, 0}); c.promise.Less(b) {
+		return b
+	}
+	return Ballot{c.promise.Height, c.promise.Round + 1}
 }
 
 // announce tells the other nodes which tip this validator adopted when it
@@ -750,15 +785,15 @@ func (c *Core) announce() {
 	if c.tip == c.base || c.tip.height <= c.base.height || !c.sched.member(c.tip.height, c.id) {
 		return
 	}
-	m := tipMsg{Height: c.tip.height, Round: c.tip.round, Hash: c.tip.hash}
+	m := c.tip.tipMsg()
 	c.announced = m
 	c.send(consensus.NodeID{}, encode(kindTip, m))
 	c.onTip(c.id, m)
 }
 
 func (c *Core) onTip(from consensus.NodeID, m tipMsg) {
-	c.addEvidence(from, m.Height, m.Round, m.Hash)
-	if from != c.id && m.Height > c.base.height && m.Height <= c.limit() && c.get(m.Hash) == nil {
+	c.addEvidence(from, m)
+	if from != c.id && m.Height > c.base.height && m.BallotH <= c.limit() && c.get(m.Hash) == nil {
 		c.fetch(from, m.Hash)
 	}
 }
@@ -767,7 +802,7 @@ func (c *Core) vote(b Ballot) {
 	c.promise = b
 	c.dirty = true
 	c.idle = 0
-	v := voteMsg{Height: b.Height, Round: b.Round, TipHeight: c.tip.height, TipRound: c.tip.round, TipHash: c.tip.hash}
+	v := voteMsg{Height: b.Height, Round: b.Round, Tip: c.tip.tipMsg()}
 	c.myVote = &v
 	c.send(consensus.NodeID{}, encode(kindVote, v))
 	c.onVote(c.id, v)
@@ -781,9 +816,11 @@ func (c *Core) reconcile() {
 	c.adoptTip()
 	c.finalize()
 	if next := (Ballot{c.tip.height + 1, 0}); c.promise.Less(next) {
+		// Just adopted a tip: vote for the next height in turn, or say
+		// what we adopted if that height is beyond the lookahead.
 		if c.canVote(next) {
 			c.vote(next)
-		} else if c.announced.Hash != c.tip.hash || c.announced.Round != c.tip.round {
+		} else if c.announced != c.tip.tipMsg() {
 			c.announce()
 		}
 	}
@@ -995,12 +1032,12 @@ func (c *Core) trySeal() {
 		if at, failed := c.buildFailedAt[b]; failed && c.now <= at {
 			continue
 		}
-		chosen, from, reseal, ok := c.sealParent(b)
+		chosen, from, ok := c.sealChoice(b)
 		if !ok {
 			continue
 		}
 		if chosen == nil {
-			c.fetch(from, c.tallies[b].votes[from].TipHash)
+			c.fetch(from, c.tallies[b].votes[from].Tip.Hash)
 			continue
 		}
 		if !chosen.verified || !c.connected(chosen) {
@@ -1009,9 +1046,18 @@ func (c *Core) trySeal() {
 		if com := c.get(c.committed.Hash); com != nil && !c.descends(chosen, com) {
 			continue
 		}
-		if reseal {
+		// Build on the chosen tip if the new block fits under the ballot
+		// and the lookahead, else seal the chosen block again.
+		x := chosen.height + 1
+		if x > b.Height || x > c.limit() {
+			if !c.quorumFor(b, chosen.height) {
+				continue
+			}
 			c.reseal(chosen, b)
 			return
+		}
+		if !c.quorumFor(b, x) {
+			continue
 		}
 		if b.Round == 0 && c.now < c.tipSince+c.cfg.PeriodTicks {
 			return // in turn: wait for the block time
@@ -1028,7 +1074,7 @@ func (c *Core) trySeal() {
 // when validators whose tips are at b's height vote for b, which they do
 // only when they cannot vote for the next height.
 func (c *Core) reseal(n *bnode, b Ballot) {
-	sb, err := Seal(n.block, b.Round, c.cfg.Key)
+	sb, err := Seal(n.block, b, c.cfg.Key)
 	if err != nil {
 		c.buildFailedAt[b] = c.now
 		return
@@ -1039,52 +1085,64 @@ func (c *Core) reseal(n *bnode, b Ballot) {
 	c.adoptTip()
 }
 
-// sealParent picks what a ballot seals from its votes: the highest tip
-// among a quorum. A tip one below the ballot's height is the parent of a
-// new block; a tip at the ballot's height is sealed again (reseal). At the
-// first height of a new validator set the ballot needs a quorum of the old
-// set as well as of the new one (joint consensus), so that the new set
-// starts from every block the old set committed. ok is false without a
-// quorum; chosen is nil if the tip is unknown here (from names a voter that
-// has it).
-func (c *Core) sealParent(b Ballot) (chosen *bnode, from consensus.NodeID, reseal, ok bool) {
+// sealChoice picks what ballot b seals: the highest tip (by ballot) among
+// its votes, once a quorum of b's set voted. chosen is nil if that tip is
+// unknown here (from names a voter that has it).
+func (c *Core) sealChoice(b Ballot) (chosen *bnode, from consensus.NodeID, ok bool) {
 	t := c.tallies[b]
-	joint := c.sched.changesAt(b.Height)
 	var (
-		count, oldCount int
-		best            voteMsg
-		bestID          consensus.NodeID
-		haveAny         bool
+		count   int
+		best    tipMsg
+		bestID  consensus.NodeID
+		haveAny bool
 	)
 	for _, id := range sortedIDs(t.votes) {
 		v := t.votes[id]
 		if c.sched.member(b.Height, id) {
 			count++
 		}
-		if joint && c.sched.member(b.Height-1, id) {
-			oldCount++
-		}
-		tb := v.tipBallot()
-		if !haveAny || best.tipBallot().Less(tb) || (best.tipBallot() == tb && bytes.Compare(v.TipHash[:], best.TipHash[:]) < 0) {
-			best, bestID, haveAny = v, id, true
+		tb := v.Tip.ballot()
+		if !haveAny || best.ballot().Less(tb) || (best.ballot() == tb && bytes.Compare(v.Tip.Hash[:], best.Hash[:]) < 0) {
+			best, bestID, haveAny = v.Tip, id, true
 		}
 	}
-	if count < c.quorum(b.Height) || (joint && oldCount < c.quorum(b.Height-1)) {
-		return nil, from, false, false
+	if count < c.quorum(b.Height) {
+		return nil, from, false
 	}
-	switch best.TipHeight {
-	case b.Height - 1:
-		return c.get(best.TipHash), bestID, false, true
-	case b.Height:
-		return c.get(best.TipHash), bestID, true, true
+	return c.get(best.Hash), bestID, true
+}
+
+// quorumFor checks the extra conditions for sealing, at ballot b, a block
+// at height x <= b.Height: heights x..b.Height must share one validator
+// set (a ballot never seals into another set's heights), and at the first
+// height of a new set the votes must also hold a quorum of the previous
+// set (joint consensus), so that the new set starts from every block the
+// old one committed.
+func (c *Core) quorumFor(b Ballot, x uint64) bool {
+	if !c.sched.sameSet(x, b.Height) {
+		return false
 	}
-	return nil, from, false, false
+	if !c.sched.changesAt(x) {
+		return true
+	}
+	old := 0
+	for id := range c.tallies[b].votes {
+		if c.sched.member(x-1, id) {
+			old++
+		}
+	}
+	return old >= c.quorum(x-1)
 }
 
 // elector reports whether id's vote for a ballot at height h counts: it
-// is a validator at h, or at h-1 when h starts a new set.
+// is a validator at h, or of the set before h's (whose quorum the first
+// block of h's set needs).
 func (c *Core) elector(h uint64, id consensus.NodeID) bool {
-	return c.sched.member(h, id) || (c.sched.changesAt(h) && c.sched.member(h-1, id))
+	if c.sched.member(h, id) {
+		return true
+	}
+	st := c.sched.start(h)
+	return st > 0 && c.sched.member(st-1, id)
 }
 
 func sortedIDs[V any](m map[consensus.NodeID]V) []consensus.NodeID {
@@ -1105,7 +1163,7 @@ func sortedSealIDs(m map[sealID]*evidence) []sealID {
 		if c := bytes.Compare(ids[i].hash[:], ids[j].hash[:]); c != 0 {
 			return c < 0
 		}
-		return ids[i].round < ids[j].round
+		return ids[i].bal.Less(ids[j].bal)
 	})
 	return ids
 }

@@ -30,7 +30,7 @@ func testConfig(i, n int) Config {
 
 func TestSealRoundTrip(t *testing.T) {
 	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(7), Difficulty: new(big.Int)})
-	sb, err := Seal(blk, 3, testKey(1))
+	sb, err := Seal(blk, Ballot{9, 3}, testKey(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +38,14 @@ func TestSealRoundTrip(t *testing.T) {
 	if err != nil || signer != ids(2)[1] {
 		t.Fatalf("signer %s err %v", signer, err)
 	}
-	round, sig, err := ParseSeal(sb.Seal())
-	if err != nil || round != 3 || !bytes.Equal(sig, sb.Sig) {
-		t.Fatalf("ParseSeal: %d %x %v", round, sig, err)
+	bal, sig, err := ParseSeal(sb.Seal())
+	if err != nil || bal != (Ballot{9, 3}) || !bytes.Equal(sig, sb.Sig) {
+		t.Fatalf("ParseSeal: %v %x %v", bal, sig, err)
 	}
 	// The round is signed: the same signature at another round names
 	// another signer (or none).
 	other := sb
-	other.Round = 4
+	other.Ballot.Round = 4
 	if s, err := other.Signer(); err == nil && s == signer {
 		t.Fatal("signature does not bind the round")
 	}
@@ -132,8 +132,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestStateEncoding(t *testing.T) {
 	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int)})
-	sb, _ := Seal(blk, 1, testKey(0))
-	st := PersistentState{Promise: Ballot{4, 2}, Committed: BlockRef{3, 1, blk.Hash()}, Chain: []SealedBlock{sb}}
+	sb, _ := Seal(blk, Ballot{3, 1}, testKey(0))
+	st := PersistentState{Promise: Ballot{4, 2}, Committed: BlockRef{3, Ballot{3, 1}, blk.Hash()}, Chain: []SealedBlock{sb}}
 	got, err := DecodeState(EncodeState(st))
 	if err != nil {
 		t.Fatal(err)
@@ -286,9 +286,9 @@ func TestRoundRobinHappyPath(t *testing.T) {
 	led := cl.leds[0]
 	v := ids(4)
 	for h := 1; h < len(led.blocks); h++ {
-		round, _, _ := ParseSeal(led.seals[h])
-		if led.blocks[h].Coinbase() != v[h%4] || round != 0 {
-			t.Fatalf("block %d sealed by %s round %d, want %s round 0", h, led.blocks[h].Coinbase(), round, v[h%4])
+		bal, _, _ := ParseSeal(led.seals[h])
+		if led.blocks[h].Coinbase() != v[h%4] || bal != (Ballot{uint64(h), 0}) {
+			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, led.blocks[h].Coinbase(), bal, v[h%4], h)
 		}
 	}
 	if got := cl.cores[0].Head(0); got.Number.Uint64() != cl.cores[0].Status().Tip.Height {
@@ -312,7 +312,8 @@ func TestSilentAuthoritySkipped(t *testing.T) {
 	v := ids(4)
 	skipped := false
 	for h := 1; h < len(led.blocks); h++ {
-		round, _, _ := ParseSeal(led.seals[h])
+		bal, _, _ := ParseSeal(led.seals[h])
+		round := bal.Round
 		if led.blocks[h].Coinbase() == v[2] {
 			t.Fatalf("silent validator sealed %d", h)
 		}
@@ -361,15 +362,15 @@ func TestRejectsBadBlocks(t *testing.T) {
 	blk, _ := app.build(g.Header(), 1, ids(3)[1])
 
 	// Sealed by a non-authority.
-	outsider, _ := Seal(blk, 0, testKey(9))
+	outsider, _ := Seal(blk, Ballot{1, 0}, testKey(9))
 	c.Step(ids(3)[2], encodeBlock(outsider))
 	// Sealed by an authority, but not the one of its ballot (1/0 is validator 1's).
-	wrong, _ := Seal(blk, 0, testKey(2))
+	wrong, _ := Seal(blk, Ballot{1, 0}, testKey(2))
 	c.Step(ids(3)[2], encodeBlock(wrong))
 	// Right sealer, round tampered after signing.
-	good, _ := Seal(blk, 0, testKey(1))
+	good, _ := Seal(blk, Ballot{1, 0}, testKey(1))
 	tampered := good
-	tampered.Round = 3 // validator 1 is also the authority of 1/3; the signature is not
+	tampered.Ballot.Round = 3 // validator 1 is also the authority of 1/3; the signature is not
 	c.Step(ids(3)[2], encodeBlock(tampered))
 	// A corrupted signature.
 	bad := good
@@ -388,7 +389,7 @@ func TestRejectsBadBlocks(t *testing.T) {
 	}
 	// Equivocation: a second block at the same ballot by the same authority.
 	blk2, _ := app.build(g.Header(), 2, ids(3)[1])
-	twin, _ := Seal(blk2, 0, testKey(1))
+	twin, _ := Seal(blk2, Ballot{1, 0}, testKey(1))
 	c.Step(ids(3)[2], encodeBlock(twin))
 	if c.Stats().Equivocation != 1 {
 		t.Fatalf("equivocation not detected: %+v", c.Stats())
@@ -432,7 +433,7 @@ func TestVotesFromNonAuthoritiesIgnored(t *testing.T) {
 	c := cl.cores[0]
 	// A non-authority claims a quorum for a far ballot led by node 0.
 	for k := 0; k < 5; k++ {
-		v := voteMsg{Height: 3, Round: 0, TipHeight: 2, TipHash: common.Hash{byte(k)}}
+		v := voteMsg{Height: 3, Round: 0, Tip: tipMsg{Height: 2, BallotH: 2, Hash: common.Hash{byte(k)}}}
 		c.Step(crypto.PubkeyToAddress(testKey(10+k).PublicKey), encode(kindVote, v))
 	}
 	if len(c.tallies) != 0 || len(c.evidence) != 0 {

@@ -13,10 +13,11 @@ func fuzzSeeds() [][]byte {
 	app := newApp(newLedger(g))
 	app.pool = []*types.Transaction{fakeTx(1), fakeTx(2)}
 	blk, _ := app.build(g.Header(), 1, ids(3)[1])
-	sb, _ := Seal(blk, 0, testKey(1))
+	sb, _ := Seal(blk, Ballot{1, 0}, testKey(1))
 	return [][]byte{
 		encodeBlock(sb),
-		encode(kindVote, voteMsg{Height: 2, Round: 1, TipHeight: 1, TipHash: blk.Hash()}),
+		encode(kindVote, voteMsg{Height: 2, Round: 1, Tip: tipMsg{Height: 1, BallotH: 1, Hash: blk.Hash()}}),
+		encode(kindTip, tipMsg{Height: 1, BallotH: 2, BallotR: 1, Hash: blk.Hash()}),
 		encode(kindFetch, fetchMsg{From: 1, Tip: blk.Hash()}),
 		encode(kindBlocks, blocksMsg{Final: toRLP([]SealedBlock{sb}), Chain: toRLP([]SealedBlock{sb})}),
 		{kindBlock},
@@ -42,6 +43,8 @@ func FuzzDecode(f *testing.F) {
 			again = encodeBlock(*m.block)
 		case m.vote != nil:
 			again = encode(kindVote, *m.vote)
+		case m.tip != nil:
+			again = encode(kindTip, *m.tip)
 		case m.fetch != nil:
 			again = encode(kindFetch, *m.fetch)
 		case m.blocks != nil:
@@ -87,7 +90,7 @@ func FuzzStep(f *testing.F) {
 // FuzzDecodeState: a damaged state file is an error, never a panic.
 func FuzzDecodeState(f *testing.F) {
 	blk := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int)})
-	sb, _ := Seal(blk, 1, testKey(0))
+	sb, _ := Seal(blk, Ballot{3, 1}, testKey(0))
 	f.Add(EncodeState(PersistentState{Promise: Ballot{4, 2}, Chain: []SealedBlock{sb}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -23,9 +23,9 @@ var ErrMessage = errors.New("poa: bad message")
 
 // sealedRLP is the wire form of a SealedBlock.
 type sealedRLP struct {
-	Block *types.Block
-	Round uint64
-	Sig   []byte
+	Block         *types.Block
+	Height, Round uint64 // the ballot
+	Sig           []byte
 }
 
 // voteMsg is a validator's vote for Ballot. It promises not to accept any
@@ -36,20 +36,24 @@ type sealedRLP struct {
 // votes are never relayed.
 type voteMsg struct {
 	Height, Round uint64 // the ballot
-	TipHeight     uint64
-	TipRound      uint64
-	TipHash       common.Hash
+	Tip           tipMsg
 }
 
-func (v voteMsg) ballot() Ballot    { return Ballot{v.Height, v.Round} }
-func (v voteMsg) tipBallot() Ballot { return Ballot{v.TipHeight, v.TipRound} }
+func (v voteMsg) ballot() Ballot { return Ballot{v.Height, v.Round} }
 
 // tipMsg announces the block a validator adopted, when its tip is at the
 // lookahead limit and it cannot vote for the next height. It is commit
 // evidence like the tip named in a vote, without a promise.
 type tipMsg struct {
-	Height, Round uint64
-	Hash          common.Hash
+	Height           uint64 // block number
+	BallotH, BallotR uint64 // the ballot it was sealed (and adopted) at
+	Hash             common.Hash
+}
+
+func (t tipMsg) ballot() Ballot { return Ballot{t.BallotH, t.BallotR} }
+
+func (t tipMsg) valid() bool {
+	return t.BallotH >= t.Height && t.BallotR < maxRound
 }
 
 // fetchMsg asks a peer for blocks: its final blocks from height From on,
@@ -76,14 +80,16 @@ func encode(kind byte, body any) []byte {
 	return append([]byte{kind}, b...)
 }
 
-func encodeBlock(s SealedBlock) []byte {
-	return encode(kindBlock, sealedRLP{s.Block, s.Round, s.Sig})
+func encodeBlock(s SealedBlock) []byte { return encode(kindBlock, toRLP1(s)) }
+
+func toRLP1(s SealedBlock) sealedRLP {
+	return sealedRLP{s.Block, s.Ballot.Height, s.Ballot.Round, s.Sig}
 }
 
 func toRLP(bs []SealedBlock) []sealedRLP {
 	out := make([]sealedRLP, len(bs))
 	for i, s := range bs {
-		out[i] = sealedRLP{s.Block, s.Round, s.Sig}
+		out[i] = toRLP1(s)
 	}
 	return out
 }
@@ -101,7 +107,10 @@ func fromRLP(s sealedRLP) (SealedBlock, error) {
 	if s.Block.Number() == nil || !s.Block.Number().IsUint64() || s.Block.NumberU64() == 0 {
 		return SealedBlock{}, fmt.Errorf("%w: block number", ErrMessage)
 	}
-	return SealedBlock{Block: s.Block, Round: s.Round, Sig: s.Sig}, nil
+	if s.Height < s.Block.NumberU64() {
+		return SealedBlock{}, fmt.Errorf("%w: ballot height %d below block %d", ErrMessage, s.Height, s.Block.NumberU64())
+	}
+	return SealedBlock{Block: s.Block, Ballot: Ballot{s.Height, s.Round}, Sig: s.Sig}, nil
 }
 
 // message is a decoded message: exactly one field is set.
@@ -139,8 +148,8 @@ func decode(payload []byte, maxBytes int) (message, error) {
 		if err := rlp.DecodeBytes(body, &v); err != nil {
 			return message{}, fmt.Errorf("%w: vote: %v", ErrMessage, err)
 		}
-		if v.Height == 0 || v.TipHeight > v.Height || v.Round >= maxRound || v.TipRound >= maxRound {
-			return message{}, fmt.Errorf("%w: vote %d/%d tip %d", ErrMessage, v.Height, v.Round, v.TipHeight)
+		if v.Height == 0 || v.Round >= maxRound || !v.Tip.valid() || !v.Tip.ballot().Less(v.ballot()) {
+			return message{}, fmt.Errorf("%w: vote %d/%d tip %d", ErrMessage, v.Height, v.Round, v.Tip.Height)
 		}
 		return message{vote: &v}, nil
 	case kindTip:
@@ -148,8 +157,8 @@ func decode(payload []byte, maxBytes int) (message, error) {
 		if err := rlp.DecodeBytes(body, &m); err != nil {
 			return message{}, fmt.Errorf("%w: tip: %v", ErrMessage, err)
 		}
-		if m.Height == 0 || m.Round >= maxRound {
-			return message{}, fmt.Errorf("%w: tip %d/%d", ErrMessage, m.Height, m.Round)
+		if m.Height == 0 || !m.valid() {
+			return message{}, fmt.Errorf("%w: tip %d", ErrMessage, m.Height)
 		}
 		return message{tip: &m}, nil
 	case kindFetch:

@@ -57,15 +57,13 @@ type PersistentState struct {
 	Chain []SealedBlock
 }
 
-// BlockRef names a sealed block.
+// BlockRef names a sealed block: its number, hash and the ballot it was
+// sealed at.
 type BlockRef struct {
 	Height uint64
-	Round  uint64
+	Ballot Ballot
 	Hash   common.Hash
 }
-
-// Ballot of the sealing.
-func (r BlockRef) Ballot() Ballot { return Ballot{r.Height, r.Round} }
 
 // BlockSource reads blocks already handed to Host.CommitBlock; the
 // consensus.Host satisfies it. The core reads it (as etcd raft reads its

@@ -42,65 +42,71 @@ func maxBallot(a, b Ballot) Ballot {
 // only after thousands of silent rounds at one height.
 const maxRound = 1 << 32
 
-// SealedBlock is a block with its sealer's signature and the round it was
-// sealed in.
+// SealedBlock is a block with its sealer's signature and the ballot it was
+// sealed at. Normally the ballot's height is the block's number; after a
+// disturbance a block may be sealed at a ballot of a greater height (never
+// smaller), see docs/design/poa.md.
 type SealedBlock struct {
-	Block *types.Block
-	Round uint64
-	Sig   []byte // 65-byte secp256k1 signature over SealHash(Block.Hash(), Round)
+	Block  *types.Block
+	Ballot Ballot
+	Sig    []byte // 65-byte secp256k1 signature over SealHash(Block.Hash(), Ballot)
 }
 
-// Ballot of the sealing.
-func (s SealedBlock) Ballot() Ballot { return Ballot{s.Block.NumberU64(), s.Round} }
-
-// sealLen is the length of the seal bytes: signature then round.
-const sealLen = crypto.SignatureLength + 8
+// sealLen is the length of the seal bytes: signature, ballot height, round.
+const sealLen = crypto.SignatureLength + 16
 
 // Seal is the byte form handed to Host.CommitBlock and returned by
-// Host.BlockByNumber: the 65-byte signature followed by the round as 8
-// big-endian bytes.
+// Host.BlockByNumber: the 65-byte signature, then the ballot's height and
+// round as 8 big-endian bytes each.
 func (s SealedBlock) Seal() []byte {
 	out := make([]byte, sealLen)
 	copy(out, s.Sig)
-	binary.BigEndian.PutUint64(out[crypto.SignatureLength:], s.Round)
+	binary.BigEndian.PutUint64(out[crypto.SignatureLength:], s.Ballot.Height)
+	binary.BigEndian.PutUint64(out[crypto.SignatureLength+8:], s.Ballot.Round)
 	return out
 }
 
 // ErrBadSeal reports seal bytes of the wrong shape.
 var ErrBadSeal = errors.New("poa: malformed seal")
 
-// ParseSeal splits seal bytes into round and signature.
-func ParseSeal(seal []byte) (round uint64, sig []byte, err error) {
+// ParseSeal splits seal bytes into ballot and signature.
+func ParseSeal(seal []byte) (Ballot, []byte, error) {
 	if len(seal) != sealLen {
-		return 0, nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadSeal, len(seal), sealLen)
+		return Ballot{}, nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadSeal, len(seal), sealLen)
 	}
-	return binary.BigEndian.Uint64(seal[crypto.SignatureLength:]), common.CopyBytes(seal[:crypto.SignatureLength]), nil
+	b := Ballot{
+		Height: binary.BigEndian.Uint64(seal[crypto.SignatureLength:]),
+		Round:  binary.BigEndian.Uint64(seal[crypto.SignatureLength+8:]),
+	}
+	return b, common.CopyBytes(seal[:crypto.SignatureLength]), nil
 }
 
 // sealDomain separates poa seal digests from any other signed digest.
 var sealDomain = []byte("charter/poa/seal/v1")
 
-// SealHash is the digest a sealer signs: the header hash bound to the round,
-// so that a relayed block cannot be replayed as a sealing at another round.
-func SealHash(header common.Hash, round uint64) common.Hash {
-	var r [8]byte
-	binary.BigEndian.PutUint64(r[:], round)
-	return crypto.Keccak256Hash(sealDomain, header[:], r[:])
+// SealHash is the digest a sealer signs: the header hash bound to the
+// ballot, so that a relayed block cannot be replayed as a sealing at
+// another ballot.
+func SealHash(header common.Hash, b Ballot) common.Hash {
+	var buf [16]byte
+	binary.BigEndian.PutUint64(buf[:8], b.Height)
+	binary.BigEndian.PutUint64(buf[8:], b.Round)
+	return crypto.Keccak256Hash(sealDomain, header[:], buf[:])
 }
 
-// Seal signs block as sealed at round with key.
-func Seal(block *types.Block, round uint64, key *ecdsa.PrivateKey) (SealedBlock, error) {
-	h := SealHash(block.Hash(), round)
+// Seal signs block as sealed at ballot b with key.
+func Seal(block *types.Block, b Ballot, key *ecdsa.PrivateKey) (SealedBlock, error) {
+	h := SealHash(block.Hash(), b)
 	sig, err := crypto.Sign(h[:], key)
 	if err != nil {
 		return SealedBlock{}, fmt.Errorf("sign seal: %w", err)
 	}
-	return SealedBlock{Block: block, Round: round, Sig: sig}, nil
+	return SealedBlock{Block: block, Ballot: b, Sig: sig}, nil
 }
 
 // Signer recovers the address that sealed s.
 func (s SealedBlock) Signer() (common.Address, error) {
-	return recoverSigner(SealHash(s.Block.Hash(), s.Round), s.Sig)
+	return recoverSigner(SealHash(s.Block.Hash(), s.Ballot), s.Sig)
 }
 
 func recoverSigner(hash common.Hash, sig []byte) (common.Address, error) {
@@ -158,6 +164,12 @@ func (s *schedule) member(h uint64, id consensus.NodeID) bool {
 }
 
 func (s *schedule) size(h uint64) int { return len(s.at(h).ids) }
+
+// sameSet reports whether heights from..to (inclusive) share one set.
+func (s *schedule) sameSet(from, to uint64) bool { return s.at(from) == s.at(to) }
+
+// start is the first height of the set in force at h.
+func (s *schedule) start(h uint64) uint64 { return s.at(h).from }
 
 // changesAt reports whether the set at h differs from the set at h-1.
 func (s *schedule) changesAt(h uint64) bool {

@@ -34,14 +34,15 @@ type simParams struct {
 	crashes    bool
 	setChange  bool
 	churn      float64 // scales the rate of partitions, heals, crashes and restarts
+	deadAfter  bool    // one validator stays down for good when the network heals
 	chaosTicks uint64
 	calmTicks  uint64
 	mutant     mutant
 }
 
 func (p simParams) String() string {
-	return fmt.Sprintf("validators=%d spare=%d observers=%d byzantine=%v depth=%d faults=%+v partitions=%v crashes=%v setChange=%v churn=%v chaos=%d calm=%d mutant=%+v",
-		p.validators, p.spare, p.observers, p.byzantine, p.depth, p.faults, p.partitions, p.crashes, p.setChange, p.churn, p.chaosTicks, p.calmTicks, p.mutant)
+	return fmt.Sprintf("validators=%d spare=%d observers=%d byzantine=%v depth=%d faults=%+v partitions=%v crashes=%v setChange=%v churn=%v deadAfter=%v chaos=%d calm=%d mutant=%+v",
+		p.validators, p.spare, p.observers, p.byzantine, p.depth, p.faults, p.partitions, p.crashes, p.setChange, p.churn, p.deadAfter, p.chaosTicks, p.calmTicks, p.mutant)
 }
 
 func randomParams(rng *rand.Rand) simParams {
@@ -60,6 +61,7 @@ func randomParams(rng *rand.Rand) simParams {
 		crashes:    rng.Intn(4) != 0,
 		setChange:  rng.Intn(4) == 0,
 		churn:      []float64{0.5, 1, 3}[rng.Intn(3)],
+		deadAfter:  rng.Intn(3) == 0,
 		chaosTicks: 250,
 		calmTicks:  250,
 	}
@@ -101,6 +103,7 @@ type simulation struct {
 	govHeight  uint64 // block whose commit changes the set
 	govChange  ValidatorChange
 
+	dead   *simNode // the validator that stays down after healing, if any
 	nextTx uint64
 	seen   [][]byte // messages the Byzantine node overheard
 	recent [][]byte // the last blocks it overheard
@@ -347,7 +350,7 @@ func (s *simulation) chaos() error {
 	case s.p.crashes && r < 0.075:
 		hs := s.honest()
 		n := hs[s.rng.Intn(len(hs))]
-		if !n.up {
+		if !n.up && n != s.dead {
 			return s.restart(n)
 		}
 	}
@@ -411,9 +414,9 @@ func (s *simulation) byzantineAct(b *simNode) {
 		}
 		sb := *dm.block
 		if s.rng.Intn(2) == 0 {
-			sb, _ = Seal(sb.Block, sb.Round, b.key)
+			sb, _ = Seal(sb.Block, sb.Ballot, b.key)
 		} else {
-			sb.Round += uint64(1 + s.rng.Intn(3)) // the signature no longer matches
+			sb.Ballot.Round += uint64(1 + s.rng.Intn(3)) // the signature no longer matches
 		}
 		if s.rng.Intn(2) == 0 {
 			s.net.Send(b.id, to, encodeBlock(sb))
@@ -438,10 +441,10 @@ func (s *simulation) byzantineAct(b *simNode) {
 		if err != nil {
 			return
 		}
-		sb, _ := Seal(blk, 0, b.key)
+		sb, _ := Seal(blk, Ballot{blk.NumberU64(), 0}, b.key)
 		s.net.Broadcast(b.id, encodeBlock(sb))
 	case 4: // votes for far ballots (it is not an authority)
-		s.net.Broadcast(b.id, encode(kindVote, voteMsg{Height: s.net.Now() + 5, Round: uint64(s.rng.Intn(100)), TipHeight: 1, TipHash: common.Hash{1}}))
+		s.net.Broadcast(b.id, encode(kindVote, voteMsg{Height: s.net.Now() + 5, Round: uint64(s.rng.Intn(100)), Tip: tipMsg{Height: 1, BallotH: 1, Hash: common.Hash{1}}}))
 	case 5: // fetch storms
 		s.net.Send(b.id, to, encode(kindFetch, fetchMsg{From: 1}))
 	case 6: // garbage
@@ -476,8 +479,16 @@ func (s *simulation) run() error {
 			s.note("calm")
 			s.net.Heal()
 			s.net.SetFaults(simnet.Faults{DropRate: 0.02, DupRate: 0.02, MaxDelay: s.p.faults.MaxDelay})
+			if s.p.deadAfter {
+				// A validator dies for good (f = 1): it may hold the
+				// only copy of blocks nobody else received.
+				s.dead = s.nodes[1+s.rng.Intn(s.p.validators-1)]
+				if s.dead.up {
+					s.crash(s.dead)
+				}
+			}
 			for _, n := range s.honest() {
-				if !n.up {
+				if !n.up && n != s.dead {
 					if err := s.restart(n); err != nil {
 						return err
 					}
@@ -513,6 +524,9 @@ func (s *simulation) run() error {
 	// Liveness: after healing every honest node finalized past what any
 	// node had finalized when the network healed.
 	for _, n := range s.honest() {
+		if n == s.dead {
+			continue
+		}
 		if h := s.chk.Height(n.id); h < calmStart+5 {
 			return fmt.Errorf("liveness: node %d final at %d, want >= %d (status %+v)", n.idx, h, calmStart+5, n.core.Status())
 		}
