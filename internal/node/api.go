@@ -30,7 +30,7 @@ func (a *apiServer) start() error {
 		BatchItems:    a.n.cfg.RPCBatchLimit,
 		ResponseBytes: a.n.cfg.RPCResponseLimit,
 		BodyBytes:     a.n.cfg.RPCBodyLimit,
-	}, nil, a.n.log)
+	}, a.n.PeerCount, a.n.log)
 	if err != nil {
 		return err
 	}

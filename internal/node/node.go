@@ -18,7 +18,6 @@ import (
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
-	"github.com/charter-ledger/charter/internal/consensus/solo"
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
@@ -41,6 +40,9 @@ type Config struct {
 	ForceEmptyBlocks bool
 	// BlockTime overrides the spec's block time when non-zero.
 	BlockTime time.Duration
+	// Network links the node to its peers. Nil runs the node alone (the
+	// solo engine); raft, bft and poa need it.
+	Network *NetworkConfig
 	// RPC bounds.
 	RPCBatchLimit    int // requests in one batch; default 1000
 	RPCResponseLimit int // bytes of one batch response; default 25 MiB
@@ -79,6 +81,14 @@ func (c *Config) Validate() error {
 	if c.RPCBatchLimit < 1 || c.RPCResponseLimit < 1024 || c.RPCBodyLimit < 1024 {
 		return errors.New("config: RPC limits must be positive (batch ≥ 1, response and body ≥ 1 KiB)")
 	}
+	if c.Spec.Consensus.Engine != "solo" && c.Network == nil {
+		return fmt.Errorf("config: network: the %s engine needs a p2p network (listen address, peers, certificate)", c.Spec.Consensus.Engine)
+	}
+	if c.Network != nil {
+		if err := c.Network.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -93,6 +103,10 @@ type Node struct {
 	engine consensus.Engine
 	bus    events.Bus
 	api    *apiServer
+	net    *network // nil without peers
+
+	maxBlockTxs int          // bound of BuildBlock; 0: none
+	halted      func() error // polled for an engine that stops itself
 
 	cacheMu sync.Mutex
 	cache   map[common.Hash]*execution.Result // executed, not yet committed
@@ -148,16 +162,17 @@ func New(cfg Config) (*Node, error) {
 	if cfg.BlockTime > 0 {
 		blockTime = cfg.BlockTime
 	}
-	switch cfg.Spec.Consensus.Engine {
-	case "solo":
-		n.engine = solo.New(solo.Config{
-			BlockTime:  blockTime,
-			ForceEmpty: cfg.ForceEmptyBlocks,
-			Pending:    func() bool { p, _ := n.pool.Stats(); return p > 0 },
-		}, n, cfg.Logger.With("engine", "solo"))
-	default:
+	engine, setup, err := n.newEngine(blockTime)
+	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("consensus engine %q cannot run in this node yet", cfg.Spec.Consensus.Engine)
+		return nil, err
+	}
+	n.engine, n.maxBlockTxs, n.halted = engine, setup.maxBlockTxs, setup.halted
+	if cfg.Network != nil {
+		if n.net, err = newNetwork(n, cfg.Network, setup.members, setup.gossip); err != nil {
+			l.Close()
+			return nil, err
+		}
 	}
 	n.api = newAPIServer(n)
 	return n, nil
@@ -172,27 +187,86 @@ func (n *Node) Start() error {
 	ch := make(chan txpool.NewTxsEvent, 256)
 	sub := n.pool.SubscribeNewTxs(ch)
 	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer sub.Unsubscribe()
-		for {
-			select {
-			case ev := <-ch:
-				n.engine.Notify(ev.Txs)
-			case <-n.quit:
-				return
-			}
-		}
-	}()
+	go n.newTxsLoop(ch, sub)
 	if err := n.engine.Start(); err != nil {
 		n.api.stop()
+		close(n.quit)
+		n.wg.Wait()
 		n.ledger.Close()
 		return fmt.Errorf("start engine: %w", err)
 	}
+	if n.net != nil {
+		if err := n.net.start(); err != nil {
+			n.api.stop()
+			n.net.close()
+			n.engine.Stop()
+			close(n.quit)
+			n.wg.Wait()
+			n.ledger.Close()
+			return err
+		}
+	}
+	if n.halted != nil {
+		n.wg.Add(1)
+		go n.watchHalt()
+	}
 	head := n.ledger.Head()
-	n.log.Info("Node started", "id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
-		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr())
+	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
+		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
+	if n.net != nil {
+		attrs = append(attrs, "p2p", n.P2PAddr(), "peers", len(n.cfg.Network.Peers))
+	}
+	n.log.Info("Node started", attrs...)
 	return nil
+}
+
+// newTxsLoop hands transactions that became pending to the engine and,
+// for engines without a forwarding path of their own, to the peers. It
+// coalesces the events waiting at once into one batch, so that a burst of
+// single submissions becomes one gossip message.
+func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscribe() }) {
+	defer n.wg.Done()
+	defer sub.Unsubscribe()
+	for {
+		var txs []*types.Transaction
+		select {
+		case ev := <-ch:
+			txs = ev.Txs
+		case <-n.quit:
+			return
+		}
+	drain:
+		for len(txs) < maxGossipTxs {
+			select {
+			case ev := <-ch:
+				txs = append(txs, ev.Txs...)
+			default:
+				break drain
+			}
+		}
+		n.engine.Notify(txs)
+		if n.net != nil && n.net.gossip {
+			n.net.gossipTxs(txs)
+		}
+	}
+}
+
+// watchHalt turns an engine that halted by itself into a node failure.
+func (n *Node) watchHalt() {
+	defer n.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-t.C:
+			if err := n.halted(); err != nil {
+				n.fail(fmt.Errorf("%s engine halted: %w", n.cfg.Spec.Consensus.Engine, err))
+				return
+			}
+		}
+	}
 }
 
 // Fatal delivers a reason the node cannot go on; the caller of Start
@@ -208,6 +282,9 @@ func (n *Node) fail(err error) {
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
 		n.api.stop()
+		if n.net != nil {
+			n.net.close() // no more peer messages
+		}
 		n.engine.Stop()
 		close(n.quit)
 		n.wg.Wait()
@@ -219,6 +296,22 @@ func (n *Node) Stop() {
 
 // RPCAddr is the address JSON-RPC listens on (useful with port 0).
 func (n *Node) RPCAddr() string { return n.api.addr() }
+
+// P2PAddr is the address the p2p transport listens on; "" without one.
+func (n *Node) P2PAddr() string {
+	if n.net == nil || n.net.tr.Addr() == nil {
+		return ""
+	}
+	return n.net.tr.Addr().String()
+}
+
+// PeerCount is the number of connected peers.
+func (n *Node) PeerCount() int {
+	if n.net == nil {
+		return 0
+	}
+	return n.net.peerCount()
+}
 
 // Ledger, Pool, Executor and Spec expose the parts to the APIs.
 func (n *Node) Ledger() *ledger.Ledger          { return n.ledger }
@@ -244,7 +337,7 @@ func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer conse
 		return nil, fmt.Errorf("state of block %d: %w", parent.Number.Uint64(), err)
 	}
 	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
-	res, err := n.exec.Build(header, st, n.pool.Pending(0))
+	res, err := n.exec.Build(header, st, n.pool.Pending(n.maxBlockTxs))
 	if err != nil {
 		return nil, err
 	}
@@ -346,8 +439,19 @@ func (n *Node) BlockByNumber(number uint64) (*types.Block, []byte) {
 	return b, n.ledger.Seal(number)
 }
 
-// Send and Broadcast: a node without peers has nobody to send to.
-func (n *Node) Send(consensus.NodeID, []byte) {}
-func (n *Node) Broadcast([]byte)              {}
+// Send delivers an engine message to one peer; it never blocks (the
+// transport queues or drops). A node without peers has nobody to send to.
+func (n *Node) Send(to consensus.NodeID, payload []byte) {
+	if n.net != nil {
+		n.net.send(to, payload)
+	}
+}
+
+// Broadcast delivers an engine message to every connected peer.
+func (n *Node) Broadcast(payload []byte) {
+	if n.net != nil {
+		n.net.broadcast(payload)
+	}
+}
 
 var _ consensus.Host = (*Node)(nil)

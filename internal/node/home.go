@@ -1,0 +1,184 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/p2p"
+)
+
+// ConfigFile is the name of a node home's configuration file.
+const ConfigFile = "config.json"
+
+// HomeConfig is a node home's config.json: where the node's files are
+// and which addresses it uses. Relative paths are relative to the home.
+// `charter init` writes it; `charter node --home` reads it.
+type HomeConfig struct {
+	// Name and Org name the node (its certificate's CN and O).
+	Name string `json:"name"`
+	Org  string `json:"org"`
+	// Genesis is the chain spec file.
+	Genesis string `json:"genesis"`
+	// DataDir holds the ledger and the engine's state.
+	DataDir string `json:"dataDir"`
+	// NodeKey is the secp256k1 node key file (its address is the node id).
+	NodeKey string `json:"nodeKey"`
+	// TLSCert and TLSKey are the node certificate (chain, leaf first) and
+	// its P-256 key.
+	TLSCert string `json:"tlsCert"`
+	TLSKey  string `json:"tlsKey"`
+	// RPCAddr is host:port of JSON-RPC (HTTP and WebSocket).
+	RPCAddr string `json:"rpcAddr"`
+	// P2PAddr is host:port of the p2p listener.
+	P2PAddr string `json:"p2pAddr"`
+	// MetricsAddr is host:port reserved for Prometheus metrics; empty: none.
+	MetricsAddr string `json:"metricsAddr,omitempty"`
+	// Peers are the static peers.
+	Peers []HomePeer `json:"peers"`
+	// LogLevel (debug, info, warn, error) and LogFormat (text, json).
+	LogLevel  string `json:"logLevel,omitempty"`
+	LogFormat string `json:"logFormat,omitempty"`
+}
+
+// HomePeer is one static peer of a HomeConfig.
+type HomePeer struct {
+	Name string         `json:"name,omitempty"`
+	Addr string         `json:"addr"`
+	ID   common.Address `json:"id"`
+}
+
+// LoadHomeConfig reads and validates HOME/config.json. Errors name the
+// file and the field.
+func LoadHomeConfig(home string) (*HomeConfig, error) {
+	path := filepath.Join(home, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist; is --home a folder written by 'charter init'?", path)
+		}
+		return nil, err
+	}
+	var c HomeConfig
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate reports the first field that is wrong.
+func (c *HomeConfig) Validate() error {
+	required := map[string]string{"genesis": c.Genesis, "dataDir": c.DataDir, "nodeKey": c.NodeKey,
+		"tlsCert": c.TLSCert, "tlsKey": c.TLSKey, "rpcAddr": c.RPCAddr, "p2pAddr": c.P2PAddr}
+	for _, f := range []string{"genesis", "dataDir", "nodeKey", "tlsCert", "tlsKey", "rpcAddr", "p2pAddr"} {
+		if strings.TrimSpace(required[f]) == "" {
+			return fmt.Errorf("%s: required", f)
+		}
+	}
+	for f, addr := range map[string]string{"rpcAddr": c.RPCAddr, "p2pAddr": c.P2PAddr, "metricsAddr": c.MetricsAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port: %v", f, addr, err)
+		}
+	}
+	for i, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(p.Addr); err != nil {
+			return fmt.Errorf("peers[%d].addr: %q is not host:port: %v", i, p.Addr, err)
+		}
+		if p.ID == (common.Address{}) {
+			return fmt.Errorf("peers[%d].id: required (the peer's node id)", i)
+		}
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("logLevel: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("logFormat: %q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Write stores the config as HOME/config.json.
+func (c *HomeConfig) Write(home string) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(home, ConfigFile), append(data, '\n'), 0o644)
+}
+
+// path resolves a path of the config against the home folder.
+func homePath(home, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(home, p)
+}
+
+// NodeConfig loads what the home config names (genesis, node key, TLS
+// identity) into a node Config. Errors name the file or field.
+func (c *HomeConfig) NodeConfig(home string, logger *slog.Logger) (Config, error) {
+	spec, err := chain.LoadSpec(homePath(home, c.Genesis))
+	if err != nil {
+		return Config{}, err
+	}
+	key, err := identity.LoadNodeKey(homePath(home, c.NodeKey), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("nodeKey: %w", err)
+	}
+	cert, err := identity.LoadTLSCertificate(homePath(home, c.TLSCert), homePath(home, c.TLSKey), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("tlsCert/tlsKey: %w", err)
+	}
+	if spec.Consensus.Engine == "solo" {
+		return Config{}, fmt.Errorf("genesis %s: consensus.engine: solo runs one node alone ('charter dev'); a network needs raft, bft or poa", c.Genesis)
+	}
+	self := identity.NodeIDOf(key)
+	member := false
+	for _, v := range spec.Consensus.Validators {
+		member = member || v == self
+	}
+	if !member && spec.Consensus.Engine != "raft" { // raft learners are in its params; the engine checks
+		return Config{}, fmt.Errorf("nodeKey: node id %s is not one of the genesis validators", self)
+	}
+	if c.Org != "" && spec.Org(c.Org) == nil {
+		return Config{}, fmt.Errorf("org: %q is not an organization of the genesis", c.Org)
+	}
+	peers := make([]p2p.PeerAddr, len(c.Peers))
+	for i, p := range c.Peers {
+		peers[i] = p2p.PeerAddr{Addr: p.Addr, ID: p.ID}
+	}
+	return Config{
+		DataDir:  homePath(home, c.DataDir),
+		Spec:     spec,
+		NodeKey:  key,
+		HTTPAddr: c.RPCAddr,
+		Network: &NetworkConfig{
+			ListenAddr:  c.P2PAddr,
+			Peers:       peers,
+			Certificate: cert,
+		},
+		Logger: logger,
+	}, nil
+}

@@ -1,0 +1,258 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
+)
+
+// InitOptions describe a network for InitNetwork.
+type InitOptions struct {
+	// Dir receives genesis.json, orgs/ORG (each organization's CA) and
+	// one home folder per node (node0, node1, ...).
+	Dir string
+	// Validators is the number of nodes, all validators.
+	Validators int
+	// Orgs spreads the validators over this many organizations, node i
+	// in organization i mod Orgs. 0 means one per validator.
+	Orgs int
+	// Engine is raft, bft or poa.
+	Engine string
+	// ChainID of the network; 0 means chain.DefaultChainID.
+	ChainID uint64
+	// DevAccounts prefunds the development accounts.
+	DevAccounts bool
+	// BlockTimeMs of the genesis; 0 means the default.
+	BlockTimeMs uint64
+	// Host is the address every node listens on; "" means 127.0.0.1.
+	Host string
+	// RPCPort, P2PPort and MetricsPort are node 0's ports; node i adds i.
+	// Zero means 8545, 30303 and 9545.
+	RPCPort, P2PPort, MetricsPort int
+}
+
+// InitNode is one node InitNetwork wrote.
+type InitNode struct {
+	Name, Org string
+	Home      string // absolute
+	ID        common.Address
+	Config    HomeConfig
+}
+
+// Init file names inside the output folder and each home.
+const (
+	GenesisFile = "genesis.json"
+	orgsDir     = "orgs"
+	nodeKeyFile = "nodekey"
+)
+
+// InitNetwork writes a whole network into opts.Dir: each organization's
+// root CA (orgs/ORG/ca.crt, ca.key 0600) and an administrator certificate,
+// each node's home (node key 0600, TLS certificate and key 0600,
+// config.json, a copy of the genesis), and genesis.json listing the
+// organizations with their roots, the validators by node id and the
+// engine. It refuses a folder that already holds a genesis.
+func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, nil, err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, GenesisFile)); err == nil {
+		return nil, nil, fmt.Errorf("%s exists already; remove %s or choose another --out", filepath.Join(dir, GenesisFile), dir)
+	}
+	for i := 0; i < opts.Validators; i++ {
+		if _, err := os.Stat(filepath.Join(dir, nodeName(i))); err == nil {
+			return nil, nil, fmt.Errorf("%s exists already; remove it or choose another --out", filepath.Join(dir, nodeName(i)))
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+
+	// Organizations and their CAs.
+	cas := make([]*identity.CA, opts.Orgs)
+	orgs := make([]chain.Organization, opts.Orgs)
+	for k := range cas {
+		name := "org" + strconv.Itoa(k)
+		ca, err := identity.NewRootCA(name, identity.CAOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		odir := filepath.Join(dir, orgsDir, name)
+		if err := os.MkdirAll(odir, 0o700); err != nil {
+			return nil, nil, err
+		}
+		if err := identity.SaveCA(ca, filepath.Join(odir, "ca.crt"), filepath.Join(odir, "ca.key"), nil); err != nil {
+			return nil, nil, err
+		}
+		adm, admKey, err := ca.IssueAdmin("admin", 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := identity.WriteKeyFile(filepath.Join(odir, "admin.key"), admKey, nil); err != nil {
+			return nil, nil, err
+		}
+		if err := identity.WriteCertFile(filepath.Join(odir, "admin.crt"), adm, ca.Cert); err != nil {
+			return nil, nil, err
+		}
+		cas[k] = ca
+		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
+	}
+
+	// Nodes: keys and certificates.
+	nodes := make([]InitNode, opts.Validators)
+	for i := range nodes {
+		nd := &nodes[i]
+		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
+		if err := os.MkdirAll(filepath.Join(nd.Home, "tls"), 0o700); err != nil {
+			return nil, nil, err
+		}
+		key, err := identity.GenerateNodeKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := identity.SaveNodeKey(filepath.Join(nd.Home, nodeKeyFile), key, nil); err != nil {
+			return nil, nil, err
+		}
+		nd.ID = identity.NodeIDOf(key)
+		ca := cas[i%opts.Orgs]
+		hosts := []string{opts.Host}
+		if opts.Host != "localhost" {
+			hosts = append(hosts, "localhost")
+		}
+		cert, certKey, err := ca.IssueNode(nd.Name, hosts, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := identity.WriteKeyFile(filepath.Join(nd.Home, "tls", "node.key"), certKey, nil); err != nil {
+			return nil, nil, err
+		}
+		if err := identity.WriteCertFile(filepath.Join(nd.Home, "tls", "node.crt"), cert, ca.Cert); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	// The genesis.
+	spec := &chain.Spec{
+		Config:        &params.ChainConfig{ChainID: new(big.Int).SetUint64(opts.ChainID)},
+		Alloc:         types.GenesisAlloc{},
+		BlockTimeMs:   opts.BlockTimeMs,
+		Consensus:     chain.Consensus{Engine: opts.Engine},
+		Organizations: orgs,
+	}
+	for _, nd := range nodes {
+		spec.Consensus.Validators = append(spec.Consensus.Validators, nd.ID)
+	}
+	if opts.DevAccounts {
+		accts, err := chain.DevAccounts(chain.DevAccountCount)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, a := range accts {
+			spec.Alloc[a.Address] = types.Account{Balance: new(big.Int).Set(chain.DevBalance)}
+		}
+	}
+	raw, err := spec.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Parse what will be written: defaults filled, validated as a node will.
+	if spec, err = chain.ParseSpec(raw); err != nil {
+		return nil, nil, err
+	}
+	if raw, err = spec.Marshal(); err != nil {
+		return nil, nil, err
+	}
+	raw = append(raw, '\n')
+
+	// Node configs and genesis copies; the shared genesis last, so that a
+	// folder with a genesis is a complete network.
+	for i := range nodes {
+		nd := &nodes[i]
+		nd.Config = HomeConfig{
+			Name:        nd.Name,
+			Org:         nd.Org,
+			Genesis:     GenesisFile,
+			DataDir:     "data",
+			NodeKey:     nodeKeyFile,
+			TLSCert:     filepath.Join("tls", "node.crt"),
+			TLSKey:      filepath.Join("tls", "node.key"),
+			RPCAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.RPCPort+i)),
+			P2PAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.P2PPort+i)),
+			MetricsAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.MetricsPort+i)),
+		}
+		for j, peer := range nodes {
+			if j != i {
+				nd.Config.Peers = append(nd.Config.Peers, HomePeer{Name: peer.Name, Addr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.P2PPort+j)), ID: peer.ID})
+			}
+		}
+		if err := nd.Config.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", nd.Name, err)
+		}
+		if err := nd.Config.Write(nd.Home); err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(filepath.Join(nd.Home, GenesisFile), raw, 0o644); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, GenesisFile), raw, 0o644); err != nil {
+		return nil, nil, err
+	}
+	return spec, nodes, nil
+}
+
+func nodeName(i int) string { return "node" + strconv.Itoa(i) }
+
+func (o *InitOptions) defaults() error {
+	switch {
+	case o.Dir == "":
+		return errors.New("--out: an output folder is required")
+	case o.Validators < 1 || o.Validators > 64:
+		return fmt.Errorf("--validators %d: want 1 to 64", o.Validators)
+	}
+	switch o.Engine {
+	case "raft", "bft", "poa":
+	default:
+		return fmt.Errorf("--consensus %q: want raft, bft or poa", o.Engine)
+	}
+	if o.Orgs == 0 {
+		o.Orgs = o.Validators
+	}
+	if o.Orgs < 1 || o.Orgs > o.Validators {
+		return fmt.Errorf("--orgs %d: want 1 to the number of validators (%d)", o.Orgs, o.Validators)
+	}
+	if o.ChainID == 0 {
+		o.ChainID = chain.DefaultChainID
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	for _, p := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"--rpc.port", &o.RPCPort, 8545}, {"--p2p.port", &o.P2PPort, 30303}, {"--metrics.port", &o.MetricsPort, 9545}} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+		if *p.v < 1 || *p.v+o.Validators-1 > 65535 {
+			return fmt.Errorf("%s %d: node ports %d..%d are not all port numbers", p.name, *p.v, *p.v, *p.v+o.Validators-1)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,358 @@
+package node
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rlp"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/p2p"
+	"github.com/charter-ledger/charter/internal/txpool"
+)
+
+// NetworkConfig is what a node of a multi-node network adds to Config:
+// its p2p listener, its peers and its TLS identity. The trust store is
+// built from the genesis organizations.
+type NetworkConfig struct {
+	// ListenAddr is host:port of the p2p listener ("127.0.0.1:0" picks a
+	// port; see Node.P2PAddr).
+	ListenAddr string
+	// Peers are the static peers, dialed and redialed with backoff. A
+	// peer's ID, when set, is the NodeID it must prove.
+	Peers []p2p.PeerAddr
+	// Certificate is the node's TLS identity: a node certificate of its
+	// organization's CA and its key (identity.LoadTLSCertificate).
+	Certificate tls.Certificate
+}
+
+// The node's p2p message types.
+const (
+	// msgConsensus carries an engine message: Host.Send and Broadcast out,
+	// Engine.HandleMessage in.
+	msgConsensus = p2p.FirstUserType
+	// msgTxs carries transactions gossiped by a node that admitted them
+	// (bft and poa; raft forwards through its engine to the leader):
+	// an RLP list of transactions in their binary encoding.
+	msgTxs = p2p.FirstUserType + 1
+)
+
+// Bounds of transaction gossip.
+const (
+	// maxGossipTxs bounds the transactions of one msgTxs message, sent or
+	// received.
+	maxGossipTxs = 4096
+	// maxGossipBytes bounds one msgTxs message sent (below the p2p frame).
+	maxGossipBytes = 4 << 20
+	// remoteQueueLen bounds the batches of peer transactions waiting for
+	// admission; beyond it batches are dropped (the sender still holds them).
+	remoteQueueLen = 256
+	// remoteMemory is how many hashes of transactions received from peers
+	// are remembered, so that they are not gossiped back.
+	remoteMemory = 1 << 16
+)
+
+// TrustStore builds the trust store of peer certificates from the genesis
+// organizations and their roots.
+func TrustStore(spec *chain.Spec) (*identity.TrustStore, error) {
+	if len(spec.Organizations) == 0 {
+		return nil, errors.New("genesis: organizations: none listed, so no peer certificate can be trusted")
+	}
+	orgs := make([]identity.OrgRoots, 0, len(spec.Organizations))
+	for i, o := range spec.Organizations {
+		r, err := identity.OrgRootsFromPEM(o.Name, o.Roots...)
+		if err != nil {
+			return nil, fmt.Errorf("genesis: organizations[%d]: %w", i, err)
+		}
+		orgs = append(orgs, r)
+	}
+	ts, err := identity.NewTrustStore(orgs)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: organizations: %w", err)
+	}
+	return ts, nil
+}
+
+func (c *NetworkConfig) validate() error {
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("config: p2p listen address %q: %v", c.ListenAddr, err)
+	}
+	if len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil {
+		return errors.New("config: p2p certificate and key are required")
+	}
+	for i, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(p.Addr); err != nil {
+			return fmt.Errorf("config: peers[%d] address %q: %v", i, p.Addr, err)
+		}
+	}
+	return nil
+}
+
+// network is the node's part of the p2p network: the transport and the
+// transaction gossip.
+type network struct {
+	n      *Node
+	tr     *p2p.Transport
+	gossip bool // broadcast locally admitted transactions (bft, poa)
+
+	members map[consensus.NodeID]bool // who may connect
+
+	remoteQ chan [][]byte // peer transactions waiting for admission
+	remote  remoteSet
+
+	gossipDropped atomic.Uint64 // undecodable or oversized gossip messages
+	remoteDropped atomic.Uint64 // batches lost to a full admission queue
+}
+
+// newNetwork prepares the transport; start begins it.
+func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip bool) (*network, error) {
+	trust, err := TrustStore(n.cfg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	// A node whose own certificate the consortium refuses cannot connect;
+	// say so once at start, naming the reason (peers log it too).
+	if leaf := cfg.Certificate.Leaf; leaf != nil {
+		chain := []*x509.Certificate{leaf}
+		for _, raw := range cfg.Certificate.Certificate[1:] {
+			if c, err := x509.ParseCertificate(raw); err == nil {
+				chain = append(chain, c)
+			}
+		}
+		if _, err := trust.Verify(chain, x509.ExtKeyUsageClientAuth, identity.RoleNode); err != nil {
+			n.log.Warn("This node's certificate is not trusted by the genesis organizations; peers will refuse it", "err", err)
+		}
+	}
+	nw := &network{
+		n:       n,
+		gossip:  gossip,
+		members: make(map[consensus.NodeID]bool, len(members)),
+		remoteQ: make(chan [][]byte, remoteQueueLen),
+	}
+	nw.remote.init(remoteMemory)
+	for _, m := range members {
+		nw.members[m] = true
+	}
+	tr, err := p2p.New(p2p.Config{
+		ListenAddr:  cfg.ListenAddr,
+		ChainID:     n.cfg.Spec.ChainID(),
+		GenesisHash: n.ledger.Genesis().Hash(),
+		NodeKey:     n.cfg.NodeKey,
+		Certificate: cfg.Certificate,
+		Trust:       trust,
+		StaticPeers: cfg.Peers,
+		Authorize:   nw.authorize,
+	}, n.log)
+	if err != nil {
+		return nil, err
+	}
+	nw.tr = tr
+	tr.Handle(msgConsensus, func(from p2p.NodeID, payload []byte) { n.engine.HandleMessage(from, payload) })
+	tr.Handle(msgTxs, nw.handleTxs)
+	return nw, nil
+}
+
+// start runs the admission worker and the transport.
+func (nw *network) start() error {
+	nw.n.wg.Add(1)
+	go nw.admitLoop()
+	return nw.tr.Start()
+}
+
+func (nw *network) close() {
+	if err := nw.tr.Close(); err != nil {
+		nw.n.log.Warn("Closing p2p failed", "err", err)
+	}
+}
+
+// authorize admits only the consensus members of the genesis.
+func (nw *network) authorize(p p2p.PeerInfo) error {
+	if !nw.members[p.ID] {
+		return fmt.Errorf("node %s (%s/%s) is not a member of this chain's consensus", p.ID, p.Identity.Org, p.Identity.Name)
+	}
+	return nil
+}
+
+func (nw *network) peerCount() int { return len(nw.tr.Peers()) }
+
+// send and broadcast carry engine messages; they never block.
+func (nw *network) send(to consensus.NodeID, payload []byte) {
+	_ = nw.tr.Send(to, msgConsensus, payload) // best effort: engines re-send
+}
+
+func (nw *network) broadcast(payload []byte) { nw.tr.Broadcast(msgConsensus, payload) }
+
+// gossipTxs broadcasts transactions this node admitted from its own
+// clients. Transactions that came from peers are not sent back out: every
+// node dials every other, so the first broadcast reached everyone.
+func (nw *network) gossipTxs(txs []*types.Transaction) {
+	var (
+		batch [][]byte
+		size  int
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		payload, err := rlp.EncodeToBytes(batch)
+		if err == nil {
+			nw.tr.Broadcast(msgTxs, payload)
+		}
+		batch, size = batch[:0], 0
+	}
+	for _, tx := range txs {
+		if nw.remote.has(tx.Hash()) {
+			continue
+		}
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		if len(batch) == maxGossipTxs || size+len(raw) > maxGossipBytes {
+			flush()
+		}
+		batch = append(batch, raw)
+		size += len(raw) + 4
+	}
+	flush()
+}
+
+// handleTxs runs on a peer's reader goroutine: it only decodes the
+// envelope and queues the batch; admission (signature recovery) runs on
+// the admission worker.
+func (nw *network) handleTxs(from p2p.NodeID, payload []byte) {
+	var raw [][]byte
+	if err := rlp.DecodeBytes(payload, &raw); err != nil || len(raw) > maxGossipTxs {
+		nw.gossipDropped.Add(1)
+		nw.n.log.Debug("Dropped a bad transaction gossip message", "peer", from, "bytes", len(payload), "err", err)
+		return
+	}
+	nw.enqueueRemote(raw)
+}
+
+// enqueueRemote queues raw transactions from a peer (gossip, or forwarded
+// to this node as raft leader) for admission. It never blocks.
+func (nw *network) enqueueRemote(raw [][]byte) {
+	if len(raw) == 0 {
+		return
+	}
+	select {
+	case nw.remoteQ <- raw:
+	default:
+		nw.remoteDropped.Add(1)
+	}
+}
+
+// admitLoop admits peers' transactions through the pool, the same
+// admission as JSON-RPC's. Known ones answer ErrAlreadyKnown and go no
+// further, so nothing circulates.
+func (nw *network) admitLoop() {
+	defer nw.n.wg.Done()
+	for {
+		select {
+		case <-nw.n.quit:
+			return
+		case raw := <-nw.remoteQ:
+			nw.admit(raw)
+		}
+	}
+}
+
+func (nw *network) admit(raw [][]byte) {
+	pool, maxBytes := nw.n.pool, nw.n.cfg.Spec.MaxTxBytes
+	txs := make([]*types.Transaction, 0, len(raw))
+	for _, r := range raw {
+		if uint64(len(r)) > maxBytes {
+			continue
+		}
+		tx := new(types.Transaction)
+		if tx.UnmarshalBinary(r) != nil {
+			continue
+		}
+		if pool.Get(tx.Hash()) != nil {
+			continue // known: no signature work
+		}
+		txs = append(txs, tx)
+	}
+	if len(txs) == 0 {
+		return
+	}
+	// Remember them before the pool announces them, so the gossip loop
+	// does not send them back.
+	for _, tx := range txs {
+		nw.remote.add(tx.Hash())
+	}
+	// Stateless checks and sender recovery in parallel, then one locked
+	// batch admission.
+	froms := make([]common.Address, len(txs))
+	errs := make([]error, len(txs))
+	workers := min(runtime.GOMAXPROCS(0), (len(txs)+63)/64)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(txs); i += workers {
+				froms[i], errs[i] = pool.ValidateBasic(txs[i])
+			}
+		}(w)
+	}
+	wg.Wait()
+	ok := txs[:0]
+	okFroms := froms[:0]
+	for i, tx := range txs {
+		if errs[i] == nil {
+			ok = append(ok, tx)
+			okFroms = append(okFroms, froms[i])
+		}
+	}
+	for i, err := range pool.AddBatch(ok, okFroms) {
+		if err != nil && !errors.Is(err, txpool.ErrAlreadyKnown) {
+			nw.n.log.Debug("Peer transaction refused", "tx", ok[i].Hash(), "err", err)
+		}
+	}
+}
+
+// remoteSet remembers the last N hashes added (a ring over a map).
+type remoteSet struct {
+	mu   sync.Mutex
+	set  map[common.Hash]struct{}
+	ring []common.Hash
+	next int
+}
+
+func (r *remoteSet) init(n int) {
+	r.set = make(map[common.Hash]struct{}, n)
+	r.ring = make([]common.Hash, n)
+}
+
+func (r *remoteSet) add(h common.Hash) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[h]; ok {
+		return
+	}
+	if old := r.ring[r.next]; old != (common.Hash{}) {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = h
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[h] = struct{}{}
+}
+
+func (r *remoteSet) has(h common.Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[h]
+	return ok
+}
