@@ -19,7 +19,10 @@ type command struct {
 
 var commands = map[string]command{
 	"bench":   {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
+	"ca":      {"create an organization's CA; issue, check and show certificates", runCA},
 	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
+	"init":    {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
+	"node":    {"run one node of a network from its home folder", runNode},
 	"version": {"print the version", runVersion},
 }
 

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/charter-ledger/charter/internal/node"
+)
+
+func runNode(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("node", stderr)
+	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
+	logFlags := addLogFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *home == "" {
+		return errors.New("--home is required: the node's folder written by 'charter init'")
+	}
+	hc, err := node.LoadHomeConfig(*home)
+	if err != nil {
+		return err
+	}
+	// The config file's log settings apply unless a flag overrides them.
+	set := map[string]bool{}
+	fs.Visit(func(f *flagT) { set[f.Name] = true })
+	if !set["log.level"] && hc.LogLevel != "" {
+		*logFlags.level = hc.LogLevel
+	}
+	if !set["log.format"] && hc.LogFormat != "" {
+		*logFlags.format = hc.LogFormat
+	}
+	logger, err := logFlags.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := hc.NodeConfig(*home, logger)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *home, err)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: http://%s  ws://%s\np2p: %s\n",
+		hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), n.RPCAddr(), n.RPCAddr(), n.P2PAddr())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		logger.Info("Shutting down", "signal", sig.String())
+		n.Stop()
+		return nil
+	case err := <-n.Fatal():
+		// The one line: run prints it on stderr and exits non-zero.
+		n.Stop()
+		return err
+	}
+}
