@@ -129,6 +129,7 @@ type simNode struct {
 	up     bool
 	later  []deferred
 	copyNo int
+	votes  int // prevotes and precommits sent, across restarts
 }
 
 type deferred struct {
@@ -427,6 +428,9 @@ func (n *simNode) out(m Outbound) {
 		w.history = append(w.history, m.Payload)
 	} else {
 		w.history[w.rng.Intn(len(w.history))] = m.Payload
+	}
+	if m.Type == MsgPrevote || m.Type == MsgPrecommit {
+		n.votes++
 	}
 	switch n.byz {
 	case byzSilent:
