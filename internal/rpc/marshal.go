@@ -87,21 +87,34 @@ func marshalTx(tx *types.Transaction, blockHash common.Hash, number, index uint6
 	return m
 }
 
-// marshalReceipt encodes a receipt as eth_getTransactionReceipt does.
+// marshalReceipt encodes a receipt as eth_getTransactionReceipt does. It
+// builds the answer directly: receipts are what clients poll most.
 func marshalReceipt(r *types.Receipt, tx *types.Transaction, signer types.Signer) map[string]any {
-	m := toMap(r)
 	from, _ := types.Sender(signer, tx)
-	m["from"] = from
-	m["to"] = tx.To()
-	m["type"] = hexutil.Uint64(r.Type) // go-ethereum's encoding leaves out type 0
-	if r.ContractAddress == (common.Address{}) {
-		m["contractAddress"] = nil
+	m := map[string]any{
+		"type":              hexutil.Uint64(r.Type),
+		"status":            hexutil.Uint64(r.Status),
+		"cumulativeGasUsed": hexutil.Uint64(r.CumulativeGasUsed),
+		"logsBloom":         r.Bloom,
+		"logs":              r.Logs,
+		"transactionHash":   r.TxHash,
+		"contractAddress":   nil,
+		"gasUsed":           hexutil.Uint64(r.GasUsed),
+		"effectiveGasPrice": (*hexutil.Big)(r.EffectiveGasPrice),
+		"blockHash":         r.BlockHash,
+		"blockNumber":       (*hexutil.Big)(r.BlockNumber),
+		"transactionIndex":  hexutil.Uint64(r.TransactionIndex),
+		"from":              from,
+		"to":                tx.To(),
 	}
-	if len(r.PostState) == 0 {
-		delete(m, "root")
+	if r.ContractAddress != (common.Address{}) {
+		m["contractAddress"] = r.ContractAddress
 	}
 	if r.Logs == nil {
 		m["logs"] = []*types.Log{}
+	}
+	if len(r.PostState) > 0 {
+		m["root"] = hexutil.Bytes(r.PostState)
 	}
 	return m
 }
