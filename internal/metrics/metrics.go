@@ -1,0 +1,110 @@
+// Package metrics defines the node's Prometheus metrics and serves them,
+// with health checks, on a listener of its own. Nothing here is global:
+// the node passes a registry in, so several nodes run in one process.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the node's own instruments. All are goroutine-safe.
+type Metrics struct {
+	Height            prometheus.Gauge
+	TxCommitted       prometheus.Counter
+	BlocksCommitted   prometheus.Counter
+	BlockBuild        prometheus.Histogram
+	BlockExecution    prometheus.Histogram
+	BlockCommit       prometheus.Histogram
+	FinalityLatency   prometheus.Histogram
+	RoundChanges      prometheus.Counter
+	LeaderChanges     prometheus.Counter
+	ConsensusRounds   prometheus.Histogram
+	P2PMessages       *prometheus.CounterVec // labels direction, type
+	P2PBytes          *prometheus.CounterVec // labels direction, type
+	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
+
+	seen firstSeen
+}
+
+// New registers the node's metrics and the Go runtime and process
+// collectors with reg.
+func New(reg prometheus.Registerer) *Metrics {
+	durations := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	m := &Metrics{
+		Height: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_chain_height", Help: "Height of the newest committed block."}),
+		TxCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_transactions_committed_total",
+			Help: "Transactions in committed blocks."}),
+		BlocksCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_blocks_committed_total", Help: "Committed blocks."}),
+		BlockBuild: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_block_build_seconds",
+			Help: "Time to build a block from the pool (execution included).", Buckets: durations}),
+		BlockExecution: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_block_execution_seconds",
+			Help: "Time to execute a block's transactions and compute its state root.", Buckets: durations}),
+		BlockCommit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_block_commit_seconds",
+			Help: "Time to write and sync a block, its receipts and state.", Buckets: durations}),
+		FinalityLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_finality_latency_seconds",
+			Help:    "From the moment this node first saw a transaction to the moment its block was final here.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+		RoundChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_round_changes_total",
+			Help: "Round (view) changes of the consensus engine."}),
+		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_leader_changes_total",
+			Help: "Leader changes seen by the consensus engine."}),
+		ConsensusRounds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_consensus_rounds_per_height",
+			Help: "Rounds the engine needed to decide a height.", Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
+		P2PMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_messages_total",
+			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
+		P2PBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_bytes_total",
+			Help: "Peer-to-peer payload bytes by direction (in, out) and type."}, []string{"direction", "type"}),
+		TxPoolTransaction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_transactions",
+			Help: "Transactions waiting in the pool, by state (pending: executable; queued: waiting for a nonce gap)."}, []string{"state"}),
+	}
+	m.seen.at = make(map[[32]byte]time.Time)
+	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// maxTracked bounds the transactions whose first sighting is remembered;
+// beyond it new ones are not timed (the histogram then undercounts, it
+// never grows memory without bound).
+const maxTracked = 200_000
+
+type firstSeen struct {
+	mu sync.Mutex
+	at map[[32]byte]time.Time
+}
+
+// Seen records when this node first saw a transaction (admitted to its
+// pool from a client or a peer). Later sightings are ignored.
+func (m *Metrics) Seen(hash [32]byte, now time.Time) {
+	m.seen.mu.Lock()
+	defer m.seen.mu.Unlock()
+	if _, ok := m.seen.at[hash]; !ok && len(m.seen.at) < maxTracked {
+		m.seen.at[hash] = now
+	}
+}
+
+// Final observes the finality latency of transactions in a final block.
+func (m *Metrics) Final(hashes [][32]byte, now time.Time) {
+	m.seen.mu.Lock()
+	defer m.seen.mu.Unlock()
+	for _, h := range hashes {
+		if t, ok := m.seen.at[h]; ok {
+			m.FinalityLatency.Observe(now.Sub(t).Seconds())
+			delete(m.seen.at, h)
+		}
+	}
+}
+
+// Forget drops transactions that left the pool without being committed.
+func (m *Metrics) Forget(hashes [][32]byte) {
+	m.seen.mu.Lock()
+	defer m.seen.mu.Unlock()
+	for _, h := range hashes {
+		delete(m.seen.at, h)
+	}
+}
