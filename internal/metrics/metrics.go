@@ -23,6 +23,7 @@ type Metrics struct {
 	RoundChanges      prometheus.Counter
 	LeaderChanges     prometheus.Counter
 	ConsensusRounds   prometheus.Histogram
+	P2PPeers          prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
 	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
@@ -54,6 +55,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Leader changes seen by the consensus engine."}),
 		ConsensusRounds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_consensus_rounds_per_height",
 			Help: "Rounds the engine needed to decide a height.", Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
+		P2PPeers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_p2p_peers", Help: "Connected peers."}),
 		P2PMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_messages_total",
 			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_bytes_total",
@@ -63,7 +65,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -55,7 +55,7 @@ func TestServeMetricsAndHealth(t *testing.T) {
 	if h.GetSampleCount() != 1 || h.GetSampleSum() != 0.25 {
 		t.Fatalf("finality latency: %d samples, sum %v; want 1 and 0.25", h.GetSampleCount(), h.GetSampleSum())
 	}
-	for _, name := range []string{"charter_txpool_transactions", "charter_p2p_messages_total", "go_goroutines", "charter_block_execution_seconds"} {
+	for _, name := range []string{"charter_txpool_transactions", "charter_p2p_peers", "charter_p2p_messages_total", "go_goroutines", "charter_block_execution_seconds"} {
 		if families[name] == nil {
 			t.Errorf("%s missing", name)
 		}
