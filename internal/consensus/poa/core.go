@@ -67,6 +67,7 @@ type Core struct {
 	building      *Ballot
 	buildFailedAt map[Ballot]uint64
 	lastFetch     map[consensus.NodeID]uint64
+	behind        consensus.NodeID // a peer known to hold blocks beyond our lookahead
 	lastServe     map[consensus.NodeID]uint64
 
 	sorted      []*bnode // tree by height then hash; nil when stale
@@ -206,6 +207,9 @@ func (c *Core) Tick() {
 	c.idle++
 	if c.idle >= c.timeout() {
 		c.onTimeout()
+	}
+	if c.behind != (consensus.NodeID{}) {
+		c.fetch(c.behind, common.Hash{}) // catching up: next batch
 	}
 	c.reconcile()
 }
@@ -487,9 +491,10 @@ func (c *Core) onBlock(from consensus.NodeID, sb SealedBlock) bool {
 	b := sb.Ballot
 	if b.Height > c.limit() {
 		// The seal cannot be checked before the validator set at the
-		// ballot's height is known; the sender is ahead of us.
+		// ballot's height is known; the sender is ahead of us. Keep
+		// asking it, a lookahead at a time (see Tick).
 		c.stats.TooFar++
-		c.fetch(from, common.Hash{})
+		c.catchUpFrom(from)
 		return false
 	}
 	hash := sb.Block.Hash()
@@ -579,7 +584,7 @@ func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	}
 	// Catch up: the voter has a tip we lack, or is far ahead.
 	if v.Tip.BallotH > c.limit() || b.Height > c.limit()+1 {
-		c.fetch(from, common.Hash{})
+		c.catchUpFrom(from)
 	} else if v.Tip.Height > c.base.height && c.tip.ballot().Less(v.Tip.ballot()) {
 		if n := c.get(v.Tip.Hash); n == nil || !c.connected(n) {
 			c.fetch(from, v.Tip.Hash)
@@ -646,6 +651,9 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 }
 
 func (c *Core) onBlocks(from consensus.NodeID, m blocksMsg) {
+	if c.behind == from {
+		c.behind = consensus.NodeID{} // set again below if still ahead
+	}
 	for _, s := range m.Final {
 		sb, err := fromRLP(s)
 		if err != nil {
@@ -680,6 +688,18 @@ func (c *Core) onBlocks(from consensus.NodeID, m blocksMsg) {
 			break
 		}
 	}
+}
+
+// catchUpFrom notes that a validator is ahead of our lookahead and asks
+// it for blocks; Tick keeps asking, a lookahead at a time, until its
+// answers fit. Only validators are followed: anyone else may lie about
+// being ahead.
+func (c *Core) catchUpFrom(from consensus.NodeID) {
+	if !c.sched.member(c.limit(), from) {
+		return
+	}
+	c.behind = from
+	c.fetch(from, common.Hash{})
 }
 
 // fetch asks a peer for the blocks we miss, at most once per interval.

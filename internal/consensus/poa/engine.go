@@ -179,6 +179,25 @@ func (e *Engine) Status() Status {
 	return e.mu.core.Status()
 }
 
+// EngineStats are the core's drop counters plus the adapter's own, for
+// metrics.
+type EngineStats struct {
+	Stats
+	InboxDropped uint64 // messages lost to a full inbox
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() EngineStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var st EngineStats
+	if e.mu.core != nil {
+		st.Stats = e.mu.core.Stats()
+	}
+	st.InboxDropped = e.dropped.Load()
+	return st
+}
+
 func (e *Engine) run() {
 	defer close(e.done)
 	defer func() {

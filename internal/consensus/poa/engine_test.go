@@ -163,6 +163,9 @@ func TestEngineOverHost(t *testing.T) {
 	if hookErr != nil {
 		t.Fatalf("SetValidators from CommitBlock: %v", hookErr)
 	}
+	if st := engines[0].Stats(); st.BadMessages != 0 || st.BadSeals != 0 {
+		t.Fatalf("honest network produced drops: %+v", st)
+	}
 	if h := engines[0].Head(0); h == nil || h.Number.Uint64() < 10 {
 		t.Fatalf("Head(0) = %v", h)
 	}

@@ -17,11 +17,15 @@ const (
 	EnvSoak = "CHARTER_SOAK"
 	// EnvSeeds overrides the number of seeds: CHARTER_SEEDS=5000.
 	EnvSeeds = "CHARTER_SEEDS"
+	// EnvSeedStart makes the seeds start elsewhere than 1, to split a long
+	// run or explore new seeds: CHARTER_SEED_START=100001.
+	EnvSeedStart = "CHARTER_SEED_START"
 )
 
 // Seeds returns the seeds a simulation test runs: only CHARTER_SEED if set;
-// otherwise 1..CHARTER_SEEDS if set; otherwise 1..soak under CHARTER_SOAK=1;
-// otherwise 1..normal.
+// otherwise CHARTER_SEEDS of them if set, soak of them under
+// CHARTER_SOAK=1, else normal of them; consecutive, from CHARTER_SEED_START
+// (default 1).
 func Seeds(normal, soak int) ([]int64, error) {
 	if s := os.Getenv(EnvSeed); s != "" {
 		seed, err := strconv.ParseInt(s, 10, 64)
@@ -41,9 +45,17 @@ func Seeds(normal, soak int) ([]int64, error) {
 		}
 		count = n
 	}
+	start := int64(1)
+	if s := os.Getenv(EnvSeedStart); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", EnvSeedStart, s, err)
+		}
+		start = v
+	}
 	out := make([]int64, count)
 	for i := range out {
-		out[i] = int64(i + 1)
+		out[i] = start + int64(i)
 	}
 	return out, nil
 }

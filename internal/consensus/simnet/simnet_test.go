@@ -346,6 +346,7 @@ func TestSeedsEnv(t *testing.T) {
 	t.Setenv(EnvSeed, "")
 	t.Setenv(EnvSoak, "")
 	t.Setenv(EnvSeeds, "")
+	t.Setenv(EnvSeedStart, "")
 	s, err := Seeds(10, 1000)
 	if err != nil || len(s) != 10 || s[0] != 1 || s[9] != 10 {
 		t.Fatalf("normal: %v %v", s, err)
@@ -358,6 +359,11 @@ func TestSeedsEnv(t *testing.T) {
 	if s, _ = Seeds(10, 1000); len(s) != 3 {
 		t.Fatalf("count: %d seeds", len(s))
 	}
+	t.Setenv(EnvSeedStart, "500")
+	if s, _ = Seeds(10, 1000); len(s) != 3 || s[0] != 500 || s[2] != 502 {
+		t.Fatalf("start: %v", s)
+	}
+	t.Setenv(EnvSeedStart, "")
 	t.Setenv(EnvSeed, "42")
 	if s, _ = Seeds(10, 1000); len(s) != 1 || s[0] != 42 {
 		t.Fatalf("replay: %v", s)
@@ -383,6 +389,7 @@ func TestRunSeedsReportsSeed(t *testing.T) {
 	t.Setenv(EnvSeed, "")
 	t.Setenv(EnvSoak, "")
 	t.Setenv(EnvSeeds, "")
+	t.Setenv(EnvSeedStart, "")
 	ft := &fakeTB{}
 	RunSeeds(ft, 50, 50, func(seed int64) error {
 		if seed == 17 {
