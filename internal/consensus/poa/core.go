@@ -366,30 +366,46 @@ func (c *Core) persistent() PersistentState {
 // Head returns the newest block with at least conf blocks on top of it in
 // this node's chain; the genesis header if the chain is shorter than conf.
 func (c *Core) Head(conf uint64) *types.Header {
+	h, n := c.headLocal(conf)
+	if h == nil {
+		h = headFrom(c.src, n, c.base.block.Header())
+	}
+	return h
+}
+
+// headLocal answers Head from memory, or names the committed block number
+// to read from the host (so that the adapter can read it without holding
+// its lock).
+func (c *Core) headLocal(conf uint64) (*types.Header, uint64) {
 	target := uint64(0)
 	if c.tip.height > conf {
 		target = c.tip.height - conf
 	}
 	if target >= c.base.height {
 		if n := c.ancestor(c.tip, target); n != nil {
-			return n.block.Header()
+			return n.block.Header(), 0
 		}
 	}
 	// Final but possibly not yet written by the driver.
 	for _, sb := range c.unacked {
 		if sb.Block.NumberU64() == target {
-			return sb.Block.Header()
+			return sb.Block.Header(), 0
 		}
 	}
-	if b, _ := c.src.BlockByNumber(target); b != nil {
+	return nil, target
+}
+
+// headFrom reads a committed header; if the source lacks it (it must not),
+// it answers genesis rather than a block with fewer confirmations than
+// asked, and fallback only without even genesis.
+func headFrom(src BlockSource, n uint64, fallback *types.Header) *types.Header {
+	if b, _ := src.BlockByNumber(n); b != nil {
 		return b.Header()
 	}
-	// The host lacks a block below its own head: answer the oldest block
-	// known rather than one with fewer confirmations than asked.
-	if b, _ := c.src.BlockByNumber(0); b != nil {
+	if b, _ := src.BlockByNumber(0); b != nil {
 		return b.Header()
 	}
-	return c.base.block.Header()
+	return fallback
 }
 
 func (c *Core) send(to consensus.NodeID, payload []byte) {

@@ -145,17 +145,28 @@ func (e *Engine) HandleMessage(from consensus.NodeID, payload []byte) {
 	}
 }
 
-// Head implements consensus.Engine.
+// Head implements consensus.Engine. It reads the host without holding
+// the engine's lock, so a host may call it while holding its own.
 func (e *Engine) Head(confirmations uint64) *types.Header {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mu.core == nil {
-		if h := e.host.Head(); h != nil {
-			return h
-		}
-		return nil
+	core := e.mu.core
+	var (
+		h        *types.Header
+		n        uint64
+		fallback *types.Header
+	)
+	if core != nil {
+		h, n = core.headLocal(confirmations)
+		fallback = core.base.block.Header()
 	}
-	return e.mu.core.Head(confirmations)
+	e.mu.Unlock()
+	switch {
+	case core == nil:
+		return e.host.Head()
+	case h != nil:
+		return h
+	}
+	return headFrom(e.host, n, fallback)
 }
 
 // SetValidators replaces the validator set from height from on. See
