@@ -287,3 +287,34 @@ func TestContractDeployCallLogsAndRevert(t *testing.T) {
 		t.Fatalf("reverting estimate: %v", err)
 	}
 }
+
+func TestAllThreeTransactionTypes(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	ctx := context.Background()
+	key := tn.accts[4].Key
+	to := common.HexToAddress("0x00000000000000000000000000000000000000dd")
+	txs := []*types.Transaction{
+		tn.sign(t, key, &types.LegacyTx{Nonce: 0, Gas: 21000, GasPrice: big.NewInt(1), To: &to, Value: big.NewInt(1)}),
+		tn.sign(t, key, &types.AccessListTx{ChainID: big.NewInt(1337), Nonce: 1, Gas: 30000, GasPrice: big.NewInt(1), To: &to, Value: big.NewInt(1),
+			AccessList: types.AccessList{{Address: to, StorageKeys: []common.Hash{{1}}}}}),
+		tn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 2, Gas: 21000, GasFeeCap: big.NewInt(2), GasTipCap: big.NewInt(1), To: &to, Value: big.NewInt(1)}),
+	}
+	for _, tx := range txs {
+		if err := tn.client.SendTransaction(ctx, tx); err != nil {
+			t.Fatalf("type %d: %v", tx.Type(), err)
+		}
+	}
+	for _, tx := range txs {
+		r := tn.waitReceipt(t, tx.Hash())
+		if r.Status != 1 || r.Type != tx.Type() {
+			t.Fatalf("type %d: receipt status %d type %d", tx.Type(), r.Status, r.Type)
+		}
+		got, _, err := tn.client.TransactionByHash(ctx, tx.Hash())
+		if err != nil || got.Hash() != tx.Hash() || got.Type() != tx.Type() {
+			t.Fatalf("type %d: eth_getTransactionByHash = %v, %v", tx.Type(), got, err)
+		}
+	}
+	if bal, _ := tn.client.BalanceAt(ctx, to, nil); bal.Int64() != 3 {
+		t.Fatalf("balance %v, want 3", bal)
+	}
+}
