@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -110,6 +111,7 @@ type Node struct {
 
 	cacheMu sync.Mutex
 	cache   map[common.Hash]*execution.Result // executed, not yet committed
+	stateMu sync.Mutex                        // copying a cached post-state vs committing it
 
 	fatalOnce sync.Once
 	fatal     chan error // a reason the node cannot go on
@@ -330,18 +332,20 @@ func (n *Node) Self() consensus.NodeID { return n.self }
 // Head is the last committed header.
 func (n *Node) Head() *types.Header { return n.ledger.Head() }
 
-// BuildBlock executes pending transactions on parent.
+// BuildBlock executes pending transactions on parent: the committed head,
+// or a block built or verified here and not committed yet (engines whose
+// blocks become final later, such as poa, build on those).
 func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error) {
-	st, err := n.ledger.StateAt(parent.Root)
-	if err != nil {
-		return nil, fmt.Errorf("state of block %d: %w", parent.Number.Uint64(), err)
-	}
-	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
-	res, err := n.exec.Build(header, st, n.pool.Pending(n.maxBlockTxs))
+	st, exec, committed, err := n.parentState(parent.Hash(), parent.Number.Uint64())
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Rejected) > 0 {
+	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
+	res, err := exec.Build(header, st, n.pool.Pending(n.maxBlockTxs))
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Rejected) > 0 && committed {
 		drop := make([]*types.Transaction, len(res.Rejected))
 		for i, r := range res.Rejected {
 			drop[i] = r.Tx
@@ -353,9 +357,7 @@ func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer conse
 			n.pool.Reset(headState, drop)
 		}
 	}
-	n.cacheMu.Lock()
-	n.cache[res.Block.Hash()] = res
-	n.cacheMu.Unlock()
+	n.remember(res)
 	return res.Block, nil
 }
 
@@ -373,22 +375,97 @@ func (n *Node) verified(block *types.Block) (*execution.Result, error) {
 	if res != nil {
 		return res, nil
 	}
+	if block.NumberU64() == 0 {
+		return nil, fmt.Errorf("%w 0: the genesis is not verified", execution.ErrInvalidBlock)
+	}
+	st, exec, _, err := n.parentState(block.ParentHash(), block.NumberU64()-1)
+	if err != nil {
+		return nil, err
+	}
 	parent := n.ledger.HeaderByNumber(block.NumberU64() - 1)
-	if block.NumberU64() == 0 || parent == nil || parent.Hash() != block.ParentHash() {
-		return nil, fmt.Errorf("%w %d: parent %s is not committed", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
+	if parent == nil || parent.Hash() != block.ParentHash() {
+		n.cacheMu.Lock()
+		if r := n.cache[block.ParentHash()]; r != nil {
+			parent = r.Block.Header()
+		}
+		n.cacheMu.Unlock()
 	}
-	st, err := n.ledger.StateAt(parent.Root)
+	if parent == nil || parent.Hash() != block.ParentHash() {
+		return nil, fmt.Errorf("%w %d: parent %s is unknown", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
+	}
+	res, err = exec.Apply(parent, block, st)
 	if err != nil {
 		return nil, err
 	}
-	res, err = n.exec.Apply(parent, block, st)
-	if err != nil {
-		return nil, err
+	n.remember(res)
+	return res, nil
+}
+
+// maxCachedResults bounds the executed, uncommitted blocks kept (their
+// receipts and post-states). Beyond it results are not kept: a commit of
+// such a block executes it again, and a child of it cannot be built.
+const maxCachedResults = 1024
+
+func (n *Node) remember(res *execution.Result) {
+	n.cacheMu.Lock()
+	defer n.cacheMu.Unlock()
+	if len(n.cache) < maxCachedResults {
+		n.cache[res.Block.Hash()] = res
+	}
+}
+
+// parentState returns a fresh state to execute a child of the block
+// (hash, number) on, and an executor whose BLOCKHASH sees that block's
+// own ancestry. The block is either committed, or executed here (built or
+// verified) and still in the cache, above a chain of such blocks that
+// reaches the committed chain. committed tells which.
+func (n *Node) parentState(hash common.Hash, number uint64) (st *state.StateDB, exec *execution.Executor, committed bool, err error) {
+	if h := n.ledger.HeaderByNumber(number); h != nil && h.Hash() == hash {
+		st, err := n.ledger.StateAt(h.Root)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("state of block %d: %w", number, err)
+		}
+		return st, n.exec, true, nil
 	}
 	n.cacheMu.Lock()
-	n.cache[hash] = res
-	n.cacheMu.Unlock()
-	return res, nil
+	defer n.cacheMu.Unlock()
+	res := n.cache[hash]
+	if res == nil {
+		return nil, nil, false, fmt.Errorf("%w %d: parent %s is neither committed nor executed here", execution.ErrInvalidBlock, number+1, hash.TerminalString())
+	}
+	// The uncommitted ancestors, down to a block whose parent is committed.
+	above := make(map[uint64]*types.Header)
+	for r := res; ; {
+		h := r.Block.Header()
+		above[h.Number.Uint64()] = h
+		if p := n.ledger.HeaderByNumber(h.Number.Uint64() - 1); p != nil && p.Hash() == h.ParentHash {
+			break
+		}
+		if r = n.cache[h.ParentHash]; r == nil || len(above) > maxCachedResults {
+			return nil, nil, false, fmt.Errorf("%w %d: ancestor %s of parent %s is neither committed nor executed here",
+				execution.ErrInvalidBlock, number+1, h.ParentHash.TerminalString(), hash.TerminalString())
+		}
+	}
+	// The parent's post-state is consumed when the parent commits; copy it
+	// under stateMu so that the copy never races that commit.
+	n.stateMu.Lock()
+	st = res.State.Copy()
+	n.stateMu.Unlock()
+	return st, execution.New(n.cfg.Spec, forkHeaders{n.ledger, above}), false, nil
+}
+
+// forkHeaders answers header lookups by number along one uncommitted
+// branch above the committed chain.
+type forkHeaders struct {
+	committed execution.HeaderReader
+	above     map[uint64]*types.Header
+}
+
+func (f forkHeaders) HeaderByNumber(number uint64) *types.Header {
+	if h := f.above[number]; h != nil {
+		return h
+	}
+	return f.committed.HeaderByNumber(number)
 }
 
 // CommitBlock writes a block durably, then updates the pool and publishes
@@ -399,7 +476,10 @@ func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := n.ledger.Commit(block, res.Receipts, res.State, seal); err != nil {
+	n.stateMu.Lock()
+	err = n.ledger.Commit(block, res.Receipts, res.State, seal)
+	n.stateMu.Unlock()
+	if err != nil {
 		n.fail(fmt.Errorf("commit block %d: %w", block.NumberU64(), err))
 		return err
 	}
