@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/charter-ledger/charter/internal/chain"
+)
+
+// freePortBase returns a port p such that p, p+1, ..., p+n-1 are free on
+// 127.0.0.1 right now (node i of a network uses p+i).
+func freePortBase(t *testing.T, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		for i := 1; i < n && ok; i++ {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(base+i)))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no run of free ports found")
+	return 0
+}
+
+func itoa(i int) string { return big.NewInt(int64(i)).String() }
+
+type netNode struct {
+	*Node
+	home   string
+	client *ethclient.Client
+}
+
+// startNetwork writes a network of n validators with InitNetwork and runs
+// every node in this process, linked over real mTLS on 127.0.0.1.
+func startNetwork(t *testing.T, engine string, n int) []*netNode {
+	t.Helper()
+	dir := t.TempDir()
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
+		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*netNode
+	for _, in := range inits {
+		hc, err := LoadHomeConfig(in.Home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test-node", in.Name)
+		}
+		cfg, err := hc.NodeConfig(in.Home, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c, err := ethclient.Dial("http://" + nd.RPCAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); nd.Stop() })
+		nodes = append(nodes, &netNode{Node: nd, home: in.Home, client: c})
+	}
+	return nodes
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNetworkEngines runs a small network of each engine in one process:
+// peers connect over mTLS, transactions sent to any node reach a block,
+// and every node commits the same blocks.
+func TestNetworkEngines(t *testing.T) {
+	for _, engine := range []string{"raft", "bft", "poa"} {
+		t.Run(engine, func(t *testing.T) {
+			n := 3
+			if engine == "bft" {
+				n = 4
+			}
+			nodes := startNetwork(t, engine, n)
+			waitUntil(t, 20*time.Second, "every node connected to every other", func() bool {
+				for _, nd := range nodes {
+					if nd.PeerCount() != n-1 {
+						return false
+					}
+				}
+				return true
+			})
+			accts, _ := chain.DevAccounts(n)
+			signer := types.LatestSignerForChainID(big.NewInt(chain.DefaultChainID))
+			to := common.HexToAddress("0xC0FFEE")
+			var hashes []common.Hash
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			// Each sender submits to another node, so every tx travels.
+			for i, nd := range nodes {
+				for nonce := uint64(0); nonce < 5; nonce++ {
+					tx := types.MustSignNewTx(accts[i].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(chain.DefaultChainID),
+						Nonce: nonce, Gas: 21000, GasFeeCap: big.NewInt(1), To: &to, Value: big.NewInt(1)})
+					if err := nd.client.SendTransaction(ctx, tx); err != nil {
+						t.Fatal(err)
+					}
+					hashes = append(hashes, tx.Hash())
+				}
+			}
+			for _, nd := range nodes {
+				for _, h := range hashes {
+					waitUntil(t, 30*time.Second, "receipt of "+h.Hex()+" on every node", func() bool {
+						r, err := nd.client.TransactionReceipt(ctx, h)
+						return err == nil && r.Status == types.ReceiptStatusSuccessful
+					})
+				}
+			}
+			// Same block at every height every node has.
+			low := ^uint64(0)
+			for _, nd := range nodes {
+				low = min(low, nd.Head().Number.Uint64())
+			}
+			for h := uint64(1); h <= low; h++ {
+				want := nodes[0].Ledger().HeaderByNumber(h).Hash()
+				for i, nd := range nodes[1:] {
+					if got := nd.Ledger().HeaderByNumber(h).Hash(); got != want {
+						t.Fatalf("block %d: node%d has %s, node0 %s", h, i+1, got, want)
+					}
+				}
+			}
+			bal, err := nodes[0].client.BalanceAt(ctx, to, nil)
+			if err != nil || bal.Int64() != int64(len(hashes)) {
+				t.Fatalf("recipient balance %v (%v), want %d", bal, err, len(hashes))
+			}
+		})
+	}
+}
+
+// TestNodeHomeErrorsNameTheField: a bad home config is refused at load,
+// naming the field.
+func TestNodeHomeErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: 2, Engine: "raft", RPCPort: 20000, P2PPort: 21000, MetricsPort: 22000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := inits[0].Home
+	good, err := os.ReadFile(filepath.Join(home, ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ from, to, field string }{
+		{`"rpcAddr": "127.0.0.1:20000"`, `"rpcAddr": "nowhere"`, "rpcAddr"},
+		{`"p2pAddr": "127.0.0.1:21000"`, `"p2pAddr": ""`, "p2pAddr"},
+		{`"nodeKey": "nodekey"`, `"nodeKey": "nodekey", "colour": 1`, "colour"},
+		{`"addr": "127.0.0.1:21001"`, `"addr": "127.0.0.1"`, "peers[0].addr"},
+	} {
+		bad := strings.Replace(string(good), c.from, c.to, 1)
+		if bad == string(good) {
+			t.Fatalf("case %s: %q not in the config", c.field, c.from)
+		}
+		if err := os.WriteFile(filepath.Join(home, ConfigFile), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadHomeConfig(home); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: err = %v, want one naming the field", c.field, err)
+		}
+	}
+	// A second init into the same folder is refused.
+	if _, _, err := InitNetwork(InitOptions{Dir: dir, Validators: 2, Engine: "raft"}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("second init: %v", err)
+	}
+	// Key files are 0600.
+	for _, f := range []string{"nodekey", "tls/node.key"} {
+		st, err := os.Stat(filepath.Join(home, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v, want mode 0600", f, st.Mode(), err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "orgs", "org0", "ca.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("ca.key: %v", err)
+	}
+}
+
+func TestRemoteSetForgetsTheOldest(t *testing.T) {
+	var r remoteSet
+	r.init(3)
+	h := func(i byte) common.Hash { return common.Hash{i} }
+	for i := byte(1); i <= 4; i++ {
+		r.add(h(i))
+	}
+	r.add(h(4)) // no double entry
+	if r.has(h(1)) || !r.has(h(2)) || !r.has(h(4)) || len(r.set) != 3 {
+		t.Fatalf("set %v", r.set)
+	}
+}
