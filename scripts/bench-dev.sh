@@ -17,7 +17,7 @@ for i in $(seq "$runs"); do
       -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}' "127.0.0.1:$port" && break
     sleep 0.1
   done
-  "$bin" bench --rpc "http://127.0.0.1:$port" --kind "$kind" --txs "$txs" --senders "$senders" --json "$out/$i.json" 2>/dev/null | tail -1
+  "$bin" bench --rpc "http://127.0.0.1:$port" ${BATCH:+--batch $BATCH} --kind "$kind" --txs "$txs" --senders "$senders" --json "$out/$i.json" 2>/dev/null | tail -1
   kill -INT "$pid"; wait "$pid" || true
 done
 python3 - "$out" <<'PY'

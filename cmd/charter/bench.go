@@ -26,7 +26,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0)")
 	kind := fs.String("kind", "transfer", "transfer or erc20")
 	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them")
-	batch := fs.Int("batch", 20, "raw transactions per JSON-RPC batch request (1: one request per transaction)")
+	batch := fs.Int("batch", 100, "raw transactions per JSON-RPC batch request (1: one request per transaction); with --rate a batch holds only transactions already due")
 	keysFile := fs.String("keys", "", "file of hex private keys, one per line (default: accounts of the development mnemonic)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
