@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -94,13 +95,13 @@ func (c *HomeConfig) Validate() error {
 		if addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return fmt.Errorf("%s: %q is not host:port: %v", f, addr, err)
+		if err := checkHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
 		}
 	}
 	for i, p := range c.Peers {
-		if _, _, err := net.SplitHostPort(p.Addr); err != nil {
-			return fmt.Errorf("peers[%d].addr: %q is not host:port: %v", i, p.Addr, err)
+		if err := checkHostPort(p.Addr); err != nil {
+			return fmt.Errorf("peers[%d].addr: %w", i, err)
 		}
 		if p.ID == (common.Address{}) {
 			return fmt.Errorf("peers[%d].id: required (the peer's node id)", i)
@@ -115,6 +116,18 @@ func (c *HomeConfig) Validate() error {
 	case "", "text", "json":
 	default:
 		return fmt.Errorf("logFormat: %q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with a numeric port.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return fmt.Errorf("%q: port %q is not a port number", addr, port)
 	}
 	return nil
 }
