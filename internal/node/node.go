@@ -342,7 +342,12 @@ func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer conse
 		return nil, err
 	}
 	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
-	res, err := exec.Build(header, st, n.pool.Pending(n.maxBlockTxs))
+	var src execution.TxSource = n.pool.Pending(n.maxBlockTxs)
+	if !committed {
+		// The pool still holds what the uncommitted ancestors included.
+		src = &pastIncluded{src: src, st: st, signer: n.exec.Signer()}
+	}
+	res, err := exec.Build(header, st, src)
 	if err != nil {
 		return nil, err
 	}
@@ -494,6 +499,31 @@ func (n *Node) parentState(hash common.Hash, number uint64) (st *state.StateDB, 
 	n.stateMu.Unlock()
 	return st, execution.New(n.cfg.Spec, forkHeaders{n.ledger, above}), false, nil
 }
+
+// pastIncluded is a transaction source for a block built on an
+// uncommitted parent: it passes over each sender's transactions whose
+// nonce the state being built on has used already (the parent's branch
+// holds them), so the block takes the sender's next ones instead of
+// refusing the sender altogether.
+type pastIncluded struct {
+	src    execution.TxSource
+	st     *state.StateDB // the block's state as it is built
+	signer types.Signer
+}
+
+func (p *pastIncluded) Peek() *types.Transaction {
+	for tx := p.src.Peek(); tx != nil; tx = p.src.Peek() {
+		from, err := types.Sender(p.signer, tx) // cached by the pool
+		if err != nil || tx.Nonce() >= p.st.GetNonce(from) {
+			return tx
+		}
+		p.src.Shift()
+	}
+	return nil
+}
+
+func (p *pastIncluded) Shift() { p.src.Shift() }
+func (p *pastIncluded) Skip()  { p.src.Skip() }
 
 // forkHeaders answers header lookups by number along one uncommitted
 // branch above the committed chain.
