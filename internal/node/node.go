@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -143,6 +144,9 @@ func New(cfg Config) (*Node, error) {
 		quit:  make(chan struct{}),
 	}
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{}, cfg.Logger)
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("data directory %s is in use by another process: is this node running already?", cfg.DataDir)
+	}
 	if err != nil {
 		return nil, err
 	}
