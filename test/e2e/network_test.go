@@ -424,8 +424,8 @@ func (l *netLoad) pollReceipts(urls []string) {
 }
 
 // finish stops the senders, then polls receipts until every transaction
-// has one, or none came for 3 s (at most 20 s), and returns (sent,
-// acknowledged).
+// has one, or none came for 6 s (a follower re-forwards its pending
+// transactions every 2 s), at most 30 s, and returns (sent, acknowledged).
 func (l *netLoad) finish(urls []string) ([]*sentTx, int) {
 	close(l.stop)
 	l.wg.Wait()
@@ -440,8 +440,8 @@ func (l *netLoad) finish(urls []string) ([]*sentTx, int) {
 		}
 		return n
 	}
-	last, progress, deadline := acked(), time.Now(), time.Now().Add(20*time.Second)
-	for last < len(l.sent) && time.Since(progress) < 3*time.Second && time.Now().Before(deadline) {
+	last, progress, deadline := acked(), time.Now(), time.Now().Add(30*time.Second)
+	for last < len(l.sent) && time.Since(progress) < 6*time.Second && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		l.pollReceipts(urls)
 		if n := acked(); n > last {
