@@ -978,3 +978,68 @@ func TestNetworkCommandsFailWithOneLine(t *testing.T) {
 		}
 	}
 }
+
+// waitAllReach waits until every node is at height h or above.
+func (tn *testnet) waitAllReach(h uint64, timeout time.Duration) {
+	tn.t.Helper()
+	waitFor(tn.t, timeout, fmt.Sprintf("every node at height %d", h), func() bool {
+		for i := range tn.ep.Nodes {
+			if got, err := height(tn.url(i)); err != nil || got < h {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestBFTAndPoATestnets runs 4-node bft and poa testnets as processes
+// under load through a kill -9 of one node (within what each tolerates)
+// and its restart: the others go on, it catches up, and every node has
+// the same block at every height.
+func TestBFTAndPoATestnets(t *testing.T) {
+	for _, engine := range []string{"bft", "poa"} {
+		t.Run(engine, func(t *testing.T) {
+			const n = 4
+			dir := initNetwork(t, engine, n, "--block-time", "250ms")
+			tn := runTestnet(t, dir)
+			waitFor(t, 30*time.Second, "every node connected to every other", func() bool {
+				for i := 0; i < n; i++ {
+					if c, err := peerCount(tn.url(i)); err != nil || c != n-1 {
+						return false
+					}
+				}
+				return true
+			})
+			watch := watchHeights(tn)
+			targets := map[string][]int{}
+			for i := 0; i < n; i++ {
+				targets[tn.url(i)] = []int{2 * i, 2*i + 1}
+			}
+			l := startLoad(t, targets, tn.urls(), 20*time.Millisecond)
+			time.Sleep(2 * time.Second)
+			victim := n - 1
+			before, _ := height(tn.url(0))
+			tn.kill9(victim)
+			waitFor(t, 30*time.Second, "the others go on without the killed node", func() bool {
+				h, err := height(tn.url(0))
+				return err == nil && h >= before+3
+			})
+			tn.restart(victim)
+			sent, acked := l.finish(tn.urls()[:victim])
+			t.Logf("%d sent, %d acknowledged", len(sent), acked)
+			if acked == 0 {
+				t.Fatal("no transaction acknowledged")
+			}
+			var top uint64
+			for i := 0; i < n; i++ {
+				if h, err := height(tn.url(i)); err == nil {
+					top = max(top, h)
+				}
+			}
+			tn.waitAllReach(top, 60*time.Second)
+			watch.check(t)
+			tn.checkAgreement(top, sent)
+			t.Logf("%d blocks agree on every node", top+1)
+		})
+	}
+}
