@@ -187,8 +187,10 @@ func New(cfg Config) (*Node, error) {
 
 // Start runs the engine and the APIs.
 func (n *Node) Start() error {
+	// On failure, Stop undoes what started (every part's stop is safe
+	// before its start), so the caller need not call it.
 	if err := n.api.start(); err != nil {
-		n.ledger.Close()
+		n.Stop()
 		return err
 	}
 	ch := make(chan txpool.NewTxsEvent, 256)
@@ -196,20 +198,12 @@ func (n *Node) Start() error {
 	n.wg.Add(1)
 	go n.newTxsLoop(ch, sub)
 	if err := n.engine.Start(); err != nil {
-		n.api.stop()
-		close(n.quit)
-		n.wg.Wait()
-		n.ledger.Close()
+		n.Stop()
 		return fmt.Errorf("start engine: %w", err)
 	}
 	if n.net != nil {
 		if err := n.net.start(); err != nil {
-			n.api.stop()
-			n.net.close()
-			n.engine.Stop()
-			close(n.quit)
-			n.wg.Wait()
-			n.ledger.Close()
+			n.Stop()
 			return err
 		}
 	}
