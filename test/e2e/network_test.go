@@ -949,11 +949,35 @@ func TestNetworkCommandsFailWithOneLine(t *testing.T) {
 	if out, err := exec.Command(charterBin, "ca", "verify", "--genesis", filepath.Join(dir, "genesis.json"), "--cert", filepath.Join(home, "tls", "node.crt")).CombinedOutput(); err != nil || !strings.Contains(string(out), "trusted node certificate of org0/node0") {
 		t.Fatalf("ca verify of a good certificate: %v %s", err, out)
 	}
+	// A node whose raft WAL is damaged in the middle refuses to start.
+	walHome := filepath.Join(initNetwork(t, "raft", 2), "node0")
+	run := exec.Command(charterBin, "node", "--home", walHome)
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := node.LoadHomeConfig(walHome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the node answers", func() bool { _, err := height("http://" + hc.RPCAddr); return err == nil })
+	run.Process.Signal(syscall.SIGTERM)
+	waitExit(run, 30*time.Second)
+	wals, _ := filepath.Glob(filepath.Join(walHome, "data", "raft", "*.wal"))
+	if len(wals) != 1 {
+		t.Fatalf("raft WAL files: %v", wals)
+	}
+	wal, _ := os.ReadFile(wals[0])
+	for i := 12; i < 20 && i < len(wal); i++ {
+		wal[i] ^= 0xff
+	}
+	os.WriteFile(wals[0], wal, 0o600)
+
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"node with a damaged WAL", []string{"node", "--home", walHome}, "raft wal corrupt"},
 		{"init without --out", []string{"init", "--validators", "3"}, "--out"},
 		{"init into a network", []string{"init", "--out", dir}, "exists already"},
 		{"init with bad engine", []string{"init", "--out", t.TempDir(), "--consensus", "pow"}, "--consensus"},
