@@ -608,8 +608,8 @@ func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	}
 }
 
-// addEvidence records that validator from adopted the block hash sealed
-// at (height, round).
+// addEvidence records that validator from adopted block t.Hash (number
+// t.Height) as sealed at t's ballot. Counted against the set at t.Height.
 func (c *Core) addEvidence(from consensus.NodeID, t tipMsg) {
 	height, hash := t.Height, t.Hash
 	if height <= c.base.height || t.BallotH > c.limit() || !c.sched.member(height, from) {
