@@ -24,6 +24,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	datadir := fs.String("datadir", "", "data directory; the chain survives restarts (default: a temporary directory removed on exit)")
 	httpAddr := fs.String("http.addr", "127.0.0.1", "JSON-RPC listen address (HTTP and WebSocket)")
 	httpPort := fs.Int("http.port", 8545, "JSON-RPC port (HTTP and WebSocket)")
+	metricsAddr := fs.String("metrics.addr", "", "serve /metrics, /healthz and /readyz on this host:port (default: off)")
 	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
@@ -83,6 +84,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		Spec:             spec,
 		NodeKey:          key,
 		HTTPAddr:         net.JoinHostPort(*httpAddr, strconv.Itoa(*httpPort)),
+		MetricsAddr:      *metricsAddr,
 		DevAccounts:      accts,
 		ForceEmptyBlocks: forceEmpty,
 		BlockTime:        *blockTime,

@@ -43,7 +43,7 @@ type HomeConfig struct {
 	RPCAddr string `json:"rpcAddr"`
 	// P2PAddr is host:port of the p2p listener.
 	P2PAddr string `json:"p2pAddr"`
-	// MetricsAddr is host:port reserved for Prometheus metrics; empty: none.
+	// MetricsAddr is host:port of /metrics, /healthz and /readyz; empty: none.
 	MetricsAddr string `json:"metricsAddr,omitempty"`
 	// Peers are the static peers.
 	Peers []HomePeer `json:"peers"`
@@ -183,10 +183,11 @@ func (c *HomeConfig) NodeConfig(home string, logger *slog.Logger) (Config, error
 		peers[i] = p2p.PeerAddr{Addr: p.Addr, ID: p.ID}
 	}
 	return Config{
-		DataDir:  homePath(home, c.DataDir),
-		Spec:     spec,
-		NodeKey:  key,
-		HTTPAddr: c.RPCAddr,
+		DataDir:     homePath(home, c.DataDir),
+		Spec:        spec,
+		NodeKey:     key,
+		HTTPAddr:    c.RPCAddr,
+		MetricsAddr: c.MetricsAddr,
 		Network: &NetworkConfig{
 			ListenAddr:  c.P2PAddr,
 			Peers:       peers,

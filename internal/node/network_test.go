@@ -64,7 +64,7 @@ func startNetwork(t *testing.T, engine string, n int) []*netNode {
 	t.Helper()
 	dir := t.TempDir()
 	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
-		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: 1})
+		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
 	if err != nil {
 		t.Fatal(err)
 	}

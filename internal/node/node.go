@@ -36,6 +36,8 @@ type Config struct {
 	NodeKey *ecdsa.PrivateKey
 	// HTTPAddr is host:port of JSON-RPC over HTTP and WebSocket.
 	HTTPAddr string
+	// MetricsAddr is host:port of /metrics, /healthz and /readyz; "": none.
+	MetricsAddr string
 	// DevAccounts are unlocked: eth_accounts lists them and
 	// eth_sendTransaction signs with them. Empty outside dev mode.
 	DevAccounts []chain.DevAccount
@@ -107,6 +109,7 @@ type Node struct {
 	bus    events.Bus
 	api    *apiServer
 	net    *network // nil without peers
+	ins    *instruments
 
 	maxBlockTxs int          // bound of BuildBlock; 0: none
 	halted      func() error // polled for an engine that stops itself
@@ -140,6 +143,7 @@ func New(cfg Config) (*Node, error) {
 		log:   cfg.Logger,
 		self:  crypto.PubkeyToAddress(cfg.NodeKey.PublicKey),
 		cache: make(map[common.Hash]*execution.Result),
+		ins:   newInstruments(),
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
 	}
@@ -190,6 +194,10 @@ func (n *Node) Start() error {
 	// On failure, Stop undoes what started (every part's stop is safe
 	// before its start), so the caller need not call it.
 	if err := n.api.start(); err != nil {
+		n.Stop()
+		return err
+	}
+	if err := n.startMetrics(); err != nil {
 		n.Stop()
 		return err
 	}
@@ -245,6 +253,10 @@ func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscri
 				break drain
 			}
 		}
+		now := time.Now()
+		for _, tx := range txs {
+			n.ins.m.Seen(tx.Hash(), now)
+		}
 		n.engine.Notify(txs)
 		if n.net != nil && n.net.gossip {
 			n.net.gossipTxs(txs)
@@ -282,6 +294,9 @@ func (n *Node) fail(err error) {
 // committed stays.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		if n.ins.srv != nil {
+			n.ins.srv.Close()
+		}
 		n.api.stop()
 		if n.net != nil {
 			n.net.close() // no more peer messages
@@ -345,7 +360,10 @@ func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer conse
 		// The pool still holds what the uncommitted ancestors included.
 		src = &pastIncluded{src: src, st: st, signer: n.exec.Signer()}
 	}
+	start := time.Now()
 	res, err := exec.Build(header, st, src)
+	n.ins.m.BlockBuild.Observe(time.Since(start).Seconds())
+	n.ins.m.BlockExecution.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +415,9 @@ func (n *Node) verified(block *types.Block) (*execution.Result, error) {
 	if parent == nil || parent.Hash() != block.ParentHash() {
 		return nil, fmt.Errorf("%w %d: parent %s is unknown", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
 	}
+	start := time.Now()
 	res, err = exec.Apply(parent, n.withKnownSenders(block), st)
+	n.ins.m.BlockExecution.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, err
 	}
@@ -545,20 +565,32 @@ func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	n.stateMu.Lock()
 	err = n.ledger.Commit(block, res.Receipts, res.State, seal)
 	n.stateMu.Unlock()
+	n.ins.m.BlockCommit.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.fail(fmt.Errorf("commit block %d: %w", block.NumberU64(), err))
 		return err
 	}
+	now := time.Now()
 	n.cacheMu.Lock()
 	for h, r := range n.cache {
 		if r.Block.NumberU64() <= block.NumberU64() {
 			delete(n.cache, h)
 		}
 	}
+	n.ins.lastCommit = now
 	n.cacheMu.Unlock()
+	hashes := make([][32]byte, len(block.Transactions()))
+	for i, tx := range block.Transactions() {
+		hashes[i] = tx.Hash()
+	}
+	n.ins.m.Final(hashes, now)
+	n.ins.m.Height.Set(float64(block.NumberU64()))
+	n.ins.m.TxCommitted.Add(float64(len(hashes)))
+	n.ins.m.BlocksCommitted.Inc()
 	headState, err := n.ledger.StateAt(block.Root())
 	if err != nil {
 		n.fail(fmt.Errorf("open state of committed block %d: %w", block.NumberU64(), err))
