@@ -29,6 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 100, "raw transactions per JSON-RPC batch request (1: one request per transaction); with --rate a batch holds only transactions already due")
 	keysFile := fs.String("keys", "", "file of hex private keys, one per line (default: accounts of the development mnemonic)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency over time to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -84,6 +85,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		data, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", *jsonOut, err)
+		}
+	}
+	if *htmlOut != "" {
+		f, err := os.Create(*htmlOut)
+		if err != nil {
+			return fmt.Errorf("--html: %w", err)
+		}
+		err = bench.WriteHTML(f, res)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--html: %w", err)
 		}
 	}
 	if res.Failed > 0 {
