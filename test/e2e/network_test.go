@@ -1064,6 +1064,53 @@ func TestBFTAndPoATestnets(t *testing.T) {
 			watch.check(t)
 			tn.checkAgreement(top, sent)
 			t.Logf("%d blocks agree on every node", top+1)
+
+			// Two of four down: more than f, so nothing becomes final (and
+			// nothing unsafe happens); with both back, progress resumes.
+			watch = watchHeights(tn)
+			tn.kill9(n - 1)
+			tn.kill9(n - 2)
+			var stalled uint64
+			waitFor(t, 15*time.Second, "the survivors stop finalizing", func() bool {
+				h0, err := height(tn.url(0))
+				if err != nil {
+					return false
+				}
+				time.Sleep(1500 * time.Millisecond) // a window with no new final block
+				h1, err := height(tn.url(0))
+				stalled = h1
+				return err == nil && h1 == h0
+			})
+			stalledAt := time.Now()
+			for time.Since(stalledAt) < 3*time.Second {
+				for i := 0; i < n-2; i++ {
+					if h, err := height(tn.url(i)); err != nil || h > stalled+1 {
+						t.Fatalf("node%d finalized height %d with two of four validators down (stalled at %d)", i, h, stalled)
+					}
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			tn.restart(n - 1)
+			tn.restart(n - 2)
+			l = startLoad(t, targets, tn.urls(), 20*time.Millisecond)
+			time.Sleep(time.Second)
+			more, acked := l.finish(tn.urls())
+			if acked == 0 {
+				t.Fatal("no transaction acknowledged after both validators returned")
+			}
+			top = 0
+			for i := 0; i < n; i++ {
+				if h, err := height(tn.url(i)); err == nil {
+					top = max(top, h)
+				}
+			}
+			if top <= stalled {
+				t.Fatalf("no progress after restart: height %d, stalled at %d", top, stalled)
+			}
+			tn.waitAllReach(top, 60*time.Second)
+			watch.check(t)
+			tn.checkAgreement(top, append(sent, more...))
+			t.Logf("stalled at %d with two down; after restart %d blocks agree on every node", stalled, top+1)
 		})
 	}
 }
