@@ -103,7 +103,6 @@ type simulation struct {
 	govHeight  uint64 // block whose commit changes the set
 	govChange  ValidatorChange
 
-	hook   func()
 	dead   *simNode // the validator that stays down after healing, if any
 	nextTx uint64
 	seen   [][]byte // messages the Byzantine node overheard
@@ -198,9 +197,6 @@ func (s *simulation) boot(n *simNode) error {
 	n.core = core
 	n.app = newApp(n.led)
 	n.up = true
-	if s.hook != nil {
-		s.hook()
-	}
 	return nil
 }
 
