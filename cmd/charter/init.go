@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/charter-ledger/charter/internal/chain"
@@ -18,6 +19,7 @@ type networkFlags struct {
 	orgs        *int
 	noDev       *bool
 	chainID     *uint64
+	observers   *int
 	blockTime   *time.Duration
 	host        *string
 	rpcPort     *int
@@ -28,6 +30,7 @@ type networkFlags struct {
 func addNetworkFlags(fs *flag.FlagSet) *networkFlags {
 	return &networkFlags{
 		validators:  fs.Int("validators", 4, "number of validator nodes"),
+		observers:   fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
 		engine:      fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
 		orgs:        fs.Int("orgs", 0, "spread the validators over this many organizations (default: one per validator)"),
 		noDev:       fs.Bool("no-dev-accounts", false, "do not prefund the 20 development accounts"),
@@ -50,6 +53,7 @@ func (f *networkFlags) options(dir string) (node.InitOptions, error) {
 	return node.InitOptions{
 		Dir:         dir,
 		Validators:  *f.validators,
+		Observers:   *f.observers,
 		Orgs:        *f.orgs,
 		Engine:      *f.engine,
 		ChainID:     *f.chainID,
@@ -87,10 +91,18 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 }
 
 func printNetwork(w io.Writer, dir string, spec *chain.Spec, nodes []node.InitNode) {
-	fmt.Fprintf(w, "Network in %s: chain id %d, %s consensus, %d validators in %d organizations\n",
-		dir, spec.ChainID(), spec.Consensus.Engine, len(nodes), len(spec.Organizations))
+	observers := ""
+	if n := len(nodes) - len(spec.Consensus.Validators); n > 0 {
+		observers = fmt.Sprintf(" and %d observer(s)", n)
+	}
+	fmt.Fprintf(w, "Network in %s: chain id %d, %s consensus, %d validators%s in %d organizations\n",
+		dir, spec.ChainID(), spec.Consensus.Engine, len(spec.Consensus.Validators), observers, len(spec.Organizations))
 	fmt.Fprintf(w, "Genesis %s; organization CAs in %s\n", filepath.Join(dir, node.GenesisFile), filepath.Join(dir, "orgs"))
 	for _, n := range nodes {
-		fmt.Fprintf(w, "  %-6s %-6s id %s  rpc http://%s  p2p %s  home %s\n", n.Name, n.Org, n.ID.Hex(), n.Config.RPCAddr, n.Config.P2PAddr, n.Home)
+		role := "validator"
+		if !slices.Contains(spec.Consensus.Validators, n.ID) {
+			role = "observer"
+		}
+		fmt.Fprintf(w, "  %-6s %-6s %-9s id %s  rpc http://%s  p2p %s  home %s\n", n.Name, n.Org, role, n.ID.Hex(), n.Config.RPCAddr, n.Config.P2PAddr, n.Home)
 	}
 }

@@ -96,8 +96,8 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	if set["consensus"] && *nf.engine != spec.Consensus.Engine {
 		return fmt.Errorf("--consensus %s, but %s holds a %s network; remove it or choose another --dir", *nf.engine, abs, spec.Consensus.Engine)
 	}
-	if set["validators"] && *nf.validators != len(nodes) {
-		return fmt.Errorf("--validators %d, but %s holds %d nodes; remove it or choose another --dir", *nf.validators, abs, len(nodes))
+	if set["validators"] && *nf.validators+*nf.observers != len(nodes) {
+		return fmt.Errorf("--validators %d and --observers %d, but %s holds %d nodes; remove it or choose another --dir", *nf.validators, *nf.observers, abs, len(nodes))
 	}
 	os.Remove(filepath.Join(abs, EndpointsFile)) // stale from an earlier run
 

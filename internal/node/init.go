@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -22,8 +23,12 @@ type InitOptions struct {
 	// Dir receives genesis.json, orgs/ORG (each organization's CA) and
 	// one home folder per node (node0, node1, ...).
 	Dir string
-	// Validators is the number of nodes, all validators.
+	// Validators is the number of validator nodes (node0 ...).
 	Validators int
+	// Observers is the number of observer nodes after the validators: they
+	// follow the chain and serve RPC but never vote (raft learners, the
+	// read tier). Only raft has them yet.
+	Observers int
 	// Orgs spreads the validators over this many organizations, node i
 	// in organization i mod Orgs. 0 means one per validator.
 	Orgs int
@@ -74,7 +79,8 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	if _, err := os.Stat(filepath.Join(dir, GenesisFile)); err == nil {
 		return nil, nil, fmt.Errorf("%s exists already; remove %s or choose another --out", filepath.Join(dir, GenesisFile), dir)
 	}
-	for i := 0; i < opts.Validators; i++ {
+	total := opts.Validators + opts.Observers
+	for i := 0; i < total; i++ {
 		if _, err := os.Stat(filepath.Join(dir, nodeName(i))); err == nil {
 			return nil, nil, fmt.Errorf("%s exists already; remove it or choose another --out", filepath.Join(dir, nodeName(i)))
 		}
@@ -114,7 +120,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	}
 
 	// Nodes: keys and certificates.
-	nodes := make([]InitNode, opts.Validators)
+	nodes := make([]InitNode, total)
 	for i := range nodes {
 		nd := &nodes[i]
 		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
@@ -154,8 +160,20 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		Consensus:     chain.Consensus{Engine: opts.Engine},
 		Organizations: orgs,
 	}
-	for _, nd := range nodes {
-		spec.Consensus.Validators = append(spec.Consensus.Validators, nd.ID)
+	var learners []common.Address
+	for i, nd := range nodes {
+		if i < opts.Validators {
+			spec.Consensus.Validators = append(spec.Consensus.Validators, nd.ID)
+		} else {
+			learners = append(learners, nd.ID)
+		}
+	}
+	if len(learners) > 0 {
+		params, err := json.Marshal(map[string]any{"learners": learners})
+		if err != nil {
+			return nil, nil, err
+		}
+		spec.Consensus.Params = params
 	}
 	if opts.DevAccounts {
 		accts, err := chain.DevAccounts(chain.DevAccountCount)
@@ -224,6 +242,10 @@ func (o *InitOptions) defaults() error {
 		return errors.New("--out: an output folder is required")
 	case o.Validators < 1 || o.Validators > 64:
 		return fmt.Errorf("--validators %d: want 1 to 64", o.Validators)
+	case o.Observers < 0 || o.Observers > 64:
+		return fmt.Errorf("--observers %d: want 0 to 64", o.Observers)
+	case o.Observers > 0 && o.Engine != "raft":
+		return fmt.Errorf("--observers: only raft has observer nodes (learners) yet, not %s", o.Engine)
 	}
 	switch o.Engine {
 	case "raft", "bft", "poa":
