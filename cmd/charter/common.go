@@ -9,11 +9,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/rpc"
 )
 
@@ -69,4 +72,28 @@ func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
 func runVersion(_ []string, stdout, _ io.Writer) error {
 	fmt.Fprintf(stdout, "charter %s\n", rpc.Version)
 	return nil
+}
+
+// serveNode starts n and runs it until SIGINT or SIGTERM (a clean stop,
+// nil) or a reason the node cannot go on (returned after a clean stop, so
+// run prints it as the one line). Signals are watched before the node
+// starts, so one that arrives during start-up still stops it cleanly.
+// started runs once the node serves.
+func serveNode(n *node.Node, logger *slog.Logger, started func()) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := n.Start(); err != nil {
+		return err
+	}
+	started()
+	select {
+	case sig := <-sigs:
+		logger.Info("Shutting down", "signal", sig.String())
+		n.Stop()
+		return nil
+	case err := <-n.Fatal():
+		n.Stop()
+		return err
+	}
 }

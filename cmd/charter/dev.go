@@ -5,10 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -93,23 +91,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Start(); err != nil {
-		return err
-	}
-	printDevBanner(stdout, n.RPCAddr(), spec.ChainID(), accts)
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	select {
-	case sig := <-sigs:
-		logger.Info("Shutting down", "signal", sig.String())
-		n.Stop()
-		return nil
-	case err := <-n.Fatal():
-		n.Stop()
-		return err
-	}
+	return serveNode(n, logger, func() { printDevBanner(stdout, n.RPCAddr(), spec.ChainID(), accts) })
 }
 
 func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevAccount) {

@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/charter-ledger/charter/internal/node"
 )
@@ -46,23 +43,8 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Start(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: http://%s  ws://%s\np2p: %s\n",
-		hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), n.RPCAddr(), n.RPCAddr(), n.P2PAddr())
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	select {
-	case sig := <-sigs:
-		logger.Info("Shutting down", "signal", sig.String())
-		n.Stop()
-		return nil
-	case err := <-n.Fatal():
-		// The one line: run prints it on stderr and exits non-zero.
-		n.Stop()
-		return err
-	}
+	return serveNode(n, logger, func() {
+		fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: http://%s  ws://%s\np2p: %s\n",
+			hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), n.RPCAddr(), n.RPCAddr(), n.P2PAddr())
+	})
 }
