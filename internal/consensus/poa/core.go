@@ -1149,25 +1149,36 @@ func (c *Core) sealChoice(b Ballot) (chosen *bnode, from consensus.NodeID, ok bo
 }
 
 // quorumFor checks the extra conditions for sealing, at ballot b, a block
-// at height x <= b.Height: heights x..b.Height must share one validator
-// set (a ballot never seals into another set's heights), and at the first
-// height of a new set the votes must also hold a quorum of the previous
-// set (joint consensus), so that the new set starts from every block the
-// old one committed.
+// at height x <= b.Height: the votes must hold a quorum of every validator
+// set in force between x and b.Height, and, when x is the first height of
+// a new set, of the set before it too (joint consensus). So every ballot's
+// quorum intersects the quorum that committed any block at a height it
+// seals at or spans, and the first block of a new set extends every block
+// the old set committed. (Votes come only from b's set and the one before
+// it, so a ballot spanning two set changes cannot seal; it times out.)
 func (c *Core) quorumFor(b Ballot, x uint64) bool {
-	if !c.sched.sameSet(x, b.Height) {
-		return false
+	lo := x
+	if c.sched.changesAt(x) {
+		lo = x - 1
 	}
-	if !c.sched.changesAt(x) {
-		return true
-	}
-	old := 0
-	for id := range c.tallies[b].votes {
-		if c.sched.member(x-1, id) {
-			old++
+	votes := c.tallies[b].votes
+	for h := lo; ; {
+		e := c.sched.at(h)
+		n := 0
+		for id := range votes {
+			if _, ok := e.index[id]; ok {
+				n++
+			}
 		}
+		if n < c.quorum(h) {
+			return false
+		}
+		next := c.sched.nextChange(h)
+		if next == 0 || next > b.Height {
+			return true
+		}
+		h = next
 	}
-	return old >= c.quorum(x-1)
 }
 
 // elector reports whether id's vote for a ballot at height h counts: it

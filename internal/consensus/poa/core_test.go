@@ -512,3 +512,15 @@ func TestRestartKeepsPromise(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleNextChange(t *testing.T) {
+	var s schedule
+	s.add(0, ids(3))
+	s.add(10, ids(4))
+	s.add(20, ids(2))
+	for _, c := range []struct{ h, want uint64 }{{0, 10}, {9, 10}, {10, 20}, {19, 20}, {20, 0}, {99, 0}} {
+		if got := s.nextChange(c.h); got != c.want {
+			t.Errorf("nextChange(%d) = %d, want %d", c.h, got, c.want)
+		}
+	}
+}

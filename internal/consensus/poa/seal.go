@@ -165,8 +165,14 @@ func (s *schedule) member(h uint64, id consensus.NodeID) bool {
 
 func (s *schedule) size(h uint64) int { return len(s.at(h).ids) }
 
-// sameSet reports whether heights from..to (inclusive) share one set.
-func (s *schedule) sameSet(from, to uint64) bool { return s.at(from) == s.at(to) }
+// nextChange is the first height after h with another set, 0 if none.
+func (s *schedule) nextChange(h uint64) uint64 {
+	i := sort.Search(len(s.epochs), func(i int) bool { return s.epochs[i].from > h })
+	if i == len(s.epochs) {
+		return 0
+	}
+	return s.epochs[i].from
+}
 
 // start is the first height of the set in force at h.
 func (s *schedule) start(h uint64) uint64 { return s.at(h).from }

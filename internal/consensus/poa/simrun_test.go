@@ -56,6 +56,7 @@ func TestSimulationRegressions(t *testing.T) {
 	}{
 		{3242, old, "every tip at the lookahead limit, none committed: needs reseal and tip announcements"},
 		{9689, old, "validators with different final heights, hence different limits, and a promise far above the tip"},
+		{74400, nil, "a ballot of the new set must seal the old set's last height: needs a quorum of both"},
 	} {
 		if err := runSeed(r.seed, r.adjust); err != nil {
 			t.Errorf("seed %d (%s): %v", r.seed, r.why, err)
