@@ -6,7 +6,12 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/system"
 )
+
+// DevOrg is the organization of the development chain.
+const DevOrg = "dev"
 
 // DevSpec is the spec of `charter dev`: one solo sealer, the development
 // accounts prefunded.
@@ -21,8 +26,14 @@ func DevSpec(chainID uint64, blockTimeMs uint64) (*Spec, error) {
 		BlockTimeMs: blockTimeMs,
 		Consensus:   Consensus{Engine: "solo"},
 	}
+	// One organization holds the development accounts with every role
+	// but auditor; any other account may transact and deploy too.
+	spec.Organizations = []Organization{{Name: DevOrg, Tier: TierValidate}}
+	spec.Governance = &system.GenesisSpec{DefaultRoles: []string{"read", "write", "deploy"}}
 	for _, a := range accts {
 		spec.Alloc[a.Address] = types.Account{Balance: new(big.Int).Set(DevBalance)}
+		spec.Governance.Accounts = append(spec.Governance.Accounts, system.GenesisAccount{
+			Address: a.Address, Org: DevOrg, Roles: []string{"read", "write", "deploy", "admin"}})
 	}
 	spec.fillDefaults()
 	return spec, spec.Validate()

@@ -18,10 +18,13 @@ type Organization struct {
 	// Roots are PEM encoded root CA certificates. Several organizations
 	// may list the same root (a consortium sharing one CA).
 	Roots []string `json:"roots"`
-	// Tier and Roles are placeholders for on-chain governance (what an
-	// organization may do: read, write, validate). They are checked for
-	// form here and not enforced yet.
-	Tier  string   `json:"tier,omitempty"`
+	// Tier is what the organization may do: read, write or validate
+	// (the default): its accounts' roles and its validators are bounded by it.
+	Tier string `json:"tier,omitempty"`
+	// Weight is its voting weight in governance (default 1).
+	Weight uint64 `json:"weight,omitempty"`
+	// Roles is kept for genesis files written before the registry; the
+	// registry's accounts carry roles now.
 	Roles []string `json:"roles,omitempty"`
 }
 
@@ -36,7 +39,7 @@ const (
 const maxOrgNameLen = 64
 
 // validateOrgs checks the organizations section; errors name the field.
-func validateOrgs(orgs []Organization) error {
+func validateOrgs(orgs []Organization, solo bool) error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
 	}
@@ -55,7 +58,7 @@ func validateOrgs(orgs []Organization) error {
 			return bad(field+".name", "%q already names organizations[%d]", o.Name, j)
 		}
 		seen[o.Name] = i
-		if len(o.Roots) == 0 {
+		if len(o.Roots) == 0 && !solo {
 			return bad(field+".roots", "at least one root certificate is required")
 		}
 		for j, r := range o.Roots {

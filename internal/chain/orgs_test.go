@@ -71,7 +71,9 @@ func TestOrganizationErrorsNameTheField(t *testing.T) {
 		{[]map[string]any{{"name": "a", "roots": []string{root}, "colour": "red"}}, "unknown field"},
 	}
 	for _, c := range cases {
-		doc, _ := json.Marshal(map[string]any{"config": map[string]any{"chainId": 5}, "organizations": c.orgs})
+		// A network engine: only a development (solo) chain's organizations may have no roots.
+		doc, _ := json.Marshal(map[string]any{"config": map[string]any{"chainId": 5}, "organizations": c.orgs,
+			"consensus": map[string]any{"engine": "raft", "validators": []string{"0x0000000000000000000000000000000000000001"}}})
 		_, err := ParseSpec(doc)
 		if err == nil || !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%v: err = %v, want one naming %q", c.orgs, err, c.field)

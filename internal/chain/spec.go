@@ -15,6 +15,8 @@ import (
 	"github.com/ethereum/go-ethereum/common/math"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // Defaults for fields a genesis file may leave out.
@@ -69,6 +71,10 @@ type Spec struct {
 	// certificates (see Organization). A network of several nodes needs at
 	// least one; a development chain needs none.
 	Organizations []Organization `json:"organizations,omitempty"`
+	// Governance seeds the on-chain registry and policy: accounts with
+	// their organization and roles, nodes, default roles, voting rules.
+	// Left out, the chain is open: every account may transact and deploy.
+	Governance *system.GenesisSpec `json:"governance,omitempty"`
 }
 
 // Consensus is the consensus section of a Spec.
@@ -248,8 +254,11 @@ func (s *Spec) Validate() error {
 			return bad("consensus.validators", "%s needs at least one validator", s.Consensus.Engine)
 		}
 	}
-	if err := validateOrgs(s.Organizations); err != nil {
+	if err := validateOrgs(s.Organizations, s.Consensus.Engine == "solo"); err != nil {
 		return err
+	}
+	if _, err := s.SystemGenesis(); err != nil {
+		return bad("governance", "%v", err)
 	}
 	for addr, acct := range s.Alloc {
 		if acct.Balance != nil && acct.Balance.Sign() < 0 {
@@ -280,3 +289,12 @@ func (s *Spec) MinGasPriceWei() *big.Int {
 
 // hexOrDecimal64 accepts 1000, "1000" and "0x3e8".
 type hexOrDecimal64 = math.HexOrDecimal64
+
+// SystemGenesis is the registry and policy the genesis seeds.
+func (s *Spec) SystemGenesis() (*system.Genesis, error) {
+	orgs := make([]system.GenesisOrg, len(s.Organizations))
+	for i, o := range s.Organizations {
+		orgs[i] = system.GenesisOrg{Name: o.Name, Roots: strings.Join(o.Roots, ""), Tier: o.Tier, Weight: o.Weight}
+	}
+	return system.BuildGenesis(s.Governance, orgs, s.Consensus.Validators)
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
 	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // Call runs a message on st in the context of header h without
@@ -20,6 +22,7 @@ import (
 // allowed whatever the base fee.
 func (e *Executor) Call(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message) (*core.ExecutionResult, error) {
 	evm := vm.NewEVM(e.BlockContext(h), st, e.config, vm.Config{NoBaseFee: true})
+	system.Install(evm).SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
 	stop := context.AfterFunc(ctx, evm.Cancel)
 	defer stop()
 	msg.SkipNonceCheck().SkipEOACheck().SkipGasLimitCapCheck()

@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // HeaderReader gives the committed headers that BLOCKHASH may read.
@@ -48,6 +49,9 @@ type Result struct {
 	// Rejected are transactions tried while building and left out because
 	// they can no longer be executed (nonce too low, funds gone), with why.
 	Rejected []Rejection
+	// Effects are the governance decisions the block executed that the
+	// node acts on (validator set changes).
+	Effects system.BlockEffects
 }
 
 // Rejection is a transaction left out of a block, and the reason.
@@ -126,12 +130,15 @@ func (e *Executor) getHashFn(h *types.Header) vm.GetHashFunc {
 // Build executes transactions from src on st (the parent's post-state)
 // and returns the block. header must come from chain.NewHeader.
 func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) (*Result, error) {
+	run, err := e.begin(header, st)
+	if err != nil {
+		return nil, err
+	}
 	var (
-		res     = &Result{State: st}
+		res     = &Result{State: st, Effects: run.effects}
 		gp      = core.NewGasPool(header.GasLimit)
-		evm     = vm.NewEVM(e.BlockContext(header), st, e.config, vm.Config{})
 		txs     types.Transactions
-		maxSize = uint64(e.spec.MaxTxBytes)
+		maxSize = run.maxTxBytes
 	)
 	for tx := src.Peek(); tx != nil; tx = src.Peek() {
 		if gp.Available(false) < params.TxGas {
@@ -148,7 +155,7 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 			continue
 		}
 		snap, gpSnap := st.Snapshot(), gp.Snapshot()
-		receipt, err := e.applyTx(evm, st, gp, header, tx, len(txs))
+		receipt, err := e.applyTx(run, st, gp, header, tx, len(txs))
 		if err != nil {
 			st.RevertToSnapshot(snap)
 			gp.Set(gpSnap)
@@ -160,6 +167,7 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 		txs = append(txs, tx)
 		res.Receipts = append(res.Receipts, receipt)
 	}
+	run.end()
 	res.Block = e.seal(header, st, txs, res.Receipts, gp)
 	return res, nil
 }
@@ -173,6 +181,10 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 	}
 	got := block.Header()
 	want := chain.NewHeader(e.spec, parent, got.Coinbase, got.Time)
+	run, err := e.begin(want, st)
+	if err != nil {
+		return invalid("%v", err)
+	}
 	switch {
 	case got.ParentHash != want.ParentHash:
 		return invalid("parent %s, head is %s", got.ParentHash.TerminalString(), want.ParentHash.TerminalString())
@@ -195,21 +207,21 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 		return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
 	}
 	var (
-		res     = &Result{State: st}
+		res     = &Result{State: st, Effects: run.effects}
 		gp      = core.NewGasPool(got.GasLimit)
-		evm     = vm.NewEVM(e.BlockContext(got), st, e.config, vm.Config{})
-		maxSize = uint64(e.spec.MaxTxBytes)
+		maxSize = run.maxTxBytes
 	)
 	for i, tx := range block.Transactions() {
 		if tx.Size() > maxSize {
 			return invalid("transaction %d of %d bytes exceeds %d", i, tx.Size(), maxSize)
 		}
-		receipt, err := e.applyTx(evm, st, gp, got, tx, i)
+		receipt, err := e.applyTx(run, st, gp, got, tx, i)
 		if err != nil {
 			return invalid("transaction %d (%s): %v", i, tx.Hash().TerminalString(), err)
 		}
 		res.Receipts = append(res.Receipts, receipt)
 	}
+	run.end()
 	sealed := e.seal(want, st, block.Transactions(), res.Receipts, gp)
 	h := sealed.Header()
 	switch {
@@ -236,19 +248,31 @@ func sameFields(a, b *types.Header) bool {
 
 // applyTx runs one transaction. An error means the transaction cannot be
 // part of this block (the state is then left for the caller to revert).
-func (e *Executor) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, h *types.Header, tx *types.Transaction, index int) (*types.Receipt, error) {
+func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h *types.Header, tx *types.Transaction, index int) (*types.Receipt, error) {
 	if tx.Type() == types.BlobTxType {
 		return nil, errors.New("blob transactions are not supported")
 	}
-	if tx.Gas() > uint64(e.spec.TxGasLimit) {
-		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), uint64(e.spec.TxGasLimit))
+	if tx.Gas() > run.txGasLimit {
+		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), run.txGasLimit)
 	}
 	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
 	if err != nil {
 		return nil, err
 	}
+	// Permissions are part of block validity: a block that carries a
+	// transaction its sender may not send is invalid, whoever built it.
+	acct := run.sys.Account(msg.From)
+	if err := run.sys.CheckTx(msg.From, msg.To); err != nil {
+		return nil, err
+	}
 	st.SetTxContext(tx.Hash(), index, uint32(index+1))
-	receipt, _, err := core.ApplyTransactionWithEVM(context.Background(), msg, gp, st, h.Number, common.Hash{}, h.Time, tx, evm)
+	run.contracts.SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
+	run.stateBytes = 0
+	receipt, _, err := core.ApplyTransactionWithEVM(context.Background(), msg, gp, st, h.Number, common.Hash{}, h.Time, tx, run.evm)
+	if err != nil {
+		return nil, err
+	}
+	run.meter(acct.Org, receipt)
 	return receipt, err
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/ethereum/go-ethereum/triedb/hashdb"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // Key layout. Numbers are 8-byte big-endian so that keys sort by height.
@@ -186,6 +187,11 @@ func (l *Ledger) buildGenesis() (*types.Block, *state.StateDB, error) {
 			st.SetState(addr, k, v)
 		}
 	}
+	g, err := l.spec.SystemGenesis()
+	if err != nil {
+		return nil, nil, fmt.Errorf("genesis governance: %w", err)
+	}
+	system.Seed(st, g)
 	root := st.IntermediateRoot(l.spec.Config.Rules(common.Big0, true, uint64(l.spec.Timestamp)))
 	header := l.spec.GenesisHeader(root)
 	block := types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))

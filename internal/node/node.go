@@ -24,6 +24,7 @@ import (
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
 
@@ -167,6 +168,9 @@ func New(cfg Config) (*Node, error) {
 		TxGasLimit: uint64(cfg.Spec.TxGasLimit),
 		BaseFee:    cfg.Spec.BaseFeeWei(),
 		MinTip:     cfg.Spec.MinGasPriceWei(),
+		Permit: func(st txpool.StateReader, from common.Address, tx *types.Transaction) error {
+			return system.Read(st).CheckTx(from, tx.To())
+		},
 	}, n.exec.Signer(), headState)
 
 	blockTime := time.Duration(cfg.Spec.BlockTimeMs) * time.Millisecond

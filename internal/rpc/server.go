@@ -37,6 +37,7 @@ func NewServer(b Backend, lim Limits, peers func() int, log *slog.Logger) (*Serv
 		"web3":     Web3API{},
 		"txpool":   &TxPoolAPI{b: b},
 		"personal": &PersonalAPI{eth: eth},
+		"charter":  &CharterAPI{b: b},
 	} {
 		if err := srv.RegisterName(name, api); err != nil {
 			fs.stop()

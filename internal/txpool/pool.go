@@ -56,6 +56,9 @@ type Config struct {
 	GlobalSlots  int      // transactions in the pool; default 100,000
 	MaxNonceGap  uint64   // how far past the next nonce a transaction may be; default 1024
 	PriceBump    uint64   // % a replacement must raise both fee caps; default 10
+	// Permit, if set, decides whether from may send tx on the head state
+	// (roles, freezes); its error is the rejection.
+	Permit func(st StateReader, from common.Address, tx *types.Transaction) error
 }
 
 func (c *Config) ensureDefaults() {
@@ -83,6 +86,7 @@ func (c *Config) ensureDefaults() {
 type StateReader interface {
 	GetNonce(common.Address) uint64
 	GetBalance(common.Address) *uint256.Int
+	GetState(common.Address, common.Hash) common.Hash
 }
 
 // NewTxsEvent is sent on the feed when transactions become pending
@@ -238,6 +242,11 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address) ([]*types.T
 	// nonce; a long run without gaps is fine (AccountSlots bounds it).
 	if nonce > acct.pendingTo+p.cfg.MaxNonceGap {
 		return nil, fmt.Errorf("%w: next nonce %d, tx nonce %d, at most %d ahead", ErrNonceTooHigh, acct.pendingTo, nonce, p.cfg.MaxNonceGap)
+	}
+	if p.cfg.Permit != nil {
+		if err := p.cfg.Permit(p.mu.state, from, tx); err != nil {
+			return nil, err
+		}
 	}
 	cost, overflow := uint256.FromBig(tx.Cost())
 	if overflow {

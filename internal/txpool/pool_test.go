@@ -18,6 +18,8 @@ type fakeState struct {
 }
 
 func (f *fakeState) GetNonce(a common.Address) uint64 { return f.nonces[a] }
+
+func (f *fakeState) GetState(common.Address, common.Hash) common.Hash { return common.Hash{} }
 func (f *fakeState) GetBalance(a common.Address) *uint256.Int {
 	if b := f.balances[a]; b != nil {
 		return b

@@ -1,0 +1,345 @@
+package system
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// Addresses of the system contracts, in the precompile range reserved for
+// private chains.
+var (
+	RegistryAddress   = common.HexToAddress("0x0000000000000000000000000000000000000400")
+	GovernanceAddress = common.HexToAddress("0x0000000000000000000000000000000000000401")
+)
+
+// IsSystem reports whether addr is one of the system contracts.
+func IsSystem(addr common.Address) bool { return addr == RegistryAddress || addr == GovernanceAddress }
+
+// Role is a set of account rights, as a bit mask.
+type Role uint32
+
+// The roles an account may hold.
+const (
+	RoleRead    Role = 1 << iota // query the chain through the organization's gateways
+	RoleWrite                    // send transactions
+	RoleDeploy                   // create contracts
+	RoleAdmin                    // propose and vote for the organization; manage its accounts
+	RoleAuditor                  // the regulator's read-everything view
+
+	allRoles = RoleRead | RoleWrite | RoleDeploy | RoleAdmin | RoleAuditor
+)
+
+var roleNames = []struct {
+	r    Role
+	name string
+}{{RoleRead, "read"}, {RoleWrite, "write"}, {RoleDeploy, "deploy"}, {RoleAdmin, "admin"}, {RoleAuditor, "auditor"}}
+
+// Names lists the roles in r.
+func (r Role) Names() []string {
+	out := []string{}
+	for _, n := range roleNames {
+		if r&n.r != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+func (r Role) String() string {
+	if r == 0 {
+		return "none"
+	}
+	return strings.Join(r.Names(), ",")
+}
+
+// ParseRoles reads role names ("write", "deploy", ...).
+func ParseRoles(names []string) (Role, error) {
+	var r Role
+	for _, s := range names {
+		found := false
+		for _, n := range roleNames {
+			if strings.EqualFold(strings.TrimSpace(s), n.name) {
+				r |= n.r
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown role %q (want read, write, deploy, admin, auditor)", s)
+		}
+	}
+	return r, nil
+}
+
+// Tier is what an organization may do.
+type Tier uint8
+
+// Tiers, each including the rights of the ones before.
+const (
+	TierRead     Tier = 1 // its accounts read (and audit, administer)
+	TierWrite    Tier = 2 // and send transactions, deploy contracts
+	TierValidate Tier = 3 // and run validators
+)
+
+// ParseTier reads "read", "write" or "validate" ("" is validate).
+func ParseTier(s string) (Tier, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "read":
+		return TierRead, nil
+	case "write":
+		return TierWrite, nil
+	case "validate", "":
+		return TierValidate, nil
+	}
+	return 0, fmt.Errorf("unknown tier %q (want read, write, validate)", s)
+}
+
+func (t Tier) String() string {
+	switch t {
+	case TierRead:
+		return "read"
+	case TierWrite:
+		return "write"
+	case TierValidate:
+		return "validate"
+	}
+	return fmt.Sprintf("tier(%d)", uint8(t))
+}
+
+// allows reports whether an account of an organization of tier t may
+// hold r.
+func (t Tier) allows(r Role) bool {
+	if t < TierWrite && r&(RoleWrite|RoleDeploy) != 0 {
+		return false
+	}
+	return t >= TierRead
+}
+
+// Status is an organization's standing.
+type Status uint8
+
+// Organization statuses.
+const (
+	StatusActive    Status = 1
+	StatusSuspended Status = 2 // keeps its history; its accounts and nodes are refused until reactivated
+	StatusExited    Status = 3 // for good: certificates revoked, roles gone, history kept
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusActive:
+		return "active"
+	case StatusSuspended:
+		return "suspended"
+	case StatusExited:
+		return "exited"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Org is an organization of the registry.
+type Org struct {
+	Name   string
+	Tier   Tier
+	Weight uint64
+	Status Status
+	Since  uint64 // height it was admitted (0: genesis)
+}
+
+// Node is a node of the registry.
+type Node struct {
+	ID          common.Address // address of the node key
+	Org         string
+	Fingerprint common.Hash // SHA-256 of the node's TLS certificate (DER); zero: any certificate of the organization
+	Validator   bool        // in the validator set the registry wants
+	Revoked     bool
+}
+
+// Account is an account of the registry; an address with no record has
+// the registry's default roles and no organization.
+type Account struct {
+	Address common.Address
+	Org     string
+	Roles   Role
+	Frozen  bool
+}
+
+// Rule is the voting rule of one class of proposals. Fractions are in
+// basis points of the total weight of the active organizations.
+type Rule struct {
+	Threshold    uint64 `json:"threshold"`    // yes weight needed to pass, 1..10000
+	Quorum       uint64 `json:"quorum"`       // weight that must have voted (yes or no), 0..10000
+	ExpiryBlocks uint64 `json:"expiryBlocks"` // an open proposal expires this many blocks after it was made
+	Timelock     uint64 `json:"timelock"`     // blocks between passing and execution (at least 1)
+	MinApprovals uint64 `json:"minApprovals"` // distinct organizations that must vote yes (multi-party approval)
+}
+
+// Class groups the proposal actions that share a rule.
+type Class uint8
+
+// Proposal classes.
+const (
+	ClassMembership   Class = iota // add, remove, suspend organizations; nodes; tier, weight
+	ClassValidators                // add or remove a validator
+	ClassRoles                     // grant or revoke roles
+	ClassCertificates              // revoke certificates, rotate an organization's CA (high privilege)
+	ClassFreeze                    // freeze or unfreeze accounts and contracts
+	ClassParameters                // chain parameters
+	ClassUpgrade                   // protocol upgrades at a height
+	ClassPolicy                    // the policy itself (high privilege)
+	NumClasses
+)
+
+var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy"}
+
+func (c Class) String() string {
+	if c < NumClasses {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// Policy is how the consortium decides.
+type Policy struct {
+	Rules [NumClasses]Rule
+	// EpochLength: validator set changes take effect at heights that are
+	// multiples of it.
+	EpochLength uint64
+	// DefaultRoles are the roles of accounts the registry does not list.
+	DefaultRoles Role
+}
+
+// DefaultPolicy: membership, validators, certificates and upgrades by two
+// thirds of the weight, roles, freezes and parameters by a majority, the
+// policy by all; certificates and the policy also need two organizations
+// to approve. Proposals expire after 10,000 blocks and execute in the
+// block after they pass.
+func DefaultPolicy() Policy {
+	two3 := Rule{Threshold: 6667, ExpiryBlocks: 10_000, Timelock: 1}
+	maj := Rule{Threshold: 5001, ExpiryBlocks: 10_000, Timelock: 1}
+	p := Policy{EpochLength: 10}
+	p.Rules[ClassMembership] = two3
+	p.Rules[ClassValidators] = two3
+	p.Rules[ClassRoles] = maj
+	p.Rules[ClassCertificates] = Rule{Threshold: 6667, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
+	p.Rules[ClassFreeze] = maj
+	p.Rules[ClassParameters] = maj
+	p.Rules[ClassUpgrade] = two3
+	p.Rules[ClassPolicy] = Rule{Threshold: 10000, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
+	return p
+}
+
+// check refuses a policy that could lock the consortium out, given the
+// number of active organizations.
+func (p *Policy) check(activeOrgs int) error {
+	if p.EpochLength == 0 || p.EpochLength > 1_000_000 {
+		return fmt.Errorf("epoch length %d outside [1, 1000000]", p.EpochLength)
+	}
+	if p.DefaultRoles&^allRoles != 0 {
+		return fmt.Errorf("default roles %#x: unknown role bits", uint32(p.DefaultRoles))
+	}
+	if p.DefaultRoles&RoleAdmin != 0 {
+		return fmt.Errorf("default roles may not include admin")
+	}
+	for c, r := range p.Rules {
+		name := Class(c).String()
+		switch {
+		case r.Threshold == 0 || r.Threshold > 10000:
+			return fmt.Errorf("%s: threshold %d outside [1, 10000] basis points of the total weight", name, r.Threshold)
+		case r.Quorum > 10000:
+			return fmt.Errorf("%s: quorum %d above 10000 basis points", name, r.Quorum)
+		case r.ExpiryBlocks == 0 || r.ExpiryBlocks > 100_000_000:
+			return fmt.Errorf("%s: expiry %d blocks outside [1, 100000000]", name, r.ExpiryBlocks)
+		case r.Timelock == 0 || r.Timelock > 100_000_000:
+			return fmt.Errorf("%s: time-lock %d blocks outside [1, 100000000]", name, r.Timelock)
+		case r.MinApprovals > uint64(activeOrgs):
+			return fmt.Errorf("%s: %d approvals needed but only %d organizations are active: nothing could pass", name, r.MinApprovals, activeOrgs)
+		}
+	}
+	return nil
+}
+
+// ProposalStatus is where a proposal stands.
+type ProposalStatus uint8
+
+// Proposal statuses.
+const (
+	ProposalOpen      ProposalStatus = 1
+	ProposalPassed    ProposalStatus = 2 // waiting for its activation height
+	ProposalExecuted  ProposalStatus = 3
+	ProposalRejected  ProposalStatus = 4 // can no longer reach its threshold
+	ProposalExpired   ProposalStatus = 5
+	ProposalCancelled ProposalStatus = 6
+	ProposalFailed    ProposalStatus = 7 // passed, but its action could not apply at activation
+)
+
+var proposalStatusNames = map[ProposalStatus]string{ProposalOpen: "open", ProposalPassed: "passed", ProposalExecuted: "executed",
+	ProposalRejected: "rejected", ProposalExpired: "expired", ProposalCancelled: "cancelled", ProposalFailed: "failed"}
+
+func (s ProposalStatus) String() string {
+	if n, ok := proposalStatusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Vote is one organization's vote.
+type Vote struct {
+	Org     string
+	Voter   common.Address
+	Support bool
+	Weight  uint64
+	Height  uint64
+}
+
+// Proposal is a governance proposal.
+type Proposal struct {
+	ID          uint64
+	Action      Action
+	Args        []byte // ABI encoded arguments of the action
+	Memo        string
+	Proposer    common.Address
+	Org         string
+	Created     uint64
+	Expires     uint64 // last height at which it may be voted
+	Status      ProposalStatus
+	Decided     uint64 // height it passed, was rejected, cancelled or expired
+	ActivatesAt uint64 // height at whose start it executes
+	Result      string // why it failed, when it did
+	Votes       []Vote
+}
+
+func (p *Proposal) voted(org string) bool {
+	return slices.ContainsFunc(p.Votes, func(v Vote) bool { return v.Org == org })
+}
+
+// Usage is what one organization used in one period (a UTC day).
+type Usage struct {
+	Txs        uint64
+	Gas        uint64
+	StateBytes uint64
+}
+
+// Upgrade is a protocol upgrade scheduled by governance.
+type Upgrade struct {
+	Name   string
+	Height uint64
+}
+
+// ValidatorChange is a validator set in force from a height on.
+type ValidatorChange struct {
+	From uint64
+	IDs  []common.Address
+}
+
+// Event is one entry of the governance audit trail.
+type Event struct {
+	Height   uint64
+	Proposal uint64
+	Kind     string // proposed, voted, passed, rejected, cancelled, expired, executed, failed, roles
+	Org      string
+	Actor    common.Address
+	Detail   string
+}
