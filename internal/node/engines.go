@@ -13,6 +13,7 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus/poa"
 	"github.com/charter-ledger/charter/internal/consensus/raft"
 	"github.com/charter-ledger/charter/internal/consensus/solo"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // engineSetup is what newEngine decides besides the engine itself.
@@ -23,6 +24,9 @@ type engineSetup struct {
 	// halted reports an engine that stopped itself (bft, poa); nil when
 	// the engine calls back instead (raft's OnHalt).
 	halted func() error
+	// laterValidators are validator changes for heights after the next,
+	// given to the engine once it runs.
+	laterValidators []system.ValidatorChange
 }
 
 // newEngine makes the engine the genesis names. Engine state lives under
@@ -69,25 +73,43 @@ func (n *Node) newEngine(blockTime time.Duration) (consensus.Engine, engineSetup
 		if err := noParams(); err != nil {
 			return nil, engineSetup{}, err
 		}
+		// The set in force after the head comes from the registry (the
+		// genesis set until governance changes it); later changes are
+		// handed over once the engine runs (see startEngine).
+		current, later, err := n.validatorSchedule()
+		if err != nil {
+			return nil, engineSetup{}, err
+		}
 		e, err := bft.New(bft.EngineConfig{
 			ChainID:    spec.ChainID(),
 			Key:        n.cfg.NodeKey,
-			Validators: spec.Consensus.Validators,
+			Validators: current,
 			Storage:    bft.NewFileStorage(filepath.Join(n.cfg.DataDir, "bft-state")),
 		}, n, log)
 		if err != nil {
 			return nil, engineSetup{}, err
 		}
-		return e, engineSetup{members: spec.Consensus.Validators, gossip: true, halted: e.Err}, nil
+		return e, engineSetup{members: spec.Consensus.Validators, gossip: true, halted: e.Err, laterValidators: later}, nil
 
 	case "poa":
 		if err := noParams(); err != nil {
+			return nil, engineSetup{}, err
+		}
+		// The genesis set and every change governance decided since: poa
+		// keeps the whole schedule (it checks seals of past heights).
+		reg, _, err := n.registry()
+		if err != nil {
 			return nil, engineSetup{}, err
 		}
 		cfg := poa.Config{
 			Key:        n.cfg.NodeKey,
 			Validators: spec.Consensus.Validators,
 			Logger:     n.log,
+		}
+		for _, c := range reg.ValidatorChanges() {
+			if c.From > 0 {
+				cfg.ValidatorChanges = append(cfg.ValidatorChanges, poa.ValidatorChange{From: c.From, IDs: c.IDs})
+			}
 		}
 		// The block time of the genesis is the sealing period.
 		cfg.TickInterval = poa.DefaultTickInterval

@@ -105,7 +105,8 @@ type network struct {
 	tr     *p2p.Transport
 	gossip bool // broadcast locally admitted transactions (bft, poa)
 
-	members map[consensus.NodeID]bool // who may connect
+	members map[consensus.NodeID]bool // who may connect besides the registry's nodes
+	trust   *identity.TrustStore
 
 	remoteQ chan [][]byte // peer transactions waiting for admission
 	remote  remoteSet
@@ -138,6 +139,10 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 		gossip:  gossip,
 		members: make(map[consensus.NodeID]bool, len(members)),
 		remoteQ: make(chan [][]byte, remoteQueueLen),
+		trust:   trust,
+	}
+	if err := nw.syncTrust(); err != nil {
+		n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
 	}
 	nw.remote.init(remoteMemory)
 	for _, m := range members {
@@ -173,14 +178,6 @@ func (nw *network) close() {
 	if err := nw.tr.Close(); err != nil {
 		nw.n.log.Warn("Closing p2p failed", "err", err)
 	}
-}
-
-// authorize admits only the consensus members of the genesis.
-func (nw *network) authorize(p p2p.PeerInfo) error {
-	if !nw.members[p.ID] {
-		return fmt.Errorf("node %s (%s/%s) is not a member of this chain's consensus", p.ID, p.Identity.Org, p.Identity.Name)
-	}
-	return nil
 }
 
 func (nw *network) peerCount() int { return len(nw.tr.Peers()) }

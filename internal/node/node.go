@@ -105,12 +105,14 @@ type Node struct {
 	self   consensus.NodeID
 	ledger *ledger.Ledger
 	exec   *execution.Executor
-	pool   *txpool.Pool
-	engine consensus.Engine
-	bus    events.Bus
-	api    *apiServer
-	net    *network // nil without peers
-	ins    *instruments
+
+	laterValidators []system.ValidatorChange // for the engine once it runs
+	pool            *txpool.Pool
+	engine          consensus.Engine
+	bus             events.Bus
+	api             *apiServer
+	net             *network // nil without peers
+	ins             *instruments
 
 	maxBlockTxs int          // bound of BuildBlock; 0: none
 	halted      func() error // polled for an engine that stops itself
@@ -183,6 +185,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.engine, n.maxBlockTxs, n.halted = engine, setup.maxBlockTxs, setup.halted
+	n.laterValidators = setup.laterValidators
 	if cfg.Network != nil {
 		if n.net, err = newNetwork(n, cfg.Network, setup.members, setup.gossip); err != nil {
 			l.Close()
@@ -213,6 +216,8 @@ func (n *Node) Start() error {
 		n.Stop()
 		return fmt.Errorf("start engine: %w", err)
 	}
+	// Validator changes governance decided for heights after the next.
+	n.applyValidatorChanges(n.ledger.Head().Number.Uint64(), n.laterValidators)
 	if n.net != nil {
 		if err := n.net.start(); err != nil {
 			n.Stop()
@@ -601,6 +606,12 @@ func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
 		return err
 	}
 	n.pool.Reset(headState, nil)
+	n.applyValidatorChanges(block.NumberU64(), res.Effects.ValidatorChanges)
+	if len(res.Effects.Executed) > 0 && n.net != nil {
+		if err := n.net.syncTrust(); err != nil {
+			n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
+		}
+	}
 	receipts, err := n.ledger.Receipts(block.NumberU64())
 	if err != nil {
 		n.fail(err)
