@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"ca":      {"create an organization's CA; issue, check and show certificates", runCA},
 	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
 	"init":    {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
+	"join":    {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
 	"node":    {"run one node of a network from its home folder", runNode},
 	"testnet": {"run a local network: every node its own process (init first if needed)", runTestnet},
 	"version": {"print the version", runVersion},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // InitOptions describe a network for InitNetwork.
@@ -60,6 +61,9 @@ const (
 	GenesisFile = "genesis.json"
 	orgsDir     = "orgs"
 	nodeKeyFile = "nodekey"
+	// AdminAccountFile is an organization's governance account key
+	// (secp256k1, the node key format), in orgs/ORG.
+	AdminAccountFile = "admin-account.key"
 )
 
 // InitNetwork writes a whole network into opts.Dir: each organization's
@@ -91,6 +95,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 
 	// Organizations and their CAs.
 	cas := make([]*identity.CA, opts.Orgs)
+	gov := &system.GenesisSpec{}
 	orgs := make([]chain.Organization, opts.Orgs)
 	for k := range cas {
 		name := "org" + strconv.Itoa(k)
@@ -115,6 +120,16 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if err := identity.WriteCertFile(filepath.Join(odir, "admin.crt"), adm, ca.Cert); err != nil {
 			return nil, nil, err
 		}
+		// The organization's admin account: it proposes and votes in
+		// governance (charter gov --key orgs/ORG/admin-account.key).
+		acctKey, err := identity.GenerateNodeKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := identity.SaveNodeKey(filepath.Join(odir, AdminAccountFile), acctKey, nil); err != nil {
+			return nil, nil, err
+		}
+		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: identity.NodeIDOf(acctKey), Org: name, Roles: []string{"read", "admin"}})
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
 	}
@@ -150,6 +165,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if err := identity.WriteCertFile(filepath.Join(nd.Home, "tls", "node.crt"), cert, ca.Cert); err != nil {
 			return nil, nil, err
 		}
+		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: nd.ID, Org: nd.Org, Fingerprint: common.Hash(identity.FingerprintOf(cert))})
 	}
 
 	// The genesis.
@@ -159,6 +175,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		BlockTimeMs:   opts.BlockTimeMs,
 		Consensus:     chain.Consensus{Engine: opts.Engine},
 		Organizations: orgs,
+		Governance:    gov,
 	}
 	var learners []common.Address
 	for i, nd := range nodes {
@@ -182,6 +199,8 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		}
 		for _, a := range accts {
 			spec.Alloc[a.Address] = types.Account{Balance: new(big.Int).Set(chain.DevBalance)}
+			// The development accounts transact for the first organization.
+			gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: a.Address, Org: orgs[0].Name, Roles: []string{"read", "write", "deploy"}})
 		}
 	}
 	raw, err := spec.Marshal()
@@ -227,6 +246,9 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if err := os.WriteFile(filepath.Join(nd.Home, GenesisFile), raw, 0o644); err != nil {
 			return nil, nil, err
 		}
+	}
+	if err := writePeers(dir, nodes); err != nil {
+		return nil, nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, GenesisFile), raw, 0o644); err != nil {
 		return nil, nil, err

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/charter-ledger/charter/internal/node"
+)
+
+func runJoin(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("join", stderr)
+	genesis := fs.String("genesis", "", "the network's genesis.json")
+	peers := fs.String("peers", "", "the network's peers.json (written by 'charter init')")
+	org := fs.String("org", "", "name of the new organization")
+	out := fs.String("out", "", "folder to write the organization's CA, admin identities and node home (OUT/node) to")
+	host := fs.String("host", "127.0.0.1", "address the node listens on")
+	rpcPort := fs.Int("rpc.port", 8600, "JSON-RPC port of the node")
+	p2pPort := fs.Int("p2p.port", 30400, "p2p port of the node")
+	metricsPort := fs.Int("metrics.port", 0, "metrics port of the node (0: none)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	res, err := node.Join(node.JoinOptions{Genesis: *genesis, Peers: *peers, Org: *org, Dir: *out, Host: *host,
+		RPCPort: *rpcPort, P2PPort: *p2pPort, MetricsPort: *metricsPort})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `Organization %s prepared in %s:
+  root CA        %s
+  admin account  %s (key %s)
+  node           %s, id %s
+  certificate    fingerprint %s
+
+A member's admin proposes the admission (the other members then vote with 'charter gov vote'):
+
+  charter gov propose add-organization --name %s --roots %s --tier validate --weight 1 \
+    --admin %s --node %s --fingerprint %s --validator %s \
+    --memo "admit %s" --key MEMBER_ADMIN_KEY --rpc MEMBER_RPC
+
+Once it passes, start the node; it syncs from its peers and validates from the next epoch:
+
+  charter node --home %s
+`, res.Org, *out, res.Roots, res.Admin.Hex(), res.AdminKey, res.Home, res.NodeID.Hex(), res.Fingerprint.Hex(),
+		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.Org, res.Home)
+	return nil
+}
