@@ -167,17 +167,8 @@ func (c *HomeConfig) NodeConfig(home string, logger *slog.Logger) (Config, error
 	if spec.Consensus.Engine == "solo" {
 		return Config{}, fmt.Errorf("genesis %s: consensus.engine: solo runs one node alone ('charter dev'); a network needs raft, bft or poa", c.Genesis)
 	}
-	self := identity.NodeIDOf(key)
-	member := false
-	for _, v := range spec.Consensus.Validators {
-		member = member || v == self
-	}
-	if !member && spec.Consensus.Engine != "raft" { // raft learners are in its params; the engine checks
-		return Config{}, fmt.Errorf("nodeKey: node id %s is not one of the genesis validators", self)
-	}
-	if c.Org != "" && spec.Org(c.Org) == nil {
-		return Config{}, fmt.Errorf("org: %q is not an organization of the genesis", c.Org)
-	}
+	// A node outside the genesis validators and organizations may be one
+	// governance admitted since: its peers' registries decide.
 	peers := make([]p2p.PeerAddr, len(c.Peers))
 	for i, p := range c.Peers {
 		peers[i] = p2p.PeerAddr{Addr: p.Addr, ID: p.ID}

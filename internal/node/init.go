@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
@@ -66,6 +67,10 @@ const (
 	AdminAccountFile = "admin-account.key"
 )
 
+// AdminBalance funds each organization's admin account at genesis, for
+// the gas of its governance transactions: 1,000 ETH.
+var AdminBalance = new(big.Int).Mul(big.NewInt(1000), big.NewInt(1e18))
+
 // InitNetwork writes a whole network into opts.Dir: each organization's
 // root CA (orgs/ORG/ca.crt, ca.key 0600) and an administrator certificate,
 // each node's home (node key 0600, TLS certificate and key 0600,
@@ -96,6 +101,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	// Organizations and their CAs.
 	cas := make([]*identity.CA, opts.Orgs)
 	gov := &system.GenesisSpec{}
+	adminAlloc := types.GenesisAlloc{}
 	orgs := make([]chain.Organization, opts.Orgs)
 	for k := range cas {
 		name := "org" + strconv.Itoa(k)
@@ -130,6 +136,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			return nil, nil, err
 		}
 		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: identity.NodeIDOf(acctKey), Org: name, Roles: []string{"read", "admin"}})
+		adminAlloc[identity.NodeIDOf(acctKey)] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
 	}
@@ -177,6 +184,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		Organizations: orgs,
 		Governance:    gov,
 	}
+	maps.Copy(spec.Alloc, adminAlloc)
 	var learners []common.Address
 	for i, nd := range nodes {
 		if i < opts.Validators {

@@ -131,7 +131,7 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 			}
 		}
 		if _, err := trust.Verify(chain, x509.ExtKeyUsageClientAuth, identity.RoleNode); err != nil {
-			n.log.Warn("This node's certificate is not trusted by the genesis organizations; peers will refuse it", "err", err)
+			n.log.Warn("This node's certificate is not trusted by the organizations it knows yet (the genesis and the registry at its head); peers refuse it unless governance has admitted its organization", "err", err)
 		}
 	}
 	nw := &network{

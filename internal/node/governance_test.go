@@ -1,0 +1,251 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus/bft"
+	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/system"
+)
+
+// sendTx signs and sends a call to `to`, and waits for its receipt. A
+// pool rejection is returned as the error.
+func sendTx(t *testing.T, c *ethclient.Client, key *ecdsa.PrivateKey, to common.Address, value *big.Int, data []byte) (*types.Receipt, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := c.PendingNonceAt(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.ChainID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(id), &types.DynamicFeeTx{
+		ChainID: id, Nonce: nonce, To: &to, Value: value, Data: data, Gas: 2_000_000,
+		GasFeeCap: big.NewInt(1_000_000_000), GasTipCap: big.NewInt(1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendTransaction(ctx, tx); err != nil {
+		return nil, err
+	}
+	for {
+		r, err := c.TransactionReceipt(ctx, tx.Hash())
+		if err == nil {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no receipt for %s: %v", tx.Hash(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sendOK is sendTx that must succeed.
+func sendOK(t *testing.T, what string, c *ethclient.Client, key *ecdsa.PrivateKey, to common.Address, data []byte) *types.Receipt {
+	t.Helper()
+	r, err := sendTx(t, c, key, to, nil, data)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("%s: transaction %s failed", what, r.TxHash)
+	}
+	return r
+}
+
+func govCall(t *testing.T, method string, args ...any) []byte {
+	t.Helper()
+	data, err := system.Governance.Pack(method, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// propose sends a proposal and returns its id (from the ProposalCreated log).
+func propose(t *testing.T, c *ethclient.Client, key *ecdsa.PrivateKey, a system.Action, args ...any) uint64 {
+	t.Helper()
+	enc, err := system.EncodeArgs(a, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sendOK(t, "propose "+a.String(), c, key, system.GovernanceAddress, govCall(t, "propose", uint8(a), enc, "test"))
+	for _, l := range r.Logs {
+		if l.Topics[0] == system.Governance.Events["ProposalCreated"].ID {
+			return new(big.Int).SetBytes(l.Topics[1][:]).Uint64()
+		}
+	}
+	t.Fatal("no ProposalCreated log")
+	return 0
+}
+
+func proposalStatus(t *testing.T, n *Node, id uint64) system.ProposalStatus {
+	t.Helper()
+	reg, _, err := n.registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := reg.Proposal(id)
+	return p.Status
+}
+
+// TestGovernanceAdmitAndExit runs a 4-organization bft network in one
+// process: a fifth organization and its validator are admitted by a
+// 3-of-4 vote and its node validates after the epoch boundary; then an
+// organization is voted out, its node is disconnected and its accounts
+// are refused, while its blocks remain.
+func TestGovernanceAdmitAndExit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNetwork(t, "bft", 4)
+	dir := filepath.Dir(nodes[0].home)
+	admin := make([]*ecdsa.PrivateKey, 4)
+	for k := range admin {
+		key, err := identity.LoadNodeKey(filepath.Join(dir, "orgs", "org"+itoa(k), AdminAccountFile), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin[k] = key
+	}
+	c0 := nodes[0].client
+	waitUntil(t, 20*time.Second, "first blocks", func() bool { return nodes[0].ledger.Head().Number.Uint64() >= 2 })
+
+	// An account without write is refused by the pool, naming the role.
+	stranger, _ := crypto.GenerateKey()
+	if _, err := sendTx(t, c0, stranger, common.Address{1}, nil, nil); err == nil || !strings.Contains(err.Error(), "lacks role write") {
+		t.Fatalf("unlisted account: err = %v, want one naming role write", err)
+	}
+
+	// A fifth organization prepares its node.
+	ports := freePortBase(t, 2)
+	jr, err := Join(JoinOptions{Genesis: filepath.Join(dir, GenesisFile), Peers: filepath.Join(dir, PeersFile), Org: "org4",
+		Dir: filepath.Join(dir, "org4"), RPCPort: ports, P2PPort: ports + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its admin needs gas: a development account of org0 sends some.
+	devs, err := chain.DevAccounts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := sendTx(t, c0, devs[0].Key, jr.Admin, big.NewInt(1e18), nil); err != nil || r.Status != 1 {
+		t.Fatalf("fund the new admin: %v", err)
+	}
+	roots, err := os.ReadFile(jr.Roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := propose(t, c0, admin[0], system.ActAddOrganization, "org4", string(roots), uint8(3), uint64(1),
+		[]common.Address{jr.Admin}, []common.Address{jr.NodeID}, [][32]byte{jr.Fingerprint}, []common.Address{jr.NodeID})
+	for k := 0; k < 2; k++ {
+		sendOK(t, "vote", nodes[k].client, admin[k], system.GovernanceAddress, govCall(t, "vote", id, true))
+		if s := proposalStatus(t, nodes[0].Node, id); s != system.ProposalOpen {
+			t.Fatalf("after %d of 4 votes the proposal is %s, want open", k+1, s)
+		}
+	}
+	// A second vote of the same organization reverts.
+	if r, err := sendTx(t, c0, admin[0], system.GovernanceAddress, nil, govCall(t, "vote", id, true)); err != nil || r.Status != types.ReceiptStatusFailed {
+		t.Fatalf("double vote: receipt %v, err %v; want a failed transaction", r, err)
+	}
+	sendOK(t, "third vote", nodes[2].client, admin[2], system.GovernanceAddress, govCall(t, "vote", id, true))
+	waitUntil(t, 20*time.Second, "admission executed", func() bool { return proposalStatus(t, nodes[0].Node, id) == system.ProposalExecuted })
+	reg, _, _ := nodes[0].registry()
+	changes := reg.ValidatorChanges()
+	from := changes[len(changes)-1].From
+	if !slices.Contains(changes[len(changes)-1].IDs, jr.NodeID) || from%10 != 0 {
+		t.Fatalf("validator changes %+v: want one adding %s at an epoch boundary", changes, jr.NodeID)
+	}
+
+	// The new organization's node joins, syncs and validates after the boundary.
+	hc, err := LoadHomeConfig(jr.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := hc.NodeConfig(jr.Home, nodes[0].log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n4, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n4.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n4.Stop)
+	var signedBy4 uint64
+	waitUntil(t, 60*time.Second, "a block after the boundary signed by the new validator", func() bool {
+		head := nodes[0].ledger.Head().Number.Uint64()
+		for h := from; h <= head; h++ {
+			b := nodes[0].ledger.BlockByNumber(h)
+			signers, err := bft.VerifyCertificate(nodes[0].cfg.Spec.ChainID(), reg.ValidatorsAt(h), h, b.Hash(), nodes[0].ledger.Seal(h))
+			if err != nil {
+				t.Fatalf("certificate of block %d: %v", h, err)
+			}
+			if slices.Contains(signers, jr.NodeID) {
+				signedBy4 = h
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("the new validator signed block %d (set change at %d)", signedBy4, from)
+	waitUntil(t, 30*time.Second, "the new node synced", func() bool {
+		return n4.ledger.Head().Number.Uint64() >= signedBy4
+	})
+
+	// org3 is voted out: 4 of the 5 organizations.
+	admin4, err := identity.LoadNodeKey(jr.AdminKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastOf3 := nodes[3].ledger.Head().Number.Uint64()
+	out := propose(t, c0, admin[0], system.ActRemoveOrganization, "org3")
+	for _, v := range []struct {
+		c   *ethclient.Client
+		key *ecdsa.PrivateKey
+	}{{c0, admin[0]}, {nodes[1].client, admin[1]}, {nodes[2].client, admin[2]}, {c0, admin4}} {
+		sendOK(t, "exit vote", v.c, v.key, system.GovernanceAddress, govCall(t, "vote", out, true))
+	}
+	waitUntil(t, 20*time.Second, "exit executed", func() bool { return proposalStatus(t, nodes[0].Node, out) == system.ProposalExecuted })
+	waitUntil(t, 30*time.Second, "org3's node disconnected", func() bool { return !peerConnected(nodes[0], nodes[3]) })
+	if _, err := sendTx(t, c0, admin[3], system.GovernanceAddress, nil, govCall(t, "vote", out, true)); err == nil ||
+		!strings.Contains(err.Error(), "not permitted") {
+		t.Fatalf("exited organization's admin: err = %v, want not permitted", err)
+	}
+	// Its blocks remain: the chain below the exit is unchanged.
+	if b := nodes[0].ledger.BlockByNumber(lastOf3); b == nil {
+		t.Fatalf("block %d gone", lastOf3)
+	}
+}
+
+func peerConnected(a, b *netNode) bool {
+	id := crypto.PubkeyToAddress(b.cfg.NodeKey.PublicKey)
+	for _, p := range a.net.tr.Peers() {
+		if common.Address(p.ID) == id {
+			return true
+		}
+	}
+	return false
+}
