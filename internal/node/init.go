@@ -135,7 +135,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if err := identity.SaveNodeKey(filepath.Join(odir, AdminAccountFile), acctKey, nil); err != nil {
 			return nil, nil, err
 		}
-		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: identity.NodeIDOf(acctKey), Org: name, Roles: []string{"read", "admin"}})
+		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: identity.NodeIDOf(acctKey), Org: name, Roles: []string{"read", "write", "admin"}})
 		adminAlloc[identity.NodeIDOf(acctKey)] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}

@@ -310,6 +310,9 @@ func (s *State) apply(a Action, args map[string]any, write bool) error {
 		for _, ad := range admins {
 			acct := s.rawAccount(ad)
 			acct.Org, acct.Roles = name, RoleAdmin|RoleRead
+			if Tier(tier) >= TierWrite {
+				acct.Roles |= RoleWrite
+			}
 			s.putAccount(acct)
 		}
 		for i, id := range nodes {
