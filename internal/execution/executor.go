@@ -261,8 +261,8 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	}
 	// Permissions are part of block validity: a block that carries a
 	// transaction its sender may not send is invalid, whoever built it.
-	acct := run.sys.Account(msg.From)
-	if err := run.sys.CheckTx(msg.From, msg.To); err != nil {
+	acct, err := run.sys.CheckTxAccount(msg.From, msg.To)
+	if err != nil {
 		return nil, err
 	}
 	st.SetTxContext(tx.Hash(), index, uint32(index+1))

@@ -31,8 +31,20 @@ type store struct {
 }
 
 func headSlot(key string) common.Hash {
+	if h, ok := constSlots[key]; ok {
+		return h
+	}
 	return crypto.Keccak256Hash([]byte("charter.system."), []byte(key))
 }
+
+// constSlots are the head slots of keys read on every transaction.
+var constSlots = func() map[string]common.Hash {
+	m := map[string]common.Hash{}
+	for _, k := range []string{"defaultRoles", frozenCountKey} {
+		m[k] = crypto.Keccak256Hash([]byte("charter.system."), []byte(k))
+	}
+	return m
+}()
 
 func dataSlot(head common.Hash, i int) common.Hash {
 	base := new(big.Int).SetBytes(crypto.Keccak256(head[:]))

@@ -118,13 +118,17 @@ func (s *State) OrgAccounts(org string) []common.Address {
 
 func acctKey(a common.Address) string { return "acct/" + string(a[:]) }
 
+// storedAccount is an account record as stored (the address is its key).
+type storedAccount struct {
+	Org    string
+	Roles  Role
+	Frozen bool
+}
+
 // Account returns an account's record; an address the registry does not
 // list has no organization and the default roles.
 func (s *State) Account(addr common.Address) Account {
-	a, ok := getRLP[Account](s.reg, acctKey(addr))
-	if !ok {
-		return Account{Address: addr, Roles: s.DefaultRoles()}
-	}
+	a := s.rawAccount(addr)
 	if a.Org == "" {
 		a.Roles |= s.DefaultRoles()
 	}
@@ -156,16 +160,26 @@ func (s *State) putAccount(a Account) {
 			putRLP(s.reg, "orgaccts/"+a.Org, append(list, a.Address))
 		}
 	}
-	putRLP(s.reg, acctKey(a.Address), a)
+	if old := s.rawAccount(a.Address); old.Frozen != a.Frozen {
+		n := s.reg.getUint(frozenCountKey)
+		if a.Frozen {
+			n++
+		} else {
+			n--
+		}
+		s.reg.putUint(frozenCountKey, n)
+	}
+	putRLP(s.reg, acctKey(a.Address), storedAccount{Org: a.Org, Roles: a.Roles, Frozen: a.Frozen})
 }
+
+// frozenCountKey counts frozen accounts, so that transfers skip the
+// recipient's lookup while none is.
+const frozenCountKey = "frozenCount"
 
 // rawAccount is the stored record, without default roles.
 func (s *State) rawAccount(addr common.Address) Account {
-	a, ok := getRLP[Account](s.reg, acctKey(addr))
-	if !ok {
-		return Account{Address: addr}
-	}
-	return a
+	a, _ := getRLP[storedAccount](s.reg, acctKey(addr))
+	return Account{Address: addr, Org: a.Org, Roles: a.Roles, Frozen: a.Frozen}
 }
 
 // DefaultRoles are the roles of accounts the registry does not list.
@@ -328,34 +342,45 @@ var ErrNotPermitted = errors.New("not permitted")
 // CheckTx decides whether from may send a transaction to to (nil: a
 // contract creation). The error names the missing role.
 func (s *State) CheckTx(from common.Address, to *common.Address) error {
+	_, err := s.CheckTxAccount(from, to)
+	return err
+}
+
+// CheckTxAccount is CheckTx that also returns the sender's record.
+func (s *State) CheckTxAccount(from common.Address, to *common.Address) (Account, error) {
+	a, err := s.checkTx(from, to)
+	return a, err
+}
+
+func (s *State) checkTx(from common.Address, to *common.Address) (Account, error) {
 	a := s.Account(from)
 	if a.Frozen {
-		return fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
+		return a, fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
 	}
 	roles := s.EffectiveRoles(a)
 	if a.Org != "" && roles == 0 {
 		if o, ok := s.Org(a.Org); ok && o.Status != StatusActive {
-			return fmt.Errorf("%w: organization %s of account %s is %s", ErrNotPermitted, a.Org, from.Hex(), o.Status)
+			return a, fmt.Errorf("%w: organization %s of account %s is %s", ErrNotPermitted, a.Org, from.Hex(), o.Status)
 		}
 	}
 	switch {
 	case to == nil:
 		if roles&RoleDeploy == 0 {
-			return fmt.Errorf("%w: account %s lacks role deploy", ErrNotPermitted, from.Hex())
+			return a, fmt.Errorf("%w: account %s lacks role deploy", ErrNotPermitted, from.Hex())
 		}
 	case IsSystem(*to):
 		if roles&(RoleWrite|RoleAdmin) == 0 {
-			return fmt.Errorf("%w: account %s lacks role write or admin", ErrNotPermitted, from.Hex())
+			return a, fmt.Errorf("%w: account %s lacks role write or admin", ErrNotPermitted, from.Hex())
 		}
 	default:
 		if roles&RoleWrite == 0 {
-			return fmt.Errorf("%w: account %s lacks role write", ErrNotPermitted, from.Hex())
+			return a, fmt.Errorf("%w: account %s lacks role write", ErrNotPermitted, from.Hex())
 		}
-		if s.rawAccount(*to).Frozen {
-			return fmt.Errorf("%w: %s is frozen", ErrNotPermitted, to.Hex())
+		if s.reg.getUint(frozenCountKey) > 0 && s.rawAccount(*to).Frozen {
+			return a, fmt.Errorf("%w: %s is frozen", ErrNotPermitted, to.Hex())
 		}
 	}
-	return nil
+	return a, nil
 }
 
 // AllowedNode reports whether a node may take part: registered, not
