@@ -22,10 +22,13 @@ var commands = map[string]command{
 	"bench":   {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
 	"ca":      {"create an organization's CA; issue, check and show certificates", runCA},
 	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
+	"gov":     {"governance: propose, vote, cancel; show and list proposals, the audit trail and the policy", runGov},
 	"init":    {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
 	"join":    {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
+	"members": {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
 	"node":    {"run one node of a network from its home folder", runNode},
 	"testnet": {"run a local network: every node its own process (init first if needed)", runTestnet},
+	"usage":   {"transactions, gas and state written per organization over UTC days", runUsage},
 	"version": {"print the version", runVersion},
 }
 
