@@ -49,6 +49,7 @@ func (n *Node) newEngine(blockTime time.Duration) (consensus.Engine, engineSetup
 			BlockTime:  blockTime,
 			ForceEmpty: n.cfg.ForceEmptyBlocks,
 			Pending:    n.hasPending,
+			Due:        n.governanceDue,
 		}, n, log.With("engine", "solo"))
 		return e, engineSetup{}, nil
 

@@ -130,3 +130,14 @@ func (nw *network) authorize(p p2p.PeerInfo) error {
 	}
 	return nil
 }
+
+// governanceDue reports whether governance has work at the start of the
+// block after the head (a passed proposal to execute, an open one to
+// expire), so that a sealer that only seals for transactions makes it.
+func (n *Node) governanceDue() bool {
+	reg, head, err := n.registry()
+	if err != nil {
+		return false
+	}
+	return reg.DueAt(head.Number.Uint64() + 1)
+}

@@ -80,8 +80,9 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 	if err != nil {
 		return nil, err
 	}
-	out := &Members{Height: height, Validators: s.Validators(), DefaultRoles: s.DefaultRoles().Names(),
-		Parameters: map[string]uint64{}, Upgrades: s.Upgrades(), Revoked: s.RevokedFingerprints()}
+	out := &Members{Height: height, Validators: nonNil(s.Validators()), DefaultRoles: s.DefaultRoles().Names(),
+		Parameters: map[string]uint64{}, Upgrades: nonNil(s.Upgrades()), Revoked: nonNil(s.RevokedFingerprints()),
+		Frozen: nonNil(s.Frozen()), Organizations: []MemberOrg{}, ValidatorChanges: []ValidatorSet{}}
 	nodes := s.Nodes()
 	for _, o := range s.Orgs() {
 		mo := MemberOrg{Name: o.Name, Tier: o.Tier.String(), Weight: o.Weight, Status: o.Status.String(), Since: o.Since,
@@ -94,9 +95,6 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 		for _, a := range s.OrgAccounts(o.Name) {
 			acct := s.Account(a)
 			mo.Accounts = append(mo.Accounts, MemberAccount{Address: a, Org: acct.Org, Roles: acct.Roles.Names(), Frozen: acct.Frozen})
-			if acct.Frozen {
-				out.Frozen = append(out.Frozen, a)
-			}
 		}
 		out.Organizations = append(out.Organizations, mo)
 	}
@@ -106,7 +104,7 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 		}
 	}
 	for _, c := range s.ValidatorChanges() {
-		out.ValidatorChanges = append(out.ValidatorChanges, ValidatorSet{From: c.From, IDs: c.IDs})
+		out.ValidatorChanges = append(out.ValidatorChanges, ValidatorSet{From: c.From, IDs: nonNil(c.IDs)})
 	}
 	for _, p := range []string{system.ParamGasLimit, system.ParamTxGasLimit, system.ParamMaxTxBytes, system.ParamMinGasPrice, system.ParamEpochLength} {
 		if v := s.Param(p); v != 0 {
@@ -114,6 +112,21 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 		}
 	}
 	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // appendUnattributed lists nodes of no organization (validators of a
@@ -142,7 +155,11 @@ func (api *CharterAPI) Account(addr common.Address, bnh *gethrpc.BlockNumberOrHa
 		return nil, err
 	}
 	a := s.Account(addr)
-	return &AccountInfo{MemberAccount{Address: addr, Org: a.Org, Roles: a.Roles.Names(), Frozen: a.Frozen}, s.EffectiveRoles(a).Names()}, nil
+	eff := s.EffectiveRoles(a).Names()
+	if a.Frozen {
+		eff = []string{}
+	}
+	return &AccountInfo{MemberAccount{Address: addr, Org: a.Org, Roles: a.Roles.Names(), Frozen: a.Frozen}, eff}, nil
 }
 
 // ProposalInfo is a proposal as the charter_ namespace shows it.
@@ -229,11 +246,12 @@ func (api *CharterAPI) Proposal(id uint64, bnh *gethrpc.BlockNumberOrHash) (*Pro
 
 // Proposals lists the proposals, newest first; status filters ("open",
 // "passed", ...; "" for all); at most limit (default 100).
-func (api *CharterAPI) Proposals(status string, limit uint64) ([]ProposalInfo, error) {
+func (api *CharterAPI) Proposals(statusArg *string, limitArg *uint64) ([]ProposalInfo, error) {
 	s, _, err := api.system(nil)
 	if err != nil {
 		return nil, err
 	}
+	status, limit := deref(statusArg), deref(limitArg)
 	if limit == 0 || limit > 1000 {
 		limit = 100
 	}
@@ -260,11 +278,12 @@ type HistoryEvent struct {
 
 // History returns the governance audit trail from index from, at most
 // limit entries (default 1000).
-func (api *CharterAPI) History(from, limit uint64) ([]HistoryEvent, error) {
+func (api *CharterAPI) History(fromArg, limitArg *uint64) ([]HistoryEvent, error) {
 	s, _, err := api.system(nil)
 	if err != nil {
 		return nil, err
 	}
+	from, limit := deref(fromArg), deref(limitArg)
 	if limit == 0 || limit > 10000 {
 		limit = 1000
 	}
@@ -289,11 +308,12 @@ type UsageRow struct {
 // Usage reports per organization the transactions, gas and state bytes
 // written from UTC day fromDay to toDay inclusive (days since 1970; 0 and
 // 0: the day of the head block), with its active node count.
-func (api *CharterAPI) Usage(fromDay, toDay uint64) ([]UsageRow, error) {
+func (api *CharterAPI) Usage(fromArg, toArg *uint64) ([]UsageRow, error) {
 	h, st, err := stateAt(api.b, latest(nil))
 	if err != nil {
 		return nil, err
 	}
+	fromDay, toDay := deref(fromArg), deref(toArg)
 	s := system.Read(st)
 	if fromDay == 0 && toDay == 0 {
 		fromDay, toDay = h.Time/86400, h.Time/86400
@@ -303,7 +323,7 @@ func (api *CharterAPI) Usage(fromDay, toDay uint64) ([]UsageRow, error) {
 	}
 	nodes := s.Nodes()
 	orgs := append(s.OrgNames(), "")
-	var rows []UsageRow
+	rows := []UsageRow{}
 	var total uint64
 	for _, o := range orgs {
 		r := UsageRow{Org: o}

@@ -245,6 +245,20 @@ func (s *State) adminCount(org string) int {
 	return n
 }
 
+// DueAt reports whether BeginBlock has work at height h: a passed
+// proposal to execute or an open one past its expiry.
+func (s *State) DueAt(h uint64) bool {
+	if s.gov.has(schedKey(h)) {
+		return true
+	}
+	for _, id := range s.openIDs() {
+		if p, ok := getRLP[Proposal](s.gov, propKey(id)); ok && h > p.Expires {
+			return true
+		}
+	}
+	return false
+}
+
 // BlockEffects is what the start of a block changed that the node acts on.
 type BlockEffects struct {
 	// Executed proposals, in order.

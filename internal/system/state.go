@@ -161,15 +161,22 @@ func (s *State) putAccount(a Account) {
 		}
 	}
 	if old := s.rawAccount(a.Address); old.Frozen != a.Frozen {
-		n := s.reg.getUint(frozenCountKey)
+		list := s.Frozen()
 		if a.Frozen {
-			n++
+			list = append(list, a.Address)
 		} else {
-			n--
+			list = slices.DeleteFunc(list, func(x common.Address) bool { return x == a.Address })
 		}
-		s.reg.putUint(frozenCountKey, n)
+		putRLP(s.reg, "frozen", list)
+		s.reg.putUint(frozenCountKey, uint64(len(list)))
 	}
 	putRLP(s.reg, acctKey(a.Address), storedAccount{Org: a.Org, Roles: a.Roles, Frozen: a.Frozen})
+}
+
+// Frozen lists the frozen accounts and contracts.
+func (s *State) Frozen() []common.Address {
+	v, _ := getRLP[[]common.Address](s.reg, "frozen")
+	return v
 }
 
 // frozenCountKey counts frozen accounts, so that transfers skip the

@@ -23,6 +23,10 @@ type Config struct {
 	ForceEmpty bool
 	// Pending reports whether transactions wait; nil means never.
 	Pending func() bool
+	// Due reports whether the next block has work of its own even if no
+	// transaction waits (a governance decision executes at its start);
+	// checked every BlockTime. Nil means never.
+	Due func() bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,6 +52,9 @@ func New(cfg Config, host consensus.Host, log *slog.Logger) *Engine {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Due == nil {
+		cfg.Due = func() bool { return false }
 	}
 	if cfg.Pending == nil {
 		cfg.Pending = func() bool { return false }
@@ -94,7 +101,7 @@ func (e *Engine) loop() {
 			return
 		case <-e.wake:
 		case <-ticker.C:
-			force = e.cfg.ForceEmpty
+			force = e.cfg.ForceEmpty || e.cfg.Due()
 		}
 		// Seal back to back while transactions wait: what arrives while a
 		// block is sealed goes into the next one.
