@@ -374,6 +374,11 @@ type sentTx struct {
 // the receipt and reports a failed transaction with the reason a replay
 // gives.
 func (sf *sendFlags) send(c *client, to common.Address, data []byte) (*sentTx, error) {
+	return sf.sendValue(c, to, nil, data)
+}
+
+// sendValue is send with value wei attached (nil: none).
+func (sf *sendFlags) sendValue(c *client, to common.Address, value *big.Int, data []byte) (*sentTx, error) {
 	key, err := sf.loadKey()
 	if err != nil {
 		return nil, err
@@ -385,7 +390,7 @@ func (sf *sendFlags) send(c *client, to common.Address, data []byte) (*sentTx, e
 	if err != nil {
 		return nil, c.wrap(err)
 	}
-	msg := ethereum.CallMsg{From: from, To: &to, Data: data}
+	msg := ethereum.CallMsg{From: from, To: &to, Data: data, Value: value}
 	gas, err := c.ec.EstimateGas(ctx, msg)
 	if err != nil {
 		var rerr gethrpc.Error
@@ -412,7 +417,7 @@ func (sf *sendFlags) send(c *client, to common.Address, data []byte) (*sentTx, e
 		feeCap.Add(feeCap, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
 	}
 	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
-		ChainID: chainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: gas, To: &to, Data: data,
+		ChainID: chainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: gas, To: &to, Data: data, Value: value,
 	})
 	if err != nil {
 		return nil, err
