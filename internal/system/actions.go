@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -101,6 +102,12 @@ func (a Action) Class() Class {
 
 // ParseAction reads an action by name (case-insensitive) or number.
 func ParseAction(s string) (Action, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n >= 1 && n < int(numActions) {
+			return Action(n), nil
+		}
+		return 0, fmt.Errorf("unknown action %d (want 1 to %d)", n, numActions-1)
+	}
 	for a := Action(1); a < numActions; a++ {
 		if strings.EqualFold(actions[a].name, s) {
 			return a, nil
@@ -294,10 +301,15 @@ func (s *State) apply(a Action, args map[string]any, write bool) error {
 				return reverts("node %s is registered already", id.Hex())
 			}
 		}
+		valSeen := map[common.Address]bool{}
 		for _, v := range vals {
 			if !seen[v] {
 				return reverts("validator %s is not one of the organization's nodes", v.Hex())
 			}
+			if valSeen[v] {
+				return reverts("validator %s listed twice", v.Hex())
+			}
+			valSeen[v] = true
 		}
 		if len(vals) > 0 && Tier(tier) < TierValidate {
 			return reverts("organization %s of tier %s may not run validators", name, Tier(tier))
@@ -619,7 +631,7 @@ func (s *State) apply(a Action, args map[string]any, write bool) error {
 		p := s.Policy()
 		p.Rules[c] = Rule{Threshold: args["threshold"].(uint64), Quorum: args["quorum"].(uint64),
 			ExpiryBlocks: args["expiryBlocks"].(uint64), Timelock: args["timelock"].(uint64), MinApprovals: args["minApprovals"].(uint64)}
-		if err := p.check(len(s.activeOrgs())); err != nil {
+		if err := p.check(len(s.activeOrgs()), Class(c)); err != nil {
 			return revert("policy: " + err.Error())
 		}
 		if !write {
@@ -632,7 +644,7 @@ func (s *State) apply(a Action, args map[string]any, write bool) error {
 		roles := Role(args["roles"].(uint32))
 		p := s.Policy()
 		p.DefaultRoles = roles
-		if err := p.check(len(s.activeOrgs())); err != nil {
+		if err := p.check(len(s.activeOrgs()), noClass); err != nil {
 			return revert("policy: " + err.Error())
 		}
 		if !write {

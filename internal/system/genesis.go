@@ -111,7 +111,7 @@ func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Addres
 		return nil, fmt.Errorf("defaultRoles: %v", err)
 	}
 	g.Policy.DefaultRoles = roles
-	if err := g.Policy.check(len(orgs)); err != nil {
+	if err := g.Policy.check(len(orgs), NumClasses); err != nil {
 		return nil, err
 	}
 	seen := map[common.Address]bool{}

@@ -159,6 +159,8 @@ func (s *State) Vote(caller common.Address, id uint64, support bool) (ProposalSt
 func (s *State) decide(p *Proposal) {
 	rule := s.Policy().Rules[p.Action.Class()]
 	t := s.Tally(p)
+	// Approvals from organizations that have left cannot be given.
+	rule.MinApprovals = min(rule.MinApprovals, uint64(len(s.activeOrgs())))
 	passes := t.Yes*10000 >= rule.Threshold*t.Total && (t.Yes+t.No)*10000 >= rule.Quorum*t.Total &&
 		uint64(t.YesOrgs) >= rule.MinApprovals && t.Total > 0
 	hopeless := (t.Yes+t.Undecided)*10000 < rule.Threshold*t.Total || uint64(t.YesOrgs+t.UndecidedOrgs) < rule.MinApprovals
@@ -326,6 +328,19 @@ func (s *State) BeginBlock(st StateWriter) BlockEffects {
 		if !slices.Equal(before, s.Validators()) {
 			changes := s.ValidatorChanges()
 			fx.ValidatorChanges = append(fx.ValidatorChanges, changes[len(changes)-1])
+		}
+	}
+	// Membership or policy may have changed who counts and how much: an
+	// open proposal whose votes now decide it is decided here, since
+	// nobody may be left to vote on it.
+	if len(fx.Executed) > 0 {
+		for _, id := range s.openIDs() {
+			if p, ok := getRLP[Proposal](s.gov, propKey(id)); ok && p.Status == ProposalOpen {
+				s.decide(&p)
+				if p.Status != ProposalOpen {
+					putRLP(s.gov, propKey(id), p)
+				}
+			}
 		}
 	}
 	return fx

@@ -115,6 +115,11 @@ func (p *precompile) Run(input []byte) (out []byte, err error) {
 	sdb := p.c.evm.StateDB
 	ctx := p.c.evm.Context
 	st := Open(sdb, ctx.BlockNumber.Uint64(), ctx.Time)
+	cur := p.c.cur
+	direct := cur.To != nil && *cur.To == p.addr && bytes.Equal(cur.Data, input)
+	if direct && cur.Value != nil && cur.Value.Sign() != 0 {
+		return nil, fmt.Errorf("%s: the system contracts take no value", m.Name)
+	}
 	if m.IsConstant() {
 		res, err := p.view(st, m.Name, args)
 		if err != nil {
@@ -122,12 +127,8 @@ func (p *precompile) Run(input []byte) (out []byte, err error) {
 		}
 		return m.Outputs.Pack(res...)
 	}
-	cur := p.c.cur
-	if cur.To == nil || *cur.To != p.addr || !bytes.Equal(cur.Data, input) {
+	if !direct {
 		return nil, fmt.Errorf("%s: call the system contract directly from an account, not through a contract", m.Name)
-	}
-	if cur.Value != nil && cur.Value.Sign() != 0 {
-		return nil, fmt.Errorf("%s: the system contracts take no value", m.Name)
 	}
 	res, logs, err := p.write(st, cur.From, m.Name, args)
 	if err != nil {

@@ -192,6 +192,9 @@ const (
 	NumClasses
 )
 
+// noClass makes Policy.check check the approvals of no class.
+const noClass Class = 255
+
 var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy"}
 
 func (c Class) String() string {
@@ -212,18 +215,18 @@ type Policy struct {
 }
 
 // DefaultPolicy: membership, validators, certificates and upgrades by two
-// thirds of the weight, roles, freezes and parameters by a majority, the
+// thirds of the weight (6666 bp: 2 of 3, 3 of 4 equal organizations), roles, freezes and parameters by a majority, the
 // policy by all; certificates and the policy also need two organizations
 // to approve. Proposals expire after 10,000 blocks and execute in the
 // block after they pass.
 func DefaultPolicy() Policy {
-	two3 := Rule{Threshold: 6667, ExpiryBlocks: 10_000, Timelock: 1}
+	two3 := Rule{Threshold: 6666, ExpiryBlocks: 10_000, Timelock: 1}
 	maj := Rule{Threshold: 5001, ExpiryBlocks: 10_000, Timelock: 1}
 	p := Policy{EpochLength: 10}
 	p.Rules[ClassMembership] = two3
 	p.Rules[ClassValidators] = two3
 	p.Rules[ClassRoles] = maj
-	p.Rules[ClassCertificates] = Rule{Threshold: 6667, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
+	p.Rules[ClassCertificates] = Rule{Threshold: 6666, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
 	p.Rules[ClassFreeze] = maj
 	p.Rules[ClassParameters] = maj
 	p.Rules[ClassUpgrade] = two3
@@ -232,8 +235,10 @@ func DefaultPolicy() Policy {
 }
 
 // check refuses a policy that could lock the consortium out, given the
-// number of active organizations.
-func (p *Policy) check(activeOrgs int) error {
+// number of active organizations. The approvals a rule needs are checked
+// for class only (NumClasses: every class): a rule whose organizations
+// have since left counts at most the active ones (see effectiveRule).
+func (p *Policy) check(activeOrgs int, class Class) error {
 	if p.EpochLength == 0 || p.EpochLength > 1_000_000 {
 		return fmt.Errorf("epoch length %d outside [1, 1000000]", p.EpochLength)
 	}
@@ -254,7 +259,7 @@ func (p *Policy) check(activeOrgs int) error {
 			return fmt.Errorf("%s: expiry %d blocks outside [1, 100000000]", name, r.ExpiryBlocks)
 		case r.Timelock == 0 || r.Timelock > 100_000_000:
 			return fmt.Errorf("%s: time-lock %d blocks outside [1, 100000000]", name, r.Timelock)
-		case r.MinApprovals > uint64(activeOrgs):
+		case (class == NumClasses || class == Class(c)) && r.MinApprovals > uint64(activeOrgs):
 			return fmt.Errorf("%s: %d approvals needed but only %d organizations are active: nothing could pass", name, r.MinApprovals, activeOrgs)
 		}
 	}
