@@ -23,6 +23,8 @@ type Metrics struct {
 	RoundChanges      prometheus.Counter
 	LeaderChanges     prometheus.Counter
 	ConsensusRounds   prometheus.Histogram
+	ConsensusMessages *prometheus.CounterVec // labels direction, type (bft message types)
+	ConsensusBytes    *prometheus.CounterVec // labels direction, type
 	P2PPeers          prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
@@ -55,6 +57,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Leader changes seen by the consensus engine."}),
 		ConsensusRounds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_consensus_rounds_per_height",
 			Help: "Rounds the engine needed to decide a height.", Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
+		ConsensusMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_messages_total",
+			Help: "Consensus messages by direction (in, out) and type (proposal, prevote, precommit, ...); per block: divide by the rate of blocks."}, []string{"direction", "type"}),
+		ConsensusBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_bytes_total",
+			Help: "Consensus message bytes by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PPeers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_p2p_peers", Help: "Connected peers."}),
 		P2PMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_messages_total",
 			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
@@ -65,7 +71,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -23,6 +23,7 @@ type instruments struct {
 	// last values of cumulative counters read from the parts
 	p2p                        map[string]uint64
 	roundChanges, leaderChange uint64
+	commitRounds               [bft.RoundBuckets]uint64
 }
 
 func newInstruments() *instruments {
@@ -111,7 +112,23 @@ func (n *Node) sample() {
 	var rounds, leaders uint64
 	switch e := n.engine.(type) {
 	case *bft.Engine:
-		rounds = e.Stats().RoundChanges
+		st := e.Stats()
+		rounds = st.RoundChanges
+		// Heights decided, by the round of their decision (the last
+		// bucket: that round or later); a height decided in round r took
+		// r+1 rounds.
+		for r, c := range st.CommitRounds {
+			for ; n.ins.commitRounds[r] < c; n.ins.commitRounds[r]++ {
+				m.ConsensusRounds.Observe(float64(r + 1))
+			}
+		}
+		for typ := bft.MsgType(1); int(typ) < len(st.MsgsIn); typ++ {
+			name := typ.String()
+			n.addDelta(m.ConsensusMessages, "in", name, "cmsgs", st.MsgsIn[typ])
+			n.addDelta(m.ConsensusMessages, "out", name, "cmsgs", st.MsgsOut[typ])
+			n.addDelta(m.ConsensusBytes, "in", name, "cbytes", st.BytesIn[typ])
+			n.addDelta(m.ConsensusBytes, "out", name, "cbytes", st.BytesOut[typ])
+		}
 	case *raft.Engine:
 		leaders = e.Stats().LeaderChanges
 	case *poa.Engine:

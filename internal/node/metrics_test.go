@@ -162,3 +162,28 @@ func TestMetricsAndReadinessOfANetwork(t *testing.T) {
 		return code == 200
 	})
 }
+
+// TestBFTConsensusMetrics scrapes a bft network: rounds per height and
+// consensus messages and bytes by type come from the engine's counters.
+func TestBFTConsensusMetrics(t *testing.T) {
+	nodes := startNetwork(t, "bft", 4)
+	n0 := nodes[0]
+	waitUntil(t, 30*time.Second, "height 5", func() bool { return n0.ledger.Head().Number.Uint64() >= 5 })
+	var fams map[string]*dto.MetricFamily
+	waitUntil(t, 10*time.Second, "sampled rounds per height", func() bool {
+		fams = scrape(t, n0.MetricsAddr())
+		return value(fams["charter_consensus_rounds_per_height"]) >= 3
+	})
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{
+		{"prevotes out", value(fams["charter_consensus_messages_total"], "direction", "out", "type", "prevote")},
+		{"precommits in", value(fams["charter_consensus_messages_total"], "direction", "in", "type", "precommit")},
+		{"proposal bytes in or out", value(fams["charter_consensus_bytes_total"], "type", "proposal")},
+	} {
+		if c.v <= 0 {
+			t.Errorf("%s = %v, want > 0", c.name, c.v)
+		}
+	}
+}
