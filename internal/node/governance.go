@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -12,6 +13,7 @@ import (
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/system"
+	"github.com/charter-ledger/charter/internal/txpool"
 )
 
 // validatorSetter is an engine whose validator set governance changes
@@ -140,4 +142,25 @@ func (n *Node) governanceDue() bool {
 		return false
 	}
 	return reg.DueAt(head.Number.Uint64() + 1)
+}
+
+// applyPoolLimits gives the pool the per-transaction bounds governance set
+// (the genesis values where it set none).
+func (n *Node) applyPoolLimits() {
+	reg, _, err := n.registry()
+	if err != nil {
+		return
+	}
+	spec := n.cfg.Spec
+	lim := txpool.Limits{MaxTxBytes: spec.MaxTxBytes, TxGasLimit: uint64(spec.TxGasLimit), MinTip: spec.MinGasPriceWei()}
+	if v := reg.Param(system.ParamMaxTxBytes); v != 0 {
+		lim.MaxTxBytes = v
+	}
+	if v := reg.Param(system.ParamTxGasLimit); v != 0 {
+		lim.TxGasLimit = v
+	}
+	if v := reg.Param(system.ParamMinGasPrice); v != 0 {
+		lim.MinTip = new(big.Int).SetUint64(v)
+	}
+	n.pool.SetLimits(lim)
 }

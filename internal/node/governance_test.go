@@ -263,3 +263,23 @@ func peerConnected(a, b *netNode) bool {
 	}
 	return false
 }
+
+// TestGovernedParametersReachThePool: a parameter voted on a dev chain
+// (one organization) bounds the pool once it executes; a dev chain seals
+// the executing block by itself.
+func TestGovernedParametersReachThePool(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	admin := tn.accts[0].Key
+	id := propose(t, tn.client, admin, system.ActSetParameter, system.ParamMaxTxBytes, big.NewInt(2048))
+	sendOK(t, "vote", tn.client, admin, system.GovernanceAddress, govCall(t, "vote", id, true))
+	waitUntil(t, 10*time.Second, "the parameter executed without other transactions", func() bool {
+		return proposalStatus(t, tn.Node, id) == system.ProposalExecuted
+	})
+	to := common.Address{7}
+	nonce, _ := tn.client.PendingNonceAt(context.Background(), tn.accts[1].Address)
+	big3k := tn.sign(t, tn.accts[1].Key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 200_000,
+		GasFeeCap: big.NewInt(1), To: &to, Data: make([]byte, 3000)})
+	if err := tn.client.SendTransaction(context.Background(), big3k); err == nil || !strings.Contains(err.Error(), "oversized data: 3") || !strings.Contains(err.Error(), "limit 2048") {
+		t.Fatalf("a 3,000-byte transaction after maxTxBytes 2048: err = %v", err)
+	}
+}

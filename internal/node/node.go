@@ -175,6 +175,7 @@ func New(cfg Config) (*Node, error) {
 		},
 	}, n.exec.Signer(), headState)
 
+	n.applyPoolLimits()
 	blockTime := time.Duration(cfg.Spec.BlockTimeMs) * time.Millisecond
 	if cfg.BlockTime > 0 {
 		blockTime = cfg.BlockTime
@@ -607,9 +608,12 @@ func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
 	}
 	n.pool.Reset(headState, nil)
 	n.applyValidatorChanges(block.NumberU64(), res.Effects.ValidatorChanges)
-	if len(res.Effects.Executed) > 0 && n.net != nil {
-		if err := n.net.syncTrust(); err != nil {
-			n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
+	if len(res.Effects.Executed) > 0 {
+		n.applyPoolLimits()
+		if n.net != nil {
+			if err := n.net.syncTrust(); err != nil {
+				n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
+			}
 		}
 	}
 	receipts, err := n.ledger.Receipts(block.NumberU64())

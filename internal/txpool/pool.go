@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -106,11 +107,20 @@ type account struct {
 	pendingTo uint64 // first nonce after the run of consecutive txs from nonce
 }
 
+// Limits are the bounds of one transaction that governance may change
+// while the chain runs.
+type Limits struct {
+	MaxTxBytes uint64
+	TxGasLimit uint64
+	MinTip     *big.Int
+}
+
 // Pool is goroutine-safe.
 type Pool struct {
 	cfg    Config
 	signer types.Signer
 	feed   event.Feed
+	limits atomic.Pointer[Limits]
 
 	mu struct {
 		sync.Mutex
@@ -126,10 +136,20 @@ type Pool struct {
 func New(cfg Config, signer types.Signer, st StateReader) *Pool {
 	cfg.ensureDefaults()
 	p := &Pool{cfg: cfg, signer: signer}
+	p.limits.Store(&Limits{MaxTxBytes: cfg.MaxTxBytes, TxGasLimit: cfg.TxGasLimit, MinTip: cfg.MinTip})
 	p.mu.state = st
 	p.mu.accounts = make(map[common.Address]*account)
 	p.mu.all = make(map[common.Hash]*entry)
 	return p
+}
+
+// SetLimits replaces the per-transaction bounds (a governance decision);
+// transactions admitted before stay.
+func (p *Pool) SetLimits(l Limits) {
+	if l.MinTip == nil {
+		l.MinTip = new(big.Int)
+	}
+	p.limits.Store(&l)
 }
 
 // SubscribeNewTxs delivers NewTxsEvent for every transaction that becomes
@@ -139,8 +159,9 @@ func (p *Pool) SubscribeNewTxs(ch chan<- NewTxsEvent) event.Subscription { retur
 // ValidateBasic runs every check that needs no state and recovers the
 // sender. It is safe to call from many goroutines at once.
 func (p *Pool) ValidateBasic(tx *types.Transaction) (common.Address, error) {
-	if size := tx.Size(); size > p.cfg.MaxTxBytes {
-		return common.Address{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversized, size, p.cfg.MaxTxBytes)
+	lim := p.limits.Load()
+	if size := tx.Size(); size > lim.MaxTxBytes {
+		return common.Address{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversized, size, lim.MaxTxBytes)
 	}
 	switch tx.Type() {
 	case types.LegacyTxType, types.AccessListTxType, types.DynamicFeeTxType, types.SetCodeTxType:
@@ -153,8 +174,8 @@ func (p *Pool) ValidateBasic(tx *types.Transaction) (common.Address, error) {
 	if tx.ChainId().Cmp(p.cfg.ChainID) != 0 {
 		return common.Address{}, fmt.Errorf("%w: transaction for chain %v, this chain is %v", ErrChainID, tx.ChainId(), p.cfg.ChainID)
 	}
-	if tx.Gas() > p.cfg.TxGasLimit {
-		return common.Address{}, fmt.Errorf("%w: %d > %d", ErrGasLimit, tx.Gas(), p.cfg.TxGasLimit)
+	if tx.Gas() > lim.TxGasLimit {
+		return common.Address{}, fmt.Errorf("%w: %d > %d", ErrGasLimit, tx.Gas(), lim.TxGasLimit)
 	}
 	if tx.GasFeeCap().BitLen() > 256 || tx.GasTipCap().BitLen() > 256 || tx.Value().Sign() < 0 {
 		return common.Address{}, errors.New("fee or value out of range")
@@ -165,8 +186,8 @@ func (p *Pool) ValidateBasic(tx *types.Transaction) (common.Address, error) {
 	if tx.GasFeeCapIntCmp(p.cfg.BaseFee) < 0 {
 		return common.Address{}, fmt.Errorf("%w: max fee %v, base fee %v", ErrFeeCapTooLow, tx.GasFeeCap(), p.cfg.BaseFee)
 	}
-	if tip := tx.EffectiveGasTipValue(p.cfg.BaseFee); tip.Cmp(p.cfg.MinTip) < 0 {
-		return common.Address{}, fmt.Errorf("%w: tip %v, minimum %v", ErrUnderpriced, tip, p.cfg.MinTip)
+	if tip := tx.EffectiveGasTipValue(p.cfg.BaseFee); tip.Cmp(lim.MinTip) < 0 {
+		return common.Address{}, fmt.Errorf("%w: tip %v, minimum %v", ErrUnderpriced, tip, lim.MinTip)
 	}
 	if tx.Type() == types.SetCodeTxType && len(tx.SetCodeAuthorizations()) == 0 {
 		return common.Address{}, core.ErrEmptyAuthList
