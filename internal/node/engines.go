@@ -61,14 +61,26 @@ func (n *Node) newEngine(blockTime time.Duration) (consensus.Engine, engineSetup
 		cfg.DataDir = filepath.Join(n.cfg.DataDir, "raft")
 		cfg.Forward = n.forwarded
 		cfg.Pending = n.hasPending
+		cfg.Due = n.governanceDue
 		cfg.PendingTxs = n.pendingTxs
 		cfg.OnHalt = func(err error) { n.fail(fmt.Errorf("raft engine halted: %w", err)) }
 		e, err := raft.New(cfg, n, log)
 		if err != nil {
 			return nil, engineSetup{}, err
 		}
+		// As for bft: the set in force after the head (raft's voters
+		// follow it) now, later changes once the engine runs.
+		current, later, err := n.validatorSchedule()
+		if err != nil {
+			return nil, engineSetup{}, err
+		}
+		if len(current) > 0 {
+			if err := e.SetValidators(n.ledger.Head().Number.Uint64()+1, current); err != nil {
+				return nil, engineSetup{}, err
+			}
+		}
 		members := append(append([]consensus.NodeID(nil), cfg.Validators...), cfg.Learners...)
-		return e, engineSetup{members: members, maxBlockTxs: cfg.MaxBlockTxs}, nil
+		return e, engineSetup{members: members, maxBlockTxs: cfg.MaxBlockTxs, laterValidators: later}, nil
 
 	case "bft":
 		if err := noParams(); err != nil {

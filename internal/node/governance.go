@@ -137,11 +137,23 @@ func (nw *network) authorize(p p2p.PeerInfo) error {
 // block after the head (a passed proposal to execute, an open one to
 // expire), so that a sealer that only seals for transactions makes it.
 func (n *Node) governanceDue() bool {
-	reg, head, err := n.registry()
+	head := n.ledger.Head()
+	if c := n.due.Load(); c != nil && c.head == head.Hash() {
+		return c.due
+	}
+	st, err := n.ledger.StateAt(head.Root)
 	if err != nil {
 		return false
 	}
-	return reg.DueAt(head.Number.Uint64() + 1)
+	due := system.Read(st).DueAt(head.Number.Uint64() + 1)
+	n.due.Store(&dueCache{head: head.Hash(), due: due})
+	return due
+}
+
+// dueCache remembers governanceDue's answer for one head.
+type dueCache struct {
+	head common.Hash
+	due  bool
 }
 
 // applyPoolLimits gives the pool the per-transaction bounds governance set

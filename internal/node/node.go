@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,7 @@ type Node struct {
 	exec   *execution.Executor
 
 	laterValidators []system.ValidatorChange // for the engine once it runs
+	due             atomic.Pointer[dueCache] // governanceDue of the head
 	pool            *txpool.Pool
 	engine          consensus.Engine
 	bus             events.Bus

@@ -26,11 +26,13 @@ type catchup struct {
 // persisted): the log now starts after it, and the chain must reach its
 // position.
 func (c *Core) onSnapshot(snap *raftpb.Snapshot) error {
-	sd, err := decodeSnapshotData(snap.GetData())
+	sd, listed, err := decodeSnapshot(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("%w: received %w", ErrHalted, err)
 	}
 	idx := snap.GetMetadata().GetIndex()
+	// Raft took its membership from the snapshot.
+	c.resetConf(idx, snap.GetMetadata().GetConfState(), listed)
 	c.stats.snapshotsReceived.Add(1)
 	c.snapIndex, c.sinceSnap = idx, 0
 	c.applied = idx
@@ -65,20 +67,24 @@ func (c *Core) startCatchup(sd SnapshotData, index uint64) {
 // member in raft id order.
 func (c *Core) requestBlocks(rotate bool) {
 	cu := c.catchup
-	if cu == nil || len(c.peers) == 0 {
+	peers := c.peerIDs()
+	if cu == nil || len(peers) == 0 {
 		return
 	}
 	switch {
 	case cu.to == 0 && c.lead != 0 && c.lead != c.id:
 		cu.to = c.lead
 	case cu.to == 0:
-		cu.to = c.peers[0]
+		cu.to = peers[0]
 	case rotate:
-		i := slices.Index(c.peers, cu.to) // -1 if gone: start over
-		cu.to = c.peers[(i+1)%len(c.peers)]
+		i := slices.Index(peers, cu.to) // -1 if gone: start over
+		cu.to = peers[(i+1)%len(peers)]
 	}
 	to := cu.to
-	node, _ := c.mem.node(to)
+	node, ok := c.mem.node(to)
+	if !ok {
+		return // not addressable yet: the next peer after a timeout
+	}
 	head := c.chain.Head().Number.Uint64()
 	cu.nonce++
 	cu.wait = 0

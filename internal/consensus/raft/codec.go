@@ -10,6 +10,8 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/charter-ledger/charter/internal/consensus"
 )
 
 // MsgType is the first byte of every engine message (the envelope). The
@@ -241,12 +243,21 @@ func decodeSeal(s []byte) (index, term uint64, ok bool) {
 	return binary.BigEndian.Uint64(s[1:]), binary.BigEndian.Uint64(s[9:]), true
 }
 
-// Snapshot data: the chain position the applied log prefix produced.
+// Snapshot data: the chain position the applied log prefix produced, and
+// the node ids of the members outside the genesis (so that a node that
+// installs or restarts from the snapshot can address them).
 //
 //	version byte (1) | height uint64 BE | block hash (32 bytes)
+//	version byte (2) | height uint64 BE | block hash (32 bytes) | node ids (20 bytes each)
+//
+// Version 1 is written while every member is a genesis member.
 const (
-	snapVersion = 1
-	snapLen     = 1 + 8 + common.HashLength
+	snapVersion        = 1
+	snapVersionMembers = 2
+	snapLen            = 1 + 8 + common.HashLength
+	// maxListedMembers bounds the node ids of a snapshot or of a
+	// configuration change context.
+	maxListedMembers = 1024
 )
 
 // SnapshotData is the content of a raft snapshot of this engine: the last
@@ -256,17 +267,66 @@ type SnapshotData struct {
 	Hash   common.Hash
 }
 
-func (d SnapshotData) encode() []byte {
-	s := make([]byte, snapLen)
+func (d SnapshotData) encode() []byte { return encodeSnapshot(d, nil) }
+
+// encodeSnapshot encodes a chain position and the node ids of the
+// non-genesis members.
+func encodeSnapshot(d SnapshotData, members []consensus.NodeID) []byte {
+	s := make([]byte, snapLen, snapLen+len(members)*common.AddressLength)
 	s[0] = snapVersion
+	if len(members) > 0 {
+		s[0] = snapVersionMembers
+	}
 	binary.BigEndian.PutUint64(s[1:], d.Height)
 	copy(s[9:], d.Hash[:])
-	return s
+	return append(s, encodeNodeList(members)...)
 }
 
 func decodeSnapshotData(s []byte) (SnapshotData, error) {
-	if len(s) != snapLen || s[0] != snapVersion {
-		return SnapshotData{}, fmt.Errorf("raft: snapshot data of %d bytes is not a chain position", len(s))
+	d, _, err := decodeSnapshot(s)
+	return d, err
+}
+
+// decodeSnapshot decodes snapshot data of either version.
+func decodeSnapshot(s []byte) (SnapshotData, []consensus.NodeID, error) {
+	bad := fmt.Errorf("raft: snapshot data of %d bytes is not a chain position", len(s))
+	if len(s) < snapLen {
+		return SnapshotData{}, nil, bad
 	}
-	return SnapshotData{Height: binary.BigEndian.Uint64(s[1:]), Hash: common.BytesToHash(s[9:])}, nil
+	var members []consensus.NodeID
+	switch s[0] {
+	case snapVersion:
+		if len(s) != snapLen {
+			return SnapshotData{}, nil, bad
+		}
+	case snapVersionMembers:
+		var err error
+		if members, err = decodeNodeList(s[snapLen:]); err != nil || len(members) == 0 {
+			return SnapshotData{}, nil, bad
+		}
+	default:
+		return SnapshotData{}, nil, bad
+	}
+	return SnapshotData{Height: binary.BigEndian.Uint64(s[1:]), Hash: common.BytesToHash(s[9:snapLen])}, members, nil
+}
+
+// encodeNodeList concatenates node ids: the context of a configuration
+// change (the nodes it adds or changes) and the member list of a snapshot.
+func encodeNodeList(ids []consensus.NodeID) []byte {
+	out := make([]byte, 0, len(ids)*common.AddressLength)
+	for _, id := range ids {
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+func decodeNodeList(b []byte) ([]consensus.NodeID, error) {
+	if len(b)%common.AddressLength != 0 || len(b)/common.AddressLength > maxListedMembers {
+		return nil, fmt.Errorf("raft: node list of %d bytes", len(b))
+	}
+	out := make([]consensus.NodeID, 0, len(b)/common.AddressLength)
+	for i := 0; i < len(b); i += common.AddressLength {
+		out = append(out, common.BytesToAddress(b[i:i+common.AddressLength]))
+	}
+	return out, nil
 }

@@ -3,9 +3,12 @@ package raft
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/consensus"
 )
 
 func TestEnvelopeBounds(t *testing.T) {
@@ -79,5 +82,34 @@ func TestTxsAndBlockMessagesBounded(t *testing.T) {
 	got, err := decodeBlockRequest(encodeBlockRequest(req)[1:])
 	if err != nil || *got != *req {
 		t.Fatalf("block request round trip: %+v %v", got, err)
+	}
+}
+
+func TestSnapshotMembersAndNodeList(t *testing.T) {
+	sd := SnapshotData{Height: 7, Hash: common.HexToHash("0x77")}
+	members := []consensus.NodeID{nodeID(4), nodeID(5)}
+	enc := encodeSnapshot(sd, members)
+	if enc[0] != snapVersionMembers || len(enc) != snapLen+2*common.AddressLength {
+		t.Fatalf("encoding %x", enc)
+	}
+	got, listed, err := decodeSnapshot(enc)
+	if err != nil || got != sd || !slices.Equal(listed, members) {
+		t.Fatalf("round trip: %+v %v %v", got, listed, err)
+	}
+	// Without members it is the version 1 encoding.
+	if v1 := encodeSnapshot(sd, nil); !bytes.Equal(v1, sd.encode()) || v1[0] != snapVersion {
+		t.Fatalf("no members: %x", v1)
+	}
+	for _, bad := range [][]byte{
+		enc[:len(enc)-1],                         // a torn node id
+		enc[:snapLen],                            // version 2 without members
+		append(sd.encode(), make([]byte, 20)...), // version 1 with trailing bytes
+	} {
+		if _, _, err := decodeSnapshot(bad); err == nil {
+			t.Errorf("snapshot data %x accepted", bad)
+		}
+	}
+	if _, err := decodeNodeList(make([]byte, 21)); err == nil {
+		t.Error("node list of 21 bytes accepted")
 	}
 }

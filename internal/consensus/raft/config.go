@@ -2,13 +2,17 @@ package raft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
@@ -47,12 +51,17 @@ const (
 // FromSpec, then sets the node-local fields (DataDir, Forward, Pending,
 // OnHalt). Zero fields take the defaults above (EnsureDefaults).
 type Config struct {
-	// Validators are the voting members, in genesis order. Validator i has
-	// raft id i+1. Every node of the network must use the same list.
+	// Validators are the voting members of the genesis, in genesis order.
+	// Validator i has raft id i+1. Every node of the network must use the
+	// same list: it is the membership every raft log starts from, also on
+	// nodes that governance adds later. Changes to the voters come through
+	// Engine.SetValidators (raft configuration changes), not this list.
 	Validators []consensus.NodeID
 	// Learners are the observer nodes (the "read" tier): they replicate the
 	// log and commit every block but never vote or lead. Learner i has raft
-	// id len(Validators)+i+1. Every node must use the same list.
+	// id len(Validators)+i+1. Every node must use the same list. A learner
+	// that governance makes a validator is promoted; when it leaves the
+	// validator set again it is demoted back to a learner.
 	Learners []consensus.NodeID
 
 	// DataDir is the folder of the raft write-ahead log (created 0700).
@@ -130,6 +139,10 @@ type Config struct {
 	// the leader builds at BlockTime only if it returns true (saving a
 	// BuildBlock that would find nothing); nil means build and see.
 	Pending func() bool
+	// Due reports whether the next block has work of its own even if no
+	// transaction waits (a governance decision executes at its start):
+	// the leader then seals it, empty or not, at BlockTime. Nil: never.
+	Due func() bool
 	// PendingTxs returns up to max transactions waiting in the local pool,
 	// oldest first. A follower forwards them to the leader again when the
 	// leader changes and every ForwardRetry, so that transactions whose
@@ -272,47 +285,90 @@ func durationTicks(d, tick time.Duration) int {
 	return max(int((d+tick-1)/tick), 1)
 }
 
-// members maps node ids to raft ids and back.
+// members maps node ids to raft ids and back. Raft ids are a pure function
+// of the node id, the same on every node and across restarts:
+//
+//   - the genesis members keep their positions: Validators[i] is i+1,
+//     Learners[j] is len(Validators)+j+1;
+//   - any other node (added later by governance) has derivedRaftID: the
+//     first 8 bytes of keccak256(node id) with the top bit set, so it never
+//     equals a position.
+//
+// The reverse map (raft id to node id, to address messages) holds the
+// genesis members and every node learned since: from configuration change
+// entries (their context lists the nodes they add), snapshots (their data
+// lists the members outside the genesis), SetValidators and authenticated
+// senders (a message from node n carries raft id raftID(n)). Because ids
+// are derived, a learned pair is never wrong and never needs forgetting.
 type members struct {
-	ids    []consensus.NodeID // raft id i+1 is ids[i]
-	voters int                // ids[:voters] vote; the rest are learners
-	byNode map[consensus.NodeID]uint64
+	genesis  map[consensus.NodeID]uint64
+	byRaft   map[uint64]consensus.NodeID
+	voters   int // genesis validators: raft ids 1..voters
+	learners int // genesis learners: the next ids
 }
 
 func newMembers(validators, learners []consensus.NodeID) *members {
-	m := &members{voters: len(validators), byNode: make(map[consensus.NodeID]uint64)}
-	m.ids = append(append(m.ids, validators...), learners...)
-	for i, id := range m.ids {
-		m.byNode[id] = uint64(i + 1)
+	m := &members{
+		genesis:  make(map[consensus.NodeID]uint64),
+		byRaft:   make(map[uint64]consensus.NodeID),
+		voters:   len(validators),
+		learners: len(learners),
+	}
+	for i, id := range append(slices.Clone(validators), learners...) {
+		m.genesis[id] = uint64(i + 1)
+		m.byRaft[uint64(i+1)] = id
 	}
 	return m
 }
 
-// raftID returns the raft id of a node, 0 if it is not a member.
-func (m *members) raftID(n consensus.NodeID) uint64 { return m.byNode[n] }
+// derivedRaftID is the raft id of a node that is not a genesis member.
+func derivedRaftID(n consensus.NodeID) uint64 {
+	h := crypto.Keccak256(n[:])
+	return binary.BigEndian.Uint64(h[:8]) | 1<<63
+}
+
+// raftID returns the raft id of a node (never 0).
+func (m *members) raftID(n consensus.NodeID) uint64 {
+	if id, ok := m.genesis[n]; ok {
+		return id
+	}
+	return derivedRaftID(n)
+}
+
+// inGenesis reports whether a raft id is a genesis position.
+func (m *members) inGenesis(id uint64) bool {
+	return id != 0 && id <= uint64(m.voters+m.learners)
+}
+
+// learn records the raft id of a node and returns it; ok is false if
+// another node already holds that id (a hash collision of two derived ids:
+// the first stays).
+func (m *members) learn(n consensus.NodeID) (id uint64, ok bool) {
+	id = m.raftID(n)
+	if prev, known := m.byRaft[id]; known {
+		return id, prev == n
+	}
+	m.byRaft[id] = n
+	return id, true
+}
 
 // node returns the node id of a raft id; ok is false for an unknown id.
 func (m *members) node(id uint64) (consensus.NodeID, bool) {
-	if id == 0 || id > uint64(len(m.ids)) {
-		return consensus.NodeID{}, false
-	}
-	return m.ids[id-1], true
+	n, ok := m.byRaft[id]
+	return n, ok
 }
 
-func (m *members) voterIDs() []uint64 {
-	out := make([]uint64, m.voters)
-	for i := range out {
-		out[i] = uint64(i + 1)
+// genesisConf is the membership every raft log starts from.
+func (m *members) genesisConf() *raftpb.ConfState {
+	cs := &raftpb.ConfState{}
+	for i := 0; i < m.voters+m.learners; i++ {
+		if i < m.voters {
+			cs.Voters = append(cs.Voters, uint64(i+1))
+		} else {
+			cs.Learners = append(cs.Learners, uint64(i+1))
+		}
 	}
-	return out
-}
-
-func (m *members) learnerIDs() []uint64 {
-	var out []uint64
-	for i := m.voters; i < len(m.ids); i++ {
-		out = append(out, uint64(i+1))
-	}
-	return out
+	return cs
 }
 
 // Params are the raft section of the genesis: consensus.params when

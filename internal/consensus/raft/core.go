@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -59,9 +60,18 @@ type Core struct {
 	store Storage
 	log   *slog.Logger
 	rn    *etcdraft.RawNode
-	cs    *raftpb.ConfState
-	peers []uint64 // raft ids of the other members, ascending
 	stats *counters
+
+	// Membership. conf[0] is the membership of the last snapshot, then one
+	// point per configuration change raft delivered since (the last is
+	// raft's current membership). sched holds the validator sets governance
+	// decided; confIndex is the index of this leader's configuration change
+	// until it is applied. role is this node's, for logging.
+	conf      []confPoint
+	sched     *schedule
+	confIndex uint64
+	role      string
+	leftNoted bool // logged that this node leaves the validators
 
 	now time.Time // last time given to Tick; block timestamps
 
@@ -84,6 +94,7 @@ type Core struct {
 	commitIndex uint64
 	snapIndex   uint64
 	sinceSnap   uint64 // bytes of entries applied since the last snapshot
+	snapDue     bool   // a configuration change was applied: snapshot now
 
 	catchup *catchup // non-nil while fetching blocks to reach a received snapshot
 
@@ -101,9 +112,9 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 		return nil, err
 	}
 	mem := newMembers(cfg.Validators, cfg.Learners)
-	id := mem.raftID(self)
-	if id == 0 {
-		return nil, fmt.Errorf("%w: node %s is neither a validator nor a learner", ErrInvalidConfig, self)
+	id, ok := mem.learn(self)
+	if !ok {
+		return nil, fmt.Errorf("%w: node %s has the raft id of another node", ErrInvalidConfig, self)
 	}
 	head := chain.Head()
 	if head == nil {
@@ -118,12 +129,7 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 		store: store,
 		log:   log.With("engine", "raft", "node", self),
 		stats: new(counters),
-		cs:    &raftpb.ConfState{Voters: mem.voterIDs(), Learners: mem.learnerIDs()},
-	}
-	for i := range mem.ids {
-		if rid := uint64(i + 1); rid != id {
-			c.peers = append(c.peers, rid)
-		}
+		sched: new(schedule),
 	}
 	if store.IsNew() {
 		if err := c.bootstrap(head); err != nil {
@@ -134,11 +140,15 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 		return nil, err
 	}
 	rcfg := &etcdraft.Config{
-		ID:              id,
-		ElectionTick:    cfg.ElectionTicks,
-		HeartbeatTick:   cfg.HeartbeatTicks,
-		Storage:         store,
-		Applied:         c.applied,
+		ID:            id,
+		ElectionTick:  cfg.ElectionTicks,
+		HeartbeatTick: cfg.HeartbeatTicks,
+		Storage:       store,
+		// Raft delivers the committed entries after the snapshot again,
+		// so that it re-applies the configuration changes among them (its
+		// membership starts from the snapshot's); the chain ignores what
+		// it already applied (applied, from the seal).
+		Applied:         c.snapIndex,
 		MaxSizePerMsg:   cfg.MaxSizePerMsg,
 		MaxInflightMsgs: cfg.MaxInflightMsgs,
 		// Bounds what a leader without quorum accumulates.
@@ -147,7 +157,9 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 		PreVote:                   true,
 		// Followers forward transactions, never raft proposals.
 		DisableProposalForwarding: true,
-		Logger:                    raftLogger{c.log},
+		// A leader removed from the group steps down.
+		StepDownOnRemoval: true,
+		Logger:            raftLogger{c.log},
 	}
 	var err error
 	if err = guard(func() error {
@@ -162,15 +174,18 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 }
 
 // bootstrap writes the initial raft state of a new node: a snapshot at
-// index 1, term 1 holding the membership and the genesis position, so
-// that every node starts from the same log without conf-change entries.
+// index 1, term 1 holding the genesis membership and the genesis
+// position, so that every node starts from the same log. A node that is
+// not a genesis member starts so too, as a non-member: raft does not let
+// it campaign, and the leader replicates to it once a configuration
+// change adds it.
 func (c *Core) bootstrap(head *types.Header) error {
 	if head.Number.Sign() != 0 {
 		return fmt.Errorf("raft: no raft state in the data folder but the chain is at height %d: restore the raft folder or start from an empty chain", head.Number)
 	}
 	snap := &raftpb.Snapshot{
 		Data:     SnapshotData{Height: 0, Hash: head.Hash()}.encode(),
-		Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)), ConfState: c.cs},
+		Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)), ConfState: c.mem.genesisConf()},
 	}
 	hs := &raftpb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
 	if err := c.store.Save(hs, nil, snap, true); err != nil {
@@ -189,13 +204,14 @@ func (c *Core) reconcile(head *types.Header) error {
 		return fmt.Errorf("raft: read snapshot: %w", err)
 	}
 	meta := snap.GetMetadata()
-	if err := meta.GetConfState().Equivalent(c.cs); err != nil {
-		return fmt.Errorf("%w: membership in the raft state differs from the configured validators and learners (changing them is not supported): %v", ErrInvalidConfig, err)
-	}
-	sd, err := decodeSnapshotData(snap.GetData())
+	sd, listed, err := decodeSnapshot(snap.GetData())
 	if err != nil {
 		return err
 	}
+	if len(meta.GetConfState().GetVoters()) == 0 {
+		return fmt.Errorf("%w: the raft snapshot at index %d has no voters", ErrCorrupt, meta.GetIndex())
+	}
+	c.resetConf(meta.GetIndex(), meta.GetConfState(), listed)
 	c.snapIndex = meta.GetIndex()
 	c.applied = c.snapIndex
 	last, _ := c.store.LastIndex()
@@ -230,6 +246,15 @@ func (c *Core) reconcile(head *types.Header) error {
 			return fmt.Errorf("raft: raise commit index: %w", err)
 		}
 		c.commitIndex = c.applied
+	}
+	// A configuration change the chain applied after the snapshot (the
+	// node stopped before it took the snapshot the change calls for).
+	if c.applied > c.snapIndex {
+		ents, err := c.store.Entries(c.snapIndex+1, c.applied+1, math.MaxUint64)
+		if err != nil {
+			return fmt.Errorf("raft: read applied entries: %w", err)
+		}
+		c.snapDue = slices.ContainsFunc(ents, func(e *raftpb.Entry) bool { return e.GetType() != raftpb.EntryNormal })
 	}
 	return nil
 }
@@ -316,8 +341,8 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 			return nil
 		}
 		c.stats.recv(t, len(payload))
-		if c.mem.raftID(from) == 0 || from == c.self {
-			c.drop(from, errors.New("sender is not a peer"))
+		if from == c.self {
+			c.drop(from, errors.New("message from this node"))
 			return nil
 		}
 		switch t {
@@ -359,11 +384,21 @@ func (c *Core) stepRaft(from consensus.NodeID, body []byte) {
 	case etcdraft.IsLocalMsg(m.GetType()) || m.GetType() == raftpb.MsgProp:
 		c.drop(from, fmt.Errorf("raft message type %v is not accepted from peers", m.GetType()))
 		return
+	case m.GetTerm() == 0 && m.GetType() != raftpb.MsgReadIndex && m.GetType() != raftpb.MsgReadIndexResp:
+		// Raft takes a message without a term for a local one (and panics
+		// answering a vote request without one).
+		c.drop(from, fmt.Errorf("raft message type %v without a term", m.GetType()))
+		return
 	}
 	if err := c.checkRaftMsg(m); err != nil {
 		c.drop(from, err)
 		return
 	}
+	// The transport authenticated the sender and its raft id is derived
+	// from its node id: remember the pair to answer it (a member added
+	// since this node's last membership, or a leader a new node does not
+	// know yet).
+	c.learnNode(from)
 	c.stats.raftRecv(m.GetType())
 	if err := c.rn.Step(m); err != nil {
 		c.log.Debug("Raft ignored a message", "from", from, "type", m.GetType(), "err", err)
@@ -373,9 +408,10 @@ func (c *Core) stepRaft(from consensus.NodeID, body []byte) {
 // checkRaftMsg rejects raft messages that no correct peer sends and on
 // which etcd raft would panic (it trusts its transport): a commit index or
 // an acknowledged index beyond this node's log, entries that are not a
-// contiguous run after the message's index, configuration changes (this
-// engine proposes none), a snapshot that is not a chain position of this
-// membership. Called between settles, when raft's log is all in storage.
+// contiguous run after the message's index, a snapshot that is not a
+// chain position or whose membership does not include this node (raft
+// would ignore it). Configuration changes in entries are checked when
+// applied. Called between settles, when raft's log is all in storage.
 func (c *Core) checkRaftMsg(m *raftpb.Message) error {
 	last, err := c.store.LastIndex()
 	if err != nil {
@@ -398,8 +434,8 @@ func (c *Core) checkRaftMsg(m *raftpb.Message) error {
 				return fmt.Errorf("append entry %d at position %d after index %d", e.GetIndex(), i, m.GetIndex())
 			case e.GetTerm() < prevTerm || e.GetTerm() > m.GetTerm():
 				return fmt.Errorf("append entry %d of term %d out of order", e.GetIndex(), e.GetTerm())
-			case e.GetType() != raftpb.EntryNormal:
-				return fmt.Errorf("append entry %d is a configuration change", e.GetIndex())
+			case e.GetType() != raftpb.EntryNormal && e.GetType() != raftpb.EntryConfChangeV2:
+				return fmt.Errorf("append entry %d has type %v", e.GetIndex(), e.GetType())
 			}
 			prevTerm = e.GetTerm()
 		}
@@ -408,12 +444,19 @@ func (c *Core) checkRaftMsg(m *raftpb.Message) error {
 		if s.GetMetadata().GetIndex() == 0 || s.GetMetadata().GetTerm() > m.GetTerm() {
 			return fmt.Errorf("snapshot at index %d term %d", s.GetMetadata().GetIndex(), s.GetMetadata().GetTerm())
 		}
-		if err := s.GetMetadata().GetConfState().Equivalent(c.cs); err != nil {
-			return fmt.Errorf("snapshot of another membership: %v", err)
+		cs := s.GetMetadata().GetConfState()
+		if err := checkConfState(cs); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
 		}
-		sd, err := decodeSnapshotData(s.GetData())
+		if !isMember(cs, c.id) {
+			return fmt.Errorf("snapshot of a membership without this node")
+		}
+		sd, listed, err := decodeSnapshot(s.GetData())
 		if err != nil {
 			return err
+		}
+		for _, n := range listed {
+			c.learnNode(n)
 		}
 		// Never install a position that contradicts the committed chain.
 		if sd.Height <= c.chain.Head().Number.Uint64() {
@@ -488,11 +531,15 @@ func (c *Core) settle() error {
 			}
 			appliedBatch, progressed = applied, progressed || applied
 		}
+		changed, err := c.maybeProposeConf()
+		if err != nil {
+			return err
+		}
 		proposed, err := c.maybePropose()
 		if err != nil {
 			return err
 		}
-		if !progressed && !proposed {
+		if !progressed && !proposed && !changed {
 			return nil
 		}
 	}
@@ -522,7 +569,21 @@ func (c *Core) handleReady() error {
 	if etcdraft.IsEmptySnap(snap) {
 		snap = nil
 	}
-	if err := c.store.Save(rd.HardState, rd.Entries, snap, rd.MustSync || snap != nil); err != nil {
+	// A configuration change is applied below, now: the commit index that
+	// covers it must survive a crash, so that raft applies it again at
+	// restart (a commit-only hard state is otherwise not synced).
+	confCommitted := slices.ContainsFunc(rd.CommittedEntries, func(e *raftpb.Entry) bool {
+		return e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2
+	})
+	hs := rd.HardState
+	if confCommitted && etcdraft.IsEmptyHardState(hs) {
+		// The commit index came with an earlier Ready, maybe not synced:
+		// write it again, synced.
+		if cur, _, err := c.store.InitialState(); err == nil {
+			hs = cur
+		}
+	}
+	if err := c.store.Save(hs, rd.Entries, snap, rd.MustSync || snap != nil || confCommitted); err != nil {
 		return err
 	}
 	if !etcdraft.IsEmptyHardState(rd.HardState) {
@@ -538,6 +599,13 @@ func (c *Core) handleReady() error {
 	}
 	for _, m := range rd.Messages {
 		c.sendRaft(m)
+	}
+	if confCommitted {
+		for _, e := range rd.CommittedEntries {
+			if e.GetType() == raftpb.EntryConfChange || e.GetType() == raftpb.EntryConfChangeV2 {
+				c.applyConfEntry(e)
+			}
+		}
 	}
 	c.rn.Advance(rd)
 	for _, id := range c.snapsSent {
@@ -568,6 +636,7 @@ func (c *Core) updateRole() error {
 	newLeadership := isLeader && (!c.isLeader || term != c.term)
 	if (c.isLeader && !isLeader) || newLeadership {
 		c.inflight = nil
+		c.confIndex = 0
 	}
 	if newLeadership {
 		last, err := c.store.LastIndex()
@@ -613,6 +682,13 @@ func (c *Core) sendRaft(m *raftpb.Message) {
 		}
 		return
 	}
+	if t := m.GetType(); (t == raftpb.MsgPreVote || t == raftpb.MsgVote) && c.leaving() {
+		if !c.leftNoted {
+			c.leftNoted = true
+			c.log.Warn("This node is not in the decided validator set: it no longer campaigns, and leaves the raft group when the leader removes it")
+		}
+		return
+	}
 	if m.GetType() == raftpb.MsgSnap {
 		c.snapsSent = append(c.snapsSent, m.GetTo())
 	}
@@ -630,7 +706,13 @@ func (c *Core) send(to consensus.NodeID, t MsgType, payload []byte) {
 // waits while a catch-up is in progress: the chain must first reach the
 // snapshot the log continues from.
 func (c *Core) applyCommitted() (bool, error) {
-	if c.catchup != nil || c.applied >= c.commitIndex {
+	if c.catchup != nil {
+		return false, nil
+	}
+	if c.applied >= c.commitIndex {
+		if c.snapDue { // a configuration change before a restart
+			return false, c.maybeSnapshot()
+		}
 		return false, nil
 	}
 	hi := min(c.commitIndex, c.applied+applyBatch)
@@ -663,7 +745,10 @@ func (c *Core) applyCommitted() (bool, error) {
 // on, and duplicates.
 func (c *Core) applyEntry(e *raftpb.Entry) error {
 	if e.GetType() != raftpb.EntryNormal {
-		c.log.Warn("Skipping a configuration change entry (membership changes are not supported)", "index", e.GetIndex())
+		// Raft applied it when it delivered it (applyConfEntry). Take a
+		// snapshot here, so that a node the change adds can install the
+		// leader's newest snapshot (raft refuses one without itself).
+		c.snapDue = true
 		return nil
 	}
 	if len(e.GetData()) == 0 {
@@ -717,23 +802,25 @@ func (c *Core) afterApply(b *types.Block, committed bool) {
 // SnapshotEntries entries and compacts the log behind it, keeping
 // CompactMargin entries for followers slightly behind.
 func (c *Core) maybeSnapshot() error {
-	if c.applied < c.snapIndex+c.cfg.SnapshotEntries && c.sinceSnap < c.cfg.SnapshotBytes {
+	if !c.snapDue && c.applied < c.snapIndex+c.cfg.SnapshotEntries && c.sinceSnap < c.cfg.SnapshotBytes {
 		return nil
 	}
 	if c.applied == c.snapIndex {
 		return nil
 	}
 	head := c.chain.Head()
-	data := SnapshotData{Height: head.Number.Uint64(), Hash: head.Hash()}.encode()
+	cs := c.confAt(c.applied)
+	data := encodeSnapshot(SnapshotData{Height: head.Number.Uint64(), Hash: head.Hash()}, c.listedMembers(cs))
 	first, _ := c.store.FirstIndex()
 	compactTo := first - 1
 	if c.applied > c.cfg.CompactMargin {
 		compactTo = max(compactTo, c.applied-c.cfg.CompactMargin)
 	}
-	if err := c.store.Compact(c.applied, c.cs, data, compactTo); err != nil {
+	if err := c.store.Compact(c.applied, cs, data, compactTo); err != nil {
 		return err
 	}
-	c.snapIndex, c.sinceSnap = c.applied, 0
+	c.pruneConf(c.applied)
+	c.snapIndex, c.sinceSnap, c.snapDue = c.applied, 0, false
 	c.stats.snapshots.Add(1)
 	return nil
 }
@@ -749,7 +836,10 @@ func (c *Core) maybePropose() (bool, error) {
 		return false, nil
 	}
 	due := c.ticksSinceBuild >= c.cfg.blockTicks()
-	forceEmpty := due && c.cfg.ForceEmpty
+	// While a validator set waits for its height, empty blocks take the
+	// chain there (at most an epoch and the lead of blocks).
+	// So does governance work due at the next height (Due).
+	forceEmpty := due && (c.cfg.ForceEmpty || c.sched.waiting(c.chain.Head().Number.Uint64()+1) || (c.cfg.Due != nil && c.cfg.Due()))
 	if !c.poolDirty && !forceEmpty {
 		if !due || (c.cfg.Pending != nil && !c.cfg.Pending()) {
 			return false, nil

@@ -46,7 +46,8 @@ type Engine struct {
 		store            Storage
 	}
 	stopOnce sync.Once
-	dropped  counters // inbox overflow before the core exists or while it is busy
+	dropped  counters  // inbox overflow before the core exists or while it is busy
+	sched    *schedule // validator sets decided by governance, shared with the core
 }
 
 type inbound struct {
@@ -57,7 +58,10 @@ type inbound struct {
 var _ consensus.Engine = (*Engine)(nil)
 
 // New returns a raft engine for the node host.Self(). It validates the
-// configuration; the WAL is opened by Start.
+// configuration; the WAL is opened by Start. A node that is neither a
+// validator nor a learner of the genesis starts as a non-member: it waits
+// until a configuration change adds it (see SetValidators), then catches
+// up from the leader.
 func New(cfg Config, host consensus.Host, log *slog.Logger) (*Engine, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -66,10 +70,8 @@ func New(cfg Config, host consensus.Host, log *slog.Logger) (*Engine, error) {
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("%w: DataDir is empty", ErrInvalidConfig)
 	}
-	if newMembers(cfg.Validators, cfg.Learners).raftID(host.Self()) == 0 {
-		return nil, fmt.Errorf("%w: node %s is neither a validator nor a learner", ErrInvalidConfig, host.Self())
-	}
 	return &Engine{
+		sched:  new(schedule),
 		cfg:    cfg,
 		host:   host,
 		log:    log,
@@ -97,6 +99,7 @@ func (e *Engine) Start() error {
 		store.Close()
 		return err
 	}
+	core.sched = e.sched
 	e.mu.started, e.mu.core, e.mu.store = true, core, store
 	go e.loop(core)
 	return nil
@@ -126,6 +129,23 @@ func (e *Engine) HandleMessage(from consensus.NodeID, payload []byte) {
 	default:
 		e.dropped.dropped.Add(1)
 	}
+}
+
+// SetValidators records that governance made ids the validator set from
+// height from on; the raft voters become ids (configured learners not in
+// ids stay or become learners, other members leave the group). Raft has no
+// heights in its log: the leader proposes the change once its chain
+// reaches from-1, nodes not yet members join first as learners (at once,
+// for a set decided for later), and new voters are promoted when caught
+// up. The node calls it from CommitBlock of the deciding block, and at
+// start for the set in force and the later decided ones. Goroutine-safe;
+// may be called before Start.
+func (e *Engine) SetValidators(from uint64, ids []consensus.NodeID) error {
+	if err := checkValidatorSet(ids); err != nil {
+		return err
+	}
+	e.sched.set(from, ids)
+	return nil
 }
 
 // Head is the last committed block: raft blocks are final when committed.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ type liveHost struct {
 	self  consensus.NodeID
 	chain *fakeChain
 	net   *liveNet
+	// committed, if set, is called after each committed block, on the
+	// engine goroutine (as the node hands governance decisions over).
+	committed func(b *types.Block)
 }
 
 func (h *liveHost) Self() consensus.NodeID { return h.self }
@@ -46,8 +50,12 @@ func (h *liveHost) VerifyBlock(b *types.Block) error {
 }
 func (h *liveHost) CommitBlock(b *types.Block, seal []byte) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.CommitBlock(b, seal)
+	err := h.chain.CommitBlock(b, seal)
+	h.mu.Unlock()
+	if err == nil && h.committed != nil {
+		h.committed(b)
+	}
+	return err
 }
 func (h *liveHost) Head() *types.Header {
 	h.mu.Lock()
@@ -218,9 +226,19 @@ func TestEngineLive(t *testing.T) {
 
 func TestEngineRejectsBadSetup(t *testing.T) {
 	h := &liveHost{self: nodeID(9), chain: newFakeChain(nodeID(9), 10, nil), net: &liveNet{}}
-	_, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, h, quietLog())
-	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "neither a validator nor a learner") {
+	// A node outside the genesis lists starts as a non-member.
+	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, h, quietLog())
+	if err != nil {
 		t.Fatalf("non-member: %v", err)
+	}
+	if err := e.SetValidators(5, nil); !errors.Is(err, ErrBadValidators) {
+		t.Fatalf("empty validator set: %v", err)
+	}
+	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(0)}); !errors.Is(err, ErrBadValidators) {
+		t.Fatalf("duplicate validator: %v", err)
+	}
+	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(9)}); err != nil {
+		t.Fatal(err)
 	}
 	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, h, quietLog())
 	if err == nil || !strings.Contains(err.Error(), "DataDir") {
@@ -229,7 +247,7 @@ func TestEngineRejectsBadSetup(t *testing.T) {
 	// A chain past genesis with an empty raft folder must not bootstrap.
 	h.chain.blocks = append(h.chain.blocks, types.NewBlockWithHeader(&types.Header{Number: common.Big1, ParentHash: fakeGenesis.Hash()}))
 	h.chain.seals = append(h.chain.seals, nil)
-	e, err := New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, h, quietLog())
+	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, h, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +255,103 @@ func TestEngineRejectsBadSetup(t *testing.T) {
 		t.Fatalf("start over a non-empty chain: %v", err)
 	}
 	e.Stop()
+}
+
+// Engines on goroutines with the on-disk WAL: a node outside the genesis
+// starts as a non-member; the validators decide (from inside CommitBlock,
+// as the node does) to add it; it catches up, commits the transactions
+// given to it, and keeps its membership across a restart of every engine.
+func TestEngineLiveAddsNode(t *testing.T) {
+	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2), nodeID(3)}
+	cfg := Config{Validators: ids[:3], TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
+		MaxBlockTxs: 50, SnapshotEntries: 8, CompactMargin: 2, ForwardRetry: 50 * time.Millisecond}
+	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	root := t.TempDir()
+	var decideAt atomic.Uint64
+	decideAt.Store(1 << 62)
+	engineOf := func(id consensus.NodeID) *Engine {
+		net.mu.Lock()
+		defer net.mu.Unlock()
+		return net.engines[id]
+	}
+	var hosts []*liveHost
+	var engines []*Engine
+	for _, id := range ids {
+		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
+		h.committed = func(b *types.Block) {
+			if b.NumberU64() == decideAt.Load() {
+				if err := engineOf(id).SetValidators(b.NumberU64()+8, ids); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		hosts = append(hosts, h)
+		engines = append(engines, startLive(t, net, h, cfg, filepath.Join(root, name(id))))
+	}
+	var txs []*types.Transaction
+	submit := func(k, n int) {
+		for i := 0; i < n; i++ {
+			tx := fakeTx(uint64(len(txs) + 1))
+			txs = append(txs, tx)
+			hosts[k].submit(engines[k], tx)
+		}
+	}
+	allIn := func(hs []*liveHost) func() bool {
+		return func() bool {
+			for _, h := range hs {
+				for _, tx := range txs {
+					if !h.has(tx.Hash()) {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	for i := 0; i < 10; i++ {
+		submit(i%3, 5)
+	}
+	waitFor(t, "blocks on the validators", 10*time.Second, allIn(hosts[:3]))
+	hosts[0].mu.Lock()
+	decideAt.Store(hosts[0].chain.height() + 1)
+	hosts[0].mu.Unlock()
+	// Blocks up to the decision's, then (empty ones) to its height.
+	submit(0, 5)
+	waitFor(t, "the new node to join and catch up", 20*time.Second, func() bool {
+		return engines[3].Stats().ConfChanges >= 1 && allIn(hosts)()
+	})
+	submit(3, 20) // forwarded by the new node to the leader
+	waitFor(t, "transactions given to the new node", 20*time.Second, allIn(hosts))
+
+	for _, e := range engines {
+		e.Stop()
+	}
+	for i, h := range hosts {
+		h.mu.Lock()
+		h.chain.crash()
+		h.mu.Unlock()
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+		// As the node does at start: the set in force after the head.
+		if err := engines[i].SetValidators(h.chain.height()+1, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit(3, 20)
+	waitFor(t, "transactions after the restart", 20*time.Second, allIn(hosts))
+	for _, e := range engines {
+		e.Stop()
+	}
+	top := hosts[0].chain.height()
+	for _, h := range hosts[1:] {
+		top = min(top, h.chain.height())
+	}
+	for n := uint64(0); n <= top; n++ {
+		for _, h := range hosts[1:] {
+			if h.hashAt(n) != hosts[0].hashAt(n) {
+				t.Fatalf("chains differ at %d", n)
+			}
+		}
+	}
 }
 
 func TestConfigValidateNamesField(t *testing.T) {

@@ -45,6 +45,15 @@ func FuzzCoreStep(f *testing.F) {
 	f.Add(raftPayload(&raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: new(uint64(2)), To: &one, Term: new(uint64(2)),
 		Snapshot: &raftpb.Snapshot{Data: SnapshotData{Height: 5, Hash: common.HexToHash("0x01")}.encode(),
 			Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(10)), Term: new(uint64(2)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}}))
+	// A committed configuration change (adds a learner with a listed node
+	// id) and a snapshot of a membership with a node outside the genesis.
+	ccData, _ := proto.Marshal(&raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode.Enum(), NodeId: new(derivedRaftID(nodeID(5)))}},
+		Context: encodeNodeList([]consensus.NodeID{nodeID(5)})})
+	f.Add(raftPayload(&raftpb.Message{Type: raftpb.MsgApp.Enum(), From: new(uint64(2)), To: &one, Term: new(uint64(2)), Index: &one, LogTerm: &one,
+		Commit: new(uint64(2)), Entries: []*raftpb.Entry{{Index: new(uint64(2)), Term: new(uint64(2)), Type: raftpb.EntryConfChangeV2.Enum(), Data: ccData}}}))
+	f.Add(raftPayload(&raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: new(uint64(2)), To: &one, Term: new(uint64(2)),
+		Snapshot: &raftpb.Snapshot{Data: encodeSnapshot(SnapshotData{Height: 5, Hash: common.HexToHash("0x01")}, []consensus.NodeID{nodeID(5)}),
+			Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(10)), Term: new(uint64(2)), ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, derivedRaftID(nodeID(5))}}}}}))
 	txs, _ := encodeTxs([][]byte{{0xc0}, fakeTxBytes()})
 	f.Add(txs)
 	f.Add(encodeBlockRequest(&blockRequest{Nonce: 1, From: 0, Count: 1}))

@@ -71,6 +71,19 @@ type cluster struct {
 	// the WAL's warnings (torn tails repaired).
 	totals Stats
 	walLog countingHandler
+	// gov lists the validator set changes "governance" decided (non-nil
+	// in membership tests): each node gets them through SetValidators
+	// when it commits the deciding block, and at start as the node does.
+	gov []govChange
+	// removed nodes left the raft group: they no longer follow the chain.
+	removed map[consensus.NodeID]bool
+}
+
+// govChange is a validator set decided by the block at height decideAt,
+// in force from height from.
+type govChange struct {
+	decideAt, from uint64
+	ids            []consensus.NodeID
 }
 
 // countingHandler is a slog handler that counts records at Warn and above.
@@ -116,8 +129,12 @@ func (c *cluster) stats() Stats {
 
 type clusterOpts struct {
 	validators, learners int
-	faults               simnet.Faults
-	cfg                  Config
+	// extra nodes are in neither list: they start as non-members.
+	extra  int
+	faults simnet.Faults
+	cfg    Config
+	// gov turns on the governance schedule (see cluster.gov).
+	gov bool
 }
 
 // nodeID is the id of simulated node i: 0x…0a01, 0x…0a02, …
@@ -127,12 +144,12 @@ func nodeID(i int) consensus.NodeID {
 
 func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 	var ids, vals, learners []consensus.NodeID
-	for i := 0; i < o.validators+o.learners; i++ {
+	for i := 0; i < o.validators+o.learners+o.extra; i++ {
 		id := nodeID(i)
 		ids = append(ids, id)
 		if i < o.validators {
 			vals = append(vals, id)
-		} else {
+		} else if i < o.validators+o.learners {
 			learners = append(learners, id)
 		}
 	}
@@ -148,11 +165,15 @@ func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 		expectHalt: make(map[consensus.NodeID]bool),
 		halted:     make(map[consensus.NodeID]error),
 		restartAt:  make(map[*simNode]uint64),
+		removed:    make(map[consensus.NodeID]bool),
+	}
+	if o.gov {
+		c.gov = []govChange{}
 	}
 	c.cfg.Validators, c.cfg.Learners = vals, learners
 	c.cfg.TickInterval = tickLen * time.Millisecond
 	for i, id := range ids {
-		n := &simNode{id: id, learner: i >= o.validators, fs: NewMemFS()}
+		n := &simNode{id: id, learner: i >= o.validators && i < o.validators+o.learners, fs: NewMemFS()}
 		n.chain = newFakeChain(id, c.cfg.MaxBlockTxs, c.onCommit)
 		c.nodes = append(c.nodes, n)
 		c.byID[id] = n
@@ -179,6 +200,47 @@ func (c *cluster) onCommit(node consensus.NodeID, b *types.Block) {
 		}
 	}
 	c.check.Included(node, b.NumberU64(), hs)
+	// Governance: the node learns a decision when it commits its block,
+	// from inside CommitBlock, as the real node does.
+	if n := c.byID[node]; n != nil && n.core != nil {
+		for _, g := range c.gov {
+			if g.decideAt == b.NumberU64() {
+				if err := n.core.SetValidators(g.from, g.ids); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}
+}
+
+// schedule hands a (re)started node the validator sets as the node does
+// after a restart: the set in force after its head, and the sets decided
+// for later heights (internal/node, validatorSchedule).
+func (c *cluster) schedule(n *simNode) error {
+	if c.gov == nil {
+		return nil
+	}
+	head := n.chain.height()
+	cur := c.cfg.Validators
+	var later []govChange
+	for _, g := range c.gov {
+		switch {
+		case g.decideAt > head:
+		case g.from <= head+1:
+			cur = g.ids
+		default:
+			later = append(later, g)
+		}
+	}
+	if err := n.core.SetValidators(head+1, cur); err != nil {
+		return err
+	}
+	for _, g := range later {
+		if err := n.core.SetValidators(g.from, g.ids); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *cluster) nodeConfig(n *simNode) Config {
@@ -214,6 +276,9 @@ func (c *cluster) start(n *simNode) error {
 		return fmt.Errorf("node %s: start core: %w", n.id, err)
 	}
 	n.core = core
+	if err := c.schedule(n); err != nil {
+		return err
+	}
 	c.flush(n)
 	return nil
 }
@@ -404,6 +469,11 @@ func (c *cluster) up() []*simNode {
 	return out
 }
 
+// active are the running nodes that are still in the raft group.
+func (c *cluster) active() []*simNode {
+	return slices.DeleteFunc(c.up(), func(n *simNode) bool { return c.removed[n.id] })
+}
+
 func (c *cluster) leader() *simNode {
 	for _, n := range c.nodes {
 		if n.core != nil && n.core.IsLeader() {
@@ -465,7 +535,7 @@ func (c *cluster) converge(deadline uint64) error {
 			return errStop
 		}
 		if now%500 == 0 {
-			up := c.up()
+			up := c.active()
 			for _, tx := range c.pendingTxs() {
 				if err := c.submit(up[c.rng.Intn(len(up))], tx); err != nil {
 					return err
@@ -495,7 +565,7 @@ func (c *cluster) converged() bool {
 	var head common.Hash
 	first := true
 	for _, n := range c.nodes {
-		if n.core == nil {
+		if n.core == nil || c.removed[n.id] {
 			continue
 		}
 		if c.cfg.ForceEmpty {

@@ -28,6 +28,7 @@ type Stats struct {
 	StaleEntries      uint64 // committed block entries skipped: not on the head
 	Snapshots         uint64 // snapshots taken (and log compactions)
 	SnapshotsReceived uint64 // snapshots installed from a leader
+	ConfChanges       uint64 // raft configuration changes applied (membership)
 	BlocksFetched     uint64 // blocks committed from block transfer
 	BlocksServed      uint64 // blocks sent to peers catching up
 	TxsForwarded      uint64 // transactions forwarded to the leader
@@ -43,7 +44,7 @@ type Stats struct {
 // it from its goroutine, Stats reads it from any.
 type counters struct {
 	leaderChanges, proposals, proposalsDropped, committedEntries, committedBlocks,
-	staleEntries, snapshots, snapshotsReceived, blocksFetched, blocksServed,
+	staleEntries, snapshots, snapshotsReceived, confChanges, blocksFetched, blocksServed,
 	txsForwarded, txsReceived, dropped atomic.Uint64
 	sentMsgs, sentBytes, recvMsgs, recvBytes [numMsgTypes]atomic.Uint64
 	raftSentN, raftRecvN                     [numRaftMsgTypes]atomic.Uint64
@@ -81,6 +82,7 @@ func (c *counters) snapshot() Stats {
 		StaleEntries:      c.staleEntries.Load(),
 		Snapshots:         c.snapshots.Load(),
 		SnapshotsReceived: c.snapshotsReceived.Load(),
+		ConfChanges:       c.confChanges.Load(),
 		BlocksFetched:     c.blocksFetched.Load(),
 		BlocksServed:      c.blocksServed.Load(),
 		TxsForwarded:      c.txsForwarded.Load(),

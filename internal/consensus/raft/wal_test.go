@@ -12,7 +12,12 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func quietLog() *slog.Logger {
+	if os.Getenv("CHARTER_RAFT_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
 
 func ent(index, term uint64, data string) *raftpb.Entry {
 	return &raftpb.Entry{Index: new(index), Term: new(term), Type: raftpb.EntryNormal.Enum(), Data: []byte(data)}
