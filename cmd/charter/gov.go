@@ -186,6 +186,16 @@ func (c *client) call(method string, args ...any) (json.RawMessage, error) {
 
 // callInto makes a JSON-RPC call and decodes the result into out (large
 // numbers in maps kept exact).
+// query dials url, calls method into out and hangs up.
+func query(url string, out any, method string, args ...any) (json.RawMessage, error) {
+	c, err := dial(url)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.callInto(out, method, args...)
+}
+
 func (c *client) callInto(out any, method string, args ...any) (json.RawMessage, error) {
 	raw, err := c.call(method, args...)
 	if err != nil {
@@ -375,6 +385,17 @@ type sentTx struct {
 // gives.
 func (sf *sendFlags) send(c *client, to common.Address, data []byte) (*sentTx, error) {
 	return sf.sendValue(c, to, nil, data)
+}
+
+// dialAndSend dials --rpc, sends value wei (nil: none) and data to `to`
+// as send does, and hangs up.
+func (sf *sendFlags) dialAndSend(to common.Address, value *big.Int, data []byte) (*sentTx, error) {
+	c, err := dial(*sf.rpc)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return sf.sendValue(c, to, value, data)
 }
 
 // sendValue is send with value wei attached (nil: none).
@@ -1136,12 +1157,7 @@ func govVote(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*sf.rpc)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := sf.send(c, system.GovernanceAddress, data)
+	s, err := sf.dialAndSend(system.GovernanceAddress, nil, data)
 	if err != nil {
 		return err
 	}
@@ -1176,7 +1192,7 @@ func govVote(args []string, stdout, stderr io.Writer) error {
 	} else {
 		line = fmt.Sprintf("proposal %d: %s voted %s (weight %d); still open", id, org, yesNo(support), weight)
 		var p rpc.ProposalInfo
-		if _, err := c.callInto(&p, "charter_proposal", id, hexutil.EncodeBig(s.receipt.BlockNumber)); err == nil {
+		if _, err := query(*sf.rpc, &p, "charter_proposal", id, hexutil.EncodeBig(s.receipt.BlockNumber)); err == nil {
 			out["yesWeight"], out["noWeight"], out["totalWeight"] = p.Yes, p.No, p.Total
 			line += fmt.Sprintf(": yes %d, no %d of total weight %d, %s needed", p.Yes, p.No, p.Total, pct(p.Threshold))
 		}
@@ -1212,12 +1228,7 @@ func govCancel(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*sf.rpc)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := sf.send(c, system.GovernanceAddress, data)
+	s, err := sf.dialAndSend(system.GovernanceAddress, nil, data)
 	if err != nil {
 		return err
 	}
@@ -1258,13 +1269,8 @@ func govShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var p rpc.ProposalInfo
-	raw, err := c.callInto(&p, "charter_proposal", append([]any{id}, bargs...)...)
+	raw, err := query(*rpcURL, &p, "charter_proposal", append([]any{id}, bargs...)...)
 	if err != nil {
 		return err
 	}
@@ -1403,13 +1409,8 @@ func govList(args []string, stdout, stderr io.Writer) error {
 	if *limit == 0 || *limit > 1000 {
 		return fmt.Errorf("--limit %d is outside [1, 1000]", *limit)
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var ps []rpc.ProposalInfo
-	raw, err := c.callInto(&ps, "charter_proposals", *status, *limit)
+	raw, err := query(*rpcURL, &ps, "charter_proposals", *status, *limit)
 	if err != nil {
 		return err
 	}
@@ -1453,13 +1454,8 @@ func govHistory(args []string, stdout, stderr io.Writer) error {
 	if *limit == 0 || *limit > 10000 {
 		return fmt.Errorf("--limit %d is outside [1, 10000]", *limit)
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var evs []rpc.HistoryEvent
-	raw, err := c.callInto(&evs, "charter_history", *from, *limit)
+	raw, err := query(*rpcURL, &evs, "charter_history", *from, *limit)
 	if err != nil {
 		return err
 	}
@@ -1493,13 +1489,8 @@ func govPolicy(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var p rpc.PolicyInfo
-	raw, err := c.callInto(&p, "charter_policy")
+	raw, err := query(*rpcURL, &p, "charter_policy")
 	if err != nil {
 		return err
 	}

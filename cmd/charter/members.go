@@ -55,13 +55,8 @@ func membersList(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var m rpc.Members
-	raw, err := c.callInto(&m, "charter_members", bargs...)
+	raw, err := query(*rpcURL, &m, "charter_members", bargs...)
 	if err != nil {
 		return err
 	}
@@ -184,13 +179,8 @@ func membersAccount(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var a rpc.AccountInfo
-	raw, err := c.callInto(&a, "charter_account", append([]any{addr}, bargs...)...)
+	raw, err := query(*rpcURL, &a, "charter_account", append([]any{addr}, bargs...)...)
 	if err != nil {
 		return err
 	}
@@ -233,12 +223,7 @@ func membersSetRoles(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := dial(*sf.rpc)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := sf.send(c, system.RegistryAddress, data)
+	s, err := sf.dialAndSend(system.RegistryAddress, nil, data)
 	if err != nil {
 		return err
 	}
@@ -313,13 +298,8 @@ func runUsage(args []string, stdout, stderr io.Writer) error {
 	if toDay-fromDay > 3660 {
 		return fmt.Errorf("--from %s to --to %s spans more than 3660 days", dayText(fromDay), dayText(toDay))
 	}
-	c, err := dial(*rpcURL)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	var rows []rpc.UsageRow
-	raw, err := c.callInto(&rows, "charter_usage", fromDay, toDay)
+	raw, err := query(*rpcURL, &rows, "charter_usage", fromDay, toDay)
 	if err != nil {
 		return err
 	}

@@ -34,12 +34,7 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	if err := sf.check(); err != nil {
 		return err
 	}
-	c, err := dial(*sf.rpc)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	sent, err := sf.sendValue(c, addr, wei, nil)
+	sent, err := sf.dialAndSend(addr, wei, nil)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,11 @@
 package chain
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/charter-ledger/charter/internal/identity"
 )
 
 // Organization is one member of the consortium as the genesis lists it:
@@ -82,33 +82,8 @@ func validateOrgs(orgs []Organization, solo bool) error {
 
 // checkRootPEM accepts PEM text holding one or more CA certificates.
 func checkRootPEM(text string) error {
-	rest := []byte(text)
-	n := 0
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return fmt.Errorf("PEM block %q is not a CERTIFICATE", block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return fmt.Errorf("certificate %d: %v", n, err)
-		}
-		if !cert.IsCA {
-			return fmt.Errorf("certificate %q is not a CA certificate", cert.Subject.CommonName)
-		}
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("no PEM certificate")
-	}
-	if strings.TrimSpace(string(rest)) != "" {
-		return fmt.Errorf("trailing data after the PEM certificates")
-	}
-	return nil
+	_, err := identity.ParseRootsPEM(text)
+	return err
 }
 
 // Org returns the organization named name, or nil.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -62,6 +63,43 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 type OrgRoots struct {
 	Name  string
 	Roots []*x509.Certificate
+}
+
+// ErrRootsShape is wrapped by ParseRootsPEM when the text holds no PEM
+// certificate, or something after them.
+var ErrRootsShape = errors.New("want PEM CA certificates and nothing else")
+
+// ParseRootsPEM reads an organization's root certificates: PEM text of
+// one or more CA certificates and nothing else. The genesis and
+// governance (adding an organization, rotating its CA) check roots with it.
+func ParseRootsPEM(text string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(text)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != PEMCertificate {
+			return nil, fmt.Errorf("PEM block %q is not a CERTIFICATE", block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %v", len(certs), err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("certificate %q is not a CA", c.Subject.CommonName)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: no PEM certificate", ErrRootsShape)
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return nil, fmt.Errorf("%w: trailing data after the PEM certificates", ErrRootsShape)
+	}
+	return certs, nil
 }
 
 // OrgRootsFromPEM builds an OrgRoots from PEM text, the form the genesis

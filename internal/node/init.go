@@ -105,38 +105,12 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	orgs := make([]chain.Organization, opts.Orgs)
 	for k := range cas {
 		name := "org" + strconv.Itoa(k)
-		ca, err := identity.NewRootCA(name, identity.CAOptions{})
+		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name)
 		if err != nil {
 			return nil, nil, err
 		}
-		odir := filepath.Join(dir, orgsDir, name)
-		if err := os.MkdirAll(odir, 0o700); err != nil {
-			return nil, nil, err
-		}
-		if err := identity.SaveCA(ca, filepath.Join(odir, "ca.crt"), filepath.Join(odir, "ca.key"), nil); err != nil {
-			return nil, nil, err
-		}
-		adm, admKey, err := ca.IssueAdmin("admin", 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := identity.WriteKeyFile(filepath.Join(odir, "admin.key"), admKey, nil); err != nil {
-			return nil, nil, err
-		}
-		if err := identity.WriteCertFile(filepath.Join(odir, "admin.crt"), adm, ca.Cert); err != nil {
-			return nil, nil, err
-		}
-		// The organization's admin account: it proposes and votes in
-		// governance (charter gov --key orgs/ORG/admin-account.key).
-		acctKey, err := identity.GenerateNodeKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := identity.SaveNodeKey(filepath.Join(odir, AdminAccountFile), acctKey, nil); err != nil {
-			return nil, nil, err
-		}
-		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: identity.NodeIDOf(acctKey), Org: name, Roles: []string{"read", "write", "admin"}})
-		adminAlloc[identity.NodeIDOf(acctKey)] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
+		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: []string{"read", "write", "admin"}})
+		adminAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
 	}
@@ -146,33 +120,12 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	for i := range nodes {
 		nd := &nodes[i]
 		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
-		if err := os.MkdirAll(filepath.Join(nd.Home, "tls"), 0o700); err != nil {
-			return nil, nil, err
-		}
-		key, err := identity.GenerateNodeKey()
+		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[i%opts.Orgs])
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := identity.SaveNodeKey(filepath.Join(nd.Home, nodeKeyFile), key, nil); err != nil {
-			return nil, nil, err
-		}
-		nd.ID = identity.NodeIDOf(key)
-		ca := cas[i%opts.Orgs]
-		hosts := []string{opts.Host}
-		if opts.Host != "localhost" {
-			hosts = append(hosts, "localhost")
-		}
-		cert, certKey, err := ca.IssueNode(nd.Name, hosts, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := identity.WriteKeyFile(filepath.Join(nd.Home, "tls", "node.key"), certKey, nil); err != nil {
-			return nil, nil, err
-		}
-		if err := identity.WriteCertFile(filepath.Join(nd.Home, "tls", "node.crt"), cert, ca.Cert); err != nil {
-			return nil, nil, err
-		}
-		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: nd.ID, Org: nd.Org, Fingerprint: common.Hash(identity.FingerprintOf(cert))})
+		nd.ID = id
+		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: id, Org: nd.Org, Fingerprint: fp})
 	}
 
 	// The genesis.
@@ -307,4 +260,71 @@ func (o *InitOptions) defaults() error {
 		}
 	}
 	return nil
+}
+
+// writeOrg makes an organization's files in dir: its root CA (ca.crt,
+// ca.key 0600), an administrator certificate (admin.crt, admin.key) and
+// its governance account (AdminAccountFile), whose address it returns.
+func writeOrg(dir, name string) (*identity.CA, common.Address, error) {
+	ca, err := identity.NewRootCA(name, identity.CAOptions{})
+	if err != nil {
+		return nil, common.Address{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, common.Address{}, err
+	}
+	if err := identity.SaveCA(ca, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"), nil); err != nil {
+		return nil, common.Address{}, err
+	}
+	adm, admKey, err := ca.IssueAdmin("admin", 0)
+	if err != nil {
+		return nil, common.Address{}, err
+	}
+	if err := identity.WriteKeyFile(filepath.Join(dir, "admin.key"), admKey, nil); err != nil {
+		return nil, common.Address{}, err
+	}
+	if err := identity.WriteCertFile(filepath.Join(dir, "admin.crt"), adm, ca.Cert); err != nil {
+		return nil, common.Address{}, err
+	}
+	// The account proposes and votes in governance
+	// (charter gov --key ORGDIR/admin-account.key).
+	acct, err := identity.GenerateNodeKey()
+	if err != nil {
+		return nil, common.Address{}, err
+	}
+	if err := identity.SaveNodeKey(filepath.Join(dir, AdminAccountFile), acct, nil); err != nil {
+		return nil, common.Address{}, err
+	}
+	return ca, identity.NodeIDOf(acct), nil
+}
+
+// writeNodeIdentity makes a node's key (home/nodekey) and its TLS
+// certificate from ca for host (and localhost) in home/tls, and returns
+// the node id and the certificate's fingerprint.
+func writeNodeIdentity(home, name, host string, ca *identity.CA) (common.Address, common.Hash, error) {
+	if err := os.MkdirAll(filepath.Join(home, "tls"), 0o700); err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	key, err := identity.GenerateNodeKey()
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	if err := identity.SaveNodeKey(filepath.Join(home, nodeKeyFile), key, nil); err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	hosts := []string{host}
+	if host != "localhost" {
+		hosts = append(hosts, "localhost")
+	}
+	cert, certKey, err := ca.IssueNode(name, hosts, 0)
+	if err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	if err := identity.WriteKeyFile(filepath.Join(home, "tls", "node.key"), certKey, nil); err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	if err := identity.WriteCertFile(filepath.Join(home, "tls", "node.crt"), cert, ca.Cert); err != nil {
+		return common.Address{}, common.Hash{}, err
+	}
+	return identity.NodeIDOf(key), common.Hash(identity.FingerprintOf(cert)), nil
 }

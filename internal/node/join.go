@@ -12,7 +12,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/charter-ledger/charter/internal/chain"
-	"github.com/charter-ledger/charter/internal/identity"
 )
 
 // PeersFile lists a network's nodes for those who join it: names, p2p
@@ -82,52 +81,12 @@ func Join(o JoinOptions) (*JoinResult, error) {
 		return nil, fmt.Errorf("%s exists already; remove it or choose another --out", dir)
 	}
 	home := filepath.Join(dir, "node")
-	if err := os.MkdirAll(filepath.Join(home, "tls"), 0o700); err != nil {
-		return nil, err
-	}
-	ca, err := identity.NewRootCA(o.Org, identity.CAOptions{})
+	ca, admin, err := writeOrg(dir, o.Org)
 	if err != nil {
 		return nil, err
 	}
-	if err := identity.SaveCA(ca, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"), nil); err != nil {
-		return nil, err
-	}
-	adm, admKey, err := ca.IssueAdmin("admin", 0)
+	nodeID, fp, err := writeNodeIdentity(home, o.Org+"-node", o.Host, ca)
 	if err != nil {
-		return nil, err
-	}
-	if err := identity.WriteKeyFile(filepath.Join(dir, "admin.key"), admKey, nil); err != nil {
-		return nil, err
-	}
-	if err := identity.WriteCertFile(filepath.Join(dir, "admin.crt"), adm, ca.Cert); err != nil {
-		return nil, err
-	}
-	acct, err := identity.GenerateNodeKey()
-	if err != nil {
-		return nil, err
-	}
-	if err := identity.SaveNodeKey(filepath.Join(dir, AdminAccountFile), acct, nil); err != nil {
-		return nil, err
-	}
-	key, err := identity.GenerateNodeKey()
-	if err != nil {
-		return nil, err
-	}
-	if err := identity.SaveNodeKey(filepath.Join(home, nodeKeyFile), key, nil); err != nil {
-		return nil, err
-	}
-	hosts := []string{o.Host}
-	if o.Host != "localhost" {
-		hosts = append(hosts, "localhost")
-	}
-	cert, certKey, err := ca.IssueNode(o.Org+"-node", hosts, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := identity.WriteKeyFile(filepath.Join(home, "tls", "node.key"), certKey, nil); err != nil {
-		return nil, err
-	}
-	if err := identity.WriteCertFile(filepath.Join(home, "tls", "node.crt"), cert, ca.Cert); err != nil {
 		return nil, err
 	}
 	genesis, err := os.ReadFile(o.Genesis)
@@ -153,9 +112,9 @@ func Join(o JoinOptions) (*JoinResult, error) {
 	if err := cfg.Write(home); err != nil {
 		return nil, err
 	}
-	res := &JoinResult{Org: o.Org, Roots: filepath.Join(dir, "ca.crt"), Admin: identity.NodeIDOf(acct),
-		AdminKey: filepath.Join(dir, AdminAccountFile), NodeID: identity.NodeIDOf(key),
-		Fingerprint: common.Hash(identity.FingerprintOf(cert)), Home: home, P2PAddr: cfg.P2PAddr, RPCAddr: cfg.RPCAddr}
+	res := &JoinResult{Org: o.Org, Roots: filepath.Join(dir, "ca.crt"), Admin: admin,
+		AdminKey: filepath.Join(dir, AdminAccountFile), NodeID: nodeID,
+		Fingerprint: fp, Home: home, P2PAddr: cfg.P2PAddr, RPCAddr: cfg.RPCAddr}
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err

@@ -1,8 +1,7 @@
 package system
 
 import (
-	"crypto/x509"
-	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/identity"
 )
 
 // Action is what a proposal does when it passes.
@@ -184,28 +185,11 @@ func checkOrgName(name string) error {
 
 // checkRoots accepts PEM text of one or more CA certificates.
 func checkRoots(text string) error {
-	rest := []byte(text)
-	n := 0
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
+	if _, err := identity.ParseRootsPEM(text); err != nil {
+		if errors.Is(err, identity.ErrRootsShape) {
+			return reverts("roots: %v", identity.ErrRootsShape)
 		}
-		if b.Type != "CERTIFICATE" {
-			return reverts("roots: PEM block %q is not a CERTIFICATE", b.Type)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return reverts("roots: certificate %d: %v", n, err)
-		}
-		if !c.IsCA {
-			return reverts("roots: certificate %q is not a CA", c.Subject.CommonName)
-		}
-		n++
-	}
-	if n == 0 || strings.TrimSpace(string(rest)) != "" {
-		return reverts("roots: want PEM CA certificates and nothing else")
+		return reverts("roots: %v", err)
 	}
 	return nil
 }

@@ -355,11 +355,6 @@ func (s *State) CheckTx(from common.Address, to *common.Address) error {
 
 // CheckTxAccount is CheckTx that also returns the sender's record.
 func (s *State) CheckTxAccount(from common.Address, to *common.Address) (Account, error) {
-	a, err := s.checkTx(from, to)
-	return a, err
-}
-
-func (s *State) checkTx(from common.Address, to *common.Address) (Account, error) {
 	a := s.Account(from)
 	if a.Frozen {
 		return a, fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
