@@ -2,7 +2,6 @@ package system
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -338,51 +337,6 @@ func (s *State) AddUsage(org string, u Usage) {
 	cur.Gas += u.Gas
 	cur.StateBytes += u.StateBytes
 	putRLP(s.reg, usageKey(org, day), cur)
-}
-
-// ---- permissions ----
-
-// ErrNotPermitted is wrapped by every refusal of a transaction for want of
-// a role, or because an account or contract is frozen.
-var ErrNotPermitted = errors.New("not permitted")
-
-// CheckTx decides whether from may send a transaction to to (nil: a
-// contract creation). The error names the missing role.
-func (s *State) CheckTx(from common.Address, to *common.Address) error {
-	_, err := s.CheckTxAccount(from, to)
-	return err
-}
-
-// CheckTxAccount is CheckTx that also returns the sender's record.
-func (s *State) CheckTxAccount(from common.Address, to *common.Address) (Account, error) {
-	a := s.Account(from)
-	if a.Frozen {
-		return a, fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
-	}
-	roles := s.EffectiveRoles(a)
-	if a.Org != "" && roles == 0 {
-		if o, ok := s.Org(a.Org); ok && o.Status != StatusActive {
-			return a, fmt.Errorf("%w: organization %s of account %s is %s", ErrNotPermitted, a.Org, from.Hex(), o.Status)
-		}
-	}
-	switch {
-	case to == nil:
-		if roles&RoleDeploy == 0 {
-			return a, fmt.Errorf("%w: account %s lacks role deploy", ErrNotPermitted, from.Hex())
-		}
-	case IsSystem(*to):
-		if roles&(RoleWrite|RoleAdmin) == 0 {
-			return a, fmt.Errorf("%w: account %s lacks role write or admin", ErrNotPermitted, from.Hex())
-		}
-	default:
-		if roles&RoleWrite == 0 {
-			return a, fmt.Errorf("%w: account %s lacks role write", ErrNotPermitted, from.Hex())
-		}
-		if s.reg.getUint(frozenCountKey) > 0 && s.rawAccount(*to).Frozen {
-			return a, fmt.Errorf("%w: %s is frozen", ErrNotPermitted, to.Hex())
-		}
-	}
-	return a, nil
 }
 
 // AllowedNode reports whether a node may take part: registered, not
