@@ -29,7 +29,7 @@ func DevSpec(chainID uint64, blockTimeMs uint64) (*Spec, error) {
 	// One organization holds the development accounts with every role
 	// but auditor; any other account may transact and deploy too.
 	spec.Organizations = []Organization{{Name: DevOrg, Tier: TierValidate}}
-	spec.Governance = &system.GenesisSpec{DefaultRoles: []string{"read", "write", "deploy"}}
+	spec.Governance = &system.GenesisSpec{DefaultRoles: []string{"read", "write", "deploy"}, AllowSetCode: true}
 	for _, a := range accts {
 		spec.Alloc[a.Address] = types.Account{Balance: new(big.Int).Set(DevBalance)}
 		spec.Governance.Accounts = append(spec.Governance.Accounts, system.GenesisAccount{

@@ -24,6 +24,11 @@ type GenesisSpec struct {
 	// Nodes are the consortium's nodes with their organization; the
 	// validators among them are the consensus section's.
 	Nodes []GenesisNode `json:"nodes,omitempty"`
+	// AllowSetCode admits EIP-7702 (type 4) transactions, which let an
+	// account delegate its code; governance may change it later through
+	// the setCode parameter. Left out: refused. A chain without a
+	// governance section admits them.
+	AllowSetCode bool `json:"allowSetCode,omitempty"`
 }
 
 // GenesisAccount is an account of the genesis registry.
@@ -56,6 +61,8 @@ type Genesis struct {
 	Nodes      []Node
 	Validators []common.Address
 	Policy     Policy
+	// AllowSetCode admits EIP-7702 transactions (the setCode parameter).
+	AllowSetCode bool
 }
 
 // OpenRoles are the default roles of a chain without a governance
@@ -91,6 +98,7 @@ func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Addres
 	}
 	if gs == nil {
 		g.Policy.DefaultRoles = OpenRoles
+		g.AllowSetCode = true
 		for _, v := range validators {
 			g.Nodes = append(g.Nodes, Node{ID: v, Validator: true})
 		}
@@ -99,6 +107,7 @@ func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Addres
 	if gs.EpochLength != 0 {
 		g.Policy.EpochLength = gs.EpochLength
 	}
+	g.AllowSetCode = gs.AllowSetCode
 	for name, r := range gs.Rules {
 		c := slices.Index(classNames[:], name)
 		if c < 0 {
@@ -193,4 +202,7 @@ func Seed(st GenesisState, g *Genesis) {
 	putRLP(s.reg, "validators", g.Validators)
 	putRLP(s.reg, "valchanges", []ValidatorChange{{From: 0, IDs: g.Validators}})
 	s.putPolicy(g.Policy)
+	if g.AllowSetCode {
+		s.reg.putUint("param/"+ParamSetCode, 1)
+	}
 }

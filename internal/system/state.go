@@ -284,6 +284,9 @@ const (
 	ParamMaxTxBytes  = "maxTxBytes"
 	ParamMinGasPrice = "minGasPrice"
 	ParamEpochLength = "epochLength"
+	// ParamSetCode is 1 when EIP-7702 (type 4) transactions are admitted,
+	// 0 when they are refused.
+	ParamSetCode = "setCode"
 )
 
 var paramNames = []string{ParamGasLimit, ParamTxGasLimit, ParamMaxTxBytes, ParamMinGasPrice, ParamEpochLength}
