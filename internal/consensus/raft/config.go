@@ -16,6 +16,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // Defaults for Config fields left zero.
@@ -67,7 +68,7 @@ type Config struct {
 	// DataDir is the folder of the raft write-ahead log (created 0700).
 	DataDir string
 	// FS is the file system of the WAL; nil means the operating system's.
-	FS FS
+	FS durable.FS
 
 	// TickInterval is the length of one raft tick in real time.
 	TickInterval time.Duration

@@ -9,13 +9,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // fuzzCore is a fresh follower core of a three-validator network.
 func fuzzCore(t testing.TB) *Core {
 	cfg := quietConfig()
 	cfg.Validators = []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
-	store, err := OpenWAL(NewMemFS(), "/raft", cfg.SegmentBytes, quietLog())
+	store, err := OpenWAL(durable.NewMemFS(), "/raft", cfg.SegmentBytes, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // Virtual time: one simnet unit is one millisecond; a raft tick is 10.
@@ -34,7 +35,7 @@ func simTime(t uint64) time.Time {
 type simNode struct {
 	id      consensus.NodeID
 	learner bool
-	fs      *MemFS
+	fs      *durable.MemFS
 	chain   *fakeChain
 	core    *Core // nil while crashed
 	// notify holds transactions admitted by Forward during a Step, for a
@@ -173,7 +174,7 @@ func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 	c.cfg.Validators, c.cfg.Learners = vals, learners
 	c.cfg.TickInterval = tickLen * time.Millisecond
 	for i, id := range ids {
-		n := &simNode{id: id, learner: i >= o.validators && i < o.validators+o.learners, fs: NewMemFS()}
+		n := &simNode{id: id, learner: i >= o.validators && i < o.validators+o.learners, fs: durable.NewMemFS()}
 		n.chain = newFakeChain(id, c.cfg.MaxBlockTxs, c.onCommit)
 		c.nodes = append(c.nodes, n)
 		c.byID[id] = n
