@@ -9,18 +9,11 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
-
-// validatorSetter is an engine whose validator set governance changes
-// (bft and poa).
-type validatorSetter interface {
-	SetValidators(from uint64, ids []consensus.NodeID) error
-}
 
 // registry reads the system state of the committed head.
 func (n *Node) registry() (*system.State, *types.Header, error) {
@@ -32,38 +25,14 @@ func (n *Node) registry() (*system.State, *types.Header, error) {
 	return system.Read(st), head, nil
 }
 
-// genesisValidators is the set in force after the head, and the changes
-// decided for later heights, from the registry: what an engine starts
-// with after a restart.
-func (n *Node) validatorSchedule() ([]consensus.NodeID, []system.ValidatorChange, error) {
-	reg, head, err := n.registry()
-	if err != nil {
-		return nil, nil, err
-	}
-	next := head.Number.Uint64() + 1
-	var later []system.ValidatorChange
-	for _, c := range reg.ValidatorChanges() {
-		if c.From > next {
-			later = append(later, c)
-		}
-	}
-	return reg.ValidatorsAt(next), later, nil
-}
-
 // applyValidatorChanges hands the validator changes a committed block
 // decided to the engine.
 func (n *Node) applyValidatorChanges(height uint64, changes []system.ValidatorChange) {
 	if len(changes) == 0 {
 		return
 	}
-	vs, ok := n.engine.(validatorSetter)
-	if !ok {
-		n.log.Error("Governance changed the validator set but this engine cannot apply it; the registry and the running set now differ",
-			"engine", n.cfg.Spec.Consensus.Engine, "height", height)
-		return
-	}
 	for _, c := range changes {
-		if err := vs.SetValidators(c.From, c.IDs); err != nil {
+		if err := n.engine.SetValidators(c.From, c.IDs); err != nil {
 			n.fail(fmt.Errorf("validator set change decided at height %d for height %d: %w", height, c.From, err))
 			return
 		}
@@ -133,10 +102,10 @@ func (nw *network) authorize(p p2p.PeerInfo) error {
 	return nil
 }
 
-// governanceDue reports whether governance has work at the start of the
-// block after the head (a passed proposal to execute, an open one to
-// expire), so that a sealer that only seals for transactions makes it.
-func (n *Node) governanceDue() bool {
+// Due reports whether governance has work at the start of the block
+// after the head (a passed proposal to execute, an open one to expire),
+// so that a sealer that only seals for transactions makes it.
+func (n *Node) Due() bool {
 	head := n.ledger.Head()
 	if c := n.due.Load(); c != nil && c.head == head.Hash() {
 		return c.due
@@ -150,7 +119,7 @@ func (n *Node) governanceDue() bool {
 	return due
 }
 
-// dueCache remembers governanceDue's answer for one head.
+// dueCache remembers Due's answer for one head.
 type dueCache struct {
 	head common.Hash
 	due  bool

@@ -6,9 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/charter-ledger/charter/internal/consensus/bft"
-	"github.com/charter-ledger/charter/internal/consensus/poa"
-	"github.com/charter-ledger/charter/internal/consensus/raft"
+	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/metrics"
 )
 
@@ -23,7 +21,7 @@ type instruments struct {
 	// last values of cumulative counters read from the parts
 	p2p                        map[string]uint64
 	roundChanges, leaderChange uint64
-	commitRounds               [bft.RoundBuckets]uint64
+	commitRounds               [consensus.RoundBuckets]uint64
 }
 
 func newInstruments() *instruments {
@@ -109,30 +107,20 @@ func (n *Node) sample() {
 			n.addDelta(m.P2PBytes, "out", name, "bytes", s.BytesOut)
 		}
 	}
-	var rounds, leaders uint64
-	switch e := n.engine.(type) {
-	case *bft.Engine:
-		st := e.Stats()
-		rounds = st.RoundChanges
-		// Heights decided, by the round of their decision (the last
-		// bucket: that round or later); a height decided in round r took
-		// r+1 rounds.
-		for r, c := range st.CommitRounds {
-			for ; n.ins.commitRounds[r] < c; n.ins.commitRounds[r]++ {
-				m.ConsensusRounds.Observe(float64(r + 1))
-			}
+	st := n.engine.Stats()
+	rounds, leaders := st.RoundChanges, st.LeaderChanges
+	// Heights decided, by the round of their decision (the last bucket:
+	// that round or later); a height decided in round r took r+1 rounds.
+	for r, c := range st.DecidedInRound {
+		for ; n.ins.commitRounds[r] < c; n.ins.commitRounds[r]++ {
+			m.ConsensusRounds.Observe(float64(r + 1))
 		}
-		for typ := bft.MsgType(1); int(typ) < len(st.MsgsIn); typ++ {
-			name := typ.String()
-			n.addDelta(m.ConsensusMessages, "in", name, "cmsgs", st.MsgsIn[typ])
-			n.addDelta(m.ConsensusMessages, "out", name, "cmsgs", st.MsgsOut[typ])
-			n.addDelta(m.ConsensusBytes, "in", name, "cbytes", st.BytesIn[typ])
-			n.addDelta(m.ConsensusBytes, "out", name, "cbytes", st.BytesOut[typ])
-		}
-	case *raft.Engine:
-		leaders = e.Stats().LeaderChanges
-	case *poa.Engine:
-		rounds = e.Stats().Timeouts
+	}
+	for _, ms := range st.Messages {
+		n.addDelta(m.ConsensusMessages, "in", ms.Type, "cmsgs", ms.MsgsIn)
+		n.addDelta(m.ConsensusMessages, "out", ms.Type, "cmsgs", ms.MsgsOut)
+		n.addDelta(m.ConsensusBytes, "in", ms.Type, "cbytes", ms.BytesIn)
+		n.addDelta(m.ConsensusBytes, "out", ms.Type, "cbytes", ms.BytesOut)
 	}
 	if rounds > n.ins.roundChanges {
 		m.RoundChanges.Add(float64(rounds - n.ins.roundChanges))

@@ -107,17 +107,15 @@ type Node struct {
 	ledger *ledger.Ledger
 	exec   *execution.Executor
 
-	laterValidators []system.ValidatorChange // for the engine once it runs
-	due             atomic.Pointer[dueCache] // governanceDue of the head
-	pool            *txpool.Pool
-	engine          consensus.Engine
-	bus             events.Bus
-	api             *apiServer
-	net             *network // nil without peers
-	ins             *instruments
+	due    atomic.Pointer[dueCache] // Due of the head
+	pool   *txpool.Pool
+	engine consensus.Engine
+	bus    events.Bus
+	api    *apiServer
+	net    *network // nil without peers
+	ins    *instruments
 
-	maxBlockTxs int          // bound of BuildBlock; 0: none
-	halted      func() error // polled for an engine that stops itself
+	maxBlockTxs int // bound of BuildBlock; 0: none
 
 	cacheMu sync.Mutex
 	cache   map[common.Hash]*execution.Result // executed, not yet committed
@@ -182,15 +180,14 @@ func New(cfg Config) (*Node, error) {
 	if cfg.BlockTime > 0 {
 		blockTime = cfg.BlockTime
 	}
-	engine, setup, err := n.newEngine(blockTime)
+	engine, profile, err := n.newEngine(blockTime)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	n.engine, n.maxBlockTxs, n.halted = engine, setup.maxBlockTxs, setup.halted
-	n.laterValidators = setup.laterValidators
+	n.engine, n.maxBlockTxs = engine, profile.MaxBlockTxs
 	if cfg.Network != nil {
-		if n.net, err = newNetwork(n, cfg.Network, setup.members, setup.gossip); err != nil {
+		if n.net, err = newNetwork(n, cfg.Network, profile.Members, profile.Gossip); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -219,18 +216,14 @@ func (n *Node) Start() error {
 		n.Stop()
 		return fmt.Errorf("start engine: %w", err)
 	}
-	// Validator changes governance decided for heights after the next.
-	n.applyValidatorChanges(n.ledger.Head().Number.Uint64(), n.laterValidators)
 	if n.net != nil {
 		if err := n.net.start(); err != nil {
 			n.Stop()
 			return err
 		}
 	}
-	if n.halted != nil {
-		n.wg.Add(1)
-		go n.watchHalt()
-	}
+	n.wg.Add(1)
+	go n.watchHalt()
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
 		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
@@ -279,17 +272,11 @@ func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscri
 // watchHalt turns an engine that halted by itself into a node failure.
 func (n *Node) watchHalt() {
 	defer n.wg.Done()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.quit:
-			return
-		case <-t.C:
-			if err := n.halted(); err != nil {
-				n.fail(fmt.Errorf("%s engine halted: %w", n.cfg.Spec.Consensus.Engine, err))
-				return
-			}
+	select {
+	case <-n.quit:
+	case err, halted := <-n.engine.Done():
+		if halted {
+			n.fail(err)
 		}
 	}
 }

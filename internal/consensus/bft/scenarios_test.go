@@ -45,7 +45,7 @@ func TestSimSmoke(t *testing.T) {
 	if h := w.minHeight(w.nodes); h < 10 {
 		t.Fatalf("min height %d after 3 s", h)
 	}
-	st := w.nodes[0].core.Stats()
+	st := w.nodes[0].core.Counters()
 	if st.Decided == 0 || st.MsgsOut[MsgPrevote] == 0 || st.BytesIn[MsgProposal] == 0 {
 		t.Fatalf("stats not counted: %+v", st)
 	}

@@ -283,7 +283,7 @@ func (n *simNode) start() {
 		}
 		saved = s
 	}
-	core, err := NewCore(w.coreConfig(n), n.host.head(), saved)
+	core, err := NewCore(w.coreConfig(n), n.host.chain[len(n.host.chain)-1].Header(), saved)
 	if err != nil {
 		w.fail(fmt.Errorf("%s: NewCore: %v", n, err))
 		return
@@ -335,18 +335,14 @@ func (n *simNode) drain() {
 		}
 		rd := n.core.Ready()
 		for _, cm := range rd.Commits {
-			n.host.commit(cm)
+			n.host.commit(cm.Block, cm.Seal)
 		}
 		if w.cfg.crashes && !w.calm && w.rng.Intn(2000) == 0 {
 			n.crash() // after committing, before saving
 			return
 		}
 		if rd.State != nil {
-			b, err := MarshalSavedState(rd.State)
-			if err != nil {
-				w.fail(err)
-			}
-			n.saved = b
+			n.saved = rd.State
 		}
 		if w.cfg.crashes && !w.calm && w.rng.Intn(2000) == 0 {
 			n.crash() // after saving, before sending
@@ -355,18 +351,10 @@ func (n *simNode) drain() {
 		for _, m := range rd.Messages {
 			n.out(m)
 		}
-		for _, s := range rd.Serve {
-			for h := s.From; h < s.From+uint64(s.Count); h++ {
-				b, seal := n.host.blockByNumber(h)
-				if b == nil {
-					break
-				}
-				n.sendTo(s.To, EncodeSyncBlock(b, seal))
-			}
-		}
 		if br := rd.Build; br != nil {
-			b, err := n.host.build(br)
-			n.answer(func() { n.core.Propose(br.Height, br.Round, b, err) })
+			round := n.core.Round()
+			b, err := n.host.build(br, round)
+			n.answer(func() { n.core.Built(*br, b, err) })
 		}
 		for _, b := range rd.Verify {
 			b := b
@@ -374,6 +362,17 @@ func (n *simNode) drain() {
 			n.answer(func() { n.core.Verified(b.Hash(), err) })
 		}
 		n.core.Advance()
+		for _, s := range rd.Serve {
+			var blocks []consensus.SealedBlock
+			for h := s.From; h < s.From+uint64(s.Count); h++ {
+				b, seal := n.host.blockByNumber(h)
+				if b == nil {
+					break
+				}
+				blocks = append(blocks, consensus.SealedBlock{Block: b, Seal: seal})
+			}
+			n.core.Served(s, blocks)
+		}
 	}
 }
 
@@ -422,21 +421,22 @@ func (n *simNode) deliver(from consensus.NodeID, payload []byte) {
 }
 
 // out sends one core message, applying the node's Byzantine behaviour.
-func (n *simNode) out(m Outbound) {
+func (n *simNode) out(m consensus.Message) {
+	typ := PeekType(m.Payload)
 	w := n.w
 	if len(w.history) < 512 {
 		w.history = append(w.history, m.Payload)
 	} else {
 		w.history[w.rng.Intn(len(w.history))] = m.Payload
 	}
-	if m.Type == MsgPrevote || m.Type == MsgPrecommit {
+	if typ == MsgPrevote || typ == MsgPrecommit {
 		n.votes++
 	}
 	switch n.byz {
 	case byzSilent:
 		return
 	case byzEquivoc:
-		if m.Broadcast && (m.Type == MsgProposal || m.Type == MsgPrevote || m.Type == MsgPrecommit) {
+		if m.Broadcast && (typ == MsgProposal || typ == MsgPrevote || typ == MsgPrecommit) {
 			if alt := n.conflicting(m); alt != nil {
 				// Some peers get one version, some the other, some both
 				// (only those can see the equivocation).
@@ -458,7 +458,7 @@ func (n *simNode) out(m Outbound) {
 			}
 		}
 	case byzResign:
-		if m.Broadcast && (m.Type == MsgPrevote || m.Type == MsgPrecommit) {
+		if m.Broadcast && (typ == MsgPrevote || typ == MsgPrecommit) {
 			mm, err := decodeMessage(m.Payload)
 			if err == nil {
 				for k := 0; k < 2; k++ {
@@ -494,7 +494,7 @@ func (n *simNode) sendTo(id consensus.NodeID, p []byte) {
 
 // conflicting signs a second message for the slot of m: another block for
 // a proposal, another hash (or nil) for a vote.
-func (n *simNode) conflicting(m Outbound) []byte {
+func (n *simNode) conflicting(m consensus.Message) []byte {
 	mm, err := decodeMessage(m.Payload)
 	if err != nil {
 		return nil
@@ -663,10 +663,10 @@ func (h *fakeHost) makeBlock(parent *types.Block, salt []byte, txs []*types.Tran
 	return types.NewBlock(header, &types.Body{Transactions: txs}, nil, trie.NewStackTrie(nil))
 }
 
-func (h *fakeHost) build(br *BuildRequest) (*types.Block, error) {
+func (h *fakeHost) build(br *consensus.BuildRequest, round int64) (*types.Block, error) {
 	parent := h.chain[len(h.chain)-1]
-	if parent.Hash() != br.Parent {
-		return nil, fmt.Errorf("build on %s, head is %s", br.Parent, parent.Hash())
+	if parent.Hash() != br.Parent.Hash() {
+		return nil, fmt.Errorf("build on %s, head is %s", br.Parent.Hash(), parent.Hash())
 	}
 	var txs []*types.Transaction
 	for _, tx := range h.pool {
@@ -675,7 +675,7 @@ func (h *fakeHost) build(br *BuildRequest) (*types.Block, error) {
 		}
 	}
 	salt := append([]byte(nil), h.n.netID[:4]...)
-	salt = binary.BigEndian.AppendUint64(salt, uint64(br.Round))
+	salt = binary.BigEndian.AppendUint64(salt, uint64(round))
 	if h.n.byz == byzInvalid {
 		salt = append(salt, invalidMark...)
 	}
@@ -713,9 +713,8 @@ func (h *fakeHost) verify(b *types.Block) error {
 	return nil
 }
 
-func (h *fakeHost) commit(cm Commit) {
+func (h *fakeHost) commit(b *types.Block, seal []byte) {
 	w := h.n.w
-	b := cm.Block
 	parent := h.chain[len(h.chain)-1]
 	if b.NumberU64() != parent.NumberU64()+1 || b.ParentHash() != parent.Hash() {
 		w.fail(fmt.Errorf("%s: commit of block %d that does not extend head %d", h.n, b.NumberU64(), parent.NumberU64()))
@@ -723,7 +722,7 @@ func (h *fakeHost) commit(cm Commit) {
 	}
 	if w.cfg.checkSeals {
 		vs, _ := NewValidatorSet(w.valsAt(b.NumberU64()))
-		if _, err := verifyCertificate(simChainID, vs, vs.Quorum(), w.recover, b.NumberU64(), b.Hash(), cm.Seal); err != nil {
+		if _, err := verifyCertificate(simChainID, vs, vs.Quorum(), w.recover, b.NumberU64(), b.Hash(), seal); err != nil {
 			w.fail(fmt.Errorf("%s: seal of block %d: %v", h.n, b.NumberU64(), err))
 		}
 	}
@@ -732,7 +731,7 @@ func (h *fakeHost) commit(cm Commit) {
 		w.fail(fmt.Errorf("%s: committed block %d fails verification: %v", h.n, b.NumberU64(), err))
 	}
 	h.chain = append(h.chain, b)
-	h.seals = append(h.seals, cm.Seal)
+	h.seals = append(h.seals, seal)
 	var hashes []common.Hash
 	for _, tx := range b.Transactions() {
 		hashes = append(hashes, tx.Hash())

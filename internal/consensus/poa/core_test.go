@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -150,31 +148,8 @@ func TestStateEncoding(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 
-	fs := FileStorage{Path: filepath.Join(t.TempDir(), "poa-state")}
-	if _, ok, err := fs.Load(); ok || err != nil {
-		t.Fatalf("empty file storage: %v %v", ok, err)
-	}
-	if err := fs.Save(st); err != nil {
-		t.Fatal(err)
-	}
-	got, ok, err := fs.Load()
-	if err != nil || !ok || got.Promise != st.Promise {
-		t.Fatalf("file round trip: %+v %v %v", got, ok, err)
-	}
-	data, _ := os.ReadFile(fs.Path)
-	if err := os.WriteFile(fs.Path, data[:len(data)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := fs.Load(); !errors.Is(err, ErrCorruptState) || !strings.Contains(err.Error(), fs.Path) {
-		t.Fatalf("torn file: %v", err)
-	}
-	var ms MemStorage
-	if err := ms.Save(st); err != nil {
-		t.Fatal(err)
-	}
-	if got, ok, err := ms.Load(); !ok || err != nil || got.Promise != st.Promise {
-		t.Fatalf("mem storage: %+v %v %v", got, ok, err)
-	}
+	// The driver keeps it in a durable.StateFile (see internal/durable's
+	// tests for its crash model).
 }
 
 // cluster is a tiny hand-driven network of cores with instant delivery,
@@ -197,7 +172,7 @@ func newCluster(t *testing.T, n int, edit func(i int, c *Config)) *cluster {
 			edit(i, &cfg)
 		}
 		led := newLedger(g)
-		c, err := NewCore(cfg, led, g, nil, PersistentState{})
+		c, err := NewCore(cfg, g, nil, PersistentState{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,8 +202,8 @@ func (cl *cluster) settle() {
 			}
 			busy = true
 			rd := c.Ready()
-			for _, sb := range rd.Commit {
-				if err := cl.apps[i].commit(sb.Block, sb.Seal()); err != nil {
+			for _, sb := range rd.Commits {
+				if err := cl.apps[i].commit(sb.Block, sb.Seal); err != nil {
 					cl.t.Fatal(err)
 				}
 				if h, ok := cl.fin[sb.Block.NumberU64()]; ok && h != sb.Block.Hash() {
@@ -238,7 +213,7 @@ func (cl *cluster) settle() {
 			}
 			for _, m := range rd.Messages {
 				for j, d := range cl.cores {
-					if j == i || (!m.Broadcast() && d.ID() != m.To) {
+					if j == i || (!m.Broadcast && d.ID() != m.To) {
 						continue
 					}
 					if cl.drop != nil && cl.drop(i, j, m.Payload) {
@@ -248,12 +223,15 @@ func (cl *cluster) settle() {
 				}
 			}
 			c.Advance()
+			for _, req := range rd.Serve {
+				c.Served(req, consensus.ServeFrom(cl.leds[i], req))
+			}
 			if b := rd.Build; b != nil {
 				blk, err := cl.apps[i].build(b.Parent, 0, c.ID())
-				c.BuildDone(*b, blk, err)
+				c.Built(*b, blk, err)
 			}
 			for _, blk := range rd.Verify {
-				c.VerifyDone(blk.Hash(), cl.apps[i].verify(blk))
+				c.Verified(blk.Hash(), cl.apps[i].verify(blk))
 			}
 		}
 		if !busy {
@@ -291,11 +269,11 @@ func TestRoundRobinHappyPath(t *testing.T) {
 			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, led.blocks[h].Coinbase(), bal, v[h%4], h)
 		}
 	}
-	if got := cl.cores[0].Head(0); got.Number.Uint64() != cl.cores[0].Status().Tip.Height {
-		t.Fatalf("Head(0) = %d", got.Number.Uint64())
+	if got := cl.cores[0].Head(0); got.Header == nil || got.Header.Number.Uint64() != cl.cores[0].Status().Tip.Height {
+		t.Fatalf("Head(0) = %+v", got)
 	}
-	if got := cl.cores[0].Head(1 << 40); got.Number.Uint64() != 0 {
-		t.Fatalf("Head(huge) = %d, want genesis", got.Number.Uint64())
+	if got := cl.cores[0].Head(1 << 40); got.Header != nil || got.Number != 0 || got.Latest {
+		t.Fatalf("Head(huge) = %+v, want committed block 0", got)
 	}
 }
 
@@ -377,7 +355,7 @@ func TestRejectsBadBlocks(t *testing.T) {
 	bad.Sig = append([]byte(nil), good.Sig...)
 	bad.Sig[5] ^= 0xff
 	c.Step(ids(3)[2], encodeBlock(bad))
-	if st := c.Stats(); st.BadSeals != 4 {
+	if st := c.Counters(); st.BadSeals != 4 {
 		t.Fatalf("BadSeals = %d, want 4 (%+v)", st.BadSeals, st)
 	}
 	if len(c.tree) != 0 {
@@ -391,14 +369,14 @@ func TestRejectsBadBlocks(t *testing.T) {
 	blk2, _ := app.build(g.Header(), 2, ids(3)[1])
 	twin, _ := Seal(blk2, Ballot{1, 0}, testKey(1))
 	c.Step(ids(3)[2], encodeBlock(twin))
-	if c.Stats().Equivocation != 1 {
-		t.Fatalf("equivocation not detected: %+v", c.Stats())
+	if c.Counters().Equivocation != 1 {
+		t.Fatalf("equivocation not detected: %+v", c.Counters())
 	}
 	// Garbage.
 	c.Step(ids(3)[2], []byte{kindBlock, 1, 2, 3})
 	c.Step(ids(3)[2], nil)
-	if c.Stats().BadMessages != 2 {
-		t.Fatalf("BadMessages = %d", c.Stats().BadMessages)
+	if c.Counters().BadMessages != 2 {
+		t.Fatalf("BadMessages = %d", c.Counters().BadMessages)
 	}
 }
 
@@ -415,14 +393,14 @@ func TestReplayedOldBlocksIgnored(t *testing.T) {
 	cl.tick(40)
 	c := cl.cores[0]
 	before := c.Status()
-	stale := c.Stats().Stale
+	stale := c.Counters().Stale
 	for _, p := range recorded {
 		c.Step(ids(3)[1], p)
 	}
 	if after := c.Status(); after != before {
 		t.Fatalf("replay changed the node: %+v -> %+v", before, after)
 	}
-	if c.Stats().Stale == stale {
+	if c.Counters().Stale == stale {
 		t.Fatal("replayed final blocks not counted as stale")
 	}
 }
@@ -494,7 +472,7 @@ func TestRestartKeepsPromise(t *testing.T) {
 	cl.tick(20)
 	c := cl.cores[1]
 	st := c.persistent()
-	restarted, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+	restarted, err := NewCore(c.cfg, cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,11 +482,17 @@ func TestRestartKeepsPromise(t *testing.T) {
 	if restarted.Status().Tip != c.Status().Tip {
 		t.Fatalf("tip lost: %+v vs %+v", restarted.Status().Tip, c.Status().Tip)
 	}
-	// A chain that does not extend the ledger is refused.
+	// A persisted chain that does not extend the ledger (a branch the
+	// committed chain abandoned, saved before a crash that came between a
+	// commit and the save after it) is dropped; the promise stays.
 	st.Chain = st.Chain[1:]
 	if len(st.Chain) > 0 {
-		if _, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st); err == nil {
-			t.Fatal("gapped persisted chain accepted")
+		again, err := NewCore(c.cfg, cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tip := again.Status().Tip; tip.Height != cl.leds[1].head().NumberU64() || again.promise != st.Promise {
+			t.Fatalf("gapped chain: tip %+v promise %v, want the ledger head and promise %v", tip, again.promise, st.Promise)
 		}
 	}
 }

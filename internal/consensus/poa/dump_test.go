@@ -31,7 +31,7 @@ func TestDumpSeed(t *testing.T) {
 			continue
 		}
 		c := n.core
-		fmt.Printf("node %d role %d: %+v\n  stats %+v idle %d/%d\n", n.idx, n.role, c.Status(), c.Stats(), c.idle, c.timeout())
+		fmt.Printf("node %d role %d: %+v\n  stats %+v idle %d/%d\n", n.idx, n.role, c.Status(), c.Counters(), c.idle, c.timeout())
 		for _, b := range c.sortedNodes() {
 			fmt.Printf("  block %d at %v %x parent %x verified=%v connected=%v\n", b.height, b.bal, b.hash[:4], b.parent[:4], b.verified, c.connected(b))
 		}

@@ -3,7 +3,9 @@ package poa
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // memHost is a goroutine-safe consensus.Host over the fake app, wired to
@@ -27,7 +30,7 @@ type memHost struct {
 
 type bus struct {
 	mu      sync.Mutex
-	engines map[consensus.NodeID]*Engine
+	engines map[consensus.NodeID]consensus.Engine
 	cut     map[consensus.NodeID]bool
 }
 
@@ -41,7 +44,11 @@ func (b *bus) deliver(from, to consensus.NodeID, p []byte) {
 	}
 }
 
-func (h *memHost) Self() consensus.NodeID { return h.self }
+func (h *memHost) Self() consensus.NodeID              { return h.self }
+func (h *memHost) Due() bool                           { return false }
+func (h *memHost) Pending() bool                       { return false }
+func (h *memHost) PendingTxs(int) []*types.Transaction { return nil }
+func (h *memHost) AddRemoteTxs([][]byte)               {}
 func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -99,45 +106,51 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ consensus.Engine = (*Engine)(nil)
+var _ consensus.Host = (*memHost)(nil)
+
+// status reads a running poa engine's core.
+func status(e consensus.Engine) (st Status) {
+	e.(*consensus.Driver).WithCore(func(c consensus.Core) { st = c.(*Core).Status() })
+	return st
+}
 
 func TestEngineOverHost(t *testing.T) {
 	const n = 4
-	b := &bus{engines: map[consensus.NodeID]*Engine{}, cut: map[consensus.NodeID]bool{}}
+	b := &bus{engines: map[consensus.NodeID]consensus.Engine{}, cut: map[consensus.NodeID]bool{}}
 	g := testGenesis()
+	dir0 := t.TempDir()
 	var hosts []*memHost
-	var engines []*Engine
+	var engines []consensus.Engine
 	for i := 0; i < n; i++ {
 		cfg := testConfig(i, n)
 		cfg.TickInterval = 2 * time.Millisecond
 		cfg.TimeoutTicks = 10
 		cfg.MaxTimeoutTicks = 60
 		h := &memHost{self: ids(n)[i], bus: b, app: newApp(newLedger(g))}
-		var store Storage = &MemStorage{}
+		env := consensus.Env{Host: h, FS: durable.NewMemFS(), Dir: "/data"}
 		if i == 0 {
-			store = FileStorage{Path: t.TempDir() + "/state"}
+			env = consensus.Env{Host: h, Dir: dir0}
 		}
-		e, err := New(cfg, h, store)
+		e, err := New(cfg, env)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hosts, engines = append(hosts, h), append(engines, e)
 		b.engines[h.self] = e
 	}
-	if _, err := New(testConfig(0, n), hosts[1], &MemStorage{}); err == nil {
+	if _, err := New(testConfig(0, n), consensus.Env{Host: hosts[1], FS: durable.NewMemFS()}); err == nil {
 		t.Fatal("key and host of different nodes accepted")
-	}
-	if err := engines[0].SetValidators(100, ids(n)); err == nil {
-		t.Fatal("SetValidators before Start accepted")
 	}
 	// Governance hook on node 0: a SetValidators call from inside CommitBlock.
 	var hookErr error
 	hookDone := make(chan struct{})
 	var once sync.Once
+	lcfg := testConfig(0, n)
+	lookahead := lcfg.EnsureDefaults().Lookahead
 	hosts[0].onCommit = func(h uint64) {
 		if h == 3 {
 			once.Do(func() {
-				hookErr = engines[0].SetValidators(ActivationHeight(h, engines[0].cfg.Lookahead)+100, ids(n))
+				hookErr = engines[0].SetValidators(ActivationHeight(h, lookahead)+100, ids(n))
 				close(hookDone)
 			})
 		}
@@ -150,7 +163,7 @@ func TestEngineOverHost(t *testing.T) {
 	if err := engines[0].Start(); err == nil {
 		t.Fatal("second Start accepted")
 	}
-	final := func(i int) uint64 { return engines[i].Status().Final }
+	final := func(i int) uint64 { return status(engines[i]).Final }
 	waitFor(t, "10 final blocks everywhere", func() bool {
 		for i := range engines {
 			if final(i) < 10 {
@@ -163,8 +176,10 @@ func TestEngineOverHost(t *testing.T) {
 	if hookErr != nil {
 		t.Fatalf("SetValidators from CommitBlock: %v", hookErr)
 	}
-	if st := engines[0].Stats(); st.BadMessages != 0 || st.BadSeals != 0 {
-		t.Fatalf("honest network produced drops: %+v", st)
+	var drops Stats
+	engines[0].(*consensus.Driver).WithCore(func(c consensus.Core) { drops = c.(*Core).Counters() })
+	if drops.BadMessages != 0 || drops.BadSeals != 0 {
+		t.Fatalf("honest network produced drops: %+v", drops)
 	}
 	if h := engines[0].Head(0); h == nil || h.Number.Uint64() < 10 {
 		t.Fatalf("Head(0) = %v", h)
@@ -180,9 +195,10 @@ func TestEngineOverHost(t *testing.T) {
 	b.mu.Unlock()
 	base := final(0)
 	waitFor(t, "progress with one authority down", func() bool { return final(0) >= base+8 && final(1) >= base+8 })
+	before := status(engines[0])
 	for i := 0; i < 3; i++ {
 		engines[i].Stop()
-		if err := engines[i].Err(); err != nil {
+		if err, halted := <-engines[i].Done(); halted {
 			t.Fatalf("engine %d halted: %v", i, err)
 		}
 	}
@@ -202,40 +218,50 @@ func TestEngineOverHost(t *testing.T) {
 		hosts[i].mu.Unlock()
 	}
 
-	// Restart node 0 from its file storage and ledger.
+	// Restart node 0 from its state file and ledger.
 	cfg := testConfig(0, n)
 	cfg.TickInterval = 2 * time.Millisecond
-	e, err := New(cfg, hosts[0], FileStorage{Path: engines[0].store.(FileStorage).Path})
+	e, err := New(cfg, consensus.Env{Host: hosts[0], Dir: dir0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	if st := e.Status(); st.Final < base+8 || st.Promise.Less(engines[0].Status().Promise) {
-		t.Fatalf("restarted status %+v, before %+v", st, engines[0].Status())
+	if st := status(e); st.Final < base+8 || st.Promise.Less(before.Promise) {
+		t.Fatalf("restarted status %+v, before %+v", st, before)
 	}
 	e.Stop()
 }
 
-type failingStore struct{ MemStorage }
+// fullDisk is a file system on which nothing can be written.
+type fullDisk struct{ *durable.MemFS }
 
-func (f *failingStore) Save(PersistentState) error { return errors.New("disk full") }
+func (fullDisk) Create(string, fs.FileMode) (durable.File, error) {
+	return nil, errors.New("disk full")
+}
 
 func TestEngineHaltsOnStorageFailure(t *testing.T) {
-	b := &bus{engines: map[consensus.NodeID]*Engine{}, cut: map[consensus.NodeID]bool{}}
+	b := &bus{engines: map[consensus.NodeID]consensus.Engine{}, cut: map[consensus.NodeID]bool{}}
 	cfg := testConfig(0, 1)
 	cfg.TickInterval = time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &memHost{self: ids(1)[0], bus: b, app: newApp(newLedger(testGenesis()))}
-	e, err := New(cfg, h, &failingStore{})
+	e, err := New(cfg, consensus.Env{Host: h, FS: fullDisk{durable.NewMemFS()}, Dir: "/data"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "halt", func() bool { return e.Err() != nil })
+	select {
+	case err := <-e.Done():
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("halted with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no halt")
+	}
 	e.Stop()
 	h.mu.Lock()
 	defer h.mu.Unlock()

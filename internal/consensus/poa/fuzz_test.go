@@ -63,8 +63,7 @@ func FuzzStep(f *testing.F) {
 	}
 	g := testGenesis()
 	f.Fuzz(func(t *testing.T, data []byte, from uint8) {
-		led := newLedger(g)
-		c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+		c, err := NewCore(testConfig(0, 3), g, nil, PersistentState{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,10 +77,13 @@ func FuzzStep(f *testing.F) {
 			rd := c.Ready()
 			c.Advance()
 			if rd.Build != nil {
-				c.BuildDone(*rd.Build, nil, errFuzzBuild)
+				c.Built(*rd.Build, nil, errFuzzBuild)
 			}
 			for _, b := range rd.Verify {
-				c.VerifyDone(b.Hash(), nil)
+				c.Verified(b.Hash(), nil)
+			}
+			for _, req := range rd.Serve {
+				c.Served(req, nil)
 			}
 		}
 	})

@@ -80,7 +80,7 @@ type simNode struct {
 	core  *Core
 	app   *fakeApp
 	led   *fakeLedger // survives crashes
-	saved *PersistentState
+	saved []byte      // the state file: survives crashes
 	// changes are the validator changes this node's ledger has committed
 	// (what a real node reads back from chain state at start).
 	changes []ValidatorChange
@@ -183,14 +183,13 @@ func (s *simulation) boot(n *simNode) error {
 	cfg.ValidatorChanges = append([]ValidatorChange(nil), n.changes...)
 	var st PersistentState
 	if n.saved != nil {
-		// Round-trip through the stored encoding, as a restart would.
 		var err error
-		if st, err = DecodeState(EncodeState(*n.saved)); err != nil {
+		if st, err = DecodeState(n.saved); err != nil {
 			return err
 		}
 	}
 	head := n.led.head()
-	core, err := NewCore(cfg, n.led, head, n.led.seals[len(n.led.seals)-1], st)
+	core, err := NewCore(cfg, head, n.led.seals[len(n.led.seals)-1], st)
 	if err != nil {
 		return fmt.Errorf("node %d restart: %w", n.idx, err)
 	}
@@ -224,8 +223,8 @@ func (s *simulation) honest() []*simNode {
 	return out
 }
 
-// process runs a node's Ready batches until it has none, doing what the
-// adapter does, with rare crashes in the middle of a batch.
+// process runs a node's Ready batches until it has none, in the order of
+// consensus.Apply, with rare crashes between its steps.
 func (s *simulation) process(n *simNode) error {
 	for i := 0; n.up && n.core.HasReady(); i++ {
 		if i > 500 {
@@ -234,59 +233,60 @@ func (s *simulation) process(n *simNode) error {
 		rd := n.core.Ready()
 		crashAt := -1
 		if s.p.crashes && s.inChaos() && s.rng.Intn(400) == 0 {
-			crashAt = s.rng.Intn(3 + len(rd.Commit))
+			crashAt = s.rng.Intn(3 + len(rd.Commits))
 		}
-		if crashAt == 0 {
-			s.crash(n) // before persisting: the batch is lost
-			return nil
-		}
-		if rd.State != nil {
-			st := *rd.State
-			st.Chain = append([]SealedBlock(nil), st.Chain...)
-			n.saved = &st
-		}
-		for j, sb := range rd.Commit {
-			if crashAt == j+1 {
+		for j, sb := range rd.Commits {
+			if crashAt == j {
 				s.crash(n)
 				return nil
 			}
-			if err := s.commit(n, sb); err != nil {
+			if err := s.commit(n, sb.Block, sb.Seal); err != nil {
 				return err
 			}
 		}
-		if crashAt == len(rd.Commit)+1 {
-			s.crash(n) // persisted and committed, messages never sent
+		if crashAt == len(rd.Commits) {
+			s.crash(n) // committed, the state not saved
+			return nil
+		}
+		if rd.State != nil {
+			n.saved = rd.State
+		}
+		if crashAt == len(rd.Commits)+1 {
+			s.crash(n) // committed and saved, messages never sent
 			return nil
 		}
 		for _, m := range rd.Messages {
-			if m.Broadcast() {
+			if m.Broadcast {
 				s.net.Broadcast(n.id, m.Payload)
 			} else {
 				s.net.Send(n.id, m.To, m.Payload)
 			}
 		}
 		n.core.Advance()
+		for _, req := range rd.Serve {
+			n.core.Served(req, consensus.ServeFrom(n.led, req))
+		}
 		if b := rd.Build; b != nil {
 			blk, err := n.app.build(b.Parent, s.net.Now(), n.id)
-			n.core.BuildDone(*b, blk, err)
+			n.core.Built(*b, blk, err)
 		}
 		for _, blk := range rd.Verify {
-			n.core.VerifyDone(blk.Hash(), n.app.verify(blk))
+			n.core.Verified(blk.Hash(), n.app.verify(blk))
 		}
 	}
 	return nil
 }
 
-func (s *simulation) commit(n *simNode, sb SealedBlock) error {
-	if err := n.app.commit(sb.Block, sb.Seal()); err != nil {
+func (s *simulation) commit(n *simNode, b *types.Block, seal []byte) error {
+	if err := n.app.commit(b, seal); err != nil {
 		return fmt.Errorf("node %d: %w", n.idx, err)
 	}
-	h := sb.Block.NumberU64()
-	if err := s.chk.Finalized(n.id, h, sb.Block.Hash()); err != nil {
+	h := b.NumberU64()
+	if err := s.chk.Finalized(n.id, h, b.Hash()); err != nil {
 		return err
 	}
-	txs := make([]common.Hash, 0, len(sb.Block.Transactions()))
-	for _, tx := range sb.Block.Transactions() {
+	txs := make([]common.Hash, 0, len(b.Transactions()))
+	for _, tx := range b.Transactions() {
 		txs = append(txs, tx.Hash())
 		s.chk.Acknowledge(tx.Hash()) // the client asking this node gets a receipt
 	}

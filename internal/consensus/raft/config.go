@@ -14,7 +14,6 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/durable"
 )
@@ -407,28 +406,54 @@ func ParseParams(raw json.RawMessage) (Params, error) {
 	return p, nil
 }
 
-// FromSpec builds the network-wide part of a Config from a genesis whose
-// engine is raft: validators, learners, ticks, block time and size. The
-// node then sets DataDir, Forward, Pending and OnHalt.
-func FromSpec(spec *chain.Spec) (Config, error) {
-	if spec.Consensus.Engine != "raft" {
-		return Config{}, fmt.Errorf("%w: genesis consensus engine is %q, not raft", ErrInvalidConfig, spec.Consensus.Engine)
+// ConfigFromSpec builds the network-wide part of a Config from a genesis
+// whose engine is raft: validators, learners, ticks, block time and size.
+// The node-local fields (DataDir, FS) come from the consensus.Env.
+func ConfigFromSpec(spec consensus.Spec) (Config, error) {
+	if spec.Engine != "raft" {
+		return Config{}, fmt.Errorf("%w: genesis consensus engine is %q, not raft", ErrInvalidConfig, spec.Engine)
 	}
-	p, err := ParseParams(spec.Consensus.Params)
+	p, err := ParseParams(spec.Params)
 	if err != nil {
 		return Config{}, err
 	}
 	cfg := Config{
-		Validators:      append([]consensus.NodeID(nil), spec.Consensus.Validators...),
+		Validators:      append([]consensus.NodeID(nil), spec.Validators...),
 		Learners:        append([]consensus.NodeID(nil), p.Learners...),
 		TickInterval:    time.Duration(p.TickIntervalMs) * time.Millisecond,
 		ElectionTicks:   p.ElectionTicks,
 		HeartbeatTicks:  p.HeartbeatTicks,
-		BlockTime:       time.Duration(spec.BlockTimeMs) * time.Millisecond,
-		ForceEmpty:      p.ForceEmpty,
+		BlockTime:       spec.BlockTime,
+		ForceEmpty:      p.ForceEmpty || spec.ForceEmpty,
 		MaxBlockTxs:     p.MaxBlockTxs,
 		SnapshotEntries: p.SnapshotEntries,
 	}
 	cfg.EnsureDefaults()
 	return cfg, cfg.Validate()
+}
+
+// FromSpec makes the raft engine a genesis names, with the validator
+// sets governance decided (the raft voters follow them: the set in force
+// after the head, and the later ones).
+func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		return nil, consensus.Profile{}, fmt.Errorf("genesis: consensus: %w", err)
+	}
+	e, err := New(cfg, env)
+	if err != nil {
+		return nil, consensus.Profile{}, err
+	}
+	if len(spec.Changes) > 0 {
+		if err := e.SetValidators(spec.Head+1, spec.ValidatorsAt(spec.Head+1)); err != nil {
+			return nil, consensus.Profile{}, err
+		}
+		for _, c := range spec.ChangesAfter(spec.Head + 1) {
+			if err := e.SetValidators(c.From, c.IDs); err != nil {
+				return nil, consensus.Profile{}, err
+			}
+		}
+	}
+	members := append(append([]consensus.NodeID(nil), cfg.Validators...), cfg.Learners...)
+	return e, consensus.Profile{Members: members, MaxBlockTxs: cfg.MaxBlockTxs}, nil
 }

@@ -265,8 +265,8 @@ func (c *Core) Self() consensus.NodeID { return c.self }
 // Err is the error that halted the core, nil while it runs.
 func (c *Core) Err() error { return c.fatal }
 
-// Stats returns the counters so far. Safe from any goroutine.
-func (c *Core) Stats() Stats { return c.stats.snapshot() }
+// Counters returns the counters so far. Safe from any goroutine.
+func (c *Core) Counters() Stats { return c.stats.snapshot() }
 
 // Leader returns the node this core believes leads, and false if none.
 func (c *Core) Leader() (consensus.NodeID, bool) { return c.mem.node(c.lead) }

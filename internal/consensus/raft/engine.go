@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type Engine struct {
 	notify chan []*types.Transaction
 	stop   chan struct{}
 	done   chan struct{}
+	halted chan error
 
 	mu struct {
 		sync.Mutex
@@ -45,9 +47,10 @@ type Engine struct {
 		core             *Core
 		store            Storage
 	}
-	stopOnce sync.Once
-	dropped  counters  // inbox overflow before the core exists or while it is busy
-	sched    *schedule // validator sets decided by governance, shared with the core
+	stopOnce    sync.Once
+	closeHalted sync.Once
+	dropped     counters  // inbox overflow before the core exists or while it is busy
+	sched       *schedule // validator sets decided by governance, shared with the core
 }
 
 type inbound struct {
@@ -62,7 +65,29 @@ var _ consensus.Engine = (*Engine)(nil)
 // validator nor a learner of the genesis starts as a non-member: it waits
 // until a configuration change adds it (see SetValidators), then catches
 // up from the leader.
-func New(cfg Config, host consensus.Host, log *slog.Logger) (*Engine, error) {
+func New(cfg Config, env consensus.Env) (*Engine, error) {
+	host, log := env.Host, env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" && env.Dir != "" {
+		cfg.DataDir = filepath.Join(env.Dir, "raft")
+	}
+	if cfg.FS == nil {
+		cfg.FS = env.FS
+	}
+	if cfg.Forward == nil {
+		cfg.Forward = host.AddRemoteTxs
+	}
+	if cfg.Pending == nil {
+		cfg.Pending = host.Pending
+	}
+	if cfg.Due == nil {
+		cfg.Due = host.Due
+	}
+	if cfg.PendingTxs == nil {
+		cfg.PendingTxs = host.PendingTxs
+	}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -79,6 +104,7 @@ func New(cfg Config, host consensus.Host, log *slog.Logger) (*Engine, error) {
 		notify: make(chan []*types.Transaction, 64),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
+		halted: make(chan error, 1),
 	}, nil
 }
 
@@ -151,18 +177,32 @@ func (e *Engine) SetValidators(from uint64, ids []consensus.NodeID) error {
 // Head is the last committed block: raft blocks are final when committed.
 func (e *Engine) Head(uint64) *types.Header { return e.host.Head() }
 
-// Stats returns the engine's counters.
-func (e *Engine) Stats() Stats {
+// Counters returns the engine's counters.
+func (e *Engine) Counters() Stats {
 	e.mu.Lock()
 	core := e.mu.core
 	e.mu.Unlock()
 	var s Stats
 	if core != nil {
-		s = core.Stats()
+		s = core.Counters()
 	}
 	s.Dropped += e.dropped.dropped.Load()
 	return s
 }
+
+// Stats implements consensus.Engine.
+func (e *Engine) Stats() consensus.Stats {
+	s := e.Counters()
+	out := consensus.Stats{LeaderChanges: s.LeaderChanges, Dropped: s.Dropped}
+	for t := MsgType(1); int(t) < numMsgTypes; t++ {
+		out.Messages = append(out.Messages, consensus.MessageStats{Type: t.String(),
+			MsgsIn: s.Received[t].Msgs, MsgsOut: s.Sent[t].Msgs, BytesIn: s.Received[t].Bytes, BytesOut: s.Sent[t].Bytes})
+	}
+	return out
+}
+
+// Done implements consensus.Engine.
+func (e *Engine) Done() <-chan error { return e.halted }
 
 // Stop ends the engine goroutine and closes the WAL. Blocks already
 // committed stay.
@@ -174,9 +214,11 @@ func (e *Engine) Stop() {
 	store := e.mu.store
 	e.mu.Unlock()
 	if !started {
+		e.closeHalted.Do(func() { close(e.halted) })
 		return
 	}
 	<-e.done
+	e.closeHalted.Do(func() { close(e.halted) })
 	if err := store.Close(); err != nil {
 		e.log.Warn("Closing the raft WAL failed", "err", err)
 	}
@@ -220,6 +262,7 @@ func (e *Engine) loop(core *Core) {
 		e.flush(core)
 		if err != nil {
 			// The core logged the reason; it does nothing from now on.
+			e.halted <- fmt.Errorf("raft engine halted: %w", err)
 			if e.cfg.OnHalt != nil {
 				e.cfg.OnHalt(err)
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
 )
 
@@ -38,6 +37,18 @@ type liveHost struct {
 }
 
 func (h *liveHost) Self() consensus.NodeID { return h.self }
+func (h *liveHost) Due() bool              { return false }
+func (h *liveHost) AddRemoteTxs([][]byte)  {}
+func (h *liveHost) Pending() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.chain.pool) > 0
+}
+func (h *liveHost) PendingTxs(max int) []*types.Transaction {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
+}
 func (h *liveHost) BuildBlock(p *types.Header, ts uint64, who consensus.NodeID) (*types.Block, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -130,7 +141,7 @@ func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) 
 		return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
 	}
 	cfg.OnHalt = func(err error) { t.Errorf("node %s halted: %v", name(h.self), err) }
-	e, err := New(cfg, h, quietLog())
+	e, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +228,7 @@ func TestEngineLive(t *testing.T) {
 	}
 	var s Stats
 	for _, e := range engines {
-		addStats(&s, e.Stats())
+		addStats(&s, e.Counters())
 	}
 	if s.CommittedBlocks == 0 || s.Sent[MsgRaft].Msgs == 0 {
 		t.Fatalf("stats not counted: %+v", s)
@@ -227,7 +238,7 @@ func TestEngineLive(t *testing.T) {
 func TestEngineRejectsBadSetup(t *testing.T) {
 	h := &liveHost{self: nodeID(9), chain: newFakeChain(nodeID(9), 10, nil), net: &liveNet{}}
 	// A node outside the genesis lists starts as a non-member.
-	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, h, quietLog())
+	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatalf("non-member: %v", err)
 	}
@@ -240,14 +251,14 @@ func TestEngineRejectsBadSetup(t *testing.T) {
 	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(9)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, h, quietLog())
+	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, consensus.Env{Host: h, Log: quietLog()})
 	if err == nil || !strings.Contains(err.Error(), "DataDir") {
 		t.Fatalf("no data dir: %v", err)
 	}
 	// A chain past genesis with an empty raft folder must not bootstrap.
 	h.chain.blocks = append(h.chain.blocks, types.NewBlockWithHeader(&types.Header{Number: common.Big1, ParentHash: fakeGenesis.Hash()}))
 	h.chain.seals = append(h.chain.seals, nil)
-	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, h, quietLog())
+	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +329,7 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	// Blocks up to the decision's, then (empty ones) to its height.
 	submit(0, 5)
 	waitFor(t, "the new node to join and catch up", 20*time.Second, func() bool {
-		return engines[3].Stats().ConfChanges >= 1 && allIn(hosts)()
+		return engines[3].Counters().ConfChanges >= 1 && allIn(hosts)()
 	})
 	submit(3, 20) // forwarded by the new node to the leader
 	waitFor(t, "transactions given to the new node", 20*time.Second, allIn(hosts))
@@ -384,16 +395,13 @@ func TestConfigValidateNamesField(t *testing.T) {
 }
 
 func TestFromSpec(t *testing.T) {
-	spec, err := chain.DevSpec(1337, 250)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Consensus = chain.Consensus{
+	spec := consensus.Spec{
 		Engine:     "raft",
+		BlockTime:  250 * time.Millisecond,
 		Validators: []common.Address{nodeID(0), nodeID(1), nodeID(2)},
 		Params:     json.RawMessage(fmt.Sprintf(`{"tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2, "maxBlockTxs": 500, "learners": ["%s"]}`, nodeID(3).Hex())),
 	}
-	cfg, err := FromSpec(spec)
+	cfg, err := ConfigFromSpec(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,12 +413,12 @@ func TestFromSpec(t *testing.T) {
 	if m.raftID(nodeID(0)) != 1 || m.raftID(nodeID(2)) != 3 || m.raftID(nodeID(3)) != 4 {
 		t.Fatal("raft ids are not index+1 in validators then learners")
 	}
-	spec.Consensus.Params = json.RawMessage(`{"electionTick": 20}`)
-	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "electionTick") {
+	spec.Params = json.RawMessage(`{"electionTick": 20}`)
+	if _, err := ConfigFromSpec(spec); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "electionTick") {
 		t.Fatalf("misspelt param: %v", err)
 	}
-	spec.Consensus.Engine = "bft"
-	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
+	spec.Engine = "bft"
+	if _, err := ConfigFromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("wrong engine: %v", err)
 	}
 }
@@ -437,7 +445,7 @@ func TestEngineStartReportsCorruptWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = dir
-	e2, err := New(cfg, h, quietLog())
+	e2, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,11 +258,11 @@ func membershipRun(seed int64) (*cluster, error) {
 		return c, fmt.Errorf("chain at %d: membership changed before height %d", top, g2.from)
 	}
 	// The removed node no longer proposes.
-	proposals := victim.core.Stats().Proposals
+	proposals := victim.core.Counters().Proposals
 	if err := c.run(c.net.Now()+2000, workload); err != nil {
 		return c, err
 	}
-	if victim.core.IsLeader() || victim.core.Stats().Proposals != proposals {
+	if victim.core.IsLeader() || victim.core.Counters().Proposals != proposals {
 		return c, fmt.Errorf("removed %s still leads or proposes", name(victim.id))
 	}
 

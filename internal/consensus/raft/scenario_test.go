@@ -105,7 +105,7 @@ func TestStaleEntrySkipped(t *testing.T) {
 	want := uint64(len(stale) + 1)
 	if err := c.runUntil(3000, func() bool {
 		for _, n := range c.nodes {
-			if n.core.Stats().StaleEntries < want {
+			if n.core.Counters().StaleEntries < want {
 				return false
 			}
 		}
@@ -291,7 +291,7 @@ func TestLearnersDoNotVote(t *testing.T) {
 	if err := c.finalChecks(); err != nil {
 		t.Fatal(err)
 	}
-	if s := learner.core.Stats(); s.TxsForwarded == 0 {
+	if s := learner.core.Counters(); s.TxsForwarded == 0 {
 		t.Fatal("learner forwarded no transactions")
 	}
 }
@@ -321,7 +321,7 @@ func TestCatchUpBySnapshotAndBlockTransfer(t *testing.T) {
 	if err := c.converge(10_000); err != nil {
 		t.Fatal(err)
 	}
-	s := lag.core.Stats()
+	s := lag.core.Counters()
 	if s.SnapshotsReceived == 0 || s.BlocksFetched == 0 {
 		t.Fatalf("lagging node caught up without snapshot and transfer: %+v", s)
 	}

@@ -122,7 +122,7 @@ func (c *cluster) stats() Stats {
 	s := c.totals
 	for _, n := range c.nodes {
 		if n.core != nil {
-			addStats(&s, n.core.Stats())
+			addStats(&s, n.core.Counters())
 		}
 	}
 	return s
@@ -293,7 +293,7 @@ func (c *cluster) crash(n *simNode) {
 		c.leaderCrashes++
 	}
 	c.net.Crash(n.id)
-	addStats(&c.totals, n.core.Stats())
+	addStats(&c.totals, n.core.Counters())
 	n.core = nil
 	n.notify = nil
 	n.fs.Crash(c.rng)
