@@ -46,7 +46,7 @@ func TestMutantCaught(t *testing.T) {
 
 // TestSimulationRegressions replays seeds that once failed, in the
 // scenario they failed in (parameters added later set to their old
-// values). Seeds 1..1000 run in TestSimulation anyway.
+// values).
 func TestSimulationRegressions(t *testing.T) {
 	old := func(p *simParams) { p.churn, p.deadAfter = 1, false }
 	for _, r := range []struct {
@@ -57,6 +57,7 @@ func TestSimulationRegressions(t *testing.T) {
 		{3242, old, "every tip at the lookahead limit, none committed: needs reseal and tip announcements"},
 		{9689, old, "validators with different final heights, hence different limits, and a promise far above the tip"},
 		{74400, nil, "a ballot of the new set must seal the old set's last height: needs a quorum of both"},
+		{9001974, nil, "a validator that cannot adopt the blocks on top of its committed tip (sealed below its promise) must still count them as confirmations, or its lookahead limit stays below the others' ballots"},
 	} {
 		if err := runSeed(r.seed, r.adjust); err != nil {
 			t.Errorf("seed %d (%s): %v", r.seed, r.why, err)
