@@ -520,7 +520,7 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 	v := ids(3)
 	g := testGenesis()
 	led := newLedger(g)
-	c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+	c, err := NewCore(testConfig(0, 3), g, nil, PersistentState{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,17 +534,17 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 				t.Fatal("Ready does not settle")
 			}
 			rd := c.Ready()
-			for _, sb := range rd.Commit {
-				if err := app.commit(sb.Block, sb.Seal()); err != nil {
+			for _, sb := range rd.Commits {
+				if err := app.commit(sb.Block, sb.Seal); err != nil {
 					t.Fatal(err)
 				}
 			}
 			c.Advance()
 			if b := rd.Build; b != nil {
-				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", b.Ballot)
+				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", *c.building)
 			}
 			for _, blk := range rd.Verify {
-				c.VerifyDone(blk.Hash(), app.verify(blk))
+				c.Verified(blk.Hash(), app.verify(blk))
 			}
 		}
 	}
