@@ -26,9 +26,12 @@ const (
 	// lock.
 	maxInboxBatch = 64
 	// maxPendingWork bounds the builds and verifications waiting for the
-	// worker; beyond it the oldest are dropped (the core asks again, or
-	// times out its round).
-	maxPendingWork = 256
+	// worker. A core has one build out at a time (a newer request replaces
+	// a waiting one) and bounds the blocks it asks to verify (bft per
+	// height, poa its pending blocks), so the bound is never reached by a
+	// correct core; reaching it halts the engine. Work is never dropped: a
+	// core waits for every answer.
+	maxPendingWork = 4096
 	// maxResults bounds the worker's answers waiting for the loop.
 	maxResults = 16
 	// maxEarlyChanges bounds the validator changes kept before Start.
@@ -50,6 +53,9 @@ type DriverConfig struct {
 	// State is where Ready.State is saved and where Start reads it back;
 	// nil for an engine that keeps no state file.
 	State *durable.StateFile
+	// Close, if set, releases what Open acquired (raft's WAL); Stop calls
+	// it once, after the goroutines ended.
+	Close func() error
 }
 
 // Open makes the core at Start, from the state last saved (nil if none).
@@ -257,6 +263,11 @@ func (d *Driver) Stop() {
 		d.mu.Unlock()
 		close(d.stop)
 		d.wg.Wait()
+		if d.cfg.Close != nil {
+			if err := d.cfg.Close(); err != nil {
+				d.log.Warn("Closing the engine's store failed", "err", err)
+			}
+		}
 		d.haltOnce.Do(func() {}) // no halt from now on
 		close(d.done)
 	})
@@ -349,11 +360,33 @@ func (d *Driver) loop() {
 			d.halt(err)
 			return
 		}
-		pending = append(pending, more...)
-		if len(pending) > maxPendingWork {
-			pending = pending[len(pending)-maxPendingWork:]
+		if pending, err = queueWork(pending, more); err != nil {
+			d.halt(err)
+			return
 		}
 	}
+}
+
+// queueWork adds a Ready's builds and verifications to the worker's queue:
+// a build replaces a build still waiting (the core answers only its last
+// request), a block already waiting to be verified is not queued twice.
+func queueWork(pending, more []work) ([]work, error) {
+	for _, w := range more {
+		replaced := false
+		for i, p := range pending {
+			if (w.build != nil && p.build != nil) || (w.verify != nil && p.verify != nil && p.verify.Hash() == w.verify.Hash()) {
+				pending[i], replaced = w, true
+				break
+			}
+		}
+		if !replaced {
+			pending = append(pending, w)
+		}
+	}
+	if len(pending) > maxPendingWork {
+		return nil, fmt.Errorf("the core asked for more than %d builds and verifications at once", maxPendingWork)
+	}
+	return pending, nil
 }
 
 // handleReady carries out one Ready, if the core has one, and returns the

@@ -17,19 +17,20 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 // liveNet connects real engines in one process.
 type liveNet struct {
 	mu      sync.Mutex
-	engines map[consensus.NodeID]*Engine
+	engines map[consensus.NodeID]consensus.Engine
 }
 
-// liveHost is a goroutine-safe consensus.Host over a fakeChain.
+// liveHost is a goroutine-safe consensus.Host over a simnet.Chain.
 type liveHost struct {
 	mu    sync.Mutex
 	self  consensus.NodeID
-	chain *fakeChain
+	chain *simnet.Chain
 	net   *liveNet
 	// committed, if set, is called after each committed block, on the
 	// engine goroutine (as the node hands governance decisions over).
@@ -38,16 +39,29 @@ type liveHost struct {
 
 func (h *liveHost) Self() consensus.NodeID { return h.self }
 func (h *liveHost) Due() bool              { return false }
-func (h *liveHost) AddRemoteTxs([][]byte)  {}
 func (h *liveHost) Pending() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.chain.pool) > 0
+	return h.chain.Pending()
 }
 func (h *liveHost) PendingTxs(max int) []*types.Transaction {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
+	return h.chain.PendingTxs(max)
+}
+
+// AddRemoteTxs admits forwarded transactions and notifies the engine of
+// the new ones, as the node's pool does.
+func (h *liveHost) AddRemoteTxs(raw [][]byte) {
+	h.net.mu.Lock()
+	e := h.net.engines[h.self]
+	h.net.mu.Unlock()
+	for _, r := range raw {
+		tx := new(types.Transaction)
+		if tx.UnmarshalBinary(r) == nil && e != nil {
+			h.submit(e, tx)
+		}
+	}
 }
 func (h *liveHost) BuildBlock(p *types.Header, ts uint64, who consensus.NodeID) (*types.Block, error) {
 	h.mu.Lock()
@@ -96,9 +110,9 @@ func (h *liveHost) Broadcast(payload []byte) {
 	}
 }
 
-func (h *liveHost) submit(e *Engine, tx *types.Transaction) {
+func (h *liveHost) submit(e consensus.Engine, tx *types.Transaction) {
 	h.mu.Lock()
-	added := h.chain.addTx(tx)
+	added := h.chain.Add(tx)
 	h.mu.Unlock()
 	if added {
 		e.Notify([]*types.Transaction{tx})
@@ -108,39 +122,49 @@ func (h *liveHost) submit(e *Engine, tx *types.Transaction) {
 func (h *liveHost) has(tx common.Hash) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.chain.txAt[tx]
+	_, ok := h.chain.Committed(tx)
 	return ok
 }
 
 func (h *liveHost) hashAt(n uint64) common.Hash {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n > h.chain.height() {
+	b, _ := h.chain.BlockByNumber(n)
+	if b == nil {
 		return common.Hash{}
 	}
-	return h.chain.blocks[n].Hash()
+	return b.Hash()
 }
 
-func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) *Engine {
+// height is the committed height.
+func (h *liveHost) height() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.Height()
+}
+
+// engineCounters reads a running raft engine's core.
+func engineCounters(e consensus.Engine) (s Stats) {
+	e.(*consensus.Driver).WithCore(func(c consensus.Core) {
+		if c != nil {
+			s = c.(*Core).Counters()
+		}
+	})
+	return s
+}
+
+// stopLive stops an engine and fails the test if it had halted.
+func stopLive(t *testing.T, e consensus.Engine) {
+	t.Helper()
+	e.Stop()
+	if err, halted := <-e.Done(); halted {
+		t.Errorf("engine halted: %v", err)
+	}
+}
+
+func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) consensus.Engine {
 	t.Helper()
 	cfg.DataDir = dir
-	cfg.Forward = func(raw [][]byte) {
-		for _, r := range raw {
-			tx := new(types.Transaction)
-			if tx.UnmarshalBinary(r) == nil {
-				net.mu.Lock()
-				e := net.engines[h.self]
-				net.mu.Unlock()
-				h.submit(e, tx)
-			}
-		}
-	}
-	cfg.PendingTxs = func(max int) []*types.Transaction {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
-	}
-	cfg.OnHalt = func(err error) { t.Errorf("node %s halted: %v", name(h.self), err) }
 	e, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -172,19 +196,19 @@ func TestEngineLive(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 20, CompactMargin: 5, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
 	root := t.TempDir()
 	var hosts []*liveHost
-	var engines []*Engine
+	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
+		h := &liveHost{self: id, chain: simnet.NewChain(id, id[:], cfg.MaxBlockTxs), net: net}
 		hosts = append(hosts, h)
 		engines = append(engines, startLive(t, net, h, cfg, filepath.Join(root, name(id))))
 	}
 	var txs []*types.Transaction
 	submitAll := func(from, n int) {
 		for i := 0; i < n; i++ {
-			tx := fakeTx(uint64(from + i))
+			tx := simnet.Tx(uint64(from + i))
 			txs = append(txs, tx)
 			k := i % len(hosts)
 			hosts[k].submit(engines[k], tx)
@@ -204,22 +228,22 @@ func TestEngineLive(t *testing.T) {
 	waitFor(t, "300 transactions on every node", 20*time.Second, allIn)
 
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
 	for i, h := range hosts {
 		h.mu.Lock()
-		h.chain.crash() // a restart loses the pool and the execution cache
+		h.chain.Crash() // a restart loses the pool and the execution cache
 		h.mu.Unlock()
 		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
 	}
 	submitAll(1000, 200)
 	waitFor(t, "200 more transactions after restart", 20*time.Second, allIn)
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
-	top := hosts[0].chain.height()
+	top := hosts[0].height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.chain.height())
+		top = min(top, h.height())
 	}
 	for n := uint64(0); n <= top; n++ {
 		if hosts[0].hashAt(n) != hosts[1].hashAt(n) || hosts[0].hashAt(n) != hosts[2].hashAt(n) {
@@ -228,7 +252,7 @@ func TestEngineLive(t *testing.T) {
 	}
 	var s Stats
 	for _, e := range engines {
-		addStats(&s, e.Counters())
+		addStats(&s, engineCounters(e))
 	}
 	if s.CommittedBlocks == 0 || s.Sent[MsgRaft].Msgs == 0 {
 		t.Fatalf("stats not counted: %+v", s)
@@ -236,28 +260,41 @@ func TestEngineLive(t *testing.T) {
 }
 
 func TestEngineRejectsBadSetup(t *testing.T) {
-	h := &liveHost{self: nodeID(9), chain: newFakeChain(nodeID(9), 10, nil), net: &liveNet{}}
+	h := &liveHost{self: nodeID(9), chain: simnet.NewChain(nodeID(9), nil, 10), net: &liveNet{}}
 	// A node outside the genesis lists starts as a non-member.
 	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatalf("non-member: %v", err)
 	}
-	if err := e.SetValidators(5, nil); !errors.Is(err, ErrBadValidators) {
-		t.Fatalf("empty validator set: %v", err)
-	}
-	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(0)}); !errors.Is(err, ErrBadValidators) {
-		t.Fatalf("duplicate validator: %v", err)
-	}
 	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(9)}); err != nil {
 		t.Fatal(err)
+	}
+	// Changes given before Start reach the core at Start: a bad one fails it.
+	for name, bad := range map[string][]consensus.NodeID{"empty": nil, "duplicate": {nodeID(0), nodeID(0)}} {
+		e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetValidators(5, bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(); !errors.Is(err, ErrBadValidators) {
+			t.Fatalf("%s validator set: %v", name, err)
+		}
+		e.Stop()
 	}
 	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, consensus.Env{Host: h, Log: quietLog()})
 	if err == nil || !strings.Contains(err.Error(), "DataDir") {
 		t.Fatalf("no data dir: %v", err)
 	}
 	// A chain past genesis with an empty raft folder must not bootstrap.
-	h.chain.blocks = append(h.chain.blocks, types.NewBlockWithHeader(&types.Header{Number: common.Big1, ParentHash: fakeGenesis.Hash()}))
-	h.chain.seals = append(h.chain.seals, nil)
+	b1, err := h.chain.BuildBlock(h.chain.Head(), 0, nodeID(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.chain.CommitBlock(b1, nil); err != nil {
+		t.Fatal(err)
+	}
 	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -276,19 +313,19 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2), nodeID(3)}
 	cfg := Config{Validators: ids[:3], TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 8, CompactMargin: 2, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
 	root := t.TempDir()
 	var decideAt atomic.Uint64
 	decideAt.Store(1 << 62)
-	engineOf := func(id consensus.NodeID) *Engine {
+	engineOf := func(id consensus.NodeID) consensus.Engine {
 		net.mu.Lock()
 		defer net.mu.Unlock()
 		return net.engines[id]
 	}
 	var hosts []*liveHost
-	var engines []*Engine
+	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
+		h := &liveHost{self: id, chain: simnet.NewChain(id, id[:], cfg.MaxBlockTxs), net: net}
 		h.committed = func(b *types.Block) {
 			if b.NumberU64() == decideAt.Load() {
 				if err := engineOf(id).SetValidators(b.NumberU64()+8, ids); err != nil {
@@ -302,7 +339,7 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	var txs []*types.Transaction
 	submit := func(k, n int) {
 		for i := 0; i < n; i++ {
-			tx := fakeTx(uint64(len(txs) + 1))
+			tx := simnet.Tx(uint64(len(txs) + 1))
 			txs = append(txs, tx)
 			hosts[k].submit(engines[k], tx)
 		}
@@ -324,37 +361,37 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	}
 	waitFor(t, "blocks on the validators", 10*time.Second, allIn(hosts[:3]))
 	hosts[0].mu.Lock()
-	decideAt.Store(hosts[0].chain.height() + 1)
+	decideAt.Store(hosts[0].chain.Height() + 1)
 	hosts[0].mu.Unlock()
 	// Blocks up to the decision's, then (empty ones) to its height.
 	submit(0, 5)
 	waitFor(t, "the new node to join and catch up", 20*time.Second, func() bool {
-		return engines[3].Counters().ConfChanges >= 1 && allIn(hosts)()
+		return engineCounters(engines[3]).ConfChanges >= 1 && allIn(hosts)()
 	})
 	submit(3, 20) // forwarded by the new node to the leader
 	waitFor(t, "transactions given to the new node", 20*time.Second, allIn(hosts))
 
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
 	for i, h := range hosts {
 		h.mu.Lock()
-		h.chain.crash()
+		h.chain.Crash()
 		h.mu.Unlock()
 		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
 		// As the node does at start: the set in force after the head.
-		if err := engines[i].SetValidators(h.chain.height()+1, ids); err != nil {
+		if err := engines[i].SetValidators(h.height()+1, ids); err != nil {
 			t.Fatal(err)
 		}
 	}
 	submit(3, 20)
 	waitFor(t, "transactions after the restart", 20*time.Second, allIn(hosts))
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
-	top := hosts[0].chain.height()
+	top := hosts[0].height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.chain.height())
+		top = min(top, h.height())
 	}
 	for n := uint64(0); n <= top; n++ {
 		for _, h := range hosts[1:] {
@@ -427,13 +464,13 @@ func TestFromSpec(t *testing.T) {
 func TestEngineStartReportsCorruptWAL(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0)}
 	dir := t.TempDir()
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
-	h := &liveHost{self: ids[0], chain: newFakeChain(ids[0], 10, nil), net: net}
+	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
+	h := &liveHost{self: ids[0], chain: simnet.NewChain(ids[0], nil, 10), net: net}
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, BlockTime: 10 * time.Millisecond}
 	e := startLive(t, net, h, cfg, dir)
-	h.submit(e, fakeTx(1))
-	waitFor(t, "a block", 10*time.Second, func() bool { return h.has(fakeTx(1).Hash()) })
-	e.Stop()
+	h.submit(e, simnet.Tx(1))
+	waitFor(t, "a block", 10*time.Second, func() bool { return h.has(simnet.Tx(1).Hash()) })
+	stopLive(t, e)
 
 	path := filepath.Join(dir, segmentName(1))
 	data, err := os.ReadFile(path)
