@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func ids(n int) []consensus.NodeID {
@@ -157,8 +158,8 @@ func TestStateEncoding(t *testing.T) {
 type cluster struct {
 	t     *testing.T
 	cores []*Core
-	apps  []*fakeApp
-	leds  []*fakeLedger
+	apps  []*simnet.Chain
+	leds  []*simnet.Chain
 	drop  func(from, to int, payload []byte) bool
 	fin   map[uint64]common.Hash
 }
@@ -171,14 +172,14 @@ func newCluster(t *testing.T, n int, edit func(i int, c *Config)) *cluster {
 		if edit != nil {
 			edit(i, &cfg)
 		}
-		led := newLedger(g)
+		led := newChain(ids(n)[i])
 		c, err := NewCore(cfg, g, nil, PersistentState{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cl.cores = append(cl.cores, c)
 		cl.leds = append(cl.leds, led)
-		cl.apps = append(cl.apps, newApp(led))
+		cl.apps = append(cl.apps, led)
 	}
 	return cl
 }
@@ -203,7 +204,7 @@ func (cl *cluster) settle() {
 			busy = true
 			rd := c.Ready()
 			for _, sb := range rd.Commits {
-				if err := cl.apps[i].commit(sb.Block, sb.Seal); err != nil {
+				if err := cl.apps[i].CommitBlock(sb.Block, sb.Seal); err != nil {
 					cl.t.Fatal(err)
 				}
 				if h, ok := cl.fin[sb.Block.NumberU64()]; ok && h != sb.Block.Hash() {
@@ -227,11 +228,11 @@ func (cl *cluster) settle() {
 				c.Served(req, consensus.ServeFrom(cl.leds[i], req))
 			}
 			if b := rd.Build; b != nil {
-				blk, err := cl.apps[i].build(b.Parent, 0, c.ID())
+				blk, err := cl.apps[i].BuildBlock(b.Parent, 0, c.ID())
 				c.Built(*b, blk, err)
 			}
 			for _, blk := range rd.Verify {
-				c.Verified(blk.Hash(), cl.apps[i].verify(blk))
+				c.Verified(blk.Hash(), cl.apps[i].VerifyBlock(blk))
 			}
 		}
 		if !busy {
@@ -263,10 +264,10 @@ func TestRoundRobinHappyPath(t *testing.T) {
 	// In turn: with no faults, height h is sealed by validators[h % n] at round 0.
 	led := cl.leds[0]
 	v := ids(4)
-	for h := 1; h < len(led.blocks); h++ {
-		bal, _, _ := ParseSeal(led.seals[h])
-		if led.blocks[h].Coinbase() != v[h%4] || bal != (Ballot{uint64(h), 0}) {
-			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, led.blocks[h].Coinbase(), bal, v[h%4], h)
+	for h := 1; h < int(led.Height()+1); h++ {
+		bal, _, _ := ParseSeal(sealAt(led, uint64(h)))
+		if blockAt(led, uint64(h)).Coinbase() != v[h%4] || bal != (Ballot{uint64(h), 0}) {
+			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, blockAt(led, uint64(h)).Coinbase(), bal, v[h%4], h)
 		}
 	}
 	if got := cl.cores[0].Head(0); got.Header == nil || got.Header.Number.Uint64() != cl.cores[0].Status().Tip.Height {
@@ -284,15 +285,15 @@ func TestSilentAuthoritySkipped(t *testing.T) {
 	cl.settle()
 	cl.tick(120)
 	led := cl.leds[0]
-	if len(led.blocks) < 10 {
-		t.Fatalf("only %d blocks final with one silent authority", len(led.blocks))
+	if int(led.Height()+1) < 10 {
+		t.Fatalf("only %d blocks final with one silent authority", int(led.Height()+1))
 	}
 	v := ids(4)
 	skipped := false
-	for h := 1; h < len(led.blocks); h++ {
-		bal, _, _ := ParseSeal(led.seals[h])
+	for h := 1; h < int(led.Height()+1); h++ {
+		bal, _, _ := ParseSeal(sealAt(led, uint64(h)))
 		round := bal.Round
-		if led.blocks[h].Coinbase() == v[2] {
+		if blockAt(led, uint64(h)).Coinbase() == v[2] {
 			t.Fatalf("silent validator sealed %d", h)
 		}
 		if h%4 == 2 {
@@ -336,8 +337,8 @@ func TestRejectsBadBlocks(t *testing.T) {
 	cl.settle()
 	c := cl.cores[0]
 	g := testGenesis()
-	app := newApp(newLedger(g))
-	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+	app := newChain(ids(3)[1])
+	blk, _ := app.BuildBlock(g.Header(), 1, ids(3)[1])
 
 	// Sealed by a non-authority.
 	outsider, _ := Seal(blk, Ballot{1, 0}, testKey(9))
@@ -366,7 +367,7 @@ func TestRejectsBadBlocks(t *testing.T) {
 		t.Fatal("good block not stored")
 	}
 	// Equivocation: a second block at the same ballot by the same authority.
-	blk2, _ := app.build(g.Header(), 2, ids(3)[1])
+	blk2, _ := app.BuildBlock(g.Header(), 2, ids(3)[1])
 	twin, _ := Seal(blk2, Ballot{1, 0}, testKey(1))
 	c.Step(ids(3)[2], encodeBlock(twin))
 	if c.Counters().Equivocation != 1 {
@@ -449,12 +450,12 @@ func TestSetValidatorsScripted(t *testing.T) {
 	}
 	cl.tick(150)
 	led := cl.leds[3]
-	if uint64(len(led.blocks)) < e+10 {
-		t.Fatalf("chain stopped at %d around the change at %d", len(led.blocks)-1, e)
+	if led.Height()+1 < e+10 {
+		t.Fatalf("chain stopped at %d around the change at %d", int(led.Height()+1)-1, e)
 	}
 	joined := false
-	for h := e; h < uint64(len(led.blocks)); h++ {
-		switch led.blocks[h].Coinbase() {
+	for h := e; h < led.Height()+1; h++ {
+		switch blockAt(led, uint64(h)).Coinbase() {
 		case ids(4)[0]:
 			t.Fatalf("removed validator sealed %d", h)
 		case ids(4)[3]:
@@ -472,7 +473,7 @@ func TestRestartKeepsPromise(t *testing.T) {
 	cl.tick(20)
 	c := cl.cores[1]
 	st := c.persistent()
-	restarted, err := NewCore(c.cfg, cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+	restarted, err := NewCore(c.cfg, headBlock(cl.leds[1]), sealAt(cl.leds[1], cl.leds[1].Height()), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,11 +488,11 @@ func TestRestartKeepsPromise(t *testing.T) {
 	// commit and the save after it) is dropped; the promise stays.
 	st.Chain = st.Chain[1:]
 	if len(st.Chain) > 0 {
-		again, err := NewCore(c.cfg, cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+		again, err := NewCore(c.cfg, headBlock(cl.leds[1]), sealAt(cl.leds[1], cl.leds[1].Height()), st)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tip := again.Status().Tip; tip.Height != cl.leds[1].head().NumberU64() || again.promise != st.Promise {
+		if tip := again.Status().Tip; tip.Height != cl.leds[1].Height() || again.promise != st.Promise {
 			t.Fatalf("gapped chain: tip %+v promise %v, want the ledger head and promise %v", tip, again.promise, st.Promise)
 		}
 	}
@@ -519,7 +520,7 @@ func TestScheduleNextChange(t *testing.T) {
 func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 	v := ids(3)
 	g := testGenesis()
-	led := newLedger(g)
+	led := newChain(v[0])
 	c, err := NewCore(testConfig(0, 3), g, nil, PersistentState{})
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +528,7 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 	if c.cfg.FinalityDepth != 2 || c.cfg.Lookahead != 6 {
 		t.Fatalf("depth %d lookahead %d, want the defaults 2 and 6", c.cfg.FinalityDepth, c.cfg.Lookahead)
 	}
-	app := newApp(led)
+	app := led
 	settle := func() {
 		for i := 0; c.HasReady(); i++ {
 			if i > 100 {
@@ -535,7 +536,7 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 			}
 			rd := c.Ready()
 			for _, sb := range rd.Commits {
-				if err := app.commit(sb.Block, sb.Seal); err != nil {
+				if err := app.CommitBlock(sb.Block, sb.Seal); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -544,19 +545,19 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", *c.building)
 			}
 			for _, blk := range rd.Verify {
-				c.Verified(blk.Hash(), app.verify(blk))
+				c.Verified(blk.Hash(), app.VerifyBlock(blk))
 			}
 		}
 	}
 	// Blocks 1..9, each sealed by the authority of its ballot (never
 	// validator 0: ballot (h, r) is validators[(h+r) % 3]'s).
-	maker := newApp(newLedger(g))
+	maker := newChain(v[1])
 	parent := g.Header()
 	blocks := map[uint64]SealedBlock{}
 	rounds := []uint64{0, 0, 0, 1, 0, 0, 1, 0, 0, 1} // by height; 0 unused
 	for h := uint64(1); h <= 9; h++ {
 		bal := Ballot{h, rounds[h]}
-		blk, err := maker.build(parent, 0, c.sched.leader(bal))
+		blk, err := maker.BuildBlock(parent, 0, c.sched.leader(bal))
 		if err != nil {
 			t.Fatal(err)
 		}

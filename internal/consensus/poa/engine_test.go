@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 	"github.com/charter-ledger/charter/internal/durable"
 )
 
@@ -23,7 +24,7 @@ type memHost struct {
 	bus  *bus
 
 	mu       sync.Mutex
-	app      *fakeApp
+	app      *simnet.Chain
 	commits  int
 	onCommit func(h uint64)
 }
@@ -52,16 +53,16 @@ func (h *memHost) AddRemoteTxs([][]byte)               {}
 func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.app.build(parent, ts, proposer)
+	return h.app.BuildBlock(parent, ts, proposer)
 }
 func (h *memHost) VerifyBlock(b *types.Block) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.app.verify(b)
+	return h.app.VerifyBlock(b)
 }
 func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
 	h.mu.Lock()
-	err := h.app.commit(b, seal)
+	err := h.app.CommitBlock(b, seal)
 	h.commits++
 	cb := h.onCommit
 	h.mu.Unlock()
@@ -73,12 +74,12 @@ func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
 func (h *memHost) Head() *types.Header {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.app.ledger.head().Header()
+	return h.app.Head()
 }
 func (h *memHost) BlockByNumber(n uint64) (*types.Block, []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.app.ledger.BlockByNumber(n)
+	return h.app.BlockByNumber(n)
 }
 func (h *memHost) Send(to consensus.NodeID, p []byte) { go h.bus.deliver(h.self, to, p) }
 func (h *memHost) Broadcast(p []byte) {
@@ -117,7 +118,6 @@ func status(e consensus.Engine) (st Status) {
 func TestEngineOverHost(t *testing.T) {
 	const n = 4
 	b := &bus{engines: map[consensus.NodeID]consensus.Engine{}, cut: map[consensus.NodeID]bool{}}
-	g := testGenesis()
 	dir0 := t.TempDir()
 	var hosts []*memHost
 	var engines []consensus.Engine
@@ -126,7 +126,7 @@ func TestEngineOverHost(t *testing.T) {
 		cfg.TickInterval = 2 * time.Millisecond
 		cfg.TimeoutTicks = 10
 		cfg.MaxTimeoutTicks = 60
-		h := &memHost{self: ids(n)[i], bus: b, app: newApp(newLedger(g))}
+		h := &memHost{self: ids(n)[i], bus: b, app: newChain(ids(n)[i])}
 		env := consensus.Env{Host: h, FS: durable.NewMemFS(), Dir: "/data"}
 		if i == 0 {
 			env = consensus.Env{Host: h, Dir: dir0}
@@ -208,9 +208,9 @@ func TestEngineOverHost(t *testing.T) {
 	for i := 1; i < n; i++ {
 		hosts[i].mu.Lock()
 		hosts[0].mu.Lock()
-		a, c := hosts[0].app.ledger.blocks, hosts[i].app.ledger.blocks
-		for h := 0; h < len(a) && h < len(c); h++ {
-			if a[h].Hash() != c[h].Hash() {
+		a, c := hosts[0].app, hosts[i].app
+		for h := uint64(0); h <= a.Height() && h <= c.Height(); h++ {
+			if blockAt(a, h).Hash() != blockAt(c, h).Hash() {
 				t.Errorf("node %d differs at %d", i, h)
 			}
 		}
@@ -246,7 +246,7 @@ func TestEngineHaltsOnStorageFailure(t *testing.T) {
 	cfg := testConfig(0, 1)
 	cfg.TickInterval = time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := &memHost{self: ids(1)[0], bus: b, app: newApp(newLedger(testGenesis()))}
+	h := &memHost{self: ids(1)[0], bus: b, app: newChain(ids(1)[0])}
 	e, err := New(cfg, consensus.Env{Host: h, FS: fullDisk{durable.NewMemFS()}, Dir: "/data"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,16 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func fuzzSeeds() [][]byte {
 	g := testGenesis()
-	app := newApp(newLedger(g))
-	app.pool = []*types.Transaction{fakeTx(1), fakeTx(2)}
-	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+	app := newChain(ids(3)[1])
+	app.Add(simnet.Tx(1))
+	app.Add(simnet.Tx(2))
+	blk, _ := app.BuildBlock(g.Header(), 1, ids(3)[1])
 	sb, _ := Seal(blk, Ballot{1, 0}, testKey(1))
 	return [][]byte{
 		encodeBlock(sb),

@@ -89,6 +89,10 @@ type Config struct {
 	// sends and returns true if it sent (or dropped) it itself, false to
 	// send it as the core asked (Send).
 	Outbound func(n *Node, m consensus.Message) bool
+	// Inbound lets a node misbehave on receipt: it sees every message
+	// delivered to a node and returns true if the core must not see it (a
+	// Byzantine node that only overhears).
+	Inbound func(n *Node, from consensus.NodeID, payload []byte) bool
 	// EachTick runs at every tick after the deliveries, before the nodes
 	// tick (workloads, Byzantine actions).
 	EachTick func(s *Sim)
@@ -295,6 +299,9 @@ func (s *Sim) mayCrash() bool {
 	}
 	return down < s.cfg.MaxDown
 }
+
+// SetEachTick changes Config.EachTick.
+func (s *Sim) SetEachTick(fn func(*Sim)) { s.cfg.EachTick = fn }
 
 // SetCrashRate changes Config.CrashRate from now on.
 func (s *Sim) SetCrashRate(p float64) { s.cfg.CrashRate = p }
@@ -587,6 +594,9 @@ func (s *Sim) Step() {
 			from = src.ID
 		}
 		payload := d.Payload
+		if s.cfg.Inbound != nil && s.cfg.Inbound(to, from, payload) {
+			continue
+		}
 		s.input(to, func(c consensus.Core) { _ = c.Step(from, payload) }, !s.cfg.LazyDrain)
 	}
 	s.Net.AdvanceTo(t)
@@ -686,7 +696,8 @@ func (s *Sim) Heal(quiet Faults) error {
 
 // RunUntil runs ticks until done reports true or limit ticks passed; it
 // reports whether done did. Every resubmit ticks (0: never) the pending
-// transactions go again to a running node each, as clients resubmit.
+// transactions go again to every running node, as clients resubmit to
+// the endpoints they know.
 func (s *Sim) RunUntil(limit, resubmit uint64, done func() bool) bool {
 	end := s.Ticks + limit
 	for s.Ticks < end {
@@ -698,10 +709,9 @@ func (s *Sim) RunUntil(limit, resubmit uint64, done func() bool) bool {
 			return true
 		}
 		if resubmit > 0 && s.Ticks%resubmit == 0 {
-			if up := s.Running(); len(up) > 0 {
-				for _, tx := range s.Pending() {
-					s.Submit(tx, up[s.Rand.Intn(len(up))])
-				}
+			up := s.Running()
+			for _, tx := range s.Pending() {
+				s.Submit(tx, up...)
 			}
 		}
 	}
