@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,135 +13,52 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 	"github.com/charter-ledger/charter/internal/durable"
 )
 
-// engineNet connects engines in memory; a node not in the map is down.
-type engineNet struct {
-	mu      sync.Mutex
-	engines map[consensus.NodeID]consensus.Engine
-}
-
-func (n *engineNet) deliver(from, to consensus.NodeID, payload []byte) {
-	n.mu.Lock()
-	e := n.engines[to]
-	n.mu.Unlock()
-	if e != nil {
-		e.HandleMessage(from, payload)
-	}
-}
-
-func (n *engineNet) set(id consensus.NodeID, e consensus.Engine) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if e == nil {
-		delete(n.engines, id)
-		return
-	}
-	n.engines[id] = e
-}
-
-// memHost is a goroutine-safe consensus.Host over an in-memory chain.
+// memHost is the live host of the engine tests (simnet.LiveHost, one fake
+// chain for every engine's tests) that also checks every committed seal.
 type memHost struct {
-	net   *engineNet
-	self  consensus.NodeID
-	peers []consensus.NodeID
-	mu    sync.Mutex
-	chain []*types.Block
-	seals [][]byte
-	// validators by height, for checking seals at commit
-	valsAt     func(uint64) []consensus.NodeID
-	commitHook func(*types.Block)
-	errs       []error
+	*simnet.LiveHost
+	mu   sync.Mutex
+	errs []error
 }
 
-func (h *memHost) Self() consensus.NodeID              { return h.self }
-func (h *memHost) Due() bool                           { return false }
-func (h *memHost) Pending() bool                       { return false }
-func (h *memHost) PendingTxs(int) []*types.Transaction { return nil }
-func (h *memHost) AddRemoteTxs([][]byte)               {}
-
-func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
-	header := &types.Header{ParentHash: parent.Hash(), Number: new(big.Int).Add(parent.Number, common.Big1),
-		Time: ts, Coinbase: proposer, GasLimit: parent.GasLimit, Difficulty: new(big.Int), Extra: proposer[:4]}
-	return types.NewBlock(header, nil, nil, trie.NewStackTrie(nil)), nil
-}
-
-func (h *memHost) VerifyBlock(b *types.Block) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	head := h.chain[len(h.chain)-1]
-	if b.ParentHash() != head.Hash() {
-		return errors.New("not on head")
-	}
-	return nil
-}
-
-func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
-	h.mu.Lock()
-	head := h.chain[len(h.chain)-1]
-	if b.ParentHash() != head.Hash() || b.NumberU64() != head.NumberU64()+1 {
-		h.mu.Unlock()
-		return fmt.Errorf("block %d does not extend head %d", b.NumberU64(), head.NumberU64())
-	}
-	if _, err := VerifyCertificate(simChainID, h.valsAt(b.NumberU64()), b.NumberU64(), b.Hash(), seal); err != nil {
-		h.errs = append(h.errs, err)
-	}
-	h.chain = append(h.chain, b)
-	h.seals = append(h.seals, seal)
-	hook := h.commitHook
-	h.mu.Unlock()
-	if hook != nil {
-		hook(b)
-	}
-	return nil
-}
-
-func (h *memHost) Head() *types.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain[len(h.chain)-1].Header()
-}
-
-func (h *memHost) BlockByNumber(n uint64) (*types.Block, []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if n >= uint64(len(h.chain)) {
-		return nil, nil
-	}
-	return h.chain[n], h.seals[n]
-}
-
-func (h *memHost) Send(to consensus.NodeID, payload []byte) { h.net.deliver(h.self, to, payload) }
-
-func (h *memHost) Broadcast(payload []byte) {
-	for _, p := range h.peers {
-		if p != h.self {
-			h.net.deliver(h.self, p, payload)
+func newMemHost(bus *simnet.Bus, self consensus.NodeID, valsAt func(uint64) []consensus.NodeID, hook func(*types.Block)) *memHost {
+	h := &memHost{LiveHost: simnet.NewLiveHost(self, bus, maxTxBlock)}
+	h.OnCommit = func(b *types.Block, seal []byte) {
+		if valsAt != nil {
+			if _, err := VerifyCertificate(simChainID, valsAt(b.NumberU64()), b.NumberU64(), b.Hash(), seal); err != nil {
+				h.mu.Lock()
+				h.errs = append(h.errs, err)
+				h.mu.Unlock()
+			}
+		}
+		if hook != nil {
+			hook(b)
 		}
 	}
+	return h
 }
 
-func (h *memHost) height() uint64 {
+func (h *memHost) err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return uint64(len(h.chain) - 1)
+	if len(h.errs) > 0 {
+		return h.errs[0]
+	}
+	return nil
 }
 
-func (h *memHost) hashAt(n uint64) common.Hash {
-	b, _ := h.BlockByNumber(n)
-	if b == nil {
-		return common.Hash{}
-	}
-	return b.Hash()
-}
+func (h *memHost) height() uint64              { return h.Height() }
+func (h *memHost) hashAt(n uint64) common.Hash { return h.HashAt(n) }
 
 type engineCluster struct {
 	t     *testing.T
-	net   *engineNet
+	net   *simnet.Bus
 	ids   []consensus.NodeID
 	keys  []*ecdsa.PrivateKey
 	hosts []*memHost
@@ -175,7 +91,7 @@ func fastConfig() EngineConfig {
 
 // newCluster makes validators + observers engines over file storage.
 func newCluster(t *testing.T, validators, observers int) *engineCluster {
-	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]consensus.Engine{}}}
+	c := &engineCluster{t: t, net: simnet.NewBus()}
 	for i := 0; i < validators+observers; i++ {
 		k := simKeys[i]
 		c.keys = append(c.keys, k)
@@ -186,8 +102,7 @@ func newCluster(t *testing.T, validators, observers int) *engineCluster {
 	}
 	dir := t.TempDir()
 	for i, id := range c.ids {
-		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil},
-			valsAt: func(uint64) []consensus.NodeID { return c.vals }}
+		h := newMemHost(c.net, id, func(uint64) []consensus.NodeID { return c.vals }, nil)
 		c.hosts = append(c.hosts, h)
 		c.fs = append(c.fs, durable.OSFS{})
 		c.dirs = append(c.dirs, filepath.Join(dir, fmt.Sprintf("node%d", i)))
@@ -204,8 +119,8 @@ func newCluster(t *testing.T, validators, observers int) *engineCluster {
 			c.stop(i)
 		}
 		for _, h := range c.hosts {
-			if len(h.errs) > 0 {
-				t.Errorf("%s: %v", h.self, h.errs[0])
+			if err := h.err(); err != nil {
+				t.Errorf("%s: %v", h.Self(), err)
 			}
 		}
 	})
@@ -227,14 +142,14 @@ func (c *engineCluster) start(i, validators int) {
 		c.t.Fatal(err)
 	}
 	c.engs[i] = e
-	c.net.set(c.ids[i], e)
+	c.net.Attach(c.ids[i], e)
 }
 
 func (c *engineCluster) stop(i int) {
 	if c.engs[i] == nil {
 		return
 	}
-	c.net.set(c.ids[i], nil)
+	c.net.Attach(c.ids[i], nil)
 	c.engs[i].Stop()
 	if err, halted := <-c.engs[i].Done(); halted {
 		c.t.Errorf("engine %d halted: %v", i, err)
@@ -327,7 +242,7 @@ func TestEngineCluster(t *testing.T) {
 // CommitBlock (as governance execution will), replacing validator 0 by a
 // node that was an observer.
 func TestEngineSetValidators(t *testing.T) {
-	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]consensus.Engine{}}}
+	c := &engineCluster{t: t, net: simnet.NewBus()}
 	for i := 0; i < 5; i++ {
 		c.keys = append(c.keys, simKeys[i])
 		c.ids = append(c.ids, keyID(simKeys[i]))
@@ -342,19 +257,18 @@ func TestEngineSetValidators(t *testing.T) {
 		return c.vals
 	}
 	for i, id := range c.ids {
-		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil}, valsAt: valsAt}
-		c.hosts = append(c.hosts, h)
-		c.fs = append(c.fs, durable.NewMemFS())
-		c.dirs = append(c.dirs, "/data")
-		c.engs = append(c.engs, nil)
 		i := i
-		h.commitHook = func(b *types.Block) {
+		h := newMemHost(c.net, id, valsAt, func(b *types.Block) {
 			if b.NumberU64() == decideAt {
 				if err := c.engs[i].SetValidators(from, newVals); err != nil {
 					t.Errorf("SetValidators: %v", err)
 				}
 			}
-		}
+		})
+		c.hosts = append(c.hosts, h)
+		c.fs = append(c.fs, durable.NewMemFS())
+		c.dirs = append(c.dirs, "/data")
+		c.engs = append(c.engs, nil)
 	}
 	for i := range c.ids {
 		cfg := fastConfig()
@@ -364,7 +278,7 @@ func TestEngineSetValidators(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.engs[i] = e
-		c.net.set(c.ids[i], e)
+		c.net.Attach(c.ids[i], e)
 	}
 	for _, e := range c.engs {
 		if err := e.Start(); err != nil {
@@ -382,8 +296,8 @@ func TestEngineSetValidators(t *testing.T) {
 	c.waitHeight(h+3, 1, 2, 3, 4)
 	c.checkSameChains()
 	for _, h := range c.hosts {
-		if len(h.errs) > 0 {
-			t.Fatalf("%s: %v", h.self, h.errs[0])
+		if err := h.err(); err != nil {
+			t.Fatalf("%s: %v", h.Self(), err)
 		}
 	}
 	if counters(c.engs[4]).MsgsOut[MsgPrevote] == 0 {
@@ -392,8 +306,7 @@ func TestEngineSetValidators(t *testing.T) {
 }
 
 func TestNewEngineChecksConfig(t *testing.T) {
-	net := &engineNet{engines: map[consensus.NodeID]consensus.Engine{}}
-	h := &memHost{net: net, self: keyID(simKeys[0]), chain: []*types.Block{genesis}, seals: [][]byte{nil}}
+	h := newMemHost(simnet.NewBus(), keyID(simKeys[0]), nil, nil)
 	vals := []consensus.NodeID{keyID(simKeys[0])}
 	for name, c := range map[string]struct {
 		cfg EngineConfig
@@ -452,9 +365,8 @@ func (failingHost) CommitBlock(*types.Block, []byte) error { return errors.New("
 // TestEngineHaltsOnCommitError: a block that cannot be committed stops the
 // engine with one error, instead of going on to sign the next height.
 func TestEngineHaltsOnCommitError(t *testing.T) {
-	net := &engineNet{engines: map[consensus.NodeID]consensus.Engine{}}
 	id := keyID(simKeys[0])
-	h := failingHost{&memHost{net: net, self: id, peers: []consensus.NodeID{id}, chain: []*types.Block{genesis}, seals: [][]byte{nil}}}
+	h := failingHost{newMemHost(simnet.NewBus(), id, nil, nil)}
 	cfg := fastConfig()
 	cfg.Validators = []consensus.NodeID{id}
 	e, err := New(cfg, consensus.Env{Host: h, Key: simKeys[0], FS: durable.NewMemFS(), Dir: "/data"})

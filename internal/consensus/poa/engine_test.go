@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,83 +18,20 @@ import (
 	"github.com/charter-ledger/charter/internal/durable"
 )
 
-// memHost is a goroutine-safe consensus.Host over the fake app, wired to
-// the other hosts of a bus.
-type memHost struct {
-	self consensus.NodeID
-	bus  *bus
-
-	mu       sync.Mutex
-	app      *simnet.Chain
-	commits  int
-	onCommit func(h uint64)
-}
-
-type bus struct {
-	mu      sync.Mutex
-	engines map[consensus.NodeID]consensus.Engine
-	cut     map[consensus.NodeID]bool
-}
-
-func (b *bus) deliver(from, to consensus.NodeID, p []byte) {
-	b.mu.Lock()
-	e := b.engines[to]
-	cut := b.cut[from] || b.cut[to]
-	b.mu.Unlock()
-	if e != nil && !cut {
-		e.HandleMessage(from, p)
-	}
-}
-
-func (h *memHost) Self() consensus.NodeID              { return h.self }
-func (h *memHost) Due() bool                           { return false }
-func (h *memHost) Pending() bool                       { return false }
-func (h *memHost) PendingTxs(int) []*types.Transaction { return nil }
-func (h *memHost) AddRemoteTxs([][]byte)               {}
-func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.app.BuildBlock(parent, ts, proposer)
-}
-func (h *memHost) VerifyBlock(b *types.Block) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.app.VerifyBlock(b)
-}
-func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
-	h.mu.Lock()
-	err := h.app.CommitBlock(b, seal)
-	h.commits++
-	cb := h.onCommit
-	h.mu.Unlock()
-	if err == nil && cb != nil {
-		cb(b.NumberU64()) // like governance: may call back into the engine
-	}
-	return err
-}
-func (h *memHost) Head() *types.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.app.Head()
-}
-func (h *memHost) BlockByNumber(n uint64) (*types.Block, []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.app.BlockByNumber(n)
-}
-func (h *memHost) Send(to consensus.NodeID, p []byte) { go h.bus.deliver(h.self, to, p) }
-func (h *memHost) Broadcast(p []byte) {
-	h.bus.mu.Lock()
-	var to []consensus.NodeID
-	for id := range h.bus.engines {
-		if id != h.self {
-			to = append(to, id)
+// newHost is a live host of the engine tests (simnet.LiveHost, one fake
+// chain for every engine's tests); commits counts its commits and hook
+// runs after each (like governance, it may call back into the engine).
+func newHost(bus *simnet.Bus, self consensus.NodeID, commits *atomic.Int64, hook func(h uint64)) *simnet.LiveHost {
+	h := simnet.NewLiveHost(self, bus, 4)
+	h.OnCommit = func(b *types.Block, _ []byte) {
+		if commits != nil {
+			commits.Add(1)
+		}
+		if hook != nil {
+			hook(b.NumberU64())
 		}
 	}
-	h.bus.mu.Unlock()
-	for _, id := range to {
-		go h.bus.deliver(h.self, id, p)
-	}
+	return h
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -107,8 +45,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ consensus.Host = (*memHost)(nil)
-
 // status reads a running poa engine's core.
 func status(e consensus.Engine) (st Status) {
 	e.(*consensus.Driver).WithCore(func(c consensus.Core) { st = c.(*Core).Status() })
@@ -117,16 +53,25 @@ func status(e consensus.Engine) (st Status) {
 
 func TestEngineOverHost(t *testing.T) {
 	const n = 4
-	b := &bus{engines: map[consensus.NodeID]consensus.Engine{}, cut: map[consensus.NodeID]bool{}}
+	b := simnet.NewBus()
 	dir0 := t.TempDir()
-	var hosts []*memHost
+	var hosts []*simnet.LiveHost
+	var hook0 atomic.Pointer[func(uint64)]
 	var engines []consensus.Engine
 	for i := 0; i < n; i++ {
 		cfg := testConfig(i, n)
 		cfg.TickInterval = 2 * time.Millisecond
 		cfg.TimeoutTicks = 10
 		cfg.MaxTimeoutTicks = 60
-		h := &memHost{self: ids(n)[i], bus: b, app: newChain(ids(n)[i])}
+		var hook func(uint64)
+		if i == 0 {
+			hook = func(h uint64) {
+				if f := hook0.Load(); f != nil {
+					(*f)(h)
+				}
+			}
+		}
+		h := newHost(b, ids(n)[i], nil, hook)
 		env := consensus.Env{Host: h, FS: durable.NewMemFS(), Dir: "/data"}
 		if i == 0 {
 			env = consensus.Env{Host: h, Dir: dir0}
@@ -136,7 +81,7 @@ func TestEngineOverHost(t *testing.T) {
 			t.Fatal(err)
 		}
 		hosts, engines = append(hosts, h), append(engines, e)
-		b.engines[h.self] = e
+		b.Attach(h.Self(), e)
 	}
 	if _, err := New(testConfig(0, n), consensus.Env{Host: hosts[1], FS: durable.NewMemFS()}); err == nil {
 		t.Fatal("key and host of different nodes accepted")
@@ -147,7 +92,7 @@ func TestEngineOverHost(t *testing.T) {
 	var once sync.Once
 	lcfg := testConfig(0, n)
 	lookahead := lcfg.EnsureDefaults().Lookahead
-	hosts[0].onCommit = func(h uint64) {
+	f := func(h uint64) {
 		if h == 3 {
 			once.Do(func() {
 				hookErr = engines[0].SetValidators(ActivationHeight(h, lookahead)+100, ids(n))
@@ -155,6 +100,7 @@ func TestEngineOverHost(t *testing.T) {
 			})
 		}
 	}
+	hook0.Store(&f)
 	for _, e := range engines {
 		if err := e.Start(); err != nil {
 			t.Fatal(err)
@@ -190,9 +136,7 @@ func TestEngineOverHost(t *testing.T) {
 
 	// One authority of four stops: the others go on.
 	engines[3].Stop()
-	b.mu.Lock()
-	b.cut[ids(n)[3]] = true
-	b.mu.Unlock()
+	b.Cut(ids(n)[3], true)
 	base := final(0)
 	waitFor(t, "progress with one authority down", func() bool { return final(0) >= base+8 && final(1) >= base+8 })
 	before := status(engines[0])
@@ -206,16 +150,11 @@ func TestEngineOverHost(t *testing.T) {
 
 	// Same blocks at every height on every node.
 	for i := 1; i < n; i++ {
-		hosts[i].mu.Lock()
-		hosts[0].mu.Lock()
-		a, c := hosts[0].app, hosts[i].app
-		for h := uint64(0); h <= a.Height() && h <= c.Height(); h++ {
-			if blockAt(a, h).Hash() != blockAt(c, h).Hash() {
+		for h := uint64(0); h <= hosts[0].Height() && h <= hosts[i].Height(); h++ {
+			if hosts[0].HashAt(h) != hosts[i].HashAt(h) {
 				t.Errorf("node %d differs at %d", i, h)
 			}
 		}
-		hosts[0].mu.Unlock()
-		hosts[i].mu.Unlock()
 	}
 
 	// Restart node 0 from its state file and ledger.
@@ -242,11 +181,12 @@ func (fullDisk) Create(string, fs.FileMode) (durable.File, error) {
 }
 
 func TestEngineHaltsOnStorageFailure(t *testing.T) {
-	b := &bus{engines: map[consensus.NodeID]consensus.Engine{}, cut: map[consensus.NodeID]bool{}}
+	b := simnet.NewBus()
 	cfg := testConfig(0, 1)
 	cfg.TickInterval = time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := &memHost{self: ids(1)[0], bus: b, app: newChain(ids(1)[0])}
+	var commits atomic.Int64
+	h := newHost(b, ids(1)[0], &commits, nil)
 	e, err := New(cfg, consensus.Env{Host: h, FS: fullDisk{durable.NewMemFS()}, Dir: "/data"})
 	if err != nil {
 		t.Fatal(err)
@@ -263,9 +203,7 @@ func TestEngineHaltsOnStorageFailure(t *testing.T) {
 		t.Fatal("no halt")
 	}
 	e.Stop()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.commits != 0 {
-		t.Fatalf("%d blocks committed although nothing could be persisted", h.commits)
+	if n := commits.Load(); n != 0 {
+		t.Fatalf("%d blocks committed although nothing could be persisted", n)
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,127 +18,12 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
-// liveNet connects real engines in one process.
-type liveNet struct {
-	mu      sync.Mutex
-	engines map[consensus.NodeID]consensus.Engine
-}
+// liveHost is a live host of the engine tests (simnet.LiveHost, one fake
+// chain for every engine's tests).
+type liveHost = simnet.LiveHost
 
-// liveHost is a goroutine-safe consensus.Host over a simnet.Chain.
-type liveHost struct {
-	mu    sync.Mutex
-	self  consensus.NodeID
-	chain *simnet.Chain
-	net   *liveNet
-	// committed, if set, is called after each committed block, on the
-	// engine goroutine (as the node hands governance decisions over).
-	committed func(b *types.Block)
-}
-
-func (h *liveHost) Self() consensus.NodeID { return h.self }
-func (h *liveHost) Due() bool              { return false }
-func (h *liveHost) Pending() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.Pending()
-}
-func (h *liveHost) PendingTxs(max int) []*types.Transaction {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.PendingTxs(max)
-}
-
-// AddRemoteTxs admits forwarded transactions and notifies the engine of
-// the new ones, as the node's pool does.
-func (h *liveHost) AddRemoteTxs(raw [][]byte) {
-	h.net.mu.Lock()
-	e := h.net.engines[h.self]
-	h.net.mu.Unlock()
-	for _, r := range raw {
-		tx := new(types.Transaction)
-		if tx.UnmarshalBinary(r) == nil && e != nil {
-			h.submit(e, tx)
-		}
-	}
-}
-func (h *liveHost) BuildBlock(p *types.Header, ts uint64, who consensus.NodeID) (*types.Block, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.BuildBlock(p, ts, who)
-}
-func (h *liveHost) VerifyBlock(b *types.Block) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.VerifyBlock(b)
-}
-func (h *liveHost) CommitBlock(b *types.Block, seal []byte) error {
-	h.mu.Lock()
-	err := h.chain.CommitBlock(b, seal)
-	h.mu.Unlock()
-	if err == nil && h.committed != nil {
-		h.committed(b)
-	}
-	return err
-}
-func (h *liveHost) Head() *types.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.Head()
-}
-func (h *liveHost) BlockByNumber(n uint64) (*types.Block, []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.BlockByNumber(n)
-}
-func (h *liveHost) Send(to consensus.NodeID, payload []byte) {
-	h.net.mu.Lock()
-	e := h.net.engines[to]
-	h.net.mu.Unlock()
-	if e != nil {
-		e.HandleMessage(h.self, slices.Clone(payload))
-	}
-}
-func (h *liveHost) Broadcast(payload []byte) {
-	h.net.mu.Lock()
-	defer h.net.mu.Unlock()
-	for id, e := range h.net.engines {
-		if id != h.self {
-			e.HandleMessage(h.self, slices.Clone(payload))
-		}
-	}
-}
-
-func (h *liveHost) submit(e consensus.Engine, tx *types.Transaction) {
-	h.mu.Lock()
-	added := h.chain.Add(tx)
-	h.mu.Unlock()
-	if added {
-		e.Notify([]*types.Transaction{tx})
-	}
-}
-
-func (h *liveHost) has(tx common.Hash) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.chain.Committed(tx)
-	return ok
-}
-
-func (h *liveHost) hashAt(n uint64) common.Hash {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b, _ := h.chain.BlockByNumber(n)
-	if b == nil {
-		return common.Hash{}
-	}
-	return b.Hash()
-}
-
-// height is the committed height.
-func (h *liveHost) height() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.Height()
+func newLiveHost(bus *simnet.Bus, id consensus.NodeID, maxTxs int) *liveHost {
+	return simnet.NewLiveHost(id, bus, maxTxs)
 }
 
 // engineCounters reads a running raft engine's core.
@@ -162,16 +45,14 @@ func stopLive(t *testing.T, e consensus.Engine) {
 	}
 }
 
-func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) consensus.Engine {
+func startLive(t *testing.T, net *simnet.Bus, h *liveHost, cfg Config, dir string) consensus.Engine {
 	t.Helper()
 	cfg.DataDir = dir
 	e, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.mu.Lock()
-	net.engines[h.self] = e
-	net.mu.Unlock()
+	net.Attach(h.Self(), e)
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,12 +77,12 @@ func TestEngineLive(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 20, CompactMargin: 5, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
+	net := simnet.NewBus()
 	root := t.TempDir()
 	var hosts []*liveHost
 	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: simnet.NewChain(id, id[:], cfg.MaxBlockTxs), net: net}
+		h := newLiveHost(net, id, cfg.MaxBlockTxs)
 		hosts = append(hosts, h)
 		engines = append(engines, startLive(t, net, h, cfg, filepath.Join(root, name(id))))
 	}
@@ -211,13 +92,13 @@ func TestEngineLive(t *testing.T) {
 			tx := simnet.Tx(uint64(from + i))
 			txs = append(txs, tx)
 			k := i % len(hosts)
-			hosts[k].submit(engines[k], tx)
+			hosts[k].Submit(tx)
 		}
 	}
 	allIn := func() bool {
 		for _, h := range hosts {
 			for _, tx := range txs {
-				if !h.has(tx.Hash()) {
+				if !h.Has(tx.Hash()) {
 					return false
 				}
 			}
@@ -231,22 +112,20 @@ func TestEngineLive(t *testing.T) {
 		stopLive(t, e)
 	}
 	for i, h := range hosts {
-		h.mu.Lock()
-		h.chain.Crash() // a restart loses the pool and the execution cache
-		h.mu.Unlock()
-		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+		h.Do(func(c *simnet.Chain) { c.Crash() }) // a restart loses the pool and the execution cache
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.Self())))
 	}
 	submitAll(1000, 200)
 	waitFor(t, "200 more transactions after restart", 20*time.Second, allIn)
 	for _, e := range engines {
 		stopLive(t, e)
 	}
-	top := hosts[0].height()
+	top := hosts[0].Height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.height())
+		top = min(top, h.Height())
 	}
 	for n := uint64(0); n <= top; n++ {
-		if hosts[0].hashAt(n) != hosts[1].hashAt(n) || hosts[0].hashAt(n) != hosts[2].hashAt(n) {
+		if hosts[0].HashAt(n) != hosts[1].HashAt(n) || hosts[0].HashAt(n) != hosts[2].HashAt(n) {
 			t.Fatalf("chains differ at %d", n)
 		}
 	}
@@ -260,7 +139,7 @@ func TestEngineLive(t *testing.T) {
 }
 
 func TestEngineRejectsBadSetup(t *testing.T) {
-	h := &liveHost{self: nodeID(9), chain: simnet.NewChain(nodeID(9), nil, 10), net: &liveNet{}}
+	h := newLiveHost(simnet.NewBus(), nodeID(9), 10)
 	// A node outside the genesis lists starts as a non-member.
 	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
@@ -288,11 +167,11 @@ func TestEngineRejectsBadSetup(t *testing.T) {
 		t.Fatalf("no data dir: %v", err)
 	}
 	// A chain past genesis with an empty raft folder must not bootstrap.
-	b1, err := h.chain.BuildBlock(h.chain.Head(), 0, nodeID(9))
+	b1, err := h.BuildBlock(h.Head(), 0, nodeID(9))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.chain.CommitBlock(b1, nil); err != nil {
+	if err := h.CommitBlock(b1, nil); err != nil {
 		t.Fatal(err)
 	}
 	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
@@ -313,20 +192,16 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2), nodeID(3)}
 	cfg := Config{Validators: ids[:3], TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 8, CompactMargin: 2, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
+	net := simnet.NewBus()
 	root := t.TempDir()
 	var decideAt atomic.Uint64
 	decideAt.Store(1 << 62)
-	engineOf := func(id consensus.NodeID) consensus.Engine {
-		net.mu.Lock()
-		defer net.mu.Unlock()
-		return net.engines[id]
-	}
+	engineOf := net.Engine
 	var hosts []*liveHost
 	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: simnet.NewChain(id, id[:], cfg.MaxBlockTxs), net: net}
-		h.committed = func(b *types.Block) {
+		h := newLiveHost(net, id, cfg.MaxBlockTxs)
+		h.OnCommit = func(b *types.Block, _ []byte) {
 			if b.NumberU64() == decideAt.Load() {
 				if err := engineOf(id).SetValidators(b.NumberU64()+8, ids); err != nil {
 					t.Error(err)
@@ -341,14 +216,14 @@ func TestEngineLiveAddsNode(t *testing.T) {
 		for i := 0; i < n; i++ {
 			tx := simnet.Tx(uint64(len(txs) + 1))
 			txs = append(txs, tx)
-			hosts[k].submit(engines[k], tx)
+			hosts[k].Submit(tx)
 		}
 	}
 	allIn := func(hs []*liveHost) func() bool {
 		return func() bool {
 			for _, h := range hs {
 				for _, tx := range txs {
-					if !h.has(tx.Hash()) {
+					if !h.Has(tx.Hash()) {
 						return false
 					}
 				}
@@ -360,9 +235,7 @@ func TestEngineLiveAddsNode(t *testing.T) {
 		submit(i%3, 5)
 	}
 	waitFor(t, "blocks on the validators", 10*time.Second, allIn(hosts[:3]))
-	hosts[0].mu.Lock()
-	decideAt.Store(hosts[0].chain.Height() + 1)
-	hosts[0].mu.Unlock()
+	decideAt.Store(hosts[0].Height() + 1)
 	// Blocks up to the decision's, then (empty ones) to its height.
 	submit(0, 5)
 	waitFor(t, "the new node to join and catch up", 20*time.Second, func() bool {
@@ -375,12 +248,10 @@ func TestEngineLiveAddsNode(t *testing.T) {
 		stopLive(t, e)
 	}
 	for i, h := range hosts {
-		h.mu.Lock()
-		h.chain.Crash()
-		h.mu.Unlock()
-		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+		h.Do(func(c *simnet.Chain) { c.Crash() })
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.Self())))
 		// As the node does at start: the set in force after the head.
-		if err := engines[i].SetValidators(h.height()+1, ids); err != nil {
+		if err := engines[i].SetValidators(h.Height()+1, ids); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -389,13 +260,13 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	for _, e := range engines {
 		stopLive(t, e)
 	}
-	top := hosts[0].height()
+	top := hosts[0].Height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.height())
+		top = min(top, h.Height())
 	}
 	for n := uint64(0); n <= top; n++ {
 		for _, h := range hosts[1:] {
-			if h.hashAt(n) != hosts[0].hashAt(n) {
+			if h.HashAt(n) != hosts[0].HashAt(n) {
 				t.Fatalf("chains differ at %d", n)
 			}
 		}
@@ -464,12 +335,12 @@ func TestFromSpec(t *testing.T) {
 func TestEngineStartReportsCorruptWAL(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0)}
 	dir := t.TempDir()
-	net := &liveNet{engines: make(map[consensus.NodeID]consensus.Engine)}
-	h := &liveHost{self: ids[0], chain: simnet.NewChain(ids[0], nil, 10), net: net}
+	net := simnet.NewBus()
+	h := newLiveHost(net, ids[0], 10)
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, BlockTime: 10 * time.Millisecond}
 	e := startLive(t, net, h, cfg, dir)
-	h.submit(e, simnet.Tx(1))
-	waitFor(t, "a block", 10*time.Second, func() bool { return h.has(simnet.Tx(1).Hash()) })
+	h.Submit(simnet.Tx(1))
+	waitFor(t, "a block", 10*time.Second, func() bool { return h.Has(simnet.Tx(1).Hash()) })
 	stopLive(t, e)
 
 	path := filepath.Join(dir, segmentName(1))
