@@ -28,6 +28,7 @@ type Metrics struct {
 	P2PPeers          prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
+	P2PRefused        *prometheus.CounterVec // label reason (p2p.RefusalReasons)
 	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
 
 	seen firstSeen
@@ -66,12 +67,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_bytes_total",
 			Help: "Peer-to-peer payload bytes by direction (in, out) and type."}, []string{"direction", "type"}),
+		P2PRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_handshakes_refused_total",
+			Help: "Connections, inbound and outbound, that did not become peers, by reason (unknown_ca, expired, tls, unauthorized, ...)."}, []string{"reason"}),
 		TxPoolTransaction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_transactions",
 			Help: "Transactions waiting in the pool, by state (pending: executable; queued: waiting for a nonce gap)."}, []string{"state"}),
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
