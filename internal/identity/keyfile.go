@@ -204,7 +204,7 @@ func WriteKeyFile(path string, key *ecdsa.PrivateKey, password []byte) error {
 // group or others may access is refused (ErrKeyFileMode, see
 // ReadPrivateFile).
 func ReadKeyFile(path string, password []byte) (*ecdsa.PrivateKey, error) {
-	data, err := ReadPrivateFile(path)
+	data, err := ReadPrivateFile(path, MaxKeyFileBytes)
 	if errors.Is(err, ErrKeyFileMode) || errors.Is(err, ErrBadKeyFile) {
 		return nil, err
 	}

@@ -16,16 +16,17 @@ import (
 // hold.
 var ErrKeyFileMode = errors.New("readable by group or others")
 
-// maxKeyFileBytes bounds what is read of a key file: every key file is a
+// MaxKeyFileBytes bounds what is read of a key file: every key file is a
 // few hundred bytes; a larger one is not a key file.
-const maxKeyFileBytes = 64 << 10
+const MaxKeyFileBytes = 64 << 10
 
-// ReadPrivateFile reads a file that holds secrets (a key file, a list of
-// account keys), refusing one that group or others may access: the error
-// names the file and the fix (chmod 600 FILE) and wraps ErrKeyFileMode.
-// The mode is checked on the open file, so the file checked is the file
-// read. On Windows, where modes do not express access, it only reads.
-func ReadPrivateFile(path string) ([]byte, error) {
+// ReadPrivateFile reads a file of at most maxBytes that holds secrets (a
+// key file, a list of account keys), refusing one that group or others
+// may access: the error names the file and the fix (chmod 600 FILE) and
+// wraps ErrKeyFileMode. The mode is checked on the open file, so the file
+// checked is the file read. On Windows, where modes do not express
+// access, it only reads.
+func ReadPrivateFile(path string, maxBytes int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -38,12 +39,12 @@ func ReadPrivateFile(path string) ([]byte, error) {
 	if err := checkPrivateMode(path, st); err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxKeyFileBytes {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBadKeyFile, path, maxKeyFileBytes)
+	if len(data) > maxBytes {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBadKeyFile, path, maxBytes)
 	}
 	return data, nil
 }

@@ -42,7 +42,7 @@ func TestKeyFilesOthersMayReadAreRefused(t *testing.T) {
 		{"CA key", caKey, func() error { _, err := LoadCA(caCrt, caKey, nil); return err }},
 		{"TLS key", keyPath, func() error { _, err := LoadTLSCertificate(crt, keyPath, []byte("pw")); return err }},
 		{"node key", nodeKey, func() error { _, err := LoadNodeKey(nodeKey, nil); return err }},
-		{"private file", nodeKey, func() error { _, err := ReadPrivateFile(nodeKey); return err }},
+		{"private file", nodeKey, func() error { _, err := ReadPrivateFile(nodeKey, MaxKeyFileBytes); return err }},
 	}
 	for _, r := range reads {
 		for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {

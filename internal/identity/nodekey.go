@@ -83,7 +83,7 @@ func SaveNodeKey(path string, key *ecdsa.PrivateKey, password []byte) error {
 // (errors.Is ErrWrongPassword); a file group or others may access is
 // refused (ErrKeyFileMode, see ReadPrivateFile).
 func LoadNodeKey(path string, password []byte) (*ecdsa.PrivateKey, error) {
-	data, err := ReadPrivateFile(path)
+	data, err := ReadPrivateFile(path, MaxKeyFileBytes)
 	if errors.Is(err, ErrKeyFileMode) || errors.Is(err, ErrBadKeyFile) {
 		return nil, err
 	}
