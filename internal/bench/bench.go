@@ -347,20 +347,43 @@ func (r *runner) submitAndWait(ctx context.Context, txs []*types.Transaction, wh
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	deadline := time.Now().Add(r.cfg.Timeout)
+	var last uint64 // the highest block of a receipt
 	for _, tx := range txs {
 		for {
-			var rc map[string]any
+			var rc *struct {
+				Status      hexutil.Uint64 `json:"status"`
+				BlockNumber hexutil.Uint64 `json:"blockNumber"`
+			}
 			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", tx.Hash()); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 			if rc != nil {
-				if rc["status"] != "0x1" {
+				if rc.Status != 1 {
 					return fmt.Errorf("%s: transaction %s failed", what, tx.Hash())
 				}
+				last = max(last, uint64(rc.BlockNumber))
 				break
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s: no receipt for %s within %s", what, tx.Hash(), r.cfg.Timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The measured transactions go to every endpoint: each must hold
+	// these blocks first, or a sender funded on one node is still poor on
+	// another.
+	for i, c := range r.clients {
+		for {
+			var head hexutil.Uint64
+			if err := c.CallContext(ctx, &head, "eth_blockNumber"); err != nil {
+				return fmt.Errorf("%s: %s: %w", what, r.cfg.Endpoints[i], err)
+			}
+			if uint64(head) >= last {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %s did not reach block %d within %s", what, r.cfg.Endpoints[i], last, r.cfg.Timeout)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
