@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"math/rand"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -392,4 +394,65 @@ func TestBoundsProperty(t *testing.T) {
 		t.Fatalf("evicted %d, expired %d, refused %v", evicted, expired, refused)
 	}
 	t.Logf("evicted %d, expired %d, refused %v", evicted, expired, refused)
+}
+
+// Concurrent submitters, blocks and readers (run with -race): the pool's
+// bookkeeping stays exact.
+func TestConcurrentAdmission(t *testing.T) {
+	const senders, perSender = 4, 60
+	var keys []*ecdsa.PrivateKey
+	for i := 0; i < senders; i++ {
+		k, _ := crypto.GenerateKey()
+		keys = append(keys, k)
+	}
+	var clk atomic.Int64
+	clk.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	p, st := newTestPool(Config{GlobalSlots: 100, QueuedLifetime: time.Second, Now: func() time.Time { return time.Unix(0, clk.Load()) }}, keys...)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Add(1)
+		go func(k *ecdsa.PrivateKey) {
+			defer wg.Done()
+			for n := uint64(0); n < perSender; n++ {
+				if n%7 == 3 {
+					continue // gaps: what follows waits queued, some of it expires
+				}
+				p.Add(tx(k, n, 1))
+			}
+		}(k)
+	}
+	go func() {
+		defer close(done)
+		wg.Wait()
+	}()
+	// Blocks: each takes what is pending; the state is a new value each
+	// time, as the head state is.
+	nonces := map[common.Address]uint64{}
+	for blocks := 0; blocks < 1000; blocks++ {
+		finished := false
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		src := p.Pending(10)
+		for x := src.Peek(); x != nil; x = src.Peek() {
+			from, _ := types.Sender(p.signer, x)
+			nonces[from] = x.Nonce() + 1
+			src.Shift()
+		}
+		next := &fakeState{nonces: map[common.Address]uint64{}, balances: st.balances}
+		for a, n := range nonces {
+			next.nonces[a] = n
+		}
+		p.Reset(next, nil)
+		clk.Add(int64(100 * time.Millisecond))
+		p.Usage()
+		if finished {
+			break
+		}
+	}
+	<-done
+	checkPool(t, p)
 }
