@@ -97,3 +97,37 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAdmitFullPool admits honest senders' transactions into a pool
+// that one flooder fills: each admission evicts the flooder's tail.
+func BenchmarkAdmitFullPool(b *testing.B) {
+	fKeys, fTxs, fFroms := benchTxs(b, 1, 4096, false)
+	keys, txs, froms := benchTxs(b, 256, 8, false)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		p, _ := newTestPool(Config{GlobalSlots: 4096}, append(keys, fKeys...)...)
+		for j, err := range p.AddBatch(fTxs, fFroms) {
+			if err != nil {
+				b.Fatalf("flooder tx %d: %v", j, err)
+			}
+		}
+		b.StartTimer()
+		start := threadCPU()
+		for j, err := range p.AddBatch(txs, froms) {
+			if err != nil {
+				b.Fatalf("tx %d: %v", j, err)
+			}
+		}
+		cpu += threadCPU() - start
+		if u := p.Usage(); u.Evicted != uint64(len(txs)) {
+			b.Fatalf("%d evicted, want %d", u.Evicted, len(txs))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(txs)), "ns/tx")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(txs)), "cpu-ns/tx")
+}
