@@ -81,6 +81,9 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Transactions the pool dropped to stay bounded, by reason (full: evicted for a sender within its share of a full pool; expired: queued past their lifetime)."}, []string{"reason"}),
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
+	for _, reason := range []string{"full", "expired"} {
+		m.TxPoolEvictions.WithLabelValues(reason) // shown at 0 from the start
+	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
 		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions,
