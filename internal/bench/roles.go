@@ -72,14 +72,18 @@ func (r *runner) grantRoles(ctx context.Context) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	need := system.RoleWrite
+	lack := "role write"
 	if missing[0] == 0 && r.cfg.Kind == KindERC20 {
-		need = r.neededRoles(0)
+		lack = "role write (the token's owner, the first, write and deploy)"
 	}
 	if r.cfg.Admin == nil {
-		return fmt.Errorf("%w: %d of %d senders lack role %s on this chain (the first %s), so their transactions would be refused; "+
-			"pass --admin-key FILE, the admin account key of their organization ('charter init' writes NET/orgs/org0/%s), to grant it, or use fewer --senders",
-			ErrRolesMissing, len(missing), len(r.senders), need, r.senders[missing[0]].Hex(), "admin-account.key")
+		fewer := ""
+		if len(missing) < len(r.senders) {
+			fewer = ", or use fewer --senders"
+		}
+		return fmt.Errorf("%w: %d of %d senders lack %s on this chain (the first %s), so their transactions would be refused; "+
+			"pass --admin-key FILE, the admin account key of their organization ('charter init' writes NET/orgs/org0/admin-account.key), to grant it%s",
+			ErrRolesMissing, len(missing), len(r.senders), lack, r.senders[missing[0]].Hex(), fewer)
 	}
 	admin := crypto.PubkeyToAddress(r.cfg.Admin.PublicKey)
 	var adm account
@@ -112,7 +116,7 @@ func (r *runner) grantRoles(ctx context.Context) error {
 			"from": admin, "to": system.RegistryAddress, "data": hexutil.Bytes(calls[k])}}}
 	}
 	if err := r.batchCall(ctx, batch); err != nil {
-		return fmt.Errorf("grant the senders role %s with admin %s of %s: %w (nothing was sent)", need, admin.Hex(), adm.Org, err)
+		return fmt.Errorf("grant the senders their roles with admin %s of %s: %w (nothing was sent)", admin.Hex(), adm.Org, err)
 	}
 	var nonce hexutil.Uint64
 	if err := r.call(ctx, &nonce, "eth_getTransactionCount", admin, "pending"); err != nil {
@@ -125,7 +129,7 @@ func (r *runner) grantRoles(ctx context.Context) error {
 			Gas: uint64(gas[k]) + uint64(gas[k])/4, GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &to, Data: calls[k]})
 	}
 	if r.cfg.Progress != nil {
-		fmt.Fprintf(r.cfg.Progress, "bench: %d senders lack role %s; admin %s of %s grants it\n", len(missing), need, admin.Hex(), adm.Org)
+		fmt.Fprintf(r.cfg.Progress, "bench: %d senders lack %s; admin %s of %s grants it\n", len(missing), lack, admin.Hex(), adm.Org)
 	}
 	return r.submitAndWait(ctx, txs, "grant the senders their roles")
 }
