@@ -1,7 +1,7 @@
 package rpc
 
 import (
-	"math/big"
+	"encoding/json"
 
 	"github.com/ethereum/go-ethereum/common"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
@@ -164,24 +164,24 @@ func (api *CharterAPI) Account(addr common.Address, bnh *gethrpc.BlockNumberOrHa
 
 // ProposalInfo is a proposal as the charter_ namespace shows it.
 type ProposalInfo struct {
-	ID          uint64         `json:"id"`
-	Action      string         `json:"action"`
-	Class       string         `json:"class"`
-	Args        map[string]any `json:"args"`
-	Memo        string         `json:"memo"`
-	Proposer    common.Address `json:"proposer"`
-	Org         string         `json:"org"`
-	Status      string         `json:"status"`
-	Created     uint64         `json:"created"`
-	Expires     uint64         `json:"expires"`
-	Decided     uint64         `json:"decided,omitempty"`
-	ActivatesAt uint64         `json:"activatesAt,omitempty"`
-	Result      string         `json:"result,omitempty"`
-	Yes         uint64         `json:"yesWeight"`
-	No          uint64         `json:"noWeight"`
-	Total       uint64         `json:"totalWeight"`
-	Threshold   uint64         `json:"thresholdBps"`
-	Votes       []VoteInfo     `json:"votes"`
+	ID          uint64          `json:"id"`
+	Action      string          `json:"action"`
+	Class       string          `json:"class"`
+	Args        json.RawMessage `json:"args"` // by the action's ABI names, in ABI order (system.ArgsJSON)
+	Memo        string          `json:"memo"`
+	Proposer    common.Address  `json:"proposer"`
+	Org         string          `json:"org"`
+	Status      string          `json:"status"`
+	Created     uint64          `json:"created"`
+	Expires     uint64          `json:"expires"`
+	Decided     uint64          `json:"decided,omitempty"`
+	ActivatesAt uint64          `json:"activatesAt,omitempty"`
+	Result      string          `json:"result,omitempty"`
+	Yes         uint64          `json:"yesWeight"`
+	No          uint64          `json:"noWeight"`
+	Total       uint64          `json:"totalWeight"`
+	Threshold   uint64          `json:"thresholdBps"`
+	Votes       []VoteInfo      `json:"votes"`
 }
 
 // VoteInfo is one organization's vote.
@@ -200,34 +200,12 @@ func proposalInfo(s *system.State, p system.Proposal) ProposalInfo {
 		Decided: p.Decided, ActivatesAt: p.ActivatesAt, Result: p.Result, Yes: t.Yes, No: t.No, Total: t.Total,
 		Threshold: s.Policy().Rules[p.Action.Class()].Threshold, Votes: []VoteInfo{}}
 	if args, err := system.DecodeArgs(p.Action, p.Args); err == nil {
-		info.Args = jsonArgs(args)
+		info.Args, _ = system.ArgsJSON(args)
 	}
 	for _, v := range p.Votes {
 		info.Votes = append(info.Votes, VoteInfo{Org: v.Org, Voter: v.Voter, Support: v.Support, Weight: v.Weight, Height: v.Height})
 	}
 	return info
-}
-
-// jsonArgs shows byte arrays as hex and big numbers as decimal strings.
-func jsonArgs(args map[string]any) map[string]any {
-	out := make(map[string]any, len(args))
-	for k, v := range args {
-		switch x := v.(type) {
-		case [32]byte:
-			out[k] = common.Hash(x)
-		case [][32]byte:
-			hs := make([]common.Hash, len(x))
-			for i := range x {
-				hs[i] = x[i]
-			}
-			out[k] = hs
-		case *big.Int:
-			out[k] = x.String()
-		default:
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // Proposal returns proposal id.
