@@ -9,8 +9,16 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 )
 
-// maxMemo bounds a proposal's memo, in bytes.
-const maxMemo = 1024
+// MaxMemoBytes bounds a proposal's memo.
+const MaxMemoBytes = 1024
+
+// CheckMemo refuses a memo longer than MaxMemoBytes.
+func CheckMemo(memo string) error {
+	if len(memo) > MaxMemoBytes {
+		return reverts("memo of %d bytes, at most %d", len(memo), MaxMemoBytes)
+	}
+	return nil
+}
 
 // The governance contract's records, by key:
 //
@@ -143,8 +151,8 @@ func (s *State) Propose(caller common.Address, a Action, args []byte, memo strin
 	if _, ok := a.def(); !ok {
 		return 0, reverts("unknown action %d (want 1 to %d)", a, numActions-1)
 	}
-	if len(memo) > maxMemo {
-		return 0, reverts("memo of %d bytes, at most %d", len(memo), maxMemo)
+	if err := CheckMemo(memo); err != nil {
+		return 0, err
 	}
 	open := s.OpenProposals(o.Name)
 	if limit := s.MaxOpenProposals(); uint64(len(open)) >= limit {
