@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding"
-	"errors"
 	"flag"
 	"fmt"
 	"math/big"
@@ -324,6 +323,3 @@ var currentArgs = map[system.Action]func(c *client, given system.Args) (system.A
 			Timelock: r.Timelock, MinApprovals: r.MinApprovals}, nil
 	},
 }
-
-// errNoNode is what conn answers where no node may be asked.
-var errNoNode = errors.New("no node to ask")

@@ -1,11 +1,11 @@
 package system
 
 import (
-	"flag"
-	"fmt"
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"flag"
+	"fmt"
 	"math/big"
 	"os"
 	"reflect"
@@ -27,7 +27,7 @@ import (
 // chainEVM is an EVM over the fixture's state at one height, with the
 // system contracts installed.
 type chainEVM struct {
-	t   *testing.T
+	t   testing.TB
 	f   *fixture
 	evm *vm.EVM
 	c   *Contracts
@@ -67,7 +67,7 @@ func (e *chainEVM) raw(from, to common.Address, data []byte, value *uint256.Int)
 	return ret, err
 }
 
-func pack(t *testing.T, a *abi.ABI, method string, args ...any) []byte {
+func pack(t testing.TB, a *abi.ABI, method string, args ...any) []byte {
 	t.Helper()
 	data, err := a.Pack(method, args...)
 	if err != nil {
