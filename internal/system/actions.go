@@ -2,7 +2,6 @@ package system
 
 import (
 	"bytes"
-	"encoding"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -144,7 +143,6 @@ var (
 	addressType = reflect.TypeFor[common.Address]()
 	hashType    = reflect.TypeFor[common.Hash]()
 	bigType     = reflect.TypeFor[*big.Int]()
-	textType    = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 // abiTypeOf maps a field's Go type to its ABI type.
@@ -521,13 +519,6 @@ func checkBounds(args Args) error {
 		}
 	}
 	return nil
-}
-
-// IsRevert reports whether err is a system contract's refusal (its text is
-// the revert reason) rather than a failure to run.
-func IsRevert(err error) bool {
-	_, ok := err.(revert)
-	return ok
 }
 
 // revert is an error that reverts a system contract call with its text
