@@ -561,3 +561,47 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		t.Fatal("CLI names")
 	}
 }
+
+// A contract factory is marked through the CLI; members lists it, and the
+// policy shows the parameters with setCode and the open-proposal bound.
+func TestGovSetFactoryMembersAndPolicy(t *testing.T) {
+	d := startDevNode(t)
+	factory := common.HexToAddress("0x00000000000000000000000000000000fac70e01")
+	var p proposeOut
+	decodeJSON(t, mustRun(t, "gov", "propose", "set-factory", "--target", factory.Hex(), "--memo", "our factory",
+		"--rpc", d.url, "--key", d.key, "--json"), &p)
+	if p.Action != "set-factory" {
+		t.Fatalf("propose answered %+v", p)
+	}
+	mustRun(t, "gov", "vote", itoa(p.Proposal), "yes", "--rpc", d.url, "--key", d.key)
+	d.waitStatus(t, p.Proposal, "executed")
+	var m struct {
+		Factories  []common.Address  `json:"factories"`
+		Parameters map[string]uint64 `json:"parameters"`
+	}
+	decodeJSON(t, mustRun(t, "members", "--rpc", d.url, "--json"), &m)
+	if len(m.Factories) != 1 || m.Factories[0] != factory {
+		t.Fatalf("members factories %v, want [%s]", m.Factories, factory.Hex())
+	}
+	if v, ok := m.Parameters["setCode"]; !ok || v != 1 {
+		t.Fatalf("members parameters %v: want setCode 1 on charter dev", m.Parameters)
+	}
+	if out := mustRun(t, "members", "--rpc", d.url); !regexp.MustCompile(`(?m)^Contract factories\s+` + factory.Hex() + `$`).MatchString(out) {
+		t.Fatalf("members does not list the factory:\n%s", out)
+	}
+	show := mustRun(t, "gov", "show", itoa(p.Proposal), "--rpc", d.url)
+	for _, want := range []string{"set-factory (class contracts)", "target", factory.Hex(), "factory"} {
+		if !strings.Contains(show, want) {
+			t.Fatalf("gov show lacks %q:\n%s", want, show)
+		}
+	}
+	pol := mustRun(t, "gov", "policy", "--rpc", d.url)
+	for _, re := range []string{`(?m)^contracts\s+50\.01%`, `(?m)^setCode\s+1\s+0 to 1\s`, `(?m)^maxOpenProposals\s+16\s+1 to 256\s`, `may have 16 proposals open at once`} {
+		if !regexp.MustCompile(re).MatchString(pol) {
+			t.Fatalf("gov policy does not match %s:\n%s", re, pol)
+		}
+	}
+	// Unmarking what is not a factory is refused by the chain, before sending.
+	mustFail(t, "is not a factory", "gov", "propose", "set-factory", "--target", d.accts[3].Address.Hex(), "--remove", "--memo", "x",
+		"--rpc", d.url, "--key", d.key)
+}
