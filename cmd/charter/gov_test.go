@@ -420,7 +420,7 @@ func TestGovBadInput(t *testing.T) {
 		{"charter gov: no proposal 7 (there are 0)", []string{"gov", "show", "7", "--rpc", d.url}},
 		{`charter gov: unknown subcommand "approve"`, []string{"gov", "approve"}},
 		{`charter members: account "0xnope" is not an address`, []string{"members", "account", "0xnope", "--rpc", d.url}},
-		{`charter members: roles "auditor": the auditor role needs a proposal`, append([]string{"members", "set-roles", d.accts[5].Address.Hex(), "auditor"}, rpcKey...)},
+		{`charter members: roles 0x10: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal`, append([]string{"members", "set-roles", d.accts[5].Address.Hex(), "auditor"}, rpcKey...)},
 		{`charter usage: --from "2024-13-01": want a date YYYY-MM-DD`, []string{"usage", "--from", "2024-13-01", "--rpc", d.url}},
 		{"charter usage: --from 2024-02-02 is after --to 2024-02-01", []string{"usage", "--from", "2024-02-02", "--to", "2024-02-01", "--rpc", d.url}},
 		{"charter members: no answer from http://127.0.0.1:1", []string{"members", "--rpc", "http://127.0.0.1:1"}},

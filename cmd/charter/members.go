@@ -261,8 +261,9 @@ func parseRoleArg(s string) (system.Role, error) {
 	if err != nil {
 		return 0, fmt.Errorf("roles %q: %v", s, err)
 	}
-	if r&system.RoleAuditor != 0 {
-		return 0, fmt.Errorf("roles %q: the auditor role needs a proposal (charter gov propose grant-roles); an admin sets read, write, deploy and admin", s)
+	// The chain's own rule, checked before sending.
+	if err := system.CheckAdminRoles(r); err != nil {
+		return 0, err
 	}
 	return r, nil
 }

@@ -287,6 +287,15 @@ func (s *State) Cancel(caller common.Address, id uint64) error {
 	return nil
 }
 
+// CheckAdminRoles refuses roles an admin may not set by itself (auditor,
+// unknown bits): those need a proposal.
+func CheckAdminRoles(roles Role) error {
+	if roles&^(RoleRead|RoleWrite|RoleDeploy|RoleAdmin) != 0 {
+		return reverts("roles %#x: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal", uint32(roles))
+	}
+	return nil
+}
+
 // SetAccountRoles is an organization admin's own management of its
 // accounts: roles read, write, deploy and admin, within its tier, on
 // accounts of its organization or of none.
@@ -295,8 +304,8 @@ func (s *State) SetAccountRoles(caller, account common.Address, roles Role) erro
 	if err != nil {
 		return err
 	}
-	if roles&^(RoleRead|RoleWrite|RoleDeploy|RoleAdmin) != 0 {
-		return reverts("roles %#x: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal", uint32(roles))
+	if err := CheckAdminRoles(roles); err != nil {
+		return err
 	}
 	if account == (common.Address{}) || IsSystem(account) {
 		return reverts("account %s: not an account", account.Hex())
