@@ -247,7 +247,9 @@ func (f *fakeBackend) GetTransaction(hash common.Hash) (uint64, int, bool) {
 	return uint64(at[0]), at[1], ok
 }
 
-func (f *fakeBackend) StateAt(root common.Hash) (*state.StateDB, error) { return state.New(root, f.sdb) }
+func (f *fakeBackend) StateAt(root common.Hash) (*state.StateDB, error) {
+	return state.New(root, f.sdb)
+}
 
 func (f *fakeBackend) SendTx(tx *types.Transaction) error {
 	f.mu.Lock()
