@@ -51,8 +51,7 @@ type Config struct {
 
 	// query bounds eth_getLogs and filters; tests make them small.
 	query queryLimits
-	// now is the clock of budgets and filter expiry (nil: time.Now); tests
-	// move it.
+	// now is the clock of filter expiry (nil: time.Now); tests move it.
 	now func() time.Time
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -576,7 +577,7 @@ func (e *outOfGas) Error() string { return e.err.Error() }
 // of a block, proofs, fee history, pool content) against the time budget
 // of its batch; done must be called when it returns.
 func (api *EthAPI) heavy(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	return api.budgets.of(ctx).begin(ctx, api.cfg.now(), 0, false)
+	return api.budgets.of(ctx).begin(ctx, time.Now(), 0, false)
 }
 
 // execute runs one eth_call or eth_estimateGas within the per-call bounds
@@ -586,7 +587,7 @@ func (api *EthAPI) heavy(ctx context.Context) (context.Context, context.CancelFu
 // that the batch's deadline cut, reports the budget (-32005).
 func (api *EthAPI) execute(ctx context.Context, want uint64, run func(ctx context.Context, gas uint64) (uint64, error)) error {
 	b := api.budgets.of(ctx)
-	ctx, cancel, err := b.begin(ctx, api.cfg.now(), api.cfg.EVMTimeout, true)
+	ctx, cancel, err := b.begin(ctx, time.Now(), api.cfg.EVMTimeout, true)
 	if err != nil {
 		return err
 	}
@@ -605,7 +606,7 @@ func (api *EthAPI) execute(ctx context.Context, want uint64, run func(ctx contex
 		}
 		return serverError("%v", oog.err)
 	case ctx.Err() != nil:
-		if b.expired(api.cfg.now()) {
+		if b.expired(time.Now()) {
 			return b.timeError()
 		}
 		return serverError("execution aborted (timeout = %s, --rpc.evmtimeout)", api.cfg.EVMTimeout)

@@ -38,7 +38,6 @@ func wsClient(remoteAddr string) string { return "ws " + remoteAddr }
 type budgets struct {
 	timeout time.Duration
 	gas     uint64
-	now     func() time.Time
 
 	mu sync.Mutex
 	m  map[<-chan struct{}]*budget // bounded by the batches in flight
@@ -56,14 +55,14 @@ type budget struct {
 }
 
 func newBudgets(timeout time.Duration, gas uint64) *budgets {
-	return &budgets{timeout: timeout, gas: gas, now: time.Now, m: make(map[<-chan struct{}]*budget)}
+	return &budgets{timeout: timeout, gas: gas, m: make(map[<-chan struct{}]*budget)}
 }
 
 // of returns the budget of the batch ctx belongs to, starting it on its
 // first heavy request.
 func (bs *budgets) of(ctx context.Context) *budget {
 	fresh := func() *budget {
-		return &budget{deadline: bs.now().Add(bs.timeout), timeout: bs.timeout, total: bs.gas, gasLeft: bs.gas}
+		return &budget{deadline: time.Now().Add(bs.timeout), timeout: bs.timeout, total: bs.gas, gasLeft: bs.gas}
 	}
 	done := ctx.Done()
 	if done == nil {
@@ -84,7 +83,7 @@ func (bs *budgets) of(ctx context.Context) *budget {
 	return b
 }
 
-// begin admits one heavy request: it fails with -32005 once the batch's
+// begin admits one heavy request (now is the wall clock): it fails with -32005 once the batch's
 // time or gas is spent, and otherwise returns a context that ends at the
 // batch's deadline or after perCall, whichever is first.
 func (b *budget) begin(ctx context.Context, now time.Time, perCall time.Duration, needGas bool) (context.Context, context.CancelFunc, error) {

@@ -24,9 +24,10 @@ type Server struct {
 	wsOK    origins
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	http *http.Server // set by Serve
-	ln   *limitListener
+	mu      sync.Mutex
+	http    *http.Server // set by Serve
+	ln      *limitListener
+	stopped bool
 }
 
 // NewServer registers the namespaces over b. peers reports the number of
@@ -50,7 +51,6 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 	s.filters = newFilterSystem(b, &s.cfg)
 	eth := &EthAPI{b: b, cfg: &s.cfg, signer: types.LatestSignerForChainID(b.ChainSpec().Config.ChainID),
 		filters: s.filters, budgets: newBudgets(cfg.BatchTimeout, cfg.BatchGas)}
-	eth.budgets.now = cfg.now
 	for name, api := range map[string]any{
 		"eth":      eth,
 		"net":      &NetAPI{b: b, peers: peers},
@@ -128,7 +128,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.mu.Lock()
-	if s.http != nil {
+	switch {
+	case s.stopped:
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	case s.http != nil:
 		s.mu.Unlock()
 		return errors.New("rpc: Serve called twice")
 	}
@@ -146,6 +151,7 @@ func (s *Server) Stop() {
 	s.rpc.Stop()
 	s.filters.stop()
 	s.mu.Lock()
+	s.stopped = true
 	hs, ln := s.http, s.ln
 	s.mu.Unlock()
 	if hs == nil {
