@@ -40,8 +40,12 @@ type budgets struct {
 	gas     uint64
 
 	mu sync.Mutex
-	m  map[<-chan struct{}]*budget // bounded by the batches in flight
+	m  map[<-chan struct{}]*budget // batches in flight, at most maxBudgets
 }
+
+// maxBudgets bounds the batches whose budget is tracked at once; past it
+// (a flood no node serves anyway) a request gets a budget of its own.
+const maxBudgets = 100_000
 
 // budget is what is left to one batch. Its requests run one at a time,
 // but the mutex keeps concurrent use (a caller that ignores that) safe.
@@ -74,6 +78,9 @@ func (bs *budgets) of(ctx context.Context) *budget {
 		return b
 	}
 	b := fresh()
+	if len(bs.m) >= maxBudgets {
+		return b
+	}
 	bs.m[done] = b
 	context.AfterFunc(ctx, func() {
 		bs.mu.Lock()

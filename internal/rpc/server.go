@@ -164,3 +164,14 @@ func (s *Server) Stop() {
 	}
 	ln.Close() // ends an Accept that waits for a slot
 }
+
+// openConns counts the connections open now (0 before Serve).
+func (s *Server) openConns() int {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return 0
+	}
+	return len(ln.slots)
+}

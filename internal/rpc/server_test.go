@@ -129,7 +129,7 @@ func TestConnectionCap(t *testing.T) {
 		fmt.Fprintf(c, "POST / HTTP/1.1\r\n") // a request that has not finished its headers
 		holders = append(holders, c)
 	}
-	waitFor(t, "two connections open", 5*time.Second, func() bool { return len(ts.ln.slots) == 2 })
+	waitFor(t, "two connections open", 5*time.Second, func() bool { return ts.openConns() == 2 })
 	third, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
