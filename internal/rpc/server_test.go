@@ -70,14 +70,17 @@ func TestBatchStopsAtItsTimeBudget(t *testing.T) {
 			start := time.Now()
 			batch := heavyBatch(t, c, 1000, 30*time.Second)
 			took := time.Since(start)
-			for i, el := range batch {
-				if i < 3 {
-					rpcError(t, el.Error, -32000, "execution aborted (timeout = 100ms, --rpc.evmtimeout)")
-					continue
-				}
-				if i == 3 && el.Error != nil && strings.Contains(el.Error.Error(), "execution aborted") {
-					continue // the fourth may start just before the deadline on a slow machine
-				}
+			// Each call runs until the EVM timeout cuts it, until the
+			// batch's 350 ms are spent (about three calls; fewer on a
+			// loaded machine); every later call answers the budget.
+			aborted := 0
+			for aborted < len(batch) && batch[aborted].Error != nil && strings.Contains(batch[aborted].Error.Error(), "execution aborted") {
+				aborted++
+			}
+			if aborted == 0 || aborted > 4 {
+				t.Fatalf("%d calls ran to the EVM timeout, want 1 to 4 (first answer %v)", aborted, batch[0].Error)
+			}
+			for _, el := range batch[aborted:] {
 				rpcError(t, el.Error, -32005, "batch time budget exhausted: the requests of this batch ran for 350ms (--rpc.batch-timeout); request not run")
 			}
 			if took > 10*time.Second {
