@@ -12,6 +12,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
 	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
 	logFlags := addLogFlags(fs)
+	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +40,15 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *home, err)
 	}
+	// The RPC flags apply over config.json; the origins only when given.
+	rpcCfg, corsSet, wsSet := rpcFlags.config()
+	if !corsSet {
+		rpcCfg.CORSDomains = cfg.RPC.CORSDomains
+	}
+	if !wsSet {
+		rpcCfg.WSOrigins = cfg.RPC.WSOrigins
+	}
+	cfg.RPC = rpcCfg
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
