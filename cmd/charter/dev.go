@@ -27,6 +27,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
 	logFlags := addLogFlags(fs)
+	rpcFlags := addRPCFlags(fs, "(default: * when --http.addr is a loopback address, none otherwise)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,6 +78,8 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rpcCfg, corsSet, wsSet := rpcFlags.config()
+	devOrigins(&rpcCfg, corsSet, wsSet, *httpAddr)
 	n, err := node.New(node.Config{
 		DataDir:          dir,
 		Spec:             spec,
@@ -86,6 +89,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		DevAccounts:      accts,
 		ForceEmptyBlocks: forceEmpty,
 		BlockTime:        *blockTime,
+		RPC:              rpcCfg,
 		Logger:           logger,
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	pwFile := fs.String("password-file", "", "password of encrypted node and TLS keys ('charter init --password-file'), on this file's first line")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	logFlags := addLogFlags(fs)
+	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +54,15 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("%s: %w", *home, err)
 	}
+	// The RPC flags apply over config.json; the origins only when given.
+	rpcCfg, corsSet, wsSet := rpcFlags.config()
+	if !corsSet {
+		rpcCfg.CORSDomains = cfg.RPC.CORSDomains
+	}
+	if !wsSet {
+		rpcCfg.WSOrigins = cfg.RPC.WSOrigins
+	}
+	cfg.RPC = rpcCfg
 	n, err := node.New(cfg)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
+	"github.com/charter-ledger/charter/internal/rpc"
 )
 
 // ConfigFile is the name of a node home's configuration file.
@@ -50,6 +51,10 @@ type HomeConfig struct {
 	// LogLevel (debug, info, warn, error) and LogFormat (text, json).
 	LogLevel  string `json:"logLevel,omitempty"`
 	LogFormat string `json:"logFormat,omitempty"`
+	// HTTPCorsDomain and WSOrigins are the browser origins that may use
+	// JSON-RPC over HTTP and WebSocket ("*" or origins); empty: none.
+	HTTPCorsDomain []string `json:"httpCorsDomain,omitempty"`
+	WSOrigins      []string `json:"wsOrigins,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -116,6 +121,12 @@ func (c *HomeConfig) Validate() error {
 	case "", "text", "json":
 	default:
 		return fmt.Errorf("logFormat: %q is not text or json", c.LogFormat)
+	}
+	if err := rpc.CheckOrigins("httpCorsDomain", c.HTTPCorsDomain); err != nil {
+		return err
+	}
+	if err := rpc.CheckOrigins("wsOrigins", c.WSOrigins); err != nil {
+		return err
 	}
 	return nil
 }
@@ -205,6 +216,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		NodeKey:     key,
 		HTTPAddr:    c.RPCAddr,
 		MetricsAddr: c.MetricsAddr,
+		RPC:         rpc.Config{CORSDomains: c.HTTPCorsDomain, WSOrigins: c.WSOrigins},
 		Network: &NetworkConfig{
 			ListenAddr:  c.P2PAddr,
 			Peers:       peers,
