@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -384,22 +383,33 @@ func TestGovBadInput(t *testing.T) {
 	if err := identity.WriteCertFile(roots, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
+	junk := filepath.Join(t.TempDir(), "junk.txt")
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), 9000), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		want string
 		args []string
 	}{
+		{"charter gov: AddOrganization: rootsPem of 9000 bytes, at most 8192", append([]string{"gov", "propose", "add-organization", "--name", "o", "--roots", big,
+			"--admin", d.accts[5].Address.Hex(), "--memo", "x"}, rpcKey...)},
+		{"charter gov: --memo: memo of 1025 bytes, at most 1024", append([]string{"gov", "propose", "freeze", "--target", d.accts[5].Address.Hex(), "--memo", strings.Repeat("m", 1025)}, rpcKey...)},
 		{`charter gov: unknown action "frobnicate"; want one of add-organization,`, []string{"gov", "propose", "frobnicate", "--memo", "x"}},
 		{"charter gov: --target is required for this action", append([]string{"gov", "propose", "freeze", "--memo", "x"}, rpcKey...)},
 		{`charter gov: --target "0x12" is not an address: want 0x and 40 hex digits`, append([]string{"gov", "propose", "freeze", "--target", "0x12", "--memo", "x"}, rpcKey...)},
 		{"charter gov: --memo is required", append([]string{"gov", "propose", "freeze", "--target", d.accts[5].Address.Hex()}, rpcKey...)},
 		{"charter gov: --key is required", []string{"gov", "propose", "freeze", "--target", d.accts[5].Address.Hex(), "--memo", "x", "--rpc", d.url}},
-		{"charter gov: 1 --node but 0 --fingerprint", append([]string{"gov", "propose", "add-organization", "--name", "o", "--roots", roots,
+		{"charter gov: add-organization: 1 nodes but 0 fingerprints", append([]string{"gov", "propose", "add-organization", "--name", "o", "--roots", roots,
 			"--admin", d.accts[5].Address.Hex(), "--node", d.accts[6].Address.Hex(), "--memo", "x"}, rpcKey...)},
-		{"charter gov: --roots gov_test.go: no PEM certificate in it", append([]string{"gov", "propose", "add-organization", "--name", "o", "--roots", "gov_test.go",
+		{"charter gov: add-organization: roots: want PEM CA certificates and nothing else", append([]string{"gov", "propose", "add-organization", "--name", "o", "--roots", junk,
 			"--admin", d.accts[5].Address.Hex(), "--memo", "x"}, rpcKey...)},
 		{`charter gov: --roles: unknown role "boss"`, append([]string{"gov", "propose", "grant-roles", "--account", d.accts[5].Address.Hex(), "--org", "dev", "--roles", "boss", "--memo", "x"}, rpcKey...)},
-		{`charter gov: --name "gas": unknown parameter`, append([]string{"gov", "propose", "set-parameter", "--name", "gas", "--value", "1", "--memo", "x"}, rpcKey...)},
-		{`charter gov: --class "everything": want one of membership,`, append([]string{"gov", "propose", "set-rule", "--class", "everything", "--threshold", "5000", "--memo", "x"}, rpcKey...)},
+		{`charter gov: set-parameter: unknown parameter "gas" (want gasLimit,`, append([]string{"gov", "propose", "set-parameter", "--name", "gas", "--value", "1", "--memo", "x"}, rpcKey...)},
+		{`charter gov: --class: class "everything": want one of membership,`, append([]string{"gov", "propose", "set-rule", "--class", "everything", "--threshold", "5000", "--memo", "x"}, rpcKey...)},
 		{"charter gov: give the action first", []string{"gov", "propose", "--memo", "x", "freeze"}},
 		{"charter gov: execution reverted: no proposal 999 (account " + d.accts[0].Address.Hex() + "; nothing was sent)", append([]string{"gov", "vote", "999", "yes"}, rpcKey...)},
 		{"charter gov: execution reverted: no proposal 999", append([]string{"gov", "cancel", "999"}, rpcKey...)},
@@ -410,7 +420,7 @@ func TestGovBadInput(t *testing.T) {
 		{"charter gov: no proposal 7 (there are 0)", []string{"gov", "show", "7", "--rpc", d.url}},
 		{`charter gov: unknown subcommand "approve"`, []string{"gov", "approve"}},
 		{`charter members: account "0xnope" is not an address`, []string{"members", "account", "0xnope", "--rpc", d.url}},
-		{`charter members: roles "auditor": the auditor role needs a proposal`, append([]string{"members", "set-roles", d.accts[5].Address.Hex(), "auditor"}, rpcKey...)},
+		{`charter members: roles 0x10: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal`, append([]string{"members", "set-roles", d.accts[5].Address.Hex(), "auditor"}, rpcKey...)},
 		{`charter usage: --from "2024-13-01": want a date YYYY-MM-DD`, []string{"usage", "--from", "2024-13-01", "--rpc", d.url}},
 		{"charter usage: --from 2024-02-02 is after --to 2024-02-01", []string{"usage", "--from", "2024-02-02", "--to", "2024-02-01", "--rpc", d.url}},
 		{"charter members: no answer from http://127.0.0.1:1", []string{"members", "--rpc", "http://127.0.0.1:1"}},
@@ -461,24 +471,23 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"set-rule":            {"--class", "roles", "--threshold", "6000", "--quorum", "2000", "--expiry", "500", "--timelock", "2", "--min-approvals", "1"},
 		"set-default-roles":   {"--roles", "none"},
 	}
+	// What the node shows (charter_proposal's args, system.ArgsJSON).
 	want := map[string]map[string]string{
-		"add-organization":  {"name": "org9", "tier": "3", "weight": "3"},
-		"set-organization":  {"tier": "1", "weight": "5", "status": "2"},
-		"add-node":          {"org": "org9", "validator": "true"},
-		"grant-roles":       {"org": "org9", "roles": "6"},
-		"revoke-roles":      {"roles": "4"},
+		"add-organization":  {"name": "org9", "tier": "validate", "weight": "3", "admins": common.HexToAddress(a1).Hex(), "fingerprints": "0x" + fp},
+		"set-organization":  {"tier": "read", "weight": "5", "status": "suspended"},
+		"add-node":          {"org": "org9", "validator": "yes"},
+		"grant-roles":       {"org": "org9", "roles": "write, deploy"},
+		"revoke-roles":      {"roles": "deploy"},
 		"set-parameter":     {"name": "txGasLimit", "value": "16777216"},
 		"schedule-upgrade":  {"name": "fork1", "height": "1000"},
-		"set-rule":          {"class": "2", "threshold": "6000", "quorum": "2000", "expiryBlocks": "500", "timelock": "2", "minApprovals": "1"},
-		"set-default-roles": {"roles": "0"},
+		"set-rule":          {"class": "roles", "threshold": "6000", "quorum": "2000", "expiryBlocks": "500", "timelock": "2", "minApprovals": "1"},
+		"set-default-roles": {"roles": "(none)"},
+		"set-factory":       {"target": common.HexToAddress(a1).Hex(), "factory": "no"},
 	}
-	for _, a := range allActions() {
-		name := kebab(a.String())
-		spec, ok := proposeSpecs[a]
-		if !ok {
-			t.Errorf("action %s has no flags", name)
-			continue
-		}
+	samples["set-factory"] = []string{"--target", a1, "--remove"}
+	noNode := func() (*client, error) { return nil, errors.New("no node in this test") }
+	for _, a := range system.Actions() {
+		name := a.CLIName()
 		args, ok := samples[name]
 		if !ok {
 			t.Errorf("action %s has no sample in this test", name)
@@ -486,15 +495,18 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		}
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		build := spec.flags(fs)
+		af := addActionFlags(fs, a)
 		if err := fs.Parse(args); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		vals, err := build(&proposeCtx{fs: fs, conn: func() (*client, error) { return nil, errors.New("no node in this test") }})
+		act, err := af.build(noNode)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		enc, err := system.EncodeArgs(a, vals...)
+		if err := act.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		enc, err := system.Encode(act)
 		if err != nil {
 			t.Fatalf("%s: encode: %v", name, err)
 		}
@@ -502,19 +514,94 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: decode: %v", name, err)
 		}
-		if len(dec) != len(system.ActionArgs(a)) {
-			t.Fatalf("%s: %d arguments decoded, the ABI has %d", name, len(dec), len(system.ActionArgs(a)))
+		raw, err := system.ArgsJSON(dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := map[string]string{}
+		for _, r := range argRows(a.String(), raw) {
+			rows[r[0]] = r[1]
+		}
+		if len(rows) != len(a.Fields()) {
+			t.Fatalf("%s: %d arguments shown, the action has %d: %s", name, len(rows), len(a.Fields()), raw)
 		}
 		for k, w := range want[name] {
-			if got := fmt.Sprint(dec[k]); got != w {
-				t.Errorf("%s: %s = %s, want %s", name, k, got, w)
+			if got := rows[k]; got != w {
+				t.Errorf("%s: %s = %q, want %q", name, k, got, w)
 			}
 		}
+		if syn := actionSyntax(a); !strings.Contains(syn, "--"+a.Fields()[0].Flag) {
+			t.Errorf("%s: syntax %q lacks its first flag", name, syn)
+		}
+	}
+	// Flags the chain's definition marks "current" are read from the node
+	// when not given, and one of them at least must be.
+	fs := flag.NewFlagSet("set-rule", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	af := addActionFlags(fs, system.ActSetRule)
+	if err := fs.Parse([]string{"--class", "roles"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := af.build(noNode); err == nil || !strings.HasPrefix(err.Error(), "give at least one of --threshold, --quorum, --expiry, --timelock, --min-approvals") {
+		t.Fatalf("set-rule with no rule value: %v", err)
+	}
+	fs = flag.NewFlagSet("set-rule", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	af = addActionFlags(fs, system.ActSetRule)
+	if err := fs.Parse([]string{"--class", "roles", "--quorum", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := af.build(noNode); err == nil || err.Error() != "no node in this test" {
+		t.Fatalf("set-rule with one value given does not ask the node for the others: %v", err)
 	}
 	if _, err := actionByName("rotate-ca"); err != nil {
 		t.Fatal(err)
 	}
-	if kebab("RotateCA") != "rotate-ca" || kebab("AddOrganization") != "add-organization" {
-		t.Fatal("kebab names")
+	if system.ActRotateCA.CLIName() != "rotate-ca" || system.ActAddOrganization.CLIName() != "add-organization" {
+		t.Fatal("CLI names")
 	}
+}
+
+// A contract factory is marked through the CLI; members lists it, and the
+// policy shows the parameters with setCode and the open-proposal bound.
+func TestGovSetFactoryMembersAndPolicy(t *testing.T) {
+	d := startDevNode(t)
+	factory := common.HexToAddress("0x00000000000000000000000000000000fac70e01")
+	var p proposeOut
+	decodeJSON(t, mustRun(t, "gov", "propose", "set-factory", "--target", factory.Hex(), "--memo", "our factory",
+		"--rpc", d.url, "--key", d.key, "--json"), &p)
+	if p.Action != "set-factory" {
+		t.Fatalf("propose answered %+v", p)
+	}
+	mustRun(t, "gov", "vote", itoa(p.Proposal), "yes", "--rpc", d.url, "--key", d.key)
+	d.waitStatus(t, p.Proposal, "executed")
+	var m struct {
+		Factories  []common.Address  `json:"factories"`
+		Parameters map[string]uint64 `json:"parameters"`
+	}
+	decodeJSON(t, mustRun(t, "members", "--rpc", d.url, "--json"), &m)
+	if len(m.Factories) != 1 || m.Factories[0] != factory {
+		t.Fatalf("members factories %v, want [%s]", m.Factories, factory.Hex())
+	}
+	if v, ok := m.Parameters["setCode"]; !ok || v != 1 {
+		t.Fatalf("members parameters %v: want setCode 1 on charter dev", m.Parameters)
+	}
+	if out := mustRun(t, "members", "--rpc", d.url); !regexp.MustCompile(`(?m)^Contract factories\s+` + factory.Hex() + `$`).MatchString(out) {
+		t.Fatalf("members does not list the factory:\n%s", out)
+	}
+	show := mustRun(t, "gov", "show", itoa(p.Proposal), "--rpc", d.url)
+	for _, want := range []string{"set-factory (class contracts)", "target", factory.Hex(), "factory"} {
+		if !strings.Contains(show, want) {
+			t.Fatalf("gov show lacks %q:\n%s", want, show)
+		}
+	}
+	pol := mustRun(t, "gov", "policy", "--rpc", d.url)
+	for _, re := range []string{`(?m)^contracts\s+50\.01%`, `(?m)^setCode\s+1\s+0 to 1\s`, `(?m)^maxOpenProposals\s+16\s+1 to 256\s`, `may have 16 proposals open at once`} {
+		if !regexp.MustCompile(re).MatchString(pol) {
+			t.Fatalf("gov policy does not match %s:\n%s", re, pol)
+		}
+	}
+	// Unmarking what is not a factory is refused by the chain, before sending.
+	mustFail(t, "is not a factory", "gov", "propose", "set-factory", "--target", d.accts[3].Address.Hex(), "--remove", "--memo", "x",
+		"--rpc", d.url, "--key", d.key)
 }

@@ -129,6 +129,7 @@ func membersList(args []string, stdout, stderr io.Writer) error {
 	if len(m.Frozen) > 0 {
 		fmt.Fprintf(tw, "Frozen\t%s\n", addrList(m.Frozen))
 	}
+	fmt.Fprintf(tw, "Contract factories\t%s\n", addrList(m.Factories))
 	return tw.Flush()
 }
 
@@ -234,12 +235,14 @@ func membersSetRoles(args []string, stdout, stderr io.Writer) error {
 	if len(logs) == 0 {
 		return fmt.Errorf("transaction %s succeeded in block %s but made no RolesChanged event", s.tx.Hash().Hex(), s.receipt.BlockNumber)
 	}
-	fields := map[string]any{}
-	if err := system.Registry.UnpackIntoMap(fields, "RolesChanged", logs[0].Data); err != nil {
+	var ev struct {
+		Org   string
+		Roles uint32
+	}
+	if err := system.Registry.UnpackIntoInterface(&ev, "RolesChanged", logs[0].Data); err != nil {
 		return fmt.Errorf("RolesChanged event: %v", err)
 	}
-	org, _ := fields["org"].(string)
-	now, _ := fields["roles"].(uint32)
+	org, now := ev.Org, ev.Roles
 	if *sf.json {
 		return printValue(stdout, map[string]any{"tx": s.tx.Hash(), "block": s.receipt.BlockNumber.Uint64(), "account": acct,
 			"org": org, "roles": system.Role(now).Names()})
@@ -258,8 +261,9 @@ func parseRoleArg(s string) (system.Role, error) {
 	if err != nil {
 		return 0, fmt.Errorf("roles %q: %v", s, err)
 	}
-	if r&system.RoleAuditor != 0 {
-		return 0, fmt.Errorf("roles %q: the auditor role needs a proposal (charter gov propose grant-roles); an admin sets read, write, deploy and admin", s)
+	// The chain's own rule, checked before sending.
+	if err := system.CheckAdminRoles(r); err != nil {
+		return 0, err
 	}
 	return r, nil
 }

@@ -34,7 +34,8 @@ interface ICharterRegistry {
     /// A node: its organization, whether it validates, whether it is revoked.
     function node(address id) external view returns (bool exists, string memory org, bool validator, bool revoked);
 
-    /// A chain parameter: gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength.
+    /// A chain parameter as in force (0 when unset and the chain spec's value applies):
+    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals.
     function parameter(string calldata name) external view returns (uint256);
 
     /// Usage of an organization on one UTC day (block time / 86400).
@@ -47,25 +48,13 @@ interface ICharterRegistry {
 }
 
 /// Proposals and votes, at 0x…0401.
-/// Actions, with the ABI encoding of their args:
-///   1 AddOrganization(string name, string rootsPem, uint8 tier, uint64 weight, address[] admins, address[] nodes, bytes32[] fingerprints, address[] validators)
-///   2 RemoveOrganization(string name)
-///   3 SetOrganization(string name, uint8 tier, uint64 weight, uint8 status)
-///   4 AddNode(string org, address id, bytes32 fingerprint, bool validator)
-///   5 RemoveNode(address id)
-///   6 AddValidator(address id)
-///   7 RemoveValidator(address id)
-///   8 GrantRoles(address account, string org, uint32 roles)
-///   9 RevokeRoles(address account, uint32 roles)
-///  10 RevokeCertificate(bytes32 fingerprint)
-///  11 RotateCA(string org, string rootsPem)
-///  12 Freeze(address target)
-///  13 Unfreeze(address target)
-///  14 SetParameter(string name, uint256 value)
-///  15 ScheduleUpgrade(string name, uint64 height)
-///  16 SetRule(uint8 class, uint64 threshold, uint64 quorum, uint64 expiryBlocks, uint64 timelock, uint64 minApprovals)
-///  17 SetDefaultRoles(uint32 roles)
-/// Classes: membership 0, validators 1, roles 2, certificates 3, freeze 4, parameters 5, upgrade 6, policy 7.
+/// propose(action, args, memo): action is the number of an action of
+/// ICharterActions below, args the ABI encoding of its function's
+/// parameters (without a selector), memo at most 1024 bytes. An
+/// organization has at most maxOpenProposals (16 unless set) open at once.
+/// Gas of a write: 60,000, 16 per 32 bytes of input, and 200 per byte of
+/// the strings and bytes it stores (a proposal's args and memo).
+/// Classes: membership 0, validators 1, roles 2, certificates 3, freeze 4, parameters 5, upgrade 6, policy 7, contracts 8.
 /// Status: open 1, passed 2, executed 3, rejected 4, expired 5, cancelled 6, failed 7.
 interface ICharterGovernance {
     event ProposalCreated(uint64 indexed id, uint8 action, string org, address indexed proposer, uint64 expires, string memo);
@@ -92,3 +81,83 @@ interface ICharterGovernance {
     /// The number of proposals made; ids run from 1 to it.
     function proposalCount() external view returns (uint64);
 }
+
+// BEGIN ICharterActions: generated from internal/system (the Args types) by
+//   go test ./internal/system -run TestSolidityInterfaceMatches -update
+// then node internal/system/gen.js; do not edit by hand.
+
+/// The arguments of each governance action. propose(action, args, memo)
+/// takes as args the ABI encoding of the parameters of the action's
+/// function here, without a selector (abi.encode(target) for Freeze; in
+/// ethers, the function's encodeFunctionData less its first 4 bytes). The
+/// functions are never called: they name and type the encodings.
+interface ICharterActions {
+    /// Action 1, decided by the rule of class membership (0). Admits an organization with its root certificates, admin accounts and nodes.
+    /// @param name at most 64 bytes
+    /// @param rootsPem at most 8192 bytes
+    /// @param admins at most 16 elements
+    /// @param nodes at most 64 elements
+    /// @param fingerprints at most 64 elements
+    /// @param validators at most 64 elements
+    function AddOrganization(string calldata name, string calldata rootsPem, uint8 tier, uint64 weight, address[] calldata admins, address[] calldata nodes, bytes32[] calldata fingerprints, address[] calldata validators) external;
+
+    /// Action 2, decided by the rule of class membership (0). An organization exits: its nodes are revoked, its accounts lose their roles, its history stays.
+    /// @param name at most 64 bytes
+    function RemoveOrganization(string calldata name) external;
+
+    /// Action 3, decided by the rule of class membership (0). Sets an organization's tier, voting weight and status (active or suspended).
+    /// @param name at most 64 bytes
+    function SetOrganization(string calldata name, uint8 tier, uint64 weight, uint8 status) external;
+
+    /// Action 4, decided by the rule of class membership (0). Registers a node of an organization, optionally a validator.
+    /// @param org at most 64 bytes
+    function AddNode(string calldata org, address id, bytes32 fingerprint, bool validator) external;
+
+    /// Action 5, decided by the rule of class membership (0). Revokes a node and its certificate.
+    function RemoveNode(address id) external;
+
+    /// Action 6, decided by the rule of class validators (1). Makes a registered node a validator (from the next epoch boundary).
+    function AddValidator(address id) external;
+
+    /// Action 7, decided by the rule of class validators (1). Takes a node out of the validator set (from the next epoch boundary).
+    function RemoveValidator(address id) external;
+
+    /// Action 8, decided by the rule of class roles (2). Adds roles to an account of an organization (an account of none joins it).
+    /// @param org at most 64 bytes
+    function GrantRoles(address account, string calldata org, uint32 roles) external;
+
+    /// Action 9, decided by the rule of class roles (2). Takes roles from an account.
+    function RevokeRoles(address account, uint32 roles) external;
+
+    /// Action 10, decided by the rule of class certificates (3). Revokes a certificate by its SHA-256, and the nodes that present it.
+    function RevokeCertificate(bytes32 fingerprint) external;
+
+    /// Action 11, decided by the rule of class certificates (3). Replaces an organization's root certificates.
+    /// @param org at most 64 bytes
+    /// @param rootsPem at most 8192 bytes
+    function RotateCA(string calldata org, string calldata rootsPem) external;
+
+    /// Action 12, decided by the rule of class freeze (4). Freezes an account or contract: it may not send, nor receive transfers.
+    function Freeze(address target) external;
+
+    /// Action 13, decided by the rule of class freeze (4). Lifts a freeze.
+    function Unfreeze(address target) external;
+
+    /// Action 14, decided by the rule of class parameters (5). Sets a chain parameter within its range.
+    /// @param name at most 64 bytes
+    function SetParameter(string calldata name, uint256 value) external;
+
+    /// Action 15, decided by the rule of class upgrade (6). Schedules a protocol upgrade by name at a height.
+    /// @param name at most 64 bytes
+    function ScheduleUpgrade(string calldata name, uint64 height) external;
+
+    /// Action 16, decided by the rule of class policy (7). Sets the voting rule of one class of proposals.
+    function SetRule(uint8 class, uint64 threshold, uint64 quorum, uint64 expiryBlocks, uint64 timelock, uint64 minApprovals) external;
+
+    /// Action 17, decided by the rule of class policy (7). Sets the roles of accounts the registry does not list.
+    function SetDefaultRoles(uint32 roles) external;
+
+    /// Action 18, decided by the rule of class contracts (8). Marks a contract a factory, which may create contracts in transactions of senders without deploy; factory false unmarks it.
+    function SetFactory(address target, bool factory) external;
+}
+// END ICharterActions

@@ -5,10 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/event"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/events"
+	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/txpool"
 )
 
 // apiServer is the node's JSON-RPC listener (HTTP and WebSocket).
@@ -16,7 +24,6 @@ type apiServer struct {
 	n    *Node
 	rpc  *rpc.Server
 	ln   net.Listener
-	http *http.Server
 	done chan struct{}
 }
 
@@ -26,11 +33,7 @@ func (a *apiServer) start() error {
 	if a.n.cfg.HTTPAddr == "" {
 		return nil
 	}
-	srv, err := rpc.NewServer(a.n, rpc.Limits{
-		BatchItems:    a.n.cfg.RPCBatchLimit,
-		ResponseBytes: a.n.cfg.RPCResponseLimit,
-		BodyBytes:     a.n.cfg.RPCBodyLimit,
-	}, a.n.PeerCount, a.n.log)
+	srv, err := rpc.NewServer(rpcBackend{a.n}, a.n.cfg.RPC, a.n.PeerCount, a.n.log)
 	if err != nil {
 		return err
 	}
@@ -40,16 +43,10 @@ func (a *apiServer) start() error {
 		return fmt.Errorf("JSON-RPC cannot listen on %s: %w", a.n.cfg.HTTPAddr, err)
 	}
 	a.rpc, a.ln = srv, ln
-	a.http = &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-	}
 	a.done = make(chan struct{})
 	go func() {
 		defer close(a.done)
-		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil {
 			a.n.fail(fmt.Errorf("JSON-RPC server: %w", err))
 		}
 	}()
@@ -64,15 +61,65 @@ func (a *apiServer) addr() string {
 }
 
 func (a *apiServer) stop() {
-	if a.http == nil {
+	if a.rpc == nil {
 		return
 	}
-	// Subscriptions and filters end first, so WebSocket handlers return.
 	a.rpc.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.http.Shutdown(ctx); err != nil {
-		a.http.Close()
-	}
 	<-a.done
 }
+
+// rpcBackend is the node seen by the JSON-RPC namespaces. It goes through
+// the node's exported accessors only.
+type rpcBackend struct{ n *Node }
+
+var _ rpc.Backend = rpcBackend{}
+
+func (b rpcBackend) ChainSpec() *chain.Spec         { return b.n.Spec() }
+func (b rpcBackend) CurrentHeader() *types.Header   { return b.n.Ledger().Head() }
+func (b rpcBackend) FinalizedHeader() *types.Header { return b.n.Engine().Head(0) }
+func (b rpcBackend) HeaderByNumber(number uint64) *types.Header {
+	return b.n.Ledger().HeaderByNumber(number)
+}
+func (b rpcBackend) BlockByNumber(number uint64) *types.Block {
+	return b.n.Ledger().BlockByNumber(number)
+}
+func (b rpcBackend) BlockByHash(hash common.Hash) *types.Block { return b.n.Ledger().BlockByHash(hash) }
+func (b rpcBackend) StateAt(root common.Hash) (*state.StateDB, error) {
+	return b.n.Ledger().StateAt(root)
+}
+func (b rpcBackend) GetReceipts(number uint64) (types.Receipts, error) {
+	return b.n.Ledger().Receipts(number)
+}
+func (b rpcBackend) GetTransaction(hash common.Hash) (uint64, int, bool) {
+	return b.n.Ledger().TxLookup(hash)
+}
+
+func (b rpcBackend) SendTx(tx *types.Transaction) error                  { return b.n.Pool().Add(tx) }
+func (b rpcBackend) PoolNonce(addr common.Address) uint64                { return b.n.Pool().Nonce(addr) }
+func (b rpcBackend) PoolTransaction(hash common.Hash) *types.Transaction { return b.n.Pool().Get(hash) }
+func (b rpcBackend) PoolStats() (int, int)                               { return b.n.Pool().Stats() }
+func (b rpcBackend) PoolContent() (map[common.Address][]*types.Transaction, map[common.Address][]*types.Transaction) {
+	return b.n.Pool().Content()
+}
+
+func (b rpcBackend) Call(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message) (*core.ExecutionResult, error) {
+	return b.n.Executor().Call(ctx, h, st, msg)
+}
+
+func (b rpcBackend) EstimateGas(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message, gasCap uint64) (uint64, *core.ExecutionResult, error) {
+	gas, failed, err := b.n.Executor().EstimateGas(ctx, h, st, msg, gasCap)
+	if errors.Is(err, execution.ErrGasCapReached) {
+		err = fmt.Errorf("%w (%d)", rpc.ErrGasCapReached, gasCap)
+	}
+	return gas, failed, err
+}
+
+func (b rpcBackend) SubscribeChainEvent(ch chan<- events.ChainEvent) event.Subscription {
+	return b.n.Bus().SubscribeChain(ch)
+}
+
+func (b rpcBackend) SubscribeNewTxsEvent(ch chan<- txpool.NewTxsEvent) event.Subscription {
+	return b.n.Pool().SubscribeNewTxs(ch)
+}
+
+func (b rpcBackend) DevAccounts() []chain.DevAccount { return b.n.DevAccounts() }

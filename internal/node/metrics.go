@@ -94,6 +94,10 @@ func (n *Node) sample() {
 	pending, queued := n.pool.Stats()
 	m.TxPoolTransaction.WithLabelValues("pending").Set(float64(pending))
 	m.TxPoolTransaction.WithLabelValues("queued").Set(float64(queued))
+	u := n.pool.Usage()
+	m.TxPoolBytes.WithLabelValues("pending").Set(float64(u.PendingBytes))
+	m.TxPoolBytes.WithLabelValues("queued").Set(float64(u.QueuedBytes))
+	m.TxPoolDropped(u.Evicted, u.Expired)
 	m.P2PPeers.Set(float64(n.PeerCount()))
 	if n.net != nil {
 		for typ, s := range n.net.tr.Stats().Types {
@@ -105,6 +109,12 @@ func (n *Node) sample() {
 			n.addDelta(m.P2PMessages, "out", name, "msgs", s.MsgsOut)
 			n.addDelta(m.P2PBytes, "in", name, "bytes", s.BytesIn)
 			n.addDelta(m.P2PBytes, "out", name, "bytes", s.BytesOut)
+		}
+		for reason, v := range n.net.tr.Stats().Refused {
+			if last := n.ins.p2p["refused/"+reason]; v > last {
+				m.P2PRefused.WithLabelValues(reason).Add(float64(v - last))
+				n.ins.p2p["refused/"+reason] = v
+			}
 		}
 	}
 	st := n.engine.Stats()

@@ -25,6 +25,7 @@ import (
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
@@ -50,23 +51,14 @@ type Config struct {
 	// Network links the node to its peers. Nil runs the node alone (the
 	// solo engine); raft, bft and poa need it.
 	Network *NetworkConfig
-	// RPC bounds.
-	RPCBatchLimit    int // requests in one batch; default 1000
-	RPCResponseLimit int // bytes of one batch response; default 25 MiB
-	RPCBodyLimit     int // bytes of one HTTP request; default 5 MiB
-	Logger           *slog.Logger
+	// RPC bounds JSON-RPC clients and names the browser origins it
+	// answers; zero fields take rpc.DefaultConfig's values.
+	RPC    rpc.Config
+	Logger *slog.Logger
 }
 
 func (c *Config) ensureDefaults() {
-	if c.RPCBatchLimit == 0 {
-		c.RPCBatchLimit = 1000
-	}
-	if c.RPCResponseLimit == 0 {
-		c.RPCResponseLimit = 25 << 20
-	}
-	if c.RPCBodyLimit == 0 {
-		c.RPCBodyLimit = 5 << 20
-	}
+	c.RPC.EnsureDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -85,8 +77,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: http address %q: %v", c.HTTPAddr, err)
 		}
 	}
-	if c.RPCBatchLimit < 1 || c.RPCResponseLimit < 1024 || c.RPCBodyLimit < 1024 {
-		return errors.New("config: RPC limits must be positive (batch ≥ 1, response and body ≥ 1 KiB)")
+	if err := c.RPC.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.Spec.Consensus.Engine != "solo" && c.Network == nil {
 		return fmt.Errorf("config: network: the %s engine needs a p2p network (listen address, peers, certificate)", c.Spec.Consensus.Engine)

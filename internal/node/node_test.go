@@ -169,7 +169,7 @@ func TestRejectedTransactionsNameTheReason(t *testing.T) {
 		tx   *types.Transaction
 		want string
 	}{
-		{"nonce too low", tn.sign(t, key, transfer(0, to, 1)), "nonce too low"},
+		{"nonce too low", tn.sign(t, key, transfer(0, to, 2)), "nonce too low"}, // not first again: that is already included
 		{"unfunded sender", tn.sign(t, stranger, transfer(0, to, 1)), "insufficient funds"},
 		{"other chain (typed)", otherChain, "invalid chain id"},
 		{"other chain (EIP-155)", otherChain2, "invalid chain id"},

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,45 @@ func TestPendingTransactionSubscription(t *testing.T) {
 		t.Fatal(err)
 	case <-ctx.Done():
 		t.Fatal("no pending-transaction notification")
+	}
+}
+
+// A signed transaction sent again once it is in a block (ethers' 250 ms
+// nonce cache makes scripts do this) answers where it went.
+func TestResentIncludedTransactionAnswersAlreadyIncluded(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	ctx := context.Background()
+	tx := tn.sign(t, tn.accts[4].Key, transfer(0, common.Address{8}, 1))
+	if err := tn.client.SendTransaction(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	r := tn.waitReceipt(t, tx.Hash())
+	err := tn.client.SendTransaction(ctx, tx)
+	want := fmt.Sprintf("already included in block %d", r.BlockNumber.Uint64())
+	if rpcErr, ok := err.(gethrpc.Error); !ok || rpcErr.ErrorCode() != -32000 || !strings.Contains(err.Error(), want) {
+		t.Fatalf("re-sent transaction: %v; want -32000 %q", err, want)
+	}
+}
+
+// A node allows no browser origin unless configured: a page elsewhere
+// cannot read it through someone's browser.
+func TestNodeRefusesForeignOrigins(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	req, _ := http.NewRequest(http.MethodPost, "http://"+tn.RPCAddr(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://intranet-page.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("foreign origin: %d, Access-Control-Allow-Origin %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, err := gethrpc.DialWebsocket(ctx, "ws://"+tn.RPCAddr(), "https://intranet-page.example"); err == nil {
+		c.Close()
+		t.Fatal("WebSocket from a foreign origin was accepted")
 	}
 }

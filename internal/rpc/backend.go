@@ -1,37 +1,91 @@
-// Package rpc serves the Ethereum JSON-RPC (eth, net, web3, txpool) over
-// go-ethereum's rpc server, for HTTP and WebSocket on one port. Handlers
-// return a result and a typed error; the error types below carry the
-// JSON-RPC code, so one place decides codes.
+// Package rpc serves the Ethereum JSON-RPC (eth, net, web3, txpool,
+// personal, charter) over go-ethereum's rpc server, for HTTP and WebSocket
+// on one port, within the bounds of a Config. Handlers return a result and
+// a typed error; the error types below carry the JSON-RPC code, so one
+// place decides codes.
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
+	"github.com/ethereum/go-ethereum/event"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/charter-ledger/charter/internal/chain"
-	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/events"
-	"github.com/charter-ledger/charter/internal/execution"
-	"github.com/charter-ledger/charter/internal/ledger"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
 
-// Backend is what the APIs read and submit to. The node implements it.
+// Backend is everything the namespaces read, execute and submit: the node
+// implements it over its ledger, pool, executor, engine and event bus; the
+// tests implement it in memory.
+//
+// Every method is safe for concurrent use. Headers, blocks, receipts and
+// transactions returned are shared: callers must not modify them. A
+// StateDB returned by StateAt is the caller's alone, to read and to run
+// calls on (changes are never committed). Lookups of what does not exist
+// answer nil (or ok false) rather than an error; errors are failures of
+// the store.
 type Backend interface {
-	Spec() *chain.Spec
-	Ledger() *ledger.Ledger
-	Pool() *txpool.Pool
-	Executor() *execution.Executor
-	Bus() *events.Bus
-	Engine() consensus.Engine
-	// DevAccounts are the unlocked development accounts (dev mode only).
+	// ChainSpec is the chain's genesis spec: chain id, fees, limits.
+	ChainSpec() *chain.Spec
+	// CurrentHeader is the newest committed header; never nil.
+	CurrentHeader() *types.Header
+	// FinalizedHeader is the newest header the consensus engine holds
+	// final (the "safe" and "finalized" tags); nil: use CurrentHeader.
+	FinalizedHeader() *types.Header
+	// HeaderByNumber, BlockByNumber and BlockByHash read committed blocks.
+	HeaderByNumber(number uint64) *types.Header
+	BlockByNumber(number uint64) *types.Block
+	BlockByHash(hash common.Hash) *types.Block
+	// GetReceipts are the receipts of a committed block, with every
+	// derived field (block hash, indexes, log positions) filled.
+	GetReceipts(number uint64) (types.Receipts, error)
+	// GetTransaction locates a committed transaction.
+	GetTransaction(hash common.Hash) (number uint64, index int, ok bool)
+	// StateAt opens the world state with the given root.
+	StateAt(root common.Hash) (*state.StateDB, error)
+
+	// SendTx admits a signed transaction to the pool; the error says why
+	// not (it becomes the -32000 message).
+	SendTx(tx *types.Transaction) error
+	// PoolNonce is the next nonce of addr, counting its pending transactions.
+	PoolNonce(addr common.Address) uint64
+	// PoolTransaction is a transaction waiting in the pool, or nil.
+	PoolTransaction(hash common.Hash) *types.Transaction
+	// PoolStats counts the executable (pending) and future (queued) transactions.
+	PoolStats() (pending, queued int)
+	// PoolContent lists them by sender, in nonce order.
+	PoolContent() (pending, queued map[common.Address][]*types.Transaction)
+
+	// Call runs msg on st (a state the caller throws away) in the context
+	// of header h, until ctx ends. Nonce and EOA checks are skipped as
+	// eth_call does. A reverted or failed execution is a result, not an
+	// error.
+	Call(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message) (*core.ExecutionResult, error)
+	// EstimateGas finds the lowest gas limit up to gasCap with which msg
+	// succeeds; a message that fails for another reason than gas returns
+	// the failing result and a nil error, one that fails even with gasCap
+	// an error that wraps ErrGasCapReached.
+	EstimateGas(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message, gasCap uint64) (uint64, *core.ExecutionResult, error)
+
+	// SubscribeChainEvent delivers every committed block, in height order;
+	// SubscribeNewTxsEvent every transaction that becomes pending. The
+	// subscriber must keep reading: the publisher waits for it.
+	SubscribeChainEvent(ch chan<- events.ChainEvent) event.Subscription
+	SubscribeNewTxsEvent(ch chan<- txpool.NewTxsEvent) event.Subscription
+
+	// DevAccounts are the unlocked development accounts (charter dev
+	// only; empty on a network node).
 	DevAccounts() []chain.DevAccount
 }
 
@@ -39,7 +93,8 @@ type Backend interface {
 const (
 	codeInvalidParams = -32602
 	codeInternal      = -32603
-	codeServer        = -32000 // rejected transaction, unknown block, limits
+	codeServer        = -32000 // rejected transaction, unknown block, query limits
+	codeLimit         = -32005 // a per-client or per-batch bound is reached (EIP-1474 "limit exceeded")
 	codeRevert        = 3
 )
 
@@ -64,6 +119,14 @@ func serverError(format string, args ...any) error {
 	return &Error{Code: codeServer, Msg: fmt.Sprintf(format, args...)}
 }
 
+func limitError(format string, args ...any) error {
+	return &Error{Code: codeLimit, Msg: fmt.Sprintf(format, args...)}
+}
+
+func internalError(err error) error {
+	return &Error{Code: codeInternal, Msg: err.Error()}
+}
+
 // revertError reports a reverted call the way Ethereum clients expect:
 // code 3, "execution reverted" with the decoded reason, the raw revert data
 // as hex in data (libraries decode custom errors from it).
@@ -75,12 +138,16 @@ func revertError(ret []byte) error {
 	return &Error{Code: codeRevert, Msg: msg, Data: hexutil.Encode(ret)}
 }
 
+// ErrGasCapReached is what Backend.EstimateGas wraps when a message runs
+// out of gas even with the whole cap.
+var ErrGasCapReached = errors.New("gas required exceeds allowance")
+
 var errUnknownBlock = &Error{Code: codeServer, Msg: "header not found"}
 
 // header resolves a block number, tag or hash to a committed header.
 func header(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, error) {
 	if hash, ok := bnh.Hash(); ok {
-		blk := b.Ledger().BlockByHash(hash)
+		blk := b.BlockByHash(hash)
 		if blk == nil {
 			return nil, errUnknownBlock
 		}
@@ -96,19 +163,19 @@ func header(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, error) {
 func headerByNumber(b Backend, num gethrpc.BlockNumber) (*types.Header, error) {
 	switch num {
 	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber:
-		return b.Ledger().Head(), nil
+		return b.CurrentHeader(), nil
 	case gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
-		if h := b.Engine().Head(0); h != nil {
+		if h := b.FinalizedHeader(); h != nil {
 			return h, nil
 		}
-		return b.Ledger().Head(), nil
+		return b.CurrentHeader(), nil
 	case gethrpc.EarliestBlockNumber:
-		return b.Ledger().Genesis().Header(), nil
+		num = 0
 	}
 	if num < 0 {
 		return nil, invalidParams("invalid argument: unknown block tag %d", num)
 	}
-	h := b.Ledger().HeaderByNumber(uint64(num))
+	h := b.HeaderByNumber(uint64(num))
 	if h == nil {
 		return nil, errUnknownBlock
 	}
@@ -120,7 +187,7 @@ func blockByNumber(b Backend, num gethrpc.BlockNumber) (*types.Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.Ledger().BlockByNumber(h.Number.Uint64()), nil
+	return b.BlockByNumber(h.Number.Uint64()), nil
 }
 
 var errNoState = errors.New("state not available")
@@ -131,7 +198,7 @@ func stateAt(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, stateDB, 
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := b.Ledger().StateAt(h.Root)
+	st, err := b.StateAt(h.Root)
 	if err != nil {
 		return nil, nil, &Error{Code: codeServer, Msg: fmt.Sprintf("%v: block %d: %v", errNoState, h.Number.Uint64(), err)}
 	}
@@ -145,5 +212,3 @@ func latest(bnh *gethrpc.BlockNumberOrHash) gethrpc.BlockNumberOrHash {
 	}
 	return *bnh
 }
-
-var zeroAddress common.Address

@@ -1,7 +1,7 @@
 package rpc
 
 import (
-	"math/big"
+	"encoding/json"
 
 	"github.com/ethereum/go-ethereum/common"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
@@ -67,6 +67,7 @@ type Members struct {
 	Upgrades         []system.Upgrade  `json:"upgrades"`
 	Revoked          []common.Hash     `json:"revokedCertificates"`
 	Frozen           []common.Address  `json:"frozen"`
+	Factories        []common.Address  `json:"factories"`
 }
 
 func memberNode(n system.Node) MemberNode {
@@ -82,7 +83,7 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 	}
 	out := &Members{Height: height, Validators: nonNil(s.Validators()), DefaultRoles: s.DefaultRoles().Names(),
 		Parameters: map[string]uint64{}, Upgrades: nonNil(s.Upgrades()), Revoked: nonNil(s.RevokedFingerprints()),
-		Frozen: nonNil(s.Frozen()), Organizations: []MemberOrg{}, ValidatorChanges: []ValidatorSet{}}
+		Frozen: nonNil(s.Frozen()), Factories: nonNil(s.Factories()), Organizations: []MemberOrg{}, ValidatorChanges: []ValidatorSet{}}
 	nodes := s.Nodes()
 	for _, o := range s.Orgs() {
 		mo := MemberOrg{Name: o.Name, Tier: o.Tier.String(), Weight: o.Weight, Status: o.Status.String(), Since: o.Since,
@@ -106,11 +107,7 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 	for _, c := range s.ValidatorChanges() {
 		out.ValidatorChanges = append(out.ValidatorChanges, ValidatorSet{From: c.From, IDs: nonNil(c.IDs)})
 	}
-	for _, p := range []string{system.ParamGasLimit, system.ParamTxGasLimit, system.ParamMaxTxBytes, system.ParamMinGasPrice, system.ParamEpochLength} {
-		if v := s.Param(p); v != 0 {
-			out.Parameters[p] = v
-		}
-	}
+	out.Parameters = parameters(s)
 	return out, nil
 }
 
@@ -164,24 +161,24 @@ func (api *CharterAPI) Account(addr common.Address, bnh *gethrpc.BlockNumberOrHa
 
 // ProposalInfo is a proposal as the charter_ namespace shows it.
 type ProposalInfo struct {
-	ID          uint64         `json:"id"`
-	Action      string         `json:"action"`
-	Class       string         `json:"class"`
-	Args        map[string]any `json:"args"`
-	Memo        string         `json:"memo"`
-	Proposer    common.Address `json:"proposer"`
-	Org         string         `json:"org"`
-	Status      string         `json:"status"`
-	Created     uint64         `json:"created"`
-	Expires     uint64         `json:"expires"`
-	Decided     uint64         `json:"decided,omitempty"`
-	ActivatesAt uint64         `json:"activatesAt,omitempty"`
-	Result      string         `json:"result,omitempty"`
-	Yes         uint64         `json:"yesWeight"`
-	No          uint64         `json:"noWeight"`
-	Total       uint64         `json:"totalWeight"`
-	Threshold   uint64         `json:"thresholdBps"`
-	Votes       []VoteInfo     `json:"votes"`
+	ID          uint64          `json:"id"`
+	Action      string          `json:"action"`
+	Class       string          `json:"class"`
+	Args        json.RawMessage `json:"args"` // by the action's ABI names, in ABI order (system.ArgsJSON)
+	Memo        string          `json:"memo"`
+	Proposer    common.Address  `json:"proposer"`
+	Org         string          `json:"org"`
+	Status      string          `json:"status"`
+	Created     uint64          `json:"created"`
+	Expires     uint64          `json:"expires"`
+	Decided     uint64          `json:"decided,omitempty"`
+	ActivatesAt uint64          `json:"activatesAt,omitempty"`
+	Result      string          `json:"result,omitempty"`
+	Yes         uint64          `json:"yesWeight"`
+	No          uint64          `json:"noWeight"`
+	Total       uint64          `json:"totalWeight"`
+	Threshold   uint64          `json:"thresholdBps"`
+	Votes       []VoteInfo      `json:"votes"`
 }
 
 // VoteInfo is one organization's vote.
@@ -200,34 +197,12 @@ func proposalInfo(s *system.State, p system.Proposal) ProposalInfo {
 		Decided: p.Decided, ActivatesAt: p.ActivatesAt, Result: p.Result, Yes: t.Yes, No: t.No, Total: t.Total,
 		Threshold: s.Policy().Rules[p.Action.Class()].Threshold, Votes: []VoteInfo{}}
 	if args, err := system.DecodeArgs(p.Action, p.Args); err == nil {
-		info.Args = jsonArgs(args)
+		info.Args, _ = system.ArgsJSON(args)
 	}
 	for _, v := range p.Votes {
 		info.Votes = append(info.Votes, VoteInfo{Org: v.Org, Voter: v.Voter, Support: v.Support, Weight: v.Weight, Height: v.Height})
 	}
 	return info
-}
-
-// jsonArgs shows byte arrays as hex and big numbers as decimal strings.
-func jsonArgs(args map[string]any) map[string]any {
-	out := make(map[string]any, len(args))
-	for k, v := range args {
-		switch x := v.(type) {
-		case [32]byte:
-			out[k] = common.Hash(x)
-		case [][32]byte:
-			hs := make([]common.Hash, len(x))
-			for i := range x {
-				hs[i] = x[i]
-			}
-			out[k] = hs
-		case *big.Int:
-			out[k] = x.String()
-		default:
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // Proposal returns proposal id.
@@ -352,11 +327,26 @@ func (api *CharterAPI) Usage(fromArg, toArg *uint64) ([]UsageRow, error) {
 	return rows, nil
 }
 
+// parameters are the chain parameters in force that governance or the
+// genesis set, or that have a default of their own (setCode,
+// maxOpenProposals); unset ones of the chain spec are left out.
+func parameters(s *system.State) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, p := range system.Params {
+		if v, ok := s.ParamValue(p.Name); ok && (v != 0 || p.HasDefault) {
+			out[p.Name] = v
+		}
+	}
+	return out
+}
+
 // PolicyInfo is the answer of charter_policy.
 type PolicyInfo struct {
-	EpochLength  uint64                 `json:"epochLength"`
-	DefaultRoles []string               `json:"defaultRoles"`
-	Rules        map[string]system.Rule `json:"rules"`
+	EpochLength      uint64                 `json:"epochLength"`
+	DefaultRoles     []string               `json:"defaultRoles"`
+	MaxOpenProposals uint64                 `json:"maxOpenProposals"`
+	Rules            map[string]system.Rule `json:"rules"`
+	Parameters       map[string]uint64      `json:"parameters"`
 }
 
 // Policy returns the governance policy in force.
@@ -366,7 +356,8 @@ func (api *CharterAPI) Policy() (*PolicyInfo, error) {
 		return nil, err
 	}
 	p := s.Policy()
-	out := &PolicyInfo{EpochLength: p.EpochLength, DefaultRoles: p.DefaultRoles.Names(), Rules: map[string]system.Rule{}}
+	out := &PolicyInfo{EpochLength: p.EpochLength, DefaultRoles: p.DefaultRoles.Names(), MaxOpenProposals: p.MaxOpenProposals,
+		Rules: map[string]system.Rule{}, Parameters: parameters(s)}
 	for c := system.Class(0); c < system.NumClasses; c++ {
 		out.Rules[c.String()] = p.Rules[c]
 	}

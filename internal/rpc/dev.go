@@ -41,11 +41,11 @@ func (api *EthAPI) fillAndSign(ctx context.Context, args TransactionArgs) (*type
 	if err != nil {
 		return nil, err
 	}
-	chainID := api.b.Spec().Config.ChainID
+	chainID := api.b.ChainSpec().Config.ChainID
 	if args.ChainID != nil && (*big.Int)(args.ChainID).Cmp(chainID) != 0 {
 		return nil, invalidParams("invalid argument 0: chainId %v, this chain is %v", (*big.Int)(args.ChainID), chainID)
 	}
-	nonce := api.b.Pool().Nonce(*args.From)
+	nonce := api.b.PoolNonce(*args.From)
 	if args.Nonce != nil {
 		nonce = uint64(*args.Nonce)
 	}
@@ -67,8 +67,8 @@ func (api *EthAPI) fillAndSign(ctx context.Context, args TransactionArgs) (*type
 	if args.AccessList != nil {
 		al = *args.AccessList
 	}
-	baseFee := api.b.Spec().BaseFeeWei()
-	minTip := api.b.Spec().MinGasPriceWei()
+	baseFee := api.b.ChainSpec().BaseFeeWei()
+	minTip := api.b.ChainSpec().MinGasPriceWei()
 	legacy := args.GasPrice != nil || (args.Type != nil && *args.Type < types.DynamicFeeTxType)
 	var inner types.TxData
 	if legacy {
@@ -92,7 +92,7 @@ func (api *EthAPI) fillAndSign(ctx context.Context, args TransactionArgs) (*type
 		}
 		inner = &types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: gas, To: args.To, Value: value, Data: args.data(), AccessList: al}
 	}
-	tx, err := types.SignNewTx(key, api.signer(), inner)
+	tx, err := types.SignNewTx(key, api.signer, inner)
 	if err != nil {
 		return nil, serverError("sign: %v", err)
 	}

@@ -12,16 +12,15 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/core/vm"
 	"github.com/ethereum/go-ethereum/crypto"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/ethereum/go-ethereum/trie"
 	"github.com/holiman/uint256"
 )
 
-// Limits of the eth namespace.
+// Bounds of single requests of the eth namespace.
 const (
-	callGasCap    = 50_000_000 // gas of one eth_call
-	callTimeout   = 5 * time.Second
 	feeHistoryMax = 1024
 	maxProofKeys  = 1024
 )
@@ -29,17 +28,18 @@ const (
 // EthAPI is the eth namespace.
 type EthAPI struct {
 	b       Backend
+	cfg     *Config
+	signer  types.Signer
 	filters *filterSystem
+	budgets *budgets
 }
 
-func (api *EthAPI) signer() types.Signer { return api.b.Executor().Signer() }
-
 // ChainId is eth_chainId.
-func (api *EthAPI) ChainId() hexutil.Uint64 { return hexutil.Uint64(api.b.Spec().ChainID()) }
+func (api *EthAPI) ChainId() hexutil.Uint64 { return hexutil.Uint64(api.b.ChainSpec().ChainID()) }
 
 // BlockNumber is eth_blockNumber.
 func (api *EthAPI) BlockNumber() hexutil.Uint64 {
-	return hexutil.Uint64(api.b.Ledger().Head().Number.Uint64())
+	return hexutil.Uint64(api.b.CurrentHeader().Number.Uint64())
 }
 
 // Syncing is eth_syncing: a node that serves RPC answers from its own
@@ -50,7 +50,7 @@ func (api *EthAPI) Syncing() bool { return false }
 func (api *EthAPI) Mining() bool { return false }
 
 // Coinbase is eth_coinbase: the fee recipient of blocks this node seals.
-func (api *EthAPI) Coinbase() common.Address { return api.b.Ledger().Head().Coinbase }
+func (api *EthAPI) Coinbase() common.Address { return api.b.CurrentHeader().Coinbase }
 
 // Accounts is eth_accounts: the unlocked development accounts.
 func (api *EthAPI) Accounts() []common.Address {
@@ -76,7 +76,7 @@ func (api *EthAPI) GetBalance(addr common.Address, bnh *gethrpc.BlockNumberOrHas
 func (api *EthAPI) GetTransactionCount(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (hexutil.Uint64, error) {
 	if bnh != nil {
 		if n, ok := bnh.Number(); ok && n == gethrpc.PendingBlockNumber {
-			return hexutil.Uint64(api.b.Pool().Nonce(addr)), nil
+			return hexutil.Uint64(api.b.PoolNonce(addr)), nil
 		}
 	}
 	_, st, err := stateAt(api.b, latest(bnh))
@@ -135,16 +135,16 @@ func (api *EthAPI) GetBlockByNumber(num gethrpc.BlockNumber, full bool) (map[str
 		}
 		return nil, err
 	}
-	return marshalBlock(blk, full, api.signer()), nil
+	return marshalBlock(blk, full, api.signer), nil
 }
 
 // GetBlockByHash is eth_getBlockByHash; null for an unknown block.
 func (api *EthAPI) GetBlockByHash(hash common.Hash, full bool) map[string]any {
-	blk := api.b.Ledger().BlockByHash(hash)
+	blk := api.b.BlockByHash(hash)
 	if blk == nil {
 		return nil
 	}
-	return marshalBlock(blk, full, api.signer())
+	return marshalBlock(blk, full, api.signer)
 }
 
 // GetBlockTransactionCountByNumber is eth_getBlockTransactionCountByNumber.
@@ -162,7 +162,7 @@ func (api *EthAPI) GetBlockTransactionCountByNumber(num gethrpc.BlockNumber) (*h
 
 // GetBlockTransactionCountByHash is eth_getBlockTransactionCountByHash.
 func (api *EthAPI) GetBlockTransactionCountByHash(hash common.Hash) *hexutil.Uint {
-	blk := api.b.Ledger().BlockByHash(hash)
+	blk := api.b.BlockByHash(hash)
 	if blk == nil {
 		return nil
 	}
@@ -177,7 +177,7 @@ func (api *EthAPI) GetUncleCountByBlockNumber(gethrpc.BlockNumber) hexutil.Uint 
 func (api *EthAPI) GetUncleCountByBlockHash(common.Hash) hexutil.Uint { return 0 }
 
 // GetBlockReceipts is eth_getBlockReceipts.
-func (api *EthAPI) GetBlockReceipts(bnh gethrpc.BlockNumberOrHash) ([]map[string]any, error) {
+func (api *EthAPI) GetBlockReceipts(ctx context.Context, bnh gethrpc.BlockNumberOrHash) ([]map[string]any, error) {
 	h, err := header(api.b, bnh)
 	if err != nil {
 		if err == errUnknownBlock {
@@ -185,28 +185,36 @@ func (api *EthAPI) GetBlockReceipts(bnh gethrpc.BlockNumberOrHash) ([]map[string
 		}
 		return nil, err
 	}
-	blk := api.b.Ledger().BlockByNumber(h.Number.Uint64())
-	receipts, err := api.b.Ledger().Receipts(h.Number.Uint64())
+	_, done, err := api.heavy(ctx)
 	if err != nil {
-		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+		return nil, err
+	}
+	defer done()
+	blk := api.b.BlockByNumber(h.Number.Uint64())
+	receipts, err := api.b.GetReceipts(h.Number.Uint64())
+	if err != nil {
+		return nil, internalError(err)
+	}
+	if blk == nil || len(receipts) != len(blk.Transactions()) {
+		return nil, internalError(fmt.Errorf("block %d: %d receipts for its transactions", h.Number.Uint64(), len(receipts)))
 	}
 	out := make([]map[string]any, len(receipts))
 	for i, r := range receipts {
-		out[i] = marshalReceipt(r, blk.Transactions()[i], api.signer())
+		out[i] = marshalReceipt(r, blk.Transactions()[i], api.signer)
 	}
 	return out, nil
 }
 
 // GetTransactionByHash is eth_getTransactionByHash: committed or pending.
 func (api *EthAPI) GetTransactionByHash(hash common.Hash) map[string]any {
-	if num, idx, ok := api.b.Ledger().TxLookup(hash); ok {
-		blk := api.b.Ledger().BlockByNumber(num)
+	if num, idx, ok := api.b.GetTransaction(hash); ok {
+		blk := api.b.BlockByNumber(num)
 		if blk != nil && idx < len(blk.Transactions()) {
-			return marshalTx(blk.Transactions()[idx], blk.Hash(), num, uint64(idx), blk.BaseFee(), api.signer())
+			return marshalTx(blk.Transactions()[idx], blk.Hash(), num, uint64(idx), blk.BaseFee(), api.signer)
 		}
 	}
-	if tx := api.b.Pool().Get(hash); tx != nil {
-		return marshalTx(tx, common.Hash{}, 0, 0, nil, api.signer())
+	if tx := api.b.PoolTransaction(hash); tx != nil {
+		return marshalTx(tx, common.Hash{}, 0, 0, nil, api.signer)
 	}
 	return nil
 }
@@ -220,38 +228,38 @@ func (api *EthAPI) GetTransactionByBlockNumberAndIndex(num gethrpc.BlockNumber, 
 		}
 		return nil, err
 	}
-	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer()), nil
+	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer), nil
 }
 
 // GetTransactionByBlockHashAndIndex is eth_getTransactionByBlockHashAndIndex.
 func (api *EthAPI) GetTransactionByBlockHashAndIndex(hash common.Hash, index hexutil.Uint) map[string]any {
-	blk := api.b.Ledger().BlockByHash(hash)
+	blk := api.b.BlockByHash(hash)
 	if blk == nil || int(index) >= len(blk.Transactions()) {
 		return nil
 	}
-	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer())
+	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer)
 }
 
 // GetTransactionReceipt is eth_getTransactionReceipt; null until committed.
 func (api *EthAPI) GetTransactionReceipt(hash common.Hash) (map[string]any, error) {
-	num, idx, ok := api.b.Ledger().TxLookup(hash)
+	num, idx, ok := api.b.GetTransaction(hash)
 	if !ok {
 		return nil, nil
 	}
-	blk := api.b.Ledger().BlockByNumber(num)
-	receipts, err := api.b.Ledger().Receipts(num)
+	blk := api.b.BlockByNumber(num)
+	receipts, err := api.b.GetReceipts(num)
 	if err != nil {
-		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+		return nil, internalError(err)
 	}
-	if blk == nil || idx >= len(receipts) {
+	if blk == nil || idx >= len(receipts) || idx >= len(blk.Transactions()) {
 		return nil, &Error{Code: codeInternal, Msg: fmt.Sprintf("receipt %s: index %d out of range in block %d", hash, idx, num)}
 	}
-	return marshalReceipt(receipts[idx], blk.Transactions()[idx], api.signer()), nil
+	return marshalReceipt(receipts[idx], blk.Transactions()[idx], api.signer), nil
 }
 
 // SendRawTransaction is eth_sendRawTransaction.
 func (api *EthAPI) SendRawTransaction(input hexutil.Bytes) (common.Hash, error) {
-	if max := api.b.Spec().MaxTxBytes; uint64(len(input)) > max {
+	if max := api.b.ChainSpec().MaxTxBytes; uint64(len(input)) > max {
 		return common.Hash{}, serverError("oversized data: transaction of %d bytes, limit %d", len(input), max)
 	}
 	tx := new(types.Transaction)
@@ -261,23 +269,30 @@ func (api *EthAPI) SendRawTransaction(input hexutil.Bytes) (common.Hash, error) 
 	return api.submit(tx)
 }
 
+// submit hands a signed transaction to the pool. One that is in a block
+// already is answered as such: a client that re-sends the very same
+// signed transaction (ethers reuses a cached nonce for 250 ms) learns
+// that it went through, rather than "nonce too low".
 func (api *EthAPI) submit(tx *types.Transaction) (common.Hash, error) {
-	if err := api.b.Pool().Add(tx); err != nil {
-		return common.Hash{}, &Error{Code: codeServer, Msg: err.Error()}
+	if num, _, ok := api.b.GetTransaction(tx.Hash()); ok {
+		return common.Hash{}, serverError("already included in block %d: transaction %s", num, tx.Hash().Hex())
+	}
+	if err := api.b.SendTx(tx); err != nil {
+		return common.Hash{}, serverError("%v", err)
 	}
 	return tx.Hash(), nil
 }
 
 // GasPrice is eth_gasPrice: the fixed base fee plus the minimum tip.
 func (api *EthAPI) GasPrice() *hexutil.Big {
-	s := api.b.Spec()
+	s := api.b.ChainSpec()
 	return (*hexutil.Big)(new(big.Int).Add(s.BaseFeeWei(), s.MinGasPriceWei()))
 }
 
 // MaxPriorityFeePerGas is eth_maxPriorityFeePerGas: the minimum tip the
 // pool admits (zero by default: blocks are not auctioned).
 func (api *EthAPI) MaxPriorityFeePerGas() *hexutil.Big {
-	return (*hexutil.Big)(api.b.Spec().MinGasPriceWei())
+	return (*hexutil.Big)(api.b.ChainSpec().MinGasPriceWei())
 }
 
 // BlobBaseFee is eth_blobBaseFee (blob transactions are not accepted).
@@ -294,7 +309,7 @@ type FeeHistoryResult struct {
 }
 
 // FeeHistory is eth_feeHistory.
-func (api *EthAPI) FeeHistory(count decimalOrHex, newest gethrpc.BlockNumber, percentiles []float64) (*FeeHistoryResult, error) {
+func (api *EthAPI) FeeHistory(ctx context.Context, count decimalOrHex, newest gethrpc.BlockNumber, percentiles []float64) (*FeeHistoryResult, error) {
 	if count == 0 {
 		return &FeeHistoryResult{OldestBlock: (*hexutil.Big)(new(big.Int))}, nil
 	}
@@ -310,6 +325,11 @@ func (api *EthAPI) FeeHistory(count decimalOrHex, newest gethrpc.BlockNumber, pe
 	if err != nil {
 		return nil, err
 	}
+	_, done, err := api.heavy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	end := last.Number.Uint64()
 	first := uint64(0)
 	if end+1 > uint64(count) {
@@ -317,7 +337,7 @@ func (api *EthAPI) FeeHistory(count decimalOrHex, newest gethrpc.BlockNumber, pe
 	}
 	res := &FeeHistoryResult{OldestBlock: (*hexutil.Big)(new(big.Int).SetUint64(first))}
 	for n := first; n <= end; n++ {
-		blk := api.b.Ledger().BlockByNumber(n)
+		blk := api.b.BlockByNumber(n)
 		if blk == nil {
 			return nil, errUnknownBlock
 		}
@@ -334,7 +354,7 @@ func (api *EthAPI) FeeHistory(count decimalOrHex, newest gethrpc.BlockNumber, pe
 		}
 	}
 	// The base fee of the block after newest: fixed on this chain.
-	res.BaseFee = append(res.BaseFee, (*hexutil.Big)(api.b.Spec().BaseFeeWei()))
+	res.BaseFee = append(res.BaseFee, (*hexutil.Big)(api.b.ChainSpec().BaseFeeWei()))
 	res.BlobBaseFee = append(res.BlobBaseFee, (*hexutil.Big)(big.NewInt(1)))
 	return res, nil
 }
@@ -349,9 +369,12 @@ func (api *EthAPI) rewards(blk *types.Block, percentiles []float64) ([]*hexutil.
 		}
 		return out, nil
 	}
-	receipts, err := api.b.Ledger().Receipts(blk.NumberU64())
+	receipts, err := api.b.GetReceipts(blk.NumberU64())
 	if err != nil {
-		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+		return nil, internalError(err)
+	}
+	if len(receipts) != len(txs) {
+		return nil, internalError(fmt.Errorf("block %d: %d receipts for %d transactions", blk.NumberU64(), len(receipts), len(txs)))
 	}
 	type tipGas struct {
 		tip *big.Int
@@ -473,15 +496,23 @@ func (api *EthAPI) Call(ctx context.Context, args TransactionArgs, bnh *gethrpc.
 	if err != nil {
 		return nil, err
 	}
-	gas := uint64(callGasCap)
-	if args.Gas != nil && uint64(*args.Gas) < gas {
-		gas = uint64(*args.Gas)
+	want := api.cfg.GasCap
+	if args.Gas != nil && uint64(*args.Gas) < want {
+		want = uint64(*args.Gas)
 	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	res, err := api.b.Executor().Call(ctx, h, st, args.message(h.BaseFee, gas))
+	var res *core.ExecutionResult
+	err = api.execute(ctx, want, func(ctx context.Context, gas uint64) (uint64, error) {
+		var err error
+		if res, err = api.b.Call(ctx, h, st, args.message(h.BaseFee, gas)); err != nil {
+			return 0, err
+		}
+		if res.Failed() && errors.Is(res.Err, vm.ErrOutOfGas) {
+			return res.UsedGas, &outOfGas{res.Err}
+		}
+		return res.UsedGas, nil
+	})
 	if err != nil {
-		return nil, serverError("%v", err)
+		return nil, err
 	}
 	if len(res.Revert()) > 0 || (res.Failed() && res.Err.Error() == "execution reverted") {
 		return nil, revertError(res.Revert())
@@ -501,16 +532,32 @@ func (api *EthAPI) EstimateGas(ctx context.Context, args TransactionArgs, bnh *g
 	if err != nil {
 		return 0, err
 	}
-	cap := uint64(api.b.Spec().TxGasLimit)
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	var gas uint64
+	want := min(uint64(api.b.ChainSpec().TxGasLimit), api.cfg.GasCap)
+	var given uint64
 	if args.Gas != nil {
-		gas = uint64(*args.Gas)
+		given = uint64(*args.Gas)
 	}
-	est, failed, err := api.b.Executor().EstimateGas(ctx, h, st, args.message(h.BaseFee, gas), cap)
+	var (
+		est    uint64
+		failed *core.ExecutionResult
+	)
+	err = api.execute(ctx, want, func(ctx context.Context, gasCap uint64) (uint64, error) {
+		var err error
+		est, failed, err = api.b.EstimateGas(ctx, h, st, args.message(h.BaseFee, given), gasCap)
+		switch {
+		case errors.Is(err, ErrGasCapReached):
+			return gasCap, &outOfGas{err}
+		case err != nil:
+			return 0, err
+		case failed != nil:
+			return failed.UsedGas, nil
+		}
+		// The search ran the message several times; its answer is what
+		// one run costs, which is what the budget counts.
+		return est, nil
+	})
 	if err != nil {
-		return 0, serverError("%v", err)
+		return 0, err
 	}
 	if failed != nil {
 		if len(failed.Revert()) > 0 || failed.Err.Error() == "execution reverted" {
@@ -519,6 +566,52 @@ func (api *EthAPI) EstimateGas(ctx context.Context, args TransactionArgs, bnh *g
 		return 0, serverError("%v", failed.Err)
 	}
 	return hexutil.Uint64(est), nil
+}
+
+// outOfGas marks a run that needed more gas than it was given.
+type outOfGas struct{ err error }
+
+func (e *outOfGas) Error() string { return e.err.Error() }
+
+// heavy admits a request that costs more than a lookup (logs, receipts
+// of a block, proofs, fee history, pool content) against the time budget
+// of its batch; done must be called when it returns.
+func (api *EthAPI) heavy(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	return api.budgets.of(ctx).begin(ctx, time.Now(), 0, false)
+}
+
+// execute runs one eth_call or eth_estimateGas within the per-call bounds
+// (--rpc.gascap, --rpc.evmtimeout) and what is left of its batch's
+// budget. run gets the context and the gas it may use, and returns the gas
+// it used. A run that fails for lack of gas the batch no longer had, or
+// that the batch's deadline cut, reports the budget (-32005).
+func (api *EthAPI) execute(ctx context.Context, want uint64, run func(ctx context.Context, gas uint64) (uint64, error)) error {
+	b := api.budgets.of(ctx)
+	ctx, cancel, err := b.begin(ctx, time.Now(), api.cfg.EVMTimeout, true)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	gas := min(want, b.gas())
+	limited := gas < want
+	used, err := run(ctx, gas)
+	b.charge(used)
+	var oog *outOfGas
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &oog):
+		if limited {
+			return b.gasError()
+		}
+		return serverError("%v", oog.err)
+	case ctx.Err() != nil:
+		if b.expired(time.Now()) {
+			return b.timeError()
+		}
+		return serverError("execution aborted (timeout = %s, --rpc.evmtimeout)", api.cfg.EVMTimeout)
+	}
+	return serverError("%v", err)
 }
 
 // AccountResult is the answer of eth_getProof.
@@ -540,7 +633,7 @@ type StorageResult struct {
 }
 
 // GetProof is eth_getProof: Merkle proofs of an account and storage slots.
-func (api *EthAPI) GetProof(addr common.Address, keys []string, bnh gethrpc.BlockNumberOrHash) (*AccountResult, error) {
+func (api *EthAPI) GetProof(ctx context.Context, addr common.Address, keys []string, bnh gethrpc.BlockNumberOrHash) (*AccountResult, error) {
 	if len(keys) > maxProofKeys {
 		return nil, invalidParams("invalid argument 1: at most %d storage keys", maxProofKeys)
 	}
@@ -556,7 +649,12 @@ func (api *EthAPI) GetProof(addr common.Address, keys []string, bnh gethrpc.Bloc
 	if err != nil {
 		return nil, err
 	}
-	tdb := api.b.Ledger().TrieDB()
+	_, done, err := api.heavy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	tdb := st.Database().TrieDB()
 	res := &AccountResult{
 		Address:      addr,
 		Balance:      (*hexutil.Big)(st.GetBalance(addr).ToBig()),

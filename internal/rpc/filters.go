@@ -15,22 +15,13 @@ import (
 	"github.com/charter-ledger/charter/internal/txpool"
 )
 
-// Bounds of log queries, filters and subscriptions.
-const (
-	maxLogRange     = 10_000          // blocks one eth_getLogs may span
-	maxLogs         = 10_000          // logs one answer may hold
-	maxFilters      = 1_000           // installed filters
-	filterTimeout   = 5 * time.Minute // a filter not polled for this long is removed
-	maxPendingQueue = 10_000          // hashes a pending-transaction filter buffers
-	subQueue        = 1_024           // events queued per subscription before it is dropped
-)
-
 // hub receives committed blocks and new pending transactions once and
 // fans them out to subscribers without ever blocking the publisher: a
 // subscriber whose queue is full is dropped (its gone channel closes).
 type hub struct {
-	mu   sync.Mutex
-	subs map[*hubSub]struct{}
+	queue int // events queued per subscriber
+	mu    sync.Mutex
+	subs  map[*hubSub]struct{}
 }
 
 type hubSub struct {
@@ -51,7 +42,7 @@ func (s *hubSub) close() {
 }
 
 func (h *hub) subscribe(chain bool) *hubSub {
-	s := &hubSub{h: h, chain: chain, ch: make(chan any, subQueue), gone: make(chan struct{})}
+	s := &hubSub{h: h, chain: chain, ch: make(chan any, h.queue), gone: make(chan struct{})}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -88,34 +79,46 @@ const (
 type filter struct {
 	kind     filterKind
 	crit     filters.FilterCriteria
+	owner    string // the client that installed it (clientOf)
 	next     uint64 // first block not yet reported
 	lastPoll time.Time
 	pending  *hubSub
 }
 
-// filterSystem serves eth_getLogs, polled filters and subscriptions.
+// filterSystem serves eth_getLogs, polled filters and subscriptions. It
+// bounds installed filters per client and in all, and subscriptions per
+// WebSocket connection and in all.
 type filterSystem struct {
-	b    Backend
-	hub  hub
-	mu   sync.Mutex
-	all  map[gethrpc.ID]*filter
-	quit chan struct{}
-	wg   sync.WaitGroup
+	b       Backend
+	lim     queryLimits
+	now     func() time.Time
+	hub     hub
+	filters *counter // installed filters by owner
+	subs    *counter // open subscriptions by connection
+	mu      sync.Mutex
+	all     map[gethrpc.ID]*filter // bounded by filters.total
+	quit    chan struct{}
+	wg      sync.WaitGroup
 }
 
-func newFilterSystem(b Backend) *filterSystem {
-	fs := &filterSystem{b: b, all: make(map[gethrpc.ID]*filter), quit: make(chan struct{})}
+func newFilterSystem(b Backend, cfg *Config) *filterSystem {
+	lim := cfg.query
+	fs := &filterSystem{b: b, lim: lim, now: cfg.now, all: make(map[gethrpc.ID]*filter), quit: make(chan struct{}),
+		filters: newCounter(cfg.FiltersPerClient, lim.filters, "filters", "--rpc.filters-per-client", "for this client"),
+		subs:    newCounter(cfg.SubscriptionsPerConn, lim.subscriptions, "subscriptions", "--ws.max-subscriptions", "on this WebSocket connection"),
+	}
 	fs.hub.subs = make(map[*hubSub]struct{})
+	fs.hub.queue = lim.subscriptionChan
 	chainCh := make(chan events.ChainEvent, 64)
 	txCh := make(chan txpool.NewTxsEvent, 64)
-	chainSub := b.Bus().SubscribeChain(chainCh)
-	txSub := b.Pool().SubscribeNewTxs(txCh)
+	chainSub := b.SubscribeChainEvent(chainCh)
+	txSub := b.SubscribeNewTxsEvent(txCh)
 	fs.wg.Add(1)
 	go func() {
 		defer fs.wg.Done()
 		defer chainSub.Unsubscribe()
 		defer txSub.Unsubscribe()
-		janitor := time.NewTicker(time.Minute)
+		janitor := time.NewTicker(lim.filterJanitor)
 		defer janitor.Stop()
 		for {
 			select {
@@ -138,30 +141,51 @@ func (fs *filterSystem) stop() {
 	fs.wg.Wait()
 }
 
+// expire removes the filters not polled for the filter timeout.
 func (fs *filterSystem) expire() {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	now := fs.now()
 	for id, f := range fs.all {
-		if time.Since(f.lastPoll) > filterTimeout {
-			if f.pending != nil {
-				f.pending.close()
-			}
-			delete(fs.all, id)
+		if now.Sub(f.lastPoll) > fs.lim.filterTimeout {
+			fs.removeLocked(id, f)
 		}
 	}
 }
 
-func (fs *filterSystem) install(f *filter) (gethrpc.ID, error) {
+// dropClient removes every filter a client installed (its WebSocket
+// connection closed).
+func (fs *filterSystem) dropClient(client string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if len(fs.all) >= maxFilters {
-		if f.pending != nil {
-			f.pending.close()
+	for id, f := range fs.all {
+		if f.owner == client {
+			fs.removeLocked(id, f)
 		}
-		return "", serverError("too many filters installed (%d); uninstall some or use eth_subscribe", maxFilters)
 	}
-	f.lastPoll = time.Now()
-	f.next = fs.b.Ledger().Head().Number.Uint64() + 1
+}
+
+func (fs *filterSystem) removeLocked(id gethrpc.ID, f *filter) {
+	if f.pending != nil {
+		f.pending.close()
+	}
+	delete(fs.all, id)
+	fs.filters.release(f.owner)
+}
+
+// install adds a filter for the client of ctx, within its bounds.
+func (fs *filterSystem) install(ctx context.Context, f *filter) (gethrpc.ID, error) {
+	f.owner = clientOf(ctx)
+	if err := fs.filters.acquire(f.owner); err != nil {
+		return "", err
+	}
+	if f.kind == pendingFilter {
+		f.pending = fs.hub.subscribe(false)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f.lastPoll = fs.now()
+	f.next = fs.b.CurrentHeader().Number.Uint64() + 1
 	id := gethrpc.NewID()
 	fs.all[id] = f
 	return id, nil
@@ -171,7 +195,7 @@ func (fs *filterSystem) install(f *filter) (gethrpc.ID, error) {
 func (fs *filterSystem) resolveRange(from, to *big.Int) (uint64, uint64, error) {
 	num := func(v *big.Int) (uint64, error) {
 		if v == nil {
-			return fs.b.Ledger().Head().Number.Uint64(), nil
+			return fs.b.CurrentHeader().Number.Uint64(), nil
 		}
 		if !v.IsInt64() {
 			return 0, invalidParams("invalid argument 0: block number out of range")
@@ -194,7 +218,7 @@ func (fs *filterSystem) resolveRange(from, to *big.Int) (uint64, uint64, error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	if head := fs.b.Ledger().Head().Number.Uint64(); t > head {
+	if head := fs.b.CurrentHeader().Number.Uint64(); t > head {
 		t = head
 	}
 	return f, t, nil
@@ -206,14 +230,14 @@ func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, 
 	if from > to {
 		return out, nil
 	}
-	if to-from+1 > maxLogRange {
-		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, maxLogRange)
+	if to-from+1 > fs.lim.logRange {
+		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, fs.lim.logRange)
 	}
 	for n := from; n <= to; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, serverError("query aborted: %v", err)
 		}
-		h := fs.b.Ledger().HeaderByNumber(n)
+		h := fs.b.HeaderByNumber(n)
 		if h == nil {
 			break
 		}
@@ -229,15 +253,15 @@ func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria,
 	if !bloomMatches(h.Bloom, crit) {
 		return out, nil
 	}
-	receipts, err := fs.b.Ledger().Receipts(h.Number.Uint64())
+	receipts, err := fs.b.GetReceipts(h.Number.Uint64())
 	if err != nil {
-		return nil, &Error{Code: codeInternal, Msg: err.Error()}
+		return nil, internalError(err)
 	}
 	for _, r := range receipts {
 		for _, l := range r.Logs {
 			if logMatches(l, crit) {
-				if len(out) >= maxLogs {
-					return nil, serverError("query returns more than %d logs; narrow the block range or the filter", maxLogs)
+				if len(out) >= fs.lim.logs {
+					return nil, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
 				}
 				out = append(out, l)
 			}
@@ -314,11 +338,16 @@ func logMatches(l *types.Log, crit *filters.FilterCriteria) bool {
 // GetLogs is eth_getLogs.
 func (api *EthAPI) GetLogs(ctx context.Context, crit filters.FilterCriteria) ([]*types.Log, error) {
 	fs := api.filters
+	if crit.BlockHash != nil && (crit.FromBlock != nil || crit.ToBlock != nil) {
+		return nil, invalidParams("invalid argument 0: blockHash excludes fromBlock and toBlock")
+	}
+	ctx, done, err := api.heavy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	if crit.BlockHash != nil {
-		if crit.FromBlock != nil || crit.ToBlock != nil {
-			return nil, invalidParams("invalid argument 0: blockHash excludes fromBlock and toBlock")
-		}
-		blk := api.b.Ledger().BlockByHash(*crit.BlockHash)
+		blk := api.b.BlockByHash(*crit.BlockHash)
 		if blk == nil {
 			return nil, serverError("unknown block %s", crit.BlockHash.Hex())
 		}
@@ -335,21 +364,21 @@ func (api *EthAPI) GetLogs(ctx context.Context, crit filters.FilterCriteria) ([]
 }
 
 // NewFilter is eth_newFilter.
-func (api *EthAPI) NewFilter(crit filters.FilterCriteria) (gethrpc.ID, error) {
+func (api *EthAPI) NewFilter(ctx context.Context, crit filters.FilterCriteria) (gethrpc.ID, error) {
 	if crit.BlockHash != nil {
 		return "", invalidParams("invalid argument 0: blockHash is not allowed in a filter")
 	}
-	return api.filters.install(&filter{kind: logsFilter, crit: crit})
+	return api.filters.install(ctx, &filter{kind: logsFilter, crit: crit})
 }
 
 // NewBlockFilter is eth_newBlockFilter.
-func (api *EthAPI) NewBlockFilter() (gethrpc.ID, error) {
-	return api.filters.install(&filter{kind: blocksFilter})
+func (api *EthAPI) NewBlockFilter(ctx context.Context) (gethrpc.ID, error) {
+	return api.filters.install(ctx, &filter{kind: blocksFilter})
 }
 
 // NewPendingTransactionFilter is eth_newPendingTransactionFilter.
-func (api *EthAPI) NewPendingTransactionFilter() (gethrpc.ID, error) {
-	return api.filters.install(&filter{kind: pendingFilter, pending: api.filters.hub.subscribe(false)})
+func (api *EthAPI) NewPendingTransactionFilter(ctx context.Context) (gethrpc.ID, error) {
+	return api.filters.install(ctx, &filter{kind: pendingFilter})
 }
 
 // UninstallFilter is eth_uninstallFilter.
@@ -359,10 +388,7 @@ func (api *EthAPI) UninstallFilter(id gethrpc.ID) bool {
 	defer fs.mu.Unlock()
 	f, ok := fs.all[id]
 	if ok {
-		if f.pending != nil {
-			f.pending.close()
-		}
-		delete(fs.all, id)
+		fs.removeLocked(id, f)
 	}
 	return ok
 }
@@ -378,12 +404,12 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 		fs.mu.Unlock()
 		return nil, errFilterNotFound
 	}
-	f.lastPoll = time.Now()
-	head := fs.b.Ledger().Head().Number.Uint64()
+	f.lastPoll = fs.now()
+	head := fs.b.CurrentHeader().Number.Uint64()
 	from := f.next
 	to := head
-	if to >= from && to-from+1 > maxLogRange {
-		to = from + maxLogRange - 1
+	if to >= from && to-from+1 > fs.lim.logRange {
+		to = from + fs.lim.logRange - 1
 	}
 	if to >= from {
 		f.next = to + 1
@@ -395,14 +421,14 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 	case blocksFilter:
 		hashes := []common.Hash{}
 		for n := from; n <= to; n++ {
-			if h := fs.b.Ledger().HeaderByNumber(n); h != nil {
+			if h := fs.b.HeaderByNumber(n); h != nil {
 				hashes = append(hashes, h.Hash())
 			}
 		}
 		return hashes, nil
 	case pendingFilter:
 		hashes := []common.Hash{}
-		for len(hashes) < maxPendingQueue {
+		for len(hashes) < fs.lim.pendingHashes {
 			select {
 			case v := <-pending.ch:
 				for _, tx := range v.([]*types.Transaction) {
@@ -411,13 +437,18 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 				continue
 			case <-pending.gone:
 				api.UninstallFilter(id)
-				return nil, serverError("filter dropped: more than %d events were not polled", subQueue)
+				return nil, serverError("filter dropped: more than %d events were not polled", fs.lim.subscriptionChan)
 			default:
 			}
 			break
 		}
 		return hashes, nil
 	default:
+		ctx, done, err := api.heavy(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		return fs.logs(ctx, &crit, from, to)
 	}
 }
@@ -428,12 +459,17 @@ func (api *EthAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.L
 	fs.mu.Lock()
 	f, ok := fs.all[id]
 	if ok {
-		f.lastPoll = time.Now()
+		f.lastPoll = fs.now()
 	}
 	fs.mu.Unlock()
 	if !ok || f.kind != logsFilter {
 		return nil, errFilterNotFound
 	}
+	ctx, done, err := api.heavy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	from, to, err := fs.resolveRange(f.crit.FromBlock, f.crit.ToBlock)
 	if err != nil {
 		return nil, err
@@ -441,15 +477,21 @@ func (api *EthAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.L
 	return fs.logs(ctx, &f.crit, from, to)
 }
 
-// subscribe runs a notification loop for one subscription.
+// subscribe runs a notification loop for one subscription, within the
+// bounds of the connection and of the node.
 func (api *EthAPI) subscribe(ctx context.Context, chain bool, notify func(n *gethrpc.Notifier, id gethrpc.ID, v any)) (*gethrpc.Subscription, error) {
 	notifier, ok := gethrpc.NotifierFromContext(ctx)
 	if !ok {
 		return nil, gethrpc.ErrNotificationsUnsupported
 	}
+	client := clientOf(ctx)
+	if err := api.filters.subs.acquire(client); err != nil {
+		return nil, err
+	}
 	rpcSub := notifier.CreateSubscription()
 	hs := api.filters.hub.subscribe(chain)
 	go func() {
+		defer api.filters.subs.release(client)
 		defer hs.close()
 		for {
 			select {
@@ -458,7 +500,7 @@ func (api *EthAPI) subscribe(ctx context.Context, chain bool, notify func(n *get
 			case <-hs.gone:
 				return // too slow to keep up: the subscription ends
 			case <-rpcSub.Err():
-				return
+				return // unsubscribed, or the connection closed
 			}
 		}
 	}()
@@ -493,7 +535,7 @@ func (api *EthAPI) Logs(ctx context.Context, crit *filters.FilterCriteria) (*get
 // NewPendingTransactions is eth_subscribe("newPendingTransactions", full).
 func (api *EthAPI) NewPendingTransactions(ctx context.Context, full *bool) (*gethrpc.Subscription, error) {
 	fullTx := full != nil && *full
-	signer := api.signer()
+	signer := api.signer
 	return api.subscribe(ctx, false, func(n *gethrpc.Notifier, id gethrpc.ID, v any) {
 		for _, tx := range v.([]*types.Transaction) {
 			if fullTx {

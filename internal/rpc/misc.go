@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -61,7 +62,7 @@ type NetAPI struct {
 }
 
 // Version is net_version: the chain id in decimal.
-func (api *NetAPI) Version() string { return strconv.FormatUint(api.b.Spec().ChainID(), 10) }
+func (api *NetAPI) Version() string { return strconv.FormatUint(api.b.ChainSpec().ChainID(), 10) }
 
 // Listening is net_listening.
 func (api *NetAPI) Listening() bool { return true }
@@ -75,18 +76,23 @@ func (api *NetAPI) PeerCount() hexutil.Uint {
 }
 
 // TxPoolAPI is the txpool namespace.
-type TxPoolAPI struct{ b Backend }
+type TxPoolAPI struct{ eth *EthAPI }
 
 // Status is txpool_status.
 func (api *TxPoolAPI) Status() map[string]hexutil.Uint {
-	pending, queued := api.b.Pool().Stats()
+	pending, queued := api.eth.b.PoolStats()
 	return map[string]hexutil.Uint{"pending": hexutil.Uint(pending), "queued": hexutil.Uint(queued)}
 }
 
 // Content is txpool_content: waiting transactions by sender and nonce.
-func (api *TxPoolAPI) Content() map[string]map[string]map[string]map[string]any {
-	pending, queued := api.b.Pool().Content()
-	signer := api.b.Executor().Signer()
+func (api *TxPoolAPI) Content(ctx context.Context) (map[string]map[string]map[string]map[string]any, error) {
+	_, done, err := api.eth.heavy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	pending, queued := api.eth.b.PoolContent()
+	signer := api.eth.signer
 	conv := func(in map[common.Address][]*types.Transaction) map[string]map[string]map[string]any {
 		out := make(map[string]map[string]map[string]any, len(in))
 		for addr, txs := range in {
@@ -98,5 +104,5 @@ func (api *TxPoolAPI) Content() map[string]map[string]map[string]map[string]any 
 		}
 		return out
 	}
-	return map[string]map[string]map[string]map[string]any{"pending": conv(pending), "queued": conv(queued)}
+	return map[string]map[string]map[string]map[string]any{"pending": conv(pending), "queued": conv(queued)}, nil
 }

@@ -1,64 +1,106 @@
 package rpc
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 )
 
-// Limits bound what one client can ask of the server.
-type Limits struct {
-	BatchItems    int // requests in one batch
-	ResponseBytes int // bytes of one batch response
-	BodyBytes     int // bytes of one HTTP request or WebSocket message
-}
-
-// Server is the JSON-RPC server of one node.
+// Server is the JSON-RPC server of one node: HTTP and WebSocket on one
+// listener, within the bounds of its Config.
 type Server struct {
+	cfg     Config
 	rpc     *gethrpc.Server
 	filters *filterSystem
+	cors    origins
+	wsOK    origins
 	log     *slog.Logger
+
+	mu      sync.Mutex
+	http    *http.Server // set by Serve
+	ln      *limitListener
+	stopped bool
 }
 
 // NewServer registers the namespaces over b. peers reports the number of
-// connected peers for net_peerCount (nil: none).
-func NewServer(b Backend, lim Limits, peers func() int, log *slog.Logger) (*Server, error) {
+// connected peers for net_peerCount (nil: none). cfg's zero fields take
+// their defaults.
+func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cors, _ := parseOrigins("--http.corsdomain", cfg.CORSDomains)
+	wsOK, _ := parseOrigins("--ws.origins", cfg.WSOrigins)
 	srv := gethrpc.NewServer()
-	srv.SetBatchLimits(lim.BatchItems, lim.ResponseBytes)
-	srv.SetHTTPBodyLimit(lim.BodyBytes)
-	srv.SetWebsocketReadLimit(int64(lim.BodyBytes))
-	fs := newFilterSystem(b)
-	eth := &EthAPI{b: b, filters: fs}
+	srv.SetBatchLimits(cfg.BatchItems, cfg.ResponseBytes)
+	srv.SetHTTPBodyLimit(cfg.BodyBytes)
+	srv.SetWebsocketReadLimit(int64(cfg.BodyBytes))
+	s := &Server{cfg: cfg, rpc: srv, cors: cors, wsOK: wsOK, log: log}
+	s.filters = newFilterSystem(b, &s.cfg)
+	eth := &EthAPI{b: b, cfg: &s.cfg, signer: types.LatestSignerForChainID(b.ChainSpec().Config.ChainID),
+		filters: s.filters, budgets: newBudgets(cfg.BatchTimeout, cfg.BatchGas)}
 	for name, api := range map[string]any{
 		"eth":      eth,
 		"net":      &NetAPI{b: b, peers: peers},
 		"web3":     Web3API{},
-		"txpool":   &TxPoolAPI{b: b},
+		"txpool":   &TxPoolAPI{eth: eth},
 		"personal": &PersonalAPI{eth: eth},
 		"charter":  &CharterAPI{b: b},
 	} {
 		if err := srv.RegisterName(name, api); err != nil {
-			fs.stop()
+			s.filters.stop()
 			return nil, err
 		}
 	}
-	return &Server{rpc: srv, filters: fs, log: log}, nil
+	return s, nil
 }
 
 // Handler serves JSON-RPC over HTTP POST and WebSocket (an upgrade on any
-// path, e.g. / or /ws) on one listener, with permissive CORS so browser
-// wallets and dapps on other origins can call it.
+// path, e.g. / or /ws). A request that carries an Origin header (every
+// browser request does) is served only if the origin is allowed
+// (--http.corsdomain for HTTP, --ws.origins for WebSocket), and refused
+// with 403 otherwise: a page the browser of an employee opens cannot read
+// the node, nor reach it by DNS rebinding.
 func (s *Server) Handler() http.Handler {
+	// Origins are checked here, before go-ethereum's own check (which,
+	// given an empty list, would let localhost pages in).
 	ws := s.rpc.WebsocketHandler([]string{"*"})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		_, hasOrigin := r.Header["Origin"]
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			ws.ServeHTTP(w, r)
+			if hasOrigin && !s.wsOK.allows(origin) {
+				http.Error(w, "origin not allowed: "+origin+" (the node's --ws.origins)", http.StatusForbidden)
+				return
+			}
+			ws.ServeHTTP(w, r) // returns when the connection is closed
+			s.filters.dropClient(wsClient(r.RemoteAddr))
+			return
+		}
+		if hasOrigin && !s.cors.allows(origin) {
+			http.Error(w, "origin not allowed: "+origin+" (the node's --http.corsdomain)", http.StatusForbidden)
 			return
 		}
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
+		switch {
+		case s.cors.any:
+			h.Set("Access-Control-Allow-Origin", "*")
+		case hasOrigin:
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+		}
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
@@ -70,8 +112,66 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// Stop ends subscriptions and filters.
+// Serve serves JSON-RPC on ln until Stop, with the HTTP timeouts and the
+// connection cap of the config. It returns nil after Stop, and the
+// listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	lim := newLimitListener(ln, s.cfg.MaxConns)
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ConnState:         lim.connState,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	switch {
+	case s.stopped:
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	case s.http != nil:
+		s.mu.Unlock()
+		return errors.New("rpc: Serve called twice")
+	}
+	s.http, s.ln = hs, lim
+	s.mu.Unlock()
+	if err := hs.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Stop ends subscriptions, filters and WebSocket connections, then the
+// HTTP server (requests in flight get 5 s to finish).
 func (s *Server) Stop() {
 	s.rpc.Stop()
 	s.filters.stop()
+	s.mu.Lock()
+	s.stopped = true
+	hs, ln := s.http, s.ln
+	s.mu.Unlock()
+	if hs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		hs.Close()
+	}
+	ln.Close() // ends an Accept that waits for a slot
+}
+
+// openConns counts the connections open now (0 before Serve).
+func (s *Server) openConns() int {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return 0
+	}
+	return len(ln.slots)
 }

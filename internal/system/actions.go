@@ -1,24 +1,23 @@
 package system
 
 import (
-	"errors"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/big"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
-
-	"github.com/charter-ledger/charter/internal/identity"
 )
 
-// Action is what a proposal does when it passes.
+// Action is what a proposal does when it passes: its number on chain.
 type Action uint8
 
-// Actions; ICharter.sol lists their arguments.
+// Actions, by their number on chain. Their arguments are the Go types of
+// the same name (AddOrganization, ...) in actions_*.go.
 const (
 	ActAddOrganization Action = iota + 1
 	ActRemoveOrganization
@@ -37,53 +36,234 @@ const (
 	ActScheduleUpgrade
 	ActSetRule
 	ActSetDefaultRoles
+	ActSetFactory
 	numActions
 )
 
-type actionDef struct {
-	name  string
-	class Class
-	args  abi.Arguments
+// Args are the arguments of one action. Each action has one type that
+// implements it, a struct of this package named as the action
+// (AddOrganization, Freeze, ...). Its exported fields are the action's
+// ABI arguments, in order; their tags say
+//
+//	abi:"NAME"      the ABI argument's name (the ABI type follows from the Go type)
+//	max:"N"         for a string, its bytes; for a list, its elements (required for both)
+//	flag:"NAME,..." the CLI's flag (default: the ABI name); options:
+//	                file     the flag names a file whose content is the value
+//	                optional not given: the zero value (default: required)
+//	                current  not given: the value in force now (the CLI looks it up)
+//	                invert   a bool that the flag sets to false
+//	default:"TEXT"  the CLI's value when the flag is not given
+//	meta:"TEXT"     the CLI's placeholder of the value
+//	help:"TEXT"     the CLI's description of the flag
+//
+// The Solidity interface ICharterActions, the CLI's flags and the
+// JSON-RPC views of a proposal are all derived from these types.
+type Args interface {
+	// Action is the action these are the arguments of.
+	Action() Action
+	// Validate checks the arguments alone: sizes, ranges, shapes, what
+	// needs no state. The chain runs it on every proposal and again at
+	// execution; a client may run it to fail early with the chain's words.
+	Validate() error
+	// check checks the action against the state s and changes nothing.
+	check(s *State) error
+	// apply carries the action out on s; check passed on s just before.
+	apply(s *State)
 }
 
-func mustArgs(spec ...string) abi.Arguments {
-	var out abi.Arguments
-	for _, s := range spec {
-		name, typ, _ := strings.Cut(s, " ")
-		t, err := abi.NewType(typ, "", nil)
+// Field describes one argument of an action.
+type Field struct {
+	Name    string       // ABI name ("rootsPem")
+	ABIType string       // ABI type ("string", "address[]")
+	Type    reflect.Type // Go type of the struct field
+	Max     int          // strings: bytes; lists: elements; 0 for fixed-size values
+	Flag    string       // the CLI's flag ("roots")
+	File    bool         // the flag names a file holding the value
+	Opt     bool         // not given: the zero value
+	Current bool         // not given: the value in force now
+	Invert  bool         // a bool the flag sets to false
+	Default string       // the CLI's value when the flag is not given ("": none)
+	Meta    string       // the CLI's placeholder of the value
+	Help    string       // the CLI's description
+}
+
+// actionType is an action's definition, derived once from its Args type.
+type actionType struct {
+	name    string
+	class   Class
+	doc     string       // one sentence: what it does
+	typ     reflect.Type // the Args struct
+	fields  []Field
+	args    abi.Arguments
+	maxSize int // bytes of the largest canonical encoding of the arguments
+}
+
+var actionTypes = func() [numActions]*actionType {
+	var out [numActions]*actionType
+	for _, d := range []struct {
+		class Class
+		zero  Args
+		doc   string
+	}{
+		{ClassMembership, AddOrganization{}, "Admits an organization with its root certificates, admin accounts and nodes."},
+		{ClassMembership, RemoveOrganization{}, "An organization exits: its nodes are revoked, its accounts lose their roles, its history stays."},
+		{ClassMembership, SetOrganization{}, "Sets an organization's tier, voting weight and status (active or suspended)."},
+		{ClassMembership, AddNode{}, "Registers a node of an organization, optionally a validator."},
+		{ClassMembership, RemoveNode{}, "Revokes a node and its certificate."},
+		{ClassValidators, AddValidator{}, "Makes a registered node a validator (from the next epoch boundary)."},
+		{ClassValidators, RemoveValidator{}, "Takes a node out of the validator set (from the next epoch boundary)."},
+		{ClassRoles, GrantRoles{}, "Adds roles to an account of an organization (an account of none joins it)."},
+		{ClassRoles, RevokeRoles{}, "Takes roles from an account."},
+		{ClassCertificates, RevokeCertificate{}, "Revokes a certificate by its SHA-256, and the nodes that present it."},
+		{ClassCertificates, RotateCA{}, "Replaces an organization's root certificates."},
+		{ClassFreeze, Freeze{}, "Freezes an account or contract: it may not send, nor receive transfers."},
+		{ClassFreeze, Unfreeze{}, "Lifts a freeze."},
+		{ClassParameters, SetParameter{}, "Sets a chain parameter within its range."},
+		{ClassUpgrade, ScheduleUpgrade{}, "Schedules a protocol upgrade by name at a height."},
+		{ClassPolicy, SetRule{}, "Sets the voting rule of one class of proposals."},
+		{ClassPolicy, SetDefaultRoles{}, "Sets the roles of accounts the registry does not list."},
+		{ClassContracts, SetFactory{}, "Marks a contract a factory, which may create contracts in transactions of senders without deploy; factory false unmarks it."},
+	} {
+		a := d.zero.Action()
+		if a == 0 || a >= numActions || out[a] != nil {
+			panic(fmt.Sprintf("system: action %d of %T defined twice or out of range", a, d.zero))
+		}
+		out[a] = mustDefine(d.class, d.zero)
+		out[a].doc = d.doc
+	}
+	for a := Action(1); a < numActions; a++ {
+		if out[a] == nil {
+			panic(fmt.Sprintf("system: action %d has no arguments type", a))
+		}
+	}
+	return out
+}()
+
+var (
+	addressType = reflect.TypeFor[common.Address]()
+	hashType    = reflect.TypeFor[common.Hash]()
+	bigType     = reflect.TypeFor[*big.Int]()
+)
+
+// abiTypeOf maps a field's Go type to its ABI type.
+func abiTypeOf(t reflect.Type) (string, bool) {
+	switch t {
+	case addressType:
+		return "address", true
+	case hashType:
+		return "bytes32", true
+	case bigType:
+		return "uint256", true
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string", true
+	case reflect.Bool:
+		return "bool", true
+	case reflect.Uint8:
+		return "uint8", true
+	case reflect.Uint32:
+		return "uint32", true
+	case reflect.Uint64:
+		return "uint64", true
+	case reflect.Slice:
+		if e, ok := abiTypeOf(t.Elem()); ok && !strings.HasSuffix(e, "[]") && e != "string" {
+			return e + "[]", true
+		}
+	}
+	return "", false
+}
+
+// mustDefine derives an action's definition from its Args type; a type
+// that breaks the rules of Args is a programmer error.
+func mustDefine(class Class, zero Args) *actionType {
+	typ := reflect.TypeOf(zero)
+	if typ.Kind() != reflect.Struct {
+		panic(fmt.Sprintf("system: %T is not a struct", zero))
+	}
+	t := &actionType{name: typ.Name(), class: class, typ: typ}
+	for i := 0; i < typ.NumField(); i++ {
+		sf := typ.Field(i)
+		name := sf.Tag.Get("abi")
+		abiType, ok := abiTypeOf(sf.Type)
+		if !sf.IsExported() || name == "" || !ok {
+			panic(fmt.Sprintf("system: %s.%s: want an exported field of an ABI type with an abi tag", t.name, sf.Name))
+		}
+		f := Field{Name: name, ABIType: abiType, Type: sf.Type, Flag: kebab(name),
+			Default: sf.Tag.Get("default"), Meta: sf.Tag.Get("meta"), Help: sf.Tag.Get("help")}
+		if flag, ok := sf.Tag.Lookup("flag"); ok {
+			parts := strings.Split(flag, ",")
+			if parts[0] != "" {
+				f.Flag = parts[0]
+			}
+			for _, o := range parts[1:] {
+				switch o {
+				case "file":
+					f.File = true
+				case "optional":
+					f.Opt = true
+				case "current":
+					f.Current = true
+				case "invert":
+					f.Invert = true
+				default:
+					panic(fmt.Sprintf("system: %s.%s: unknown flag option %q", t.name, sf.Name, o))
+				}
+			}
+		}
+		dynamic := abiType == "string" || strings.HasSuffix(abiType, "[]")
+		if m, ok := sf.Tag.Lookup("max"); ok {
+			n, err := strconv.Atoi(m)
+			if err != nil || n <= 0 || !dynamic {
+				panic(fmt.Sprintf("system: %s.%s: max %q on a %s", t.name, sf.Name, m, abiType))
+			}
+			f.Max = n
+		} else if dynamic {
+			panic(fmt.Sprintf("system: %s.%s: a %s needs a max tag", t.name, sf.Name, abiType))
+		}
+		at, err := abi.NewType(abiType, "", nil)
 		if err != nil {
 			panic(err)
 		}
-		out = append(out, abi.Argument{Name: name, Type: t})
+		t.args = append(t.args, abi.Argument{Name: name, Type: at})
+		t.fields = append(t.fields, f)
+		// Head word, then for a dynamic value its length word and data.
+		t.maxSize += 32
+		switch {
+		case abiType == "string":
+			t.maxSize += 32 + (f.Max+31)/32*32
+		case dynamic:
+			t.maxSize += 32 + 32*f.Max
+		}
 	}
-	return out
+	return t
 }
 
-var actions = [numActions]actionDef{
-	ActAddOrganization:    {"AddOrganization", ClassMembership, mustArgs("name string", "rootsPem string", "tier uint8", "weight uint64", "admins address[]", "nodes address[]", "fingerprints bytes32[]", "validators address[]")},
-	ActRemoveOrganization: {"RemoveOrganization", ClassMembership, mustArgs("name string")},
-	ActSetOrganization:    {"SetOrganization", ClassMembership, mustArgs("name string", "tier uint8", "weight uint64", "status uint8")},
-	ActAddNode:            {"AddNode", ClassMembership, mustArgs("org string", "id address", "fingerprint bytes32", "validator bool")},
-	ActRemoveNode:         {"RemoveNode", ClassMembership, mustArgs("id address")},
-	ActAddValidator:       {"AddValidator", ClassValidators, mustArgs("id address")},
-	ActRemoveValidator:    {"RemoveValidator", ClassValidators, mustArgs("id address")},
-	ActGrantRoles:         {"GrantRoles", ClassRoles, mustArgs("account address", "org string", "roles uint32")},
-	ActRevokeRoles:        {"RevokeRoles", ClassRoles, mustArgs("account address", "roles uint32")},
-	ActRevokeCertificate:  {"RevokeCertificate", ClassCertificates, mustArgs("fingerprint bytes32")},
-	ActRotateCA:           {"RotateCA", ClassCertificates, mustArgs("org string", "rootsPem string")},
-	ActFreeze:             {"Freeze", ClassFreeze, mustArgs("target address")},
-	ActUnfreeze:           {"Unfreeze", ClassFreeze, mustArgs("target address")},
-	ActSetParameter:       {"SetParameter", ClassParameters, mustArgs("name string", "value uint256")},
-	ActScheduleUpgrade:    {"ScheduleUpgrade", ClassUpgrade, mustArgs("name string", "height uint64")},
-	ActSetRule:            {"SetRule", ClassPolicy, mustArgs("class uint8", "threshold uint64", "quorum uint64", "expiryBlocks uint64", "timelock uint64", "minApprovals uint64")},
-	ActSetDefaultRoles:    {"SetDefaultRoles", ClassPolicy, mustArgs("roles uint32")},
+// kebab turns a name (AddOrganization, RotateCA, minApprovals) into the
+// CLI's form (add-organization, rotate-ca, min-approvals).
+func kebab(camel string) string {
+	var b strings.Builder
+	prev := rune(0)
+	for _, r := range camel {
+		lower := strings.ToLower(string(r))
+		if lower != string(r) {
+			if prev != 0 && strings.ToUpper(string(prev)) != string(prev) {
+				b.WriteByte('-')
+			}
+			b.WriteString(lower)
+		} else {
+			b.WriteRune(r)
+		}
+		prev = r
+	}
+	return b.String()
 }
 
-func (a Action) def() (*actionDef, bool) {
+func (a Action) def() (*actionType, bool) {
 	if a == 0 || a >= numActions {
 		return nil, false
 	}
-	return &actions[a], true
+	return actionTypes[a], true
 }
 
 func (a Action) String() string {
@@ -93,6 +273,17 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
+// Doc says in one sentence what the action does.
+func (a Action) Doc() string {
+	if d, ok := a.def(); ok {
+		return d.doc
+	}
+	return ""
+}
+
+// CLIName is the action's name on the command line (add-organization).
+func (a Action) CLIName() string { return kebab(a.String()) }
+
 // Class is the class whose rule decides the action.
 func (a Action) Class() Class {
 	if d, ok := a.def(); ok {
@@ -101,7 +292,35 @@ func (a Action) Class() Class {
 	return NumClasses
 }
 
-// ParseAction reads an action by name (case-insensitive) or number.
+// Fields describes the action's arguments in ABI order (nil for an
+// unknown action). The caller must not change the slice.
+func (a Action) Fields() []Field {
+	if d, ok := a.def(); ok {
+		return d.fields
+	}
+	return nil
+}
+
+// MaxArgBytes is the size of the largest canonical encoding of the
+// action's arguments within their bounds.
+func (a Action) MaxArgBytes() int {
+	if d, ok := a.def(); ok {
+		return d.maxSize
+	}
+	return 0
+}
+
+// Actions lists every action, in number order.
+func Actions() []Action {
+	out := make([]Action, 0, numActions-1)
+	for a := Action(1); a < numActions; a++ {
+		out = append(out, a)
+	}
+	return out
+}
+
+// ParseAction reads an action by name (AddOrganization or
+// add-organization, case-insensitive) or number.
 func ParseAction(s string) (Action, error) {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n >= 1 && n < int(numActions) {
@@ -110,29 +329,107 @@ func ParseAction(s string) (Action, error) {
 		return 0, fmt.Errorf("unknown action %d (want 1 to %d)", n, numActions-1)
 	}
 	for a := Action(1); a < numActions; a++ {
-		if strings.EqualFold(actions[a].name, s) {
+		if strings.EqualFold(a.String(), s) || strings.EqualFold(a.CLIName(), s) {
 			return a, nil
 		}
 	}
 	return 0, fmt.Errorf("unknown action %q", s)
 }
 
-// ActionArgs describes an action's arguments ("name string", ...).
+// ActionArgs describes an action's arguments ("name string", ...); nil
+// for an unknown action.
 func ActionArgs(a Action) []string {
-	d, ok := a.def()
-	if !ok {
-		return nil
-	}
-	out := make([]string, len(d.args))
-	for i, arg := range d.args {
-		out[i] = arg.Name + " " + arg.Type.String()
+	var out []string
+	for _, f := range a.Fields() {
+		out = append(out, f.Name+" "+f.ABIType)
 	}
 	return out
 }
 
-// EncodeArgs ABI-encodes an action's arguments (Go values of the ABI
-// types: string, uint8, uint64, *big.Int, common.Address, [32]byte,
-// slices of those, bool).
+// NewArgs returns zero arguments of action a, as a pointer to its struct,
+// for a client to fill (SetArg); false for an unknown action.
+func NewArgs(a Action) (Args, bool) {
+	d, ok := a.def()
+	if !ok {
+		return nil, false
+	}
+	args, ok := reflect.New(d.typ).Interface().(Args)
+	return args, ok
+}
+
+// SetArg sets argument i of args (from NewArgs) to v, a value of the
+// field's Go type or of one with the same underlying type.
+func SetArg(args Args, i int, v any) error {
+	d, ok := args.Action().def()
+	rv := reflect.ValueOf(args)
+	if !ok || rv.Kind() != reflect.Pointer || i < 0 || i >= len(d.fields) {
+		return fmt.Errorf("SetArg(%T, %d): want arguments from NewArgs and a field index", args, i)
+	}
+	if err := assign(rv.Elem().Field(i), v); err != nil {
+		return fmt.Errorf("%s: %v", d.fields[i].Name, err)
+	}
+	return nil
+}
+
+// assign sets dst to src, converting between types of one underlying
+// type ([32]byte and common.Hash, uint8 and Tier) and element-wise
+// between slices of such.
+func assign(dst reflect.Value, src any) error {
+	sv := reflect.ValueOf(src)
+	if !sv.IsValid() {
+		return fmt.Errorf("no value for a %s", dst.Type())
+	}
+	switch {
+	case sv.Type().AssignableTo(dst.Type()):
+		dst.Set(sv)
+	case dst.Kind() == reflect.Slice && sv.Kind() == reflect.Slice:
+		out := reflect.MakeSlice(dst.Type(), sv.Len(), sv.Len())
+		for i := 0; i < sv.Len(); i++ {
+			if err := assign(out.Index(i), sv.Index(i).Interface()); err != nil {
+				return err
+			}
+		}
+		dst.Set(out)
+	case sv.Type().ConvertibleTo(dst.Type()) && sv.Kind() == dst.Kind():
+		dst.Set(sv.Convert(dst.Type()))
+	default:
+		return fmt.Errorf("a %s is not a %s", sv.Type(), dst.Type())
+	}
+	return nil
+}
+
+// values lists the arguments' field values in ABI order.
+func values(d *actionType, args Args) []any {
+	v := reflect.Indirect(reflect.ValueOf(args))
+	out := make([]any, len(d.fields))
+	for i := range d.fields {
+		out[i] = v.Field(i).Interface()
+	}
+	return out
+}
+
+// Encode is the ABI encoding of args: what propose takes as its args.
+func Encode(args Args) ([]byte, error) {
+	d, ok := args.Action().def()
+	if !ok {
+		return nil, fmt.Errorf("unknown action %d", args.Action())
+	}
+	vals := values(d, args)
+	for i, v := range vals {
+		if b, ok := v.(*big.Int); ok && b == nil {
+			return nil, fmt.Errorf("%s: %s: no value", d.name, d.fields[i].Name)
+		}
+	}
+	out, err := d.args.Pack(vals...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", d.name, err)
+	}
+	return out, nil
+}
+
+// EncodeArgs ABI-encodes an action's arguments given as values in ABI
+// order (string, uint8, uint32, uint64, *big.Int, common.Address,
+// [32]byte, slices of those, bool).
 func EncodeArgs(a Action, vals ...any) ([]byte, error) {
 	d, ok := a.def()
 	if !ok {
@@ -141,26 +438,87 @@ func EncodeArgs(a Action, vals ...any) ([]byte, error) {
 	return d.args.Pack(vals...)
 }
 
-// DecodeArgs decodes an action's arguments into a name → value map.
-func DecodeArgs(a Action, data []byte) (map[string]any, error) {
+// DecodeArgs decodes an action's arguments: no larger than the action's
+// bounds allow, well formed and in canonical encoding (what decodes
+// re-encodes to the input, so that one action has one form). It does not
+// validate them (Args.Validate does).
+func DecodeArgs(a Action, data []byte) (Args, error) {
 	d, ok := a.def()
 	if !ok {
 		return nil, fmt.Errorf("unknown action %d", a)
 	}
-	out := map[string]any{}
-	if err := d.args.UnpackIntoMap(out, data); err != nil {
+	if len(data) > d.maxSize {
+		return nil, fmt.Errorf("%s: arguments of %d bytes, at most %d", d.name, len(data), d.maxSize)
+	}
+	vals, err := d.args.Unpack(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: malformed arguments: %v", d.name, err)
 	}
-	// Canonical encoding only: what decodes must re-encode to the input,
-	// so that one action has one form.
-	vals := make([]any, len(d.args))
-	for i, arg := range d.args {
-		vals[i] = out[arg.Name]
+	v := reflect.New(d.typ).Elem()
+	for i, f := range d.fields {
+		if err := assign(v.Field(i), vals[i]); err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", d.name, f.Name, err)
+		}
 	}
-	if re, err := d.args.Pack(vals...); err != nil || !slices.Equal(re, data) {
+	args, ok := v.Interface().(Args)
+	if !ok {
+		return nil, fmt.Errorf("%s: %s is not an action's arguments", d.name, d.typ)
+	}
+	if re, err := d.args.Pack(vals...); err != nil || !bytes.Equal(re, data) {
 		return nil, fmt.Errorf("%s: arguments not in canonical ABI encoding", d.name)
 	}
-	return out, nil
+	return args, nil
+}
+
+// ArgsJSON renders args as a JSON object, its keys the ABI names in ABI
+// order: addresses and hashes as hex, uint256 as a decimal string, tiers,
+// statuses and classes by name, roles as a list of names.
+func ArgsJSON(args Args) (json.RawMessage, error) {
+	d, ok := args.Action().def()
+	if !ok {
+		return nil, fmt.Errorf("unknown action %d", args.Action())
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, v := range values(d, args) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, _ := json.Marshal(d.fields[i].Name)
+		b.Write(key)
+		b.WriteByte(':')
+		if n, ok := v.(*big.Int); ok {
+			v = n.String()
+		}
+		val, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", d.name, d.fields[i].Name, err)
+		}
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// checkBounds checks the strings and lists of args against their max
+// tags, naming the argument.
+func checkBounds(args Args) error {
+	d, ok := args.Action().def()
+	if !ok {
+		return reverts("unknown action %d", args.Action())
+	}
+	for i, v := range values(d, args) {
+		f := d.fields[i]
+		n := reflect.ValueOf(v).Len
+		switch {
+		case f.Max == 0:
+		case f.ABIType == "string" && n() > f.Max:
+			return reverts("%s: %s of %d bytes, at most %d", d.name, f.Name, n(), f.Max)
+		case f.ABIType != "string" && n() > f.Max:
+			return reverts("%s: %s lists %d, at most %d", d.name, f.Name, n(), f.Max)
+		}
+	}
+	return nil
 }
 
 // revert is an error that reverts a system contract call with its text
@@ -170,472 +528,3 @@ type revert string
 func (r revert) Error() string { return string(r) }
 
 func reverts(format string, args ...any) error { return revert(fmt.Sprintf(format, args...)) }
-
-func checkOrgName(name string) error {
-	switch {
-	case strings.TrimSpace(name) == "" || strings.TrimSpace(name) != name:
-		return reverts("organization name %q: empty or padded", name)
-	case len(name) > 64:
-		return reverts("organization name %q: longer than 64 bytes", name)
-	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '/' }):
-		return reverts("organization name %q: control characters or '/'", name)
-	}
-	return nil
-}
-
-// checkRoots accepts PEM text of one or more CA certificates.
-func checkRoots(text string) error {
-	if _, err := identity.ParseRootsPEM(text); err != nil {
-		if errors.Is(err, identity.ErrRootsShape) {
-			return reverts("roots: %v", identity.ErrRootsShape)
-		}
-		return reverts("roots: %v", err)
-	}
-	return nil
-}
-
-func checkWeight(w uint64) error {
-	if w == 0 || w > 1_000_000 {
-		return reverts("weight %d outside [1, 1000000]", w)
-	}
-	return nil
-}
-
-func checkTier(t uint8) error {
-	if t < uint8(TierRead) || t > uint8(TierValidate) {
-		return reverts("tier %d: want 1 (read), 2 (write) or 3 (validate)", t)
-	}
-	return nil
-}
-
-func checkRoleBits(r uint32) error {
-	if r == 0 || Role(r)&^allRoles != 0 {
-		return reverts("roles %#x: want a non-empty set of read 1, write 2, deploy 4, admin 8, auditor 16", r)
-	}
-	return nil
-}
-
-// paramRange bounds each chain parameter.
-func paramRange(name string) (lo, hi uint64, ok bool) {
-	switch name {
-	case ParamGasLimit:
-		return 5000, 10_000_000_000, true
-	case ParamTxGasLimit:
-		return 21_000, 1 << 24, true
-	case ParamMaxTxBytes:
-		return 1024, 4 << 20, true
-	case ParamMinGasPrice:
-		return 0, 1_000_000_000_000_000_000, true
-	case ParamEpochLength:
-		return 1, 1_000_000, true
-	}
-	return 0, 0, false
-}
-
-// apply checks an action against the state and, with write set, applies
-// it. Proposing runs it with write false (nothing changes); execution
-// with write true.
-func (s *State) apply(a Action, args map[string]any, write bool) error {
-	switch a {
-	case ActAddOrganization:
-		name := args["name"].(string)
-		roots := args["rootsPem"].(string)
-		tier := args["tier"].(uint8)
-		weight := args["weight"].(uint64)
-		admins := args["admins"].([]common.Address)
-		nodes := args["nodes"].([]common.Address)
-		fps := args["fingerprints"].([][32]byte)
-		vals := args["validators"].([]common.Address)
-		if err := checkOrgName(name); err != nil {
-			return err
-		}
-		if _, ok := s.Org(name); ok {
-			return reverts("organization %s exists already", name)
-		}
-		if err := checkRoots(roots); err != nil {
-			return err
-		}
-		if err := checkTier(tier); err != nil {
-			return err
-		}
-		if err := checkWeight(weight); err != nil {
-			return err
-		}
-		if len(admins) == 0 {
-			return reverts("an organization needs at least one admin account")
-		}
-		for _, ad := range admins {
-			if ad == (common.Address{}) || IsSystem(ad) {
-				return reverts("admin %s: not an account", ad.Hex())
-			}
-			if o := s.rawAccount(ad).Org; o != "" {
-				return reverts("account %s belongs to organization %s already", ad.Hex(), o)
-			}
-		}
-		if len(fps) != len(nodes) {
-			return reverts("%d nodes but %d fingerprints", len(nodes), len(fps))
-		}
-		seen := map[common.Address]bool{}
-		for _, id := range nodes {
-			if id == (common.Address{}) || seen[id] {
-				return reverts("node %s: zero or listed twice", id.Hex())
-			}
-			seen[id] = true
-			if _, ok := s.Node(id); ok {
-				return reverts("node %s is registered already", id.Hex())
-			}
-		}
-		valSeen := map[common.Address]bool{}
-		for _, v := range vals {
-			if !seen[v] {
-				return reverts("validator %s is not one of the organization's nodes", v.Hex())
-			}
-			if valSeen[v] {
-				return reverts("validator %s listed twice", v.Hex())
-			}
-			valSeen[v] = true
-		}
-		if len(vals) > 0 && Tier(tier) < TierValidate {
-			return reverts("organization %s of tier %s may not run validators", name, Tier(tier))
-		}
-		if !write {
-			return nil
-		}
-		s.putOrg(Org{Name: name, Tier: Tier(tier), Weight: weight, Status: StatusActive, Since: s.height})
-		s.reg.put("roots/"+name, []byte(roots))
-		for _, ad := range admins {
-			acct := s.rawAccount(ad)
-			acct.Org, acct.Roles = name, RoleAdmin|RoleRead
-			if Tier(tier) >= TierWrite {
-				acct.Roles |= RoleWrite
-			}
-			s.putAccount(acct)
-		}
-		for i, id := range nodes {
-			s.putNode(Node{ID: id, Org: name, Fingerprint: fps[i], Validator: slices.Contains(vals, id)})
-		}
-		if len(vals) > 0 {
-			s.setValidators(append(s.Validators(), vals...))
-		}
-		return nil
-
-	case ActRemoveOrganization:
-		name := args["name"].(string)
-		o, ok := s.Org(name)
-		if !ok || o.Status == StatusExited {
-			return reverts("organization %s is not a member", name)
-		}
-		if o.Status == StatusActive && len(s.activeOrgs()) == 1 {
-			return reverts("organization %s is the last active one", name)
-		}
-		var keep []common.Address
-		for _, v := range s.Validators() {
-			if n, _ := s.Node(v); n.Org != name {
-				keep = append(keep, v)
-			}
-		}
-		if len(keep) == 0 {
-			return reverts("removing %s would leave no validator", name)
-		}
-		if !write {
-			return nil
-		}
-		o.Status = StatusExited
-		s.putOrg(o)
-		for _, addr := range s.OrgAccounts(name) {
-			acct := s.rawAccount(addr)
-			acct.Roles = 0
-			s.putAccount(acct)
-		}
-		for _, n := range s.Nodes() {
-			if n.Org == name && !n.Revoked {
-				n.Revoked, n.Validator = true, false
-				s.putNode(n)
-				s.revoke(n.Fingerprint)
-			}
-		}
-		if len(keep) != len(s.Validators()) {
-			s.setValidators(keep)
-		}
-		return nil
-
-	case ActSetOrganization:
-		name := args["name"].(string)
-		tier, weight, status := args["tier"].(uint8), args["weight"].(uint64), args["status"].(uint8)
-		o, ok := s.Org(name)
-		if !ok || o.Status == StatusExited {
-			return reverts("organization %s is not a member", name)
-		}
-		if err := checkTier(tier); err != nil {
-			return err
-		}
-		if err := checkWeight(weight); err != nil {
-			return err
-		}
-		if status != uint8(StatusActive) && status != uint8(StatusSuspended) {
-			return reverts("status %d: want 1 (active) or 2 (suspended); exit is RemoveOrganization", status)
-		}
-		hasValidators := slices.ContainsFunc(s.Validators(), func(v common.Address) bool { n, _ := s.Node(v); return n.Org == name })
-		if hasValidators && (Tier(tier) < TierValidate || Status(status) != StatusActive) {
-			return reverts("organization %s runs validators: remove them first", name)
-		}
-		if Status(status) != StatusActive && o.Status == StatusActive && len(s.activeOrgs()) == 1 {
-			return reverts("organization %s is the last active one", name)
-		}
-		if !write {
-			return nil
-		}
-		o.Tier, o.Weight, o.Status = Tier(tier), weight, Status(status)
-		s.putOrg(o)
-		return nil
-
-	case ActAddNode:
-		org, id, fp, val := args["org"].(string), args["id"].(common.Address), args["fingerprint"].([32]byte), args["validator"].(bool)
-		o, ok := s.Org(org)
-		if !ok || o.Status != StatusActive {
-			return reverts("organization %s is not active", org)
-		}
-		if id == (common.Address{}) {
-			return reverts("node id is zero")
-		}
-		if _, ok := s.Node(id); ok {
-			return reverts("node %s is registered already", id.Hex())
-		}
-		if val && o.Tier < TierValidate {
-			return reverts("organization %s of tier %s may not run validators", org, o.Tier)
-		}
-		if !write {
-			return nil
-		}
-		s.putNode(Node{ID: id, Org: org, Fingerprint: fp, Validator: val})
-		if val {
-			s.setValidators(append(s.Validators(), id))
-		}
-		return nil
-
-	case ActRemoveNode, ActRevokeCertificate:
-		var targets []Node
-		if a == ActRemoveNode {
-			id := args["id"].(common.Address)
-			n, ok := s.Node(id)
-			if !ok || n.Revoked {
-				return reverts("node %s is not registered or revoked already", id.Hex())
-			}
-			targets = []Node{n}
-		} else {
-			fp := common.Hash(args["fingerprint"].([32]byte))
-			if fp == (common.Hash{}) {
-				return reverts("fingerprint is zero")
-			}
-			if slices.Contains(s.RevokedFingerprints(), fp) {
-				return reverts("certificate %x is revoked already", fp[:8])
-			}
-			for _, n := range s.Nodes() {
-				if n.Fingerprint == fp && !n.Revoked {
-					targets = append(targets, n)
-				}
-			}
-		}
-		vals := slices.DeleteFunc(s.Validators(), func(v common.Address) bool {
-			return slices.ContainsFunc(targets, func(n Node) bool { return n.ID == v })
-		})
-		if len(vals) == 0 {
-			return reverts("revoking would leave no validator")
-		}
-		if !write {
-			return nil
-		}
-		if a == ActRevokeCertificate {
-			s.revoke(common.Hash(args["fingerprint"].([32]byte)))
-		}
-		for _, n := range targets {
-			n.Revoked, n.Validator = true, false
-			s.putNode(n)
-			s.revoke(n.Fingerprint)
-		}
-		if len(vals) != len(s.Validators()) {
-			s.setValidators(vals)
-		}
-		return nil
-
-	case ActAddValidator:
-		id := args["id"].(common.Address)
-		n, ok := s.Node(id)
-		if !ok || n.Revoked {
-			return reverts("node %s is not registered or revoked", id.Hex())
-		}
-		if slices.Contains(s.Validators(), id) {
-			return reverts("node %s is a validator already", id.Hex())
-		}
-		if o, _ := s.Org(n.Org); o.Status != StatusActive || o.Tier < TierValidate {
-			return reverts("organization %s (%s, tier %s) may not run validators", n.Org, o.Status, o.Tier)
-		}
-		if !write {
-			return nil
-		}
-		n.Validator = true
-		s.putNode(n)
-		s.setValidators(append(s.Validators(), id))
-		return nil
-
-	case ActRemoveValidator:
-		id := args["id"].(common.Address)
-		vals := s.Validators()
-		if !slices.Contains(vals, id) {
-			return reverts("node %s is not a validator", id.Hex())
-		}
-		if len(vals) == 1 {
-			return reverts("node %s is the last validator", id.Hex())
-		}
-		if !write {
-			return nil
-		}
-		if n, ok := s.Node(id); ok {
-			n.Validator = false
-			s.putNode(n)
-		}
-		s.setValidators(slices.DeleteFunc(vals, func(v common.Address) bool { return v == id }))
-		return nil
-
-	case ActGrantRoles:
-		acct, org, roles := args["account"].(common.Address), args["org"].(string), args["roles"].(uint32)
-		if err := checkRoleBits(roles); err != nil {
-			return err
-		}
-		if acct == (common.Address{}) || IsSystem(acct) {
-			return reverts("account %s: not an account", acct.Hex())
-		}
-		o, ok := s.Org(org)
-		if !ok || o.Status != StatusActive {
-			return reverts("organization %s is not active", org)
-		}
-		cur := s.rawAccount(acct)
-		if cur.Org != "" && cur.Org != org {
-			return reverts("account %s belongs to organization %s", acct.Hex(), cur.Org)
-		}
-		if !o.Tier.allows(Role(roles)) {
-			return reverts("organization %s of tier %s may not hold %s", org, o.Tier, Role(roles))
-		}
-		if !write {
-			return nil
-		}
-		cur.Org = org
-		cur.Roles |= Role(roles)
-		s.putAccount(cur)
-		return nil
-
-	case ActRevokeRoles:
-		acct, roles := args["account"].(common.Address), args["roles"].(uint32)
-		if err := checkRoleBits(roles); err != nil {
-			return err
-		}
-		cur := s.rawAccount(acct)
-		if cur.Org == "" {
-			return reverts("account %s belongs to no organization", acct.Hex())
-		}
-		if !write {
-			return nil
-		}
-		cur.Roles &^= Role(roles)
-		s.putAccount(cur)
-		return nil
-
-	case ActRotateCA:
-		org, roots := args["org"].(string), args["rootsPem"].(string)
-		if o, ok := s.Org(org); !ok || o.Status == StatusExited {
-			return reverts("organization %s is not a member", org)
-		}
-		if err := checkRoots(roots); err != nil {
-			return err
-		}
-		if !write {
-			return nil
-		}
-		s.reg.put("roots/"+org, []byte(roots))
-		return nil
-
-	case ActFreeze, ActUnfreeze:
-		target := args["target"].(common.Address)
-		if target == (common.Address{}) || IsSystem(target) {
-			return reverts("%s cannot be frozen", target.Hex())
-		}
-		cur := s.rawAccount(target)
-		if cur.Frozen == (a == ActFreeze) {
-			return reverts("%s is %sfrozen already", target.Hex(), map[bool]string{true: "", false: "un"}[a == ActFreeze])
-		}
-		if !write {
-			return nil
-		}
-		cur.Frozen = a == ActFreeze
-		s.putAccount(cur)
-		return nil
-
-	case ActSetParameter:
-		name, v := args["name"].(string), args["value"].(*big.Int)
-		lo, hi, ok := paramRange(name)
-		if !ok {
-			return reverts("unknown parameter %q (want %s)", name, strings.Join(paramNames, ", "))
-		}
-		if !v.IsUint64() || v.Uint64() < lo || v.Uint64() > hi {
-			return reverts("%s %s outside [%d, %d]", name, v, lo, hi)
-		}
-		if name == ParamTxGasLimit {
-			if gl := s.Param(ParamGasLimit); gl != 0 && v.Uint64() > gl {
-				return reverts("txGasLimit %s above the block gas limit %d", v, gl)
-			}
-		}
-		if !write {
-			return nil
-		}
-		s.reg.putUint("param/"+name, v.Uint64())
-		return nil
-
-	case ActScheduleUpgrade:
-		name, h := args["name"].(string), args["height"].(uint64)
-		if strings.TrimSpace(name) == "" || len(name) > 64 {
-			return reverts("upgrade name %q: empty or longer than 64 bytes", name)
-		}
-		if h <= s.height {
-			return reverts("upgrade height %d is not after the current height %d", h, s.height)
-		}
-		if slices.ContainsFunc(s.Upgrades(), func(u Upgrade) bool { return u.Name == name }) {
-			return reverts("upgrade %s is scheduled already", name)
-		}
-		if !write {
-			return nil
-		}
-		putRLP(s.reg, "upgrades", append(s.Upgrades(), Upgrade{Name: name, Height: h}))
-		return nil
-
-	case ActSetRule:
-		c := args["class"].(uint8)
-		if Class(c) >= NumClasses {
-			return reverts("class %d: want 0 to %d", c, NumClasses-1)
-		}
-		p := s.Policy()
-		p.Rules[c] = Rule{Threshold: args["threshold"].(uint64), Quorum: args["quorum"].(uint64),
-			ExpiryBlocks: args["expiryBlocks"].(uint64), Timelock: args["timelock"].(uint64), MinApprovals: args["minApprovals"].(uint64)}
-		if err := p.check(len(s.activeOrgs()), Class(c)); err != nil {
-			return revert("policy: " + err.Error())
-		}
-		if !write {
-			return nil
-		}
-		s.putPolicy(p)
-		return nil
-
-	case ActSetDefaultRoles:
-		roles := Role(args["roles"].(uint32))
-		p := s.Policy()
-		p.DefaultRoles = roles
-		if err := p.check(len(s.activeOrgs()), noClass); err != nil {
-			return revert("policy: " + err.Error())
-		}
-		if !write {
-			return nil
-		}
-		s.putPolicy(p)
-		return nil
-	}
-	return reverts("unknown action %d", a)
-}

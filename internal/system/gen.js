@@ -1,5 +1,8 @@
 // Compiles contracts/system/ICharter.sol with solc-js and writes abi_gen.go.
 // Run: node internal/system/gen.js (needs test/js's node_modules: cd test/js && npm ci)
+// after the generated interface ICharterActions in ICharter.sol follows the
+// actions' Go definitions:
+//   go test ./internal/system -run TestSolidityInterfaceMatches -update
 const fs = require("fs");
 const path = require("path");
 const solc = require(path.join(__dirname, "../../test/js/node_modules/solc"));
@@ -22,6 +25,10 @@ const RegistryABI = ${JSON.stringify(JSON.stringify(c.ICharterRegistry.abi))}
 
 // GovernanceABI is the JSON ABI of ICharterGovernance.
 const GovernanceABI = ${JSON.stringify(JSON.stringify(c.ICharterGovernance.abi))}
+
+// ActionsABI is the JSON ABI of ICharterActions: the encodings of the
+// governance actions' arguments.
+const ActionsABI = ${JSON.stringify(JSON.stringify(c.ICharterActions.abi))}
 `;
 fs.writeFileSync(path.join(__dirname, "abi_gen.go"), go);
 console.log("wrote abi_gen.go");

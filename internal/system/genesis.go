@@ -29,6 +29,9 @@ type GenesisSpec struct {
 	// the setCode parameter. Left out: refused. A chain without a
 	// governance section admits them.
 	AllowSetCode bool `json:"allowSetCode,omitempty"`
+	// MaxOpenProposals bounds the open proposals of one organization
+	// (the maxOpenProposals parameter; default 16).
+	MaxOpenProposals uint64 `json:"maxOpenProposals,omitempty"`
 }
 
 // GenesisAccount is an account of the genesis registry.
@@ -106,6 +109,13 @@ func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Addres
 	}
 	if gs.EpochLength != 0 {
 		g.Policy.EpochLength = gs.EpochLength
+	}
+	if gs.MaxOpenProposals != 0 {
+		p, _ := paramSpec(ParamMaxOpenProposals)
+		if gs.MaxOpenProposals < p.Min || gs.MaxOpenProposals > p.Max {
+			return nil, fmt.Errorf("maxOpenProposals: %d outside [%d, %d]", gs.MaxOpenProposals, p.Min, p.Max)
+		}
+		g.Policy.MaxOpenProposals = gs.MaxOpenProposals
 	}
 	g.AllowSetCode = gs.AllowSetCode
 	for name, r := range gs.Rules {
@@ -204,5 +214,8 @@ func Seed(st GenesisState, g *Genesis) {
 	s.putPolicy(g.Policy)
 	if g.AllowSetCode {
 		s.reg.putUint("param/"+ParamSetCode, 1)
+	}
+	if n := g.Policy.MaxOpenProposals; n != 0 && n != DefaultMaxOpenProposals {
+		s.reg.putUint("param/"+ParamMaxOpenProposals, n)
 	}
 }

@@ -6,14 +6,60 @@ import (
 	"strconv"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/rlp"
 )
 
-const maxMemo = 1024
+// MaxMemoBytes bounds a proposal's memo.
+const MaxMemoBytes = 1024
 
-func propKey(id uint64) string { return "prop/" + strconv.FormatUint(id, 10) }
+// CheckMemo refuses a memo longer than MaxMemoBytes.
+func CheckMemo(memo string) error {
+	if len(memo) > MaxMemoBytes {
+		return reverts("memo of %d bytes, at most %d", len(memo), MaxMemoBytes)
+	}
+	return nil
+}
 
-// Proposal returns proposal id.
+// The governance contract's records, by key:
+//
+//	count         the number of proposals made (ids 1 to it)
+//	prop/ID       a proposal (RLP of Proposal); its Args are kept apart,
+//	              under args/ID, so that votes and status changes rewrite
+//	              a small record (proposals made before keep them inline)
+//	args/ID       a proposal's ABI-encoded arguments
+//	open/ORG      the ids of an organization's open proposals (at most
+//	              the maxOpenProposals parameter)
+//	exp/H         the ids of the open proposals that expire at height H
+//	sched/H       the ids of the passed proposals that execute at height H
+//	retally       1 + the index (in OrgNames) of the next organization whose
+//	              open proposals are to be counted again after the
+//	              electorate changed; absent when none are
+//	events, event/I  the audit trail
+//
+// The start of a block reads exp/H, sched/H and retally: its work is that
+// of the proposals due at H (and of one organization's open proposals
+// while a recount runs), never that of every open proposal.
+
+func propKey(id uint64) string  { return "prop/" + strconv.FormatUint(id, 10) }
+func argsKey(id uint64) string  { return "args/" + strconv.FormatUint(id, 10) }
+func openKey(org string) string { return "open/" + org }
+func expKey(h uint64) string    { return "exp/" + strconv.FormatUint(h, 10) }
+func schedKey(h uint64) string  { return "sched/" + strconv.FormatUint(h, 10) }
+
+const retallyKey = "retally"
+
+// Proposal returns proposal id, with its arguments.
 func (s *State) Proposal(id uint64) (Proposal, bool) {
+	p, ok := s.proposalRecord(id)
+	if ok && len(p.Args) == 0 {
+		p.Args = s.gov.get(argsKey(id))
+	}
+	return p, ok
+}
+
+// proposalRecord returns proposal id as its record holds it: without
+// its arguments unless it was made before they were kept apart.
+func (s *State) proposalRecord(id uint64) (Proposal, bool) {
 	p, ok := getRLP[Proposal](s.gov, propKey(id))
 	if ok && p.Status == ProposalOpen && s.height > p.Expires && s.height != 0 {
 		// Shown as expired as soon as it is; stored so at the next block.
@@ -22,14 +68,39 @@ func (s *State) Proposal(id uint64) (Proposal, bool) {
 	return p, ok
 }
 
+// putProposal stores p's record; its arguments stay where they are.
+func (s *State) putProposal(p Proposal) {
+	if s.gov.has(argsKey(p.ID)) {
+		p.Args = nil
+	}
+	putRLP(s.gov, propKey(p.ID), p)
+}
+
 // ProposalCount is the number of proposals made (ids 1 to it).
 func (s *State) ProposalCount() uint64 { return s.gov.getUint("count") }
 
-func (s *State) openIDs() []uint64 { v, _ := getRLP[[]uint64](s.gov, "open"); return v }
+// OpenProposals lists the ids of org's open proposals, oldest first.
+func (s *State) OpenProposals(org string) []uint64 {
+	v, _ := getRLP[[]uint64](s.gov, openKey(org))
+	return v
+}
 
-func (s *State) setOpen(ids []uint64) { putRLP(s.gov, "open", ids) }
+// addID appends id to the list of ids under key.
+func (s *State) addID(key string, id uint64) {
+	ids, _ := getRLP[[]uint64](s.gov, key)
+	putRLP(s.gov, key, append(ids, id))
+}
 
-func schedKey(h uint64) string { return "sched/" + strconv.FormatUint(h, 10) }
+// removeID takes id out of the list under key, deleting an empty list.
+func (s *State) removeID(key string, id uint64) {
+	ids, _ := getRLP[[]uint64](s.gov, key)
+	ids = slices.DeleteFunc(ids, func(x uint64) bool { return x == id })
+	if len(ids) == 0 {
+		s.gov.del(key)
+		return
+	}
+	putRLP(s.gov, key, ids)
+}
 
 // Events returns the audit trail entries from index from (0-based), at
 // most limit of them.
@@ -80,23 +151,32 @@ func (s *State) Propose(caller common.Address, a Action, args []byte, memo strin
 	if _, ok := a.def(); !ok {
 		return 0, reverts("unknown action %d (want 1 to %d)", a, numActions-1)
 	}
-	if len(memo) > maxMemo {
-		return 0, reverts("memo of %d bytes, at most %d", len(memo), maxMemo)
+	if err := CheckMemo(memo); err != nil {
+		return 0, err
 	}
-	vals, err := DecodeArgs(a, args)
+	open := s.OpenProposals(o.Name)
+	if limit := s.MaxOpenProposals(); uint64(len(open)) >= limit {
+		return 0, reverts("organization %s has %d open proposals, at most %d: cancel one or wait until one is decided", o.Name, len(open), limit)
+	}
+	act, err := DecodeArgs(a, args)
 	if err != nil {
 		return 0, revert(err.Error())
 	}
-	if err := s.apply(a, vals, false); err != nil {
+	if err := act.Validate(); err != nil {
+		return 0, err
+	}
+	if err := act.check(s); err != nil {
 		return 0, err
 	}
 	rule := s.Policy().Rules[a.Class()]
 	id := s.ProposalCount() + 1
 	s.gov.putUint("count", id)
-	p := Proposal{ID: id, Action: a, Args: args, Memo: memo, Proposer: caller, Org: o.Name,
+	p := Proposal{ID: id, Action: a, Memo: memo, Proposer: caller, Org: o.Name,
 		Created: s.height, Expires: s.height + rule.ExpiryBlocks, Status: ProposalOpen}
-	putRLP(s.gov, propKey(id), p)
-	s.setOpen(append(s.openIDs(), id))
+	s.gov.put(argsKey(id), args)
+	s.putProposal(p)
+	putRLP(s.gov, openKey(o.Name), append(open, id))
+	s.addID(expKey(p.Expires+1), id)
 	s.record(Event{Proposal: id, Kind: "proposed", Org: o.Name, Actor: caller, Detail: a.String() + ": " + memo})
 	return id, nil
 }
@@ -138,7 +218,7 @@ func (s *State) Vote(caller common.Address, id uint64, support bool) (ProposalSt
 	if err != nil {
 		return 0, err
 	}
-	p, ok := s.Proposal(id)
+	p, ok := s.proposalRecord(id)
 	if !ok {
 		return 0, reverts("no proposal %d", id)
 	}
@@ -151,7 +231,7 @@ func (s *State) Vote(caller common.Address, id uint64, support bool) (ProposalSt
 	p.Votes = append(p.Votes, Vote{Org: o.Name, Voter: caller, Support: support, Weight: o.Weight, Height: s.height})
 	s.record(Event{Proposal: id, Kind: "voted", Org: o.Name, Actor: caller, Detail: map[bool]string{true: "yes", false: "no"}[support]})
 	s.decide(&p)
-	putRLP(s.gov, propKey(id), p)
+	s.putProposal(p)
 	return p.Status, nil
 }
 
@@ -168,19 +248,20 @@ func (s *State) decide(p *Proposal) {
 	case passes:
 		p.Status, p.Decided = ProposalPassed, s.height
 		p.ActivatesAt = s.height + max(rule.Timelock, 1)
-		ids, _ := getRLP[[]uint64](s.gov, schedKey(p.ActivatesAt))
-		putRLP(s.gov, schedKey(p.ActivatesAt), append(ids, p.ID))
-		s.closeOpen(p.ID)
+		s.addID(schedKey(p.ActivatesAt), p.ID)
+		s.closeOpen(p)
 		s.record(Event{Proposal: p.ID, Kind: "passed", Detail: fmt.Sprintf("activates at height %d", p.ActivatesAt)})
 	case hopeless:
 		p.Status, p.Decided = ProposalRejected, s.height
-		s.closeOpen(p.ID)
+		s.closeOpen(p)
 		s.record(Event{Proposal: p.ID, Kind: "rejected"})
 	}
 }
 
-func (s *State) closeOpen(id uint64) {
-	s.setOpen(slices.DeleteFunc(s.openIDs(), func(x uint64) bool { return x == id }))
+// closeOpen takes p, decided, out of the open proposals' indexes.
+func (s *State) closeOpen(p *Proposal) {
+	s.removeID(openKey(p.Org), p.ID)
+	s.removeID(expKey(p.Expires+1), p.ID)
 }
 
 // Cancel withdraws an open proposal; only an admin of its organization.
@@ -189,7 +270,7 @@ func (s *State) Cancel(caller common.Address, id uint64) error {
 	if err != nil {
 		return err
 	}
-	p, ok := s.Proposal(id)
+	p, ok := s.proposalRecord(id)
 	if !ok {
 		return reverts("no proposal %d", id)
 	}
@@ -200,9 +281,18 @@ func (s *State) Cancel(caller common.Address, id uint64) error {
 		return reverts("proposal %d is organization %s's; only its admins may cancel it", id, p.Org)
 	}
 	p.Status, p.Decided = ProposalCancelled, s.height
-	putRLP(s.gov, propKey(id), p)
-	s.closeOpen(id)
+	s.putProposal(p)
+	s.closeOpen(&p)
 	s.record(Event{Proposal: id, Kind: "cancelled", Org: o.Name, Actor: caller})
+	return nil
+}
+
+// CheckAdminRoles refuses roles an admin may not set by itself (auditor,
+// unknown bits): those need a proposal.
+func CheckAdminRoles(roles Role) error {
+	if roles&^(RoleRead|RoleWrite|RoleDeploy|RoleAdmin) != 0 {
+		return reverts("roles %#x: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal", uint32(roles))
+	}
 	return nil
 }
 
@@ -214,8 +304,8 @@ func (s *State) SetAccountRoles(caller, account common.Address, roles Role) erro
 	if err != nil {
 		return err
 	}
-	if roles&^(RoleRead|RoleWrite|RoleDeploy|RoleAdmin) != 0 {
-		return reverts("roles %#x: an admin sets read 1, write 2, deploy 4, admin 8; auditor needs a proposal", uint32(roles))
+	if err := CheckAdminRoles(roles); err != nil {
+		return err
 	}
 	if account == (common.Address{}) || IsSystem(account) {
 		return reverts("account %s: not an account", account.Hex())
@@ -248,17 +338,10 @@ func (s *State) adminCount(org string) int {
 }
 
 // DueAt reports whether BeginBlock has work at height h: a passed
-// proposal to execute or an open one past its expiry.
+// proposal to execute, an open one to expire, or a recount under way. It
+// reads three slots however many proposals are open.
 func (s *State) DueAt(h uint64) bool {
-	if s.gov.has(schedKey(h)) {
-		return true
-	}
-	for _, id := range s.openIDs() {
-		if p, ok := getRLP[Proposal](s.gov, propKey(id)); ok && h > p.Expires {
-			return true
-		}
-	}
-	return false
+	return s.gov.has(schedKey(h)) || s.gov.has(expKey(h)) || s.gov.has(retallyKey)
 }
 
 // BlockEffects is what the start of a block changed that the node acts on.
@@ -276,72 +359,130 @@ type snapshotter interface {
 	RevertToSnapshot(int)
 }
 
-// BeginBlock runs at the start of every block: it expires open proposals
-// past their expiry and executes the passed ones whose activation height
-// this is. st must be the writer the State was opened on.
+// BeginBlock runs at the start of every block: it expires the open
+// proposals whose expiry this height is, executes the passed ones whose
+// activation height this is, and goes on with a recount of open
+// proposals when the electorate changed. st must be the writer the State
+// was opened on. Its work is bounded by the proposals due at this height
+// (plus one organization's open proposals during a recount), not by the
+// number of open proposals.
 func (s *State) BeginBlock(st StateWriter) BlockEffects {
 	var fx BlockEffects
-	for _, id := range s.openIDs() {
-		p, ok := getRLP[Proposal](s.gov, propKey(id))
-		if ok && s.height > p.Expires {
-			p.Status, p.Decided = ProposalExpired, s.height
-			putRLP(s.gov, propKey(id), p)
-			s.closeOpen(id)
+	if ids, _ := getRLP[[]uint64](s.gov, expKey(s.height)); len(ids) > 0 {
+		s.gov.del(expKey(s.height))
+		for _, id := range ids {
+			p, ok := s.proposalRecord(id)
+			if !ok || p.Status != ProposalExpired {
+				continue
+			}
+			p.Decided = s.height
+			s.putProposal(p)
+			s.removeID(openKey(p.Org), id)
 			s.record(Event{Proposal: id, Kind: "expired"})
 		}
 	}
-	ids, _ := getRLP[[]uint64](s.gov, schedKey(s.height))
-	if len(ids) == 0 {
-		return fx
-	}
-	s.gov.del(schedKey(s.height))
-	for _, id := range ids {
-		p, ok := getRLP[Proposal](s.gov, propKey(id))
-		if !ok || p.Status != ProposalPassed {
-			continue
+	if ids, _ := getRLP[[]uint64](s.gov, schedKey(s.height)); len(ids) > 0 {
+		s.gov.del(schedKey(s.height))
+		before := s.electorate()
+		for _, id := range ids {
+			if s.execute(st, id, &fx) {
+				fx.Executed = append(fx.Executed, id)
+			}
 		}
-		before := s.Validators()
-		snap, canRevert := st.(snapshotter)
-		var rev int
+		// Membership or policy may have changed who counts and how much:
+		// an open proposal whose votes now decide it is decided by the
+		// recount, since nobody may be left to vote on it.
+		if len(fx.Executed) > 0 && s.electorate() != before {
+			s.gov.putUint(retallyKey, 1)
+		}
+	}
+	s.retallyStep()
+	return fx
+}
+
+// execute runs passed proposal id; false if it failed (it is marked so)
+// or is not a passed proposal.
+func (s *State) execute(st StateWriter, id uint64, fx *BlockEffects) bool {
+	p, ok := s.proposalRecord(id)
+	if !ok || p.Status != ProposalPassed {
+		return false
+	}
+	before := s.Validators()
+	snap, canRevert := st.(snapshotter)
+	var rev int
+	if canRevert {
+		rev = snap.Snapshot()
+	}
+	args := p.Args
+	if len(args) == 0 {
+		args = s.gov.get(argsKey(id))
+	}
+	act, err := DecodeArgs(p.Action, args)
+	if err == nil {
+		err = act.Validate()
+	}
+	if err == nil {
+		err = act.check(s)
+	}
+	if err != nil {
 		if canRevert {
-			rev = snap.Snapshot()
+			snap.RevertToSnapshot(rev)
 		}
-		vals, err := DecodeArgs(p.Action, p.Args)
-		if err == nil {
-			if err = s.apply(p.Action, vals, false); err == nil {
-				err = s.apply(p.Action, vals, true)
-			}
-		}
-		if err != nil {
-			if canRevert {
-				snap.RevertToSnapshot(rev)
-			}
-			p.Status, p.Result = ProposalFailed, err.Error()
-			putRLP(s.gov, propKey(id), p)
-			s.record(Event{Proposal: id, Kind: "failed", Detail: err.Error()})
+		p.Status, p.Result = ProposalFailed, err.Error()
+		s.putProposal(p)
+		s.record(Event{Proposal: id, Kind: "failed", Detail: err.Error()})
+		return false
+	}
+	act.apply(s)
+	p.Status = ProposalExecuted
+	s.putProposal(p)
+	s.record(Event{Proposal: id, Kind: "executed", Detail: p.Action.String()})
+	if !slices.Equal(before, s.Validators()) {
+		changes := s.ValidatorChanges()
+		fx.ValidatorChanges = append(fx.ValidatorChanges, changes[len(changes)-1])
+	}
+	return true
+}
+
+// electorate is what a tally depends on besides the votes: the active
+// organizations with their weights, and the rules.
+func (s *State) electorate() string {
+	rules := s.Policy().Rules
+	raw, err := rlp.EncodeToBytes([]any{s.activeOrgs(), rules[:]})
+	if err != nil {
+		panic(fmt.Sprintf("system: encode the electorate: %v", err))
+	}
+	return string(raw)
+}
+
+// retallyStep decides, against the electorate now, the open proposals of
+// the next organization of the recount that has any; organizations with
+// none cost one read each.
+func (s *State) retallyStep() {
+	next := s.gov.getUint(retallyKey)
+	if next == 0 {
+		return
+	}
+	names := s.OrgNames()
+	for ; next <= uint64(len(names)); next++ {
+		open := s.OpenProposals(names[next-1])
+		if len(open) == 0 {
 			continue
 		}
-		p.Status = ProposalExecuted
-		putRLP(s.gov, propKey(id), p)
-		s.record(Event{Proposal: id, Kind: "executed", Detail: p.Action.String()})
-		fx.Executed = append(fx.Executed, id)
-		if !slices.Equal(before, s.Validators()) {
-			changes := s.ValidatorChanges()
-			fx.ValidatorChanges = append(fx.ValidatorChanges, changes[len(changes)-1])
-		}
-	}
-	// Membership or policy may have changed who counts and how much: an
-	// open proposal whose votes now decide it is decided here, since
-	// nobody may be left to vote on it.
-	if len(fx.Executed) > 0 {
-		for _, id := range s.openIDs() {
-			if p, ok := getRLP[Proposal](s.gov, propKey(id)); ok && p.Status == ProposalOpen {
+		for _, id := range open {
+			if p, ok := s.proposalRecord(id); ok && p.Status == ProposalOpen {
 				s.decide(&p)
 				if p.Status != ProposalOpen {
-					putRLP(s.gov, propKey(id), p)
+					s.putProposal(p)
 				}
 			}
 		}
+		next++
+		break
 	}
-	return fx
+	if next > uint64(len(names)) {
+		s.gov.del(retallyKey)
+		return
+	}
+	s.gov.putUint(retallyKey, next)
 }

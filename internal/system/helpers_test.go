@@ -70,6 +70,7 @@ type fixtureConfig struct {
 	rules         map[string]Rule
 	defaultRoles  []string
 	roots         string // genesis roots of every organization
+	maxOpen       uint64 // maxOpenProposals (0: the default)
 }
 
 type option func(*fixtureConfig)
@@ -80,6 +81,7 @@ func withTiers(t ...string) option         { return func(c *fixtureConfig) { c.t
 func withRule(class string, r Rule) option { return func(c *fixtureConfig) { c.rules[class] = r } }
 func withDefaultRoles(r ...string) option  { return func(c *fixtureConfig) { c.defaultRoles = r } }
 func withoutValidator(i int) option        { return func(c *fixtureConfig) { c.nonValidators[i] = true } }
+func withMaxOpen(n uint64) option          { return func(c *fixtureConfig) { c.maxOpen = n } }
 
 // fixture is a real StateDB seeded with a consortium: organizations org1
 // to orgN (weight 1, tier validate unless told), each with an admin (roles
@@ -87,20 +89,20 @@ func withoutValidator(i int) option        { return func(c *fixtureConfig) { c.n
 // deploy) and a node with a fingerprint, every node a validator unless
 // told.
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	st  *state.StateDB
 	n   int
 	gen *Genesis
 }
 
-func newFixture(t *testing.T, opts ...option) *fixture {
+func newFixture(t testing.TB, opts ...option) *fixture {
 	t.Helper()
 	cfg := fixtureConfig{orgs: 4, nonValidators: map[int]bool{}, rules: map[string]Rule{}, roots: goldenRootsPEM}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	var orgs []GenesisOrg
-	gs := &GenesisSpec{Rules: cfg.rules, DefaultRoles: cfg.defaultRoles}
+	gs := &GenesisSpec{Rules: cfg.rules, DefaultRoles: cfg.defaultRoles, MaxOpenProposals: cfg.maxOpen}
 	var validators []common.Address
 	for i := 1; i <= cfg.orgs; i++ {
 		o := GenesisOrg{Name: orgName(i), Roots: cfg.roots, Tier: "validate", Weight: 1}
@@ -137,7 +139,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	return &fixture{t: t, st: st, n: cfg.orgs, gen: g}
 }
 
-func newStateDB(t *testing.T) *state.StateDB {
+func newStateDB(t testing.TB) *state.StateDB {
 	t.Helper()
 	st, err := state.New(types.EmptyRootHash, state.NewDatabaseForTesting())
 	if err != nil {
@@ -157,7 +159,7 @@ func (f *fixture) args(a Action, vals ...any) []byte {
 	return encArgs(f.t, a, vals...)
 }
 
-func encArgs(t *testing.T, a Action, vals ...any) []byte {
+func encArgs(t testing.TB, a Action, vals ...any) []byte {
 	t.Helper()
 	b, err := EncodeArgs(a, vals...)
 	if err != nil {

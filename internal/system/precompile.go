@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -15,10 +16,12 @@ import (
 	"github.com/holiman/uint256"
 )
 
-// Parsed ABIs of the system contracts.
+// Parsed ABIs of the system contracts, and of ICharterActions: the
+// encodings of the actions' arguments.
 var (
-	Registry   = mustABI(RegistryABI)
-	Governance = mustABI(GovernanceABI)
+	Registry         = mustABI(RegistryABI)
+	Governance       = mustABI(GovernanceABI)
+	ActionsInterface = mustABI(ActionsABI)
 )
 
 func mustABI(j string) abi.ABI {
@@ -29,11 +32,16 @@ func mustABI(j string) abi.ABI {
 	return a
 }
 
-// Gas of system contract calls: flat, by kind.
+// Gas of system contract calls: a base by kind, the input by the word,
+// and for a write, the bytes it stores (the strings and bytes among its
+// arguments: a proposal's arguments and memo) by the byte, at the price
+// the EVM asks for a contract's code (200 a byte): a proposal's cost grows
+// with what every node keeps.
 const (
-	gasView  = 5_000
-	gasWrite = 60_000
-	gasWord  = 16 // per 32 bytes of input
+	gasView       = 5_000
+	gasWrite      = 60_000
+	gasWord       = 16  // per 32 bytes of input
+	gasStoredByte = 200 // per byte of the strings and bytes a write stores
 )
 
 // Call is the message being executed, as the executor tells it to the
@@ -82,10 +90,29 @@ func (p *precompile) RequiredGas(input []byte) uint64 {
 	words := uint64(len(input)+31) / 32
 	if len(input) >= 4 {
 		if m, err := p.abi.MethodById(input[:4]); err == nil && !m.IsConstant() {
-			return gasWrite + gasWord*words
+			return gasWrite + gasWord*words + gasStoredByte*storedBytes(m, input[4:])
 		}
 	}
 	return gasView + gasWord*words
+}
+
+// storedBytes is the length of the strings and bytes among a write's
+// arguments; 0 when they do not decode (the call reverts).
+func storedBytes(m *abi.Method, data []byte) uint64 {
+	vals, err := m.Inputs.Unpack(data)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range vals {
+		switch x := v.(type) {
+		case string:
+			n += uint64(len(x))
+		case []byte:
+			n += uint64(len(x))
+		}
+	}
+	return n
 }
 
 // revertData is the ABI encoding of Error(reason), as Solidity reverts.
@@ -108,10 +135,11 @@ func (p *precompile) Run(input []byte) (out []byte, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("unknown function selector %x", input[:4])
 	}
-	args, err := m.Inputs.Unpack(input[4:])
+	vals, err := m.Inputs.Unpack(input[4:])
 	if err != nil {
 		return nil, fmt.Errorf("%s: malformed arguments: %v", m.Name, err)
 	}
+	args := in{m: m, vals: vals}
 	sdb := p.c.evm.StateDB
 	ctx := p.c.evm.Context
 	st := Open(sdb, ctx.BlockNumber.Uint64(), ctx.Time)
@@ -141,20 +169,64 @@ func (p *precompile) Run(input []byte) (out []byte, err error) {
 	return m.Outputs.Pack(res...)
 }
 
-func (p *precompile) view(st *State, name string, args []any) ([]any, error) {
+// in holds a call's decoded arguments, for each function to copy into a
+// struct of its own (checked, field by field, by the ABI's names).
+type in struct {
+	m    *abi.Method
+	vals []any
+}
+
+// into copies the arguments into the fields of the struct dst points to
+// whose names are the ABI's, ignoring case ("id" goes to ID).
+func (a in) into(dst any) error {
+	v := reflect.ValueOf(dst).Elem()
+	for i, arg := range a.m.Inputs {
+		f := v.FieldByNameFunc(func(n string) bool { return strings.EqualFold(n, arg.Name) })
+		if !f.IsValid() {
+			return fmt.Errorf("%s: argument %s is not implemented", a.m.Name, arg.Name)
+		}
+		if err := assign(f, a.vals[i]); err != nil {
+			return fmt.Errorf("%s: %s: %v", a.m.Name, arg.Name, err)
+		}
+	}
+	return nil
+}
+
+func (p *precompile) view(st *State, name string, args in) ([]any, error) {
+	// The views' arguments, by name.
+	var a struct {
+		Account common.Address
+		Roles   uint32
+		Name    string
+		ID      common.Address
+		Org     string
+		Day     uint64
+	}
+	var prop struct{ ID uint64 }
+	switch name {
+	case "proposal":
+		if err := args.into(&prop); err != nil {
+			return nil, err
+		}
+	case "organizations", "validators", "proposalCount":
+	default:
+		if err := args.into(&a); err != nil {
+			return nil, err
+		}
+	}
 	switch name {
 	// registry
 	case "accountOf":
-		a := st.Account(args[0].(common.Address))
-		return []any{a.Org, uint32(st.EffectiveRoles(a)), a.Frozen}, nil
+		acct := st.Account(a.Account)
+		return []any{acct.Org, uint32(st.EffectiveRoles(acct)), acct.Frozen}, nil
 	case "hasRole":
-		a := st.Account(args[0].(common.Address))
-		want := Role(args[1].(uint32))
-		return []any{!a.Frozen && st.EffectiveRoles(a)&want == want}, nil
+		acct := st.Account(a.Account)
+		want := Role(a.Roles)
+		return []any{!acct.Frozen && st.EffectiveRoles(acct)&want == want}, nil
 	case "isFrozen":
-		return []any{st.rawAccount(args[0].(common.Address)).Frozen}, nil
+		return []any{st.rawAccount(a.Account).Frozen}, nil
 	case "organization":
-		o, ok := st.Org(args[0].(string))
+		o, ok := st.Org(a.Name)
 		return []any{ok, uint8(o.Tier), o.Weight, uint8(o.Status)}, nil
 	case "organizations":
 		names := st.OrgNames()
@@ -169,16 +241,17 @@ func (p *precompile) view(st *State, name string, args []any) ([]any, error) {
 		}
 		return []any{v}, nil
 	case "node":
-		n, ok := st.Node(args[0].(common.Address))
+		n, ok := st.Node(a.ID)
 		return []any{ok, n.Org, n.Validator, n.Revoked}, nil
 	case "parameter":
-		return []any{new(big.Int).SetUint64(st.Param(args[0].(string)))}, nil
+		v, _ := st.ParamValue(a.Name)
+		return []any{new(big.Int).SetUint64(v)}, nil
 	case "usage":
-		u := st.Usage(args[0].(string), args[1].(uint64))
+		u := st.Usage(a.Org, a.Day)
 		return []any{u.Txs, u.Gas, u.StateBytes}, nil
 	// governance
 	case "proposal":
-		pr, ok := st.Proposal(args[0].(uint64))
+		pr, ok := st.proposalRecord(prop.ID)
 		if !ok {
 			return []any{uint8(0), uint8(0), "", common.Address{}, uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0)}, nil
 		}
@@ -190,54 +263,76 @@ func (p *precompile) view(st *State, name string, args []any) ([]any, error) {
 	return nil, fmt.Errorf("%s is not implemented", name)
 }
 
-func (p *precompile) write(st *State, from common.Address, name string, args []any) ([]any, []*types.Log, error) {
+func (p *precompile) write(st *State, from common.Address, name string, args in) ([]any, []*types.Log, error) {
 	g, r := &Governance, &Registry
 	switch name {
 	case "setAccountRoles":
-		acct, roles := args[0].(common.Address), Role(args[1].(uint32))
-		if err := st.SetAccountRoles(from, acct, roles); err != nil {
+		var a struct {
+			Account common.Address
+			Roles   uint32
+		}
+		if err := args.into(&a); err != nil {
 			return nil, nil, err
 		}
-		org := st.rawAccount(acct).Org
-		l, err := event(r, "RolesChanged", []common.Hash{common.BytesToHash(acct[:]), common.BytesToHash(from[:])}, org, uint32(st.rawAccount(acct).Roles))
+		if err := st.SetAccountRoles(from, a.Account, Role(a.Roles)); err != nil {
+			return nil, nil, err
+		}
+		acct := st.rawAccount(a.Account)
+		l, err := event(r, "RolesChanged", []common.Hash{common.BytesToHash(a.Account[:]), common.BytesToHash(from[:])}, acct.Org, uint32(acct.Roles))
 		return nil, []*types.Log{l}, err
 	case "propose":
-		a, data, memo := Action(args[0].(uint8)), args[1].([]byte), args[2].(string)
-		id, err := st.Propose(from, a, data, memo)
+		var a struct {
+			Action uint8
+			Args   []byte
+			Memo   string
+		}
+		if err := args.into(&a); err != nil {
+			return nil, nil, err
+		}
+		id, err := st.Propose(from, Action(a.Action), a.Args, a.Memo)
 		if err != nil {
 			return nil, nil, err
 		}
-		pr, _ := st.Proposal(id)
-		l, err := event(g, "ProposalCreated", []common.Hash{idTopic(id), common.BytesToHash(from[:])}, uint8(a), pr.Org, pr.Expires, memo)
+		pr, _ := st.proposalRecord(id)
+		l, err := event(g, "ProposalCreated", []common.Hash{idTopic(id), common.BytesToHash(from[:])}, a.Action, pr.Org, pr.Expires, a.Memo)
 		return []any{id}, []*types.Log{l}, err
 	case "vote":
-		id, support := args[0].(uint64), args[1].(bool)
-		status, err := st.Vote(from, id, support)
+		var a struct {
+			ID      uint64
+			Support bool
+		}
+		if err := args.into(&a); err != nil {
+			return nil, nil, err
+		}
+		status, err := st.Vote(from, a.ID, a.Support)
 		if err != nil {
 			return nil, nil, err
 		}
-		pr, _ := st.Proposal(id)
+		pr, _ := st.proposalRecord(a.ID)
 		v := pr.Votes[len(pr.Votes)-1]
-		l, err := event(g, "VoteCast", []common.Hash{idTopic(id), common.BytesToHash(from[:])}, v.Org, support, v.Weight)
+		l, err := event(g, "VoteCast", []common.Hash{idTopic(a.ID), common.BytesToHash(from[:])}, v.Org, a.Support, v.Weight)
 		if err != nil {
 			return nil, nil, err
 		}
 		logs := []*types.Log{l}
 		switch status {
 		case ProposalPassed:
-			l, err = event(g, "ProposalPassed", []common.Hash{idTopic(id)}, pr.ActivatesAt)
+			l, err = event(g, "ProposalPassed", []common.Hash{idTopic(a.ID)}, pr.ActivatesAt)
 			logs = append(logs, l)
 		case ProposalRejected:
-			l, err = event(g, "ProposalRejected", []common.Hash{idTopic(id)})
+			l, err = event(g, "ProposalRejected", []common.Hash{idTopic(a.ID)})
 			logs = append(logs, l)
 		}
 		return nil, logs, err
 	case "cancel":
-		id := args[0].(uint64)
-		if err := st.Cancel(from, id); err != nil {
+		var a struct{ ID uint64 }
+		if err := args.into(&a); err != nil {
 			return nil, nil, err
 		}
-		l, err := event(g, "ProposalCancelled", []common.Hash{idTopic(id)})
+		if err := st.Cancel(from, a.ID); err != nil {
+			return nil, nil, err
+		}
+		l, err := event(g, "ProposalCancelled", []common.Hash{idTopic(a.ID)})
 		return nil, []*types.Log{l}, err
 	}
 	return nil, nil, fmt.Errorf("%s is not implemented", name)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"flag"
+	"fmt"
 	"math/big"
 	"os"
 	"reflect"
@@ -25,7 +27,7 @@ import (
 // chainEVM is an EVM over the fixture's state at one height, with the
 // system contracts installed.
 type chainEVM struct {
-	t   *testing.T
+	t   testing.TB
 	f   *fixture
 	evm *vm.EVM
 	c   *Contracts
@@ -65,7 +67,7 @@ func (e *chainEVM) raw(from, to common.Address, data []byte, value *uint256.Int)
 	return ret, err
 }
 
-func pack(t *testing.T, a *abi.ABI, method string, args ...any) []byte {
+func pack(t testing.TB, a *abi.ABI, method string, args ...any) []byte {
 	t.Helper()
 	data, err := a.Pack(method, args...)
 	if err != nil {
@@ -164,8 +166,9 @@ func TestPrecompileGovernance(t *testing.T) {
 		reason, _ := abi.UnpackRevert(ret)
 		t.Fatalf("propose: %v %q", err, reason)
 	}
-	if words := uint64(len(input)+31) / 32; e.used != gasWrite+gasWord*words {
-		t.Fatalf("propose used %d gas, want %d", e.used, gasWrite+gasWord*words)
+	// The base, the input by the word, the arguments and memo stored by the byte.
+	if want := gasWrite + gasWord*(uint64(len(input)+31)/32) + gasStoredByte*uint64(len(args)+len("a node for org1")); e.used != want {
+		t.Fatalf("propose used %d gas, want %d", e.used, want)
 	}
 	out, err := Governance.Unpack("propose", ret)
 	if err != nil || out[0].(uint64) != 1 {
@@ -288,7 +291,7 @@ func TestPrecompileRejectAndCancel(t *testing.T) {
 
 	// A bad proposal reverts with the reason Propose gives.
 	ret, err = e.send(adminOf(1), GovernanceAddress, pack(t, &Governance, "propose", uint8(99), []byte{}, ""), 0)
-	wantCallRevert(t, ret, err, "unknown action 99 (want 1 to 17)")
+	wantCallRevert(t, ret, err, "unknown action 99 (want 1 to 18)")
 	ret, err = e.send(writerOf(1), GovernanceAddress, pack(t, &Governance, "propose", uint8(ActAddNode), f.args(ActAddNode, addNodeArgs(3)...), ""), 0)
 	wantCallRevert(t, ret, err, writerOf(1).Hex()+" is not an organization admin")
 }
@@ -523,34 +526,98 @@ func TestEveryABIFunctionImplemented(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the generated part of contracts/system/ICharter.sol")
+
+const solPath = "../../contracts/system/ICharter.sol"
+
+// solidityActions renders the interface ICharterActions from the actions'
+// Go definitions: one function per action, its parameters the action's
+// arguments, with their bounds.
+func solidityActions() string {
+	var b strings.Builder
+	b.WriteString(`// BEGIN ICharterActions: generated from internal/system (the Args types) by
+//   go test ./internal/system -run TestSolidityInterfaceMatches -update
+// then node internal/system/gen.js; do not edit by hand.
+
+/// The arguments of each governance action. propose(action, args, memo)
+/// takes as args the ABI encoding of the parameters of the action's
+/// function here, without a selector (abi.encode(target) for Freeze; in
+/// ethers, the function's encodeFunctionData less its first 4 bytes). The
+/// functions are never called: they name and type the encodings.
+interface ICharterActions {
+`)
+	for i, a := range Actions() {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "    /// Action %d, decided by the rule of class %s (%d). %s\n", a, a.Class(), a.Class(), a.Doc())
+		var params []string
+		for _, f := range a.Fields() {
+			loc := ""
+			if f.Max > 0 {
+				loc = " calldata"
+				unit := "elements"
+				if f.ABIType == "string" {
+					unit = "bytes"
+				}
+				fmt.Fprintf(&b, "    /// @param %s at most %d %s\n", f.Name, f.Max, unit)
+			}
+			params = append(params, f.ABIType+loc+" "+f.Name)
+		}
+		fmt.Fprintf(&b, "    function %s(%s) external;\n", a, strings.Join(params, ", "))
+	}
+	b.WriteString("}\n// END ICharterActions\n")
+	return b.String()
+}
+
 // ICharter.sol documents the actions, classes, statuses and role bits:
-// they must be the package's.
+// they must be the package's. Its interface ICharterActions is generated
+// from the actions' definitions (-update rewrites it), and the ABI that
+// gen.js compiled from it must be theirs.
 func TestSolidityInterfaceMatches(t *testing.T) {
-	src, err := os.ReadFile("../../contracts/system/ICharter.sol")
+	src, err := os.ReadFile(solPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(src)
-	actionRe := regexp.MustCompile(`(?m)^///\s+(\d+) (\w+)\((.*)\)$`)
-	found := 0
-	for _, m := range actionRe.FindAllStringSubmatch(text, -1) {
-		n, _ := strconv.Atoi(m[1])
-		a := Action(n)
-		if a.String() != m[2] {
-			t.Errorf("ICharter.sol action %d is %s, the package's %s", n, m[2], a)
-		}
-		var solArgs []string
-		for _, arg := range ActionArgs(a) {
-			name, typ, _ := strings.Cut(arg, " ")
-			solArgs = append(solArgs, typ+" "+name)
-		}
-		if got := strings.Join(solArgs, ", "); got != m[3] {
-			t.Errorf("ICharter.sol %s(%s), the package's (%s)", m[2], m[3], got)
-		}
-		found++
+	i, j := strings.Index(text, "// BEGIN ICharterActions"), strings.Index(text, "// END ICharterActions\n")
+	if i < 0 || j < i {
+		t.Fatalf("%s has no generated part (// BEGIN ICharterActions ... // END ICharterActions)", solPath)
 	}
-	if found != int(numActions)-1 {
-		t.Fatalf("ICharter.sol lists %d actions, the package %d", found, numActions-1)
+	want := solidityActions()
+	if got := text[i : j+len("// END ICharterActions\n")]; got != want {
+		if !*update {
+			t.Fatalf("the generated part of %s is not the actions' definitions: run\n  go test ./internal/system -run TestSolidityInterfaceMatches -update && node internal/system/gen.js", solPath)
+		}
+		text = text[:i] + want + text[j+len("// END ICharterActions\n"):]
+		if err := os.WriteFile(solPath, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s; now run node internal/system/gen.js", solPath)
+	}
+	// The compiled ABI of ICharterActions is the definitions'.
+	if len(ActionsInterface.Methods) != len(Actions()) {
+		t.Errorf("the generated ABI has %d action functions, the package %d actions (run node internal/system/gen.js)", len(ActionsInterface.Methods), len(Actions()))
+	}
+	for _, a := range Actions() {
+		m, ok := ActionsInterface.Methods[a.String()]
+		if !ok {
+			t.Errorf("the generated ABI lacks %s (run node internal/system/gen.js)", a)
+			continue
+		}
+		d, _ := a.def()
+		if len(m.Inputs) != len(d.args) {
+			t.Errorf("%s: the generated ABI has %d arguments, the definition %d", a, len(m.Inputs), len(d.args))
+			continue
+		}
+		for k, in := range m.Inputs {
+			if in.Name != d.args[k].Name || in.Type.String() != d.args[k].Type.String() {
+				t.Errorf("%s argument %d: the generated ABI has %s %s, the definition %s %s", a, k, in.Type, in.Name, d.args[k].Type, d.args[k].Name)
+			}
+		}
+	}
+	if want := "/// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals."; strings.Join(ParamNames(), ", ") != "gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals" || !strings.Contains(text, want) {
+		t.Errorf("ICharter.sol does not list the parameters %v", ParamNames())
 	}
 	var classes []string
 	for c := Class(0); c < NumClasses; c++ {

@@ -277,23 +277,6 @@ func (s *State) revoke(fp common.Hash) {
 	}
 }
 
-// Chain parameters governance may set.
-const (
-	ParamGasLimit    = "gasLimit"
-	ParamTxGasLimit  = "txGasLimit"
-	ParamMaxTxBytes  = "maxTxBytes"
-	ParamMinGasPrice = "minGasPrice"
-	ParamEpochLength = "epochLength"
-	// ParamSetCode is 1 when EIP-7702 (type 4) transactions are admitted,
-	// 0 when they are refused.
-	ParamSetCode = "setCode"
-)
-
-var paramNames = []string{ParamGasLimit, ParamTxGasLimit, ParamMaxTxBytes, ParamMinGasPrice, ParamEpochLength}
-
-// Param returns a chain parameter (0 when unset).
-func (s *State) Param(name string) uint64 { return s.reg.getUint("param/" + name) }
-
 // Upgrades lists the protocol upgrades scheduled.
 func (s *State) Upgrades() []Upgrade { v, _ := getRLP[[]Upgrade](s.reg, "upgrades"); return v }
 
@@ -313,6 +296,7 @@ func (s *State) Policy() Policy {
 	}
 	p.EpochLength = max(s.Param(ParamEpochLength), 1)
 	p.DefaultRoles = s.DefaultRoles()
+	p.MaxOpenProposals = s.MaxOpenProposals()
 	return p
 }
 

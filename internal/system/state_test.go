@@ -19,7 +19,7 @@ import (
 // constant means a change of the on-chain format (keys, encodings, what
 // is recorded), which existing chains cannot follow without an upgrade.
 // Change it only on purpose.
-const goldenRoot = "0x0c11f0f9797f7d337df2979df511b20c8f6d136ff95f1a82dc68597bb6dd351b"
+const goldenRoot = "0x6215ac8d5526b75c8c7b030a15f9950fc4d5bee847020ca6d0452c11d4356a70"
 
 func TestGoldenStateRoot(t *testing.T) {
 	f := newFixture(t)
@@ -196,7 +196,7 @@ func TestBuildGenesisErrors(t *testing.T) {
 	}{
 		{"bad tier", []GenesisOrg{{Name: "a", Tier: "admin"}}, GenesisSpec{}, vals, `organizations[0].tier: unknown tier "admin" (want read, write, validate)`},
 		{"bad weight", []GenesisOrg{{Name: "a"}, {Name: "b", Weight: 2_000_000}}, GenesisSpec{}, vals, "organizations[1].weight: weight 2000000 outside [1, 1000000]"},
-		{"unknown class", orgs, GenesisSpec{Rules: map[string]Rule{"votes": {}}}, vals, "rules.votes: unknown class (want one of [membership validators roles certificates freeze parameters upgrade policy])"},
+		{"unknown class", orgs, GenesisSpec{Rules: map[string]Rule{"votes": {}}}, vals, "rules.votes: unknown class (want one of [membership validators roles certificates freeze parameters upgrade policy contracts])"},
 		{"bad rule", orgs, GenesisSpec{Rules: map[string]Rule{"roles": {Threshold: 0, ExpiryBlocks: 1, Timelock: 1}}}, vals, "roles: threshold 0 outside [1, 10000] basis points of the total weight"},
 		{"lock-out", orgs, GenesisSpec{Rules: map[string]Rule{"freeze": {Threshold: 1, ExpiryBlocks: 1, Timelock: 1, MinApprovals: 3}}}, vals, "freeze: 3 approvals needed but only 2 organizations are active: nothing could pass"},
 		{"epoch too long", orgs, GenesisSpec{EpochLength: 2_000_000}, vals, "epoch length 2000000 outside [1, 1000000]"},
@@ -346,10 +346,10 @@ func TestNames(t *testing.T) {
 	names := map[fmt.Stringer]string{
 		TierRead: "read", TierWrite: "write", TierValidate: "validate", Tier(9): "tier(9)",
 		StatusActive: "active", StatusSuspended: "suspended", StatusExited: "exited", Status(0): "status(0)",
-		ClassMembership: "membership", ClassPolicy: "policy", Class(8): "class(8)",
+		ClassMembership: "membership", ClassPolicy: "policy", ClassContracts: "contracts", Class(9): "class(9)",
 		ProposalOpen: "open", ProposalPassed: "passed", ProposalExecuted: "executed", ProposalRejected: "rejected",
 		ProposalExpired: "expired", ProposalCancelled: "cancelled", ProposalFailed: "failed", ProposalStatus(0): "status(0)",
-		ActAddOrganization: "AddOrganization", ActSetDefaultRoles: "SetDefaultRoles", Action(0): "action(0)", Action(18): "action(18)",
+		ActAddOrganization: "AddOrganization", ActSetDefaultRoles: "SetDefaultRoles", ActSetFactory: "SetFactory", Action(0): "action(0)", Action(19): "action(19)",
 	}
 	for v, want := range names {
 		if got := v.String(); got != want {
@@ -387,7 +387,7 @@ func TestActionArgsAndClasses(t *testing.T) {
 		ActAddNode: ClassMembership, ActRemoveNode: ClassMembership, ActAddValidator: ClassValidators, ActRemoveValidator: ClassValidators,
 		ActGrantRoles: ClassRoles, ActRevokeRoles: ClassRoles, ActRevokeCertificate: ClassCertificates, ActRotateCA: ClassCertificates,
 		ActFreeze: ClassFreeze, ActUnfreeze: ClassFreeze, ActSetParameter: ClassParameters, ActScheduleUpgrade: ClassUpgrade,
-		ActSetRule: ClassPolicy, ActSetDefaultRoles: ClassPolicy,
+		ActSetRule: ClassPolicy, ActSetDefaultRoles: ClassPolicy, ActSetFactory: ClassContracts,
 	}
 	if len(want) != int(numActions)-1 {
 		t.Fatalf("%d actions listed, %d defined", len(want), numActions-1)
@@ -411,15 +411,15 @@ func TestEncodeDecodeArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"org": "org1", "id": nodeOf(1), "fingerprint": [32]byte{9}, "validator": true}
+	want := AddNode{Org: "org1", ID: nodeOf(1), Fingerprint: common.Hash{9}, Validator: true}
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("DecodeArgs = %#v", m)
 	}
 	if _, err := EncodeArgs(0, "x"); err == nil || err.Error() != "unknown action 0" {
 		t.Fatalf("EncodeArgs(0): %v", err)
 	}
-	if _, err := DecodeArgs(numActions, args); err == nil || err.Error() != "unknown action 18" {
-		t.Fatalf("DecodeArgs(18): %v", err)
+	if _, err := DecodeArgs(numActions, args); err == nil || err.Error() != "unknown action 19" {
+		t.Fatalf("DecodeArgs(19): %v", err)
 	}
 	if _, err := EncodeArgs(ActAddNode, "org1"); err == nil {
 		t.Fatal("EncodeArgs with too few values")

@@ -1,6 +1,7 @@
 package system
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,6 +56,21 @@ func (r Role) String() string {
 	return strings.Join(r.Names(), ",")
 }
 
+// MarshalJSON shows roles as a list of names.
+func (r Role) MarshalJSON() ([]byte, error) { return json.Marshal(r.Names()) }
+
+// UnmarshalText reads role names, comma separated, or "none".
+func (r *Role) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "" || strings.EqualFold(s, "none") {
+		*r = 0
+		return nil
+	}
+	v, err := ParseRoles(strings.Split(s, ","))
+	*r = v
+	return err
+}
+
 // ParseRoles reads role names ("write", "deploy", ...).
 func ParseRoles(names []string) (Role, error) {
 	var r Role
@@ -96,6 +112,26 @@ func ParseTier(s string) (Tier, error) {
 	return 0, fmt.Errorf("unknown tier %q (want read, write, validate)", s)
 }
 
+// MarshalText shows the tier by name.
+func (t Tier) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads read, write or validate.
+func (t *Tier) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "" {
+		return fmt.Errorf("empty tier (want read, write, validate)")
+	}
+	v, err := ParseTier(string(b))
+	*t = v
+	return err
+}
+
+func (t Tier) check() error {
+	if t < TierRead || t > TierValidate {
+		return reverts("tier %d: want 1 (read), 2 (write) or 3 (validate)", uint8(t))
+	}
+	return nil
+}
+
 func (t Tier) String() string {
 	switch t {
 	case TierRead:
@@ -126,6 +162,23 @@ const (
 	StatusSuspended Status = 2 // keeps its history; its accounts and nodes are refused until reactivated
 	StatusExited    Status = 3 // for good: certificates revoked, roles gone, history kept
 )
+
+// MarshalText shows the status by name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads active or suspended (an organization exits by
+// RemoveOrganization, not by a status).
+func (s *Status) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "active":
+		*s = StatusActive
+	case "suspended":
+		*s = StatusSuspended
+	default:
+		return fmt.Errorf("status %q: want active or suspended (an organization leaves with remove-organization)", b)
+	}
+	return nil
+}
 
 func (s Status) String() string {
 	switch s {
@@ -189,13 +242,27 @@ const (
 	ClassParameters                // chain parameters
 	ClassUpgrade                   // protocol upgrades at a height
 	ClassPolicy                    // the policy itself (high privilege)
+	ClassContracts                 // contract factories
 	NumClasses
 )
 
 // noClass makes Policy.check check the approvals of no class.
 const noClass Class = 255
 
-var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy"}
+var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy", "contracts"}
+
+// MarshalText shows the class by name.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a class by name.
+func (c *Class) UnmarshalText(b []byte) error {
+	i := slices.IndexFunc(classNames[:], func(n string) bool { return strings.EqualFold(n, strings.TrimSpace(string(b))) })
+	if i < 0 {
+		return fmt.Errorf("class %q: want one of %s", b, strings.Join(classNames[:], ", "))
+	}
+	*c = Class(i)
+	return nil
+}
 
 func (c Class) String() string {
 	if c < NumClasses {
@@ -212,11 +279,15 @@ type Policy struct {
 	EpochLength uint64
 	// DefaultRoles are the roles of accounts the registry does not list.
 	DefaultRoles Role
+	// MaxOpenProposals bounds the open proposals of one organization (the
+	// maxOpenProposals parameter).
+	MaxOpenProposals uint64
 }
 
 // DefaultPolicy: membership, validators, certificates and upgrades by two
-// thirds of the weight (6666 bp: 2 of 3, 3 of 4 equal organizations), roles, freezes and parameters by a majority, the
-// policy by all; certificates and the policy also need two organizations
+// thirds of the weight (6666 bp: 2 of 3, 3 of 4 equal organizations),
+// roles, freezes, parameters and contracts by a majority, the policy by
+// all; certificates and the policy also need two organizations
 // to approve. Proposals expire after 10,000 blocks and execute in the
 // block after they pass.
 func DefaultPolicy() Policy {
@@ -231,6 +302,8 @@ func DefaultPolicy() Policy {
 	p.Rules[ClassParameters] = maj
 	p.Rules[ClassUpgrade] = two3
 	p.Rules[ClassPolicy] = Rule{Threshold: 10000, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
+	p.Rules[ClassContracts] = maj
+	p.MaxOpenProposals = DefaultMaxOpenProposals
 	return p
 }
 
@@ -242,26 +315,42 @@ func (p *Policy) check(activeOrgs int, class Class) error {
 	if p.EpochLength == 0 || p.EpochLength > 1_000_000 {
 		return fmt.Errorf("epoch length %d outside [1, 1000000]", p.EpochLength)
 	}
-	if p.DefaultRoles&^allRoles != 0 {
-		return fmt.Errorf("default roles %#x: unknown role bits", uint32(p.DefaultRoles))
-	}
-	if p.DefaultRoles&RoleAdmin != 0 {
-		return fmt.Errorf("default roles may not include admin")
+	if err := checkDefaultRoles(p.DefaultRoles); err != nil {
+		return err
 	}
 	for c, r := range p.Rules {
 		name := Class(c).String()
-		switch {
-		case r.Threshold == 0 || r.Threshold > 10000:
-			return fmt.Errorf("%s: threshold %d outside [1, 10000] basis points of the total weight", name, r.Threshold)
-		case r.Quorum > 10000:
-			return fmt.Errorf("%s: quorum %d above 10000 basis points", name, r.Quorum)
-		case r.ExpiryBlocks == 0 || r.ExpiryBlocks > 100_000_000:
-			return fmt.Errorf("%s: expiry %d blocks outside [1, 100000000]", name, r.ExpiryBlocks)
-		case r.Timelock == 0 || r.Timelock > 100_000_000:
-			return fmt.Errorf("%s: time-lock %d blocks outside [1, 100000000]", name, r.Timelock)
-		case (class == NumClasses || class == Class(c)) && r.MinApprovals > uint64(activeOrgs):
+		if err := r.check(name); err != nil {
+			return err
+		}
+		if (class == NumClasses || class == Class(c)) && r.MinApprovals > uint64(activeOrgs) {
 			return fmt.Errorf("%s: %d approvals needed but only %d organizations are active: nothing could pass", name, r.MinApprovals, activeOrgs)
 		}
+	}
+	return nil
+}
+
+func checkDefaultRoles(r Role) error {
+	if r&^allRoles != 0 {
+		return fmt.Errorf("default roles %#x: unknown role bits", uint32(r))
+	}
+	if r&RoleAdmin != 0 {
+		return fmt.Errorf("default roles may not include admin")
+	}
+	return nil
+}
+
+// check checks the rule's own ranges; name is its class's.
+func (r Rule) check(name string) error {
+	switch {
+	case r.Threshold == 0 || r.Threshold > 10000:
+		return fmt.Errorf("%s: threshold %d outside [1, 10000] basis points of the total weight", name, r.Threshold)
+	case r.Quorum > 10000:
+		return fmt.Errorf("%s: quorum %d above 10000 basis points", name, r.Quorum)
+	case r.ExpiryBlocks == 0 || r.ExpiryBlocks > 100_000_000:
+		return fmt.Errorf("%s: expiry %d blocks outside [1, 100000000]", name, r.ExpiryBlocks)
+	case r.Timelock == 0 || r.Timelock > 100_000_000:
+		return fmt.Errorf("%s: time-lock %d blocks outside [1, 100000000]", name, r.Timelock)
 	}
 	return nil
 }
