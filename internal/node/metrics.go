@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,10 @@ type instruments struct {
 	m   *metrics.Metrics
 	srv *metrics.Server
 
-	lastCommit time.Time
+	mu struct {
+		sync.Mutex
+		lastCommit time.Time
+	}
 	// last values of cumulative counters read from the parts
 	p2p                        map[string]uint64
 	roundChanges, leaderChange uint64
@@ -26,7 +30,16 @@ type instruments struct {
 
 func newInstruments() *instruments {
 	reg := prometheus.NewRegistry()
-	return &instruments{reg: reg, m: metrics.New(reg), p2p: make(map[string]uint64), lastCommit: time.Now()}
+	ins := &instruments{reg: reg, m: metrics.New(reg), p2p: make(map[string]uint64)}
+	ins.mu.lastCommit = time.Now()
+	return ins
+}
+
+// committed notes the time of the last commit (readiness).
+func (ins *instruments) committed(t time.Time) {
+	ins.mu.Lock()
+	defer ins.mu.Unlock()
+	ins.mu.lastCommit = t
 }
 
 // p2pTypeNames names the message types on the charter_p2p_* labels.
@@ -69,9 +82,9 @@ func (n *Node) readiness() (bool, string) {
 }
 
 func (n *Node) lastCommit() time.Time {
-	n.cacheMu.Lock()
-	defer n.cacheMu.Unlock()
-	return n.ins.lastCommit
+	n.ins.mu.Lock()
+	defer n.ins.mu.Unlock()
+	return n.ins.mu.lastCommit
 }
 
 // sampleLoop copies the parts' counters into the metrics every second.
