@@ -12,13 +12,15 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus"
 )
 
-// Core is the poa state machine. It never reads a clock, a socket or a file
-// and starts no goroutine: inputs are Step (a message), Tick (a unit of
-// time), BuildDone and VerifyDone (answers to its own requests) and
-// SetValidators; outputs come out as Ready batches. Given the same inputs
-// in the same order, two cores produce the same outputs.
+// Core is the poa state machine, a consensus.Core. It never reads a clock,
+// a socket or a file and starts no goroutine: inputs are Step (a message),
+// Tick (a unit of time), Built, Verified and Served (answers to its own
+// requests) and SetValidators; outputs come out as consensus.Ready
+// batches. Given the same inputs in the same order, two cores produce the
+// same outputs.
 //
-// A Core is not goroutine-safe; one owner drives it (see Engine).
+// A Core is not goroutine-safe; one owner drives it (the consensus
+// Driver, see New; or the simulator).
 //
 // The protocol is described in docs/design/poa.md. In short: a validator
 // adopts the highest-ballot block it may, then votes for the next ballot
