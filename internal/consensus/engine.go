@@ -21,7 +21,6 @@ package consensus
 
 import (
 	"crypto/ecdsa"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -171,9 +170,6 @@ func (e *Env) ensureDefaults() {
 		e.Now = time.Now
 	}
 }
-
-// ErrStopped is returned by engine calls made after Stop.
-var ErrStopped = errors.New("consensus engine stopped")
 
 // RoundBuckets is the number of buckets of Stats.DecidedInRound: heights
 // decided in round 0, 1, ..., RoundBuckets-2, and RoundBuckets-1 or later.
