@@ -41,10 +41,13 @@ import (
 //     trace but its fee and its sender's nonce.
 //
 // The guard is the vm.StateDB of its EVM, wrapped around the state the
-// EVM would use otherwise. Its lookups cost nothing while nothing is
-// frozen and the sender holds deploy: begin reads the registry's frozen
-// count once per message, and a factory mark is read only when a
-// creation needs one. It is used by one goroutine, for one EVM.
+// EVM would use otherwise. Its lookups cost nothing per frame: the frozen
+// set is read from the registry when the guard starts and again only
+// after a message wrote to the registry's storage (SetState: the system
+// contracts write through this StateDB too), so a block in which
+// governance changes nothing reads it once, with one storage read while
+// nothing is frozen; a factory mark is read only when a creation needs
+// one. It is used by one goroutine, for one EVM.
 type guard struct {
 	vm.StateDB
 
@@ -52,54 +55,69 @@ type guard struct {
 	sys  *system.State           // read access to the registry
 	base vm.PrecompiledContracts // the fork's and the system contracts; never changed
 
+	// The frozen set as last read; stale: to be read again before the
+	// next message. frozenPcs is base with a reverting entry per frozen
+	// address (base itself while nothing is frozen); it is never changed
+	// either, a message that must add to it works on a copy.
+	stale     bool
+	frozen    map[common.Address]struct{} // nil while nothing is frozen
+	frozenPcs vm.PrecompiledContracts
+
 	// Per message (reset by begin).
-	pcs        vm.PrecompiledContracts     // the map the EVM runs: base, or a copy with frozen entries
-	frozen     map[common.Address]struct{} // nil while nothing is frozen
+	pcs        vm.PrecompiledContracts     // the map the EVM runs: frozenPcs, or the message's copy of it
+	owned      bool                        // pcs is the message's copy, which it may change
 	delegators map[common.Address]struct{} // in pcs because their designator points at a frozen address
 	deployer   bool                        // the sender holds deploy: any frame may create
 	breach     error                       // the first rule broken where no frame could fail
 	off        bool                        // while a doomed message runs
-
-	frozenList []common.Address // the registry's list frozen was built from
 }
 
 // newGuard wraps inner for evm, whose system contracts are sys. Set
 // evm.StateDB to the guard before the first message.
 func newGuard(evm *vm.EVM, inner vm.StateDB, contracts *system.Contracts, sys *system.State) *guard {
-	g := &guard{StateDB: inner, evm: evm, sys: sys, base: contracts.Precompiles()}
-	g.pcs = g.base
-	evm.SetPrecompiles(g.pcs)
+	g := &guard{StateDB: inner, evm: evm, sys: sys, base: contracts.Precompiles(), stale: true}
+	g.frozenPcs = g.base
+	g.setPrecompiles(g.base, false)
 	return g
 }
 
 // begin prepares the guard for the next message, of a sender that may or
-// may not create contracts itself. The frozen set is read per message, not
-// per block, so that it is right whenever governance changes it.
+// may not create contracts itself.
 func (g *guard) begin(deployer bool) {
 	g.deployer, g.breach, g.off, g.delegators = deployer, nil, false, nil
-	if g.sys.FrozenCount() == 0 {
-		g.frozen, g.frozenList = nil, nil
-		g.setPrecompiles(g.base)
-		return
+	if g.stale {
+		g.stale = false
+		g.readFrozen()
 	}
-	if list := g.sys.Frozen(); g.frozen == nil || !slices.Equal(list, g.frozenList) {
-		g.frozenList = list
-		g.frozen = make(map[common.Address]struct{}, len(list))
-		for _, a := range list {
-			g.frozen[a] = struct{}{}
-		}
-	}
-	// A fresh copy per message: a message may add delegators to it.
-	pcs := maps.Clone(g.base)
-	for a := range g.frozen {
-		pcs[a] = frozenCode{addr: a, target: a}
-	}
-	g.setPrecompiles(pcs)
+	g.setPrecompiles(g.frozenPcs, false)
 }
 
-func (g *guard) setPrecompiles(pcs vm.PrecompiledContracts) {
-	g.pcs = pcs
+// readFrozen reads the frozen set from the registry.
+func (g *guard) readFrozen() {
+	if g.sys.FrozenCount() == 0 {
+		g.frozen, g.frozenPcs = nil, g.base
+		return
+	}
+	list := g.sys.Frozen()
+	g.frozen = make(map[common.Address]struct{}, len(list))
+	g.frozenPcs = maps.Clone(g.base)
+	for _, a := range list {
+		g.frozen[a] = struct{}{}
+		g.frozenPcs[a] = frozenCode{addr: a, target: a}
+	}
+}
+
+func (g *guard) setPrecompiles(pcs vm.PrecompiledContracts, owned bool) {
+	g.pcs, g.owned = pcs, owned
 	g.evm.SetPrecompiles(pcs)
+}
+
+// SetState marks the frozen set stale when the registry's storage changes.
+func (g *guard) SetState(addr common.Address, key, value common.Hash) common.Hash {
+	if addr == system.RegistryAddress {
+		g.stale = true
+	}
+	return g.StateDB.SetState(addr, key, value)
 }
 
 func (g *guard) isFrozen(a common.Address) bool {
@@ -133,6 +151,9 @@ func (g *guard) GetCode(addr common.Address) []byte {
 			g.delegators = map[common.Address]struct{}{}
 		}
 		g.delegators[addr] = struct{}{}
+		if !g.owned {
+			g.setPrecompiles(maps.Clone(g.pcs), true)
+		}
 		g.pcs[addr] = frozenCode{addr: addr, target: target}
 	case !ok || !g.isFrozen(target):
 		if _, was := g.delegators[addr]; was {
@@ -206,7 +227,7 @@ func (g *guard) apply(st *state.StateDB, msg *core.Message, gp *core.GasPool) (*
 	g.off = true
 	g.evm.SetPrecompiles(doom)
 	res, err = core.ApplyMessage(g.evm, &doomed, gp)
-	g.setPrecompiles(pcs)
+	g.setPrecompiles(pcs, g.owned)
 	if err != nil {
 		// The message ran once with this state and gas; its doomed form
 		// needs no more of either.
