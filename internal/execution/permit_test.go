@@ -486,3 +486,35 @@ func TestCreationNeedsDeployOrAFactory(t *testing.T) {
 		t.Fatalf("eth_call of a creation without deploy: %v, %+v", err, res)
 	}
 }
+
+// TestGuardSeesARegistryWriteOfItsBlock: the guard reads the frozen set
+// once per block, and again after a message wrote to the registry, so a
+// freeze written inside a block (no governance action does so today; the
+// system contracts write through the guard) holds from the next message.
+func TestGuardSeesARegistryWriteOfItsBlock(t *testing.T) {
+	c, _ := newPermChain(t, permOptions{})
+	st := c.st.Copy()
+	h := chain.NewHeader(c.spec, c.head, common.Address{}, c.head.Time+1)
+	run, err := c.exec.begin(h, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := run.guard
+	g.begin(true)
+	if g.isFrozen(counterAddr) {
+		t.Fatal("frozen before the freeze")
+	}
+	system.SetFrozenForTesting(g, counterAddr, true) // through the guard, as a system contract writes
+	g.begin(true)
+	if !g.isFrozen(counterAddr) {
+		t.Fatal("the guard did not see the freeze written in its block")
+	}
+	if _, ok := g.pcs[counterAddr].(frozenCode); !ok {
+		t.Fatal("the frozen counter is not a reverting precompile")
+	}
+	system.SetFrozenForTesting(g, counterAddr, false)
+	g.begin(true)
+	if g.isFrozen(counterAddr) || g.pcs[counterAddr] != nil {
+		t.Fatal("the guard did not see the unfreeze written in its block")
+	}
+}

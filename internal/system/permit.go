@@ -156,6 +156,15 @@ func SetFactoryForTesting(st StateWriter, addr common.Address, on bool) {
 	Open(st, 0, 0).setFactory(addr, on)
 }
 
+// SetFrozenForTesting freezes or unfreezes addr in st directly, as the
+// governance action does: for tests of other packages only.
+func SetFrozenForTesting(st StateWriter, addr common.Address, frozen bool) {
+	s := Open(st, 0, 0)
+	a := s.rawAccount(addr)
+	a.Frozen = frozen
+	s.putAccount(a)
+}
+
 // ---- precompiles ----
 
 // Precompiles returns a new map of the precompiled contracts c's EVM runs:
