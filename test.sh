@@ -15,6 +15,11 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# Simulation seed ranges start at a fresh random seed each run (internal/consensus/simnet/seeds.go).
+: "${CHARTER_SEED_START:=$(( (RANDOM << 30 | RANDOM << 15 | RANDOM) % 1000000000000 + 1 ))}"
+export CHARTER_SEED_START
+echo "== simulation seeds start at $CHARTER_SEED_START (CHARTER_SEED_START=$CHARTER_SEED_START repeats them; a failing seed prints CHARTER_SEED=n)"
+
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 

@@ -29,8 +29,15 @@ type Metrics struct {
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
 	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
+	TxPoolBytes       *prometheus.GaugeVec   // label state: pending, queued
+	TxPoolEvictions   *prometheus.CounterVec // label reason: full, expired
 
 	seen firstSeen
+	// the pool's drop totals last seen by TxPoolDropped
+	dropped struct {
+		sync.Mutex
+		evicted, expired uint64
+	}
 }
 
 // New registers the node's metrics and the Go runtime and process
@@ -68,10 +75,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Peer-to-peer payload bytes by direction (in, out) and type."}, []string{"direction", "type"}),
 		TxPoolTransaction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_transactions",
 			Help: "Transactions waiting in the pool, by state (pending: executable; queued: waiting for a nonce gap)."}, []string{"state"}),
+		TxPoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_bytes",
+			Help: "Encoded size of the transactions waiting in the pool, by state (pending, queued)."}, []string{"state"}),
+		TxPoolEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_txpool_evictions_total",
+			Help: "Transactions the pool dropped to stay bounded, by reason (full: evicted for a sender within its share of a full pool; expired: queued past their lifetime)."}, []string{"reason"}),
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
+	for _, reason := range []string{"full", "expired"} {
+		m.TxPoolEvictions.WithLabelValues(reason) // shown at 0 from the start
+	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
 		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		m.TxPoolBytes, m.TxPoolEvictions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -115,4 +130,18 @@ func (m *Metrics) Forget(hashes [][32]byte) {
 	for _, h := range hashes {
 		delete(m.seen.at, h)
 	}
+}
+
+// TxPoolDropped advances charter_txpool_evictions_total to the pool's
+// totals since it started: evicted (reason "full") and expired.
+func (m *Metrics) TxPoolDropped(evicted, expired uint64) {
+	m.dropped.Lock()
+	defer m.dropped.Unlock()
+	if evicted > m.dropped.evicted {
+		m.TxPoolEvictions.WithLabelValues("full").Add(float64(evicted - m.dropped.evicted))
+	}
+	if expired > m.dropped.expired {
+		m.TxPoolEvictions.WithLabelValues("expired").Add(float64(expired - m.dropped.expired))
+	}
+	m.dropped.evicted, m.dropped.expired = evicted, expired
 }

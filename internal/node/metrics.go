@@ -96,6 +96,10 @@ func (n *Node) sample() {
 	pending, queued := n.pool.Stats()
 	m.TxPoolTransaction.WithLabelValues("pending").Set(float64(pending))
 	m.TxPoolTransaction.WithLabelValues("queued").Set(float64(queued))
+	u := n.pool.Usage()
+	m.TxPoolBytes.WithLabelValues("pending").Set(float64(u.PendingBytes))
+	m.TxPoolBytes.WithLabelValues("queued").Set(float64(u.QueuedBytes))
+	m.TxPoolDropped(u.Evicted, u.Expired)
 	m.P2PPeers.Set(float64(n.PeerCount()))
 	if n.net != nil {
 		for typ, s := range n.net.tr.Stats().Types {

@@ -3,6 +3,15 @@
 // the caller's goroutine, without the pool lock (so concurrent submitters
 // recover signatures in parallel); the stateful checks (nonce, balance,
 // replacement, bounds) run under the lock against the state of the head.
+//
+// The pool is bounded in count and in bytes (encoded transaction size), in
+// all and per account, with a tighter byte bound for an account's queued
+// (gapped) transactions; a queued transaction leaves after QueuedLifetime.
+// When the pool is full, a sender within its fair share (the pool divided
+// by the senders in it) still gets in: the sender furthest above its share
+// loses transactions from the tail of its nonce sequence, so that what
+// remains of its pending run has no gap. A sender above its share is
+// refused. See bounds.go.
 package txpool
 
 import (
@@ -13,6 +22,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -46,7 +56,10 @@ var (
 	ErrTipAboveFeeCap     = core.ErrTipAboveFeeCap
 )
 
-// Config bounds the pool.
+// Config bounds the pool. Zero fields take their defaults. Bytes are
+// encoded transaction sizes (tx.Size()); a decoded transaction occupies
+// about as much memory again, so the default GlobalBytes keeps the pool
+// within about half a gigabyte.
 type Config struct {
 	ChainID      *big.Int
 	MaxTxBytes   uint64   // encoded size of one transaction
@@ -55,22 +68,59 @@ type Config struct {
 	MinTip       *big.Int // lowest effective tip admitted
 	AccountSlots int      // transactions per account (pending + queued); default 4096
 	GlobalSlots  int      // transactions in the pool; default 100,000
-	MaxNonceGap  uint64   // how far past the next nonce a transaction may be; default 1024
-	PriceBump    uint64   // % a replacement must raise both fee caps; default 10
+	GlobalBytes  uint64   // bytes in the pool; default 256 MiB
+	AccountBytes uint64   // bytes per account (pending + queued); default 32 MiB
+	// AccountQueuedBytes bounds the bytes of an account's queued (gapped)
+	// transactions, which cannot execute until the gap is filled; default
+	// 4 MiB.
+	AccountQueuedBytes uint64
+	// QueuedLifetime is how long a transaction may stay queued before it
+	// is dropped (pending ones never expire); default 1 hour.
+	QueuedLifetime time.Duration
+	MaxNonceGap    uint64 // how far past the next nonce a transaction may be; default 1024
+	PriceBump      uint64 // % a replacement must raise both fee caps; default 10
+	// Now is the clock of QueuedLifetime; nil means time.Now.
+	Now func() time.Time
 	// Permit, if set, decides whether from may send tx on the head state
 	// (roles, freezes); its error is the rejection.
 	Permit func(st StateReader, from common.Address, tx *types.Transaction) error
 }
 
+// Defaults of the bounds that Config leaves zero.
+const (
+	DefaultAccountSlots       = 4096
+	DefaultGlobalSlots        = 100_000
+	DefaultGlobalBytes        = 256 << 20
+	DefaultAccountBytes       = 32 << 20
+	DefaultAccountQueuedBytes = 4 << 20
+	DefaultQueuedLifetime     = time.Hour
+	DefaultMaxNonceGap        = 1024
+)
+
 func (c *Config) ensureDefaults() {
 	if c.AccountSlots == 0 {
-		c.AccountSlots = 4096
+		c.AccountSlots = DefaultAccountSlots
 	}
 	if c.GlobalSlots == 0 {
-		c.GlobalSlots = 100_000
+		c.GlobalSlots = DefaultGlobalSlots
+	}
+	if c.GlobalBytes == 0 {
+		c.GlobalBytes = DefaultGlobalBytes
+	}
+	if c.AccountBytes == 0 {
+		c.AccountBytes = DefaultAccountBytes
+	}
+	if c.AccountQueuedBytes == 0 {
+		c.AccountQueuedBytes = DefaultAccountQueuedBytes
+	}
+	if c.QueuedLifetime == 0 {
+		c.QueuedLifetime = DefaultQueuedLifetime
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.MaxNonceGap == 0 {
-		c.MaxNonceGap = 1024
+		c.MaxNonceGap = DefaultMaxNonceGap
 	}
 	if c.PriceBump == 0 {
 		c.PriceBump = 10
@@ -99,12 +149,28 @@ type entry struct {
 	from common.Address
 	seq  uint64 // arrival order, for fairness between accounts
 	cost *uint256.Int
+	size uint64 // encoded size, counted against the byte bounds
+
+	// A queued entry is linked in the pool's expiry list (prev, next not
+	// nil), which is in the order entries became queued; queuedAt is when.
+	queuedAt   time.Time
+	prev, next *entry
 }
 
+// An account is in the pool while it has transactions there. Every one of
+// them has a nonce at least nonce; those below pendingTo are pending (a
+// run without gaps), the others queued.
 type account struct {
-	txs       map[uint64]*entry
-	nonce     uint64 // next nonce by state
-	pendingTo uint64 // first nonce after the run of consecutive txs from nonce
+	addr        common.Address
+	txs         map[uint64]*entry
+	nonce       uint64 // next nonce by state
+	pendingTo   uint64 // first nonce after the run of consecutive txs from nonce
+	top         uint64 // no transaction has a higher nonce (the tail is at or below it)
+	bytes       uint64 // encoded size of txs
+	queuedBytes uint64 // of those at pendingTo or later
+	cost        uint256.Int
+	load        float64 // the larger of its parts of GlobalSlots and GlobalBytes
+	index       int     // in Pool.mu.loads
 }
 
 // Limits are the bounds of one transaction that governance may change
@@ -121,25 +187,34 @@ type Pool struct {
 	signer types.Signer
 	feed   event.Feed
 	limits atomic.Pointer[Limits]
+	// 1/GlobalSlots and 1/GlobalBytes, to weigh an account's load
+	perSlot, perByte float64
 
 	mu struct {
 		sync.Mutex
-		state    StateReader
-		accounts map[common.Address]*account
-		all      map[common.Hash]*entry
-		seq      uint64
-		pending  int
+		state       StateReader
+		accounts    map[common.Address]*account
+		all         map[common.Hash]*entry
+		seq         uint64
+		pending     int    // transactions in the accounts' pending runs
+		bytes       uint64 // encoded size of all
+		queuedBytes uint64 // of the queued ones
+		loads       loadHeap
+		queued      entry // sentinel of the expiry list: next is the oldest queued
+		evicted     uint64
+		expired     uint64
 	}
 }
 
 // New returns an empty pool reading nonces and balances from st.
 func New(cfg Config, signer types.Signer, st StateReader) *Pool {
 	cfg.ensureDefaults()
-	p := &Pool{cfg: cfg, signer: signer}
+	p := &Pool{cfg: cfg, signer: signer, perSlot: 1 / float64(cfg.GlobalSlots), perByte: 1 / float64(cfg.GlobalBytes)}
 	p.limits.Store(&Limits{MaxTxBytes: cfg.MaxTxBytes, TxGasLimit: cfg.TxGasLimit, MinTip: cfg.MinTip})
 	p.mu.state = st
 	p.mu.accounts = make(map[common.Address]*account)
 	p.mu.all = make(map[common.Hash]*entry)
+	p.mu.queued.next, p.mu.queued.prev = &p.mu.queued, &p.mu.queued
 	return p
 }
 
@@ -219,7 +294,9 @@ func (p *Pool) Add(tx *types.Transaction) error {
 		return err
 	}
 	p.mu.Lock()
-	promoted, err := p.addLocked(tx, from)
+	now := clock{read: p.cfg.Now}
+	p.expireLocked(&now)
+	promoted, err := p.addLocked(tx, from, &now)
 	p.mu.Unlock()
 	if len(promoted) > 0 {
 		p.feed.Send(NewTxsEvent{Txs: promoted})
@@ -233,9 +310,11 @@ func (p *Pool) AddBatch(txs []*types.Transaction, froms []common.Address) []erro
 	errs := make([]error, len(txs))
 	var promoted []*types.Transaction
 	p.mu.Lock()
+	now := clock{read: p.cfg.Now}
+	p.expireLocked(&now)
 	for i, tx := range txs {
 		var pr []*types.Transaction
-		pr, errs[i] = p.addLocked(tx, froms[i])
+		pr, errs[i] = p.addLocked(tx, froms[i], &now)
 		promoted = append(promoted, pr...)
 	}
 	p.mu.Unlock()
@@ -245,15 +324,16 @@ func (p *Pool) AddBatch(txs []*types.Transaction, froms []common.Address) []erro
 	return errs
 }
 
-func (p *Pool) addLocked(tx *types.Transaction, from common.Address) ([]*types.Transaction, error) {
+func (p *Pool) addLocked(tx *types.Transaction, from common.Address, now *clock) ([]*types.Transaction, error) {
 	hash := tx.Hash()
 	if _, ok := p.mu.all[hash]; ok {
 		return nil, ErrAlreadyKnown
 	}
 	acct := p.mu.accounts[from]
-	if acct == nil {
+	fresh := acct == nil
+	if fresh {
 		n := p.mu.state.GetNonce(from)
-		acct = &account{txs: make(map[uint64]*entry), nonce: n, pendingTo: n}
+		acct = &account{addr: from, txs: make(map[uint64]*entry), nonce: n, pendingTo: n, index: -1}
 	}
 	nonce := tx.Nonce()
 	if nonce < acct.nonce {
@@ -273,47 +353,99 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address) ([]*types.T
 	if overflow {
 		return nil, fmt.Errorf("%w: cost overflows", ErrInsufficientFunds)
 	}
+	size := tx.Size()
 	old := acct.txs[nonce]
+	var oldSize uint64
+	holdTxs := len(acct.txs)
 	if old != nil {
 		if !p.bumped(old.tx, tx) {
 			return nil, fmt.Errorf("%w: raise max fee and tip by at least %d%%", ErrReplaceUnderpriced, p.cfg.PriceBump)
 		}
+		oldSize = old.size
 	} else {
 		if len(acct.txs) >= p.cfg.AccountSlots {
 			return nil, fmt.Errorf("%w: %d transactions of %s wait already", ErrAccountLimit, len(acct.txs), from)
 		}
-		if len(p.mu.all) >= p.cfg.GlobalSlots {
-			return nil, fmt.Errorf("%w: %d transactions wait", ErrPoolFull, len(p.mu.all))
+		holdTxs++
+	}
+	// What the sender and the pool would hold with tx.
+	holdBytes := acct.bytes - oldSize + size
+	if holdBytes > p.cfg.AccountBytes {
+		return nil, fmt.Errorf("%w: sender %s would hold %d bytes of transactions, limit %d", ErrAccountLimit, from, holdBytes, p.cfg.AccountBytes)
+	}
+	if nonce > acct.pendingTo {
+		// tx (and the one it replaces) waits queued behind a gap.
+		if q := acct.queuedBytes - oldSize + size; q > p.cfg.AccountQueuedBytes {
+			return nil, fmt.Errorf("%w: queued transactions of %s would hold %d bytes, limit %d (nonce %d waits for nonce %d)",
+				ErrAccountLimit, from, q, p.cfg.AccountQueuedBytes, nonce, acct.pendingTo)
+		}
+	}
+	poolTxs := len(p.mu.all) + holdTxs - len(acct.txs)
+	poolBytes := p.mu.bytes - oldSize + size
+	full := poolTxs > p.cfg.GlobalSlots || poolBytes > p.cfg.GlobalBytes
+	var share fairShare
+	if full {
+		share = p.shareLocked(fresh)
+		if holdTxs > share.txs || holdBytes > share.bytes {
+			return nil, fmt.Errorf("%w: sender %s would hold %d transactions, %d bytes, over its share of %d transactions, %d bytes (the pool's %d transactions, %d bytes shared by %d senders)",
+				ErrPoolFull, from, holdTxs, holdBytes, share.txs, share.bytes, p.cfg.GlobalSlots, p.cfg.GlobalBytes, share.senders)
 		}
 	}
 	// The sender must afford this transaction after every earlier one of
-	// its own that waits.
+	// its own that waits. Appended past the tail (the usual case), that is
+	// all of them.
 	balance := p.mu.state.GetBalance(from)
-	need := new(uint256.Int).Set(cost)
-	for n := acct.nonce; n < nonce; n++ {
-		if e := acct.txs[n]; e != nil {
-			need.Add(need, e.cost)
+	need := new(uint256.Int)
+	if old == nil && (len(acct.txs) == 0 || nonce > acct.top) {
+		need.Add(&acct.cost, cost)
+	} else {
+		need.Set(cost)
+		for n := acct.nonce; n < nonce; n++ {
+			if e := acct.txs[n]; e != nil {
+				need.Add(need, e.cost)
+			}
 		}
 	}
 	if balance.Cmp(need) < 0 {
 		return nil, fmt.Errorf("%w: balance %v, cost %v (with %d earlier transactions)", ErrInsufficientFunds, balance, need, nonce-acct.nonce)
 	}
-	p.mu.accounts[from] = acct
+	if full {
+		if err := p.makeRoomLocked(acct, share, poolTxs, poolBytes); err != nil {
+			return nil, err
+		}
+	}
 	if old != nil {
-		delete(p.mu.all, old.tx.Hash())
-		if nonce < acct.pendingTo {
+		wasPending := nonce < acct.pendingTo
+		p.dropLocked(acct, old)
+		if wasPending {
 			p.mu.pending--
 		}
 	}
 	p.mu.seq++
-	e := &entry{tx: tx, from: from, seq: p.mu.seq, cost: cost}
+	e := &entry{tx: tx, from: from, seq: p.mu.seq, cost: cost, size: size}
 	acct.txs[nonce] = e
+	acct.top = max(acct.top, nonce)
+	acct.bytes += size
+	acct.cost.Add(&acct.cost, cost)
 	p.mu.all[hash] = e
-	if nonce < acct.pendingTo {
-		p.mu.pending++
-		return []*types.Transaction{tx}, nil
+	p.mu.bytes += size
+	if fresh {
+		p.mu.accounts[from] = acct
 	}
-	return p.promoteLocked(acct), nil
+	var promoted []*types.Transaction
+	switch {
+	case nonce < acct.pendingTo: // a replacement in the pending run
+		p.mu.pending++
+		promoted = []*types.Transaction{tx}
+	case nonce == acct.pendingTo:
+		acct.pendingTo++
+		p.mu.pending++
+		promoted = append([]*types.Transaction{tx}, p.promoteLocked(acct)...)
+	default:
+		p.queueLocked(acct, e, now.get())
+	}
+	p.reloadLocked(acct)
+	return promoted, nil
 }
 
 func (p *Pool) bumped(old, tx *types.Transaction) bool {
@@ -338,6 +470,7 @@ func (p *Pool) promoteLocked(acct *account) []*types.Transaction {
 		if e == nil {
 			return out
 		}
+		p.unqueueLocked(acct, e)
 		out = append(out, e.tx)
 		acct.pendingTo++
 		p.mu.pending++
@@ -350,6 +483,8 @@ func (p *Pool) promoteLocked(acct *account) []*types.Transaction {
 func (p *Pool) Reset(st StateReader, drop []*types.Transaction) {
 	var promoted []*types.Transaction
 	p.mu.Lock()
+	now := clock{read: p.cfg.Now}
+	p.expireLocked(&now)
 	p.mu.state = st
 	for _, tx := range drop {
 		if e := p.mu.all[tx.Hash()]; e != nil {
@@ -358,10 +493,22 @@ func (p *Pool) Reset(st StateReader, drop []*types.Transaction) {
 	}
 	for addr, acct := range p.mu.accounts {
 		n := st.GetNonce(addr)
-		for old := acct.nonce; old < n; old++ {
+		if n < acct.nonce {
+			// The head went back (a final chain never does): the run
+			// from n has a hole where included transactions were, so
+			// all of acct's wait queued again.
+			for k := acct.nonce; k < acct.pendingTo; k++ {
+				p.queueLocked(acct, acct.txs[k], now.get())
+			}
+			p.mu.pending -= int(acct.pendingTo - acct.nonce)
+			acct.pendingTo = n
+		}
+		for old := acct.nonce; old < n && old <= acct.top; old++ {
 			if e := acct.txs[old]; e != nil {
-				delete(acct.txs, old)
-				delete(p.mu.all, e.tx.Hash())
+				if old < acct.pendingTo {
+					p.mu.pending--
+				}
+				p.dropLocked(acct, e)
 			}
 		}
 		if acct.pendingTo < n {
@@ -374,7 +521,7 @@ func (p *Pool) Reset(st StateReader, drop []*types.Transaction) {
 		}
 		promoted = append(promoted, p.promoteLocked(acct)...)
 	}
-	p.recountLocked()
+	p.rebuildLoadsLocked()
 	p.mu.Unlock()
 	if len(promoted) > 0 {
 		p.feed.Send(NewTxsEvent{Txs: promoted})
@@ -390,20 +537,16 @@ func (p *Pool) removeFromLocked(addr common.Address, nonce uint64) {
 	}
 	for n, e := range acct.txs {
 		if n >= nonce {
-			delete(acct.txs, n)
-			delete(p.mu.all, e.tx.Hash())
+			if n < acct.pendingTo {
+				p.mu.pending--
+			}
+			p.dropLocked(acct, e)
 		}
 	}
 	if acct.pendingTo > nonce {
 		acct.pendingTo = max(nonce, acct.nonce)
 	}
-}
-
-func (p *Pool) recountLocked() {
-	p.mu.pending = 0
-	for _, acct := range p.mu.accounts {
-		p.mu.pending += int(acct.pendingTo - acct.nonce)
-	}
+	p.reloadLocked(acct)
 }
 
 // Get returns a waiting transaction by hash, or nil.
@@ -441,7 +584,33 @@ func (p *Pool) Nonce(addr common.Address) uint64 {
 func (p *Pool) Stats() (pending, queued int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireLocked(&clock{read: p.cfg.Now})
 	return p.mu.pending, len(p.mu.all) - p.mu.pending
+}
+
+// Usage is what the pool holds, and what it has dropped to stay bounded.
+type Usage struct {
+	Pending, Queued           int    // transactions
+	PendingBytes, QueuedBytes uint64 // their encoded size
+	Senders                   int    // accounts with transactions in the pool
+	// Evicted counts the transactions dropped since New to make room for
+	// a sender within its share of a full pool.
+	Evicted uint64
+	// Expired counts the transactions dropped since New after waiting
+	// queued for QueuedLifetime.
+	Expired uint64
+}
+
+// Usage returns what the pool holds and the totals of what it dropped.
+func (p *Pool) Usage() Usage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expireLocked(&clock{read: p.cfg.Now})
+	return Usage{
+		Pending: p.mu.pending, Queued: len(p.mu.all) - p.mu.pending,
+		PendingBytes: p.mu.bytes - p.mu.queuedBytes, QueuedBytes: p.mu.queuedBytes,
+		Senders: len(p.mu.accounts), Evicted: p.mu.evicted, Expired: p.mu.expired,
+	}
 }
 
 // Content returns the waiting transactions by sender and nonce, split into
@@ -449,6 +618,7 @@ func (p *Pool) Stats() (pending, queued int) {
 func (p *Pool) Content() (pending, queued map[common.Address][]*types.Transaction) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireLocked(&clock{read: p.cfg.Now})
 	pending = make(map[common.Address][]*types.Transaction)
 	queued = make(map[common.Address][]*types.Transaction)
 	for addr, acct := range p.mu.accounts {
@@ -476,6 +646,7 @@ func (p *Pool) Content() (pending, queued map[common.Address][]*types.Transactio
 func (p *Pool) Pending(limit int) *Source {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireLocked(&clock{read: p.cfg.Now})
 	s := &Source{}
 	for _, acct := range p.mu.accounts {
 		if acct.pendingTo == acct.nonce {

@@ -113,8 +113,16 @@ func TestBoundsAndReplacement(t *testing.T) {
 	if err := p.Add(tx(k2, 0, 10)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Add(tx(k2, 1, 10)); !errors.Is(err, ErrPoolFull) {
-		t.Fatalf("5th in the pool: %v", err)
+	// The pool is full. k2, within its share of two, gets in and k1 (over
+	// its share) loses its tail; a third from k2 would be over its share.
+	if err := p.Add(tx(k2, 1, 10)); err != nil {
+		t.Fatalf("5th in the pool, within its sender's share: %v", err)
+	}
+	if p.Get(tx(k1, 2, 10).Hash()) != nil {
+		t.Fatal("k1's tail was not evicted")
+	}
+	if err := p.Add(tx(k2, 2, 10)); !errors.Is(err, ErrPoolFull) {
+		t.Fatalf("5th in the pool, over its sender's share: %v", err)
 	}
 	if err := p.Add(tx(k1, 1, 10)); !errors.Is(err, ErrAlreadyKnown) {
 		t.Fatalf("same transaction again: %v", err)

@@ -18,6 +18,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 const senders = 4
@@ -211,11 +212,7 @@ func TestKillDuringLoad(t *testing.T) {
 	if os.Getenv("CHARTER_SOAK") != "" {
 		rounds = 100
 	}
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d (CHARTER_SEED replays)", seed)
-	if s, ok := new(big.Int).SetString(os.Getenv("CHARTER_SEED"), 10); ok {
-		seed = s.Int64()
-	}
+	seed := simnet.Seed(t) // kill instants and load; CHARTER_SEED repeats them
 	rng := rand.New(rand.NewSource(seed))
 	dir := t.TempDir()
 	var acked []*sentTx

@@ -11,7 +11,8 @@ import (
 )
 
 // Seed counts: normal `go test` run, and CHARTER_SOAK=1. CHARTER_SEED=n
-// replays one seed; CHARTER_SEEDS=n overrides the count.
+// replays one seed; CHARTER_SEEDS=n overrides the count. Ranges start at
+// a random seed each run, CHARTER_SEED_START=k at k (simnet.Seeds).
 func seeds(normal, soak int) (int, int) {
 	if raceEnabled {
 		return max(normal/20, 10), soak

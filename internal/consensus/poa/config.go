@@ -33,9 +33,9 @@ type Config struct {
 	// running come through SetValidators). Ascending From.
 	ValidatorChanges []ValidatorChange
 
-	// FinalityDepth is the number of blocks a quorum-committed block needs
-	// on top of it in the node's chain before it is handed to
-	// Host.CommitBlock. Default 2. Zero is allowed: then a block is final
+	// FinalityDepth is the number of sealed blocks a quorum-committed block
+	// needs on top of it (in the node's chain, or verified and known to it)
+	// before it is handed to Host.CommitBlock. Default 2. Zero is allowed: then a block is final
 	// as soon as a quorum accepted it.
 	FinalityDepth uint64
 	// Lookahead bounds how far above its last final block a node accepts,

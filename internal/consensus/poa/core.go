@@ -960,13 +960,14 @@ func (c *Core) adoptTip() {
 }
 
 // finalize hands out, in order, the blocks that are committed and have
-// FinalityDepth blocks on top of them in the node's chain.
+// FinalityDepth sealed blocks on top of them (see confirmedTop).
 func (c *Core) finalize() {
 	d := c.cfg.FinalityDepth
-	if c.tip.height < d {
+	top := c.confirmedTop()
+	if top < d {
 		return
 	}
-	target := c.tip.height - d
+	target := top - d
 	if !c.cfg.mutant.depthOnly && c.committed.Height < target {
 		target = c.committed.Height
 	}
@@ -997,6 +998,46 @@ func (c *Core) finalize() {
 	}
 	c.dirty = true
 	c.prune()
+}
+
+// confirmedTop is the height up to which the committed block's
+// confirmations are counted: the tip's height, or higher when a verified
+// block on top of the committed block is known but not adopted.
+//
+// Counting only the adopted chain loses liveness (simulation seed 9001974,
+// 3 authorities, one dead after healing, depth 2, lookahead 6). Validator A
+// adopted block 25, and it was committed. A promised ballot (29,2) by
+// joining B's vote at that ballot. B sealed block 29 at (29,2) on its
+// tip 28 and adopted it, but A got that block only after its timeout had
+// raised its promise to (29,3). From then on A could adopt none of blocks
+// 26..29 (all sealed below its promise): its tip stayed at 25, so its
+// final block at 25-2 = 23, so its lookahead limit at 23+6 = 29. B,
+// final at 25 and limit 31, voted at height 30. A could not vote at height
+// 30 (beyond its limit), B could not vote at height 29 (below its
+// promise), and with the third authority dead no ballot could gather a
+// quorum again. Nothing was wrong with A's promise or B's ballots; the
+// depth rule alone held A's limit down. Blocks 26..29 are sealed by
+// authorities on top of committed block 25, which is all the depth rule
+// asks ("FinalityDepth blocks on top"); whether this node could adopt
+// them does not matter. Counted here, A finalizes 24 and 25, its limit
+// rises to 31, it joins B's ballot at height 30 and the chain moves on.
+// Safety is unchanged: only committed blocks become final.
+func (c *Core) confirmedTop() uint64 {
+	top := c.tip.height
+	if c.cfg.mutant.depthOnly || top >= c.committed.Height+c.cfg.FinalityDepth {
+		return top
+	}
+	com := c.get(c.committed.Hash)
+	if com == nil {
+		return top
+	}
+	ns := c.sortedNodes()
+	for i := len(ns) - 1; i >= 0 && ns[i].height > top; i-- {
+		if n := ns[i]; n.verified && c.descends(n, com) {
+			return n.height
+		}
+	}
+	return top
 }
 
 // prune drops what lies at or below the final block, and forks of it.

@@ -524,3 +524,107 @@ func TestScheduleNextChange(t *testing.T) {
 		}
 	}
 }
+
+// TestConfirmationsCountUnadoptedBlocks replays, on one core, the stall of
+// simulation seed 9001974 (see confirmedTop). Validator 0's tip is committed
+// block 5; it promised ballot (9,2), so it cannot adopt blocks 6..9, sealed
+// below that; validator 1, whose tip is block 9, votes at height 10. With
+// the confirmations counted on the adopted chain alone, validator 0 stays
+// final at 3, its lookahead limit at 3+6 = 9, and it can never join a
+// ballot at height 10: with the third validator dead, no quorum again.
+func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
+	v := ids(3)
+	g := testGenesis()
+	led := newLedger(g)
+	c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.FinalityDepth != 2 || c.cfg.Lookahead != 6 {
+		t.Fatalf("depth %d lookahead %d, want the defaults 2 and 6", c.cfg.FinalityDepth, c.cfg.Lookahead)
+	}
+	app := newApp(led)
+	settle := func() {
+		for i := 0; c.HasReady(); i++ {
+			if i > 100 {
+				t.Fatal("Ready does not settle")
+			}
+			rd := c.Ready()
+			for _, sb := range rd.Commit {
+				if err := app.commit(sb.Block, sb.Seal()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Advance()
+			if b := rd.Build; b != nil {
+				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", b.Ballot)
+			}
+			for _, blk := range rd.Verify {
+				c.VerifyDone(blk.Hash(), app.verify(blk))
+			}
+		}
+	}
+	// Blocks 1..9, each sealed by the authority of its ballot (never
+	// validator 0: ballot (h, r) is validators[(h+r) % 3]'s).
+	maker := newApp(newLedger(g))
+	parent := g.Header()
+	blocks := map[uint64]SealedBlock{}
+	rounds := []uint64{0, 0, 0, 1, 0, 0, 1, 0, 0, 1} // by height; 0 unused
+	for h := uint64(1); h <= 9; h++ {
+		bal := Ballot{h, rounds[h]}
+		blk, err := maker.build(parent, 0, c.sched.leader(bal))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, err := Seal(blk, bal, testKey(int((h+rounds[h])%3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks[h] = sb
+		parent = blk.Header()
+	}
+	vote := func(from int, b Ballot, tip uint64) {
+		sb := blocks[tip]
+		c.Step(v[from], encode(kindVote, voteMsg{Height: b.Height, Round: b.Round, Tip: tipMsg{Height: tip, BallotH: sb.Ballot.Height, BallotR: sb.Ballot.Round, Hash: sb.Block.Hash()}}))
+		settle()
+	}
+	timeoutUntil := func(want Ballot) {
+		for i := 0; i < 60 && c.Status().Promise != want; i++ {
+			c.Tick()
+			settle()
+		}
+		if st := c.Status(); st.Promise != want {
+			t.Fatalf("promise %v after 60 ticks, want %v (status %+v)", st.Promise, want, st)
+		}
+	}
+
+	for h := uint64(1); h <= 5; h++ {
+		c.Step(v[1], encodeBlock(blocks[h]))
+		settle()
+	}
+	vote(1, Ballot{6, 1}, 5) // with validator 0's own vote: block 5 committed
+	if st := c.Status(); st.Tip.Height != 5 || st.Committed.Height != 5 || st.Final != 3 {
+		t.Fatalf("after block 5: %+v", st)
+	}
+	// Validator 1 votes for (9,2) (its ballot ran ahead); 0 joins it on
+	// its timeout.
+	vote(1, Ballot{9, 2}, 5)
+	timeoutUntil(Ballot{9, 2})
+	// Blocks 6..9 arrive, all sealed below (9,2): verified, not adopted.
+	for h := uint64(6); h <= 9; h++ {
+		c.Step(v[1], encodeBlock(blocks[h]))
+		settle()
+	}
+	st := c.Status()
+	if st.Tip.Height != 5 {
+		t.Fatalf("adopted a block below its promise: %+v", st)
+	}
+	// Four sealed blocks stand on committed block 5: it is final.
+	if st.Final != 5 {
+		t.Fatalf("final %d with blocks 6..9 on top of committed block 5, want 5", st.Final)
+	}
+	// Validator 1 adopted block 9 and votes at height 10; validator 0 can
+	// join it now (its limit is 5+6 = 11).
+	vote(1, Ballot{10, 0}, 9)
+	timeoutUntil(Ballot{10, 0})
+}

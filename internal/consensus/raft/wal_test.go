@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func quietLog() *slog.Logger {
@@ -160,7 +162,17 @@ func TestWALRotationCheckpoint(t *testing.T) {
 // A crash at any point of a rotation leaves a WAL that opens to the state
 // before or after it.
 func TestWALCrashDuringRotation(t *testing.T) {
-	for seed := int64(1); seed <= 200; seed++ {
+	seeds, err := simnet.Seeds(200, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed int64
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d failed: %s=%d replays it", seed, simnet.EnvSeed, seed)
+		}
+	})
+	for _, seed = range seeds {
 		rng := rand.New(rand.NewSource(seed))
 		fsys := NewMemFS()
 		w := mustOpen(t, fsys, "/raft", 512)
