@@ -3,7 +3,6 @@ package execution
 import (
 	"crypto/ecdsa"
 	"math/big"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,9 +107,8 @@ func (c *benchChain) freeze(b *testing.B) {
 
 // run times Build of one block of txs per iteration, on a fresh copy of
 // the head state (copied outside the timer). Besides wall time per
-// transaction it reports the process's CPU time per transaction (user and
-// system, all threads), which a machine shared with other work disturbs
-// less.
+// transaction it reports the process's CPU time per transaction (on
+// Linux), which a machine shared with other work disturbs less.
 func (c *benchChain) run(b *testing.B, txs []*types.Transaction) {
 	h := chain.NewHeader(c.spec, c.head, common.Address{}, c.head.Time+1)
 	b.ReportAllocs()
@@ -119,11 +117,11 @@ func (c *benchChain) run(b *testing.B, txs []*types.Transaction) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		st := c.st.Copy()
-		before := cpuTime(b)
+		before := processCPU()
 		b.StartTimer()
 		res, err := c.exec.Build(types.CopyHeader(h), st, &listSource{txs})
 		b.StopTimer()
-		cpu += cpuTime(b) - before
+		cpu += processCPU() - before
 		b.StartTimer()
 		if err != nil || len(res.Receipts) != len(txs) {
 			b.Fatalf("%v: %d of %d included (%v)", err, len(res.Receipts), len(txs), res.Rejected)
@@ -132,14 +130,6 @@ func (c *benchChain) run(b *testing.B, txs []*types.Transaction) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(txs)), "ns/tx")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(txs)), "cpu-ns/tx")
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 const benchBlockTxs = 500
