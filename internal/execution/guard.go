@@ -137,8 +137,11 @@ func (g *guard) isFrozen(a common.Address) bool {
 // the precompile map (core/vm/evm.go). An account whose designator points
 // at a frozen address is entered into the message's map here, and taken
 // out again when its designator no longer does, so that the lookup that
-// follows finds the reverting precompile. TestFrozenDelegationTarget
-// fails if a go-ethereum upgrade changes this order.
+// follows finds the reverting precompile. Charter's chains run the forks
+// through Osaka; Amsterdam's top frame no longer reads the target's code
+// (executeCall), so enabling it needs another hook there.
+// TestFrozenDelegationTarget (a direct call and a forwarded one) fails if
+// a go-ethereum upgrade changes this order.
 func (g *guard) GetCode(addr common.Address) []byte {
 	code := g.StateDB.GetCode(addr)
 	if g.frozen == nil || g.off {
