@@ -40,6 +40,17 @@ import (
 //     fails at once and spends all its gas (doom), so that it leaves no
 //     trace but its fee and its sender's nonce.
 //
+// What it relies on in go-ethereum v1.17.10 (core/vm/evm.go,
+// core/state_transition.go): evm.Call, CallCode, DelegateCall and
+// StaticCall each look the callee up in the precompile map (the map passed
+// to SetPrecompiles, used as is) before they run any code, and when the
+// precompile fails they revert to the snapshot they took before the value
+// transfer; a precompile that returns exactly vm.ErrExecutionReverted
+// reverts its frame and returns its gas, any other error spends it;
+// core.ApplyMessage does not finalise the state, so a snapshot taken
+// before it can be reverted to; GetCode and SetNonce are called as
+// described at those methods.
+//
 // The guard is the vm.StateDB of its EVM, wrapped around the state the
 // EVM would use otherwise. Its lookups cost nothing per frame: the frozen
 // set is read from the registry when the guard starts and again only
