@@ -181,6 +181,11 @@ const RoundBuckets = 8
 type Stats struct {
 	Height uint64 // height in progress (bft), or of the engine's tip
 	Round  int64  // round in progress (bft)
+	// Validators is the size of the validator set in force at Height:
+	// bft's set, poa's authorities, raft's voters (while a joint raft
+	// configuration is in force, the voters of the outgoing one, whose
+	// majority is still needed).
+	Validators int
 
 	RoundChanges   uint64               // rounds started after a height's first (bft), rounds timed out (poa)
 	LeaderChanges  uint64               // leaders seen to change (raft)

@@ -24,6 +24,7 @@ type Metrics struct {
 	FinalityLatency   prometheus.Histogram
 	RoundChanges      prometheus.Counter
 	LeaderChanges     prometheus.Counter
+	Validators        prometheus.Gauge
 	ConsensusRounds   prometheus.Histogram
 	ConsensusMessages *prometheus.CounterVec // labels direction, type (bft message types)
 	ConsensusBytes    *prometheus.CounterVec // labels direction, type
@@ -63,6 +64,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		RoundChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_round_changes_total",
 			Help: "Round (view) changes of the consensus engine."}),
+		Validators: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_consensus_validators",
+			Help: "Validators in force (raft: voters of the configuration applied; of the outgoing one while a joint configuration is in force)."}),
 		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_leader_changes_total",
 			Help: "Leader changes seen by the consensus engine."}),
 		ConsensusRounds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_consensus_rounds_per_height",
@@ -93,7 +96,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.P2PRefused.WithLabelValues(reason) // shown at 0 from the start
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -214,6 +214,10 @@ func testAdmitAndExit(t *testing.T, engine string) {
 		// raft configuration change there.
 		waitUntil(t, 60*time.Second, "the chain at the boundary", func() bool { return nodes[0].ledger.Head().Number.Uint64() >= from-1 })
 		waitUntil(t, 60*time.Second, "the new node synced", func() bool { return n4.ledger.Head().Number.Uint64() >= from-1 })
+		// The new node is added as a learner and promoted once it caught
+		// up; until raft applied the promotion, two stopped voters of four
+		// leave no majority (and none to promote it with).
+		waitUntil(t, 60*time.Second, "the new node a voter", func() bool { return nodes[0].engine.Stats().Validators == 5 })
 		nodes[1].Stop()
 		nodes[2].Stop()
 		waitUntil(t, 60*time.Second, "a transfer committed with two of the original four stopped", func() bool {

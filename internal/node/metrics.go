@@ -131,6 +131,7 @@ func (n *Node) sample() {
 		}
 	}
 	st := n.engine.Stats()
+	m.Validators.Set(float64(st.Validators))
 	rounds, leaders := st.RoundChanges, st.LeaderChanges
 	// Heights decided, by the round of their decision (the last bucket:
 	// that round or later); a height decided in round r took r+1 rounds.

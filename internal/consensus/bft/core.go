@@ -362,6 +362,9 @@ func (c *Core) Stats() consensus.Stats {
 		DecidedInRound: s.CommitRounds,
 		Dropped:        s.Dropped,
 	}
+	if c.hs != nil && c.hs.vals != nil {
+		out.Validators = c.hs.vals.Size()
+	}
 	for typ := MsgType(1); int(typ) < numMsgTypes; typ++ {
 		out.Messages = append(out.Messages, consensus.MessageStats{Type: typ.String(),
 			MsgsIn: s.MsgsIn[typ], MsgsOut: s.MsgsOut[typ], BytesIn: s.BytesIn[typ], BytesOut: s.BytesOut[typ]})

@@ -212,6 +212,7 @@ func (c *Core) Stats() consensus.Stats {
 	s := c.stats
 	return consensus.Stats{
 		Height:       c.tip.height,
+		Validators:   c.sched.size(c.tip.height + 1),
 		RoundChanges: s.Timeouts,
 		Dropped:      s.BadMessages + s.BadSeals + s.Equivocation + s.Stale + s.TooFar + s.Full + s.Orphans,
 	}

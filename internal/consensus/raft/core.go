@@ -286,6 +286,11 @@ func (c *Core) Counters() Stats { return c.stats.snapshot() }
 func (c *Core) Stats() consensus.Stats {
 	s := c.Counters()
 	out := consensus.Stats{Height: c.head.Number.Uint64(), LeaderChanges: s.LeaderChanges, Dropped: s.Dropped}
+	if cs := c.confNow(); len(cs.GetVotersOutgoing()) > 0 {
+		out.Validators = len(cs.GetVotersOutgoing())
+	} else {
+		out.Validators = len(cs.GetVoters())
+	}
 	for t := MsgType(1); int(t) < numMsgTypes; t++ {
 		out.Messages = append(out.Messages, consensus.MessageStats{Type: t.String(),
 			MsgsIn: s.Received[t].Msgs, MsgsOut: s.Sent[t].Msgs, BytesIn: s.Received[t].Bytes, BytesOut: s.Sent[t].Bytes})
