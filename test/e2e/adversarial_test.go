@@ -385,7 +385,6 @@ func (f *finality) close() {
 // development account, sending a transfer every honestEvery to its node.
 type honest struct {
 	t       *testing.T
-	tn      *testnet
 	fin     *finality
 	accts   []chain.DevAccount
 	nonces  []uint64
@@ -394,7 +393,7 @@ type honest struct {
 }
 
 func newHonest(t *testing.T, tn *testnet, accts []chain.DevAccount, fin *finality) *honest {
-	h := &honest{t: t, tn: tn, fin: fin, accts: accts, signer: types.LatestSignerForChainID(big.NewInt(int64(tn.ep.ChainID)))}
+	h := &honest{t: t, fin: fin, accts: accts, signer: types.LatestSignerForChainID(big.NewInt(int64(tn.ep.ChainID)))}
 	for i, a := range accts {
 		rc, err := gethrpc.Dial(tn.url(i))
 		if err != nil {
@@ -956,17 +955,19 @@ func largestProposal(t *testing.T, url string, admin *ecdsa.PrivateKey) propShap
 	return sh
 }
 
+// proposalFlood is every organization admin proposing, each to its own
+// node.
 type proposalFlood struct {
-	t        *testing.T
 	tn       *testnet
 	shape    propShape
+	admins   []common.Address
 	refused  *refusals
 	mu       sync.Mutex
 	sent     map[common.Hash]propSent
 	accepted map[int]int // by organization
+	bytes    int
 	quit     chan struct{}
 	wg       sync.WaitGroup
-	bytes    int
 }
 
 type propSent struct {
@@ -974,16 +975,19 @@ type propSent struct {
 	data []byte
 }
 
-// startProposalFlood has every organization's admin send proposals of
-// shape to its own node, one every proposalEvery, up to
-// proposalsPerAdmin, without waiting for the chain: an attacker does not
-// wait.
+// startProposalFlood has every organization's admin send
+// proposalsPerAdmin proposals of shape to its own node, one every
+// proposalEvery, without waiting for the chain (an attacker does not
+// wait). They are signed before the phase starts: the attacker's own
+// work is not the nodes'.
 func startProposalFlood(t *testing.T, tn *testnet, admins []*ecdsa.PrivateKey, shape propShape) *proposalFlood {
-	f := &proposalFlood{t: t, tn: tn, shape: shape, refused: newRefusals(), sent: map[common.Hash]propSent{},
+	f := &proposalFlood{tn: tn, shape: shape, refused: newRefusals(), sent: map[common.Hash]propSent{},
 		accepted: map[int]int{}, quit: make(chan struct{})}
-	from := crypto.PubkeyToAddress(admins[0].PublicKey)
+	for _, key := range admins {
+		f.admins = append(f.admins, crypto.PubkeyToAddress(key.PublicKey))
+	}
 	var est hexutil.Uint64
-	if err := rpcCall(tn.url(0), &est, "eth_estimateGas", map[string]any{"from": from, "to": system.GovernanceAddress,
+	if err := rpcCall(tn.url(0), &est, "eth_estimateGas", map[string]any{"from": f.admins[0], "to": system.GovernanceAddress,
 		"data": hexutil.Bytes(shape.calldata(t, "estimate"))}); err != nil {
 		t.Fatalf("estimate a proposal's gas: %v", err)
 	}
@@ -992,25 +996,26 @@ func startProposalFlood(t *testing.T, tn *testnet, admins []*ecdsa.PrivateKey, s
 	for k, key := range admins {
 		s := newSender(t, tn.url(k), key, tn.ep.ChainID)
 		next := s.nonce(t)
+		txs := make([]*types.Transaction, proposalsPerAdmin)
+		for i := range txs {
+			txs[i] = types.MustSignNewTx(key, s.signer, &types.DynamicFeeTx{ChainID: s.signer.ChainID(), Nonce: next + uint64(i), Gas: gas,
+				GasFeeCap: big.NewInt(1_000_000_000), GasTipCap: big.NewInt(1), To: &gov, Data: shape.calldata(t, fmt.Sprintf("o%dp%d", k, i))})
+		}
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
 			tick := time.NewTicker(proposalEvery)
 			defer tick.Stop()
-			for i := 0; i < proposalsPerAdmin; i++ {
-				data := shape.calldata(t, fmt.Sprintf("o%dp%d", k, i))
-				tx := types.MustSignNewTx(key, s.signer, &types.DynamicFeeTx{ChainID: s.signer.ChainID(), Nonce: next, Gas: gas,
-					GasFeeCap: big.NewInt(1_000_000_000), GasTipCap: big.NewInt(1), To: &gov, Data: data})
+			for _, tx := range txs {
 				raw, _ := tx.MarshalBinary()
 				if err := s.send(raw)[0]; err != nil {
 					f.refused.add(err.Error())
-				} else {
-					next++
-					f.mu.Lock()
-					f.sent[tx.Hash()] = propSent{org: k, data: data}
-					f.bytes += len(raw)
-					f.mu.Unlock()
+					return // the nonces after it would wait behind a gap
 				}
+				f.mu.Lock()
+				f.sent[tx.Hash()] = propSent{org: k, data: tx.Data()}
+				f.bytes += len(raw)
+				f.mu.Unlock()
 				select {
 				case <-f.quit:
 					return
@@ -1047,8 +1052,7 @@ func (f *proposalFlood) stop() {
 				f.accepted[p.org]++
 				continue
 			}
-			admin := f.adminOf(p.org)
-			msg, err := callGov(f.tn.url(p.org), admin, p.data, hexutil.EncodeBig(r.BlockNumber))
+			msg, err := callGov(f.tn.url(p.org), f.admins[p.org], p.data, hexutil.EncodeBig(r.BlockNumber))
 			switch {
 			case err != nil:
 				f.refused.add("replay: " + err.Error())
@@ -1067,11 +1071,6 @@ func (f *proposalFlood) stop() {
 	}
 }
 
-func (f *proposalFlood) adminOf(org int) common.Address {
-	key := mustKey(f.t, filepath.Join(f.tn.dir, "orgs", "org"+strconv.Itoa(org), "admin-account.key"))
-	return crypto.PubkeyToAddress(key.PublicKey)
-}
-
 func (f *proposalFlood) report(t *testing.T) {
 	t.Helper()
 	f.mu.Lock()
@@ -1082,8 +1081,8 @@ func (f *proposalFlood) report(t *testing.T) {
 		total += f.accepted[k]
 		per = append(per, fmt.Sprintf("org%d %d", k, f.accepted[k]))
 	}
-	t.Logf("proposal flood: %d proposals of %d KB sent, %d accepted (%s); refusals: %s",
-		len(f.sent), f.bytes/max(len(f.sent), 1)>>10, total, strings.Join(per, ", "), f.refused)
+	t.Logf("proposal flood: %d proposals of %d KB (memo %d bytes, %d roots, %d admins, %d nodes) sent, %d accepted (%s); refusals: %s",
+		len(f.sent), f.bytes/max(len(f.sent), 1)>>10, f.shape.memo, f.shape.roots, f.shape.admins, f.shape.nodes, total, strings.Join(per, ", "), f.refused)
 }
 
 // check: the flood met the bound on open proposals, and every refusal
