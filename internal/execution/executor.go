@@ -52,6 +52,8 @@ type Result struct {
 	// Effects are the governance decisions the block executed that the
 	// node acts on (validator set changes).
 	Effects system.BlockEffects
+
+	gov govWork // the governance work of its transactions
 }
 
 // Rejection is a transaction left out of a block, and the reason.
@@ -201,6 +203,7 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 		res.Receipts = append(res.Receipts, receipt)
 	}
 	run.end()
+	res.gov = run.gov
 	res.Block = e.seal(header, st, txs, res.Receipts, gp)
 	return res, nil
 }
