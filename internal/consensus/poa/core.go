@@ -638,9 +638,20 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 	c.lastServe[from] = c.now
 	var resp blocksMsg
 	max := c.cfg.MaxFetchBlocks
+	// The answer holds the blocks that fit one message, at least one (the
+	// largest block fits: Config.Validate).
+	room := c.cfg.MaxMessageBytes - blockMessageOverhead
+	fits := func(b *types.Block) bool {
+		n := int(b.Size()) + blockMessageOverhead
+		if len(resp.Final)+len(resp.Chain) > 0 && n > room {
+			return false
+		}
+		room -= n
+		return true
+	}
 	for h := max64(f.From, 1); h <= c.ackedFinal && len(resp.Final) < max/2; h++ {
 		blk, seal := c.src.BlockByNumber(h)
-		if blk == nil {
+		if blk == nil || !fits(blk) {
 			break
 		}
 		bal, sig, err := ParseSeal(seal)
@@ -659,6 +670,9 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 	}
 	for i := len(chain) - 1; i >= 0 && len(resp.Final)+len(resp.Chain) < max; i-- {
 		n := chain[i]
+		if !fits(n.block) {
+			break
+		}
 		resp.Chain = append(resp.Chain, toRLP1(n.sealed()))
 	}
 	if len(resp.Final)+len(resp.Chain) > 0 {
