@@ -200,10 +200,17 @@ func TestBuildStopsAtMaxBlockBytes(t *testing.T) {
 		}
 	}
 	t.Logf("block of %d bytes: %d transactions, %d left pending", size, n, len(left))
-	// The next block takes what waited.
-	next := c.build(t, newPoolSource(c.exec.Signer(), left...))
-	if got := len(next.Block.Transactions()); got != len(left) {
-		t.Fatalf("next block took %d of the %d that waited", got, len(left))
+	// The next blocks take what waited, each within the bound.
+	for blocks := 0; len(left) > 0; blocks++ {
+		if blocks > len(txs) {
+			t.Fatalf("%d transactions never went in", len(left))
+		}
+		src := newPoolSource(c.exec.Signer(), left...)
+		next := c.build(t, src)
+		if got := len(next.Block.Transactions()); got == 0 || next.Block.Size() > limit {
+			t.Fatalf("block %d: %d transactions, %d bytes (bound %d), of the %d that waited", next.Block.NumberU64(), got, next.Block.Size(), limit, len(left))
+		}
+		left = src.Pending()
 	}
 }
 
@@ -357,7 +364,7 @@ func TestGovernanceBudgetInApply(t *testing.T) {
 	c := newBoundsChain(t, 0)
 	props := c.proposals(t, 20, floodRoots(t, 8))
 	_, err := c.exec.Apply(c.head, c.forge(props...), c.st.Copy())
-	if err == nil || !strings.Contains(err.Error(), "invalid block") || !strings.Contains(err.Error(), "above maxBlockGovBytes 65536") {
+	if err == nil || !strings.Contains(err.Error(), "invalid block") || !strings.Contains(err.Error(), fmt.Sprintf("above maxBlockGovBytes %d", system.DefaultMaxBlockGovBytes)) {
 		t.Fatalf("apply a block of %d proposals: err = %v, want invalid: above maxBlockGovBytes", len(props), err)
 	}
 

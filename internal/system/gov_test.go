@@ -481,7 +481,7 @@ func TestBadProposals(t *testing.T) {
 		{"parameter above uint64", ActSetParameter, enc(ActSetParameter, ParamMaxTxBytes, new(big.Int).Lsh(big.NewInt(1), 64)), "", "maxTxBytes 18446744073709551616 outside [1024, 4194304]", false},
 		{"block bytes above the engines' bound", ActSetParameter, enc(ActSetParameter, ParamMaxBlockBytes, big.NewInt(6<<20+1)), "", "maxBlockBytes 6291457 outside [262144, 6291456]", false},
 		{"block bytes below range", ActSetParameter, enc(ActSetParameter, ParamMaxBlockBytes, big.NewInt(1<<17)), "", "maxBlockBytes 131072 outside [262144, 6291456]", false},
-		{"transaction larger than a block", ActSetParameter, enc(ActSetParameter, ParamMaxTxBytes, big.NewInt(4<<20)), "", "maxTxBytes 4194304 above maxBlockBytes 4194304 less 1024 bytes of block framing: such a transaction would fit no block", false},
+		{"transaction larger than a block", ActSetParameter, enc(ActSetParameter, ParamMaxTxBytes, big.NewInt(4<<20)), "", fmt.Sprintf("maxTxBytes 4194304 above maxBlockBytes %d less 1024 bytes of block framing: such a transaction would fit no block", DefaultMaxBlockBytes), false},
 		{"no governance transaction per block", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovTxs, big.NewInt(0)), "", "maxBlockGovTxs 0 outside [1, 1024]", false},
 		{"governance bytes below range", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovBytes, big.NewInt(1023)), "", "maxBlockGovBytes 1023 outside [1024, 1048576]", false},
 		{"epoch length zero", ActSetParameter, enc(ActSetParameter, ParamEpochLength, big.NewInt(0)), "", "epochLength 0 outside [1, 1000000]", false},
@@ -1080,15 +1080,16 @@ func TestMaxTxBytesFitsABlock(t *testing.T) {
 	if got := Read(f.st).BlockLimits(); got != (BlockLimits{Bytes: DefaultMaxBlockBytes, GovBytes: DefaultMaxBlockGovBytes, GovTxs: DefaultMaxBlockGovTxs}) {
 		t.Fatalf("limits while unset %+v, want the defaults", got)
 	}
-	f.enact(10, ActSetParameter, ParamMaxTxBytes, big.NewInt(1<<20))
-	_, err := f.at(20).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxBlockBytes, big.NewInt(1<<20)), "")
-	wantRevert(t, err, "maxBlockBytes 1048576 below maxTxBytes 1048576 plus 1024 bytes of block framing: a transaction of the largest size would fit no block")
-	f.enact(30, ActSetParameter, ParamMaxBlockBytes, big.NewInt(1<<20+1024))
-	if got := Read(f.st).BlockLimits().Bytes; got != 1<<20+1024 {
-		t.Fatalf("maxBlockBytes %d after it was set, want %d", got, 1<<20+1024)
+	const tx = 512 << 10
+	f.enact(10, ActSetParameter, ParamMaxTxBytes, big.NewInt(tx))
+	_, err := f.at(20).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxBlockBytes, big.NewInt(tx)), "")
+	wantRevert(t, err, "maxBlockBytes 524288 below maxTxBytes 524288 plus 1024 bytes of block framing: a transaction of the largest size would fit no block")
+	f.enact(30, ActSetParameter, ParamMaxBlockBytes, big.NewInt(tx+1024))
+	if got := Read(f.st).BlockLimits().Bytes; got != tx+1024 {
+		t.Fatalf("maxBlockBytes %d after it was set, want %d", got, tx+1024)
 	}
-	_, err = f.at(40).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxTxBytes, big.NewInt(1<<20+1)), "")
-	wantRevert(t, err, "maxTxBytes 1048577 above maxBlockBytes 1049600 less 1024 bytes of block framing: such a transaction would fit no block")
+	_, err = f.at(40).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxTxBytes, big.NewInt(tx+1)), "")
+	wantRevert(t, err, "maxTxBytes 524289 above maxBlockBytes 525312 less 1024 bytes of block framing: such a transaction would fit no block")
 }
 
 // Removing an organization must not lock the consortium out: with two

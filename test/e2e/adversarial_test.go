@@ -23,6 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
@@ -163,6 +164,7 @@ func TestFloodKeepsHonestFinality(t *testing.T) {
 			return
 		}
 		rss.phase(name)
+		before := readChainCounters(t, tn)
 		var started []floodReport
 		if start != nil {
 			started = start()
@@ -172,6 +174,7 @@ func TestFloodKeepsHonestFinality(t *testing.T) {
 			f.stop()
 		}
 		r.rss = rss.phase("")
+		r.chain = readChainCounters(t, tn).since(before)
 		results = append(results, r)
 		floods = append(floods, started...)
 		if quiet := results[0]; r != quiet && r.ok() && r.p99 > 2*max(quiet.p99, latencyFloor) {
@@ -202,8 +205,8 @@ func TestFloodKeepsHonestFinality(t *testing.T) {
 		return 2 * base
 	}
 	for _, p := range results {
-		t.Logf("%-15s %4d honest transfers, %4d confirmed: p50 %v, p99 %v, max %v; peak RSS (MB) %v", p.name, p.sent, p.confirmed,
-			p.p50.Round(time.Millisecond), p.p99.Round(time.Millisecond), p.max.Round(time.Millisecond), p.rss)
+		t.Logf("%-15s %4d honest transfers, %4d confirmed: p50 %v, p99 %v, max %v; peak RSS (MB) %v; %s", p.name, p.sent, p.confirmed,
+			p.p50.Round(time.Millisecond), p.p99.Round(time.Millisecond), p.max.Round(time.Millisecond), p.rss, p.chain)
 		if q := p.quietAfter; q != nil {
 			t.Logf("%-15s %4d honest transfers, %4d confirmed: p50 %v, p99 %v, max %v", "  quiet after", q.sent, q.confirmed,
 				q.p50.Round(time.Millisecond), q.p99.Round(time.Millisecond), q.max.Round(time.Millisecond))
@@ -415,8 +418,9 @@ type phaseResult struct {
 	sent, confirmed int
 	p50, p99, max   time.Duration
 	firstErr        error
-	rss             []int        // each node's peak RSS in the phase, MB
-	quietAfter      *phaseResult // a quiet phase run right after, if one was
+	rss             []int         // each node's peak RSS in the phase, MB
+	chain           chainCounters // what the nodes did in the phase
+	quietAfter      *phaseResult  // a quiet phase run right after, if one was
 }
 
 // ok: every honest transfer of the phase was confirmed.
@@ -1211,4 +1215,53 @@ func rssMB(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+// chainCounters are the nodes' counters that explain a phase, read from
+// their metrics (sampled every second): blocks, transactions, round
+// changes, and the time spent executing and committing blocks (summed
+// over the nodes).
+type chainCounters struct {
+	height, txs, rounds                float64
+	execSum, execN, commitSum, commitN float64
+}
+
+func readChainCounters(t *testing.T, tn *testnet) chainCounters {
+	t.Helper()
+	var c chainCounters
+	hist := func(fams map[string]*dto.MetricFamily, name string) (sum, n float64) {
+		if f := fams[name]; f != nil && len(f.GetMetric()) > 0 {
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleSum(), float64(h.GetSampleCount())
+		}
+		return 0, 0
+	}
+	for i, node := range tn.ep.Nodes {
+		fams := scrapeURL(t, node.Metrics)
+		if i == 0 {
+			c.height = gauge(fams, "charter_chain_height")
+			c.txs = counter(fams, "charter_transactions_committed_total")
+		}
+		c.rounds += counter(fams, "charter_consensus_round_changes_total")
+		es, en := hist(fams, "charter_block_execution_seconds")
+		cs, cn := hist(fams, "charter_block_commit_seconds")
+		c.execSum, c.execN, c.commitSum, c.commitN = c.execSum+es, c.execN+en, c.commitSum+cs, c.commitN+cn
+	}
+	return c
+}
+
+func (c chainCounters) since(b chainCounters) chainCounters {
+	return chainCounters{c.height - b.height, c.txs - b.txs, c.rounds - b.rounds,
+		c.execSum - b.execSum, c.execN - b.execN, c.commitSum - b.commitSum, c.commitN - b.commitN}
+}
+
+func (c chainCounters) String() string {
+	ms := func(sum, n float64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return 1000 * sum / n
+	}
+	return fmt.Sprintf("%.0f blocks, %.0f transactions, %.0f round changes; per block executed %.0f ms, committed %.0f ms",
+		c.height, c.txs, c.rounds, ms(c.execSum, c.execN), ms(c.commitSum, c.commitN))
 }
