@@ -35,7 +35,7 @@ interface ICharterRegistry {
     function node(address id) external view returns (bool exists, string memory org, bool validator, bool revoked);
 
     /// A chain parameter as in force (0 when unset and the chain spec's value applies):
-    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals.
+    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs.
     function parameter(string calldata name) external view returns (uint256);
 
     /// Usage of an organization on one UTC day (block time / 86400).

@@ -2,7 +2,9 @@ package execution
 
 import (
 	"crypto/ecdsa"
+	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/bench/token"
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -177,4 +180,137 @@ func BenchmarkExecuteERC20(b *testing.B) {
 			c.run(b, txs)
 		})
 	}
+}
+
+// BenchmarkGovernanceBlock is the cost of a block of proposals at the
+// largest arguments the chain accepts (an organization with 8 KB of root
+// certificates, 16 admins, 64 nodes that validate, a 1 KB memo: about 16
+// KB of calldata each), from execution through the state root to the
+// commit of the trie nodes (in memory: the disk write is the ledger's). It
+// reports the CPU time per proposal and per byte of system-contract
+// storage written (the unit of maxBlockGovBytes): the figure the
+// governance budget of a block is chosen from.
+func BenchmarkGovernanceBlock(b *testing.B) {
+	for _, n := range []int{4, 16, 48} {
+		b.Run(fmt.Sprintf("proposals=%d", n), func(b *testing.B) { benchGovernance(b, n, false) })
+	}
+	// Proposals refused as late as they can be: their last root is not a
+	// certificate, found after the others are parsed. They write nothing,
+	// so maxBlockGovTxs alone bounds them.
+	b.Run("refused=64", func(b *testing.B) { benchGovernance(b, 64, true) })
+}
+
+// benchGovernance times blocks of n of the largest proposals, accepted
+// or refused.
+func benchGovernance(b *testing.B, n int, refused bool) {
+	c := newBenchChain(b, 0)
+	// One organization: every proposal of the benchmark is its
+	// admin's, so it may have them all open; no budget bounds them.
+	c.enact(b, system.ParamMaxOpenProposals, 256)
+	c.enact(b, system.ParamMaxBlockGovBytes, 1<<20)
+	c.enact(b, system.ParamMaxBlockGovTxs, 1024)
+	roots := benchRoots(b)
+	if refused {
+		last := strings.LastIndex(roots, "-----BEGIN CERTIFICATE-----")
+		roots = roots[:last] + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+	}
+	gov := system.GovernanceAddress
+	txs := make([]*types.Transaction, n)
+	for i := range txs {
+		txs[i] = c.sign(c.admin, &gov, 8_000_000, largestProposal(b, fmt.Sprintf("org%d", i), roots))
+	}
+	h := chain.NewHeader(c.spec, c.head, common.Address{}, c.head.Time+1)
+	var cpu time.Duration
+	var written uint64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st := c.st.Copy()
+		before := processCPU()
+		b.StartTimer()
+		res, err := c.exec.Build(types.CopyHeader(h), st, &listSource{txs})
+		if err == nil {
+			_, err = st.Commit(c.spec.Config.Rules(h.Number, true, h.Time), h.Number.Uint64())
+		}
+		b.StopTimer()
+		cpu += processCPU() - before
+		b.StartTimer()
+		if err != nil || len(res.Receipts) != n {
+			b.Fatalf("%v: %d of %d included (%v)", err, len(res.Receipts), n, res.Rejected)
+		}
+		for _, r := range res.Receipts {
+			if (r.Status == types.ReceiptStatusSuccessful) == refused {
+				b.Fatalf("a proposal's status is %d", r.Status)
+			}
+		}
+		written = res.gov.bytes
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/proposal")
+	b.ReportMetric(float64(written)/float64(n), "gov-bytes/proposal")
+	if written > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/float64(written), "cpu-ns/gov-byte")
+	}
+}
+
+// enact passes a chain parameter by the admin's proposal and vote (the
+// development chain has one organization) in one block.
+func (c *benchChain) enact(b *testing.B, name string, value uint64) {
+	args, err := system.EncodeArgs(system.ActSetParameter, name, new(big.Int).SetUint64(value))
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := system.Read(c.st).ProposalCount() + 1
+	propose, _ := system.Governance.Pack("propose", uint8(system.ActSetParameter), args, "bench")
+	vote, _ := system.Governance.Pack("vote", id, true)
+	gov := system.GovernanceAddress
+	c.extend(b, c.sign(c.admin, &gov, 1_000_000, propose), c.sign(c.admin, &gov, 1_000_000, vote))
+	c.extend(b)
+	if v, _ := system.Read(c.st).ParamValue(name); v != value {
+		b.Fatalf("%s is %d, want %d", name, v, value)
+	}
+}
+
+// benchRoots is distinct CA certificates in PEM, as many as fit the 8 KB
+// bound of an organization's roots.
+func benchRoots(b *testing.B) string {
+	var out string
+	for i := 0; ; i++ {
+		ca, err := identity.NewRootCA(fmt.Sprintf("bench%d", i), identity.CAOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pem := string(identity.EncodeCertsPEM(ca.Cert))
+		if len(out)+len(pem) > 8192 {
+			return out
+		}
+		out += pem
+	}
+}
+
+// largestProposal is the calldata of a proposal to add organization name
+// with every argument at its bound.
+func largestProposal(b *testing.B, name, roots string) []byte {
+	addr := func(what string, i int) common.Address {
+		return common.BytesToAddress(crypto.Keccak256([]byte(name), []byte(what), big.NewInt(int64(i)).Bytes())[12:])
+	}
+	admins := make([]common.Address, 16)
+	for i := range admins {
+		admins[i] = addr("admin", i)
+	}
+	nodes := make([]common.Address, 64)
+	fps := make([][32]byte, 64)
+	for i := range nodes {
+		nodes[i] = addr("node", i)
+		fps[i] = crypto.Keccak256Hash([]byte(name), nodes[i][:])
+	}
+	args, err := system.EncodeArgs(system.ActAddOrganization, name, roots, uint8(system.TierValidate), uint64(1), admins, nodes, fps, nodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := system.Governance.Pack("propose", uint8(system.ActAddOrganization), args, strings.Repeat("m", 1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }

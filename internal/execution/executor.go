@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"math/bits"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/consensus/misc/eip4844"
@@ -51,6 +52,8 @@ type Result struct {
 	// Effects are the governance decisions the block executed that the
 	// node acts on (validator set changes).
 	Effects system.BlockEffects
+
+	gov govWork // the governance work of its transactions
 }
 
 // Rejection is a transaction left out of a block, and the reason.
@@ -128,6 +131,15 @@ func (e *Executor) getHashFn(h *types.Header) vm.GetHashFunc {
 
 // Build executes transactions from src on st (the parent's post-state)
 // and returns the block. header must come from chain.NewHeader.
+//
+// The block takes transactions while they fit its bounds: gas, encoded
+// size (maxBlockBytes) and governance work (maxBlockGovTxs,
+// maxBlockGovBytes). A transaction that does not fit what is left of the
+// block is passed over with the rest of its sender's and stays in the
+// pool for a later block, while the senders after it still get their
+// turn: the room a burst of large or governance transactions leaves goes
+// to the others. A transaction that can never be part of a block is
+// rejected (Result.Rejected).
 func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) (*Result, error) {
 	run, err := e.begin(header, st)
 	if err != nil {
@@ -138,6 +150,9 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 		gp      = core.NewGasPool(header.GasLimit)
 		txs     types.Transactions
 		maxSize = run.maxTxBytes
+		lim     = run.limits
+		size    = uint64(system.BlockFramingBytes) // the header's and the body's framing
+		govFull bool                               // a transaction went over the governance budget: no more are tried
 	)
 	for tx := src.Peek(); tx != nil; tx = src.Peek() {
 		if gp.Available(false) < params.TxGas {
@@ -153,27 +168,50 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 			src.Skip()
 			continue
 		}
+		n := blockBytes(tx)
+		if n > lim.Bytes-system.BlockFramingBytes {
+			res.Rejected = append(res.Rejected, Rejection{tx, fmt.Errorf("transaction of %d bytes fits no block: maxBlockBytes %d less %d bytes of framing", n, lim.Bytes, system.BlockFramingBytes)})
+			src.Skip()
+			continue
+		}
+		if size+n > lim.Bytes {
+			src.Skip() // waits for a block with room
+			continue
+		}
+		if callsSystem(tx) && (govFull || run.gov.txs >= lim.GovTxs) {
+			src.Skip() // the block's governance budget is spent: a later block
+			continue
+		}
 		snap, gpSnap := st.Snapshot(), gp.Snapshot()
 		receipt, err := e.applyTx(run, st, gp, header, tx, len(txs))
 		if err != nil {
 			st.RevertToSnapshot(snap)
 			gp.Set(gpSnap)
-			res.Rejected = append(res.Rejected, Rejection{tx, err})
 			src.Skip()
+			if errors.Is(err, errGovBudget) {
+				// It wrote more governance state than the block has left;
+				// undone, it waits for a later block.
+				govFull = true
+				continue
+			}
+			res.Rejected = append(res.Rejected, Rejection{tx, err})
 			continue
 		}
 		src.Shift()
+		size += n
 		txs = append(txs, tx)
 		res.Receipts = append(res.Receipts, receipt)
 	}
 	run.end()
+	res.gov = run.gov
 	res.Block = e.seal(header, st, txs, res.Receipts, gp)
 	return res, nil
 }
 
 // Apply executes a block built elsewhere on st (its parent's post-state)
-// and checks the result against every field of its header. parent is the
-// committed parent header.
+// and checks the result against every field of its header and the bounds
+// of a block (encoded size, governance work). parent is the committed
+// parent header.
 func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.StateDB) (*Result, error) {
 	invalid := func(format string, args ...any) (*Result, error) {
 		return nil, fmt.Errorf("%w %d (%s): %s", ErrInvalidBlock, block.NumberU64(), block.Hash().TerminalString(), fmt.Sprintf(format, args...))
@@ -201,6 +239,8 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 		return invalid("extra data of %d bytes", len(got.Extra))
 	case !sameFields(got, want):
 		return invalid("fork fields (withdrawals, blob gas, beacon root, requests) differ from the rules")
+	case block.Size() > run.limits.Bytes:
+		return invalid("%d bytes encoded, above maxBlockBytes %d", block.Size(), run.limits.Bytes)
 	}
 	if h := types.DeriveSha(block.Transactions(), trie.NewStackTrie(nil)); h != got.TxHash {
 		return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
@@ -245,14 +285,51 @@ func sameFields(a, b *types.Header) bool {
 		eqU64(a.ExcessBlobGas, b.ExcessBlobGas) && a.SlotNumber == nil && b.SlotNumber == nil
 }
 
+// errGovBudget: the transaction would take the block over its governance
+// budget (system.BlockLimits). It is not invalid: a later block takes it.
+var errGovBudget = errors.New("over the block's governance budget")
+
+// blockBytes is what tx adds to the encoded size of a block: its encoding
+// as an item of the body's transaction list (a typed transaction is an
+// RLP string holding type and payload, a legacy one its RLP list).
+func blockBytes(tx *types.Transaction) uint64 {
+	n := tx.Size()
+	if tx.Type() == types.LegacyTxType {
+		return n
+	}
+	if n < 56 {
+		return n + 1
+	}
+	return n + 1 + uint64(bits.Len64(n)+7)/8
+}
+
+// callsSystem reports whether tx calls a system contract: the only
+// transactions that may write the system contracts' storage (a write runs
+// only when the transaction itself calls it).
+func callsSystem(tx *types.Transaction) bool {
+	return tx.To() != nil && system.IsSystem(*tx.To())
+}
+
+// govWork is the governance work of a block so far, counted against its
+// budget (system.BlockLimits) by applyTx, in Build and Apply alike.
+type govWork struct {
+	txs   uint64 // transactions that call a system contract
+	bytes uint64 // system-contract storage written, 32 per slot changed
+}
+
 // applyTx runs one transaction. An error means the transaction cannot be
-// part of this block (the state is then left for the caller to revert).
+// part of this block (the state is then left for the caller to revert);
+// errGovBudget that it may be part of a later one.
 func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h *types.Header, tx *types.Transaction, index int) (*types.Receipt, error) {
 	if tx.Type() == types.BlobTxType {
 		return nil, errors.New("blob transactions are not supported")
 	}
 	if tx.Gas() > run.txGasLimit {
 		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), run.txGasLimit)
+	}
+	call := callsSystem(tx)
+	if call && run.gov.txs >= run.limits.GovTxs {
+		return nil, fmt.Errorf("%w: call %d of a system contract, above maxBlockGovTxs %d", errGovBudget, run.gov.txs+1, run.limits.GovTxs)
 	}
 	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
 	if err != nil {
@@ -274,7 +351,7 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	}
 	st.SetTxContext(tx.Hash(), index, uint32(index+1))
 	run.contracts.SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
-	run.stateBytes = 0
+	run.stateBytes, run.govBytes = 0, 0
 	// What core.ApplyTransactionWithEVM does, with the message run by the
 	// guard (the rules at every frame): apply, finalise the state (every
 	// fork from Byzantium on is active, so no intermediate root), receipt.
@@ -283,6 +360,18 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	if err != nil {
 		return nil, err
 	}
+	// The governance budget, before Finalise (after it, the caller could
+	// no longer revert the transaction). The first transaction of a block
+	// that writes system storage fits whatever it writes, so that none
+	// waits for ever.
+	if w := run.govBytes; w > 0 && run.gov.bytes > 0 && run.gov.bytes+w > run.limits.GovBytes {
+		return nil, fmt.Errorf("%w: its %d bytes of system-contract storage bring the block's to %d, above maxBlockGovBytes %d",
+			errGovBudget, w, run.gov.bytes+w, run.limits.GovBytes)
+	}
+	if call {
+		run.gov.txs++
+	}
+	run.gov.bytes += run.govBytes
 	run.evm.StateDB.Finalise(run.evm.GetRules())
 	receipt := core.MakeReceipt(run.evm, res, st, h.Number, common.Hash{}, h.Time, tx, gp.CumulativeUsed(), nil)
 	run.meter(sender.Org, receipt)

@@ -28,8 +28,11 @@ type blockRun struct {
 	effects    system.BlockEffects
 	txGasLimit uint64
 	maxTxBytes uint64
+	limits     system.BlockLimits
+	gov        govWork // of the transactions kept so far
 
 	stateBytes uint64 // written by the transaction running
+	govBytes   uint64 // of it, written in the system contracts' storage
 	usage      map[string]*system.Usage
 }
 
@@ -59,8 +62,14 @@ func (e *Executor) begin(h *types.Header, st *state.StateDB) (*blockRun, error) 
 	if v := run.sys.Param(system.ParamMaxTxBytes); v != 0 {
 		run.maxTxBytes = v
 	}
+	run.limits = run.sys.BlockLimits()
 	hooks := &tracing.Hooks{
-		OnStorageChange: func(addr common.Address, slot, prev, new common.Hash) { run.stateBytes += 32 },
+		OnStorageChange: func(addr common.Address, slot, prev, new common.Hash) {
+			run.stateBytes += 32
+			if system.IsSystem(addr) {
+				run.govBytes += 32
+			}
+		},
 		OnCodeChangeV2: func(addr common.Address, prevHash common.Hash, prev []byte, hash common.Hash, code []byte, reason tracing.CodeChangeReason) {
 			run.stateBytes += uint64(len(code))
 		},

@@ -128,6 +128,9 @@ type Config struct {
 	// how many were suppressed; at most RefusalLogSources sources and
 	// reasons are remembered (beyond them, new ones share one line per
 	// reason). Every refusal is counted regardless (Stats.Refused).
+	// RefusalLogInterval also bounds the lines of outgoing messages
+	// refused for their size: one per message type and interval
+	// (TypeStats.TooLarge counts them all).
 	RefusalLogInterval time.Duration
 	RefusalLogSources  int
 

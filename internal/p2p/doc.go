@@ -61,7 +61,9 @@
 // # Limits
 //
 // Every queue and loop is bounded: MaxMessageBytes per frame (a larger
-// announced frame closes the connection before anything is allocated),
+// announced frame closes the connection before anything is allocated; a
+// larger message is refused by Send and Broadcast, counted in
+// TypeStats.TooLarge and logged once per type and RefusalLogInterval),
 // SendQueueLen messages per peer, a receive token bucket per connection in
 // bytes and messages (a fast sender is read slowly; TCP pushes back),
 // MaxPeers, MaxPendingHandshakes, HandshakeTimeout, IdleTimeout,

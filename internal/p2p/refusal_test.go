@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -102,4 +103,51 @@ func TestRefusalLogBounds(t *testing.T) {
 	if len(l.entries) > 64 || len(l.others) > len(refusalReasons) || logged != 65 {
 		t.Fatalf("entries %d, others %d, lines %d; want at most 64, %d, and 65 lines", len(l.entries), len(l.others), logged, len(refusalReasons))
 	}
+}
+
+// TestOversizedSendIsLoggedAndCounted: a message above MaxMessageBytes is
+// refused by Send and Broadcast alike, never silently: each one is
+// counted by its type, and logged once per type and interval with its
+// size and the bound, the next line saying how many were not logged.
+func TestOversizedSendIsLoggedAndCounted(t *testing.T) {
+	const interval = time.Second
+	p := newPKI(t, "org0")
+	small := func(c *Config) { c.MaxMessageBytes = 1024; c.RefusalLogInterval = interval }
+	a := newNode(t, p, "org0", "a", small).start(t)
+	b := newNode(t, p, "org0", "b", small, func(c *Config) { c.ListenAddr = ""; c.StaticPeers = []PeerAddr{{Addr: a.addr()}} }).start(t)
+	eventually(t, waitFor, "connected", func() bool { return a.connected(b.id) && b.connected(a.id) })
+
+	big := make([]byte, 1025)
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		if err := b.tr.Send(a.id, msgTest, big); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("send %d: err = %v, want ErrMessageTooLarge", i, err)
+		}
+		if n := b.tr.Broadcast(msgTest, big); n != 0 {
+			t.Fatalf("broadcast %d reached %d peers", i, n)
+		}
+	}
+	if got := b.tr.Stats().Types[msgTest].TooLarge; got != 100 {
+		t.Fatalf("TooLarge %d, want 100", got)
+	}
+	lines := b.logs.lines("message too large, not sent")
+	if elapsed := time.Since(start); elapsed >= interval {
+		t.Fatalf("100 refusals took %v, longer than the log interval: the test cannot tell", elapsed)
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "bytes=1025") || !strings.Contains(lines[0], "max=1024") ||
+		!strings.Contains(lines[0], fmt.Sprintf("type=%d", msgTest)) {
+		t.Fatalf("%d lines for 100 refusals within the interval, want one naming the type, the size and the bound:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	// Once the interval has passed, the next refusal is logged with the
+	// count of those that were not.
+	eventually(t, waitFor, "a second line", func() bool {
+		_ = b.tr.Send(a.id, msgTest, big)
+		return len(b.logs.lines("message too large, not sent", "suppressed=")) == 1
+	})
+	t.Log(b.logs.lines("message too large, not sent", "suppressed=")[0])
+	// Nothing oversized reached a; what fits still does.
+	if err := b.tr.Send(a.id, msgTest, []byte("fits")); err != nil {
+		t.Fatal(err)
+	}
+	a.expectMsg(t, b.id, "fits")
 }

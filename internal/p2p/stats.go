@@ -40,10 +40,14 @@ type TypeStats struct {
 	MsgsIn, BytesIn, MsgsOut, BytesOut uint64
 	// Dropped counts messages of this type dropped on a full send queue.
 	Dropped uint64
+	// TooLarge counts messages of this type Send or Broadcast refused
+	// because they exceed MaxMessageBytes (sent to nobody; each one is
+	// also logged, within the log's rate bound).
+	TooLarge uint64
 }
 
 type typeCounters struct {
-	msgsIn, bytesIn, msgsOut, bytesOut, dropped atomic.Uint64
+	msgsIn, bytesIn, msgsOut, bytesOut, dropped, tooLarge atomic.Uint64
 }
 
 type counters struct {
@@ -79,7 +83,7 @@ func (t *Transport) Stats() Stats {
 	}
 	for i := range t.stats.types {
 		c := &t.stats.types[i]
-		ts := TypeStats{c.msgsIn.Load(), c.bytesIn.Load(), c.msgsOut.Load(), c.bytesOut.Load(), c.dropped.Load()}
+		ts := TypeStats{c.msgsIn.Load(), c.bytesIn.Load(), c.msgsOut.Load(), c.bytesOut.Load(), c.dropped.Load(), c.tooLarge.Load()}
 		if ts != (TypeStats{}) {
 			s.Types[byte(i)] = ts
 		}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,7 @@ type Transport struct {
 	events   chan PeerEvent
 	hsSlots  chan struct{} // inbound handshakes in progress
 	refusals *refusalLog   // which refused inbound connections are logged
+	tooLarge *refusalLog   // which outgoing messages refused for size are logged
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,6 +116,7 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 		hsSlots:  make(chan struct{}, cfg.MaxPendingHandshakes),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		refusals: newRefusalLog(cfg.RefusalLogInterval, cfg.RefusalLogSources),
+		tooLarge: newRefusalLog(cfg.RefusalLogInterval, 256), // keyed by message type
 	}
 	t.tlsConf = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -229,9 +232,10 @@ func (t *Transport) Addr() net.Addr {
 // Send queues a message for one connected peer and returns at once: it
 // never blocks. The payload is copied; the caller may reuse it. Errors:
 // ErrNotConnected, ErrQueueFull (the message is dropped and counted),
-// ErrMessageTooLarge, ErrReservedType, ErrClosed.
+// ErrMessageTooLarge (counted and logged, see checkOutgoing),
+// ErrReservedType, ErrClosed.
 func (t *Transport) Send(to NodeID, typ byte, payload []byte) error {
-	if err := t.checkOutgoing(typ, payload); err != nil {
+	if err := t.checkOutgoing(typ, payload, to.Hex()); err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -247,9 +251,10 @@ func (t *Transport) Send(to NodeID, typ byte, payload []byte) error {
 }
 
 // Broadcast queues a message for every connected peer, like Send, and
-// returns how many peers took it (the others' queues were full).
+// returns how many peers took it (the others' queues were full; none when
+// the message is refused, as Send refuses it).
 func (t *Transport) Broadcast(typ byte, payload []byte) int {
-	if t.checkOutgoing(typ, payload) != nil {
+	if t.checkOutgoing(typ, payload, "every peer") != nil {
 		return 0
 	}
 	frame := encodeFrame(typ, payload) // shared: the writers only read it
@@ -262,11 +267,25 @@ func (t *Transport) Broadcast(typ byte, payload []byte) int {
 	return n
 }
 
-func (t *Transport) checkOutgoing(typ byte, payload []byte) error {
+// checkOutgoing refuses a message of a reserved type, or larger than
+// MaxMessageBytes. A message refused for its size is a bug or a
+// misconfiguration of its sender (a peer would drop the connection that
+// carried it), never routine: it is counted (TypeStats.TooLarge) and
+// logged, at most once per RefusalLogInterval per message type, the next
+// line saying how many were not logged. to names the recipient.
+func (t *Transport) checkOutgoing(typ byte, payload []byte, to string) error {
 	if typ < FirstUserType {
 		return ErrReservedType
 	}
 	if len(payload) > t.cfg.MaxMessageBytes {
+		t.stats.types[typ].tooLarge.Add(1)
+		if log, _, suppressed := t.tooLarge.admit("type "+strconv.Itoa(int(typ)), "too_large", time.Now()); log {
+			attrs := []any{"type", typ, "bytes", len(payload), "max", t.cfg.MaxMessageBytes, "to", to}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
+			}
+			t.log.Warn("p2p: message too large, not sent", attrs...)
+		}
 		return fmt.Errorf("%w: %d bytes, maximum %d", ErrMessageTooLarge, len(payload), t.cfg.MaxMessageBytes)
 	}
 	return nil

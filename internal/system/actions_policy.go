@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/consensus"
 )
 
 // The parameter, upgrade and policy actions: how the chain and the
@@ -23,6 +25,14 @@ const (
 	ParamSetCode = "setCode"
 	// ParamMaxOpenProposals bounds the open proposals of one organization.
 	ParamMaxOpenProposals = "maxOpenProposals"
+	// ParamMaxBlockBytes bounds the encoded size of a block.
+	ParamMaxBlockBytes = "maxBlockBytes"
+	// ParamMaxBlockGovBytes bounds the system-contract storage the
+	// transactions of one block write.
+	ParamMaxBlockGovBytes = "maxBlockGovBytes"
+	// ParamMaxBlockGovTxs bounds the transactions of one block that call
+	// a system contract.
+	ParamMaxBlockGovTxs = "maxBlockGovTxs"
 )
 
 // DefaultMaxOpenProposals is the open proposals an organization may have
@@ -49,6 +59,11 @@ var Params = []ParamSpec{
 	{Name: ParamEpochLength, Min: 1, Max: 1_000_000, Doc: "validator set changes take effect at its multiples"},
 	{Name: ParamSetCode, Min: 0, Max: 1, HasDefault: true, Doc: "1: EIP-7702 (type 4) transactions admitted; 0: refused"},
 	{Name: ParamMaxOpenProposals, Min: 1, Max: 256, Default: DefaultMaxOpenProposals, HasDefault: true, Doc: "open proposals one organization may have at once"},
+	{Name: ParamMaxBlockBytes, Min: MinMaxBlockBytes, Max: consensus.MaxBlockBytes, Default: DefaultMaxBlockBytes, HasDefault: true,
+		Doc: "encoded size of one block, header and transactions; at least maxTxBytes + 1024"},
+	{Name: ParamMaxBlockGovBytes, Min: 1 << 10, Max: 1 << 20, Default: DefaultMaxBlockGovBytes, HasDefault: true,
+		Doc: "bytes of system-contract storage the transactions of one block may write (32 per slot changed); a block's first such transaction is taken whatever it writes"},
+	{Name: ParamMaxBlockGovTxs, Min: 1, Max: 1024, Default: DefaultMaxBlockGovTxs, HasDefault: true, Doc: "transactions of one block that call a system contract"},
 }
 
 // ParamNames lists the parameters' names.
@@ -91,9 +106,19 @@ func (a SetParameter) Validate() error {
 }
 
 func (a SetParameter) check(s *State) error {
-	if a.Name == ParamTxGasLimit {
+	switch a.Name {
+	case ParamTxGasLimit:
 		if gl := s.Param(ParamGasLimit); gl != 0 && a.Value.Uint64() > gl {
 			return reverts("txGasLimit %s above the block gas limit %d", a.Value, gl)
+		}
+	case ParamMaxTxBytes:
+		// A transaction the pool admits must fit a block.
+		if bb := s.BlockLimits().Bytes; a.Value.Uint64() > bb-BlockFramingBytes {
+			return reverts("maxTxBytes %s above maxBlockBytes %d less %d bytes of block framing: such a transaction would fit no block", a.Value, bb, BlockFramingBytes)
+		}
+	case ParamMaxBlockBytes:
+		if tb := s.Param(ParamMaxTxBytes); tb != 0 && a.Value.Uint64() < tb+BlockFramingBytes {
+			return reverts("maxBlockBytes %s below maxTxBytes %d plus %d bytes of block framing: a transaction of the largest size would fit no block", a.Value, tb, BlockFramingBytes)
 		}
 	}
 	return nil

@@ -479,8 +479,13 @@ func TestBadProposals(t *testing.T) {
 		{"parameter below range", ActSetParameter, enc(ActSetParameter, ParamGasLimit, big.NewInt(100)), "", "gasLimit 100 outside [5000, 10000000000]", false},
 		{"parameter above range", ActSetParameter, enc(ActSetParameter, ParamTxGasLimit, big.NewInt(1<<24+1)), "", "txGasLimit 16777217 outside [21000, 16777216]", false},
 		{"parameter above uint64", ActSetParameter, enc(ActSetParameter, ParamMaxTxBytes, new(big.Int).Lsh(big.NewInt(1), 64)), "", "maxTxBytes 18446744073709551616 outside [1024, 4194304]", false},
+		{"block bytes above the engines' bound", ActSetParameter, enc(ActSetParameter, ParamMaxBlockBytes, big.NewInt(6<<20+1)), "", "maxBlockBytes 6291457 outside [262144, 6291456]", false},
+		{"block bytes below range", ActSetParameter, enc(ActSetParameter, ParamMaxBlockBytes, big.NewInt(1<<17)), "", "maxBlockBytes 131072 outside [262144, 6291456]", false},
+		{"transaction larger than a block", ActSetParameter, enc(ActSetParameter, ParamMaxTxBytes, big.NewInt(4<<20)), "", fmt.Sprintf("maxTxBytes 4194304 above maxBlockBytes %d less 1024 bytes of block framing: such a transaction would fit no block", DefaultMaxBlockBytes), false},
+		{"no governance transaction per block", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovTxs, big.NewInt(0)), "", "maxBlockGovTxs 0 outside [1, 1024]", false},
+		{"governance bytes below range", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovBytes, big.NewInt(1023)), "", "maxBlockGovBytes 1023 outside [1024, 1048576]", false},
 		{"epoch length zero", ActSetParameter, enc(ActSetParameter, ParamEpochLength, big.NewInt(0)), "", "epochLength 0 outside [1, 1000000]", false},
-		{"unknown parameter", ActSetParameter, enc(ActSetParameter, "blockTime", big.NewInt(1)), "", `unknown parameter "blockTime" (want gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals)`, false},
+		{"unknown parameter", ActSetParameter, enc(ActSetParameter, "blockTime", big.NewInt(1)), "", `unknown parameter "blockTime" (want gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs)`, false},
 		{"threshold 0", ActSetRule, rule(uint8(ClassRoles), 0, 0, 100, 1, 0), "", "policy: roles: threshold 0 outside [1, 10000] basis points of the total weight", false},
 		{"threshold above 10000", ActSetRule, rule(uint8(ClassMembership), 10001, 0, 100, 1, 0), "", "policy: membership: threshold 10001 outside [1, 10000] basis points of the total weight", false},
 		{"quorum above 10000", ActSetRule, rule(uint8(ClassRoles), 5001, 10001, 100, 1, 0), "", "policy: roles: quorum 10001 above 10000 basis points", false},
@@ -1065,6 +1070,26 @@ func TestTxGasLimitBelowGasLimit(t *testing.T) {
 	f.enact(10, ActSetParameter, ParamGasLimit, big.NewInt(1_000_000))
 	_, err := f.at(20).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamTxGasLimit, big.NewInt(2_000_000)), "")
 	wantRevert(t, err, "txGasLimit 2000000 above the block gas limit 1000000")
+}
+
+// Every transaction the pool admits must fit a block: maxBlockBytes may
+// not go below maxTxBytes and its framing, and maxTxBytes may not go above
+// the block bound in force (the default, then as set).
+func TestMaxTxBytesFitsABlock(t *testing.T) {
+	f := newFixture(t)
+	if got := Read(f.st).BlockLimits(); got != (BlockLimits{Bytes: DefaultMaxBlockBytes, GovBytes: DefaultMaxBlockGovBytes, GovTxs: DefaultMaxBlockGovTxs}) {
+		t.Fatalf("limits while unset %+v, want the defaults", got)
+	}
+	const tx = 512 << 10
+	f.enact(10, ActSetParameter, ParamMaxTxBytes, big.NewInt(tx))
+	_, err := f.at(20).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxBlockBytes, big.NewInt(tx)), "")
+	wantRevert(t, err, "maxBlockBytes 524288 below maxTxBytes 524288 plus 1024 bytes of block framing: a transaction of the largest size would fit no block")
+	f.enact(30, ActSetParameter, ParamMaxBlockBytes, big.NewInt(tx+1024))
+	if got := Read(f.st).BlockLimits().Bytes; got != tx+1024 {
+		t.Fatalf("maxBlockBytes %d after it was set, want %d", got, tx+1024)
+	}
+	_, err = f.at(40).Propose(adminOf(1), ActSetParameter, f.args(ActSetParameter, ParamMaxTxBytes, big.NewInt(tx+1)), "")
+	wantRevert(t, err, "maxTxBytes 524289 above maxBlockBytes 525312 less 1024 bytes of block framing: such a transaction would fit no block")
 }
 
 // Removing an organization must not lock the consortium out: with two

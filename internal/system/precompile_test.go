@@ -616,7 +616,7 @@ func TestSolidityInterfaceMatches(t *testing.T) {
 			}
 		}
 	}
-	if want := "/// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals."; strings.Join(ParamNames(), ", ") != "gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals" || !strings.Contains(text, want) {
+	if want := "/// " + strings.Join(ParamNames(), ", ") + "."; !strings.Contains(text, want) {
 		t.Errorf("ICharter.sol does not list the parameters %v", ParamNames())
 	}
 	var classes []string

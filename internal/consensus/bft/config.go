@@ -137,5 +137,14 @@ func (c *Config) Validate() error {
 	if c.MaxRoundsKept < roundsAhead+2 {
 		return bad("MaxRoundsKept", "%d, want at least %d", c.MaxRoundsKept, roundsAhead+2)
 	}
+	if err := consensus.CheckMessageBound("MaxMessageBytes", c.MaxMessageBytes, blockMessageOverhead); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadConfig, err)
+	}
 	return nil
 }
+
+// blockMessageOverhead bounds what a message that carries a block adds to
+// it: a proposal's fields, signature and justification (the prevotes of a
+// quorum), or a catch-up block's commit certificate (the precommits of up
+// to MaxValidators), with their RLP framing.
+const blockMessageOverhead = MaxValidators*(65+3) + 1<<10

@@ -66,8 +66,10 @@ type Config struct {
 	MaxPendingBlocks int
 	// MaxFetchBlocks bounds the blocks in one catch-up response. Default 64.
 	MaxFetchBlocks int
-	// MaxMessageBytes bounds an incoming message; larger ones are dropped
-	// before decoding. Default 32 MiB.
+	// MaxMessageBytes bounds a message, received (larger ones are dropped
+	// before decoding) or sent (a catch-up answer holds the blocks that
+	// fit). It must carry the largest block (consensus.MaxBlockBytes)
+	// and not exceed the p2p frame bound. Default 10 MiB.
 	MaxMessageBytes int
 
 	// TickInterval is the real duration of one tick. Default 100ms.
@@ -113,12 +115,16 @@ const (
 	DefaultFetchIntervalTicks = 2
 	DefaultMaxPendingBlocks   = 512
 	DefaultMaxFetchBlocks     = 64
-	DefaultMaxMessageBytes    = 32 << 20
+	DefaultMaxMessageBytes    = 10 << 20 // the p2p layer's default frame bound
 	DefaultTickInterval       = 100 * time.Millisecond
 	DefaultInboxSize          = 4096
 )
 
 var errNoKey = errors.New("poa: Config.Key is required")
+
+// blockMessageOverhead bounds what a message adds to a block it carries:
+// kind, ballot, seal and RLP framing.
+const blockMessageOverhead = 1 << 10
 
 // ZeroFinalityDepth is the FinalityDepth value meaning "0 confirmations"
 // (a plain 0 means "default").
@@ -203,8 +209,8 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxFetchBlocks < 1 {
 		return fmt.Errorf("poa: Config.MaxFetchBlocks %d must be positive", cfg.MaxFetchBlocks)
 	}
-	if cfg.MaxMessageBytes < 1<<10 {
-		return fmt.Errorf("poa: Config.MaxMessageBytes %d too small", cfg.MaxMessageBytes)
+	if err := consensus.CheckMessageBound("poa: Config.MaxMessageBytes", cfg.MaxMessageBytes, blockMessageOverhead); err != nil {
+		return err
 	}
 	if cfg.InboxSize < 1 {
 		return fmt.Errorf("poa: Config.InboxSize %d must be positive", cfg.InboxSize)

@@ -681,8 +681,19 @@ func (c *Core) Served(req consensus.ServeRequest, blocks []consensus.SealedBlock
 func (c *Core) answerFetch(to consensus.NodeID, tip common.Hash, final []consensus.SealedBlock) {
 	var resp blocksMsg
 	max := c.cfg.MaxFetchBlocks
+	// The answer holds the blocks that fit one message, at least one (the
+	// largest block fits: Config.Validate).
+	room := c.cfg.MaxMessageBytes - blockMessageOverhead
+	fits := func(b *types.Block) bool {
+		n := int(b.Size()) + blockMessageOverhead
+		if len(resp.Final)+len(resp.Chain) > 0 && n > room {
+			return false
+		}
+		room -= n
+		return true
+	}
 	for _, fb := range final {
-		if len(resp.Final) >= max/2 {
+		if len(resp.Final) >= max/2 || fb.Block == nil || !fits(fb.Block) {
 			break
 		}
 		bal, sig, err := ParseSeal(fb.Seal)
@@ -701,6 +712,9 @@ func (c *Core) answerFetch(to consensus.NodeID, tip common.Hash, final []consens
 	}
 	for i := len(chain) - 1; i >= 0 && len(resp.Final)+len(resp.Chain) < max; i-- {
 		n := chain[i]
+		if !fits(n.block) {
+			break
+		}
 		resp.Chain = append(resp.Chain, toRLP1(n.sealed()))
 	}
 	if len(resp.Final)+len(resp.Chain) > 0 {

@@ -44,6 +44,9 @@ const (
 	entryOverhead = 4 << 10
 	// minMessageBytes keeps MaxMessageBytes large enough for a useful block.
 	minMessageBytes = 64 << 10
+	// blockTransferOverhead is what a block transfer adds to a block
+	// besides entryOverhead: its seal and framing (see onBlockRequest).
+	blockTransferOverhead = 64
 )
 
 // Config of the raft engine. ConfigFromSpec fills it from the genesis;
@@ -225,6 +228,9 @@ func (c *Config) Validate() error {
 		return bad("InboxSize %d must be positive", c.InboxSize)
 	case c.ForwardRetry <= 0:
 		return bad("ForwardRetry %v must be positive", c.ForwardRetry)
+	}
+	if err := consensus.CheckMessageBound("MaxMessageBytes", c.MaxMessageBytes, entryOverhead+blockTransferOverhead); err != nil {
+		return bad("%v", err)
 	}
 	seen := make(map[consensus.NodeID]string)
 	for i, v := range c.Validators {
