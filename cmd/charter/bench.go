@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,17 +19,20 @@ import (
 
 	"github.com/charter-ledger/charter/internal/bench"
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	rpcs := fs.String("rpc", "http://127.0.0.1:8545", "JSON-RPC endpoints, comma separated; senders are spread over them")
 	txs := fs.Int("txs", 10000, "transactions to measure")
-	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0)")
+	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0; on a governed network they need --admin-key to get role write)")
 	kind := fs.String("kind", "transfer", "transfer or erc20")
 	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them")
 	batch := fs.Int("batch", 100, "raw transactions per JSON-RPC batch request (1: one request per transaction); with --rate a batch holds only transactions already due")
-	keysFile := fs.String("keys", "", "file of hex private keys, one per line (default: accounts of the development mnemonic)")
+	keysFile := fs.String("keys", "", "file of hex private keys, one per line, mode 0600 (default: accounts of the development mnemonic)")
+	adminKey := fs.String("admin-key", "", "key file of an organization admin account (e.g. NET/orgs/org0/admin-account.key): grants write to senders that lack it, and funds them if the funder cannot")
+	adminPw := fs.String("admin-password-file", "", "password of --admin-key, on this file's first line")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency over time to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
@@ -57,6 +62,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		funder = keys[0]
 	}
+	var admin *ecdsa.PrivateKey
+	if *adminKey != "" {
+		pw, err := readPassword("admin-password-file", *adminPw)
+		if err != nil {
+			return err
+		}
+		if admin, err = identity.LoadNodeKey(*adminKey, pw); err != nil {
+			if errors.Is(err, identity.ErrPasswordRequired) {
+				return fmt.Errorf("--admin-key: %w; give --admin-password-file FILE", err)
+			}
+			return fmt.Errorf("--admin-key: %w", err)
+		}
+	}
 	cfg := bench.Config{
 		Endpoints: strings.Split(*rpcs, ","),
 		Txs:       *txs,
@@ -65,6 +83,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		Rate:      *rate,
 		Batch:     *batch,
 		Funder:    funder,
+		Admin:     admin,
 		Keys:      keys,
 		Timeout:   *timeout,
 		Progress:  stderr,
@@ -106,15 +125,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// readKeys reads hex private keys, one per line; # starts a comment.
+// maxKeysFileBytes bounds --keys: 100,000 keys (--senders' maximum) of 66
+// characters a line, with room for comments.
+const maxKeysFileBytes = 16 << 20
+
+// readKeys reads hex private keys, one per line; # starts a comment. A
+// file that group or others may read is refused.
 func readKeys(path string) ([]*ecdsa.PrivateKey, error) {
-	f, err := os.Open(path)
+	data, err := identity.ReadPrivateFile(path, maxKeysFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--keys: %w", err)
 	}
-	defer f.Close()
 	var keys []*ecdsa.PrivateKey
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {

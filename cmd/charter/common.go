@@ -16,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/rpc"
 )
@@ -46,16 +47,17 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log.format %q: want text or json", *l.format)
 }
 
-// loadOrCreateNodeKey reads DIR/nodekey (hex secp256k1), creating it 0600
+// loadOrCreateNodeKey reads DIR/nodekey (hex secp256k1, or a node key
+// file; one that group or others may read is refused), creating it 0600
 // on first use.
 func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
 	path := filepath.Join(dir, "nodekey")
-	key, err := crypto.LoadECDSA(path)
+	key, err := identity.LoadNodeKey(path, nil)
 	if err == nil {
 		return key, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("node key %s: %v", path, err)
+		return nil, fmt.Errorf("node key: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)

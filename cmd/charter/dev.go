@@ -26,6 +26,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
+	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve the unlocked development accounts on an --http.addr other machines can reach")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: * when --http.addr is a loopback address, none otherwise)")
 	if err := parse(fs, args); err != nil {
@@ -52,6 +53,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	if *blockTime < 10*time.Millisecond || *blockTime > time.Hour {
 		return fmt.Errorf("--block-time %s is outside [10ms, 1h]", *blockTime)
+	}
+	if addr := net.JoinHostPort(*httpAddr, strconv.Itoa(*httpPort)); !*allowDevKeys && !node.IsLoopback(addr) {
+		return fmt.Errorf("--http.addr %s is reachable from other machines, and charter dev signs with the %d development accounts, whose keys are public: use a loopback address, or pass --allow-dev-keys", *httpAddr, chain.DevAccountCount)
 	}
 	logger, err := logFlags.logger(stderr)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,61 +15,113 @@ import (
 
 // networkFlags are the flags init and testnet share.
 type networkFlags struct {
-	validators  *int
-	engine      *string
-	orgs        *int
-	noDev       *bool
-	chainID     *uint64
-	observers   *int
-	blockTime   *time.Duration
-	host        *string
-	rpcPort     *int
-	p2pPort     *int
-	metricsPort *int
+	validators   *int
+	engine       *string
+	orgs         *int
+	devAccounts  *bool
+	noDev        *bool
+	allowDevKeys *bool
+	passwordFile *string
+	chainID      *uint64
+	observers    *int
+	blockTime    *time.Duration
+	host         *string
+	rpcPort      *int
+	p2pPort      *int
+	metricsPort  *int
 }
 
-func addNetworkFlags(fs *flag.FlagSet) *networkFlags {
+// addNetworkFlags adds the network flags; devDefault is whether the
+// development accounts are funded unless a flag says otherwise (testnet,
+// a local playground: yes; init: no).
+func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
+	devUsage := "prefund the 20 development accounts (public keys of the test mnemonic) and give them read, write and deploy in org0: for a local playground only"
+	noDevUsage := "do not prefund the development accounts (the default of init)"
+	if devDefault {
+		noDevUsage = "do not prefund the development accounts, nor give them roles"
+	}
 	return &networkFlags{
-		validators:  fs.Int("validators", 4, "number of validator nodes"),
-		observers:   fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
-		engine:      fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
-		orgs:        fs.Int("orgs", 0, "spread the validators over this many organizations (default: one per validator)"),
-		noDev:       fs.Bool("no-dev-accounts", false, "do not prefund the 20 development accounts"),
-		chainID:     fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
-		blockTime:   fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
-		host:        fs.String("host", "127.0.0.1", "address every node listens on"),
-		rpcPort:     fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
-		p2pPort:     fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
-		metricsPort: fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
+		validators:   fs.Int("validators", 4, "number of validator nodes"),
+		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
+		engine:       fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
+		orgs:         fs.Int("orgs", 0, "spread the validators over this many organizations (default: one per validator)"),
+		devAccounts:  fs.Bool("dev-accounts", devDefault, devUsage),
+		noDev:        fs.Bool("no-dev-accounts", false, noDevUsage),
+		allowDevKeys: fs.Bool("allow-dev-keys", false, "allow the development accounts with a --host beyond loopback (their keys are public: anyone who reaches an RPC port transacts with them)"),
+		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node and TLS keys) with the password on this file's first line"),
+		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
+		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
+		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
+		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
+		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
+		metricsPort:  fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
 	}
 }
 
-func (f *networkFlags) options(dir string) (node.InitOptions, error) {
+// devAccountsWanted resolves --dev-accounts and --no-dev-accounts (set:
+// the flags given on the command line).
+func (f *networkFlags) devAccountsWanted(set map[string]bool) (bool, error) {
+	if *f.noDev {
+		if set["dev-accounts"] && *f.devAccounts {
+			return false, errors.New("--dev-accounts and --no-dev-accounts contradict each other; give one")
+		}
+		return false, nil
+	}
+	return *f.devAccounts, nil
+}
+
+func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOptions, error) {
 	if *f.blockTime < 10*time.Millisecond || *f.blockTime > time.Hour {
 		return node.InitOptions{}, fmt.Errorf("--block-time %s is outside [10ms, 1h]", *f.blockTime)
 	}
 	if *f.chainID == 0 {
 		return node.InitOptions{}, fmt.Errorf("--chain-id must be positive")
 	}
+	dev, err := f.devAccountsWanted(set)
+	if err != nil {
+		return node.InitOptions{}, err
+	}
+	pw, err := readPassword("password-file", *f.passwordFile)
+	if err != nil {
+		return node.InitOptions{}, err
+	}
 	return node.InitOptions{
-		Dir:         dir,
-		Validators:  *f.validators,
-		Observers:   *f.observers,
-		Orgs:        *f.orgs,
-		Engine:      *f.engine,
-		ChainID:     *f.chainID,
-		DevAccounts: !*f.noDev,
-		BlockTimeMs: uint64(f.blockTime.Milliseconds()),
-		Host:        *f.host,
-		RPCPort:     *f.rpcPort,
-		P2PPort:     *f.p2pPort,
-		MetricsPort: *f.metricsPort,
+		Dir:          dir,
+		Validators:   *f.validators,
+		Observers:    *f.observers,
+		Orgs:         *f.orgs,
+		Engine:       *f.engine,
+		ChainID:      *f.chainID,
+		DevAccounts:  dev,
+		AllowDevKeys: *f.allowDevKeys,
+		Password:     pw,
+		BlockTimeMs:  uint64(f.blockTime.Milliseconds()),
+		Host:         *f.host,
+		RPCPort:      *f.rpcPort,
+		P2PPort:      *f.p2pPort,
+		MetricsPort:  *f.metricsPort,
 	}, nil
+}
+
+// devKeysHint completes an error that refuses the public development
+// keys beyond loopback with what to pass.
+func devKeysHint(err error) error {
+	if errors.Is(err, node.ErrDevKeysExposed) {
+		return fmt.Errorf("%w; pass --allow-dev-keys to do so anyway, or listen on 127.0.0.1", err)
+	}
+	return err
+}
+
+// flagsSet lists the flags given on the command line.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flagT) { set[f.Name] = true })
+	return set
 }
 
 func runInit(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("init", stderr)
-	nf := addNetworkFlags(fs)
+	nf := addNetworkFlags(fs, false)
 	out := fs.String("out", "", "folder to write the network to (genesis.json, orgs/, node0/, ...)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -76,17 +129,28 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required: the folder to write the network to")
 	}
-	opts, err := nf.options(*out)
+	opts, err := nf.options(*out, flagsSet(fs))
 	if err != nil {
 		return err
 	}
 	spec, nodes, err := node.InitNetwork(opts)
 	if err != nil {
-		return err
+		return devKeysHint(err)
 	}
 	dir, _ := filepath.Abs(*out)
 	printNetwork(stdout, dir, spec, nodes)
-	fmt.Fprintf(stdout, "\nRun one node:   charter node --home %s\nRun them all:   charter testnet --dir %s\n", nodes[0].Home, dir)
+	if opts.DevAccounts {
+		fmt.Fprintf(stdout, "Development accounts: the %d accounts of the public test mnemonic are funded, with read, write and deploy in %s: a local playground only\n",
+			chain.DevAccountCount, spec.Organizations[0].Name)
+	} else {
+		fmt.Fprintf(stdout, "Accounts: each organization's admin (orgs/ORG/%s) gives its accounts roles with 'charter members set-roles'; the development accounts get nothing (--dev-accounts for a local playground)\n",
+			node.AdminAccountFile)
+	}
+	pwFlag := ""
+	if *nf.passwordFile != "" {
+		pwFlag = " --password-file " + *nf.passwordFile
+	}
+	fmt.Fprintf(stdout, "\nRun one node:   charter node --home %s%s\nRun them all:   charter testnet --dir %s%s\n", nodes[0].Home, pwFlag, dir, pwFlag)
 	return nil
 }
 

@@ -17,13 +17,23 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	rpcPort := fs.Int("rpc.port", 8600, "JSON-RPC port of the node")
 	p2pPort := fs.Int("p2p.port", 30400, "p2p port of the node")
 	metricsPort := fs.Int("metrics.port", 0, "metrics port of the node (0: none)")
+	pwFile := fs.String("password-file", "", "encrypt every private key written (CA, admin, node and TLS keys) with the password on this file's first line")
+	allowDevKeys := fs.Bool("allow-dev-keys", false, "allow a --host beyond loopback although the network's genesis funds the development accounts (their keys are public)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	res, err := node.Join(node.JoinOptions{Genesis: *genesis, Peers: *peers, Org: *org, Dir: *out, Host: *host,
-		RPCPort: *rpcPort, P2PPort: *p2pPort, MetricsPort: *metricsPort})
+	pw, err := readPassword("password-file", *pwFile)
 	if err != nil {
 		return err
+	}
+	res, err := node.Join(node.JoinOptions{Genesis: *genesis, Peers: *peers, Org: *org, Dir: *out, Host: *host,
+		RPCPort: *rpcPort, P2PPort: *p2pPort, MetricsPort: *metricsPort, Password: pw, AllowDevKeys: *allowDevKeys})
+	if err != nil {
+		return devKeysHint(err)
+	}
+	start := "charter node --home " + res.Home
+	if *pwFile != "" {
+		start += " --password-file " + *pwFile
 	}
 	fmt.Fprintf(stdout, `Organization %s prepared in %s:
   root CA        %s
@@ -39,8 +49,8 @@ A member's admin proposes the admission (the other members then vote with 'chart
 
 Once it passes, start the node; it syncs from its peers and validates from the next epoch:
 
-  charter node --home %s
+  %s
 `, res.Org, *out, res.Roots, res.Admin.Hex(), res.AdminKey, res.Home, res.NodeID.Hex(), res.Fingerprint.Hex(),
-		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.Org, res.Home)
+		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.Org, start)
 	return nil
 }

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 )
 
 func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
 	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
+	pwFile := fs.String("password-file", "", "password of encrypted node and TLS keys ('charter init --password-file'), on this file's first line")
+	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
 	if err := parse(fs, args); err != nil {
@@ -36,8 +40,18 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := hc.NodeConfig(*home, logger)
+	pw, err := readPassword("password-file", *pwFile)
 	if err != nil {
+		return err
+	}
+	cfg, err := hc.Load(*home, node.LoadOptions{Logger: logger, Password: pw, AllowDevKeys: *allowDevKeys})
+	if err != nil {
+		switch {
+		case errors.Is(err, identity.ErrPasswordRequired):
+			err = fmt.Errorf("%w; give --password-file FILE", err)
+		case errors.Is(err, node.ErrDevKeysExposed):
+			err = fmt.Errorf("%w; pass --allow-dev-keys to serve anyway, or set rpcAddr to 127.0.0.1 in %s", err, filepath.Join(*home, node.ConfigFile))
+		}
 		return fmt.Errorf("%s: %w", *home, err)
 	}
 	// The RPC flags apply over config.json; the origins only when given.

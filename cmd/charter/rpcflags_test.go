@@ -50,3 +50,14 @@ func TestRPCFlags(t *testing.T) {
 		t.Fatalf("validation: %v", err)
 	}
 }
+
+// charter dev signs with the public development keys, so it refuses an
+// --http.addr other machines can reach unless told --allow-dev-keys; the
+// refusal comes before anything is opened or bound.
+func TestDevRefusesReachableAddress(t *testing.T) {
+	var stderr strings.Builder
+	err := runDev([]string{"--http.addr", "0.0.0.0", "--http.port", "0"}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "pass --allow-dev-keys") || !strings.Contains(err.Error(), "0.0.0.0 is reachable") {
+		t.Fatalf("charter dev on 0.0.0.0: %v, want a refusal naming --allow-dev-keys", err)
+	}
+}

@@ -58,7 +58,7 @@ type testnetNode struct {
 
 func runTestnet(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("testnet", stderr)
-	nf := addNetworkFlags(fs)
+	nf := addNetworkFlags(fs, true)
 	dir := fs.String("dir", "", "the network's folder: written by 'charter init' first if it holds no genesis.json")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -70,18 +70,33 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flagT) { set[f.Name] = true })
+	set := flagsSet(fs)
+	wantDev, err := nf.devAccountsWanted(set)
+	if err != nil {
+		return err
+	}
+	// What every node is started with besides its home.
+	var nodeArgs []string
+	if *nf.passwordFile != "" {
+		pw, err := filepath.Abs(*nf.passwordFile)
+		if err != nil {
+			return err
+		}
+		nodeArgs = append(nodeArgs, "--password-file", pw)
+	}
+	if *nf.allowDevKeys {
+		nodeArgs = append(nodeArgs, "--allow-dev-keys")
+	}
 
 	// Init when the folder holds no network yet.
 	if _, err := os.Stat(filepath.Join(abs, node.GenesisFile)); errors.Is(err, os.ErrNotExist) {
-		opts, err := nf.options(abs)
+		opts, err := nf.options(abs, set)
 		if err != nil {
 			return err
 		}
 		spec, nodes, err := node.InitNetwork(opts)
 		if err != nil {
-			return err
+			return devKeysHint(err)
 		}
 		printNetwork(stdout, abs, spec, nodes)
 	}
@@ -99,6 +114,22 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	if set["validators"] && *nf.validators+*nf.observers != len(nodes) {
 		return fmt.Errorf("--validators %d and --observers %d, but %s holds %d nodes; remove it or choose another --dir", *nf.validators, *nf.observers, abs, len(nodes))
 	}
+	devHow, err := node.DevKeysInGenesis(spec)
+	if err != nil {
+		return err
+	}
+	if set["dev-accounts"] || set["no-dev-accounts"] {
+		switch {
+		case wantDev && devHow == "":
+			return fmt.Errorf("--dev-accounts, but the genesis in %s does not fund the development accounts; remove it or choose another --dir", abs)
+		case !wantDev && devHow != "":
+			return fmt.Errorf("--no-dev-accounts, but the genesis in %s %s the development accounts; remove it or choose another --dir", abs, devHow)
+		}
+	}
+	if devHow != "" {
+		fmt.Fprintf(stdout, "Development accounts: the genesis %s the %d accounts of the public test mnemonic (keys printed by 'charter dev'): a local playground, never for anything of value\n",
+			devHow, chain.DevAccountCount)
+	}
 	os.Remove(filepath.Join(abs, EndpointsFile)) // stale from an earlier run
 
 	self, err := os.Executable()
@@ -110,7 +141,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(sigs)
 
 	for _, n := range nodes {
-		if err := n.start(self); err != nil {
+		if err := n.start(self, nodeArgs); err != nil {
 			stopAll(nodes, stderr)
 			return err
 		}
@@ -182,15 +213,15 @@ func loadTestnet(dir string) ([]*testnetNode, error) {
 	return nodes, nil
 }
 
-// start runs `charter node --home HOME` as its own process, its output
-// appended to HOME/node.log.
-func (n *testnetNode) start(self string) error {
+// start runs `charter node --home HOME [args]` as its own process, its
+// output appended to HOME/node.log.
+func (n *testnetNode) start(self string, args []string) error {
 	f, err := os.OpenFile(filepath.Join(n.home, "node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	n.log = f
-	n.cmd = exec.Command(self, "node", "--home", n.home)
+	n.cmd = exec.Command(self, append([]string{"node", "--home", n.home}, args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	// Own process group: a terminal's Ctrl-C reaches only testnet, which
 	// stops the nodes in order. The kernel sends SIGTERM to a node whose

@@ -42,6 +42,7 @@ type Config struct {
 	Rate      float64             // transactions per second, open loop; 0: as fast as possible
 	Batch     int                 // raw transactions per JSON-RPC batch request
 	Funder    *ecdsa.PrivateKey   // funds senders that have no ether (dev account 0)
+	Admin     *ecdsa.PrivateKey   // an organization admin: grants senders the roles they lack, funds them when Funder cannot; nil: none
 	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders
 	Timeout   time.Duration       // how long to wait for the last transaction
 	Progress  io.Writer           // a progress line every second; nil: none
@@ -191,6 +192,10 @@ func (r *runner) prepare(ctx context.Context) error {
 	if err := r.readNonces(ctx); err != nil {
 		return err
 	}
+	// Roles first: nothing is sent while a sender cannot transact.
+	if err := r.grantRoles(ctx); err != nil {
+		return err
+	}
 	if err := r.fund(ctx); err != nil {
 		return err
 	}
@@ -238,7 +243,8 @@ func (r *runner) batchCall(ctx context.Context, batch []gethrpc.BatchElem) error
 	return nil
 }
 
-// fund gives each sender without enough ether 1 ETH from the funder.
+// fund gives each sender without enough ether 1 ETH from the funder, or
+// from the admin when the funder has too little for all of them.
 func (r *runner) fund(ctx context.Context) error {
 	batch := make([]gethrpc.BatchElem, len(r.senders))
 	bals := make([]hexutil.Big, len(r.senders))
@@ -249,30 +255,67 @@ func (r *runner) fund(ctx context.Context) error {
 		return fmt.Errorf("read balances: %w", err)
 	}
 	need := new(big.Int).Mul(big.NewInt(params.Ether), big.NewInt(1))
-	var txs []*types.Transaction
-	var funder common.Address
-	var nonce uint64
+	var poor []common.Address
 	for i, b := range bals {
-		if b.ToInt().Cmp(new(big.Int).Div(need, big.NewInt(10))) >= 0 {
-			continue
+		if b.ToInt().Cmp(new(big.Int).Div(need, big.NewInt(10))) < 0 {
+			poor = append(poor, r.senders[i])
 		}
-		if r.cfg.Funder == nil {
-			return fmt.Errorf("sender %s has no ether and no funder key is given", r.senders[i])
-		}
-		if len(txs) == 0 {
-			funder = crypto.PubkeyToAddress(r.cfg.Funder.PublicKey)
-			var n hexutil.Uint64
-			if err := r.call(ctx, &n, "eth_getTransactionCount", funder, "pending"); err != nil {
-				return err
-			}
-			nonce = uint64(n)
-		}
-		to := r.senders[i]
-		txs = append(txs, types.MustSignNewTx(r.cfg.Funder, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: nonce, Gas: 21000,
-			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &to, Value: need}))
-		nonce++
+	}
+	if len(poor) == 0 {
+		return nil
+	}
+	// What funding them costs: the value and the gas at the fee cap.
+	total := new(big.Int).Mul(new(big.Int).Add(need, new(big.Int).Mul(r.feeCap, big.NewInt(21000))), big.NewInt(int64(len(poor))))
+	key, err := r.chooseFunder(ctx, total)
+	if err != nil {
+		return fmt.Errorf("%d senders have no ether: %w", len(poor), err)
+	}
+	funder := crypto.PubkeyToAddress(key.PublicKey)
+	var n hexutil.Uint64
+	if err := r.call(ctx, &n, "eth_getTransactionCount", funder, "pending"); err != nil {
+		return err
+	}
+	txs := make([]*types.Transaction, len(poor))
+	for k, to := range poor {
+		to := to
+		txs[k] = types.MustSignNewTx(key, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: uint64(n) + uint64(k), Gas: 21000,
+			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &to, Value: need})
 	}
 	return r.submitAndWait(ctx, txs, "fund senders")
+}
+
+// chooseFunder picks Funder, or Admin when Funder holds less than total
+// wei and Admin holds enough.
+func (r *runner) chooseFunder(ctx context.Context, total *big.Int) (*ecdsa.PrivateKey, error) {
+	balance := func(key *ecdsa.PrivateKey) (*big.Int, error) {
+		var b hexutil.Big
+		if err := r.call(ctx, &b, "eth_getBalance", crypto.PubkeyToAddress(key.PublicKey), "latest"); err != nil {
+			return nil, fmt.Errorf("read balance: %w", err)
+		}
+		return b.ToInt(), nil
+	}
+	if r.cfg.Funder == nil && r.cfg.Admin == nil {
+		return nil, errors.New("no funder key is given")
+	}
+	var have *big.Int
+	if r.cfg.Funder != nil {
+		b, err := balance(r.cfg.Funder)
+		if err != nil {
+			return nil, err
+		}
+		if b.Cmp(total) >= 0 || r.cfg.Admin == nil {
+			return r.cfg.Funder, nil // a short funder fails with the node's own reason
+		}
+		have = b
+	}
+	b, err := balance(r.cfg.Admin)
+	if err != nil {
+		return nil, err
+	}
+	if b.Cmp(total) < 0 && r.cfg.Funder != nil && b.Cmp(have) <= 0 {
+		return r.cfg.Funder, nil
+	}
+	return r.cfg.Admin, nil
 }
 
 func (r *runner) deployToken(ctx context.Context) error {
@@ -304,20 +347,43 @@ func (r *runner) submitAndWait(ctx context.Context, txs []*types.Transaction, wh
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	deadline := time.Now().Add(r.cfg.Timeout)
+	var last uint64 // the highest block of a receipt
 	for _, tx := range txs {
 		for {
-			var rc map[string]any
+			var rc *struct {
+				Status      hexutil.Uint64 `json:"status"`
+				BlockNumber hexutil.Uint64 `json:"blockNumber"`
+			}
 			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", tx.Hash()); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 			if rc != nil {
-				if rc["status"] != "0x1" {
+				if rc.Status != 1 {
 					return fmt.Errorf("%s: transaction %s failed", what, tx.Hash())
 				}
+				last = max(last, uint64(rc.BlockNumber))
 				break
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%s: no receipt for %s within %s", what, tx.Hash(), r.cfg.Timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The measured transactions go to every endpoint: each must hold
+	// these blocks first, or a sender funded on one node is still poor on
+	// another.
+	for i, c := range r.clients {
+		for {
+			var head hexutil.Uint64
+			if err := c.CallContext(ctx, &head, "eth_blockNumber"); err != nil {
+				return fmt.Errorf("%s: %s: %w", what, r.cfg.Endpoints[i], err)
+			}
+			if uint64(head) >= last {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %s did not reach block %d within %s", what, r.cfg.Endpoints[i], last, r.cfg.Timeout)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

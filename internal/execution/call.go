@@ -22,12 +22,19 @@ import (
 // allowed whatever the base fee.
 func (e *Executor) Call(ctx context.Context, h *types.Header, st *state.StateDB, msg *core.Message) (*core.ExecutionResult, error) {
 	evm := vm.NewEVM(e.BlockContext(h), st, e.config, vm.Config{NoBaseFee: true})
-	system.Install(evm).SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
+	contracts := system.Install(evm)
+	contracts.SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
+	// The rules at every frame hold in a call as in a block, so that a
+	// call predicts the transaction; who may send it is not checked.
+	sys := system.Read(st)
+	g := newGuard(evm, st, contracts, sys)
+	evm.StateDB = g
+	g.begin(sys.SenderOf(msg.From).MayDeploy())
 	stop := context.AfterFunc(ctx, evm.Cancel)
 	defer stop()
 	msg.SkipNonceCheck().SkipEOACheck().SkipGasLimitCapCheck()
 	st.SetTxContext(common.Hash{}, 0, 0)
-	res, err := core.ApplyMessage(evm, msg, core.NewGasPool(math.MaxUint64))
+	res, err := g.apply(st, msg, core.NewGasPool(math.MaxUint64))
 	if err != nil {
 		return nil, err
 	}

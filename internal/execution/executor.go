@@ -5,7 +5,6 @@
 package execution
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/big"
@@ -260,20 +259,34 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 		return nil, err
 	}
 	// Permissions are part of block validity: a block that carries a
-	// transaction its sender may not send is invalid, whoever built it.
-	acct, err := run.sys.CheckTxAccount(msg.From, msg.To)
+	// transaction its sender may not send, or with an authorization its
+	// authority may not give, is invalid, whoever built it. These are the
+	// checks of the pool (system.State.CheckTransaction), on the state
+	// this transaction runs on.
+	sender, err := run.sys.CheckSender(msg.From, msg.To)
 	if err != nil {
 		return nil, err
+	}
+	if tx.Type() == types.SetCodeTxType {
+		if err := run.sys.CheckAuthorizations(msg.SetCodeAuthorizations); err != nil {
+			return nil, err
+		}
 	}
 	st.SetTxContext(tx.Hash(), index, uint32(index+1))
 	run.contracts.SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
 	run.stateBytes = 0
-	receipt, _, err := core.ApplyTransactionWithEVM(context.Background(), msg, gp, st, h.Number, common.Hash{}, h.Time, tx, run.evm)
+	// What core.ApplyTransactionWithEVM does, with the message run by the
+	// guard (the rules at every frame): apply, finalise the state (every
+	// fork from Byzantium on is active, so no intermediate root), receipt.
+	run.guard.begin(sender.MayDeploy())
+	res, err := run.guard.apply(st, msg, gp)
 	if err != nil {
 		return nil, err
 	}
-	run.meter(acct.Org, receipt)
-	return receipt, err
+	run.evm.StateDB.Finalise(run.evm.GetRules())
+	receipt := core.MakeReceipt(run.evm, res, st, h.Number, common.Hash{}, h.Time, tx, gp.CumulativeUsed(), nil)
+	run.meter(sender.Org, receipt)
+	return receipt, nil
 }
 
 // seal fills the execution-dependent header fields and assembles the block.

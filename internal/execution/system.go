@@ -23,6 +23,7 @@ var KnownUpgrades = map[string]bool{}
 type blockRun struct {
 	evm        *vm.EVM
 	contracts  *system.Contracts
+	guard      *guard // the EVM's StateDB: the permission rules at every frame
 	sys        *system.State
 	effects    system.BlockEffects
 	txGasLimit uint64
@@ -64,8 +65,11 @@ func (e *Executor) begin(h *types.Header, st *state.StateDB) (*blockRun, error) 
 			run.stateBytes += uint64(len(code))
 		},
 	}
-	run.evm = vm.NewEVM(e.BlockContext(h), state.NewHookedState(st, hooks), e.config, vm.Config{})
+	hooked := state.NewHookedState(st, hooks)
+	run.evm = vm.NewEVM(e.BlockContext(h), hooked, e.config, vm.Config{})
 	run.contracts = system.Install(run.evm)
+	run.guard = newGuard(run.evm, hooked, run.contracts, run.sys)
+	run.evm.StateDB = run.guard
 	return run, nil
 }
 

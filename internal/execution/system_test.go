@@ -44,12 +44,20 @@ type testChain struct {
 // newTestChain makes a one-organization solo chain whose governance
 // section lists the given accounts, each funded.
 func newTestChain(t *testing.T, accounts []system.GenesisAccount) *testChain {
+	return newTestChainWith(t, &system.GenesisSpec{Accounts: accounts}, nil)
+}
+
+// newTestChainWith is newTestChain for the governance section gs; setup,
+// if set, changes the genesis state (code, balances, marks) before its
+// root is taken.
+func newTestChainWith(t *testing.T, gs *system.GenesisSpec, setup func(st *state.StateDB)) *testChain {
 	t.Helper()
+	accounts := gs.Accounts
 	spec := &chain.Spec{
 		Config:        &params.ChainConfig{ChainID: big.NewInt(77)},
 		Alloc:         types.GenesisAlloc{},
 		Organizations: []chain.Organization{{Name: "bank", Tier: chain.TierValidate}},
-		Governance:    &system.GenesisSpec{Accounts: accounts},
+		Governance:    gs,
 	}
 	raw, err := spec.Marshal()
 	if err != nil {
@@ -70,6 +78,9 @@ func newTestChain(t *testing.T, accounts []system.GenesisAccount) *testChain {
 		t.Fatal(err)
 	}
 	system.Seed(st, g)
+	if setup != nil {
+		setup(st)
+	}
 	root := st.IntermediateRoot(spec.Config.Rules(common.Big0, true, 0))
 	return &testChain{spec: spec, exec: New(spec, noHeaders{}), genesis: spec.GenesisHeader(root), state: st}
 }

@@ -41,7 +41,10 @@
 // AES-256-GCM, the parameters in PEM headers which are themselves
 // authenticated; see PEMEncryptedKey. Node keys are "CHARTER NODE KEY"
 // blocks holding the 32-byte scalar; go-ethereum's hex nodekey files are
-// read too.
+// read too. Key files are written 0600, and every reader (ReadKeyFile,
+// LoadCA, LoadTLSCertificate, LoadNodeKey, ReadPrivateFile) refuses a file
+// that group or others may access, in one line naming the file and the fix
+// (chmod 600 FILE): ErrKeyFileMode.
 //
 // # Trust
 //

@@ -200,9 +200,14 @@ func WriteKeyFile(path string, key *ecdsa.PrivateKey, password []byte) error {
 }
 
 // ReadKeyFile reads a P-256 private key file. A wrong password gives
-// "wrong password for key file PATH" (errors.Is ErrWrongPassword).
+// "wrong password for key file PATH" (errors.Is ErrWrongPassword); a file
+// group or others may access is refused (ErrKeyFileMode, see
+// ReadPrivateFile).
 func ReadKeyFile(path string, password []byte) (*ecdsa.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadPrivateFile(path, MaxKeyFileBytes)
+	if errors.Is(err, ErrKeyFileMode) || errors.Is(err, ErrBadKeyFile) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}

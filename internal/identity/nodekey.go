@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"os"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -78,10 +78,15 @@ func SaveNodeKey(path string, key *ecdsa.PrivateKey, password []byte) error {
 	return writeKeyBytes(path, data)
 }
 
-// LoadNodeKey reads a node key file. A wrong password gives
-// "wrong password for key file PATH" (errors.Is ErrWrongPassword).
+// LoadNodeKey reads a node key file (or an account key file: the same
+// format). A wrong password gives "wrong password for key file PATH"
+// (errors.Is ErrWrongPassword); a file group or others may access is
+// refused (ErrKeyFileMode, see ReadPrivateFile).
 func LoadNodeKey(path string, password []byte) (*ecdsa.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadPrivateFile(path, MaxKeyFileBytes)
+	if errors.Is(err, ErrKeyFileMode) || errors.Is(err, ErrBadKeyFile) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read node key: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/charter-ledger/charter/internal/p2p"
 )
 
 // Metrics are the node's own instruments. All are goroutine-safe.
@@ -28,6 +30,7 @@ type Metrics struct {
 	P2PPeers          prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
+	P2PRefused        *prometheus.CounterVec // label reason (p2p.RefusalReasons)
 	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
 	TxPoolBytes       *prometheus.GaugeVec   // label state: pending, queued
 	TxPoolEvictions   *prometheus.CounterVec // label reason: full, expired
@@ -73,6 +76,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_bytes_total",
 			Help: "Peer-to-peer payload bytes by direction (in, out) and type."}, []string{"direction", "type"}),
+		P2PRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_handshakes_refused_total",
+			Help: "Connections, inbound and outbound, that did not become peers, by reason (unknown_ca, expired, tls, unauthorized, ...)."}, []string{"reason"}),
 		TxPoolTransaction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_transactions",
 			Help: "Transactions waiting in the pool, by state (pending: executable; queued: waiting for a nonce gap)."}, []string{"state"}),
 		TxPoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_txpool_bytes",
@@ -84,8 +89,11 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, reason := range []string{"full", "expired"} {
 		m.TxPoolEvictions.WithLabelValues(reason) // shown at 0 from the start
 	}
+	for _, reason := range p2p.RefusalReasons() {
+		m.P2PRefused.WithLabelValues(reason) // shown at 0 from the start
+	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -113,15 +113,23 @@ func (nw *network) syncTrust() error {
 
 // authorize admits a peer the registry allows: a registered node, not
 // revoked, of an active organization, presenting its registered
-// certificate. Nodes the registry does not list (observers of a genesis
-// without a governance section) are admitted if the genesis names them.
+// certificate, or, when the registry holds no fingerprint for it, a
+// certificate of its own organization (the trust store has verified the
+// chain to that organization's root; a node of one organization never
+// speaks with another's certificate). Nodes the registry does not list
+// (observers of a genesis without a governance section) are admitted if
+// the genesis names them.
 func (nw *network) authorize(p p2p.PeerInfo) error {
 	reg, _, err := nw.n.registry()
 	if err != nil {
 		return fmt.Errorf("registry unreadable: %w", err)
 	}
 	id := common.Address(p.ID)
-	if _, listed := reg.Node(id); listed {
+	if rn, listed := reg.Node(id); listed {
+		if rn.Org != "" && p.Identity.Org != rn.Org {
+			return fmt.Errorf("%s/%s: node %s is registered to organization %s but presents a certificate of organization %s",
+				p.Identity.Org, p.Identity.Name, id.Hex(), rn.Org, p.Identity.Org)
+		}
 		if err := reg.AllowedNode(id, common.Hash(p.Identity.Fingerprint)); err != nil {
 			return fmt.Errorf("%s/%s: %w", p.Identity.Org, p.Identity.Name, err)
 		}

@@ -160,18 +160,44 @@ func homePath(home, p string) string {
 	return filepath.Join(home, p)
 }
 
-// NodeConfig loads what the home config names (genesis, node key, TLS
-// identity) into a node Config. Errors name the file or field.
+// LoadOptions are what a node's operator adds to its home config when
+// loading it (`charter node` flags).
+type LoadOptions struct {
+	Logger *slog.Logger
+	// Password opens encrypted node and TLS keys (nil: the keys must be
+	// unencrypted; an encrypted one gives identity.ErrPasswordRequired).
+	Password []byte
+	// AllowDevKeys lets the node serve RPC beyond loopback although its
+	// genesis funds the development accounts or grants them roles
+	// (ErrDevKeysExposed otherwise).
+	AllowDevKeys bool
+}
+
+// NodeConfig is Load with only a logger: unencrypted keys, and RPC beyond
+// loopback refused while the genesis empowers the development keys.
 func (c *HomeConfig) NodeConfig(home string, logger *slog.Logger) (Config, error) {
+	return c.Load(home, LoadOptions{Logger: logger})
+}
+
+// Load reads what the home config names (genesis, node key, TLS identity)
+// into a node Config. Errors name the file or field. Key files that group
+// or others may read are refused (identity.ErrKeyFileMode).
+func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
+	logger := opts.Logger
 	spec, err := chain.LoadSpec(homePath(home, c.Genesis))
 	if err != nil {
 		return Config{}, err
 	}
-	key, err := identity.LoadNodeKey(homePath(home, c.NodeKey), nil)
+	if !opts.AllowDevKeys {
+		if err := CheckDevKeys(spec, c.RPCAddr); err != nil {
+			return Config{}, fmt.Errorf("rpcAddr: %w", err)
+		}
+	}
+	key, err := identity.LoadNodeKey(homePath(home, c.NodeKey), opts.Password)
 	if err != nil {
 		return Config{}, fmt.Errorf("nodeKey: %w", err)
 	}
-	cert, err := identity.LoadTLSCertificate(homePath(home, c.TLSCert), homePath(home, c.TLSKey), nil)
+	cert, err := identity.LoadTLSCertificate(homePath(home, c.TLSCert), homePath(home, c.TLSKey), opts.Password)
 	if err != nil {
 		return Config{}, fmt.Errorf("tlsCert/tlsKey: %w", err)
 	}
@@ -198,4 +224,71 @@ func (c *HomeConfig) NodeConfig(home string, logger *slog.Logger) (Config, error
 		},
 		Logger: logger,
 	}, nil
+}
+
+// ErrDevKeysExposed: a node would serve JSON-RPC beyond this machine while
+// its genesis funds the development accounts or grants them roles. Their
+// keys are public (the mnemonic every Hardhat and Anvil user knows), so
+// anyone who reaches the port could transact with them.
+var ErrDevKeysExposed = errors.New("the development keys are public")
+
+// DevKeysInGenesis says how a genesis empowers the development accounts
+// (chain.DevAccounts): "prefunds", "grants roles to", both joined by
+// "and", or "" when it does neither.
+func DevKeysInGenesis(spec *chain.Spec) (string, error) {
+	accts, err := chain.DevAccounts(chain.DevAccountCount)
+	if err != nil {
+		return "", err
+	}
+	dev := make(map[common.Address]bool, len(accts))
+	for _, a := range accts {
+		dev[a.Address] = true
+	}
+	funded, roles := false, false
+	for addr, a := range spec.Alloc {
+		funded = funded || dev[addr] && a.Balance != nil && a.Balance.Sign() > 0
+	}
+	if spec.Governance != nil {
+		for _, a := range spec.Governance.Accounts {
+			roles = roles || dev[a.Address] && len(a.Roles) > 0
+		}
+	}
+	switch {
+	case funded && roles:
+		return "prefunds and grants roles to", nil
+	case funded:
+		return "prefunds", nil
+	case roles:
+		return "grants roles to", nil
+	}
+	return "", nil
+}
+
+// CheckDevKeys refuses JSON-RPC on rpcAddr beyond loopback while the
+// genesis empowers the development accounts (ErrDevKeysExposed).
+func CheckDevKeys(spec *chain.Spec, rpcAddr string) error {
+	if IsLoopback(rpcAddr) {
+		return nil
+	}
+	how, err := DevKeysInGenesis(spec)
+	if err != nil || how == "" {
+		return err
+	}
+	return fmt.Errorf("%s is reachable from other machines while the genesis %s the %d development accounts: %w, so anyone who reaches the port transacts with them",
+		rpcAddr, how, chain.DevAccountCount, ErrDevKeysExposed)
+}
+
+// IsLoopback reports whether host:port (or a bare host) listens on
+// loopback only: localhost, 127.0.0.0/8 or ::1. An empty host, 0.0.0.0,
+// :: and any other name or address may be reached from elsewhere.
+func IsLoopback(addr string) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -38,8 +38,17 @@ type InitOptions struct {
 	Engine string
 	// ChainID of the network; 0 means chain.DefaultChainID.
 	ChainID uint64
-	// DevAccounts prefunds the development accounts.
+	// DevAccounts prefunds the development accounts and gives them read,
+	// write and deploy in the first organization. Their keys are public:
+	// for a local playground only (off by default in `charter init`).
 	DevAccounts bool
+	// AllowDevKeys permits DevAccounts with a Host beyond loopback, whose
+	// nodes then need the same permission to start (LoadOptions).
+	AllowDevKeys bool
+	// Password, when not empty, encrypts every private key written: the
+	// organizations' CA keys, admin TLS and account keys, and the nodes'
+	// node and TLS keys (identity's PEMEncryptedKey format).
+	Password []byte
 	// BlockTimeMs of the genesis; 0 means the default.
 	BlockTimeMs uint64
 	// Host is the address every node listens on; "" means 127.0.0.1.
@@ -94,6 +103,10 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			return nil, nil, fmt.Errorf("%s exists already; remove it or choose another --out", filepath.Join(dir, nodeName(i)))
 		}
 	}
+	if opts.DevAccounts && !opts.AllowDevKeys && !IsLoopback(opts.Host) {
+		return nil, nil, fmt.Errorf("--host %s is reachable from other machines and the %d development accounts would be funded and allowed to transact: %w",
+			opts.Host, chain.DevAccountCount, ErrDevKeysExposed)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -105,7 +118,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	orgs := make([]chain.Organization, opts.Orgs)
 	for k := range cas {
 		name := "org" + strconv.Itoa(k)
-		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name)
+		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name, opts.Password)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -120,7 +133,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	for i := range nodes {
 		nd := &nodes[i]
 		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
-		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[i%opts.Orgs])
+		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[i%opts.Orgs], opts.Password)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -265,7 +278,8 @@ func (o *InitOptions) defaults() error {
 // writeOrg makes an organization's files in dir: its root CA (ca.crt,
 // ca.key 0600), an administrator certificate (admin.crt, admin.key) and
 // its governance account (AdminAccountFile), whose address it returns.
-func writeOrg(dir, name string) (*identity.CA, common.Address, error) {
+// Every key is encrypted with password when it is not empty.
+func writeOrg(dir, name string, password []byte) (*identity.CA, common.Address, error) {
 	ca, err := identity.NewRootCA(name, identity.CAOptions{})
 	if err != nil {
 		return nil, common.Address{}, err
@@ -273,14 +287,14 @@ func writeOrg(dir, name string) (*identity.CA, common.Address, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, common.Address{}, err
 	}
-	if err := identity.SaveCA(ca, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"), nil); err != nil {
+	if err := identity.SaveCA(ca, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"), password); err != nil {
 		return nil, common.Address{}, err
 	}
 	adm, admKey, err := ca.IssueAdmin("admin", 0)
 	if err != nil {
 		return nil, common.Address{}, err
 	}
-	if err := identity.WriteKeyFile(filepath.Join(dir, "admin.key"), admKey, nil); err != nil {
+	if err := identity.WriteKeyFile(filepath.Join(dir, "admin.key"), admKey, password); err != nil {
 		return nil, common.Address{}, err
 	}
 	if err := identity.WriteCertFile(filepath.Join(dir, "admin.crt"), adm, ca.Cert); err != nil {
@@ -292,16 +306,17 @@ func writeOrg(dir, name string) (*identity.CA, common.Address, error) {
 	if err != nil {
 		return nil, common.Address{}, err
 	}
-	if err := identity.SaveNodeKey(filepath.Join(dir, AdminAccountFile), acct, nil); err != nil {
+	if err := identity.SaveNodeKey(filepath.Join(dir, AdminAccountFile), acct, password); err != nil {
 		return nil, common.Address{}, err
 	}
 	return ca, identity.NodeIDOf(acct), nil
 }
 
 // writeNodeIdentity makes a node's key (home/nodekey) and its TLS
-// certificate from ca for host (and localhost) in home/tls, and returns
-// the node id and the certificate's fingerprint.
-func writeNodeIdentity(home, name, host string, ca *identity.CA) (common.Address, common.Hash, error) {
+// certificate from ca for host (and localhost) in home/tls, both keys
+// encrypted with password when it is not empty, and returns the node id
+// and the certificate's fingerprint.
+func writeNodeIdentity(home, name, host string, ca *identity.CA, password []byte) (common.Address, common.Hash, error) {
 	if err := os.MkdirAll(filepath.Join(home, "tls"), 0o700); err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
@@ -309,7 +324,7 @@ func writeNodeIdentity(home, name, host string, ca *identity.CA) (common.Address
 	if err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
-	if err := identity.SaveNodeKey(filepath.Join(home, nodeKeyFile), key, nil); err != nil {
+	if err := identity.SaveNodeKey(filepath.Join(home, nodeKeyFile), key, password); err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
 	hosts := []string{host}
@@ -320,7 +335,7 @@ func writeNodeIdentity(home, name, host string, ca *identity.CA) (common.Address
 	if err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
-	if err := identity.WriteKeyFile(filepath.Join(home, "tls", "node.key"), certKey, nil); err != nil {
+	if err := identity.WriteKeyFile(filepath.Join(home, "tls", "node.key"), certKey, password); err != nil {
 		return common.Address{}, common.Hash{}, err
 	}
 	if err := identity.WriteCertFile(filepath.Join(home, "tls", "node.crt"), cert, ca.Cert); err != nil {

@@ -28,6 +28,12 @@ type JoinOptions struct {
 	// Host, RPCPort, P2PPort and MetricsPort are the node's addresses.
 	Host                          string
 	RPCPort, P2PPort, MetricsPort int
+	// Password, when not empty, encrypts every private key written (CA,
+	// admin, node and TLS keys), as InitOptions.Password.
+	Password []byte
+	// AllowDevKeys permits a Host beyond loopback on a network whose
+	// genesis empowers the development accounts, as InitOptions.AllowDevKeys.
+	AllowDevKeys bool
 }
 
 // JoinResult is what the consortium's members need to admit the new
@@ -65,6 +71,11 @@ func Join(o JoinOptions) (*JoinResult, error) {
 	if spec.Org(o.Org) != nil {
 		return nil, fmt.Errorf("--org %s: the genesis has an organization of that name already", o.Org)
 	}
+	if !o.AllowDevKeys {
+		if err := CheckDevKeys(spec, o.Host); err != nil {
+			return nil, fmt.Errorf("--host %w", err)
+		}
+	}
 	raw, err := os.ReadFile(o.Peers)
 	if err != nil {
 		return nil, fmt.Errorf("--peers: %w", err)
@@ -81,11 +92,11 @@ func Join(o JoinOptions) (*JoinResult, error) {
 		return nil, fmt.Errorf("%s exists already; remove it or choose another --out", dir)
 	}
 	home := filepath.Join(dir, "node")
-	ca, admin, err := writeOrg(dir, o.Org)
+	ca, admin, err := writeOrg(dir, o.Org, o.Password)
 	if err != nil {
 		return nil, err
 	}
-	nodeID, fp, err := writeNodeIdentity(home, o.Org+"-node", o.Host, ca)
+	nodeID, fp, err := writeNodeIdentity(home, o.Org+"-node", o.Host, ca, o.Password)
 	if err != nil {
 		return nil, err
 	}

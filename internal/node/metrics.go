@@ -112,6 +112,12 @@ func (n *Node) sample() {
 			n.addDelta(m.P2PBytes, "in", name, "bytes", s.BytesIn)
 			n.addDelta(m.P2PBytes, "out", name, "bytes", s.BytesOut)
 		}
+		for reason, v := range n.net.tr.Stats().Refused {
+			if last := n.ins.p2p["refused/"+reason]; v > last {
+				m.P2PRefused.WithLabelValues(reason).Add(float64(v - last))
+				n.ins.p2p["refused/"+reason] = v
+			}
+		}
 	}
 	var rounds, leaders uint64
 	switch e := n.engine.(type) {

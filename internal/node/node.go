@@ -165,7 +165,7 @@ func New(cfg Config) (*Node, error) {
 		BaseFee:    cfg.Spec.BaseFeeWei(),
 		MinTip:     cfg.Spec.MinGasPriceWei(),
 		Permit: func(st txpool.StateReader, from common.Address, tx *types.Transaction) error {
-			return system.Read(st).CheckTx(from, tx.To())
+			return system.Read(st).CheckTransaction(from, tx)
 		},
 	}, n.exec.Signer(), headState)
 

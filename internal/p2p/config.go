@@ -122,6 +122,15 @@ type Config struct {
 	// active organization. It must be goroutine-safe and fast.
 	Authorize func(PeerInfo) error
 
+	// RefusalLogInterval and RefusalLogSources bound the log lines of
+	// refused inbound connections: per source (claimed node id, else
+	// remote IP) and reason, one line per interval, the next one saying
+	// how many were suppressed; at most RefusalLogSources sources and
+	// reasons are remembered (beyond them, new ones share one line per
+	// reason). Every refusal is counted regardless (Stats.Refused).
+	RefusalLogInterval time.Duration
+	RefusalLogSources  int
+
 	// JitterSeed seeds the backoff jitter; 0 picks a random seed.
 	JitterSeed uint64
 }
@@ -145,6 +154,8 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.MaxPeers, DefaultMaxPeers)
 	setDefault(&c.MaxPendingHandshakes, DefaultMaxPendingHandshakes)
 	setDefault(&c.EventQueueLen, DefaultEventQueueLen)
+	setDefault(&c.RefusalLogInterval, DefaultRefusalLogInterval)
+	setDefault(&c.RefusalLogSources, DefaultRefusalLogSources)
 }
 
 func setDefault[T int | float64 | time.Duration](p *T, v T) {
@@ -187,6 +198,10 @@ func (c *Config) Validate() error {
 		return bad("MaxPendingHandshakes", "must be positive")
 	case c.EventQueueLen < 1:
 		return bad("EventQueueLen", "must be positive")
+	case c.RefusalLogInterval <= 0:
+		return bad("RefusalLogInterval", "must be positive")
+	case c.RefusalLogSources < 1 || c.RefusalLogSources > 1<<20:
+		return bad("RefusalLogSources", "%d out of range 1..%d", c.RefusalLogSources, 1<<20)
 	}
 	for i, p := range c.StaticPeers {
 		if p.Addr == "" {

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -36,8 +37,10 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 		case t.hsSlots <- struct{}{}:
 		default:
 			t.stats.handshakeFailed.Add(1)
-			t.log.Warn("p2p: connection refused: too many handshakes in progress",
-				"remote", raw.RemoteAddr().String(), "max", t.cfg.MaxPendingHandshakes)
+			err := refuse(ReasonTooManyHandshakes, NodeID{},
+				fmt.Errorf("too many handshakes in progress (MaxPendingHandshakes %d)", t.cfg.MaxPendingHandshakes))
+			t.countRefusal(err)
+			t.logRefused(err, raw.RemoteAddr().String(), false)
 			_ = raw.Close()
 			continue
 		}
@@ -45,7 +48,7 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 			defer func() { <-t.hsSlots }()
 			remote := raw.RemoteAddr().String()
 			if _, err := t.setup(raw, false, NodeID{}); err != nil {
-				t.logRefused(err, "remote", remote, "outbound", false)
+				t.logRefused(err, remote, false)
 			}
 		}) {
 			_ = raw.Close()
@@ -54,16 +57,47 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 	}
 }
 
-// logRefused logs why a connection did not become a peer, in one line.
-func (t *Transport) logRefused(err error, attrs ...any) {
-	switch {
-	case errors.Is(err, ErrClosed) || t.ctx.Err() != nil:
+// countRefusal counts a connection that did not become a peer by its
+// reason; what is not a refusal (a duplicate, the transport closing) is
+// not counted.
+func (t *Transport) countRefusal(err error) {
+	if t.ctx.Err() != nil {
 		return
-	case errors.Is(err, errDuplicate):
-		t.log.Debug("p2p: duplicate connection closed", append(attrs, "reason", err)...)
-	default:
-		t.log.Warn("p2p: connection refused", append(attrs, "reason", err)...)
 	}
+	if reason, _ := reasonOf(err); reason != "" {
+		t.stats.refused[reasonIndex[reason]].Add(1)
+	}
+}
+
+// logRefused logs why an inbound connection did not become a peer, in
+// one line, at most once per interval per source and reason (see
+// refusalLog): a flood of refused connections costs a few lines and its
+// count, not a line each.
+func (t *Transport) logRefused(err error, remote string, outbound bool) {
+	if errors.Is(err, ErrClosed) || t.ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, errDuplicate) {
+		t.log.Debug("p2p: duplicate connection closed", "remote", remote, "outbound", outbound, "reason", err)
+		return
+	}
+	reason, peer := reasonOf(err)
+	source := hostOf(remote)
+	if peer != (NodeID{}) {
+		source = peer.Hex()
+	}
+	log, as, suppressed := t.refusals.admit(source, reason, time.Now())
+	if !log {
+		return
+	}
+	attrs := []any{"remote", remote, "outbound", outbound, "refusal", reason, "reason", err}
+	if as != source {
+		attrs = append(attrs, "source", as)
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	t.log.Warn("p2p: connection refused", attrs...)
 }
 
 // dialLoop keeps one static peer connected: dial, run until the

@@ -23,10 +23,17 @@
 //  4. Dedupe: one connection per pair. When both nodes dial each other,
 //     both keep the connection dialed by the lower NodeID.
 //
-// Every refusal is one log line naming the reason. Connected peers are
-// verified again every RefreshInterval and at once when the trust store
-// changes, so a revoked certificate or an inactive organization is
-// disconnected within one interval.
+// Every refusal is counted by its reason (Stats.Refused; the reasons are
+// a fixed set, RefusalReasons) and logged in one line naming the reason,
+// but an inbound refusal at most once per RefusalLogInterval (a minute)
+// per source and reason: the source is the node id the peer claimed once
+// its hello named one, else its IP; the next line says how many were
+// suppressed meanwhile, and at most RefusalLogSources sources are
+// remembered. A loop of refused connections thus costs a few lines, not
+// one each. A static peer that keeps failing is logged once per change of
+// its reason. Connected peers are verified again every RefreshInterval
+// and at once when the trust store changes, so a revoked certificate or
+// an inactive organization is disconnected within one interval.
 //
 // # Use
 //

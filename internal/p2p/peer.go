@@ -47,11 +47,13 @@ const (
 // setup turns a fresh TCP connection into a registered, running peer:
 // TLS 1.3 with both certificates checked against the trust store, the
 // hello exchange, the Authorize hook, dedupe. On error the connection is
-// closed and the error says why in one line.
+// closed, the refusal is counted by its reason (Stats.Refused) and the
+// error says why in one line.
 func (t *Transport) setup(raw net.Conn, outbound bool, expect NodeID) (p *peer, err error) {
 	defer func() {
 		if err != nil {
 			_ = raw.Close()
+			t.countRefusal(err)
 		}
 	}()
 	// Close aborts a handshake in progress.
@@ -87,15 +89,15 @@ func (t *Transport) setup(raw net.Conn, outbound bool, expect NodeID) (p *peer, 
 	if err := tc.Handshake(); err != nil {
 		if verifyErr != nil {
 			t.stats.rejected.Add(1)
-			return nil, fmt.Errorf("peer certificate rejected: %w", verifyErr)
+			return nil, refuse(certReason(verifyErr), NodeID{}, fmt.Errorf("peer certificate rejected: %w", verifyErr))
 		}
 		t.stats.handshakeFailed.Add(1)
-		return nil, fmt.Errorf("TLS handshake: %w", err)
+		return nil, refuse(ReasonTLS, NodeID{}, fmt.Errorf("TLS handshake: %w", err))
 	}
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol != alpnProto {
 		t.stats.handshakeFailed.Add(1)
-		return nil, fmt.Errorf("peer did not negotiate protocol %q", alpnProto)
+		return nil, refuse(ReasonProtocol, NodeID{}, fmt.Errorf("peer did not negotiate protocol %q", alpnProto))
 	}
 
 	h, err := t.hello(&cs, tc, mySide, theirSide)
@@ -114,12 +116,12 @@ func (t *Transport) setup(raw net.Conn, outbound bool, expect NodeID) (p *peer, 
 		return nil, errSelf
 	case expect != (NodeID{}) && info.ID != expect:
 		t.stats.rejected.Add(1)
-		return nil, fmt.Errorf("peer is node %s, the static peer list expects %s", info.ID, expect)
+		return nil, refuse(ReasonUnexpectedNode, info.ID, fmt.Errorf("peer is node %s, the static peer list expects %s", info.ID, expect))
 	}
 	if t.cfg.Authorize != nil {
 		if err := t.cfg.Authorize(info); err != nil {
 			t.stats.rejected.Add(1)
-			return nil, fmt.Errorf("peer %s not authorized: %w", info.ID, err)
+			return nil, refuse(ReasonUnauthorized, info.ID, fmt.Errorf("peer %s not authorized: %w", info.ID, err))
 		}
 	}
 	if err := raw.SetDeadline(time.Time{}); err != nil {
@@ -160,39 +162,46 @@ type helloResult struct {
 }
 
 // hello sends this node's hello and checks the peer's (signature over
-// this connection's keying material, chain id, genesis hash).
+// this connection's keying material, chain id, genesis hash). Its errors
+// carry their refusal reason.
 func (t *Transport) hello(cs *tls.ConnectionState, tc *tls.Conn, mySide, theirSide byte) (helloResult, error) {
 	ekm, err := cs.ExportKeyingMaterial(ekmLabel, nil, ekmLen)
 	if err != nil {
-		return helloResult{}, fmt.Errorf("export keying material: %w", err)
+		return helloResult{}, refuse(ReasonTLS, NodeID{}, fmt.Errorf("export keying material: %w", err))
 	}
 	mine, err := newHello(t.cfg.NodeKey, t.cfg.ChainID, t.cfg.GenesisHash, mySide, ekm)
 	if err != nil {
 		return helloResult{}, err
 	}
 	if _, err := tc.Write(encodeFrame(typeHandshake, mine.encode())); err != nil {
-		return helloResult{}, fmt.Errorf("send hello: %w", err)
+		return helloResult{}, refuse(ReasonTLS, NodeID{}, fmt.Errorf("send hello: %w", err))
 	}
 	br := bufio.NewReaderSize(tc, readBufferSize)
 	typ, payload, err := readFrame(br, helloLen)
 	if err != nil {
-		return helloResult{}, fmt.Errorf("read hello: %w", err)
+		reason := ReasonTLS // the peer closed, or sent a TLS alert: it refused us
+		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
+			reason = ReasonBadHello
+		}
+		return helloResult{}, refuse(reason, NodeID{}, fmt.Errorf("read hello: %w", err))
 	}
 	if typ != typeHandshake {
-		return helloResult{}, fmt.Errorf("%w: first message has type %d, not a handshake", errHello, typ)
+		return helloResult{}, refuse(ReasonProtocol, NodeID{}, fmt.Errorf("%w: first message has type %d, not a handshake", errHello, typ))
 	}
 	theirs, err := decodeHello(payload)
 	if err != nil {
-		return helloResult{}, err
+		return helloResult{}, refuse(ReasonBadHello, NodeID{}, err)
 	}
 	if err := theirs.verify(theirSide, ekm); err != nil {
-		return helloResult{}, err
+		return helloResult{}, refuse(ReasonBadHello, theirs.NodeID, err)
 	}
 	if theirs.ChainID != t.cfg.ChainID {
-		return helloResult{}, fmt.Errorf("%w: chain id mismatch: ours %d, peer %s has %d", errHello, t.cfg.ChainID, theirs.NodeID, theirs.ChainID)
+		return helloResult{}, refuse(ReasonWrongNetwork, theirs.NodeID,
+			fmt.Errorf("%w: chain id mismatch: ours %d, peer %s has %d", errHello, t.cfg.ChainID, theirs.NodeID, theirs.ChainID))
 	}
 	if theirs.Genesis != t.cfg.GenesisHash {
-		return helloResult{}, fmt.Errorf("%w: genesis hash mismatch: ours %s, peer %s has %s", errHello, t.cfg.GenesisHash, theirs.NodeID, theirs.Genesis)
+		return helloResult{}, refuse(ReasonWrongNetwork, theirs.NodeID,
+			fmt.Errorf("%w: genesis hash mismatch: ours %s, peer %s has %s", errHello, t.cfg.GenesisHash, theirs.NodeID, theirs.Genesis))
 	}
 	return helloResult{id: theirs.NodeID, br: br}, nil
 }

@@ -22,6 +22,11 @@ type Stats struct {
 	// Rejected counts peers refused or disconnected by the trust store
 	// or Authorize (unknown CA, expired, revoked, inactive organization).
 	Rejected uint64
+	// Refused counts connections, inbound and outbound, that did not
+	// become peers, by reason (one of RefusalReasons(); reasons never seen
+	// are absent). Duplicate connections, dials of this node itself and
+	// connections cut by Close are not refusals.
+	Refused map[string]uint64
 	// Throttled counts frames delayed by the receive rate limit.
 	Throttled uint64
 	// EventsDropped counts peer events lost to a full event queue.
@@ -50,6 +55,7 @@ type counters struct {
 	rejected        atomic.Uint64
 	throttled       atomic.Uint64
 	eventsDropped   atomic.Uint64
+	refused         [len(refusalReasons)]atomic.Uint64
 }
 
 // Stats returns the counters. Each counter is read atomically; the
@@ -64,6 +70,12 @@ func (t *Transport) Stats() Stats {
 		Rejected:        t.stats.rejected.Load(),
 		Throttled:       t.stats.throttled.Load(),
 		EventsDropped:   t.stats.eventsDropped.Load(),
+		Refused:         map[string]uint64{},
+	}
+	for i := range t.stats.refused {
+		if v := t.stats.refused[i].Load(); v > 0 {
+			s.Refused[refusalReasons[i]] = v
+		}
 	}
 	for i := range t.stats.types {
 		c := &t.stats.types[i]

@@ -70,6 +70,7 @@ type Transport struct {
 	stats    counters
 	events   chan PeerEvent
 	hsSlots  chan struct{} // inbound handshakes in progress
+	refusals *refusalLog   // which refused inbound connections are logged
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,12 +107,13 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 		seed = rand.Uint64()
 	}
 	t := &Transport{
-		cfg:     cfg,
-		log:     log.With("node", self.Hex()),
-		self:    self,
-		events:  make(chan PeerEvent, cfg.EventQueueLen),
-		hsSlots: make(chan struct{}, cfg.MaxPendingHandshakes),
-		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		cfg:      cfg,
+		log:      log.With("node", self.Hex()),
+		self:     self,
+		events:   make(chan PeerEvent, cfg.EventQueueLen),
+		hsSlots:  make(chan struct{}, cfg.MaxPendingHandshakes),
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		refusals: newRefusalLog(cfg.RefusalLogInterval, cfg.RefusalLogSources),
 	}
 	t.tlsConf = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -367,7 +369,7 @@ func (t *Transport) register(p *peer) (replaced *peer, err error) {
 	case old != nil && t.preferred(old) && !t.preferred(p):
 		return nil, &duplicateError{p.info.ID}
 	case old == nil && len(t.mu.peers) >= t.cfg.MaxPeers:
-		return nil, fmt.Errorf("too many peers (MaxPeers %d)", t.cfg.MaxPeers)
+		return nil, refuse(ReasonTooManyPeers, p.info.ID, fmt.Errorf("too many peers (MaxPeers %d)", t.cfg.MaxPeers))
 	}
 	t.mu.peers[p.info.ID] = p
 	t.notifyLocked()

@@ -371,7 +371,9 @@ func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 
 func TestGarbageOnThePortIsDroppedAndLogged(t *testing.T) {
 	p := newPKI(t, "org0")
-	a := newNode(t, p, "org0", "a").start(t)
+	// Every refusal logged: this test reads each one's line (the
+	// refusal log's bound is TestRefusalFloodIsLoggedOnceAndCounted's).
+	a := newNode(t, p, "org0", "a", func(c *Config) { c.RefusalLogInterval = time.Nanosecond }).start(t)
 	b := newNode(t, p, "org0", "b", func(c *Config) { c.ListenAddr = "" })
 	_ = b.tr.AddPeer(PeerAddr{Addr: a.addr()})
 	b.start(t)

@@ -5,9 +5,19 @@ import (
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/core/vm"
 )
 
 // ---- permissions ----
+//
+// The rules (docs/design/governance.md, "Permission rules") are checked in
+// two layers. The functions here decide what is known before a message
+// runs: its sender, its recipient, its EIP-7702 authorizations; the pool
+// and block execution both call them, so that they agree. What a message
+// does inside the EVM (calls between contracts, internal value transfers,
+// contract creations) is checked at every frame by the execution package,
+// with FrozenCount, Frozen and IsFactory.
 
 // ErrNotPermitted is wrapped by every refusal of a transaction for want of
 // a role, or because an account or contract is frozen.
@@ -16,17 +26,54 @@ var ErrNotPermitted = errors.New("not permitted")
 // CheckTx decides whether from may send a transaction to to (nil: a
 // contract creation). The error names the missing role.
 func (s *State) CheckTx(from common.Address, to *common.Address) error {
-	_, err := s.CheckTxAccount(from, to)
+	_, err := s.CheckSender(from, to)
 	return err
 }
 
+// CheckTransaction decides whether from may send tx: CheckTx, and for a
+// set-code (EIP-7702) transaction CheckAuthorizations. The pool admits
+// with it; block execution applies the same two checks.
+func (s *State) CheckTransaction(from common.Address, tx *types.Transaction) error {
+	if _, err := s.CheckSender(from, tx.To()); err != nil {
+		return err
+	}
+	if tx.Type() == types.SetCodeTxType {
+		return s.CheckAuthorizations(tx.SetCodeAuthorizations())
+	}
+	return nil
+}
+
+// Sender is a transaction's sender as the rules see it.
+type Sender struct {
+	Account
+	// Roles are the roles it may use now (EffectiveRoles).
+	Roles Role
+}
+
+// MayDeploy reports whether the sender may create contracts itself, at
+// any depth of its transaction.
+func (a Sender) MayDeploy() bool { return !a.Frozen && a.Roles&RoleDeploy != 0 }
+
 // CheckTxAccount is CheckTx that also returns the sender's record.
 func (s *State) CheckTxAccount(from common.Address, to *common.Address) (Account, error) {
-	a := s.Account(from)
+	a, err := s.CheckSender(from, to)
+	return a.Account, err
+}
+
+// SenderOf returns addr's record and the roles it may use now.
+func (s *State) SenderOf(addr common.Address) Sender {
+	a := Sender{Account: s.Account(addr)}
+	a.Roles = s.EffectiveRoles(a.Account)
+	return a
+}
+
+// CheckSender is CheckTx that also returns the sender's record and roles.
+func (s *State) CheckSender(from common.Address, to *common.Address) (Sender, error) {
+	a := s.SenderOf(from)
 	if a.Frozen {
 		return a, fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
 	}
-	roles := s.EffectiveRoles(a)
+	roles := a.Roles
 	if a.Org != "" && roles == 0 {
 		if o, ok := s.Org(a.Org); ok && o.Status != StatusActive {
 			return a, fmt.Errorf("%w: organization %s of account %s is %s", ErrNotPermitted, a.Org, from.Hex(), o.Status)
@@ -45,12 +92,43 @@ func (s *State) CheckTxAccount(from common.Address, to *common.Address) (Account
 		if roles&RoleWrite == 0 {
 			return a, fmt.Errorf("%w: account %s lacks role write", ErrNotPermitted, from.Hex())
 		}
-		if s.reg.getUint(frozenCountKey) > 0 && s.rawAccount(*to).Frozen {
+		if s.FrozenCount() > 0 && s.rawAccount(*to).Frozen {
 			return a, fmt.Errorf("%w: %s is frozen", ErrNotPermitted, to.Hex())
 		}
 	}
 	return a, nil
 }
+
+// CheckAuthorizations decides whether a set-code (EIP-7702) transaction
+// with these authorizations may run: the chain must admit such
+// transactions (parameter setCode), and the authority of every
+// authorization must hold write and not be frozen. An authorization whose
+// signature does not recover names no authority; go-ethereum skips it
+// without effect, and so does this check. Recovering costs one signature
+// check per authorization (at most 671 fit in a 2^24-gas transaction).
+func (s *State) CheckAuthorizations(auths []types.SetCodeAuthorization) error {
+	if s.Param(ParamSetCode) == 0 {
+		return fmt.Errorf("%w: set-code (EIP-7702, type 4) transactions are refused on this chain (parameter %s is 0)", ErrNotPermitted, ParamSetCode)
+	}
+	for i := range auths {
+		authority, err := auths[i].Authority()
+		if err != nil {
+			continue
+		}
+		a := s.Account(authority)
+		if a.Frozen {
+			return fmt.Errorf("%w: authorization %d: authority %s is frozen", ErrNotPermitted, i, authority.Hex())
+		}
+		if s.EffectiveRoles(a)&RoleWrite == 0 {
+			return fmt.Errorf("%w: authorization %d: authority %s lacks role write", ErrNotPermitted, i, authority.Hex())
+		}
+	}
+	return nil
+}
+
+// FrozenCount is the number of frozen accounts and contracts: one storage
+// read, so that execution skips every frozen lookup while it is 0.
+func (s *State) FrozenCount() uint64 { return s.reg.getUint(frozenCountKey) }
 
 // ---- factories ----
 
@@ -69,4 +147,32 @@ func (s *State) setFactory(addr common.Address, on bool) {
 		v = 1
 	}
 	s.reg.putUint(factoryKey(addr), v)
+}
+
+// SetFactoryForTesting marks or unmarks addr a contract factory in st
+// directly, as the governance action does: for tests of other packages
+// only (a node never calls it).
+func SetFactoryForTesting(st StateWriter, addr common.Address, on bool) {
+	Open(st, 0, 0).setFactory(addr, on)
+}
+
+// SetFrozenForTesting freezes or unfreezes addr in st directly, as the
+// governance action does: for tests of other packages only.
+func SetFrozenForTesting(st StateWriter, addr common.Address, frozen bool) {
+	s := Open(st, 0, 0)
+	a := s.rawAccount(addr)
+	a.Frozen = frozen
+	s.putAccount(a)
+}
+
+// ---- precompiles ----
+
+// Precompiles returns a new map of the precompiled contracts c's EVM runs:
+// those of its fork rules and the system contracts. Install sets one; the
+// executor sets a copy with more entries (frozen addresses) per message.
+func (c *Contracts) Precompiles() vm.PrecompiledContracts {
+	pcs := vm.ActivePrecompiledContracts(c.evm.GetRules())
+	pcs[RegistryAddress] = &precompile{c: c, addr: RegistryAddress, abi: &Registry}
+	pcs[GovernanceAddress] = &precompile{c: c, addr: GovernanceAddress, abi: &Governance}
+	return pcs
 }

@@ -63,10 +63,7 @@ type Contracts struct {
 // Install adds the system contracts to evm's precompiles.
 func Install(evm *vm.EVM) *Contracts {
 	c := &Contracts{evm: evm}
-	pcs := vm.ActivePrecompiledContracts(evm.GetRules())
-	pcs[RegistryAddress] = &precompile{c: c, addr: RegistryAddress, abi: &Registry}
-	pcs[GovernanceAddress] = &precompile{c: c, addr: GovernanceAddress, abi: &Governance}
-	evm.SetPrecompiles(pcs)
+	evm.SetPrecompiles(c.Precompiles())
 	return c
 }
 

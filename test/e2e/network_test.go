@@ -102,11 +102,12 @@ func freePortBase(t *testing.T, n int) int {
 	return 0
 }
 
-// initNetwork runs `charter init` for n validators into a fresh folder.
+// initNetwork runs `charter init` for n validators into a fresh folder,
+// with the development accounts funded (the tests' load comes from them).
 func initNetwork(t *testing.T, engine string, n int, extra ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "net")
-	args := append([]string{"init", "--validators", strconv.Itoa(n), "--consensus", engine, "--out", dir,
+	args := append([]string{"init", "--validators", strconv.Itoa(n), "--consensus", engine, "--out", dir, "--dev-accounts",
 		"--rpc.port", strconv.Itoa(freePortBase(t, n)), "--p2p.port", strconv.Itoa(freePortBase(t, n)),
 		"--metrics.port", strconv.Itoa(freePortBase(t, n))}, extra...)
 	if out, err := exec.Command(charterBin, args...).CombinedOutput(); err != nil {

@@ -24,7 +24,7 @@ import (
 func TestRaftObserverFollowsAndNeverVotes(t *testing.T) {
 	const validators, obs = 3, 3 // node3 is the observer
 	dir := filepath.Join(t.TempDir(), "net")
-	args := []string{"init", "--validators", "3", "--observers", "1", "--consensus", "raft", "--out", dir, "--block-time", "200ms",
+	args := []string{"init", "--validators", "3", "--observers", "1", "--consensus", "raft", "--out", dir, "--block-time", "200ms", "--dev-accounts",
 		"--rpc.port", strconv.Itoa(freePortBase(t, 4)), "--p2p.port", strconv.Itoa(freePortBase(t, 4)), "--metrics.port", strconv.Itoa(freePortBase(t, 4))}
 	if out, err := exec.Command(charterBin, args...).CombinedOutput(); err != nil {
 		t.Fatalf("charter init: %v\n%s", err, out)
