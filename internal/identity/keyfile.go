@@ -15,10 +15,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // PEM block types this package writes.
@@ -460,31 +461,9 @@ func writeKeyBytes(path string, data []byte) error {
 	return nil
 }
 
-// writeFileAtomic replaces path with data through a synced temporary file
-// in the same folder and a rename.
+// writeFileAtomic replaces path with data durably: the old content or the
+// new survives a crash at any instant (durable.WriteFile: a synced
+// temporary file renamed over path, then the folder synced).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.WriteFile(durable.OSFS{}, path, data, perm)
 }

@@ -84,14 +84,14 @@ func (bn *benchNode) sealAll(b *testing.B) (blocks int) {
 		if p, _ := bn.pool.Stats(); p == 0 {
 			return blocks
 		}
-		blk, err := bn.BuildBlock(bn.Head(), uint64(time.Now().Unix()), bn.Self())
+		blk, err := bn.chain.BuildBlock(bn.chain.Head(), uint64(time.Now().Unix()), bn.self)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if len(blk.Transactions()) == 0 {
 			b.Fatal("pool has pending transactions but the block is empty")
 		}
-		if err := bn.CommitBlock(blk, nil); err != nil {
+		if err := bn.chain.CommitBlock(blk, nil); err != nil {
 			b.Fatal(err)
 		}
 		blocks++

@@ -9,66 +9,48 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/blockchain"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
 
-// validatorSetter is an engine whose validator set governance changes
-// (bft and poa).
-type validatorSetter interface {
-	SetValidators(from uint64, ids []consensus.NodeID) error
-}
-
 // registry reads the system state of the committed head.
-func (n *Node) registry() (*system.State, *types.Header, error) {
-	head := n.ledger.Head()
-	st, err := n.ledger.StateAt(head.Root)
-	if err != nil {
-		return nil, nil, err
-	}
-	return system.Read(st), head, nil
-}
+func (n *Node) registry() (*system.State, *types.Header, error) { return n.chain.System() }
 
-// genesisValidators is the set in force after the head, and the changes
-// decided for later heights, from the registry: what an engine starts
-// with after a restart.
-func (n *Node) validatorSchedule() ([]consensus.NodeID, []system.ValidatorChange, error) {
-	reg, head, err := n.registry()
-	if err != nil {
-		return nil, nil, err
+// applyGovernance is the commit's subscriber that makes governance's
+// decisions take effect on this node: validator changes go to the engine
+// (from inside the commit, before the engine's Advance, as engines
+// require), and executed proposals may have changed the pool's limits and
+// the organizations, nodes and certificates peers are checked against.
+func (n *Node) applyGovernance(c *blockchain.Committed) error {
+	if err := n.applyValidatorChanges(c.Block.NumberU64(), c.Effects.ValidatorChanges); err != nil {
+		return err
 	}
-	next := head.Number.Uint64() + 1
-	var later []system.ValidatorChange
-	for _, c := range reg.ValidatorChanges() {
-		if c.From > next {
-			later = append(later, c)
+	if len(c.Effects.Executed) > 0 {
+		n.applyPoolLimits()
+		if n.net != nil {
+			if err := n.net.syncTrust(); err != nil {
+				n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
+			}
 		}
 	}
-	return reg.ValidatorsAt(next), later, nil
+	return nil
 }
 
 // applyValidatorChanges hands the validator changes a committed block
 // decided to the engine.
-func (n *Node) applyValidatorChanges(height uint64, changes []system.ValidatorChange) {
-	if len(changes) == 0 {
-		return
-	}
-	vs, ok := n.engine.(validatorSetter)
-	if !ok {
-		n.log.Error("Governance changed the validator set but this engine cannot apply it; the registry and the running set now differ",
-			"engine", n.cfg.Spec.Consensus.Engine, "height", height)
-		return
-	}
+func (n *Node) applyValidatorChanges(height uint64, changes []system.ValidatorChange) error {
 	for _, c := range changes {
-		if err := vs.SetValidators(c.From, c.IDs); err != nil {
-			n.fail(fmt.Errorf("validator set change decided at height %d for height %d: %w", height, c.From, err))
-			return
+		if err := n.engine.SetValidators(c.From, c.IDs); err != nil {
+			err = fmt.Errorf("validator set change decided at height %d for height %d: %w", height, c.From, err)
+			n.fail(err)
+			return err
 		}
 		n.log.Info("Validator set changes", "from", c.From, "validators", len(c.IDs), "decided", height)
 	}
+	return nil
 }
 
 // trustFromRegistry brings the peer trust store in line with the
@@ -139,29 +121,6 @@ func (nw *network) authorize(p p2p.PeerInfo) error {
 		return fmt.Errorf("node %s (%s/%s) is not in the registry of this chain", p.ID, p.Identity.Org, p.Identity.Name)
 	}
 	return nil
-}
-
-// governanceDue reports whether governance has work at the start of the
-// block after the head (a passed proposal to execute, an open one to
-// expire), so that a sealer that only seals for transactions makes it.
-func (n *Node) governanceDue() bool {
-	head := n.ledger.Head()
-	if c := n.due.Load(); c != nil && c.head == head.Hash() {
-		return c.due
-	}
-	st, err := n.ledger.StateAt(head.Root)
-	if err != nil {
-		return false
-	}
-	due := system.Read(st).DueAt(head.Number.Uint64() + 1)
-	n.due.Store(&dueCache{head: head.Hash(), due: due})
-	return due
-}
-
-// dueCache remembers governanceDue's answer for one head.
-type dueCache struct {
-	head common.Hash
-	due  bool
 }
 
 // applyPoolLimits gives the pool the per-transaction bounds governance set

@@ -2,13 +2,12 @@ package node
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/charter-ledger/charter/internal/consensus/bft"
-	"github.com/charter-ledger/charter/internal/consensus/poa"
-	"github.com/charter-ledger/charter/internal/consensus/raft"
+	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/metrics"
 )
 
@@ -19,16 +18,28 @@ type instruments struct {
 	m   *metrics.Metrics
 	srv *metrics.Server
 
-	lastCommit time.Time
+	mu struct {
+		sync.Mutex
+		lastCommit time.Time
+	}
 	// last values of cumulative counters read from the parts
 	p2p                        map[string]uint64
 	roundChanges, leaderChange uint64
-	commitRounds               [bft.RoundBuckets]uint64
+	commitRounds               [consensus.RoundBuckets]uint64
 }
 
 func newInstruments() *instruments {
 	reg := prometheus.NewRegistry()
-	return &instruments{reg: reg, m: metrics.New(reg), p2p: make(map[string]uint64), lastCommit: time.Now()}
+	ins := &instruments{reg: reg, m: metrics.New(reg), p2p: make(map[string]uint64)}
+	ins.mu.lastCommit = time.Now()
+	return ins
+}
+
+// committed notes the time of the last commit (readiness).
+func (ins *instruments) committed(t time.Time) {
+	ins.mu.Lock()
+	defer ins.mu.Unlock()
+	ins.mu.lastCommit = t
 }
 
 // p2pTypeNames names the message types on the charter_p2p_* labels.
@@ -71,9 +82,9 @@ func (n *Node) readiness() (bool, string) {
 }
 
 func (n *Node) lastCommit() time.Time {
-	n.cacheMu.Lock()
-	defer n.cacheMu.Unlock()
-	return n.ins.lastCommit
+	n.ins.mu.Lock()
+	defer n.ins.mu.Unlock()
+	return n.ins.mu.lastCommit
 }
 
 // sampleLoop copies the parts' counters into the metrics every second.
@@ -119,30 +130,20 @@ func (n *Node) sample() {
 			}
 		}
 	}
-	var rounds, leaders uint64
-	switch e := n.engine.(type) {
-	case *bft.Engine:
-		st := e.Stats()
-		rounds = st.RoundChanges
-		// Heights decided, by the round of their decision (the last
-		// bucket: that round or later); a height decided in round r took
-		// r+1 rounds.
-		for r, c := range st.CommitRounds {
-			for ; n.ins.commitRounds[r] < c; n.ins.commitRounds[r]++ {
-				m.ConsensusRounds.Observe(float64(r + 1))
-			}
+	st := n.engine.Stats()
+	rounds, leaders := st.RoundChanges, st.LeaderChanges
+	// Heights decided, by the round of their decision (the last bucket:
+	// that round or later); a height decided in round r took r+1 rounds.
+	for r, c := range st.DecidedInRound {
+		for ; n.ins.commitRounds[r] < c; n.ins.commitRounds[r]++ {
+			m.ConsensusRounds.Observe(float64(r + 1))
 		}
-		for typ := bft.MsgType(1); int(typ) < len(st.MsgsIn); typ++ {
-			name := typ.String()
-			n.addDelta(m.ConsensusMessages, "in", name, "cmsgs", st.MsgsIn[typ])
-			n.addDelta(m.ConsensusMessages, "out", name, "cmsgs", st.MsgsOut[typ])
-			n.addDelta(m.ConsensusBytes, "in", name, "cbytes", st.BytesIn[typ])
-			n.addDelta(m.ConsensusBytes, "out", name, "cbytes", st.BytesOut[typ])
-		}
-	case *raft.Engine:
-		leaders = e.Stats().LeaderChanges
-	case *poa.Engine:
-		rounds = e.Stats().Timeouts
+	}
+	for _, ms := range st.Messages {
+		n.addDelta(m.ConsensusMessages, "in", ms.Type, "cmsgs", ms.MsgsIn)
+		n.addDelta(m.ConsensusMessages, "out", ms.Type, "cmsgs", ms.MsgsOut)
+		n.addDelta(m.ConsensusBytes, "in", ms.Type, "cbytes", ms.BytesIn)
+		n.addDelta(m.ConsensusBytes, "out", ms.Type, "cbytes", ms.BytesOut)
 	}
 	if rounds > n.ins.roundChanges {
 		m.RoundChanges.Add(float64(rounds - n.ins.roundChanges))

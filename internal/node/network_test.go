@@ -157,7 +157,7 @@ func TestNetworkEngines(t *testing.T) {
 			// Same block at every height every node has.
 			low := ^uint64(0)
 			for _, nd := range nodes {
-				low = min(low, nd.Head().Number.Uint64())
+				low = min(low, nd.Chain().Head().Number.Uint64())
 			}
 			for h := uint64(1); h <= low; h++ {
 				want := nodes[0].Ledger().HeaderByNumber(h).Hash()

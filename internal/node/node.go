@@ -9,17 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"github.com/charter-ledger/charter/internal/blockchain"
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/events"
@@ -98,22 +96,13 @@ type Node struct {
 	self   consensus.NodeID
 	ledger *ledger.Ledger
 	exec   *execution.Executor
-
-	laterValidators []system.ValidatorChange // for the engine once it runs
-	due             atomic.Pointer[dueCache] // governanceDue of the head
-	pool            *txpool.Pool
-	engine          consensus.Engine
-	bus             events.Bus
-	api             *apiServer
-	net             *network // nil without peers
-	ins             *instruments
-
-	maxBlockTxs int          // bound of BuildBlock; 0: none
-	halted      func() error // polled for an engine that stops itself
-
-	cacheMu sync.Mutex
-	cache   map[common.Hash]*execution.Result // executed, not yet committed
-	stateMu sync.Mutex                        // copying a cached post-state vs committing it
+	chain  *blockchain.Chain
+	pool   *txpool.Pool
+	engine consensus.Engine
+	bus    events.Bus
+	api    *apiServer
+	net    *network // nil without peers
+	ins    *instruments
 
 	fatalOnce sync.Once
 	fatal     chan error // a reason the node cannot go on
@@ -139,7 +128,6 @@ func New(cfg Config) (*Node, error) {
 		cfg:   cfg,
 		log:   cfg.Logger,
 		self:  crypto.PubkeyToAddress(cfg.NodeKey.PublicKey),
-		cache: make(map[common.Hash]*execution.Result),
 		ins:   newInstruments(),
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
@@ -168,21 +156,45 @@ func New(cfg Config) (*Node, error) {
 			return system.Read(st).CheckTransaction(from, tx)
 		},
 	}, n.exec.Signer(), headState)
-
+	m := n.ins.m
+	n.chain, err = blockchain.New(blockchain.Config{
+		Spec:   cfg.Spec,
+		Ledger: l,
+		Exec:   n.exec,
+		Pool:   n.pool,
+		Log:    cfg.Logger,
+		Timings: blockchain.Timings{
+			Build:     func(d time.Duration) { m.BlockBuild.Observe(d.Seconds()) },
+			Execution: func(d time.Duration) { m.BlockExecution.Observe(d.Seconds()) },
+			Commit:    func(d time.Duration) { m.BlockCommit.Observe(d.Seconds()) },
+		},
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
 	n.applyPoolLimits()
 	blockTime := time.Duration(cfg.Spec.BlockTimeMs) * time.Millisecond
 	if cfg.BlockTime > 0 {
 		blockTime = cfg.BlockTime
 	}
-	engine, setup, err := n.newEngine(blockTime)
+	engine, profile, err := n.newEngine(blockTime)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	n.engine, n.maxBlockTxs, n.halted = engine, setup.maxBlockTxs, setup.halted
-	n.laterValidators = setup.laterValidators
+	n.engine = engine
+	n.chain.SetMaxBlockTxs(profile.MaxBlockTxs)
+	// What follows a commit, in this order: the metrics, the pool moves to
+	// the new head, governance's decisions take effect (the engine's
+	// validator set, the pool's limits, the peers' trust), subscribers of
+	// the event bus hear of the block.
+	n.chain.Subscribe(n.recordCommit)
+	n.chain.Subscribe(n.resetPool)
+	n.chain.Subscribe(n.applyGovernance)
+	n.chain.Subscribe(n.publishCommit)
 	if cfg.Network != nil {
-		if n.net, err = newNetwork(n, cfg.Network, setup.members, setup.gossip); err != nil {
+		if n.net, err = newNetwork(n, cfg.Network, profile.Members, profile.Gossip); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -211,18 +223,14 @@ func (n *Node) Start() error {
 		n.Stop()
 		return fmt.Errorf("start engine: %w", err)
 	}
-	// Validator changes governance decided for heights after the next.
-	n.applyValidatorChanges(n.ledger.Head().Number.Uint64(), n.laterValidators)
 	if n.net != nil {
 		if err := n.net.start(); err != nil {
 			n.Stop()
 			return err
 		}
 	}
-	if n.halted != nil {
-		n.wg.Add(1)
-		go n.watchHalt()
-	}
+	n.wg.Add(1)
+	go n.watchHalt()
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
 		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
@@ -271,17 +279,11 @@ func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscri
 // watchHalt turns an engine that halted by itself into a node failure.
 func (n *Node) watchHalt() {
 	defer n.wg.Done()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.quit:
-			return
-		case <-t.C:
-			if err := n.halted(); err != nil {
-				n.fail(fmt.Errorf("%s engine halted: %w", n.cfg.Spec.Consensus.Engine, err))
-				return
-			}
+	select {
+	case <-n.quit:
+	case err, halted := <-n.engine.Done():
+		if halted {
+			n.fail(err)
 		}
 	}
 }
@@ -314,6 +316,9 @@ func (n *Node) Stop() {
 	})
 }
 
+// Self is the node id: the address of its node key.
+func (n *Node) Self() consensus.NodeID { return n.self }
+
 // RPCAddr is the address JSON-RPC listens on (useful with port 0).
 func (n *Node) RPCAddr() string { return n.api.addr() }
 
@@ -333,8 +338,9 @@ func (n *Node) PeerCount() int {
 	return n.net.peerCount()
 }
 
-// Ledger, Pool, Executor and Spec expose the parts to the APIs.
+// Ledger, Chain, Pool, Executor and Spec expose the parts to the APIs.
 func (n *Node) Ledger() *ledger.Ledger          { return n.ledger }
+func (n *Node) Chain() *blockchain.Chain        { return n.chain }
 func (n *Node) Pool() *txpool.Pool              { return n.pool }
 func (n *Node) Executor() *execution.Executor   { return n.exec }
 func (n *Node) Spec() *chain.Spec               { return n.cfg.Spec }
@@ -342,310 +348,38 @@ func (n *Node) Bus() *events.Bus                { return &n.bus }
 func (n *Node) Engine() consensus.Engine        { return n.engine }
 func (n *Node) DevAccounts() []chain.DevAccount { return n.cfg.DevAccounts }
 
-// --- consensus.Host ---
-
-// Self is the node id.
-func (n *Node) Self() consensus.NodeID { return n.self }
-
-// Head is the last committed header.
-func (n *Node) Head() *types.Header { return n.ledger.Head() }
-
-// BuildBlock executes pending transactions on parent: the committed head,
-// or a block built or verified here and not committed yet (engines whose
-// blocks become final later, such as poa, build on those).
-func (n *Node) BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error) {
-	st, exec, committed, err := n.parentState(parent.Hash(), parent.Number.Uint64())
-	if err != nil {
-		return nil, err
+// recordCommit is the commit's subscriber that feeds the metrics.
+func (n *Node) recordCommit(c *blockchain.Committed) error {
+	hashes := make([][32]byte, len(c.Block.Transactions()))
+	for i, tx := range c.Block.Transactions() {
+		hashes[i] = tx.Hash()
 	}
-	header := chain.NewHeader(n.cfg.Spec, parent, proposer, timestamp)
-	var src execution.TxSource = n.pool.Pending(n.maxBlockTxs)
-	if !committed {
-		// The pool still holds what the uncommitted ancestors included.
-		src = &pastIncluded{src: src, st: st, signer: n.exec.Signer()}
-	}
-	start := time.Now()
-	res, err := exec.Build(header, st, src)
-	n.ins.m.BlockBuild.Observe(time.Since(start).Seconds())
-	n.ins.m.BlockExecution.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, err
-	}
-	if len(res.Rejected) > 0 && committed {
-		drop := make([]*types.Transaction, len(res.Rejected))
-		for i, r := range res.Rejected {
-			drop[i] = r.Tx
-			n.log.Debug("Transaction dropped while building", "tx", r.Tx.Hash(), "err", r.Err)
-		}
-		// Rejected transactions cannot execute on the head; they leave the
-		// pool now so the next build does not try them again.
-		if headState, err := n.ledger.StateAt(parent.Root); err == nil {
-			n.pool.Reset(headState, drop)
-		}
-	}
-	n.remember(res)
-	return res.Block, nil
-}
-
-// VerifyBlock executes a block built elsewhere and checks its header.
-func (n *Node) VerifyBlock(block *types.Block) error {
-	_, err := n.verified(block)
-	return err
-}
-
-func (n *Node) verified(block *types.Block) (*execution.Result, error) {
-	hash := block.Hash()
-	n.cacheMu.Lock()
-	res := n.cache[hash]
-	n.cacheMu.Unlock()
-	if res != nil {
-		return res, nil
-	}
-	if block.NumberU64() == 0 {
-		return nil, fmt.Errorf("%w 0: the genesis is not verified", execution.ErrInvalidBlock)
-	}
-	st, exec, _, err := n.parentState(block.ParentHash(), block.NumberU64()-1)
-	if err != nil {
-		return nil, err
-	}
-	parent := n.ledger.HeaderByNumber(block.NumberU64() - 1)
-	if parent == nil || parent.Hash() != block.ParentHash() {
-		n.cacheMu.Lock()
-		if r := n.cache[block.ParentHash()]; r != nil {
-			parent = r.Block.Header()
-		}
-		n.cacheMu.Unlock()
-	}
-	if parent == nil || parent.Hash() != block.ParentHash() {
-		return nil, fmt.Errorf("%w %d: parent %s is unknown", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
-	}
-	start := time.Now()
-	res, err = exec.Apply(parent, n.withKnownSenders(block), st)
-	n.ins.m.BlockExecution.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, err
-	}
-	n.remember(res)
-	return res, nil
-}
-
-// withKnownSenders returns block with the transactions this node's pool
-// holds replaced by the pool's copies, whose senders are recovered already
-// (same hash, same content: the block is the same), and the senders of
-// the others recovered in parallel. Recovery is most of the cost of
-// verifying a block of transfers.
-func (n *Node) withKnownSenders(block *types.Block) *types.Block {
-	txs := block.Transactions()
-	if len(txs) == 0 {
-		return block
-	}
-	sub := make([]*types.Transaction, len(txs))
-	var unknown []*types.Transaction
-	for i, tx := range txs {
-		if p := n.pool.Get(tx.Hash()); p != nil {
-			sub[i] = p
-		} else {
-			sub[i] = tx
-			unknown = append(unknown, tx)
-		}
-	}
-	if workers := min(runtime.GOMAXPROCS(0), len(unknown)/64); workers > 1 {
-		signer := n.exec.Signer()
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for i := w; i < len(unknown); i += workers {
-					types.Sender(signer, unknown[i]) // caches in the transaction; Apply reports errors
-				}
-			}(w)
-		}
-		wg.Wait()
-	}
-	if len(unknown) == len(txs) {
-		return block
-	}
-	return block.WithBody(types.Body{Transactions: sub, Uncles: block.Uncles(), Withdrawals: block.Withdrawals()})
-}
-
-// maxCachedResults bounds the executed, uncommitted blocks kept (their
-// receipts and post-states). Beyond it results are not kept: a commit of
-// such a block executes it again, and a child of it cannot be built.
-const maxCachedResults = 1024
-
-func (n *Node) remember(res *execution.Result) {
-	n.cacheMu.Lock()
-	defer n.cacheMu.Unlock()
-	if len(n.cache) < maxCachedResults {
-		n.cache[res.Block.Hash()] = res
-	}
-}
-
-// parentState returns a fresh state to execute a child of the block
-// (hash, number) on, and an executor whose BLOCKHASH sees that block's
-// own ancestry. The block is either committed, or executed here (built or
-// verified) and still in the cache, above a chain of such blocks that
-// reaches the committed chain. committed tells which.
-func (n *Node) parentState(hash common.Hash, number uint64) (st *state.StateDB, exec *execution.Executor, committed bool, err error) {
-	if h := n.ledger.HeaderByNumber(number); h != nil && h.Hash() == hash {
-		st, err := n.ledger.StateAt(h.Root)
-		if err != nil {
-			return nil, nil, false, fmt.Errorf("state of block %d: %w", number, err)
-		}
-		return st, n.exec, true, nil
-	}
-	n.cacheMu.Lock()
-	defer n.cacheMu.Unlock()
-	res := n.cache[hash]
-	if res == nil {
-		return nil, nil, false, fmt.Errorf("%w %d: parent %s is neither committed nor executed here", execution.ErrInvalidBlock, number+1, hash.TerminalString())
-	}
-	// The uncommitted ancestors, down to a block whose parent is committed.
-	above := make(map[uint64]*types.Header)
-	for r := res; ; {
-		h := r.Block.Header()
-		above[h.Number.Uint64()] = h
-		if p := n.ledger.HeaderByNumber(h.Number.Uint64() - 1); p != nil && p.Hash() == h.ParentHash {
-			break
-		}
-		if r = n.cache[h.ParentHash]; r == nil || len(above) > maxCachedResults {
-			return nil, nil, false, fmt.Errorf("%w %d: ancestor %s of parent %s is neither committed nor executed here",
-				execution.ErrInvalidBlock, number+1, h.ParentHash.TerminalString(), hash.TerminalString())
-		}
-	}
-	// The parent's post-state is consumed when the parent commits; copy it
-	// under stateMu so that the copy never races that commit.
-	n.stateMu.Lock()
-	st = res.State.Copy()
-	n.stateMu.Unlock()
-	return st, execution.New(n.cfg.Spec, forkHeaders{n.ledger, above}), false, nil
-}
-
-// pastIncluded is a transaction source for a block built on an
-// uncommitted parent: it passes over each sender's transactions whose
-// nonce the state being built on has used already (the parent's branch
-// holds them), so the block takes the sender's next ones instead of
-// refusing the sender altogether.
-type pastIncluded struct {
-	src    execution.TxSource
-	st     *state.StateDB // the block's state as it is built
-	signer types.Signer
-}
-
-func (p *pastIncluded) Peek() *types.Transaction {
-	for tx := p.src.Peek(); tx != nil; tx = p.src.Peek() {
-		from, err := types.Sender(p.signer, tx) // cached by the pool
-		if err != nil || tx.Nonce() >= p.st.GetNonce(from) {
-			return tx
-		}
-		p.src.Shift()
-	}
+	m := n.ins.m
+	m.Final(hashes, c.Time)
+	m.Height.Set(float64(c.Block.NumberU64()))
+	m.TxCommitted.Add(float64(len(hashes)))
+	m.BlocksCommitted.Inc()
+	n.ins.committed(c.Time)
 	return nil
 }
 
-func (p *pastIncluded) Shift() { p.src.Shift() }
-func (p *pastIncluded) Skip()  { p.src.Skip() }
-
-// forkHeaders answers header lookups by number along one uncommitted
-// branch above the committed chain.
-type forkHeaders struct {
-	committed execution.HeaderReader
-	above     map[uint64]*types.Header
-}
-
-func (f forkHeaders) HeaderByNumber(number uint64) *types.Header {
-	if h := f.above[number]; h != nil {
-		return h
-	}
-	return f.committed.HeaderByNumber(number)
-}
-
-// CommitBlock writes a block durably, then updates the pool and publishes
-// the block. A block that cannot be written stops the node: its engine
-// cannot know what it would sign next.
-func (n *Node) CommitBlock(block *types.Block, seal []byte) error {
-	res, err := n.verified(block)
+// resetPool is the commit's subscriber that moves the pool to the new
+// head: what the block included leaves it, what became executable is
+// promoted.
+func (n *Node) resetPool(c *blockchain.Committed) error {
+	headState, err := n.ledger.StateAt(c.Block.Root())
 	if err != nil {
-		return err
-	}
-	start := time.Now()
-	n.stateMu.Lock()
-	err = n.ledger.Commit(block, res.Receipts, res.State, seal)
-	n.stateMu.Unlock()
-	n.ins.m.BlockCommit.Observe(time.Since(start).Seconds())
-	if err != nil {
-		n.fail(fmt.Errorf("commit block %d: %w", block.NumberU64(), err))
-		return err
-	}
-	now := time.Now()
-	n.cacheMu.Lock()
-	for h, r := range n.cache {
-		if r.Block.NumberU64() <= block.NumberU64() {
-			delete(n.cache, h)
-		}
-	}
-	n.ins.lastCommit = now
-	n.cacheMu.Unlock()
-	hashes := make([][32]byte, len(block.Transactions()))
-	for i, tx := range block.Transactions() {
-		hashes[i] = tx.Hash()
-	}
-	n.ins.m.Final(hashes, now)
-	n.ins.m.Height.Set(float64(block.NumberU64()))
-	n.ins.m.TxCommitted.Add(float64(len(hashes)))
-	n.ins.m.BlocksCommitted.Inc()
-	headState, err := n.ledger.StateAt(block.Root())
-	if err != nil {
-		n.fail(fmt.Errorf("open state of committed block %d: %w", block.NumberU64(), err))
-		return err
-	}
-	n.pool.Reset(headState, nil)
-	n.applyValidatorChanges(block.NumberU64(), res.Effects.ValidatorChanges)
-	if len(res.Effects.Executed) > 0 {
-		n.applyPoolLimits()
-		if n.net != nil {
-			if err := n.net.syncTrust(); err != nil {
-				n.log.Warn("The registry's organizations do not all fit the trust store", "err", err)
-			}
-		}
-	}
-	receipts, err := n.ledger.Receipts(block.NumberU64())
-	if err != nil {
+		err = fmt.Errorf("open state of committed block %d: %w", c.Block.NumberU64(), err)
 		n.fail(err)
 		return err
 	}
-	var logs []*types.Log
-	for _, r := range receipts {
-		logs = append(logs, r.Logs...)
-	}
-	n.bus.PublishChain(events.ChainEvent{Block: block, Receipts: receipts, Logs: logs})
-	n.log.Debug("Block committed", "height", block.NumberU64(), "txs", len(block.Transactions()), "gas", block.GasUsed())
+	n.pool.Reset(headState, nil)
 	return nil
 }
 
-// BlockByNumber returns a committed block and its seal.
-func (n *Node) BlockByNumber(number uint64) (*types.Block, []byte) {
-	b := n.ledger.BlockByNumber(number)
-	if b == nil {
-		return nil, nil
-	}
-	return b, n.ledger.Seal(number)
+// publishCommit is the commit's subscriber that tells the event bus
+// (JSON-RPC subscriptions, filters) with the receipts just written.
+func (n *Node) publishCommit(c *blockchain.Committed) error {
+	n.bus.PublishChain(events.ChainEvent{Block: c.Block, Receipts: c.Receipts, Logs: c.Logs})
+	return nil
 }
-
-// Send delivers an engine message to one peer; it never blocks (the
-// transport queues or drops). A node without peers has nobody to send to.
-func (n *Node) Send(to consensus.NodeID, payload []byte) {
-	if n.net != nil {
-		n.net.send(to, payload)
-	}
-}
-
-// Broadcast delivers an engine message to every connected peer.
-func (n *Node) Broadcast(payload []byte) {
-	if n.net != nil {
-		n.net.broadcast(payload)
-	}
-}
-
-var _ consensus.Host = (*Node)(nil)

@@ -8,7 +8,7 @@ import (
 )
 
 // Config of a Core. Times are counted in ticks: the core has no clock, and
-// the adapter (or the simulator) calls Tick at a fixed interval.
+// the Driver (or the simulator) calls Tick at a fixed interval.
 type Config struct {
 	// ChainID is inside every signed digest.
 	ChainID uint64

@@ -20,64 +20,17 @@ type Head struct {
 	Hash   common.Hash
 }
 
-// Outbound is a message to send. Broadcast messages go to every connected
-// peer; others to To only. Delivery is best effort: the core re-sends what
-// matters.
-type Outbound struct {
-	Type      MsgType
-	To        consensus.NodeID
-	Broadcast bool
-	Payload   []byte
-}
-
-// Commit is a decided block and its seal (the encoded commit certificate).
-type Commit struct {
-	Block  *types.Block
-	Seal   []byte
-	Round  int64
-	Synced bool // taken from a catch-up answer rather than decided here
-}
-
-// BuildRequest asks the node to build a block on Parent (Host.BuildBlock)
-// and hand it back with Core.Propose(Height, Round, ...).
-type BuildRequest struct {
-	Height uint64
-	Round  int64
-	Parent common.Hash
-}
-
-// ServeRequest asks the node to send peer To the committed blocks From,
-// From+1, ... (at most Count, stopping at the first unknown one), each as
-// EncodeSyncBlock(block, seal) from Host.BlockByNumber.
-type ServeRequest struct {
-	To    consensus.NodeID
-	From  uint64
-	Count int
-}
-
-// Ready is a batch of work for the node. The node handles it in this
-// order, then calls Advance:
+// The Ready of a bft core (consensus.Ready) holds:
 //
-//  1. Commits: Host.CommitBlock each, in order (they are consecutive);
-//  2. State: if non-nil, save it durably (fsync) — before step 3;
-//  3. Messages: send them;
-//  4. Serve, Build, Verify: start them; answers come back through Propose
-//     and Verified, in any later call, from the same goroutine as Step.
-//
-// The node owns the Ready after Ready() returns it.
-type Ready struct {
-	Commits  []Commit
-	State    *SavedState
-	Messages []Outbound
-	Serve    []ServeRequest
-	Build    *BuildRequest
-	Verify   []*types.Block
-}
-
-func (r *Ready) empty() bool {
-	return len(r.Commits) == 0 && r.State == nil && len(r.Messages) == 0 &&
-		len(r.Serve) == 0 && r.Build == nil && len(r.Verify) == 0
-}
+//   - Commits: decided blocks, each with its seal (the encoded commit
+//     certificate); at most one per Ready, since after a decision the core
+//     holds every message until Advance;
+//   - State: MarshalSavedState of the SavedState, whenever what this
+//     validator signed, its round or its lock changed: saved before the
+//     messages that carry the signatures leave;
+//   - Messages, Build (a block for this validator's proposal), Verify (the
+//     proposals of others), Serve (committed blocks for a peer that
+//     catches up, sent back as sync blocks from Served).
 
 // ErrPastHeight is returned by SetValidators for a change that would
 // affect a height already in progress.
@@ -221,6 +174,7 @@ type Core struct {
 	sched   schedule
 	now     uint64
 	head    Head
+	parent  *types.Header // the header of head: the parent of the next block
 	hs      *heightState
 
 	future     []buffered
@@ -248,15 +202,22 @@ type Core struct {
 	evidence    []Evidence
 	evidenceKey map[evKey]struct{}
 
-	stats Stats
-	rd    Ready
-	dirty bool
+	stats   Stats
+	rd      consensus.Ready
+	dirty   bool
+	buildID uint64 // ID of the last build request
 }
 
 // NewCore returns a core that decides heights from head.Number+1 on. saved
 // is what the node last stored from Ready.State (nil on first start); a
-// saved state for an older height is ignored.
-func NewCore(cfg Config, head Head, saved *SavedState) (*Core, error) {
+// saved state for an older height is ignored (the driver commits a
+// decided block before it saves the state of the next height, so a crash
+// in between leaves an older state: consensus.Ready).
+func NewCore(cfg Config, header *types.Header, saved *SavedState) (*Core, error) {
+	if header == nil {
+		return nil, fmt.Errorf("%w: no head header", ErrBadConfig)
+	}
+	head := Head{Number: header.Number.Uint64(), Hash: header.Hash()}
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -272,6 +233,7 @@ func NewCore(cfg Config, head Head, saved *SavedState) (*Core, error) {
 		recover:     cfg.Recover,
 		sched:       schedule{entries: []scheduleEntry{{from: 0, set: vs}}},
 		head:        head,
+		parent:      header,
 		futureBy:    make(map[consensus.NodeID]int),
 		futureSeen:  make(map[common.Hash]struct{}),
 		seen:        make(map[common.Hash]struct{}),
@@ -378,18 +340,45 @@ func (c *Core) Height() uint64 { return c.hs.height }
 // Round is the round in progress.
 func (c *Core) Round() int64 { return c.hs.round }
 
-// Head is the last block this core committed (or started from).
-func (c *Core) Head() Head { return c.head }
+// Tip is the last block this core committed (or started from).
+func (c *Core) Tip() Head { return c.head }
 
 // Validators returns the validator set of a height, as far as known now.
 func (c *Core) Validators(height uint64) *ValidatorSet { return c.sched.at(height) }
 
-// Stats returns the counters.
-func (c *Core) Stats() Stats {
+// Counters returns the bft counters.
+func (c *Core) Counters() Stats {
 	s := c.stats
 	s.Height, s.Round = c.hs.height, c.hs.round
 	return s
 }
+
+// Stats implements consensus.Core.
+func (c *Core) Stats() consensus.Stats {
+	s := c.Counters()
+	out := consensus.Stats{
+		Height: s.Height, Round: s.Round,
+		RoundChanges:   s.RoundChanges,
+		DecidedInRound: s.CommitRounds,
+		Dropped:        s.Dropped,
+	}
+	for typ := MsgType(1); int(typ) < numMsgTypes; typ++ {
+		out.Messages = append(out.Messages, consensus.MessageStats{Type: typ.String(),
+			MsgsIn: s.MsgsIn[typ], MsgsOut: s.MsgsOut[typ], BytesIn: s.BytesIn[typ], BytesOut: s.BytesOut[typ]})
+	}
+	return out
+}
+
+// Err implements consensus.Core: a broken invariant panics instead.
+func (c *Core) Err() error { return nil }
+
+// Notify implements consensus.Core. The round's proposer asks for a block
+// when its round starts (and CommitWait paces heights), so there is
+// nothing to wake.
+func (c *Core) Notify([]*types.Transaction) {}
+
+// Head implements consensus.Core: bft blocks are final when committed.
+func (c *Core) Head(uint64) consensus.HeadRef { return consensus.HeadRef{Latest: true} }
 
 // Evidence returns the equivocations seen, oldest first (at most
 // Config.MaxEvidence). The caller owns the slice.
@@ -412,15 +401,20 @@ func (c *Core) SetValidators(from uint64, ids []consensus.NodeID) error {
 }
 
 // HasReady reports whether Ready has anything.
-func (c *Core) HasReady() bool { return !c.rd.empty() || (c.dirty && c.signer != nil) }
+func (c *Core) HasReady() bool { return !c.rd.Empty() || (c.dirty && c.signer != nil) }
 
-// Ready returns the pending work and starts a new batch. See Ready for the
-// order in which the node must handle it.
-func (c *Core) Ready() Ready {
+// Ready returns the pending work and starts a new batch (see the notes on
+// consensus.Ready above). An observer saves no state.
+func (c *Core) Ready() consensus.Ready {
 	rd := c.rd
-	c.rd = Ready{}
+	c.rd = consensus.Ready{}
 	if c.dirty && c.signer != nil {
-		rd.State = c.snapshot()
+		b, err := MarshalSavedState(c.snapshot())
+		if err != nil {
+			// The core's own blocks and messages: a broken invariant.
+			panic(fmt.Sprintf("bft: encode saved state: %v", err))
+		}
+		rd.State = b
 	}
 	c.dirty = false
 	return rd
@@ -535,7 +529,8 @@ func (c *Core) startRound(r int64) {
 			c.propose(hs.validBlock, hs.validRound, hs.validJust)
 		default:
 			hs.building = true
-			c.rd.Build = &BuildRequest{Height: hs.height, Round: r, Parent: c.head.Hash}
+			c.buildID++
+			c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true}
 		}
 	}
 	c.sendStatus()
@@ -895,20 +890,28 @@ func (c *Core) recordEvidence(who consensus.NodeID, a, b Signed) {
 	c.stats.Equivocations++
 }
 
-// Propose hands the core the block built for Ready.Build (or the error of
-// building it). A block for another height or round, or arriving after the
-// round moved on, is ignored.
-func (c *Core) Propose(height uint64, round int64, block *types.Block, err error) {
+// Built hands the core the block built for Ready.Build (or the error of
+// building it). An answer to an older request (the round moved on) is
+// ignored.
+func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) {
 	hs := c.hs
-	if height != hs.height || round != hs.round || !hs.building || hs.step != stepPropose {
+	if req.ID != c.buildID || !hs.building || hs.step != stepPropose {
 		return
 	}
 	hs.building = false
-	if err != nil || block == nil || block.NumberU64() != height || block.ParentHash() != c.head.Hash {
+	if err != nil || block == nil || block.NumberU64() != hs.height || block.ParentHash() != c.head.Hash {
 		return // the propose timeout moves the round on
 	}
 	c.propose(block, -1, nil)
 	c.process()
+}
+
+// Served sends a peer that catches up the committed blocks the driver read
+// for Ready.Serve, each as a sync block with its certificate.
+func (c *Core) Served(req consensus.ServeRequest, blocks []consensus.SealedBlock) {
+	for _, sb := range blocks {
+		c.sendTo(req.To, MsgSyncBlock, EncodeSyncBlock(sb.Block, sb.Seal))
+	}
 }
 
 // Verified gives the result of verifying a block of Ready.Verify.
@@ -980,13 +983,13 @@ func (c *Core) signVote(typ MsgType, hash common.Hash) {
 func (c *Core) send(typ MsgType, payload []byte) {
 	c.stats.MsgsOut[typ]++
 	c.stats.BytesOut[typ] += uint64(len(payload))
-	c.rd.Messages = append(c.rd.Messages, Outbound{Type: typ, Broadcast: true, Payload: payload})
+	c.rd.Messages = append(c.rd.Messages, consensus.Message{Broadcast: true, Payload: payload})
 }
 
 func (c *Core) sendTo(to consensus.NodeID, typ MsgType, payload []byte) {
 	c.stats.MsgsOut[typ]++
 	c.stats.BytesOut[typ] += uint64(len(payload))
-	c.rd.Messages = append(c.rd.Messages, Outbound{Type: typ, To: to, Payload: payload})
+	c.rd.Messages = append(c.rd.Messages, consensus.Message{To: to, Payload: payload})
 }
 
 func (c *Core) sendStatus() {
@@ -1219,7 +1222,7 @@ func (c *Core) tryLock(rs *roundState) bool {
 }
 
 func (c *Core) decide(block *types.Block, seal []byte, round int64, synced bool) {
-	c.rd.Commits = append(c.rd.Commits, Commit{Block: block, Seal: seal, Round: round, Synced: synced})
+	c.rd.Commits = append(c.rd.Commits, consensus.SealedBlock{Block: block, Seal: seal})
 	if synced {
 		c.stats.Synced++
 	} else {
@@ -1231,6 +1234,7 @@ func (c *Core) decide(block *types.Block, seal []byte, round int64, synced bool)
 	c.stats.LastCommitRound = round
 	c.stats.CommitRounds[min(round, RoundBuckets-1)]++
 	c.head = Head{Number: block.NumberU64(), Hash: block.Hash()}
+	c.parent = block.Header()
 	c.holding = true
 	c.startHeight()
 }
@@ -1332,7 +1336,7 @@ func (c *Core) onSyncRequest(from consensus.NodeID, payload []byte) error {
 	c.served[from] = c.now
 	c.stats.SyncServed++
 	count := min(c.head.Number-m.height+1, uint64(c.cfg.MaxSyncBlocks))
-	c.rd.Serve = append(c.rd.Serve, ServeRequest{To: from, From: m.height, Count: int(count)})
+	c.rd.Serve = append(c.rd.Serve, consensus.ServeRequest{To: from, From: m.height, Count: int(count)})
 	return nil
 }
 

@@ -44,7 +44,7 @@ func newFixture(t *testing.T, n int, self int, mod func(*Config)) *fixture {
 	if mod != nil {
 		mod(&cfg)
 	}
-	f.core, err = NewCore(cfg, f.head, nil)
+	f.core, err = NewCore(cfg, genesis.Header(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func (f *fixture) mustStep(from consensus.NodeID, p []byte) {
 
 // ready takes the Ready, answers Verify with valid (unless bad says
 // otherwise), and Advances.
-func (f *fixture) ready(bad ...common.Hash) Ready {
+func (f *fixture) ready(bad ...common.Hash) consensus.Ready {
 	rd := f.core.Ready()
 	for _, b := range rd.Verify {
 		var err error
@@ -125,10 +125,10 @@ func (f *fixture) ready(bad ...common.Hash) Ready {
 }
 
 // sent returns the votes of typ in msgs, decoded.
-func sent(t *testing.T, msgs []Outbound, typ MsgType) []*message {
+func sent(t *testing.T, msgs []consensus.Message, typ MsgType) []*message {
 	var out []*message
 	for _, m := range msgs {
-		if m.Type != typ {
+		if PeekType(m.Payload) != typ {
 			continue
 		}
 		d, err := decodeMessage(m.Payload)
@@ -140,9 +140,22 @@ func sent(t *testing.T, msgs []Outbound, typ MsgType) []*message {
 	return out
 }
 
+// savedOf decodes the state of a Ready; nil if it has none.
+func savedOf(t *testing.T, rd consensus.Ready) *SavedState {
+	t.Helper()
+	if rd.State == nil {
+		return nil
+	}
+	st, err := UnmarshalSavedState(rd.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // drain collects everything the core produces until it is quiet.
-func (f *fixture) drain(bad ...common.Hash) Ready {
-	var all Ready
+func (f *fixture) drain(bad ...common.Hash) consensus.Ready {
+	var all consensus.Ready
 	for i := 0; f.core.HasReady() && i < 100; i++ {
 		rd := f.ready(bad...)
 		all.Commits = append(all.Commits, rd.Commits...)
@@ -298,16 +311,16 @@ func TestCoreDecides(t *testing.T) {
 		t.Fatalf("verify request: %v", rd.Verify)
 	}
 	pv := sent(t, rd.Messages, MsgPrevote)
-	if len(pv) != 1 || pv[0].hash != b.Hash() || rd.State == nil || rd.State.Prevote == nil {
-		t.Fatalf("prevote for the block, saved: %v %+v", pv, rd.State)
+	if st := savedOf(t, rd); len(pv) != 1 || pv[0].hash != b.Hash() || st == nil || st.Prevote == nil {
+		t.Fatalf("prevote for the block, saved: %v %+v", pv, st)
 	}
 	for _, id := range f.others()[:2] {
 		f.mustStep(id, f.vote(MsgPrevote, id, 1, 0, b.Hash()))
 	}
 	rd = f.drain()
 	pc := sent(t, rd.Messages, MsgPrecommit)
-	if len(pc) != 1 || pc[0].hash != b.Hash() || rd.State.LockedRound != 0 || rd.State.LockedBlock.Hash() != b.Hash() {
-		t.Fatalf("precommit and lock: %v %+v", pc, rd.State)
+	if st := savedOf(t, rd); len(pc) != 1 || pc[0].hash != b.Hash() || st.LockedRound != 0 || st.LockedBlock.Hash() != b.Hash() {
+		t.Fatalf("precommit and lock: %v %+v", pc, st)
 	}
 	for _, id := range f.others()[:2] {
 		f.mustStep(id, f.vote(MsgPrecommit, id, 1, 0, b.Hash()))
@@ -319,8 +332,8 @@ func TestCoreDecides(t *testing.T) {
 	if _, err := VerifyCertificate(simChainID, f.ids, 1, b.Hash(), rd.Commits[0].Seal); err != nil {
 		t.Fatalf("seal: %v", err)
 	}
-	if f.core.Height() != 2 || f.core.Stats().Decided != 1 || f.core.Stats().CommitRounds[0] != 1 {
-		t.Fatalf("after commit: height %d stats %+v", f.core.Height(), f.core.Stats())
+	if f.core.Height() != 2 || f.core.Counters().Decided != 1 || f.core.Counters().CommitRounds[0] != 1 {
+		t.Fatalf("after commit: height %d stats %+v", f.core.Height(), f.core.Counters())
 	}
 }
 
@@ -461,7 +474,7 @@ func TestCoreDropsBadMessages(t *testing.T) {
 	if err := f.step(v, good); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("duplicate: %v", err)
 	}
-	if st := f.core.Stats(); st.BadSignatures < 3 || st.Duplicates != 1 || st.Dropped < 9 {
+	if st := f.core.Counters(); st.BadSignatures < 3 || st.Duplicates != 1 || st.Dropped < 9 {
 		t.Errorf("stats: %+v", st)
 	}
 }
@@ -482,7 +495,7 @@ func TestCoreFutureAndStale(t *testing.T) {
 			}
 		}
 	}
-	if st := f.core.Stats(); st.Buffered != 3 || st.FutureDropped != 6 {
+	if st := f.core.Counters(); st.Buffered != 3 || st.FutureDropped != 6 {
 		t.Fatalf("bound: %+v", st)
 	}
 	// Decide height 1 from a catch-up block; the height-2 votes are replayed.
@@ -493,7 +506,7 @@ func TestCoreFutureAndStale(t *testing.T) {
 	}
 	f.mustStep(v, EncodeSyncBlock(b, EncodeCertificate(Certificate{Round: 0, Sigs: sigs})))
 	rd := f.drain()
-	if len(rd.Commits) != 1 || !rd.Commits[0].Synced || f.core.Height() != 2 {
+	if len(rd.Commits) != 1 || f.core.Counters().Synced != 1 || f.core.Height() != 2 {
 		t.Fatalf("sync commit: %+v height %d", rd.Commits, f.core.Height())
 	}
 	if got := f.core.hs.rounds[0].prevotes.total; got != 2 {
@@ -529,8 +542,8 @@ func TestCoreSyncBlockChecks(t *testing.T) {
 	if err := f.step(v, EncodeSyncBlock(tampered, cert(f.ids[:3]...))); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("tampered body: %v", err)
 	}
-	if f.core.Stats().BadSyncBlocks != 3 || f.core.Height() != 1 {
-		t.Fatalf("stats %+v height %d", f.core.Stats(), f.core.Height())
+	if f.core.Counters().BadSyncBlocks != 3 || f.core.Height() != 1 {
+		t.Fatalf("stats %+v height %d", f.core.Counters(), f.core.Height())
 	}
 	f.mustStep(v, EncodeSyncBlock(b, cert(f.ids[:3]...)))
 	if f.core.Height() != 2 {
@@ -547,7 +560,7 @@ func TestCoreServesSync(t *testing.T) {
 	peer := common.Address{0xaa}
 	f.mustStep(peer, EncodeSyncRequest(3))
 	rd := f.drain()
-	if len(rd.Serve) != 1 || rd.Serve[0] != (ServeRequest{To: peer, From: 3, Count: 4}) {
+	if len(rd.Serve) != 1 || rd.Serve[0] != (consensus.ServeRequest{To: peer, From: 3, Count: 4}) {
 		t.Fatalf("serve: %+v", rd.Serve)
 	}
 	if err := f.step(peer, EncodeSyncRequest(3)); !errors.Is(err, ErrIgnored) {
@@ -606,10 +619,13 @@ func TestCoreRestartNeverDoubleSigns(t *testing.T) {
 	b := f.block(1)
 	f.mustStep(prop, f.proposal(prop, 1, 0, -1, b, nil))
 	rd := f.drain()
-	saved := rd.State
+	saved, err := UnmarshalSavedState(rd.State)
+	if err != nil {
+		t.Fatal(err)
+	}
 	first := sent(t, rd.Messages, MsgPrevote)[0]
 
-	c2, err := NewCore(f.core.cfg, f.head, saved)
+	c2, err := NewCore(f.core.cfg, genesis.Header(), saved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +651,7 @@ func TestCoreRestartNeverDoubleSigns(t *testing.T) {
 	// A state saved for a height above head+1 means lost blocks: refuse.
 	ahead := *saved
 	ahead.Height = 5
-	if _, err := NewCore(f.core.cfg, f.head, &ahead); !errors.Is(err, ErrStateAhead) {
+	if _, err := NewCore(f.core.cfg, genesis.Header(), &ahead); !errors.Is(err, ErrStateAhead) {
 		t.Fatalf("state ahead: %v", err)
 	}
 }
@@ -673,7 +689,7 @@ func TestCoreTimeoutsGrow(t *testing.T) {
 	if g.core.Round() < 8 || lens[len(lens)-1] <= lens[0] {
 		t.Fatalf("rounds %v", lens)
 	}
-	if st := g.core.Stats(); st.RoundChanges < 8 || st.Timeouts[2] < 8 {
+	if st := g.core.Counters(); st.RoundChanges < 8 || st.Timeouts[2] < 8 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -701,7 +717,7 @@ func TestCoreRoundSkip(t *testing.T) {
 // nothing.
 func TestCoreObserver(t *testing.T) {
 	f := newFixture(t, 4, 0, nil)
-	obs, err := NewCore(Config{ChainID: simChainID, Self: common.Address{0x0b}, Validators: f.ids}, f.head, nil)
+	obs, err := NewCore(Config{ChainID: simChainID, Self: common.Address{0x0b}, Validators: f.ids}, genesis.Header(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,8 +728,8 @@ func TestCoreObserver(t *testing.T) {
 	for _, id := range f.ids[:3] {
 		f.mustStep(id, f.vote(MsgPrecommit, id, 1, 0, b.Hash()))
 	}
-	var msgs []Outbound
-	var commits []Commit
+	var msgs []consensus.Message
+	var commits []consensus.SealedBlock
 	for i := 0; i < 50; i++ {
 		obs.Tick()
 		rd := f.drain()
@@ -727,8 +743,8 @@ func TestCoreObserver(t *testing.T) {
 		t.Fatalf("observer commits: %v", commits)
 	}
 	for _, m := range msgs {
-		if m.Type != MsgSyncRequest {
-			t.Fatalf("observer sent %s", m.Type)
+		if PeekType(m.Payload) != MsgSyncRequest {
+			t.Fatalf("observer sent %s", PeekType(m.Payload))
 		}
 	}
 }

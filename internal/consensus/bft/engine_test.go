@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,136 +13,65 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
-// engineNet connects engines in memory; a node not in the map is down.
-type engineNet struct {
-	mu      sync.Mutex
-	engines map[consensus.NodeID]*Engine
-}
-
-func (n *engineNet) deliver(from, to consensus.NodeID, payload []byte) {
-	n.mu.Lock()
-	e := n.engines[to]
-	n.mu.Unlock()
-	if e != nil {
-		e.HandleMessage(from, payload)
-	}
-}
-
-func (n *engineNet) set(id consensus.NodeID, e *Engine) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if e == nil {
-		delete(n.engines, id)
-		return
-	}
-	n.engines[id] = e
-}
-
-// memHost is a goroutine-safe consensus.Host over an in-memory chain.
+// memHost is the live host of the engine tests (simnet.LiveHost, one fake
+// chain for every engine's tests) that also checks every committed seal.
 type memHost struct {
-	net   *engineNet
-	self  consensus.NodeID
-	peers []consensus.NodeID
-	mu    sync.Mutex
-	chain []*types.Block
-	seals [][]byte
-	// validators by height, for checking seals at commit
-	valsAt     func(uint64) []consensus.NodeID
-	commitHook func(*types.Block)
-	errs       []error
+	*simnet.LiveHost
+	mu   sync.Mutex
+	errs []error
 }
 
-func (h *memHost) Self() consensus.NodeID { return h.self }
-
-func (h *memHost) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
-	header := &types.Header{ParentHash: parent.Hash(), Number: new(big.Int).Add(parent.Number, common.Big1),
-		Time: ts, Coinbase: proposer, GasLimit: parent.GasLimit, Difficulty: new(big.Int), Extra: proposer[:4]}
-	return types.NewBlock(header, nil, nil, trie.NewStackTrie(nil)), nil
-}
-
-func (h *memHost) VerifyBlock(b *types.Block) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	head := h.chain[len(h.chain)-1]
-	if b.ParentHash() != head.Hash() {
-		return errors.New("not on head")
-	}
-	return nil
-}
-
-func (h *memHost) CommitBlock(b *types.Block, seal []byte) error {
-	h.mu.Lock()
-	head := h.chain[len(h.chain)-1]
-	if b.ParentHash() != head.Hash() || b.NumberU64() != head.NumberU64()+1 {
-		h.mu.Unlock()
-		return fmt.Errorf("block %d does not extend head %d", b.NumberU64(), head.NumberU64())
-	}
-	if _, err := VerifyCertificate(simChainID, h.valsAt(b.NumberU64()), b.NumberU64(), b.Hash(), seal); err != nil {
-		h.errs = append(h.errs, err)
-	}
-	h.chain = append(h.chain, b)
-	h.seals = append(h.seals, seal)
-	hook := h.commitHook
-	h.mu.Unlock()
-	if hook != nil {
-		hook(b)
-	}
-	return nil
-}
-
-func (h *memHost) Head() *types.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain[len(h.chain)-1].Header()
-}
-
-func (h *memHost) BlockByNumber(n uint64) (*types.Block, []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if n >= uint64(len(h.chain)) {
-		return nil, nil
-	}
-	return h.chain[n], h.seals[n]
-}
-
-func (h *memHost) Send(to consensus.NodeID, payload []byte) { h.net.deliver(h.self, to, payload) }
-
-func (h *memHost) Broadcast(payload []byte) {
-	for _, p := range h.peers {
-		if p != h.self {
-			h.net.deliver(h.self, p, payload)
+func newMemHost(bus *simnet.Bus, self consensus.NodeID, valsAt func(uint64) []consensus.NodeID, hook func(*types.Block)) *memHost {
+	h := &memHost{LiveHost: simnet.NewLiveHost(self, bus, maxTxBlock)}
+	h.OnCommit = func(b *types.Block, seal []byte) {
+		if valsAt != nil {
+			if _, err := VerifyCertificate(simChainID, valsAt(b.NumberU64()), b.NumberU64(), b.Hash(), seal); err != nil {
+				h.mu.Lock()
+				h.errs = append(h.errs, err)
+				h.mu.Unlock()
+			}
+		}
+		if hook != nil {
+			hook(b)
 		}
 	}
+	return h
 }
 
-func (h *memHost) height() uint64 {
+func (h *memHost) err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return uint64(len(h.chain) - 1)
+	if len(h.errs) > 0 {
+		return h.errs[0]
+	}
+	return nil
 }
 
-func (h *memHost) hashAt(n uint64) common.Hash {
-	b, _ := h.BlockByNumber(n)
-	if b == nil {
-		return common.Hash{}
-	}
-	return b.Hash()
-}
+func (h *memHost) height() uint64              { return h.Height() }
+func (h *memHost) hashAt(n uint64) common.Hash { return h.HashAt(n) }
 
 type engineCluster struct {
-	t      *testing.T
-	net    *engineNet
-	ids    []consensus.NodeID
-	keys   []*ecdsa.PrivateKey
-	hosts  []*memHost
-	stores []Storage
-	engs   []*Engine
-	vals   []consensus.NodeID
+	t     *testing.T
+	net   *simnet.Bus
+	ids   []consensus.NodeID
+	keys  []*ecdsa.PrivateKey
+	hosts []*memHost
+	fs    []durable.FS
+	engs  []consensus.Engine
+	vals  []consensus.NodeID
+	dirs  []string
+}
+
+// counters reads a running bft engine's core.
+func counters(e consensus.Engine) (st Stats) {
+	e.(*consensus.Driver).WithCore(func(c consensus.Core) { st = c.(*Core).Counters() })
+	return st
 }
 
 func fastConfig() EngineConfig {
@@ -163,7 +91,7 @@ func fastConfig() EngineConfig {
 
 // newCluster makes validators + observers engines over file storage.
 func newCluster(t *testing.T, validators, observers int) *engineCluster {
-	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]*Engine{}}}
+	c := &engineCluster{t: t, net: simnet.NewBus()}
 	for i := 0; i < validators+observers; i++ {
 		k := simKeys[i]
 		c.keys = append(c.keys, k)
@@ -174,10 +102,13 @@ func newCluster(t *testing.T, validators, observers int) *engineCluster {
 	}
 	dir := t.TempDir()
 	for i, id := range c.ids {
-		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil},
-			valsAt: func(uint64) []consensus.NodeID { return c.vals }}
+		h := newMemHost(c.net, id, func(uint64) []consensus.NodeID { return c.vals }, nil)
 		c.hosts = append(c.hosts, h)
-		c.stores = append(c.stores, NewFileStorage(filepath.Join(dir, fmt.Sprintf("bft-state-%d", i))))
+		c.fs = append(c.fs, durable.OSFS{})
+		c.dirs = append(c.dirs, filepath.Join(dir, fmt.Sprintf("node%d", i)))
+		if err := os.MkdirAll(c.dirs[i], 0o700); err != nil {
+			t.Fatal(err)
+		}
 		c.engs = append(c.engs, nil)
 	}
 	for i := range c.ids {
@@ -188,8 +119,8 @@ func newCluster(t *testing.T, validators, observers int) *engineCluster {
 			c.stop(i)
 		}
 		for _, h := range c.hosts {
-			if len(h.errs) > 0 {
-				t.Errorf("%s: %v", h.self, h.errs[0])
+			if err := h.err(); err != nil {
+				t.Errorf("%s: %v", h.Self(), err)
 			}
 		}
 	})
@@ -199,10 +130,11 @@ func newCluster(t *testing.T, validators, observers int) *engineCluster {
 func (c *engineCluster) start(i, validators int) {
 	cfg := fastConfig()
 	cfg.Validators = c.vals
+	env := consensus.Env{Host: c.hosts[i], FS: c.fs[i], Dir: c.dirs[i]}
 	if i < validators {
-		cfg.Key, cfg.Storage = c.keys[i], c.stores[i]
+		env.Key = c.keys[i]
 	}
-	e, err := New(cfg, c.hosts[i], nil)
+	e, err := New(cfg, env)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -210,16 +142,16 @@ func (c *engineCluster) start(i, validators int) {
 		c.t.Fatal(err)
 	}
 	c.engs[i] = e
-	c.net.set(c.ids[i], e)
+	c.net.Attach(c.ids[i], e)
 }
 
 func (c *engineCluster) stop(i int) {
 	if c.engs[i] == nil {
 		return
 	}
-	c.net.set(c.ids[i], nil)
+	c.net.Attach(c.ids[i], nil)
 	c.engs[i].Stop()
-	if err := c.engs[i].Err(); err != nil {
+	if err, halted := <-c.engs[i].Done(); halted {
 		c.t.Errorf("engine %d halted: %v", i, err)
 	}
 	c.engs[i] = nil
@@ -297,11 +229,11 @@ func TestEngineCluster(t *testing.T) {
 	c.waitHeight(h+5, all...)
 	c.checkSameChains()
 
-	st := c.engs[0].Stats()
+	st := counters(c.engs[0])
 	if st.Decided == 0 || st.Rounds == 0 || st.MsgsOut[MsgPrecommit] == 0 {
 		t.Fatalf("stats: %+v", st)
 	}
-	if st := c.engs[3].Stats(); st.Synced == 0 {
+	if st := counters(c.engs[3]); st.Synced == 0 {
 		t.Errorf("restarted validator caught up without certificates? %+v", st)
 	}
 }
@@ -310,7 +242,7 @@ func TestEngineCluster(t *testing.T) {
 // CommitBlock (as governance execution will), replacing validator 0 by a
 // node that was an observer.
 func TestEngineSetValidators(t *testing.T) {
-	c := &engineCluster{t: t, net: &engineNet{engines: map[consensus.NodeID]*Engine{}}}
+	c := &engineCluster{t: t, net: simnet.NewBus()}
 	for i := 0; i < 5; i++ {
 		c.keys = append(c.keys, simKeys[i])
 		c.ids = append(c.ids, keyID(simKeys[i]))
@@ -325,29 +257,28 @@ func TestEngineSetValidators(t *testing.T) {
 		return c.vals
 	}
 	for i, id := range c.ids {
-		h := &memHost{net: c.net, self: id, peers: c.ids, chain: []*types.Block{genesis}, seals: [][]byte{nil}, valsAt: valsAt}
-		c.hosts = append(c.hosts, h)
-		c.stores = append(c.stores, &MemoryStorage{})
-		c.engs = append(c.engs, nil)
 		i := i
-		h.commitHook = func(b *types.Block) {
+		h := newMemHost(c.net, id, valsAt, func(b *types.Block) {
 			if b.NumberU64() == decideAt {
 				if err := c.engs[i].SetValidators(from, newVals); err != nil {
 					t.Errorf("SetValidators: %v", err)
 				}
 			}
-		}
+		})
+		c.hosts = append(c.hosts, h)
+		c.fs = append(c.fs, durable.NewMemFS())
+		c.dirs = append(c.dirs, "/data")
+		c.engs = append(c.engs, nil)
 	}
 	for i := range c.ids {
 		cfg := fastConfig()
 		cfg.Validators = c.vals
-		cfg.Key, cfg.Storage = c.keys[i], c.stores[i]
-		e, err := New(cfg, c.hosts[i], nil)
+		e, err := New(cfg, consensus.Env{Host: c.hosts[i], Key: c.keys[i], FS: c.fs[i], Dir: c.dirs[i]})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.engs[i] = e
-		c.net.set(c.ids[i], e)
+		c.net.Attach(c.ids[i], e)
 	}
 	for _, e := range c.engs {
 		if err := e.Start(); err != nil {
@@ -365,44 +296,52 @@ func TestEngineSetValidators(t *testing.T) {
 	c.waitHeight(h+3, 1, 2, 3, 4)
 	c.checkSameChains()
 	for _, h := range c.hosts {
-		if len(h.errs) > 0 {
-			t.Fatalf("%s: %v", h.self, h.errs[0])
+		if err := h.err(); err != nil {
+			t.Fatalf("%s: %v", h.Self(), err)
 		}
 	}
-	if c.engs[4].Stats().MsgsOut[MsgPrevote] == 0 {
+	if counters(c.engs[4]).MsgsOut[MsgPrevote] == 0 {
 		t.Fatal("the new validator never voted")
 	}
 }
 
 func TestNewEngineChecksConfig(t *testing.T) {
-	net := &engineNet{engines: map[consensus.NodeID]*Engine{}}
-	h := &memHost{net: net, self: keyID(simKeys[0]), chain: []*types.Block{genesis}, seals: [][]byte{nil}}
+	h := newMemHost(simnet.NewBus(), keyID(simKeys[0]), nil, nil)
 	vals := []consensus.NodeID{keyID(simKeys[0])}
-	for name, cfg := range map[string]EngineConfig{
-		"no chain id":   {Validators: vals, Key: simKeys[0], Storage: &MemoryStorage{}},
-		"no storage":    {ChainID: 1, Validators: vals, Key: simKeys[0]},
-		"wrong key":     {ChainID: 1, Validators: vals, Key: simKeys[1], Storage: &MemoryStorage{}},
-		"no validators": {ChainID: 1, Key: simKeys[0], Storage: &MemoryStorage{}},
+	for name, c := range map[string]struct {
+		cfg EngineConfig
+		key *ecdsa.PrivateKey
+	}{
+		"no chain id":   {EngineConfig{Validators: vals}, simKeys[0]},
+		"wrong key":     {EngineConfig{ChainID: 1, Validators: vals}, simKeys[1]},
+		"no validators": {EngineConfig{ChainID: 1}, simKeys[0]},
 	} {
-		if _, err := New(cfg, h, nil); !errors.Is(err, ErrBadConfig) {
+		if _, err := New(c.cfg, consensus.Env{Host: h, Key: c.key, FS: durable.NewMemFS()}); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: got %v, want ErrBadConfig", name, err)
 		}
 	}
 }
 
-func TestFileStorage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state")
-	s := NewFileStorage(path)
-	if st, err := s.Load(); err != nil || st != nil {
-		t.Fatalf("empty: %v %v", st, err)
-	}
+// TestSavedStateInStateFile: the state goes through the driver's state
+// file whole, and a damaged file is reported, never loaded.
+func TestSavedStateInStateFile(t *testing.T) {
+	mem := durable.NewMemFS()
+	s := durable.StateFile{FS: mem, Path: "/data/" + StateFileName}
 	b := genesis
 	want := &SavedState{Height: 7, Round: 3, LockedRound: 2, LockedBlock: b, ValidRound: 2, ValidBlock: b,
 		ValidJustification: [][]byte{{1, 2}}, Prevote: []byte{3}, Precommit: []byte{4}}
-	if err := s.Save(want); err != nil {
+	raw, err := MarshalSavedState(want)
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Load()
+	if err := s.Save(raw); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalSavedState(loaded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,17 +349,11 @@ func TestFileStorage(t *testing.T) {
 		got.ValidBlock.Hash() != b.Hash() || string(got.Prevote) != "\x03" || got.Proposal != nil {
 		t.Fatalf("round trip: %+v", got)
 	}
-	// A flipped byte is reported, never loaded.
-	raw, _ := os.ReadFile(path)
-	raw[len(raw)-1] ^= 1
-	os.WriteFile(path, raw, 0o600)
-	if _, err := s.Load(); !errors.Is(err, ErrCorruptState) {
-		t.Fatalf("corrupt file: %v", err)
+	if err := mem.Corrupt(s.Path, 30); err != nil {
+		t.Fatal(err)
 	}
-	// So is a truncated one.
-	os.WriteFile(path, raw[:len(raw)/2], 0o600)
-	if _, err := s.Load(); !errors.Is(err, ErrCorruptState) {
-		t.Fatalf("truncated file: %v", err)
+	if _, err := s.Load(); !errors.Is(err, durable.ErrCorrupt) {
+		t.Fatalf("corrupt file: %v", err)
 	}
 }
 
@@ -432,12 +365,11 @@ func (failingHost) CommitBlock(*types.Block, []byte) error { return errors.New("
 // TestEngineHaltsOnCommitError: a block that cannot be committed stops the
 // engine with one error, instead of going on to sign the next height.
 func TestEngineHaltsOnCommitError(t *testing.T) {
-	net := &engineNet{engines: map[consensus.NodeID]*Engine{}}
 	id := keyID(simKeys[0])
-	h := failingHost{&memHost{net: net, self: id, peers: []consensus.NodeID{id}, chain: []*types.Block{genesis}, seals: [][]byte{nil}}}
+	h := failingHost{newMemHost(simnet.NewBus(), id, nil, nil)}
 	cfg := fastConfig()
-	cfg.Validators, cfg.Key, cfg.Storage = []consensus.NodeID{id}, simKeys[0], &MemoryStorage{}
-	e, err := New(cfg, h, nil)
+	cfg.Validators = []consensus.NodeID{id}
+	e, err := New(cfg, consensus.Env{Host: h, Key: simKeys[0], FS: durable.NewMemFS(), Dir: "/data"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,17 +377,15 @@ func TestEngineHaltsOnCommitError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Err() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("engine did not halt")
+	select {
+	case err := <-e.Done():
+		if got := err.Error(); !strings.Contains(got, "disk full") || !strings.Contains(got, "commit block 1") {
+			t.Fatalf("halt error: %v", got)
 		}
-		time.Sleep(2 * time.Millisecond)
+	case <-time.After(10 * time.Second):
+		t.Fatal("engine did not halt")
 	}
-	if got := e.Err().Error(); !strings.Contains(got, "disk full") || !strings.Contains(got, "commit block 1") {
-		t.Fatalf("halt error: %v", got)
-	}
-	if e.Stats().Decided != 1 {
-		t.Fatalf("decided %d heights", e.Stats().Decided)
+	if st := counters(e); st.Decided != 1 {
+		t.Fatalf("decided %d heights", st.Decided)
 	}
 }

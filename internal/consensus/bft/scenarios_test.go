@@ -43,10 +43,10 @@ func TestSimSmoke(t *testing.T) {
 	if err := w.finalCheck(); err != nil {
 		t.Fatal(err)
 	}
-	if h := w.minHeight(w.nodes); h < 10 {
+	if h := w.s.MinHeight(w.s.Nodes); h < 10 {
 		t.Fatalf("min height %d after 3 s", h)
 	}
-	st := w.nodes[0].core.Stats()
+	st := w.nodes[0].core().Counters()
 	if st.Decided == 0 || st.MsgsOut[MsgPrevote] == 0 || st.BytesIn[MsgProposal] == 0 {
 		t.Fatalf("stats not counted: %+v", st)
 	}
@@ -124,10 +124,10 @@ func runByzantine(seed int64) error {
 // record verifies.
 func (w *world) checkEvidence() error {
 	for _, n := range w.nodes {
-		if n.core == nil || !n.honest() {
+		if n.core() == nil || !n.honest() {
 			continue
 		}
-		for _, ev := range n.core.Evidence() {
+		for _, ev := range n.core().Evidence() {
 			if err := ev.Verify(simChainID); err != nil {
 				return fmt.Errorf("%s: evidence does not verify: %v", n, err)
 			}
@@ -165,7 +165,7 @@ func TestSimByzantineKinds(t *testing.T) {
 				if k == byzEquivoc {
 					found := false
 					for _, n := range w.nodes {
-						found = found || (n.honest() && len(n.core.Evidence()) > 0)
+						found = found || (n.honest() && len(n.core().Evidence()) > 0)
 					}
 					if !found {
 						return fmt.Errorf("no honest node recorded evidence of the equivocating validator")
@@ -206,7 +206,7 @@ func runSetChange(seed int64) error {
 	// Heights from 6 on carry certificates of the new set (checkSeals).
 	// The joining validator takes part: it votes, now or soon.
 	joined := w.byID[keyID(simKeys[4])][0]
-	for end := w.tick + 1000; joined.votes == 0 && w.tick < end; {
+	for end := w.tick() + 1000; joined.votes == 0 && w.tick() < end; {
 		w.step()
 	}
 	if joined.votes == 0 {
@@ -257,9 +257,9 @@ func twinsWorld(seed int64, n, twins int, mut mutation, twinByz byzKind) *world 
 	}
 	w := newWorld(seed, cfg)
 	next := uint64(0)
-	for w.tick < 500 {
-		if w.tick >= next {
-			next = w.tick + uint64(10+w.rng.Intn(60))
+	for w.tick() < 500 {
+		if w.tick() >= next {
+			next = w.tick() + uint64(10+w.rng.Intn(60))
 			if w.rng.Intn(5) == 0 {
 				w.net.Heal()
 			} else {
@@ -280,7 +280,7 @@ func twinsWorld(seed int64, n, twins int, mut mutation, twinByz byzKind) *world 
 // twinsPartition splits the nodes into groups at random, the two copies of
 // a twin always in different groups.
 func (w *world) twinsPartition(groups int) {
-	g := make([][]consensus.NodeID, groups)
+	g := make([][]*simnet.Node, groups)
 	placed := map[consensus.NodeID]int{}
 	for _, n := range w.nodes {
 		i := w.rng.Intn(groups)
@@ -288,9 +288,9 @@ func (w *world) twinsPartition(groups int) {
 			i = (i + 1 + w.rng.Intn(groups-1)) % groups
 		}
 		placed[n.id] = i
-		g[i] = append(g[i], n.netID)
+		g[i] = append(g[i], n.Node)
 	}
-	w.net.Partition(g...)
+	w.s.Partition(g...)
 }
 
 func TestTwins(t *testing.T) {

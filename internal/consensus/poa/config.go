@@ -14,7 +14,7 @@ import (
 )
 
 // Config configures one poa node. Durations of the protocol are counted in
-// ticks: the core has no clock, the adapter ticks it every TickInterval.
+// ticks: the core has no clock, the Driver ticks it every TickInterval.
 //
 // Every node of a chain must use the same Validators, FinalityDepth and
 // Lookahead (they are chain parameters from the chain spec); the other
@@ -70,12 +70,13 @@ type Config struct {
 	// before decoding. Default 32 MiB.
 	MaxMessageBytes int
 
-	// TickInterval is the adapter's real duration of one tick. Default 100ms.
+	// TickInterval is the real duration of one tick. Default 100ms.
 	TickInterval time.Duration
-	// InboxSize bounds the adapter's queue of received messages; messages
+	// InboxSize bounds the Driver's queue of received messages; messages
 	// beyond it are dropped (peers retransmit). Default 4096.
 	InboxSize int
-	// Logger receives the adapter's logs. Default slog.Default().
+	// Logger receives the engine's logs when consensus.Env has none.
+	// Default slog.Default().
 	Logger *slog.Logger
 
 	// recoverFn recovers the signer of a seal; tests share a memo between

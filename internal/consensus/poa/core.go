@@ -12,13 +12,15 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus"
 )
 
-// Core is the poa state machine. It never reads a clock, a socket or a file
-// and starts no goroutine: inputs are Step (a message), Tick (a unit of
-// time), BuildDone and VerifyDone (answers to its own requests) and
-// SetValidators; outputs come out as Ready batches. Given the same inputs
-// in the same order, two cores produce the same outputs.
+// Core is the poa state machine, a consensus.Core. It never reads a clock,
+// a socket or a file and starts no goroutine: inputs are Step (a message),
+// Tick (a unit of time), Built, Verified and Served (answers to its own
+// requests) and SetValidators; outputs come out as consensus.Ready
+// batches. Given the same inputs in the same order, two cores produce the
+// same outputs.
 //
-// A Core is not goroutine-safe; one owner drives it (see Engine).
+// A Core is not goroutine-safe; one owner drives it (the consensus
+// Driver, see New; or the simulator).
 //
 // The protocol is described in docs/design/poa.md. In short: a validator
 // adopts the highest-ballot block it may, then votes for the next ballot
@@ -29,7 +31,6 @@ import (
 type Core struct {
 	cfg   Config
 	id    consensus.NodeID
-	src   BlockSource
 	sched schedule
 
 	// Persistent (in PersistentState).
@@ -61,10 +62,13 @@ type Core struct {
 	tallies       map[Ballot]*tally            // votes for ballots this node seals
 	lastVote      map[consensus.NodeID]voteMsg // highest-ballot vote seen from each validator
 	myVote        *voteMsg
-	announced     tipMsg                 // last tip announcement sent
-	sealedAt      map[Ballot]common.Hash // first sealing seen per ballot
-	authFinal     *BlockRef              // highest block an authority reported final
-	building      *Ballot
+	announced     tipMsg                           // last tip announcement sent
+	sealedAt      map[Ballot]common.Hash           // first sealing seen per ballot
+	authFinal     *BlockRef                        // highest block an authority reported final
+	building      *Ballot                          // the ballot of the outstanding build request
+	buildID       uint64                           // its ID
+	serveID       uint64                           // the last serve request's ID
+	serving       map[consensus.NodeID]common.Hash // tip asked for by each peer whose fetch waits for final blocks
 	buildFailedAt map[Ballot]uint64
 	lastFetch     map[consensus.NodeID]uint64
 	behind        consensus.NodeID // a peer known to hold blocks beyond our lookahead
@@ -73,7 +77,7 @@ type Core struct {
 	sorted      []*bnode // tree by height then hash; nil when stale
 	commitDirty bool     // evidence or tree changed since updateCommitted
 
-	rd    Ready
+	rd    consensus.Ready
 	dirty bool // persistent state changed since the last Ready
 	stats Stats
 }
@@ -121,7 +125,15 @@ var ErrTooLate = errors.New("poa: validator change too late")
 // (base, with its seal; genesis has a nil seal) and the state persisted by
 // an earlier run (zero for a fresh node). cfg must pass Validate after
 // EnsureDefaults (NewCore calls both).
-func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st PersistentState) (*Core, error) {
+//
+// The persisted state may be older than the base: the driver commits a
+// Ready's blocks before it saves the Ready's state (consensus.Ready), so a
+// crash in between leaves the new base and the state of the Ready before.
+// Its blocks at or below the base are committed already; blocks above
+// that do not extend the base are on a branch the committed block
+// abandoned, which the node would leave anyway (adoptTip), so they are
+// dropped. The promise is kept whatever the chain.
+func NewCore(cfg Config, base *types.Block, baseSeal []byte, st PersistentState) (*Core, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -132,7 +144,7 @@ func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st
 	c := &Core{
 		cfg:           cfg,
 		id:            cfg.ID(),
-		src:           src,
+		serving:       make(map[consensus.NodeID]common.Hash),
 		tree:          make(map[common.Hash]*bnode),
 		evidence:      make(map[sealID]*evidence),
 		tallies:       make(map[Ballot]*tally),
@@ -170,7 +182,7 @@ func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st
 			continue
 		}
 		if h != parent.height+1 || sb.Block.ParentHash() != parent.hash {
-			return nil, fmt.Errorf("poa: persisted chain does not extend block %d %s at height %d", parent.height, parent.hash, h)
+			break // a branch the committed chain abandoned (see above)
 		}
 		n := &bnode{block: sb.Block, hash: sb.Block.Hash(), parent: parent.hash, height: h, bal: sb.Ballot, sig: sb.Sig}
 		c.addNode(n)
@@ -191,8 +203,22 @@ func NewCore(cfg Config, src BlockSource, base *types.Block, baseSeal []byte, st
 // ID is this node's id.
 func (c *Core) ID() consensus.NodeID { return c.id }
 
-// Stats returns the drop counters.
-func (c *Core) Stats() Stats { return c.stats }
+// Counters returns the drop counters.
+func (c *Core) Counters() Stats { return c.stats }
+
+// Stats implements consensus.Core: the tip's height, the rounds that timed
+// out, and every message dropped.
+func (c *Core) Stats() consensus.Stats {
+	s := c.stats
+	return consensus.Stats{
+		Height:       c.tip.height,
+		RoundChanges: s.Timeouts,
+		Dropped:      s.BadMessages + s.BadSeals + s.Equivocation + s.Stale + s.TooFar + s.Full + s.Orphans,
+	}
+}
+
+// Err implements consensus.Core: a broken invariant panics instead.
+func (c *Core) Err() error { return nil }
 
 // Status returns the core's position.
 func (c *Core) Status() Status {
@@ -216,20 +242,22 @@ func (c *Core) Tick() {
 
 // Notify tells the core that transactions wait in the pool. Blocks are
 // sealed every period whether or not transactions wait (confirmations
-// need blocks on top), so this is only a hint; it is kept for the
-// Engine contract.
-func (c *Core) Notify() {}
+// need blocks on top), so there is nothing to do.
+func (c *Core) Notify([]*types.Transaction) {}
+
+// errSelf is Step's answer to a message from this node's own id.
+var errSelf = errors.New("poa: message from this node's id")
 
 // Step takes one message from a peer. Bad, stale and duplicate messages
-// are dropped and counted in Stats.
-func (c *Core) Step(from consensus.NodeID, payload []byte) {
+// are dropped and counted in Counters; Step returns only decoding errors.
+func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 	if from == c.id {
-		return
+		return errSelf
 	}
 	m, err := decode(payload, c.cfg.MaxMessageBytes)
 	if err != nil {
 		c.stats.BadMessages++
-		return
+		return err
 	}
 	switch {
 	case m.block != nil:
@@ -244,15 +272,16 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) {
 		c.onBlocks(from, *m.blocks)
 	}
 	c.reconcile()
+	return nil
 }
 
-// BuildDone reports the block built for req (or the error).
-func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
-	if c.building == nil || *c.building != req.Ballot {
+// Built answers the build request of Ready (the block, or the error).
+func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) {
+	if c.building == nil || req.ID != c.buildID {
 		return
 	}
+	b := *c.building
 	c.building = nil
-	b := req.Ballot
 	if err != nil || block == nil || block.NumberU64() != req.Parent.Number.Uint64()+1 || block.ParentHash() != req.Parent.Hash() {
 		c.buildFailedAt[b] = c.now
 		c.reconcile()
@@ -283,8 +312,8 @@ func (c *Core) BuildDone(req BuildRequest, block *types.Block, err error) {
 	c.reconcile() // adopts the new block: its ballot is the highest allowed
 }
 
-// VerifyDone reports the host's verdict on a block from Ready.Verify.
-func (c *Core) VerifyDone(hash common.Hash, err error) {
+// Verified answers a block of Ready.Verify.
+func (c *Core) Verified(hash common.Hash, err error) {
 	n := c.tree[hash]
 	if n == nil {
 		return
@@ -320,18 +349,16 @@ func (c *Core) SetValidators(from uint64, ids []consensus.NodeID) error {
 // ---- outputs ----
 
 // HasReady reports whether Ready has work.
-func (c *Core) HasReady() bool {
-	return c.dirty || len(c.rd.Commit) > 0 || len(c.rd.Messages) > 0 || c.rd.Build != nil || len(c.rd.Verify) > 0
-}
+func (c *Core) HasReady() bool { return c.dirty || !c.rd.Empty() }
 
-// Ready takes the pending work. Call Advance once its State is persisted,
-// its Commit handed to the host and its Messages sent.
-func (c *Core) Ready() Ready {
+// Ready takes the pending work: final blocks to commit, the state to save
+// (EncodeState of PersistentState), messages, a build, verifications and
+// catch-up reads. Call Advance once it was carried out.
+func (c *Core) Ready() consensus.Ready {
 	rd := c.rd
-	c.rd = Ready{}
+	c.rd = consensus.Ready{}
 	if c.dirty {
-		st := c.persistent()
-		rd.State = &st
+		rd.State = EncodeState(c.persistent())
 		c.dirty = false
 	}
 	c.readyFinal = c.base.height
@@ -363,19 +390,15 @@ func (c *Core) persistent() PersistentState {
 	return st
 }
 
-// Head returns the newest block with at least conf blocks on top of it in
-// this node's chain; the genesis header if the chain is shorter than conf.
-func (c *Core) Head(conf uint64) *types.Header {
+// Head names the newest block with at least conf blocks on top of it in
+// this node's chain: its header when the core holds it, else the number
+// of the committed block for the driver to read (the genesis if the chain
+// is shorter than conf).
+func (c *Core) Head(conf uint64) consensus.HeadRef {
 	h, n := c.headLocal(conf)
-	if h == nil {
-		h = headFrom(c.src, n, c.base.block.Header())
-	}
-	return h
+	return consensus.HeadRef{Header: h, Number: n}
 }
 
-// headLocal answers Head from memory, or names the committed block number
-// to read from the host (so that the adapter can read it without holding
-// its lock).
 func (c *Core) headLocal(conf uint64) (*types.Header, uint64) {
 	target := uint64(0)
 	if c.tip.height > conf {
@@ -395,21 +418,9 @@ func (c *Core) headLocal(conf uint64) (*types.Header, uint64) {
 	return nil, target
 }
 
-// headFrom reads a committed header; if the source lacks it (it must not),
-// it answers genesis rather than a block with fewer confirmations than
-// asked, and fallback only without even genesis.
-func headFrom(src BlockSource, n uint64, fallback *types.Header) *types.Header {
-	if b, _ := src.BlockByNumber(n); b != nil {
-		return b.Header()
-	}
-	if b, _ := src.BlockByNumber(0); b != nil {
-		return b.Header()
-	}
-	return fallback
-}
-
+// send queues a message; a zero to broadcasts it.
 func (c *Core) send(to consensus.NodeID, payload []byte) {
-	c.rd.Messages = append(c.rd.Messages, Message{To: to, Payload: payload})
+	c.rd.Messages = append(c.rd.Messages, consensus.Message{To: to, Broadcast: to == (consensus.NodeID{}), Payload: payload})
 }
 
 // ---- tree helpers ----
@@ -636,21 +647,51 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 		return // one answer per peer per tick
 	}
 	c.lastServe[from] = c.now
+	from1 := max64(f.From, 1)
+	if from1 > c.ackedFinal {
+		c.answerFetch(from, f.Tip, nil)
+		return
+	}
+	// Final blocks are the host's: ask the driver to read them, answer in
+	// Served. One outstanding read per peer (the rate limit above).
+	if _, waiting := c.serving[from]; !waiting && len(c.serving) >= c.maxEntries() {
+		return
+	}
+	c.serving[from] = f.Tip
+	c.serveID++
+	count := min(c.ackedFinal-from1+1, uint64(c.cfg.MaxFetchBlocks/2))
+	c.rd.Serve = append(c.rd.Serve, consensus.ServeRequest{ID: c.serveID, To: from, From: from1, Count: int(count)})
+}
+
+// Served answers a fetch with the final blocks the driver read (see
+// onFetch), then the chain above them.
+func (c *Core) Served(req consensus.ServeRequest, blocks []consensus.SealedBlock) {
+	tip, ok := c.serving[req.To]
+	if !ok {
+		return
+	}
+	delete(c.serving, req.To)
+	c.answerFetch(req.To, tip, blocks)
+	c.reconcile()
+}
+
+// answerFetch sends a peer final blocks (read from the host) and this
+// node's chain above its final block, toward the tip it asked for.
+func (c *Core) answerFetch(to consensus.NodeID, tip common.Hash, final []consensus.SealedBlock) {
 	var resp blocksMsg
 	max := c.cfg.MaxFetchBlocks
-	for h := max64(f.From, 1); h <= c.ackedFinal && len(resp.Final) < max/2; h++ {
-		blk, seal := c.src.BlockByNumber(h)
-		if blk == nil {
+	for _, fb := range final {
+		if len(resp.Final) >= max/2 {
 			break
 		}
-		bal, sig, err := ParseSeal(seal)
+		bal, sig, err := ParseSeal(fb.Seal)
 		if err != nil {
 			break
 		}
-		resp.Final = append(resp.Final, toRLP1(SealedBlock{blk, bal, sig}))
+		resp.Final = append(resp.Final, toRLP1(SealedBlock{fb.Block, bal, sig}))
 	}
 	top := c.tip
-	if n := c.tree[f.Tip]; n != nil && c.connected(n) {
+	if n := c.tree[tip]; n != nil && c.connected(n) {
 		top = n
 	}
 	var chain []*bnode
@@ -662,7 +703,7 @@ func (c *Core) onFetch(from consensus.NodeID, f fetchMsg) {
 		resp.Chain = append(resp.Chain, toRLP1(n.sealed()))
 	}
 	if len(resp.Final)+len(resp.Chain) > 0 {
-		c.send(from, encode(kindBlocks, resp))
+		c.send(to, encode(kindBlocks, resp))
 	}
 }
 
@@ -984,7 +1025,8 @@ func (c *Core) finalize() {
 		if !n.verified {
 			break
 		}
-		c.rd.Commit = append(c.rd.Commit, n.sealed())
+		sb := n.sealed()
+		c.rd.Commits = append(c.rd.Commits, consensus.SealedBlock{Block: sb.Block, Seal: sb.Seal()})
 		c.unacked = append(c.unacked, n.sealed())
 		c.base = n
 		c.delNode(n.hash)
@@ -1141,7 +1183,8 @@ func (c *Core) trySeal() {
 		}
 		bb := b
 		c.building = &bb
-		c.rd.Build = &BuildRequest{Ballot: b, Parent: chosen.block.Header()}
+		c.buildID++
+		c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: chosen.block.Header(), Empty: true}
 		return
 	}
 }

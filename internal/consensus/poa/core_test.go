@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func ids(n int) []consensus.NodeID {
@@ -150,31 +149,8 @@ func TestStateEncoding(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 
-	fs := FileStorage{Path: filepath.Join(t.TempDir(), "poa-state")}
-	if _, ok, err := fs.Load(); ok || err != nil {
-		t.Fatalf("empty file storage: %v %v", ok, err)
-	}
-	if err := fs.Save(st); err != nil {
-		t.Fatal(err)
-	}
-	got, ok, err := fs.Load()
-	if err != nil || !ok || got.Promise != st.Promise {
-		t.Fatalf("file round trip: %+v %v %v", got, ok, err)
-	}
-	data, _ := os.ReadFile(fs.Path)
-	if err := os.WriteFile(fs.Path, data[:len(data)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := fs.Load(); !errors.Is(err, ErrCorruptState) || !strings.Contains(err.Error(), fs.Path) {
-		t.Fatalf("torn file: %v", err)
-	}
-	var ms MemStorage
-	if err := ms.Save(st); err != nil {
-		t.Fatal(err)
-	}
-	if got, ok, err := ms.Load(); !ok || err != nil || got.Promise != st.Promise {
-		t.Fatalf("mem storage: %+v %v %v", got, ok, err)
-	}
+	// The driver keeps it in a durable.StateFile (see internal/durable's
+	// tests for its crash model).
 }
 
 // cluster is a tiny hand-driven network of cores with instant delivery,
@@ -182,8 +158,8 @@ func TestStateEncoding(t *testing.T) {
 type cluster struct {
 	t     *testing.T
 	cores []*Core
-	apps  []*fakeApp
-	leds  []*fakeLedger
+	apps  []*simnet.Chain
+	leds  []*simnet.Chain
 	drop  func(from, to int, payload []byte) bool
 	fin   map[uint64]common.Hash
 }
@@ -196,14 +172,14 @@ func newCluster(t *testing.T, n int, edit func(i int, c *Config)) *cluster {
 		if edit != nil {
 			edit(i, &cfg)
 		}
-		led := newLedger(g)
-		c, err := NewCore(cfg, led, g, nil, PersistentState{})
+		led := newChain(ids(n)[i])
+		c, err := NewCore(cfg, g, nil, PersistentState{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cl.cores = append(cl.cores, c)
 		cl.leds = append(cl.leds, led)
-		cl.apps = append(cl.apps, newApp(led))
+		cl.apps = append(cl.apps, led)
 	}
 	return cl
 }
@@ -227,8 +203,8 @@ func (cl *cluster) settle() {
 			}
 			busy = true
 			rd := c.Ready()
-			for _, sb := range rd.Commit {
-				if err := cl.apps[i].commit(sb.Block, sb.Seal()); err != nil {
+			for _, sb := range rd.Commits {
+				if err := cl.apps[i].CommitBlock(sb.Block, sb.Seal); err != nil {
 					cl.t.Fatal(err)
 				}
 				if h, ok := cl.fin[sb.Block.NumberU64()]; ok && h != sb.Block.Hash() {
@@ -238,7 +214,7 @@ func (cl *cluster) settle() {
 			}
 			for _, m := range rd.Messages {
 				for j, d := range cl.cores {
-					if j == i || (!m.Broadcast() && d.ID() != m.To) {
+					if j == i || (!m.Broadcast && d.ID() != m.To) {
 						continue
 					}
 					if cl.drop != nil && cl.drop(i, j, m.Payload) {
@@ -248,12 +224,15 @@ func (cl *cluster) settle() {
 				}
 			}
 			c.Advance()
+			for _, req := range rd.Serve {
+				c.Served(req, consensus.ServeFrom(cl.leds[i], req))
+			}
 			if b := rd.Build; b != nil {
-				blk, err := cl.apps[i].build(b.Parent, 0, c.ID())
-				c.BuildDone(*b, blk, err)
+				blk, err := cl.apps[i].BuildBlock(b.Parent, 0, c.ID())
+				c.Built(*b, blk, err)
 			}
 			for _, blk := range rd.Verify {
-				c.VerifyDone(blk.Hash(), cl.apps[i].verify(blk))
+				c.Verified(blk.Hash(), cl.apps[i].VerifyBlock(blk))
 			}
 		}
 		if !busy {
@@ -285,17 +264,17 @@ func TestRoundRobinHappyPath(t *testing.T) {
 	// In turn: with no faults, height h is sealed by validators[h % n] at round 0.
 	led := cl.leds[0]
 	v := ids(4)
-	for h := 1; h < len(led.blocks); h++ {
-		bal, _, _ := ParseSeal(led.seals[h])
-		if led.blocks[h].Coinbase() != v[h%4] || bal != (Ballot{uint64(h), 0}) {
-			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, led.blocks[h].Coinbase(), bal, v[h%4], h)
+	for h := 1; h < int(led.Height()+1); h++ {
+		bal, _, _ := ParseSeal(sealAt(led, uint64(h)))
+		if blockAt(led, uint64(h)).Coinbase() != v[h%4] || bal != (Ballot{uint64(h), 0}) {
+			t.Fatalf("block %d sealed by %s at %v, want %s at %d/0", h, blockAt(led, uint64(h)).Coinbase(), bal, v[h%4], h)
 		}
 	}
-	if got := cl.cores[0].Head(0); got.Number.Uint64() != cl.cores[0].Status().Tip.Height {
-		t.Fatalf("Head(0) = %d", got.Number.Uint64())
+	if got := cl.cores[0].Head(0); got.Header == nil || got.Header.Number.Uint64() != cl.cores[0].Status().Tip.Height {
+		t.Fatalf("Head(0) = %+v", got)
 	}
-	if got := cl.cores[0].Head(1 << 40); got.Number.Uint64() != 0 {
-		t.Fatalf("Head(huge) = %d, want genesis", got.Number.Uint64())
+	if got := cl.cores[0].Head(1 << 40); got.Header != nil || got.Number != 0 || got.Latest {
+		t.Fatalf("Head(huge) = %+v, want committed block 0", got)
 	}
 }
 
@@ -306,15 +285,15 @@ func TestSilentAuthoritySkipped(t *testing.T) {
 	cl.settle()
 	cl.tick(120)
 	led := cl.leds[0]
-	if len(led.blocks) < 10 {
-		t.Fatalf("only %d blocks final with one silent authority", len(led.blocks))
+	if int(led.Height()+1) < 10 {
+		t.Fatalf("only %d blocks final with one silent authority", int(led.Height()+1))
 	}
 	v := ids(4)
 	skipped := false
-	for h := 1; h < len(led.blocks); h++ {
-		bal, _, _ := ParseSeal(led.seals[h])
+	for h := 1; h < int(led.Height()+1); h++ {
+		bal, _, _ := ParseSeal(sealAt(led, uint64(h)))
 		round := bal.Round
-		if led.blocks[h].Coinbase() == v[2] {
+		if blockAt(led, uint64(h)).Coinbase() == v[2] {
 			t.Fatalf("silent validator sealed %d", h)
 		}
 		if h%4 == 2 {
@@ -358,8 +337,8 @@ func TestRejectsBadBlocks(t *testing.T) {
 	cl.settle()
 	c := cl.cores[0]
 	g := testGenesis()
-	app := newApp(newLedger(g))
-	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+	app := newChain(ids(3)[1])
+	blk, _ := app.BuildBlock(g.Header(), 1, ids(3)[1])
 
 	// Sealed by a non-authority.
 	outsider, _ := Seal(blk, Ballot{1, 0}, testKey(9))
@@ -377,7 +356,7 @@ func TestRejectsBadBlocks(t *testing.T) {
 	bad.Sig = append([]byte(nil), good.Sig...)
 	bad.Sig[5] ^= 0xff
 	c.Step(ids(3)[2], encodeBlock(bad))
-	if st := c.Stats(); st.BadSeals != 4 {
+	if st := c.Counters(); st.BadSeals != 4 {
 		t.Fatalf("BadSeals = %d, want 4 (%+v)", st.BadSeals, st)
 	}
 	if len(c.tree) != 0 {
@@ -388,17 +367,17 @@ func TestRejectsBadBlocks(t *testing.T) {
 		t.Fatal("good block not stored")
 	}
 	// Equivocation: a second block at the same ballot by the same authority.
-	blk2, _ := app.build(g.Header(), 2, ids(3)[1])
+	blk2, _ := app.BuildBlock(g.Header(), 2, ids(3)[1])
 	twin, _ := Seal(blk2, Ballot{1, 0}, testKey(1))
 	c.Step(ids(3)[2], encodeBlock(twin))
-	if c.Stats().Equivocation != 1 {
-		t.Fatalf("equivocation not detected: %+v", c.Stats())
+	if c.Counters().Equivocation != 1 {
+		t.Fatalf("equivocation not detected: %+v", c.Counters())
 	}
 	// Garbage.
 	c.Step(ids(3)[2], []byte{kindBlock, 1, 2, 3})
 	c.Step(ids(3)[2], nil)
-	if c.Stats().BadMessages != 2 {
-		t.Fatalf("BadMessages = %d", c.Stats().BadMessages)
+	if c.Counters().BadMessages != 2 {
+		t.Fatalf("BadMessages = %d", c.Counters().BadMessages)
 	}
 }
 
@@ -415,14 +394,14 @@ func TestReplayedOldBlocksIgnored(t *testing.T) {
 	cl.tick(40)
 	c := cl.cores[0]
 	before := c.Status()
-	stale := c.Stats().Stale
+	stale := c.Counters().Stale
 	for _, p := range recorded {
 		c.Step(ids(3)[1], p)
 	}
 	if after := c.Status(); after != before {
 		t.Fatalf("replay changed the node: %+v -> %+v", before, after)
 	}
-	if c.Stats().Stale == stale {
+	if c.Counters().Stale == stale {
 		t.Fatal("replayed final blocks not counted as stale")
 	}
 }
@@ -471,12 +450,12 @@ func TestSetValidatorsScripted(t *testing.T) {
 	}
 	cl.tick(150)
 	led := cl.leds[3]
-	if uint64(len(led.blocks)) < e+10 {
-		t.Fatalf("chain stopped at %d around the change at %d", len(led.blocks)-1, e)
+	if led.Height()+1 < e+10 {
+		t.Fatalf("chain stopped at %d around the change at %d", int(led.Height()+1)-1, e)
 	}
 	joined := false
-	for h := e; h < uint64(len(led.blocks)); h++ {
-		switch led.blocks[h].Coinbase() {
+	for h := e; h < led.Height()+1; h++ {
+		switch blockAt(led, uint64(h)).Coinbase() {
 		case ids(4)[0]:
 			t.Fatalf("removed validator sealed %d", h)
 		case ids(4)[3]:
@@ -494,7 +473,7 @@ func TestRestartKeepsPromise(t *testing.T) {
 	cl.tick(20)
 	c := cl.cores[1]
 	st := c.persistent()
-	restarted, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st)
+	restarted, err := NewCore(c.cfg, headBlock(cl.leds[1]), sealAt(cl.leds[1], cl.leds[1].Height()), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,11 +483,17 @@ func TestRestartKeepsPromise(t *testing.T) {
 	if restarted.Status().Tip != c.Status().Tip {
 		t.Fatalf("tip lost: %+v vs %+v", restarted.Status().Tip, c.Status().Tip)
 	}
-	// A chain that does not extend the ledger is refused.
+	// A persisted chain that does not extend the ledger (a branch the
+	// committed chain abandoned, saved before a crash that came between a
+	// commit and the save after it) is dropped; the promise stays.
 	st.Chain = st.Chain[1:]
 	if len(st.Chain) > 0 {
-		if _, err := NewCore(c.cfg, cl.leds[1], cl.leds[1].head(), cl.leds[1].seals[len(cl.leds[1].seals)-1], st); err == nil {
-			t.Fatal("gapped persisted chain accepted")
+		again, err := NewCore(c.cfg, headBlock(cl.leds[1]), sealAt(cl.leds[1], cl.leds[1].Height()), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tip := again.Status().Tip; tip.Height != cl.leds[1].Height() || again.promise != st.Promise {
+			t.Fatalf("gapped chain: tip %+v promise %v, want the ledger head and promise %v", tip, again.promise, st.Promise)
 		}
 	}
 }
@@ -535,44 +520,44 @@ func TestScheduleNextChange(t *testing.T) {
 func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 	v := ids(3)
 	g := testGenesis()
-	led := newLedger(g)
-	c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+	led := newChain(v[0])
+	c, err := NewCore(testConfig(0, 3), g, nil, PersistentState{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.cfg.FinalityDepth != 2 || c.cfg.Lookahead != 6 {
 		t.Fatalf("depth %d lookahead %d, want the defaults 2 and 6", c.cfg.FinalityDepth, c.cfg.Lookahead)
 	}
-	app := newApp(led)
+	app := led
 	settle := func() {
 		for i := 0; c.HasReady(); i++ {
 			if i > 100 {
 				t.Fatal("Ready does not settle")
 			}
 			rd := c.Ready()
-			for _, sb := range rd.Commit {
-				if err := app.commit(sb.Block, sb.Seal()); err != nil {
+			for _, sb := range rd.Commits {
+				if err := app.CommitBlock(sb.Block, sb.Seal); err != nil {
 					t.Fatal(err)
 				}
 			}
 			c.Advance()
 			if b := rd.Build; b != nil {
-				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", b.Ballot)
+				t.Fatalf("validator 0 builds at %v: the script lets it seal nothing", *c.building)
 			}
 			for _, blk := range rd.Verify {
-				c.VerifyDone(blk.Hash(), app.verify(blk))
+				c.Verified(blk.Hash(), app.VerifyBlock(blk))
 			}
 		}
 	}
 	// Blocks 1..9, each sealed by the authority of its ballot (never
 	// validator 0: ballot (h, r) is validators[(h+r) % 3]'s).
-	maker := newApp(newLedger(g))
+	maker := newChain(v[1])
 	parent := g.Header()
 	blocks := map[uint64]SealedBlock{}
 	rounds := []uint64{0, 0, 0, 1, 0, 0, 1, 0, 0, 1} // by height; 0 unused
 	for h := uint64(1); h <= 9; h++ {
 		bal := Ballot{h, rounds[h]}
-		blk, err := maker.build(parent, 0, c.sched.leader(bal))
+		blk, err := maker.BuildBlock(parent, 0, c.sched.leader(bal))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,13 +6,16 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func fuzzSeeds() [][]byte {
 	g := testGenesis()
-	app := newApp(newLedger(g))
-	app.pool = []*types.Transaction{fakeTx(1), fakeTx(2)}
-	blk, _ := app.build(g.Header(), 1, ids(3)[1])
+	app := newChain(ids(3)[1])
+	app.Add(simnet.Tx(1))
+	app.Add(simnet.Tx(2))
+	blk, _ := app.BuildBlock(g.Header(), 1, ids(3)[1])
 	sb, _ := Seal(blk, Ballot{1, 0}, testKey(1))
 	return [][]byte{
 		encodeBlock(sb),
@@ -63,8 +66,7 @@ func FuzzStep(f *testing.F) {
 	}
 	g := testGenesis()
 	f.Fuzz(func(t *testing.T, data []byte, from uint8) {
-		led := newLedger(g)
-		c, err := NewCore(testConfig(0, 3), led, g, nil, PersistentState{})
+		c, err := NewCore(testConfig(0, 3), g, nil, PersistentState{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,10 +80,13 @@ func FuzzStep(f *testing.F) {
 			rd := c.Ready()
 			c.Advance()
 			if rd.Build != nil {
-				c.BuildDone(*rd.Build, nil, errFuzzBuild)
+				c.Built(*rd.Build, nil, errFuzzBuild)
 			}
 			for _, b := range rd.Verify {
-				c.VerifyDone(b.Hash(), nil)
+				c.Verified(b.Hash(), nil)
+			}
+			for _, req := range rd.Serve {
+				c.Served(req, nil)
 			}
 		}
 	})

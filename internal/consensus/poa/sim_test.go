@@ -1,7 +1,6 @@
 package poa
 
 import (
-	"crypto/ecdsa"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -71,31 +70,17 @@ func randomParams(rng *rand.Rand) simParams {
 	return p
 }
 
-type simNode struct {
-	idx   int
-	id    consensus.NodeID
-	key   *ecdsa.PrivateKey
-	role  role
-	up    bool
-	core  *Core
-	app   *fakeApp
-	led   *fakeLedger // survives crashes
-	saved *PersistentState
-	// changes are the validator changes this node's ledger has committed
-	// (what a real node reads back from chain state at start).
-	changes []ValidatorChange
-}
-
+// The poa simulation runs on simnet.Sim: its chain, its disk that loses
+// power, its crash points; this file adds poa's scenario (an authority
+// set change decided by governance, a Byzantine non-authority, an
+// authority that dies for good) and poa's liveness check.
 type simulation struct {
 	seed  int64
 	p     simParams
-	net   *simnet.Network
+	s     *simnet.Sim
 	rng   *rand.Rand
-	chk   *simnet.Checker
-	nodes []*simNode
-	byID  map[consensus.NodeID]*simNode
-	ids   []consensus.NodeID
-	gen   *types.Block
+	nodes []*simnet.Node
+	roles map[*simnet.Node]role
 	sigs  sigMemo
 	base  Config
 
@@ -103,41 +88,32 @@ type simulation struct {
 	govHeight  uint64 // block whose commit changes the set
 	govChange  ValidatorChange
 
-	dead   *simNode // the validator that stays down after healing, if any
-	nextTx uint64
-	seen   [][]byte // messages the Byzantine node overheard
-	recent [][]byte // the last blocks it overheard
-	log    []string // last events, printed on failure
+	dead      *simnet.Node // the validator that stays down after healing, if any
+	calmStart uint64       // the highest final height when the network healed
+	nextTx    uint64
+	seen      [][]byte // messages the Byzantine node overheard
+	recent    [][]byte // the last blocks it overheard
 }
 
-func newSimulation(seed int64, p simParams) *simulation {
-	s := &simulation{seed: seed, p: p, chk: simnet.NewChecker(), byID: map[consensus.NodeID]*simNode{}, gen: testGenesis(), sigs: sigMemo{}}
+// StateFile is where the harness keeps a node's poa state.
+const simStateFile = "/data/" + StateFileName
+
+func newSimulation(seed int64, p simParams) (*simulation, error) {
+	sm := &simulation{seed: seed, p: p, roles: map[*simnet.Node]role{}, sigs: sigMemo{}}
 	total := p.validators + p.spare + p.observers
 	if p.byzantine {
 		total++
 	}
+	var ids []consensus.NodeID
 	for i := 0; i < total; i++ {
-		k := testKey(i)
-		n := &simNode{idx: i, id: crypto.PubkeyToAddress(k.PublicKey), key: k, up: true}
-		switch {
-		case i < p.validators:
-			n.role = validator
-			s.genesisSet = append(s.genesisSet, n.id)
-		case i < p.validators+p.spare+p.observers:
-			n.role = observer
-		default:
-			n.role = byzantine
+		ids = append(ids, crypto.PubkeyToAddress(testKey(i).PublicKey))
+		if i < p.validators {
+			sm.genesisSet = append(sm.genesisSet, ids[i])
 		}
-		n.led = newLedger(s.gen)
-		s.nodes = append(s.nodes, n)
-		s.byID[n.id] = n
-		s.ids = append(s.ids, n.id)
 	}
-	s.net = simnet.New(seed, s.ids, p.faults)
-	s.rng = s.net.Rand()
 	maxDelay := p.faults.MaxDelay
-	s.base = Config{
-		Validators:         s.genesisSet,
+	sm.base = Config{
+		Validators:         sm.genesisSet,
 		FinalityDepth:      p.depth,
 		PeriodTicks:        2,
 		TimeoutTicks:       2*maxDelay + 4,
@@ -145,224 +121,151 @@ func newSimulation(seed int64, p simParams) *simulation {
 		MaxTimeoutTicks:    2*maxDelay + 30,
 		FetchIntervalTicks: 2,
 		MaxPendingBlocks:   256,
-		recoverFn:          s.sigs.recover,
+		recoverFn:          sm.sigs.recover,
 		mutant:             p.mutant,
 	}
 	if p.depth == 0 {
-		s.base.FinalityDepth = ZeroFinalityDepth
+		sm.base.FinalityDepth = ZeroFinalityDepth
+	}
+	crashRate := 0.0
+	if p.crashes {
+		crashRate = 1.0 / 400
+	}
+	s, err := simnet.NewSim(simnet.Config{
+		Seed:      seed,
+		Faults:    p.faults,
+		IDs:       ids,
+		TickMs:    1,
+		MaxTxs:    4,
+		StateFile: simStateFile,
+		CrashRate: crashRate,
+		Open:      sm.open,
+		OnCommit:  sm.onCommit,
+		Inbound:   sm.overhear,
+		Outbound: func(n *simnet.Node, m consensus.Message) bool {
+			return sm.roles[n] == byzantine // it acts on its own (byzantineAct)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	sm.s, sm.rng, sm.nodes = s, s.Rand, s.Nodes
+	for i, n := range sm.nodes {
+		switch {
+		case i < p.validators:
+			sm.roles[n] = validator
+		case i < p.validators+p.spare+p.observers:
+			sm.roles[n] = observer
+		default:
+			sm.roles[n] = byzantine
+		}
 	}
 	if p.setChange {
 		// The first spare joins and genesis validator 0 leaves.
-		s.govHeight = 5 + uint64(s.rng.Intn(10))
+		sm.govHeight = 5 + uint64(sm.rng.Intn(10))
 		look := p.depth + 4
-		ids := append(append([]consensus.NodeID(nil), s.genesisSet[1:]...), s.nodes[p.validators].id)
-		s.govChange = ValidatorChange{From: ActivationHeight(s.govHeight, look), IDs: ids}
+		changed := append(append([]consensus.NodeID(nil), sm.genesisSet[1:]...), ids[p.validators])
+		sm.govChange = ValidatorChange{From: ActivationHeight(sm.govHeight, look), IDs: changed}
 	}
-	for _, n := range s.nodes {
-		if n.role != byzantine {
-			if err := s.boot(n); err != nil {
-				panic(err)
-			}
-		}
-	}
-	return s
+	return sm, nil
 }
 
-func (s *simulation) note(format string, args ...any) {
-	line := fmt.Sprintf("t=%d ", s.net.Now()) + fmt.Sprintf(format, args...)
-	s.log = append(s.log, line)
-	if len(s.log) > 60 {
-		s.log = s.log[len(s.log)-60:]
+// open starts (or restarts) a node's core from its chain and saved state,
+// with the validator changes its chain committed (what a real node reads
+// back from chain state at start).
+func (sm *simulation) open(n *simnet.Node, saved []byte) (consensus.Core, error) {
+	cfg := sm.base
+	cfg.Key = testKey(n.Index)
+	if sm.p.setChange && sm.govHeight > 0 && n.Chain.Height() >= sm.govHeight {
+		cfg.ValidatorChanges = []ValidatorChange{sm.govChange}
 	}
-}
-
-// boot starts (or restarts) a node's core from its ledger and saved state.
-func (s *simulation) boot(n *simNode) error {
-	cfg := s.base
-	cfg.Key = n.key
-	cfg.ValidatorChanges = append([]ValidatorChange(nil), n.changes...)
 	var st PersistentState
-	if n.saved != nil {
-		// Round-trip through the stored encoding, as a restart would.
+	if saved != nil {
 		var err error
-		if st, err = DecodeState(EncodeState(*n.saved)); err != nil {
-			return err
+		if st, err = DecodeState(saved); err != nil {
+			return nil, err
 		}
 	}
-	head := n.led.head()
-	core, err := NewCore(cfg, n.led, head, n.led.seals[len(n.led.seals)-1], st)
-	if err != nil {
-		return fmt.Errorf("node %d restart: %w", n.idx, err)
+	head := headBlock(n.Chain)
+	seal := sealAt(n.Chain, n.Chain.Height())
+	if n.Chain.Height() == 0 {
+		seal = nil
 	}
-	n.core = core
-	n.app = newApp(n.led)
-	n.up = true
+	return NewCore(cfg, head, seal, st)
+}
+
+// onCommit: governance executes in block processing on every node.
+func (sm *simulation) onCommit(n *simnet.Node, b *types.Block, _ []byte) error {
+	if sm.p.setChange && b.NumberU64() == sm.govHeight {
+		return n.Core.SetValidators(sm.govChange.From, sm.govChange.IDs)
+	}
 	return nil
 }
 
-func (s *simulation) crash(n *simNode) {
-	s.note("crash %d", n.idx)
-	s.net.Crash(n.id)
-	n.up = false
-	n.core = nil
-	n.app = nil
+// overhear: the Byzantine node keeps what it receives, to replay it.
+func (sm *simulation) overhear(n *simnet.Node, _ consensus.NodeID, payload []byte) bool {
+	if sm.roles[n] != byzantine {
+		return false
+	}
+	if len(payload) > 0 && payload[0] == kindBlock {
+		sm.recent = append(sm.recent, payload)
+		if len(sm.recent) > 2 {
+			sm.recent = sm.recent[1:]
+		}
+	}
+	if len(sm.seen) < 200 {
+		sm.seen = append(sm.seen, payload)
+	} else {
+		sm.seen[sm.rng.Intn(len(sm.seen))] = payload
+	}
+	return true
 }
 
-func (s *simulation) restart(n *simNode) error {
-	s.note("restart %d", n.idx)
-	s.net.Restart(n.id)
-	return s.boot(n)
-}
-
-func (s *simulation) honest() []*simNode {
-	var out []*simNode
-	for _, n := range s.nodes {
-		if n.role != byzantine {
+func (sm *simulation) honest() []*simnet.Node {
+	var out []*simnet.Node
+	for _, n := range sm.nodes {
+		if sm.roles[n] != byzantine {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// process runs a node's Ready batches until it has none, doing what the
-// adapter does, with rare crashes in the middle of a batch.
-func (s *simulation) process(n *simNode) error {
-	for i := 0; n.up && n.core.HasReady(); i++ {
-		if i > 500 {
-			return fmt.Errorf("node %d: Ready does not settle", n.idx)
-		}
-		rd := n.core.Ready()
-		crashAt := -1
-		if s.p.crashes && s.inChaos() && s.rng.Intn(400) == 0 {
-			crashAt = s.rng.Intn(3 + len(rd.Commit))
-		}
-		if crashAt == 0 {
-			s.crash(n) // before persisting: the batch is lost
-			return nil
-		}
-		if rd.State != nil {
-			st := *rd.State
-			st.Chain = append([]SealedBlock(nil), st.Chain...)
-			n.saved = &st
-		}
-		for j, sb := range rd.Commit {
-			if crashAt == j+1 {
-				s.crash(n)
-				return nil
-			}
-			if err := s.commit(n, sb); err != nil {
-				return err
-			}
-		}
-		if crashAt == len(rd.Commit)+1 {
-			s.crash(n) // persisted and committed, messages never sent
-			return nil
-		}
-		for _, m := range rd.Messages {
-			if m.Broadcast() {
-				s.net.Broadcast(n.id, m.Payload)
-			} else {
-				s.net.Send(n.id, m.To, m.Payload)
-			}
-		}
-		n.core.Advance()
-		if b := rd.Build; b != nil {
-			blk, err := n.app.build(b.Parent, s.net.Now(), n.id)
-			n.core.BuildDone(*b, blk, err)
-		}
-		for _, blk := range rd.Verify {
-			n.core.VerifyDone(blk.Hash(), n.app.verify(blk))
-		}
-	}
-	return nil
-}
+func (sm *simulation) inChaos() bool { return sm.s.Ticks < sm.p.chaosTicks }
 
-func (s *simulation) commit(n *simNode, sb SealedBlock) error {
-	if err := n.app.commit(sb.Block, sb.Seal()); err != nil {
-		return fmt.Errorf("node %d: %w", n.idx, err)
-	}
-	h := sb.Block.NumberU64()
-	if err := s.chk.Finalized(n.id, h, sb.Block.Hash()); err != nil {
-		return err
-	}
-	txs := make([]common.Hash, 0, len(sb.Block.Transactions()))
-	for _, tx := range sb.Block.Transactions() {
-		txs = append(txs, tx.Hash())
-		s.chk.Acknowledge(tx.Hash()) // the client asking this node gets a receipt
-	}
-	s.chk.Included(n.id, h, txs)
-	if s.p.setChange && h == s.govHeight {
-		// Governance executes in block processing on every node.
-		if err := n.core.SetValidators(s.govChange.From, s.govChange.IDs); err != nil {
-			return fmt.Errorf("node %d: %w", n.idx, err)
-		}
-		n.changes = append(n.changes, s.govChange)
-	}
-	return nil
-}
-
-func (s *simulation) inChaos() bool { return s.net.Now() < s.p.chaosTicks }
-
-func (s *simulation) deliver(d simnet.Delivery) error {
-	n := s.byID[d.To]
-	if n.role == byzantine {
-		if len(d.Payload) > 0 && d.Payload[0] == kindBlock {
-			s.recent = append(s.recent, d.Payload)
-			if len(s.recent) > 2 {
-				s.recent = s.recent[1:]
-			}
-		}
-		if len(s.seen) < 200 {
-			s.seen = append(s.seen, d.Payload)
-		} else {
-			s.seen[s.rng.Intn(len(s.seen))] = d.Payload
-		}
-		return nil
-	}
-	if !n.up {
-		return nil
-	}
-	n.core.Step(d.From, d.Payload)
-	return s.process(n)
-}
-
-func (s *simulation) chaos() error {
-	r := s.rng.Float64() / s.p.churn
+func (sm *simulation) chaos() error {
+	r := sm.rng.Float64() / sm.p.churn
 	switch {
-	case s.p.partitions && r < 0.015:
-		groups := [][]consensus.NodeID{nil, nil, nil}
-		k := 2 + s.rng.Intn(2)
-		for _, id := range s.ids {
-			g := s.rng.Intn(k)
-			groups[g] = append(groups[g], id)
+	case sm.p.partitions && r < 0.015:
+		groups := [][]*simnet.Node{nil, nil, nil}
+		k := 2 + sm.rng.Intn(2)
+		for _, n := range sm.nodes {
+			g := sm.rng.Intn(k)
+			groups[g] = append(groups[g], n)
 		}
-		s.net.Partition(groups...)
-		s.note("partition %v", groupIdx(s, groups))
-	case s.p.partitions && r < 0.035:
-		s.net.Heal()
-		s.note("heal")
-	case s.p.crashes && r < 0.045:
-		hs := s.honest()
-		n := hs[s.rng.Intn(len(hs))]
-		if n.up {
-			s.crash(n)
-		}
-	case s.p.crashes && r < 0.075:
-		hs := s.honest()
-		n := hs[s.rng.Intn(len(hs))]
-		if !n.up && n != s.dead {
-			return s.restart(n)
+		sm.s.Partition(groups...)
+		sm.s.Logf("partition %s", groupIdx(groups))
+	case sm.p.partitions && r < 0.035:
+		sm.s.Net.Heal()
+		sm.s.Logf("heal")
+	case sm.p.crashes && r < 0.045:
+		hs := sm.honest()
+		sm.s.Crash(hs[sm.rng.Intn(len(hs))])
+	case sm.p.crashes && r < 0.075:
+		hs := sm.honest()
+		if n := hs[sm.rng.Intn(len(hs))]; !n.Up() && n != sm.dead {
+			return sm.s.Restart(n)
 		}
 	}
 	return nil
 }
 
-func groupIdx(s *simulation, groups [][]consensus.NodeID) string {
+func groupIdx(groups [][]*simnet.Node) string {
 	var parts []string
 	for _, g := range groups {
 		var idx []string
-		for _, id := range g {
-			idx = append(idx, fmt.Sprint(s.byID[id].idx))
+		for _, n := range g {
+			idx = append(idx, fmt.Sprint(n.Index))
 		}
 		parts = append(parts, "{"+strings.Join(idx, ",")+"}")
 	}
@@ -370,38 +273,46 @@ func groupIdx(s *simulation, groups [][]consensus.NodeID) string {
 }
 
 // submit makes a client transaction and gossips it to some nodes' pools.
-func (s *simulation) submit() {
-	s.nextTx++
-	tx := fakeTx(s.nextTx)
-	hs := s.honest()
-	for i, k := 0, 1+s.rng.Intn(len(hs)); i < k; i++ {
-		n := hs[s.rng.Intn(len(hs))]
-		if n.up {
-			n.app.pool = append(n.app.pool, tx)
-		}
+func (sm *simulation) submit() {
+	sm.nextTx++
+	tx := simnet.Tx(sm.nextTx)
+	hs := sm.honest()
+	var to []*simnet.Node
+	for i, k := 0, 1+sm.rng.Intn(len(hs)); i < k; i++ {
+		to = append(to, hs[sm.rng.Intn(len(hs))])
 	}
+	sm.s.Submit(tx, to...)
 }
 
 // byzantineAct makes the non-authority misbehave once.
-func (s *simulation) byzantineAct(b *simNode) {
-	hs := s.honest()
-	to := hs[s.rng.Intn(len(hs))].id
+func (sm *simulation) byzantineAct(b *simnet.Node) {
+	hs := sm.honest()
+	to := hs[sm.rng.Intn(len(hs))].Addr
+	send := func(p []byte) { sm.s.Net.Send(b.Addr, to, p) }
+	broadcast := func(p []byte) {
+		for _, n := range sm.nodes {
+			if n != b {
+				sm.s.Net.Send(b.Addr, n.Addr, p)
+			}
+		}
+	}
 	pick := func() []byte {
-		if len(s.seen) == 0 {
+		if len(sm.seen) == 0 {
 			return nil
 		}
-		return s.seen[s.rng.Intn(len(s.seen))]
+		return sm.seen[sm.rng.Intn(len(sm.seen))]
 	}
 	pickBlock := func() []byte {
-		if len(s.recent) == 0 || s.rng.Intn(4) == 0 {
+		if len(sm.recent) == 0 || sm.rng.Intn(4) == 0 {
 			return pick() // an old one
 		}
-		return s.recent[s.rng.Intn(len(s.recent))]
+		return sm.recent[sm.rng.Intn(len(sm.recent))]
 	}
-	switch s.rng.Intn(7) {
+	key := testKey(b.Index)
+	switch sm.rng.Intn(7) {
 	case 0: // replay an overheard message (old blocks, old votes)
 		if m := pick(); m != nil {
-			s.net.Send(b.id, to, m)
+			send(m)
 		}
 	case 1, 2: // re-seal an overheard block with its own key, or tamper with it
 		m := pickBlock()
@@ -413,16 +324,16 @@ func (s *simulation) byzantineAct(b *simNode) {
 			return
 		}
 		sb := *dm.block
-		if s.rng.Intn(2) == 0 {
-			sb, _ = Seal(sb.Block, sb.Ballot, b.key)
+		if sm.rng.Intn(2) == 0 {
+			sb, _ = Seal(sb.Block, sb.Ballot, key)
 		} else {
-			sb.Ballot.Round += uint64(1 + s.rng.Intn(3)) // the signature no longer matches
+			sb.Ballot.Round += uint64(1 + sm.rng.Intn(3)) // the signature no longer matches
 		}
-		if s.rng.Intn(2) == 0 {
-			s.net.Send(b.id, to, encodeBlock(sb))
+		if sm.rng.Intn(2) == 0 {
+			send(encodeBlock(sb))
 		} else {
 			// ... or pretend it is final.
-			s.net.Send(b.id, to, encode(kindBlocks, blocksMsg{Final: toRLP([]SealedBlock{sb})}))
+			send(encode(kindBlocks, blocksMsg{Final: toRLP([]SealedBlock{sb})}))
 		}
 	case 3: // forge a block on an overheard parent
 		m := pickBlock()
@@ -434,127 +345,122 @@ func (s *simulation) byzantineAct(b *simNode) {
 			return
 		}
 		parent := dm.block.Block.Header()
-		app := newApp(newLedger(s.gen))
-		app.exec[parent.Hash()] = dm.block.Block
-		app.pool = []*types.Transaction{fakeTx(1 << 40)}
-		blk, err := app.build(parent, s.net.Now(), b.id)
-		if err != nil {
-			return
-		}
-		sb, _ := Seal(blk, Ballot{blk.NumberU64(), 0}, b.key)
-		s.net.Broadcast(b.id, encodeBlock(sb))
+		blk := simnet.MakeBlock(parent, b.ID, uint64(sm.s.Now().Unix()), []*types.Transaction{simnet.Tx(1 << 40)}, []byte("forged"))
+		sb, _ := Seal(blk, Ballot{blk.NumberU64(), 0}, key)
+		broadcast(encodeBlock(sb))
 	case 4: // votes for far ballots (it is not an authority)
-		s.net.Broadcast(b.id, encode(kindVote, voteMsg{Height: s.net.Now() + 5, Round: uint64(s.rng.Intn(100)), Tip: tipMsg{Height: 1, BallotH: 1, Hash: common.Hash{1}}}))
+		broadcast(encode(kindVote, voteMsg{Height: sm.s.Ticks + 5, Round: uint64(sm.rng.Intn(100)), Tip: tipMsg{Height: 1, BallotH: 1, Hash: common.Hash{1}}}))
 	case 5: // fetch storms
-		s.net.Send(b.id, to, encode(kindFetch, fetchMsg{From: 1}))
+		send(encode(kindFetch, fetchMsg{From: 1}))
 	case 6: // garbage
-		junk := make([]byte, 1+s.rng.Intn(64))
-		s.rng.Read(junk)
-		s.net.Send(b.id, to, junk)
+		junk := make([]byte, 1+sm.rng.Intn(64))
+		sm.rng.Read(junk)
+		send(junk)
 	}
 }
 
-// run executes the scenario and returns the first violation.
-func (s *simulation) run() error {
-	total := s.p.chaosTicks + s.p.calmTicks
-	var calmStart uint64
-	for t := uint64(1); t <= total; t++ {
-		for {
-			d, ok := s.net.NextUntil(t)
-			if !ok {
-				break
-			}
-			if err := s.deliver(d); err != nil {
-				return err
-			}
-		}
-		s.net.AdvanceTo(t)
-		if t <= s.p.chaosTicks {
-			if err := s.chaos(); err != nil {
-				return err
-			}
-		}
-		if t == s.p.chaosTicks+1 {
-			// The network heals: every node back, mild faults only.
-			s.note("calm")
-			s.net.Heal()
-			s.net.SetFaults(simnet.Faults{DropRate: 0.02, DupRate: 0.02, MaxDelay: s.p.faults.MaxDelay})
-			if s.p.deadAfter {
-				// A validator dies for good (f = 1): it may hold the
-				// only copy of blocks nobody else received.
-				s.dead = s.nodes[1+s.rng.Intn(s.p.validators-1)]
-				if s.dead.up {
-					s.crash(s.dead)
-				}
-			}
-			for _, n := range s.honest() {
-				if !n.up && n != s.dead {
-					if err := s.restart(n); err != nil {
-						return err
-					}
-				}
-			}
-			calmStart = s.maxFinal()
-		}
-		if s.rng.Float64() < 0.3 {
-			s.submit()
-		}
-		for _, n := range s.nodes {
-			if n.role == byzantine {
-				if s.rng.Float64() < 0.3 {
-					s.byzantineAct(n)
-				}
-				continue
-			}
-			if !n.up {
-				continue
-			}
-			n.core.Tick()
-			if err := s.process(n); err != nil {
-				return err
-			}
-		}
-		if err := s.chk.Err(); err != nil {
+// eachTick: chaos, the workload, the Byzantine node; then the calm at
+// the end of the chaos.
+func (sm *simulation) eachTick(*simnet.Sim) error {
+	t := sm.s.Ticks
+	if t <= sm.p.chaosTicks {
+		if err := sm.chaos(); err != nil {
 			return err
 		}
 	}
-	if err := s.chk.CheckExactlyOnce(); err != nil {
-		return err
-	}
-	// Liveness: after healing every honest node finalized past what any
-	// node had finalized when the network healed.
-	for _, n := range s.honest() {
-		if n == s.dead {
-			continue
-		}
-		if h := s.chk.Height(n.id); h < calmStart+5 {
-			return fmt.Errorf("liveness: node %d final at %d, want >= %d (status %+v)", n.idx, h, calmStart+5, n.core.Status())
+	if t == sm.p.chaosTicks+1 {
+		if err := sm.calm(); err != nil {
+			return err
 		}
 	}
-	if s.p.setChange {
-		// The new validator must have sealed after the change.
-		joined := s.nodes[s.p.validators].id
-		led := s.nodes[0].led
-		sealed := false
-		for h := s.govChange.From; h < uint64(len(led.blocks)); h++ {
-			if led.blocks[h].Coinbase() == joined {
-				sealed = true
-			}
-			if led.blocks[h].Coinbase() == s.genesisSet[0] {
-				return fmt.Errorf("removed validator sealed block %d", h)
-			}
-		}
-		if uint64(len(led.blocks)) > s.govChange.From+10 && !sealed {
-			return fmt.Errorf("new validator never sealed after height %d", s.govChange.From)
+	if sm.rng.Float64() < 0.3 {
+		sm.submit()
+	}
+	for _, n := range sm.nodes {
+		if sm.roles[n] == byzantine && sm.rng.Float64() < 0.3 {
+			sm.byzantineAct(n)
 		}
 	}
 	return nil
 }
 
-func (s *simulation) maxFinal() uint64 {
+// calm heals the network: every node back (but the one that dies for
+// good), mild faults only, no more crashes.
+func (sm *simulation) calm() error {
+	if sm.p.deadAfter {
+		// A validator dies for good (f = 1): it may hold the only copy of
+		// blocks nobody else received.
+		sm.dead = sm.nodes[1+sm.rng.Intn(sm.p.validators-1)]
+		sm.dead.Down = true
+		sm.s.Crash(sm.dead)
+	}
+	if err := sm.s.Heal(simnet.Faults{DropRate: 0.02, DupRate: 0.02, MaxDelay: sm.p.faults.MaxDelay}); err != nil {
+		return err
+	}
+	sm.calmStart = sm.maxFinal()
+	return nil
+}
+
+// run executes the scenario and returns the first violation.
+func (sm *simulation) run() error {
+	total := sm.p.chaosTicks + sm.p.calmTicks
+	var tickErr error
+	sm.s.SetEachTick(func(*simnet.Sim) {
+		if tickErr == nil {
+			tickErr = sm.eachTick(sm.s)
+		}
+	})
+	for sm.s.Ticks < total {
+		sm.s.Step()
+		if tickErr != nil {
+			return tickErr
+		}
+		if err := sm.s.Err(); err != nil {
+			return err
+		}
+	}
+	calmStart := sm.calmStart
+	if err := sm.s.FinalCheck(); err != nil {
+		return err
+	}
+	// Liveness: after healing every honest node finalized past what any
+	// node had finalized when the network healed.
+	for _, n := range sm.honest() {
+		if n == sm.dead {
+			continue
+		}
+		if h := n.Chain.Height(); h < calmStart+5 {
+			st := Status{}
+			if n.Core != nil {
+				st = n.Core.(*Core).Status()
+			}
+			return fmt.Errorf("liveness: node %d final at %d, want >= %d (status %+v)", n.Index, h, calmStart+5, st)
+		}
+	}
+	if sm.p.setChange {
+		// The new validator must have sealed after the change.
+		joined := sm.nodes[sm.p.validators].ID
+		led := sm.nodes[0].Chain
+		sealed := false
+		for h := sm.govChange.From; h <= led.Height(); h++ {
+			if blockAt(led, h).Coinbase() == joined {
+				sealed = true
+			}
+			if blockAt(led, h).Coinbase() == sm.genesisSet[0] {
+				return fmt.Errorf("removed validator sealed block %d", h)
+			}
+		}
+		if led.Height()+1 > sm.govChange.From+10 && !sealed {
+			return fmt.Errorf("new validator never sealed after height %d", sm.govChange.From)
+		}
+	}
+	return nil
+}
+
+func (sm *simulation) maxFinal() uint64 {
 	var m uint64
-	for _, n := range s.honest() {
-		m = max(m, s.chk.Height(n.id))
+	for _, n := range sm.honest() {
+		m = max(m, n.Chain.Height())
 	}
 	return m
 }
@@ -565,11 +471,14 @@ func runSeed(seed int64, adjust func(*simParams)) (err error) {
 	if adjust != nil {
 		adjust(&p)
 	}
-	s := newSimulation(seed, p)
+	sm, err := newSimulation(seed, p)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("%w\nparams: %s\nlast events:\n  %s", err, p, strings.Join(s.log, "\n  "))
+			err = fmt.Errorf("%w\nparams: %s\nlast events:\n  %s", err, p, strings.Join(sm.s.Events(), "\n  "))
 		}
 	}()
-	return s.run()
+	return sm.run()
 }

@@ -11,8 +11,8 @@ import (
 
 // catchup is the state of a node that received a raft snapshot (a chain
 // position) beyond its head: it fetches the blocks in between from peers,
-// verifies and commits each, and only then applies the entries after the
-// snapshot. One request is outstanding at a time; a request unanswered for
+// commits each (Ready.Commits: the host executes it), and only then
+// applies the entries after the snapshot. One request is outstanding at a time; a request unanswered for
 // an election timeout goes to the next peer.
 type catchup struct {
 	target SnapshotData
@@ -38,10 +38,9 @@ func (c *Core) onSnapshot(snap *raftpb.Snapshot) error {
 	c.applied = idx
 	c.commitIndex = max(c.commitIndex, idx)
 	c.inflight = nil
-	head := c.chain.Head()
+	head := c.head
 	if head.Number.Uint64() >= sd.Height {
-		b, _ := c.chain.BlockByNumber(sd.Height)
-		if b == nil || b.Hash() != sd.Hash {
+		if c.contradicts(sd) {
 			return fmt.Errorf("%w: %w: snapshot at index %d is block %d %s, the chain has another block there",
 				ErrHalted, ErrDeterminism, idx, sd.Height, sd.Hash)
 		}
@@ -85,7 +84,7 @@ func (c *Core) requestBlocks(rotate bool) {
 	if !ok {
 		return // not addressable yet: the next peer after a timeout
 	}
-	head := c.chain.Head().Number.Uint64()
+	head := c.head.Number.Uint64()
 	cu.nonce++
 	cu.wait = 0
 	req := &blockRequest{
@@ -108,9 +107,13 @@ func (c *Core) tickCatchup() {
 	}
 }
 
-// onBlockRequest serves committed blocks to a peer catching up, if this
-// node's chain holds the requested target (so the blocks sent are its
-// ancestors), bounded in count and bytes.
+// maxServing bounds the block requests waiting for the owner's reads.
+const maxServing = 256
+
+// onBlockRequest asks the owner to read the committed blocks a peer
+// catching up wants, and the target block its request names (Served
+// answers the peer if this node's chain holds that target, so that the
+// blocks sent are its ancestors), bounded in count.
 func (c *Core) onBlockRequest(from consensus.NodeID, body []byte) {
 	req, err := decodeBlockRequest(body)
 	if err != nil {
@@ -121,21 +124,56 @@ func (c *Core) onBlockRequest(from consensus.NodeID, body []byte) {
 		c.drop(from, fmt.Errorf("block request for %d..%d", req.From, req.TargetNumber))
 		return
 	}
-	if tb, _ := c.chain.BlockByNumber(req.TargetNumber); tb == nil || tb.Hash() != req.TargetHash {
+	if req.TargetNumber > c.acked.Number.Uint64() {
+		c.log.Debug("Cannot serve blocks: target beyond this chain", "from", from, "target", req.TargetNumber)
+		return
+	}
+	if _, waiting := c.serving[from]; !waiting && len(c.serving) >= maxServing {
+		c.drop(from, fmt.Errorf("too many block requests waiting"))
+		return
+	}
+	c.serving[from] = req
+	count := min(req.Count, uint64(c.cfg.MaxBlocksPerMsg), req.TargetNumber-req.From+1)
+	c.rd.Serve = append(c.rd.Serve, consensus.ServeRequest{ID: req.Nonce, To: from, From: req.From, Count: int(count), Anchor: req.TargetNumber})
+}
+
+// Served answers a peer's block request with the blocks the owner read,
+// bounded in bytes, if the target block it names is this chain's.
+func (c *Core) Served(sr consensus.ServeRequest, blocks []consensus.SealedBlock) {
+	req, ok := c.serving[sr.To]
+	if !ok || req.Nonce != sr.ID {
+		return
+	}
+	delete(c.serving, sr.To)
+	if c.fatal != nil {
+		return
+	}
+	c.run(func() error {
+		c.serveBlocks(sr.To, req, blocks)
+		return nil
+	})
+}
+
+func (c *Core) serveBlocks(from consensus.NodeID, req *blockRequest, blocks []consensus.SealedBlock) {
+	// The anchor (the target block) is the last block read.
+	if len(blocks) == 0 {
+		return
+	}
+	if tb := blocks[len(blocks)-1].Block; tb.NumberU64() != req.TargetNumber || tb.Hash() != req.TargetHash {
 		c.log.Debug("Cannot serve blocks: target not in this chain", "from", from, "target", req.TargetNumber)
 		return
 	}
+	blocks = blocks[:len(blocks)-1]
 	resp := &blockResponse{Nonce: req.Nonce}
 	budget := c.cfg.MaxMessageBytes - entryOverhead
-	count := min(req.Count, uint64(c.cfg.MaxBlocksPerMsg), req.TargetNumber-req.From+1)
-	for n := req.From; n < req.From+count; n++ {
-		b, seal := c.chain.BlockByNumber(n)
-		if b == nil {
+	for i, sb := range blocks {
+		b, seal := sb.Block, sb.Seal
+		if n := req.From + uint64(i); b.NumberU64() != n {
 			break
 		}
 		enc, err := encodeBlockEntry(b)
 		if err != nil {
-			c.log.Error("Cannot encode a block to serve", "number", n, "err", err)
+			c.log.Error("Cannot encode a block to serve", "number", b.NumberU64(), "err", err)
 			break
 		}
 		raw := enc[1:] // the RLP of the block
@@ -175,7 +213,7 @@ func (c *Core) onBlockResponse(from consensus.NodeID, body []byte) error {
 	}
 	progressed := false
 	for _, db := range blocks {
-		head := c.chain.Head()
+		head := c.head
 		b := db.block
 		n := b.NumberU64()
 		if n <= head.Number.Uint64() {
@@ -192,17 +230,13 @@ func (c *Core) onBlockResponse(from consensus.NodeID, body []byte) error {
 			return fmt.Errorf("%w: %w: block %d from %s is %s, the raft snapshot names %s",
 				ErrHalted, ErrDeterminism, n, from, b.Hash(), cu.target.Hash)
 		}
-		if err := c.chain.VerifyBlock(b); err != nil {
-			return fmt.Errorf("%w: %w: transferred block %d %s fails verification on this node: %v",
-				ErrHalted, ErrDeterminism, n, b.Hash(), err)
-		}
-		if err := c.chain.CommitBlock(b, db.seal); err != nil {
-			return fmt.Errorf("commit transferred block %d: %w", n, err)
-		}
+		// Host.CommitBlock executes it: a block that does not execute here
+		// halts the engine (this node's execution disagrees).
+		c.commit(b, db.seal)
 		c.stats.blocksFetched.Add(1)
 		progressed = true
 	}
-	if c.chain.Head().Number.Uint64() >= cu.target.Height {
+	if c.head.Number.Uint64() >= cu.target.Height {
 		c.log.Info("Raft catch-up done", "height", cu.target.Height)
 		c.catchup = nil
 		return nil

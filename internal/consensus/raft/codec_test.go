@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 func TestEnvelopeBounds(t *testing.T) {
@@ -66,7 +67,7 @@ func TestTxsAndBlockMessagesBounded(t *testing.T) {
 	if err != nil || len(raw) != 3 {
 		t.Fatalf("decode txs: %v %d", err, len(raw))
 	}
-	blk, _ := encodeBlockEntry(fakeGenesis)
+	blk, _ := encodeBlockEntry(simnet.Genesis)
 	resp, err := encodeBlockResponse(&blockResponse{Nonce: 4, Blocks: []blockWithSeal{{Block: blk[1:], Seal: encodeSeal(1, 1)}, {Block: blk[1:]}}})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestTxsAndBlockMessagesBounded(t *testing.T) {
 		t.Fatalf("2 blocks over a bound of 1: %v", err)
 	}
 	nonce, blocks, err := decodeBlockResponse(resp[1:], 2)
-	if err != nil || nonce != 4 || len(blocks) != 2 || blocks[0].block.Hash() != fakeGenesis.Hash() {
+	if err != nil || nonce != 4 || len(blocks) != 2 || blocks[0].block.Hash() != simnet.Genesis.Hash() {
 		t.Fatalf("decode block response: %v %d %d", err, nonce, len(blocks))
 	}
 	req := &blockRequest{Nonce: 1, From: 2, Count: 3, TargetNumber: 4, TargetHash: common.HexToHash("0x05")}

@@ -10,12 +10,11 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // Defaults for Config fields left zero.
@@ -47,9 +46,9 @@ const (
 	minMessageBytes = 64 << 10
 )
 
-// Config of the raft engine. The node fills it from the genesis with
-// FromSpec, then sets the node-local fields (DataDir, Forward, Pending,
-// OnHalt). Zero fields take the defaults above (EnsureDefaults).
+// Config of the raft engine. ConfigFromSpec fills it from the genesis;
+// New takes DataDir and FS from the consensus.Env when unset. Zero fields
+// take the defaults above (EnsureDefaults).
 type Config struct {
 	// Validators are the voting members of the genesis, in genesis order.
 	// Validator i has raft id i+1. Every node of the network must use the
@@ -67,7 +66,7 @@ type Config struct {
 	// DataDir is the folder of the raft write-ahead log (created 0700).
 	DataDir string
 	// FS is the file system of the WAL; nil means the operating system's.
-	FS FS
+	FS durable.FS
 
 	// TickInterval is the length of one raft tick in real time.
 	TickInterval time.Duration
@@ -78,9 +77,10 @@ type Config struct {
 	ElectionTicks int
 	// HeartbeatTicks is the leader's heartbeat interval in ticks.
 	HeartbeatTicks int
-	// BlockTime is how often the leader looks for waiting transactions
-	// without being notified, and the interval of empty blocks when
-	// ForceEmpty is set.
+	// BlockTime is how often the leader asks for a block without being
+	// notified (the owner builds one if transactions wait or governance
+	// has work due: consensus.BuildRequest), and the interval of empty
+	// blocks when ForceEmpty is set.
 	BlockTime time.Duration
 	// ForceEmpty makes the leader propose an empty block every BlockTime
 	// when nothing waits.
@@ -126,36 +126,12 @@ type Config struct {
 	// engine goroutine; more are dropped (raft retransmits).
 	InboxSize int
 
-	// Forward receives, on the node that gets them, the raw transactions a
-	// follower forwarded to this node as the leader. The node adds them to
-	// its pool (which calls Notify for those it admits); nil drops them.
-	// Called from the engine goroutine; must not block for long.
-	Forward func(txs [][]byte)
-	// The callbacks below are called from the engine goroutine; they must
-	// be goroutine-safe with respect to the rest of the node and return
-	// quickly.
-	//
-	// Pending reports whether transactions wait in the local pool. When set,
-	// the leader builds at BlockTime only if it returns true (saving a
-	// BuildBlock that would find nothing); nil means build and see.
-	Pending func() bool
-	// Due reports whether the next block has work of its own even if no
-	// transaction waits (a governance decision executes at its start):
-	// the leader then seals it, empty or not, at BlockTime. Nil: never.
-	Due func() bool
-	// PendingTxs returns up to max transactions waiting in the local pool,
-	// oldest first. A follower forwards them to the leader again when the
-	// leader changes and every ForwardRetry, so that transactions whose
-	// forward was lost (no leader known, a dropped message, a leader that
-	// crashed) still reach a leader. Nil: only Notify forwards.
-	PendingTxs func(max int) []*types.Transaction
-	// ForwardRetry is the interval of that re-forwarding.
+	// ForwardRetry is how often a follower forwards the pool's pending
+	// transactions to the leader again (they also go when the leader
+	// changes), so that transactions whose forward was lost (no leader
+	// known, a dropped message, a leader that crashed) still reach a
+	// leader.
 	ForwardRetry time.Duration
-	// OnHalt is called once, from the engine goroutine, when the engine
-	// stops itself because continuing would be unsafe: a committed block
-	// that does not verify (determinism broken), a failed write of the WAL
-	// or of the chain. The node should shut down. Nil: only logged.
-	OnHalt func(error)
 }
 
 // ErrInvalidConfig is wrapped by every Config validation error.
@@ -406,28 +382,55 @@ func ParseParams(raw json.RawMessage) (Params, error) {
 	return p, nil
 }
 
-// FromSpec builds the network-wide part of a Config from a genesis whose
-// engine is raft: validators, learners, ticks, block time and size. The
-// node then sets DataDir, Forward, Pending and OnHalt.
-func FromSpec(spec *chain.Spec) (Config, error) {
-	if spec.Consensus.Engine != "raft" {
-		return Config{}, fmt.Errorf("%w: genesis consensus engine is %q, not raft", ErrInvalidConfig, spec.Consensus.Engine)
+// ConfigFromSpec builds the network-wide part of a Config from a genesis
+// whose engine is raft: validators, learners, ticks, block time and size.
+// The node-local fields (DataDir, FS) come from the consensus.Env.
+func ConfigFromSpec(spec consensus.Spec) (Config, error) {
+	if spec.Engine != "raft" {
+		return Config{}, fmt.Errorf("%w: genesis consensus engine is %q, not raft", ErrInvalidConfig, spec.Engine)
 	}
-	p, err := ParseParams(spec.Consensus.Params)
+	p, err := ParseParams(spec.Params)
 	if err != nil {
 		return Config{}, err
 	}
 	cfg := Config{
-		Validators:      append([]consensus.NodeID(nil), spec.Consensus.Validators...),
+		Validators:      append([]consensus.NodeID(nil), spec.Validators...),
 		Learners:        append([]consensus.NodeID(nil), p.Learners...),
 		TickInterval:    time.Duration(p.TickIntervalMs) * time.Millisecond,
 		ElectionTicks:   p.ElectionTicks,
 		HeartbeatTicks:  p.HeartbeatTicks,
-		BlockTime:       time.Duration(spec.BlockTimeMs) * time.Millisecond,
-		ForceEmpty:      p.ForceEmpty,
+		BlockTime:       spec.BlockTime,
+		ForceEmpty:      p.ForceEmpty || spec.ForceEmpty,
 		MaxBlockTxs:     p.MaxBlockTxs,
 		SnapshotEntries: p.SnapshotEntries,
 	}
 	cfg.EnsureDefaults()
 	return cfg, cfg.Validate()
+}
+
+// FromSpec makes the raft engine a genesis names, with the validator
+// sets governance decided (the raft voters follow them: the set in force
+// after the head, and the later ones).
+func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		return nil, consensus.Profile{}, fmt.Errorf("genesis: consensus: %w", err)
+	}
+	e, err := New(cfg, env)
+	if err != nil {
+		return nil, consensus.Profile{}, err
+	}
+	// Given to the core at Start.
+	if len(spec.Changes) > 0 {
+		if err := e.SetValidators(spec.Head+1, spec.ValidatorsAt(spec.Head+1)); err != nil {
+			return nil, consensus.Profile{}, err
+		}
+		for _, c := range spec.ChangesAfter(spec.Head + 1) {
+			if err := e.SetValidators(c.From, c.IDs); err != nil {
+				return nil, consensus.Profile{}, err
+			}
+		}
+	}
+	members := append(append([]consensus.NodeID(nil), cfg.Validators...), cfg.Learners...)
+	return e, consensus.Profile{Members: members, MaxBlockTxs: cfg.MaxBlockTxs}, nil
 }

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	etcdraft "go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -15,20 +15,12 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus"
 )
 
-// Chain is the part of consensus.Host the core uses to build, verify,
-// commit and serve blocks. consensus.Host satisfies it.
-type Chain interface {
-	BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error)
-	VerifyBlock(block *types.Block) error
-	CommitBlock(block *types.Block, seal []byte) error
+// ChainReader is what NewCore reads of the committed chain to reconcile
+// the raft log with it: the head, and the blocks the snapshot and the
+// head's seal name. The core keeps no reference to it.
+type ChainReader interface {
 	Head() *types.Header
 	BlockByNumber(number uint64) (*types.Block, []byte)
-}
-
-// Outbound is a message the core asks its driver to send.
-type Outbound struct {
-	To      consensus.NodeID
-	Payload []byte
 }
 
 // Errors that stop the core. Once it returns one, every later call returns
@@ -41,14 +33,21 @@ var (
 	ErrDeterminism = errors.New("determinism broken")
 )
 
-// Core is the deterministic heart of the raft engine: etcd's RawNode, the
-// block pipeline around it, and the storage. It reads no clock and no
-// socket and starts no goroutine: the driver (Engine, or a simulator) feeds
-// it ticks, peer messages and transaction notifications, then takes the
-// messages it produced with TakeMessages and sends them. Every input method
-// runs the core to quiescence before it returns: Ready handled (persisted
-// before its messages are queued), committed entries applied, the next
-// block proposed if due.
+// Core is the deterministic heart of the raft engine, a consensus.Core:
+// etcd's RawNode, the block pipeline around it, and its Storage (the WAL).
+// It reads no clock and no socket, never calls the node and starts no
+// goroutine: the owner (the consensus Driver, or a simulator) feeds it
+// ticks, peer messages, notifications and the answers to its requests,
+// and carries out its consensus.Ready. Every input runs the core to
+// quiescence: raft's Readys handled (the WAL written, synced when raft
+// says so, before their messages join the Ready), one batch of committed
+// entries applied (their blocks become Ready.Commits; the next batch
+// waits for Advance), the next block asked for if due (Ready.Build; it is
+// proposed when Built hands it back).
+//
+// The core tracks the chain itself: the head its commits lead to. The
+// owner commits them in order before Advance, or halts; a snapshot names
+// only positions whose commits were acknowledged.
 //
 // A Core is not goroutine-safe: one goroutine drives it.
 type Core struct {
@@ -56,11 +55,19 @@ type Core struct {
 	self  consensus.NodeID
 	id    uint64
 	mem   *members
-	chain Chain
 	store Storage
 	log   *slog.Logger
 	rn    *etcdraft.RawNode
 	stats *counters
+
+	// The chain as this core's commits make it: head (including commits
+	// in a Ready not yet acknowledged), acked (the head as of the last
+	// Advance), the hashes of recent heights, and the commits handed out
+	// since the last Advance.
+	head    *types.Header
+	acked   *types.Header
+	recent  map[uint64]common.Hash
+	unacked int
 
 	// Membership. conf[0] is the membership of the last snapshot, then one
 	// point per configuration change raft delivered since (the last is
@@ -73,8 +80,6 @@ type Core struct {
 	role      string
 	leftNoted bool // logged that this node leaves the validators
 
-	now time.Time // last time given to Tick; block timestamps
-
 	// Raft role, as of the last Ready.
 	lead     uint64
 	isLeader bool
@@ -85,6 +90,9 @@ type Core struct {
 	inflight        []*types.Block // proposed, not yet applied; each built on the previous (the first on head)
 	poolDirty       bool           // Notify or a full block says transactions may wait
 	ticksSinceBuild int
+	building        bool   // a Build request is out
+	buildID         uint64 // its ID
+	buildTerm       uint64 // the term it was asked in
 
 	ticksSinceForward int // follower: since pending transactions were last re-forwarded
 
@@ -96,17 +104,19 @@ type Core struct {
 	sinceSnap   uint64 // bytes of entries applied since the last snapshot
 	snapDue     bool   // a configuration change was applied: snapshot now
 
-	catchup *catchup // non-nil while fetching blocks to reach a received snapshot
+	catchup *catchup                           // non-nil while fetching blocks to reach a received snapshot
+	serving map[consensus.NodeID]*blockRequest // block requests waiting for the owner's read (Served)
 
-	outbox    []Outbound
+	rd        consensus.Ready
+	dropped   error    // why the message of the current Step was dropped
 	snapsSent []uint64 // MsgSnap targets to report after Advance
 	fatal     error
 }
 
 // NewCore opens the raft state in store (bootstrapping it on first use)
 // and reconciles it with the chain: the entry that committed the head
-// block, named by its seal, is the applied index.
-func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log *slog.Logger) (*Core, error) {
+// block, named by its seal, is the applied index. chain is read here only.
+func NewCore(cfg Config, self consensus.NodeID, chain ChainReader, store Storage, log *slog.Logger) (*Core, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -121,22 +131,25 @@ func NewCore(cfg Config, self consensus.NodeID, chain Chain, store Storage, log 
 		return nil, errors.New("raft: the chain has no head (genesis not loaded)")
 	}
 	c := &Core{
-		cfg:   cfg,
-		self:  self,
-		id:    id,
-		mem:   mem,
-		chain: chain,
-		store: store,
-		log:   log.With("engine", "raft", "node", self),
-		stats: new(counters),
-		sched: new(schedule),
+		cfg:     cfg,
+		self:    self,
+		id:      id,
+		mem:     mem,
+		store:   store,
+		log:     log.With("engine", "raft", "node", self),
+		stats:   new(counters),
+		sched:   new(schedule),
+		head:    head,
+		acked:   head,
+		recent:  map[uint64]common.Hash{head.Number.Uint64(): head.Hash()},
+		serving: make(map[consensus.NodeID]*blockRequest),
 	}
 	if store.IsNew() {
 		if err := c.bootstrap(head); err != nil {
 			return nil, err
 		}
 	}
-	if err := c.reconcile(head); err != nil {
+	if err := c.reconcile(chain, head); err != nil {
 		return nil, err
 	}
 	rcfg := &etcdraft.Config{
@@ -198,7 +211,7 @@ func (c *Core) bootstrap(head *types.Header) error {
 // seal, checks them against each other, and raises raft's commit index
 // to it if the last commit-only hard state was lost (it is written
 // without sync).
-func (c *Core) reconcile(head *types.Header) error {
+func (c *Core) reconcile(chain ChainReader, head *types.Header) error {
 	snap, err := c.store.Snapshot()
 	if err != nil {
 		return fmt.Errorf("raft: read snapshot: %w", err)
@@ -218,12 +231,13 @@ func (c *Core) reconcile(head *types.Header) error {
 	if head.Number.Uint64() < sd.Height {
 		c.startCatchup(sd, c.snapIndex)
 	} else {
-		b, _ := c.chain.BlockByNumber(sd.Height)
+		b, _ := chain.BlockByNumber(sd.Height)
 		if b == nil || b.Hash() != sd.Hash {
 			return fmt.Errorf("%w: %w: raft snapshot at index %d is block %d %s, the chain has another block there",
 				ErrHalted, ErrDeterminism, c.snapIndex, sd.Height, sd.Hash)
 		}
-		_, seal := c.chain.BlockByNumber(head.Number.Uint64())
+		c.recent[sd.Height] = sd.Hash
+		_, seal := chain.BlockByNumber(head.Number.Uint64())
 		if idx, term, ok := decodeSeal(seal); ok && idx > c.applied {
 			if idx > last {
 				return fmt.Errorf("raft: head block %d was committed by entry %d but the raft log ends at %d: the raft folder is older than the chain", head.Number, idx, last)
@@ -265,8 +279,26 @@ func (c *Core) Self() consensus.NodeID { return c.self }
 // Err is the error that halted the core, nil while it runs.
 func (c *Core) Err() error { return c.fatal }
 
-// Stats returns the counters so far. Safe from any goroutine.
-func (c *Core) Stats() Stats { return c.stats.snapshot() }
+// Counters returns the counters so far. Safe from any goroutine.
+func (c *Core) Counters() Stats { return c.stats.snapshot() }
+
+// Stats implements consensus.Core.
+func (c *Core) Stats() consensus.Stats {
+	s := c.Counters()
+	out := consensus.Stats{Height: c.head.Number.Uint64(), LeaderChanges: s.LeaderChanges, Dropped: s.Dropped}
+	for t := MsgType(1); int(t) < numMsgTypes; t++ {
+		out.Messages = append(out.Messages, consensus.MessageStats{Type: t.String(),
+			MsgsIn: s.Received[t].Msgs, MsgsOut: s.Sent[t].Msgs, BytesIn: s.Received[t].Bytes, BytesOut: s.Sent[t].Bytes})
+	}
+	return out
+}
+
+// Head implements consensus.Core: raft blocks are final when committed.
+func (c *Core) Head(uint64) consensus.HeadRef { return consensus.HeadRef{Latest: true} }
+
+// Verified implements consensus.Core; raft asks for no verification (a
+// committed entry's block is executed by Host.CommitBlock).
+func (c *Core) Verified(common.Hash, error) {}
 
 // Leader returns the node this core believes leads, and false if none.
 func (c *Core) Leader() (consensus.NodeID, bool) { return c.mem.node(c.lead) }
@@ -281,22 +313,38 @@ func (c *Core) Applied() uint64 { return c.applied }
 // snapshot.
 func (c *Core) CatchingUp() bool { return c.catchup != nil }
 
-// TakeMessages returns the messages produced so far, in order, and clears
-// the queue. The caller owns the slice.
-func (c *Core) TakeMessages() []Outbound {
-	out := c.outbox
-	c.outbox = nil
-	return out
+// HasReady implements consensus.Core.
+func (c *Core) HasReady() bool { return c.fatal == nil && !c.rd.Empty() }
+
+// Ready implements consensus.Core: the commits of the applied entries,
+// the messages raft and the pipeline produced (the WAL already holds what
+// they acknowledge), a build request, block reads to serve a peer,
+// forwarded transactions for the pool, and a request for the pool's
+// pending transactions (to forward them to a new leader).
+func (c *Core) Ready() consensus.Ready {
+	rd := c.rd
+	c.rd = consensus.Ready{}
+	return rd
 }
 
-// Tick advances raft's logical clock by one tick; now is the wall time of
-// the tick, used only for block timestamps.
-func (c *Core) Tick(now time.Time) error {
+// Advance implements consensus.Core: the commits handed out are durable.
+// Then a snapshot may name them, and the next batch of committed entries
+// is applied.
+func (c *Core) Advance() {
 	if c.fatal != nil {
-		return c.fatal
+		return
 	}
-	c.now = now
-	return c.run(func() error {
+	c.unacked = 0
+	c.acked = c.head
+	c.run(func() error { return c.maybeSnapshot() })
+}
+
+// Tick advances raft's logical clock by one tick.
+func (c *Core) Tick() {
+	if c.fatal != nil {
+		return
+	}
+	c.run(func() error {
 		c.rn.Tick()
 		c.ticksSinceBuild++
 		c.tickCatchup()
@@ -314,11 +362,11 @@ func (c *Core) Tick(now time.Time) error {
 // leader builds a block; any other member forwards the transactions to
 // the leader it knows (or drops them if it knows none: the pool keeps
 // them).
-func (c *Core) Notify(txs []*types.Transaction) error {
+func (c *Core) Notify(txs []*types.Transaction) {
 	if c.fatal != nil {
-		return c.fatal
+		return
 	}
-	return c.run(func() error {
+	c.run(func() error {
 		if c.isLeader {
 			c.poolDirty = true
 			return nil
@@ -329,12 +377,14 @@ func (c *Core) Notify(txs []*types.Transaction) error {
 }
 
 // Step takes one engine message from a peer. Bad, oversized, misaddressed
-// or unsolicited messages are dropped and counted; only a halt is an error.
+// or unsolicited messages are dropped and counted, and the reason
+// returned; a halt is reported by Err.
 func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 	if c.fatal != nil {
 		return c.fatal
 	}
-	return c.run(func() error {
+	c.dropped = nil
+	c.run(func() error {
 		t, body, err := openEnvelope(payload, c.cfg.MaxMessageBytes)
 		if err != nil {
 			c.drop(from, err)
@@ -357,10 +407,12 @@ func (c *Core) Step(from consensus.NodeID, payload []byte) error {
 		}
 		return nil
 	})
+	return c.dropped
 }
 
 func (c *Core) drop(from consensus.NodeID, why error) {
 	c.stats.dropped.Add(1)
+	c.dropped = why
 	c.log.Debug("Dropped raft engine message", "from", from, "err", why)
 }
 
@@ -459,11 +511,9 @@ func (c *Core) checkRaftMsg(m *raftpb.Message) error {
 			c.learnNode(n)
 		}
 		// Never install a position that contradicts the committed chain.
-		if sd.Height <= c.chain.Head().Number.Uint64() {
-			if b, _ := c.chain.BlockByNumber(sd.Height); b == nil || b.Hash() != sd.Hash {
-				c.log.Error("Refusing a raft snapshot that contradicts the chain", "height", sd.Height, "hash", sd.Hash)
-				return fmt.Errorf("snapshot names block %d %s, the chain has another", sd.Height, sd.Hash)
-			}
+		if c.contradicts(sd) {
+			c.log.Error("Refusing a raft snapshot that contradicts the chain", "height", sd.Height, "hash", sd.Hash)
+			return fmt.Errorf("snapshot names block %d %s, the chain has another", sd.Height, sd.Hash)
 		}
 	}
 	return nil
@@ -499,15 +549,42 @@ func guard(f func() error) (err error) {
 }
 
 // maxSettleRounds bounds the loop of settle. Each round handles Readys,
-// applies at most one batch of entries (once per call) or proposes a
+// applies at most one batch of entries (once per call) or asks for a
 // block; the pipeline depth bounds proposals, so the loop ends well before
 // this. Reaching it is a programmer error.
 const maxSettleRounds = 1 << 16
 
-// applyBatch is the most committed entries one input applies. More wait
-// for Process (HasWork), so that a node replaying many blocks still
-// answers heartbeats between batches.
+// applyBatch is the most committed entries one Ready carries. More wait
+// for its Advance, so that a node replaying many blocks still answers
+// heartbeats between batches.
 const applyBatch = 64
+
+// recentHashes bounds the heights whose hashes the core remembers to
+// check snapshots against the chain.
+const recentHashes = 4096
+
+// commit hands a block to the owner to commit and moves the core's head.
+func (c *Core) commit(b *types.Block, seal []byte) {
+	c.rd.Commits = append(c.rd.Commits, consensus.SealedBlock{Block: b, Seal: seal})
+	c.unacked++
+	c.head = b.Header()
+	n := b.NumberU64()
+	c.recent[n] = b.Hash()
+	if n >= recentHashes {
+		delete(c.recent, n-recentHashes)
+	}
+}
+
+// contradicts reports whether a snapshot names, at a height this node's
+// chain has reached, a block other than the chain's (checked for the
+// heights whose hashes the core remembers).
+func (c *Core) contradicts(sd SnapshotData) bool {
+	if sd.Height > c.head.Number.Uint64() {
+		return false
+	}
+	h, known := c.recent[sd.Height]
+	return known && h != sd.Hash
+}
 
 // settle handles Readys, applies one batch of committed entries and
 // proposes until nothing is left to do but applying further batches.
@@ -543,21 +620,6 @@ func (c *Core) settle() error {
 			return nil
 		}
 	}
-}
-
-// HasWork reports that committed entries wait to be applied beyond the
-// batch the last input applied. The driver then calls Process, between
-// other inputs, until it reports false.
-func (c *Core) HasWork() bool {
-	return c.fatal == nil && c.catchup == nil && c.applied < c.commitIndex
-}
-
-// Process applies the next batch of committed entries (see HasWork).
-func (c *Core) Process() error {
-	if c.fatal != nil {
-		return c.fatal
-	}
-	return c.run(func() error { return nil })
 }
 
 // handleReady follows the RawNode contract: persist hard state, entries
@@ -655,13 +717,14 @@ func (c *Core) updateRole() error {
 	return nil
 }
 
-// reforward forwards the pool's pending transactions to the leader again.
+// reforward asks for the pool's pending transactions (Ready.WantTxs), to
+// forward them to the leader again when they come back through Notify.
 func (c *Core) reforward() {
 	c.ticksSinceForward = 0
-	if c.cfg.PendingTxs == nil || c.lead == 0 || c.lead == c.id {
+	if c.lead == 0 || c.lead == c.id {
 		return
 	}
-	c.forward(c.cfg.PendingTxs(c.cfg.MaxBlockTxs))
+	c.rd.WantTxs = c.cfg.MaxBlockTxs
 }
 
 func (c *Core) sendRaft(m *raftpb.Message) {
@@ -698,15 +761,16 @@ func (c *Core) sendRaft(m *raftpb.Message) {
 
 func (c *Core) send(to consensus.NodeID, t MsgType, payload []byte) {
 	c.stats.sent(t, len(payload))
-	c.outbox = append(c.outbox, Outbound{To: to, Payload: payload})
+	c.rd.Messages = append(c.rd.Messages, consensus.Message{To: to, Payload: payload})
 }
 
 // applyCommitted applies committed entries in order, reading them from
-// storage (where they are durable), up to a bounded batch per call. It
-// waits while a catch-up is in progress: the chain must first reach the
+// storage (where they are durable), up to a bounded batch per Ready: the
+// next batch waits for the Advance of the commits of this one. It waits
+// while a catch-up is in progress: the chain must first reach the
 // snapshot the log continues from.
 func (c *Core) applyCommitted() (bool, error) {
-	if c.catchup != nil {
+	if c.catchup != nil || c.unacked > 0 {
 		return false, nil
 	}
 	if c.applied >= c.commitIndex {
@@ -742,7 +806,9 @@ func (c *Core) applyCommitted() (bool, error) {
 // block entry is committed if it extends the head (its parent is the head
 // and its number the next), otherwise it is stale and skipped. Stale
 // entries are the blocks a deposed leader proposed on a head that moved
-// on, and duplicates.
+// on, and duplicates. A committed block that does not execute on this
+// node (Host.CommitBlock refuses it) means this node's execution disagrees
+// with the log: the owner halts.
 func (c *Core) applyEntry(e *raftpb.Entry) error {
 	if e.GetType() != raftpb.EntryNormal {
 		// Raft applied it when it delivered it (applyConfEntry). Take a
@@ -761,20 +827,14 @@ func (c *Core) applyEntry(e *raftpb.Entry) error {
 		c.stats.staleEntries.Add(1)
 		return nil
 	}
-	head := c.chain.Head()
+	head := c.head
 	if block.NumberU64() != head.Number.Uint64()+1 || block.ParentHash() != head.Hash() {
 		c.stats.staleEntries.Add(1)
 		c.log.Debug("Skipping a stale block entry", "index", e.GetIndex(), "number", block.NumberU64(), "head", head.Number)
 		c.afterApply(block, false)
 		return nil
 	}
-	if err := c.chain.VerifyBlock(block); err != nil {
-		return fmt.Errorf("%w: %w: committed block %d %s (entry %d) fails verification on this node: %v",
-			ErrHalted, ErrDeterminism, block.NumberU64(), block.Hash(), e.GetIndex(), err)
-	}
-	if err := c.chain.CommitBlock(block, encodeSeal(e.GetIndex(), e.GetTerm())); err != nil {
-		return fmt.Errorf("commit block %d: %w", block.NumberU64(), err)
-	}
+	c.commit(block, encodeSeal(e.GetIndex(), e.GetTerm()))
 	c.stats.committedBlocks.Add(1)
 	c.afterApply(block, true)
 	return nil
@@ -800,15 +860,20 @@ func (c *Core) afterApply(b *types.Block, committed bool) {
 
 // maybeSnapshot records a snapshot of the applied position every
 // SnapshotEntries entries and compacts the log behind it, keeping
-// CompactMargin entries for followers slightly behind.
+// CompactMargin entries for followers slightly behind. It names only a
+// position whose commits the owner acknowledged: a snapshot is durable at
+// once, and a crash must never leave one ahead of the chain.
 func (c *Core) maybeSnapshot() error {
+	if c.unacked > 0 {
+		return nil
+	}
 	if !c.snapDue && c.applied < c.snapIndex+c.cfg.SnapshotEntries && c.sinceSnap < c.cfg.SnapshotBytes {
 		return nil
 	}
 	if c.applied == c.snapIndex {
 		return nil
 	}
-	head := c.chain.Head()
+	head := c.acked
 	cs := c.confAt(c.applied)
 	data := encodeSnapshot(SnapshotData{Height: head.Number.Uint64(), Hash: head.Hash()}, c.listedMembers(cs))
 	first, _ := c.store.FirstIndex()
@@ -825,11 +890,12 @@ func (c *Core) maybeSnapshot() error {
 	return nil
 }
 
-// maybePropose builds and proposes the next block when this node leads,
-// its chain is current, the pipeline has room, and transactions may wait
-// (Notify, a full block) or the block time has passed.
+// maybePropose asks for the next block (Ready.Build) when this node
+// leads, its chain is current, the pipeline has room, no build is out,
+// and transactions may wait (Notify, a full block) or the block time has
+// passed. The block is proposed when Built hands it back.
 func (c *Core) maybePropose() (bool, error) {
-	if !c.isLeader || c.catchup != nil || c.applied < c.termStart || c.applied < c.commitIndex {
+	if !c.isLeader || c.catchup != nil || c.building || c.applied < c.termStart || c.applied < c.commitIndex {
 		return false, nil
 	}
 	if len(c.inflight) >= c.cfg.PipelineDepth {
@@ -837,51 +903,65 @@ func (c *Core) maybePropose() (bool, error) {
 	}
 	due := c.ticksSinceBuild >= c.cfg.blockTicks()
 	// While a validator set waits for its height, empty blocks take the
-	// chain there (at most an epoch and the lead of blocks).
-	// So does governance work due at the next height (Due).
-	forceEmpty := due && (c.cfg.ForceEmpty || c.sched.waiting(c.chain.Head().Number.Uint64()+1) || (c.cfg.Due != nil && c.cfg.Due()))
-	if !c.poolDirty && !forceEmpty {
-		if !due || (c.cfg.Pending != nil && !c.cfg.Pending()) {
-			return false, nil
-		}
+	// chain there (at most an epoch and the lead of blocks). (Governance
+	// work due at the next height is the owner's to see: Host.Due.)
+	forceEmpty := due && (c.cfg.ForceEmpty || c.sched.waiting(c.head.Number.Uint64()+1))
+	if !c.poolDirty && !due {
+		return false, nil
 	}
-	parent := c.chain.Head()
+	parent := c.head
 	if n := len(c.inflight); n > 0 {
 		parent = c.inflight[n-1].Header()
 	}
-	ts := max(uint64(max(c.now.Unix(), 0)), parent.Time)
 	c.poolDirty = false
 	c.ticksSinceBuild = 0
-	block, err := c.chain.BuildBlock(parent, ts, c.self)
-	if err != nil {
-		c.log.Warn("Cannot build a block", "height", parent.Number.Uint64()+1, "err", err)
-		return false, nil
-	}
-	ntx := len(block.Transactions())
-	if ntx == 0 && !forceEmpty {
-		return false, nil
-	}
-	if ntx >= c.cfg.MaxBlockTxs {
-		c.poolDirty = true // a full block: more may wait
-	}
-	data, err := encodeBlockEntry(block)
-	if err != nil {
-		c.log.Error("Cannot encode a block", "err", err)
-		return false, nil
-	}
-	if len(data) > c.cfg.maxEntryBytes() {
-		c.log.Error("Built block is over the message size limit; not proposed (lower MaxBlockTxs or raise MaxMessageBytes)",
-			"height", block.NumberU64(), "bytes", len(data), "limit", c.cfg.maxEntryBytes())
-		return false, nil
-	}
-	if err := c.rn.Propose(data); err != nil {
-		c.stats.proposalsDropped.Add(1)
-		c.log.Debug("Raft dropped a proposal", "height", block.NumberU64(), "err", err)
-		return false, nil
-	}
-	c.inflight = append(c.inflight, block)
-	c.stats.proposals.Add(1)
+	c.building, c.buildTerm = true, c.term
+	c.buildID++
+	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: parent, Empty: forceEmpty}
 	return true, nil
+}
+
+// Built proposes the block built for the last Ready.Build, if this node
+// still leads in the same term and the block extends the pipeline; nil
+// (nothing to build) or an error proposes nothing.
+func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) {
+	if c.fatal != nil || !c.building || req.ID != c.buildID {
+		return
+	}
+	c.building = false
+	c.run(func() error {
+		if err != nil || block == nil || !c.isLeader || c.term != c.buildTerm {
+			return nil
+		}
+		parent := c.head
+		if n := len(c.inflight); n > 0 {
+			parent = c.inflight[n-1].Header()
+		}
+		if block.ParentHash() != parent.Hash() || block.NumberU64() != parent.Number.Uint64()+1 {
+			return nil // the chain or the pipeline moved while it was built
+		}
+		if len(block.Transactions()) >= c.cfg.MaxBlockTxs {
+			c.poolDirty = true // a full block: more may wait
+		}
+		data, err := encodeBlockEntry(block)
+		if err != nil {
+			c.log.Error("Cannot encode a block", "err", err)
+			return nil
+		}
+		if len(data) > c.cfg.maxEntryBytes() {
+			c.log.Error("Built block is over the message size limit; not proposed (lower MaxBlockTxs or raise MaxMessageBytes)",
+				"height", block.NumberU64(), "bytes", len(data), "limit", c.cfg.maxEntryBytes())
+			return nil
+		}
+		if err := c.rn.Propose(data); err != nil {
+			c.stats.proposalsDropped.Add(1)
+			c.log.Debug("Raft dropped a proposal", "height", block.NumberU64(), "err", err)
+			return nil
+		}
+		c.inflight = append(c.inflight, block)
+		c.stats.proposals.Add(1)
+		return nil
+	})
 }
 
 // forward sends transactions to the leader, in batches bounded by count
@@ -934,8 +1014,8 @@ func (c *Core) onTxs(from consensus.NodeID, body []byte) {
 		return
 	}
 	c.stats.txsReceived.Add(uint64(len(raw)))
-	if c.cfg.Forward != nil && len(raw) > 0 {
-		c.cfg.Forward(raw)
+	if len(raw) > 0 {
+		c.rd.Txs = append(c.rd.Txs, raw...)
 	}
 	if c.isLeader {
 		c.poolDirty = true

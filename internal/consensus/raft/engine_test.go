@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,127 +14,45 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
-// liveNet connects real engines in one process.
-type liveNet struct {
-	mu      sync.Mutex
-	engines map[consensus.NodeID]*Engine
+// liveHost is a live host of the engine tests (simnet.LiveHost, one fake
+// chain for every engine's tests).
+type liveHost = simnet.LiveHost
+
+func newLiveHost(bus *simnet.Bus, id consensus.NodeID, maxTxs int) *liveHost {
+	return simnet.NewLiveHost(id, bus, maxTxs)
 }
 
-// liveHost is a goroutine-safe consensus.Host over a fakeChain.
-type liveHost struct {
-	mu    sync.Mutex
-	self  consensus.NodeID
-	chain *fakeChain
-	net   *liveNet
-	// committed, if set, is called after each committed block, on the
-	// engine goroutine (as the node hands governance decisions over).
-	committed func(b *types.Block)
-}
-
-func (h *liveHost) Self() consensus.NodeID { return h.self }
-func (h *liveHost) BuildBlock(p *types.Header, ts uint64, who consensus.NodeID) (*types.Block, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.BuildBlock(p, ts, who)
-}
-func (h *liveHost) VerifyBlock(b *types.Block) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.VerifyBlock(b)
-}
-func (h *liveHost) CommitBlock(b *types.Block, seal []byte) error {
-	h.mu.Lock()
-	err := h.chain.CommitBlock(b, seal)
-	h.mu.Unlock()
-	if err == nil && h.committed != nil {
-		h.committed(b)
-	}
-	return err
-}
-func (h *liveHost) Head() *types.Header {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.Head()
-}
-func (h *liveHost) BlockByNumber(n uint64) (*types.Block, []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.chain.BlockByNumber(n)
-}
-func (h *liveHost) Send(to consensus.NodeID, payload []byte) {
-	h.net.mu.Lock()
-	e := h.net.engines[to]
-	h.net.mu.Unlock()
-	if e != nil {
-		e.HandleMessage(h.self, slices.Clone(payload))
-	}
-}
-func (h *liveHost) Broadcast(payload []byte) {
-	h.net.mu.Lock()
-	defer h.net.mu.Unlock()
-	for id, e := range h.net.engines {
-		if id != h.self {
-			e.HandleMessage(h.self, slices.Clone(payload))
+// engineCounters reads a running raft engine's core.
+func engineCounters(e consensus.Engine) (s Stats) {
+	e.(*consensus.Driver).WithCore(func(c consensus.Core) {
+		if c != nil {
+			s = c.(*Core).Counters()
 		}
+	})
+	return s
+}
+
+// stopLive stops an engine and fails the test if it had halted.
+func stopLive(t *testing.T, e consensus.Engine) {
+	t.Helper()
+	e.Stop()
+	if err, halted := <-e.Done(); halted {
+		t.Errorf("engine halted: %v", err)
 	}
 }
 
-func (h *liveHost) submit(e *Engine, tx *types.Transaction) {
-	h.mu.Lock()
-	added := h.chain.addTx(tx)
-	h.mu.Unlock()
-	if added {
-		e.Notify([]*types.Transaction{tx})
-	}
-}
-
-func (h *liveHost) has(tx common.Hash) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.chain.txAt[tx]
-	return ok
-}
-
-func (h *liveHost) hashAt(n uint64) common.Hash {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if n > h.chain.height() {
-		return common.Hash{}
-	}
-	return h.chain.blocks[n].Hash()
-}
-
-func startLive(t *testing.T, net *liveNet, h *liveHost, cfg Config, dir string) *Engine {
+func startLive(t *testing.T, net *simnet.Bus, h *liveHost, cfg Config, dir string) consensus.Engine {
 	t.Helper()
 	cfg.DataDir = dir
-	cfg.Forward = func(raw [][]byte) {
-		for _, r := range raw {
-			tx := new(types.Transaction)
-			if tx.UnmarshalBinary(r) == nil {
-				net.mu.Lock()
-				e := net.engines[h.self]
-				net.mu.Unlock()
-				h.submit(e, tx)
-			}
-		}
-	}
-	cfg.PendingTxs = func(max int) []*types.Transaction {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return slices.Clone(h.chain.pool[:min(max, len(h.chain.pool))])
-	}
-	cfg.OnHalt = func(err error) { t.Errorf("node %s halted: %v", name(h.self), err) }
-	e, err := New(cfg, h, quietLog())
+	e, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.mu.Lock()
-	net.engines[h.self] = e
-	net.mu.Unlock()
+	net.Attach(h.Self(), e)
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,28 +77,28 @@ func TestEngineLive(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 20, CompactMargin: 5, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	net := simnet.NewBus()
 	root := t.TempDir()
 	var hosts []*liveHost
-	var engines []*Engine
+	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
+		h := newLiveHost(net, id, cfg.MaxBlockTxs)
 		hosts = append(hosts, h)
 		engines = append(engines, startLive(t, net, h, cfg, filepath.Join(root, name(id))))
 	}
 	var txs []*types.Transaction
 	submitAll := func(from, n int) {
 		for i := 0; i < n; i++ {
-			tx := fakeTx(uint64(from + i))
+			tx := simnet.Tx(uint64(from + i))
 			txs = append(txs, tx)
 			k := i % len(hosts)
-			hosts[k].submit(engines[k], tx)
+			hosts[k].Submit(tx)
 		}
 	}
 	allIn := func() bool {
 		for _, h := range hosts {
 			for _, tx := range txs {
-				if !h.has(tx.Hash()) {
+				if !h.Has(tx.Hash()) {
 					return false
 				}
 			}
@@ -193,31 +109,29 @@ func TestEngineLive(t *testing.T) {
 	waitFor(t, "300 transactions on every node", 20*time.Second, allIn)
 
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
 	for i, h := range hosts {
-		h.mu.Lock()
-		h.chain.crash() // a restart loses the pool and the execution cache
-		h.mu.Unlock()
-		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+		h.Do(func(c *simnet.Chain) { c.Crash() }) // a restart loses the pool and the execution cache
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.Self())))
 	}
 	submitAll(1000, 200)
 	waitFor(t, "200 more transactions after restart", 20*time.Second, allIn)
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
-	top := hosts[0].chain.height()
+	top := hosts[0].Height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.chain.height())
+		top = min(top, h.Height())
 	}
 	for n := uint64(0); n <= top; n++ {
-		if hosts[0].hashAt(n) != hosts[1].hashAt(n) || hosts[0].hashAt(n) != hosts[2].hashAt(n) {
+		if hosts[0].HashAt(n) != hosts[1].HashAt(n) || hosts[0].HashAt(n) != hosts[2].HashAt(n) {
 			t.Fatalf("chains differ at %d", n)
 		}
 	}
 	var s Stats
 	for _, e := range engines {
-		addStats(&s, e.Stats())
+		addStats(&s, engineCounters(e))
 	}
 	if s.CommittedBlocks == 0 || s.Sent[MsgRaft].Msgs == 0 {
 		t.Fatalf("stats not counted: %+v", s)
@@ -225,29 +139,42 @@ func TestEngineLive(t *testing.T) {
 }
 
 func TestEngineRejectsBadSetup(t *testing.T) {
-	h := &liveHost{self: nodeID(9), chain: newFakeChain(nodeID(9), 10, nil), net: &liveNet{}}
+	h := newLiveHost(simnet.NewBus(), nodeID(9), 10)
 	// A node outside the genesis lists starts as a non-member.
-	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, h, quietLog())
+	e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatalf("non-member: %v", err)
-	}
-	if err := e.SetValidators(5, nil); !errors.Is(err, ErrBadValidators) {
-		t.Fatalf("empty validator set: %v", err)
-	}
-	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(0)}); !errors.Is(err, ErrBadValidators) {
-		t.Fatalf("duplicate validator: %v", err)
 	}
 	if err := e.SetValidators(5, []consensus.NodeID{nodeID(0), nodeID(9)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, h, quietLog())
+	// Changes given before Start reach the core at Start: a bad one fails it.
+	for name, bad := range map[string][]consensus.NodeID{"empty": nil, "duplicate": {nodeID(0), nodeID(0)}} {
+		e, err := New(Config{Validators: []consensus.NodeID{nodeID(0)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetValidators(5, bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(); !errors.Is(err, ErrBadValidators) {
+			t.Fatalf("%s validator set: %v", name, err)
+		}
+		e.Stop()
+	}
+	_, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}}, consensus.Env{Host: h, Log: quietLog()})
 	if err == nil || !strings.Contains(err.Error(), "DataDir") {
 		t.Fatalf("no data dir: %v", err)
 	}
 	// A chain past genesis with an empty raft folder must not bootstrap.
-	h.chain.blocks = append(h.chain.blocks, types.NewBlockWithHeader(&types.Header{Number: common.Big1, ParentHash: fakeGenesis.Hash()}))
-	h.chain.seals = append(h.chain.seals, nil)
-	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, h, quietLog())
+	b1, err := h.BuildBlock(h.Head(), 0, nodeID(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CommitBlock(b1, nil); err != nil {
+		t.Fatal(err)
+	}
+	e, err = New(Config{Validators: []consensus.NodeID{nodeID(9)}, DataDir: t.TempDir()}, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,20 +192,16 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2), nodeID(3)}
 	cfg := Config{Validators: ids[:3], TickInterval: 2 * time.Millisecond, ElectionTicks: 10, BlockTime: 10 * time.Millisecond,
 		MaxBlockTxs: 50, SnapshotEntries: 8, CompactMargin: 2, ForwardRetry: 50 * time.Millisecond}
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
+	net := simnet.NewBus()
 	root := t.TempDir()
 	var decideAt atomic.Uint64
 	decideAt.Store(1 << 62)
-	engineOf := func(id consensus.NodeID) *Engine {
-		net.mu.Lock()
-		defer net.mu.Unlock()
-		return net.engines[id]
-	}
+	engineOf := net.Engine
 	var hosts []*liveHost
-	var engines []*Engine
+	var engines []consensus.Engine
 	for _, id := range ids {
-		h := &liveHost{self: id, chain: newFakeChain(id, cfg.MaxBlockTxs, nil), net: net}
-		h.committed = func(b *types.Block) {
+		h := newLiveHost(net, id, cfg.MaxBlockTxs)
+		h.OnCommit = func(b *types.Block, _ []byte) {
 			if b.NumberU64() == decideAt.Load() {
 				if err := engineOf(id).SetValidators(b.NumberU64()+8, ids); err != nil {
 					t.Error(err)
@@ -291,16 +214,16 @@ func TestEngineLiveAddsNode(t *testing.T) {
 	var txs []*types.Transaction
 	submit := func(k, n int) {
 		for i := 0; i < n; i++ {
-			tx := fakeTx(uint64(len(txs) + 1))
+			tx := simnet.Tx(uint64(len(txs) + 1))
 			txs = append(txs, tx)
-			hosts[k].submit(engines[k], tx)
+			hosts[k].Submit(tx)
 		}
 	}
 	allIn := func(hs []*liveHost) func() bool {
 		return func() bool {
 			for _, h := range hs {
 				for _, tx := range txs {
-					if !h.has(tx.Hash()) {
+					if !h.Has(tx.Hash()) {
 						return false
 					}
 				}
@@ -312,42 +235,38 @@ func TestEngineLiveAddsNode(t *testing.T) {
 		submit(i%3, 5)
 	}
 	waitFor(t, "blocks on the validators", 10*time.Second, allIn(hosts[:3]))
-	hosts[0].mu.Lock()
-	decideAt.Store(hosts[0].chain.height() + 1)
-	hosts[0].mu.Unlock()
+	decideAt.Store(hosts[0].Height() + 1)
 	// Blocks up to the decision's, then (empty ones) to its height.
 	submit(0, 5)
 	waitFor(t, "the new node to join and catch up", 20*time.Second, func() bool {
-		return engines[3].Stats().ConfChanges >= 1 && allIn(hosts)()
+		return engineCounters(engines[3]).ConfChanges >= 1 && allIn(hosts)()
 	})
 	submit(3, 20) // forwarded by the new node to the leader
 	waitFor(t, "transactions given to the new node", 20*time.Second, allIn(hosts))
 
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
 	for i, h := range hosts {
-		h.mu.Lock()
-		h.chain.crash()
-		h.mu.Unlock()
-		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.self)))
+		h.Do(func(c *simnet.Chain) { c.Crash() })
+		engines[i] = startLive(t, net, h, cfg, filepath.Join(root, name(h.Self())))
 		// As the node does at start: the set in force after the head.
-		if err := engines[i].SetValidators(h.chain.height()+1, ids); err != nil {
+		if err := engines[i].SetValidators(h.Height()+1, ids); err != nil {
 			t.Fatal(err)
 		}
 	}
 	submit(3, 20)
 	waitFor(t, "transactions after the restart", 20*time.Second, allIn(hosts))
 	for _, e := range engines {
-		e.Stop()
+		stopLive(t, e)
 	}
-	top := hosts[0].chain.height()
+	top := hosts[0].Height()
 	for _, h := range hosts[1:] {
-		top = min(top, h.chain.height())
+		top = min(top, h.Height())
 	}
 	for n := uint64(0); n <= top; n++ {
 		for _, h := range hosts[1:] {
-			if h.hashAt(n) != hosts[0].hashAt(n) {
+			if h.HashAt(n) != hosts[0].HashAt(n) {
 				t.Fatalf("chains differ at %d", n)
 			}
 		}
@@ -384,16 +303,13 @@ func TestConfigValidateNamesField(t *testing.T) {
 }
 
 func TestFromSpec(t *testing.T) {
-	spec, err := chain.DevSpec(1337, 250)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Consensus = chain.Consensus{
+	spec := consensus.Spec{
 		Engine:     "raft",
+		BlockTime:  250 * time.Millisecond,
 		Validators: []common.Address{nodeID(0), nodeID(1), nodeID(2)},
 		Params:     json.RawMessage(fmt.Sprintf(`{"tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2, "maxBlockTxs": 500, "learners": ["%s"]}`, nodeID(3).Hex())),
 	}
-	cfg, err := FromSpec(spec)
+	cfg, err := ConfigFromSpec(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,12 +321,12 @@ func TestFromSpec(t *testing.T) {
 	if m.raftID(nodeID(0)) != 1 || m.raftID(nodeID(2)) != 3 || m.raftID(nodeID(3)) != 4 {
 		t.Fatal("raft ids are not index+1 in validators then learners")
 	}
-	spec.Consensus.Params = json.RawMessage(`{"electionTick": 20}`)
-	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "electionTick") {
+	spec.Params = json.RawMessage(`{"electionTick": 20}`)
+	if _, err := ConfigFromSpec(spec); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "electionTick") {
 		t.Fatalf("misspelt param: %v", err)
 	}
-	spec.Consensus.Engine = "bft"
-	if _, err := FromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
+	spec.Engine = "bft"
+	if _, err := ConfigFromSpec(spec); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("wrong engine: %v", err)
 	}
 }
@@ -419,13 +335,13 @@ func TestFromSpec(t *testing.T) {
 func TestEngineStartReportsCorruptWAL(t *testing.T) {
 	ids := []consensus.NodeID{nodeID(0)}
 	dir := t.TempDir()
-	net := &liveNet{engines: make(map[consensus.NodeID]*Engine)}
-	h := &liveHost{self: ids[0], chain: newFakeChain(ids[0], 10, nil), net: net}
+	net := simnet.NewBus()
+	h := newLiveHost(net, ids[0], 10)
 	cfg := Config{Validators: ids, TickInterval: 2 * time.Millisecond, BlockTime: 10 * time.Millisecond}
 	e := startLive(t, net, h, cfg, dir)
-	h.submit(e, fakeTx(1))
-	waitFor(t, "a block", 10*time.Second, func() bool { return h.has(fakeTx(1).Hash()) })
-	e.Stop()
+	h.Submit(simnet.Tx(1))
+	waitFor(t, "a block", 10*time.Second, func() bool { return h.Has(simnet.Tx(1).Hash()) })
+	stopLive(t, e)
 
 	path := filepath.Join(dir, segmentName(1))
 	data, err := os.ReadFile(path)
@@ -437,7 +353,7 @@ func TestEngineStartReportsCorruptWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = dir
-	e2, err := New(cfg, h, quietLog())
+	e2, err := New(cfg, consensus.Env{Host: h, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,24 +2,25 @@ package raft
 
 import (
 	"testing"
-	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 // fuzzCore is a fresh follower core of a three-validator network.
 func fuzzCore(t testing.TB) *Core {
 	cfg := quietConfig()
 	cfg.Validators = []consensus.NodeID{nodeID(0), nodeID(1), nodeID(2)}
-	store, err := OpenWAL(NewMemFS(), "/raft", cfg.SegmentBytes, quietLog())
+	store, err := OpenWAL(durable.NewMemFS(), "/raft", cfg.SegmentBytes, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCore(cfg, nodeID(0), newFakeChain(nodeID(0), 10, nil), store, quietLog())
+	c, err := NewCore(cfg, nodeID(0), simnet.NewChain(nodeID(0), nil, 10), store, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,19 +64,27 @@ func FuzzCoreStep(f *testing.F) {
 	f.Add([]byte{9, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		c := fuzzCore(t)
-		if err := c.Step(nodeID(1), payload); err != nil {
+		_ = c.Step(nodeID(1), payload)
+		if err := c.Err(); err != nil {
 			t.Fatalf("Step halted the core: %v", err)
 		}
 		for i := 0; i < 3; i++ {
-			if err := c.Tick(time.Unix(simEpoch, 0)); err != nil {
+			c.Tick()
+			if err := c.Err(); err != nil {
 				t.Fatalf("Tick after the message halted the core: %v", err)
 			}
+			if c.HasReady() {
+				rd := c.Ready()
+				c.Advance()
+				for _, req := range rd.Serve {
+					c.Served(req, nil)
+				}
+			}
 		}
-		c.TakeMessages()
 	})
 }
 
 func fakeTxBytes() []byte {
-	b, _ := fakeTx(7).MarshalBinary()
+	b, _ := simnet.Tx(7).MarshalBinary()
 	return b
 }

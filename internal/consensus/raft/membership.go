@@ -239,7 +239,7 @@ func (c *Core) noteSelf(cs *raftpb.ConfState, announce bool) {
 // for ever (harmlessly: the members ignore it while they hear their
 // leader, and its log is behind theirs).
 func (c *Core) leaving() bool {
-	cur, later := c.sched.at(c.chain.Head().Number.Uint64() + 1)
+	cur, later := c.sched.at(c.head.Number.Uint64() + 1)
 	if cur == nil || slices.Contains(cur, c.self) || slices.Contains(c.cfg.Learners, c.self) {
 		return false
 	}
@@ -396,7 +396,7 @@ func (c *Core) maybeProposeConf() (bool, error) {
 	if len(cs.GetVotersOutgoing()) > 0 || !isVoter(cs, c.id) {
 		return false, nil // joint: raft leaves it by itself
 	}
-	cur, later := c.sched.at(c.chain.Head().Number.Uint64() + 1)
+	cur, later := c.sched.at(c.head.Number.Uint64() + 1)
 	if cur == nil {
 		return false, nil
 	}

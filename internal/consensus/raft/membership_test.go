@@ -49,7 +49,7 @@ func sortedNodes(ids []consensus.NodeID) []consensus.NodeID {
 func (c *cluster) decide(ids []consensus.NodeID, lead uint64) govChange {
 	var top uint64
 	for _, n := range c.nodes {
-		top = max(top, n.chain.height())
+		top = max(top, n.chain.Height())
 	}
 	g := govChange{decideAt: top + 1, from: top + 1 + lead, ids: slices.Clone(ids)}
 	c.gov = append(c.gov, g)
@@ -62,11 +62,11 @@ func (c *cluster) decide(ids []consensus.NodeID, lead uint64) govChange {
 func (c *cluster) membershipIs(nodes []*simNode, want []consensus.NodeID) bool {
 	want = sortedNodes(want)
 	for _, n := range nodes {
-		if n.core == nil {
+		if n.core() == nil {
 			continue
 		}
-		cs := n.core.confNow()
-		if len(cs.GetVotersOutgoing()) > 0 || !slices.Equal(voterNodes(n.core), want) {
+		cs := n.core().confNow()
+		if len(cs.GetVotersOutgoing()) > 0 || !slices.Equal(voterNodes(n.core()), want) {
 			return false
 		}
 	}
@@ -95,7 +95,7 @@ func TestMembershipChanges(t *testing.T) {
 		defer unbind()
 		c, err := membershipRun(seed)
 		if err != nil && c != nil {
-			tail := c.log
+			tail := c.s.Events()
 			if len(tail) > 30 && os.Getenv("CHARTER_FULL_LOG") == "" {
 				tail = tail[len(tail)-30:]
 			}
@@ -139,7 +139,7 @@ func membershipRun(seed int64) (*cluster, error) {
 	// restart one node at a time, or cut one off for a while (the
 	// newcomer too: it must resume joining); sometimes crash points right
 	// after acknowledgements.
-	c.crashAfterAck = []float64{0, 0, 0.005}[rng.Intn(3)]
+	c.s.SetCrashRate([]float64{0, 0, 0.001}[rng.Intn(3)])
 	var down *simNode
 	chaos := func(now uint64) error {
 		if err := workload(now); err != nil {
@@ -164,7 +164,7 @@ func membershipRun(seed int64) (*cluster, error) {
 			c.crash(n)
 		case 1:
 			c.logf("cut off %s", name(n.id))
-			c.net.Partition([]consensus.NodeID{n.id}, c.ids(slices.DeleteFunc(slices.Clone(c.nodes), func(x *simNode) bool { return x == n })))
+			c.partition([]consensus.NodeID{n.id}, c.ids(slices.DeleteFunc(slices.Clone(c.nodes), func(x *simNode) bool { return x == n })))
 		}
 		return nil
 	}
@@ -178,10 +178,10 @@ func membershipRun(seed int64) (*cluster, error) {
 		return nil
 	}
 
-	if err := c.runUntil(10_000, func() bool { return c.leader() != nil && c.nodes[0].chain.height() >= 3 }, workload); err != nil {
+	if err := c.runUntil(10_000, func() bool { return c.leader() != nil && c.nodes[0].chain.Height() >= 3 }, workload); err != nil {
 		return c, err
 	}
-	if newcomer.core.role != "none" || isMember(newcomer.core.confNow(), newcomer.core.id) {
+	if newcomer.core().role != "none" || isMember(newcomer.core().confNow(), newcomer.core().id) {
 		return c, errors.New("the newcomer started as a member")
 	}
 
@@ -194,7 +194,7 @@ func membershipRun(seed int64) (*cluster, error) {
 	}
 	g1 := c.decide(set1, uint64(8+c.rng.Intn(6)))
 	if err := c.runUntil(60_000, func() bool {
-		return c.membershipIs(c.nodes, set1) && newcomer.core != nil && newcomer.chain.height() >= g1.from
+		return c.membershipIs(c.nodes, set1) && newcomer.core() != nil && newcomer.chain.Height() >= g1.from
 	}, chaos); err != nil {
 		return c, fmt.Errorf("adding %s: %w", name(newcomer.id), err)
 	}
@@ -202,8 +202,8 @@ func membershipRun(seed int64) (*cluster, error) {
 		return c, err
 	}
 	// The newcomer takes part: it has the chain and commits new blocks.
-	h := newcomer.chain.height()
-	if err := c.runUntil(20_000, func() bool { return newcomer.chain.height() >= h+2 }, func(now uint64) error {
+	h := newcomer.chain.Height()
+	if err := c.runUntil(20_000, func() bool { return newcomer.chain.Height() >= h+2 }, func(now uint64) error {
 		if now%20 == 0 {
 			return c.submit(newcomer, c.newTx())
 		}
@@ -232,14 +232,13 @@ func membershipRun(seed int64) (*cluster, error) {
 	// not campaign), or sees its removal if it led. One removed before its
 	// chain got there cannot know.
 	gone := func() bool {
-		v := victim.core
-		return v != nil && (v.leaving() || !isMember(v.confNow(), v.id) || victim.chain.height()+1 < g2.from)
+		v := victim.core()
+		return v != nil && (v.leaving() || !isMember(v.confNow(), v.id) || victim.chain.Height()+1 < g2.from)
 	}
 	if err := c.runUntil(60_000, func() bool { return c.membershipIs(rest, set2) && gone() }, chaos); err != nil {
 		return c, fmt.Errorf("removing %s: %w", name(victim.id), err)
 	}
-	c.crashAfterAck = 0
-	clear(c.restartAt)
+	c.s.SetCrashRate(0)
 	if err := heal(); err != nil {
 		return c, err
 	}
@@ -252,17 +251,17 @@ func membershipRun(seed int64) (*cluster, error) {
 	// The chain had reached the change's height before it was made.
 	var top uint64
 	for _, n := range rest {
-		top = max(top, n.chain.height())
+		top = max(top, n.chain.Height())
 	}
 	if top+1 < g2.from {
 		return c, fmt.Errorf("chain at %d: membership changed before height %d", top, g2.from)
 	}
 	// The removed node no longer proposes.
-	proposals := victim.core.Stats().Proposals
+	proposals := victim.core().Counters().Proposals
 	if err := c.run(c.net.Now()+2000, workload); err != nil {
 		return c, err
 	}
-	if victim.core.IsLeader() || victim.core.Stats().Proposals != proposals {
+	if victim.core().IsLeader() || victim.core().Counters().Proposals != proposals {
 		return c, fmt.Errorf("removed %s still leads or proposes", name(victim.id))
 	}
 
@@ -276,17 +275,13 @@ func membershipRun(seed int64) (*cluster, error) {
 		if err := c.restart(n); err != nil {
 			return c, err
 		}
-		if err := n.core.Process(); err != nil {
-			return c, err
-		}
 		if n == victim {
 			if !gone() {
 				return c, fmt.Errorf("removed %s is a member again after a restart", name(n.id))
 			}
 		} else if !c.membershipIs([]*simNode{n}, set2) {
-			return c, fmt.Errorf("%s restarted with voters %v, want %v", name(n.id), short(voterNodes(n.core)), short(set2))
+			return c, fmt.Errorf("%s restarted with voters %v, want %v", name(n.id), short(voterNodes(n.core())), short(set2))
 		}
-		c.flush(n)
 	}
 
 	if err := c.converge(30_000); err != nil {
@@ -295,14 +290,14 @@ func membershipRun(seed int64) (*cluster, error) {
 	if !c.membershipIs(rest, set2) {
 		return c, errors.New("membership changed again while converging")
 	}
-	if victim.core.IsLeader() {
+	if victim.core().IsLeader() {
 		return c, errors.New("the removed node leads")
 	}
 	if learner != nil {
 		for _, n := range rest {
-			if !slices.Contains(learnerNodes(n.core), learner.id) {
+			if !slices.Contains(learnerNodes(n.core()), learner.id) {
 				return c, fmt.Errorf("%s: the configured learner %s is not a learner after leaving the validators: %v",
-					name(n.id), name(learner.id), short(learnerNodes(n.core)))
+					name(n.id), name(learner.id), short(learnerNodes(n.core())))
 			}
 		}
 	}
@@ -318,7 +313,7 @@ func TestMembershipWaitsForHeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.height() >= 2 },
+	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.Height() >= 2 },
 		c.submitEvery(20, 50, func() *simNode { return c.nodes[0] })); err != nil {
 		t.Fatal(err)
 	}
@@ -328,33 +323,33 @@ func TestMembershipWaitsForHeight(t *testing.T) {
 	// Transactions until the deciding block; then the empty blocks to the
 	// boundary come from the pending change alone.
 	if err := c.runUntil(5000, func() bool {
-		return slices.Contains(learnerNodes(c.nodes[0].core), newcomer.id)
+		return slices.Contains(learnerNodes(c.nodes[0].core()), newcomer.id)
 	}, func(now uint64) error {
-		if now%20 == 0 && c.nodes[0].chain.height() < g.decideAt {
+		if now%20 == 0 && c.nodes[0].chain.Height() < g.decideAt {
 			return c.submit(c.nodes[0], c.newTx())
 		}
 		return nil
 	}); err != nil {
 		t.Fatalf("newcomer not a learner ahead of the change: %v", err)
 	}
-	if h := c.nodes[0].chain.height(); h+1 >= g.from {
+	if h := c.nodes[0].chain.Height(); h+1 >= g.from {
 		t.Fatalf("chain at %d already reached %d", h, g.from)
 	}
 	if err := c.runUntil(20_000, func() bool { return c.membershipIs(c.nodes, set) }, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {
-		if n.chain.height()+1 < g.from {
-			t.Fatalf("%s at height %d is a voter set for %d", name(n.id), n.chain.height(), g.from)
+		if n.chain.Height()+1 < g.from {
+			t.Fatalf("%s at height %d is a voter set for %d", name(n.id), n.chain.Height(), g.from)
 		}
 	}
 	// With nothing waiting, the chain stops again (no endless empty blocks).
-	h := c.nodes[0].chain.height()
+	h := c.nodes[0].chain.Height()
 	if err := c.run(c.net.Now()+3000, nil); err != nil {
 		t.Fatal(err)
 	}
-	if c.nodes[0].chain.height() > h+2 {
-		t.Fatalf("chain went on from %d to %d with nothing to do", h, c.nodes[0].chain.height())
+	if c.nodes[0].chain.Height() > h+2 {
+		t.Fatalf("chain went on from %d to %d with nothing to do", h, c.nodes[0].chain.Height())
 	}
 	if err := c.converge(10_000); err != nil {
 		t.Fatal(err)
@@ -422,23 +417,23 @@ func TestMembershipReplacesSoleValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, newcomer := c.nodes[0], c.nodes[1]
-	if err := c.runUntil(5000, func() bool { return old.core.IsLeader() && old.chain.height() >= 2 },
+	if err := c.runUntil(5000, func() bool { return old.core().IsLeader() && old.chain.Height() >= 2 },
 		c.submitEvery(20, 50, func() *simNode { return old })); err != nil {
 		t.Fatal(err)
 	}
 	set := []consensus.NodeID{newcomer.id}
 	g := c.decide(set, 10)
 	if err := c.runUntil(20_000, func() bool {
-		return c.membershipIs([]*simNode{newcomer}, set) && newcomer.core.IsLeader() && old.chain.height() >= g.decideAt
+		return c.membershipIs([]*simNode{newcomer}, set) && newcomer.core().IsLeader() && old.chain.Height() >= g.decideAt
 	}, c.submitEvery(20, 20, func() *simNode { return old })); err != nil {
 		t.Fatal(err)
 	}
-	if old.core.IsLeader() || !old.core.leaving() && isMember(old.core.confNow(), old.core.id) {
+	if old.core().IsLeader() || !old.core().leaving() && isMember(old.core().confNow(), old.core().id) {
 		t.Fatal("the replaced validator still leads or stays")
 	}
 	c.removed[old.id] = true
-	h := newcomer.chain.height()
-	if err := c.runUntil(5000, func() bool { return newcomer.chain.height() >= h+3 },
+	h := newcomer.chain.Height()
+	if err := c.runUntil(5000, func() bool { return newcomer.chain.Height() >= h+3 },
 		c.submitEvery(20, 50, func() *simNode { return newcomer })); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"math/big"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +72,7 @@ func TestStaleEntrySkipped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.height() >= 3 && c.converged() },
+	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.Height() >= 3 && c.converged() },
 		c.submitEvery(20, 20, func() *simNode { return c.nodes[0] })); err != nil {
 		t.Fatal(err)
 	}
@@ -80,32 +80,33 @@ func TestStaleEntrySkipped(t *testing.T) {
 	head := l.chain.Head()
 	stale := []*types.Block{
 		// Built on the genesis, long buried.
-		types.NewBlockWithHeader(&types.Header{ParentHash: fakeGenesis.Hash(), Number: big.NewInt(1), Difficulty: new(big.Int), Time: simEpoch + 1, Root: common.HexToHash("0xbad")}),
+		types.NewBlockWithHeader(&types.Header{ParentHash: simnet.Genesis.Hash(), Number: big.NewInt(1), Difficulty: new(big.Int), Time: simnet.GenesisTime + 1, Root: common.HexToHash("0xbad")}),
 		// A duplicate of the head block.
-		l.chain.blocks[head.Number.Uint64()],
+		headBlock(l.chain),
 		// The right number on a wrong parent.
-		types.NewBlockWithHeader(&types.Header{ParentHash: common.HexToHash("0x1234"), Number: new(big.Int).Add(head.Number, common.Big1), Difficulty: new(big.Int), Time: simEpoch + 1}),
+		types.NewBlockWithHeader(&types.Header{ParentHash: common.HexToHash("0x1234"), Number: new(big.Int).Add(head.Number, common.Big1), Difficulty: new(big.Int), Time: simnet.GenesisTime + 1}),
 	}
 	for _, b := range stale {
 		data, err := encodeBlockEntry(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.core.rn.Propose(data); err != nil {
+		if err := l.core().rn.Propose(data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Garbage committed by a (hypothetical) buggy leader is skipped too.
-	if err := l.core.rn.Propose([]byte{0x01, 0xff, 0xfe}); err != nil {
+	if err := l.core().rn.Propose([]byte{0x01, 0xff, 0xfe}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.after(l, l.core.Tick(simTime(c.net.Now()))); err != nil {
+	c.s.Input(l.Node, func(core consensus.Core) { core.Tick() })
+	if err := c.s.Err(); err != nil {
 		t.Fatal(err)
 	}
 	want := uint64(len(stale) + 1)
 	if err := c.runUntil(3000, func() bool {
 		for _, n := range c.nodes {
-			if n.core.Stats().StaleEntries < want {
+			if n.core().Counters().StaleEntries < want {
 				return false
 			}
 		}
@@ -115,7 +116,7 @@ func TestStaleEntrySkipped(t *testing.T) {
 	}
 	// The chain goes on after the stale entries.
 	h := head.Number.Uint64()
-	if err := c.runUntil(5000, func() bool { return c.nodes[0].chain.height() >= h+3 && c.converged() },
+	if err := c.runUntil(5000, func() bool { return c.nodes[0].chain.Height() >= h+3 && c.converged() },
 		c.submitEvery(20, 20, func() *simNode { return c.nodes[1] })); err != nil {
 		t.Fatal(err)
 	}
@@ -132,23 +133,24 @@ func TestDeterminismBrokenHalts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.height() >= 2 }, c.submitEvery(20, 20, func() *simNode { return c.nodes[0] })); err != nil {
+	if err := c.runUntil(5000, func() bool { return c.leader() != nil && c.nodes[0].chain.Height() >= 2 }, c.submitEvery(20, 20, func() *simNode { return c.nodes[0] })); err != nil {
 		t.Fatal(err)
 	}
 	var bad *simNode
 	for _, n := range c.nodes {
-		if !n.core.IsLeader() {
+		if !n.core().IsLeader() {
 			bad = n
 			break
 		}
 	}
-	bad.chain.badRoot = true
+	bad.chain.BadRoot = true
 	c.expectHalt[bad.id] = true
 	if err := c.runUntil(5000, func() bool { return c.halted[bad.id] != nil }, c.submitEvery(20, 20, func() *simNode { return c.leader() })); err != nil {
 		t.Fatal(err)
 	}
-	if !errors.Is(c.halted[bad.id], ErrDeterminism) || !errors.Is(c.halted[bad.id], ErrHalted) {
-		t.Fatalf("halt reason %v, want ErrDeterminism", c.halted[bad.id])
+	// Host.CommitBlock refused the committed block: the engine halts.
+	if err := c.halted[bad.id]; err == nil || !strings.Contains(err.Error(), "commit block") || !strings.Contains(err.Error(), "state root") {
+		t.Fatalf("halt reason %v, want the refused commit of a committed block", err)
 	}
 	if err := c.converge(10_000); err != nil {
 		t.Fatal(err)
@@ -184,7 +186,7 @@ func partitionedLeader(seed int64) error {
 		return err
 	}
 	any := func() *simNode { up := c.up(); return up[c.rng.Intn(len(up))] }
-	if err := c.runUntil(10_000, func() bool { return c.leader() != nil && c.nodes[0].chain.height() >= 2 }, c.submitEvery(30, 20, any)); err != nil {
+	if err := c.runUntil(10_000, func() bool { return c.leader() != nil && c.nodes[0].chain.Height() >= 2 }, c.submitEvery(30, 20, any)); err != nil {
 		return err
 	}
 	old := c.leader()
@@ -200,17 +202,17 @@ func partitionedLeader(seed int64) error {
 			rest = append(rest, n.id)
 		}
 	}
-	c.net.Partition(minority, rest)
 	c.logf("partition %v | %v", short(minority), short(rest))
 	// Blocks the old leader may still commit: those a quorum had acked
 	// before the cut (at most its pipeline).
-	limit := old.chain.height() + uint64(c.cfg.PipelineDepth)
+	limit := old.chain.Height() + uint64(c.cfg.PipelineDepth)
 	majority := c.byID[rest[0]]
-	start := majority.chain.height()
+	c.partition(minority, rest)
+	start := majority.chain.Height()
 	var newLeader *simNode
 	err = c.runUntil(20_000, func() bool {
 		l := c.leader()
-		if l != nil && l != old && majority.chain.height() >= start+3 {
+		if l != nil && l != old && majority.chain.Height() >= start+3 {
 			newLeader = l
 			return true
 		}
@@ -231,10 +233,10 @@ func partitionedLeader(seed int64) error {
 	if err := c.run(c.net.Now()+uint64(4*c.cfg.ElectionTicks*tickLen), nil); err != nil {
 		return err
 	}
-	if h := old.chain.height(); h > limit {
+	if h := old.chain.Height(); h > limit {
 		return fmt.Errorf("cut-off leader committed up to %d, beyond %d", h, limit)
 	}
-	if old.core.IsLeader() {
+	if old.core().IsLeader() {
 		return fmt.Errorf("cut-off leader did not step down")
 	}
 	_ = newLeader
@@ -254,16 +256,16 @@ func TestLearnersDoNotVote(t *testing.T) {
 		t.Fatal(err)
 	}
 	learner := c.nodes[3]
-	if err := c.runUntil(5000, func() bool { return c.nodes[0].chain.height() >= 3 && c.converged() }, c.submitEvery(20, 20, func() *simNode { return learner })); err != nil {
+	if err := c.runUntil(5000, func() bool { return c.nodes[0].chain.Height() >= 3 && c.converged() }, c.submitEvery(20, 20, func() *simNode { return learner })); err != nil {
 		t.Fatal(err)
 	}
-	if learner.chain.height() < 3 {
-		t.Fatalf("learner at height %d", learner.chain.height())
+	if learner.chain.Height() < 3 {
+		t.Fatalf("learner at height %d", learner.chain.Height())
 	}
 	// Two validators down: one validator and two learners are no quorum.
 	var kept *simNode
 	for _, n := range c.nodes[:3] {
-		if n.core.IsLeader() || kept != nil {
+		if n.core().IsLeader() || kept != nil {
 			c.crash(n)
 		} else {
 			kept = n
@@ -273,12 +275,12 @@ func TestLearnersDoNotVote(t *testing.T) {
 		c.crash(c.nodes[1])
 		kept = c.nodes[0]
 	}
-	h := kept.chain.height()
+	h := kept.chain.Height()
 	if err := c.run(c.net.Now()+3000, c.submitEvery(20, 20, func() *simNode { return learner })); err != nil {
 		t.Fatal(err)
 	}
-	if kept.chain.height() != h || learner.chain.height() > h {
-		t.Fatalf("committed without a validator quorum: %d -> %d", h, kept.chain.height())
+	if kept.chain.Height() != h || learner.chain.Height() > h {
+		t.Fatalf("committed without a validator quorum: %d -> %d", h, kept.chain.Height())
 	}
 	for _, n := range c.nodes[3:] {
 		if n.wasLeader {
@@ -291,7 +293,7 @@ func TestLearnersDoNotVote(t *testing.T) {
 	if err := c.finalChecks(); err != nil {
 		t.Fatal(err)
 	}
-	if s := learner.core.Stats(); s.TxsForwarded == 0 {
+	if s := learner.core().Counters(); s.TxsForwarded == 0 {
 		t.Fatal("learner forwarded no transactions")
 	}
 }
@@ -309,9 +311,9 @@ func TestCatchUpBySnapshotAndBlockTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.crash(lag)
-	h := lag.chain.height()
+	h := lag.chain.Height()
 	leader := c.leader()
-	if err := c.runUntil(20_000, func() bool { return leader.chain.height() >= h+3*c.cfg.SnapshotEntries },
+	if err := c.runUntil(20_000, func() bool { return leader.chain.Height() >= h+3*c.cfg.SnapshotEntries },
 		c.submitEvery(10, 10_000, func() *simNode { return leader })); err != nil {
 		t.Fatal(err)
 	}
@@ -321,11 +323,17 @@ func TestCatchUpBySnapshotAndBlockTransfer(t *testing.T) {
 	if err := c.converge(10_000); err != nil {
 		t.Fatal(err)
 	}
-	s := lag.core.Stats()
+	s := lag.core().Counters()
 	if s.SnapshotsReceived == 0 || s.BlocksFetched == 0 {
 		t.Fatalf("lagging node caught up without snapshot and transfer: %+v", s)
 	}
 	if err := c.finalChecks(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// headBlock is a chain's committed head block.
+func headBlock(ch *simnet.Chain) *types.Block {
+	b, _ := ch.BlockByNumber(ch.Height())
+	return b
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
@@ -29,44 +28,42 @@ func simTime(t uint64) time.Time {
 	return time.Unix(simEpoch, 0).Add(time.Duration(t) * time.Millisecond)
 }
 
-// simNode is one simulated node: a core over a fake chain and a crashable
-// file system.
+// simNode is one simulated node: a raft core on the simnet harness (its
+// chain, its disk that loses power).
 type simNode struct {
+	*simnet.Node
 	id      consensus.NodeID
+	chain   *simnet.Chain
 	learner bool
-	fs      *MemFS
-	chain   *fakeChain
-	core    *Core // nil while crashed
-	// notify holds transactions admitted by Forward during a Step, for a
-	// Notify after it (a real pool notifies asynchronously).
-	notify []*types.Transaction
 	// wasLeader records that the node ever led (learners must not).
 	wasLeader bool
 }
 
-// cluster is a simulated network of raft cores.
+// core is the node's raft core, nil while it is down.
+func (n *simNode) core() *Core {
+	if n.Node.Core == nil {
+		return nil
+	}
+	return n.Node.Core.(*Core)
+}
+
+// cluster is a simulated network of raft cores on simnet.Sim.
 type cluster struct {
-	seed    int64
-	rng     *rand.Rand
-	net     *simnet.Network
-	check   *simnet.Checker
-	nodes   []*simNode
-	byID    map[consensus.NodeID]*simNode
-	cfg     Config // shared part; each node gets a copy with its closures
-	log     []string
-	nextTx  uint64
-	txs     []*types.Transaction // every transaction a client submitted
-	acked   map[common.Hash]bool
-	lastErr error
+	seed   int64
+	s      *simnet.Sim
+	rng    *rand.Rand
+	net    *simnet.Network
+	check  *simnet.Checker
+	nodes  []*simNode
+	byID   map[consensus.NodeID]*simNode
+	byNode map[*simnet.Node]*simNode
+	cfg    Config // shared part; each node gets a copy
+	nextTx uint64
 	// expectHalt lists nodes allowed to halt (determinism tests).
 	expectHalt    map[consensus.NodeID]bool
-	leaderCrashes int
-	// crashAfterAck is the probability of a crash point after a node
-	// acknowledged a vote or entries; restartAt schedules its restart.
-	crashAfterAck float64
-	restartAt     map[*simNode]uint64
-	target        uint64 // converge: height every node must reach (forced empty blocks)
 	halted        map[consensus.NodeID]error
+	leaderCrashes int
+	target        uint64 // converge: height every node must reach (forced empty blocks)
 	// totals accumulates the stats of cores that crashed; walLog counts
 	// the WAL's warnings (torn tails repaired).
 	totals Stats
@@ -77,6 +74,8 @@ type cluster struct {
 	gov []govChange
 	// removed nodes left the raft group: they no longer follow the chain.
 	removed map[consensus.NodeID]bool
+	each    func(now uint64) error
+	eachErr error
 }
 
 // govChange is a validator set decided by the block at height decideAt,
@@ -120,8 +119,8 @@ func addStats(a *Stats, b Stats) {
 func (c *cluster) stats() Stats {
 	s := c.totals
 	for _, n := range c.nodes {
-		if n.core != nil {
-			addStats(&s, n.core.Stats())
+		if n.core() != nil {
+			addStats(&s, n.core().Counters())
 		}
 	}
 	return s
@@ -135,6 +134,8 @@ type clusterOpts struct {
 	cfg    Config
 	// gov turns on the governance schedule (see cluster.gov).
 	gov bool
+	// crashRate is the harness's power-loss rate (see simnet.Config).
+	crashRate float64
 }
 
 // nodeID is the id of simulated node i: 0x…0a01, 0x…0a02, …
@@ -153,18 +154,13 @@ func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 			learners = append(learners, id)
 		}
 	}
-	net := simnet.New(seed, ids, o.faults)
 	c := &cluster{
 		seed:       seed,
-		rng:        net.Rand(),
-		net:        net,
-		check:      simnet.NewChecker(),
 		byID:       make(map[consensus.NodeID]*simNode),
+		byNode:     make(map[*simnet.Node]*simNode),
 		cfg:        o.cfg,
-		acked:      make(map[common.Hash]bool),
 		expectHalt: make(map[consensus.NodeID]bool),
 		halted:     make(map[consensus.NodeID]error),
-		restartAt:  make(map[*simNode]uint64),
 		removed:    make(map[consensus.NodeID]bool),
 	}
 	if o.gov {
@@ -172,55 +168,93 @@ func newCluster(seed int64, o clusterOpts) (*cluster, error) {
 	}
 	c.cfg.Validators, c.cfg.Learners = vals, learners
 	c.cfg.TickInterval = tickLen * time.Millisecond
-	for i, id := range ids {
-		n := &simNode{id: id, learner: i >= o.validators && i < o.validators+o.learners, fs: NewMemFS()}
-		n.chain = newFakeChain(id, c.cfg.MaxBlockTxs, c.onCommit)
-		c.nodes = append(c.nodes, n)
-		c.byID[id] = n
-		if err := c.start(n); err != nil {
-			return nil, err
-		}
+	s, err := simnet.NewSim(simnet.Config{
+		Seed:         seed,
+		Faults:       o.faults,
+		IDs:          ids,
+		TickMs:       tickLen,
+		MaxTxs:       c.cfg.MaxBlockTxs,
+		CrashRate:    o.crashRate,
+		RestartAfter: 10,
+		MaxDown:      (len(ids) - 1) / 2,
+		Open:         c.open,
+		OnCommit:     c.onCommit,
+		EachTick:     c.eachTick,
+		OnCrash: func(n *simnet.Node) {
+			sn := c.byNode[n]
+			if sn.core().IsLeader() {
+				c.leaderCrashes++
+			}
+			addStats(&c.totals, sn.core().Counters())
+		},
+		MayHalt: func(n *simnet.Node, err error) bool {
+			if !c.expectHalt[n.ID] {
+				return false
+			}
+			c.halted[n.ID] = err
+			return true
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
+	c.s, c.rng, c.net, c.check = s, s.Rand, s.Net, s.Check
 	return c, nil
 }
 
-func (c *cluster) logf(format string, args ...any) {
-	c.log = append(c.log, fmt.Sprintf("t=%d ", c.net.Now())+fmt.Sprintf(format, args...))
+// open makes a node's core from its disk and chain (first start and every
+// restart), as raft.New's Open does, then gives it the validator schedule
+// as the node does.
+func (c *cluster) open(n *simnet.Node, _ []byte) (consensus.Core, error) {
+	sn := c.byNode[n]
+	if sn == nil {
+		sn = &simNode{Node: n, id: n.ID, chain: n.Chain}
+		for _, l := range c.cfg.Learners {
+			sn.learner = sn.learner || l == n.ID
+		}
+		c.nodes = append(c.nodes, sn)
+		c.byID[n.ID] = sn
+		c.byNode[n] = sn
+	}
+	store, err := OpenWAL(n.Disk(), "/raft", c.cfg.SegmentBytes, slog.New(&c.walLog))
+	if err != nil {
+		return nil, fmt.Errorf("open wal: %w", err)
+	}
+	cfg := c.cfg
+	cfg.Validators = slices.Clone(c.cfg.Validators)
+	cfg.Learners = slices.Clone(c.cfg.Learners)
+	core, err := NewCore(cfg, n.ID, n.Chain, store, quietLog())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.schedule(core, n.Chain.Height()); err != nil {
+		return nil, err
+	}
+	return core, nil
 }
 
-func (c *cluster) onCommit(node consensus.NodeID, b *types.Block) {
-	c.check.Finalized(node, b.NumberU64(), b.Hash())
-	var hs []common.Hash
-	for _, tx := range b.Transactions() {
-		hs = append(hs, tx.Hash())
-		// A client is told the receipt once some node commits the block.
-		if !c.acked[tx.Hash()] {
-			c.acked[tx.Hash()] = true
-			c.check.Acknowledge(tx.Hash())
-		}
-	}
-	c.check.Included(node, b.NumberU64(), hs)
-	// Governance: the node learns a decision when it commits its block,
-	// from inside CommitBlock, as the real node does.
-	if n := c.byID[node]; n != nil && n.core != nil {
-		for _, g := range c.gov {
-			if g.decideAt == b.NumberU64() {
-				if err := n.core.SetValidators(g.from, g.ids); err != nil {
-					panic(err)
-				}
+func (c *cluster) logf(format string, args ...any) { c.s.Logf(format, args...) }
+
+// onCommit: governance; the node learns a decision when it commits its
+// block, from inside CommitBlock, as the real node does.
+func (c *cluster) onCommit(n *simnet.Node, b *types.Block, _ []byte) error {
+	for _, g := range c.gov {
+		if g.decideAt == b.NumberU64() {
+			if err := n.Core.SetValidators(g.from, g.ids); err != nil {
+				return err
 			}
 		}
 	}
+	return nil
 }
 
-// schedule hands a (re)started node the validator sets as the node does
+// schedule hands a (re)started core the validator sets as the node does
 // after a restart: the set in force after its head, and the sets decided
-// for later heights (internal/node, validatorSchedule).
-func (c *cluster) schedule(n *simNode) error {
+// for later heights (consensus.Spec: raft's FromSpec).
+func (c *cluster) schedule(core *Core, head uint64) error {
 	if c.gov == nil {
 		return nil
 	}
-	head := n.chain.height()
 	cur := c.cfg.Validators
 	var later []govChange
 	for _, g := range c.gov {
@@ -232,227 +266,74 @@ func (c *cluster) schedule(n *simNode) error {
 			later = append(later, g)
 		}
 	}
-	if err := n.core.SetValidators(head+1, cur); err != nil {
+	if err := core.SetValidators(head+1, cur); err != nil {
 		return err
 	}
 	for _, g := range later {
-		if err := n.core.SetValidators(g.from, g.ids); err != nil {
+		if err := core.SetValidators(g.from, g.ids); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *cluster) nodeConfig(n *simNode) Config {
-	cfg := c.cfg
-	cfg.Validators = slices.Clone(c.cfg.Validators)
-	cfg.Learners = slices.Clone(c.cfg.Learners)
-	cfg.Forward = func(raw [][]byte) {
-		for _, r := range raw {
-			tx := new(types.Transaction)
-			if err := tx.UnmarshalBinary(r); err != nil {
-				continue
-			}
-			if n.chain.addTx(tx) {
-				n.notify = append(n.notify, tx)
-			}
+func (c *cluster) crash(n *simNode) { c.s.Crash(n.Node) }
+
+// partition splits the network into groups of nodes, by consensus id.
+func (c *cluster) partition(groups ...[]consensus.NodeID) {
+	var gs [][]*simnet.Node
+	for _, g := range groups {
+		var nodes []*simnet.Node
+		for _, id := range g {
+			nodes = append(nodes, c.byID[id].Node)
 		}
+		gs = append(gs, nodes)
 	}
-	cfg.Pending = func() bool { return len(n.chain.pool) > 0 }
-	cfg.PendingTxs = func(max int) []*types.Transaction {
-		return slices.Clone(n.chain.pool[:min(max, len(n.chain.pool))])
-	}
-	return cfg
+	c.s.Partition(gs...)
 }
 
-// start opens the node's WAL and core (first start or restart).
-func (c *cluster) start(n *simNode) error {
-	store, err := OpenWAL(n.fs, "/raft", c.cfg.SegmentBytes, slog.New(&c.walLog))
-	if err != nil {
-		return fmt.Errorf("node %s: open wal: %w", n.id, err)
-	}
-	core, err := NewCore(c.nodeConfig(n), n.id, n.chain, store, quietLog())
-	if err != nil {
-		return fmt.Errorf("node %s: start core: %w", n.id, err)
-	}
-	n.core = core
-	if err := c.schedule(n); err != nil {
-		return err
-	}
-	c.flush(n)
-	return nil
-}
-
-func (c *cluster) crash(n *simNode) {
-	if n.core == nil {
-		return
-	}
-	c.logf("crash %s (leader=%v)", name(n.id), n.core.IsLeader())
-	if n.core.IsLeader() {
-		c.leaderCrashes++
-	}
-	c.net.Crash(n.id)
-	addStats(&c.totals, n.core.Stats())
-	n.core = nil
-	n.notify = nil
-	n.fs.Crash(c.rng)
-	n.chain.crash()
-}
-
-func (c *cluster) restart(n *simNode) error {
-	if n.core != nil {
-		return nil
-	}
-	c.logf("restart %s", name(n.id))
-	c.net.Restart(n.id)
-	return c.start(n)
-}
-
-// after runs after every input to a node: checks its result, sends its
-// messages, delivers pool notifications.
-func (c *cluster) after(n *simNode, err error) error {
-	for err == nil && n.core != nil {
-		if n.core.IsLeader() {
-			n.wasLeader = true
-		}
-		if c.flush(n) {
-			c.maybeCrashAfterAck(n)
-			if n.core == nil {
-				return nil
-			}
-		}
-		if len(n.notify) > 0 {
-			txs := n.notify
-			n.notify = nil
-			err = n.core.Notify(txs)
-			continue
-		}
-		// Apply further batches now or, sometimes, only after later
-		// deliveries (at the latest at the next tick), as the engine
-		// interleaves them with its inputs.
-		if !n.core.HasWork() || c.rng.Intn(4) == 0 {
-			break
-		}
-		err = n.core.Process()
-	}
-	if err != nil {
-		if c.expectHalt[n.id] && errors.Is(err, ErrDeterminism) {
-			c.halted[n.id] = err
-			c.logf("halt %s (expected): %v", n.id, err)
-			c.net.Crash(n.id)
-			n.core = nil
-			return nil
-		}
-		return fmt.Errorf("node %s: %w", n.id, err)
-	}
-	return nil
-}
-
-// flush sends a node's messages; it reports whether they acknowledged
-// something durable (a vote granted, entries appended), when crash points
-// are on.
-func (c *cluster) flush(n *simNode) (acked bool) {
-	for _, m := range n.core.TakeMessages() {
-		c.net.Send(n.id, m.To, m.Payload)
-		if c.crashAfterAck > 0 && !acked {
-			acked = isAck(m.Payload)
-		}
-	}
-	return acked
-}
-
-func isAck(payload []byte) bool {
-	t, body, err := openEnvelope(payload, len(payload))
-	if err != nil || t != MsgRaft {
-		return false
-	}
-	m, err := decodeRaftMsg(body)
-	if err != nil || m.GetReject() {
-		return false
-	}
-	switch m.GetType() {
-	case raftpb.MsgVoteResp, raftpb.MsgPreVoteResp, raftpb.MsgAppResp:
-		return true
-	}
-	return false
-}
-
-// maybeCrashAfterAck cuts the power of a node that just acknowledged, now
-// and then: what it acknowledged must have been durable.
-func (c *cluster) maybeCrashAfterAck(n *simNode) {
-	down := len(c.nodes) - len(c.up())
-	if (down+1)*2 > len(c.nodes) || c.rng.Float64() >= c.crashAfterAck {
-		return
-	}
-	c.logf("crash point: %s right after acknowledging", name(n.id))
-	c.crash(n)
-	c.restartAt[n] = c.net.Now() + uint64(1+c.rng.Intn(100))
-}
+func (c *cluster) restart(n *simNode) error { return c.s.Restart(n.Node) }
 
 // submit gives a transaction to a node's pool, as a client would.
 func (c *cluster) submit(n *simNode, tx *types.Transaction) error {
-	if n.core == nil || !n.chain.addTx(tx) {
-		return nil
-	}
-	return c.after(n, n.core.Notify([]*types.Transaction{tx}))
+	c.s.Submit(tx, n.Node)
+	return c.s.Err()
 }
 
 func (c *cluster) newTx() *types.Transaction {
 	c.nextTx++
-	tx := fakeTx(c.nextTx)
-	c.txs = append(c.txs, tx)
-	return tx
+	return simnet.Tx(c.nextTx)
 }
 
 // errStop, returned by the callback of run, ends the run early.
 var errStop = errors.New("stop")
 
+func (c *cluster) eachTick(*simnet.Sim) {
+	if c.each == nil || c.eachErr != nil {
+		return
+	}
+	c.eachErr = c.each(c.net.Now())
+}
+
 // run advances virtual time to end, delivering messages and ticking every
-// running node; every tick calls each (may be nil).
+// running node; every tick calls each (may be nil) after the deliveries.
 func (c *cluster) run(end uint64, each func(now uint64) error) error {
-	for t := c.net.Now() - c.net.Now()%tickLen + tickLen; t <= end; t += tickLen {
-		for {
-			d, ok := c.net.NextUntil(t)
-			if !ok {
-				break
-			}
-			n := c.byID[d.To]
-			if n.core == nil {
-				continue
-			}
-			if err := c.after(n, n.core.Step(d.From, d.Payload)); err != nil {
-				return err
-			}
-		}
-		c.net.AdvanceTo(t)
+	c.each, c.eachErr = each, nil
+	defer func() { c.each = nil }()
+	for (c.s.Ticks+1)*tickLen <= end {
+		c.s.Step()
 		for _, n := range c.nodes {
-			if at, ok := c.restartAt[n]; ok && at <= t {
-				delete(c.restartAt, n)
-				if err := c.restart(n); err != nil {
-					return err
-				}
+			if core := n.core(); core != nil && core.IsLeader() {
+				n.wasLeader = true
 			}
 		}
-		if each != nil {
-			if err := each(t); err == errStop {
-				return nil
-			} else if err != nil {
-				return err
-			}
+		if c.eachErr == errStop {
+			return nil
 		}
-		for _, n := range c.nodes {
-			for n.core != nil && n.core.HasWork() {
-				if err := c.after(n, n.core.Process()); err != nil {
-					return err
-				}
-			}
-			if n.core != nil {
-				if err := c.after(n, n.core.Tick(simTime(t))); err != nil {
-					return err
-				}
-			}
+		if c.eachErr != nil {
+			return c.eachErr
 		}
-		if err := c.check.Err(); err != nil {
+		if err := c.s.Err(); err != nil {
 			return err
 		}
 	}
@@ -462,7 +343,7 @@ func (c *cluster) run(end uint64, each func(now uint64) error) error {
 func (c *cluster) up() []*simNode {
 	var out []*simNode
 	for _, n := range c.nodes {
-		if n.core != nil {
+		if n.core() != nil {
 			out = append(out, n)
 		}
 	}
@@ -476,7 +357,7 @@ func (c *cluster) active() []*simNode {
 
 func (c *cluster) leader() *simNode {
 	for _, n := range c.nodes {
-		if n.core != nil && n.core.IsLeader() {
+		if core := n.core(); core != nil && core.IsLeader() {
 			return n
 		}
 	}
@@ -492,37 +373,21 @@ func (c *cluster) ids(nodes []*simNode) []consensus.NodeID {
 }
 
 // pendingTxs are the submitted transactions no node committed yet.
-func (c *cluster) pendingTxs() []*types.Transaction {
-	var out []*types.Transaction
-	for _, tx := range c.txs {
-		if !c.acked[tx.Hash()] {
-			out = append(out, tx)
-		}
-	}
-	return out
-}
+func (c *cluster) pendingTxs() []*types.Transaction { return c.s.Pending() }
 
 // converge heals everything and runs until every live node has the same
 // head and every submitted transaction is committed, or the deadline.
 // Clients resubmit pending transactions now and then, as real ones do.
 func (c *cluster) converge(deadline uint64) error {
-	c.net.Heal()
-	c.crashAfterAck = 0
-	clear(c.restartAt)
-	for _, n := range c.nodes {
-		if !c.expectHaltOrHalted(n) {
-			if err := c.restart(n); err != nil {
-				return err
-			}
-		}
-	}
 	f := c.net.Faults()
-	c.net.SetFaults(simnet.Faults{MinDelay: 1, MaxDelay: max(1, min(f.MaxDelay, 10))})
+	if err := c.s.Heal(simnet.Faults{MinDelay: 1, MaxDelay: max(1, min(f.MaxDelay, 10))}); err != nil {
+		return err
+	}
 	// Every live node must pass the highest block any node had at healing
 	// time; without forced empty blocks, heads must also come to rest equal.
 	var target uint64
 	for _, n := range c.nodes {
-		target = max(target, n.chain.height())
+		target = max(target, n.chain.Height())
 	}
 	target++
 	if !c.cfg.ForceEmpty {
@@ -565,11 +430,11 @@ func (c *cluster) converged() bool {
 	var head common.Hash
 	first := true
 	for _, n := range c.nodes {
-		if n.core == nil || c.removed[n.id] {
+		if n.core() == nil || c.removed[n.id] {
 			continue
 		}
 		if c.cfg.ForceEmpty {
-			if n.chain.height() < c.target {
+			if n.chain.Height() < c.target {
 				return false
 			}
 			continue
@@ -588,17 +453,17 @@ func (c *cluster) describe() string {
 	s := fmt.Sprintf("pending txs %d;", len(c.pendingTxs()))
 	for _, n := range c.nodes {
 		state := "down"
-		if n.core != nil {
-			state = fmt.Sprintf("leader=%v lead=%v applied=%d commit=%d catchup=%v", n.core.IsLeader(), n.core.lead, n.core.applied, n.core.commitIndex, n.core.CatchingUp())
+		if core := n.core(); core != nil {
+			state = fmt.Sprintf("leader=%v lead=%v applied=%d commit=%d catchup=%v", core.IsLeader(), core.lead, core.applied, core.commitIndex, core.CatchingUp())
 		}
-		s += fmt.Sprintf(" [%s h=%d pool=%d %s]", name(n.id), n.chain.height(), len(n.chain.pool), state)
+		s += fmt.Sprintf(" [%s h=%d pool=%d %s]", name(n.id), n.chain.Height(), n.chain.PoolSize(), state)
 	}
 	return s
 }
 
 // finalChecks: safety and exactly-once over the run, identical chains.
 func (c *cluster) finalChecks() error {
-	if err := c.check.CheckExactlyOnce(); err != nil {
+	if err := c.s.FinalCheck(); err != nil {
 		return err
 	}
 	var ref *simNode
@@ -614,8 +479,10 @@ func (c *cluster) finalChecks() error {
 			continue
 		}
 		// converge checked equal heads; blocks may have been added since.
-		for h := uint64(0); h <= min(n.chain.height(), ref.chain.height()); h++ {
-			if n.chain.blocks[h].Hash() != ref.chain.blocks[h].Hash() {
+		for h := uint64(0); h <= min(n.chain.Height(), ref.chain.Height()); h++ {
+			a, _ := n.chain.BlockByNumber(h)
+			b, _ := ref.chain.BlockByNumber(h)
+			if a.Hash() != b.Hash() {
 				return fmt.Errorf("fork at %d between %s and %s", h, ref.id, n.id)
 			}
 		}
@@ -668,7 +535,7 @@ func TestSimulation(t *testing.T) {
 		defer unbind()
 		c, err := runChaos(seed)
 		if err != nil && c != nil {
-			tail := c.log
+			tail := c.s.Events()
 			if len(tail) > 30 {
 				tail = tail[len(tail)-30:]
 			}
@@ -748,13 +615,13 @@ func runChaos(seed int64) (*cluster, error) {
 		MinDelay: uint64(rng.Intn(4)),
 	}
 	faults.MaxDelay = faults.MinDelay + uint64(rng.Intn(40))
-	c, err := newCluster(seed, clusterOpts{validators: validators, learners: learners, faults: faults, cfg: randomConfig(rng)})
+	crashRate := []float64{0, 0, 0.001, 0.01}[rng.Intn(4)]
+	c, err := newCluster(seed, clusterOpts{validators: validators, learners: learners, faults: faults, cfg: randomConfig(rng), crashRate: crashRate})
 	if err != nil {
 		return nil, err
 	}
-	c.crashAfterAck = []float64{0, 0, 0.005, 0.05}[rng.Intn(4)]
-	c.logf("cluster v=%d l=%d crash points %v faults=%+v cfg: hb=%d block=%v empty=%v maxtxs=%d depth=%d snap=%d margin=%d seg=%d",
-		validators, learners, c.crashAfterAck, faults, c.cfg.HeartbeatTicks, c.cfg.BlockTime, c.cfg.ForceEmpty, c.cfg.MaxBlockTxs,
+	c.logf("cluster v=%d l=%d crash rate %v faults=%+v cfg: hb=%d block=%v empty=%v maxtxs=%d depth=%d snap=%d margin=%d seg=%d",
+		validators, learners, crashRate, faults, c.cfg.HeartbeatTicks, c.cfg.BlockTime, c.cfg.ForceEmpty, c.cfg.MaxBlockTxs,
 		c.cfg.PipelineDepth, c.cfg.SnapshotEntries, c.cfg.CompactMargin, c.cfg.SegmentBytes)
 
 	chaosEnd := uint64(1500 + c.rng.Intn(2500))
@@ -798,7 +665,7 @@ func (c *cluster) fault() error {
 			}
 		}
 		c.logf("partition %v | %v", short(a), short(b))
-		c.net.Partition(a, b)
+		c.partition(a, b)
 	case k < 4: // the leader and at most a minority cut off
 		l := c.leader()
 		if l == nil {
@@ -817,7 +684,7 @@ func (c *cluster) fault() error {
 			}
 		}
 		c.logf("partition leader side %v | %v", short(minority), short(rest))
-		c.net.Partition(minority, rest)
+		c.partition(minority, rest)
 	case k < 6:
 		c.logf("heal")
 		c.net.Heal()
@@ -834,7 +701,7 @@ func (c *cluster) fault() error {
 		c.crash(n)
 	default:
 		for _, n := range c.nodes {
-			if n.core == nil {
+			if n.core() == nil {
 				return c.restart(n)
 			}
 		}
@@ -872,7 +739,7 @@ func TestSimulationReplays(t *testing.T) {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
 			s := c.stats()
-			runs[i] = fmt.Sprintf("%s|%v|%d|%d|%+v", joinLines(c.log), c.nodes[0].chain.Head().Hash(), c.net.Now(), c.net.Stats().Delivered, s.Sent)
+			runs[i] = fmt.Sprintf("%s|%v|%d|%d|%+v", joinLines(c.s.Events()), c.nodes[0].chain.Head().Hash(), c.net.Now(), c.net.Stats().Delivered, s.Sent)
 		}
 		if runs[0] != runs[1] {
 			t.Fatalf("seed %d does not replay:\n%s\n---\n%s", seed, runs[0], runs[1])

@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"github.com/charter-ledger/charter/internal/durable"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -144,12 +146,12 @@ func allZero(b []byte) bool {
 // are removed.
 type WAL struct {
 	mu   sync.Mutex // guards all; the engine goroutine is the only writer, raft reads through ms
-	fs   FS
+	fs   durable.FS
 	dir  string
 	log  *slog.Logger
 	ms   *etcdraft.MemoryStorage
 	hs   *raftpb.HardState
-	f    File
+	f    durable.File
 	seq  uint64
 	size int64
 	// rotateAt is the segment size that triggers a checkpoint: at least
@@ -176,9 +178,9 @@ func parseSegmentName(name string) (uint64, bool) {
 
 // OpenWAL opens (or creates) the WAL in dir. A torn final write is cut
 // away with one log line; other damage is an error wrapping ErrCorrupt.
-func OpenWAL(fsys FS, dir string, segmentBytes int64, log *slog.Logger) (*WAL, error) {
+func OpenWAL(fsys durable.FS, dir string, segmentBytes int64, log *slog.Logger) (*WAL, error) {
 	if fsys == nil {
-		fsys = OSFS{}
+		fsys = durable.OSFS{}
 	}
 	if segmentBytes <= 0 {
 		segmentBytes = DefaultSegmentBytes
@@ -206,7 +208,7 @@ func OpenWAL(fsys FS, dir string, segmentBytes int64, log *slog.Logger) (*WAL, e
 	if len(segs) == 0 {
 		w.seq = 1
 		path := filepath.Join(dir, segmentName(w.seq))
-		if w.f, err = fsys.Create(path); err != nil {
+		if w.f, err = fsys.Create(path, 0o600); err != nil {
 			return nil, fmt.Errorf("raft wal: create %s: %w", path, err)
 		}
 		if err := fsys.SyncDir(dir); err != nil {
@@ -460,7 +462,7 @@ func (w *WAL) maybeRotate() error {
 	next := w.seq + 1
 	path := filepath.Join(w.dir, segmentName(next))
 	tmp := path + ".tmp"
-	f, err := w.fs.Create(tmp)
+	f, err := w.fs.Create(tmp, 0o600)
 	if err != nil {
 		return fmt.Errorf("raft wal: create %s: %w", tmp, err)
 	}

@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"github.com/charter-ledger/charter/internal/durable"
+
 	"bytes"
 	"errors"
 	"log/slog"
@@ -68,7 +70,7 @@ func stateOf(t *testing.T, w *WAL) walState {
 	return s
 }
 
-func mustOpen(t *testing.T, fs FS, dir string, seg int64) *WAL {
+func mustOpen(t *testing.T, fs durable.FS, dir string, seg int64) *WAL {
 	t.Helper()
 	w, err := OpenWAL(fs, dir, seg, quietLog())
 	if err != nil {
@@ -80,10 +82,10 @@ func mustOpen(t *testing.T, fs FS, dir string, seg int64) *WAL {
 func TestWALReopenRestoresState(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		fs   func(t *testing.T) (FS, string)
+		fs   func(t *testing.T) (durable.FS, string)
 	}{
-		{"os", func(t *testing.T) (FS, string) { return OSFS{}, t.TempDir() }},
-		{"mem", func(t *testing.T) (FS, string) { return NewMemFS(), "/raft" }},
+		{"os", func(t *testing.T) (durable.FS, string) { return durable.OSFS{}, t.TempDir() }},
+		{"mem", func(t *testing.T) (durable.FS, string) { return durable.NewMemFS(), "/raft" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fsys, dir := tc.fs(t)
@@ -136,7 +138,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestWALRotationCheckpoint(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := durable.NewMemFS()
 	w := mustOpen(t, fsys, "/raft", 1<<10) // tiny segments: rotate often
 	must(t, w.Save(hardState(1, 0, 1), nil, bootSnap(1, 1), true))
 	cs := bootSnap(1, 1).Metadata.ConfState
@@ -174,7 +176,7 @@ func TestWALCrashDuringRotation(t *testing.T) {
 	})
 	for _, seed = range seeds {
 		rng := rand.New(rand.NewSource(seed))
-		fsys := NewMemFS()
+		fsys := durable.NewMemFS()
 		w := mustOpen(t, fsys, "/raft", 512)
 		must(t, w.Save(hardState(1, 0, 1), nil, bootSnap(1, 1), true))
 		n := 2 + uint64(rng.Intn(60))
@@ -197,7 +199,7 @@ func TestWALCrashDuringRotation(t *testing.T) {
 
 func TestWALTruncatedTailRepaired(t *testing.T) {
 	dir := t.TempDir()
-	w := mustOpen(t, OSFS{}, dir, 1<<20)
+	w := mustOpen(t, durable.OSFS{}, dir, 1<<20)
 	must(t, w.Save(hardState(1, 0, 1), nil, bootSnap(1, 1), true))
 	must(t, w.Save(hardState(2, 1, 1), []*raftpb.Entry{ent(2, 2, "a"), ent(3, 2, "b")}, nil, true))
 	must(t, w.Close())
@@ -213,7 +215,7 @@ func TestWALTruncatedTailRepaired(t *testing.T) {
 	} {
 		must(t, os.WriteFile(path, append(append([]byte(nil), data...), tail...), 0o600))
 		var logs bytes.Buffer
-		w, err := OpenWAL(OSFS{}, dir, 1<<20, slog.New(slog.NewTextHandler(&logs, nil)))
+		w, err := OpenWAL(durable.OSFS{}, dir, 1<<20, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatalf("open with a torn tail: %v", err)
 		}
@@ -226,7 +228,7 @@ func TestWALTruncatedTailRepaired(t *testing.T) {
 		if n := bytes.Count(logs.Bytes(), []byte("torn")); n != 1 {
 			t.Fatalf("want one log line about the torn write, got %q", logs.String())
 		}
-		w = mustOpen(t, OSFS{}, dir, 1<<20)
+		w = mustOpen(t, durable.OSFS{}, dir, 1<<20)
 		if last, _ := w.LastIndex(); last != 4 {
 			t.Fatalf("last index %d after write past the repair, want 4", last)
 		}
@@ -236,7 +238,7 @@ func TestWALTruncatedTailRepaired(t *testing.T) {
 
 	// A final record whose checksum fails (its last byte torn) is cut too.
 	must(t, os.WriteFile(path, append(data[:good-1:good-1], data[good-1]^0xff), 0o600))
-	w = mustOpen(t, OSFS{}, dir, 1<<20)
+	w = mustOpen(t, durable.OSFS{}, dir, 1<<20)
 	if last, _ := w.LastIndex(); last != 3 {
 		// The hard state record was last; the entries survive.
 		t.Fatalf("last index %d, want 3", last)
@@ -245,7 +247,7 @@ func TestWALTruncatedTailRepaired(t *testing.T) {
 }
 
 func TestWALCorruptedMiddleReported(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := durable.NewMemFS()
 	w := mustOpen(t, fsys, "/raft", 1<<20)
 	must(t, w.Save(hardState(1, 0, 1), nil, bootSnap(1, 1), true))
 	must(t, w.Save(hardState(2, 1, 1), []*raftpb.Entry{ent(2, 2, "aaaaaaaa"), ent(3, 2, "bbbbbbbb")}, nil, true))
@@ -258,8 +260,8 @@ func TestWALCorruptedMiddleReported(t *testing.T) {
 	// Damage the payload of the second record and, separately, a header.
 	second := recHeaderLen + len(recs[0])
 	for _, off := range []int{second + recHeaderLen + 3, second + 1, second + 9} {
-		f2 := NewMemFS()
-		fh, _ := f2.Create(name)
+		f2 := durable.NewMemFS()
+		fh, _ := f2.Create(name, 0o600)
 		fh.Write(data)
 		fh.Sync()
 		f2.SyncDir("/raft")
@@ -272,8 +274,8 @@ func TestWALCorruptedMiddleReported(t *testing.T) {
 }
 
 func TestWALRejectsInconsistentRecords(t *testing.T) {
-	fsys := NewMemFS()
-	f, _ := fsys.Create("/raft/" + segmentName(1))
+	fsys := durable.NewMemFS()
+	f, _ := fsys.Create("/raft/"+segmentName(1), 0o600)
 	var buf []byte
 	buf, _ = appendProtoRecord(buf, recSnapshot, bootSnap(1, 1))
 	buf, _ = appendProtoRecord(buf, recEntry, ent(5, 1, "gap")) // index 2..4 missing
@@ -282,26 +284,5 @@ func TestWALRejectsInconsistentRecords(t *testing.T) {
 	fsys.SyncDir("/raft")
 	if _, err := OpenWAL(fsys, "/raft", 1<<20, quietLog()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("got %v, want ErrCorrupt for a gap in the log", err)
-	}
-}
-
-func TestMemFSCrashDropsUnsynced(t *testing.T) {
-	fsys := NewMemFS()
-	f, _ := fsys.Create("/d/a")
-	f.Write([]byte("synced"))
-	f.Sync()
-	fsys.SyncDir("/d")
-	f.Write([]byte("-unsynced"))
-	g, _ := fsys.Create("/d/b") // never made durable in the directory
-	g.Write([]byte("x"))
-	g.Sync()
-	fsys.Crash(rand.New(rand.NewSource(1)))
-	data, err := fsys.ReadFile("/d/a")
-	must(t, err)
-	if !bytes.HasPrefix(data, []byte("synced")) || !bytes.HasPrefix([]byte("synced-unsynced"), data) {
-		t.Fatalf("after crash a holds %q", data)
-	}
-	if _, err := fsys.ReadFile("/d/b"); err == nil {
-		t.Fatal("a file created after the last directory sync survived the crash")
 	}
 }

@@ -1,5 +1,10 @@
-// Package simnet is a deterministic, seeded, single-process network for
-// simulating consensus cores (STYLE.md §4, TESTING.md layer A).
+// Package simnet simulates consensus engines (STYLE.md §4, TESTING.md layer
+// A): a deterministic, seeded, single-process network (Network), the one
+// fake chain of every engine's tests (Chain), the one harness that drives
+// any consensus.Core on them with crashes, power loss, partitions and
+// Byzantine hooks (Sim), the checkers (Checker), the seed ranges and their
+// replay (Seeds, RunSeeds), and a live host for engines on goroutines
+// (LiveHost, Bus).
 //
 // A Network carries opaque []byte messages between node ids in virtual time.
 // Every random choice (drop, duplicate, delay) comes from one *rand.Rand

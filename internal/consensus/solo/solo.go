@@ -1,13 +1,15 @@
 // Package solo is the single-sealer engine of development chains: the one
-// node seals a block as soon as transactions wait, and every block is final
-// when committed.
+// node seals a block as soon as transactions wait (and every BlockTime when
+// governance has work due, or always with ForceEmpty), and every block is
+// final when committed. It is a consensus.Core run by the consensus
+// Driver, like every engine; it keeps no state of its own.
 package solo
 
 import (
-	"log/slog"
-	"sync"
+	"errors"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/consensus"
@@ -17,123 +19,121 @@ import (
 type Config struct {
 	// BlockTime is how often the sealer looks for waiting transactions
 	// without being notified, and the interval of empty blocks when
-	// ForceEmpty is set.
+	// ForceEmpty is set. Default 1s.
 	BlockTime time.Duration
 	// ForceEmpty seals a block every BlockTime even when nothing waits.
 	ForceEmpty bool
-	// Pending reports whether transactions wait; nil means never.
-	Pending func() bool
-	// Due reports whether the next block has work of its own even if no
-	// transaction waits (a governance decision executes at its start);
-	// checked every BlockTime. Nil means never.
-	Due func() bool
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
 }
 
-// Engine is the solo sealer.
-type Engine struct {
-	cfg   Config
-	host  consensus.Host
-	log   *slog.Logger
-	wake  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
-	start sync.Once
-	once  sync.Once
-}
-
-var _ consensus.Engine = (*Engine)(nil)
-
-// New returns a solo engine sealing through host.
-func New(cfg Config, host consensus.Host, log *slog.Logger) *Engine {
+// New returns a solo engine sealing through env.Host.
+func New(cfg Config, env consensus.Env) (consensus.Engine, error) {
 	if cfg.BlockTime <= 0 {
 		cfg.BlockTime = time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if env.Host == nil {
+		return nil, errors.New("solo: New needs a host")
 	}
-	if cfg.Due == nil {
-		cfg.Due = func() bool { return false }
-	}
-	if cfg.Pending == nil {
-		cfg.Pending = func() bool { return false }
-	}
-	return &Engine{cfg: cfg, host: host, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	host := env.Host
+	return consensus.NewDriver(consensus.DriverConfig{Name: "solo", TickInterval: cfg.BlockTime}, env,
+		func([]byte) (consensus.Core, error) { return NewCore(cfg, host.Head()), nil })
 }
 
-// Start begins sealing.
-func (e *Engine) Start() error {
-	e.start.Do(func() { go e.loop() })
-	return nil
+// Core is the solo sealer's state machine: a tick or a notification asks
+// for a block on the head; a block with transactions is committed and
+// followed at once by the next request (what arrives while a block is
+// sealed goes into the next one); an empty answer ends the run.
+type Core struct {
+	cfg      Config
+	head     *types.Header
+	seq      uint64 // ID of the last build request
+	building bool
+	again    bool // asked again while building
+	againMT  bool // ... for an empty block
+	rd       consensus.Ready
 }
 
-// Notify wakes the sealer; it never blocks.
-func (e *Engine) Notify([]*types.Transaction) {
-	select {
-	case e.wake <- struct{}{}:
-	default:
+var _ consensus.Core = (*Core)(nil)
+
+// NewCore returns a sealer on top of head. Each Tick is one BlockTime.
+func NewCore(cfg Config, head *types.Header) *Core { return &Core{cfg: cfg, head: head} }
+
+func (c *Core) build(empty bool) {
+	if c.building {
+		c.again, c.againMT = true, c.againMT || empty
+		return
+	}
+	c.seq++
+	c.building = true
+	c.rd.Build = &consensus.BuildRequest{ID: c.seq, Parent: c.head, Empty: empty}
+}
+
+// Tick asks for a block every BlockTime: an empty one too with ForceEmpty
+// (or, decided by the driver, when governance has work due).
+func (c *Core) Tick() { c.build(c.cfg.ForceEmpty) }
+
+// Notify asks for a block now.
+func (c *Core) Notify([]*types.Transaction) { c.build(false) }
+
+// Built commits the block, then asks again while blocks come out full of
+// transactions.
+func (c *Core) Built(req consensus.BuildRequest, b *types.Block, err error) {
+	if !c.building || req.ID != c.seq {
+		return
+	}
+	c.building = false
+	again, empty := c.again, c.againMT
+	c.again, c.againMT = false, false
+	if err == nil && b != nil && b.ParentHash() == c.head.Hash() {
+		c.rd.Commits = append(c.rd.Commits, consensus.SealedBlock{Block: b})
+		c.head = b.Header()
+		again = again || len(b.Transactions()) > 0
+	}
+	if again {
+		c.build(empty)
 	}
 }
 
-// HandleMessage drops everything: solo has no peers.
-func (e *Engine) HandleMessage(consensus.NodeID, []byte) {}
+// Step drops everything: solo has no peers.
+func (c *Core) Step(consensus.NodeID, []byte) error { return errors.New("solo: no peers") }
+
+// Verified is never asked for.
+func (c *Core) Verified(common.Hash, error) {}
+
+// Served is never asked for.
+func (c *Core) Served(consensus.ServeRequest, []consensus.SealedBlock) {}
+
+// SetValidators accepts any set: the one node seals whatever the registry
+// says (a development chain).
+func (c *Core) SetValidators(uint64, []consensus.NodeID) error { return nil }
+
+// HasReady implements consensus.Core.
+func (c *Core) HasReady() bool { return !c.rd.Empty() }
+
+// Ready implements consensus.Core.
+func (c *Core) Ready() consensus.Ready {
+	rd := c.rd
+	c.rd = consensus.Ready{}
+	return rd
+}
+
+// Advance implements consensus.Core.
+func (c *Core) Advance() {}
 
 // Head is the last committed block: solo blocks are final when committed.
-func (e *Engine) Head(uint64) *types.Header { return e.host.Head() }
+func (c *Core) Head(uint64) consensus.HeadRef { return consensus.HeadRef{Latest: true} }
 
-// Stop ends sealing; a block being sealed is finished first.
-func (e *Engine) Stop() {
-	e.once.Do(func() { close(e.stop) })
-	// An engine never started has no loop to wait for.
-	e.start.Do(func() { close(e.done) })
-	<-e.done
-}
+// Stats implements consensus.Core.
+func (c *Core) Stats() consensus.Stats { return consensus.Stats{Height: c.head.Number.Uint64()} }
 
-func (e *Engine) loop() {
-	defer close(e.done)
-	ticker := time.NewTicker(e.cfg.BlockTime)
-	defer ticker.Stop()
-	for {
-		force := false
-		select {
-		case <-e.stop:
-			return
-		case <-e.wake:
-		case <-ticker.C:
-			force = e.cfg.ForceEmpty || e.cfg.Due()
-		}
-		// Seal back to back while transactions wait: what arrives while a
-		// block is sealed goes into the next one.
-		for force || e.cfg.Pending() {
-			select {
-			case <-e.stop:
-				return
-			default:
-			}
-			if !e.seal(force) {
-				break
-			}
-			force = false
-		}
-	}
-}
+// Err implements consensus.Core: solo never stops itself.
+func (c *Core) Err() error { return nil }
 
-// seal builds and commits one block; it reports whether a block was made.
-func (e *Engine) seal(force bool) bool {
-	parent := e.host.Head()
-	ts := uint64(e.cfg.Now().Unix())
-	block, err := e.host.BuildBlock(parent, ts, e.host.Self())
-	if err != nil {
-		e.log.Error("Cannot build block", "height", parent.Number.Uint64()+1, "err", err)
-		return false
+// FromSpec makes the solo engine of a development chain: it runs one node
+// alone.
+func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
+	if spec.Network {
+		return nil, consensus.Profile{}, errors.New("config: network: the solo engine runs one node alone; use raft, bft or poa for a network")
 	}
-	if len(block.Transactions()) == 0 && !force {
-		return false
-	}
-	if err := e.host.CommitBlock(block, nil); err != nil {
-		e.log.Error("Cannot commit block", "height", block.NumberU64(), "err", err)
-		return false
-	}
-	return true
+	e, err := New(Config{BlockTime: spec.BlockTime, ForceEmpty: spec.ForceEmpty}, env)
+	return e, consensus.Profile{}, err
 }

@@ -1,4 +1,4 @@
-package raft
+package durable
 
 import (
 	"errors"
@@ -11,17 +11,23 @@ import (
 	"sync"
 )
 
-// FS is the part of a file system the WAL uses. It exists so that tests
-// run the WAL on MemFS, which loses unsynced writes on a simulated crash.
-// Names are paths; implementations need not be goroutine-safe beyond what
-// one WAL does (one goroutine at a time).
+// FS is the part of a file system that Charter's durable writes use: the
+// engines' state files, the raft WAL and the key and certificate files.
+// It exists so that simulations run them on MemFS, which loses unsynced
+// writes on a simulated power loss. Names are paths. OSFS and MemFS are
+// goroutine-safe; a File is used by one goroutine at a time.
 type FS interface {
+	// MkdirAll creates dir and its parents (mode 0700) if missing.
 	MkdirAll(dir string) error
-	// List returns the names (not paths) of the files in dir, sorted.
+	// List returns the names (not paths) of the regular files in dir,
+	// sorted.
 	List(dir string) ([]string, error)
+	// ReadFile returns the content of a file; an error wrapping
+	// fs.ErrNotExist if there is none.
 	ReadFile(name string) ([]byte, error)
-	// Create makes an empty file for writing, truncating one that exists.
-	Create(name string) (File, error)
+	// Create makes an empty file for writing with the given permissions,
+	// truncating one that exists.
+	Create(name string, perm fs.FileMode) (File, error)
 	// OpenAppend opens an existing file; writes go to its end.
 	OpenAppend(name string) (File, error)
 	Rename(oldname, newname string) error
@@ -63,8 +69,17 @@ func (OSFS) List(dir string) ([]string, error) {
 
 func (OSFS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
 
-func (OSFS) Create(name string) (File, error) {
-	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+func (OSFS) Create(name string, perm fs.FileMode) (File, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	if err != nil {
+		return nil, err
+	}
+	// The mode of a file that existed, or one the umask narrowed.
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (OSFS) OpenAppend(name string) (File, error) {
@@ -86,10 +101,17 @@ func (OSFS) SyncDir(dir string) error {
 	return err
 }
 
-// MemFS is an in-memory FS that models power loss: Crash keeps what was
-// synced (file contents at File.Sync, directory entries at SyncDir) and,
-// for a file only appended to since its last sync, a random prefix of the
-// unsynced bytes (a torn write). It is goroutine-safe.
+// MemFS is an in-memory FS that models power loss. Crash keeps what was
+// made durable and loses the rest:
+//
+//   - directory entries (files created, renamed, removed) as of the last
+//     SyncDir of their folder: later ones are lost;
+//   - file contents as of the last File.Sync; for a file only appended to
+//     since, a random prefix of the unsynced bytes survives (a torn
+//     write); a file truncated since goes back to its synced content.
+//
+// Every random choice comes from the rand.Rand given to Crash, so a
+// simulation replays from its seed. It is goroutine-safe.
 type MemFS struct {
 	mu      sync.Mutex
 	files   map[string]*memFile // current directory entries
@@ -134,7 +156,8 @@ func (m *MemFS) ReadFile(name string) ([]byte, error) {
 	return append([]byte(nil), f.data...), nil
 }
 
-func (m *MemFS) Create(name string) (File, error) {
+// Create implements FS; MemFS keeps no permissions.
+func (m *MemFS) Create(name string, _ fs.FileMode) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f := &memFile{}
@@ -174,12 +197,22 @@ func (m *MemFS) Remove(name string) error {
 	return nil
 }
 
-func (m *MemFS) SyncDir(string) error {
+// SyncDir makes the entries of dir durable (not those of other folders).
+func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.durable = make(map[string]*memFile, len(m.files))
+	dir = filepath.Clean(dir)
+	for name := range m.durable {
+		if filepath.Dir(name) == dir {
+			if _, ok := m.files[name]; !ok {
+				delete(m.durable, name)
+			}
+		}
+	}
 	for name, f := range m.files {
-		m.durable[name] = f
+		if filepath.Dir(name) == dir {
+			m.durable[name] = f
+		}
 	}
 	return nil
 }

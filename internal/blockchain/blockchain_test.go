@@ -1,0 +1,200 @@
+package blockchain
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/execution"
+	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/system"
+	"github.com/charter-ledger/charter/internal/txpool"
+)
+
+type testChain struct {
+	*Chain
+	ledger *ledger.Ledger
+	pool   *txpool.Pool
+	signer types.Signer
+}
+
+var (
+	testKey, _ = crypto.ToECDSA(crypto.Keccak256([]byte("charter blockchain test key")))
+	testAddr   = crypto.PubkeyToAddress(testKey.PublicKey)
+	proposer   = common.Address{0x99}
+)
+
+func testSpec(t *testing.T) *chain.Spec {
+	spec, err := chain.DevSpec(1337, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Alloc[testAddr] = types.Account{Balance: new(big.Int).Mul(big.NewInt(100), big.NewInt(params.Ether))}
+	return spec
+}
+
+func newTestChain(t *testing.T, spec *chain.Spec) *testChain {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	l, err := ledger.Open(t.TempDir(), spec, ledger.Options{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	exec := execution.New(spec, l)
+	st, err := l.StateAt(l.Head().Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := txpool.New(txpool.Config{
+		ChainID: spec.Config.ChainID, MaxTxBytes: spec.MaxTxBytes, TxGasLimit: uint64(spec.TxGasLimit),
+		BaseFee: spec.BaseFeeWei(), MinTip: spec.MinGasPriceWei(),
+		Permit: func(st txpool.StateReader, from common.Address, tx *types.Transaction) error {
+			return system.Read(st).CheckTx(from, tx.To())
+		},
+	}, exec.Signer(), st)
+	c, err := New(Config{Spec: spec, Ledger: l, Exec: exec, Pool: pool, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testChain{Chain: c, ledger: l, pool: pool, signer: exec.Signer()}
+}
+
+func (tc *testChain) transfer(t *testing.T, key *ecdsa.PrivateKey, nonce uint64) *types.Transaction {
+	t.Helper()
+	to := common.Address{0x42}
+	tx := types.MustSignNewTx(key, tc.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000,
+		GasFeeCap: big.NewInt(params.GWei), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(1)})
+	if err := tc.pool.Add(tx); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// A commit hands its subscribers, in order, what it wrote: the receipts
+// with their derived fields, the logs, the governance effects; and a
+// subscriber's error comes back from CommitBlock after the others ran.
+func TestCommitPublishesWhatItWrote(t *testing.T) {
+	tc := newTestChain(t, testSpec(t))
+	tx := tc.transfer(t, testKey, 0)
+	b, err := tc.BuildBlock(tc.Head(), tc.Head().Time+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Transactions()) != 1 {
+		t.Fatalf("built a block of %d transactions", len(b.Transactions()))
+	}
+	var order []string
+	var seen *Committed
+	tc.Subscribe(func(c *Committed) error { order = append(order, "first"); seen = c; return nil })
+	tc.Subscribe(func(*Committed) error { order = append(order, "second"); return errors.New("trust store full") })
+	tc.Subscribe(func(*Committed) error { order = append(order, "third"); return nil })
+	err = tc.CommitBlock(b, []byte("seal"))
+	if err == nil || !strings.Contains(err.Error(), "trust store full") || !strings.Contains(err.Error(), "block 1") {
+		t.Fatalf("subscriber error: %v", err)
+	}
+	if strings.Join(order, " ") != "first second third" {
+		t.Fatalf("subscribers ran as %v", order)
+	}
+	if tc.Head().Hash() != b.Hash() {
+		t.Fatal("the block is not the head after a subscriber's error")
+	}
+	if seen.Block.Hash() != b.Hash() || len(seen.Receipts) != 1 {
+		t.Fatalf("published %+v", seen)
+	}
+	r := seen.Receipts[0]
+	if r.TxHash != tx.Hash() || r.BlockHash != b.Hash() || r.BlockNumber.Uint64() != 1 || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("receipt without its derived fields: %+v", r)
+	}
+	stored, err := tc.ledger.Receipts(1)
+	if err != nil || stored[0].TxHash != r.TxHash || stored[0].CumulativeGasUsed != r.CumulativeGasUsed {
+		t.Fatalf("the ledger holds other receipts: %v %v", stored, err)
+	}
+	if _, seal := tc.BlockByNumber(1); string(seal) != "seal" {
+		t.Fatalf("seal %q", seal)
+	}
+	// A block that does not extend the head is refused, nothing published.
+	order = nil
+	if err := tc.CommitBlock(b, nil); err == nil || len(order) != 0 {
+		t.Fatalf("second commit of block 1: %v, subscribers %v", err, order)
+	}
+}
+
+// The execution cache: a child of a block built but not committed is
+// built on that block's post-state, with the sender's next transactions
+// (pastIncluded), and verified by another node that verified the parent;
+// both commit in order.
+func TestBuildOnUncommittedParent(t *testing.T) {
+	spec := testSpec(t)
+	a, b := newTestChain(t, spec), newTestChain(t, spec)
+	a.transfer(t, testKey, 0)
+	b1, err := a.BuildBlock(a.Head(), a.Head().Time+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.transfer(t, testKey, 1)
+	b2, err := a.BuildBlock(b1.Header(), b1.Time()+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2.Transactions()) != 1 || b2.Transactions()[0].Nonce() != 1 {
+		t.Fatalf("block 2 on an uncommitted block 1: %d transactions", len(b2.Transactions()))
+	}
+	if err := b.VerifyBlock(b2); err == nil {
+		t.Fatal("a block whose parent this node never executed verified")
+	}
+	for _, blk := range []*types.Block{b1, b2} {
+		if err := b.VerifyBlock(blk); err != nil {
+			t.Fatalf("verify block %d: %v", blk.NumberU64(), err)
+		}
+	}
+	for _, c := range []*testChain{a, b} {
+		for _, blk := range []*types.Block{b1, b2} {
+			if err := c.CommitBlock(blk, nil); err != nil {
+				t.Fatalf("commit block %d: %v", blk.NumberU64(), err)
+			}
+		}
+	}
+	if a.Head().Root != b.Head().Root || a.Head().Hash() != b2.Hash() {
+		t.Fatal("the two nodes disagree after committing the same blocks")
+	}
+}
+
+// A block whose header does not match its execution is refused by
+// VerifyBlock and by CommitBlock.
+func TestTamperedBlockRefused(t *testing.T) {
+	spec := testSpec(t)
+	a, b := newTestChain(t, spec), newTestChain(t, spec)
+	a.transfer(t, testKey, 0)
+	blk, err := a.BuildBlock(a.Head(), a.Head().Time+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := blk.Header()
+	h.Root = common.Hash{1}
+	bad := types.NewBlockWithHeader(h).WithBody(types.Body{Transactions: blk.Transactions()})
+	if err := b.VerifyBlock(bad); !errors.Is(err, execution.ErrInvalidBlock) {
+		t.Fatalf("verify a tampered root: %v", err)
+	}
+	if err := b.CommitBlock(bad, nil); err == nil || b.Head().Number.Uint64() != 0 {
+		t.Fatalf("commit a tampered root: %v", err)
+	}
+}
+
+// Due follows governance: nothing due on a fresh chain.
+func TestDue(t *testing.T) {
+	tc := newTestChain(t, testSpec(t))
+	if tc.Due() {
+		t.Fatal("governance work due on a fresh chain")
+	}
+}
