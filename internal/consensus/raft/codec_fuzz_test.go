@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/simnet"
 )
 
 // FuzzCodec feeds the same bytes to every decoder of the engine's
@@ -20,7 +21,7 @@ import (
 func FuzzCodec(f *testing.F) {
 	const maxBytes, maxTxs, maxBlocks = 1 << 20, 64, 8
 	blk := types.NewBlock(&types.Header{Number: big.NewInt(7), Difficulty: new(big.Int), GasLimit: 30_000_000, BaseFee: big.NewInt(1)},
-		&types.Body{Transactions: []*types.Transaction{fakeTx(1)}, Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+		&types.Body{Transactions: []*types.Transaction{simnet.Tx(1)}, Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
 	blkRLP, _ := rlp.EncodeToBytes(blk)
 	entry, _ := encodeBlockEntry(blk)
 	txs, _ := encodeTxs([][]byte{fakeTxBytes(), {0xc0}})

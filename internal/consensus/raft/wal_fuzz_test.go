@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/charter-ledger/charter/internal/durable"
 )
 
 const fuzzWALDir = "/raft"
@@ -14,7 +16,7 @@ const fuzzWALDir = "/raft"
 // walSegmentSeeds are segments a WAL really wrote: a bootstrap snapshot,
 // entries, a conflicting suffix, a compaction and hard states.
 func walSegmentSeeds(t testing.TB) [][]byte {
-	fsys := NewMemFS()
+	fsys := durable.NewMemFS()
 	w, err := OpenWAL(fsys, fuzzWALDir, 1<<20, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -79,9 +81,9 @@ func unframeRecords(t testing.TB, seg []byte) []byte {
 	return out
 }
 
-func writeSegment(t *testing.T, fsys *MemFS, seg []byte) {
+func writeSegment(t *testing.T, fsys *durable.MemFS, seg []byte) {
 	t.Helper()
-	f, err := fsys.Create(filepath.Join(fuzzWALDir, segmentName(1)))
+	f, err := fsys.Create(filepath.Join(fuzzWALDir, segmentName(1)), 0o600)
 	if err == nil {
 		_, err = f.Write(seg)
 	}
@@ -137,7 +139,7 @@ func FuzzWAL(f *testing.F) {
 			t.Fatal("parsed records do not re-frame to the segment")
 		}
 
-		fsys := NewMemFS()
+		fsys := durable.NewMemFS()
 		writeSegment(t, fsys, seg)
 		w, err := OpenWAL(fsys, fuzzWALDir, 1<<20, quietLog())
 		if err != nil {
