@@ -234,7 +234,7 @@ func FuzzPrecompile(f *testing.F) {
 		if caller&0x80 != 0 {
 			// Through something else: the message the contracts are told
 			// about is not this call.
-			e.c.SetCall(Call{From: from, To: &to, Data: append(data, 0), Value: uint256.NewInt(1)})
+			e.c.SetCall(Call{From: from, To: &to, Data: append(bytes.Clone(data), 0), Value: uint256.NewInt(1)})
 			ret, err = e.raw(from, to, data, new(uint256.Int))
 		} else {
 			ret, err = e.send(from, to, data, v)
