@@ -1,6 +1,9 @@
 package chain
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 // FuzzParseSpec: no input panics; an accepted spec round-trips.
 func FuzzParseSpec(f *testing.F) {
@@ -12,6 +15,9 @@ func FuzzParseSpec(f *testing.F) {
 		spec, err := ParseSpec(data)
 		if err != nil {
 			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted a spec that is not one JSON document: %q", data)
 		}
 		out, err := spec.Marshal()
 		if err != nil {

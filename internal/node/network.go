@@ -228,13 +228,40 @@ func (nw *network) gossipTxs(txs []*types.Transaction) {
 // envelope and queues the batch; admission (signature recovery) runs on
 // the admission worker.
 func (nw *network) handleTxs(from p2p.NodeID, payload []byte) {
-	var raw [][]byte
-	if err := rlp.DecodeBytes(payload, &raw); err != nil || len(raw) > maxGossipTxs {
+	raw, err := decodeGossip(payload)
+	if err != nil {
 		nw.gossipDropped.Add(1)
 		nw.n.log.Debug("Dropped a bad transaction gossip message", "peer", from, "bytes", len(payload), "err", err)
 		return
 	}
 	nw.enqueueRemote(raw)
+}
+
+// decodeGossip decodes the envelope of a msgTxs payload: an RLP list of at
+// most maxGossipTxs byte strings. The transactions in it are decoded at
+// admission (decodeRemoteTx).
+func decodeGossip(payload []byte) ([][]byte, error) {
+	var raw [][]byte
+	if err := rlp.DecodeBytes(payload, &raw); err != nil {
+		return nil, err
+	}
+	if len(raw) > maxGossipTxs {
+		return nil, fmt.Errorf("%d transactions, at most %d", len(raw), maxGossipTxs)
+	}
+	return raw, nil
+}
+
+// decodeRemoteTx decodes one transaction from a peer: at most maxBytes
+// long, in its binary encoding.
+func decodeRemoteTx(raw []byte, maxBytes uint64) (*types.Transaction, error) {
+	if uint64(len(raw)) > maxBytes {
+		return nil, fmt.Errorf("transaction of %d bytes, at most %d", len(raw), maxBytes)
+	}
+	tx := new(types.Transaction)
+	if err := tx.UnmarshalBinary(raw); err != nil {
+		return nil, err
+	}
+	return tx, nil
 }
 
 // enqueueRemote queues raw transactions from a peer (gossip, or forwarded
@@ -269,11 +296,8 @@ func (nw *network) admit(raw [][]byte) {
 	pool, maxBytes := nw.n.pool, nw.n.cfg.Spec.MaxTxBytes
 	txs := make([]*types.Transaction, 0, len(raw))
 	for _, r := range raw {
-		if uint64(len(r)) > maxBytes {
-			continue
-		}
-		tx := new(types.Transaction)
-		if tx.UnmarshalBinary(r) != nil {
+		tx, err := decodeRemoteTx(r, maxBytes)
+		if err != nil {
 			continue
 		}
 		if pool.Get(tx.Hash()) != nil {
