@@ -610,8 +610,16 @@ func (c *Core) onVote(from consensus.NodeID, v voteMsg) {
 	if b.Height == c.promise.Height && c.promise.Round < b.Round && c.elector(b.Height, from) && c.canVote(b) {
 		c.vote(b)
 	}
-	// Catch up: the voter has a tip we lack, or is far ahead.
-	if v.Tip.BallotH > c.limit() || b.Height > c.limit()+1 {
+	// Catch up: the voter has a tip we lack, or is ahead of our lookahead.
+	// A validator votes only within its own limit, so a vote above ours
+	// means its driver acknowledged final blocks we lack; their catch-up
+	// answer is the only way left to learn they are committed when the
+	// votes that committed them are gone (simulation seed 28422784126:
+	// the tips named since are above them, and a validator that named
+	// them died). Waiting for a vote two heights above the limit leaves
+	// a node whose tip sits at its limit, and the others voting one
+	// height above it, stuck for good.
+	if v.Tip.BallotH > c.limit() || b.Height > c.limit() {
 		c.catchUpFrom(from)
 	} else if v.Tip.Height > c.base.height && c.tip.ballot().Less(v.Tip.ballot()) {
 		if n := c.get(v.Tip.Hash); n == nil || !c.connected(n) {

@@ -613,3 +613,111 @@ func TestConfirmationsCountUnadoptedBlocks(t *testing.T) {
 	vote(1, Ballot{10, 0}, 9)
 	timeoutUntil(Ballot{10, 0})
 }
+
+// TestCatchUpFromVoteAboveLimit replays, on one core, the stall of
+// simulation seed 28422784126. Validator 3 of 4 holds blocks 1..10 and
+// adopted block 10, but only blocks up to 4 were committed in its view:
+// the votes naming 5..9 from a third validator were lost, and that
+// validator died. So it is final at 4, its lookahead limit is 4+6 = 10,
+// its tip sits at the limit and it cannot vote at height 11. Validator 0,
+// final at 9, votes at height 11 naming block 10, which nobody else will
+// name (the fourth validator promised above it). Validator 3 must take
+// that vote as a sign that validator 0 is ahead and fetch its final
+// blocks: no vote left will ever commit blocks 5..9 in its view.
+func TestCatchUpFromVoteAboveLimit(t *testing.T) {
+	v := ids(4)
+	g := testGenesis()
+	c, err := NewCore(testConfig(3, 4), g, nil, PersistentState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.FinalityDepth != 2 || c.cfg.Lookahead != 6 {
+		t.Fatalf("depth %d lookahead %d, want the defaults 2 and 6", c.cfg.FinalityDepth, c.cfg.Lookahead)
+	}
+	app := newChain(v[3])
+	var sent []consensus.Message
+	settle := func() {
+		for i := 0; c.HasReady(); i++ {
+			if i > 100 {
+				t.Fatal("Ready does not settle")
+			}
+			rd := c.Ready()
+			for _, sb := range rd.Commits {
+				if err := app.CommitBlock(sb.Block, sb.Seal); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sent = append(sent, rd.Messages...)
+			c.Advance()
+			if b := rd.Build; b != nil {
+				t.Fatalf("validator 3 builds: the script lets it seal nothing")
+			}
+			for _, blk := range rd.Verify {
+				c.Verified(blk.Hash(), app.VerifyBlock(blk))
+			}
+		}
+	}
+	maker := newChain(v[0])
+	parent := g.Header()
+	blocks := map[uint64]SealedBlock{}
+	for h := uint64(1); h <= 10; h++ {
+		bal := Ballot{h, 0}
+		if h%4 == 3 {
+			bal.Round = 1 // validator 3's turn: the next one sealed it
+		}
+		blk, err := maker.BuildBlock(parent, 0, c.sched.leader(bal))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, err := Seal(blk, bal, testKey(int((h+bal.Round)%4)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks[h] = sb
+		parent = blk.Header()
+	}
+	tip := func(h uint64) []byte {
+		sb := blocks[h]
+		return encode(kindTip, tipMsg{Height: h, BallotH: sb.Ballot.Height, BallotR: sb.Ballot.Round, Hash: sb.Block.Hash()})
+	}
+	for h := uint64(1); h <= 10; h++ {
+		c.Step(v[0], encodeBlock(blocks[h]))
+		settle()
+		if h <= 9 {
+			c.Step(v[0], tip(h))
+		}
+		if h <= 4 {
+			c.Step(v[1], tip(h))
+		}
+		settle()
+	}
+	st := c.Status()
+	if st.Tip.Height != 10 || st.Committed.Height != 4 || st.Final != 4 {
+		t.Fatalf("before the vote: %+v, want tip 10, committed and final 4", st)
+	}
+	// Validator 0 votes at height 11, one above validator 3's limit.
+	sent = nil
+	c.Step(v[0], encode(kindVote, voteMsg{Height: 11, Round: 0, Tip: tipMsg{Height: 10, BallotH: 10, Hash: blocks[10].Block.Hash()}}))
+	settle()
+	asked := false
+	for _, m := range sent {
+		if m.To == v[0] && len(m.Payload) > 0 && m.Payload[0] == kindFetch {
+			asked = true
+		}
+	}
+	if !asked {
+		t.Fatalf("a vote above the lookahead limit did not make validator 3 fetch from the voter (sent %d messages)", len(sent))
+	}
+	// Validator 0 answers with its final blocks 5..9: validator 3 takes
+	// them as committed, finalizes up to 8 (depth 2 under tip 10), and
+	// may now vote at height 11.
+	var final []sealedRLP
+	for h := uint64(5); h <= 9; h++ {
+		final = append(final, toRLP1(blocks[h]))
+	}
+	c.Step(v[0], encode(kindBlocks, blocksMsg{Final: final}))
+	settle()
+	if st := c.Status(); st.Committed.Height != 9 || st.Final != 8 || st.Promise.Height != 11 {
+		t.Fatalf("after validator 0's final blocks: %+v, want committed 9, final 8, a vote at height 11", st)
+	}
+}

@@ -61,6 +61,7 @@ func TestSimulationRegressions(t *testing.T) {
 		{9689, old, "validators with different final heights, hence different limits, and a promise far above the tip"},
 		{74400, nil, "a ballot of the new set must seal the old set's last height: needs a quorum of both"},
 		{9001974, nil, "a validator that cannot adopt the blocks on top of its committed tip (sealed below its promise) must still count them as confirmations, or its lookahead limit stays below the others' ballots"},
+		{28422784126, nil, "a validator whose tip sits at its lookahead limit, the votes that committed its blocks lost, must catch up from a validator voting one height above the limit"},
 	} {
 		if err := runSeed(r.seed, r.adjust); err != nil {
 			t.Errorf("seed %d (%s): %v", r.seed, r.why, err)
