@@ -143,12 +143,12 @@ func (o *Options) Validate() error {
 // group are serialized; reads run concurrently with them and see the
 // group at a block it has applied whole.
 type Store struct {
-	root    string // groups/ and purged/ are under it
-	spec    *chain.Spec
-	exec    *execution.Executor // block context, chain config, signer
-	log     *slog.Logger
-	opts    Options
-	fs      durable.OSFS
+	root     string // groups/ and purged/ are under it
+	spec     *chain.Spec
+	exec     *execution.Executor // block context, chain config, signer
+	log      *slog.Logger
+	opts     Options
+	fs       durable.OSFS
 	testFail func(point string) error // a crash point in tests; nil otherwise
 
 	mu struct {
