@@ -336,7 +336,7 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	if err := h.kv.SyncKeyValue(); err != nil {
 		return fmt.Errorf("private state: group %s: sync block %d: %w", h.id.Hex(), number, err)
 	}
-	return nil
+	return s.fail("after-sync")
 }
 
 func binary12(number uint64, index int) []byte {
