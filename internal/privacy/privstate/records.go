@@ -78,12 +78,11 @@ type txExtra struct {
 }
 
 func (h *handle) checkIdentity(chainID uint64) error {
-	raw, err := h.kv.Get(keyIdentity)
+	raw, ok, err := h.getOptional(keyIdentity)
 	if err != nil {
-		has, herr := h.kv.Has(keyIdentity)
-		if herr != nil || has {
-			return fmt.Errorf("%w: group %s: read identity record: %v", ErrCorrupt, h.id.Hex(), err)
-		}
+		return fmt.Errorf("%w: group %s: read identity record: %v", ErrCorrupt, h.id.Hex(), err)
+	}
+	if !ok {
 		enc, _ := rlp.EncodeToBytes(&identity{Version: formatVersion, Group: h.id, ChainID: chainID})
 		if err := h.kv.Put(keyIdentity, enc); err != nil {
 			return fmt.Errorf("private state: group %s: write identity record: %w", h.id.Hex(), err)
@@ -111,12 +110,12 @@ func (h *handle) checkIdentity(chainID uint64) error {
 // head reads the head record; ok is false for a group that applied no
 // block yet (its private state is empty).
 func (h *handle) head() (rec headRecord, ok bool, err error) {
-	raw, err := h.kv.Get(keyHead)
+	raw, ok, err := h.getOptional(keyHead)
 	if err != nil {
-		if has, herr := h.kv.Has(keyHead); herr == nil && !has {
-			return headRecord{Root: types.EmptyRootHash}, false, nil
-		}
 		return rec, false, fmt.Errorf("%w: group %s: head record: %v", ErrCorrupt, h.id.Hex(), err)
+	}
+	if !ok {
+		return headRecord{Root: types.EmptyRootHash}, false, nil
 	}
 	if err := rlp.DecodeBytes(raw, &rec); err != nil {
 		return rec, false, fmt.Errorf("%w: group %s: head record: %v", ErrCorrupt, h.id.Hex(), err)
@@ -124,20 +123,19 @@ func (h *handle) head() (rec headRecord, ok bool, err error) {
 	return rec, true, nil
 }
 
-// getOptional reads a key; ok is false when it is absent.
+// getOptional reads a key; ok is false when it is absent. No key of a
+// group's database is ever deleted, so that a key Has finds is there for
+// the Get that follows, whatever a writer does meanwhile.
 func (h *handle) getOptional(k []byte) ([]byte, bool, error) {
+	has, err := h.kv.Has(k)
+	if err != nil || !has {
+		return nil, false, err
+	}
 	raw, err := h.kv.Get(k)
-	if err == nil {
-		return raw, true, nil
+	if err != nil {
+		return nil, false, err
 	}
-	has, herr := h.kv.Has(k)
-	if herr == nil && !has {
-		return nil, false, nil
-	}
-	if herr == nil {
-		herr = err
-	}
-	return nil, false, herr
+	return raw, true, nil
 }
 
 func (h *handle) rootRecord(number uint64) (*rootRecord, bool, error) {
