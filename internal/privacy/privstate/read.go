@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/holiman/uint256"
 )
 
 // Every read below answers ErrPurged for a purged group and
@@ -139,6 +140,9 @@ func (s *Store) Call(ctx context.Context, group common.Hash, header *types.Heade
 	m := *msg
 	if m.GasLimit == 0 || m.GasLimit > uint64(s.spec.TxGasLimit) {
 		m.GasLimit = uint64(s.spec.TxGasLimit)
+	}
+	if m.Value == nil {
+		m.Value = new(uint256.Int)
 	}
 	freeMessage(&m)
 	m.SkipNonceCheck().SkipEOACheck().SkipGasLimitCapCheck()
