@@ -1,0 +1,382 @@
+package privstate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/core/vm"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/holiman/uint256"
+
+	"github.com/charter-ledger/charter/internal/system"
+)
+
+// BlockResult is what one public block did to one group's private state.
+type BlockResult struct {
+	Number     uint64      // the public block
+	Hash       common.Hash // the public block
+	ParentRoot common.Hash // the group's private state root before it
+	Root       common.Hash // and after it
+	// Receipts are one per transaction passed, in order, with every
+	// derived field filled; a rejected transaction has a failed receipt
+	// with no gas used and its reason.
+	Receipts []*Receipt
+	// Replayed is true when the block had been applied before: nothing
+	// was executed, the result is the one recorded then.
+	Replayed bool
+}
+
+// Receipt is a private receipt: go-ethereum's receipt with its derived
+// fields, and what Besu's priv_getTransactionReceipt adds.
+type Receipt struct {
+	*types.Receipt
+	From common.Address  // zero when the signature recovers no sender
+	To   *common.Address // nil for a creation
+	// Output is the return data, the revert data of a reverted
+	// transaction; cut at MaxOutputBytes.
+	Output []byte
+	// Rejected says why the transaction was not executed (it changed
+	// nothing, not even its sender's nonce); "" when it ran.
+	Rejected string
+}
+
+// ApplyBlock executes the private transactions of group that the public
+// block header carries, in order, on the group's private state at the
+// last block applied to it (empty before the first), and commits the
+// result: state, receipts, logs, transactions and the block's root
+// record, made durable together before it returns.
+//
+// Blocks are applied in increasing height; heights in between (blocks with
+// nothing of the group) keep the state as it was. Applying a block again
+// (a replay after a crash) executes nothing and returns the result
+// recorded the first time (Replayed), or ErrConflict if header is another
+// block of that height. A block below the last applied one that was never
+// applied is ErrOutOfOrder.
+//
+// A transaction that cannot run is rejected, deterministically on every
+// member node, and the others run: over MaxPrivateTxBytes, past
+// MaxPrivateTxsPerBlock, a type private execution does not take (blob,
+// set-code), a gas limit above the chain's, an invalid signature, a value
+// transfer, a nonce that is not its sender's next, or gas beyond what the
+// block gas limit leaves. An error means nothing was committed: the
+// group's store failed, or the call itself is wrong.
+func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []*types.Transaction) (*BlockResult, error) {
+	if header == nil || header.Number == nil || !header.Number.IsUint64() {
+		return nil, errors.New("private state: ApplyBlock needs the header of a committed public block")
+	}
+	if len(txs) > MaxRecordedTxsPerBlock {
+		return nil, fmt.Errorf("%w: %d private transactions for group %s in block %d, above MaxRecordedTxsPerBlock %d",
+			ErrTooMany, len(txs), group.Hex(), header.Number.Uint64(), MaxRecordedTxsPerBlock)
+	}
+	for i, tx := range txs {
+		if tx == nil {
+			return nil, fmt.Errorf("private state: ApplyBlock: transaction %d is nil", i)
+		}
+	}
+	h, err := s.acquire(group, true)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release(h)
+	h.write.Lock()
+	defer h.write.Unlock()
+
+	number, hash := header.Number.Uint64(), header.Hash()
+	head, applied, err := h.head()
+	if err != nil {
+		return nil, err
+	}
+	if applied && number <= head.Number {
+		return s.replayed(h, number, hash, head.Number)
+	}
+	st, err := state.New(head.Root, h.sdb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: state %s of block %d: %v", ErrCorrupt, group.Hex(), head.Root.TerminalString(), head.Number, err)
+	}
+	rec, root, bloom, err := s.execute(st, header, txs)
+	if err != nil {
+		return nil, err
+	}
+	blockRLP, err := rlp.EncodeToBytes(rec)
+	if err != nil {
+		return nil, fmt.Errorf("private state: encode block record %d: %w", number, err)
+	}
+	if err := s.commit(h, number, hash, head.Root, root, bloom, blockRLP, txs, st, header); err != nil {
+		return nil, err
+	}
+	// The receipts are derived from the record as written, exactly as a
+	// replay or a later read derives them.
+	stored, err := decodeBlockRecord(blockRLP)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
+	}
+	receipts, err := s.derive(stored, txs, number, hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
+	}
+	return &BlockResult{Number: number, Hash: hash, ParentRoot: head.Root, Root: root, Receipts: receipts}, nil
+}
+
+// replayed answers ApplyBlock for a block at or below the group's head.
+func (s *Store) replayed(h *handle, number uint64, hash common.Hash, headNumber uint64) (*BlockResult, error) {
+	rr, ok, err := h.rootRecord(number)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: block %d, group %s applied up to block %d", ErrOutOfOrder, number, h.id.Hex(), headNumber)
+	}
+	if rr.Hash != hash {
+		return nil, fmt.Errorf("%w: group %s: block %d is %s, applied was %s", ErrConflict, h.id.Hex(), number, hash.TerminalString(), rr.Hash.TerminalString())
+	}
+	br, err := h.blockRecord(number)
+	if err != nil {
+		return nil, err
+	}
+	txs, err := br.decodeTxs()
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+	}
+	receipts, err := s.derive(br, txs, number, hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+	}
+	return &BlockResult{Number: number, Hash: hash, ParentRoot: rr.ParentRoot, Root: rr.Root, Receipts: receipts, Replayed: true}, nil
+}
+
+// newEVM makes the EVM of private execution for a public block on st.
+//
+// What differs from public execution, and why:
+//   - no fees: the block context's base fee is 0 and vm.Config.NoBaseFee
+//     is set, and every message runs with gas price, fee cap and tip 0.
+//     Private accounts hold no ether (the private state begins empty and
+//     nothing mints in it), the marker transaction pays on the public
+//     chain; the private transaction's gas limit still bounds its work.
+//     BASEFEE reads 0.
+//   - no system contracts: the registry and governance are public state.
+//     Their addresses are precompiles that revert every frame, so that a
+//     private contract cannot reach them (and a call to them fails instead
+//     of succeeding on an empty account).
+//   - no permission guard: who may send to the group is decided before
+//     (the sender's organization is a member); no account of private
+//     state is ever frozen or needs a role.
+func (s *Store) newEVM(header *types.Header, st vm.StateDB) *vm.EVM {
+	ctx := s.exec.BlockContext(header)
+	ctx.BaseFee = new(big.Int)
+	evm := vm.NewEVM(ctx, st, s.exec.Config(), vm.Config{NoBaseFee: true})
+	pcs := vm.ActivePrecompiledContracts(s.rules(header))
+	for _, a := range []common.Address{system.RegistryAddress, system.GovernanceAddress} {
+		pcs[a] = unreachable{a}
+	}
+	evm.SetPrecompiles(pcs)
+	return evm
+}
+
+// unreachable stands at a system contract's address in private execution.
+type unreachable struct{ addr common.Address }
+
+func (unreachable) RequiredGas([]byte) uint64 { return 0 }
+func (unreachable) Name() string              { return "CHARTER_PRIVATE_UNREACHABLE" }
+func (unreachable) Run([]byte) ([]byte, error) {
+	return nil, vm.ErrExecutionReverted
+}
+
+// freeMessage takes the fees out of a message: private gas costs nothing.
+func freeMessage(msg *core.Message) {
+	msg.GasPrice, msg.GasFeeCap, msg.GasTipCap = new(uint256.Int), new(uint256.Int), new(uint256.Int)
+}
+
+// execute runs txs on st and returns the block record, the new root and
+// the block's bloom. st is left with the block's changes finalised.
+func (s *Store) execute(st *state.StateDB, header *types.Header, txs []*types.Transaction) (*blockRecord, common.Hash, types.Bloom, error) {
+	var (
+		evm   = s.newEVM(header, st)
+		gp    = core.NewGasPool(header.GasLimit)
+		rules = s.rules(header)
+		rec   = &blockRecord{Time: header.Time}
+		bloom types.Bloom
+	)
+	for i, tx := range txs {
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			return nil, common.Hash{}, bloom, fmt.Errorf("private state: encode transaction %d: %w", i, err)
+		}
+		receipt, extra := s.applyTx(evm, st, gp, header, tx, i)
+		if extra.Rejected != "" {
+			receipt = &types.Receipt{Type: tx.Type(), Status: types.ReceiptStatusFailed, CumulativeGasUsed: gp.CumulativeUsed(), Logs: []*types.Log{}}
+		} else {
+			st.Finalise(rules)
+		}
+		receipt.Bloom = types.CreateBloom(receipt)
+		bloom = orBloom(bloom, receipt.Bloom)
+		rec.Txs = append(rec.Txs, raw)
+		rec.Receipts = append(rec.Receipts, (*types.ReceiptForStorage)(receipt))
+		rec.Extras = append(rec.Extras, extra)
+	}
+	root := st.IntermediateRoot(rules)
+	return rec, root, bloom, nil
+}
+
+func orBloom(a, b types.Bloom) types.Bloom {
+	for i := range a {
+		a[i] |= b[i]
+	}
+	return a
+}
+
+// applyTx runs one private transaction, or rejects it (the state as it
+// was before). A rejection is returned in extra.Rejected.
+func (s *Store) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, header *types.Header, tx *types.Transaction, index int) (*types.Receipt, txExtra) {
+	var extra txExtra
+	reject := func(format string, args ...any) (*types.Receipt, txExtra) {
+		extra.Rejected = fmt.Sprintf(format, args...)
+		return nil, extra
+	}
+	if from, err := types.Sender(s.exec.Signer(), tx); err == nil {
+		extra.From = from
+	}
+	switch {
+	case index >= MaxPrivateTxsPerBlock:
+		return reject("private transaction %d of the block for the group, above MaxPrivateTxsPerBlock %d", index+1, MaxPrivateTxsPerBlock)
+	case tx.Size() > MaxPrivateTxBytes:
+		return reject("private transaction of %d bytes, above MaxPrivateTxBytes %d", tx.Size(), MaxPrivateTxBytes)
+	case tx.Type() == types.BlobTxType || tx.Type() == types.SetCodeTxType:
+		return reject("transaction type %d is not supported in private execution", tx.Type())
+	case tx.Gas() > uint64(s.spec.TxGasLimit):
+		return reject("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), uint64(s.spec.TxGasLimit))
+	case tx.Value().Sign() != 0:
+		return reject("value %s: private accounts hold no ether, a private transaction sends none", tx.Value())
+	}
+	msg, err := core.TransactionToMessage(tx, s.exec.Signer(), new(big.Int))
+	if err != nil {
+		return reject("%v", err)
+	}
+	freeMessage(msg)
+	snap, gpSnap := st.Snapshot(), gp.Snapshot()
+	st.SetTxContext(tx.Hash(), index, uint32(index+1))
+	res, err := core.ApplyMessage(evm, msg, gp)
+	if err != nil {
+		st.RevertToSnapshot(snap)
+		gp.Set(gpSnap)
+		return reject("%v", err)
+	}
+	extra.Output = res.ReturnData
+	if len(extra.Output) > MaxOutputBytes {
+		extra.Output = extra.Output[:MaxOutputBytes]
+	}
+	// The receipt's logs are those of this transaction (SetTxContext).
+	receipt := core.MakeReceipt(evm, res, st, header.Number, common.Hash{}, header.Time, tx, gp.CumulativeUsed(), nil)
+	return receipt, extra
+}
+
+// commit writes the block's state, then its records in one batch whose
+// last write is the head record, then syncs once. The trie nodes and code
+// written first are content-addressed: without the records that follow
+// they are unreachable, and pebble's write-ahead log is in order, so that
+// the sync that makes the head record durable makes them durable too. A
+// crash before the sync leaves the group at its previous block.
+func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.Hash, bloom types.Bloom, blockRLP []byte, txs []*types.Transaction, st *state.StateDB, header *types.Header) error {
+	got, err := st.Commit(s.rules(header), number)
+	if err != nil {
+		return fmt.Errorf("private state: group %s: commit state of block %d: %w", h.id.Hex(), number, err)
+	}
+	if got != root {
+		return fmt.Errorf("%w: group %s: block %d: committed root %s, computed %s", ErrCorrupt, h.id.Hex(), number, got.TerminalString(), root.TerminalString())
+	}
+	if err := h.tdb.Commit(root, false); err != nil {
+		return fmt.Errorf("private state: group %s: flush state of block %d: %w", h.id.Hex(), number, err)
+	}
+	if err := s.fail("after-state"); err != nil {
+		return err
+	}
+	rootRLP, _ := rlp.EncodeToBytes(&rootRecord{Hash: hash, Root: root, ParentRoot: parentRoot, Bloom: bloom})
+	headRLP, _ := rlp.EncodeToBytes(&headRecord{Number: number, Hash: hash, Root: root})
+	batch := h.kv.NewBatchWithSize(len(blockRLP) + len(rootRLP) + len(headRLP) + 64*len(txs) + 128)
+	put := func(k, v []byte) {
+		if err == nil {
+			err = batch.Put(k, v)
+		}
+	}
+	put(numKey(prefBlock, number), blockRLP)
+	put(numKey(prefRoot, number), rootRLP)
+	seen := make(map[common.Hash]bool, len(txs))
+	for i, tx := range txs {
+		// The first of a transaction's appearances answers for it: a copy
+		// sent again is rejected (its nonce is spent) and must not hide it.
+		th := tx.Hash()
+		if seen[th] {
+			continue
+		}
+		seen[th] = true
+		has, herr := h.kv.Has(key(prefTx, th[:]))
+		if herr != nil {
+			return fmt.Errorf("private state: group %s: read transaction lookup: %w", h.id.Hex(), herr)
+		}
+		if !has {
+			put(key(prefTx, th[:]), binary12(number, i))
+		}
+	}
+	put(keyHead, headRLP)
+	if err != nil {
+		return fmt.Errorf("private state: group %s: stage block %d: %w", h.id.Hex(), number, err)
+	}
+	if err := batch.Write(); err != nil {
+		return fmt.Errorf("private state: group %s: write block %d: %w", h.id.Hex(), number, err)
+	}
+	if err := s.fail("before-sync"); err != nil {
+		return err
+	}
+	if err := h.kv.SyncKeyValue(); err != nil {
+		return fmt.Errorf("private state: group %s: sync block %d: %w", h.id.Hex(), number, err)
+	}
+	return s.fail("after-sync")
+}
+
+func binary12(number uint64, index int) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, number), uint32(index))
+}
+
+// derive fills the derived fields of a block's receipts, as
+// types.Receipts.DeriveFields does, from what the store keeps (the sender
+// kept beside each receipt: a rejected transaction may have none).
+func (s *Store) derive(rec *blockRecord, txs []*types.Transaction, number uint64, hash common.Hash) ([]*Receipt, error) {
+	if len(txs) != len(rec.Receipts) || len(rec.Extras) != len(txs) {
+		return nil, fmt.Errorf("%d transactions, %d receipts", len(txs), len(rec.Receipts))
+	}
+	out := make([]*Receipt, len(txs))
+	var cumulative uint64
+	logIndex := uint(0)
+	for i, tx := range txs {
+		r := new(types.Receipt)
+		*r = types.Receipt(*rec.Receipts[i])
+		x := rec.Extras[i]
+		r.Type = tx.Type()
+		r.TxHash = tx.Hash()
+		r.GasUsed = r.CumulativeGasUsed - cumulative
+		cumulative = r.CumulativeGasUsed
+		r.EffectiveGasPrice = new(big.Int)
+		r.BlockHash, r.BlockNumber, r.TransactionIndex = hash, new(big.Int).SetUint64(number), uint(i)
+		if tx.To() == nil && x.Rejected == "" {
+			r.ContractAddress = crypto.CreateAddress(x.From, tx.Nonce())
+		}
+		logs := make([]*types.Log, len(r.Logs))
+		for j, l := range r.Logs {
+			c := *l
+			c.BlockNumber, c.BlockHash, c.BlockTimestamp = number, hash, rec.Time
+			c.TxHash, c.TxIndex, c.Index = r.TxHash, uint(i), logIndex
+			logIndex++
+			logs[j] = &c
+		}
+		r.Logs = logs
+		r.Bloom = types.CreateBloom(r)
+		out[i] = &Receipt{Receipt: r, From: x.From, To: tx.To(), Output: x.Output, Rejected: x.Rejected}
+	}
+	return out, nil
+}

@@ -1,0 +1,429 @@
+package privstate
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/holiman/uint256"
+)
+
+// Every read below answers ErrPurged for a purged group and
+// ErrUnknownGroup for a group this node holds nothing of; neither creates
+// anything on disk.
+
+// Head is the last public block applied to group and the private state
+// root after it; number 0 with the empty root when none was (the group
+// only has payloads so far).
+func (s *Store) Head(group common.Hash) (number uint64, root common.Hash, err error) {
+	err = s.read(group, func(h *handle) error {
+		head, _, err := h.head()
+		number, root = head.Number, head.Root
+		return err
+	})
+	return number, root, err
+}
+
+// PrivateRoot is group's private state root after public block number
+// (Latest: the newest): the root after the last block at or below number
+// that carried the group's transactions, the empty root before the first.
+// Member nodes that applied the same blocks give the same root.
+func (s *Store) PrivateRoot(group common.Hash, number uint64) (root common.Hash, err error) {
+	err = s.read(group, func(h *handle) error {
+		root, err = h.rootAt(number)
+		return err
+	})
+	return root, err
+}
+
+// rootAt finds the root after block number: the head's at or above the
+// head; below it, the first root record at or after number holds the
+// root before its block (ParentRoot), which is the root at number unless
+// the record is number's own.
+func (h *handle) rootAt(number uint64) (common.Hash, error) {
+	head, applied, err := h.head()
+	if err != nil {
+		return common.Hash{}, err
+	}
+	if !applied || number >= head.Number {
+		return head.Root, nil
+	}
+	it := h.kv.NewIterator(prefRoot, numKey(nil, number))
+	defer it.Release()
+	if !it.Next() {
+		if err := it.Error(); err != nil {
+			return common.Hash{}, fmt.Errorf("%w: group %s: root records: %v", ErrCorrupt, h.id.Hex(), err)
+		}
+		return common.Hash{}, fmt.Errorf("%w: group %s: no root record at or after block %d below head %d", ErrCorrupt, h.id.Hex(), number, head.Number)
+	}
+	k := it.Key()
+	rec, err := decodeRootRecord(it.Value())
+	if err != nil || len(k) != len(prefRoot)+8 {
+		return common.Hash{}, fmt.Errorf("%w: group %s: root record %x: %v", ErrCorrupt, h.id.Hex(), k, err)
+	}
+	if numberOf(k) == number {
+		return rec.Root, nil
+	}
+	return rec.ParentRoot, nil
+}
+
+func numberOf(k []byte) uint64 {
+	var n uint64
+	for _, b := range k[len(k)-8:] {
+		n = n<<8 | uint64(b)
+	}
+	return n
+}
+
+// read runs fn with a reference to an existing group's handle.
+func (s *Store) read(group common.Hash, fn func(h *handle) error) error {
+	h, err := s.acquire(group, false)
+	if err != nil {
+		return err
+	}
+	defer s.release(h)
+	return fn(h)
+}
+
+// View runs fn on group's private state after public block number
+// (Latest: the newest). st is fn's own: it may be changed (a call), and
+// nothing is written back. fn must not call the Store: the group's
+// database stays open for it until it returns.
+func (s *Store) View(group common.Hash, number uint64, fn func(st *state.StateDB) error) error {
+	return s.read(group, func(h *handle) error {
+		root, err := h.rootAt(number)
+		if err != nil {
+			return err
+		}
+		st, err := state.New(root, h.sdb)
+		if err != nil {
+			return fmt.Errorf("%w: group %s: state %s: %v", ErrCorrupt, group.Hex(), root.TerminalString(), err)
+		}
+		return fn(st)
+	})
+}
+
+// Nonce is the next nonce of addr in group's newest private state
+// (priv_getTransactionCount). A member node that holds nothing of the
+// group yet gets ErrUnknownGroup, which means 0.
+func (s *Store) Nonce(group common.Hash, addr common.Address) (nonce uint64, err error) {
+	err = s.View(group, Latest, func(st *state.StateDB) error {
+		nonce = st.GetNonce(addr)
+		return nil
+	})
+	return nonce, err
+}
+
+// Code is the code at addr in group's private state after public block
+// number (priv_getCode).
+func (s *Store) Code(group common.Hash, number uint64, addr common.Address) (code []byte, err error) {
+	err = s.View(group, number, func(st *state.StateDB) error {
+		code = st.GetCode(addr)
+		return nil
+	})
+	return code, err
+}
+
+// Call runs msg on group's private state after the public block header,
+// in that block's context, as private execution runs a transaction (no
+// fees, no system contracts), without keeping anything (priv_call). As
+// eth_call, it skips the nonce and sender checks; a gas limit of 0 means
+// the chain's per-transaction limit.
+func (s *Store) Call(ctx context.Context, group common.Hash, header *types.Header, msg *core.Message) (*core.ExecutionResult, error) {
+	if header == nil || header.Number == nil || !header.Number.IsUint64() {
+		return nil, fmt.Errorf("private state: Call needs a public block header")
+	}
+	m := *msg
+	if m.GasLimit == 0 || m.GasLimit > uint64(s.spec.TxGasLimit) {
+		m.GasLimit = uint64(s.spec.TxGasLimit)
+	}
+	if m.Value == nil {
+		m.Value = new(uint256.Int)
+	}
+	freeMessage(&m)
+	m.SkipNonceCheck().SkipEOACheck().SkipGasLimitCapCheck()
+	var res *core.ExecutionResult
+	err := s.View(group, header.Number.Uint64(), func(st *state.StateDB) error {
+		evm := s.newEVM(header, st)
+		stop := context.AfterFunc(ctx, evm.Cancel)
+		defer stop()
+		st.SetTxContext(common.Hash{}, 0, 0)
+		var err error
+		res, err = core.ApplyMessage(evm, &m, core.NewGasPool(math.MaxUint64))
+		if err != nil {
+			return err
+		}
+		if evm.Cancelled() {
+			return fmt.Errorf("private call aborted: %w", ctx.Err())
+		}
+		return nil
+	})
+	return res, err
+}
+
+// Receipt is the private receipt of a transaction executed (or rejected)
+// for group (priv_getTransactionReceipt); ErrNotFound if none.
+func (s *Store) Receipt(group common.Hash, txHash common.Hash) (receipt *Receipt, err error) {
+	err = s.read(group, func(h *handle) error {
+		br, number, hash, index, err := s.lookup(h, txHash)
+		if err != nil {
+			return err
+		}
+		txs, err := br.decodeTxs()
+		if err != nil {
+			return fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
+		}
+		receipts, err := s.derive(br, txs, number, hash)
+		if err != nil {
+			return fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
+		}
+		receipt = receipts[index]
+		return nil
+	})
+	return receipt, err
+}
+
+// Transaction is a private transaction the group executed (or rejected),
+// with its public block and index (priv_getPrivateTransaction).
+func (s *Store) Transaction(group common.Hash, txHash common.Hash) (tx *types.Transaction, number uint64, index int, err error) {
+	err = s.read(group, func(h *handle) error {
+		var br *blockRecord
+		br, number, _, index, err = s.lookup(h, txHash)
+		if err != nil {
+			return err
+		}
+		tx = new(types.Transaction)
+		if err := tx.UnmarshalBinary(br.Txs[index]); err != nil {
+			return fmt.Errorf("%w: group %s: transaction %s: %v", ErrCorrupt, group.Hex(), txHash.Hex(), err)
+		}
+		return nil
+	})
+	return tx, number, index, err
+}
+
+// lookup finds the block record of a transaction and its index in it.
+func (s *Store) lookup(h *handle, txHash common.Hash) (br *blockRecord, number uint64, hash common.Hash, index int, err error) {
+	raw, ok, err := h.getOptional(key(prefTx, txHash[:]))
+	if err != nil {
+		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction lookup: %v", ErrCorrupt, h.id.Hex(), err)
+	}
+	if !ok {
+		return nil, 0, hash, 0, fmt.Errorf("%w: transaction %s in group %s", ErrNotFound, txHash.Hex(), h.id.Hex())
+	}
+	number, index, err = decodeTxLookup(raw)
+	if err != nil {
+		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction %s: %v", ErrCorrupt, h.id.Hex(), txHash.Hex(), err)
+	}
+	rr, ok, err := h.rootRecord(number)
+	if err != nil || !ok {
+		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: root record of block %d of transaction %s missing (%v)", ErrCorrupt, h.id.Hex(), number, txHash.Hex(), err)
+	}
+	br, err = h.blockRecord(number)
+	if err != nil {
+		return nil, 0, hash, 0, err
+	}
+	if index >= len(br.Txs) {
+		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction %s at index %d of block %d, which has %d", ErrCorrupt, h.id.Hex(), txHash.Hex(), index, number, len(br.Txs))
+	}
+	return br, number, rr.Hash, index, nil
+}
+
+// LogQuery selects private logs, as eth_getLogs does: public blocks From
+// to To (Latest: the group's newest), any of Addresses (none: all), and
+// per position any of Topics[i] (empty: any).
+type LogQuery struct {
+	From, To  uint64
+	Addresses []common.Address
+	Topics    [][]common.Hash
+}
+
+// Logs returns group's private logs that q selects, in block and log
+// order (priv_getLogs). A query spanning more than MaxLogRange blocks, or
+// that would return more than MaxLogsPerQuery logs, fails with
+// ErrTooMany.
+func (s *Store) Logs(group common.Hash, q LogQuery) (logs []*types.Log, err error) {
+	err = s.read(group, func(h *handle) error {
+		head, _, err := h.head()
+		if err != nil {
+			return err
+		}
+		to := q.To
+		if to == Latest || to > head.Number {
+			to = head.Number
+		}
+		if q.From > to {
+			logs = []*types.Log{}
+			return nil
+		}
+		if q.To != Latest && q.To-q.From+1 > MaxLogRange {
+			return fmt.Errorf("%w: the query spans %d blocks, above MaxLogRange %d", ErrTooMany, q.To-q.From+1, MaxLogRange)
+		}
+		if to-q.From+1 > MaxLogRange {
+			return fmt.Errorf("%w: the query spans %d blocks (to the newest), above MaxLogRange %d", ErrTooMany, to-q.From+1, MaxLogRange)
+		}
+		logs, err = s.logs(h, q, to)
+		return err
+	})
+	return logs, err
+}
+
+func (s *Store) logs(h *handle, q LogQuery, to uint64) ([]*types.Log, error) {
+	out := []*types.Log{}
+	it := h.kv.NewIterator(prefRoot, numKey(nil, q.From))
+	defer it.Release()
+	for it.Next() {
+		k := it.Key()
+		if len(k) != len(prefRoot)+8 {
+			return nil, fmt.Errorf("%w: group %s: root record key %x", ErrCorrupt, h.id.Hex(), k)
+		}
+		number := numberOf(k)
+		if number > to {
+			break
+		}
+		rr, err := decodeRootRecord(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("%w: group %s: root record of block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+		}
+		if !bloomMatches(rr.Bloom, q) {
+			continue
+		}
+		br, err := h.blockRecord(number)
+		if err != nil {
+			return nil, err
+		}
+		txs, err := br.decodeTxs()
+		if err != nil {
+			return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+		}
+		receipts, err := s.derive(br, txs, number, rr.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+		}
+		for _, r := range receipts {
+			for _, l := range r.Logs {
+				if !logMatches(l, q) {
+					continue
+				}
+				if len(out) == MaxLogsPerQuery {
+					return nil, fmt.Errorf("%w: more than MaxLogsPerQuery %d logs match; narrow the block range or the filter", ErrTooMany, MaxLogsPerQuery)
+				}
+				out = append(out, l)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("%w: group %s: root records: %v", ErrCorrupt, h.id.Hex(), err)
+	}
+	return out, nil
+}
+
+func bloomMatches(b types.Bloom, q LogQuery) bool {
+	if len(q.Addresses) > 0 {
+		hit := false
+		for _, a := range q.Addresses {
+			if b.Test(a[:]) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	for _, set := range q.Topics {
+		if len(set) == 0 {
+			continue
+		}
+		hit := false
+		for _, t := range set {
+			if b.Test(t[:]) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	return true
+}
+
+func logMatches(l *types.Log, q LogQuery) bool {
+	if len(q.Addresses) > 0 {
+		hit := false
+		for _, a := range q.Addresses {
+			if a == l.Address {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	if len(q.Topics) > len(l.Topics) {
+		return false
+	}
+	for i, set := range q.Topics {
+		if len(set) == 0 {
+			continue
+		}
+		hit := false
+		for _, t := range set {
+			if t == l.Topics[i] {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	return true
+}
+
+// PutPayload keeps a payload of group (the encrypted envelope of one
+// private transaction) under hash, durably before it returns; the caller
+// checked hash against the marker's commitment. It creates the group's
+// folder if this node held nothing of the group yet.
+func (s *Store) PutPayload(group common.Hash, hash common.Hash, payload []byte) error {
+	if len(payload) > MaxPayloadBytes {
+		return fmt.Errorf("%w: payload of %d bytes, above MaxPayloadBytes %d", ErrTooMany, len(payload), MaxPayloadBytes)
+	}
+	h, err := s.acquire(group, true)
+	if err != nil {
+		return err
+	}
+	defer s.release(h)
+	h.write.Lock()
+	defer h.write.Unlock()
+	if err := h.kv.Put(key(prefPayload, hash[:]), payload); err != nil {
+		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
+	}
+	if err := h.kv.SyncKeyValue(); err != nil {
+		return fmt.Errorf("private state: group %s: sync payload %s: %w", group.Hex(), hash.Hex(), err)
+	}
+	return nil
+}
+
+// Payload is a payload kept by PutPayload; ErrNotFound if none.
+func (s *Store) Payload(group common.Hash, hash common.Hash) (payload []byte, err error) {
+	err = s.read(group, func(h *handle) error {
+		raw, ok, err := h.getOptional(key(prefPayload, hash[:]))
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: group %s: payload %s: %v", ErrCorrupt, group.Hex(), hash.Hex(), err)
+		case !ok:
+			return fmt.Errorf("%w: payload %s in group %s", ErrNotFound, hash.Hex(), group.Hex())
+		case len(raw) > MaxPayloadBytes:
+			return fmt.Errorf("%w: group %s: payload %s of %d bytes, above MaxPayloadBytes %d", ErrCorrupt, group.Hex(), hash.Hex(), len(raw), MaxPayloadBytes)
+		}
+		payload = raw
+		return nil
+	})
+	return payload, err
+}
