@@ -71,7 +71,8 @@ func (c *HomeConfig) loadPrivacyKey(home string, password []byte) (*privacy.Priv
 // organization's key in the registry at the head: a key the registry
 // knows as another is refused in one line naming the file and the fix.
 // A node without a key, or whose organization (or whose record) the head
-// does not know yet, starts, and says so once.
+// does not know yet, starts, and says so once; a node the head does not
+// list is content with any organization's key.
 func (n *Node) checkPrivacyKey(st system.StateReader) error {
 	key, path := n.cfg.PrivacyKey, n.cfg.PrivacyKeyFile
 	if key == nil {
@@ -82,7 +83,14 @@ func (n *Node) checkPrivacyKey(st system.StateReader) error {
 	id := key.Public().Identity()
 	rec, ok := reg.Node(n.self)
 	if !ok || rec.Org == "" {
-		n.log.Warn("Privacy key loaded, but this node is not in the registry yet; it is checked once the node restarts registered", "file", path, "identity", id)
+		// A node the head does not list (one of an organization not yet
+		// admitted, or the development chain's sealer): its key is right
+		// if it is an organization's.
+		if org, ok := reg.PrivacyKeyOrg(id); ok {
+			n.log.Info("Privacy key loaded", "org", org, "identity", id)
+			return nil
+		}
+		n.log.Warn("Privacy key loaded, but neither this node nor its key is in the registry yet; it is checked when the node starts registered", "file", path, "identity", id)
 		return nil
 	}
 	want := reg.PrivacyKey(rec.Org)

@@ -124,7 +124,7 @@ func (s *State) setPrivacyKey(org string, k PrivacyKey) {
 // SetPrivacyKey rotates an organization's privacy key.
 type SetPrivacyKey struct {
 	Org string     `abi:"org" max:"64" meta:"NAME" help:"organization whose privacy key changes"`
-	Key PrivacyKey `abi:"key" max:"1216" flag:"key,file" meta:"FILE.pub" help:"file of the organization's new privacy public key (privacy.pub, from 'charter ca privacy-key')"`
+	Key PrivacyKey `abi:"key" max:"1216" flag:"privacy-key,file" meta:"FILE.pub" help:"file of the organization's new privacy public key (privacy.pub, from 'charter ca privacy-key')"`
 }
 
 func (SetPrivacyKey) Action() Action { return ActSetPrivacyKey }
