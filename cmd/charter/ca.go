@@ -24,6 +24,7 @@ Subcommands:
   issue      issue a node, admin or client certificate from an organization's CA
   verify     check a certificate against the organization roots of a genesis
   show       print a certificate's organization, name, role, validity and fingerprint
+  privacy-key  create an organization's privacy key pair: DIR/privacy.key (0600) and DIR/privacy.pub
 
 Run 'charter ca SUBCOMMAND --help' for its flags.
 `
@@ -45,8 +46,10 @@ func runCA(args []string, stdout, stderr io.Writer) error {
 		return caVerify(args[1:], stdout, stderr)
 	case "show":
 		return caShow(args[1:], stdout, stderr)
+	case "privacy-key":
+		return caPrivacyKey(args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown subcommand %q; want init-org, issue, verify or show", args[0])
+	return fmt.Errorf("unknown subcommand %q; want init-org, issue, verify, show or privacy-key", args[0])
 }
 
 // readPassword reads a password file's first line; "" gives no password.

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -78,9 +80,24 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	// The dev node key is derived from the data directory's first start, so
 	// the coinbase is stable across restarts of one chain.
+	_, statErr := os.Stat(filepath.Join(dir, "nodekey"))
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	key, err := loadOrCreateNodeKey(dir)
 	if err != nil {
 		return err
+	}
+	// So is the development organization's privacy key, which the genesis
+	// lists.
+	privKey, err := loadOrCreateDevPrivacyKey(dir, fresh, logger)
+	if err != nil {
+		return err
+	}
+	if privKey != nil {
+		dev := spec.Org(chain.DevOrg)
+		dev.PrivacyKey, dev.PrivacyKEM = privKey.Public().Identity().String(), privKey.Public().KEMString()
+		if err := spec.Validate(); err != nil {
+			return err
+		}
 	}
 	rpcCfg, corsSet, wsSet := rpcFlags.config()
 	devOrigins(&rpcCfg, corsSet, wsSet, *httpAddr)
@@ -95,6 +112,8 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		BlockTime:        *blockTime,
 		RPC:              rpcCfg,
 		Logger:           logger,
+		PrivacyKey:       privKey,
+		PrivacyKeyFile:   filepath.Join(dir, node.PrivacyKeyFile),
 	})
 	if err != nil {
 		return err

@@ -408,6 +408,9 @@ func argText(name string, v any) string {
 		if len(x) == 42 && common.IsHexAddress(x) {
 			return common.HexToAddress(x).Hex()
 		}
+		if s, ok := privacyKeyText(x); ok {
+			return s
+		}
 		return x
 	case []any:
 		parts := make([]string, len(x))

@@ -78,7 +78,7 @@ func addActionFlags(fs *flag.FlagSet, a system.Action) *actionFlags {
 		switch {
 		case f.Type.Kind() == reflect.Bool:
 			fl.on = fs.Bool(f.Flag, false, help)
-		case f.Type.Kind() == reflect.Slice:
+		case f.Type.Kind() == reflect.Slice && f.ABIType != "bytes":
 			fl.list = new(listFlag)
 			fs.Var(fl.list, f.Flag, help)
 		default:
@@ -121,7 +121,7 @@ func actionSyntax(a system.Action) string {
 		switch {
 		case f.Type.Kind() == reflect.Bool:
 			parts = append(parts, "[--"+f.Flag+"]")
-		case f.Type.Kind() == reflect.Slice:
+		case f.Type.Kind() == reflect.Slice && f.ABIType != "bytes":
 			parts = append(parts, "[--"+f.Flag+" "+meta+"]...")
 		case f.Default != "" || f.Opt || f.Current:
 			parts = append(parts, "[--"+f.Flag+" "+meta+"]")
@@ -237,7 +237,10 @@ func parseValue(f system.Field, t reflect.Type, s string) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return string(data), nil
+		if t.Kind() == reflect.String {
+			return string(data), nil
+		}
+		s = string(data) // a file of the value's text (a privacy public key)
 	}
 	switch t {
 	case reflect.TypeFor[common.Address]():

@@ -25,6 +25,7 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
+	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -450,10 +451,19 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 	if err := identity.WriteCertFile(roots, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
+	pk, err := privacy.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "privacy.pub")
+	if err := identity.WritePrivacyPublicKey(pub, pk.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pkText := "privacy identity " + pk.Public().Identity().String() + " (with its ML-KEM-768 key, 1216 bytes in all)"
 	a1, a2 := "0x00000000000000000000000000000000000000a1", "0x00000000000000000000000000000000000000a2"
 	fp := strings.Repeat("0f", 32)
 	samples := map[string][]string{
-		"add-organization":    {"--name", "org9", "--roots", roots, "--tier", "validate", "--weight", "3", "--admin", a1, "--node", a2, "--fingerprint", fp, "--validator", a2},
+		"add-organization":    {"--name", "org9", "--roots", roots, "--tier", "validate", "--weight", "3", "--admin", a1, "--node", a2, "--fingerprint", fp, "--validator", a2, "--privacy-key", pub},
 		"remove-organization": {"--name", "org9"},
 		"set-organization":    {"--name", "org9", "--tier", "read", "--weight", "5", "--status", "suspended"},
 		"add-node":            {"--org", "org9", "--id", a2, "--fingerprint", fp, "--validator"},
@@ -470,10 +480,11 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"schedule-upgrade":    {"--name", "fork1", "--height", "1000"},
 		"set-rule":            {"--class", "roles", "--threshold", "6000", "--quorum", "2000", "--expiry", "500", "--timelock", "2", "--min-approvals", "1"},
 		"set-default-roles":   {"--roles", "none"},
+		"set-privacy-key":     {"--org", "org9", "--privacy-key", pub},
 	}
 	// What the node shows (charter_proposal's args, system.ArgsJSON).
 	want := map[string]map[string]string{
-		"add-organization":  {"name": "org9", "tier": "validate", "weight": "3", "admins": common.HexToAddress(a1).Hex(), "fingerprints": "0x" + fp},
+		"add-organization":  {"name": "org9", "tier": "validate", "weight": "3", "admins": common.HexToAddress(a1).Hex(), "fingerprints": "0x" + fp, "privacyKey": pkText},
 		"set-organization":  {"tier": "read", "weight": "5", "status": "suspended"},
 		"add-node":          {"org": "org9", "validator": "yes"},
 		"grant-roles":       {"org": "org9", "roles": "write, deploy"},
@@ -483,6 +494,7 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"set-rule":          {"class": "roles", "threshold": "6000", "quorum": "2000", "expiryBlocks": "500", "timelock": "2", "minApprovals": "1"},
 		"set-default-roles": {"roles": "(none)"},
 		"set-factory":       {"target": common.HexToAddress(a1).Hex(), "factory": "no"},
+		"set-privacy-key":   {"org": "org9", "key": pkText},
 	}
 	samples["set-factory"] = []string{"--target", a1, "--remove"}
 	noNode := func() (*client, error) { return nil, errors.New("no node in this test") }

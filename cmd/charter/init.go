@@ -48,7 +48,7 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		devAccounts:  fs.Bool("dev-accounts", devDefault, devUsage),
 		noDev:        fs.Bool("no-dev-accounts", false, noDevUsage),
 		allowDevKeys: fs.Bool("allow-dev-keys", false, "allow the development accounts with a --host beyond loopback (their keys are public: anyone who reaches an RPC port transacts with them)"),
-		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node and TLS keys) with the password on this file's first line"),
+		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line"),
 		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
 		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
 		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
@@ -162,6 +162,8 @@ func printNetwork(w io.Writer, dir string, spec *chain.Spec, nodes []node.InitNo
 	fmt.Fprintf(w, "Network in %s: chain id %d, %s consensus, %d validators%s in %d organizations\n",
 		dir, spec.ChainID(), spec.Consensus.Engine, len(spec.Consensus.Validators), observers, len(spec.Organizations))
 	fmt.Fprintf(w, "Genesis %s; organization CAs in %s\n", filepath.Join(dir, node.GenesisFile), filepath.Join(dir, "orgs"))
+	fmt.Fprintf(w, "Privacy keys: one per organization, public in the genesis and orgs/ORG/%s, private in each node home's %s\n",
+		node.PrivacyPublicKeyFile, node.PrivacyKeyFile)
 	for _, n := range nodes {
 		role := "validator"
 		if !slices.Contains(spec.Consensus.Validators, n.ID) {

@@ -17,7 +17,7 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	rpcPort := fs.Int("rpc.port", 8600, "JSON-RPC port of the node")
 	p2pPort := fs.Int("p2p.port", 30400, "p2p port of the node")
 	metricsPort := fs.Int("metrics.port", 0, "metrics port of the node (0: none)")
-	pwFile := fs.String("password-file", "", "encrypt every private key written (CA, admin, node and TLS keys) with the password on this file's first line")
+	pwFile := fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "allow a --host beyond loopback although the network's genesis funds the development accounts (their keys are public)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -40,17 +40,20 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
   admin account  %s (key %s)
   node           %s, id %s
   certificate    fingerprint %s
+  privacy key    %s (public key %s; the private key in the node home)
 
 A member's admin proposes the admission (the other members then vote with 'charter gov vote'):
 
   charter gov propose add-organization --name %s --roots %s --tier validate --weight 1 \
     --admin %s --node %s --fingerprint %s --validator %s \
+    --privacy-key %s \
     --memo "admit %s" --key MEMBER_ADMIN_KEY --rpc MEMBER_RPC
 
 Once it passes, start the node; it syncs from its peers and validates from the next epoch:
 
   %s
 `, res.Org, *out, res.Roots, res.Admin.Hex(), res.AdminKey, res.Home, res.NodeID.Hex(), res.Fingerprint.Hex(),
-		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.Org, start)
+		res.PrivacyKey, res.PrivacyKeyFile,
+		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.PrivacyKeyFile, res.Org, start)
 	return nil
 }

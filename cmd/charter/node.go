@@ -13,7 +13,7 @@ import (
 func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
 	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
-	pwFile := fs.String("password-file", "", "password of encrypted node and TLS keys ('charter init --password-file'), on this file's first line")
+	pwFile := fs.String("password-file", "", "password of encrypted node, TLS and privacy keys ('charter init --password-file'), on this file's first line")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")

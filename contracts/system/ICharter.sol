@@ -41,6 +41,14 @@ interface ICharterRegistry {
     /// Usage of an organization on one UTC day (block time / 86400).
     function usage(string calldata org, uint64 day) external view returns (uint64 txs, uint64 gas, uint64 stateBytes);
 
+    /// An organization's privacy public key: its X25519 key (the privacy
+    /// identity that privateFrom and privateFor carry in base64) and its
+    /// ML-KEM-768 key (1184 bytes); exists is false for an organization without one.
+    function privacyKey(string calldata org) external view returns (bool exists, bytes32 x25519, bytes memory mlkem);
+
+    /// The organization whose privacy key in force has this X25519 key; exists is false for none.
+    function privacyKeyOrg(bytes32 x25519) external view returns (bool exists, string memory org);
+
     /// An organization's admin sets the roles of an account of its own
     /// organization (or one with none): read, write, deploy, admin, within
     /// the organization's tier. The auditor role needs a proposal.
@@ -92,14 +100,15 @@ interface ICharterGovernance {
 /// ethers, the function's encodeFunctionData less its first 4 bytes). The
 /// functions are never called: they name and type the encodings.
 interface ICharterActions {
-    /// Action 1, decided by the rule of class membership (0). Admits an organization with its root certificates, admin accounts and nodes.
+    /// Action 1, decided by the rule of class membership (0). Admits an organization with its root certificates, admin accounts, nodes and, optionally, its privacy public key.
     /// @param name at most 64 bytes
     /// @param rootsPem at most 8192 bytes
     /// @param admins at most 16 elements
     /// @param nodes at most 64 elements
     /// @param fingerprints at most 64 elements
     /// @param validators at most 64 elements
-    function AddOrganization(string calldata name, string calldata rootsPem, uint8 tier, uint64 weight, address[] calldata admins, address[] calldata nodes, bytes32[] calldata fingerprints, address[] calldata validators) external;
+    /// @param privacyKey at most 1216 bytes
+    function AddOrganization(string calldata name, string calldata rootsPem, uint8 tier, uint64 weight, address[] calldata admins, address[] calldata nodes, bytes32[] calldata fingerprints, address[] calldata validators, bytes calldata privacyKey) external;
 
     /// Action 2, decided by the rule of class membership (0). An organization exits: its nodes are revoked, its accounts lose their roles, its history stays.
     /// @param name at most 64 bytes
@@ -159,5 +168,10 @@ interface ICharterActions {
 
     /// Action 18, decided by the rule of class contracts (8). Marks a contract a factory, which may create contracts in transactions of senders without deploy; factory false unmarks it.
     function SetFactory(address target, bool factory) external;
+
+    /// Action 19, decided by the rule of class certificates (3). Rotates an organization's privacy public key, to which private payloads for it are sealed.
+    /// @param org at most 64 bytes
+    /// @param key at most 1216 bytes
+    function SetPrivacyKey(string calldata org, bytes calldata key) external;
 }
 // END ICharterActions

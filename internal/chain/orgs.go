@@ -6,6 +6,7 @@ import (
 	"unicode"
 
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // Organization is one member of the consortium as the genesis lists it:
@@ -26,6 +27,23 @@ type Organization struct {
 	// Roles is kept for genesis files written before the registry; the
 	// registry's accounts carry roles now.
 	Roles []string `json:"roles,omitempty"`
+	// PrivacyKey and PrivacyKEM are the organization's privacy public key
+	// (internal/privacy), both or neither: PrivacyKey its X25519 key, 44
+	// characters of standard base64, the identity that privateFrom and
+	// privateFor name it by; PrivacyKEM its ML-KEM-768 key, standard
+	// base64 of 1184 bytes. Left out, the organization has no key and
+	// takes no part in private transactions until governance sets one.
+	PrivacyKey string `json:"privacyKey,omitempty"`
+	PrivacyKEM string `json:"privacyKem,omitempty"`
+}
+
+// PrivacyPublicKey is the organization's privacy public key; nil when it
+// has none.
+func (o *Organization) PrivacyPublicKey() (*privacy.PublicKey, error) {
+	if o.PrivacyKey == "" && o.PrivacyKEM == "" {
+		return nil, nil
+	}
+	return privacy.ParsePublicKeyParts(o.PrivacyKey, o.PrivacyKEM)
 }
 
 // Tiers an organization may have; empty means TierValidate.
@@ -44,6 +62,7 @@ func validateOrgs(orgs []Organization, solo bool) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
 	}
 	seen := make(map[string]int, len(orgs))
+	keys := make(map[privacy.Identity]string)
 	for i, o := range orgs {
 		field := fmt.Sprintf("organizations[%d]", i)
 		switch {
@@ -76,7 +95,39 @@ func validateOrgs(orgs []Organization, solo bool) error {
 				return bad(fmt.Sprintf("%s.roles[%d]", field, j), "empty")
 			}
 		}
+		if err := checkOrgPrivacyKey(o, field, keys); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// checkOrgPrivacyKey checks an organization's privacy key fields: both
+// or neither, well formed, and not another organization's (keys holds the
+// identities seen, with the field that has each).
+func checkOrgPrivacyKey(o Organization, field string, keys map[privacy.Identity]string) error {
+	bad := func(f, format string, args ...any) error {
+		return fmt.Errorf("%w: %s.%s: %s", ErrInvalidSpec, field, f, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case o.PrivacyKey == "" && o.PrivacyKEM == "":
+		return nil
+	case o.PrivacyKEM == "":
+		return bad("privacyKem", "required with privacyKey (the ML-KEM-768 part of the key, base64)")
+	case o.PrivacyKey == "":
+		return bad("privacyKey", "required with privacyKem (the X25519 part of the key, base64)")
+	}
+	if _, err := privacy.ParseIdentity(o.PrivacyKey); err != nil {
+		return bad("privacyKey", "%v", err)
+	}
+	pub, err := o.PrivacyPublicKey()
+	if err != nil {
+		return bad("privacyKem", "%v", err)
+	}
+	if other, dup := keys[pub.Identity()]; dup {
+		return bad("privacyKey", "the key of %s already; each organization needs its own", other)
+	}
+	keys[pub.Identity()] = field
 	return nil
 }
 

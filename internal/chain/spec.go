@@ -296,6 +296,13 @@ func (s *Spec) SystemGenesis() (*system.Genesis, error) {
 	orgs := make([]system.GenesisOrg, len(s.Organizations))
 	for i, o := range s.Organizations {
 		orgs[i] = system.GenesisOrg{Name: o.Name, Roots: strings.Join(o.Roots, ""), Tier: o.Tier, Weight: o.Weight}
+		pub, err := o.PrivacyPublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("organizations[%d]: %v", i, err)
+		}
+		if pub != nil {
+			orgs[i].PrivacyKey = pub.Bytes()
+		}
 	}
 	return system.BuildGenesis(s.Governance, orgs, s.Consensus.Validators)
 }

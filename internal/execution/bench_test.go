@@ -304,7 +304,7 @@ func largestProposal(b *testing.B, name, roots string) []byte {
 		nodes[i] = addr("node", i)
 		fps[i] = crypto.Keccak256Hash([]byte(name), nodes[i][:])
 	}
-	args, err := system.EncodeArgs(system.ActAddOrganization, name, roots, uint8(system.TierValidate), uint64(1), admins, nodes, fps, nodes)
+	args, err := system.EncodeArgs(system.ActAddOrganization, name, roots, uint8(system.TierValidate), uint64(1), admins, nodes, fps, nodes, []byte{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -298,7 +298,7 @@ func (c *boundsChain) proposals(t *testing.T, n int, roots string) []*types.Tran
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("new%d-%d", c.nonces[c.admin], i)
 		args, err := system.EncodeArgs(system.ActAddOrganization, name, roots, uint8(system.TierWrite), uint64(1),
-			[]common.Address{common.BigToAddress(big.NewInt(int64(1000 + c.nonces[c.admin])))}, []common.Address{}, [][32]byte{}, []common.Address{})
+			[]common.Address{common.BigToAddress(big.NewInt(int64(1000 + c.nonces[c.admin])))}, []common.Address{}, [][32]byte{}, []common.Address{}, []byte{})
 		if err != nil {
 			t.Fatal(err)
 		}

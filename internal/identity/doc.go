@@ -23,6 +23,8 @@
 //	LoadTLSCertificate(certPath, keyPath, password) a tls.Certificate for the transport and the API
 //	GenerateNodeKey, SaveNodeKey, LoadNodeKey       secp256k1 consensus keys, 0600
 //	NodeIDOf(key)                                   the node's consensus id (its Ethereum address)
+//	SavePrivacyKey, LoadPrivacyKey                  an organization's privacy key (internal/privacy), 0600
+//	WritePrivacyPublicKey                           its public key file, 0644
 //	FingerprintOf(cert), ParseFingerprint(s)        SHA-256 certificate fingerprints
 //
 // A validity of zero means the defaults: ten years for a CA, one year for
@@ -35,16 +37,18 @@
 // # Key files
 //
 // Unencrypted TLS keys are standard PKCS#8 "PRIVATE KEY" blocks, readable
-// by openssl. Password-protected keys (TLS or node) use the block type
-// "CHARTER ENCRYPTED KEY": the key is derived with scrypt
+// by openssl. Password-protected keys (TLS, node or privacy) use the block
+// type "CHARTER ENCRYPTED KEY": the key is derived with scrypt
 // (N=32768, r=8, p=1, random 16-byte salt) and the content sealed with
 // AES-256-GCM, the parameters in PEM headers which are themselves
 // authenticated; see PEMEncryptedKey. Node keys are "CHARTER NODE KEY"
 // blocks holding the 32-byte scalar; go-ethereum's hex nodekey files are
-// read too. Key files are written 0600, and every reader (ReadKeyFile,
-// LoadCA, LoadTLSCertificate, LoadNodeKey, ReadPrivateFile) refuses a file
-// that group or others may access, in one line naming the file and the fix
-// (chmod 600 FILE): ErrKeyFileMode.
+// read too. Privacy keys are "CHARTER PRIVACY KEY" blocks holding the 96
+// bytes of privacy.PrivateKey.Bytes. Key files are written 0600, and every
+// reader (ReadKeyFile, LoadCA, LoadTLSCertificate, LoadNodeKey,
+// LoadPrivacyKey, ReadPrivateFile) refuses a file that group or others may
+// access, in one line naming the file and the fix (chmod 600 FILE):
+// ErrKeyFileMode.
 //
 // # Trust
 //

@@ -168,8 +168,16 @@ func testAdmitAndExit(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pubText, err := os.ReadFile(jr.PrivacyKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var privacyKey system.PrivacyKey
+	if err := privacyKey.UnmarshalText(pubText); err != nil || privacyKey.Identity().String() != jr.PrivacyKey {
+		t.Fatalf("join's privacy public key file %s: %v (identity %s, join says %s)", jr.PrivacyKeyFile, err, privacyKey.Identity(), jr.PrivacyKey)
+	}
 	id := propose(t, c0, admin[0], system.ActAddOrganization, "org4", string(roots), uint8(3), uint64(1),
-		[]common.Address{jr.Admin}, []common.Address{jr.NodeID}, [][32]byte{jr.Fingerprint}, []common.Address{jr.NodeID})
+		[]common.Address{jr.Admin}, []common.Address{jr.NodeID}, [][32]byte{jr.Fingerprint}, []common.Address{jr.NodeID}, []byte(privacyKey))
 	for k := 0; k < 2; k++ {
 		sendOK(t, "vote", nodes[k].client, admin[k], system.GovernanceAddress, govCall(t, "vote", id, true))
 		if s := proposalStatus(t, nodes[0].Node, id); s != system.ProposalOpen {
@@ -183,6 +191,9 @@ func testAdmitAndExit(t *testing.T, engine string) {
 	sendOK(t, "third vote", nodes[2].client, admin[2], system.GovernanceAddress, govCall(t, "vote", id, true))
 	waitUntil(t, 20*time.Second, "admission executed", func() bool { return proposalStatus(t, nodes[0].Node, id) == system.ProposalExecuted })
 	reg, _, _ := nodes[0].registry()
+	if org, ok := reg.PrivacyKeyOrg(privacyKey.Identity()); !ok || org != "org4" {
+		t.Fatalf("the admitted organization's privacy identity leads to %q (%v), want org4", org, ok)
+	}
 	changes := reg.ValidatorChanges()
 	from := changes[len(changes)-1].From
 	if !slices.Contains(changes[len(changes)-1].IDs, jr.NodeID) || from%10 != 0 {

@@ -41,6 +41,10 @@ type HomeConfig struct {
 	// its P-256 key.
 	TLSCert string `json:"tlsCert"`
 	TLSKey  string `json:"tlsKey"`
+	// PrivacyKey is the organization's privacy key file (default:
+	// privacy.key in the home, which may be missing: the node then takes
+	// no part in private transactions; a file named here must exist).
+	PrivacyKey string `json:"privacyKey,omitempty"`
 	// RPCAddr is host:port of JSON-RPC (HTTP and WebSocket).
 	RPCAddr string `json:"rpcAddr"`
 	// P2PAddr is host:port of the p2p listener.
@@ -215,6 +219,10 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("tlsCert/tlsKey: %w", err)
 	}
+	privKey, privPath, err := c.loadPrivacyKey(home, opts.Password)
+	if err != nil {
+		return Config{}, err
+	}
 	if spec.Consensus.Engine == "solo" {
 		return Config{}, fmt.Errorf("genesis %s: consensus.engine: solo runs one node alone ('charter dev'); a network needs raft, bft or poa", c.Genesis)
 	}
@@ -236,7 +244,9 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 			Peers:       peers,
 			Certificate: cert,
 		},
-		Logger: logger,
+		Logger:         logger,
+		PrivacyKey:     privKey,
+		PrivacyKeyFile: privPath,
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -83,9 +84,10 @@ var AdminBalance = new(big.Int).Mul(big.NewInt(1000), big.NewInt(1e18))
 // InitNetwork writes a whole network into opts.Dir: each organization's
 // root CA (orgs/ORG/ca.crt, ca.key 0600) and an administrator certificate,
 // each node's home (node key 0600, TLS certificate and key 0600,
-// config.json, a copy of the genesis), and genesis.json listing the
-// organizations with their roots, the validators by node id and the
-// engine. It refuses a folder that already holds a genesis.
+// config.json, a copy of the genesis, the organization's privacy key
+// privacy.key 0600), and genesis.json listing the organizations with
+// their roots and privacy public keys (also in orgs/ORG/privacy.pub), the
+// validators by node id and the engine. It refuses a folder that already holds a genesis.
 func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, nil, err
@@ -116,16 +118,21 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	gov := &system.GenesisSpec{}
 	adminAlloc := types.GenesisAlloc{}
 	orgs := make([]chain.Organization, opts.Orgs)
+	privKeys := make([]*privacy.PrivateKey, opts.Orgs)
 	for k := range cas {
 		name := "org" + strconv.Itoa(k)
 		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name, opts.Password)
 		if err != nil {
 			return nil, nil, err
 		}
+		if privKeys[k], err = NewOrgPrivacyKey(filepath.Join(dir, orgsDir, name)); err != nil {
+			return nil, nil, err
+		}
 		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: []string{"read", "write", "admin"}})
 		adminAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
+		setOrgPrivacyKey(&orgs[k], privKeys[k].Public())
 	}
 
 	// Nodes: keys and certificates.
@@ -139,6 +146,9 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		}
 		nd.ID = id
 		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: id, Org: nd.Org, Fingerprint: fp})
+		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[i%opts.Orgs], opts.Password); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	// The genesis.
@@ -202,6 +212,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			NodeKey:     nodeKeyFile,
 			TLSCert:     filepath.Join("tls", "node.crt"),
 			TLSKey:      filepath.Join("tls", "node.key"),
+			PrivacyKey:  PrivacyKeyFile,
 			RPCAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.RPCPort+i)),
 			P2PAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.P2PPort+i)),
 			MetricsAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.MetricsPort+i)),

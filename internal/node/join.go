@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 )
 
 // PeersFile lists a network's nodes for those who join it: names, p2p
@@ -48,10 +49,16 @@ type JoinResult struct {
 	Home        string         `json:"home"`
 	P2PAddr     string         `json:"p2pAddr"`
 	RPCAddr     string         `json:"rpcAddr"`
+
+	// PrivacyKey is the organization's privacy identity; PrivacyKeyFile its
+	// public key file, for AddOrganization's --privacy-key.
+	PrivacyKey     string `json:"privacyKey"`
+	PrivacyKeyFile string `json:"privacyKeyFile"`
 }
 
 // Join prepares a new organization and its node: root CA, admin
-// certificate and governance account, node key and TLS certificate, and a
+// certificate and governance account, privacy key (Dir/privacy.pub, the
+// private key in the node home), node key and TLS certificate, and a
 // node home that dials the network's peers. The node runs as soon as the
 // consortium admits the organization (until then its peers refuse it).
 func Join(o JoinOptions) (*JoinResult, error) {
@@ -100,6 +107,13 @@ func Join(o JoinOptions) (*JoinResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	privKey, err := NewOrgPrivacyKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.SavePrivacyKey(filepath.Join(home, PrivacyKeyFile), privKey, o.Password); err != nil {
+		return nil, err
+	}
 	genesis, err := os.ReadFile(o.Genesis)
 	if err != nil {
 		return nil, err
@@ -109,7 +123,7 @@ func Join(o JoinOptions) (*JoinResult, error) {
 	}
 	cfg := HomeConfig{
 		Name: o.Org + "-node", Org: o.Org, Genesis: GenesisFile, DataDir: "data", NodeKey: nodeKeyFile,
-		TLSCert: filepath.Join("tls", "node.crt"), TLSKey: filepath.Join("tls", "node.key"),
+		TLSCert: filepath.Join("tls", "node.crt"), TLSKey: filepath.Join("tls", "node.key"), PrivacyKey: PrivacyKeyFile,
 		RPCAddr: net.JoinHostPort(o.Host, strconv.Itoa(o.RPCPort)),
 		P2PAddr: net.JoinHostPort(o.Host, strconv.Itoa(o.P2PPort)),
 		Peers:   peers,
@@ -125,7 +139,8 @@ func Join(o JoinOptions) (*JoinResult, error) {
 	}
 	res := &JoinResult{Org: o.Org, Roots: filepath.Join(dir, "ca.crt"), Admin: admin,
 		AdminKey: filepath.Join(dir, AdminAccountFile), NodeID: nodeID,
-		Fingerprint: fp, Home: home, P2PAddr: cfg.P2PAddr, RPCAddr: cfg.RPCAddr}
+		Fingerprint: fp, Home: home, P2PAddr: cfg.P2PAddr, RPCAddr: cfg.RPCAddr,
+		PrivacyKey: privKey.Public().Identity().String(), PrivacyKeyFile: filepath.Join(dir, PrivacyPublicKeyFile)}
 	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
@@ -53,6 +54,11 @@ type Config struct {
 	// answers; zero fields take rpc.DefaultConfig's values.
 	RPC    rpc.Config
 	Logger *slog.Logger
+	// PrivacyKey is the organization's privacy key, read from
+	// PrivacyKeyFile; nil: the node takes no part in private transactions.
+	// New refuses one the registry at the head knows as another.
+	PrivacyKey     *privacy.PrivateKey
+	PrivacyKeyFile string
 }
 
 func (c *Config) ensureDefaults() {
@@ -145,6 +151,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("open head state: %w", err)
+	}
+	if err := n.checkPrivacyKey(headState); err != nil {
+		l.Close()
+		return nil, err
 	}
 	n.pool = txpool.New(txpool.Config{
 		ChainID:    cfg.Spec.Config.ChainID,

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"encoding/base64"
 	"encoding/json"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -48,6 +49,11 @@ type MemberOrg struct {
 	Since    uint64          `json:"since"`
 	Nodes    []MemberNode    `json:"nodes"`
 	Accounts []MemberAccount `json:"accounts"`
+	// PrivacyKey is the organization's privacy identity (base64 of its
+	// X25519 key, as privateFrom and privateFor carry it) and PrivacyKEM
+	// its ML-KEM-768 key (base64); both empty when it has none.
+	PrivacyKey string `json:"privacyKey"`
+	PrivacyKEM string `json:"privacyKem"`
 }
 
 // ValidatorSet is a validator set and the height it is in force from.
@@ -88,6 +94,9 @@ func (api *CharterAPI) Members(bnh *gethrpc.BlockNumberOrHash) (*Members, error)
 	for _, o := range s.Orgs() {
 		mo := MemberOrg{Name: o.Name, Tier: o.Tier.String(), Weight: o.Weight, Status: o.Status.String(), Since: o.Since,
 			Nodes: []MemberNode{}, Accounts: []MemberAccount{}}
+		if k := s.PrivacyKey(o.Name); k != nil {
+			mo.PrivacyKey, mo.PrivacyKEM = k.Identity().String(), base64.StdEncoding.EncodeToString(k.KEM())
+		}
 		for _, n := range nodes {
 			if n.Org == o.Name {
 				mo.Nodes = append(mo.Nodes, memberNode(n))

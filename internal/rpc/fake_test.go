@@ -99,10 +99,17 @@ type fakeBackend struct {
 
 func newFake(t testing.TB) *fakeBackend {
 	t.Helper()
+	return newFakeWith(t, func(*chain.Spec) {})
+}
+
+// newFakeWith is newFake on a development spec that edit changes first.
+func newFakeWith(t testing.TB, edit func(*chain.Spec)) *fakeBackend {
+	t.Helper()
 	spec, err := chain.DevSpec(1337, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
+	edit(spec)
 	spec.Alloc[returnAddr] = types.Account{Code: codeReturning(common.LeftPadBytes([]byte{42}, 32), 0xf3), Balance: new(big.Int)}
 	spec.Alloc[revertAddr] = types.Account{Code: codeReturning(revertData(), 0xfd), Balance: new(big.Int)}
 	spec.Alloc[loopAddr] = types.Account{Code: []byte{0x5b, 0x60, 0x00, 0x56}, Balance: new(big.Int)} // JUMPDEST PUSH1 0 JUMP

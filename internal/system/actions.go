@@ -37,6 +37,7 @@ const (
 	ActSetRule
 	ActSetDefaultRoles
 	ActSetFactory
+	ActSetPrivacyKey
 	numActions
 )
 
@@ -46,7 +47,7 @@ const (
 // ABI arguments, in order; their tags say
 //
 //	abi:"NAME"      the ABI argument's name (the ABI type follows from the Go type)
-//	max:"N"         for a string, its bytes; for a list, its elements (required for both)
+//	max:"N"         for a string or bytes, its bytes; for a list, its elements (required for each)
 //	flag:"NAME,..." the CLI's flag (default: the ABI name); options:
 //	                file     the flag names a file whose content is the value
 //	                optional not given: the zero value (default: required)
@@ -105,7 +106,7 @@ var actionTypes = func() [numActions]*actionType {
 		zero  Args
 		doc   string
 	}{
-		{ClassMembership, AddOrganization{}, "Admits an organization with its root certificates, admin accounts and nodes."},
+		{ClassMembership, AddOrganization{}, "Admits an organization with its root certificates, admin accounts, nodes and, optionally, its privacy public key."},
 		{ClassMembership, RemoveOrganization{}, "An organization exits: its nodes are revoked, its accounts lose their roles, its history stays."},
 		{ClassMembership, SetOrganization{}, "Sets an organization's tier, voting weight and status (active or suspended)."},
 		{ClassMembership, AddNode{}, "Registers a node of an organization, optionally a validator."},
@@ -123,6 +124,7 @@ var actionTypes = func() [numActions]*actionType {
 		{ClassPolicy, SetRule{}, "Sets the voting rule of one class of proposals."},
 		{ClassPolicy, SetDefaultRoles{}, "Sets the roles of accounts the registry does not list."},
 		{ClassContracts, SetFactory{}, "Marks a contract a factory, which may create contracts in transactions of senders without deploy; factory false unmarks it."},
+		{ClassCertificates, SetPrivacyKey{}, "Rotates an organization's privacy public key, to which private payloads for it are sealed."},
 	} {
 		a := d.zero.Action()
 		if a == 0 || a >= numActions || out[a] != nil {
@@ -167,6 +169,9 @@ func abiTypeOf(t reflect.Type) (string, bool) {
 	case reflect.Uint64:
 		return "uint64", true
 	case reflect.Slice:
+		if t.Elem() == reflect.TypeFor[uint8]() {
+			return "bytes", true
+		}
 		if e, ok := abiTypeOf(t.Elem()); ok && !strings.HasSuffix(e, "[]") && e != "string" {
 			return e + "[]", true
 		}
@@ -211,7 +216,7 @@ func mustDefine(class Class, zero Args) *actionType {
 				}
 			}
 		}
-		dynamic := abiType == "string" || strings.HasSuffix(abiType, "[]")
+		dynamic := abiType == "string" || abiType == "bytes" || strings.HasSuffix(abiType, "[]")
 		if m, ok := sf.Tag.Lookup("max"); ok {
 			n, err := strconv.Atoi(m)
 			if err != nil || n <= 0 || !dynamic {
@@ -230,7 +235,7 @@ func mustDefine(class Class, zero Args) *actionType {
 		// Head word, then for a dynamic value its length word and data.
 		t.maxSize += 32
 		switch {
-		case abiType == "string":
+		case abiType == "string" || abiType == "bytes":
 			t.maxSize += 32 + (f.Max+31)/32*32
 		case dynamic:
 			t.maxSize += 32 + 32*f.Max
@@ -419,6 +424,9 @@ func Encode(args Args) ([]byte, error) {
 		if b, ok := v.(*big.Int); ok && b == nil {
 			return nil, fmt.Errorf("%s: %s: no value", d.name, d.fields[i].Name)
 		}
+		if d.fields[i].ABIType == "bytes" {
+			vals[i] = reflect.ValueOf(v).Bytes() // the ABI packs []byte only, not a type of its own
+		}
 	}
 	out, err := d.args.Pack(vals...)
 	if err != nil {
@@ -429,7 +437,7 @@ func Encode(args Args) ([]byte, error) {
 
 // EncodeArgs ABI-encodes an action's arguments given as values in ABI
 // order (string, uint8, uint32, uint64, *big.Int, common.Address,
-// [32]byte, slices of those, bool).
+// [32]byte, slices of those, bool, []byte).
 func EncodeArgs(a Action, vals ...any) ([]byte, error) {
 	d, ok := a.def()
 	if !ok {
@@ -512,9 +520,9 @@ func checkBounds(args Args) error {
 		n := reflect.ValueOf(v).Len
 		switch {
 		case f.Max == 0:
-		case f.ABIType == "string" && n() > f.Max:
+		case (f.ABIType == "string" || f.ABIType == "bytes") && n() > f.Max:
 			return reverts("%s: %s of %d bytes, at most %d", d.name, f.Name, n(), f.Max)
-		case f.ABIType != "string" && n() > f.Max:
+		case n() > f.Max:
 			return reverts("%s: %s lists %d, at most %d", d.name, f.Name, n(), f.Max)
 		}
 	}

@@ -28,6 +28,7 @@ type AddOrganization struct {
 	Nodes        []common.Address `abi:"nodes" max:"64" flag:"node" meta:"0xID" help:"node id: the address of a node key (repeatable)"`
 	Fingerprints []common.Hash    `abi:"fingerprints" max:"64" flag:"fingerprint" meta:"HEX" help:"SHA-256 of the node's TLS certificate, one per --node in the same order (64 hex digits; all zeros: any certificate of the organization)"`
 	Validators   []common.Address `abi:"validators" max:"64" flag:"validator" meta:"0xID" help:"node id of a --node that validates (repeatable)"`
+	PrivacyKey   PrivacyKey       `abi:"privacyKey" max:"1216" flag:"privacy-key,file,optional" meta:"FILE.pub" help:"file of the organization's privacy public key (its privacy.pub from 'charter join'; default: none, so no private transactions until set-privacy-key)"`
 }
 
 func (AddOrganization) Action() Action { return ActAddOrganization }
@@ -75,6 +76,9 @@ func (a AddOrganization) Validate() error {
 	if len(a.Validators) > 0 && a.Tier < TierValidate {
 		return reverts("organization %s of tier %s may not run validators", a.Name, a.Tier)
 	}
+	if len(a.PrivacyKey) > 0 {
+		return checkPrivacyKey(a.PrivacyKey)
+	}
 	return nil
 }
 
@@ -91,6 +95,9 @@ func (a AddOrganization) check(s *State) error {
 		if _, ok := s.Node(id); ok {
 			return reverts("node %s is registered already", id.Hex())
 		}
+	}
+	if len(a.PrivacyKey) > 0 {
+		return s.checkPrivacyKeyFree(a.Name, a.PrivacyKey)
 	}
 	return nil
 }
@@ -111,6 +118,9 @@ func (a AddOrganization) apply(s *State) {
 	}
 	if len(a.Validators) > 0 {
 		s.setValidators(append(s.Validators(), a.Validators...))
+	}
+	if len(a.PrivacyKey) > 0 {
+		s.setPrivacyKey(a.Name, a.PrivacyKey)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/vm"
 	"github.com/holiman/uint256"
+
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // actionSeeds are proposal arguments of every action: the zero value of
@@ -65,7 +67,22 @@ func actionSeeds() []struct {
 	add(SetRule{Class: ClassFreeze, Threshold: 5000, Quorum: 5000, ExpiryBlocks: 100, Timelock: 1, MinApprovals: 1})
 	add(SetDefaultRoles{Roles: RoleRead})
 	add(SetFactory{Target: testAddr("factory", 1), Factory: true})
+	add(SetPrivacyKey{Org: orgName(1), Key: fuzzPrivacyKey()})
 	return out
+}
+
+// fuzzPrivacyKey is a privacy public key of fixed bytes (a test key), so
+// that the seeds do not change from run to run.
+func fuzzPrivacyKey() PrivacyKey {
+	raw := make([]byte, privacy.PrivateKeySize)
+	for i := range raw {
+		raw[i] = byte(i + 1)
+	}
+	k, err := privacy.NewPrivateKey(raw)
+	if err != nil {
+		panic(err)
+	}
+	return k.Public().Bytes()
 }
 
 // FuzzDecodeArgs: a proposal's arguments as they come in a transaction's

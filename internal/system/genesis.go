@@ -6,6 +6,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/tracing"
+
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // GenesisSpec is the governance section of the genesis file.
@@ -54,6 +56,9 @@ type GenesisOrg struct {
 	Roots  string
 	Tier   string
 	Weight uint64
+	// PrivacyKey is its privacy public key (privacy.PublicKeySize bytes),
+	// or none.
+	PrivacyKey PrivacyKey
 }
 
 // Genesis is the registry and policy of block 0, checked.
@@ -66,6 +71,10 @@ type Genesis struct {
 	Policy     Policy
 	// AllowSetCode admits EIP-7702 transactions (the setCode parameter).
 	AllowSetCode bool
+
+	// PrivacyKeys are the organizations' privacy public keys, by name;
+	// an organization without one is not listed.
+	PrivacyKeys map[string]PrivacyKey
 }
 
 // OpenRoles are the default roles of a chain without a governance
@@ -75,8 +84,9 @@ const OpenRoles = RoleRead | RoleWrite | RoleDeploy
 // BuildGenesis checks the governance section (nil: an open chain) against
 // the organizations and validators of the genesis.
 func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Address) (*Genesis, error) {
-	g := &Genesis{Roots: map[string]string{}, Validators: validators, Policy: DefaultPolicy()}
+	g := &Genesis{Roots: map[string]string{}, PrivacyKeys: map[string]PrivacyKey{}, Validators: validators, Policy: DefaultPolicy()}
 	orgIdx := map[string]Org{}
+	privacyIDs := map[privacy.Identity]int{}
 	for i, o := range orgs {
 		t, err := ParseTier(o.Tier)
 		if err != nil {
@@ -88,6 +98,16 @@ func BuildGenesis(gs *GenesisSpec, orgs []GenesisOrg, validators []common.Addres
 		}
 		if err := checkWeight(w); err != nil {
 			return nil, fmt.Errorf("organizations[%d].weight: %v", i, err)
+		}
+		if len(o.PrivacyKey) > 0 {
+			if err := checkPrivacyKey(o.PrivacyKey); err != nil {
+				return nil, fmt.Errorf("organizations[%d].privacyKey: %v", i, err)
+			}
+			if j, dup := privacyIDs[o.PrivacyKey.Identity()]; dup {
+				return nil, fmt.Errorf("organizations[%d].privacyKey: the key of organizations[%d] already", i, j)
+			}
+			privacyIDs[o.PrivacyKey.Identity()] = i
+			g.PrivacyKeys[o.Name] = o.PrivacyKey
 		}
 		org := Org{Name: o.Name, Tier: t, Weight: w, Status: StatusActive}
 		g.Orgs = append(g.Orgs, org)
@@ -201,6 +221,9 @@ func Seed(st GenesisState, g *Genesis) {
 		s.putOrg(o)
 		if g.Roots[o.Name] != "" {
 			s.reg.put("roots/"+o.Name, []byte(g.Roots[o.Name]))
+		}
+		if k := g.PrivacyKeys[o.Name]; len(k) > 0 {
+			s.setPrivacyKey(o.Name, k)
 		}
 	}
 	for _, a := range g.Accounts {

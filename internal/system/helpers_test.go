@@ -292,6 +292,7 @@ type addOrgArgs struct {
 	nodes      []common.Address
 	fps        [][32]byte
 	validators []common.Address
+	privacyKey []byte
 }
 
 func (a addOrgArgs) vals() []any {
@@ -308,7 +309,11 @@ func (a addOrgArgs) vals() []any {
 	if vals == nil {
 		vals = []common.Address{}
 	}
-	return []any{a.name, a.roots, a.tier, a.weight, adm, nodes, fps, vals}
+	pk := a.privacyKey
+	if pk == nil {
+		pk = []byte{}
+	}
+	return []any{a.name, a.roots, a.tier, a.weight, adm, nodes, fps, vals, pk}
 }
 
 // org5 is an organization to admit: one admin, one validator node.

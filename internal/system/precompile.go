@@ -14,6 +14,8 @@ import (
 	"github.com/ethereum/go-ethereum/core/vm"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/holiman/uint256"
+
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // Parsed ABIs of the system contracts, and of ICharterActions: the
@@ -198,6 +200,7 @@ func (p *precompile) view(st *State, name string, args in) ([]any, error) {
 		ID      common.Address
 		Org     string
 		Day     uint64
+		X25519  common.Hash
 	}
 	var prop struct{ ID uint64 }
 	switch name {
@@ -246,6 +249,12 @@ func (p *precompile) view(st *State, name string, args in) ([]any, error) {
 	case "usage":
 		u := st.Usage(a.Org, a.Day)
 		return []any{u.Txs, u.Gas, u.StateBytes}, nil
+	case "privacyKey":
+		k := st.PrivacyKey(a.Org)
+		return []any{k != nil, [32]byte(k.Identity()), nonNilBytes(k.KEM())}, nil
+	case "privacyKeyOrg":
+		org, ok := st.PrivacyKeyOrg(privacy.Identity(a.X25519))
+		return []any{ok, org}, nil
 	// governance
 	case "proposal":
 		pr, ok := st.proposalRecord(prop.ID)
@@ -333,6 +342,13 @@ func (p *precompile) write(st *State, from common.Address, name string, args in)
 		return nil, []*types.Log{l}, err
 	}
 	return nil, nil, fmt.Errorf("%s is not implemented", name)
+}
+
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func idTopic(id uint64) common.Hash { return common.BigToHash(new(big.Int).SetUint64(id)) }

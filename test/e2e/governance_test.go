@@ -171,6 +171,7 @@ func TestGovernanceJoinAndExit(t *testing.T) {
 		Fingerprint common.Hash    `json:"fingerprint"`
 		Home        string         `json:"home"`
 		RPCAddr     string         `json:"rpcAddr"`
+		PrivacyPub  string         `json:"privacyKeyFile"`
 	}
 	raw, err := os.ReadFile(filepath.Join(orgDir, "join.json"))
 	if err != nil || json.Unmarshal(raw, &jr) != nil {
@@ -180,7 +181,7 @@ func TestGovernanceJoinAndExit(t *testing.T) {
 	// org0 proposes; org0, org1, org2 vote: 3 of 4.
 	id := proposeJSON(t, "add-organization", "--name", "org4", "--roots", jr.Roots, "--tier", "validate", "--weight", "1",
 		"--admin", jr.Admin.Hex(), "--node", jr.NodeID.Hex(), "--fingerprint", jr.Fingerprint.Hex(), "--validator", jr.NodeID.Hex(),
-		"--memo", "admit org4", "--key", adminKey(0), "--rpc", url)
+		"--privacy-key", jr.PrivacyPub, "--memo", "admit org4", "--key", adminKey(0), "--rpc", url)
 	for k := 0; k < 3; k++ {
 		if k == 2 {
 			if p := showProposal(t, url, id); p.Status != "open" {

@@ -1,0 +1,357 @@
+package privacy
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/mlkem"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Bounds and layout of an envelope (see the package documentation).
+const (
+	// EnvelopeVersion is the version Seal writes and ParseEnvelope reads.
+	EnvelopeVersion = 1
+	// MaxRecipients bounds the recipients of one envelope.
+	MaxRecipients = 64
+	// MaxPayloadBytes bounds the payload of one envelope: 1 MiB.
+	MaxPayloadBytes = 1 << 20
+	// EntrySize is the size of one recipient's entry.
+	EntrySize = KeyIDSize + X25519KeySize + mlkem.CiphertextSize768 + wrappedKeySize
+	// MaxEnvelopeBytes is the size of the largest envelope: MaxRecipients
+	// entries around a payload of MaxPayloadBytes.
+	MaxEnvelopeBytes = headerSize + MaxRecipients*EntrySize + commitmentSize + lengthSize + MaxPayloadBytes + tagSize
+
+	headerSize     = 2 // version, count
+	commitmentSize = 32
+	lengthSize     = 4
+	tagSize        = 16
+	contentKeySize = 32
+	wrappedKeySize = contentKeySize + tagSize
+)
+
+// Errors of envelopes. ParseEnvelope's errors wrap ErrEnvelope, and
+// ErrEnvelopeVersion, ErrNoRecipients, ErrTooManyRecipients or
+// ErrPayloadTooLarge where one of those is the reason.
+var (
+	// ErrEnvelope: bytes that are not a well-formed envelope.
+	ErrEnvelope = errors.New("malformed privacy envelope")
+	// ErrEnvelopeVersion: an envelope of a version this build does not read.
+	ErrEnvelopeVersion = errors.New("unknown privacy envelope version")
+	// ErrNoRecipients: an envelope for nobody.
+	ErrNoRecipients = errors.New("no recipients")
+	// ErrTooManyRecipients: more than MaxRecipients recipients.
+	ErrTooManyRecipients = fmt.Errorf("more than %d recipients", MaxRecipients)
+	// ErrDuplicateRecipient: Seal was given one key twice (or two keys of
+	// one KeyID).
+	ErrDuplicateRecipient = errors.New("recipient listed twice")
+	// ErrPayloadTooLarge: a payload above MaxPayloadBytes.
+	ErrPayloadTooLarge = fmt.Errorf("payload larger than %d bytes", MaxPayloadBytes)
+	// ErrNotRecipient: the envelope has no entry for the key.
+	ErrNotRecipient = errors.New("not a recipient of the envelope")
+	// ErrOpen: the envelope names the key but does not open with it: a
+	// byte of it was changed, or its entry was not sealed to this key.
+	ErrOpen = errors.New("privacy envelope does not open")
+)
+
+// Entry is one recipient's part of an envelope.
+type Entry struct {
+	KeyID         KeyID
+	Ephemeral     [X25519KeySize]byte
+	KEMCiphertext [mlkem.CiphertextSize768]byte
+	WrappedKey    [wrappedKeySize]byte
+}
+
+// Envelope is a decoded envelope. Marshal writes it back.
+type Envelope struct {
+	Version    byte
+	Entries    []Entry // ascending KeyID
+	Commitment [commitmentSize]byte
+	Ciphertext []byte // the payload's AES-256-GCM ciphertext and tag
+}
+
+// SealedSize is the size of the envelope Seal makes for n recipients and
+// a payload of payloadLen bytes.
+func SealedSize(n, payloadLen int) int {
+	return headerSize + n*EntrySize + commitmentSize + lengthSize + payloadLen + tagSize
+}
+
+// Recipients lists the KeyIDs the envelope is sealed to, ascending.
+func (e *Envelope) Recipients() []KeyID {
+	out := make([]KeyID, len(e.Entries))
+	for i := range e.Entries {
+		out[i] = e.Entries[i].KeyID
+	}
+	return out
+}
+
+// PayloadSize is the size of the sealed payload.
+func (e *Envelope) PayloadSize() int { return max(len(e.Ciphertext)-tagSize, 0) }
+
+// Marshal encodes the envelope.
+func (e *Envelope) Marshal() []byte {
+	out := make([]byte, 0, SealedSize(len(e.Entries), e.PayloadSize()))
+	out = append(out, e.Version, byte(len(e.Entries)))
+	for i := range e.Entries {
+		out = appendEntry(out, &e.Entries[i])
+	}
+	out = append(out, e.Commitment[:]...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(e.Ciphertext)))
+	return append(out, e.Ciphertext...)
+}
+
+func appendEntry(out []byte, en *Entry) []byte {
+	out = append(out, en.KeyID[:]...)
+	out = append(out, en.Ephemeral[:]...)
+	out = append(out, en.KEMCiphertext[:]...)
+	return append(out, en.WrappedKey[:]...)
+}
+
+// ParseEnvelope decodes an envelope, checking every length against b
+// before it allocates: a known version, 1 to MaxRecipients entries in
+// strictly ascending KeyID order, a ciphertext of at most
+// MaxPayloadBytes plus its tag that ends b. Errors wrap ErrEnvelope.
+func ParseEnvelope(b []byte) (*Envelope, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrEnvelope}, args...)...)
+	}
+	switch {
+	case len(b) > MaxEnvelopeBytes:
+		return nil, bad("%d bytes, at most %d", len(b), MaxEnvelopeBytes)
+	case len(b) < headerSize:
+		return nil, bad("truncated: %d bytes", len(b))
+	case b[0] != EnvelopeVersion:
+		return nil, bad("%w %d (this build reads %d)", ErrEnvelopeVersion, b[0], EnvelopeVersion)
+	}
+	n := int(b[1])
+	switch {
+	case n == 0:
+		return nil, bad("%w", ErrNoRecipients)
+	case n > MaxRecipients:
+		return nil, bad("%d recipients: %w", n, ErrTooManyRecipients)
+	}
+	fixed := SealedSize(n, 0) - tagSize
+	if len(b) < fixed {
+		return nil, bad("truncated: %d bytes, %d recipients need %d before the payload", len(b), n, fixed)
+	}
+	ctLen := int(binary.BigEndian.Uint32(b[fixed-lengthSize : fixed]))
+	switch {
+	case ctLen < tagSize:
+		return nil, bad("ciphertext of %d bytes, shorter than its tag", ctLen)
+	case ctLen > MaxPayloadBytes+tagSize:
+		return nil, bad("ciphertext of %d bytes: %w", ctLen, ErrPayloadTooLarge)
+	case len(b)-fixed != ctLen:
+		return nil, bad("ciphertext length %d but %d bytes follow", ctLen, len(b)-fixed)
+	}
+	e := &Envelope{Version: b[0], Entries: make([]Entry, n)}
+	p := b[headerSize:]
+	for i := range e.Entries {
+		en := &e.Entries[i]
+		p = p[copy(en.KeyID[:], p):]
+		p = p[copy(en.Ephemeral[:], p):]
+		p = p[copy(en.KEMCiphertext[:], p):]
+		p = p[copy(en.WrappedKey[:], p):]
+		if i > 0 && bytes.Compare(e.Entries[i-1].KeyID[:], en.KeyID[:]) >= 0 {
+			return nil, bad("entry %d: key ids out of order or repeated", i)
+		}
+	}
+	p = p[copy(e.Commitment[:], p):]
+	e.Ciphertext = bytes.Clone(p[lengthSize:])
+	return e, nil
+}
+
+// Seal encrypts payload to recipients (the sender's own key among them,
+// normally, so that its nodes read what they sent): once under a random
+// content key, which is wrapped to each recipient with the hybrid KEM.
+// It refuses no recipients, more than MaxRecipients, a key given twice
+// and a payload above MaxPayloadBytes.
+func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
+	switch {
+	case len(recipients) == 0:
+		return nil, ErrNoRecipients
+	case len(recipients) > MaxRecipients:
+		return nil, fmt.Errorf("%d recipients: %w", len(recipients), ErrTooManyRecipients)
+	case len(payload) > MaxPayloadBytes:
+		return nil, fmt.Errorf("%d bytes: %w", len(payload), ErrPayloadTooLarge)
+	}
+	type rcpt struct {
+		id  KeyID
+		key *PublicKey
+	}
+	rs := make([]rcpt, len(recipients))
+	for i, k := range recipients {
+		if k == nil || len(k.raw) != PublicKeySize {
+			return nil, fmt.Errorf("recipient %d: %w: nil or not from ParsePublicKey", i, ErrPublicKey)
+		}
+		rs[i] = rcpt{k.KeyID(), k}
+	}
+	// Ascending KeyID order: one envelope has one encoding, and the order
+	// does not tell who listed whom first.
+	slices.SortFunc(rs, func(a, b rcpt) int { return bytes.Compare(a.id[:], b.id[:]) })
+	for i := 1; i < len(rs); i++ {
+		if rs[i].id == rs[i-1].id {
+			return nil, fmt.Errorf("%w: key %s (key id %s)", ErrDuplicateRecipient, rs[i].key.Identity(), rs[i].id)
+		}
+	}
+	ck := make([]byte, contentKeySize)
+	defer clear(ck)
+	if _, err := rand.Read(ck); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, SealedSize(len(rs), len(payload)))
+	out = append(out, EnvelopeVersion, byte(len(rs)))
+	for _, r := range rs {
+		en, err := wrap(r.key, ck)
+		if err != nil {
+			return nil, err
+		}
+		out = appendEntry(out, en)
+	}
+	commit, payloadKey := contentKeys(ck)
+	defer clear(payloadKey)
+	out = append(out, commit[:]...)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)+tagSize))
+	aead := mustGCM(payloadKey)
+	// The additional data is every byte before the ciphertext; Seal
+	// appends past it, so the two do not overlap.
+	return aead.Seal(out, zeroNonce, payload, out[:len(out):len(out)]), nil
+}
+
+// Open finds key's entry in envelope, unwraps the content key and
+// returns the payload. Errors: those of ParseEnvelope, ErrNotRecipient
+// when no entry names key, ErrOpen when the entry or the envelope fails
+// authentication.
+func Open(key *PrivateKey, envelope []byte) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("%w: nil", ErrPrivateKey)
+	}
+	e, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	id := key.pub.KeyID()
+	i, found := slices.BinarySearchFunc(e.Entries, id, func(en Entry, id KeyID) int { return bytes.Compare(en.KeyID[:], id[:]) })
+	if !found {
+		return nil, fmt.Errorf("%w: no entry for key %s (key id %s)", ErrNotRecipient, key.pub.Identity(), id)
+	}
+	ck, ok := unwrap(key, &e.Entries[i])
+	if !ok {
+		return nil, fmt.Errorf("%w: the entry for key id %s fails authentication", ErrOpen, id)
+	}
+	defer clear(ck)
+	commit, payloadKey := contentKeys(ck)
+	defer clear(payloadKey)
+	if commit != e.Commitment {
+		return nil, fmt.Errorf("%w: the content key does not match the envelope's commitment", ErrOpen)
+	}
+	header := envelope[:len(envelope)-len(e.Ciphertext)]
+	plain, err := mustGCM(payloadKey).Open(nil, zeroNonce, e.Ciphertext, header)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the payload fails authentication", ErrOpen)
+	}
+	return plain, nil
+}
+
+var zeroNonce = make([]byte, 12)
+
+// wrap makes the entry that gives ck to the holder of pk.
+func wrap(pk *PublicKey, ck []byte) (*Entry, error) {
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ssX, err := eph.ECDH(pk.x)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPublicKey, err)
+	}
+	defer clear(ssX)
+	ssM, ct := pk.kem.Encapsulate()
+	defer clear(ssM)
+	en := &Entry{KeyID: pk.KeyID()}
+	copy(en.Ephemeral[:], eph.PublicKey().Bytes())
+	copy(en.KEMCiphertext[:], ct)
+	kek := combine(ssM, ssX, en, pk)
+	defer clear(kek)
+	mustGCM(kek).Seal(en.WrappedKey[:0], zeroNonce, ck, wrapAD(en.KeyID))
+	return en, nil
+}
+
+// unwrap recovers the content key from key's entry; false when the entry
+// does not authenticate.
+func unwrap(key *PrivateKey, en *Entry) ([]byte, bool) {
+	eph, err := ecdh.X25519().NewPublicKey(en.Ephemeral[:])
+	if err != nil {
+		return nil, false
+	}
+	ssX, err := key.x.ECDH(eph)
+	if err != nil {
+		return nil, false // small-order ephemeral key
+	}
+	defer clear(ssX)
+	ssM, err := key.kem.Decapsulate(en.KEMCiphertext[:])
+	if err != nil {
+		return nil, false
+	}
+	defer clear(ssM)
+	kek := combine(ssM, ssX, en, key.pub)
+	defer clear(kek)
+	ck, err := mustGCM(kek).Open(nil, zeroNonce, en.WrappedKey[:], wrapAD(en.KeyID))
+	return ck, err == nil
+}
+
+const (
+	labelKEM     = "charter/privacy/v1 hybrid kem"
+	labelCommit  = "charter/privacy/v1 commit"
+	labelPayload = "charter/privacy/v1 payload"
+)
+
+// combine is the hybrid KEM combiner: HKDF-SHA256 of both shared
+// secrets, its info binding both ciphertexts and the recipient's key.
+func combine(ssM, ssX []byte, en *Entry, pk *PublicKey) []byte {
+	secret := make([]byte, 0, len(ssM)+len(ssX))
+	secret = append(append(secret, ssM...), ssX...)
+	defer clear(secret)
+	info := make([]byte, 0, len(labelKEM)+len(en.KEMCiphertext)+len(en.Ephemeral)+len(pk.raw))
+	info = append(info, labelKEM...)
+	info = append(info, en.KEMCiphertext[:]...)
+	info = append(info, en.Ephemeral[:]...)
+	info = append(info, pk.raw...)
+	return mustHKDF(secret, string(info))
+}
+
+// contentKeys derives the envelope's commitment and payload key from
+// the content key.
+func contentKeys(ck []byte) (commit [commitmentSize]byte, payloadKey []byte) {
+	copy(commit[:], mustHKDF(ck, labelCommit))
+	return commit, mustHKDF(ck, labelPayload)
+}
+
+func wrapAD(id KeyID) []byte { return append([]byte{EnvelopeVersion}, id[:]...) }
+
+func mustHKDF(secret []byte, info string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, info, 32)
+	if err != nil {
+		// Only a key length above 255 hash sizes fails.
+		panic(fmt.Sprintf("privacy: hkdf: %v", err))
+	}
+	return k
+}
+
+func mustGCM(key []byte) cipher.AEAD {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(fmt.Sprintf("privacy: aes: %v", err)) // only a key of another size fails
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(fmt.Sprintf("privacy: gcm: %v", err))
+	}
+	return aead
+}

@@ -1,0 +1,84 @@
+package privacy
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// fuzzKey is a fixed private key (test bytes, of no value), so that
+// envelopes in the corpus stay sealed to the key the target opens with.
+func fuzzKey(t testing.TB) *PrivateKey {
+	t.Helper()
+	raw := make([]byte, PrivateKeySize)
+	for i := range raw {
+		raw[i] = byte(i*7 + 3)
+	}
+	k, err := NewPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// openErrors are the errors Open may answer for bytes from outside.
+var openErrors = []error{ErrEnvelope, ErrNotRecipient, ErrOpen}
+
+// FuzzOpenEnvelope feeds arbitrary bytes to the envelope decoder and to
+// Open: neither panics; what decodes is within the bounds and re-encodes
+// to the same bytes; what opens decoded first and is at most
+// MaxPayloadBytes; every refusal wraps a named error.
+func FuzzOpenEnvelope(f *testing.F) {
+	key := fuzzKey(f)
+	other := mustKey(f)
+	for _, c := range []struct {
+		recipients []*PublicKey
+		payload    []byte
+	}{
+		{[]*PublicKey{key.Public()}, []byte("private transaction")},
+		{[]*PublicKey{key.Public(), other.Public()}, nil},
+		{[]*PublicKey{other.Public()}, bytes.Repeat([]byte{0xab}, 300)},
+	} {
+		env, err := Seal(c.recipients, c.payload)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(env)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{EnvelopeVersion, 1})
+	f.Add([]byte{EnvelopeVersion, 65})
+	f.Add([]byte{2, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, perr := ParseEnvelope(data)
+		if perr == nil {
+			n := len(e.Entries)
+			if n < 1 || n > MaxRecipients || e.PayloadSize() > MaxPayloadBytes || len(data) > MaxEnvelopeBytes {
+				t.Fatalf("decoded out of bounds: %d entries, %d payload bytes, %d envelope bytes", n, e.PayloadSize(), len(data))
+			}
+			if !bytes.Equal(e.Marshal(), data) {
+				t.Fatal("decoded envelope does not re-encode to its bytes")
+			}
+		} else if !errors.Is(perr, ErrEnvelope) {
+			t.Fatalf("decode error %v does not wrap ErrEnvelope", perr)
+		}
+		plain, err := Open(key, data)
+		switch {
+		case err == nil && perr != nil:
+			t.Fatalf("opened what does not decode (%v)", perr)
+		case err == nil && len(plain) > MaxPayloadBytes:
+			t.Fatalf("opened %d bytes", len(plain))
+		case err != nil && !isOneOf(err, openErrors):
+			t.Fatalf("Open error %v wraps no named error", err)
+		}
+	})
+}
+
+func isOneOf(err error, sentinels []error) bool {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
