@@ -531,6 +531,11 @@ func checkGroupInvariants(t testing.TB, s *State, ids []common.Hash, orgs int) {
 	}
 }
 
+// copy is a fixture of its own over a copy of f's state, for t.
+func (f *fixture) copy(t testing.TB) *fixture {
+	return &fixture{t: t, st: f.st.Copy(), n: f.n, gen: f.gen}
+}
+
 // groupMethods are the registry's group functions, in a fixed order: the
 // fuzzers pick one by its index.
 var groupMethods = []string{"createGroup", "addMembers", "removeMember", "deleteGroup", "group", "groupsOf"}
@@ -568,11 +573,14 @@ func FuzzGroupCalls(f *testing.F) {
 	}
 	f.Add(uint8(0), []byte{}, uint8(0))
 	f.Add(uint8(1), bytes.Repeat([]byte{0xff}, 96), uint8(1))
+	// The state every call starts from: the fixture with a group of org1
+	// and org2 to find, made once and copied for each call.
+	base := newFixture(f)
+	base.evm(1).createGroup(writerOf(1), common.Hash{}, "seed", "", "org1", "org2")
+	base.root()
 	f.Fuzz(func(t *testing.T, sel uint8, input []byte, caller uint8) {
-		fx := newFixture(t)
+		fx := base.copy(t)
 		e := fx.evm(1)
-		// A group of org1 and org2 to find.
-		e.createGroup(writerOf(1), common.Hash{}, "seed", "", "org1", "org2")
 		name := groupMethods[int(sel)%len(groupMethods)]
 		m := Registry.Methods[name]
 		var from common.Address
@@ -637,12 +645,13 @@ func FuzzGroupOps(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 1, 0x21, 2, 0x13, 3, 0x40})
 	f.Add([]byte{0, 0x1f, 0, 0x2f, 0, 0x3f, 1, 0x11, 2, 0x22, 4, 0, 3, 0x33})
 	f.Add(bytes.Repeat([]byte{0, 0xff, 1, 0x12}, 8))
+	base := newFixture(f, withOrgs(5), withoutValidator(3))
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 64 {
 			ops = ops[:64]
 		}
 		run := func() common.Hash {
-			fx := newFixture(t, withOrgs(5), withoutValidator(3))
+			fx := base.copy(t)
 			var ids []common.Hash
 			h := uint64(1)
 			for i := 0; i+1 < len(ops); i += 2 {
