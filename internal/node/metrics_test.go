@@ -95,12 +95,25 @@ func TestMetricsAndReadinessOfANetwork(t *testing.T) {
 		_, err := n0.client.TransactionReceipt(context.Background(), last)
 		return err == nil
 	})
+	// One transaction behind a nonce gap waits queued: the pool's bytes show it.
+	gapped := types.MustSignNewTx(accts[0].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 25, Gas: 21000,
+		GasFeeCap: big.NewInt(2), GasTipCap: big.NewInt(1), To: &common.Address{1}, Value: big.NewInt(1)})
+	if err := n0.client.SendTransaction(context.Background(), gapped); err != nil {
+		t.Fatal(err)
+	}
 	addr := n0.MetricsAddr()
 	var fams map[string]*dto.MetricFamily
-	waitUntil(t, 10*time.Second, "sampled metrics show the traffic", func() bool {
+	waitUntil(t, 10*time.Second, "sampled metrics show the traffic and the queued transaction", func() bool {
 		fams = scrape(t, addr)
-		return value(fams["charter_p2p_messages_total"], "direction", "out", "type", "consensus") > 0
+		return value(fams["charter_p2p_messages_total"], "direction", "out", "type", "consensus") > 0 &&
+			value(fams["charter_txpool_transactions"], "state", "queued") == 1
 	})
+	if got, want := value(fams["charter_txpool_bytes"], "state", "queued"), float64(gapped.Size()); got != want {
+		t.Errorf("charter_txpool_bytes{state=queued} = %v, want %v (the queued transaction's encoded size)", got, want)
+	}
+	if got := value(fams["charter_txpool_evictions_total"]); got > 0 {
+		t.Errorf("charter_txpool_evictions_total = %v, want none", got)
+	}
 	checks := []struct {
 		name  string
 		value float64
