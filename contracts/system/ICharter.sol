@@ -56,8 +56,9 @@ interface ICharterRegistry {
     // active = 1, deleted = 2. Bounds: a name of at most 64 bytes, a
     // description of at most 256, at most 32 members, and an organization
     // in at most maxGroupsPerOrg (64 unless set) active groups. Gas of a
-    // write: 60,000, 16 per 32 bytes of input, and 200 per byte of the
-    // strings it stores (name, description, member names).
+    // write: 60,000, 16 per 32 bytes of input, and 200 per byte it stores:
+    // name, description, and per member listed its name and 32 bytes (the
+    // id its organization's list of groups keeps).
     // An organization that is suspended or exits stays a member until a
     // member's admin removes it.
 
@@ -91,7 +92,8 @@ interface ICharterRegistry {
         bool exists, string memory name, string memory description, string memory creator,
         string[] memory members, bytes32 membersHash, uint8 status, uint64 created, uint64 changed);
 
-    /// Ids of the active groups an organization belongs to, in the order it joined them.
+    /// Ids of the active groups an organization belongs to (one that leaves a group
+    /// has the last of its list take that group's place).
     function groupsOf(string calldata org) external view returns (bytes32[] memory);
 }
 

@@ -69,7 +69,8 @@ func (api *CharterAPI) Group(id string, bnh *gethrpc.BlockNumberOrHash) (*GroupI
 }
 
 // Groups returns the active privacy groups org belongs to, in the order
-// it joined them (at most the maxGroupsPerOrg parameter's range, 256).
+// of its list (system.State.GroupsOf; at most 256, the top of the
+// maxGroupsPerOrg parameter's range).
 func (api *CharterAPI) Groups(org string, bnh *gethrpc.BlockNumberOrHash) ([]GroupInfo, error) {
 	s, _, err := api.system(bnh)
 	if err != nil {

@@ -24,9 +24,9 @@ import (
 // The registry's records of groups, by key:
 //
 //	group/ID      a group (RLP of storedGroup); ID is the 32 raw bytes
-//	groupsof/ORG  the ids of the active groups ORG belongs to, in the order
-//	              it joined them (RLP list; at most maxGroupsPerOrg when it
-//	              joined the last)
+//	groupsof/ORG  the ids of the active groups ORG belongs to (RLP list; at
+//	              most maxGroupsPerOrg when it joined the last): a group
+//	              joined is appended, one left is replaced by the last
 //	groupseq      the number of group ids derived so far
 //
 // Who may do what:
@@ -211,9 +211,10 @@ func (s *State) Group(id common.Hash) (Group, bool) {
 		MembersHash: g.MembersHash, Status: g.Status, Created: g.Created, Changed: g.Changed, Auditors: g.Auditors}, true
 }
 
-// GroupsOf lists the ids of the active groups org belongs to, in the
-// order it joined them; at most the maxGroupsPerOrg in force when it
-// joined the last (at most 256).
+// GroupsOf lists the ids of the active groups org belongs to: in the
+// order it joined them until it leaves one, whose place the last one
+// takes; at most the maxGroupsPerOrg in force when it joined the last
+// (at most 256).
 func (s *State) GroupsOf(org string) []common.Hash {
 	v, _ := getRLP[[]common.Hash](s.reg, groupsOfKey(org))
 	return v
@@ -234,8 +235,16 @@ func (s *State) joinGroup(org string, id common.Hash) {
 	putRLP(s.reg, groupsOfKey(org), append(s.GroupsOf(org), id))
 }
 
+// leaveGroup takes id out of org's list by moving the last id into its
+// place: a removal rewrites a few slots of the list, not all that follow.
 func (s *State) leaveGroup(org string, id common.Hash) {
-	ids := slices.DeleteFunc(s.GroupsOf(org), func(x common.Hash) bool { return x == id })
+	ids := s.GroupsOf(org)
+	i := slices.Index(ids, id)
+	if i < 0 {
+		return
+	}
+	ids[i] = ids[len(ids)-1]
+	ids = ids[:len(ids)-1]
 	if len(ids) == 0 {
 		s.reg.del(groupsOfKey(org))
 		return

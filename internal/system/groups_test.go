@@ -159,7 +159,8 @@ func TestGroupLifecycle(t *testing.T) {
 		reason, _ := abi.UnpackRevert(ret)
 		t.Fatalf("createGroup: %v %q", err, reason)
 	}
-	stored := len("trade") + len("bilateral trades") + len("org2") + len("org1")
+	// The texts, and each member's name and the id its list keeps.
+	stored := len("trade") + len("bilateral trades") + len("org2") + 32 + len("org1") + 32
 	if want := gasWrite + gasWord*uint64((len(input)+31)/32) + gasStoredByte*uint64(stored); e.used != want {
 		t.Fatalf("createGroup used %d gas, want %d", e.used, want)
 	}
@@ -196,7 +197,7 @@ func TestGroupLifecycle(t *testing.T) {
 	logs = len(f.st.Logs())
 	input = pack(t, &Registry, "addMembers", [32]byte(id), []string{"org4", "org3"})
 	e.mustReg(adminOf(2), "addMembers", [32]byte(id), []string{"org4", "org3"})
-	if want := gasWrite + gasWord*uint64((len(input)+31)/32) + gasStoredByte*8; e.used != want {
+	if want := gasWrite + gasWord*uint64((len(input)+31)/32) + gasStoredByte*(8+2*32); e.used != want {
 		t.Fatalf("addMembers used %d gas, want %d", e.used, want)
 	}
 	nl = f.newLogs(logs)
@@ -435,6 +436,29 @@ func TestGroupDerivedIDs(t *testing.T) {
 	}
 	_, err := f.at(7).CreateGroup(writerOf(1), common.Hash{}, "d", "", []string{"org1"})
 	wantRevert(t, err, "no free group id after 16 attempts: give one")
+}
+
+// Leaving a group moves the last id of the organization's list into its
+// place; the list stays a set of its active groups.
+func TestGroupsOfAfterLeaving(t *testing.T) {
+	f := newFixture(t)
+	e := f.evm(2)
+	var ids []common.Hash
+	for _, n := range []string{"a", "b", "c", "d"} {
+		ids = append(ids, e.createGroup(writerOf(1), common.Hash{}, n, "", "org1", "org2"))
+	}
+	e.mustReg(adminOf(2), "removeMember", [32]byte(ids[1]), "org1")
+	if got, want := e.groupsOf("org1"), []common.Hash{ids[0], ids[3], ids[2]}; !slices.Equal(got, want) {
+		t.Fatalf("groupsOf(org1) = %v, want %v", got, want)
+	}
+	e.mustReg(adminOf(2), "deleteGroup", [32]byte(ids[3]))
+	if got, want := e.groupsOf("org1"), []common.Hash{ids[0], ids[2]}; !slices.Equal(got, want) {
+		t.Fatalf("groupsOf(org1) = %v, want %v", got, want)
+	}
+	if got, want := e.groupsOf("org2"), []common.Hash{ids[0], ids[1], ids[2]}; !slices.Equal(got, want) {
+		t.Fatalf("groupsOf(org2) = %v, want %v", got, want)
+	}
+	checkGroupInvariants(t, Read(f.st), ids, 4)
 }
 
 // An organization that exits stays in its groups until a member removes

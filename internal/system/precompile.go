@@ -34,8 +34,9 @@ func mustABI(j string) abi.ABI {
 
 // Gas of system contract calls: a base by kind, the input by the word,
 // and for a write, the bytes it stores (the strings and bytes among its
-// arguments, and the strings of its string lists: a proposal's arguments
-// and memo, a privacy group's texts and member names) by the byte, at the price
+// arguments, and the strings of its string lists with 32 bytes each: a
+// proposal's arguments and memo, a privacy group's texts, member names
+// and the group id each member's list keeps) by the byte, at the price
 // the EVM asks for a contract's code (200 a byte): a proposal's cost grows
 // with what every node keeps.
 const (
@@ -112,8 +113,10 @@ func storedBytes(m *abi.Method, data []byte) uint64 {
 		case []byte:
 			n += uint64(len(x))
 		case []string:
+			// A listed organization name, and the 32-byte group id its
+			// organization's list of groups keeps.
 			for _, e := range x {
-				n += uint64(len(e))
+				n += uint64(len(e)) + 32
 			}
 		}
 	}
