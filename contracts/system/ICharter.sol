@@ -35,7 +35,7 @@ interface ICharterRegistry {
     function node(address id) external view returns (bool exists, string memory org, bool validator, bool revoked);
 
     /// A chain parameter as in force (0 when unset and the chain spec's value applies):
-    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs.
+    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs, maxGroupsPerOrg.
     function parameter(string calldata name) external view returns (uint256);
 
     /// Usage of an organization on one UTC day (block time / 86400).
@@ -53,6 +53,56 @@ interface ICharterRegistry {
     /// organization (or one with none): read, write, deploy, admin, within
     /// the organization's tier. The auditor role needs a proposal.
     function setAccountRoles(address account, uint32 roles) external;
+
+    // ---- privacy groups ----
+    //
+    // A privacy group is a set of organizations that share private
+    // transactions; its existence, members and members hash are public,
+    // its content is not. Members are organization names, kept sorted
+    // (bytewise ascending) and unique; membersHash is
+    // keccak256(abi.encode(members)) of that sorted string[]. Group status:
+    // active = 1, deleted = 2. Bounds: a name of at most 64 bytes, a
+    // description of at most 256, at most 32 members, and an organization
+    // in at most maxGroupsPerOrg (64 unless set) active groups. Gas of a
+    // write: 60,000, 16 per 32 bytes of input, and 200 per byte it stores:
+    // name, description, and per member listed its name and 32 bytes (the
+    // id its organization's list of groups keeps).
+    // An organization that is suspended or exits stays a member until a
+    // member's admin removes it.
+
+    /// A group was created by `by`, an account of organization org.
+    event GroupCreated(bytes32 indexed id, address indexed by, string org, string name, string[] members, bytes32 membersHash);
+    /// Organizations were added to a group by `by`, an admin of member org.
+    event GroupMembersAdded(bytes32 indexed id, address indexed by, string org, string[] added, bytes32 membersHash);
+    /// An organization was taken out of a group by `by`, an admin of member org.
+    event GroupMemberRemoved(bytes32 indexed id, address indexed by, string org, string member, bytes32 membersHash);
+    /// A group was deleted by `by`, an admin of member org (or its last member was removed).
+    event GroupDeleted(bytes32 indexed id, address indexed by, string org);
+
+    /// Creates a privacy group; only an account holding write of an active
+    /// organization that is among members; every other member must be an
+    /// active organization. id 0: the registry derives one; else it must be
+    /// unused (Besu's privacyGroupId is its base64). Returns the id.
+    function createGroup(bytes32 id, string calldata name, string calldata description, string[] calldata members) external returns (bytes32);
+
+    /// Adds active organizations to an active group; only an admin of a member organization.
+    function addMembers(bytes32 id, string[] calldata members) external;
+
+    /// Takes an organization out of an active group (itself or another);
+    /// only an admin of a member organization. Taking out the last deletes the group.
+    function removeMember(bytes32 id, string calldata member) external;
+
+    /// Deletes an active group; only an admin of a member organization. Its record stays.
+    function deleteGroup(bytes32 id) external;
+
+    /// A group: exists is false for an unknown id; a deleted group keeps the members it had.
+    function group(bytes32 id) external view returns (
+        bool exists, string memory name, string memory description, string memory creator,
+        string[] memory members, bytes32 membersHash, uint8 status, uint64 created, uint64 changed);
+
+    /// Ids of the active groups an organization belongs to (one that leaves a group
+    /// has the last of its list take that group's place).
+    function groupsOf(string calldata org) external view returns (bytes32[] memory);
 }
 
 /// Proposals and votes, at 0x…0401.

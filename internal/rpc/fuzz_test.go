@@ -49,6 +49,8 @@ var fuzzSeeds = []string{
 	`{"jsonrpc":"2.0","id":16,"method":"txpool_content"}`,
 	`{"jsonrpc":"2.0","id":17,"method":"charter_organizations"}`,
 	`{"jsonrpc":"2.0","id":18,"method":"charter_proposal","params":[1]}`,
+	`{"jsonrpc":"2.0","id":24,"method":"charter_group","params":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}`,
+	`{"jsonrpc":"2.0","id":25,"method":"charter_groups","params":["dev","latest"]}`,
 	`{"jsonrpc":"2.0","id":19,"method":"net_version"}`,
 	`{"jsonrpc":"2.0","id":20,"method":"web3_sha3","params":["0x00"]}`,
 	`{"jsonrpc":"2.0","id":21,"method":"eth_getTransactionReceipt","params":["0x0000000000000000000000000000000000000000000000000000000000000000"]}`,

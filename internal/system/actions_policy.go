@@ -64,6 +64,7 @@ var Params = []ParamSpec{
 	{Name: ParamMaxBlockGovBytes, Min: 1 << 10, Max: 1 << 20, Default: DefaultMaxBlockGovBytes, HasDefault: true,
 		Doc: "bytes of system-contract storage the transactions of one block may write (32 per slot changed); a block's first such transaction is taken whatever it writes"},
 	{Name: ParamMaxBlockGovTxs, Min: 1, Max: 1024, Default: DefaultMaxBlockGovTxs, HasDefault: true, Doc: "transactions of one block that call a system contract"},
+	{Name: ParamMaxGroupsPerOrg, Min: 1, Max: 256, Default: DefaultMaxGroupsPerOrg, HasDefault: true, Doc: "active privacy groups one organization may belong to (groups.go)"},
 }
 
 // ParamNames lists the parameters' names.

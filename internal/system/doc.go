@@ -1,5 +1,6 @@
 // Package system is Charter's native system contracts: the registry of
-// organizations, nodes and accounts (at 0x…0400) and governance, its
+// organizations, nodes, accounts and privacy groups (at 0x…0400; the
+// groups in groups.go) and governance, its
 // proposals and votes (at 0x…0401). Both keep their records in the storage
 // of their account in the world state, so that every node computes them,
 // the state root covers them and a block's certificate commits to them.

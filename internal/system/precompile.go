@@ -36,7 +36,9 @@ func mustABI(j string) abi.ABI {
 
 // Gas of system contract calls: a base by kind, the input by the word,
 // and for a write, the bytes it stores (the strings and bytes among its
-// arguments: a proposal's arguments and memo) by the byte, at the price
+// arguments, and the strings of its string lists with 32 bytes each: a
+// proposal's arguments and memo, a privacy group's texts, member names
+// and the group id each member's list keeps) by the byte, at the price
 // the EVM asks for a contract's code (200 a byte): a proposal's cost grows
 // with what every node keeps.
 const (
@@ -98,6 +100,9 @@ func (p *precompile) RequiredGas(input []byte) uint64 {
 // storedBytes is the length of the strings and bytes among a write's
 // arguments; 0 when they do not decode (the call reverts).
 func storedBytes(m *abi.Method, data []byte) uint64 {
+	if checkGroupInput(m.Name, data) != nil {
+		return 0
+	}
 	vals, err := m.Inputs.Unpack(data)
 	if err != nil {
 		return 0
@@ -109,6 +114,12 @@ func storedBytes(m *abi.Method, data []byte) uint64 {
 			n += uint64(len(x))
 		case []byte:
 			n += uint64(len(x))
+		case []string:
+			// A listed organization name, and the 32-byte group id its
+			// organization's list of groups keeps.
+			for _, e := range x {
+				n += uint64(len(e)) + 32
+			}
 		}
 	}
 	return n
@@ -133,6 +144,9 @@ func (p *precompile) Run(input []byte) (out []byte, err error) {
 	m, err := p.abi.MethodById(input[:4])
 	if err != nil {
 		return nil, fmt.Errorf("unknown function selector %x", input[:4])
+	}
+	if err := checkGroupInput(m.Name, input[4:]); err != nil {
+		return nil, err
 	}
 	vals, err := m.Inputs.Unpack(input[4:])
 	if err != nil {
@@ -192,6 +206,9 @@ func (a in) into(dst any) error {
 }
 
 func (p *precompile) view(st *State, name string, args in) ([]any, error) {
+	if isGroupCall(name) {
+		return p.groupView(st, name, args)
+	}
 	// The views' arguments, by name.
 	var a struct {
 		Account common.Address
@@ -270,6 +287,9 @@ func (p *precompile) view(st *State, name string, args in) ([]any, error) {
 }
 
 func (p *precompile) write(st *State, from common.Address, name string, args in) ([]any, []*types.Log, error) {
+	if isGroupCall(name) {
+		return p.groupWrite(st, from, name, args)
+	}
 	g, r := &Governance, &Registry
 	switch name {
 	case "setAccountRoles":

@@ -99,7 +99,8 @@ describe('system contracts (ICharter.sol) against charter dev', { timeout: 180_0
     assert.deepEqual(compiled.interfaceBytecode, ['', '']); // interfaces: no code
     const names = (iface) => iface.fragments.filter((f) => f.type === 'function').map((f) => f.name).sort();
     assert.deepEqual(names(regIface), [
-      'accountOf', 'hasRole', 'isFrozen', 'node', 'organization', 'organizations', 'parameter', 'setAccountRoles', 'usage', 'validators',
+      'accountOf', 'addMembers', 'createGroup', 'deleteGroup', 'group', 'groupsOf', 'hasRole', 'isFrozen', 'node', 'organization',
+      'organizations', 'parameter', 'privacyKey', 'privacyKeyOrg', 'removeMember', 'setAccountRoles', 'usage', 'validators',
     ]);
     assert.deepEqual(names(govIface), ['cancel', 'proposal', 'proposalCount', 'propose', 'vote']);
     assert.equal(regIface.getFunction('hasRole').selector, ethers.id('hasRole(address,uint32)').slice(0, 10));
@@ -135,6 +136,50 @@ describe('system contracts (ICharter.sol) against charter dev', { timeout: 180_0
     assert.equal(await registry.hasRole(stranger, ROLE.admin), false);
     assert.equal(await registry.isFrozen(stranger), false);
     assert.equal(await governance.proposalCount(), 0n);
+  });
+
+  it('creates and deletes a privacy group with ethers; its members hash is keccak256(abi.encode(members))', async () => {
+    const receipt = await (await registry.createGroup(ethers.ZeroHash, 'trade', 'dev alone', ['dev'])).wait(1, WAIT_MS);
+    assert.equal(receipt.status, 1);
+    assert.equal(receipt.logs.length, 1);
+    assert.equal(receipt.logs[0].address, REGISTRY);
+    const created = regIface.parseLog(receipt.logs[0]);
+    assert.equal(created.name, 'GroupCreated');
+    const { id } = created.args;
+    const membersHash = ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(['string[]'], [['dev']]));
+    assert.equal(created.args.by, dev0.address);
+    assert.equal(created.args.org, 'dev');
+    assert.deepEqual([...created.args.members], ['dev']);
+    assert.equal(created.args.membersHash, membersHash);
+
+    const g = await registry.group(id);
+    assert.equal(g.exists, true);
+    assert.equal(g.name, 'trade');
+    assert.equal(g.description, 'dev alone');
+    assert.equal(g.creator, 'dev');
+    assert.deepEqual([...g.members], ['dev']);
+    assert.equal(g.membersHash, membersHash);
+    assert.equal(g.status, 1n);
+    assert.equal(g.created, BigInt(receipt.blockNumber));
+    assert.deepEqual([...(await registry.groupsOf('dev'))], [id]);
+
+    // Refusals carry the registry's reason.
+    await assert.rejects(registry.createGroup.staticCall(id, 'again', '', ['dev']), (err) => {
+      assert.equal(revertReason(err), `group ${id} exists already`);
+      return true;
+    });
+    await assert.rejects(registry.addMembers.staticCall(id, ['nobody']), (err) => {
+      assert.equal(revertReason(err), 'organization nobody is not in the registry');
+      return true;
+    });
+
+    const del = await (await registry.deleteGroup(id)).wait(1, WAIT_MS);
+    assert.equal(del.status, 1);
+    const deleted = regIface.parseLog(del.logs[0]);
+    assert.equal(deleted.name, 'GroupDeleted');
+    assert.equal(deleted.args.id, id);
+    assert.equal((await registry.group(id)).status, 2n);
+    assert.deepEqual([...(await registry.groupsOf('dev'))], []);
   });
 
   it('lets a Solidity contract (Gate) call the registry', async () => {
