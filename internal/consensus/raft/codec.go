@@ -87,9 +87,14 @@ func encodeRaftMsg(m *raftpb.Message) ([]byte, error) {
 	return envelope(MsgRaft, b), nil
 }
 
+// peerProto decodes what peers send: fields this version does not know are
+// dropped, never carried into etcd raft (which compares configuration
+// states whole and panics when a snapshot's carries unknown fields).
+var peerProto = proto.UnmarshalOptions{DiscardUnknown: true}
+
 func decodeRaftMsg(payload []byte) (*raftpb.Message, error) {
 	m := new(raftpb.Message)
-	if err := proto.Unmarshal(payload, m); err != nil {
+	if err := peerProto.Unmarshal(payload, m); err != nil {
 		return nil, fmt.Errorf("decode raft message: %w", err)
 	}
 	return m, nil

@@ -10,7 +10,6 @@ import (
 	"go.etcd.io/raft/v3/confchange"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 )
@@ -261,13 +260,13 @@ func decodeConfChange(e *raftpb.Entry) (raftpb.ConfChangeI, error) {
 	switch e.GetType() {
 	case raftpb.EntryConfChangeV2:
 		cc := new(raftpb.ConfChangeV2)
-		if err := proto.Unmarshal(e.GetData(), cc); err != nil {
+		if err := peerProto.Unmarshal(e.GetData(), cc); err != nil {
 			return nil, err
 		}
 		return cc, nil
 	case raftpb.EntryConfChange:
 		cc := new(raftpb.ConfChange)
-		if err := proto.Unmarshal(e.GetData(), cc); err != nil {
+		if err := peerProto.Unmarshal(e.GetData(), cc); err != nil {
 			return nil, err
 		}
 		return cc, nil
