@@ -4,7 +4,7 @@
 // encrypted payloads it was sent and the private state root after every
 // public block that carried its transactions.
 //
-// Layout (docs/design/privacy-state.md): under the store's root folder,
+// Layout (docs/design/privacy.md, "Private state"): under the store's root folder,
 //
 //	groups/<hex group id>/   one pebble database per group: state trie,
 //	                         contract code, receipts, logs, private
