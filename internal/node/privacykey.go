@@ -87,7 +87,7 @@ func (n *Node) checkPrivacyKey(st system.StateReader) error {
 		// admitted, or the development chain's sealer): its key is right
 		// if it is an organization's.
 		if org, ok := reg.PrivacyKeyOrg(id); ok {
-			n.log.Info("Privacy key loaded", "org", org, "identity", id)
+			n.log.Debug("Privacy key loaded", "org", org, "identity", id)
 			return nil
 		}
 		n.log.Warn("Privacy key loaded, but neither this node nor its key is in the registry yet; it is checked when the node starts registered", "file", path, "identity", id)
@@ -104,7 +104,7 @@ func (n *Node) checkPrivacyKey(st system.StateReader) error {
 		return fmt.Errorf("privacy key %s (identity %s) is not organization %s's privacy key in the registry at height %d (identity %s): install the organization's current privacy key there, or propose set-privacy-key with the public key of this one",
 			path, id, rec.Org, head, want.Identity())
 	}
-	n.log.Info("Privacy key loaded", "org", rec.Org, "identity", id)
+	n.log.Debug("Privacy key loaded", "org", rec.Org, "identity", id)
 	return nil
 }
 

@@ -831,7 +831,7 @@ var (
 	govABI     = func() abi.ABI { a, err := abi.JSON(strings.NewReader(system.GovernanceABI)); must(err); return a }()
 	addOrgArgs = func() abi.Arguments {
 		var out abi.Arguments
-		for _, typ := range []string{"string", "string", "uint8", "uint64", "address[]", "address[]", "bytes32[]", "address[]"} {
+		for _, typ := range []string{"string", "string", "uint8", "uint64", "address[]", "address[]", "bytes32[]", "address[]", "bytes"} {
 			ty, err := abi.NewType(typ, "", nil)
 			must(err)
 			out = append(out, abi.Argument{Type: ty})
@@ -882,7 +882,7 @@ func (s propShape) calldata(t *testing.T, seed string) []byte {
 		nodes[i] = addr(seed, "node", i)
 		fps[i] = crypto.Keccak256Hash([]byte(seed), nodes[i][:])
 	}
-	args, err := addOrgArgs.Pack("flood-"+seed, rootsPEM(t, s.roots), uint8(3), uint64(1), admins, nodes, fps, nodes)
+	args, err := addOrgArgs.Pack("flood-"+seed, rootsPEM(t, s.roots), uint8(3), uint64(1), admins, nodes, fps, nodes, []byte{})
 	if err != nil {
 		t.Fatal(err)
 	}
