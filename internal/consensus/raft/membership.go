@@ -312,8 +312,18 @@ func checkConfState(cs *raftpb.ConfState) (err error) {
 	if len(cs.GetVoters()) == 0 {
 		return errors.New("membership without voters")
 	}
-	_, _, err = confchange.Restore(confchange.Changer{Tracker: tracker.MakeProgressTracker(1, 0), LastIndex: 1}, cs)
-	return err
+	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: tracker.MakeProgressTracker(1, 0), LastIndex: 1}, cs)
+	if err != nil {
+		return err
+	}
+	// etcd raft panics when a membership does not restore to itself (learners
+	// of a joint configuration named without the joint one, say).
+	restored := tracker.MakeProgressTracker(1, 0)
+	restored.Config, restored.Progress = cfg, prs
+	if err := restored.ConfState().Equivalent(cs); err != nil {
+		return fmt.Errorf("membership does not restore as sent: %w", err)
+	}
+	return nil
 }
 
 // applyConfEntry applies a committed configuration change to raft, in log
