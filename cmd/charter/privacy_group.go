@@ -82,6 +82,19 @@ func registryEvent(s *sentTx, name string, out any) (*types.Log, error) {
 	return logs[0], nil
 }
 
+// sendRegistry checks the send flags, then signs and sends a call of the
+// registry's method with args.
+func sendRegistry(sf *sendFlags, method string, args ...any) (*sentTx, error) {
+	if err := sf.check(); err != nil {
+		return nil, err
+	}
+	data, err := system.Registry.Pack(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sf.dialAndSend(system.RegistryAddress, nil, data)
+}
+
 func groupCreate(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter privacy group create --name NAME [--description TEXT] [--member ORG ...] [--id ID] --key FILE [--rpc URL] [--json] [--no-wait]"
 	fs := newFlagSet("privacy group create", stderr)
@@ -204,14 +217,7 @@ func groupAdd(args []string, stdout, stderr io.Writer) error {
 	if err := system.CheckGroupMembers(orgs); err != nil {
 		return err
 	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	data, err := system.Registry.Pack("addMembers", [32]byte(id), orgs)
-	if err != nil {
-		return err
-	}
-	s, err := sf.dialAndSend(system.RegistryAddress, nil, data)
+	s, err := sendRegistry(sf, "addMembers", [32]byte(id), orgs)
 	if err != nil {
 		return err
 	}
@@ -250,14 +256,7 @@ func groupRemove(args []string, stdout, stderr io.Writer) error {
 	if len(orgs) != 1 {
 		return fmt.Errorf("remove one organization at a time; usage: %s", syntax)
 	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	data, err := system.Registry.Pack("removeMember", [32]byte(id), orgs[0])
-	if err != nil {
-		return err
-	}
-	s, err := sf.dialAndSend(system.RegistryAddress, nil, data)
+	s, err := sendRegistry(sf, "removeMember", [32]byte(id), orgs[0])
 	if err != nil {
 		return err
 	}
@@ -298,14 +297,7 @@ func groupDelete(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	data, err := system.Registry.Pack("deleteGroup", [32]byte(id))
-	if err != nil {
-		return err
-	}
-	s, err := sf.dialAndSend(system.RegistryAddress, nil, data)
+	s, err := sendRegistry(sf, "deleteGroup", [32]byte(id))
 	if err != nil {
 		return err
 	}
