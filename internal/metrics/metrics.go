@@ -35,6 +35,10 @@ type Metrics struct {
 	TxPoolTransaction *prometheus.GaugeVec   // label state: pending, queued
 	TxPoolBytes       *prometheus.GaugeVec   // label state: pending, queued
 	TxPoolEvictions   *prometheus.CounterVec // label reason: full, expired
+	PrivateSent       prometheus.Counter
+	PrivateApplied    prometheus.Counter
+	PrivacyHalted     prometheus.Counter
+	PrivacyRefused    *prometheus.CounterVec // label reason
 
 	seen firstSeen
 	// the pool's drop totals last seen by TxPoolDropped
@@ -87,6 +91,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Encoded size of the transactions waiting in the pool, by state (pending, queued)."}, []string{"state"}),
 		TxPoolEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_txpool_evictions_total",
 			Help: "Transactions the pool dropped to stay bounded, by reason (full: evicted for a sender within its share of a full pool; expired: queued past their lifetime)."}, []string{"reason"}),
+		PrivateSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_private_transactions_sent_total",
+			Help: "Private transactions this node sealed, distributed and ordered with a marker (eea_sendRawTransaction)."}),
+		PrivateApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_private_transactions_applied_total",
+			Help: "Private transactions applied (executed or rejected) to the private state of this node's privacy groups."}),
+		PrivacyHalted: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_privacy_groups_halted_total",
+			Help: "Times a privacy group's private state halted on this node (a payload no member node could supply, or a store failure)."}),
+		PrivacyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_privacy_payloads_refused_total",
+			Help: "Private payload messages from peers this node refused, by reason (sender_not_member, sent_to_non_member, not_sealed_to_this_node, fetch_not_entitled, malformed, ...)."}, []string{"reason"}),
 	}
 	m.seen.at = make(map[[32]byte]time.Time)
 	for _, reason := range []string{"full", "expired"} {
@@ -97,7 +109,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
 		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
-		m.TxPoolBytes, m.TxPoolEvictions,
+		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -123,3 +123,12 @@ func (b rpcBackend) SubscribeNewTxsEvent(ch chan<- txpool.NewTxsEvent) event.Sub
 }
 
 func (b rpcBackend) DevAccounts() []chain.DevAccount { return b.n.DevAccounts() }
+
+// Privacy serves the priv_ and eea_ namespaces when the node holds a
+// privacy key.
+func (b rpcBackend) Privacy() rpc.Privacy {
+	if b.n.priv == nil {
+		return nil
+	}
+	return b.n.priv
+}

@@ -107,7 +107,8 @@ type Node struct {
 	engine consensus.Engine
 	bus    events.Bus
 	api    *apiServer
-	net    *network // nil without peers
+	net    *network        // nil without peers
+	priv   *privacyService // nil without a privacy key
 	ins    *instruments
 
 	fatalOnce sync.Once
@@ -203,10 +204,21 @@ func New(cfg Config) (*Node, error) {
 	n.chain.Subscribe(n.resetPool)
 	n.chain.Subscribe(n.applyGovernance)
 	n.chain.Subscribe(n.publishCommit)
+	if n.priv, err = newPrivacy(n); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if n.priv != nil {
+		n.chain.Subscribe(n.priv.worker.onCommit)
+	}
 	if cfg.Network != nil {
 		if n.net, err = newNetwork(n, cfg.Network, profile.Members, profile.Gossip); err != nil {
+			n.closePrivacy()
 			l.Close()
 			return nil, err
+		}
+		if n.priv != nil {
+			n.priv.fetch.register(n.net.tr)
 		}
 	}
 	n.api = newAPIServer(n)
@@ -238,6 +250,14 @@ func (n *Node) Start() error {
 			n.Stop()
 			return err
 		}
+	}
+	if n.priv != nil {
+		if err := n.priv.start(); err != nil {
+			n.Stop()
+			return err
+		}
+		n.wg.Add(1)
+		go n.priv.fetch.loop()
 	}
 	n.wg.Add(1)
 	go n.watchHalt()
@@ -320,10 +340,17 @@ func (n *Node) Stop() {
 		n.engine.Stop()
 		close(n.quit)
 		n.wg.Wait()
+		n.closePrivacy()
 		if err := n.ledger.Close(); err != nil {
 			n.log.Error("Closing the ledger failed", "err", err)
 		}
 	})
+}
+
+func (n *Node) closePrivacy() {
+	if n.priv != nil {
+		n.priv.close()
+	}
 }
 
 // Self is the node id: the address of its node key.

@@ -1,0 +1,417 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/blockchain"
+	"github.com/charter-ledger/charter/internal/privacy"
+	"github.com/charter-ledger/charter/internal/privacy/privstate"
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
+	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/system"
+)
+
+// The applier follows committed blocks on its own goroutine: the public
+// chain never waits for private execution. For each block it finds the
+// markers of the groups this node's organization may read, gathers their
+// payloads (fetching those it lacks), opens them and applies them to the
+// groups' private states (privstate.ApplyBlock, exactly once per group
+// and block), then carries out the block's purges.
+//
+// Its progress is a cursor file beside the private state: the last public
+// block done. It is written after the block's groups are durable, without
+// a sync: a cursor that lags after a crash only makes the applier apply
+// blocks again, which privstate answers from its records. A group whose
+// payload no member node can supply halts on this node (privacy_halted
+// file and metric, an error line naming the payload, its marker and its
+// block); the other groups and the public chain go on, and a restart tries
+// the halted group again from where it stopped.
+
+const (
+	cursorFile = "applied"
+	haltedDir  = "halted"
+)
+
+// marker is a committed marker transaction as its registry log tells it.
+type marker struct {
+	Tx      common.Hash
+	Group   common.Hash
+	Payload common.Hash
+	Org     string
+}
+
+// parseMarkerLog reads a registry PrivateMarker log.
+func parseMarkerLog(l *types.Log) (marker, bool) {
+	ev := system.Registry.Events["PrivateMarker"]
+	if l.Address != system.RegistryAddress || len(l.Topics) != 2 || l.Topics[0] != ev.ID {
+		return marker{}, false
+	}
+	vals, err := ev.Inputs.NonIndexed().Unpack(l.Data)
+	if err != nil || len(vals) != 2 {
+		return marker{}, false
+	}
+	payload, ok1 := vals[0].([32]byte)
+	org, ok2 := vals[1].(string)
+	if !ok1 || !ok2 {
+		return marker{}, false
+	}
+	return marker{Tx: l.TxHash, Group: l.Topics[1], Payload: payload, Org: org}, true
+}
+
+// parsePurgeLog reads a registry GroupPurged log: the group.
+func parsePurgeLog(l *types.Log) (common.Hash, bool) {
+	ev := system.Registry.Events["GroupPurged"]
+	if l.Address != system.RegistryAddress || len(l.Topics) < 2 || l.Topics[0] != ev.ID {
+		return common.Hash{}, false
+	}
+	return l.Topics[1], true
+}
+
+type applier struct {
+	p    *privacyService
+	wake chan struct{}
+	done chan struct{}
+}
+
+func (a *applier) init(p *privacyService) {
+	a.p = p
+	a.wake = make(chan struct{}, 1)
+	a.done = make(chan struct{})
+}
+
+// poke wakes the applier (a commit, a payload arrived).
+func (a *applier) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onCommit is the chain's subscriber: quick, it only wakes the applier.
+func (a *applier) onCommit(*blockchain.Committed) error {
+	a.poke()
+	return nil
+}
+
+func (a *applier) start() error {
+	if err := os.MkdirAll(filepath.Join(a.p.dir, haltedDir), 0o700); err != nil {
+		return fmt.Errorf("private state: %w", err)
+	}
+	a.p.n.wg.Add(1)
+	go a.loop()
+	return nil
+}
+
+func (a *applier) stop() {}
+
+func (a *applier) cursorPath() string { return filepath.Join(a.p.dir, cursorFile) }
+
+func (a *applier) cursor() uint64 {
+	b, err := os.ReadFile(a.cursorPath())
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+func (a *applier) setCursor(v uint64) {
+	tmp := a.cursorPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(v, 10)+"\n"), 0o600); err != nil {
+		return
+	}
+	_ = os.Rename(tmp, a.cursorPath())
+}
+
+// haltedFrom lists groups halted before a restart: group → the block to
+// try again from.
+func (a *applier) haltedFrom() map[common.Hash]uint64 {
+	out := map[common.Hash]uint64{}
+	entries, _ := os.ReadDir(filepath.Join(a.p.dir, haltedDir))
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(a.p.dir, haltedDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(string(b), " ")
+		v, err := strconv.ParseUint(first, 10, 64)
+		if err != nil {
+			continue
+		}
+		out[common.HexToHash(e.Name())] = v
+	}
+	return out
+}
+
+func (a *applier) markHalted(group common.Hash, number uint64, reason string) {
+	path := filepath.Join(a.p.dir, haltedDir, group.Hex())
+	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d %s\n", number, reason)), 0o600)
+	a.p.halt(group, fmt.Sprintf("block %d: %s", number, reason))
+}
+
+func (a *applier) clearHalted(group common.Hash) {
+	_ = os.Remove(filepath.Join(a.p.dir, haltedDir, group.Hex()))
+	a.p.mu.Lock()
+	delete(a.p.halted, group)
+	a.p.mu.Unlock()
+}
+
+func (a *applier) loop() {
+	n := a.p.n
+	defer n.wg.Done()
+	// Groups halted before a restart are tried again from their block:
+	// replay from the lowest such block, only for them, then go on.
+	retry := a.haltedFrom()
+	next := a.cursor() + 1
+	for _, from := range retry {
+		next = min(next, from)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		head := n.ledger.Head().Number.Uint64()
+		cursor := a.cursor()
+		for ; next <= head; next++ {
+			select {
+			case <-n.quit:
+				return
+			default:
+			}
+			only := map[common.Hash]bool(nil)
+			if next <= cursor {
+				// Replaying for halted groups only.
+				only = map[common.Hash]bool{}
+				for g, from := range retry {
+					if from <= next {
+						only[g] = true
+					}
+				}
+			}
+			if err := a.applyBlock(next, only); err != nil {
+				if errors.Is(err, errStopping) {
+					return
+				}
+				n.log.Error("Private transactions of a block could not be applied; trying again", "block", next, "err", err)
+				break
+			}
+			if next > cursor {
+				a.setCursor(next)
+				cursor = next
+			}
+		}
+		select {
+		case <-n.quit:
+			return
+		case <-a.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+var errStopping = errors.New("node stopping")
+
+// groupWork is what one block holds for one group.
+type groupWork struct {
+	group   system.Group
+	markers []marker
+}
+
+// applyBlock applies block number's private transactions for the groups
+// this node reads (only: just these groups, nil: all), then its purges.
+func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
+	p := a.p
+	n := p.n
+	block := n.ledger.BlockByNumber(number)
+	if block == nil {
+		return fmt.Errorf("block %d not found", number)
+	}
+	receipts, err := n.ledger.Receipts(number)
+	if err != nil {
+		return err
+	}
+	var (
+		order  []common.Hash
+		work   = map[common.Hash]*groupWork{}
+		purges []common.Hash
+	)
+	st, err := n.ledger.StateAt(block.Root())
+	if err != nil {
+		return fmt.Errorf("state of block %d: %w", number, err)
+	}
+	reg := system.Read(st)
+	me := p.myOrg(reg)
+	for _, r := range receipts {
+		if r.Status != types.ReceiptStatusSuccessful {
+			continue
+		}
+		for _, l := range r.Logs {
+			if g, ok := parsePurgeLog(l); ok {
+				purges = append(purges, g)
+				continue
+			}
+			m, ok := parseMarkerLog(l)
+			if !ok || (only != nil && !only[m.Group]) {
+				continue
+			}
+			w := work[m.Group]
+			if w == nil {
+				g, ok := reg.Group(m.Group)
+				if !ok || !readable(g, me, number) {
+					continue
+				}
+				w = &groupWork{group: g}
+				work[m.Group] = w
+				order = append(order, m.Group)
+			}
+			w.markers = append(w.markers, m)
+		}
+	}
+	for _, id := range order {
+		if _, halted := p.haltedReason(id); halted && (only == nil || !only[id]) {
+			continue
+		}
+		if _, purged := p.store.Purged(id); purged {
+			continue
+		}
+		if err := a.applyGroup(block.Header(), reg, work[id]); err != nil {
+			return err
+		}
+	}
+	for _, id := range purges {
+		if _, purged := p.store.Purged(id); purged {
+			continue
+		}
+		if err := p.store.Purge(id, number); err != nil {
+			return fmt.Errorf("purge privacy group %s: %w", id.Hex(), err)
+		}
+		a.clearHalted(id)
+		p.log.Info("Privacy group purged: its payloads and private state are deleted from this node", "group", id, "block", number)
+	}
+	return nil
+}
+
+// applyGroup gathers, opens, checks and applies one group's private
+// transactions of a block.
+func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWork) error {
+	p := a.p
+	number := header.Number.Uint64()
+	id := w.group.ID
+	envelopes := make(map[common.Hash][]byte, len(w.markers))
+	var missing []fetchItem
+	for _, m := range w.markers {
+		if _, ok := envelopes[m.Payload]; ok {
+			continue
+		}
+		env, err := p.store.Payload(id, m.Payload)
+		switch {
+		case err == nil:
+			envelopes[m.Payload] = env
+		case errors.Is(err, privstate.ErrNotFound) || errors.Is(err, privstate.ErrUnknownGroup):
+			missing = append(missing, fetchItem{Marker: m.Tx, Payload: m.Payload})
+		default:
+			return err
+		}
+	}
+	for round := 0; len(missing) > 0 && round < fetchRounds; round++ {
+		if round > 0 {
+			select {
+			case <-p.n.quit:
+				return errStopping
+			case <-time.After(time.Duration(round) * 500 * time.Millisecond):
+			}
+		}
+		got := p.fetch.request(id, missing, w.group.Members)
+		still := missing[:0]
+		for _, it := range missing {
+			env, ok := got[it.Payload]
+			if !ok {
+				still = append(still, it)
+				continue
+			}
+			if err := p.store.PutPayload(id, it.Payload, env); err != nil {
+				return err
+			}
+			envelopes[it.Payload] = env
+		}
+		missing = still
+	}
+	if len(missing) > 0 {
+		a.markHalted(id, number, fmt.Sprintf("payload %s of marker %s: %v (asked the connected nodes of %s)",
+			missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(w.group.Members, ", ")))
+		return nil
+	}
+	txs := make([]privstate.Tx, len(w.markers))
+	for i, m := range w.markers {
+		raw, reject := a.open(reg, id, m, envelopes[m.Payload])
+		txs[i] = privstate.Tx{Raw: raw, Marker: m.Tx, Reject: reject}
+	}
+	res, err := p.store.ApplyBlock(id, header, txs)
+	if err != nil {
+		a.markHalted(id, number, err.Error())
+		return nil
+	}
+	a.clearHalted(id)
+	if !res.Replayed {
+		p.n.ins.m.PrivateApplied.Add(float64(len(txs)))
+	}
+	var logs []*types.Log
+	for _, r := range res.Receipts {
+		logs = append(logs, r.Logs...)
+	}
+	p.logs.Send(rpc.PrivateLogsEvent{Group: id, Number: number, Logs: logs})
+	return nil
+}
+
+// open decrypts a payload and checks the private transaction against the
+// marker and the public state of its block: what it carries, and why it
+// is refused ("" if it is not). Every member node decides the same.
+func (a *applier) open(reg *system.State, group common.Hash, m marker, envelope []byte) ([]byte, string) {
+	p := a.p
+	raw, err := privacy.Open(p.key, envelope)
+	if err != nil {
+		return envelope, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), err)
+	}
+	tx, err := privtx.Decode(raw)
+	if err != nil {
+		return raw, "" // privstate rejects what does not decode, with its reason
+	}
+	if tx.GroupID() != group {
+		return raw, fmt.Sprintf("private transaction is for privacy group %s, its marker for %s", system.GroupIDBase64(tx.GroupID()), system.GroupIDBase64(group))
+	}
+	key := reg.PrivacyKey(m.Org)
+	if key == nil {
+		return raw, fmt.Sprintf("organization %s of the marker has no privacy key", m.Org)
+	}
+	if id := key.Identity(); !bytes.Equal(tx.PrivateFrom, id[:]) {
+		return raw, fmt.Sprintf("privateFrom %s is not the privacy key of %s, which sent the marker", b64(tx.PrivateFrom), m.Org)
+	}
+	from, err := tx.Sender(p.n.cfg.Spec.Config.ChainID)
+	if err != nil {
+		return raw, "" // privstate rejects it with the reason
+	}
+	acct := reg.SenderOf(from)
+	switch {
+	case acct.Org != m.Org:
+		return raw, fmt.Sprintf("not permitted: sender %s is not an account of %s, which sent the marker", from.Hex(), m.Org)
+	case acct.Frozen:
+		return raw, fmt.Sprintf("not permitted: account %s is frozen", from.Hex())
+	case acct.Roles&system.RoleWrite == 0:
+		return raw, fmt.Sprintf("not permitted: account %s lacks role write", from.Hex())
+	case tx.To == nil && acct.Roles&system.RoleDeploy == 0:
+		return raw, fmt.Sprintf("not permitted: account %s lacks role deploy", from.Hex())
+	}
+	return raw, ""
+}
