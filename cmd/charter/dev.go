@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,11 +13,14 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 func runDev(args []string, stdout, stderr io.Writer) error {
@@ -86,6 +90,11 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The dev node is the dev organization's node in the registry, funded
+	// for the fees of the privacy calls it sends (markers).
+	nodeID := identity.NodeIDOf(key)
+	spec.Governance.Nodes = append(spec.Governance.Nodes, system.GenesisNode{ID: nodeID, Org: chain.DevOrg})
+	spec.Alloc[nodeID] = types.Account{Balance: new(big.Int).Set(node.NodeBalance)}
 	// So is the development organization's privacy key, which the genesis
 	// lists.
 	privKey, err := loadOrCreateDevPrivacyKey(dir, fresh, logger)
@@ -95,9 +104,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if privKey != nil {
 		dev := spec.Org(chain.DevOrg)
 		dev.PrivacyKey, dev.PrivacyKEM = privKey.Public().Identity().String(), privKey.Public().KEMString()
-		if err := spec.Validate(); err != nil {
-			return err
-		}
+	}
+	if err := spec.Validate(); err != nil {
+		return err
 	}
 	rpcCfg, corsSet, wsSet := rpcFlags.config()
 	devOrigins(&rpcCfg, corsSet, wsSet, *httpAddr)
