@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -90,11 +91,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The dev node is the dev organization's node in the registry, funded
-	// for the fees of the privacy calls it sends (markers).
-	nodeID := identity.NodeIDOf(key)
-	spec.Governance.Nodes = append(spec.Governance.Nodes, system.GenesisNode{ID: nodeID, Org: chain.DevOrg})
-	spec.Alloc[nodeID] = types.Account{Balance: new(big.Int).Set(node.NodeBalance)}
+	devNodeGenesis(spec, identity.NodeIDOf(key))
 	// So is the development organization's privacy key, which the genesis
 	// lists.
 	privKey, err := loadOrCreateDevPrivacyKey(dir, fresh, logger)
@@ -139,4 +136,12 @@ func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevA
 		fmt.Fprintf(w, "(%d) %s  key %s\n", a.Index, a.Address.Hex(), hexutil.Encode(crypto.FromECDSA(a.Key)))
 	}
 	fmt.Fprintln(w)
+}
+
+// devNodeGenesis makes the dev node (id, its node key's address) the dev
+// organization's node in spec's registry, funded for the fees of the
+// privacy calls it sends (markers), as init does for every node.
+func devNodeGenesis(spec *chain.Spec, id common.Address) {
+	spec.Governance.Nodes = append(spec.Governance.Nodes, system.GenesisNode{ID: id, Org: chain.DevOrg})
+	spec.Alloc[id] = types.Account{Balance: new(big.Int).Set(node.NodeBalance)}
 }
