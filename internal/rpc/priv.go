@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
-	"github.com/ethereum/go-ethereum/eth/filters"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/charter-ledger/charter/internal/privacy/privtx"
@@ -659,14 +658,4 @@ func marshalPrivTx(tx *privtx.Tx, from common.Address) map[string]any {
 		m["privateFor"] = b64List(tx.PrivateFor)
 	}
 	return m
-}
-
-// ---- filters ----
-
-// privQuery checks a private log filter's criteria.
-func privCriteria(crit *filters.FilterCriteria, arg int) error {
-	if crit.BlockHash != nil && (crit.FromBlock != nil || crit.ToBlock != nil) {
-		return invalidParams("invalid argument %d: blockHash excludes fromBlock and toBlock", arg)
-	}
-	return nil
 }
