@@ -151,7 +151,7 @@ var _ rpc.Privacy = (*privacyService)(nil)
 // errNoGroup answers a group this node may not read as Besu answers a group
 // it does not know.
 func errNoGroup(id common.Hash) error {
-	return fmt.Errorf("privacy group %s not found", system.GroupIDBase64(id))
+	return fmt.Errorf("%w: %s", rpc.ErrNoPrivacyGroup, system.GroupIDBase64(id))
 }
 
 func (p *privacyService) MarkerAddress() common.Address { return system.RegistryAddress }
