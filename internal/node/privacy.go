@@ -178,7 +178,9 @@ func (p *privacyService) Group(id common.Hash) (rpc.PrivacyGroup, bool) {
 		return rpc.PrivacyGroup{}, false
 	}
 	g, ok := reg.Group(id)
-	if !ok || g.Status != system.GroupActive || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
+	// A purged group stays visible to its members, so that their reads
+	// answer that it was purged rather than that it does not exist.
+	if !ok || (g.Status != system.GroupActive && g.Status != system.GroupPurged) || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
 		return rpc.PrivacyGroup{}, false
 	}
 	return p.groupView(reg, g), true

@@ -590,6 +590,10 @@ func marshalPrivLogs(logs []*types.Log) []map[string]any {
 // its public block (index), numbered from 0 within the receipt.
 func marshalPrivReceipt(r *PrivateReceipt, index uint) map[string]any {
 	rc := r.Receipt.Receipt
+	tx := r.Tx
+	if tx == nil {
+		tx = &privtx.Tx{} // bytes that did not decode: a rejected receipt only
+	}
 	logs := make([]map[string]any, len(rc.Logs))
 	for i, l := range rc.Logs {
 		c := *l
@@ -607,7 +611,8 @@ func marshalPrivReceipt(r *PrivateReceipt, index uint) map[string]any {
 		"from":             r.From,
 		"output":           hexutil.Bytes(r.Output),
 		"commitmentHash":   r.Marker,
-		"privateFrom":      b64(r.Tx.PrivateFrom),
+		"transactionHash":  rc.TxHash,
+		"privateFrom":      b64(tx.PrivateFrom),
 		"privacyGroupId":   system.GroupIDBase64(r.Group),
 		"status":           status,
 		"logs":             logs,
@@ -619,15 +624,19 @@ func marshalPrivReceipt(r *PrivateReceipt, index uint) map[string]any {
 	if rc.BlockNumber == nil {
 		m["blockNumber"] = hexutil.Uint64(0)
 	}
-	if r.Tx.To == nil {
+	if tx.To == nil {
 		if rc.ContractAddress != (common.Address{}) {
 			m["contractAddress"] = rc.ContractAddress
 		}
 	} else {
-		m["to"] = *r.Tx.To
+		m["to"] = *tx.To
 	}
-	if r.Tx.PrivacyGroupID == nil {
-		m["privateFor"] = b64List(r.Tx.PrivateFor)
+	if r.Rejected != "" {
+		// Charter's addition: why the private transaction was not run.
+		m["rejectedReason"] = r.Rejected
+	}
+	if tx.PrivacyGroupID == nil && tx.PrivateFor != nil {
+		m["privateFor"] = b64List(tx.PrivateFor)
 	}
 	if status == "0x0" && len(r.Output) > 0 {
 		m["revertReason"] = hexutil.Bytes(r.Output)

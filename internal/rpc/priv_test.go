@@ -191,6 +191,7 @@ func TestPrivShapes(t *testing.T) {
 	contract := crypto.CreateAddress(from, 0)
 	jsonEq(t, "deployment receipt", call(t, c, "priv_getTransactionReceipt", marker), map[string]any{
 		"contractAddress": contract, "from": from, "output": hexutil.Bytes(recorderRuntime), "commitmentHash": marker,
+		"transactionHash": tx.Hash(),
 		"privateFrom": b64s(orgA), "privacyGroupId": b64s(group[:]), "status": "0x1", "logs": []any{},
 		"logsBloom": types.Bloom{}, "blockHash": blk.Hash(), "blockNumber": hexutil.Uint64(blk.NumberU64()),
 		"transactionIndex": "0x0"})
@@ -204,7 +205,7 @@ func TestPrivShapes(t *testing.T) {
 
 	// A call that logs.
 	word := common.Hash{31: 7}
-	_, raw = signPriv(t, 1, 1, &contract, word[:], &group, nil)
+	tx2, raw := signPriv(t, 1, 1, &contract, word[:], &group, nil)
 	marker2 := sendPriv(t, c, raw)
 	blk2 := n.f.BlockByNumber(n.f.CurrentHeader().Number.Uint64())
 	wantLog := map[string]any{"logIndex": "0x0", "removed": false, "blockNumber": hexutil.Uint64(blk2.NumberU64()),
@@ -212,7 +213,7 @@ func TestPrivShapes(t *testing.T) {
 		"data": "0x", "topics": []common.Hash{word}}
 	bloom := types.CreateBloom(&types.Receipt{Logs: []*types.Log{{Address: contract, Topics: []common.Hash{word}}}})
 	jsonEq(t, "call receipt", call(t, c, "priv_getTransactionReceipt", marker2), map[string]any{
-		"from": from, "to": contract, "output": "0x", "commitmentHash": marker2, "privateFrom": b64s(orgA),
+		"from": from, "to": contract, "output": "0x", "commitmentHash": marker2, "transactionHash": tx2.Hash(), "privateFrom": b64s(orgA),
 		"privacyGroupId": b64s(group[:]), "status": "0x1", "logs": []any{wantLog}, "logsBloom": bloom,
 		"blockHash": blk2.Hash(), "blockNumber": hexutil.Uint64(blk2.NumberU64()), "transactionIndex": "0x0"})
 	jsonEq(t, "priv_getLogs", call(t, c, "priv_getLogs", b64s(group[:]), map[string]any{"address": contract, "fromBlock": "earliest"}),

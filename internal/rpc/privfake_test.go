@@ -46,7 +46,7 @@ type fakeMarker struct {
 	hash   common.Hash
 	group  common.Hash
 	tx     *privtx.Tx
-	inner  *types.Transaction // what the private state executes
+	inner  []byte // what the private state executes (privtx encoding)
 	from   common.Address
 	block  *types.Block
 	index  int
@@ -126,7 +126,7 @@ func (p *fakePrivacy) SendRaw(ctx context.Context, raw []byte) (common.Hash, err
 	if err != nil {
 		return common.Hash{}, err
 	}
-	key, ok := p.keys[from]
+	_, ok := p.keys[from]
 	if !ok {
 		return common.Hash{}, fmt.Errorf("no key for %s", from)
 	}
@@ -155,7 +155,7 @@ func (p *fakePrivacy) SendRaw(ctx context.Context, raw []byte) (common.Hash, err
 		&types.LegacyTx{Nonce: r.nonce, To: &markerAddr, Gas: 100_000, GasPrice: big.NewInt(1), Data: data})
 	r.nonce++
 	r.mu.Unlock()
-	inner := types.MustSignNewTx(key, types.LatestSignerForChainID(p.f.spec.Config.ChainID), tx.Legacy())
+	inner := raw
 	blk := p.f.addBlock([]*types.Transaction{mtx}, nil)
 	m := &fakeMarker{hash: mtx.Hash(), group: group, tx: tx, inner: inner, from: from, block: blk}
 	r.mu.Lock()
@@ -172,7 +172,7 @@ func (p *fakePrivacy) SendRaw(ctx context.Context, raw []byte) (common.Hash, err
 // apply runs a marker's private transaction on the store and publishes
 // its logs.
 func (p *fakePrivacy) apply(m *fakeMarker) error {
-	res, err := p.store.ApplyBlock(m.group, m.block.Header(), []*types.Transaction{m.inner})
+	res, err := p.store.ApplyBlock(m.group, m.block.Header(), []privstate.Tx{{Raw: m.inner, Marker: m.hash}})
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (p *fakePrivacy) besuLogs(logs []*types.Log) []*types.Log {
 	for i, l := range logs {
 		c := *l
 		for _, m := range p.reg.markers {
-			if m.inner.Hash() == l.TxHash {
+			if crypto.Keccak256Hash(m.inner) == l.TxHash {
 				c.TxHash, c.TxIndex = m.hash, uint(m.index)
 			}
 		}
@@ -292,7 +292,7 @@ func (p *fakePrivacy) Receipt(hash common.Hash) (*PrivateReceipt, error) {
 	if m == nil {
 		return nil, nil
 	}
-	r, err := p.store.Receipt(m.group, m.inner.Hash())
+	r, err := p.store.Receipt(m.group, crypto.Keccak256Hash(m.inner))
 	if errors.Is(err, privstate.ErrNotFound) || errors.Is(err, privstate.ErrUnknownGroup) {
 		return nil, nil
 	}
