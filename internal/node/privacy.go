@@ -55,7 +55,7 @@ type privacyService struct {
 	logs   event.Feed // rpc.PrivateLogsEvent
 
 	mu     sync.Mutex
-	halted map[common.Hash]string // group → why its private state stopped
+	halted map[common.Hash]halt // groups whose private state stopped
 }
 
 // newPrivacy opens the private state; nil, nil when the node has no
@@ -70,7 +70,7 @@ func newPrivacy(n *Node) (*privacyService, error) {
 		return nil, fmt.Errorf("open private state: %w", err)
 	}
 	p := &privacyService{n: n, log: n.log.With("part", "privacy"), key: n.cfg.PrivacyKey, dir: dir, store: store,
-		halted: make(map[common.Hash]string)}
+		halted: make(map[common.Hash]halt)}
 	p.send.init(p)
 	p.fetch.init(p)
 	p.worker.init(p)
@@ -124,12 +124,18 @@ func readable(g system.Group, org string, height uint64) bool {
 	return false
 }
 
-// halt stops a group's private state on this node with a reason; the
-// public chain goes on.
-func (p *privacyService) halt(group common.Hash, reason string) {
+// halt is why and where a group's private state stopped on this node.
+type halt struct {
+	block  uint64
+	reason string
+}
+
+// halt stops a group's private state on this node at a block, with a
+// reason; the public chain goes on.
+func (p *privacyService) halt(group common.Hash, block uint64, reason string) {
 	p.mu.Lock()
 	_, was := p.halted[group]
-	p.halted[group] = reason
+	p.halted[group] = halt{block, reason}
 	p.mu.Unlock()
 	if !was {
 		p.log.Error("Private state of a privacy group halted on this node; the public chain goes on", "group", group, "reason", reason)
@@ -140,8 +146,16 @@ func (p *privacyService) halt(group common.Hash, reason string) {
 func (p *privacyService) haltedReason(group common.Hash) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.halted[group]
-	return r, ok
+	h, ok := p.halted[group]
+	return h.reason, ok
+}
+
+// haltedAt is the block at which group halted on this node.
+func (p *privacyService) haltedAt(group common.Hash) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := p.halted[group]
+	return h.block, ok
 }
 
 // ---- rpc.Privacy ----

@@ -40,8 +40,9 @@ import (
 // the halted group again from where it stopped.
 
 const (
-	cursorFile = "applied"
-	haltedDir  = "halted"
+	cursorFile  = "applied"
+	haltedDir   = "halted"
+	backfillDir = "backfill"
 )
 
 // marker is a committed marker transaction as its registry log tells it.
@@ -80,9 +81,10 @@ func parsePurgeLog(l *types.Log) (common.Hash, bool) {
 }
 
 type applier struct {
-	p    *privacyService
-	wake chan struct{}
-	done chan struct{}
+	p       *privacyService
+	retried bool // the groups halted before this start were tried again
+	wake    chan struct{}
+	done    chan struct{}
 }
 
 func (a *applier) init(p *privacyService) {
@@ -106,8 +108,10 @@ func (a *applier) onCommit(*blockchain.Committed) error {
 }
 
 func (a *applier) start() error {
-	if err := os.MkdirAll(filepath.Join(a.p.dir, haltedDir), 0o700); err != nil {
-		return fmt.Errorf("private state: %w", err)
+	for _, d := range []string{haltedDir, backfillDir} {
+		if err := os.MkdirAll(filepath.Join(a.p.dir, d), 0o700); err != nil {
+			return fmt.Errorf("private state: %w", err)
+		}
 	}
 	a.p.n.wg.Add(1)
 	go a.loop()
@@ -140,15 +144,19 @@ func (a *applier) setCursor(v uint64) {
 
 // haltedFrom lists groups halted before a restart: group → the block to
 // try again from.
-func (a *applier) haltedFrom() map[common.Hash]uint64 {
+func (a *applier) haltedFrom() map[common.Hash]uint64 { return a.readBlockFiles(haltedDir) }
+
+// readBlockFiles reads a folder of files named by group, each starting
+// with a block number.
+func (a *applier) readBlockFiles(dir string) map[common.Hash]uint64 {
 	out := map[common.Hash]uint64{}
-	entries, _ := os.ReadDir(filepath.Join(a.p.dir, haltedDir))
+	entries, _ := os.ReadDir(filepath.Join(a.p.dir, dir))
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(a.p.dir, haltedDir, e.Name()))
+		b, err := os.ReadFile(filepath.Join(a.p.dir, dir, e.Name()))
 		if err != nil {
 			continue
 		}
-		first, _, _ := strings.Cut(string(b), " ")
+		first, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
 		v, err := strconv.ParseUint(first, 10, 64)
 		if err != nil {
 			continue
@@ -161,7 +169,7 @@ func (a *applier) haltedFrom() map[common.Hash]uint64 {
 func (a *applier) markHalted(group common.Hash, number uint64, reason string) {
 	path := filepath.Join(a.p.dir, haltedDir, group.Hex())
 	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d %s\n", number, reason)), 0o600)
-	a.p.halt(group, fmt.Sprintf("block %d: %s", number, reason))
+	a.p.halt(group, number, fmt.Sprintf("block %d: %s", number, reason))
 }
 
 func (a *applier) clearHalted(group common.Hash) {
@@ -174,45 +182,11 @@ func (a *applier) clearHalted(group common.Hash) {
 func (a *applier) loop() {
 	n := a.p.n
 	defer n.wg.Done()
-	// Groups halted before a restart are tried again from their block:
-	// replay from the lowest such block, only for them, then go on.
-	retry := a.haltedFrom()
-	next := a.cursor() + 1
-	for _, from := range retry {
-		next = min(next, from)
-	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		head := n.ledger.Head().Number.Uint64()
-		cursor := a.cursor()
-		for ; next <= head; next++ {
-			select {
-			case <-n.quit:
-				return
-			default:
-			}
-			only := map[common.Hash]bool(nil)
-			if next <= cursor {
-				// Replaying for halted groups only.
-				only = map[common.Hash]bool{}
-				for g, from := range retry {
-					if from <= next {
-						only[g] = true
-					}
-				}
-			}
-			if err := a.applyBlock(next, only); err != nil {
-				if errors.Is(err, errStopping) {
-					return
-				}
-				n.log.Error("Private transactions of a block could not be applied; trying again", "block", next, "err", err)
-				break
-			}
-			if next > cursor {
-				a.setCursor(next)
-				cursor = next
-			}
+		if !a.pass() {
+			return
 		}
 		select {
 		case <-n.quit:
@@ -220,6 +194,96 @@ func (a *applier) loop() {
 		case <-a.wake:
 		case <-tick.C:
 		}
+	}
+}
+
+// pass applies the blocks up to the head. Groups to replay (halted before
+// a restart, or joined late: replayFrom) are replayed first, alone, from
+// their block up to the cursor; then every group goes on past it. A pass
+// that finds a group to replay ends early, and the next one starts with
+// it. It returns false when the node stops.
+func (a *applier) pass() bool {
+	n := a.p.n
+	replays := a.replayFrom()
+	cursor := a.cursor()
+	next := cursor + 1
+	for _, from := range replays {
+		next = min(next, from)
+	}
+	head := n.ledger.Head().Number.Uint64()
+	for ; next <= head; next++ {
+		select {
+		case <-n.quit:
+			return false
+		default:
+		}
+		var only map[common.Hash]bool
+		if next <= cursor {
+			only = map[common.Hash]bool{}
+			for g, from := range replays {
+				if from <= next {
+					only[g] = true
+				}
+			}
+		} else if len(replays) > 0 {
+			a.clearBackfills()
+			replays = nil
+		}
+		joined, err := a.applyBlock(next, only)
+		if err != nil {
+			if errors.Is(err, errStopping) {
+				return false
+			}
+			n.log.Error("Private transactions of a block could not be applied; trying again", "block", next, "err", err)
+			return true
+		}
+		if next > cursor {
+			a.setCursor(next)
+			cursor = next
+		}
+		if joined {
+			a.poke() // replay the groups joined, from their start
+			return true
+		}
+	}
+	if len(replays) > 0 && next > cursor {
+		a.clearBackfills()
+	}
+	return true
+}
+
+// replayFrom lists the groups to replay and from which block: halted ones
+// from where they stopped, joined ones from where their history starts.
+func (a *applier) replayFrom() map[common.Hash]uint64 {
+	out := map[common.Hash]uint64{}
+	if !a.retried {
+		// Halted groups are tried again once, on the first pass after a
+		// start (a pass that retried them at every commit would hold up
+		// the other groups for the fetch rounds each time).
+		out = a.haltedFrom()
+		a.retried = true
+	}
+	for g, from := range a.readBlockFiles(backfillDir) {
+		if cur, ok := out[g]; !ok || from < cur {
+			out[g] = from
+		}
+	}
+	return out
+}
+
+// backfill schedules a replay of group from block from: this node's
+// organization became a member (from the group's start) or an auditor
+// (from its grant) after the group began.
+func (a *applier) backfill(group common.Hash, from uint64) {
+	path := filepath.Join(a.p.dir, backfillDir, group.Hex())
+	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d\n", from)), 0o600)
+	a.p.log.Info("This node's organization may read a privacy group's history: applying it from its start", "group", group, "from", from)
+}
+
+func (a *applier) clearBackfills() {
+	entries, _ := os.ReadDir(filepath.Join(a.p.dir, backfillDir))
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(a.p.dir, backfillDir, e.Name()))
 	}
 }
 
@@ -233,25 +297,33 @@ type groupWork struct {
 
 // applyBlock applies block number's private transactions for the groups
 // this node reads (only: just these groups, nil: all), then its purges.
-func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
+//
+// In a replay (only non-nil) the groups named are applied whatever this
+// node's organization was at that block: they are groups it may read now
+// from their start (a member added late) or from the block their replay
+// begins (an auditor's grant). Otherwise a block where the organization
+// joins a group, or is granted one, schedules the group's replay and
+// leaves it out of this block: joined is true.
+func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined bool, err error) {
 	p := a.p
 	n := p.n
 	block := n.ledger.BlockByNumber(number)
 	if block == nil {
-		return fmt.Errorf("block %d not found", number)
+		return false, fmt.Errorf("block %d not found", number)
 	}
 	receipts, err := n.ledger.Receipts(number)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var (
 		order  []common.Hash
 		work   = map[common.Hash]*groupWork{}
 		purges []common.Hash
+		joins  = map[common.Hash]bool{}
 	)
 	st, err := n.ledger.StateAt(block.Root())
 	if err != nil {
-		return fmt.Errorf("state of block %d: %w", number, err)
+		return false, fmt.Errorf("state of block %d: %w", number, err)
 	}
 	reg := system.Read(st)
 	me := p.myOrg(reg)
@@ -264,14 +336,23 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
 				purges = append(purges, g)
 				continue
 			}
+			if only == nil && me != "" {
+				if id, from, ok := parseJoinLog(l, me); ok {
+					if g, ok := reg.Group(id); ok && !joins[id] {
+						joins[id] = true
+						a.backfill(id, max(from, g.Created))
+					}
+					continue
+				}
+			}
 			m, ok := parseMarkerLog(l)
-			if !ok || (only != nil && !only[m.Group]) {
+			if !ok || (only != nil && !only[m.Group]) || joins[m.Group] {
 				continue
 			}
 			w := work[m.Group]
 			if w == nil {
 				g, ok := reg.Group(m.Group)
-				if !ok || !readable(g, me, number) {
+				if !ok || (only == nil && !readable(g, me, number)) {
 					continue
 				}
 				w = &groupWork{group: g}
@@ -282,14 +363,17 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
 		}
 	}
 	for _, id := range order {
-		if _, halted := p.haltedReason(id); halted && (only == nil || !only[id]) {
+		if joins[id] {
 			continue
+		}
+		if at, halted := p.haltedAt(id); halted && at < number {
+			continue // halted at an earlier block: nothing later applies
 		}
 		if _, purged := p.store.Purged(id); purged {
 			continue
 		}
 		if err := a.applyGroup(block.Header(), reg, work[id]); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// Purges decided by governance emit no event: the groups this node
@@ -304,12 +388,39 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
 			continue
 		}
 		if err := p.store.Purge(id, number); err != nil {
-			return fmt.Errorf("purge privacy group %s: %w", id.Hex(), err)
+			return false, fmt.Errorf("purge privacy group %s: %w", id.Hex(), err)
 		}
 		a.clearHalted(id)
 		p.log.Info("Privacy group purged: its payloads and private state are deleted from this node", "group", id, "block", number)
 	}
-	return nil
+	return len(joins) > 0, nil
+}
+
+// parseJoinLog reads a registry log by which org joins a group late:
+// GroupMembersAdded naming it (from: the group's start), or
+// AuditorGranted to it (from: the grant's height).
+func parseJoinLog(l *types.Log, org string) (group common.Hash, from uint64, ok bool) {
+	if l.Address != system.RegistryAddress || len(l.Topics) < 2 {
+		return group, 0, false
+	}
+	switch l.Topics[0] {
+	case system.Registry.Events["GroupMembersAdded"].ID:
+		vals, err := system.Registry.Events["GroupMembersAdded"].Inputs.NonIndexed().Unpack(l.Data)
+		if err != nil || len(vals) < 2 {
+			return group, 0, false
+		}
+		added, _ := vals[1].([]string)
+		return l.Topics[1], 0, slices.Contains(added, org)
+	case system.Registry.Events["AuditorGranted"].ID:
+		vals, err := system.Registry.Events["AuditorGranted"].Inputs.NonIndexed().Unpack(l.Data)
+		if err != nil || len(vals) < 2 {
+			return group, 0, false
+		}
+		o, _ := vals[0].(string)
+		from, _ := vals[1].(uint64)
+		return l.Topics[1], from, o == org
+	}
+	return group, 0, false
 }
 
 // localGroups are the groups with a folder in this node's private state.
@@ -346,6 +457,17 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 			return err
 		}
 	}
+	// The members then and now may hold the payloads.
+	askOrgs := slices.Clone(w.group.Members)
+	if headReg, _, err := p.registry(); err == nil {
+		if g, ok := headReg.Group(id); ok {
+			for _, m := range g.Members {
+				if !slices.Contains(askOrgs, m) {
+					askOrgs = append(askOrgs, m)
+				}
+			}
+		}
+	}
 	for round := 0; len(missing) > 0 && round < fetchRounds; round++ {
 		if round > 0 {
 			select {
@@ -354,7 +476,7 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 			case <-time.After(time.Duration(round) * 500 * time.Millisecond):
 			}
 		}
-		got := p.fetch.request(id, missing, w.group.Members)
+		got := p.fetch.request(id, missing, askOrgs)
 		still := missing[:0]
 		for _, it := range missing {
 			env, ok := got[it.Payload]
@@ -371,7 +493,7 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 	}
 	if len(missing) > 0 {
 		a.markHalted(id, number, fmt.Sprintf("payload %s of marker %s: %v (asked the connected nodes of %s)",
-			missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(w.group.Members, ", ")))
+			missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(askOrgs, ", ")))
 		return nil
 	}
 	txs := make([]privstate.Tx, len(w.markers))

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/p2p"
+	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/privacy/privstate"
 	"github.com/charter-ledger/charter/internal/system"
 )
@@ -241,7 +241,11 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 		f.refuse(from, "not_sealed_to_this_node", "group", m.Group, "err", err)
 		return
 	}
-	hash := crypto.Keccak256Hash(m.Envelope)
+	hash, err := privacy.ContentHash(m.Envelope)
+	if err != nil {
+		f.refuse(from, "malformed", "err", err)
+		return
+	}
 	if err := p.store.PutPayload(m.Group, hash, m.Envelope); err != nil {
 		p.log.Warn("Keeping a pushed private payload failed", "group", m.Group, "payload", hash, "err", err)
 		return
@@ -298,7 +302,9 @@ func (f *fetcher) request(group common.Hash, items []fetchItem, orgs []string) m
 	for len(got) < len(of.want) {
 		select {
 		case env := <-of.got:
-			got[crypto.Keccak256Hash(env)] = env
+			if h, err := privacy.ContentHash(env); err == nil {
+				got[h] = env
+			}
 		case <-timer.C:
 			return got
 		case <-f.p.n.quit:
@@ -325,7 +331,18 @@ func (f *fetcher) handleFetch(from consensus.NodeID, payload []byte) {
 		f.refuse(from, "fetch_unknown", "group", m.Group)
 		return
 	}
-	member := slices.Contains(g.Members, nd.Org)
+	// A member now is entitled to the group's whole history (a member
+	// added later catches up from the group's start); an auditor to the
+	// markers from the height it was granted.
+	member := slices.Contains(g.Members, nd.Org) && g.Status == system.GroupActive
+	var to *privacy.PublicKey
+	if k := reg.PrivacyKey(nd.Org); k != nil {
+		to, _ = privacy.ParsePublicKey(k)
+	}
+	if to == nil {
+		f.refuse(from, "fetch_no_privacy_key", "group", m.Group, "org", nd.Org)
+		return
+	}
 	reply := privReply{ID: m.ID, Group: m.Group}
 	size := 0
 	var disclosed [][32]byte
@@ -334,12 +351,21 @@ func (f *fetcher) handleFetch(from consensus.NodeID, payload []byte) {
 		if !ok || group != m.Group || commit != it.Payload {
 			continue
 		}
-		if !readable(g, nd.Org, number) {
+		if !member && !readable(g, nd.Org, number) {
 			f.refuse(from, "fetch_not_entitled", "group", m.Group, "org", nd.Org, "block", number)
 			continue
 		}
 		env, err := p.store.Payload(m.Group, it.Payload)
-		if err != nil || size+len(env) > maxReplyBytes {
+		if err != nil {
+			continue
+		}
+		// A payload sealed before the asking organization could read it
+		// is given to its key; what it commits to stays the same.
+		if env, err = privacy.AddRecipient(p.key, env, to); err != nil {
+			p.log.Warn("A payload could not be given to a member or auditor", "group", m.Group, "payload", it.Payload, "org", nd.Org, "err", err)
+			continue
+		}
+		if size+len(env) > maxReplyBytes {
 			continue
 		}
 		size += len(env)
@@ -376,7 +402,8 @@ func (f *fetcher) handleReply(from consensus.NodeID, payload []byte) {
 		return // late, or not ours
 	}
 	for _, env := range m.Envelopes {
-		if !of.want[crypto.Keccak256Hash(env)] {
+		h, err := privacy.ContentHash(env)
+		if err != nil || !of.want[h] {
 			f.refuse(from, "unrequested_payload", "group", m.Group)
 			continue
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/holiman/uint256"
 
 	"github.com/charter-ledger/charter/internal/privacy"
@@ -281,7 +280,9 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	pr.hash = crypto.Keccak256Hash(pr.envelope)
+	if pr.hash, err = privacy.ContentHash(pr.envelope); err != nil {
+		return nil, err
+	}
 	return pr, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // Bounds and layout of an envelope (see the package documentation).
@@ -219,9 +221,62 @@ func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
 	out = append(out, commit[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)+tagSize))
 	aead := mustGCM(payloadKey)
-	// The additional data is every byte before the ciphertext; Seal
-	// appends past it, so the two do not overlap.
-	return aead.Seal(out, zeroNonce, payload, out[:len(out):len(out)]), nil
+	return aead.Seal(out, zeroNonce, payload, contentAD(out[len(out)-commitmentSize-lengthSize:])), nil
+}
+
+// contentAD is the additional data of the payload's encryption: the
+// version, the commitment and the length. The recipients' entries are not
+// part of it, so that a recipient can give the payload to another key
+// (AddRecipient) without changing what the envelope commits to
+// (ContentHash).
+func contentAD(commitAndLength []byte) []byte {
+	return append([]byte{EnvelopeVersion}, commitAndLength...)
+}
+
+// ContentHash is keccak256 of the envelope's content: version,
+// commitment, length and ciphertext, without the recipients' entries. It
+// is what a marker transaction commits to, and it stays the same when a
+// recipient is added.
+func ContentHash(envelope []byte) ([32]byte, error) {
+	e, err := ParseEnvelope(envelope)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return contentHash(envelope, e), nil
+}
+
+func contentHash(envelope []byte, e *Envelope) [32]byte {
+	tail := envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize:]
+	return crypto.Keccak256Hash([]byte{EnvelopeVersion}, tail)
+}
+
+// AddRecipient gives the envelope's payload to one more key: key, a
+// recipient, unwraps the content key and wraps it to to. The content and
+// ContentHash stay the same; an envelope that names to already is
+// returned as it is. Errors: those of Open, and ErrTooManyRecipients.
+func AddRecipient(key *PrivateKey, envelope []byte, to *PublicKey) ([]byte, error) {
+	if to == nil || len(to.raw) != PublicKeySize {
+		return nil, fmt.Errorf("%w: nil or not from ParsePublicKey", ErrPublicKey)
+	}
+	ck, e, err := contentKey(key, envelope)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(ck)
+	id := to.KeyID()
+	i, found := slices.BinarySearchFunc(e.Entries, id, func(en Entry, id KeyID) int { return bytes.Compare(en.KeyID[:], id[:]) })
+	if found {
+		return bytes.Clone(envelope), nil
+	}
+	if len(e.Entries) >= MaxRecipients {
+		return nil, fmt.Errorf("%d recipients already: %w", len(e.Entries), ErrTooManyRecipients)
+	}
+	en, err := wrap(to, ck)
+	if err != nil {
+		return nil, err
+	}
+	e.Entries = slices.Insert(e.Entries, i, *en)
+	return e.Marshal(), nil
 }
 
 // Open finds key's entry in envelope, unwraps the content key and
@@ -232,31 +287,44 @@ func Open(key *PrivateKey, envelope []byte) ([]byte, error) {
 	if key == nil {
 		return nil, fmt.Errorf("%w: nil", ErrPrivateKey)
 	}
-	e, err := ParseEnvelope(envelope)
+	ck, e, err := contentKey(key, envelope)
 	if err != nil {
 		return nil, err
 	}
-	id := key.pub.KeyID()
-	i, found := slices.BinarySearchFunc(e.Entries, id, func(en Entry, id KeyID) int { return bytes.Compare(en.KeyID[:], id[:]) })
-	if !found {
-		return nil, fmt.Errorf("%w: no entry for key %s (key id %s)", ErrNotRecipient, key.pub.Identity(), id)
-	}
-	ck, ok := unwrap(key, &e.Entries[i])
-	if !ok {
-		return nil, fmt.Errorf("%w: the entry for key id %s fails authentication", ErrOpen, id)
-	}
 	defer clear(ck)
-	commit, payloadKey := contentKeys(ck)
+	_, payloadKey := contentKeys(ck)
 	defer clear(payloadKey)
-	if commit != e.Commitment {
-		return nil, fmt.Errorf("%w: the content key does not match the envelope's commitment", ErrOpen)
-	}
-	header := envelope[:len(envelope)-len(e.Ciphertext)]
-	plain, err := mustGCM(payloadKey).Open(nil, zeroNonce, e.Ciphertext, header)
+	ad := contentAD(envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize : len(envelope)-len(e.Ciphertext)])
+	plain, err := mustGCM(payloadKey).Open(nil, zeroNonce, e.Ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the payload fails authentication", ErrOpen)
 	}
 	return plain, nil
+}
+
+// contentKey parses envelope, finds key's entry and unwraps the content
+// key, checked against the envelope's commitment.
+func contentKey(key *PrivateKey, envelope []byte) ([]byte, *Envelope, error) {
+	e, err := ParseEnvelope(envelope)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := key.pub.KeyID()
+	i, found := slices.BinarySearchFunc(e.Entries, id, func(en Entry, id KeyID) int { return bytes.Compare(en.KeyID[:], id[:]) })
+	if !found {
+		return nil, nil, fmt.Errorf("%w: no entry for key %s (key id %s)", ErrNotRecipient, key.pub.Identity(), id)
+	}
+	ck, ok := unwrap(key, &e.Entries[i])
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the entry for key id %s fails authentication", ErrOpen, id)
+	}
+	commit, payloadKey := contentKeys(ck)
+	clear(payloadKey)
+	if commit != e.Commitment {
+		clear(ck)
+		return nil, nil, fmt.Errorf("%w: the content key does not match the envelope's commitment", ErrOpen)
+	}
+	return ck, e, nil
 }
 
 var zeroNonce = make([]byte, 12)

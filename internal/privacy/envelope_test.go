@@ -119,22 +119,46 @@ func TestNonRecipientCannotOpen(t *testing.T) {
 	}
 }
 
-// TestEveryByteChangeRefused: flipping any bit of any byte of an
-// envelope, truncating it anywhere or extending it makes Open fail for
-// every recipient.
+// TestEveryByteChangeRefused: flipping any bit of the envelope's
+// content (version, count, commitment, length, ciphertext) makes Open
+// fail for every recipient; flipping a bit of a recipient's entry makes it
+// fail for that recipient, while the others still read the same payload
+// and the content hash does not move; truncating or extending it fails.
 func TestEveryByteChangeRefused(t *testing.T) {
 	priv, pub := keys(t, 2)
-	env, err := Seal(pub, []byte("forty bytes of a private transaction...."))
+	payload := []byte("forty bytes of a private transaction....")
+	env, err := Seal(pub, payload)
 	if err != nil {
 		t.Fatal(err)
+	}
+	e, _ := ParseEnvelope(env)
+	want, _ := ContentHash(env)
+	entryOf := func(i int) int { // which entry byte i is in; -1: the content
+		if i < headerSize || i >= headerSize+len(e.Entries)*EntrySize {
+			return -1
+		}
+		return (i - headerSize) / EntrySize
 	}
 	for i := range env {
 		for _, flip := range []byte{0x01, 0x80} {
 			bad := bytes.Clone(env)
 			bad[i] ^= flip
+			entry := entryOf(i)
 			for r, k := range priv {
-				if got, err := Open(k, bad); err == nil {
-					t.Fatalf("byte %d ^ %#x: recipient %d opened %q", i, flip, r, got)
+				got, err := Open(k, bad)
+				mine := entry >= 0 && e.Entries[entry].KeyID == k.Public().KeyID()
+				switch {
+				case entry < 0 || mine:
+					if err == nil {
+						t.Fatalf("byte %d ^ %#x: recipient %d opened %q", i, flip, r, got)
+					}
+				case err == nil && !bytes.Equal(got, payload):
+					t.Fatalf("byte %d ^ %#x of another's entry: recipient %d read %q", i, flip, r, got)
+				}
+			}
+			if entry >= 0 {
+				if h, err := ContentHash(bad); err == nil && h != want {
+					t.Fatalf("byte %d ^ %#x of an entry moved the content hash", i, flip)
 				}
 			}
 		}
@@ -146,6 +170,41 @@ func TestEveryByteChangeRefused(t *testing.T) {
 	}
 	if _, err := Open(priv[0], append(bytes.Clone(env), 0)); !errors.Is(err, ErrEnvelope) {
 		t.Fatalf("one byte appended: err %v, want ErrEnvelope", err)
+	}
+}
+
+// TestAddRecipient: a recipient gives the payload to another key; the
+// content hash stays, the new key reads the same payload, the old ones
+// still do; an outsider cannot add anyone; a key added twice is once.
+func TestAddRecipient(t *testing.T) {
+	priv, pub := keys(t, 2)
+	env, err := Seal(pub[:1], []byte("history"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h0, _ := ContentHash(env)
+	more, err := AddRecipient(priv[0], env, pub[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := ContentHash(more)
+	if h1 != h0 {
+		t.Fatal("adding a recipient changed the content hash")
+	}
+	for r, k := range priv {
+		if got, err := Open(k, more); err != nil || string(got) != "history" {
+			t.Fatalf("recipient %d after the addition: %q %v", r, got, err)
+		}
+	}
+	if _, err := Open(priv[1], env); !errors.Is(err, ErrNotRecipient) {
+		t.Fatalf("the original envelope opened for the added key: %v", err)
+	}
+	if _, err := AddRecipient(priv[1], env, pub[1]); !errors.Is(err, ErrNotRecipient) {
+		t.Fatalf("a non-recipient added a key: %v", err)
+	}
+	again, err := AddRecipient(priv[0], more, pub[1])
+	if err != nil || !bytes.Equal(again, more) {
+		t.Fatalf("adding a recipient twice: %v", err)
 	}
 }
 
@@ -189,16 +248,22 @@ func TestRecipientsReadOnePayload(t *testing.T) {
 	}
 	e.Entries[1] = *en
 	forged := e.Marshal()
-	opened := 0
+	// The forged entry's recipient is refused by the commitment; the
+	// other reads the honest payload: nobody reads another payload.
+	refused := 0
 	for _, k := range priv {
-		if _, err := Open(k, forged); err == nil {
-			opened++
-		} else if !errors.Is(err, ErrOpen) {
+		got, err := Open(k, forged)
+		switch {
+		case err == nil && string(got) != "honest":
+			t.Fatalf("a recipient read %q from a forged envelope", got)
+		case err != nil && !errors.Is(err, ErrOpen):
 			t.Fatalf("err %v, want ErrOpen", err)
+		case err != nil:
+			refused++
 		}
 	}
-	if opened != 0 {
-		t.Fatalf("%d recipients opened a forged envelope (the payload's additional data covers every entry)", opened)
+	if refused != 1 {
+		t.Fatalf("%d recipients refused the forged envelope, want the forged entry's one", refused)
 	}
 }
 
