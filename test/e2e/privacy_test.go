@@ -715,30 +715,55 @@ func (pn *privNet) testAuditor(t *testing.T) {
 	wantRefusedAny(t, err, "eea_sendRawTransaction by the auditor", "member", "not found")
 	t.Logf("eea_sendRawTransaction by the auditor: %v", err)
 
-	// The log: the grant, and the payloads served to the auditor's node.
-	var entries []map[string]any
+	// The log: the grant from H, and the payloads of the markers from H
+	// on (and only those) served to the auditor's node.
+	want := map[common.Hash]bool{pn.payloadHash(t, lateDeploy): true, pn.payloadHash(t, lateTransfer): true}
+	before := pn.payloadHash(t, earlyTransfer)
 	var out string
-	waitFor(t, 30*time.Second, "the grant and a disclosure in charter privacy log", func() bool {
+	eventually(t, 30*time.Second, "the grant and the disclosures in charter privacy log", func() error {
 		out = charter(t, false, "privacy", "log", g.ID.Hex(), "--rpc", url, "--json")
-		entries = nil
-		if json.Unmarshal([]byte(out), &entries) != nil {
-			var wrapped struct {
-				Entries []map[string]any `json:"entries"`
-			}
-			if json.Unmarshal([]byte(out), &wrapped) != nil {
-				return false
-			}
-			entries = wrapped.Entries
+		var entries []struct {
+			Event       string      `json:"event"`
+			Auditor     string      `json:"auditor"`
+			From        uint64      `json:"from"`
+			PayloadHash common.Hash `json:"payloadHash"`
 		}
-		var granted, disclosed bool
+		if err := json.Unmarshal([]byte(out), &entries); err != nil {
+			return fmt.Errorf("privacy log --json: %v", err)
+		}
+		granted, disclosed := false, 0
 		for _, e := range entries {
-			s := strings.ToLower(fmt.Sprint(e))
-			granted = granted || strings.Contains(s, "grant") && strings.Contains(s, "org3")
-			disclosed = disclosed || strings.Contains(s, "disclos") && strings.Contains(s, "org3")
+			switch {
+			case e.Event == "AuditorGranted" && e.Auditor == "org3" && e.From == from:
+				granted = true
+			case e.Event == "Disclosed" && e.PayloadHash == before:
+				t.Fatalf("payload %s, from before the grant, disclosed to %s", before, e.Auditor)
+			case e.Event == "Disclosed" && e.Auditor == "org3" && want[e.PayloadHash]:
+				disclosed++
+			}
 		}
-		return granted && disclosed
+		if !granted || disclosed < len(want) {
+			return fmt.Errorf("grant to org3 from %d listed: %v; %d of the %d payloads from then on disclosed", from, granted, disclosed, len(want))
+		}
+		return nil
 	})
 	t.Logf("privacy log: %s", out)
+}
+
+// payloadHash is the payload hash a marker commits to.
+func (pn *privNet) payloadHash(t *testing.T, marker common.Hash) common.Hash {
+	t.Helper()
+	var tx struct {
+		Input hexutil.Bytes `json:"input"`
+	}
+	if err := rpcCall(pn.tn.url(0), &tx, "eth_getTransactionByHash", marker); err != nil || len(tx.Input) < 4 {
+		t.Fatalf("marker %s: %v", marker, err)
+	}
+	args, err := system.Registry.Methods["privateMarker"].Inputs.Unpack(tx.Input[4:])
+	if err != nil || len(args) != 3 {
+		t.Fatalf("marker %s: privateMarker arguments: %v", marker, err)
+	}
+	return args[1].([32]byte)
 }
 
 // --- 5 ---
