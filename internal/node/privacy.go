@@ -201,7 +201,7 @@ func (p *privacyService) Group(id common.Hash) (rpc.PrivacyGroup, bool) {
 }
 
 func (p *privacyService) groupView(reg *system.State, g system.Group) rpc.PrivacyGroup {
-	out := rpc.PrivacyGroup{ID: g.ID, Name: g.Name, Description: g.Description, Legacy: g.Description == system.LegacyGroupDescription}
+	out := rpc.PrivacyGroup{ID: g.ID, Name: g.Name, Description: g.Description, Legacy: g.Description == system.LegacyGroupDescription, Created: g.Created}
 	for _, m := range g.Members {
 		if k := reg.PrivacyKey(m); k != nil {
 			id := k.Identity()
@@ -354,7 +354,34 @@ func (p *privacyService) Logs(group common.Hash, q privstate.LogQuery) ([]*types
 	if errors.Is(err, privstate.ErrUnknownGroup) {
 		return []*types.Log{}, nil
 	}
-	return logs, err
+	if err != nil {
+		return nil, err
+	}
+	markers := map[common.Hash]common.Hash{}
+	for _, l := range logs {
+		m, ok := markers[l.TxHash]
+		if !ok {
+			if r, err := p.store.Receipt(group, l.TxHash); err == nil {
+				m = r.Marker
+			}
+			markers[l.TxHash] = m
+		}
+		p.markLog(l, m)
+	}
+	return logs, nil
+}
+
+// markLog names a private log's marker as its transaction, with the
+// marker's index in its public block, as Besu's private logs do (the
+// private transaction's own hash is in its receipt).
+func (p *privacyService) markLog(l *types.Log, marker common.Hash) {
+	if marker == (common.Hash{}) {
+		return
+	}
+	l.TxHash = marker
+	if _, index, ok := p.n.ledger.TxLookup(marker); ok {
+		l.TxIndex = uint(index)
+	}
 }
 
 func (p *privacyService) StateRoot(group common.Hash, number uint64) (common.Hash, error) {

@@ -512,7 +512,11 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 	}
 	var logs []*types.Log
 	for _, r := range res.Receipts {
-		logs = append(logs, r.Logs...)
+		for _, l := range r.Logs {
+			c := *l
+			p.markLog(&c, r.Marker)
+			logs = append(logs, &c)
+		}
 	}
 	p.logs.Send(rpc.PrivateLogsEvent{Group: id, Number: number, Logs: logs})
 	return nil

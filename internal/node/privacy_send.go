@@ -262,6 +262,11 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		}
 		pr.members, pr.create = members, members
 	}
+	// A nonce the group's private state has used is refused now, as Besu
+	// does; it would only be rejected once ordered.
+	if next, err := p.store.Nonce(pr.group, from); err == nil && tx.Nonce < next {
+		return nil, fmt.Errorf("nonce too low: private nonce %d of %s in privacy group %s, whose next is %d", tx.Nonce, from.Hex(), system.GroupIDBase64(pr.group), next)
+	}
 	var keys []*privacy.PublicKey
 	for _, o := range append(slices.Clone(pr.members), pr.auditors...) {
 		k := reg.PrivacyKey(o)

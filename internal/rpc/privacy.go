@@ -105,6 +105,9 @@ type PrivacyGroup struct {
 	// transaction (its id derived from its members' identities).
 	Legacy  bool
 	Members [][]byte // the members' privacy identities
+	// Created is the public block that created the group: where its
+	// history begins.
+	Created uint64
 }
 
 // PrivateReceipt is a private receipt with the marker that ordered it.

@@ -167,6 +167,15 @@ func (api *PrivAPI) GetLogs(ctx context.Context, group groupParam, crit filters.
 	if err != nil {
 		return nil, err
 	}
+	if crit.FromBlock == nil {
+		// Besu's priv_getLogs without fromBlock reads the group from its
+		// start (web3js-quorum's getLogs(id, {}) expects every log).
+		if pg, ok := api.p.Group(g); ok {
+			from = pg.Created
+		} else {
+			from = 0
+		}
+	}
 	if crit.FromBlock != nil && crit.ToBlock != nil && from > to {
 		return nil, invalidParams("invalid argument 1: fromBlock %d is after toBlock %d", from, to)
 	}
