@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -13,15 +15,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/privacy/privtx"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
@@ -378,4 +383,123 @@ func TestPrivacySendCallReceiptAgainstFakeNode(t *testing.T) {
 		t.Fatalf("receipt printed %q", out)
 	}
 	mustFail(t, "no private receipt for marker 0x"+strings.Repeat("cd", 32), "privacy", "receipt", "0x"+strings.Repeat("cd", 32), "--rpc", url)
+}
+
+// startPrivateDevNode is startDevNode with the development organization's
+// privacy key, as charter dev runs it.
+func startPrivateDevNode(t *testing.T) *devNode {
+	t.Helper()
+	spec, err := chain.DevSpec(chain.DefaultChainID, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts, err := chain.DevAccounts(chain.DevAccountCount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	privKey, err := loadOrCreateDevPrivacyKey(dir, true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := spec.Org(chain.DevOrg)
+	dev.PrivacyKey, dev.PrivacyKEM = privKey.Public().Identity().String(), privKey.Public().KEMString()
+	n, err := node.New(node.Config{DataDir: dir, Spec: spec, NodeKey: nodeKey, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
+		BlockTime: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PrivacyKey: privKey, PrivacyKeyFile: filepath.Join(dir, node.PrivacyKeyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + n.RPCAddr()
+	client, err := ethclient.Dial(url)
+	if err != nil {
+		n.Stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); n.Stop() })
+	keyFile := filepath.Join(t.TempDir(), "admin.key")
+	if err := identity.SaveNodeKey(keyFile, accts[0].Key, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &devNode{url: url, key: keyFile, accts: accts, client: client}
+}
+
+// The README's private ERC-20 walkthrough, against a charter dev node:
+// examples/erc20/Token.bin deployed into a group of the dev organization,
+// a transfer, calls and receipts.
+func TestPrivacySendOnDev(t *testing.T) {
+	bin := filepath.Join("..", "..", "examples", "erc20", "Token.bin")
+	text, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(text)) != strings.TrimPrefix(token.Bytecode, "0x") {
+		t.Fatalf("%s is not the creation bytecode of internal/bench/token (token_gen.go)", bin)
+	}
+	d := startPrivateDevNode(t)
+	c, err := dial(d.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.call("priv_getPrivacyPrecompileAddress"); err != nil {
+		t.Skipf("the node serves no priv_ namespace yet: %v", err)
+	}
+	bobKey := filepath.Join(t.TempDir(), "bob.key")
+	if err := identity.SaveNodeKey(bobKey, d.accts[1].Key, nil); err != nil {
+		t.Fatal(err)
+	}
+	bob := d.accts[1].Address
+	var g groupOut
+	decodeJSON(t, mustRun(t, "privacy", "group", "create", "--name", "erc20", "--json", "--rpc", d.url, "--key", d.key), &g)
+
+	type receiptOut struct {
+		CommitmentHash  common.Hash     `json:"commitmentHash"`
+		TransactionHash common.Hash     `json:"transactionHash"`
+		ContractAddress *common.Address `json:"contractAddress"`
+		Status          string          `json:"status"`
+		PrivacyGroupID  string          `json:"privacyGroupId"`
+		From            common.Address  `json:"from"`
+		Logs            []any           `json:"logs"`
+	}
+	var dep receiptOut
+	decodeJSON(t, mustRun(t, "privacy", "send", "--group", g.PrivacyGroupID, "--deploy", bin, "--call", "constructor(uint256)", "1000",
+		"--key", d.key, "--rpc", d.url, "--json"), &dep)
+	want := crypto.CreateAddress(d.accts[0].Address, 0)
+	if dep.Status != "0x1" || dep.ContractAddress == nil || *dep.ContractAddress != want || dep.PrivacyGroupID != g.PrivacyGroupID ||
+		dep.From != d.accts[0].Address || len(dep.Logs) != 1 || dep.CommitmentHash == (common.Hash{}) {
+		t.Fatalf("deployment receipt %+v, want contract %s", dep, want)
+	}
+	contract := want.Hex()
+	out := mustRun(t, "privacy", "send", "--group", g.ID.Hex(), "--to", contract, "--call", "transfer(address,uint256)", bob.Hex(), "250",
+		"--key", d.key, "--rpc", d.url)
+	if !regexp.MustCompile(`Status\s+success`).MatchString(out) || !regexp.MustCompile(`Logs\s+1\n`).MatchString(out) {
+		t.Fatalf("transfer printed:\n%s", out)
+	}
+	for who, bal := range map[common.Address]string{bob: "250", d.accts[0].Address: "750", d.accts[2].Address: "0"} {
+		got := strings.TrimSpace(mustRun(t, "privacy", "call", "--group", g.PrivacyGroupID, "--to", contract, "--call", "balanceOf(address)",
+			who.Hex(), "--returns", "uint256", "--rpc", d.url))
+		if got != bal {
+			t.Errorf("balanceOf(%s) = %s, want %s", who, got, bal)
+		}
+	}
+	// The public chain has no code at the private contract.
+	if code, err := d.client.CodeAt(t.Context(), want, nil); err != nil || len(code) != 0 {
+		t.Fatalf("public code at the private contract: %x (%v)", code, err)
+	}
+	// A transfer above the balance: a failed private transaction.
+	mustFail(t, "failed", "privacy", "send", "--group", g.PrivacyGroupID, "--to", contract, "--call", "transfer(address,uint256)",
+		d.accts[0].Address.Hex(), "251", "--key", bobKey, "--rpc", d.url)
+	var again receiptOut
+	decodeJSON(t, mustRun(t, "privacy", "receipt", dep.CommitmentHash.Hex(), "--rpc", d.url, "--json"), &again)
+	if again.TransactionHash != dep.TransactionHash || again.Status != "0x1" {
+		t.Fatalf("receipt %+v, want %+v", again, dep)
+	}
 }
