@@ -244,6 +244,33 @@ describe('web3js-quorum against charter dev', () => {
     assert.ok(res.error, `priv_getFilterChanges after priv_uninstallFilter: ${JSON.stringify(res)}`);
   });
 
+  test('a subscription over WebSocket (priv_subscribe, priv_unsubscribe)', async () => {
+    const ws = new Web3Quorum(new Web3(new Web3.providers.WebsocketProvider(node.wsUrl)));
+    try {
+      const filterId = deferred();
+      const sub = await ws.priv.subscribeWithPooling(groupId, { address: contract }, (err, id) => (err ? filterId.reject(err) : filterId.resolve(id)));
+      const id = await withDeadline(filterId.promise, 10_000, 'the subscription id');
+      assert.match(id, /^0x[0-9a-f]+$/);
+      const got = [];
+      const errors = [];
+      sub.on('data', (params) => got.push(params));
+      sub.on('error', (e) => errors.push(e));
+      const marker = await web3.priv.generateAndSendRawTransaction({
+        to: contract, data: transferData(bob.address, 9n), privateFrom: devKey, privacyGroupId: groupId, privateKey: noHex(alice.key),
+      });
+      const r = await web3.priv.waitForTransactionReceipt(marker, RETRIES, DELAY_MS);
+      await waitFor(() => got.length >= 1 || errors.length > 0, 20_000, 'the WebSocket subscription to deliver the transfer log');
+      assert.deepEqual(errors, []);
+      assert.equal(got.length, 1, JSON.stringify(got));
+      assert.equal(got[0].subscription, id);
+      assert.equal(got[0].result.transactionHash, r.transactionHash);
+      checkTransferLog(got[0].result, { address: contract, from: alice.address, to: bob.address, value: 9n });
+      assert.equal(await sub.unsubscribe(() => {}), true);
+    } finally {
+      ws.currentProvider.disconnect();
+    }
+  });
+
   test('privateFor: a legacy group whose id is generatePrivacyGroup of the keys', async () => {
     const legacyId = web3.utils.generatePrivacyGroup({ privateFrom: devKey, privateFor: [devKey] });
     const marker = await web3.priv.generateAndSendRawTransaction({
