@@ -385,8 +385,8 @@ func TestPrivacySendCallReceiptAgainstFakeNode(t *testing.T) {
 	mustFail(t, "no private receipt for marker 0x"+strings.Repeat("cd", 32), "privacy", "receipt", "0x"+strings.Repeat("cd", 32), "--rpc", url)
 }
 
-// startPrivateDevNode is startDevNode with the development organization's
-// privacy key, as charter dev runs it.
+// startPrivateDevNode is startDevNode with the dev node in the registry and
+// the development organization's privacy key, as charter dev runs it.
 func startPrivateDevNode(t *testing.T) *devNode {
 	t.Helper()
 	spec, err := chain.DevSpec(chain.DefaultChainID, 200)
@@ -406,8 +406,12 @@ func startPrivateDevNode(t *testing.T) *devNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	devNodeGenesis(spec, identity.NodeIDOf(nodeKey))
 	dev := spec.Org(chain.DevOrg)
 	dev.PrivacyKey, dev.PrivacyKEM = privKey.Public().Identity().String(), privKey.Public().KEMString()
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	n, err := node.New(node.Config{DataDir: dir, Spec: spec, NodeKey: nodeKey, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
 		BlockTime: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PrivacyKey: privKey, PrivacyKeyFile: filepath.Join(dir, node.PrivacyKeyFile)})
