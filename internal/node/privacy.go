@@ -151,7 +151,7 @@ var _ rpc.Privacy = (*privacyService)(nil)
 // errNoGroup answers a group this node may not read as Besu answers a group
 // it does not know.
 func errNoGroup(id common.Hash) error {
-	return fmt.Errorf("privacy group %s not found", system.GroupIDBase64(id))
+	return fmt.Errorf("%w: %s", rpc.ErrNoPrivacyGroup, system.GroupIDBase64(id))
 }
 
 func (p *privacyService) MarkerAddress() common.Address { return system.RegistryAddress }
@@ -178,7 +178,9 @@ func (p *privacyService) Group(id common.Hash) (rpc.PrivacyGroup, bool) {
 		return rpc.PrivacyGroup{}, false
 	}
 	g, ok := reg.Group(id)
-	if !ok || g.Status != system.GroupActive || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
+	// A purged group stays visible to its members, so that their reads
+	// answer that it was purged rather than that it does not exist.
+	if !ok || (g.Status != system.GroupActive && g.Status != system.GroupPurged) || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
 		return rpc.PrivacyGroup{}, false
 	}
 	return p.groupView(reg, g), true

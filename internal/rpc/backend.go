@@ -1,6 +1,7 @@
 // Package rpc serves the Ethereum JSON-RPC (eth, net, web3, txpool,
-// personal, charter) over go-ethereum's rpc server, for HTTP and WebSocket
-// on one port, within the bounds of a Config. Handlers return a result and
+// personal, charter, and Besu's privacy API priv and eea on a node that
+// takes part in private transactions) over go-ethereum's rpc server, for
+// HTTP and WebSocket on one port, within the bounds of a Config. Handlers return a result and
 // a typed error; the error types below carry the JSON-RPC code, so one
 // place decides codes.
 package rpc

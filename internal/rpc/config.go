@@ -65,6 +65,7 @@ type queryLimits struct {
 	filterJanitor    time.Duration // how often expired filters are looked for
 	pendingHashes    int           // hashes one pending-transaction poll returns at most
 	subscriptionChan int           // events queued per subscription before it is dropped
+	privReceiptWait  time.Duration // priv_getTransactionReceipt waits this long at most for a committed marker's group to be applied
 }
 
 var defaultQuery = queryLimits{
@@ -76,6 +77,7 @@ var defaultQuery = queryLimits{
 	filterJanitor:    time.Minute,
 	pendingHashes:    10_000,
 	subscriptionChan: 1_024,
+	privReceiptWait:  5 * time.Second,
 }
 
 // DefaultConfig is what a node serves with unless told otherwise.

@@ -74,6 +74,7 @@ const (
 	logsFilter filterKind = iota
 	blocksFilter
 	pendingFilter
+	privLogsFilter // priv_newFilter: a privacy group's private logs (privfilters.go)
 )
 
 type filter struct {
@@ -83,6 +84,7 @@ type filter struct {
 	next     uint64 // first block not yet reported
 	lastPoll time.Time
 	pending  *hubSub
+	group    common.Hash // privLogsFilter: the privacy group
 }
 
 // filterSystem serves eth_getLogs, polled filters and subscriptions. It
@@ -381,16 +383,18 @@ func (api *EthAPI) NewPendingTransactionFilter(ctx context.Context) (gethrpc.ID,
 	return api.filters.install(ctx, &filter{kind: pendingFilter})
 }
 
-// UninstallFilter is eth_uninstallFilter.
+// UninstallFilter is eth_uninstallFilter. A private filter is not the
+// eth namespace's: priv_uninstallFilter removes it.
 func (api *EthAPI) UninstallFilter(id gethrpc.ID) bool {
 	fs := api.filters
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f, ok := fs.all[id]
-	if ok {
+	if ok && f.kind != privLogsFilter {
 		fs.removeLocked(id, f)
+		return true
 	}
-	return ok
+	return false
 }
 
 var errFilterNotFound = &Error{Code: codeServer, Msg: "filter not found"}
@@ -400,7 +404,7 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 	fs := api.filters
 	fs.mu.Lock()
 	f, ok := fs.all[id]
-	if !ok {
+	if !ok || f.kind == privLogsFilter {
 		fs.mu.Unlock()
 		return nil, errFilterNotFound
 	}
@@ -458,7 +462,7 @@ func (api *EthAPI) GetFilterLogs(ctx context.Context, id gethrpc.ID) ([]*types.L
 	fs := api.filters
 	fs.mu.Lock()
 	f, ok := fs.all[id]
-	if ok {
+	if ok && f.kind == logsFilter {
 		f.lastPoll = fs.now()
 	}
 	fs.mu.Unlock()

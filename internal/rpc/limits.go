@@ -24,6 +24,13 @@ func clientOf(ctx context.Context) string {
 			host = info.RemoteAddr
 		}
 		return "http " + host
+	case "ipc":
+		// The WebSocket transport of the priv namespace (privws.go) is
+		// served through go-ethereum's stream codec, which names every
+		// transport it carries ipc; the server has no IPC endpoint.
+		if info.RemoteAddr != "" {
+			return wsClient(info.RemoteAddr)
+		}
 	}
 	return info.Transport + " " + info.RemoteAddr
 }

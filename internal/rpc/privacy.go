@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -11,6 +12,12 @@ import (
 	"github.com/charter-ledger/charter/internal/privacy/privstate"
 	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
+
+// ErrNoPrivacyGroup is what a Privacy read answers (wrapped or not) for a
+// group this node may not read or that does not exist: the priv_
+// namespace answers both alike (-32000 with this text), so that a
+// non-member learns nothing of the group.
+var ErrNoPrivacyGroup = errors.New("privacy group not found")
 
 // PrivacyBackend is implemented by a Backend whose node takes part in
 // private transactions; the priv_ and eea_ namespaces (Besu's privacy API)
@@ -73,7 +80,9 @@ type Privacy interface {
 	// Code is the code of addr in group's private state after public block
 	// number (priv_getCode).
 	Code(group common.Hash, number uint64, addr common.Address) ([]byte, error)
-	// Logs are group's private logs that q selects (priv_getLogs).
+	// Logs are group's private logs that q selects (priv_getLogs). As in
+	// Besu, a log's TxHash should be its marker's hash and TxIndex the
+	// marker's index in its public block; the log is served as given.
 	Logs(group common.Hash, q privstate.LogQuery) ([]*types.Log, error)
 	// StateRoot is group's private state root after public block number
 	// (priv_debugGetStateRoot): every member node reports the same.

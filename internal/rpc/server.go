@@ -20,6 +20,7 @@ type Server struct {
 	cfg     Config
 	rpc     *gethrpc.Server
 	filters *filterSystem
+	priv    *privFilters // nil unless the priv and eea namespaces are served
 	cors    origins
 	wsOK    origins
 	log     *slog.Logger
@@ -32,7 +33,8 @@ type Server struct {
 
 // NewServer registers the namespaces over b. peers reports the number of
 // connected peers for net_peerCount (nil: none). cfg's zero fields take
-// their defaults.
+// their defaults. The priv and eea namespaces (Besu's privacy API) are
+// served when b is a PrivacyBackend whose Privacy is not nil.
 func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Server, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -51,16 +53,24 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 	s.filters = newFilterSystem(b, &s.cfg)
 	eth := &EthAPI{b: b, cfg: &s.cfg, signer: types.LatestSignerForChainID(b.ChainSpec().Config.ChainID),
 		filters: s.filters, budgets: newBudgets(cfg.BatchTimeout, cfg.BatchGas)}
-	for name, api := range map[string]any{
+	apis := map[string]any{
 		"eth":      eth,
 		"net":      &NetAPI{b: b, peers: peers},
 		"web3":     Web3API{},
 		"txpool":   &TxPoolAPI{eth: eth},
 		"personal": &PersonalAPI{eth: eth},
 		"charter":  &CharterAPI{b: b},
-	} {
+	}
+	if pb, ok := b.(PrivacyBackend); ok {
+		if p := pb.Privacy(); p != nil {
+			s.priv = newPrivFilters(b, p, s.filters)
+			apis["priv"] = &PrivAPI{b: b, p: p, eth: eth, pf: s.priv}
+			apis["eea"] = &EeaAPI{p: p}
+		}
+	}
+	for name, api := range apis {
 		if err := srv.RegisterName(name, api); err != nil {
-			s.filters.stop()
+			s.stopFilters()
 			return nil, err
 		}
 	}
@@ -85,7 +95,11 @@ func (s *Server) Handler() http.Handler {
 				http.Error(w, "origin not allowed: "+origin+" (the node's --ws.origins)", http.StatusForbidden)
 				return
 			}
-			ws.ServeHTTP(w, r) // returns when the connection is closed
+			if s.priv != nil {
+				s.serveWS(w, r) // the transport of priv_subscribe (privws.go)
+			} else {
+				ws.ServeHTTP(w, r) // returns when the connection is closed
+			}
 			s.filters.dropClient(wsClient(r.RemoteAddr))
 			return
 		}
@@ -149,7 +163,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // HTTP server (requests in flight get 5 s to finish).
 func (s *Server) Stop() {
 	s.rpc.Stop()
-	s.filters.stop()
+	s.stopFilters()
 	s.mu.Lock()
 	s.stopped = true
 	hs, ln := s.http, s.ln
@@ -163,6 +177,13 @@ func (s *Server) Stop() {
 		hs.Close()
 	}
 	ln.Close() // ends an Accept that waits for a slot
+}
+
+func (s *Server) stopFilters() {
+	if s.priv != nil {
+		s.priv.stop()
+	}
+	s.filters.stop()
 }
 
 // openConns counts the connections open now (0 before Serve).
