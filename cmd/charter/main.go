@@ -27,7 +27,7 @@ var commands = map[string]command{
 	"join":    {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
 	"members": {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
 	"node":    {"run one node of a network from its home folder", runNode},
-	"privacy": {"privacy groups: create, list, show, add, remove and delete groups of organizations", runPrivacy},
+	"privacy": {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},
 	"send":    {"send ether from a key file's account (e.g. gas money for a new organization's admin)", runSend},
 	"testnet": {"run a local network: every node its own process (init first if needed)", runTestnet},
 	"usage":   {"transactions, gas and state written per organization over UTC days", runUsage},

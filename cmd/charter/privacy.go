@@ -15,6 +15,10 @@ Subcommands:
   disclose ID --org AUDITOR --from H    approve granting an auditor organization access from height H
                                         (--revoke: approve revoking it; in effect when every member approved)
   log ID                                a group's auditor grants, disclosures and purge, from the chain's events
+  send --group ID --key FILE ...        sign and send a private transaction (deploy or call a contract) and
+                                        print its private receipt
+  call --group ID --to ADDR --call SIG  call a private contract on the group's private state (priv_call)
+  receipt MARKER                        the private receipt of a marker transaction
 
 Run 'charter privacy SUBCOMMAND --help' for its subcommands.
 `
@@ -38,6 +42,12 @@ func runPrivacy(args []string, stdout, stderr io.Writer) error {
 		return privacyDisclose(args[1:], stdout, stderr)
 	case "log":
 		return privacyLog(args[1:], stdout, stderr)
+	case "send":
+		return privacySend(args[1:], stdout, stderr)
+	case "call":
+		return privacyCall(args[1:], stdout, stderr)
+	case "receipt":
+		return privacyReceipt(args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown subcommand %q; want group, purge, disclose or log", args[0])
+	return fmt.Errorf("unknown subcommand %q; want group, purge, disclose, log, send, call or receipt", args[0])
 }

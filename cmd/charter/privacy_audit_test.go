@@ -165,7 +165,7 @@ func TestPrivacyAuditCLI(t *testing.T) {
 		{`charter privacy: --from "x": want a block height`, append([]string{"privacy", "disclose", id, "--org", "org2", "--from", "x"}, rpcKey...)},
 		{`charter privacy: group id "0x12"`, []string{"privacy", "log", "0x12", "--rpc", d.url}},
 		{`charter privacy: --to-block "soon"`, []string{"privacy", "log", id, "--to-block", "soon", "--rpc", d.url}},
-		{`charter privacy: unknown subcommand "audit"; want group, purge, disclose or log`, []string{"privacy", "audit"}},
+		{`charter privacy: unknown subcommand "audit"; want group, purge, disclose, log, send, call or receipt`, []string{"privacy", "audit"}},
 	}
 	for _, c := range cases {
 		if line := mustFail(t, c.want, c.args...); !strings.HasPrefix(line, c.want) {
