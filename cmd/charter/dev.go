@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,12 +12,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 func runDev(args []string, stdout, stderr io.Writer) error {
@@ -86,6 +91,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	devNodeGenesis(spec, identity.NodeIDOf(key))
 	// So is the development organization's privacy key, which the genesis
 	// lists.
 	privKey, err := loadOrCreateDevPrivacyKey(dir, fresh, logger)
@@ -95,9 +101,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if privKey != nil {
 		dev := spec.Org(chain.DevOrg)
 		dev.PrivacyKey, dev.PrivacyKEM = privKey.Public().Identity().String(), privKey.Public().KEMString()
-		if err := spec.Validate(); err != nil {
-			return err
-		}
+	}
+	if err := spec.Validate(); err != nil {
+		return err
 	}
 	rpcCfg, corsSet, wsSet := rpcFlags.config()
 	devOrigins(&rpcCfg, corsSet, wsSet, *httpAddr)
@@ -130,4 +136,12 @@ func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevA
 		fmt.Fprintf(w, "(%d) %s  key %s\n", a.Index, a.Address.Hex(), hexutil.Encode(crypto.FromECDSA(a.Key)))
 	}
 	fmt.Fprintln(w)
+}
+
+// devNodeGenesis makes the dev node (id, its node key's address) the dev
+// organization's node in spec's registry, funded for the fees of the
+// privacy calls it sends (markers), as init does for every node.
+func devNodeGenesis(spec *chain.Spec, id common.Address) {
+	spec.Governance.Nodes = append(spec.Governance.Nodes, system.GenesisNode{ID: id, Org: chain.DevOrg})
+	spec.Alloc[id] = types.Account{Balance: new(big.Int).Set(node.NodeBalance)}
 }

@@ -461,6 +461,7 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 	}
 	pkText := "privacy identity " + pk.Public().Identity().String() + " (with its ML-KEM-768 key, 1216 bytes in all)"
 	a1, a2 := "0x00000000000000000000000000000000000000a1", "0x00000000000000000000000000000000000000a2"
+	gid := crypto.Keccak256Hash([]byte("group"))
 	fp := strings.Repeat("0f", 32)
 	samples := map[string][]string{
 		"add-organization":    {"--name", "org9", "--roots", roots, "--tier", "validate", "--weight", "3", "--admin", a1, "--node", a2, "--fingerprint", fp, "--validator", a2, "--privacy-key", pub},
@@ -481,6 +482,9 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"set-rule":            {"--class", "roles", "--threshold", "6000", "--quorum", "2000", "--expiry", "500", "--timelock", "2", "--min-approvals", "1"},
 		"set-default-roles":   {"--roles", "none"},
 		"set-privacy-key":     {"--org", "org9", "--privacy-key", pub},
+		"purge-group":         {"--group", system.GroupIDBase64(gid)},
+		"grant-auditor":       {"--group", gid.Hex(), "--org", "org9", "--from", "12"},
+		"revoke-auditor":      {"--group", system.GroupIDBase64(gid), "--org", "org9"},
 	}
 	// What the node shows (charter_proposal's args, system.ArgsJSON).
 	want := map[string]map[string]string{
@@ -495,6 +499,9 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"set-default-roles": {"roles": "(none)"},
 		"set-factory":       {"target": common.HexToAddress(a1).Hex(), "factory": "no"},
 		"set-privacy-key":   {"org": "org9", "key": pkText},
+		"purge-group":       {"group": gid.Hex()},
+		"grant-auditor":     {"group": gid.Hex(), "org": "org9", "fromHeight": "12"},
+		"revoke-auditor":    {"group": gid.Hex(), "org": "org9"},
 	}
 	samples["set-factory"] = []string{"--target", a1, "--remove"}
 	noNode := func() (*client, error) { return nil, errors.New("no node in this test") }

@@ -61,7 +61,7 @@ interface ICharterRegistry {
     // its content is not. Members are organization names, kept sorted
     // (bytewise ascending) and unique; membersHash is
     // keccak256(abi.encode(members)) of that sorted string[]. Group status:
-    // active = 1, deleted = 2. Bounds: a name of at most 64 bytes, a
+    // active = 1, deleted = 2, purged = 3. Bounds: a name of at most 64 bytes, a
     // description of at most 256, at most 32 members, and an organization
     // in at most maxGroupsPerOrg (64 unless set) active groups. Gas of a
     // write: 60,000, 16 per 32 bytes of input, and 200 per byte it stores:
@@ -103,6 +103,78 @@ interface ICharterRegistry {
     /// Ids of the active groups an organization belongs to (one that leaves a group
     /// has the last of its list take that group's place).
     function groupsOf(string calldata org) external view returns (bytes32[] memory);
+
+    // ---- private transactions ----
+    //
+    // A registered node (its id is the address of its node key) may send
+    // transactions, for its organization (not revoked, the organization
+    // active), but only privateMarker, createGroup, deleteGroup and
+    // recordDisclosure to this contract; anything else it sends is refused
+    // ("not permitted: node 0x... may only send privacy calls to the registry").
+    // Purges and auditor changes by members need one approval per member
+    // organization (by an admin); a change of the members voids the
+    // approvals given. Governance may do either at once (actions
+    // PurgeGroup, GrantAuditor, RevokeAuditor, class privacy); those emit
+    // no event (they run at the start of a block), the group record shows them.
+    // Gas of privateMarker: 25,000, 16 per 32 bytes of input, 200 per byte
+    // of the members it lists (their names and 32 bytes each: send members
+    // only to create a group); of recordDisclosure: 25,000, 16 per 32 bytes
+    // of input and 3,000 per payload hash.
+
+    /// A private transaction of group: its envelope hashes to payloadHash; org's node or account sent it.
+    event PrivateMarker(bytes32 indexed group, bytes32 payloadHash, string org);
+    /// Organization org (by `by`, its admin) approved purging a group.
+    event GroupPurgeApproved(bytes32 indexed id, address indexed by, string org);
+    /// A group was purged at height: every node deletes its payloads.
+    event GroupPurged(bytes32 indexed id, uint64 height);
+    /// Organization org (by `by`, its admin) approved granting auditor access from
+    /// height fromHeight (revoke false) or revoking it (revoke true, fromHeight 0).
+    event AuditorChangeApproved(bytes32 indexed id, address indexed by, string org, string auditor, uint64 fromHeight, bool revoke);
+    /// Auditor organization org may read the group's payloads of the markers at heights from on.
+    event AuditorGranted(bytes32 indexed id, string org, uint64 from);
+    /// Auditor organization org's access to the group was revoked.
+    event AuditorRevoked(bytes32 indexed id, string org);
+    /// A member node (of organization servedBy) served the payload of payloadHash to auditor.
+    event Disclosed(bytes32 indexed group, string auditor, bytes32 payloadHash, string servedBy);
+
+    /// Records a private transaction of an active group: only a node, or an
+    /// account holding write, of a member organization; payloadHash is
+    /// keccak256 of its envelope, not zero. members empty: the group must
+    /// exist. members given and no group `group`: creates the legacy group
+    /// of members (all active, the caller's among them, each with a privacy
+    /// key; name "", description "legacy"), whose id must be
+    /// web3js-quorum's generatePrivacyGroup of their privacy keys (emits
+    /// GroupCreated first); members given and the group existing: ignored.
+    function privateMarker(bytes32 group, bytes32 payloadHash, string[] calldata members) external;
+
+    /// Approves purging an active or deleted group, for the caller's
+    /// organization; only an admin of a member organization. The last
+    /// member's approval purges it.
+    function purgeGroup(bytes32 id) external;
+
+    /// Approves granting auditor organization org read access to an active
+    /// group's payloads from height fromHeight on; only an admin of a member
+    /// organization. org must be active, not a member, and have an account
+    /// with the auditor role. Effective when every member approved the same
+    /// grant; at most 16 grants a group.
+    function grantAuditor(bytes32 id, string calldata org, uint64 fromHeight) external;
+
+    /// Approves revoking auditor organization org's grant on an active
+    /// group; only an admin of a member organization; effective when every
+    /// member approved.
+    function revokeAuditor(bytes32 id, string calldata org) external;
+
+    /// Records that the caller's organization served the payloads of
+    /// payloadHashes (1 to 256, none zero) of an active or deleted group to
+    /// auditor, which has a grant; only a node or an admin of a member
+    /// organization. One Disclosed event per hash; the events are the log.
+    function recordDisclosure(bytes32 group, string calldata auditor, bytes32[] calldata payloadHashes) external;
+
+    /// A group's auditor grants: organizations and the first height each may read.
+    function groupAuditors(bytes32 id) external view returns (string[] memory orgs, uint64[] memory fromHeights);
+
+    /// The member organizations that approved purging a group so far.
+    function purgeApprovals(bytes32 id) external view returns (string[] memory);
 }
 
 /// Proposals and votes, at 0x…0401.
@@ -112,7 +184,7 @@ interface ICharterRegistry {
 /// organization has at most maxOpenProposals (16 unless set) open at once.
 /// Gas of a write: 60,000, 16 per 32 bytes of input, and 200 per byte of
 /// the strings and bytes it stores (a proposal's args and memo).
-/// Classes: membership 0, validators 1, roles 2, certificates 3, freeze 4, parameters 5, upgrade 6, policy 7, contracts 8.
+/// Classes: membership 0, validators 1, roles 2, certificates 3, freeze 4, parameters 5, upgrade 6, policy 7, contracts 8, privacy 9.
 /// Status: open 1, passed 2, executed 3, rejected 4, expired 5, cancelled 6, failed 7.
 interface ICharterGovernance {
     event ProposalCreated(uint64 indexed id, uint8 action, string org, address indexed proposer, uint64 expires, string memo);
@@ -223,5 +295,16 @@ interface ICharterActions {
     /// @param org at most 64 bytes
     /// @param key at most 1216 bytes
     function SetPrivacyKey(string calldata org, bytes calldata key) external;
+
+    /// Action 20, decided by the rule of class privacy (9). Purges a privacy group at once, as a legal order: every node deletes its payloads; its record stays.
+    function PurgeGroup(bytes32 group) external;
+
+    /// Action 21, decided by the rule of class privacy (9). Grants an auditor organization read access to a privacy group's payloads from a height on, without the members' approvals.
+    /// @param org at most 64 bytes
+    function GrantAuditor(bytes32 group, string calldata org, uint64 fromHeight) external;
+
+    /// Action 22, decided by the rule of class privacy (9). Takes an auditor organization's access to a privacy group's payloads away.
+    /// @param org at most 64 bytes
+    function RevokeAuditor(bytes32 group, string calldata org) external;
 }
 // END ICharterActions

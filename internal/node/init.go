@@ -81,6 +81,10 @@ const (
 // the gas of its governance transactions: 1,000 ETH.
 var AdminBalance = new(big.Int).Mul(big.NewInt(1000), big.NewInt(1e18))
 
+// NodeBalance funds each node's address (its node key's) at genesis, for
+// the fees of the privacy calls it sends (markers, disclosures): 100 ETH.
+var NodeBalance = new(big.Int).Mul(big.NewInt(100), big.NewInt(1e18))
+
 // InitNetwork writes a whole network into opts.Dir: each organization's
 // root CA (orgs/ORG/ca.crt, ca.key 0600) and an administrator certificate,
 // each node's home (node key 0600, TLS certificate and key 0600,
@@ -116,7 +120,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	// Organizations and their CAs.
 	cas := make([]*identity.CA, opts.Orgs)
 	gov := &system.GenesisSpec{}
-	adminAlloc := types.GenesisAlloc{}
+	fundAlloc := types.GenesisAlloc{}
 	orgs := make([]chain.Organization, opts.Orgs)
 	privKeys := make([]*privacy.PrivateKey, opts.Orgs)
 	for k := range cas {
@@ -129,7 +133,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			return nil, nil, err
 		}
 		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: []string{"read", "write", "admin"}})
-		adminAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
+		fundAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
 		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
 		setOrgPrivacyKey(&orgs[k], privKeys[k].Public())
@@ -146,6 +150,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		}
 		nd.ID = id
 		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: id, Org: nd.Org, Fingerprint: fp})
+		fundAlloc[id] = types.Account{Balance: new(big.Int).Set(NodeBalance)}
 		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[i%opts.Orgs], opts.Password); err != nil {
 			return nil, nil, err
 		}
@@ -160,7 +165,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		Organizations: orgs,
 		Governance:    gov,
 	}
-	maps.Copy(spec.Alloc, adminAlloc)
+	maps.Copy(spec.Alloc, fundAlloc)
 	var learners []common.Address
 	for i, nd := range nodes {
 		if i < opts.Validators {

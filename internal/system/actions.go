@@ -38,6 +38,9 @@ const (
 	ActSetDefaultRoles
 	ActSetFactory
 	ActSetPrivacyKey
+	ActPurgeGroup
+	ActGrantAuditor
+	ActRevokeAuditor
 	numActions
 )
 
@@ -125,6 +128,9 @@ var actionTypes = func() [numActions]*actionType {
 		{ClassPolicy, SetDefaultRoles{}, "Sets the roles of accounts the registry does not list."},
 		{ClassContracts, SetFactory{}, "Marks a contract a factory, which may create contracts in transactions of senders without deploy; factory false unmarks it."},
 		{ClassCertificates, SetPrivacyKey{}, "Rotates an organization's privacy public key, to which private payloads for it are sealed."},
+		{ClassPrivacy, PurgeGroup{}, "Purges a privacy group at once, as a legal order: every node deletes its payloads; its record stays."},
+		{ClassPrivacy, GrantAuditor{}, "Grants an auditor organization read access to a privacy group's payloads from a height on, without the members' approvals."},
+		{ClassPrivacy, RevokeAuditor{}, "Takes an auditor organization's access to a privacy group's payloads away."},
 	} {
 		a := d.zero.Action()
 		if a == 0 || a >= numActions || out[a] != nil {
@@ -158,6 +164,10 @@ func abiTypeOf(t reflect.Type) (string, bool) {
 		return "uint256", true
 	}
 	switch t.Kind() {
+	case reflect.Array:
+		if t.Len() == 32 && t.Elem().Kind() == reflect.Uint8 {
+			return "bytes32", true // GroupID
+		}
 	case reflect.String:
 		return "string", true
 	case reflect.Bool:

@@ -1,6 +1,8 @@
 // Package system is Charter's native system contracts: the registry of
 // organizations, nodes, accounts and privacy groups (at 0x…0400; the
-// groups in groups.go) and governance, its
+// groups in groups.go, what the chain does for private transactions in
+// privacy.go: markers, purges, auditor grants, the disclosure log, and
+// the node addresses that may send those calls) and governance, its
 // proposals and votes (at 0x…0401). Both keep their records in the storage
 // of their account in the world state, so that every node computes them,
 // the state root covers them and a block's certificate commits to them.
@@ -12,7 +14,7 @@
 //     proposals due at the height), installs the precompiles in the EVM
 //     (Install, SetCall for each message) and meters usage (AddUsage).
 //   - The pool and block validation ask CheckTx (permit.go) whether an
-//     account may send a transaction; the node asks AllowedNode whether a
+//     account (or a node, privacy calls only) may send a transaction; the node asks AllowedNode whether a
 //     peer may connect, and DueAt whether a block must be made for
 //     governance alone.
 //   - JSON-RPC, the CLI and Solidity contracts read it through views

@@ -68,6 +68,9 @@ func actionSeeds() []struct {
 	add(SetDefaultRoles{Roles: RoleRead})
 	add(SetFactory{Target: testAddr("factory", 1), Factory: true})
 	add(SetPrivacyKey{Org: orgName(1), Key: fuzzPrivacyKey()})
+	add(PurgeGroup{Group: GroupID{1}})
+	add(GrantAuditor{Group: GroupID{1}, Org: orgName(3), FromHeight: 7})
+	add(RevokeAuditor{Group: GroupID{1}, Org: orgName(3)})
 	return out
 }
 

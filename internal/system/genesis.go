@@ -16,7 +16,8 @@ type GenesisSpec struct {
 	// (default 10).
 	EpochLength uint64 `json:"epochLength,omitempty"`
 	// Rules override the default rule of a class (membership, validators,
-	// roles, certificates, freeze, parameters, upgrade, policy).
+	// roles, certificates, freeze, parameters, upgrade, policy, contracts,
+	// privacy).
 	Rules map[string]Rule `json:"rules,omitempty"`
 	// DefaultRoles are the roles of accounts the registry does not list.
 	// Left out: none (only listed accounts transact).

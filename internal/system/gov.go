@@ -350,6 +350,10 @@ type BlockEffects struct {
 	Executed []uint64
 	// ValidatorChanges scheduled by them.
 	ValidatorChanges []ValidatorChange
+	// PurgedGroups are the privacy groups PurgeGroup actions purged: a
+	// purge at the start of a block is in no transaction, so no
+	// GroupPurged event tells of it.
+	PurgedGroups []common.Hash
 }
 
 // snapshotter is the part of the StateDB that lets an action that fails
@@ -434,6 +438,9 @@ func (s *State) execute(st StateWriter, id uint64, fx *BlockEffects) bool {
 		return false
 	}
 	act.apply(s)
+	if pg, ok := act.(PurgeGroup); ok {
+		fx.PurgedGroups = append(fx.PurgedGroups, common.Hash(pg.Group))
+	}
 	p.Status = ProposalExecuted
 	s.putProposal(p)
 	s.record(Event{Proposal: id, Kind: "executed", Detail: p.Action.String()})

@@ -28,16 +28,26 @@ import (
 //	              most maxGroupsPerOrg when it joined the last): a group
 //	              joined is appended, one left is replaced by the last
 //	groupseq      the number of group ids derived so far
+//	purgeok/ID    the member organizations that approved purging group ID
+//	              (privacy.go)
+//	grantok/ID    the auditor grants and revocations of group ID awaiting
+//	              its members' approval (privacy.go)
+//	auditors/ORG  the number of ORG's accounts holding the auditor role
 //
 // Who may do what:
 //
 //   - createGroup: an account holding write (effective: its organization
-//     active, not frozen) of an organization that is among the members;
-//     every other member must be an active organization.
-//   - addMembers, removeMember, deleteGroup: an admin of any organization
-//     that is a member of the group (the group is an arrangement among
-//     peers: no member owns it). An admin may remove any member, its own
+//     active, not frozen), or a node (not revoked, its organization
+//     active), of an organization that is among the members; every other
+//     member must be an active organization.
+//   - addMembers, removeMember: an admin of any organization that is a
+//     member of the group (the group is an arrangement among peers: no
+//     member owns it). An admin may remove any member, its own
 //     organization included; removing the last member deletes the group.
+//     Either voids the pending approvals of a purge and of auditor grants.
+//   - deleteGroup: an admin or a node of a member organization.
+//   - privateMarker, purgeGroup, grantAuditor, revokeAuditor,
+//     recordDisclosure: see privacy.go.
 //   - A deleted group keeps its record (status deleted, the members it had
 //     when deleted): its id is never used again, and it is no longer in its
 //     members' groupsof lists.
@@ -48,7 +58,8 @@ import (
 //     remove it; views show which members are not active.
 //
 // Every change emits an event of ICharterRegistry with the group's id
-// (GroupCreated, GroupMembersAdded, GroupMemberRemoved, GroupDeleted).
+// (GroupCreated, GroupMembersAdded, GroupMemberRemoved, GroupDeleted, and
+// those of privacy.go).
 
 // Bounds of privacy groups.
 const (
@@ -70,11 +81,13 @@ const (
 // GroupStatus is where a privacy group stands.
 type GroupStatus uint8
 
-// Group statuses. 3 is kept for purged (its payloads deleted from every
-// member node, its record kept).
+// Group statuses. A deleted group is no longer used, but its members'
+// nodes keep its payloads; a purged one has them deleted from every node
+// (its record is kept).
 const (
 	GroupActive  GroupStatus = 1
 	GroupDeleted GroupStatus = 2
+	GroupPurged  GroupStatus = 3
 )
 
 func (s GroupStatus) String() string {
@@ -83,13 +96,14 @@ func (s GroupStatus) String() string {
 		return "active"
 	case GroupDeleted:
 		return "deleted"
+	case GroupPurged:
+		return "purged"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
 
 // AuditorGrant is an auditor organization's read access to a group's
-// payloads from a height on. The field is part of the record's format
-// already; no call grants one yet, so the list is empty.
+// payloads: those of the markers at heights From and later (privacy.go).
 type AuditorGrant struct {
 	Org  string
 	From uint64
@@ -104,9 +118,9 @@ type Group struct {
 	Members     []string // member organizations, sorted (bytewise), unique
 	MembersHash common.Hash
 	Status      GroupStatus
-	Created     uint64 // height
-	Changed     uint64 // height of the last change (Created if none)
-	Auditors    []AuditorGrant
+	Created     uint64         // height
+	Changed     uint64         // height of the last change (Created if none)
+	Auditors    []AuditorGrant // in the order granted, at most MaxGroupAuditors
 }
 
 // storedGroup is a group's record as stored (the id is its key).
@@ -297,8 +311,12 @@ func shortText(s string) string {
 	return s
 }
 
-// groupWriter returns the organization whose write role caller holds.
+// groupWriter returns the organization whose write role caller holds, or
+// whose node caller is.
 func (s *State) groupWriter(caller common.Address) (Org, error) {
+	if o, isNode, err := s.nodeOrg(caller); isNode {
+		return o, err
+	}
 	a := s.rawAccount(caller)
 	if a.Org == "" {
 		return Org{}, reverts("%s is not an account of an organization", caller.Hex())
@@ -333,9 +351,14 @@ func (s *State) canJoin(org string) error {
 }
 
 // memberGroup returns active group id, and the organization whose admin
-// caller is, which must be one of its members.
-func (s *State) memberGroup(caller common.Address, id common.Hash) (Group, Org, error) {
-	o, err := s.admin(caller)
+// (or, if nodes, whose node) caller is, which must be one of its members.
+func (s *State) memberGroup(caller common.Address, id common.Hash, nodes bool) (Group, Org, error) {
+	o, isNode, err := s.nodeOrg(caller)
+	if !isNode {
+		o, err = s.admin(caller)
+	} else if err == nil && !nodes {
+		err = nodeRefusal(caller)
+	}
 	if err != nil {
 		return Group{}, Org{}, err
 	}
@@ -352,7 +375,7 @@ func (s *State) memberGroup(caller common.Address, id common.Hash) (Group, Org, 
 }
 
 // CreateGroup creates a privacy group for caller, an account holding write
-// of an organization among members. id zero: one is derived
+// (or a node) of an organization among members. id zero: one is derived
 // (deriveGroupID); otherwise it must not be taken, by a group active or
 // deleted.
 func (s *State) CreateGroup(caller common.Address, id common.Hash, name, description string, members []string) (Group, error) {
@@ -403,7 +426,7 @@ func (s *State) CreateGroup(caller common.Address, id common.Hash, name, descrip
 // of one of its members. It returns the group and the organizations
 // added, sorted.
 func (s *State) AddGroupMembers(caller common.Address, id common.Hash, members []string) (Group, []string, error) {
-	g, _, err := s.memberGroup(caller, id)
+	g, _, err := s.memberGroup(caller, id, false)
 	if err != nil {
 		return Group{}, nil, err
 	}
@@ -425,6 +448,7 @@ func (s *State) AddGroupMembers(caller common.Address, id common.Hash, members [
 	g.Members = sortedMembers(append(slices.Clone(g.Members), added...))
 	g.MembersHash, g.Changed = MembersHash(g.Members), s.height
 	s.putGroup(g)
+	s.clearApprovals(id)
 	for _, m := range added {
 		s.joinGroup(m, id)
 	}
@@ -435,7 +459,7 @@ func (s *State) AddGroupMembers(caller common.Address, id common.Hash, members [
 // caller, an admin of one of its members (member itself, or another).
 // Taking out the last member deletes the group; deleted reports it.
 func (s *State) RemoveGroupMember(caller common.Address, id common.Hash, member string) (g Group, deleted bool, err error) {
-	g, _, err = s.memberGroup(caller, id)
+	g, _, err = s.memberGroup(caller, id, false)
 	if err != nil {
 		return Group{}, false, err
 	}
@@ -451,23 +475,30 @@ func (s *State) RemoveGroupMember(caller common.Address, id common.Hash, member 
 		g.Status = GroupDeleted
 	}
 	s.putGroup(g)
+	s.clearApprovals(id)
 	s.leaveGroup(member, id)
 	return g, g.Status == GroupDeleted, nil
 }
 
-// DeleteGroup deletes group id, for caller, an admin of one of its
-// members. The record stays, with the members it had.
+// DeleteGroup deletes group id, for caller, an admin or a node of one of
+// its members. The record stays, with the members it had.
 func (s *State) DeleteGroup(caller common.Address, id common.Hash) (Group, error) {
-	g, _, err := s.memberGroup(caller, id)
+	g, _, err := s.deleteGroup(caller, id)
+	return g, err
+}
+
+// deleteGroup is DeleteGroup that also returns the caller's organization.
+func (s *State) deleteGroup(caller common.Address, id common.Hash) (Group, Org, error) {
+	g, o, err := s.memberGroup(caller, id, true)
 	if err != nil {
-		return Group{}, err
+		return Group{}, Org{}, err
 	}
 	g.Status, g.Changed = GroupDeleted, s.height
 	s.putGroup(g)
 	for _, m := range g.Members {
 		s.leaveGroup(m, id)
 	}
-	return g, nil
+	return g, o, nil
 }
 
 // ---- the registry's functions of groups ----
@@ -487,6 +518,14 @@ var groupCallMaxInput = map[string]int{
 	"deleteGroup":  32,
 	"group":        32,
 	"groupsOf":     abiStringBytes(maxNameBytes),
+	// privacy.go
+	"privateMarker":    32 + 32 + abiStringsBytes(MaxGroupMembers, maxNameBytes),
+	"purgeGroup":       32,
+	"grantAuditor":     32 + abiStringBytes(maxNameBytes) + 32,
+	"revokeAuditor":    32 + abiStringBytes(maxNameBytes),
+	"recordDisclosure": 32 + abiStringBytes(maxNameBytes) + 32 + 32 + 32*MaxDisclosureHashes,
+	"groupAuditors":    32,
+	"purgeApprovals":   32,
 }
 
 // checkGroupInput refuses the input of a group function larger than its
@@ -525,7 +564,7 @@ func (p *precompile) groupView(st *State, name string, args in) ([]any, error) {
 		}
 		return []any{out}, nil
 	}
-	return nil, fmt.Errorf("%s is not implemented", name)
+	return privacyView(st, name, args)
 }
 
 func (p *precompile) groupWrite(st *State, from common.Address, name string, args in) ([]any, []*types.Log, error) {
@@ -587,12 +626,12 @@ func (p *precompile) groupWrite(st *State, from common.Address, name string, arg
 		if err := args.into(&a); err != nil {
 			return nil, nil, err
 		}
-		g, err := st.DeleteGroup(from, a.ID)
+		g, o, err := st.deleteGroup(from, a.ID)
 		if err != nil {
 			return nil, nil, err
 		}
-		l, err := event(r, "GroupDeleted", []common.Hash{g.ID, by}, st.rawAccount(from).Org)
+		l, err := event(r, "GroupDeleted", []common.Hash{g.ID, by}, o.Name)
 		return nil, []*types.Log{l}, err
 	}
-	return nil, nil, fmt.Errorf("%s is not implemented", name)
+	return p.privacyWrite(st, from, name, args)
 }

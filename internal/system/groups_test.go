@@ -524,8 +524,24 @@ func checkGroupInvariants(t testing.TB, s *State, ids []common.Hash, orgs int) {
 		if g.MembersHash != MembersHash(g.Members) {
 			t.Fatalf("group %s: stored members hash %s, recomputed %s", id.Hex(), g.MembersHash.Hex(), MembersHash(g.Members).Hex())
 		}
-		if g.Status != GroupActive && g.Status != GroupDeleted {
+		if g.Status != GroupActive && g.Status != GroupDeleted && g.Status != GroupPurged {
 			t.Fatalf("group %s status %d", id.Hex(), g.Status)
+		}
+		if len(g.Auditors) > MaxGroupAuditors || slices.ContainsFunc(g.Auditors, func(a AuditorGrant) bool { return slices.Contains(g.Members, a.Org) }) {
+			t.Fatalf("group %s auditors %+v: over the bound, or a member", id.Hex(), g.Auditors)
+		}
+		// Approvals are of current members, and none outlive a purge.
+		approved := s.PurgeApprovals(id)
+		for _, p := range s.PendingAuditorChanges(id) {
+			approved = append(approved, p.Approved...)
+		}
+		for _, o := range approved {
+			if !slices.Contains(g.Members, o) || g.Status == GroupPurged {
+				t.Fatalf("group %s (%s, members %q) has an approval of %s", id.Hex(), g.Status, g.Members, o)
+			}
+		}
+		if len(s.PendingAuditorChanges(id)) > MaxGroupAuditors {
+			t.Fatalf("group %s has %d pending auditor changes", id.Hex(), len(s.PendingAuditorChanges(id)))
 		}
 		if g.Status == GroupActive && len(g.Members) == 0 {
 			t.Fatalf("active group %s without members", id.Hex())
@@ -562,7 +578,8 @@ func (f *fixture) copy(t testing.TB) *fixture {
 
 // groupMethods are the registry's group functions, in a fixed order: the
 // fuzzers pick one by its index.
-var groupMethods = []string{"createGroup", "addMembers", "removeMember", "deleteGroup", "group", "groupsOf"}
+var groupMethods = []string{"createGroup", "addMembers", "removeMember", "deleteGroup", "group", "groupsOf",
+	"privateMarker", "purgeGroup", "grantAuditor", "revokeAuditor", "recordDisclosure", "groupAuditors", "purgeApprovals"}
 
 // FuzzGroupCalls calls the group functions of the registry through a real
 // EVM with arbitrary arguments, from a writer, an admin or a stranger. A
@@ -585,13 +602,21 @@ func FuzzGroupCalls(f *testing.F) {
 		{3, []any{id}},
 		{4, []any{id}},
 		{5, []any{"org1"}},
+		{6, []any{id, [32]byte{1}, []string{}}},
+		{6, []any{[32]byte{2}, [32]byte{1}, []string{"org1", "org2"}}},
+		{7, []any{id}},
+		{8, []any{id, "org3", uint64(5)}},
+		{9, []any{id, "org3"}},
+		{10, []any{id, "org3", [][32]byte{{1}, {2}}}},
+		{11, []any{id}},
+		{12, []any{id}},
 	}
 	for _, s := range seeds {
 		in, err := Registry.Methods[groupMethods[s.m]].Inputs.Pack(s.args...)
 		if err != nil {
 			f.Fatal(err)
 		}
-		for caller := uint8(0); caller < 3; caller++ {
+		for caller := uint8(0); caller < 4; caller++ {
 			f.Add(s.m, in, caller)
 		}
 	}
@@ -601,6 +626,7 @@ func FuzzGroupCalls(f *testing.F) {
 	// and org2 to find, made once and copied for each call.
 	base := newFixture(f)
 	base.evm(1).createGroup(writerOf(1), common.Hash{}, "seed", "", "org1", "org2")
+	Open(base.st, 1, 0).putAccount(Account{Address: readerOf(3), Org: "org3", Roles: RoleRead | RoleAuditor}) // an auditor to grant
 	base.root()
 	f.Fuzz(func(t *testing.T, sel uint8, input []byte, caller uint8) {
 		fx := base.copy(t)
@@ -608,11 +634,13 @@ func FuzzGroupCalls(f *testing.F) {
 		name := groupMethods[int(sel)%len(groupMethods)]
 		m := Registry.Methods[name]
 		var from common.Address
-		switch org := int(caller/3%4) + 1; caller % 3 {
+		switch org := int(caller/4%4) + 1; caller % 4 {
 		case 0:
 			from = writerOf(org)
 		case 1:
 			from = adminOf(org)
+		case 2:
+			from = nodeOf(org)
 		default:
 			from = testAddr("stranger", org)
 		}
@@ -628,7 +656,7 @@ func FuzzGroupCalls(f *testing.F) {
 			}
 			for _, l := range fx.st.Logs()[logs:] {
 				checkSystemLog(t, l.Address, l.Topics, l.Data)
-				if l.Address != RegistryAddress || len(l.Topics) != 3 {
+				if l.Address != RegistryAddress || len(l.Topics) < 2 || len(l.Topics) > 3 {
 					t.Fatalf("%s logged %+v", name, l)
 				}
 			}

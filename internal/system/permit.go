@@ -32,10 +32,22 @@ func (s *State) CheckTx(from common.Address, to *common.Address) error {
 
 // CheckTransaction decides whether from may send tx: CheckTx, and for a
 // set-code (EIP-7702) transaction CheckAuthorizations. The pool admits
-// with it; block execution applies the same two checks.
+// with it; block execution applies the same two checks. A node's
+// transaction must also call one of the registry's privacy functions
+// (privacy.go) and carry no set-code authorizations; block execution
+// leaves the function to the registry, which refuses the others from a
+// node.
 func (s *State) CheckTransaction(from common.Address, tx *types.Transaction) error {
-	if _, err := s.CheckSender(from, tx.To()); err != nil {
+	sender, err := s.CheckSender(from, tx.To())
+	if err != nil {
 		return err
+	}
+	if sender.Node {
+		m, err := Registry.MethodById(tx.Data())
+		if err != nil || !privacyNodeCalls[m.Name] || tx.Type() == types.SetCodeTxType {
+			return fmt.Errorf("%w: node %s may only send privacy calls to the registry", ErrNotPermitted, from.Hex())
+		}
+		return nil
 	}
 	if tx.Type() == types.SetCodeTxType {
 		return s.CheckAuthorizations(tx.SetCodeAuthorizations())
@@ -46,8 +58,12 @@ func (s *State) CheckTransaction(from common.Address, tx *types.Transaction) err
 // Sender is a transaction's sender as the rules see it.
 type Sender struct {
 	Account
-	// Roles are the roles it may use now (EffectiveRoles).
+	// Roles are the roles it may use now (EffectiveRoles); none for a node.
 	Roles Role
+	// Node: the sender is a registered node, which acts for its
+	// organization (Account.Org) and may send only privacy calls to the
+	// registry.
+	Node bool
 }
 
 // MayDeploy reports whether the sender may create contracts itself, at
@@ -68,10 +84,23 @@ func (s *State) SenderOf(addr common.Address) Sender {
 }
 
 // CheckSender is CheckTx that also returns the sender's record and roles.
+// A registered node (revoked or not) may send only to the registry, for
+// its organization, which must be active; its roles as an account do not
+// count.
 func (s *State) CheckSender(from common.Address, to *common.Address) (Sender, error) {
 	a := s.SenderOf(from)
 	if a.Frozen {
 		return a, fmt.Errorf("%w: account %s is frozen", ErrNotPermitted, from.Hex())
+	}
+	if n, ok := s.Node(from); ok {
+		a = Sender{Account: Account{Address: from, Org: n.Org}, Node: true}
+		if _, _, err := s.nodeOrg(from); err != nil {
+			return a, fmt.Errorf("%w: %v", ErrNotPermitted, err)
+		}
+		if to == nil || *to != RegistryAddress {
+			return a, fmt.Errorf("%w: node %s may only send privacy calls to the registry", ErrNotPermitted, from.Hex())
+		}
+		return a, nil
 	}
 	roles := a.Roles
 	if a.Org != "" && roles == 0 {
@@ -114,6 +143,9 @@ func (s *State) CheckAuthorizations(auths []types.SetCodeAuthorization) error {
 		authority, err := auths[i].Authority()
 		if err != nil {
 			continue
+		}
+		if s.IsNode(authority) {
+			return fmt.Errorf("%w: authorization %d: authority %s is a node, which may only send privacy calls to the registry", ErrNotPermitted, i, authority.Hex())
 		}
 		a := s.Account(authority)
 		if a.Frozen {

@@ -91,6 +91,9 @@ func (p *precompile) RequiredGas(input []byte) uint64 {
 	words := uint64(len(input)+31) / 32
 	if len(input) >= 4 {
 		if m, err := p.abi.MethodById(input[:4]); err == nil && !m.IsConstant() {
+			if g, ok := privacyGas(m, input[4:]); ok && p.addr == RegistryAddress {
+				return g
+			}
 			return gasWrite + gasWord*words + gasStoredByte*storedBytes(m, input[4:])
 		}
 	}
@@ -287,6 +290,10 @@ func (p *precompile) view(st *State, name string, args in) ([]any, error) {
 }
 
 func (p *precompile) write(st *State, from common.Address, name string, args in) ([]any, []*types.Log, error) {
+	// A node sends the registry its privacy calls only (privacy.go).
+	if p.addr == RegistryAddress && !privacyNodeCalls[name] && st.IsNode(from) {
+		return nil, nil, nodeRefusal(from)
+	}
 	if isGroupCall(name) {
 		return p.groupWrite(st, from, name, args)
 	}

@@ -159,7 +159,9 @@ func (s *State) putAccount(a Account) {
 			putRLP(s.reg, "orgaccts/"+a.Org, append(list, a.Address))
 		}
 	}
-	if old := s.rawAccount(a.Address); old.Frozen != a.Frozen {
+	old := s.rawAccount(a.Address)
+	s.countAuditor(old, a)
+	if old.Frozen != a.Frozen {
 		list := s.Frozen()
 		if a.Frozen {
 			list = append(list, a.Address)

@@ -19,7 +19,7 @@ import (
 // constant means a change of the on-chain format (keys, encodings, what
 // is recorded), which existing chains cannot follow without an upgrade.
 // Change it only on purpose.
-const goldenRoot = "0xd1bcb0231671aed0895b600e229e1dcd3977d9639638ae037009d5d1cef02c9b"
+const goldenRoot = "0x767488660f872bff5e04b6cf2944c9febaacd52ec416b467ea59fc0e05d578e6"
 
 func TestGoldenStateRoot(t *testing.T) {
 	f := newFixture(t)
@@ -196,7 +196,7 @@ func TestBuildGenesisErrors(t *testing.T) {
 	}{
 		{"bad tier", []GenesisOrg{{Name: "a", Tier: "admin"}}, GenesisSpec{}, vals, `organizations[0].tier: unknown tier "admin" (want read, write, validate)`},
 		{"bad weight", []GenesisOrg{{Name: "a"}, {Name: "b", Weight: 2_000_000}}, GenesisSpec{}, vals, "organizations[1].weight: weight 2000000 outside [1, 1000000]"},
-		{"unknown class", orgs, GenesisSpec{Rules: map[string]Rule{"votes": {}}}, vals, "rules.votes: unknown class (want one of [membership validators roles certificates freeze parameters upgrade policy contracts])"},
+		{"unknown class", orgs, GenesisSpec{Rules: map[string]Rule{"votes": {}}}, vals, "rules.votes: unknown class (want one of [membership validators roles certificates freeze parameters upgrade policy contracts privacy])"},
 		{"bad rule", orgs, GenesisSpec{Rules: map[string]Rule{"roles": {Threshold: 0, ExpiryBlocks: 1, Timelock: 1}}}, vals, "roles: threshold 0 outside [1, 10000] basis points of the total weight"},
 		{"lock-out", orgs, GenesisSpec{Rules: map[string]Rule{"freeze": {Threshold: 1, ExpiryBlocks: 1, Timelock: 1, MinApprovals: 3}}}, vals, "freeze: 3 approvals needed but only 2 organizations are active: nothing could pass"},
 		{"epoch too long", orgs, GenesisSpec{EpochLength: 2_000_000}, vals, "epoch length 2000000 outside [1, 1000000]"},
@@ -346,7 +346,7 @@ func TestNames(t *testing.T) {
 	names := map[fmt.Stringer]string{
 		TierRead: "read", TierWrite: "write", TierValidate: "validate", Tier(9): "tier(9)",
 		StatusActive: "active", StatusSuspended: "suspended", StatusExited: "exited", Status(0): "status(0)",
-		ClassMembership: "membership", ClassPolicy: "policy", ClassContracts: "contracts", Class(9): "class(9)",
+		ClassMembership: "membership", ClassPolicy: "policy", ClassContracts: "contracts", ClassPrivacy: "privacy", Class(10): "class(10)",
 		ProposalOpen: "open", ProposalPassed: "passed", ProposalExecuted: "executed", ProposalRejected: "rejected",
 		ProposalExpired: "expired", ProposalCancelled: "cancelled", ProposalFailed: "failed", ProposalStatus(0): "status(0)",
 		ActAddOrganization: "AddOrganization", ActSetDefaultRoles: "SetDefaultRoles", ActSetFactory: "SetFactory", Action(0): "action(0)", Action(99): "action(99)",
@@ -388,7 +388,7 @@ func TestActionArgsAndClasses(t *testing.T) {
 		ActGrantRoles: ClassRoles, ActRevokeRoles: ClassRoles, ActRevokeCertificate: ClassCertificates, ActRotateCA: ClassCertificates,
 		ActFreeze: ClassFreeze, ActUnfreeze: ClassFreeze, ActSetParameter: ClassParameters, ActScheduleUpgrade: ClassUpgrade,
 		ActSetRule: ClassPolicy, ActSetDefaultRoles: ClassPolicy, ActSetFactory: ClassContracts,
-		ActSetPrivacyKey: ClassCertificates,
+		ActSetPrivacyKey: ClassCertificates, ActPurgeGroup: ClassPrivacy, ActGrantAuditor: ClassPrivacy, ActRevokeAuditor: ClassPrivacy,
 	}
 	if len(want) != int(numActions)-1 {
 		t.Fatalf("%d actions listed, %d defined", len(want), numActions-1)

@@ -243,13 +243,14 @@ const (
 	ClassUpgrade                   // protocol upgrades at a height
 	ClassPolicy                    // the policy itself (high privilege)
 	ClassContracts                 // contract factories
+	ClassPrivacy                   // orders about privacy groups: purge, auditor grants
 	NumClasses
 )
 
 // noClass makes Policy.check check the approvals of no class.
 const noClass Class = 255
 
-var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy", "contracts"}
+var classNames = [NumClasses]string{"membership", "validators", "roles", "certificates", "freeze", "parameters", "upgrade", "policy", "contracts", "privacy"}
 
 // MarshalText shows the class by name.
 func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
@@ -287,8 +288,8 @@ type Policy struct {
 // DefaultPolicy: membership, validators, certificates and upgrades by two
 // thirds of the weight (6666 bp: 2 of 3, 3 of 4 equal organizations),
 // roles, freezes, parameters and contracts by a majority, the policy by
-// all; certificates and the policy also need two organizations
-// to approve. Proposals expire after 10,000 blocks and execute in the
+// all; certificates, the policy and privacy orders (which overrule a
+// group's members) also need two organizations to approve. Proposals expire after 10,000 blocks and execute in the
 // block after they pass.
 func DefaultPolicy() Policy {
 	two3 := Rule{Threshold: 6666, ExpiryBlocks: 10_000, Timelock: 1}
@@ -303,6 +304,7 @@ func DefaultPolicy() Policy {
 	p.Rules[ClassUpgrade] = two3
 	p.Rules[ClassPolicy] = Rule{Threshold: 10000, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
 	p.Rules[ClassContracts] = maj
+	p.Rules[ClassPrivacy] = Rule{Threshold: 6666, ExpiryBlocks: 10_000, Timelock: 1, MinApprovals: 2}
 	p.MaxOpenProposals = DefaultMaxOpenProposals
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
@@ -15,8 +16,23 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/holiman/uint256"
 
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 	"github.com/charter-ledger/charter/internal/system"
 )
+
+// Tx is one private transaction a public block carries for a group.
+type Tx struct {
+	// Raw is the private transaction as its payload carried it: the
+	// privtx encoding, signed. Bytes that do not decode are rejected.
+	Raw []byte
+	// Marker is the hash of the public marker transaction that ordered it.
+	Marker common.Hash
+	// Reject, when not empty, is why the caller refuses the transaction
+	// (a check against public state, e.g. a sender that is not an account
+	// of the marker's organization): it gets a rejected receipt with this
+	// reason, cut at MaxReasonBytes, and changes nothing.
+	Reject string
+}
 
 // BlockResult is what one public block did to one group's private state.
 type BlockResult struct {
@@ -35,10 +51,15 @@ type BlockResult struct {
 
 // Receipt is a private receipt: go-ethereum's receipt with its derived
 // fields, and what Besu's priv_getTransactionReceipt adds.
+//
+// Receipt.TxHash is the private transaction hash (privtx's Hash:
+// keccak256 of the encoding, which is keccak256 of Tx.Raw), also for
+// bytes that do not decode; Type is always 0.
 type Receipt struct {
 	*types.Receipt
-	From common.Address  // zero when the signature recovers no sender
-	To   *common.Address // nil for a creation
+	Marker common.Hash     // the public marker transaction that ordered it
+	From   common.Address  // zero when the signature recovers no sender
+	To     *common.Address // nil for a creation, and for bytes that do not decode
 	// Output is the return data, the revert data of a reverted
 	// transaction; cut at MaxOutputBytes.
 	Output []byte
@@ -48,10 +69,10 @@ type Receipt struct {
 }
 
 // ApplyBlock executes the private transactions of group that the public
-// block header carries, in order, on the group's private state at the
-// last block applied to it (empty before the first), and commits the
-// result: state, receipts, logs, transactions and the block's root
-// record, made durable together before it returns.
+// block header carries, in marker order, on the group's private state at
+// the last block applied to it (empty before the first), and commits the
+// result: state, receipts, logs, transactions, markers and the block's
+// root record, made durable together before it returns.
 //
 // Blocks are applied in increasing height; heights in between (blocks with
 // nothing of the group) keep the state as it was. Applying a block again
@@ -61,24 +82,21 @@ type Receipt struct {
 // applied is ErrOutOfOrder.
 //
 // A transaction that cannot run is rejected, deterministically on every
-// member node, and the others run: over MaxPrivateTxBytes, past
-// MaxPrivateTxsPerBlock, a type private execution does not take (blob,
-// set-code), a gas limit above the chain's, an invalid signature, a value
-// transfer, a nonce that is not its sender's next, or gas beyond what the
-// block gas limit leaves. An error means nothing was committed: the
-// group's store failed, or the call itself is wrong.
-func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []*types.Transaction) (*BlockResult, error) {
+// member node, and the others run. The reasons, in the order checked: the
+// caller's Reject, past MaxPrivateTxsPerBlock, over MaxPrivateTxBytes,
+// bytes that privtx.Decode refuses, a restriction other than
+// "restricted", a signature that recovers no sender for the chain's id, a
+// gas limit above the chain's, a value transfer, then what go-ethereum
+// refuses (a nonce that is not its sender's next, intrinsic gas, gas
+// beyond what the block gas limit leaves). An error means nothing was
+// committed: the group's store failed, or the call itself is wrong.
+func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []Tx) (*BlockResult, error) {
 	if header == nil || header.Number == nil || !header.Number.IsUint64() {
 		return nil, errors.New("private state: ApplyBlock needs the header of a committed public block")
 	}
 	if len(txs) > MaxRecordedTxsPerBlock {
 		return nil, fmt.Errorf("%w: %d private transactions for group %s in block %d, above MaxRecordedTxsPerBlock %d",
 			ErrTooMany, len(txs), group.Hex(), header.Number.Uint64(), MaxRecordedTxsPerBlock)
-	}
-	for i, tx := range txs {
-		if tx == nil {
-			return nil, fmt.Errorf("private state: ApplyBlock: transaction %d is nil", i)
-		}
 	}
 	h, err := s.acquire(group, true)
 	if err != nil {
@@ -100,15 +118,12 @@ func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []*types
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: state %s of block %d: %v", ErrCorrupt, group.Hex(), head.Root.TerminalString(), head.Number, err)
 	}
-	rec, root, bloom, err := s.execute(st, header, txs)
-	if err != nil {
-		return nil, err
-	}
+	rec, decoded, root, bloom := s.execute(st, header, txs)
 	blockRLP, err := rlp.EncodeToBytes(rec)
 	if err != nil {
 		return nil, fmt.Errorf("private state: encode block record %d: %w", number, err)
 	}
-	if err := s.commit(h, number, hash, head.Root, root, bloom, blockRLP, txs, st, header); err != nil {
+	if err := s.commit(h, number, hash, head.Root, root, bloom, blockRLP, rec, st, header); err != nil {
 		return nil, err
 	}
 	// The receipts are derived from the record as written, exactly as a
@@ -117,7 +132,7 @@ func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []*types
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
 	}
-	receipts, err := s.derive(stored, txs, number, hash)
+	receipts, err := s.derive(stored, decoded, number, hash)
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
 	}
@@ -193,35 +208,39 @@ func freeMessage(msg *core.Message) {
 	msg.GasPrice, msg.GasFeeCap, msg.GasTipCap = new(uint256.Int), new(uint256.Int), new(uint256.Int)
 }
 
-// execute runs txs on st and returns the block record, the new root and
-// the block's bloom. st is left with the block's changes finalised.
-func (s *Store) execute(st *state.StateDB, header *types.Header, txs []*types.Transaction) (*blockRecord, common.Hash, types.Bloom, error) {
+// execute runs txs on st and returns the block record, the decoded
+// private transactions (nil for bytes that do not decode), the new root
+// and the block's bloom. st is left with the block's changes finalised.
+func (s *Store) execute(st *state.StateDB, header *types.Header, txs []Tx) (*blockRecord, []*privtx.Tx, common.Hash, types.Bloom) {
 	var (
-		evm   = s.newEVM(header, st)
-		gp    = core.NewGasPool(header.GasLimit)
-		rules = s.rules(header)
-		rec   = &blockRecord{Time: header.Time}
-		bloom types.Bloom
+		evm     = s.newEVM(header, st)
+		gp      = core.NewGasPool(header.GasLimit)
+		rules   = s.rules(header)
+		rec     = &blockRecord{Time: header.Time}
+		decoded = make([]*privtx.Tx, len(txs))
+		bloom   types.Bloom
 	)
 	for i, tx := range txs {
-		raw, err := tx.MarshalBinary()
-		if err != nil {
-			return nil, common.Hash{}, bloom, fmt.Errorf("private state: encode transaction %d: %w", i, err)
-		}
-		receipt, extra := s.applyTx(evm, st, gp, header, tx, i)
+		receipt, ptx, extra := s.applyTx(evm, st, gp, header, tx, i)
+		decoded[i] = ptx
 		if extra.Rejected != "" {
-			receipt = &types.Receipt{Type: tx.Type(), Status: types.ReceiptStatusFailed, CumulativeGasUsed: gp.CumulativeUsed(), Logs: []*types.Log{}}
+			receipt = &types.Receipt{Type: types.LegacyTxType, Status: types.ReceiptStatusFailed, CumulativeGasUsed: gp.CumulativeUsed(), Logs: []*types.Log{}}
 		} else {
 			st.Finalise(rules)
 		}
 		receipt.Bloom = types.CreateBloom(receipt)
 		bloom = orBloom(bloom, receipt.Bloom)
+		raw := tx.Raw
+		if len(raw) > MaxPrivateTxBytes {
+			raw = nil // rejected for its size; its hash is kept in extra
+		}
 		rec.Txs = append(rec.Txs, raw)
+		rec.Markers = append(rec.Markers, tx.Marker)
 		rec.Receipts = append(rec.Receipts, (*types.ReceiptForStorage)(receipt))
 		rec.Extras = append(rec.Extras, extra)
 	}
 	root := st.IntermediateRoot(rules)
-	return rec, root, bloom, nil
+	return rec, decoded, root, bloom
 }
 
 func orBloom(a, b types.Bloom) types.Bloom {
@@ -231,36 +250,63 @@ func orBloom(a, b types.Bloom) types.Bloom {
 	return a
 }
 
-// applyTx runs one private transaction, or rejects it (the state as it
-// was before). A rejection is returned in extra.Rejected.
-func (s *Store) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, header *types.Header, tx *types.Transaction, index int) (*types.Receipt, txExtra) {
-	var extra txExtra
-	reject := func(format string, args ...any) (*types.Receipt, txExtra) {
-		extra.Rejected = fmt.Sprintf(format, args...)
-		return nil, extra
+// reason cuts a rejection reason at MaxReasonBytes, on a character
+// boundary.
+func reason(r string) string {
+	if len(r) <= MaxReasonBytes {
+		return r
 	}
-	if from, err := types.Sender(s.exec.Signer(), tx); err == nil {
-		extra.From = from
+	return strings.ToValidUTF8(r[:MaxReasonBytes], "")
+}
+
+// applyTx runs one private transaction, or rejects it (the state as it
+// was before). A rejection is returned in extra.Rejected. ptx is the
+// decoded transaction, nil when the bytes do not decode.
+func (s *Store) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, header *types.Header, tx Tx, index int) (receipt *types.Receipt, ptx *privtx.Tx, extra txExtra) {
+	extra.Hash = crypto.Keccak256Hash(tx.Raw)
+	reject := func(format string, args ...any) (*types.Receipt, *privtx.Tx, txExtra) {
+		extra.Rejected = reason(fmt.Sprintf(format, args...))
+		return nil, ptx, extra
+	}
+	var decodeErr, senderErr error
+	if len(tx.Raw) <= MaxPrivateTxBytes {
+		ptx, decodeErr = privtx.Decode(tx.Raw)
+		if decodeErr == nil {
+			extra.From, senderErr = ptx.Sender(s.exec.Config().ChainID)
+		}
 	}
 	switch {
+	case tx.Reject != "":
+		return reject("%s", tx.Reject)
 	case index >= MaxPrivateTxsPerBlock:
 		return reject("private transaction %d of the block for the group, above MaxPrivateTxsPerBlock %d", index+1, MaxPrivateTxsPerBlock)
-	case tx.Size() > MaxPrivateTxBytes:
-		return reject("private transaction of %d bytes, above MaxPrivateTxBytes %d", tx.Size(), MaxPrivateTxBytes)
-	case tx.Type() == types.BlobTxType || tx.Type() == types.SetCodeTxType:
-		return reject("transaction type %d is not supported in private execution", tx.Type())
-	case tx.Gas() > uint64(s.spec.TxGasLimit):
-		return reject("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), uint64(s.spec.TxGasLimit))
-	case tx.Value().Sign() != 0:
-		return reject("value %s: private accounts hold no ether, a private transaction sends none", tx.Value())
+	case len(tx.Raw) > MaxPrivateTxBytes:
+		return reject("private transaction of %d bytes, above MaxPrivateTxBytes %d", len(tx.Raw), MaxPrivateTxBytes)
+	case decodeErr != nil:
+		return reject("%v", decodeErr)
+	case ptx.Restriction != privtx.Restricted:
+		return reject("restriction %q: private execution runs only %q transactions", ptx.Restriction, privtx.Restricted)
+	case senderErr != nil:
+		return reject("%v", senderErr)
+	case ptx.Gas > uint64(s.spec.TxGasLimit):
+		return reject("gas limit %d above the chain's per-transaction limit %d", ptx.Gas, uint64(s.spec.TxGasLimit))
+	case ptx.Value.Sign() != 0:
+		return reject("value %s: private accounts hold no ether, a private transaction sends none", ptx.Value)
 	}
-	msg, err := core.TransactionToMessage(tx, s.exec.Signer(), new(big.Int))
-	if err != nil {
-		return reject("%v", err)
+	legacy := ptx.Legacy()
+	msg := &core.Message{
+		From:     extra.From,
+		To:       legacy.To,
+		Nonce:    legacy.Nonce,
+		Value:    new(uint256.Int),
+		GasLimit: legacy.Gas,
+		Data:     legacy.Data,
 	}
 	freeMessage(msg)
 	snap, gpSnap := st.Snapshot(), gp.Snapshot()
-	st.SetTxContext(tx.Hash(), index, uint32(index+1))
+	// The logs are kept under the private hash: two senders' transactions
+	// with the same fields have the same unsigned legacy hash.
+	st.SetTxContext(extra.Hash, index, uint32(index+1))
 	res, err := core.ApplyMessage(evm, msg, gp)
 	if err != nil {
 		st.RevertToSnapshot(snap)
@@ -271,9 +317,13 @@ func (s *Store) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, header
 	if len(extra.Output) > MaxOutputBytes {
 		extra.Output = extra.Output[:MaxOutputBytes]
 	}
-	// The receipt's logs are those of this transaction (SetTxContext).
-	receipt := core.MakeReceipt(evm, res, st, header.Number, common.Hash{}, header.Time, tx, gp.CumulativeUsed(), nil)
-	return receipt, extra
+	// go-ethereum's receipt takes a *types.Transaction: the unsigned
+	// legacy one gives it type, recipient and nonce; the hash and the
+	// logs are the private transaction's.
+	receipt = core.MakeReceipt(evm, res, st, header.Number, common.Hash{}, header.Time, types.NewTx(legacy), gp.CumulativeUsed(), nil)
+	receipt.TxHash = extra.Hash
+	receipt.Logs = st.GetLogs(extra.Hash, header.Number.Uint64(), common.Hash{}, header.Time)
+	return receipt, ptx, extra
 }
 
 // commit writes the block's state, then its records in one batch whose
@@ -282,7 +332,7 @@ func (s *Store) applyTx(evm *vm.EVM, st *state.StateDB, gp *core.GasPool, header
 // they are unreachable, and pebble's write-ahead log is in order, so that
 // the sync that makes the head record durable makes them durable too. A
 // crash before the sync leaves the group at its previous block.
-func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.Hash, bloom types.Bloom, blockRLP []byte, txs []*types.Transaction, st *state.StateDB, header *types.Header) error {
+func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.Hash, bloom types.Bloom, blockRLP []byte, rec *blockRecord, st *state.StateDB, header *types.Header) error {
 	got, err := st.Commit(s.rules(header), number)
 	if err != nil {
 		return fmt.Errorf("private state: group %s: commit state of block %d: %w", h.id.Hex(), number, err)
@@ -298,7 +348,7 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	}
 	rootRLP, _ := rlp.EncodeToBytes(&rootRecord{Hash: hash, Root: root, ParentRoot: parentRoot, Bloom: bloom})
 	headRLP, _ := rlp.EncodeToBytes(&headRecord{Number: number, Hash: hash, Root: root})
-	batch := h.kv.NewBatchWithSize(len(blockRLP) + len(rootRLP) + len(headRLP) + 64*len(txs) + 128)
+	batch := h.kv.NewBatchWithSize(len(blockRLP) + len(rootRLP) + len(headRLP) + 2*64*len(rec.Extras) + 128)
 	put := func(k, v []byte) {
 		if err == nil {
 			err = batch.Put(k, v)
@@ -306,21 +356,32 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	}
 	put(numKey(prefBlock, number), blockRLP)
 	put(numKey(prefRoot, number), rootRLP)
-	seen := make(map[common.Hash]bool, len(txs))
-	for i, tx := range txs {
-		// The first of a transaction's appearances answers for it: a copy
-		// sent again is rejected (its nonce is spent) and must not hide it.
-		th := tx.Hash()
-		if seen[th] {
-			continue
-		}
-		seen[th] = true
-		has, herr := h.kv.Has(key(prefTx, th[:]))
-		if herr != nil {
-			return fmt.Errorf("private state: group %s: read transaction lookup: %w", h.id.Hex(), herr)
-		}
-		if !has {
-			put(key(prefTx, th[:]), binary12(number, i))
+	// The first of a transaction's appearances answers for it: a copy
+	// sent again is rejected (its nonce is spent) and must not hide it.
+	// Markers are public transaction hashes, unique on the chain; the
+	// same rule holds for them.
+	for _, index := range []struct {
+		prefix []byte
+		hashes func(i int) common.Hash
+	}{
+		{prefTx, func(i int) common.Hash { return rec.Extras[i].Hash }},
+		{prefMarker, func(i int) common.Hash { return rec.Markers[i] }},
+	} {
+		seen := make(map[common.Hash]bool, len(rec.Extras))
+		for i := range rec.Extras {
+			th := index.hashes(i)
+			if seen[th] {
+				continue
+			}
+			seen[th] = true
+			k := key(index.prefix, th[:])
+			has, herr := h.kv.Has(k)
+			if herr != nil {
+				return fmt.Errorf("private state: group %s: read transaction lookup: %w", h.id.Hex(), herr)
+			}
+			if !has {
+				put(k, binary12(number, i))
+			}
 		}
 	}
 	put(keyHead, headRLP)
@@ -344,27 +405,33 @@ func binary12(number uint64, index int) []byte {
 }
 
 // derive fills the derived fields of a block's receipts, as
-// types.Receipts.DeriveFields does, from what the store keeps (the sender
-// kept beside each receipt: a rejected transaction may have none).
-func (s *Store) derive(rec *blockRecord, txs []*types.Transaction, number uint64, hash common.Hash) ([]*Receipt, error) {
-	if len(txs) != len(rec.Receipts) || len(rec.Extras) != len(txs) {
-		return nil, fmt.Errorf("%d transactions, %d receipts", len(txs), len(rec.Receipts))
+// types.Receipts.DeriveFields does, from what the store keeps: the
+// record, and the transactions decoded from it (decodeTxs: nil for bytes
+// that do not decode).
+func (s *Store) derive(rec *blockRecord, txs []*privtx.Tx, number uint64, hash common.Hash) ([]*Receipt, error) {
+	if len(txs) != len(rec.Receipts) || len(rec.Extras) != len(txs) || len(rec.Markers) != len(txs) {
+		return nil, fmt.Errorf("%d transactions, %d receipts, %d extras, %d markers", len(txs), len(rec.Receipts), len(rec.Extras), len(rec.Markers))
 	}
 	out := make([]*Receipt, len(txs))
 	var cumulative uint64
 	logIndex := uint(0)
 	for i, tx := range txs {
+		x := rec.Extras[i]
 		r := new(types.Receipt)
 		*r = types.Receipt(*rec.Receipts[i])
-		x := rec.Extras[i]
-		r.Type = tx.Type()
-		r.TxHash = tx.Hash()
+		r.Type = types.LegacyTxType
+		r.TxHash = x.Hash
 		r.GasUsed = r.CumulativeGasUsed - cumulative
 		cumulative = r.CumulativeGasUsed
 		r.EffectiveGasPrice = new(big.Int)
 		r.BlockHash, r.BlockNumber, r.TransactionIndex = hash, new(big.Int).SetUint64(number), uint(i)
-		if tx.To() == nil && x.Rejected == "" {
-			r.ContractAddress = crypto.CreateAddress(x.From, tx.Nonce())
+		var to *common.Address
+		if tx != nil && tx.To != nil {
+			a := *tx.To
+			to = &a
+		}
+		if tx != nil && tx.To == nil && x.Rejected == "" {
+			r.ContractAddress = crypto.CreateAddress(x.From, tx.Nonce)
 		}
 		logs := make([]*types.Log, len(r.Logs))
 		for j, l := range r.Logs {
@@ -376,7 +443,7 @@ func (s *Store) derive(rec *blockRecord, txs []*types.Transaction, number uint64
 		}
 		r.Logs = logs
 		r.Bloom = types.CreateBloom(r)
-		out[i] = &Receipt{Receipt: r, From: x.From, To: tx.To(), Output: x.Output, Rejected: x.Rejected}
+		out[i] = &Receipt{Receipt: r, Marker: rec.Markers[i], From: x.From, To: to, Output: x.Output, Rejected: x.Rejected}
 	}
 	return out, nil
 }

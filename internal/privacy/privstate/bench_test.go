@@ -25,7 +25,7 @@ func BenchmarkApplyBlock100Transfers(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		txs := make([]*types.Transaction, perBlock)
+		txs := make([]Tx, perBlock)
 		for j := range txs {
 			to := common.BigToAddress(big.NewInt(int64(1_000_000 + i*perBlock + j)))
 			txs[j] = alice.tx(b, &tok, 100_000, token.TransferData(to, big.NewInt(1)))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/state"
@@ -16,35 +17,60 @@ import (
 
 func TestTransactionBounds(t *testing.T) {
 	spec := testSpec(t)
-	c := newPubChain(spec, 4)
+	c := newPubChain(spec, 5)
 	s := openStore(t, t.TempDir(), c, Options{})
 	defer s.Close()
 	alice := newAccount(t, 1)
 	rec := alice.created(0)
 	mustSucceed(t, mustApply(t, s, groupA, c.at(1), alice.tx(t, nil, 200_000, creation(recorderRuntime))))
 
-	// A transaction over MaxPrivateTxBytes is rejected, the one after it
-	// (the same nonce) runs.
-	oversized := alice.tx(t, &rec, 5_000_000, make([]byte, MaxPrivateTxBytes))
+	// Bytes over MaxPrivateTxBytes are rejected unread (privtx could not
+	// sign them), and the record keeps their hash alone; a transaction at
+	// the bound runs.
+	oversized := carried(append(alice.tx(t, &rec, 5_000_000, nil).Raw, make([]byte, MaxPrivateTxBytes)...))
 	alice.nonce--
 	fits := alice.tx(t, &rec, 5_000_000, make([]byte, MaxPrivateTxBytes-200))
-	if fits.Size() > MaxPrivateTxBytes || oversized.Size() <= MaxPrivateTxBytes {
-		t.Fatalf("test transactions of %d and %d bytes do not straddle the bound", fits.Size(), oversized.Size())
+	if len(fits.Raw) > MaxPrivateTxBytes || len(fits.Raw) < MaxPrivateTxBytes-300 || len(oversized.Raw) <= MaxPrivateTxBytes {
+		t.Fatalf("test transactions of %d and %d bytes do not straddle the bound", len(fits.Raw), len(oversized.Raw))
 	}
 	res := mustApply(t, s, groupA, c.at(2), oversized, fits)
-	if r := res.Receipts[0].Rejected; !strings.Contains(r, "MaxPrivateTxBytes") {
-		t.Fatalf("oversized transaction: rejected %q", r)
+	if r := res.Receipts[0]; !strings.Contains(r.Rejected, "MaxPrivateTxBytes") || r.TxHash != txHash(oversized) || r.Marker != oversized.Marker {
+		t.Fatalf("oversized transaction: rejected %q, hash %s, marker %s", r.Rejected, r.TxHash, r.Marker)
 	}
 	if r := res.Receipts[1]; r.Rejected != "" || r.Status != types.ReceiptStatusSuccessful {
 		t.Fatalf("transaction at the bound: rejected %q status %d", r.Rejected, r.Status)
 	}
+	if r, err := s.ReceiptByMarker(groupA, oversized.Marker); err != nil || r.TxHash != txHash(oversized) {
+		t.Fatalf("receipt of the oversized transaction by its marker: %v", err)
+	}
+	if _, _, _, err := s.Transaction(groupA, txHash(oversized)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the oversized transaction read back: %v, want ErrNotFound", err)
+	}
+	if err := s.read(groupA, func(h *handle) error {
+		br, err := h.blockRecord(2)
+		if err == nil && (len(br.Txs[0]) != 0 || len(br.Txs[1]) != len(fits.Raw)) {
+			err = fmt.Errorf("block record keeps %d and %d bytes", len(br.Txs[0]), len(br.Txs[1]))
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A caller's reason longer than MaxReasonBytes is kept cut.
+	long := alice.tx(t, &rec, 50_000, nil)
+	alice.nonce--
+	long.Reject = strings.Repeat("é", MaxReasonBytes)
+	res = mustApply(t, s, groupA, c.at(3), long)
+	if r := res.Receipts[0].Rejected; len(r) > MaxReasonBytes || len(r) < MaxReasonBytes-1 || !utf8.ValidString(r) {
+		t.Fatalf("reason of %d bytes kept as %d bytes (valid UTF-8 %v)", len(long.Reject), len(r), utf8.ValidString(r))
+	}
 
 	// MaxPrivateTxsPerBlock run, the next is rejected.
-	txs := make([]*types.Transaction, MaxPrivateTxsPerBlock+1)
+	txs := make([]Tx, MaxPrivateTxsPerBlock+1)
 	for i := range txs {
 		txs[i] = alice.tx(t, &rec, 50_000, common.LeftPadBytes([]byte{byte(i)}, 32))
 	}
-	res = mustApply(t, s, groupA, c.at(3), txs...)
+	res = mustApply(t, s, groupA, c.at(4), txs...)
 	for i, r := range res.Receipts[:MaxPrivateTxsPerBlock] {
 		if r.Rejected != "" || r.Status != types.ReceiptStatusSuccessful {
 			t.Fatalf("transaction %d of the block: rejected %q status %d", i, r.Rejected, r.Status)
@@ -53,17 +79,17 @@ func TestTransactionBounds(t *testing.T) {
 	if r := res.Receipts[MaxPrivateTxsPerBlock].Rejected; !strings.Contains(r, "MaxPrivateTxsPerBlock") {
 		t.Fatalf("transaction past the bound: rejected %q", r)
 	}
-	if r, err := s.Receipt(groupA, txs[MaxPrivateTxsPerBlock].Hash()); err != nil || !strings.Contains(r.Rejected, "MaxPrivateTxsPerBlock") {
+	if r, err := s.Receipt(groupA, txHash(txs[MaxPrivateTxsPerBlock])); err != nil || !strings.Contains(r.Rejected, "MaxPrivateTxsPerBlock") {
 		t.Fatalf("receipt of the transaction past the bound: %v", err)
 	}
 
 	// More than a public block can carry is refused whole, and creates
 	// nothing for a group the node does not hold.
-	many := make([]*types.Transaction, MaxRecordedTxsPerBlock+1)
+	many := make([]Tx, MaxRecordedTxsPerBlock+1)
 	for i := range many {
 		many[i] = txs[0]
 	}
-	if _, err := s.ApplyBlock(groupB, c.at(4), many); !errors.Is(err, ErrTooMany) || !strings.Contains(err.Error(), "MaxRecordedTxsPerBlock") {
+	if _, err := s.ApplyBlock(groupB, c.at(5), many); !errors.Is(err, ErrTooMany) || !strings.Contains(err.Error(), "MaxRecordedTxsPerBlock") {
 		t.Fatalf("%d transactions: %v", len(many), err)
 	}
 	if _, err := os.Stat(s.GroupDir(groupB)); !errors.Is(err, os.ErrNotExist) {
@@ -176,13 +202,13 @@ func TestOpenGroupsBound(t *testing.T) {
 			acct := newAccount(t, byte(g))
 			rec := acct.created(0)
 			for n := uint64(1); n <= blocks; n++ {
-				var tx *types.Transaction
+				var tx Tx
 				if n == 1 {
 					tx = acct.tx(t, nil, 200_000, creation(recorderRuntime))
 				} else {
 					tx = acct.tx(t, &rec, 100_000, common.BigToHash(big.NewInt(int64(g*100)+int64(n))).Bytes())
 				}
-				if _, err := s.ApplyBlock(ids[g], c.at(n), []*types.Transaction{tx}); err != nil {
+				if _, err := s.ApplyBlock(ids[g], c.at(n), []Tx{tx}); err != nil {
 					errs <- fmt.Errorf("group %d block %d: %w", g, n, err)
 					return
 				}

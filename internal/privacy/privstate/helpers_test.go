@@ -16,6 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // Groups the tests use.
@@ -24,10 +25,10 @@ var (
 	groupB = common.HexToHash("0xb2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2")
 )
 
-// marker is the distinctive plaintext a private transaction carries (in
+// secret is the distinctive plaintext a private transaction carries (in
 // its calldata, then in the contract's storage and a log): after a purge,
 // no byte of any file under the store may hold it.
-var marker = []byte("CHARTER-PRIVATE-MARKER-9c41e7d2!")
+var secret = []byte("CHARTER-PRIVATE-SECRET-9c41e7d2!")
 
 // The test contracts are assembled by hand (runtime code after a standard
 // creation stub) so that the bytes they store and log are exactly known.
@@ -90,10 +91,14 @@ func (c *pubChain) HeaderByNumber(n uint64) *types.Header {
 
 func (c *pubChain) at(n uint64) *types.Header { return c.headers[n] }
 
+// testChainID is the chain id of testSpec.
+var testChainID = big.NewInt(1337)
+
 // account is a private sender with its own nonce count.
 type account struct {
 	key   *ecdsa.PrivateKey
 	addr  common.Address
+	from  []byte // privateFrom: its organization's privacy identity
 	nonce uint64
 }
 
@@ -105,19 +110,46 @@ func newAccount(t testing.TB, seed byte) *account {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &account{key: k, addr: crypto.PubkeyToAddress(k.PublicKey)}
+	return &account{key: k, addr: crypto.PubkeyToAddress(k.PublicKey), from: crypto.Keccak256([]byte{'o', 'r', 'g', seed})}
 }
 
-// tx signs the account's next private transaction. Private transactions
-// may name any gas price: private execution charges none.
-func (a *account) tx(t testing.TB, to *common.Address, gas uint64, data []byte) *types.Transaction {
+// body is the account's next private transaction, unsigned, for group A
+// (the store leaves the group id to its caller). Private transactions may
+// name any gas price: private execution charges none.
+func (a *account) body(to *common.Address, gas uint64, data []byte) *privtx.Tx {
+	return &privtx.Tx{Nonce: a.nonce, GasPrice: big.NewInt(1_000_000_000), Gas: gas, To: to, Value: new(big.Int), Data: data,
+		PrivateFrom: a.from, PrivacyGroupID: groupA.Bytes(), Restriction: privtx.Restricted}
+}
+
+// tx signs the account's next private transaction as a payload carries it.
+func (a *account) tx(t testing.TB, to *common.Address, gas uint64, data []byte) Tx {
 	t.Helper()
-	tx := types.MustSignNewTx(a.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
-		ChainID: big.NewInt(1337), Nonce: a.nonce, To: to, Gas: gas, Value: new(big.Int),
-		GasFeeCap: big.NewInt(1_000_000_000), GasTipCap: big.NewInt(1), Data: data})
+	tx := signed(t, a.body(to, gas, data), a.key, testChainID)
 	a.nonce++
 	return tx
 }
+
+// signed signs ptx for chainID and encodes it as a payload carries it.
+func signed(t testing.TB, ptx *privtx.Tx, key *ecdsa.PrivateKey, chainID *big.Int) Tx {
+	t.Helper()
+	if err := privtx.SignTx(ptx, chainID, key); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ptx.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return carried(raw)
+}
+
+// carried is the Tx of raw bytes, with a marker hash of its own derived
+// from them (each test transaction stands for a marker of its own).
+func carried(raw []byte) Tx {
+	return Tx{Raw: raw, Marker: crypto.Keccak256Hash([]byte("marker"), raw)}
+}
+
+// txHash is the private transaction hash of tx: keccak256 of its bytes.
+func txHash(tx Tx) common.Hash { return crypto.Keccak256Hash(tx.Raw) }
 
 func (a *account) created(nonce uint64) common.Address { return crypto.CreateAddress(a.addr, nonce) }
 
@@ -132,7 +164,7 @@ func openStore(t testing.TB, dir string, c *pubChain, opts Options) *Store {
 	return s
 }
 
-func mustApply(t testing.TB, s *Store, group common.Hash, h *types.Header, txs ...*types.Transaction) *BlockResult {
+func mustApply(t testing.TB, s *Store, group common.Hash, h *types.Header, txs ...Tx) *BlockResult {
 	t.Helper()
 	res, err := s.ApplyBlock(group, h, txs)
 	if err != nil {
@@ -160,11 +192,12 @@ func receiptText(t testing.TB, r *Receipt) string {
 		t.Fatal(err)
 	}
 	extra, err := json.Marshal(struct {
+		Marker   common.Hash
 		From     common.Address
 		To       *common.Address
 		Output   []byte
 		Rejected string
-	}{r.From, r.To, r.Output, r.Rejected})
+	}{r.Marker, r.From, r.To, r.Output, r.Rejected})
 	if err != nil {
 		t.Fatal(err)
 	}

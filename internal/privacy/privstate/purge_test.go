@@ -19,29 +19,29 @@ import (
 	"github.com/charter-ledger/charter/internal/durable"
 )
 
-// markedGroup puts the marker into group A of s: a payload holding it, a
+// markedGroup puts the secret into group A of s: a payload holding it, a
 // private transaction carrying it in calldata, the recorder contract
 // keeping it in storage and in a log.
-func markedGroup(t *testing.T, s *Store, c *pubChain) (rec common.Address, txHash common.Hash) {
+func markedGroup(t *testing.T, s *Store, c *pubChain) (rec common.Address, hash common.Hash) {
 	t.Helper()
 	alice := newAccount(t, 1)
 	rec = alice.created(0)
 	mustSucceed(t, mustApply(t, s, groupA, c.at(1), alice.tx(t, nil, 200_000, creation(recorderRuntime))))
-	tx := alice.tx(t, &rec, 100_000, marker)
-	payload := append([]byte("envelope:"), marker...)
+	tx := alice.tx(t, &rec, 100_000, secret)
+	payload := append([]byte("envelope:"), secret...)
 	if err := s.PutPayload(groupA, crypto.Keccak256Hash(payload), payload); err != nil {
 		t.Fatal(err)
 	}
 	mustSucceed(t, mustApply(t, s, groupA, c.at(2), tx))
 	if err := s.View(groupA, Latest, func(st *state.StateDB) error {
-		if got := st.GetState(rec, common.Hash{}); got != common.BytesToHash(marker) {
-			t.Fatalf("the recorder keeps %x, not the marker", got)
+		if got := st.GetState(rec, common.Hash{}); got != common.BytesToHash(secret) {
+			t.Fatalf("the recorder keeps %x, not the secret", got)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return rec, tx.Hash()
+	return rec, txHash(tx)
 }
 
 func TestPurgeRemovesEverythingOfTheGroupAlone(t *testing.T) {
@@ -56,12 +56,12 @@ func TestPurgeRemovesEverythingOfTheGroupAlone(t *testing.T) {
 	resB := sc.run(t, s, c, groupB)
 	rootB := resB[9].Root
 
-	if hits := filesContaining(t, dir, marker); len(hits) == 0 {
-		t.Fatal("control: no file holds the marker before the purge, so the grep proves nothing")
+	if hits := filesContaining(t, dir, secret); len(hits) == 0 {
+		t.Fatal("control: no file holds the secret before the purge, so the grep proves nothing")
 	} else {
 		for _, h := range hits {
 			if filepath.Dir(h) != s.GroupDir(groupA) {
-				t.Fatalf("the marker is outside group A's folder: %s", h)
+				t.Fatalf("the secret is outside group A's folder: %s", h)
 			}
 		}
 	}
@@ -69,8 +69,8 @@ func TestPurgeRemovesEverythingOfTheGroupAlone(t *testing.T) {
 	if err := s.Purge(groupA, 10); err != nil {
 		t.Fatal(err)
 	}
-	if hits := filesContaining(t, dir, marker); len(hits) != 0 {
-		t.Fatalf("after the purge the marker is still in %v", hits)
+	if hits := filesContaining(t, dir, secret); len(hits) != 0 {
+		t.Fatalf("after the purge the secret is still in %v", hits)
 	}
 	if _, err := os.Stat(s.GroupDir(groupA)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("group A's folder after the purge: %v", err)
@@ -111,8 +111,8 @@ func TestPurgeRemovesEverythingOfTheGroupAlone(t *testing.T) {
 		t.Fatalf("after a restart Purged: %d %v", h, ok)
 	}
 	checkPurgedReads(t, s, c, rec, markedTx)
-	if hits := filesContaining(t, dir, marker); len(hits) != 0 {
-		t.Fatalf("after a restart the marker is in %v", hits)
+	if hits := filesContaining(t, dir, secret); len(hits) != 0 {
+		t.Fatalf("after a restart the secret is in %v", hits)
 	}
 }
 
@@ -231,8 +231,8 @@ func TestOpenFinishesACutOffPurge(t *testing.T) {
 	if _, err := os.Stat(s.GroupDir(groupA)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("group A's folder after the restart: %v", err)
 	}
-	if hits := filesContaining(t, dir, marker); len(hits) != 0 {
-		t.Fatalf("the marker is still in %v", hits)
+	if hits := filesContaining(t, dir, secret); len(hits) != 0 {
+		t.Fatalf("the secret is still in %v", hits)
 	}
 	if _, ok := s.Purged(groupB); ok {
 		t.Fatal("a tombstone that was never renamed purged group B")

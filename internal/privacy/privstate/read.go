@@ -10,6 +10,8 @@ import (
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/holiman/uint256"
+
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // Every read below answers ErrPurged for a purged group and
@@ -166,68 +168,106 @@ func (s *Store) Call(ctx context.Context, group common.Hash, header *types.Heade
 }
 
 // Receipt is the private receipt of a transaction executed (or rejected)
-// for group (priv_getTransactionReceipt); ErrNotFound if none.
+// for group, by its private transaction hash (priv_getTransactionReceipt);
+// ErrNotFound if none. A hash that several transactions share (a copy
+// sent again) answers for the first.
 func (s *Store) Receipt(group common.Hash, txHash common.Hash) (receipt *Receipt, err error) {
 	err = s.read(group, func(h *handle) error {
-		br, number, hash, index, err := s.lookup(h, txHash)
-		if err != nil {
-			return err
-		}
-		txs, err := br.decodeTxs()
-		if err != nil {
-			return fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
-		}
-		receipts, err := s.derive(br, txs, number, hash)
-		if err != nil {
-			return fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
-		}
-		receipt = receipts[index]
-		return nil
+		receipt, err = s.receipt(h, prefTx, "transaction", txHash)
+		return err
 	})
 	return receipt, err
 }
 
-// Transaction is a private transaction the group executed (or rejected),
-// with its public block and index (priv_getPrivateTransaction).
-func (s *Store) Transaction(group common.Hash, txHash common.Hash) (tx *types.Transaction, number uint64, index int, err error) {
+// ReceiptByMarker is the private receipt of the private transaction that
+// the public marker transaction marker ordered; ErrNotFound if none.
+func (s *Store) ReceiptByMarker(group common.Hash, marker common.Hash) (receipt *Receipt, err error) {
 	err = s.read(group, func(h *handle) error {
-		var br *blockRecord
-		br, number, _, index, err = s.lookup(h, txHash)
-		if err != nil {
-			return err
-		}
-		tx = new(types.Transaction)
-		if err := tx.UnmarshalBinary(br.Txs[index]); err != nil {
-			return fmt.Errorf("%w: group %s: transaction %s: %v", ErrCorrupt, group.Hex(), txHash.Hex(), err)
-		}
-		return nil
+		receipt, err = s.receipt(h, prefMarker, "marker", marker)
+		return err
+	})
+	return receipt, err
+}
+
+func (s *Store) receipt(h *handle, prefix []byte, what string, hash common.Hash) (*Receipt, error) {
+	br, number, blockHash, index, err := s.lookup(h, prefix, what, hash)
+	if err != nil {
+		return nil, err
+	}
+	txs, err := br.decodeTxs()
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+	}
+	receipts, err := s.derive(br, txs, number, blockHash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+	}
+	return receipts[index], nil
+}
+
+// Transaction is a private transaction the group executed (or rejected),
+// by its private transaction hash, with its public block and index
+// (priv_getPrivateTransaction). ErrNotFound if none, and for bytes that
+// were rejected because they do not decode (they have a receipt only).
+func (s *Store) Transaction(group common.Hash, txHash common.Hash) (tx *privtx.Tx, number uint64, index int, err error) {
+	err = s.read(group, func(h *handle) error {
+		tx, number, _, index, err = s.transaction(h, prefTx, "transaction", txHash)
+		return err
 	})
 	return tx, number, index, err
 }
 
-// lookup finds the block record of a transaction and its index in it.
-func (s *Store) lookup(h *handle, txHash common.Hash) (br *blockRecord, number uint64, hash common.Hash, index int, err error) {
-	raw, ok, err := h.getOptional(key(prefTx, txHash[:]))
+// TransactionByMarker is the private transaction that the public marker
+// transaction marker ordered, with its public block (number and hash) and
+// its index among the group's transactions of that block. ErrNotFound if
+// none, and for bytes that do not decode (they have a receipt only).
+func (s *Store) TransactionByMarker(group common.Hash, marker common.Hash) (tx *privtx.Tx, number uint64, blockHash common.Hash, index int, err error) {
+	err = s.read(group, func(h *handle) error {
+		tx, number, blockHash, index, err = s.transaction(h, prefMarker, "marker", marker)
+		return err
+	})
+	return tx, number, blockHash, index, err
+}
+
+func (s *Store) transaction(h *handle, prefix []byte, what string, hash common.Hash) (*privtx.Tx, uint64, common.Hash, int, error) {
+	br, number, blockHash, index, err := s.lookup(h, prefix, what, hash)
 	if err != nil {
-		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction lookup: %v", ErrCorrupt, h.id.Hex(), err)
+		return nil, 0, common.Hash{}, 0, err
+	}
+	tx, err := privtx.Decode(br.Txs[index])
+	if err != nil {
+		if br.Extras[index].Rejected == "" {
+			return nil, 0, common.Hash{}, 0, fmt.Errorf("%w: group %s: %s %s: transaction ran, and does not decode: %v", ErrCorrupt, h.id.Hex(), what, hash.Hex(), err)
+		}
+		return nil, 0, common.Hash{}, 0, fmt.Errorf("%w: %s %s in group %s was rejected: %s", ErrNotFound, what, hash.Hex(), h.id.Hex(), br.Extras[index].Rejected)
+	}
+	return tx, number, blockHash, index, nil
+}
+
+// lookup finds the block record of a transaction, by the lookup key
+// prefix (prefTx, prefMarker) and hash, and its index in it.
+func (s *Store) lookup(h *handle, prefix []byte, what string, hash common.Hash) (br *blockRecord, number uint64, blockHash common.Hash, index int, err error) {
+	raw, ok, err := h.getOptional(key(prefix, hash[:]))
+	if err != nil {
+		return nil, 0, blockHash, 0, fmt.Errorf("%w: group %s: %s lookup: %v", ErrCorrupt, h.id.Hex(), what, err)
 	}
 	if !ok {
-		return nil, 0, hash, 0, fmt.Errorf("%w: transaction %s in group %s", ErrNotFound, txHash.Hex(), h.id.Hex())
+		return nil, 0, blockHash, 0, fmt.Errorf("%w: %s %s in group %s", ErrNotFound, what, hash.Hex(), h.id.Hex())
 	}
 	number, index, err = decodeTxLookup(raw)
 	if err != nil {
-		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction %s: %v", ErrCorrupt, h.id.Hex(), txHash.Hex(), err)
+		return nil, 0, blockHash, 0, fmt.Errorf("%w: group %s: %s %s: %v", ErrCorrupt, h.id.Hex(), what, hash.Hex(), err)
 	}
 	rr, ok, err := h.rootRecord(number)
 	if err != nil || !ok {
-		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: root record of block %d of transaction %s missing (%v)", ErrCorrupt, h.id.Hex(), number, txHash.Hex(), err)
+		return nil, 0, blockHash, 0, fmt.Errorf("%w: group %s: root record of block %d of %s %s missing (%v)", ErrCorrupt, h.id.Hex(), number, what, hash.Hex(), err)
 	}
 	br, err = h.blockRecord(number)
 	if err != nil {
-		return nil, 0, hash, 0, err
+		return nil, 0, blockHash, 0, err
 	}
 	if index >= len(br.Txs) {
-		return nil, 0, hash, 0, fmt.Errorf("%w: group %s: transaction %s at index %d of block %d, which has %d", ErrCorrupt, h.id.Hex(), txHash.Hex(), index, number, len(br.Txs))
+		return nil, 0, blockHash, 0, fmt.Errorf("%w: group %s: %s %s at index %d of block %d, which has %d", ErrCorrupt, h.id.Hex(), what, hash.Hex(), index, number, len(br.Txs))
 	}
 	return br, number, rr.Hash, index, nil
 }

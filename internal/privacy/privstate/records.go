@@ -8,6 +8,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rlp"
+
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // Key layout of a group's database, beside go-ethereum's trie nodes
@@ -19,12 +21,14 @@ var (
 	keyHead     = []byte("charter-private-head")  // head record: the last applied block
 	prefRoot    = []byte("pr")                    // pr | number -> root record
 	prefBlock   = []byte("pb")                    // pb | number -> block record
-	prefTx      = []byte("px")                    // px | tx hash -> number(8) | index(4)
+	prefTx      = []byte("px")                    // px | private tx hash -> number(8) | index(4)
+	prefMarker  = []byte("pm")                    // pm | marker tx hash -> number(8) | index(4)
 	prefPayload = []byte("pp")                    // pp | payload hash -> payload bytes
 )
 
 // formatVersion is the version of this layout, in the identity record.
-const formatVersion = 1
+// 2: private transactions in privtx's format, with their markers.
+const formatVersion = 2
 
 func key(prefix, suffix []byte) []byte {
 	k := make([]byte, 0, len(prefix)+len(suffix))
@@ -61,17 +65,21 @@ type rootRecord struct {
 }
 
 // blockRecord holds what one public block executed for the group: the
-// private transactions (binary encoding), their receipts and what a
-// receipt does not keep. Receipts[i], Extras[i] belong to Txs[i].
+// private transactions as their payloads carried them (privtx encoding;
+// empty for one over MaxPrivateTxBytes, which was rejected), the markers
+// that ordered them, their receipts and what a receipt does not keep.
+// Markers[i], Receipts[i], Extras[i] belong to Txs[i].
 type blockRecord struct {
 	Time     uint64
 	Txs      [][]byte
+	Markers  []common.Hash
 	Receipts []*types.ReceiptForStorage
 	Extras   []txExtra
 }
 
 // txExtra is kept with each private receipt.
 type txExtra struct {
+	Hash     common.Hash    // private transaction hash: keccak256 of the bytes carried
 	From     common.Address // zero when the signature recovers no sender
 	Output   []byte         // return data (revert data of a failure), cut at MaxOutputBytes
 	Rejected string         // why the transaction was not executed; "" when it ran
@@ -182,27 +190,40 @@ func decodeBlockRecord(raw []byte) (*blockRecord, error) {
 	}
 	n := len(rec.Txs)
 	switch {
-	case len(rec.Receipts) != n || len(rec.Extras) != n:
-		return nil, fmt.Errorf("%d transactions, %d receipts, %d extras", n, len(rec.Receipts), len(rec.Extras))
+	case len(rec.Markers) != n || len(rec.Receipts) != n || len(rec.Extras) != n:
+		return nil, fmt.Errorf("%d transactions, %d markers, %d receipts, %d extras", n, len(rec.Markers), len(rec.Receipts), len(rec.Extras))
 	case n > MaxRecordedTxsPerBlock:
 		return nil, fmt.Errorf("%d transactions, above MaxRecordedTxsPerBlock %d", n, MaxRecordedTxsPerBlock)
 	}
+	var cumulative uint64
 	for i, x := range rec.Extras {
-		if len(x.Output) > MaxOutputBytes {
+		switch {
+		case len(rec.Txs[i]) > MaxPrivateTxBytes:
+			return nil, fmt.Errorf("transaction %d is %d bytes, above MaxPrivateTxBytes %d", i, len(rec.Txs[i]), MaxPrivateTxBytes)
+		case len(x.Output) > MaxOutputBytes:
 			return nil, fmt.Errorf("output of transaction %d is %d bytes, above MaxOutputBytes %d", i, len(x.Output), MaxOutputBytes)
+		case len(x.Rejected) > MaxReasonBytes:
+			return nil, fmt.Errorf("rejection reason of transaction %d is %d bytes, above MaxReasonBytes %d", i, len(x.Rejected), MaxReasonBytes)
+		case rec.Receipts[i].CumulativeGasUsed < cumulative:
+			return nil, fmt.Errorf("receipt %d: cumulative gas %d below the previous receipt's %d", i, rec.Receipts[i].CumulativeGasUsed, cumulative)
 		}
+		cumulative = rec.Receipts[i].CumulativeGasUsed
 	}
 	return &rec, nil
 }
 
-// decodeTxs decodes the transactions of a block record. A transaction the
-// store kept always decodes; one that does not is corruption.
-func (r *blockRecord) decodeTxs() ([]*types.Transaction, error) {
-	txs := make([]*types.Transaction, len(r.Txs))
+// decodeTxs decodes the private transactions of a block record; the bytes
+// of a rejected one may not decode (its entry is nil), those of one that
+// ran always do, or the record is corrupt.
+func (r *blockRecord) decodeTxs() ([]*privtx.Tx, error) {
+	txs := make([]*privtx.Tx, len(r.Txs))
 	for i, raw := range r.Txs {
-		tx := new(types.Transaction)
-		if err := tx.UnmarshalBinary(raw); err != nil {
-			return nil, fmt.Errorf("transaction %d: %w", i, err)
+		tx, err := privtx.Decode(raw)
+		if err != nil {
+			if r.Extras[i].Rejected == "" {
+				return nil, fmt.Errorf("transaction %d ran, and does not decode: %w", i, err)
+			}
+			continue
 		}
 		txs[i] = tx
 	}

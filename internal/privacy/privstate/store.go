@@ -8,7 +8,8 @@
 //
 //	groups/<hex group id>/   one pebble database per group: state trie,
 //	                         contract code, receipts, logs, private
-//	                         transactions, payloads, per-block roots
+//	                         transactions and their markers, payloads,
+//	                         per-block roots
 //	purged/<hex group id>    the tombstone of a purged group: its height
 //
 // Everything a group holds is inside its own folder, so that a purge is
@@ -48,14 +49,15 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/durable"
 	"github.com/charter-ledger/charter/internal/execution"
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // Bounds of private execution and of the queries of private data. An
 // error or a rejection that one of them causes names it.
 const (
 	// MaxPrivateTxBytes bounds the encoded size of one private
-	// transaction, as the chain's default bounds a public one.
-	MaxPrivateTxBytes = chain.DefaultMaxTxBytes
+	// transaction: privtx's bound, the chain's default for a public one.
+	MaxPrivateTxBytes = privtx.MaxTxBytes
 	// MaxPrivateTxsPerBlock bounds the private transactions of one group
 	// that one public block executes; those after it are rejected.
 	MaxPrivateTxsPerBlock = 1_000
@@ -67,6 +69,9 @@ const (
 	// MaxPayloadBytes bounds one stored payload (the encrypted envelope
 	// of one private transaction for the group's members).
 	MaxPayloadBytes = 2 << 20
+	// MaxReasonBytes bounds the rejection reason kept with a receipt;
+	// a longer one (the caller's) is kept cut to this length.
+	MaxReasonBytes = 1 << 10
 	// MaxOutputBytes bounds the return data kept with a private receipt;
 	// longer output is kept cut to this length.
 	MaxOutputBytes = 64 << 10

@@ -12,9 +12,11 @@ import (
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/holiman/uint256"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -24,12 +26,12 @@ import (
 type tokenScenario struct {
 	alice, bob, carol *account
 	token             common.Address
-	blocks            map[uint64][]*types.Transaction
+	blocks            map[uint64][]Tx
 	order             []uint64
 }
 
 func newTokenScenario(t testing.TB) *tokenScenario {
-	sc := &tokenScenario{alice: newAccount(t, 1), bob: newAccount(t, 2), carol: newAccount(t, 3), blocks: map[uint64][]*types.Transaction{}}
+	sc := &tokenScenario{alice: newAccount(t, 1), bob: newAccount(t, 2), carol: newAccount(t, 3), blocks: map[uint64][]Tx{}}
 	sc.token = sc.alice.created(0)
 	sc.add(2, sc.alice.tx(t, nil, 3_000_000, token.DeployData(big.NewInt(1_000_000))))
 	sc.add(5, sc.alice.tx(t, &sc.token, 100_000, token.TransferData(sc.bob.addr, big.NewInt(100))),
@@ -38,7 +40,7 @@ func newTokenScenario(t testing.TB) *tokenScenario {
 	return sc
 }
 
-func (sc *tokenScenario) add(n uint64, txs ...*types.Transaction) {
+func (sc *tokenScenario) add(n uint64, txs ...Tx) {
 	sc.blocks[n] = txs
 	sc.order = append(sc.order, n)
 }
@@ -229,9 +231,9 @@ func TestNonMemberHoldsNothing(t *testing.T) {
 	alice := newAccount(t, 1)
 	rec := alice.created(0)
 	mustApply(t, member, groupA, c.at(1), alice.tx(t, nil, 200_000, creation(recorderRuntime)))
-	mustSucceed(t, mustApply(t, member, groupA, c.at(2), alice.tx(t, &rec, 100_000, marker)))
-	if len(filesContaining(t, member.root, marker)) == 0 {
-		t.Fatal("control: the member's files do not hold the marker, so the grep proves nothing")
+	mustSucceed(t, mustApply(t, member, groupA, c.at(2), alice.tx(t, &rec, 100_000, secret)))
+	if len(filesContaining(t, member.root, secret)) == 0 {
+		t.Fatal("control: the member's files do not hold the secret, so the grep proves nothing")
 	}
 
 	for name, read := range map[string]func() error{
@@ -258,8 +260,8 @@ func TestNonMemberHoldsNothing(t *testing.T) {
 	if err != nil || len(entries) != 0 {
 		t.Fatalf("the non-member's groups folder holds %d entries (%v)", len(entries), err)
 	}
-	if hits := filesContaining(t, outsiderDir, marker); len(hits) != 0 {
-		t.Fatalf("the non-member's files hold the marker: %v", hits)
+	if hits := filesContaining(t, outsiderDir, secret); len(hits) != 0 {
+		t.Fatalf("the non-member's files hold the secret: %v", hits)
 	}
 }
 
@@ -280,28 +282,52 @@ func TestPrivateExecutionRules(t *testing.T) {
 	mustSucceed(t, res)
 	rec := alice.created(0)
 
-	valueTx := types.MustSignNewTx(bob.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
-		ChainID: big.NewInt(1337), Nonce: 0, To: &rec, Gas: 100_000, Value: big.NewInt(1), GasFeeCap: new(big.Int), GasTipCap: new(big.Int)})
-	wrongChain := types.MustSignNewTx(bob.key, types.LatestSignerForChainID(big.NewInt(99)), &types.DynamicFeeTx{
-		ChainID: big.NewInt(99), Nonce: 0, To: &rec, Gas: 100_000, Value: new(big.Int), GasFeeCap: new(big.Int), GasTipCap: new(big.Int)})
-	setCode := types.MustSignNewTx(bob.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.SetCodeTx{
-		ChainID: uint256.NewInt(1337), Nonce: 0, To: rec, Gas: 100_000, Value: new(uint256.Int), GasFeeCap: new(uint256.Int), GasTipCap: new(uint256.Int),
-		AuthList: []types.SetCodeAuthorization{{ChainID: *uint256.NewInt(1337), Address: rec}}})
-	tooMuchGas := bob.tx(t, &rec, uint64(spec.TxGasLimit)+1, nil)
-	bob.nonce-- // rejected: its nonce is free again
+	// Each of these is rejected; bob's nonce 0 is free for the next.
+	value := bob.body(&rec, 100_000, nil)
+	value.Value = big.NewInt(1)
+	valueTx := signed(t, value, bob.key, testChainID)
+	wrongChain := signed(t, bob.body(&rec, 100_000, nil), bob.key, big.NewInt(99))
+	unrestricted := bob.body(&rec, 100_000, nil)
+	unrestricted.Restriction = privtx.Unrestricted
+	unrestrictedTx := signed(t, unrestricted, bob.key, testChainID)
+	highS := bob.body(&rec, 100_000, nil) // the malleable twin of a valid signature: s above n/2
+	if err := privtx.SignTx(highS, testChainID, bob.key); err != nil {
+		t.Fatal(err)
+	}
+	highS.S = new(big.Int).Sub(crypto.S256().Params().N, highS.S)
+	base := big.NewInt(2*1337 + 35)                                // recovery id 0
+	highS.V = new(big.Int).Sub(new(big.Int).Lsh(base, 1), highS.V) // the other recovery id
+	highS.V.Add(highS.V, big.NewInt(1))
+	highSRaw, err := highS.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChainID := bob.body(&rec, 100_000, nil) // pre-EIP-155: v 27
+	if err := privtx.SignTx(noChainID, testChainID, bob.key); err != nil {
+		t.Fatal(err)
+	}
+	noChainID.V = big.NewInt(27)
+	noChainIDRaw, err := noChainID.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tooMuchGas := signed(t, bob.body(&rec, uint64(spec.TxGasLimit)+1, nil), bob.key, testChainID)
 	callRegistry := bob.tx(t, &registry, 100_000, common.FromHex("0x12345678"))
-	farNonce := types.MustSignNewTx(bob.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
-		ChainID: big.NewInt(1337), Nonce: 7, To: &rec, Gas: 100_000, Value: new(big.Int), GasFeeCap: new(big.Int), GasTipCap: new(big.Int)})
+	far := bob.body(&rec, 100_000, nil)
+	far.Nonce = 7
+	farNonce := signed(t, far, bob.key, testChainID)
 	store := bob.tx(t, &rec, 100_000, common.LeftPadBytes([]byte{0x42}, 32))
 
-	res = mustApply(t, s, groupA, c.at(2), valueTx, wrongChain, setCode, tooMuchGas, callRegistry, farNonce, store)
+	res = mustApply(t, s, groupA, c.at(2), valueTx, wrongChain, unrestrictedTx, carried(highSRaw), carried(noChainIDRaw), tooMuchGas, callRegistry, farNonce, store)
 	want := []struct {
 		rejected string // a part of the reason, "" when it ran
 		status   uint64
 	}{
 		{"private accounts hold no ether", 0},
-		{"invalid chain id", 0},
-		{"not supported in private execution", 0},
+		{"signed for chain 99, this chain is 1337", 0},
+		{`restriction "unrestricted"`, 0},
+		{"above secp256k1n/2", 0},
+		{"carries no chain id", 0},
 		{"per-transaction limit", 0},
 		{"", types.ReceiptStatusFailed}, // ran, and the system contract reverted it
 		{"nonce too high", 0},
@@ -317,6 +343,12 @@ func TestPrivateExecutionRules(t *testing.T) {
 		}
 		if !strings.Contains(r.Rejected, w.rejected) || r.Status != types.ReceiptStatusFailed || r.GasUsed != 0 || len(r.Logs) != 0 {
 			t.Errorf("transaction %d: rejected %q status %d gas %d, want rejected for %q", i, r.Rejected, r.Status, r.GasUsed, w.rejected)
+		}
+	}
+	// A sender is named where the signature gives one for this chain.
+	for i, want := range []common.Address{bob.addr, {}, bob.addr, {}, {}} {
+		if got := res.Receipts[i].From; got != want {
+			t.Errorf("transaction %d: From %s, want %s", i, got, want)
 		}
 	}
 	if n, _ := s.Nonce(groupA, bob.addr); n != 2 {

@@ -21,7 +21,9 @@
 //	               (the X25519 part of its registry privacy key)
 //	recipients     either privateFor, a list of 1..MaxPrivateFor (64) keys of
 //	               32 bytes, or privacyGroupId, a string of 32 bytes
-//	restriction    "restricted" or "unrestricted" (the client sends the first)
+//	restriction    "restricted" or "unrestricted" (the client sends the first;
+//	               given the second it signs the base64 decoding of the word,
+//	               which Decode refuses)
 //
 // Integers are big-endian without leading zero bytes (zero is the empty
 // string), and every item is in canonical RLP. The API carries keys and

@@ -91,9 +91,9 @@ func Decode(raw []byte) (*Tx, error) {
 	if len(rest) != 0 {
 		return nil, malformed("%d trailing bytes after the RLP list", len(rest))
 	}
-	n, err := rlp.CountValues(content)
+	n, err := countItems(content, itemName)
 	if err != nil {
-		return nil, malformed("list items: %v", err)
+		return nil, err
 	}
 	if n != Items {
 		return nil, malformed("%d items, want %d (nonce, gasPrice, gasLimit, to, value, data, v, r, s, privateFrom, privateFor or privacyGroupId, restriction)", n, Items)
@@ -173,9 +173,9 @@ func Decode(raw []byte) (*Tx, error) {
 
 // splitKeys reads the content of the privateFor list.
 func splitKeys(b []byte) ([][]byte, error) {
-	n, err := rlp.CountValues(b)
+	n, err := countItems(b, func(i int) string { return fmt.Sprintf("privateFor[%d]", i) })
 	if err != nil {
-		return nil, malformed("privateFor: %v", err)
+		return nil, err
 	}
 	if n > MaxPrivateFor {
 		return nil, malformed("privateFor: %d keys, at most %d", n, MaxPrivateFor)
@@ -189,6 +189,30 @@ func splitKeys(b []byte) ([][]byte, error) {
 		keys = append(keys, bytes.Clone(k))
 	}
 	return keys, nil
+}
+
+// itemNames name the items of the list, in order.
+var itemNames = [Items]string{"nonce", "gasPrice", "gasLimit", "to", "value", "data", "v", "r", "s", "privateFrom", "privateFor or privacyGroupId", "restriction"}
+
+func itemName(i int) string {
+	if i < Items {
+		return itemNames[i]
+	}
+	return fmt.Sprintf("item %d", i)
+}
+
+// countItems counts the items of a list's content, naming the first item
+// that is not canonical RLP.
+func countItems(content []byte, name func(int) string) (int, error) {
+	n := 0
+	for b := content; len(b) > 0; n++ {
+		_, _, rest, err := rlp.Split(b)
+		if err != nil {
+			return 0, malformed("%s: %v", name(n), err)
+		}
+		b = rest
+	}
+	return n, nil
 }
 
 // splitBytes reads one RLP string, refusing a list.
