@@ -63,14 +63,14 @@ type Config struct {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
+	case c.Kind != KindTransfer && c.Kind != KindERC20 && c.Kind != KindPrivateERC20:
+		return fmt.Errorf("--kind %q: want transfer, erc20 or private-erc20", c.Kind)
 	case len(c.Endpoints) == 0 && c.Kind != KindPrivateERC20:
 		return errors.New("no JSON-RPC endpoint given (--rpc)")
 	case c.Txs < 1 || c.Txs > 10_000_000:
 		return fmt.Errorf("--txs %d is outside [1, 10000000]", c.Txs)
 	case c.Senders < 1 || c.Senders > 100_000:
 		return fmt.Errorf("--senders %d is outside [1, 100000]", c.Senders)
-	case c.Kind != KindTransfer && c.Kind != KindERC20 && c.Kind != KindPrivateERC20:
-		return fmt.Errorf("--kind %q: want transfer, erc20 or private-erc20", c.Kind)
 	case c.Rate < 0:
 		return fmt.Errorf("--rate %v is negative", c.Rate)
 	case c.Batch < 1 || c.Batch > 1000:
