@@ -178,7 +178,7 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 			src.Skip() // waits for a block with room
 			continue
 		}
-		if callsSystem(tx) && (govFull || run.gov.txs >= lim.GovTxs) {
+		if countsAsGovernance(tx) && (govFull || run.gov.txs >= lim.GovTxs) {
 			src.Skip() // the block's governance budget is spent: a later block
 			continue
 		}
@@ -310,6 +310,13 @@ func callsSystem(tx *types.Transaction) bool {
 	return tx.To() != nil && system.IsSystem(*tx.To())
 }
 
+// countsAsGovernance reports whether tx counts against maxBlockGovTxs:
+// a call of a system contract other than a private transaction's marker
+// (system.IsPrivateMarker), which writes no system storage.
+func countsAsGovernance(tx *types.Transaction) bool {
+	return callsSystem(tx) && !system.IsPrivateMarker(tx)
+}
+
 // govWork is the governance work of a block so far, counted against its
 // budget (system.BlockLimits) by applyTx, in Build and Apply alike.
 type govWork struct {
@@ -327,7 +334,7 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	if tx.Gas() > run.txGasLimit {
 		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), run.txGasLimit)
 	}
-	call := callsSystem(tx)
+	call := countsAsGovernance(tx)
 	if call && run.gov.txs >= run.limits.GovTxs {
 		return nil, fmt.Errorf("%w: call %d of a system contract, above maxBlockGovTxs %d", errGovBudget, run.gov.txs+1, run.limits.GovTxs)
 	}
@@ -344,7 +351,11 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	if err != nil {
 		return nil, err
 	}
-	if tx.Type() == types.SetCodeTxType {
+	if sender.Node {
+		if err := system.CheckNodeCall(msg.From, tx); err != nil {
+			return nil, err
+		}
+	} else if tx.Type() == types.SetCodeTxType {
 		if err := run.sys.CheckAuthorizations(msg.SetCodeAuthorizations); err != nil {
 			return nil, err
 		}

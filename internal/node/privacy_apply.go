@@ -2,10 +2,12 @@ package node
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -290,6 +292,13 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
 			return err
 		}
 	}
+	// Purges decided by governance emit no event: the groups this node
+	// holds whose record says purged are purged too.
+	for _, id := range a.localGroups() {
+		if g, ok := reg.Group(id); ok && g.Status == system.GroupPurged && !slices.Contains(purges, id) {
+			purges = append(purges, id)
+		}
+	}
 	for _, id := range purges {
 		if _, purged := p.store.Purged(id); purged {
 			continue
@@ -301,6 +310,18 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) error {
 		p.log.Info("Privacy group purged: its payloads and private state are deleted from this node", "group", id, "block", number)
 	}
 	return nil
+}
+
+// localGroups are the groups with a folder in this node's private state.
+func (a *applier) localGroups() []common.Hash {
+	entries, _ := os.ReadDir(filepath.Join(a.p.dir, "groups"))
+	var out []common.Hash
+	for _, e := range entries {
+		if b, err := hex.DecodeString(e.Name()); err == nil && len(b) == common.HashLength && e.IsDir() {
+			out = append(out, common.BytesToHash(b))
+		}
+	}
+	return out
 }
 
 // applyGroup gathers, opens, checks and applies one group's private

@@ -407,7 +407,7 @@ func (f *fetcher) flushDisclosures() {
 	f.disclosureMu.Unlock()
 	for k, hashes := range pending {
 		for len(hashes) > 0 {
-			batch := hashes[:min(len(hashes), system.MaxDisclosuresPerCall)]
+			batch := hashes[:min(len(hashes), system.MaxDisclosureHashes)]
 			hashes = hashes[len(batch):]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, err := f.p.send.call(ctx, "recordDisclosure", false, [32]byte(k.group), k.auditor, batch)

@@ -1,8 +1,10 @@
 package system
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -43,17 +45,42 @@ func (s *State) CheckTransaction(from common.Address, tx *types.Transaction) err
 		return err
 	}
 	if sender.Node {
-		m, err := Registry.MethodById(tx.Data())
-		if err != nil || !privacyNodeCalls[m.Name] || tx.Type() == types.SetCodeTxType {
-			return fmt.Errorf("%w: node %s may only send privacy calls to the registry", ErrNotPermitted, from.Hex())
-		}
-		return nil
+		return CheckNodeCall(from, tx)
 	}
 	if tx.Type() == types.SetCodeTxType {
 		return s.CheckAuthorizations(tx.SetCodeAuthorizations())
 	}
 	return nil
 }
+
+// CheckNodeCall refuses a node's transaction that is not one of the
+// registry's privacy calls, or that carries set-code authorizations. The
+// pool and block execution both apply it.
+func CheckNodeCall(from common.Address, tx *types.Transaction) error {
+	m, err := Registry.MethodById(tx.Data())
+	if err != nil || !privacyNodeCalls[m.Name] || tx.Type() == types.SetCodeTxType {
+		return fmt.Errorf("%w: node %s may only send privacy calls to the registry", ErrNotPermitted, from.Hex())
+	}
+	return nil
+}
+
+// IsPrivateMarker reports whether tx is a marker of a private transaction
+// to an existing group: a registry privateMarker call with no members
+// listed. Markers emit one event and write no system storage; blocks do
+// not count them against maxBlockGovTxs (a marker that creates a legacy
+// group writes the registry and counts).
+func IsPrivateMarker(tx *types.Transaction) bool {
+	to := tx.To()
+	data := tx.Data()
+	if to == nil || *to != RegistryAddress || len(data) != 4+4*32 || !bytes.Equal(data[:4], privateMarkerID) {
+		return false
+	}
+	// members is the third argument: its offset word, then its length word
+	// at that offset must be zero.
+	return new(big.Int).SetBytes(data[4+2*32:4+3*32]).Cmp(big.NewInt(3*32)) == 0 && new(big.Int).SetBytes(data[4+3*32:]).Sign() == 0
+}
+
+var privateMarkerID = Registry.Methods["privateMarker"].ID
 
 // Sender is a transaction's sender as the rules see it.
 type Sender struct {

@@ -49,6 +49,9 @@ const (
 	// MaxDisclosureHashes bounds the payload hashes of one
 	// recordDisclosure.
 	MaxDisclosureHashes = 256
+	// LegacyGroupDescription is the description of a group a marker
+	// created (a privateFor transaction's legacy group).
+	LegacyGroupDescription = "legacy"
 )
 
 // Gas of the privacy calls that every private transaction pays (markers)
@@ -200,7 +203,7 @@ func (s *State) createLegacyGroup(caller common.Address, o Org, id common.Hash, 
 	if want := LegacyGroupID(keys); want != id {
 		return Group{}, reverts("%s is not the legacy id of its members' privacy keys, which is %s", groupText(id), want.Hex())
 	}
-	g := Group{ID: id, Description: "legacy", Creator: o.Name, Members: sorted, MembersHash: MembersHash(sorted),
+	g := Group{ID: id, Description: LegacyGroupDescription, Creator: o.Name, Members: sorted, MembersHash: MembersHash(sorted),
 		Status: GroupActive, Created: s.height, Changed: s.height}
 	s.putGroup(g)
 	for _, m := range sorted {

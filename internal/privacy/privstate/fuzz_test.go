@@ -11,7 +11,8 @@ import (
 
 // FuzzDecodeRecords feeds arbitrary bytes to every decoder of what a
 // group's database and the tombstones hold: none may panic, and a block
-// record that decodes has lists that agree and derive.
+// record that decodes has lists that agree and derive, and only rejected
+// transactions whose bytes do not decode.
 func FuzzDecodeRecords(f *testing.F) {
 	spec := testSpec(f)
 	c := newPubChain(spec, 9)
@@ -20,6 +21,9 @@ func FuzzDecodeRecords(f *testing.F) {
 	sc.run(f, s, c, groupA)
 	bad := newAccount(f, 7)
 	mustApply(f, s, groupB, c.at(3), bad.tx(f, nil, 1, nil)) // rejected: intrinsic gas
+	refused := bad.tx(f, nil, 100_000, nil)
+	refused.Reject = "refused by the caller"
+	mustApply(f, s, groupB, c.at(5), carried([]byte("not a private transaction")), refused)
 	for _, g := range []common.Hash{groupA, groupB} {
 		if err := s.read(g, func(h *handle) error {
 			for _, n := range []uint64{2, 3, 5, 9} {
@@ -46,12 +50,18 @@ func FuzzDecodeRecords(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if rec, err := decodeBlockRecord(raw); err == nil {
-			if len(rec.Receipts) != len(rec.Txs) || len(rec.Extras) != len(rec.Txs) || len(rec.Txs) > MaxRecordedTxsPerBlock {
-				t.Fatalf("decoded record with %d transactions, %d receipts, %d extras", len(rec.Txs), len(rec.Receipts), len(rec.Extras))
+			if len(rec.Receipts) != len(rec.Txs) || len(rec.Extras) != len(rec.Txs) || len(rec.Markers) != len(rec.Txs) || len(rec.Txs) > MaxRecordedTxsPerBlock {
+				t.Fatalf("decoded record with %d transactions, %d receipts, %d extras, %d markers", len(rec.Txs), len(rec.Receipts), len(rec.Extras), len(rec.Markers))
 			}
 			if txs, err := rec.decodeTxs(); err == nil {
-				if rs, err := (&Store{}).derive(rec, txs, 1, common.Hash{1}); err != nil || len(rs) != len(txs) {
+				rs, err := (&Store{}).derive(rec, txs, 1, common.Hash{1})
+				if err != nil || len(rs) != len(txs) {
 					t.Fatalf("derive: %d receipts, %v", len(rs), err)
+				}
+				for i, r := range rs {
+					if r.Rejected == "" && txs[i] == nil {
+						t.Fatalf("receipt %d ran without a transaction that decodes", i)
+					}
 				}
 			}
 		}
