@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,29 +21,71 @@ import (
 	"github.com/charter-ledger/charter/internal/bench"
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/node"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
-	rpcs := fs.String("rpc", "http://127.0.0.1:8545", "JSON-RPC endpoints, comma separated; senders are spread over them")
+	rpcs := fs.String("rpc", "http://127.0.0.1:8545", "JSON-RPC endpoints, comma separated; senders are spread over them (default with --net: every node of the network)")
 	txs := fs.Int("txs", 10000, "transactions to measure")
-	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0; on a governed network they need --admin-key to get role write)")
-	kind := fs.String("kind", "transfer", "transfer or erc20")
+	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0; on a governed network they need --admin-key to get role write); private-erc20: over all organizations of the group")
+	kind := fs.String("kind", "transfer", "transfer, erc20 or private-erc20 (ERC-20 transfers in a privacy group of the network's first organizations: give --net DIR, or --group-rpc)")
 	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them")
 	batch := fs.Int("batch", 100, "raw transactions per JSON-RPC batch request (1: one request per transaction); with --rate a batch holds only transactions already due")
 	keysFile := fs.String("keys", "", "file of hex private keys, one per line, mode 0600 (default: accounts of the development mnemonic)")
-	adminKey := fs.String("admin-key", "", "key file of an organization admin account (e.g. NET/orgs/org0/admin-account.key): grants write to senders that lack it, and funds them if the funder cannot")
+	adminKey := fs.String("admin-key", "", "key file of an organization admin account (e.g. NET/orgs/org0/admin-account.key): grants write to senders that lack it, and funds them if the funder cannot; private-erc20 with --group-rpc: one per organization of the group, comma separated, in the same order")
 	adminPw := fs.String("admin-password-file", "", "password of --admin-key, on this file's first line")
-	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	netDir := fs.String("net", "", "the network's folder ('charter testnet --dir'): its endpoints.json gives the nodes and their organizations, its orgs/ORG/admin-account.key the admins")
+	groupRPC := fs.String("group-rpc", "", "private-erc20 without --net: one node endpoint per organization of the privacy group, comma separated (the first deploys the token)")
+	groupOrgs := fs.Int("group-orgs", 2, "private-erc20 with --net: the privacy group is the network's first this many organizations")
+	privGroup := fs.String("privacy-group", "", "private-erc20: run in this privacy group (base64 id) of exactly the group's organizations; default: one found with priv_findPrivacyGroup, or created")
+	withPublic := fs.Bool("with-public", false, "private-erc20: then run public erc20 with the same transactions, senders, rate and endpoints, and print both")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file (with --with-public: {\"private\": ..., \"public\": ..., \"tps_ratio\": ...})")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency over time to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	set := flagsSet(fs)
+	private := *kind == bench.KindPrivateERC20
+	if *withPublic && !private {
+		return fmt.Errorf("--with-public goes with --kind %s", bench.KindPrivateERC20)
+	}
+	if *groupRPC != "" && *netDir != "" {
+		return errors.New("--group-rpc and --net both name the group's nodes; give one")
+	}
+	pw, err := readPassword("admin-password-file", *adminPw)
+	if err != nil {
+		return err
+	}
+	var net *Endpoints
+	if *netDir != "" {
+		if net, err = readEndpoints(*netDir); err != nil {
+			return err
+		}
+	}
+	endpoints := strings.Split(*rpcs, ",")
+	if net != nil && !set["rpc"] {
+		endpoints = nil
+		for _, n := range net.Nodes {
+			endpoints = append(endpoints, n.RPC)
+		}
+	}
+	var group []bench.GroupOrg
+	if private {
+		if group, err = benchGroup(net, *netDir, *groupOrgs, *groupRPC, *adminKey, pw); err != nil {
+			return err
+		}
+		if *withPublic && !set["rpc"] {
+			endpoints = nil // the same nodes as the private run
+			for _, g := range group {
+				endpoints = append(endpoints, g.Endpoints...)
+			}
+		}
+	}
 	var keys []*ecdsa.PrivateKey
 	var funder *ecdsa.PrivateKey
 	if *keysFile != "" {
-		var err error
 		if keys, err = readKeys(*keysFile); err != nil {
 			return err
 		}
@@ -63,20 +106,23 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		funder = keys[0]
 	}
 	var admin *ecdsa.PrivateKey
-	if *adminKey != "" {
-		pw, err := readPassword("admin-password-file", *adminPw)
-		if err != nil {
+	switch {
+	case private && !*withPublic:
+	case *adminKey != "" && !strings.Contains(*adminKey, ","):
+		if admin, err = loadAdminKey("--admin-key", *adminKey, pw); err != nil {
 			return err
 		}
-		if admin, err = identity.LoadNodeKey(*adminKey, pw); err != nil {
-			if errors.Is(err, identity.ErrPasswordRequired) {
-				return fmt.Errorf("--admin-key: %w; give --admin-password-file FILE", err)
+	case net != nil && len(net.Nodes) > 0:
+		// The development accounts belong to the first organization.
+		path := filepath.Join(*netDir, "orgs", net.Nodes[0].Org, node.AdminAccountFile)
+		if _, serr := os.Stat(path); serr == nil {
+			if admin, err = loadAdminKey("--net", path, pw); err != nil {
+				return err
 			}
-			return fmt.Errorf("--admin-key: %w", err)
 		}
 	}
 	cfg := bench.Config{
-		Endpoints: strings.Split(*rpcs, ","),
+		Endpoints: endpoints,
 		Txs:       *txs,
 		Senders:   *senders,
 		Kind:      *kind,
@@ -90,18 +136,39 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bench.Run(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: sent %d, confirmed %d, failed %d in %.2fs over %d blocks\n", res.Kind, res.Sent, res.Confirmed, res.Failed, res.DurationS, res.Blocks)
-	fmt.Fprintf(stdout, "throughput %.1f tx/s; submission to finality p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-		res.TPS, res.Latency.P50, res.Latency.P95, res.Latency.P99, res.Latency.Max)
-	for _, e := range res.Errors {
-		fmt.Fprintf(stdout, "submission error: %s\n", e)
+	var res, pub *bench.Result
+	if private {
+		pcfg := cfg
+		pcfg.Group, pcfg.PrivacyGroup = group, *privGroup
+		if res, err = bench.Run(ctx, pcfg); err != nil {
+			return err
+		}
+		printBench(stdout, res)
+		if *withPublic {
+			cfg.Kind = bench.KindERC20
+			if pub, err = bench.Run(ctx, cfg); err != nil {
+				return fmt.Errorf("public erc20 after the private run: %w", err)
+			}
+			printBench(stdout, pub)
+			fmt.Fprintf(stdout, "private/public: throughput %.2f, p50 %.2f, p99 %.2f\n",
+				ratio(res.TPS, pub.TPS), ratio(res.Latency.P50, pub.Latency.P50), ratio(res.Latency.P99, pub.Latency.P99))
+		}
+	} else {
+		if res, err = bench.Run(ctx, cfg); err != nil {
+			return err
+		}
+		printBench(stdout, res)
 	}
 	if *jsonOut != "" {
-		data, _ := json.MarshalIndent(res, "", "  ")
+		var out any = res
+		if pub != nil {
+			out = struct {
+				Private  *bench.Result `json:"private"`
+				Public   *bench.Result `json:"public"`
+				TPSRatio float64       `json:"tps_ratio"`
+			}{res, pub, ratio(res.TPS, pub.TPS)}
+		}
+		data, _ := json.MarshalIndent(out, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", *jsonOut, err)
 		}
@@ -119,10 +186,122 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--html: %w", err)
 		}
 	}
-	if res.Failed > 0 {
-		return fmt.Errorf("%d of %d transactions failed", res.Failed, res.Sent)
+	for _, r := range []*bench.Result{res, pub} {
+		if r != nil && r.Failed > 0 {
+			return fmt.Errorf("%s: %d of %d transactions failed", r.Kind, r.Failed, r.Sent)
+		}
 	}
 	return nil
+}
+
+func printBench(w io.Writer, res *bench.Result) {
+	to := "finality"
+	if res.Kind == bench.KindPrivateERC20 {
+		to = "private receipt"
+	}
+	fmt.Fprintf(w, "%s: sent %d, confirmed %d, failed %d in %.2fs over %d blocks\n", res.Kind, res.Sent, res.Confirmed, res.Failed, res.DurationS, res.Blocks)
+	fmt.Fprintf(w, "throughput %.1f tx/s; submission to %s p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		res.TPS, to, res.Latency.P50, res.Latency.P95, res.Latency.P99, res.Latency.Max)
+	for _, e := range res.Errors {
+		fmt.Fprintf(w, "submission error: %s\n", e)
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// maxEndpointsBytes bounds NET/endpoints.json.
+const maxEndpointsBytes = 1 << 20
+
+// readEndpoints reads DIR/endpoints.json, which 'charter testnet' writes
+// once every node answers.
+func readEndpoints(dir string) (*Endpoints, error) {
+	path := filepath.Join(dir, EndpointsFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--net: %w (is 'charter testnet --dir %s' running?)", err, dir)
+	}
+	defer f.Close()
+	var ep Endpoints
+	if err := json.NewDecoder(io.LimitReader(f, maxEndpointsBytes)).Decode(&ep); err != nil {
+		return nil, fmt.Errorf("--net: %s: %w", path, err)
+	}
+	if len(ep.Nodes) == 0 {
+		return nil, fmt.Errorf("--net: %s lists no node", path)
+	}
+	return &ep, nil
+}
+
+// benchGroup is the privacy group of a private-erc20 run: from the
+// network folder, the first orgs organizations in the order of their first
+// node, each with its nodes and its admin key; or one organization per
+// --group-rpc endpoint, named by its --admin-key (or derived senders).
+func benchGroup(net *Endpoints, dir string, orgs int, groupRPC, adminKeys string, pw []byte) ([]bench.GroupOrg, error) {
+	if net == nil {
+		if groupRPC == "" {
+			return nil, fmt.Errorf("--kind %s needs the group's nodes: --net DIR (a 'charter testnet' folder), or --group-rpc URL,URL with --admin-key FILE,FILE", bench.KindPrivateERC20)
+		}
+		urls := strings.Split(groupRPC, ",")
+		var files []string
+		if adminKeys != "" {
+			files = strings.Split(adminKeys, ",")
+		}
+		if len(files) != len(urls) {
+			return nil, fmt.Errorf("--admin-key: %d key files for %d --group-rpc endpoints: give one admin key per organization, in the same order", len(files), len(urls))
+		}
+		group := make([]bench.GroupOrg, len(urls))
+		for k, u := range urls {
+			admin, err := loadAdminKey("--admin-key", files[k], pw)
+			if err != nil {
+				return nil, err
+			}
+			group[k] = bench.GroupOrg{Endpoints: []string{u}, Admin: admin}
+		}
+		return group, nil
+	}
+	if orgs < 2 || orgs > bench.MaxGroupOrgs {
+		return nil, fmt.Errorf("--group-orgs %d is outside [2, %d]", orgs, bench.MaxGroupOrgs)
+	}
+	var group []bench.GroupOrg
+	index := map[string]int{}
+	for _, n := range net.Nodes {
+		k, ok := index[n.Org]
+		if !ok {
+			if len(group) == orgs {
+				continue
+			}
+			k = len(group)
+			index[n.Org] = k
+			group = append(group, bench.GroupOrg{Name: n.Org})
+		}
+		group[k].Endpoints = append(group[k].Endpoints, n.RPC)
+	}
+	if len(group) < orgs {
+		return nil, fmt.Errorf("--net: the network has %d organizations, the group needs %d (--group-orgs)", len(group), orgs)
+	}
+	for k := range group {
+		admin, err := loadAdminKey("--net", filepath.Join(dir, "orgs", group[k].Name, node.AdminAccountFile), pw)
+		if err != nil {
+			return nil, err
+		}
+		group[k].Admin = admin
+	}
+	return group, nil
+}
+
+func loadAdminKey(flagName, path string, pw []byte) (*ecdsa.PrivateKey, error) {
+	key, err := identity.LoadNodeKey(path, pw)
+	if err != nil {
+		if errors.Is(err, identity.ErrPasswordRequired) {
+			return nil, fmt.Errorf("%s: %s: %w; give --admin-password-file FILE", flagName, path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	return key, nil
 }
 
 // maxKeysFileBytes bounds --keys: 100,000 keys (--senders' maximum) of 66

@@ -1,7 +1,8 @@
-// Package bench is Charter's load generator: it signs transfers or ERC-20
-// transfers ahead of time, submits them over JSON-RPC to one or more nodes
-// (open loop at a fixed rate, or as fast as the nodes take them), watches
-// the chain for their blocks, and reports throughput and
+// Package bench is Charter's load generator: it signs transfers, ERC-20
+// transfers or private ERC-20 transfers ahead of time, submits them over
+// JSON-RPC to one or more nodes (open loop at a fixed rate, or as fast as
+// the nodes take them), watches the chain for their blocks (the private
+// receipts, for private transfers), and reports throughput and
 // submission-to-finality latency.
 package bench
 
@@ -31,42 +32,62 @@ import (
 const (
 	KindTransfer = "transfer"
 	KindERC20    = "erc20"
+	// KindPrivateERC20: ERC-20 transfers inside a privacy group of the
+	// organizations of Config.Group (see private.go).
+	KindPrivateERC20 = "private-erc20"
 )
 
 // Config of one run.
 type Config struct {
-	Endpoints []string            // JSON-RPC URLs; transactions are spread over them by sender
+	Endpoints []string            // JSON-RPC URLs; transactions are spread over them by sender (not used by KindPrivateERC20)
 	Txs       int                 // transactions to measure
-	Senders   int                 // distinct sending accounts
-	Kind      string              // transfer or erc20
+	Senders   int                 // distinct sending accounts (KindPrivateERC20: over all of Group, spread evenly)
+	Kind      string              // transfer, erc20 or private-erc20
 	Rate      float64             // transactions per second, open loop; 0: as fast as possible
 	Batch     int                 // raw transactions per JSON-RPC batch request
 	Funder    *ecdsa.PrivateKey   // funds senders that have no ether (dev account 0)
 	Admin     *ecdsa.PrivateKey   // an organization admin: grants senders the roles they lack, funds them when Funder cannot; nil: none
-	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders
+	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders (not used by KindPrivateERC20)
 	Timeout   time.Duration       // how long to wait for the last transaction
 	Progress  io.Writer           // a progress line every second; nil: none
+
+	// Group is, for KindPrivateERC20, one entry per organization of the
+	// privacy group (2 to MaxGroupOrgs); the first deploys the token.
+	Group []GroupOrg
+	// PrivacyGroup is the id (base64) of an existing privacy group of
+	// exactly Group's organizations to run in; "": one is found with
+	// priv_findPrivacyGroup, or created with priv_createPrivacyGroup.
+	PrivacyGroup string
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
-	case len(c.Endpoints) == 0:
+	case c.Kind != KindTransfer && c.Kind != KindERC20 && c.Kind != KindPrivateERC20:
+		return fmt.Errorf("--kind %q: want transfer, erc20 or private-erc20", c.Kind)
+	case len(c.Endpoints) == 0 && c.Kind != KindPrivateERC20:
 		return errors.New("no JSON-RPC endpoint given (--rpc)")
 	case c.Txs < 1 || c.Txs > 10_000_000:
 		return fmt.Errorf("--txs %d is outside [1, 10000000]", c.Txs)
 	case c.Senders < 1 || c.Senders > 100_000:
 		return fmt.Errorf("--senders %d is outside [1, 100000]", c.Senders)
-	case c.Kind != KindTransfer && c.Kind != KindERC20:
-		return fmt.Errorf("--kind %q: want transfer or erc20", c.Kind)
 	case c.Rate < 0:
 		return fmt.Errorf("--rate %v is negative", c.Rate)
 	case c.Batch < 1 || c.Batch > 1000:
 		return fmt.Errorf("--batch %d is outside [1, 1000]", c.Batch)
-	case len(c.Keys) < c.Senders:
+	}
+	if c.Kind == KindPrivateERC20 {
+		return c.validateGroup()
+	}
+	if len(c.Keys) < c.Senders {
 		return fmt.Errorf("%d sender keys for %d senders", len(c.Keys), c.Senders)
 	}
-	for _, e := range c.Endpoints {
+	return checkURLs(c.Endpoints)
+}
+
+// checkURLs refuses an endpoint that is not an http(s):// or ws:// URL.
+func checkURLs(urls []string) error {
+	for _, e := range urls {
 		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") && !strings.HasPrefix(e, "ws://") {
 			return fmt.Errorf("endpoint %q is not an http:// or ws:// URL", e)
 		}
@@ -119,6 +140,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
 	}
+	if cfg.Kind == KindPrivateERC20 {
+		return runPrivate(ctx, cfg)
+	}
 	clients := make([]*gethrpc.Client, len(cfg.Endpoints))
 	for i, url := range cfg.Endpoints {
 		c, err := gethrpc.DialContext(ctx, url)
@@ -151,6 +175,7 @@ type runner struct {
 	errs    map[string]bool
 	refused atomic.Int64
 	points  []Point // written by the watcher only
+	needOrg string  // KindPrivateERC20: the organization every sender must belong to
 }
 
 func (r *runner) call(ctx context.Context, result any, method string, args ...any) error {
@@ -160,29 +185,9 @@ func (r *runner) call(ctx context.Context, result any, method string, args ...an
 // prepare reads the chain, funds senders and deploys the token as needed,
 // and signs every transaction.
 func (r *runner) prepare(ctx context.Context) error {
-	var id hexutil.Big
-	if err := r.call(ctx, &id, "eth_chainId"); err != nil {
-		return fmt.Errorf("eth_chainId: %w", err)
+	if err := r.readChain(ctx); err != nil {
+		return err
 	}
-	r.chainID = id.ToInt()
-	r.signer = types.LatestSignerForChainID(r.chainID)
-	var head struct {
-		BaseFee *hexutil.Big `json:"baseFeePerGas"`
-	}
-	if err := r.call(ctx, &head, "eth_getBlockByNumber", "latest", false); err != nil {
-		return fmt.Errorf("latest block: %w", err)
-	}
-	var tip hexutil.Big
-	if err := r.call(ctx, &tip, "eth_maxPriorityFeePerGas"); err != nil {
-		return fmt.Errorf("eth_maxPriorityFeePerGas: %w", err)
-	}
-	r.tip = tip.ToInt()
-	base := new(big.Int)
-	if head.BaseFee != nil {
-		base = head.BaseFee.ToInt()
-	}
-	r.feeCap = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), r.tip)
-
 	keys := r.cfg.Keys[:r.cfg.Senders]
 	r.senders = make([]common.Address, len(keys))
 	r.nonces = make([]uint64, len(keys))
@@ -212,6 +217,33 @@ func (r *runner) prepare(ctx context.Context) error {
 	return nil
 }
 
+// readChain reads the chain id and the fees public transactions pay.
+func (r *runner) readChain(ctx context.Context) error {
+	var id hexutil.Big
+	if err := r.call(ctx, &id, "eth_chainId"); err != nil {
+		return fmt.Errorf("eth_chainId: %w", err)
+	}
+	r.chainID = id.ToInt()
+	r.signer = types.LatestSignerForChainID(r.chainID)
+	var head struct {
+		BaseFee *hexutil.Big `json:"baseFeePerGas"`
+	}
+	if err := r.call(ctx, &head, "eth_getBlockByNumber", "latest", false); err != nil {
+		return fmt.Errorf("latest block: %w", err)
+	}
+	var tip hexutil.Big
+	if err := r.call(ctx, &tip, "eth_maxPriorityFeePerGas"); err != nil {
+		return fmt.Errorf("eth_maxPriorityFeePerGas: %w", err)
+	}
+	r.tip = tip.ToInt()
+	base := new(big.Int)
+	if head.BaseFee != nil {
+		base = head.BaseFee.ToInt()
+	}
+	r.feeCap = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), r.tip)
+	return nil
+}
+
 func (r *runner) readNonces(ctx context.Context) error {
 	batch := make([]gethrpc.BatchElem, len(r.senders))
 	res := make([]hexutil.Uint64, len(r.senders))
@@ -227,20 +259,9 @@ func (r *runner) readNonces(ctx context.Context) error {
 	return nil
 }
 
-// batchCall runs a batch in chunks of at most 1,000 and reports the first error.
+// batchCall runs a batch on the first endpoint (see batchCall).
 func (r *runner) batchCall(ctx context.Context, batch []gethrpc.BatchElem) error {
-	for start := 0; start < len(batch); start += 1000 {
-		end := min(start+1000, len(batch))
-		if err := r.clients[0].BatchCallContext(ctx, batch[start:end]); err != nil {
-			return err
-		}
-		for _, b := range batch[start:end] {
-			if b.Error != nil {
-				return b.Error
-			}
-		}
-	}
-	return nil
+	return batchCall(ctx, r.clients[0], batch)
 }
 
 // fund gives each sender without enough ether 1 ETH from the funder, or

@@ -31,7 +31,7 @@ type account struct {
 // for the token's owner (sender 0) under KindERC20.
 func (r *runner) neededRoles(i int) system.Role {
 	need := system.RoleWrite
-	if i == 0 && r.cfg.Kind == KindERC20 {
+	if i == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20) {
 		need |= system.RoleDeploy
 	}
 	return need
@@ -65,6 +65,13 @@ func (r *runner) grantRoles(ctx context.Context) error {
 		if a.Frozen {
 			return fmt.Errorf("sender %s is frozen; choose other --keys or fewer --senders", r.senders[i])
 		}
+		if r.needOrg != "" && a.Org != r.needOrg {
+			if a.Org != "" {
+				return fmt.Errorf("sender %s is an account of organization %s, not of %s, whose node sends its private transactions", r.senders[i], a.Org, r.needOrg)
+			}
+			missing = append(missing, i) // not in the registry: the admin adds it to needOrg
+			continue
+		}
 		if need := r.neededRoles(i); have&need != need {
 			missing = append(missing, i)
 		}
@@ -73,7 +80,10 @@ func (r *runner) grantRoles(ctx context.Context) error {
 		return nil
 	}
 	lack := "role write"
-	if missing[0] == 0 && r.cfg.Kind == KindERC20 {
+	if r.needOrg != "" {
+		lack = "role write in organization " + r.needOrg
+	}
+	if missing[0] == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20) {
 		lack = "role write (the token's owner, the first, write and deploy)"
 	}
 	if r.cfg.Admin == nil {
@@ -90,7 +100,7 @@ func (r *runner) grantRoles(ctx context.Context) error {
 	if err := r.call(ctx, &adm, "charter_account", admin); err != nil {
 		return fmt.Errorf("read the admin's roles (charter_account): %w", err)
 	}
-	if !slices.Contains(adm.EffectiveRoles, "admin") || adm.Org == "" {
+	if !slices.Contains(adm.EffectiveRoles, "admin") || adm.Org == "" || (r.needOrg != "" && adm.Org != r.needOrg) {
 		return fmt.Errorf("--admin-key: account %s is not an organization admin (organization %q, roles %s)",
 			admin.Hex(), adm.Org, strings.Join(adm.EffectiveRoles, ","))
 	}

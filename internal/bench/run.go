@@ -63,14 +63,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		lats = append(lats, p.LatencyMs)
 	}
 	res.Points = r.points
-	sort.Float64s(lats)
-	pct := func(p float64) float64 {
-		if len(lats) == 0 {
-			return 0
-		}
-		return lats[min(len(lats)-1, int(p*float64(len(lats))))]
-	}
-	res.Latency = Latency{P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), Max: pct(1)}
+	res.Latency = summarize(lats)
 	res.DurationS = last.Sub(start).Seconds()
 	if res.DurationS > 0 {
 		res.TPS = float64(res.Confirmed) / res.DurationS
@@ -87,54 +80,80 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 // submit sends the transactions of worker w's senders in order, batching
 // those whose scheduled time has come.
 func (r *runner) submit(ctx context.Context, w, workers int, start time.Time) {
-	client := r.clients[w%len(r.clients)]
 	var mine []int
 	for i := range r.txs {
 		if (i%len(r.senders))%workers == w {
 			mine = append(mine, i)
 		}
 	}
+	submitLoop(ctx, submitSpec{
+		client: r.clients[w%len(r.clients)], method: "eth_sendRawTransaction", rate: r.cfg.Rate, batch: r.cfg.Batch, start: start,
+		raw:  func(i int) []byte { raw, _ := r.txs[i].tx.MarshalBinary(); return raw },
+		sent: func(i int, at int64) { r.txs[i].sent.Store(at) },
+		result: func(i int, _ common.Hash, err error) {
+			if err != nil {
+				r.txs[i].sent.Store(-1)
+				r.noteError(err)
+			}
+		},
+	}, mine)
+}
+
+// submitSpec is what submitLoop sends and where it reports.
+type submitSpec struct {
+	client *gethrpc.Client
+	method string  // eth_sendRawTransaction or eea_sendRawTransaction
+	rate   float64 // transactions per second over the whole run; 0: as fast as possible
+	batch  int     // requests per JSON-RPC batch
+	start  time.Time
+	raw    func(i int) []byte
+	sent   func(i int, unixNanos int64)             // before the request leaves
+	result func(i int, hash common.Hash, err error) // once per transaction, after its answer
+}
+
+// submitLoop sends transactions mine (indices into the run, in the order
+// they must arrive) through one connection: with a rate, transaction i is
+// due at start + i/rate and a batch holds only those already due; without,
+// full batches back to back. It returns when all are sent or ctx ends.
+func submitLoop(ctx context.Context, s submitSpec, mine []int) {
+	due := func(i int) time.Time { return s.start.Add(time.Duration(float64(i) / s.rate * float64(time.Second))) }
 	for len(mine) > 0 {
 		if ctx.Err() != nil {
 			return
 		}
 		n := 0
-		if r.cfg.Rate > 0 {
-			due := start.Add(time.Duration(float64(mine[0]) / r.cfg.Rate * float64(time.Second)))
-			if wait := time.Until(due); wait > 0 {
+		if s.rate > 0 {
+			if wait := time.Until(due(mine[0])); wait > 0 {
 				time.Sleep(wait)
 			}
 			now := time.Now()
-			for n < len(mine) && n < r.cfg.Batch && !start.Add(time.Duration(float64(mine[n])/r.cfg.Rate*float64(time.Second))).After(now) {
+			for n < len(mine) && n < s.batch && !due(mine[n]).After(now) {
 				n++
 			}
 		} else {
-			n = min(r.cfg.Batch, len(mine))
+			n = min(s.batch, len(mine))
 		}
 		batch := make([]gethrpc.BatchElem, n)
 		for k := 0; k < n; k++ {
-			raw, _ := r.txs[mine[k]].tx.MarshalBinary()
-			batch[k] = gethrpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{hexutil.Encode(raw)}, Result: new(common.Hash)}
+			batch[k] = gethrpc.BatchElem{Method: s.method, Args: []any{hexutil.Encode(s.raw(mine[k]))}, Result: new(common.Hash)}
 		}
 		sent := time.Now().UnixNano()
 		for k := 0; k < n; k++ {
-			r.txs[mine[k]].sent.Store(sent)
+			s.sent(mine[k], sent)
 		}
 		var err error
 		if n == 1 {
-			err = client.CallContext(ctx, batch[0].Result, batch[0].Method, batch[0].Args...)
+			err = s.client.CallContext(ctx, batch[0].Result, batch[0].Method, batch[0].Args...)
 			batch[0].Error = err
 		} else {
-			err = client.BatchCallContext(ctx, batch)
+			err = s.client.BatchCallContext(ctx, batch)
 		}
 		for k := 0; k < n; k++ {
-			if e := batch[k].Error; e != nil || err != nil {
-				if e == nil {
-					e = err
-				}
-				r.txs[mine[k]].sent.Store(-1)
-				r.noteError(e)
+			e := batch[k].Error
+			if e == nil {
+				e = err
 			}
+			s.result(mine[k], *batch[k].Result.(*common.Hash), e)
 		}
 		mine = mine[n:]
 	}
@@ -203,6 +222,18 @@ func (r *runner) watch(ctx context.Context, from uint64, start time.Time, submit
 		}
 	}
 	return blocks, last, nil
+}
+
+// summarize is the latency summary of lats (milliseconds; sorted in place).
+func summarize(lats []float64) Latency {
+	sort.Float64s(lats)
+	pct := func(p float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		return lats[min(len(lats)-1, int(p*float64(len(lats))))]
+	}
+	return Latency{P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), Max: pct(1)}
 }
 
 // countReverted counts our transactions with status 0 in the given blocks.
