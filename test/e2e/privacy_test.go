@@ -575,11 +575,7 @@ func (pn *privNet) testCatchUpAfterKill9(t *testing.T) {
 	// a sender that transacted before the join is decided alike.
 	sameReceipt(t, pn.waitPrivReceipt(t, 0, before, 10*time.Second), pn.waitPrivReceipt(t, 2, before, 60*time.Second), "a transfer before the join, node0 and node2")
 	pn.wantBalance(t, []int{0, 1, 2}, g, tok, org1, total)
-	var n0 hexutil.Uint64
-	if err := rpcCall(pn.tn.url(0), &n0, "priv_getTransactionCount", dev.Address, g.Base64); err != nil {
-		t.Fatal(err)
-	}
-	old := pn.sendPriv(t, 0, dev.Key, int(n0), g, &tok2, transferData(org2, 0, nil))
+	old := pn.sendPriv(t, 0, dev.Key, 0, g, &tok2, transferData(org2, 0, nil))
 	ro := pn.waitPrivReceipt(t, 0, old, 30*time.Second)
 	if ro2 := pn.waitPrivReceipt(t, 2, old, 30*time.Second); ro.Status != ro2.Status || ro.Status != 1 {
 		t.Errorf("a transfer by %s, who sent before org2 joined: status %d on node0, %d on the new member's node2, want 0x1 on both", dev.Address, ro.Status, ro2.Status)
