@@ -56,6 +56,10 @@ type privacyService struct {
 
 	mu     sync.Mutex
 	halted map[common.Hash]halt // groups whose private state stopped
+
+	memoMu sync.Mutex
+	memo   *regMemo // of the registry at the head
+	keys   keyCache // organizations' privacy keys, checked against each state
 }
 
 // newPrivacy opens the private state; nil, nil when the node has no

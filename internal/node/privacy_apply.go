@@ -40,6 +40,9 @@ import (
 // the halted group again from where it stopped.
 
 const (
+	// cursorEvery: the cursor file is written every cursorEvery blocks
+	// and at the end of a pass (a lagging cursor only replays blocks).
+	cursorEvery = 32
 	cursorFile  = "applied"
 	haltedDir   = "halted"
 	backfillDir = "backfill"
@@ -238,14 +241,18 @@ func (a *applier) pass() bool {
 			return true
 		}
 		if next > cursor {
-			a.setCursor(next)
 			cursor = next
+			if next%cursorEvery == 0 || next == head {
+				a.setCursor(next)
+			}
 		}
 		if joined {
+			a.setCursor(cursor)
 			a.poke() // replay the groups joined, from their start
 			return true
 		}
 	}
+	a.setCursor(cursor)
 	if len(replays) > 0 && next > cursor {
 		a.clearBackfills()
 	}
@@ -362,6 +369,7 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 			w.markers = append(w.markers, m)
 		}
 	}
+	memo := newRegMemo(reg, block.Header(), &p.keys)
 	for _, id := range order {
 		if joins[id] {
 			continue
@@ -372,13 +380,19 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 		if _, purged := p.store.Purged(id); purged {
 			continue
 		}
-		if err := a.applyGroup(block.Header(), reg, work[id]); err != nil {
+		if err := a.applyGroup(block.Header(), memo, work[id]); err != nil {
 			return false, err
 		}
 	}
 	// Purges decided by governance emit no event: the groups this node
-	// holds whose record says purged are purged too.
-	for _, id := range a.localGroups() {
+	// holds whose record says purged are purged too. Looked for every
+	// cursorEvery blocks and at the head: after a purge no marker of the
+	// group can be ordered, so a later purge changes nothing else.
+	var local []common.Hash
+	if number%cursorEvery == 0 || number == n.ledger.Head().Number.Uint64() {
+		local = a.localGroups()
+	}
+	for _, id := range local {
 		if g, ok := reg.Group(id); ok && g.Status == system.GroupPurged && !slices.Contains(purges, id) {
 			purges = append(purges, id)
 		}
@@ -437,7 +451,7 @@ func (a *applier) localGroups() []common.Hash {
 
 // applyGroup gathers, opens, checks and applies one group's private
 // transactions of a block.
-func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWork) error {
+func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) error {
 	p := a.p
 	number := header.Number.Uint64()
 	id := w.group.ID
@@ -484,7 +498,7 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 				still = append(still, it)
 				continue
 			}
-			if err := p.store.PutPayload(id, it.Payload, env); err != nil {
+			if err := p.store.KeepPayload(id, it.Payload, env); err != nil {
 				return err
 			}
 			envelopes[it.Payload] = env
@@ -498,7 +512,7 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 	}
 	txs := make([]privstate.Tx, len(w.markers))
 	for i, m := range w.markers {
-		raw, reject := a.open(reg, id, m, envelopes[m.Payload])
+		raw, reject := a.open(memo, id, m, envelopes[m.Payload])
 		txs[i] = privstate.Tx{Raw: raw, Marker: m.Tx, Reject: reject}
 	}
 	res, err := p.store.ApplyBlock(id, header, txs)
@@ -525,7 +539,7 @@ func (a *applier) applyGroup(header *types.Header, reg *system.State, w *groupWo
 // open decrypts a payload and checks the private transaction against the
 // marker and the public state of its block: what it carries, and why it
 // is refused ("" if it is not). Every member node decides the same.
-func (a *applier) open(reg *system.State, group common.Hash, m marker, envelope []byte) ([]byte, string) {
+func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []byte) ([]byte, string) {
 	p := a.p
 	raw, err := privacy.Open(p.key, envelope)
 	if err != nil {
@@ -538,8 +552,8 @@ func (a *applier) open(reg *system.State, group common.Hash, m marker, envelope 
 	if tx.GroupID() != group {
 		return raw, fmt.Sprintf("private transaction is for privacy group %s, its marker for %s", system.GroupIDBase64(tx.GroupID()), system.GroupIDBase64(group))
 	}
-	key := reg.PrivacyKey(m.Org)
-	if key == nil {
+	key, err := memo.key(m.Org)
+	if err != nil || key == nil {
 		return raw, fmt.Sprintf("organization %s of the marker has no privacy key", m.Org)
 	}
 	if id := key.Identity(); !bytes.Equal(tx.PrivateFrom, id[:]) {
@@ -549,7 +563,7 @@ func (a *applier) open(reg *system.State, group common.Hash, m marker, envelope 
 	if err != nil {
 		return raw, "" // privstate rejects it with the reason
 	}
-	acct := reg.SenderOf(from)
+	acct := memo.sender(from)
 	switch {
 	case acct.Org != m.Org:
 		return raw, fmt.Sprintf("not permitted: sender %s is not an account of %s, which sent the marker", from.Hex(), m.Org)

@@ -246,7 +246,7 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 		f.refuse(from, "malformed", "err", err)
 		return
 	}
-	if err := p.store.PutPayload(m.Group, hash, m.Envelope); err != nil {
+	if err := p.store.KeepPayload(m.Group, hash, m.Envelope); err != nil {
 		p.log.Warn("Keeping a pushed private payload failed", "group", m.Group, "payload", hash, "err", err)
 		return
 	}

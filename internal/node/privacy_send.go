@@ -214,11 +214,12 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if tx.Gas > uint64(p.n.cfg.Spec.TxGasLimit) {
 		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas, uint64(p.n.cfg.Spec.TxGasLimit))
 	}
-	reg, head, err := p.registry()
+	memo, err := p.headMemo()
 	if err != nil {
 		return nil, err
 	}
-	org := p.myOrg(reg)
+	var org string
+	memo.with(func(reg *system.State) { org = p.myOrg(reg) })
 	if org == "" {
 		return nil, errors.New("this node is not in the registry (or is revoked): it cannot send private transactions")
 	}
@@ -226,7 +227,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if !bytes.Equal(tx.PrivateFrom, me[:]) {
 		return nil, fmt.Errorf("privateFrom %s is not this node's organization %s (its privacy key is %s)", b64(tx.PrivateFrom), org, me)
 	}
-	acct := reg.SenderOf(from)
+	acct := memo.sender(from)
 	switch {
 	case acct.Org != org:
 		return nil, fmt.Errorf("not permitted: sender %s is not an account of organization %s", from.Hex(), org)
@@ -238,7 +239,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		return nil, fmt.Errorf("not permitted: account %s lacks role deploy", from.Hex())
 	}
 	pr := &prepared{tx: tx, from: from, group: tx.GroupID()}
-	g, exists := reg.Group(pr.group)
+	g, exists := memo.group(pr.group)
 	switch {
 	case exists && g.Status != system.GroupActive:
 		return nil, fmt.Errorf("privacy group %s is %s", system.GroupIDBase64(pr.group), g.Status)
@@ -248,7 +249,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		}
 		pr.members = g.Members
 		for _, a := range g.Auditors {
-			if a.From <= head.Number.Uint64()+1 {
+			if a.From <= memo.header.Number.Uint64()+1 {
 				pr.auditors = append(pr.auditors, a.Org)
 			}
 		}
@@ -256,7 +257,10 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		return nil, errNoGroup(pr.group)
 	default:
 		// privateFor names the members: the group is made with the marker.
-		members, err := orgsOfIdentities(reg, append([][]byte{tx.PrivateFrom}, tx.PrivateFor...))
+		var members []string
+		memo.with(func(reg *system.State) {
+			members, err = orgsOfIdentities(reg, append([][]byte{tx.PrivateFrom}, tx.PrivateFor...))
+		})
 		if err != nil {
 			return nil, fmt.Errorf("privateFor: %w", err)
 		}
@@ -269,13 +273,12 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	}
 	var keys []*privacy.PublicKey
 	for _, o := range append(slices.Clone(pr.members), pr.auditors...) {
-		k := reg.PrivacyKey(o)
-		if k == nil {
-			return nil, fmt.Errorf("organization %s of privacy group %s has no privacy key", o, system.GroupIDBase64(pr.group))
-		}
-		pk, err := privacy.ParsePublicKey(k)
+		pk, err := memo.key(o)
 		if err != nil {
 			return nil, err
+		}
+		if pk == nil {
+			return nil, fmt.Errorf("organization %s of privacy group %s has no privacy key", o, system.GroupIDBase64(pr.group))
 		}
 		if !slices.ContainsFunc(keys, pk.Equal) {
 			keys = append(keys, pk)

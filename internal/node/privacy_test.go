@@ -35,6 +35,10 @@ type privNode struct {
 }
 
 func startPrivNode(t *testing.T, dir string, pkey *privacy.PrivateKey) *privNode {
+	return startPrivNodeB(t, dir, pkey)
+}
+
+func startPrivNodeB(t testing.TB, dir string, pkey *privacy.PrivateKey) *privNode {
 	t.Helper()
 	spec, err := chain.DevSpec(1337, 200)
 	if err != nil {
@@ -219,4 +223,40 @@ func grepDir(t *testing.T, dir string, needle []byte) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// BenchmarkSendRawPrivate measures eea_sendRawTransaction's work on the
+// sending node: checks, sealing, keeping and pushing the payload, the
+// marker.
+func BenchmarkSendRawPrivate(b *testing.B) {
+	pkey, err := privacy.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	pn := startPrivNodeB(b, b.TempDir(), pkey)
+	me := pkey.Public().Identity()
+	group, err := pn.priv.CreateGroup(context.Background(), [][]byte{me[:]}, "bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]*ecdsa.PrivateKey, 10)
+	for i := range keys {
+		keys[i] = pn.accts[i].Key
+	}
+	to := common.Address{1}
+	raws := make([][]byte, b.N)
+	for i := range raws {
+		tx := &privtx.Tx{Nonce: uint64(i / len(keys)), GasPrice: new(big.Int), Gas: 60_000, To: &to, Value: new(big.Int),
+			Data: token.TransferData(common.Address{2}, big.NewInt(1)), PrivateFrom: me[:], PrivacyGroupID: group[:], Restriction: privtx.Restricted}
+		if err := privtx.SignTx(tx, big.NewInt(1337), keys[i%len(keys)]); err != nil {
+			b.Fatal(err)
+		}
+		raws[i], _ = tx.Encode()
+	}
+	b.ResetTimer()
+	for i := range raws {
+		if _, err := pn.priv.SendRaw(context.Background(), raws[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

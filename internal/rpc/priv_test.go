@@ -192,7 +192,7 @@ func TestPrivShapes(t *testing.T) {
 	jsonEq(t, "deployment receipt", call(t, c, "priv_getTransactionReceipt", marker), map[string]any{
 		"contractAddress": contract, "from": from, "output": hexutil.Bytes(recorderRuntime), "commitmentHash": marker,
 		"transactionHash": tx.Hash(),
-		"privateFrom": b64s(orgA), "privacyGroupId": b64s(group[:]), "status": "0x1", "logs": []any{},
+		"privateFrom":     b64s(orgA), "privacyGroupId": b64s(group[:]), "status": "0x1", "logs": []any{},
 		"logsBloom": types.Bloom{}, "blockHash": blk.Hash(), "blockNumber": hexutil.Uint64(blk.NumberU64()),
 		"transactionIndex": "0x0"})
 	jsonEq(t, "private transaction", call(t, c, "priv_getPrivateTransaction", marker), map[string]any{

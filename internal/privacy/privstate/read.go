@@ -429,8 +429,20 @@ func logMatches(l *types.Log, q LogQuery) bool {
 // PutPayload keeps a payload of group (the encrypted envelope of one
 // private transaction) under hash, durably before it returns; the caller
 // checked hash against the marker's commitment. It creates the group's
-// folder if this node held nothing of the group yet.
+// folder if this node held nothing of the group yet. Concurrent calls
+// share their syncs (the sync runs outside the group's write lock).
 func (s *Store) PutPayload(group common.Hash, hash common.Hash, payload []byte) error {
+	return s.putPayload(group, hash, payload, true)
+}
+
+// KeepPayload is PutPayload without the sync: for a copy that can be
+// fetched again (a payload pushed by its sender's node). The next sync of
+// the group (ApplyBlock's, PutPayload's) makes it durable.
+func (s *Store) KeepPayload(group common.Hash, hash common.Hash, payload []byte) error {
+	return s.putPayload(group, hash, payload, false)
+}
+
+func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, sync bool) error {
 	if len(payload) > MaxPayloadBytes {
 		return fmt.Errorf("%w: payload of %d bytes, above MaxPayloadBytes %d", ErrTooMany, len(payload), MaxPayloadBytes)
 	}
@@ -440,9 +452,13 @@ func (s *Store) PutPayload(group common.Hash, hash common.Hash, payload []byte) 
 	}
 	defer s.release(h)
 	h.write.Lock()
-	defer h.write.Unlock()
-	if err := h.kv.Put(key(prefPayload, hash[:]), payload); err != nil {
+	err = h.kv.Put(key(prefPayload, hash[:]), payload)
+	h.write.Unlock()
+	if err != nil {
 		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
+	}
+	if !sync {
+		return nil
 	}
 	if err := h.kv.SyncKeyValue(); err != nil {
 		return fmt.Errorf("private state: group %s: sync payload %s: %w", group.Hex(), hash.Hex(), err)
