@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
@@ -14,6 +16,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
 	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
 	pwFile := fs.String("password-file", "", "password of encrypted node, TLS and privacy keys ('charter init --password-file'), on this file's first line")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file (go tool pprof)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
@@ -22,6 +25,17 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	if *home == "" {
 		return errors.New("--home is required: the node's folder written by 'charter init'")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	hc, err := node.LoadHomeConfig(*home)
 	if err != nil {

@@ -57,6 +57,9 @@ type privacyService struct {
 	mu     sync.Mutex
 	halted map[common.Hash]halt // groups whose private state stopped
 
+	markersMu sync.Mutex
+	markers   map[common.Hash]markerInfo // committed markers the applier met, at most maxMarkersKept
+
 	memoMu sync.Mutex
 	memo   *regMemo // of the registry at the head
 	keys   keyCache // organizations' privacy keys, checked against each state
@@ -74,7 +77,7 @@ func newPrivacy(n *Node) (*privacyService, error) {
 		return nil, fmt.Errorf("open private state: %w", err)
 	}
 	p := &privacyService{n: n, log: n.log.With("part", "privacy"), key: n.cfg.PrivacyKey, dir: dir, store: store,
-		halted: make(map[common.Hash]halt)}
+		halted: make(map[common.Hash]halt), markers: make(map[common.Hash]markerInfo)}
 	p.send.init(p)
 	p.fetch.init(p)
 	p.worker.init(p)
@@ -176,12 +179,12 @@ func (p *privacyService) MarkerAddress() common.Address { return system.Registry
 
 // readGroup returns the group if this node may read it now.
 func (p *privacyService) readGroup(id common.Hash) (system.Group, error) {
-	reg, head, err := p.registry()
+	memo, err := p.headMemo()
 	if err != nil {
 		return system.Group{}, err
 	}
-	g, ok := reg.Group(id)
-	if !ok || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
+	g, ok := memo.group(id)
+	if !ok || !readable(g, memo.org(p.n.self), memo.header.Number.Uint64()) {
 		return system.Group{}, errNoGroup(id)
 	}
 	if h, purged := p.store.Purged(id); purged {
@@ -191,23 +194,23 @@ func (p *privacyService) readGroup(id common.Hash) (system.Group, error) {
 }
 
 func (p *privacyService) Group(id common.Hash) (rpc.PrivacyGroup, bool) {
-	reg, head, err := p.registry()
+	memo, err := p.headMemo()
 	if err != nil {
 		return rpc.PrivacyGroup{}, false
 	}
-	g, ok := reg.Group(id)
+	g, ok := memo.group(id)
 	// A purged group stays visible to its members, so that their reads
 	// answer that it was purged rather than that it does not exist.
-	if !ok || (g.Status != system.GroupActive && g.Status != system.GroupPurged) || !readable(g, p.myOrg(reg), head.Number.Uint64()) {
+	if !ok || (g.Status != system.GroupActive && g.Status != system.GroupPurged) || !readable(g, memo.org(p.n.self), memo.header.Number.Uint64()) {
 		return rpc.PrivacyGroup{}, false
 	}
-	return p.groupView(reg, g), true
+	return p.groupView(memo, g), true
 }
 
-func (p *privacyService) groupView(reg *system.State, g system.Group) rpc.PrivacyGroup {
+func (p *privacyService) groupView(memo *regMemo, g system.Group) rpc.PrivacyGroup {
 	out := rpc.PrivacyGroup{ID: g.ID, Name: g.Name, Description: g.Description, Legacy: g.Description == system.LegacyGroupDescription, Created: g.Created}
 	for _, m := range g.Members {
-		if k := reg.PrivacyKey(m); k != nil {
+		if k, _ := memo.key(m); k != nil {
 			id := k.Identity()
 			out.Members = append(out.Members, id[:])
 		}
@@ -216,11 +219,11 @@ func (p *privacyService) groupView(reg *system.State, g system.Group) rpc.Privac
 }
 
 func (p *privacyService) FindGroups(members [][]byte) ([]rpc.PrivacyGroup, error) {
-	reg, _, err := p.registry()
+	memo, err := p.headMemo()
 	if err != nil {
 		return nil, err
 	}
-	org := p.myOrg(reg)
+	org := memo.org(p.n.self)
 	if org == "" {
 		return []rpc.PrivacyGroup{}, nil
 	}
@@ -229,12 +232,14 @@ func (p *privacyService) FindGroups(members [][]byte) ([]rpc.PrivacyGroup, error
 		want[string(m)] = true
 	}
 	out := []rpc.PrivacyGroup{}
-	for _, id := range reg.GroupsOf(org) {
-		g, ok := reg.Group(id)
+	var ids []common.Hash
+	memo.with(func(reg *system.State) { ids = reg.GroupsOf(org) })
+	for _, id := range ids {
+		g, ok := memo.group(id)
 		if !ok || g.Status != system.GroupActive {
 			continue
 		}
-		v := p.groupView(reg, g)
+		v := p.groupView(memo, g)
 		if len(v.Members) != len(want) {
 			continue
 		}
@@ -266,6 +271,12 @@ func (p *privacyService) Nonce(group common.Hash, addr common.Address) (uint64, 
 // markerGroup finds the group of a marker transaction from its receipt's
 // PrivateMarker log; ok false if hash is not a committed marker.
 func (p *privacyService) markerGroup(hash common.Hash) (group, payload common.Hash, number uint64, ok bool) {
+	p.markersMu.Lock()
+	m, hit := p.markers[hash]
+	p.markersMu.Unlock()
+	if hit {
+		return m.group, m.payload, m.number, true
+	}
 	number, index, found := p.n.ledger.TxLookup(hash)
 	if !found {
 		return group, payload, 0, false
@@ -318,6 +329,28 @@ func (p *privacyService) Transaction(marker common.Hash) (*rpc.PrivateTransactio
 		out.From = from
 	}
 	return out, nil
+}
+
+// markerInfo is where a committed marker points.
+type markerInfo struct {
+	group, payload common.Hash
+	number         uint64
+}
+
+// maxMarkersKept bounds the markers remembered for receipt lookups
+// (about 100 bytes each); past it the memory starts over and lookups read
+// the ledger.
+const maxMarkersKept = 100_000
+
+// rememberMarker notes a committed marker, so that a receipt lookup by
+// its hash need not decode its block's public receipts.
+func (p *privacyService) rememberMarker(m marker, number uint64) {
+	p.markersMu.Lock()
+	defer p.markersMu.Unlock()
+	if len(p.markers) >= maxMarkersKept {
+		clear(p.markers)
+	}
+	p.markers[m.Tx] = markerInfo{group: m.Group, payload: m.Payload, number: number}
 }
 
 // nilIfAbsent turns "this node holds nothing of it" into no error.

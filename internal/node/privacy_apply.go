@@ -353,6 +353,9 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 				}
 			}
 			m, ok := parseMarkerLog(l)
+			if ok {
+				p.rememberMarker(m, number)
+			}
 			if !ok || (only != nil && !only[m.Group]) || joins[m.Group] {
 				continue
 			}
@@ -512,8 +515,8 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 	}
 	txs := make([]privstate.Tx, len(w.markers))
 	for i, m := range w.markers {
-		raw, reject := a.open(memo, id, m, envelopes[m.Payload])
-		txs[i] = privstate.Tx{Raw: raw, Marker: m.Tx, Reject: reject}
+		raw, from, reject := a.open(memo, id, m, envelopes[m.Payload])
+		txs[i] = privstate.Tx{Raw: raw, Marker: m.Tx, Reject: reject, Sender: from}
 	}
 	res, err := p.store.ApplyBlock(id, header, txs)
 	if err != nil {
@@ -539,40 +542,40 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 // open decrypts a payload and checks the private transaction against the
 // marker and the public state of its block: what it carries, and why it
 // is refused ("" if it is not). Every member node decides the same.
-func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []byte) ([]byte, string) {
+func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []byte) ([]byte, common.Address, string) {
 	p := a.p
 	raw, err := privacy.Open(p.key, envelope)
 	if err != nil {
-		return envelope, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), err)
+		return envelope, common.Address{}, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), err)
 	}
 	tx, err := privtx.Decode(raw)
 	if err != nil {
-		return raw, "" // privstate rejects what does not decode, with its reason
+		return raw, common.Address{}, "" // privstate rejects what does not decode, with its reason
 	}
 	if tx.GroupID() != group {
-		return raw, fmt.Sprintf("private transaction is for privacy group %s, its marker for %s", system.GroupIDBase64(tx.GroupID()), system.GroupIDBase64(group))
+		return raw, common.Address{}, fmt.Sprintf("private transaction is for privacy group %s, its marker for %s", system.GroupIDBase64(tx.GroupID()), system.GroupIDBase64(group))
 	}
 	key, err := memo.key(m.Org)
 	if err != nil || key == nil {
-		return raw, fmt.Sprintf("organization %s of the marker has no privacy key", m.Org)
+		return raw, common.Address{}, fmt.Sprintf("organization %s of the marker has no privacy key", m.Org)
 	}
 	if id := key.Identity(); !bytes.Equal(tx.PrivateFrom, id[:]) {
-		return raw, fmt.Sprintf("privateFrom %s is not the privacy key of %s, which sent the marker", b64(tx.PrivateFrom), m.Org)
+		return raw, common.Address{}, fmt.Sprintf("privateFrom %s is not the privacy key of %s, which sent the marker", b64(tx.PrivateFrom), m.Org)
 	}
 	from, err := tx.Sender(p.n.cfg.Spec.Config.ChainID)
 	if err != nil {
-		return raw, "" // privstate rejects it with the reason
+		return raw, common.Address{}, "" // privstate rejects it with the reason
 	}
 	acct := memo.sender(from)
 	switch {
 	case acct.Org != m.Org:
-		return raw, fmt.Sprintf("not permitted: sender %s is not an account of %s, which sent the marker", from.Hex(), m.Org)
+		return raw, common.Address{}, fmt.Sprintf("not permitted: sender %s is not an account of %s, which sent the marker", from.Hex(), m.Org)
 	case acct.Frozen:
-		return raw, fmt.Sprintf("not permitted: account %s is frozen", from.Hex())
+		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s is frozen", from.Hex())
 	case acct.Roles&system.RoleWrite == 0:
-		return raw, fmt.Sprintf("not permitted: account %s lacks role write", from.Hex())
+		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s lacks role write", from.Hex())
 	case tx.To == nil && acct.Roles&system.RoleDeploy == 0:
-		return raw, fmt.Sprintf("not permitted: account %s lacks role deploy", from.Hex())
+		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s lacks role deploy", from.Hex())
 	}
-	return raw, ""
+	return raw, from, ""
 }

@@ -24,6 +24,7 @@ type regMemo struct {
 	groups  map[common.Hash]memoGroup
 	senders map[common.Address]system.Sender
 	known   *keyCache // keys read from earlier states
+	nodeOrg map[common.Address]string
 }
 
 // keyCache keeps organizations' privacy keys across registry states.
@@ -100,6 +101,27 @@ func (m *regMemo) key(org string) (*privacy.PublicKey, error) {
 		m.known.put(org, k)
 	}
 	return k, nil
+}
+
+// org is the organization of node id ("" if not listed or revoked).
+func (m *regMemo) org(id common.Address) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.nodeOrg == nil {
+		m.nodeOrg = map[common.Address]string{}
+	}
+	if o, ok := m.nodeOrg[id]; ok {
+		return o
+	}
+	o := ""
+	if nd, ok := m.reg.Node(id); ok && !nd.Revoked {
+		o = nd.Org
+	}
+	if len(m.nodeOrg) >= maxMemoEntries {
+		clear(m.nodeOrg)
+	}
+	m.nodeOrg[id] = o
+	return o
 }
 
 func (m *regMemo) group(id common.Hash) (system.Group, bool) {

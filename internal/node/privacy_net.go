@@ -171,15 +171,14 @@ func (f *fetcher) refuse(from consensus.NodeID, reason string, attrs ...any) {
 }
 
 // peersOf are the connected nodes of these organizations.
-func (f *fetcher) peersOf(reg *system.State, orgs []string) []consensus.NodeID {
+func (f *fetcher) peersOf(memo *regMemo, orgs []string) []consensus.NodeID {
 	nw := f.p.n.net
 	if nw == nil {
 		return nil
 	}
 	var out []consensus.NodeID
 	for _, pi := range nw.tr.Peers() {
-		nd, ok := reg.Node(pi.ID)
-		if ok && !nd.Revoked && slices.Contains(orgs, nd.Org) {
+		if o := memo.org(pi.ID); o != "" && slices.Contains(orgs, o) {
 			out = append(out, pi.ID)
 		}
 	}
@@ -192,7 +191,7 @@ func (f *fetcher) push(group common.Hash, envelope []byte, orgs []string) {
 	if nw == nil {
 		return
 	}
-	reg, _, err := f.p.registry()
+	memo, err := f.p.headMemo()
 	if err != nil {
 		return
 	}
@@ -200,7 +199,7 @@ func (f *fetcher) push(group common.Hash, envelope []byte, orgs []string) {
 	if err != nil {
 		return
 	}
-	for _, id := range f.peersOf(reg, orgs) {
+	for _, id := range f.peersOf(memo, orgs) {
 		_ = nw.tr.Send(id, msgPrivPush, msg) // best effort: a node that missed it fetches it
 	}
 }
@@ -212,12 +211,14 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 		return
 	}
 	p := f.p
-	reg, head, err := p.registry()
+	memo, err := p.headMemo()
 	if err != nil {
 		return
 	}
-	g, ok := reg.Group(m.Group)
-	nd, known := reg.Node(from)
+	g, ok := memo.group(m.Group)
+	peerOrg := memo.org(from)
+	known := peerOrg != ""
+	nd := system.Node{Org: peerOrg}
 	switch {
 	case !ok:
 		// A group made by the marker that follows (privateFor): kept if
@@ -233,7 +234,7 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 	case !known || nd.Revoked || !slices.Contains(g.Members, nd.Org):
 		f.refuse(from, "sender_not_member", "group", m.Group, "org", nd.Org)
 		return
-	case !readable(g, p.myOrg(reg), head.Number.Uint64()+1):
+	case !readable(g, memo.org(p.n.self), memo.header.Number.Uint64()+1):
 		f.refuse(from, "sent_to_non_member", "group", m.Group, "org", nd.Org)
 		return
 	}
@@ -261,11 +262,11 @@ func (f *fetcher) request(group common.Hash, items []fetchItem, orgs []string) m
 	if nw == nil || len(items) == 0 {
 		return got
 	}
-	reg, _, err := f.p.registry()
+	memo, err := f.p.headMemo()
 	if err != nil {
 		return got
 	}
-	peers := f.peersOf(reg, orgs)
+	peers := f.peersOf(memo, orgs)
 	if len(peers) == 0 {
 		return got
 	}

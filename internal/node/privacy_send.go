@@ -218,8 +218,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	var org string
-	memo.with(func(reg *system.State) { org = p.myOrg(reg) })
+	org := memo.org(p.n.self)
 	if org == "" {
 		return nil, errors.New("this node is not in the registry (or is revoked): it cannot send private transactions")
 	}

@@ -170,7 +170,8 @@ func (s *Store) Call(ctx context.Context, group common.Hash, header *types.Heade
 // Receipt is the private receipt of a transaction executed (or rejected)
 // for group, by its private transaction hash (priv_getTransactionReceipt);
 // ErrNotFound if none. A hash that several transactions share (a copy
-// sent again) answers for the first.
+// sent again) answers for the first. Receipts are shared with other
+// callers: do not modify them.
 func (s *Store) Receipt(group common.Hash, txHash common.Hash) (receipt *Receipt, err error) {
 	err = s.read(group, func(h *handle) error {
 		receipt, err = s.receipt(h, prefTx, "transaction", txHash)
@@ -194,6 +195,9 @@ func (s *Store) receipt(h *handle, prefix []byte, what string, hash common.Hash)
 	if err != nil {
 		return nil, err
 	}
+	if e, ok := h.recent.get(number); ok && e.rec == br && e.receipts != nil {
+		return e.receipts[index], nil
+	}
 	txs, err := br.decodeTxs()
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
@@ -202,6 +206,7 @@ func (s *Store) receipt(h *handle, prefix []byte, what string, hash common.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
 	}
+	h.recent.put(recentBlock{number: number, rec: br, receipts: receipts})
 	return receipts[index], nil
 }
 

@@ -159,6 +159,9 @@ func (h *handle) rootRecord(number uint64) (*rootRecord, bool, error) {
 }
 
 func (h *handle) blockRecord(number uint64) (*blockRecord, error) {
+	if e, ok := h.recent.get(number); ok {
+		return e.rec, nil
+	}
 	raw, ok, err := h.getOptional(numKey(prefBlock, number))
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block record %d: %v", ErrCorrupt, h.id.Hex(), number, err)
@@ -170,6 +173,7 @@ func (h *handle) blockRecord(number uint64) (*blockRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block record %d: %v", ErrCorrupt, h.id.Hex(), number, err)
 	}
+	h.recent.put(recentBlock{number: number, rec: rec})
 	return rec, nil
 }
 

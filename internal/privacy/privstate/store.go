@@ -181,6 +181,54 @@ type handle struct {
 	lastUse uint64
 
 	write sync.Mutex // serializes the group's writers (ApplyBlock, PutPayload)
+
+	recent recentBlocks // decoded block records and their receipts, read again by receipt lookups
+}
+
+// recentBlocks keeps the last few block records a handle decoded, with
+// their derived receipts: a client polling for the receipts of one block's
+// transactions one by one decodes it once, not once per receipt. Block
+// records never change once written.
+type recentBlocks struct {
+	mu      sync.Mutex
+	entries []recentBlock // newest last, at most recentBlocksKept
+}
+
+type recentBlock struct {
+	number   uint64
+	rec      *blockRecord
+	receipts []*Receipt // nil until derived
+}
+
+const recentBlocksKept = 8
+
+func (r *recentBlocks) get(number uint64) (recentBlock, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if e.number == number {
+			return e, true
+		}
+	}
+	return recentBlock{}, false
+}
+
+func (r *recentBlocks) put(e recentBlock) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.entries {
+		if r.entries[i].number == e.number {
+			if e.receipts == nil {
+				e.receipts = r.entries[i].receipts
+			}
+			r.entries[i] = e
+			return
+		}
+	}
+	if len(r.entries) >= recentBlocksKept {
+		r.entries = append(r.entries[:0], r.entries[1:]...)
+	}
+	r.entries = append(r.entries, e)
 }
 
 // Open opens (or creates) the private state store in dir (the node's
