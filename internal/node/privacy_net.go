@@ -185,23 +185,29 @@ func (f *fetcher) peersOf(memo *regMemo, orgs []string) []consensus.NodeID {
 	return out
 }
 
-// push sends a payload to the connected nodes of orgs.
-func (f *fetcher) push(group common.Hash, envelope []byte, orgs []string) {
+// push sends a payload to the connected nodes of orgs; how many it was
+// queued for.
+func (f *fetcher) push(group common.Hash, envelope []byte, orgs []string) int {
 	nw := f.p.n.net
 	if nw == nil {
-		return
+		return 0
 	}
 	memo, err := f.p.headMemo()
 	if err != nil {
-		return
+		return 0
 	}
 	msg, err := rlp.EncodeToBytes(&privPush{Group: group, Envelope: envelope})
 	if err != nil {
-		return
+		return 0
 	}
+	sent := 0
 	for _, id := range f.peersOf(memo, orgs) {
-		_ = nw.tr.Send(id, msgPrivPush, msg) // best effort: a node that missed it fetches it
+		// Best effort: a node that missed it fetches it.
+		if nw.tr.Send(id, msgPrivPush, msg) == nil {
+			sent++
+		}
 	}
+	return sent
 }
 
 func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {

@@ -317,11 +317,23 @@ func orgsOfIdentities(reg *system.State, ids [][]byte) ([]string, error) {
 }
 
 // distribute keeps the payload and pushes it to the group's nodes.
+//
+// The payload is synced to disk before the marker is sent only when no
+// other node received it. Otherwise it is written without a sync of its
+// own (the group's next block makes it durable): the push went, on each
+// connection, before the marker's gossip, so a node that has the marker
+// had the payload first, and a sender that crashes meanwhile fetches it
+// back. One fsync per private transaction was most of the time a
+// sending node spent on it.
 func (p *privacyService) distribute(pr *prepared) error {
-	if err := p.store.PutPayload(pr.group, pr.hash, pr.envelope); err != nil {
+	if err := p.store.KeepPayload(pr.group, pr.hash, pr.envelope); err != nil {
 		return err
 	}
-	p.fetch.push(pr.group, pr.envelope, append(slices.Clone(pr.members), pr.auditors...))
+	if p.fetch.push(pr.group, pr.envelope, append(slices.Clone(pr.members), pr.auditors...)) == 0 {
+		if err := p.store.PutPayload(pr.group, pr.hash, pr.envelope); err != nil {
+			return err
+		}
+	}
 	for _, a := range pr.auditors {
 		p.fetch.noteDisclosure(pr.group, a, [][32]byte{pr.hash})
 	}
