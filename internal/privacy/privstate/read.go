@@ -456,9 +456,9 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 		return err
 	}
 	defer s.release(h)
-	h.write.Lock()
+	// Payloads are keys of their own: no need to wait for a block being
+	// applied (ApplyBlock holds the group's write lock while it executes).
 	err = h.kv.Put(key(prefPayload, hash[:]), payload)
-	h.write.Unlock()
 	if err != nil {
 		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
 	}

@@ -180,7 +180,7 @@ type handle struct {
 	refs    int
 	lastUse uint64
 
-	write sync.Mutex // serializes the group's writers (ApplyBlock, PutPayload)
+	write sync.Mutex // serializes ApplyBlock's of the group (payload writes need no lock)
 
 	recent recentBlocks // decoded block records and their receipts, read again by receipt lookups
 }
