@@ -182,6 +182,10 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 			src.Skip() // the block's governance budget is spent: a later block
 			continue
 		}
+		if g, ok := system.MarkerGroup(tx); ok && run.markers[g] >= system.MaxGroupMarkersPerBlock {
+			src.Skip() // the group has its markers for this block: a later block
+			continue
+		}
 		snap, gpSnap := st.Snapshot(), gp.Snapshot()
 		receipt, err := e.applyTx(run, st, gp, header, tx, len(txs))
 		if err != nil {
@@ -338,6 +342,10 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	if call && run.gov.txs >= run.limits.GovTxs {
 		return nil, fmt.Errorf("%w: call %d of a system contract, above maxBlockGovTxs %d", errGovBudget, run.gov.txs+1, run.limits.GovTxs)
 	}
+	markerGroup, marker := system.MarkerGroup(tx)
+	if marker && run.markers[markerGroup] >= system.MaxGroupMarkersPerBlock {
+		return nil, fmt.Errorf("marker %d of privacy group %s in the block, above %d", run.markers[markerGroup]+1, markerGroup.Hex(), system.MaxGroupMarkersPerBlock)
+	}
 	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
 	if err != nil {
 		return nil, err
@@ -381,6 +389,9 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	}
 	if call {
 		run.gov.txs++
+	}
+	if marker {
+		run.markers[markerGroup]++
 	}
 	run.gov.bytes += run.govBytes
 	run.evm.StateDB.Finalise(run.evm.GetRules())

@@ -29,7 +29,8 @@ type blockRun struct {
 	txGasLimit uint64
 	maxTxBytes uint64
 	limits     system.BlockLimits
-	gov        govWork // of the transactions kept so far
+	gov        govWork             // of the transactions kept so far
+	markers    map[common.Hash]int // privacy markers kept so far, by group
 
 	stateBytes uint64 // written by the transaction running
 	govBytes   uint64 // of it, written in the system contracts' storage
@@ -41,7 +42,7 @@ type blockRun struct {
 // set to h, and makes the EVM.
 func (e *Executor) begin(h *types.Header, st *state.StateDB) (*blockRun, error) {
 	number := h.Number.Uint64()
-	run := &blockRun{usage: map[string]*system.Usage{}}
+	run := &blockRun{usage: map[string]*system.Usage{}, markers: map[common.Hash]int{}}
 	run.sys = system.Open(st, number, h.Time)
 	if number > 0 {
 		run.effects = run.sys.BeginBlock(st)

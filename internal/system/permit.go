@@ -82,6 +82,23 @@ func IsPrivateMarker(tx *types.Transaction) bool {
 
 var privateMarkerID = Registry.Methods["privateMarker"].ID
 
+// MaxGroupMarkersPerBlock bounds the markers of one privacy group in one
+// block: a block builder leaves the others for later blocks, and a block
+// with more is invalid. It is what a member node applies to a group's
+// private state for one block (privstate.MaxPrivateTxsPerBlock).
+const MaxGroupMarkersPerBlock = 1_000
+
+// MarkerGroup is the group of a privateMarker call (any members list);
+// ok false for any other transaction. The group is the first argument.
+func MarkerGroup(tx *types.Transaction) (group common.Hash, ok bool) {
+	to := tx.To()
+	data := tx.Data()
+	if to == nil || *to != RegistryAddress || len(data) < 4+32 || !bytes.Equal(data[:4], privateMarkerID) {
+		return group, false
+	}
+	return common.BytesToHash(data[4 : 4+32]), true
+}
+
 // Sender is a transaction's sender as the rules see it.
 type Sender struct {
 	Account

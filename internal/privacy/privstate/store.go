@@ -50,6 +50,7 @@ import (
 	"github.com/charter-ledger/charter/internal/durable"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/privacy/privtx"
+	"github.com/charter-ledger/charter/internal/system"
 )
 
 // Bounds of private execution and of the queries of private data. An
@@ -60,7 +61,7 @@ const (
 	MaxPrivateTxBytes = privtx.MaxTxBytes
 	// MaxPrivateTxsPerBlock bounds the private transactions of one group
 	// that one public block executes; those after it are rejected.
-	MaxPrivateTxsPerBlock = 1_000
+	MaxPrivateTxsPerBlock = system.MaxGroupMarkersPerBlock
 	// MaxRecordedTxsPerBlock bounds the private transactions, executed or
 	// rejected, that one ApplyBlock call takes (more markers than a
 	// public block of the default 1 MiB can carry); a call with more is
