@@ -244,6 +244,9 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		return nil, fmt.Errorf("privacy group %s is %s", system.GroupIDBase64(pr.group), g.Status)
 	case exists:
 		if !slices.Contains(g.Members, org) {
+			if slices.ContainsFunc(g.Auditors, func(a system.AuditorGrant) bool { return a.Org == org }) {
+				return nil, fmt.Errorf("not permitted: organization %s is an auditor of privacy group %s, not a member: it reads, it does not send", org, system.GroupIDBase64(pr.group))
+			}
 			return nil, errNoGroup(pr.group)
 		}
 		pr.members = g.Members
