@@ -227,9 +227,10 @@ func TestGroupMarkersPerBlock(t *testing.T) {
 }
 
 // A registered node may send only the registry's privacy calls: a block
-// carrying its transfer, or its call of another registry function, is
-// invalid (the proposer leaves them out, and the pool refuses them),
-// while its marker is valid.
+// carrying its transfer, its call of another registry function or of the
+// governance contract, a privateMarker call sent to another address, or
+// a contract creation, is invalid (the proposer leaves them out, and the
+// pool refuses them), while its marker is valid.
 func TestNodeSendsOnlyPrivacyCalls(t *testing.T) {
 	c := newMarkerChain(t, 0)
 	node := crypto.PubkeyToAddress(c.node.PublicKey)
@@ -243,12 +244,27 @@ func TestNodeSendsOnlyPrivacyCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	marker, err := system.Registry.Pack("privateMarker", groupA, common.Hash{1}, []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each is the node's first transaction.
+	first := func(to *common.Address, data []byte) *types.Transaction {
+		tx, err := types.SignNewTx(c.node, c.exec.Signer(), &types.DynamicFeeTx{ChainID: big.NewInt(77), To: to,
+			Data: data, Gas: 200_000, GasFeeCap: big.NewInt(10), GasTipCap: big.NewInt(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
 	for name, tx := range map[string]*types.Transaction{
-		"transfer":        c.sign(t, c.node, common.Address{9}, nil),
-		"setAccountRoles": c.sign(t, c.node, system.RegistryAddress, roles),
-		"governance vote": c.sign(t, c.node, system.GovernanceAddress, vote),
+		"transfer":                         first(&common.Address{9}, nil),
+		"setAccountRoles":                  first(&system.RegistryAddress, roles),
+		"governance vote":                  first(&system.GovernanceAddress, vote),
+		"privateMarker to another address": first(&forwarderAddr, marker),
+		"privateMarker to governance":      first(&system.GovernanceAddress, marker),
+		"creation":                         first(nil, marker),
 	} {
-		c.nonces[c.node] = 0 // each is the node's first transaction
 		if err := system.Read(c.st).CheckTransaction(node, tx); err == nil || !strings.Contains(err.Error(), refusal) {
 			t.Errorf("%s: pool: err = %v, want %q", name, err, refusal)
 		}
@@ -267,7 +283,6 @@ func TestNodeSendsOnlyPrivacyCalls(t *testing.T) {
 	}
 
 	// The node's marker is valid.
-	c.nonces[c.node] = 0
 	res := c.build(t, newPoolSource(c.exec.Signer(), c.markers(t, c.node, groupA, 1)...))
 	succeeded(t, res)
 	if len(res.Block.Transactions()) != 1 || len(res.Receipts[0].Logs) != 1 {
