@@ -198,6 +198,9 @@ func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) 
 				govFull = true
 				continue
 			}
+			if errors.Is(err, errMarkerBudget) {
+				continue // its group has its markers for this block: a later block
+			}
 			res.Rejected = append(res.Rejected, Rejection{tx, err})
 			continue
 		}
@@ -293,6 +296,10 @@ func sameFields(a, b *types.Header) bool {
 // budget (system.BlockLimits). It is not invalid: a later block takes it.
 var errGovBudget = errors.New("over the block's governance budget")
 
+// errMarkerBudget: a successful marker beyond its group's markers for the
+// block (system.MaxGroupMarkersPerBlock); it may be part of a later block.
+var errMarkerBudget = errors.New("over the privacy group's markers for the block")
+
 // blockBytes is what tx adds to the encoded size of a block: its encoding
 // as an item of the body's transaction list (a typed transaction is an
 // RLP string holding type and payload, a legacy one its RLP list).
@@ -343,9 +350,6 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 		return nil, fmt.Errorf("%w: call %d of a system contract, above maxBlockGovTxs %d", errGovBudget, run.gov.txs+1, run.limits.GovTxs)
 	}
 	markerGroup, marker := system.MarkerGroup(tx)
-	if marker && run.markers[markerGroup] >= system.MaxGroupMarkersPerBlock {
-		return nil, fmt.Errorf("marker %d of privacy group %s in the block, above %d", run.markers[markerGroup]+1, markerGroup.Hex(), system.MaxGroupMarkersPerBlock)
-	}
 	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
 	if err != nil {
 		return nil, err
@@ -387,11 +391,17 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 		return nil, fmt.Errorf("%w: its %d bytes of system-contract storage bring the block's to %d, above maxBlockGovBytes %d",
 			errGovBudget, w, run.gov.bytes+w, run.limits.GovBytes)
 	}
+	// Markers that succeed count against their group's bound; a failed
+	// one (a non-member's, a purged group's) takes no slot, so that
+	// nobody can fill a group's blocks with reverting markers.
+	if marker && !res.Failed() {
+		if run.markers[markerGroup] >= system.MaxGroupMarkersPerBlock {
+			return nil, fmt.Errorf("%w: marker %d of privacy group %s in the block, above %d", errMarkerBudget, run.markers[markerGroup]+1, markerGroup.Hex(), system.MaxGroupMarkersPerBlock)
+		}
+		run.markers[markerGroup]++
+	}
 	if call {
 		run.gov.txs++
-	}
-	if marker {
-		run.markers[markerGroup]++
 	}
 	run.gov.bytes += run.govBytes
 	run.evm.StateDB.Finalise(run.evm.GetRules())

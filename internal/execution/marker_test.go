@@ -292,3 +292,32 @@ func TestNodeSendsOnlyPrivacyCalls(t *testing.T) {
 		t.Fatalf("the node's nonce is %d after its marker, want 1", got)
 	}
 }
+
+// Failed markers take no slot of their group: an account that fills a
+// block with markers the registry refuses (here of a group that does not
+// exist) does not keep the group's real markers out.
+func TestFailedMarkersTakeNoSlot(t *testing.T) {
+	const max = system.MaxGroupMarkersPerBlock
+	c := newMarkerChain(t, 1)
+	// A zero payload hash: the registry reverts every one of them.
+	bad := make([]*types.Transaction, max+5)
+	for i := range bad {
+		data, err := system.Registry.Pack("privateMarker", groupA, common.Hash{}, []string{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad[i] = c.sign(t, c.writers[0], system.RegistryAddress, data)
+	}
+	good := c.markers(t, c.node, groupA, 1)
+	res := c.build(t, newPoolSource(c.exec.Signer(), append(bad, good...)...))
+	if n := len(res.Block.Transactions()); n != len(bad)+1 {
+		t.Fatalf("the block took %d transactions, want the %d failing markers and the real one", n, len(bad))
+	}
+	last := res.Receipts[len(res.Receipts)-1]
+	if last.TxHash != good[0].Hash() || last.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("the real marker: %s status %d, want %s status 1", last.TxHash, last.Status, good[0].Hash())
+	}
+	if res.Receipts[0].Status != types.ReceiptStatusFailed {
+		t.Fatal("a marker with a zero payload hash succeeded: the test cannot tell anything")
+	}
+}
