@@ -99,8 +99,9 @@ describe('system contracts (ICharter.sol) against charter dev', { timeout: 180_0
     assert.deepEqual(compiled.interfaceBytecode, ['', '']); // interfaces: no code
     const names = (iface) => iface.fragments.filter((f) => f.type === 'function').map((f) => f.name).sort();
     assert.deepEqual(names(regIface), [
-      'accountOf', 'addMembers', 'createGroup', 'deleteGroup', 'group', 'groupsOf', 'hasRole', 'isFrozen', 'node', 'organization',
-      'organizations', 'parameter', 'privacyKey', 'privacyKeyOrg', 'removeMember', 'setAccountRoles', 'usage', 'validators',
+      'accountOf', 'addMembers', 'createGroup', 'deleteGroup', 'grantAuditor', 'group', 'groupAuditors', 'groupsOf', 'hasRole',
+      'isFrozen', 'node', 'organization', 'organizations', 'parameter', 'privacyKey', 'privacyKeyOrg', 'privateMarker',
+      'purgeApprovals', 'purgeGroup', 'recordDisclosure', 'removeMember', 'revokeAuditor', 'setAccountRoles', 'usage', 'validators',
     ]);
     assert.deepEqual(names(govIface), ['cancel', 'proposal', 'proposalCount', 'propose', 'vote']);
     assert.equal(regIface.getFunction('hasRole').selector, ethers.id('hasRole(address,uint32)').slice(0, 10));
