@@ -566,16 +566,8 @@ func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []by
 	if err != nil {
 		return raw, common.Address{}, "" // privstate rejects it with the reason
 	}
-	acct := memo.sender(from)
-	switch {
-	case acct.Org != m.Org:
-		return raw, common.Address{}, fmt.Sprintf("not permitted: sender %s is not an account of %s, which sent the marker", from.Hex(), m.Org)
-	case acct.Frozen:
-		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s is frozen", from.Hex())
-	case acct.Roles&system.RoleWrite == 0:
-		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s lacks role write", from.Hex())
-	case tx.To == nil && acct.Roles&system.RoleDeploy == 0:
-		return raw, common.Address{}, fmt.Sprintf("not permitted: account %s lacks role deploy", from.Hex())
+	if reason := senderRefusal(memo.sender(from), from, m.Org, tx.To == nil); reason != "" {
+		return raw, common.Address{}, reason
 	}
 	return raw, from, ""
 }

@@ -226,16 +226,8 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if !bytes.Equal(tx.PrivateFrom, me[:]) {
 		return nil, fmt.Errorf("privateFrom %s is not this node's organization %s (its privacy key is %s)", b64(tx.PrivateFrom), org, me)
 	}
-	acct := memo.sender(from)
-	switch {
-	case acct.Org != org:
-		return nil, fmt.Errorf("not permitted: sender %s is not an account of organization %s", from.Hex(), org)
-	case acct.Frozen:
-		return nil, fmt.Errorf("not permitted: account %s is frozen", from.Hex())
-	case acct.Roles&system.RoleWrite == 0:
-		return nil, fmt.Errorf("not permitted: account %s lacks role write", from.Hex())
-	case tx.To == nil && acct.Roles&system.RoleDeploy == 0:
-		return nil, fmt.Errorf("not permitted: account %s lacks role deploy", from.Hex())
+	if reason := senderRefusal(memo.sender(from), from, org, tx.To == nil); reason != "" {
+		return nil, errors.New(reason)
 	}
 	pr := &prepared{tx: tx, from: from, group: tx.GroupID()}
 	g, exists := memo.group(pr.group)
@@ -294,6 +286,23 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 		return nil, err
 	}
 	return pr, nil
+}
+
+// senderRefusal is why account from may not send a private transaction
+// for organization org (creation: it deploys a contract); "" if it may.
+// The sending node and every member's applier decide with it.
+func senderRefusal(acct system.Sender, from common.Address, org string, creation bool) string {
+	switch {
+	case acct.Org != org:
+		return fmt.Sprintf("not permitted: sender %s is not an account of organization %s", from.Hex(), org)
+	case acct.Frozen:
+		return fmt.Sprintf("not permitted: account %s is frozen", from.Hex())
+	case acct.Roles&system.RoleWrite == 0:
+		return fmt.Sprintf("not permitted: account %s lacks role write", from.Hex())
+	case creation && acct.Roles&system.RoleDeploy == 0:
+		return fmt.Sprintf("not permitted: account %s lacks role deploy", from.Hex())
+	}
+	return ""
 }
 
 // orgsOfIdentities maps privacy identities to the active organizations

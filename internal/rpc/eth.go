@@ -514,6 +514,12 @@ func (api *EthAPI) Call(ctx context.Context, args TransactionArgs, bnh *gethrpc.
 	if err != nil {
 		return nil, err
 	}
+	return callResult(res)
+}
+
+// callResult answers a call's result as eth_call does: its return data,
+// a revert as code 3 with the revert data, another failure as -32000.
+func callResult(res *core.ExecutionResult) (hexutil.Bytes, error) {
 	if len(res.Revert()) > 0 || (res.Failed() && res.Err.Error() == "execution reverted") {
 		return nil, revertError(res.Revert())
 	}

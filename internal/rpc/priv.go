@@ -494,13 +494,7 @@ func (api *PrivAPI) Call(ctx context.Context, group groupParam, args Transaction
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Revert()) > 0 || (res.Failed() && res.Err.Error() == "execution reverted") {
-		return nil, revertError(res.Revert())
-	}
-	if res.Failed() {
-		return nil, serverError("%v", res.Err)
-	}
-	return res.Return(), nil
+	return callResult(res)
 }
 
 // GetCode is priv_getCode: the code at addr in the group's private state
