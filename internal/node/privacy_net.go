@@ -45,6 +45,9 @@ const (
 	// network worker; beyond it they are dropped (a pushed payload is
 	// fetched later, a fetch asked again).
 	privQueueLen = 1024
+	// privQueueBytes bounds the bytes of the messages waiting; beyond it
+	// they are dropped likewise.
+	privQueueBytes = 64 << 20
 	// maxFetchItems bounds the payloads one fetch asks for.
 	maxFetchItems = 64
 	// maxReplyBytes bounds one reply's envelopes (below the p2p frame).
@@ -96,6 +99,7 @@ type fetcher struct {
 
 	refusedLog   sync.Map // peer+reason → last log time
 	dropped      atomic.Uint64
+	queued       atomic.Int64 // bytes of the messages in queue
 	disclosureMu sync.Mutex
 	disclosures  map[disclosureKey][][32]byte // served to auditors, not yet recorded
 }
@@ -123,9 +127,15 @@ func (f *fetcher) init(p *privacyService) {
 func (f *fetcher) register(tr *p2p.Transport) {
 	for _, typ := range []byte{msgPrivPush, msgPrivFetch, msgPrivReply} {
 		tr.Handle(typ, func(from p2p.NodeID, payload []byte) {
+			if f.queued.Add(int64(len(payload))) > privQueueBytes {
+				f.queued.Add(-int64(len(payload)))
+				f.dropped.Add(1)
+				return
+			}
 			select {
 			case f.queue <- privMsg{typ: typ, from: from, payload: payload}:
 			default:
+				f.queued.Add(-int64(len(payload)))
 				f.dropped.Add(1)
 			}
 		})
@@ -143,6 +153,7 @@ func (f *fetcher) loop() {
 		case <-n.quit:
 			return
 		case m := <-f.queue:
+			f.queued.Add(-int64(len(m.payload)))
 			switch m.typ {
 			case msgPrivPush:
 				f.handlePush(m.from, m.payload)
