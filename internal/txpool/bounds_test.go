@@ -321,10 +321,18 @@ func TestFullPoolByBytes(t *testing.T) {
 	flooder, _ := crypto.GenerateKey()
 	honest, _ := crypto.GenerateKey()
 	const size = 10_000
-	big1 := txData(flooder, 0, 1, size).Size()
-	p, _ := newTestPool(Config{GlobalBytes: 20 * big1}, flooder, honest)
+	// The pool holds exactly the flooder's 20 (their sizes differ by a
+	// byte when a signature value has a leading zero).
+	var flood []*types.Transaction
+	var total uint64
 	for n := uint64(0); n < 20; n++ {
-		if err := p.Add(txData(flooder, n, 1, size)); err != nil {
+		x := txData(flooder, n, 1, size)
+		flood = append(flood, x)
+		total += x.Size()
+	}
+	p, _ := newTestPool(Config{GlobalBytes: total}, flooder, honest)
+	for _, x := range flood {
+		if err := p.Add(x); err != nil {
 			t.Fatal(err)
 		}
 	}
