@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -398,7 +399,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 
 // checkQuery refuses query parameters the route does not take.
 func checkQuery(r *http.Request, allowed []string) error {
-	for name := range r.URL.Query() {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badInput("query", "does not parse: %v", err)
+	}
+	for name := range q {
 		if !slices.Contains(allowed, name) {
 			if len(allowed) == 0 {
 				return badInput(name, "%s takes no query parameters", r.URL.Path)

@@ -243,7 +243,7 @@ func decodeCursor(q url.Values, list string) (pos uint64, ok bool, err error) {
 // page is the body of a list: its items and the cursor of the next page
 // (absent on the last).
 type page[T any] struct {
-	Items []T  `json:"items"`
+	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
 }
 
