@@ -245,7 +245,7 @@ func New(cfg Config) (*Gateway, error) {
 			g.fail(w, r, problemf(http.StatusMethodNotAllowed, "", "method %s: %s serves %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 		})
 	}
-	g.mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, problemf(http.StatusNotFound, "", "no route %s %s (the routes are listed in %sopenapi.json)", r.Method, r.URL.Path, Prefix))
 	})
 	return g, nil
@@ -405,6 +405,9 @@ func checkQuery(r *http.Request, allowed []string) error {
 	}
 	for name := range q {
 		if !slices.Contains(allowed, name) {
+			if name == "" || len(name) > maxFieldName {
+				return badInput("query", "unknown parameter %.64q", name)
+			}
 			if len(allowed) == 0 {
 				return badInput(name, "%s takes no query parameters", r.URL.Path)
 			}

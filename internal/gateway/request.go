@@ -101,6 +101,10 @@ func decodeBody(body []byte, v any) error {
 	return nil
 }
 
+// maxFieldName bounds the name of an unknown member or query parameter
+// that a problem names as its field.
+const maxFieldName = 64
+
 // jsonProblem names the member of a JSON decoding error.
 func jsonProblem(err error) error {
 	var syn *json.SyntaxError
@@ -119,6 +123,9 @@ func jsonProblem(err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
+		if name == "" || len(name) > maxFieldName {
+			return badInput("body", "unknown member %.64q", name)
+		}
 		return badInput(name, "unknown member")
 	}
 	return badInput("body", "%v", err)
