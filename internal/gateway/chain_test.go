@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/txpool"
 )
@@ -273,5 +275,49 @@ func TestHealthzAndOpenAPI(t *testing.T) {
 	r := h.get("/api/v1/openapi.json").want(t, http.StatusOK)
 	if string(r.body) != string(OpenAPI) {
 		t.Fatal("openapi.json is not the embedded document")
+	}
+}
+
+func TestCreationReceiptNamesTheContract(t *testing.T) {
+	h := newHarness(t, nil)
+	tx, err := types.SignNewTx(h.f.dev[0].Key, h.f.signer, &types.LegacyTx{Nonce: 0, Gas: 100_000, GasPrice: big.NewInt(1_000_000_000), Data: echoCode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.f.addBlock(t, []*types.Transaction{tx}, nil, nil)
+	var got Transaction
+	h.get("/api/v1/transactions/"+tx.Hash().Hex()).want(t, http.StatusOK).decode(t, &got)
+	if got.To != nil || got.Type != types.LegacyTxType || got.MaxFeePerGas != nil || got.GasPrice != "1000000000" || got.Input != hexutil.Encode(echoCode) {
+		t.Fatalf("creation: %+v", got)
+	}
+	var rc Receipt
+	h.get("/api/v1/transactions/"+tx.Hash().Hex()+"/receipt").want(t, http.StatusOK).decode(t, &rc)
+	if rc.To != nil || rc.ContractAddress == nil || *rc.ContractAddress != crypto.CreateAddress(h.f.dev[0].Address, 0).Hex() {
+		t.Fatalf("creation receipt: %+v", rc)
+	}
+}
+
+func TestNewValidatesItsConfig(t *testing.T) {
+	f := newFake(t)
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "Config.Backend is required"},
+		{Config{Backend: f, BodyBytes: 100}, "BodyBytes 100"},
+		{Config{Backend: f, ResultBytes: 10}, "ResultBytes 10"},
+		{Config{Backend: f, CallTimeout: -time.Second}, "CallTimeout"},
+		{Config{Backend: f, Idempotency: IdempotencyConfig{MaxEntries: -1}}, "Idempotency"},
+	} {
+		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v): %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	g, err := New(Config{Backend: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := DefaultConfig(); g.cfg.BodyBytes != d.BodyBytes || g.cfg.GasCap != d.GasCap || g.cfg.Idempotency != d.Idempotency {
+		t.Fatalf("defaults not filled: %+v", g.cfg)
 	}
 }

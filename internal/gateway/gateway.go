@@ -262,8 +262,8 @@ type Route struct {
 	Role   system.Role
 }
 
-// Routes lists the API's routes and their roles, in the order of the
-// OpenAPI document.
+// Routes lists the API's routes and the roles they need (the OpenAPI
+// document names each operation's role in x-charter-role).
 func Routes() []Route {
 	out := make([]Route, len(routes))
 	for i, rt := range routes {
@@ -277,9 +277,8 @@ type route struct {
 	Route
 	h handler
 	// query lists the query parameters the route takes; others are 400.
+	// POST routes read a JSON body and honour Idempotency-Key.
 	query []string
-	// post routes read a JSON body and honour Idempotency-Key.
-	post bool
 }
 
 func (rt *route) pattern() string { return rt.Method + " " + rt.Path }
@@ -312,11 +311,11 @@ var routes = []route{
 	{Route: Route{"GET", "/api/v1/blocks/{block}", system.RoleRead}, h: (*Gateway).getBlock},
 	{Route: Route{"GET", "/api/v1/transactions/{hash}", system.RoleRead}, h: (*Gateway).getTransaction},
 	{Route: Route{"GET", "/api/v1/transactions/{hash}/receipt", system.RoleRead}, h: (*Gateway).getReceipt},
-	{Route: Route{"POST", "/api/v1/transactions", system.RoleWrite}, h: (*Gateway).submitTransaction, post: true},
+	{Route: Route{"POST", "/api/v1/transactions", system.RoleWrite}, h: (*Gateway).submitTransaction},
 	{Route: Route{"GET", "/api/v1/accounts/{address}", system.RoleRead}, h: (*Gateway).getAccount},
 	{Route: Route{"GET", "/api/v1/accounts/{address}/balance", system.RoleRead}, h: (*Gateway).getBalance},
-	{Route: Route{"POST", "/api/v1/contracts/{contract}/call/{method}", system.RoleRead}, h: (*Gateway).callContract, post: true},
-	{Route: Route{"POST", "/api/v1/contracts/{contract}/send/{method}", system.RoleWrite}, h: (*Gateway).sendContract, post: true},
+	{Route: Route{"POST", "/api/v1/contracts/{contract}/call/{method}", system.RoleRead}, h: (*Gateway).callContract},
+	{Route: Route{"POST", "/api/v1/contracts/{contract}/send/{method}", system.RoleWrite}, h: (*Gateway).sendContract},
 	{Route: Route{"GET", "/api/v1/members", system.RoleRead}, h: (*Gateway).listMembers},
 	{Route: Route{"GET", "/api/v1/members/{org}", system.RoleRead}, h: (*Gateway).getMember},
 	{Route: Route{"GET", "/api/v1/governance/proposals", system.RoleRead}, h: (*Gateway).listProposals, query: []string{"cursor", "limit"}},
@@ -325,12 +324,12 @@ var routes = []route{
 	{Route: Route{"GET", "/api/v1/healthz", 0}, h: (*Gateway).healthz},
 }
 
-// serve runs one route: the role check, the body, the idempotency store,
-// the handler, the answer, and the access-log entry.
+// serve runs one route: the role check, the query, for POST the body
+// and the idempotency store, the handler, the answer, and the access-log
+// entry.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 	ctx := r.Context()
-	entry := auth.EntryOf(ctx)
-	entry.What = rt.pattern()
+	auth.EntryOf(ctx).What = rt.pattern()
 	who := auth.FromContext(ctx)
 	// No identity: no authentication in front of the gateway (charter
 	// dev), where everything is allowed.
@@ -340,61 +339,53 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 			return
 		}
 	}
-	c := &call{r: r, ctx: ctx, who: who}
 	if err := checkQuery(r, rt.query); err != nil {
 		g.fail(w, r, err)
 		return
 	}
-	if !rt.post {
-		rep, err := rt.h(g, c)
-		if err != nil {
-			g.fail(w, r, err)
-			return
-		}
-		g.write(w, r, g.encode(r, rep))
+	c := &call{r: r, ctx: ctx, who: who}
+	if rt.Method != http.MethodPost {
+		g.write(w, r, g.run(rt, c))
 		return
 	}
-	body, err := readBody(w, r, g.cfg.BodyBytes)
-	if err != nil {
+	var err error
+	if c.body, err = readBody(w, r, g.cfg.BodyBytes); err != nil {
 		g.fail(w, r, err)
 		return
 	}
-	c.body = body
 	key, err := idempotencyKey(r)
 	if err != nil {
 		g.fail(w, r, err)
 		return
 	}
 	if key == "" {
-		rep, err := rt.h(g, c)
-		if err != nil {
-			g.fail(w, r, err)
-			return
-		}
-		g.write(w, r, g.encode(r, rep))
+		g.write(w, r, g.run(rt, c))
 		return
 	}
-	ticket, replay, err := g.idem.begin(who.Name(), key, fingerprint(r, body))
-	if err != nil {
+	ticket, replay, err := g.idem.begin(who.Name(), key, fingerprint(r, c.body))
+	switch {
+	case err != nil:
 		g.fail(w, r, err)
 		return
-	}
-	if replay != nil {
+	case replay != nil:
 		w.Header().Set("Idempotent-Replayed", "true")
 		g.write(w, r, replay)
 		return
 	}
-	rep, err := rt.h(g, c)
-	var out *encoded
-	if err != nil {
-		out = g.problem(r, err)
-	} else {
-		out = g.encode(r, rep)
-	}
-	// Answers of the server's trouble (5xx) are not kept: a retry runs
+	out := g.run(rt, c)
+	// Answers of the node's trouble (5xx) are not kept: a retry runs
 	// again.
 	g.idem.finish(ticket, out, out.status < 500)
 	g.write(w, r, out)
+}
+
+// run calls the route's handler and encodes its answer.
+func (g *Gateway) run(rt *route, c *call) *encoded {
+	rep, err := rt.h(g, c)
+	if err != nil {
+		return g.problem(c.r, err)
+	}
+	return g.encode(c.r, rep)
 }
 
 // checkQuery refuses query parameters the route does not take.
