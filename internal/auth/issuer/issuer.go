@@ -15,8 +15,9 @@
 // signing keys, written by the node as it rotates them.
 //
 // Failed client authentications are slowed: per client id and per remote
-// address, after MaxFailures failures each further one locks the key out
-// (429 with Retry-After) for LockBase, doubling up to LockMax. Each
+// address, the MaxFailures-th failure locks the key out (429 with
+// Retry-After) for LockBase, each further one twice as long, up to
+// LockMax. Each
 // failure is logged once, at warn, with the client id and the remote
 // address, never the secret.
 package issuer
@@ -86,9 +87,9 @@ type Config struct {
 	// least Lifetime). A replaced key stays in the JWKS for 2×Lifetime, so
 	// that the tokens it signed verify until they expire.
 	Rotate time.Duration
-	// MaxFailures failed authentications of a client id, or from a remote
-	// address, are free; each further one locks it out for LockBase,
-	// doubling up to LockMax. MaxTracked bounds the ids and the addresses
+	// The MaxFailures-th failed authentication of a client id, or from a
+	// remote address, locks it out for LockBase, each further one for
+	// twice as long, up to LockMax. MaxTracked bounds the ids and the addresses
 	// tracked (each).
 	MaxFailures int
 	LockBase    time.Duration

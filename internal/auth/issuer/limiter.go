@@ -9,9 +9,9 @@ import (
 )
 
 // failures counts failed client authentications per key (a client id, or
-// a remote address) and locks a key out with exponential backoff: after
-// free failures, each further one locks it for base, 2×base, 4×base, ...
-// up to max. A key forgets its failures after forget without one. At
+// a remote address) and locks a key out with exponential backoff: the
+// free-th failure locks it for base, each further one for twice as long
+// as the one before, up to max. A key forgets its failures after forget without one. At
 // most capacity keys are tracked; the least recently failed is dropped
 // first. Safe for concurrent use.
 type failures struct {
@@ -78,11 +78,11 @@ func (f *failures) fail(key string, now time.Time) (int, time.Duration) {
 	}
 	e.count++
 	e.last = now
-	if e.count <= f.free {
+	if e.count < f.free {
 		return e.count, 0
 	}
 	lock := f.max
-	if shift := e.count - f.free - 1; shift < 32 {
+	if shift := e.count - f.free; shift < 32 {
 		if d := f.base << shift; d > 0 && d < f.max {
 			lock = d
 		}
