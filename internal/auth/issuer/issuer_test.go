@@ -497,7 +497,7 @@ func TestTokenEndpointRefuses(t *testing.T) {
 		{"Bearer instead of Basic", "", "", []string{"Bearer abc"}, "grant_type=client_credentials", 401, "invalid_client"},
 		{"malformed Basic", "", "", []string{"Basic !!!"}, "grant_type=client_credentials", 401, "invalid_client"},
 		{"wrong secret", "", "", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(c.ID+":nope"))}, "grant_type=client_credentials", 401, "invalid_client"},
-		{"unknown client", "", "", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("org1-x-1:" + secret))}, "grant_type=client_credentials", 401, "invalid_client"},
+		{"unknown client", "", "", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("org1-x-1:"+secret))}, "grant_type=client_credentials", 401, "invalid_client"},
 		{"unknown role in scope", "", "", []string{basic}, "grant_type=client_credentials&scope=read+root", 400, "invalid_scope"},
 		{"scope beyond the client's roles", "", "", []string{basic}, "grant_type=client_credentials&scope=write", 400, "invalid_scope"},
 		{"oversized body", "", "", []string{basic}, "grant_type=client_credentials&x=" + strings.Repeat("a", MaxRequestBytes), 413, "invalid_request"},
