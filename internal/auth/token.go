@@ -322,7 +322,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 }
 
 // isCompactJWS reports whether s is header.payload.signature of base64url
-// characters, each part non-empty.
+// characters, header and payload non-empty.
 func isCompactJWS(s string) bool {
 	parts := 0
 	run := 0
@@ -341,7 +341,8 @@ func isCompactJWS(s string) bool {
 			return false
 		}
 	}
-	return parts == 2 && run > 0
+	// The signature may be empty: alg "none" then gets its own refusal.
+	return parts == 2
 }
 
 // verifyLocal checks a token of the built-in issuer with its keys and its
@@ -467,7 +468,7 @@ func candidates(keys []jose.JSONWebKey, kid, alg, who string) ([]jose.JSONWebKey
 	case kid != "" && !named:
 		return nil, tokenError("token key id %s is not among the keys of %s (unknown or retired key)", quoted(kid), who)
 	case kid != "":
-		return nil, tokenError("token key %s of %s is not a %s signing key", quoted(kid), who, alg)
+		return nil, tokenError("token key %s of %s is not a signing key for %s", quoted(kid), who, alg)
 	}
 	return nil, tokenError("%s has no %s key for a token without kid", who, alg)
 }
