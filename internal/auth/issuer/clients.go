@@ -363,8 +363,8 @@ func checkKeys(keys []string) error {
 		return fmt.Errorf("keys: %d, at most %d", len(keys), MaxClientKeys)
 	}
 	for i, k := range keys {
-		if err := checkName("keys", k); err != nil {
-			return fmt.Errorf("keys[%d]: %w", i, err)
+		if err := checkName(fmt.Sprintf("keys[%d]", i), k); err != nil {
+			return err
 		}
 		if slices.Contains(keys[:i], k) {
 			return fmt.Errorf("keys[%d]: %q appears twice", i, k)
