@@ -845,3 +845,37 @@ func FuzzTokenRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestTokenEndpointConcurrent: requests at once, good and bad, from
+// several addresses, are each answered 200, 401 or 429 (run with -race).
+func TestTokenEndpointConcurrent(t *testing.T) {
+	f := newFixture(t, nil)
+	c, secret := f.add(t, "app", system.RoleRead)
+	var wg sync.WaitGroup
+	codes := make(chan int, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				s := secret
+				if (g+i)%3 == 0 {
+					s = "wrong"
+				}
+				codes <- f.post(fmt.Sprintf("192.0.2.%d:1", g), grant, c.ID, s).Code
+				if i%4 == 0 {
+					f.iss.VerificationKeys()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	seen := map[int]int{}
+	for code := range codes {
+		seen[code]++
+	}
+	if seen[200] == 0 || seen[401] == 0 || seen[200]+seen[401]+seen[429] != 64 {
+		t.Fatalf("answers %v", seen)
+	}
+}
