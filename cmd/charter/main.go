@@ -21,6 +21,7 @@ type command struct {
 var commands = map[string]command{
 	"bench":   {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
 	"ca":      {"create an organization's CA; issue, check and show certificates", runCA},
+	"client":  {"the built-in OAuth2 issuer's clients: add, list and revoke (id and secret for bearer tokens)", runClient},
 	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
 	"gov":     {"governance: propose, vote, cancel; show and list proposals, the audit trail and the policy", runGov},
 	"init":    {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
