@@ -129,8 +129,8 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve authenticates r and runs next, or refuses it. It returns the
-// caller (nil when refused before it was known) and, when refused so, the
-// kind of credential presented.
+// caller (nil when refused before it was known) and, when refused for its
+// credential, the kind of credential presented.
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry) (*Identity, Kind) {
 	if m.open(r.URL.Path) {
 		ctx := WithEntry(NewContext(r.Context(), m.anonymous), entry)
@@ -145,7 +145,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry)
 			entry.Result = ResultDenied
 		}
 		m.refuseCredential(w, r, err, kind)
-		return nil, kind
+		return id, kind
 	}
 	if id.Kind == KindAnonymous && m.cfg.Required && id.Roles == 0 {
 		entry.Result = ResultUnauthenticated
@@ -178,7 +178,8 @@ func (m *middleware) open(path string) bool {
 }
 
 // authenticate finds r's caller. On an error it also returns the kind of
-// the credential refused.
+// the credential refused, and the caller when it is known (a valid
+// credential of an organization that is not an active member).
 func (m *middleware) authenticate(r *http.Request) (*Identity, Kind, error) {
 	raw, hasToken, err := bearerToken(r)
 	if err != nil {
@@ -212,7 +213,8 @@ func (m *middleware) authenticate(r *http.Request) (*Identity, Kind, error) {
 		return nil, kind, err
 	}
 	if m.cfg.OrgActive != nil && !m.cfg.OrgActive(id.Org) {
-		return nil, kind, &Error{Status: http.StatusForbidden, Code: "invalid_token", Msg: inactiveOrg(id.Org)}
+		// The caller is known: the access log names it.
+		return id, kind, &Error{Status: http.StatusForbidden, Code: "invalid_token", Msg: inactiveOrg(id.Org)}
 	}
 	return id, kind, nil
 }
