@@ -48,7 +48,8 @@ type MiddlewareConfig struct {
 	// Open are path prefixes served without authentication (/oauth/,
 	// /.well-known/, /healthz): their handlers see the anonymous identity,
 	// no rate limit applies (the issuer has its own), and the access log
-	// still names them.
+	// still names them. Browsers' CORS preflights (OPTIONS with
+	// Access-Control-Request-Method) are served so on every path.
 	Open []string
 	// Now is the clock of the access log's times and durations (default
 	// time.Now).
@@ -132,7 +133,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // caller (nil when refused before it was known) and, when refused for its
 // credential, the kind of credential presented.
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry) (*Identity, Kind) {
-	if m.open(r.URL.Path) {
+	if m.open(r.URL.Path) || isPreflight(r) {
 		ctx := WithEntry(NewContext(r.Context(), m.anonymous), entry)
 		m.next.ServeHTTP(w, r.WithContext(ctx))
 		return m.anonymous, ""
@@ -166,6 +167,13 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry)
 	ctx = context.WithValue(ctx, admitKey{}, &admission{m: m, id: id, remote: r.RemoteAddr})
 	m.next.ServeHTTP(w, r.WithContext(ctx))
 	return id, ""
+}
+
+// isPreflight tells whether r is a browser's CORS preflight, which never
+// carries credentials: the handler answers it (with the origins it
+// allows), as on an open path.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 func (m *middleware) open(path string) bool {

@@ -213,6 +213,11 @@ func TestMiddleware(t *testing.T) {
 			status: 403, rpcCode: -32001, contains: "organization org3 is not an active member", result: "denied"},
 		{name: "open path ignores credentials", edit: func(c *MiddlewareConfig) { c.Required = true }, method: "POST", path: "/oauth/token",
 			header: map[string]string{"Authorization": "Bearer nope"}, status: 200, served: true, who: "anonymous", result: "ok"},
+		{name: "CORS preflight", edit: func(c *MiddlewareConfig) { c.Required = true }, method: "OPTIONS", path: "/",
+			header: map[string]string{"Access-Control-Request-Method": "POST", "Origin": "https://console.example"},
+			status: 200, served: true, who: "anonymous", result: "ok"},
+		{name: "OPTIONS without preflight headers", edit: func(c *MiddlewareConfig) { c.Required = true }, method: "OPTIONS", path: "/",
+			status: 401, problem: true, contains: "authentication required", www: `Bearer realm="charter"`, result: "unauthenticated"},
 		{name: "access_token only on WebSocket upgrades", edit: func(c *MiddlewareConfig) { c.Required = true }, method: "POST",
 			path: "/?access_token=" + secretToken, status: 401, rpcCode: -32001, contains: "authentication required", www: `Bearer realm="charter"`, result: "unauthenticated"},
 	} {

@@ -451,7 +451,8 @@ func (s *Server) checkHTTP(w http.ResponseWriter, r *http.Request, id *auth.Iden
 	if r.Method == http.MethodGet && r.ContentLength == 0 && r.URL.RawQuery == "" {
 		return true // go-ethereum's health answer: no call
 	}
-	if r.ContentLength > int64(s.cfg.BodyBytes) || r.Method == http.MethodOptions {
+	switch {
+	case r.ContentLength > int64(s.cfg.BodyBytes), r.Method == http.MethodPut, r.Method == http.MethodDelete:
 		return true // go-ethereum refuses it before reading the body
 	}
 	// go-ethereum reads no more than BodyBytes either.
