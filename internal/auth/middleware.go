@@ -102,13 +102,38 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
-	id, kind := m.serve(rw, r, entry)
+	var who caller
+	defer func() {
+		// Also when the handler panics (the server recovers it): the
+		// line is written, then the panic goes on.
+		p := recover()
+		status := rw.status
+		switch {
+		case p != nil && status == 0:
+			status = http.StatusInternalServerError
+		case status == 0:
+			status = http.StatusOK
+		}
+		m.finish(r, entry, who.id, who.kind, status, start, body.n, rw.n)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	m.serve(rw, r, entry, &who)
+}
+
+// caller is who sent a request, as far as it is known: the identity (nil
+// when refused before it was known) and, when refused for its credential,
+// the kind of credential presented.
+type caller struct {
+	id   *Identity
+	kind Kind
+}
+
+// finish counts a request and writes its access-log line.
+func (m *middleware) finish(r *http.Request, entry *Entry, id *Identity, kind Kind, status int, start time.Time, in, out int64) {
 	if kind == "" && id != nil {
 		kind = id.Kind
-	}
-	status := rw.status
-	if status == 0 {
-		status = http.StatusOK
 	}
 	result := entry.Result
 	if result == "" {
@@ -121,7 +146,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := AccessRecord{
 		Time: start, Who: "anonymous", Kind: kind, Remote: r.RemoteAddr, Method: r.Method,
 		Path: logPath(r.URL), What: entry.What, Result: result, Status: status,
-		BytesIn: body.n, BytesOut: rw.n, Duration: m.now().Sub(start), Private: entry.Private,
+		BytesIn: in, BytesOut: out, Duration: m.now().Sub(start), Private: entry.Private,
 	}
 	if id != nil {
 		rec.Who, rec.Org = id.Name(), id.Org
@@ -129,29 +154,31 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.cfg.Log.Write(rec)
 }
 
-// serve authenticates r and runs next, or refuses it. It returns the
-// caller (nil when refused before it was known) and, when refused for its
-// credential, the kind of credential presented.
-func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry) (*Identity, Kind) {
+// serve authenticates r and runs next, or refuses it. It notes the
+// caller in who as soon as it is known.
+func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry, who *caller) {
 	if m.open(r.URL.Path) || isPreflight(r) {
+		who.id = m.anonymous
 		ctx := WithEntry(NewContext(r.Context(), m.anonymous), entry)
 		m.next.ServeHTTP(w, r.WithContext(ctx))
-		return m.anonymous, ""
+		return
 	}
 	id, kind, err := m.authenticate(r)
+	who.id = id
 	if err != nil {
+		who.kind = kind
 		entry.Result = ResultUnauthenticated
 		var ae *Error
 		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
 			entry.Result = ResultDenied
 		}
 		m.refuseCredential(w, r, err, kind)
-		return id, kind
+		return
 	}
 	if id.Kind == KindAnonymous && m.cfg.Required && id.Roles == 0 {
 		entry.Result = ResultUnauthenticated
 		m.refuseCredential(w, r, nil, KindAnonymous)
-		return id, ""
+		return
 	}
 	if m.cfg.Limits != nil {
 		if err := m.cfg.Limits.Allow(limitKey(id, r.RemoteAddr), id.Org); err != nil {
@@ -159,14 +186,13 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry)
 			le := err.(*LimitError)
 			m.metrics.limit(id.Org, le)
 			refuseLimit(w, r, le)
-			return id, ""
+			return
 		}
 	}
 	ctx := NewContext(r.Context(), id)
 	ctx = WithEntry(ctx, entry)
 	ctx = context.WithValue(ctx, admitKey{}, &admission{m: m, id: id, remote: r.RemoteAddr})
 	m.next.ServeHTTP(w, r.WithContext(ctx))
-	return id, ""
 }
 
 // isPreflight tells whether r is a browser's CORS preflight, which never

@@ -540,6 +540,34 @@ func TestAccessLogRecord(t *testing.T) {
 	}
 }
 
+func TestAccessLogOfAPanickingHandler(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	alog, err := OpenAccessLog(AccessLogConfig{Writer: lockedBuffer{&mu, &buf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }),
+		MiddlewareConfig{Bearer: fakeBearer, Log: alog})
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Header.Set("Authorization", "Bearer "+secretToken)
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Fatalf("recovered %v, want the handler's panic", p)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}()
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("line %q: %v", buf.String(), err)
+	}
+	if rec["status"] != float64(500) || rec["who"] != "org1/app" || rec["result"] != "status 500" {
+		t.Fatalf("line %v", rec)
+	}
+}
+
 func TestAllowOrg(t *testing.T) {
 	id := &Identity{Kind: KindToken, Org: "org1", Subject: "app", Roles: system.RoleRead}
 	if err := AllowOrg(id, "priv_call", "org1"); err != nil {

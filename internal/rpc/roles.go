@@ -208,8 +208,8 @@ var errBatchTooLarge = errors.New("batch too large")
 // parseRequest reads a JSON-RPC request: one call, or a batch of at most
 // maxBatch calls (more: errBatchTooLarge, having read no more than
 // maxBatch+1 of them). Any other error means msg is not one valid JSON
-// value. msg is untrusted: the work is one pass over it, and memory
-// proportional to it.
+// value. msg is untrusted: the work is a few passes over it, and memory
+// proportional to it (a batch's calls are counted as they are read).
 func parseRequest(msg []byte, maxBatch int) (calls []rpcCall, batch bool, err error) {
 	t := bytes.TrimLeft(msg, " \t\r\n")
 	if len(t) == 0 {
