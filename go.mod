@@ -16,6 +16,8 @@ require (
 	github.com/tyler-smith/go-bip39 v1.1.0
 	go.etcd.io/raft/v3 v3.7.0
 	golang.org/x/crypto v0.55.0
+	golang.org/x/time v0.14.0
+	gopkg.in/natefinch/lumberjack.v2 v2.2.1
 )
 
 require (

@@ -49,6 +49,11 @@ type Config struct {
 	CORSDomains []string // --http.corsdomain
 	WSOrigins   []string // --ws.origins
 
+	// Org is the node's organization. Behind auth.Middleware, the priv
+	// and eea methods (private transactions and groups) serve only callers
+	// of this organization; empty: no authenticated caller may use them.
+	Org string
+
 	// query bounds eth_getLogs and filters; tests make them small.
 	query queryLimits
 	// now is the clock of filter expiry (nil: time.Now); tests move it.

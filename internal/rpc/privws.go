@@ -10,22 +10,35 @@ import (
 
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 	"github.com/gorilla/websocket"
+
+	"github.com/charter-ledger/charter/internal/auth"
 )
 
-// The WebSocket transport of a node that serves the priv namespace.
+// The WebSocket transport: every WebSocket connection is served through
+// it.
 //
+// It checks each message, as the HTTP handler checks each request, against
+// the caller of the upgrade request (roles.go) and its rate limit
+// (auth.Admit): a message with a call the caller may not make is answered
+// on the socket with its errors and none of its calls runs; the others are
+// handed to go-ethereum in the canonical form that was checked. Without an
+// identity (no auth middleware) messages pass as they are.
+//
+// On a node that serves the priv namespace it also bridges Besu's shapes:
 // Besu's priv_subscribe takes the privacy group first
 // (["<group>", "logs", {filter}]) and priv_unsubscribe takes it too
 // (["<group>", "<id>"]), where go-ethereum's server reads the subscription
 // name, or the id, first. Besu's priv_subscription notification carries
-// the group beside the result. This transport bridges both ways: it reads
-// each WebSocket message, puts the name first in a priv_subscribe and
-// drops the group of a priv_unsubscribe (as Besu without multi-tenancy,
-// it does not check it: a subscription id is the connection's own), and
-// it moves the group of a priv_subscription notification out of the
-// result. Every other message passes unchanged. go-ethereum serves the
-// connection as a stream of JSON messages (its stream codec), so bounds,
-// batches and subscriptions are the server's as on any connection.
+// the group beside the result. This transport puts the name first in a
+// priv_subscribe and drops the group of a priv_unsubscribe (as Besu
+// without multi-tenancy, it does not check it: a subscription id is the
+// connection's own), and it moves the group of a priv_subscription
+// notification out of the result. Every other message passes unchanged.
+//
+// go-ethereum serves the connection as a stream of JSON messages (its
+// stream codec), so bounds, batches and subscriptions are the server's as
+// on any connection. The codec writes from its own goroutines (one at a
+// time) while the read side writes refusals: writes hold wmu.
 //
 // Bounds: a message is at most Config.BodyBytes (the read limit); a
 // connection that answers no ping for wsPongWait is closed.
@@ -49,25 +62,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(int64(s.cfg.BodyBytes))
-	s.rpc.ServeCodec(gethrpc.NewCodec(newPrivWSConn(conn, r.RemoteAddr)), 0)
+	c := newWSStream(conn, r.RemoteAddr, s.priv != nil)
+	if id := auth.FromContext(r.Context()); id != nil {
+		c.screen = &wsScreen{s: s, id: id, ctx: r.Context()}
+		defer c.screen.note(auth.EntryOf(r.Context()))
+	}
+	s.rpc.ServeCodec(gethrpc.NewCodec(c), 0)
 }
 
-// privWSConn presents a WebSocket connection as the byte stream
-// go-ethereum's stream codec reads and writes: one JSON message per
-// WebSocket message each way (the codec writes each message, a newline
-// after it, in one Write).
-type privWSConn struct {
+// wsStream presents a WebSocket connection as the byte stream go-ethereum's
+// stream codec reads and writes: one JSON message per WebSocket message
+// each way (the codec writes each message, a newline after it, in one
+// Write).
+type wsStream struct {
 	conn   *websocket.Conn
 	remote string
-	rbuf   []byte // what is left of the message being read
+	priv   bool      // rewrite Besu's priv_ shapes
+	screen *wsScreen // nil: no caller to check (no auth middleware)
+	rbuf   []byte    // what is left of the message being read
+
+	wmu      sync.Mutex // one writer at a time: the codec, or Read refusing a message
+	deadline time.Time  // the codec's write deadline, under wmu
 
 	once sync.Once
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
 
-func newPrivWSConn(conn *websocket.Conn, remote string) *privWSConn {
-	c := &privWSConn{conn: conn, remote: remote, quit: make(chan struct{})}
+func newWSStream(conn *websocket.Conn, remote string, priv bool) *wsStream {
+	c := &wsStream{conn: conn, remote: remote, priv: priv, quit: make(chan struct{})}
 	conn.SetReadDeadline(time.Now().Add(wsPongWait))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(wsPongWait))
@@ -77,13 +100,14 @@ func newPrivWSConn(conn *websocket.Conn, remote string) *privWSConn {
 	return c
 }
 
-func (c *privWSConn) pingLoop() {
+func (c *wsStream) pingLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(wsPingInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
+			// WriteControl may be called concurrently with the writes.
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
 				c.conn.Close()
 				return
@@ -96,9 +120,9 @@ func (c *privWSConn) pingLoop() {
 
 // RemoteAddr names the connection's client for per-client bounds
 // (clientOf).
-func (c *privWSConn) RemoteAddr() string { return c.remote }
+func (c *wsStream) RemoteAddr() string { return c.remote }
 
-func (c *privWSConn) Read(p []byte) (int, error) {
+func (c *wsStream) Read(p []byte) (int, error) {
 	for len(c.rbuf) == 0 {
 		_, msg, err := c.conn.ReadMessage()
 		if err != nil {
@@ -108,24 +132,59 @@ func (c *privWSConn) Read(p []byte) (int, error) {
 		if !json.Valid(msg) {
 			return 0, errors.New("invalid JSON in a WebSocket message")
 		}
-		c.rbuf = append(rewritePrivRequest(msg), '\n')
+		if c.screen != nil {
+			forward, answer := c.screen.check(msg)
+			if forward == nil {
+				if len(answer) > 0 {
+					if err := c.write(answer, time.Now().Add(wsWriteWait)); err != nil {
+						return 0, err
+					}
+				}
+				continue
+			}
+			msg = forward
+		}
+		if c.priv {
+			msg = rewritePrivRequest(msg)
+		}
+		c.rbuf = append(msg, '\n')
 	}
 	n := copy(p, c.rbuf)
 	c.rbuf = c.rbuf[n:]
 	return n, nil
 }
 
-func (c *privWSConn) Write(p []byte) (int, error) {
-	msg := rewritePrivNotification(bytes.TrimSuffix(p, []byte{'\n'}))
-	if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+func (c *wsStream) Write(p []byte) (int, error) {
+	msg := bytes.TrimSuffix(p, []byte{'\n'})
+	if c.priv {
+		msg = rewritePrivNotification(msg)
+	}
+	c.wmu.Lock()
+	deadline := c.deadline
+	c.wmu.Unlock()
+	if err := c.write(msg, deadline); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-func (c *privWSConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+// write sends one text message within deadline (zero: none).
+func (c *wsStream) write(msg []byte, deadline time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(deadline)
+	return c.conn.WriteMessage(websocket.TextMessage, msg)
+}
 
-func (c *privWSConn) Close() error {
+// SetWriteDeadline sets the deadline of the codec's next writes.
+func (c *wsStream) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.deadline = t
+	return nil
+}
+
+func (c *wsStream) Close() error {
 	var err error
 	c.once.Do(func() {
 		close(c.quit)

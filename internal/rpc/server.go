@@ -13,18 +13,22 @@ import (
 
 	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
+
+	"github.com/charter-ledger/charter/internal/auth"
 )
 
 // Server is the JSON-RPC server of one node: HTTP and WebSocket on one
 // listener, within the bounds of its Config.
 type Server struct {
-	cfg     Config
-	rpc     *gethrpc.Server
-	filters *filterSystem
-	priv    *privFilters // nil unless the priv and eea namespaces are served
-	cors    origins
-	wsOK    origins
-	log     *slog.Logger
+	cfg        Config
+	rpc        *gethrpc.Server
+	apis       map[string]any  // the receivers registered, by namespace
+	namespaces map[string]bool // the namespaces served, go-ethereum's rpc among them
+	filters    *filterSystem
+	priv       *privFilters // nil unless the priv and eea namespaces are served
+	cors       origins
+	wsOK       origins
+	log        *slog.Logger
 
 	mu      sync.Mutex
 	http    *http.Server // set by Serve
@@ -69,11 +73,13 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 			apis["eea"] = &EeaAPI{p: p}
 		}
 	}
+	s.apis, s.namespaces = apis, map[string]bool{"rpc": true}
 	for name, api := range apis {
 		if err := srv.RegisterName(name, api); err != nil {
 			s.stopFilters()
 			return nil, err
 		}
+		s.namespaces[name] = true
 	}
 	return s, nil
 }
@@ -84,10 +90,13 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 // (--http.corsdomain for HTTP, --ws.origins for WebSocket), and refused
 // with 403 otherwise: a page the browser of an employee opens cannot read
 // the node, nor reach it by DNS rebinding.
+//
+// Behind auth.Middleware, every call is checked against the role its
+// method needs (roles.go): each call of an HTTP request, each message of a
+// WebSocket connection, by the caller of the request or of the upgrade.
 func (s *Server) Handler() http.Handler {
 	// Origins are checked here, before go-ethereum's own check (which,
 	// given an empty list, would let localhost pages in).
-	ws := s.rpc.WebsocketHandler([]string{"*"})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		_, hasOrigin := r.Header["Origin"]
@@ -96,11 +105,7 @@ func (s *Server) Handler() http.Handler {
 				http.Error(w, "origin not allowed: "+origin+" (the node's --ws.origins)", http.StatusForbidden)
 				return
 			}
-			if s.priv != nil {
-				s.serveWS(w, r) // the transport of priv_subscribe (privws.go)
-			} else {
-				ws.ServeHTTP(w, r) // returns when the connection is closed
-			}
+			s.serveWS(w, r) // returns when the connection is closed (privws.go)
 			s.filters.dropClient(wsClient(r.RemoteAddr))
 			return
 		}
@@ -121,6 +126,9 @@ func (s *Server) Handler() http.Handler {
 			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if id := auth.FromContext(r.Context()); id != nil && !s.checkHTTP(w, r, id) {
 			return
 		}
 		s.rpc.ServeHTTP(w, r)
