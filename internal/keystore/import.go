@@ -14,11 +14,12 @@ import (
 
 // Bounds of the key derivation of an imported go-ethereum keystore file,
 // checked before any work, so that a crafted file cannot make the import
-// spend minutes or gigabytes: go-ethereum's standard parameters (scrypt
-// N 2^18, r 8: 256 MiB) are the most it may ask.
+// spend minutes or gigabytes: the memory (128·N·r bytes) of go-ethereum's
+// standard parameters (N 2^18, r 8: 256 MiB, about a second), and twice
+// their work (N·r·p); its light ones (N 2^12, p 6) are well within.
 const (
-	maxImportScryptMem = 256 << 20
-	maxImportScryptP   = 4
+	maxImportScryptNR  = 1 << 21
+	maxImportScryptNRP = 1 << 22
 	maxImportPBKDF2    = 1 << 22
 )
 
@@ -73,8 +74,8 @@ func checkV3Cost(data []byte) error {
 	switch c.KDF {
 	case "scrypt":
 		n, r, p := c.Params.N, c.Params.R, c.Params.P
-		if n < 2 || r < 1 || p < 1 || p > maxImportScryptP || n > maxImportScryptMem/128/r {
-			return fmt.Errorf("scrypt parameters n=%d r=%d p=%d out of bounds (at most 256 MiB, p %d)", n, r, p, maxImportScryptP)
+		if n < 2 || r < 1 || p < 1 || n > maxImportScryptNR/r || n*r > maxImportScryptNRP/p {
+			return fmt.Errorf("scrypt parameters n=%d r=%d p=%d out of bounds (at most n·r %d, n·r·p %d)", n, r, p, maxImportScryptNR, maxImportScryptNRP)
 		}
 	case "pbkdf2":
 		if c.Params.C < 1 || c.Params.C > maxImportPBKDF2 {
