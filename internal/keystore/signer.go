@@ -15,6 +15,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
 
@@ -166,6 +167,35 @@ func (s *Signer) Send(ctx context.Context, id string, caller *auth.Identity, req
 	e := s.ks.current(id)
 	if e == nil {
 		return common.Hash{}, fmt.Errorf("%w %q: add it with 'charter keys add'", ErrUnknownKey, id)
+	}
+	return s.send(ctx, e, req)
+}
+
+// SendRetired is Send with a retired version of key id, for an admin who
+// moves what its account holds (the current version is for Send only).
+// The caller must also hold the admin role.
+func (s *Signer) SendRetired(ctx context.Context, id string, version int, caller *auth.Identity, req TxRequest) (common.Hash, error) {
+	if err := s.Permit(id, caller); err != nil {
+		return common.Hash{}, err
+	}
+	if caller != nil && !caller.Has(system.RoleAdmin) {
+		return common.Hash{}, fmt.Errorf("%w: sending with a retired key needs role admin (caller %s holds %s)", ErrDenied, caller.Name(), caller.Roles)
+	}
+	e := s.ks.version(id, version)
+	switch {
+	case e == nil:
+		return common.Hash{}, fmt.Errorf("%w: %q has no version %d", ErrUnknownKey, id, version)
+	case e.info.Current():
+		return common.Hash{}, fmt.Errorf("key %s version %d is current, not retired: send with it as clients do", id, version)
+	}
+	return s.send(ctx, e, req)
+}
+
+// send signs req with e and submits it under e's nonce sequence.
+func (s *Signer) send(ctx context.Context, e *entry, req TxRequest) (common.Hash, error) {
+	id := e.info.ID
+	if e.info.Version > 1 {
+		id = fmt.Sprintf("%s (version %d)", id, e.info.Version)
 	}
 	if err := req.check(); err != nil {
 		return common.Hash{}, fmt.Errorf("send with key %s: %w", id, err)

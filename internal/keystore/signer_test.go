@@ -504,7 +504,8 @@ func TestSendFillsTheTransaction(t *testing.T) {
 }
 
 // TestSendUsesTheCurrentVersion: after a rotation, sends sign with the
-// new key, from nonce 0 of its account.
+// new key, from nonce 0 of its account; the retired key sends only
+// through SendRetired, for an admin (or the CLI: no identity).
 func TestSendUsesTheCurrentVersion(t *testing.T) {
 	spec := testSpec(t)
 	ks := memStore(t, "payments")
@@ -524,6 +525,35 @@ func TestSendUsesTheCurrentVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNonces(t, pool, old, 0, 1)
+	wantNonces(t, pool, v2.Address, 0, 1)
+
+	admin := &auth.Identity{Kind: auth.KindToken, Subject: "ops", Roles: system.RoleAdmin | system.RoleWrite, Keys: []string{"payments"}}
+	writer := &auth.Identity{Kind: auth.KindToken, Subject: "app", Roles: system.RoleWrite, Keys: []string{"payments"}}
+	ctx := context.Background()
+	for name, c := range map[string]struct {
+		version int
+		caller  *auth.Identity
+		ok      bool
+	}{
+		"no identity":  {1, nil, true},
+		"admin":        {1, admin, true},
+		"not an admin": {1, writer, false},
+		"current":      {2, nil, false},
+		"no such":      {3, nil, false},
+	} {
+		before := pool.attempts()
+		_, err := s.SendRetired(ctx, "payments", c.version, c.caller, transfer(3))
+		if (err == nil) != c.ok || (pool.attempts()-before == 1) != c.ok {
+			t.Errorf("%s: SendRetired = %v", name, err)
+		}
+	}
+	if _, err := s.SendRetired(ctx, "payments", 1, writer, transfer(3)); !errors.Is(err, ErrDenied) {
+		t.Fatalf("retired key without admin: %v", err)
+	}
+	if _, err := s.SendRetired(ctx, "payments", 3, nil, transfer(3)); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("retired key without such version: %v", err)
+	}
+	wantNonces(t, pool, old, 0, 3)
 	wantNonces(t, pool, v2.Address, 0, 1)
 }
 

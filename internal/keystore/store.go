@@ -257,6 +257,18 @@ func (s *Store) current(id string) *entry {
 	return versions[len(versions)-1]
 }
 
+// version is version v of id, or nil.
+func (s *Store) version(id string, v int) *entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.mu.byID[id] {
+		if e.info.Version == v {
+			return e
+		}
+	}
+	return nil
+}
+
 // Add generates a key under id, version 1. An id the store holds
 // already (current or retired) is refused with ErrExists: a new key of an
 // existing id is a rotation.
