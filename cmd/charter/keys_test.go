@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/params"
 
+	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/keystore"
 	"github.com/charter-ledger/charter/internal/node"
@@ -183,4 +188,50 @@ func TestKeysErrors(t *testing.T) {
 	if infos, _ := listKeys(t, home); len(infos) != 1 {
 		t.Fatalf("a failed command changed the keystore: %+v", infos)
 	}
+}
+
+// TestKeysMove: what a retired key's account holds is moved to the
+// current version's account, all of it but the fee; the current version
+// and versions that do not exist are refused.
+func TestKeysMove(t *testing.T) {
+	t.Setenv(keystore.EnvPassword, "s3cret")
+	dn := startDevNode(t)
+	home := keysHome(t)
+	spec, err := chain.DevSpec(chain.DefaultChainID, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genesis, err := spec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "genesis.json"), genesis, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "keys", "add", "payments", "--home", home)
+	infos, _ := listKeys(t, home)
+	v1 := infos[0].Address
+	mustRun(t, "send", "--to", v1.Hex(), "--value", "2", "--key", dn.key, "--rpc", dn.url)
+	mustRun(t, "keys", "rotate", "payments", "--home", home)
+	infos, _ = listKeys(t, home)
+	v2 := infos[1].Address
+
+	mustFail(t, "--version 2 is key payments's current version", "keys", "move", "payments", "--version", "2", "--value", "all", "--home", home, "--rpc", dn.url)
+	mustFail(t, "--version 3: key \"payments\" has no such version", "keys", "move", "payments", "--version", "3", "--value", "all", "--home", home, "--rpc", dn.url)
+	mustFail(t, "--value is required", "keys", "move", "payments", "--version", "1", "--home", home, "--rpc", dn.url)
+
+	out := mustRun(t, "keys", "move", "payments", "--version", "1", "--value", "all", "--home", home, "--rpc", dn.url)
+	fee := new(big.Int).Mul(big.NewInt(21000), new(big.Int).Add(spec.BaseFeeWei(), spec.MinGasPriceWei()))
+	want := new(big.Int).Sub(new(big.Int).Mul(big.NewInt(2), big.NewInt(params.Ether)), fee)
+	if !strings.Contains(out, "moved "+want.String()+" wei from key payments version 1 ("+v1.Hex()+") to "+v2.Hex()) {
+		t.Fatalf("move:\n%s", out)
+	}
+	ctx := context.Background()
+	for addr, wantBal := range map[common.Address]*big.Int{v1: new(big.Int), v2: want} {
+		bal, err := dn.client.BalanceAt(ctx, addr, nil)
+		if err != nil || bal.Cmp(wantBal) != 0 {
+			t.Fatalf("balance of %s: %v (%v), want %v", addr.Hex(), bal, err, wantBal)
+		}
+	}
+	mustFail(t, "nothing to move", "keys", "move", "payments", "--version", "1", "--value", "all", "--home", home, "--rpc", dn.url)
 }
