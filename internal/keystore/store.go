@@ -27,8 +27,8 @@
 //
 // The highest version of an id is its current key, the one sends use.
 // Rotate writes the next version; the lower ones are retired (since the
-// next version was created), kept so that an admin can move their funds,
-// and never used for sends. Retirement is derived from the versions, so
+// next version was created), kept so that an admin can move their funds
+// (Signer.SendRetired; 'charter keys move'), and never used by Send. Retirement is derived from the versions, so
 // that no file is ever rewritten: a crash at any instant leaves a key
 // either whole or absent (a new file is written to a temporary name,
 // synced and linked to its name, which fails if the name exists).
