@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -290,7 +291,7 @@ func (a *apiAccess) accessError(rawURL string, err error) error {
 	var unknown x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	var alert tls.AlertError
+	var op *net.OpError
 	var record tls.RecordHeaderError
 	var httpErr gethrpc.HTTPError
 	switch {
@@ -306,9 +307,11 @@ func (a *apiAccess) accessError(rawURL string, err error) error {
 		return trustErrorf("the certificate of the node at %s is not for that address (%v); give a name or address the certificate lists", where, host.Error())
 	case errors.As(err, &invalid):
 		return trustErrorf("the certificate of the node at %s is not valid: %v", where, invalid.Error())
-	case errors.As(err, &alert):
-		return a.alertError(where, alert)
-	case errors.As(err, &record):
+	case errors.As(err, &op) && op.Op == "remote error":
+		// crypto/tls reports an alert from the node so; the alert's type
+		// is unexported, its text is fixed (RFC 8446 §6.2 names).
+		return a.alertError(where, op.Err.Error())
+	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return trustErrorf("the node at %s does not answer TLS; use http:// or ws:// if it serves plain HTTP", where)
 	case errors.As(err, &httpErr) && httpErr.StatusCode == http.StatusBadRequest && bytes.Contains(httpErr.Body, []byte("HTTPS server")):
 		return trustErrorf("the node at %s serves TLS; use https:// (or wss://) and, if its CA is not a system root, --tls.ca", where)
@@ -316,28 +319,23 @@ func (a *apiAccess) accessError(rawURL string, err error) error {
 	return nil
 }
 
-// TLS alerts a node sends about the client's certificate (RFC 8446 §6.2).
-const (
-	alertBadCertificate         = 42
-	alertUnsupportedCertificate = 43
-	alertCertificateRevoked     = 44
-	alertCertificateExpired     = 45
-	alertCertificateUnknown     = 46
-	alertUnknownCA              = 48
-	alertCertificateRequired    = 116
-)
-
-func (a *apiAccess) alertError(where string, alert tls.AlertError) error {
-	switch alert {
-	case alertCertificateRequired:
-		return trustErrorf("the node at %s requires a client certificate; pass --tls.cert and --tls.key (from 'charter ca issue --client')", where)
-	case alertBadCertificate, alertUnsupportedCertificate, alertCertificateRevoked, alertCertificateExpired, alertCertificateUnknown, alertUnknownCA:
-		if a.certFile == "" {
-			return trustErrorf("the node at %s requires a client certificate (%v); pass --tls.cert and --tls.key (from 'charter ca issue --client')", where, alert)
-		}
-		return trustErrorf("the node at %s refused the client certificate %s (%v); use one from a CA of a member organization, valid and not revoked", where, a.certFile, alert)
+// alertError explains a TLS alert from the node about the client's
+// certificate. A Go client presents its certificate only when the node
+// lists the certificate's CA among those it accepts, so "certificate
+// required" with --tls.cert given means the node does not accept its CA.
+func (a *apiAccess) alertError(where, alert string) error {
+	const fix = "pass --tls.cert and --tls.key (from 'charter ca issue --client')"
+	switch {
+	case strings.HasSuffix(alert, "certificate required") && a.certFile == "":
+		return trustErrorf("the node at %s requires a client certificate; %s", where, fix)
+	case strings.HasSuffix(alert, "certificate required"):
+		return trustErrorf("the node at %s refused the client certificate %s: its CA is not one the node accepts; use one issued by the CA of a member organization", where, a.certFile)
+	case strings.Contains(alert, "certificate") && a.certFile == "":
+		return trustErrorf("the node at %s requires a client certificate (%s); %s", where, alert, fix)
+	case strings.Contains(alert, "certificate"):
+		return trustErrorf("the node at %s refused the client certificate %s (%s); use one from the CA of a member organization, valid and not revoked", where, a.certFile, alert)
 	}
-	return trustErrorf("the node at %s ended the TLS handshake: %v", where, alert)
+	return trustErrorf("the node at %s ended the TLS handshake: %s", where, alert)
 }
 
 // runError is the error a command prints for err, met somewhere in a
@@ -460,7 +458,8 @@ func refusal(rawURL string, resp *http.Response, scrub func(string) string) erro
 // authParam returns the value of the auth-param name in a
 // WWW-Authenticate header (RFC 9110 §11.6.1: challenges of a scheme and
 // comma-separated name=value pairs, values a token or a quoted string),
-// "" when it is not there. It reads the header once, left to right.
+// "" when it is not there. It reads the header once, left to right: each
+// turn of the loop consumes at least one byte.
 func authParam(header, name string) string {
 	s := header
 	for len(s) > 0 {
@@ -472,6 +471,9 @@ func authParam(header, name string) string {
 		key := s[:i]
 		s = strings.TrimLeft(s[i:], " \t")
 		if !strings.HasPrefix(s, "=") {
+			if key == "" {
+				s = s[1:] // a stray quote: step over it
+			}
 			continue // a scheme name
 		}
 		s = strings.TrimLeft(s[1:], " \t")
