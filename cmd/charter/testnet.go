@@ -239,13 +239,19 @@ func (n *testnetNode) start(self string, args []string) error {
 	return nil
 }
 
-// waitReady polls eth_chainId until the node answers.
+// waitReady polls eth_chainId until the node answers (a refusal for want
+// of a credential is an answer).
 func (n *testnetNode) waitReady(ctx context.Context, sigs <-chan os.Signal) error {
 	url := "http://" + n.cfg.RPCAddr
 	client := &http.Client{Timeout: 2 * time.Second}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`)
 	for {
 		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err == nil && resp.StatusCode == http.StatusUnauthorized {
+			// A node that requires a credential on its API is up: it answers.
+			resp.Body.Close()
+			return nil
+		}
 		if err == nil {
 			var r struct {
 				Result string `json:"result"`
