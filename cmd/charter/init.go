@@ -29,6 +29,8 @@ type networkFlags struct {
 	rpcPort      *int
 	p2pPort      *int
 	metricsPort  *int
+	apiAuth      *string
+	apiTLS       *bool
 }
 
 // addNetworkFlags adds the network flags; devDefault is whether the
@@ -55,6 +57,8 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
 		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
 		metricsPort:  fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
+		apiAuth:      fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
+		apiTLS:       fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
 	}
 }
 
@@ -85,7 +89,13 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	if err != nil {
 		return node.InitOptions{}, err
 	}
+	var apiTLS *bool
+	if set["api-tls"] {
+		apiTLS = f.apiTLS
+	}
 	return node.InitOptions{
+		APIAuth:      *f.apiAuth,
+		APITLS:       apiTLS,
 		Dir:          dir,
 		Validators:   *f.validators,
 		Observers:    *f.observers,

@@ -19,15 +19,22 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	metricsPort := fs.Int("metrics.port", 0, "metrics port of the node (0: none)")
 	pwFile := fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "allow a --host beyond loopback although the network's genesis funds the development accounts (their keys are public)")
+	apiAuth := fs.String("api-auth", "", "client access to the node's API: required (a token or client certificate; the default) or open (the default on a network that funds the development accounts)")
+	apiTLS := fs.Bool("api-tls", false, "serve the node's API over TLS with its certificate (default: on when --api-auth is required)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var tlsOpt *bool
+	if flagsSet(fs)["api-tls"] {
+		tlsOpt = apiTLS
 	}
 	pw, err := readPassword("password-file", *pwFile)
 	if err != nil {
 		return err
 	}
 	res, err := node.Join(node.JoinOptions{Genesis: *genesis, Peers: *peers, Org: *org, Dir: *out, Host: *host,
-		RPCPort: *rpcPort, P2PPort: *p2pPort, MetricsPort: *metricsPort, Password: pw, AllowDevKeys: *allowDevKeys})
+		RPCPort: *rpcPort, P2PPort: *p2pPort, MetricsPort: *metricsPort, Password: pw, AllowDevKeys: *allowDevKeys,
+		APIAuth: *apiAuth, APITLS: tlsOpt})
 	if err != nil {
 		return devKeysHint(err)
 	}

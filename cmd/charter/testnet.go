@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 )
 
@@ -157,7 +160,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	}
 	ep := Endpoints{ChainID: spec.ChainID(), Consensus: spec.Consensus.Engine}
 	for _, n := range nodes {
-		e := Endpoint{Name: n.name, Org: n.org, RPC: "http://" + n.cfg.RPCAddr, P2P: n.cfg.P2PAddr, PID: n.cmd.Process.Pid, Home: n.home}
+		e := Endpoint{Name: n.name, Org: n.org, RPC: n.apiURL(), P2P: n.cfg.P2PAddr, PID: n.cmd.Process.Pid, Home: n.home}
 		if n.cfg.MetricsAddr != "" {
 			e.Metrics = "http://" + n.cfg.MetricsAddr + "/metrics"
 		}
@@ -239,26 +242,41 @@ func (n *testnetNode) start(self string, args []string) error {
 	return nil
 }
 
-// waitReady polls eth_chainId until the node answers (a refusal for want
-// of a credential is an answer).
+// apiURL is the node's JSON-RPC URL: https when its API serves TLS.
+func (n *testnetNode) apiURL() string {
+	if n.cfg.API != nil && n.cfg.API.TLS {
+		return "https://" + n.cfg.RPCAddr
+	}
+	return "http://" + n.cfg.RPCAddr
+}
+
+// waitReady polls eth_chainId until the node answers (over TLS it trusts
+// the node's CA; a node that requires a credential answers 401, which
+// says it is up as well).
 func (n *testnetNode) waitReady(ctx context.Context, sigs <-chan os.Signal) error {
-	url := "http://" + n.cfg.RPCAddr
+	url := n.apiURL()
 	client := &http.Client{Timeout: 2 * time.Second}
+	if strings.HasPrefix(url, "https:") {
+		chain, err := identity.ReadCertFile(filepath.Join(n.home, n.cfg.TLSCert))
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.name, err)
+		}
+		roots := x509.NewCertPool()
+		for _, c := range chain {
+			roots.AddCert(c)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`)
 	for {
 		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-		if err == nil && resp.StatusCode == http.StatusUnauthorized {
-			// A node that requires a credential on its API is up: it answers.
-			resp.Body.Close()
-			return nil
-		}
 		if err == nil {
 			var r struct {
 				Result string `json:"result"`
 			}
 			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&r)
 			resp.Body.Close()
-			if err == nil && r.Result != "" {
+			if err == nil && r.Result != "" || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}

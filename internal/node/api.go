@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,10 +44,21 @@ func (a *apiServer) start() error {
 		return fmt.Errorf("JSON-RPC cannot listen on %s: %w", a.n.cfg.HTTPAddr, err)
 	}
 	a.rpc, a.ln = srv, ln
+	var tlsCfg *tls.Config
+	if api := a.n.cfg.API; api != nil && api.TLS {
+		// A client certificate is asked for, never required: the access
+		// check decides what a caller without one may do.
+		tlsCfg = &tls.Config{
+			Certificates: []tls.Certificate{a.n.cfg.Network.Certificate},
+			MinVersion:   tls.VersionTLS12,
+			ClientAuth:   tls.RequestClientCert,
+		}
+	}
+	h := srv.Handler()
 	a.done = make(chan struct{})
 	go func() {
 		defer close(a.done)
-		if err := srv.Serve(ln); err != nil {
+		if err := srv.ServeHandler(ln, h, tlsCfg); err != nil {
 			a.n.fail(fmt.Errorf("JSON-RPC server: %w", err))
 		}
 	}()

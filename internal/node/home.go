@@ -60,6 +60,9 @@ type HomeConfig struct {
 	// JSON-RPC over HTTP and WebSocket ("*" or origins); empty: none.
 	HTTPCorsDomain []string `json:"httpCorsDomain,omitempty"`
 	WSOrigins      []string `json:"wsOrigins,omitempty"`
+	// API is how clients authenticate to rpcAddr (TLS, tokens, client
+	// certificates, rate limits, access log); nil: open, plain HTTP.
+	API *HomeAPI `json:"api,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -145,6 +148,11 @@ func (c *HomeConfig) Validate() error {
 	}
 	if err := rpc.CheckOrigins("wsOrigins", c.WSOrigins); err != nil {
 		return err
+	}
+	if c.API != nil {
+		if err := c.API.validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -247,6 +255,8 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		Logger:         logger,
 		PrivacyKey:     privKey,
 		PrivacyKeyFile: privPath,
+		API:            c.API,
+		Org:            c.Org,
 	}, nil
 }
 

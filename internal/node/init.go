@@ -57,6 +57,31 @@ type InitOptions struct {
 	// RPCPort, P2PPort and MetricsPort are node 0's ports; node i adds i.
 	// Zero means 8545, 30303 and 9545.
 	RPCPort, P2PPort, MetricsPort int
+	// APIAuth is the nodes' api.auth: "open" or "required". "" means
+	// required, and open on a playground (DevAccounts).
+	APIAuth string
+	// APITLS serves the nodes' API over TLS; nil means on when
+	// authentication is required (tokens never cross plain HTTP).
+	APITLS *bool
+}
+
+// api is the api section every node of the network gets.
+func (o *InitOptions) api() (*HomeAPI, error) {
+	a := &HomeAPI{Auth: o.APIAuth}
+	if a.Auth == "" {
+		a.Auth = APIRequired
+		if o.DevAccounts {
+			a.Auth = APIOpen
+		}
+	}
+	a.TLS = a.Auth == APIRequired
+	if o.APITLS != nil {
+		a.TLS = *o.APITLS
+	}
+	if err := a.validate(); err != nil {
+		return nil, fmt.Errorf("--api-auth: %q is not open or required", o.APIAuth)
+	}
+	return a, nil
 }
 
 // InitNode is one node InitNetwork wrote.
@@ -112,6 +137,10 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	if opts.DevAccounts && !opts.AllowDevKeys && !IsLoopback(opts.Host) {
 		return nil, nil, fmt.Errorf("--host %s is reachable from other machines and the %d development accounts would be funded and allowed to transact: %w",
 			opts.Host, chain.DevAccountCount, ErrDevKeysExposed)
+	}
+	api, err := opts.api()
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
@@ -221,6 +250,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			RPCAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.RPCPort+i)),
 			P2PAddr:     net.JoinHostPort(opts.Host, strconv.Itoa(opts.P2PPort+i)),
 			MetricsAddr: net.JoinHostPort(opts.Host, strconv.Itoa(opts.MetricsPort+i)),
+			API:         api,
 		}
 		for j, peer := range nodes {
 			if j != i {

@@ -35,6 +35,11 @@ type JoinOptions struct {
 	// AllowDevKeys permits a Host beyond loopback on a network whose
 	// genesis empowers the development accounts, as InitOptions.AllowDevKeys.
 	AllowDevKeys bool
+	// APIAuth and APITLS are the node's api section, as InitOptions's:
+	// authentication required and TLS unless the genesis empowers the
+	// development accounts (a playground).
+	APIAuth string
+	APITLS  *bool
 }
 
 // JoinResult is what the consortium's members need to admit the new
@@ -127,6 +132,14 @@ func Join(o JoinOptions) (*JoinResult, error) {
 		RPCAddr: net.JoinHostPort(o.Host, strconv.Itoa(o.RPCPort)),
 		P2PAddr: net.JoinHostPort(o.Host, strconv.Itoa(o.P2PPort)),
 		Peers:   peers,
+	}
+	devHow, err := DevKeysInGenesis(spec)
+	if err != nil {
+		return nil, err
+	}
+	initLike := InitOptions{APIAuth: o.APIAuth, APITLS: o.APITLS, DevAccounts: devHow != ""}
+	if cfg.API, err = initLike.api(); err != nil {
+		return nil, err
 	}
 	if o.MetricsPort > 0 {
 		cfg.MetricsAddr = net.JoinHostPort(o.Host, strconv.Itoa(o.MetricsPort))

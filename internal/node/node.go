@@ -59,6 +59,13 @@ type Config struct {
 	// New refuses one the registry at the head knows as another.
 	PrivacyKey     *privacy.PrivateKey
 	PrivacyKeyFile string
+	// API is how clients authenticate to HTTPAddr (the home config's api
+	// section, validated); nil: open, plain HTTP, as charter dev serves.
+	// TLS uses Network.Certificate.
+	API *HomeAPI
+	// Org is the organization the node belongs to (its certificate's O);
+	// "" on charter dev.
+	Org string
 }
 
 func (c *Config) ensureDefaults() {
@@ -90,6 +97,14 @@ func (c *Config) Validate() error {
 	if c.Network != nil {
 		if err := c.Network.validate(); err != nil {
 			return err
+		}
+	}
+	if c.API != nil {
+		if err := c.API.validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if c.API.TLS && (c.Network == nil || len(c.Network.Certificate.Certificate) == 0) {
+			return errors.New("config: api.tls needs the node's certificate (tlsCert, tlsKey)")
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -129,16 +130,23 @@ func (s *Server) Handler() http.Handler {
 // Serve serves JSON-RPC on ln until Stop, with the HTTP timeouts and the
 // connection cap of the config. It returns nil after Stop, and the
 // listener's error otherwise.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.ServeHandler(ln, s.Handler(), nil) }
+
+// ServeHandler is Serve with h in front of the server's Handler, over TLS
+// when tlsCfg is not nil: a node mounts its other routes (REST, the token
+// endpoint) and its authentication there. h must pass JSON-RPC requests
+// to Handler.
+func (s *Server) ServeHandler(ln net.Listener, h http.Handler, tlsCfg *tls.Config) error {
 	lim := newLimitListener(ln, s.cfg.MaxConns)
 	hs := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         lim.connState,
+		TLSConfig:         tlsCfg,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.mu.Lock()
@@ -153,11 +161,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.http, s.ln = hs, lim
 	s.mu.Unlock()
-	if err := hs.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if tlsCfg != nil {
+		err = hs.ServeTLS(lim, "", "") // the certificate is in tlsCfg
+	} else {
+		err = hs.Serve(lim)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
+
+// maxHeaderBytes bounds a request's headers: a bearer token is at most a
+// few KiB, and a client that sends more is refused with 431.
+const maxHeaderBytes = 64 << 10
 
 // Stop ends subscriptions, filters and WebSocket connections, then the
 // HTTP server (requests in flight get 5 s to finish).
