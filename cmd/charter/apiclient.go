@@ -59,6 +59,10 @@ type accessFlags struct {
 	token, tokenFile          *string
 	caFile, certFile, keyFile *string
 	keyPwFile                 *string
+	// defaultCAs are certificate files trusted when --tls.ca is not given
+	// (charter bench --net: the network's organization CAs); none: the
+	// system's roots.
+	defaultCAs []string
 }
 
 // addAccessFlags adds --token, --token-file, --tls.ca, --tls.cert,
@@ -86,16 +90,21 @@ func (f *accessFlags) accessEnv(getenv func(string) string) (*apiAccess, error) 
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	a := &apiAccess{token: token}
+	caFiles, caFlag := f.defaultCAs, "--net"
 	if *f.caFile != "" {
-		certs, err := identity.ReadCertFile(*f.caFile)
+		caFiles, caFlag, a.tlsFlag = []string{*f.caFile}, "--tls.ca", "--tls.ca"
+	}
+	for _, file := range caFiles {
+		certs, err := identity.ReadCertFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("--tls.ca: %w", err)
+			return nil, fmt.Errorf("%s: %w", caFlag, err)
 		}
-		cfg.RootCAs = x509.NewCertPool()
+		if cfg.RootCAs == nil {
+			cfg.RootCAs = x509.NewCertPool()
+		}
 		for _, c := range certs {
 			cfg.RootCAs.AddCert(c)
 		}
-		a.tlsFlag = "--tls.ca"
 	}
 	switch {
 	case *f.certFile == "" && *f.keyFile == "":

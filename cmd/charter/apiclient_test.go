@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"io"
 	"math/big"
@@ -356,6 +357,40 @@ func TestBenchCarriesAccess(t *testing.T) {
 	// Every endpoint is dialed before any load: the WebSocket's handshake
 	// is the first request.
 	mustFail(t, "charter bench: the node at "+n.wsURL()+" refused the credential: no bearer token; pass --token or --token-file", bench...)
+}
+
+// charter bench --net DIR trusts the CAs of the network's organizations
+// (NET/orgs/*/ca.crt) when --tls.ca is not given.
+func TestBenchNetTrustsOrgCAs(t *testing.T) {
+	t.Setenv(TokenEnv, "")
+	n := startTestNode(t, nil)
+	tokenFile := writeSecret(t, "token", goodToken+"\n")
+	netDir := t.TempDir()
+	ep, err := json.Marshal(Endpoints{ChainID: 4242, Nodes: []Endpoint{{Name: "node0", Org: "org1", RPC: n.url}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(netDir, EndpointsFile), ep, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"bench", "--net", netDir, "--token-file", tokenFile, "--txs", "1", "--senders", "1", "--timeout", "5s"}
+	mustFail(t, "pass --tls.ca with the organization's CA certificate", args...)
+	ca, err := os.ReadFile(n.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(netDir, "orgs", "org1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(netDir, "orgs", "org1", "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := n.authorized.Load()
+	// The test node answers eth_chainId only, so the run stops after it.
+	code, _, stderr := charter(args...)
+	if code == 0 || strings.Contains(stderr, "--tls.ca") || strings.Contains(stderr, "refused") || n.authorized.Load() == before {
+		t.Fatalf("bench --net with the organization's CA: exit %d, %s", code, stderr)
+	}
 }
 
 // charter ca issue --client is --role client, and says what to give

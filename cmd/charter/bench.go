@@ -47,10 +47,6 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	access, err := af.access()
-	if err != nil {
-		return err
-	}
 	set := flagsSet(fs)
 	private := *kind == bench.KindPrivateERC20
 	if *withPublic && !private {
@@ -68,6 +64,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if net, err = readEndpoints(*netDir); err != nil {
 			return err
 		}
+		// The nodes of a network folder present certificates of their
+		// organizations' CAs.
+		if af.defaultCAs, err = filepath.Glob(filepath.Join(*netDir, "orgs", "*", "ca.crt")); err != nil {
+			return fmt.Errorf("--net: %w", err)
+		}
+	}
+	access, err := af.access()
+	if err != nil {
+		return err
 	}
 	endpoints := strings.Split(*rpcs, ",")
 	if net != nil && !set["rpc"] {
