@@ -43,6 +43,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "also write the result as JSON to this file (with --with-public: {\"private\": ..., \"public\": ..., \"tps_ratio\": ...})")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency over time to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
+	af := addAccessFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if net, err = readEndpoints(*netDir); err != nil {
 			return err
 		}
+		// The nodes of a network folder present certificates of their
+		// organizations' CAs.
+		if af.defaultCAs, err = filepath.Glob(filepath.Join(*netDir, "orgs", "*", "ca.crt")); err != nil {
+			return fmt.Errorf("--net: %w", err)
+		}
+	}
+	access, err := af.access()
+	if err != nil {
+		return err
 	}
 	endpoints := strings.Split(*rpcs, ",")
 	if net != nil && !set["rpc"] {
@@ -133,6 +143,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		Keys:      keys,
 		Timeout:   *timeout,
 		Progress:  stderr,
+		Dialer:    access,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -141,22 +152,25 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		pcfg := cfg
 		pcfg.Group, pcfg.PrivacyGroup = group, *privGroup
 		if res, err = bench.Run(ctx, pcfg); err != nil {
-			return err
+			return access.runError(err)
 		}
+		scrubResult(access, res)
 		printBench(stdout, res)
 		if *withPublic {
 			cfg.Kind = bench.KindERC20
 			if pub, err = bench.Run(ctx, cfg); err != nil {
-				return fmt.Errorf("public erc20 after the private run: %w", err)
+				return fmt.Errorf("public erc20 after the private run: %w", access.runError(err))
 			}
+			scrubResult(access, pub)
 			printBench(stdout, pub)
 			fmt.Fprintf(stdout, "private/public: throughput %.2f, p50 %.2f, p99 %.2f\n",
 				ratio(res.TPS, pub.TPS), ratio(res.Latency.P50, pub.Latency.P50), ratio(res.Latency.P99, pub.Latency.P99))
 		}
 	} else {
 		if res, err = bench.Run(ctx, cfg); err != nil {
-			return err
+			return access.runError(err)
 		}
+		scrubResult(access, res)
 		printBench(stdout, res)
 	}
 	if *jsonOut != "" {
@@ -192,6 +206,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// scrubResult removes the token from the submission errors of a run
+// before they are printed or written.
+func scrubResult(a *apiAccess, res *bench.Result) {
+	for i, e := range res.Errors {
+		res.Errors[i] = a.scrub(e)
+	}
 }
 
 func printBench(w io.Writer, res *bench.Result) {

@@ -108,6 +108,7 @@ func caIssue(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ca issue", stderr)
 	caDir := fs.String("ca", "", "the organization's CA folder (ca.crt, ca.key)")
 	role := fs.String("role", "node", "node, admin or client")
+	clientRole := fs.Bool("client", false, "issue a client certificate, for API clients (same as --role client); prints the flags to give charter commands")
 	name := fs.String("name", "", "node or user name (subject CN); also the file names NAME.crt and NAME.key")
 	hosts := fs.String("hosts", "", "comma separated IP addresses and DNS names of a node (subject alternative names)")
 	out := fs.String("out", "", "folder for NAME.crt and NAME.key (default: the CA folder)")
@@ -119,6 +120,12 @@ func caIssue(args []string, stdout, stderr io.Writer) error {
 	}
 	if *caDir == "" || *name == "" {
 		return errors.New("--ca and --name are required")
+	}
+	if *clientRole {
+		if flagsSet(fs)["role"] && *role != string(identity.RoleClient) {
+			return fmt.Errorf("--client and --role %s disagree; give one", *role)
+		}
+		*role = string(identity.RoleClient)
 	}
 	caPw, err := readPassword("ca-password-file", *caPwFile)
 	if err != nil {
@@ -171,6 +178,15 @@ func caIssue(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s certificate of %s/%s: %s (key %s), valid until %s, fingerprint %s\n",
 		*role, ca.Org(), *name, certPath, keyPath, cert.NotAfter.UTC().Format(time.RFC3339), identity.FingerprintOf(cert))
+	if req.Role == identity.RoleClient {
+		pwHint := ""
+		if len(pw) > 0 {
+			pwHint = " --tls.key-password-file " + *pwFile
+		}
+		fmt.Fprintf(stdout, "Clients present it to a node's https:// or wss:// API with:\n  --tls.cert %s --tls.key %s%s --tls.ca %s\n"+
+			"(--tls.ca: the CA certificate of the node's organization, here %s's; a node may also want a token: --token-file FILE)\n",
+			certPath, keyPath, pwHint, filepath.Join(*caDir, "ca.crt"), ca.Org())
+	}
 	return nil
 }
 

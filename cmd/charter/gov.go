@@ -111,7 +111,7 @@ func govPropose(args []string, stdout, stderr io.Writer) error {
 	conn := func() (*client, error) {
 		if c == nil {
 			var err error
-			if c, err = dial(*sf.rpc); err != nil {
+			if c, err = sf.dial(); err != nil {
 				return nil, err
 			}
 		}
@@ -246,7 +246,7 @@ func govVote(args []string, stdout, stderr io.Writer) error {
 	} else {
 		line = fmt.Sprintf("proposal %d: %s voted %s (weight %d); still open", id, org, yesNo(support), weight)
 		var p rpc.ProposalInfo
-		if _, err := query(*sf.rpc, &p, "charter_proposal", id, hexutil.EncodeBig(s.receipt.BlockNumber)); err == nil {
+		if _, err := sf.query(&p, "charter_proposal", id, hexutil.EncodeBig(s.receipt.BlockNumber)); err == nil {
 			out["yesWeight"], out["noWeight"], out["totalWeight"] = p.Yes, p.No, p.Total
 			line += fmt.Sprintf(": yes %d, no %d of total weight %d, %s needed", p.Yes, p.No, p.Total, pct(p.Threshold))
 		}
@@ -304,7 +304,7 @@ func govCancel(args []string, stdout, stderr io.Writer) error {
 func govShow(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter gov show ID [--rpc URL] [--block N] [--json]"
 	fs := newFlagSet("gov show", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	block := fs.String("block", "latest", "show the proposal as of this block height")
 	jsonOut := fs.Bool("json", false, "print the charter_proposal answer as JSON")
 	setUsage(fs, stderr, syntax)
@@ -324,7 +324,7 @@ func govShow(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var p rpc.ProposalInfo
-	raw, err := query(*rpcURL, &p, "charter_proposal", append([]any{id}, bargs...)...)
+	raw, err := nf.query(&p, "charter_proposal", append([]any{id}, bargs...)...)
 	if err != nil {
 		return err
 	}
@@ -436,7 +436,7 @@ var proposalStatuses = []string{"open", "passed", "executed", "rejected", "expir
 
 func govList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gov list", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	status := fs.String("status", "", "only proposals of this status: "+strings.Join(proposalStatuses, ", "))
 	limit := fs.Uint64("limit", 100, "at most this many, newest first (1 to 1000)")
 	jsonOut := fs.Bool("json", false, "print the charter_proposals answer as JSON")
@@ -451,7 +451,7 @@ func govList(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--limit %d is outside [1, 1000]", *limit)
 	}
 	var ps []rpc.ProposalInfo
-	raw, err := query(*rpcURL, &ps, "charter_proposals", *status, *limit)
+	raw, err := nf.query(&ps, "charter_proposals", *status, *limit)
 	if err != nil {
 		return err
 	}
@@ -477,7 +477,7 @@ func govList(args []string, stdout, stderr io.Writer) error {
 
 func govHistory(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gov history", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	from := fs.Uint64("from", 0, "first entry (0-based index)")
 	limit := fs.Uint64("limit", 1000, "at most this many entries (1 to 10000)")
 	jsonOut := fs.Bool("json", false, "print the charter_history answer as JSON")
@@ -489,7 +489,7 @@ func govHistory(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--limit %d is outside [1, 10000]", *limit)
 	}
 	var evs []rpc.HistoryEvent
-	raw, err := query(*rpcURL, &evs, "charter_history", *from, *limit)
+	raw, err := nf.query(&evs, "charter_history", *from, *limit)
 	if err != nil {
 		return err
 	}
@@ -517,14 +517,14 @@ func govHistory(args []string, stdout, stderr io.Writer) error {
 
 func govPolicy(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gov policy", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the charter_policy answer as JSON")
 	setUsage(fs, stderr, "charter gov policy [--rpc URL] [--json]")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var p rpc.PolicyInfo
-	raw, err := query(*rpcURL, &p, "charter_policy")
+	raw, err := nf.query(&p, "charter_policy")
 	if err != nil {
 		return err
 	}

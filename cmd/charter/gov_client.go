@@ -35,40 +35,57 @@ const readTimeout = 30 * time.Second
 
 // client is a connection to a node's JSON-RPC.
 type client struct {
-	url string
-	rc  *gethrpc.Client
-	ec  *ethclient.Client
+	url    string
+	access *apiAccess
+	rc     *gethrpc.Client
+	ec     *ethclient.Client
 }
 
-func dial(url string) (*client, error) {
+// dial connects to the node at url with access a (nil: no token, the
+// system's roots).
+func dial(url string, a *apiAccess) (*client, error) {
 	if strings.TrimSpace(url) == "" {
 		return nil, errors.New("--rpc is empty; give the node's JSON-RPC URL, e.g. " + defaultRPC)
 	}
+	if a == nil {
+		a = noAccess()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	rc, err := gethrpc.DialContext(ctx, url)
+	rc, err := a.Dial(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("--rpc %s: %v", url, err)
+		if isAccessError(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("--rpc %s: %v", redactURL(url), err)
 	}
-	return &client{url: url, rc: rc, ec: ethclient.NewClient(rc)}, nil
+	return &client{url: redactURL(url), access: a, rc: rc, ec: ethclient.NewClient(rc)}, nil
 }
 
 func (c *client) Close() { c.rc.Close() }
 
-// wrap names the node in transport errors; errors the node answered
-// (JSON-RPC errors, reverts) are returned as they are.
+// wrap names the node in transport errors and gives refusals of access
+// and trust as their one line; errors the node answered (JSON-RPC errors,
+// reverts) are returned as they are. The token never appears in what it
+// returns.
 func (c *client) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	var rerr gethrpc.Error
 	if errors.As(err, &rerr) {
+		if s := c.access.scrub(err.Error()); s != err.Error() {
+			return errors.New(s)
+		}
 		return err
+	}
+	if e := c.access.accessError(c.url, err); e != nil {
+		return e
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("no answer from %s within %s", c.url, readTimeout)
 	}
-	return fmt.Errorf("no answer from %s: %v (is a node running there? start one with 'charter dev' or give --rpc)", c.url, err)
+	return fmt.Errorf("no answer from %s: %s (is a node running there? start one with 'charter dev' or give --rpc)", c.url, c.access.scrub(err.Error()))
 }
 
 // call makes a JSON-RPC call and returns the raw result.
@@ -84,16 +101,6 @@ func (c *client) call(method string, args ...any) (json.RawMessage, error) {
 
 // callInto makes a JSON-RPC call and decodes the result into out (large
 // numbers in maps kept exact).
-// query dials url, calls method into out and hangs up.
-func query(url string, out any, method string, args ...any) (json.RawMessage, error) {
-	c, err := dial(url)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.callInto(out, method, args...)
-}
-
 func (c *client) callInto(out any, method string, args ...any) (json.RawMessage, error) {
 	raw, err := c.call(method, args...)
 	if err != nil {
@@ -134,19 +141,20 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 // ---- sending transactions ----
 
 type sendFlags struct {
-	rpc, key, pwFile *string
-	json, noWait     *bool
-	timeout          *time.Duration
+	*nodeFlags
+	key, pwFile  *string
+	json, noWait *bool
+	timeout      *time.Duration
 }
 
 func addSendFlags(fs *flag.FlagSet) *sendFlags {
 	return &sendFlags{
-		rpc:     fs.String("rpc", defaultRPC, "the node's JSON-RPC URL"),
-		key:     fs.String("key", "", "key file of the sending admin account (secp256k1, PEM as node keys, or 64 hex digits)"),
-		pwFile:  fs.String("password-file", "", "password of the key file, on this file's first line"),
-		json:    fs.Bool("json", false, "print the outcome as JSON"),
-		noWait:  fs.Bool("no-wait", false, "send and print the transaction hash without waiting for its receipt"),
-		timeout: fs.Duration("timeout", 60*time.Second, "how long to wait for the receipt"),
+		nodeFlags: addNodeFlags(fs),
+		key:       fs.String("key", "", "key file of the sending admin account (secp256k1, PEM as node keys, or 64 hex digits)"),
+		pwFile:    fs.String("password-file", "", "password of the key file, on this file's first line"),
+		json:      fs.Bool("json", false, "print the outcome as JSON"),
+		noWait:    fs.Bool("no-wait", false, "send and print the transaction hash without waiting for its receipt"),
+		timeout:   fs.Duration("timeout", 60*time.Second, "how long to wait for the receipt"),
 	}
 }
 
@@ -195,7 +203,7 @@ func (sf *sendFlags) send(c *client, to common.Address, data []byte) (*sentTx, e
 // dialAndSend dials --rpc, sends value wei (nil: none) and data to `to`
 // as send does, and hangs up.
 func (sf *sendFlags) dialAndSend(to common.Address, value *big.Int, data []byte) (*sentTx, error) {
-	c, err := dial(*sf.rpc)
+	c, err := sf.dial()
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func runMembers(args []string, stdout, stderr io.Writer) error {
 
 func membersList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("members", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	block := fs.String("block", "latest", "the registry as of this block height")
 	jsonOut := fs.Bool("json", false, "print the charter_members answer as JSON")
 	setUsage(fs, stderr, "charter members [--rpc URL] [--block N] [--json]; also 'charter members account' and 'charter members set-roles' (charter members help)")
@@ -56,7 +56,7 @@ func membersList(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var m rpc.Members
-	raw, err := query(*rpcURL, &m, "charter_members", bargs...)
+	raw, err := nf.query(&m, "charter_members", bargs...)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func addrList(as []common.Address) string {
 func membersAccount(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter members account ADDR [--rpc URL] [--block N] [--json]"
 	fs := newFlagSet("members account", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	block := fs.String("block", "latest", "the account as of this block height")
 	jsonOut := fs.Bool("json", false, "print the charter_account answer as JSON")
 	setUsage(fs, stderr, syntax)
@@ -181,7 +181,7 @@ func membersAccount(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var a rpc.AccountInfo
-	raw, err := query(*rpcURL, &a, "charter_account", append([]any{addr}, bargs...)...)
+	raw, err := nf.query(&a, "charter_account", append([]any{addr}, bargs...)...)
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func parseRoleArg(s string) (system.Role, error) {
 
 func runUsage(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("usage", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	from := fs.String("from", "", "first UTC day, YYYY-MM-DD (default: --to)")
 	to := fs.String("to", "", "last UTC day, YYYY-MM-DD (default: today)")
 	jsonOut := fs.Bool("json", false, "print the charter_usage answer as JSON")
@@ -303,7 +303,7 @@ func runUsage(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--from %s to --to %s spans more than 3660 days", dayText(fromDay), dayText(toDay))
 	}
 	var rows []rpc.UsageRow
-	raw, err := query(*rpcURL, &rows, "charter_usage", fromDay, toDay)
+	raw, err := nf.query(&rows, "charter_usage", fromDay, toDay)
 	if err != nil {
 		return err
 	}

@@ -160,7 +160,7 @@ type rpcLog struct {
 func privacyLog(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter privacy log ID [--from-block N] [--to-block N] [--rpc URL] [--json]"
 	fs := newFlagSet("privacy log", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	fromBlock := fs.Uint64("from-block", 0, "the first block to search")
 	toBlock := fs.String("to-block", "latest", "the last block to search")
 	jsonOut := fs.Bool("json", false, "print the entries as JSON")
@@ -188,7 +188,7 @@ func privacyLog(args []string, stdout, stderr io.Writer) error {
 	filter := map[string]any{"address": system.RegistryAddress, "fromBlock": hexutil.EncodeUint64(*fromBlock), "toBlock": to,
 		"topics": []any{sigs, id}}
 	var logs []rpcLog
-	if _, err := query(*rpcURL, &logs, "eth_getLogs", filter); err != nil {
+	if _, err := nf.query(&logs, "eth_getLogs", filter); err != nil {
 		return err
 	}
 	entries := make([]auditEntry, 0, len(logs))

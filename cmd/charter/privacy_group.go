@@ -128,7 +128,7 @@ func groupCreate(args []string, stdout, stderr io.Writer) error {
 	if err := sf.check(); err != nil {
 		return err
 	}
-	c, err := dial(*sf.rpc)
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,7 @@ func groupDelete(args []string, stdout, stderr io.Writer) error {
 func groupShow(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter privacy group show ID [--rpc URL] [--block N] [--json]"
 	fs := newFlagSet("privacy group show", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	block := fs.String("block", "latest", "show the group as of this block height")
 	jsonOut := fs.Bool("json", false, "print the charter_group answer as JSON")
 	setUsage(fs, stderr, syntax)
@@ -335,7 +335,7 @@ func groupShow(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var g rpc.GroupInfo
-	raw, err := query(*rpcURL, &g, "charter_group", append([]any{id.Hex()}, bargs...)...)
+	raw, err := nf.query(&g, "charter_group", append([]any{id.Hex()}, bargs...)...)
 	if err != nil {
 		return err
 	}
@@ -377,7 +377,7 @@ func groupList(args []string, stdout, stderr io.Writer) error {
 	org := fs.String("org", "", "the organization whose groups to list (default: the --key account's)")
 	key := fs.String("key", "", "key file of an account: list its organization's groups")
 	pwFile := fs.String("password-file", "", "password of the key file, on this file's first line")
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	block := fs.String("block", "latest", "list the groups as of this block height")
 	jsonOut := fs.Bool("json", false, "print the charter_groups answer as JSON")
 	setUsage(fs, stderr, syntax)
@@ -391,7 +391,7 @@ func groupList(args []string, stdout, stderr io.Writer) error {
 	if *org == "" && *key == "" {
 		return errors.New("give --org, or --key to list the groups of the key's organization")
 	}
-	c, err := dial(*rpcURL)
+	c, err := nf.dial()
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func privacySend(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	from := crypto.PubkeyToAddress(key.PublicKey)
-	c, err := dial(*sf.rpc)
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func privacyCall(args []string, stdout, stderr io.Writer) error {
 	returns := fs.String("returns", "", "decode the result as one value of this ABI type (e.g. uint256, bool, address, string); default: hex")
 	fromArg := fs.String("from", "", "the caller's address (default: none)")
 	block := fs.String("block", "latest", "call on the private state after this block height")
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	setUsage(fs, stderr, syntax)
 	pos, err := parseArgs(fs, args)
@@ -224,7 +224,7 @@ func privacyCall(args []string, stdout, stderr io.Writer) error {
 		blk = bargs[0].(string)
 	}
 	var result hexutil.Bytes
-	if _, err := query(*rpcURL, &result, "priv_call", system.GroupIDBase64(gid), msg, blk); err != nil {
+	if _, err := nf.query(&result, "priv_call", system.GroupIDBase64(gid), msg, blk); err != nil {
 		return err
 	}
 	if out == nil {
@@ -249,7 +249,7 @@ func privacyCall(args []string, stdout, stderr io.Writer) error {
 func privacyReceipt(args []string, stdout, stderr io.Writer) error {
 	const syntax = "charter privacy receipt MARKER [--rpc URL] [--json]"
 	fs := newFlagSet("privacy receipt", stderr)
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the node's priv_getTransactionReceipt answer as JSON")
 	setUsage(fs, stderr, syntax)
 	pos, err := parseArgs(fs, args)
@@ -265,7 +265,7 @@ func privacyReceipt(args []string, stdout, stderr io.Writer) error {
 	}
 	marker := common.BytesToHash(h)
 	var r *privReceipt
-	raw, err := query(*rpcURL, &r, "priv_getTransactionReceipt", marker)
+	raw, err := nf.query(&r, "priv_getTransactionReceipt", marker)
 	if err != nil {
 		return err
 	}

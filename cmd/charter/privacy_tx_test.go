@@ -448,7 +448,7 @@ func TestPrivacySendOnDev(t *testing.T) {
 		t.Fatalf("%s is not the creation bytecode of internal/bench/token (token_gen.go)", bin)
 	}
 	d := startPrivateDevNode(t)
-	c, err := dial(d.url)
+	c, err := dial(d.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ type Config struct {
 	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders (not used by KindPrivateERC20)
 	Timeout   time.Duration       // how long to wait for the last transaction
 	Progress  io.Writer           // a progress line every second; nil: none
+	Dialer    Dialer              // connects to the endpoints; nil: no credential, the system's roots
 
 	// Group is, for KindPrivateERC20, one entry per organization of the
 	// privacy group (2 to MaxGroupOrgs); the first deploys the token.
@@ -58,6 +59,33 @@ type Config struct {
 	// exactly Group's organizations to run in; "": one is found with
 	// priv_findPrivacyGroup, or created with priv_createPrivacyGroup.
 	PrivacyGroup string
+}
+
+// Dialer connects the load generator to a node's JSON-RPC: it carries
+// how the run authenticates (a bearer token header, a client certificate)
+// and which certificates it trusts. Run calls Dial once per endpoint
+// before any load, from one goroutine, and closes the clients when it
+// returns; every request of the run goes through the clients Dial
+// returned, so whatever they carry rides on each request (a header is the
+// whole per-request cost of a token). Dial's errors are returned wrapped
+// with the endpoint.
+type Dialer interface {
+	Dial(ctx context.Context, url string) (*gethrpc.Client, error)
+}
+
+// plainDialer dials with go-ethereum's defaults.
+type plainDialer struct{}
+
+func (plainDialer) Dial(ctx context.Context, url string) (*gethrpc.Client, error) {
+	return gethrpc.DialContext(ctx, url)
+}
+
+// dialer is the Dialer of the run.
+func (c *Config) dialer() Dialer {
+	if c.Dialer == nil {
+		return plainDialer{}
+	}
+	return c.Dialer
 }
 
 // Validate checks the configuration.
@@ -85,11 +113,15 @@ func (c *Config) Validate() error {
 	return checkURLs(c.Endpoints)
 }
 
-// checkURLs refuses an endpoint that is not an http(s):// or ws:// URL.
+// checkURLs refuses an endpoint that is not an http(s):// or ws(s):// URL.
 func checkURLs(urls []string) error {
 	for _, e := range urls {
-		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") && !strings.HasPrefix(e, "ws://") {
-			return fmt.Errorf("endpoint %q is not an http:// or ws:// URL", e)
+		ok := false
+		for _, scheme := range []string{"http://", "https://", "ws://", "wss://"} {
+			ok = ok || strings.HasPrefix(e, scheme)
+		}
+		if !ok {
+			return fmt.Errorf("endpoint %q is not an http://, https://, ws:// or wss:// URL", e)
 		}
 	}
 	return nil
@@ -144,8 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return runPrivate(ctx, cfg)
 	}
 	clients := make([]*gethrpc.Client, len(cfg.Endpoints))
+	dialer := cfg.dialer()
 	for i, url := range cfg.Endpoints {
-		c, err := gethrpc.DialContext(ctx, url)
+		c, err := dialer.Dial(ctx, url)
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", url, err)
 		}

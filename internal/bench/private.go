@@ -168,10 +168,11 @@ type privRunner struct {
 
 func runPrivate(ctx context.Context, cfg Config) (*Result, error) {
 	r := &privRunner{cfg: cfg}
+	dialer := cfg.dialer()
 	for _, g := range cfg.Group {
 		o := &privOrg{GroupOrg: g}
 		for _, url := range g.Endpoints {
-			c, err := gethrpc.DialContext(ctx, url)
+			c, err := dialer.Dial(ctx, url)
 			if err != nil {
 				return nil, fmt.Errorf("connect %s: %w", url, err)
 			}

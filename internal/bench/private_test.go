@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -170,6 +171,13 @@ func (e fakeEEA) SendRawTransaction(raw hexutil.Bytes) (common.Hash, error) {
 // bench derives is registered with write and deploy in its organization.
 func startFakeGroup(t *testing.T, orgs []string, senders int) (*fakeChain, []GroupOrg) {
 	t.Helper()
+	return startFakeGroupBehind(t, orgs, senders, nil)
+}
+
+// startFakeGroupBehind is startFakeGroup with each node's handler wrapped
+// by wrap (nil: none).
+func startFakeGroupBehind(t *testing.T, orgs []string, senders int, wrap func(http.Handler) http.Handler) (*fakeChain, []GroupOrg) {
+	t.Helper()
 	c := &fakeChain{chainID: big.NewInt(1337), ids: map[string][]byte{}, roles: map[common.Address]account{},
 		nonces: map[common.Address]uint64{}, receipts: map[common.Hash]fakeReceipt{}, delay: 3 * time.Millisecond}
 	var group []GroupOrg
@@ -187,7 +195,11 @@ func startFakeGroup(t *testing.T, orgs []string, senders int) (*fakeChain, []Gro
 				t.Fatal(err)
 			}
 		}
-		hs := httptest.NewServer(srv)
+		var h http.Handler = srv
+		if wrap != nil {
+			h = wrap(srv)
+		}
+		hs := httptest.NewServer(h)
 		t.Cleanup(hs.Close)
 		t.Cleanup(srv.Stop)
 		group = append(group, GroupOrg{Name: org, Endpoints: []string{hs.URL}})
