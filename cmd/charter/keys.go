@@ -265,7 +265,7 @@ func keysMove(args []string, stdout, stderr io.Writer) error {
 	version := fs.Int("version", 0, "the retired version of the key to send from")
 	toFlag := fs.String("to", "", "recipient address (default: the key's current version)")
 	value := fs.String("value", "", "amount in ether (e.g. 1 or 0.5), in wei with the suffix wei, or all: the balance less the fee")
-	rpcURL := fs.String("rpc", defaultRPC, "the node's JSON-RPC URL")
+	nf := addNodeFlags(fs)
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for the receipt")
 	setUsage(fs, stderr, syntax)
 	pos, err := parseArgs(fs, args)
@@ -325,7 +325,7 @@ func keysMove(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	c, err := dial(*rpcURL)
+	c, err := nf.dial()
 	if err != nil {
 		return err
 	}
@@ -337,7 +337,7 @@ func keysMove(args []string, stdout, stderr io.Writer) error {
 		return c.wrap(err)
 	}
 	if chainID.Cmp(spec.Config.ChainID) != 0 {
-		return fmt.Errorf("--rpc %s is chain %v, the genesis of --home chain %v; give the RPC of this network's node", *rpcURL, chainID, spec.Config.ChainID)
+		return fmt.Errorf("--rpc %s is chain %v, the genesis of --home chain %v; give the RPC of this network's node", *nf.rpc, chainID, spec.Config.ChainID)
 	}
 	// A legacy transaction at the chain's price, so that the fee is
 	// exactly gas × price and "all" leaves nothing behind.

@@ -33,7 +33,7 @@ func keysHome(t *testing.T) string {
 	return home
 }
 
-func writeSecret(t *testing.T, dir, name, content string) string {
+func writeSecretIn(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
@@ -75,7 +75,7 @@ func storedKeyHex(t *testing.T, file string, pw []byte) string {
 func TestKeysAddListRotate(t *testing.T) {
 	t.Setenv(keystore.EnvPassword, "")
 	home := keysHome(t)
-	pwFile := writeSecret(t, t.TempDir(), "pw", "s3cret")
+	pwFile := writeSecretIn(t, t.TempDir(), "pw", "s3cret")
 	dir := filepath.Join(home, "data", keystore.DirName)
 
 	if out := mustRun(t, "keys", "list", "--home", home); !strings.Contains(out, "No keys in "+dir) {
@@ -137,7 +137,7 @@ func TestKeysAddListRotate(t *testing.T) {
 	if err := identity.SaveNodeKey(keyFile, imported, []byte("filepw")); err != nil {
 		t.Fatal(err)
 	}
-	out = mustRun(t, "keys", "add", "treasury", "--home", home, "--import", keyFile, "--import-password-file", writeSecret(t, src, "filepw", "filepw"))
+	out = mustRun(t, "keys", "add", "treasury", "--home", home, "--import", keyFile, "--import-password-file", writeSecretIn(t, src, "filepw", "filepw"))
 	if addr := crypto.PubkeyToAddress(imported.PublicKey); !strings.Contains(out, "Imported key treasury (version 1): address "+addr.Hex()) {
 		t.Fatalf("import:\n%s", out)
 	}
@@ -159,8 +159,8 @@ func TestKeysErrors(t *testing.T) {
 	t.Setenv(keystore.EnvPassword, "")
 	home := keysHome(t)
 	tmp := t.TempDir()
-	pwFile := writeSecret(t, tmp, "pw", "s3cret")
-	wrongPw := writeSecret(t, tmp, "wrong", "nope")
+	pwFile := writeSecretIn(t, tmp, "pw", "s3cret")
+	wrongPw := writeSecretIn(t, tmp, "wrong", "nope")
 	mustRun(t, "keys", "add", "payments", "--home", home, "--password-file", pwFile)
 	file := filepath.Join(home, "data", keystore.DirName, "payments.v1.json")
 	keyFile := filepath.Join(tmp, "app.key")

@@ -370,11 +370,6 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, status, rpcCode int, m
 	w.Write(append(body, '\n'))
 }
 
-// oneLine keeps a message on one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
 // quoteSafe makes s fit in a quoted-string of a header: RFC 6750 allows
 // %x20-21 / %x23-5B / %x5D-7E in error_description.
 func quoteSafe(s string) string {

@@ -263,6 +263,7 @@ func tokenError(format string, a ...any) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: oneLine(fmt.Sprintf(format, a...))}
 }
 
+// oneLine keeps a message on one line, cut at 300 bytes.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {
