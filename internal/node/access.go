@@ -1,10 +1,27 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/holiman/uint256"
 
+	"github.com/charter-ledger/charter/internal/auth"
+	"github.com/charter-ledger/charter/internal/auth/issuer"
+	"github.com/charter-ledger/charter/internal/gateway"
+	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/keystore"
+	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -52,4 +69,217 @@ func (s *orgStatus) Active(org string) bool {
 	}
 	s.mu.Unlock()
 	return active
+}
+
+// apiHandler builds what the API listener serves in front of JSON-RPC:
+// the REST gateway under /api/v1, the built-in token issuer under /oauth/
+// and /.well-known/, and, when the node's config has an api section, the
+// access check of every request (credentials, roles, rate limits, access
+// log). It returns a closer for what it opened.
+func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
+	n := a.n
+	closers := []func(){}
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	gwCfg := gateway.DefaultConfig()
+	gwCfg.Backend = rpcBackend{n}
+	gwCfg.Log = n.log
+	signer, err := a.openKeystore()
+	if err != nil {
+		return nil, closeAll, err
+	}
+	if signer != nil {
+		gwCfg.Sender = keySender{signer}
+	}
+	gw, err := gateway.New(gwCfg)
+	if err != nil {
+		return nil, closeAll, fmt.Errorf("REST gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(gateway.Prefix, gw)
+	mux.Handle("/", srv.Handler())
+
+	api := n.cfg.API
+	if api == nil {
+		return mux, closeAll, nil
+	}
+	var iss *issuer.Issuer
+	if api.Issuer == nil || !api.Issuer.Disabled {
+		ic := issuer.Config{URL: a.issuerURL(), DataDir: n.cfg.DataDir, Logger: n.log}
+		if c := api.Issuer; c != nil {
+			ic.Audience = c.Audience
+			ic.Lifetime, _ = time.ParseDuration(orZero(c.TokenLifetime))
+			ic.Rotate, _ = time.ParseDuration(orZero(c.KeyRotation))
+		}
+		if iss, err = issuer.New(ic); err != nil {
+			return nil, closeAll, fmt.Errorf("api.issuer: %w", err)
+		}
+		h := iss.Handler()
+		mux.Handle("/oauth/", h)
+		mux.Handle("/.well-known/", h)
+	}
+	vc := auth.VerifierConfig{Logger: n.log}
+	if iss != nil {
+		vc.Local = iss
+	}
+	for _, o := range api.OIDC {
+		max, _ := system.ParseRoles(o.MaxRoles)
+		vc.OIDC = append(vc.OIDC, auth.OIDCConfig{Org: o.Org, Issuer: o.Issuer, Audience: o.Audience, RolesClaim: o.RolesClaim, MaxRoles: max})
+	}
+	ver, err := auth.NewVerifier(vc)
+	if err != nil {
+		return nil, closeAll, fmt.Errorf("api.oidc: %w", err)
+	}
+	go ver.Warm(context.Background())
+
+	anon, _ := system.ParseRoles(api.AnonymousRoles)
+	required := api.Auth == APIRequired
+	if !required {
+		anon = system.RoleRead | system.RoleWrite | system.RoleDeploy | system.RoleAdmin | system.RoleAuditor
+	}
+	mc := auth.MiddlewareConfig{
+		Bearer:    ver.Verify,
+		Anonymous: anon,
+		Required:  required,
+		OrgActive: (&orgStatus{n: n}).Active,
+		Metrics:   n.ins.reg,
+		Open:      []string{"/oauth/", "/.well-known/", gateway.Prefix + "openapi.json"},
+	}
+	if n.net != nil {
+		certRoles := system.RoleRead
+		if len(api.ClientCertRoles) > 0 {
+			certRoles, _ = system.ParseRoles(api.ClientCertRoles)
+		}
+		ca, err := auth.NewCertAuthenticator(auth.CertConfig{Trust: n.net.trust, Revoked: a.certRevoked,
+			Roles: map[string]system.Role{"*": certRoles}})
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("api.clientCertRoles: %w", err)
+		}
+		mc.Certs = ca
+	}
+	lim := auth.Limit{Rate: 1000, Burst: 2000}
+	if rl := api.RateLimit; rl != nil {
+		lim = auth.Limit{Rate: rl.PerSecond, Burst: rl.Burst, Quota: rl.DailyQuota}
+	}
+	if mc.Limits, err = auth.NewLimiter(auth.LimitConfig{Default: lim}); err != nil {
+		return nil, closeAll, fmt.Errorf("api.rateLimit: %w", err)
+	}
+	if api.AccessLog != "off" {
+		path := api.AccessLog
+		if path == "" {
+			path = filepath.Join(n.cfg.DataDir, "logs", "access.log")
+		}
+		al, err := auth.OpenAccessLog(auth.AccessLogConfig{Path: path})
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("api.accessLog: %w", err)
+		}
+		closers = append(closers, func() { al.Close() })
+		mc.Log = al
+	}
+	return auth.Middleware(mux, mc), closeAll, nil
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0s"
+	}
+	return s
+}
+
+// issuerURL is the built-in issuer's iss claim: the configured URL, else
+// the API listener's own.
+func (a *apiServer) issuerURL() string {
+	api := a.n.cfg.API
+	if api.Issuer != nil && api.Issuer.URL != "" {
+		return api.Issuer.URL
+	}
+	scheme := "http://"
+	if api.TLS {
+		scheme = "https://"
+	}
+	return scheme + a.n.cfg.HTTPAddr
+}
+
+// certRevoked reports whether governance revoked a certificate.
+func (a *apiServer) certRevoked(fp identity.Fingerprint) bool {
+	reg, _, err := a.n.registry()
+	if err != nil {
+		return true
+	}
+	for _, h := range reg.RevokedFingerprints() {
+		if h == common.Hash(fp) {
+			return true
+		}
+	}
+	return false
+}
+
+// openKeystore opens the node-held signing keys of DATA/keystore, if any,
+// with the password of $CHARTER_KEYSTORE_PASSWORD or the api section's
+// keystorePasswordFile. No keystore: nil.
+func (a *apiServer) openKeystore() (*keystore.Signer, error) {
+	n := a.n
+	dir := keystore.Dir(n.cfg.DataDir)
+	infos, err := keystore.ListDir(dir)
+	if err != nil || len(infos) == 0 {
+		return nil, nil
+	}
+	file := ""
+	if n.cfg.API != nil {
+		file = n.cfg.API.KeystorePasswordFile
+	}
+	pw, err := keystore.ReadPassword("api.keystorePasswordFile", file, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := keystore.Open(dir, pw, keystore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("node-held keys: %w", err)
+	}
+	return keystore.NewSigner(ks, n.cfg.Spec, keyPool{n}, keystore.SignerConfig{Org: n.cfg.Org}), nil
+}
+
+// keySender is the gateway's view of the node-held keys.
+type keySender struct{ s *keystore.Signer }
+
+func (k keySender) Send(ctx context.Context, id string, caller *auth.Identity, tx gateway.TxRequest) (common.Hash, error) {
+	to := tx.To
+	h, err := k.s.Send(ctx, id, caller, keystore.TxRequest{To: &to, Data: tx.Data, Value: tx.Value, Gas: tx.Gas})
+	switch {
+	case errors.Is(err, keystore.ErrUnknownKey):
+		return h, fmt.Errorf("%w: %v", gateway.ErrUnknownKey, err)
+	case errors.Is(err, keystore.ErrDenied):
+		return h, fmt.Errorf("%w: %v", gateway.ErrKeyDenied, err)
+	}
+	return h, err
+}
+
+// keyPool is the pool and gas estimation the node-held keys send through.
+type keyPool struct{ n *Node }
+
+func (p keyPool) PoolNonce(addr common.Address) uint64 { return p.n.Pool().Nonce(addr) }
+func (p keyPool) SendTx(tx *types.Transaction) error   { return p.n.Pool().Add(tx) }
+func (p keyPool) EstimateGas(ctx context.Context, m ethereum.CallMsg) (uint64, error) {
+	head := p.n.Ledger().Head()
+	st, err := p.n.Ledger().StateAt(head.Root)
+	if err != nil {
+		return 0, err
+	}
+	msg := &core.Message{From: m.From, To: m.To, Data: m.Data, Value: new(uint256.Int), GasLimit: head.GasLimit,
+		GasPrice: new(uint256.Int), GasFeeCap: new(uint256.Int), GasTipCap: new(uint256.Int)}
+	msg.Nonce = st.GetNonce(m.From)
+	if m.Value != nil {
+		msg.Value, _ = uint256.FromBig(m.Value)
+	}
+	gas, failed, err := p.n.Executor().EstimateGas(ctx, head, st, msg, head.GasLimit)
+	if err != nil {
+		return 0, err
+	}
+	if failed != nil && failed.Err != nil {
+		return 0, failed.Err
+	}
+	return gas, nil
 }

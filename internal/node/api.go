@@ -26,6 +26,8 @@ type apiServer struct {
 	rpc  *rpc.Server
 	ln   net.Listener
 	done chan struct{}
+	// closeAPI closes what the handler opened (the access log).
+	closeAPI func()
 }
 
 func newAPIServer(n *Node) *apiServer { return &apiServer{n: n} }
@@ -34,7 +36,9 @@ func (a *apiServer) start() error {
 	if a.n.cfg.HTTPAddr == "" {
 		return nil
 	}
-	srv, err := rpc.NewServer(rpcBackend{a.n}, a.n.cfg.RPC, a.n.PeerCount, a.n.log)
+	rcfg := a.n.cfg.RPC
+	rcfg.Org = a.n.cfg.Org
+	srv, err := rpc.NewServer(rpcBackend{a.n}, rcfg, a.n.PeerCount, a.n.log)
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,14 @@ func (a *apiServer) start() error {
 			ClientAuth:   tls.RequestClientCert,
 		}
 	}
-	h := srv.Handler()
+	h, closeAPI, err := a.apiHandler(srv)
+	if err != nil {
+		closeAPI()
+		srv.Stop()
+		ln.Close()
+		return err
+	}
+	a.closeAPI = closeAPI
 	a.done = make(chan struct{})
 	go func() {
 		defer close(a.done)
@@ -78,6 +89,9 @@ func (a *apiServer) stop() {
 	}
 	a.rpc.Stop()
 	<-a.done
+	if a.closeAPI != nil {
+		a.closeAPI()
+	}
 }
 
 // rpcBackend is the node seen by the JSON-RPC namespaces. It goes through

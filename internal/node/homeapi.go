@@ -43,6 +43,9 @@ type HomeAPI struct {
 	// AccessLog is the access log's file ("" : logs/access.log in the
 	// data directory; "off": none).
 	AccessLog string `json:"accessLog,omitempty"`
+	// KeystorePasswordFile opens the node-held signing keys of
+	// DATA/keystore (charter keys); $CHARTER_KEYSTORE_PASSWORD otherwise.
+	KeystorePasswordFile string `json:"keystorePasswordFile,omitempty"`
 }
 
 // HomeIssuer configures the built-in token issuer.
