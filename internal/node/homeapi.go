@@ -20,8 +20,9 @@ type HomeAPI struct {
 	// issued by its organization's CA), and asks for (never requires) a
 	// client certificate.
 	TLS bool `json:"tls,omitempty"`
-	// Auth is "open" (every caller holds every role the API grants: the
-	// signer's roles still bound transactions) or "required" (a caller
+	// Auth is "open" (served as charter dev serves it: no credentials,
+	// rate limits or access log, and the signer's roles still bound
+	// transactions) or "required" (a caller
 	// needs a bearer token or a client certificate, except for what
 	// AnonymousRoles grants).
 	Auth string `json:"auth"`
