@@ -170,7 +170,14 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		if path == "" {
 			path = filepath.Join(n.cfg.DataDir, "logs", "access.log")
 		}
-		al, err := auth.OpenAccessLog(auth.AccessLogConfig{Path: path})
+		// Reads of private data (priv_ and eea_ answers) are also kept in
+		// a log of their own beside it, for the organization's auditors.
+		pl, err := auth.OpenAccessLog(auth.AccessLogConfig{Path: filepath.Join(filepath.Dir(path), "private-reads.log")})
+		if err != nil {
+			return nil, closeAll, fmt.Errorf("api.accessLog: %w", err)
+		}
+		closers = append(closers, func() { pl.Close() })
+		al, err := auth.OpenAccessLog(auth.AccessLogConfig{Path: path, Private: func(r auth.AccessRecord) { pl.Write(r) }})
 		if err != nil {
 			return nil, closeAll, fmt.Errorf("api.accessLog: %w", err)
 		}

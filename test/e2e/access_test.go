@@ -183,6 +183,11 @@ func TestAccess(t *testing.T) {
 		}
 	}
 
+	// A read of private data goes to the private-reads log as well.
+	if st, body := do("POST", "/", tok, rpcBody("priv_findPrivacyGroup", []string{})); st != 200 || strings.Contains(body, "-32003") {
+		t.Fatalf("priv_findPrivacyGroup with a read token of the node's organization: %d %s", st, body)
+	}
+
 	// Revoked: its token stops working within a second or so.
 	charter(t, false, "client", "revoke", "--home", home, client.ID)
 	waitFor(t, 10*time.Second, "the revoked client's token is refused", func() bool {
@@ -200,5 +205,9 @@ func TestAccess(t *testing.T) {
 	}
 	if bytes.Contains(logData, []byte(tok)) || bytes.Contains(logData, []byte(client.Secret)) {
 		t.Error("the access log holds a token or a secret")
+	}
+	privData, err := os.ReadFile(filepath.Join(home, "data", "logs", "private-reads.log"))
+	if err != nil || !bytes.Contains(privData, []byte("priv_findPrivacyGroup")) || !bytes.Contains(privData, []byte(client.ID)) {
+		t.Errorf("private-reads.log lacks the private read (%v):\n%s", err, privData)
 	}
 }
