@@ -179,6 +179,10 @@ func printNetwork(w io.Writer, dir string, spec *chain.Spec, nodes []node.InitNo
 		if !slices.Contains(spec.Consensus.Validators, n.ID) {
 			role = "observer"
 		}
-		fmt.Fprintf(w, "  %-6s %-6s %-9s id %s  rpc http://%s  p2p %s  home %s\n", n.Name, n.Org, role, n.ID.Hex(), n.Config.RPCAddr, n.Config.P2PAddr, n.Home)
+		scheme := "http"
+		if n.Config.API != nil && n.Config.API.TLS {
+			scheme = "https"
+		}
+		fmt.Fprintf(w, "  %-6s %-6s %-9s id %s  rpc %s://%s  p2p %s  home %s\n", n.Name, n.Org, role, n.ID.Hex(), scheme, n.Config.RPCAddr, n.Config.P2PAddr, n.Home)
 	}
 }

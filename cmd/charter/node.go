@@ -81,8 +81,15 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	h, ws, access := "http", "ws", "open"
+	if a := hc.API; a != nil {
+		if a.TLS {
+			h, ws = "https", "wss"
+		}
+		access = a.Auth
+	}
 	return serveNode(n, logger, func() {
-		fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: http://%s  ws://%s\np2p: %s\n",
-			hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), n.RPCAddr(), n.RPCAddr(), n.P2PAddr())
+		fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: %s://%s  %s://%s (access %s)\np2p: %s\n",
+			hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), h, n.RPCAddr(), ws, n.RPCAddr(), access, n.P2PAddr())
 	})
 }
