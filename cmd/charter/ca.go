@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,26 +29,8 @@ Run 'charter ca SUBCOMMAND --help' for its flags.
 `
 
 func runCA(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, caUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "init-org":
-		return caInitOrg(args[1:], stdout, stderr)
-	case "issue":
-		return caIssue(args[1:], stdout, stderr)
-	case "verify":
-		return caVerify(args[1:], stdout, stderr)
-	case "show":
-		return caShow(args[1:], stdout, stderr)
-	case "privacy-key":
-		return caPrivacyKey(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want init-org, issue, verify, show or privacy-key", args[0])
+	return runSubcommand(caUsage, args, stdout, stderr,
+		subcommand{"init-org", caInitOrg}, subcommand{"issue", caIssue}, subcommand{"verify", caVerify}, subcommand{"show", caShow}, subcommand{"privacy-key", caPrivacyKey})
 }
 
 // readPassword reads a password file's first line; "" gives no password.

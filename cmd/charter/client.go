@@ -2,15 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/charter-ledger/charter/internal/auth/issuer"
-	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -31,37 +28,16 @@ Run 'charter client SUBCOMMAND --help' for its flags.
 `
 
 func runClient(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, clientUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "add":
-		return clientAdd(args[1:], stdout, stderr)
-	case "list":
-		return clientList(args[1:], stdout, stderr)
-	case "revoke":
-		return clientRevoke(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want add, list or revoke", args[0])
+	return runSubcommand(clientUsage, args, stdout, stderr,
+		subcommand{"add", clientAdd}, subcommand{"list", clientList}, subcommand{"revoke", clientRevoke})
 }
 
 // clientHome reads HOME/config.json and returns the node's clients file
 // and organization.
 func clientHome(home string) (path, org string, err error) {
-	if home == "" {
-		return "", "", errors.New("--home is required: the node's home folder (with config.json, written by 'charter init')")
-	}
-	cfg, err := node.LoadHomeConfig(home)
+	cfg, dataDir, err := loadNodeHome(home)
 	if err != nil {
-		return "", "", fmt.Errorf("--home: %w", err)
-	}
-	dataDir := cfg.DataDir
-	if !filepath.IsAbs(dataDir) {
-		dataDir = filepath.Join(home, dataDir)
+		return "", "", err
 	}
 	return issuer.ClientsPath(dataDir), cfg.Org, nil
 }

@@ -99,3 +99,47 @@ func serveNode(n *node.Node, logger *slog.Logger, started func()) error {
 		return err
 	}
 }
+
+// subcommand is one SUBCOMMAND of a command such as charter keys.
+type subcommand struct {
+	name string
+	run  func(args []string, stdout, stderr io.Writer) error
+}
+
+// runSubcommand runs the subcommand args[0] names: with no argument, or
+// -h, --help or help, it prints usage (and an empty call is a usage
+// error); an unknown name is an error listing the known ones.
+func runSubcommand(usage string, args []string, stdout, stderr io.Writer, subs ...subcommand) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		if s.name == args[0] {
+			return s.run(args[1:], stdout, stderr)
+		}
+		names[i] = s.name
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	return fmt.Errorf("unknown subcommand %q; want %s", args[0], want)
+}
+
+// loadNodeHome reads --home's config.json: the config and the node's data
+// directory (resolved against the home).
+func loadNodeHome(home string) (*node.HomeConfig, string, error) {
+	if home == "" {
+		return nil, "", errors.New("--home is required: the node's home folder (with config.json, written by 'charter init')")
+	}
+	cfg, err := node.LoadHomeConfig(home)
+	if err != nil {
+		return nil, "", fmt.Errorf("--home: %w", err)
+	}
+	return cfg, inHome(home, cfg.DataDir), nil
+}

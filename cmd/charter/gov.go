@@ -33,30 +33,8 @@ Run 'charter gov SUBCOMMAND --help' for its flags.
 `
 
 func runGov(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, govUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "propose":
-		return govPropose(args[1:], stdout, stderr)
-	case "vote":
-		return govVote(args[1:], stdout, stderr)
-	case "cancel":
-		return govCancel(args[1:], stdout, stderr)
-	case "show":
-		return govShow(args[1:], stdout, stderr)
-	case "list":
-		return govList(args[1:], stdout, stderr)
-	case "history":
-		return govHistory(args[1:], stdout, stderr)
-	case "policy":
-		return govPolicy(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want propose, vote, cancel, show, list, history or policy", args[0])
+	return runSubcommand(govUsage, args, stdout, stderr,
+		subcommand{"propose", govPropose}, subcommand{"vote", govVote}, subcommand{"cancel", govCancel}, subcommand{"show", govShow}, subcommand{"list", govList}, subcommand{"history", govHistory}, subcommand{"policy", govPolicy})
 }
 
 const proposeSyntax = "charter gov propose ACTION [action flags] --memo TEXT --key FILE [--rpc URL] [--password-file F] [--json] [--no-wait] [--timeout D]"

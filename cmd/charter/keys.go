@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -44,24 +43,8 @@ Run 'charter keys SUBCOMMAND --help' for its flags.
 `
 
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, keysUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "add":
-		return keysAdd(args[1:], stdout, stderr)
-	case "list":
-		return keysList(args[1:], stdout, stderr)
-	case "rotate":
-		return keysRotate(args[1:], stdout, stderr)
-	case "move":
-		return keysMove(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want add, list, rotate or move", args[0])
+	return runSubcommand(keysUsage, args, stdout, stderr, subcommand{"add", keysAdd}, subcommand{"list", keysList},
+		subcommand{"rotate", keysRotate}, subcommand{"move", keysMove})
 }
 
 // keystoreDir is DATA/keystore of the node home given by --home.
@@ -73,14 +56,11 @@ func keystoreDir(home string) (string, error) {
 // loadKeysHome reads --home's config.json and returns it with its
 // keystore folder.
 func loadKeysHome(home string) (*node.HomeConfig, string, error) {
-	if home == "" {
-		return nil, "", errors.New("--home is required: the node's home folder (with config.json)")
-	}
-	cfg, err := node.LoadHomeConfig(home)
+	cfg, dataDir, err := loadNodeHome(home)
 	if err != nil {
-		return nil, "", fmt.Errorf("--home: %w", err)
+		return nil, "", err
 	}
-	return cfg, keystore.Dir(inHome(home, cfg.DataDir)), nil
+	return cfg, keystore.Dir(dataDir), nil
 }
 
 // inHome resolves a path of a home's config.json against the home.

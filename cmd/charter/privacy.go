@@ -1,8 +1,6 @@
 package main
 
 import (
-	"flag"
-	"fmt"
 	"io"
 )
 
@@ -26,28 +24,6 @@ Run 'charter privacy SUBCOMMAND --help' for its subcommands.
 // runPrivacy is charter privacy: the privacy groups of the registry, their
 // purge, auditor grants and disclosure log.
 func runPrivacy(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, privacyUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "group":
-		return runPrivacyGroup(args[1:], stdout, stderr)
-	case "purge":
-		return privacyPurge(args[1:], stdout, stderr)
-	case "disclose":
-		return privacyDisclose(args[1:], stdout, stderr)
-	case "log":
-		return privacyLog(args[1:], stdout, stderr)
-	case "send":
-		return privacySend(args[1:], stdout, stderr)
-	case "call":
-		return privacyCall(args[1:], stdout, stderr)
-	case "receipt":
-		return privacyReceipt(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want group, purge, disclose, log, send, call or receipt", args[0])
+	return runSubcommand(privacyUsage, args, stdout, stderr,
+		subcommand{"group", runPrivacyGroup}, subcommand{"purge", privacyPurge}, subcommand{"disclose", privacyDisclose}, subcommand{"log", privacyLog}, subcommand{"send", privacySend}, subcommand{"call", privacyCall}, subcommand{"receipt", privacyReceipt})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -31,28 +30,8 @@ Run 'charter privacy group SUBCOMMAND --help' for its flags.
 `
 
 func runPrivacyGroup(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, privacyGroupUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "create":
-		return groupCreate(args[1:], stdout, stderr)
-	case "list":
-		return groupList(args[1:], stdout, stderr)
-	case "show":
-		return groupShow(args[1:], stdout, stderr)
-	case "add":
-		return groupAdd(args[1:], stdout, stderr)
-	case "remove":
-		return groupRemove(args[1:], stdout, stderr)
-	case "delete":
-		return groupDelete(args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown subcommand %q; want create, list, show, add, remove or delete", args[0])
+	return runSubcommand(privacyGroupUsage, args, stdout, stderr,
+		subcommand{"create", groupCreate}, subcommand{"list", groupList}, subcommand{"show", groupShow}, subcommand{"add", groupAdd}, subcommand{"remove", groupRemove}, subcommand{"delete", groupDelete})
 }
 
 // keyOrg returns the organization of the --key account, as the node's

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -19,7 +18,6 @@ import (
 	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/auth/issuer"
 	"github.com/charter-ledger/charter/internal/gateway"
-	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/keystore"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
@@ -33,7 +31,7 @@ type orgStatus struct {
 	n *Node
 
 	mu     sync.Mutex
-	head   common.Hash
+	head   *types.Header // compared by pointer: the ledger shares its head, and hashing it per request would cost more than the lookup
 	active map[string]bool
 }
 
@@ -42,7 +40,7 @@ type orgStatus struct {
 const maxOrgStatus = 4096
 
 func (s *orgStatus) Active(org string) bool {
-	head := s.n.Ledger().Head().Hash()
+	head := s.n.Ledger().Head()
 	s.mu.Lock()
 	if s.head == head {
 		if a, ok := s.active[org]; ok {
@@ -61,7 +59,7 @@ func (s *orgStatus) Active(org string) bool {
 	o, ok := reg.Org(org)
 	active := ok && o.Status == system.StatusActive
 	s.mu.Lock()
-	if s.head == h.Hash() {
+	if s.head == h {
 		if len(s.active) >= maxOrgStatus {
 			s.active = map[string]bool{}
 		}
@@ -113,8 +111,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		ic := issuer.Config{URL: a.issuerURL(), DataDir: n.cfg.DataDir, Logger: n.log}
 		if c := api.Issuer; c != nil {
 			ic.Audience = c.Audience
-			ic.Lifetime, _ = time.ParseDuration(orZero(c.TokenLifetime))
-			ic.Rotate, _ = time.ParseDuration(orZero(c.KeyRotation))
+			// Validated with the config: "" gives 0, the issuer's default.
+			ic.Lifetime, _ = parseDurationIn("", c.TokenLifetime, 0, 1<<62)
+			ic.Rotate, _ = parseDurationIn("", c.KeyRotation, 0, 1<<62)
 		}
 		if iss, err = issuer.New(ic); err != nil {
 			return nil, closeAll, fmt.Errorf("api.issuer: %w", err)
@@ -151,7 +150,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		if len(api.ClientCertRoles) > 0 {
 			certRoles, _ = system.ParseRoles(api.ClientCertRoles)
 		}
-		ca, err := auth.NewCertAuthenticator(auth.CertConfig{Trust: n.net.trust, Revoked: a.certRevoked,
+		// The trust store follows governance: organizations admitted,
+		// suspended or exited, and certificates revoked (syncTrust).
+		ca, err := auth.NewCertAuthenticator(auth.CertConfig{Trust: n.net.trust,
 			Roles: map[string]system.Role{"*": certRoles}})
 		if err != nil {
 			return nil, closeAll, fmt.Errorf("api.clientCertRoles: %w", err)
@@ -187,13 +188,6 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	return auth.Middleware(mux, mc), closeAll, nil
 }
 
-func orZero(s string) string {
-	if s == "" {
-		return "0s"
-	}
-	return s
-}
-
 // issuerURL is the built-in issuer's iss claim: the configured URL, else
 // the API listener's own.
 func (a *apiServer) issuerURL() string {
@@ -206,20 +200,6 @@ func (a *apiServer) issuerURL() string {
 		scheme = "https://"
 	}
 	return scheme + a.n.cfg.HTTPAddr
-}
-
-// certRevoked reports whether governance revoked a certificate.
-func (a *apiServer) certRevoked(fp identity.Fingerprint) bool {
-	reg, _, err := a.n.registry()
-	if err != nil {
-		return true
-	}
-	for _, h := range reg.RevokedFingerprints() {
-		if h == common.Hash(fp) {
-			return true
-		}
-	}
-	return false
 }
 
 // openKeystore opens the node-held signing keys of DATA/keystore, if any,
