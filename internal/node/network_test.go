@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,37 +16,18 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/freeport"
 )
 
 // freePortBase returns a port p such that p, p+1, ..., p+n-1 are free on
 // 127.0.0.1 right now (node i of a network uses p+i).
 func freePortBase(t *testing.T, n int) int {
 	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if base+n > 65535 {
-			continue
-		}
-		ok := true
-		for i := 1; i < n && ok; i++ {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(base+i)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := freeport.Base(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports found")
-	return 0
+	return base
 }
 
 func itoa(i int) string { return big.NewInt(int64(i)).String() }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"math/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/freeport"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 )
@@ -67,39 +67,14 @@ type testnet struct {
 // (32768 and up), so that connections and :0 listeners of the test and of
 // other tests cannot take them between init and start; reserved guards
 // against handing one range out twice in this process.
-var (
-	portMu   sync.Mutex
-	reserved = map[int]bool{}
-	portRand = rand.New(rand.NewSource(time.Now().UnixNano()))
-)
-
 // freePortBase returns p such that p..p+n-1 are free on 127.0.0.1 now.
 func freePortBase(t *testing.T, n int) int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for attempt := 0; attempt < 200; attempt++ {
-		base := 20000 + portRand.Intn(12000)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			if reserved[base+i] {
-				ok = false
-				break
-			}
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-			if ok = err == nil; ok {
-				l.Close()
-			}
-		}
-		if ok {
-			for i := 0; i < n; i++ {
-				reserved[base+i] = true
-			}
-			return base
-		}
+	base, err := freeport.Base(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports found")
-	return 0
+	return base
 }
 
 // initNetwork runs `charter init` for n validators into a fresh folder,
