@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Every test the project has, from a clean clone. Installs what it needs
-# (npm packages for the real-client acceptance tests) by itself.
+# (npm packages for the real-client acceptance tests, Debian's postgresql
+# for the tests of the SQL index) by itself.
 #   ./test.sh            the whole suite (what CI runs)
 #   CHARTER_SOAK=1 ./test.sh   long simulation seeds and crash loops too
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# PostgreSQL: tests start throwaway clusters of their own (internal/pgtest);
+# under CI they fail, rather than skip, without it.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${CHARTER_PG_BIN:-}" ]; then
+  echo "== installing Debian's postgresql (for the SQL index tests)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q postgresql >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q postgresql >/dev/null; }
+fi
 
 echo "== go vet"
 go vet ./...
