@@ -212,6 +212,41 @@ interface ICharterGovernance {
     function proposalCount() external view returns (uint64);
 }
 
+/// The contract registry, at 0x…0402: names of deployed contracts and
+/// their versions (address, hash of the code when recorded, keccak256 of
+/// the ABI document), the organization that registered each name, and
+/// the ABI documents (at most 24576 bytes each; a larger one is refused).
+/// A name is registered once, by an account with the deploy role, for its
+/// organization; an address is registered under one name at most. New
+/// versions and deprecations are governance actions of class contracts
+/// (UpgradeContract, DeprecateContract). Gas of a write: 60,000, 16 per
+/// 32 bytes of input, and 200 per byte of the strings and bytes it stores.
+interface ICharterContracts {
+    event ContractRegistered(string indexed name, address indexed addr, address indexed by, string contractName, string org, bytes32 codeHash, bytes32 abiHash);
+
+    /// Registers version 1 of a new name for the caller's organization;
+    /// only an account with the deploy role, called directly. addr must
+    /// hold code; keccak256(abiDoc) must equal abiHash. Returns the version.
+    function registerContract(string calldata name, address addr, bytes calldata abiDoc, bytes32 abiHash) external returns (uint64 version);
+
+    /// The newest version of a name; version 0 when it is not registered.
+    function contractByName(string calldata name) external view returns (
+        uint64 version, address addr, bytes32 codeHash, bytes32 abiHash, string memory org, bool deprecated);
+
+    /// One version of a name; version 0 when there is none.
+    function contractVersion(string calldata name, uint64 version) external view returns (
+        uint64 version_, address addr, bytes32 codeHash, bytes32 abiHash, string memory org, bool deprecated);
+
+    /// The ABI document of one version; empty when there is none.
+    function contractAbi(string calldata name, uint64 version) external view returns (bytes memory);
+
+    /// The number of registered names.
+    function contractCount() external view returns (uint64);
+
+    /// The index-th registered name (0-based) and its newest version; "" and 0 past the end.
+    function contractAt(uint64 index) external view returns (string memory name, uint64 version);
+}
+
 // BEGIN ICharterActions: generated from internal/system (the Args types) by
 //   go test ./internal/system -run TestSolidityInterfaceMatches -update
 // then node internal/system/gen.js; do not edit by hand.
@@ -306,5 +341,14 @@ interface ICharterActions {
     /// Action 22, decided by the rule of class privacy (9). Takes an auditor organization's access to a privacy group's payloads away.
     /// @param org at most 64 bytes
     function RevokeAuditor(bytes32 group, string calldata org) external;
+
+    /// Action 23, decided by the rule of class contracts (8). Records a new version of a registered contract name: its address (which must hold code) and ABI document (at most 24576 bytes).
+    /// @param name at most 64 bytes
+    /// @param abiDoc at most 24576 bytes
+    function UpgradeContract(string calldata name, address addr, bytes calldata abiDoc, bytes32 abiHash) external;
+
+    /// Action 24, decided by the rule of class contracts (8). Marks one version of a registered contract name deprecated.
+    /// @param name at most 64 bytes
+    function DeprecateContract(string calldata name, uint64 version) external;
 }
 // END ICharterActions

@@ -41,6 +41,8 @@ const (
 	ActPurgeGroup
 	ActGrantAuditor
 	ActRevokeAuditor
+	ActUpgradeContract
+	ActDeprecateContract
 	numActions
 )
 
@@ -131,6 +133,8 @@ var actionTypes = func() [numActions]*actionType {
 		{ClassPrivacy, PurgeGroup{}, "Purges a privacy group at once, as a legal order: every node deletes its payloads; its record stays."},
 		{ClassPrivacy, GrantAuditor{}, "Grants an auditor organization read access to a privacy group's payloads from a height on, without the members' approvals."},
 		{ClassPrivacy, RevokeAuditor{}, "Takes an auditor organization's access to a privacy group's payloads away."},
+		{ClassContracts, UpgradeContract{}, "Records a new version of a registered contract name: its address (which must hold code) and ABI document (at most 24576 bytes)."},
+		{ClassContracts, DeprecateContract{}, "Marks one version of a registered contract name deprecated."},
 	} {
 		a := d.zero.Action()
 		if a == 0 || a >= numActions || out[a] != nil {

@@ -26,6 +26,9 @@ const RegistryABI = ${JSON.stringify(JSON.stringify(c.ICharterRegistry.abi))}
 // GovernanceABI is the JSON ABI of ICharterGovernance.
 const GovernanceABI = ${JSON.stringify(JSON.stringify(c.ICharterGovernance.abi))}
 
+// ContractsABI is the JSON ABI of ICharterContracts.
+const ContractsABI = ${JSON.stringify(JSON.stringify(c.ICharterContracts.abi))}
+
 // ActionsABI is the JSON ABI of ICharterActions: the encodings of the
 // governance actions' arguments.
 const ActionsABI = ${JSON.stringify(JSON.stringify(c.ICharterActions.abi))}

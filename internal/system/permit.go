@@ -250,5 +250,6 @@ func (c *Contracts) Precompiles() vm.PrecompiledContracts {
 	pcs := vm.ActivePrecompiledContracts(c.evm.GetRules())
 	pcs[RegistryAddress] = &precompile{c: c, addr: RegistryAddress, abi: &Registry}
 	pcs[GovernanceAddress] = &precompile{c: c, addr: GovernanceAddress, abi: &Governance}
+	pcs[ContractsAddress] = &precompile{c: c, addr: ContractsAddress, abi: &ContractRegistry}
 	return pcs
 }

@@ -24,6 +24,7 @@ var (
 	Registry         = mustABI(RegistryABI)
 	Governance       = mustABI(GovernanceABI)
 	ActionsInterface = mustABI(ActionsABI)
+	ContractRegistry = mustABI(ContractsABI)
 )
 
 func mustABI(j string) abi.ABI {
@@ -81,8 +82,11 @@ type precompile struct {
 }
 
 func (p *precompile) Name() string {
-	if p.addr == RegistryAddress {
+	switch p.addr {
+	case RegistryAddress:
 		return "CHARTER_REGISTRY"
+	case ContractsAddress:
+		return "CHARTER_CONTRACTS"
 	}
 	return "CHARTER_GOVERNANCE"
 }
@@ -209,6 +213,9 @@ func (a in) into(dst any) error {
 }
 
 func (p *precompile) view(st *State, name string, args in) ([]any, error) {
+	if p.addr == ContractsAddress {
+		return contractsView(st, name, args)
+	}
 	if isGroupCall(name) {
 		return p.groupView(st, name, args)
 	}
@@ -296,6 +303,9 @@ func (p *precompile) write(st *State, from common.Address, name string, args in)
 	}
 	if isGroupCall(name) {
 		return p.groupWrite(st, from, name, args)
+	}
+	if p.addr == ContractsAddress {
+		return contractsWrite(st, from, name, args)
 	}
 	g, r := &Governance, &Registry
 	switch name {

@@ -12,24 +12,30 @@ import (
 // State is the registry and governance as stored in one world state.
 // Open it read-only with Read, or for writing at a height with Open.
 type State struct {
-	reg, gov store
-	height   uint64
+	reg, gov, con store
+	code          codeReader // nil when the state cannot read code
+	height        uint64
 	time     uint64
 }
 
 // Read gives read-only access to the system state in st.
 func Read(st StateReader) *State {
-	return &State{reg: store{addr: RegistryAddress, r: st}, gov: store{addr: GovernanceAddress, r: st}}
+	s := &State{reg: store{addr: RegistryAddress, r: st}, gov: store{addr: GovernanceAddress, r: st}, con: store{addr: ContractsAddress, r: st}}
+	s.code, _ = st.(codeReader)
+	return s
 }
 
 // Open gives read and write access to the system state in st, for the
 // block at height with time (seconds).
 func Open(st StateWriter, height, time uint64) *State {
-	return &State{
+	s := &State{
 		reg:    store{addr: RegistryAddress, r: st, w: st},
 		gov:    store{addr: GovernanceAddress, r: st, w: st},
+		con:    store{addr: ContractsAddress, r: st, w: st},
 		height: height, time: time,
 	}
+	s.code, _ = st.(codeReader)
+	return s
 }
 
 // Height is the block height the state was opened at.

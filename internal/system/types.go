@@ -14,10 +14,13 @@ import (
 var (
 	RegistryAddress   = common.HexToAddress("0x0000000000000000000000000000000000000400")
 	GovernanceAddress = common.HexToAddress("0x0000000000000000000000000000000000000401")
+	ContractsAddress  = common.HexToAddress("0x0000000000000000000000000000000000000402")
 )
 
 // IsSystem reports whether addr is one of the system contracts.
-func IsSystem(addr common.Address) bool { return addr == RegistryAddress || addr == GovernanceAddress }
+func IsSystem(addr common.Address) bool {
+	return addr == RegistryAddress || addr == GovernanceAddress || addr == ContractsAddress
+}
 
 // Role is a set of account rights, as a bit mask.
 type Role uint32
@@ -242,7 +245,7 @@ const (
 	ClassParameters                // chain parameters
 	ClassUpgrade                   // protocol upgrades at a height
 	ClassPolicy                    // the policy itself (high privilege)
-	ClassContracts                 // contract factories
+	ClassContracts                 // contract factories, the contract registry's upgrades and deprecations
 	ClassPrivacy                   // orders about privacy groups: purge, auditor grants
 	NumClasses
 )
