@@ -335,7 +335,6 @@ func (a DeprecateContract) apply(s *State) {
 	putRLP(s.con, contractVersionKey(a.Name, a.Version), r)
 }
 
-
 func contractsView(st *State, name string, args in) ([]any, error) {
 	var a struct {
 		Name    string

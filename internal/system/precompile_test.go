@@ -291,7 +291,7 @@ func TestPrecompileRejectAndCancel(t *testing.T) {
 
 	// A bad proposal reverts with the reason Propose gives.
 	ret, err = e.send(adminOf(1), GovernanceAddress, pack(t, &Governance, "propose", uint8(99), []byte{}, ""), 0)
-	wantCallRevert(t, ret, err, "unknown action 99 (want 1 to 22)")
+	wantCallRevert(t, ret, err, "unknown action 99 (want 1 to 24)")
 	ret, err = e.send(writerOf(1), GovernanceAddress, pack(t, &Governance, "propose", uint8(ActAddNode), f.args(ActAddNode, addNodeArgs(3)...), ""), 0)
 	wantCallRevert(t, ret, err, writerOf(1).Hex()+" is not an organization admin")
 }

@@ -15,7 +15,7 @@ type State struct {
 	reg, gov, con store
 	code          codeReader // nil when the state cannot read code
 	height        uint64
-	time     uint64
+	time          uint64
 }
 
 // Read gives read-only access to the system state in st.

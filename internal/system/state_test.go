@@ -389,6 +389,7 @@ func TestActionArgsAndClasses(t *testing.T) {
 		ActFreeze: ClassFreeze, ActUnfreeze: ClassFreeze, ActSetParameter: ClassParameters, ActScheduleUpgrade: ClassUpgrade,
 		ActSetRule: ClassPolicy, ActSetDefaultRoles: ClassPolicy, ActSetFactory: ClassContracts,
 		ActSetPrivacyKey: ClassCertificates, ActPurgeGroup: ClassPrivacy, ActGrantAuditor: ClassPrivacy, ActRevokeAuditor: ClassPrivacy,
+		ActUpgradeContract: ClassContracts, ActDeprecateContract: ClassContracts,
 	}
 	if len(want) != int(numActions)-1 {
 		t.Fatalf("%d actions listed, %d defined", len(want), numActions-1)
