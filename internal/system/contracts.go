@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/tracing"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 )
@@ -207,9 +208,25 @@ func (s *State) Contracts() []ContractRecord {
 	return out
 }
 
+// accountMaker gives the registry's account its code, so that the EVM
+// does not delete it as empty; go-ethereum's StateDB satisfies it.
+type accountMaker interface {
+	GetCodeSize(common.Address) int
+	SetCode(addr common.Address, code []byte, reason tracing.CodeChangeReason) []byte
+	SetNonce(addr common.Address, nonce uint64, reason tracing.NonceChangeReason)
+}
+
 // addContractVersion records the next version of name (the first makes
-// the name org's).
+// the name org's). The registry's account is made at the first
+// registration, not in the genesis, so that the genesis state of chains
+// made before the registry does not change.
 func (s *State) addContractVersion(name, org string, addr common.Address, codeHash, abiHash common.Hash, doc []byte) uint64 {
+	if m, ok := s.con.w.(accountMaker); ok && m.GetCodeSize(ContractsAddress) == 0 {
+		m.SetCode(ContractsAddress, systemCode, tracing.CodeChangeUnspecified)
+		m.SetNonce(ContractsAddress, 1, tracing.NonceChangeUnspecified)
+	} else if !ok {
+		panic("system: the contract registry's state cannot make its account")
+	}
 	h, ok := getRLP[contractHead](s.con, contractKey(name))
 	if !ok {
 		n := s.ContractCount()

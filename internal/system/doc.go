@@ -3,8 +3,9 @@
 // groups in groups.go, what the chain does for private transactions in
 // privacy.go: markers, purges, auditor grants, the disclosure log, and
 // the node addresses that may send those calls) and governance, its
-// proposals and votes (at 0x…0401). Both keep their records in the storage
-// of their account in the world state, so that every node computes them,
+// proposals and votes (at 0x…0401), and the contract registry of named,
+// versioned contracts and their ABI documents (at 0x…0402, contracts.go).
+// Each keeps its records in the storage of its account in the world state, so that every node computes them,
 // the state root covers them and a block's certificate commits to them.
 //
 // Who uses it, and how:
