@@ -463,6 +463,11 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 	a1, a2 := "0x00000000000000000000000000000000000000a1", "0x00000000000000000000000000000000000000a2"
 	gid := crypto.Keccak256Hash([]byte("group"))
 	fp := strings.Repeat("0f", 32)
+	abiDoc := []byte(`[{"type":"function","name":"f","inputs":[],"outputs":[]}]`)
+	abiFile := filepath.Join(dir, "token.abi.json")
+	if err := os.WriteFile(abiFile, abiDoc, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	samples := map[string][]string{
 		"add-organization":    {"--name", "org9", "--roots", roots, "--tier", "validate", "--weight", "3", "--admin", a1, "--node", a2, "--fingerprint", fp, "--validator", a2, "--privacy-key", pub},
 		"remove-organization": {"--name", "org9"},
@@ -485,23 +490,27 @@ func TestProposeFlagsCoverEveryAction(t *testing.T) {
 		"purge-group":         {"--group", system.GroupIDBase64(gid)},
 		"grant-auditor":       {"--group", gid.Hex(), "--org", "org9", "--from", "12"},
 		"revoke-auditor":      {"--group", system.GroupIDBase64(gid), "--org", "org9"},
+		"upgrade-contract":    {"--name", "token", "--address", a1, "--abi", abiFile, "--abi-hash", crypto.Keccak256Hash(abiDoc).Hex()},
+		"deprecate-contract":  {"--name", "token", "--version", "1"},
 	}
 	// What the node shows (charter_proposal's args, system.ArgsJSON).
 	want := map[string]map[string]string{
-		"add-organization":  {"name": "org9", "tier": "validate", "weight": "3", "admins": common.HexToAddress(a1).Hex(), "fingerprints": "0x" + fp, "privacyKey": pkText},
-		"set-organization":  {"tier": "read", "weight": "5", "status": "suspended"},
-		"add-node":          {"org": "org9", "validator": "yes"},
-		"grant-roles":       {"org": "org9", "roles": "write, deploy"},
-		"revoke-roles":      {"roles": "deploy"},
-		"set-parameter":     {"name": "txGasLimit", "value": "16777216"},
-		"schedule-upgrade":  {"name": "fork1", "height": "1000"},
-		"set-rule":          {"class": "roles", "threshold": "6000", "quorum": "2000", "expiryBlocks": "500", "timelock": "2", "minApprovals": "1"},
-		"set-default-roles": {"roles": "(none)"},
-		"set-factory":       {"target": common.HexToAddress(a1).Hex(), "factory": "no"},
-		"set-privacy-key":   {"org": "org9", "key": pkText},
-		"purge-group":       {"group": gid.Hex()},
-		"grant-auditor":     {"group": gid.Hex(), "org": "org9", "fromHeight": "12"},
-		"revoke-auditor":    {"group": gid.Hex(), "org": "org9"},
+		"add-organization":   {"name": "org9", "tier": "validate", "weight": "3", "admins": common.HexToAddress(a1).Hex(), "fingerprints": "0x" + fp, "privacyKey": pkText},
+		"set-organization":   {"tier": "read", "weight": "5", "status": "suspended"},
+		"add-node":           {"org": "org9", "validator": "yes"},
+		"grant-roles":        {"org": "org9", "roles": "write, deploy"},
+		"revoke-roles":       {"roles": "deploy"},
+		"set-parameter":      {"name": "txGasLimit", "value": "16777216"},
+		"schedule-upgrade":   {"name": "fork1", "height": "1000"},
+		"set-rule":           {"class": "roles", "threshold": "6000", "quorum": "2000", "expiryBlocks": "500", "timelock": "2", "minApprovals": "1"},
+		"set-default-roles":  {"roles": "(none)"},
+		"set-factory":        {"target": common.HexToAddress(a1).Hex(), "factory": "no"},
+		"set-privacy-key":    {"org": "org9", "key": pkText},
+		"purge-group":        {"group": gid.Hex()},
+		"grant-auditor":      {"group": gid.Hex(), "org": "org9", "fromHeight": "12"},
+		"revoke-auditor":     {"group": gid.Hex(), "org": "org9"},
+		"upgrade-contract":   {"name": "token", "addr": common.HexToAddress(a1).Hex(), "abiHash": crypto.Keccak256Hash(abiDoc).Hex()},
+		"deprecate-contract": {"name": "token", "version": "1"},
 	}
 	samples["set-factory"] = []string{"--target", a1, "--remove"}
 	noNode := func() (*client, error) { return nil, errors.New("no node in this test") }

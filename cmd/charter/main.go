@@ -19,21 +19,22 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"bench":   {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
-	"ca":      {"create an organization's CA; issue, check and show certificates", runCA},
-	"client":  {"the built-in OAuth2 issuer's clients: add, list and revoke (id and secret for bearer tokens)", runClient},
-	"dev":     {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
-	"gov":     {"governance: propose, vote, cancel; show and list proposals, the audit trail and the policy", runGov},
-	"init":    {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
-	"join":    {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
-	"keys":    {"node-held signing keys of the organization's applications: add, list, rotate", runKeys},
-	"members": {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
-	"node":    {"run one node of a network from its home folder", runNode},
-	"privacy": {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},
-	"send":    {"send ether from a key file's account (e.g. gas money for a new organization's admin)", runSend},
-	"testnet": {"run a local network: every node its own process (init first if needed)", runTestnet},
-	"usage":   {"transactions, gas and state written per organization over UTC days", runUsage},
-	"version": {"print the version", runVersion},
+	"bench":    {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
+	"ca":       {"create an organization's CA; issue, check and show certificates", runCA},
+	"contract": {"the contract registry: register, upgrade, list and show contracts, print their ABI documents", runContract},
+	"client":   {"the built-in OAuth2 issuer's clients: add, list and revoke (id and secret for bearer tokens)", runClient},
+	"dev":      {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
+	"gov":      {"governance: propose, vote, cancel; show and list proposals, the audit trail and the policy", runGov},
+	"init":     {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
+	"join":     {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
+	"keys":     {"node-held signing keys of the organization's applications: add, list, rotate", runKeys},
+	"members":  {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
+	"node":     {"run one node of a network from its home folder", runNode},
+	"privacy":  {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},
+	"send":     {"send ether from a key file's account (e.g. gas money for a new organization's admin)", runSend},
+	"testnet":  {"run a local network: every node its own process (init first if needed)", runTestnet},
+	"usage":    {"transactions, gas and state written per organization over UTC days", runUsage},
+	"version":  {"print the version", runVersion},
 }
 
 // errUsage marks errors whose usage text has been printed already.

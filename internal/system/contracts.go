@@ -283,11 +283,25 @@ func (s *State) RegisterContract(from common.Address, name string, addr common.A
 	return o.Name, nil
 }
 
+// ABIDocument is a contract's ABI document as an action carries it: the
+// bytes of the file (a compiler's JSON array). Its text form is the
+// document itself.
+type ABIDocument []byte
+
+// MarshalText writes the document as it is.
+func (d ABIDocument) MarshalText() ([]byte, error) { return []byte(d), nil }
+
+// UnmarshalText reads the document as it is.
+func (d *ABIDocument) UnmarshalText(b []byte) error {
+	*d = append(ABIDocument{}, b...)
+	return nil
+}
+
 // UpgradeContract records a new version of a registered name.
 type UpgradeContract struct {
 	Name    string         `abi:"name" max:"64" meta:"NAME" help:"registered contract name"`
 	Address common.Address `abi:"addr" flag:"address" meta:"ADDRESS" help:"address of the new version's code"`
-	ABI     []byte         `abi:"abiDoc" max:"24576" flag:"abi,file" meta:"FILE" help:"file of the new version's ABI document (JSON)"`
+	ABI     ABIDocument    `abi:"abiDoc" max:"24576" flag:"abi,file" meta:"FILE" help:"file of the new version's ABI document (JSON)"`
 	ABIHash common.Hash    `abi:"abiHash" flag:"abi-hash" meta:"HASH" help:"keccak256 of the ABI document"`
 }
 
