@@ -251,14 +251,20 @@ func TestUpgradeAndDeprecateContract(t *testing.T) {
 		reason, _ := abi.UnpackRevert(ret)
 		t.Fatalf("registerContract: %v %q", err, reason)
 	}
-	_, at, _ := f.enact(3, ActUpgradeContract, "token", addr2, doc2, [32]byte(crypto.Keccak256Hash(doc2)))
+	_, at, fx := f.enact(3, ActUpgradeContract, "token", addr2, doc2, [32]byte(crypto.Keccak256Hash(doc2)))
 	v1 := ContractRecord{Name: "token", Version: 1, Address: addr, CodeHash: f.st.GetCodeHash(addr), ABIHash: crypto.Keccak256Hash(doc), Org: "org2", Height: 2}
 	v2 := ContractRecord{Name: "token", Version: 2, Address: addr2, CodeHash: f.st.GetCodeHash(addr2), ABIHash: crypto.Keccak256Hash(doc2), Org: "org2", Height: at}
 	f.wantContract(at+1, v2, doc2, true)
 	f.wantContract(at+1, v1, doc, false)
+	if len(fx.ContractChanges) != 1 || fx.ContractChanges[0] != v2 {
+		t.Fatalf("effects of the upgrade: %+v", fx.ContractChanges)
+	}
 
-	_, at, _ = f.enact(at+1, ActDeprecateContract, "token", uint64(1))
+	_, at, fx = f.enact(at+1, ActDeprecateContract, "token", uint64(1))
 	v1.Deprecated = true
+	if len(fx.ContractChanges) != 1 || fx.ContractChanges[0] != v1 {
+		t.Fatalf("effects of the deprecation: %+v", fx.ContractChanges)
+	}
 	f.wantContract(at+1, v1, doc, false)
 	f.wantContract(at+1, v2, doc2, true)
 	if got := Read(f.st).Contracts(); len(got) != 2 || got[0] != v1 || got[1] != v2 {

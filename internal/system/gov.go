@@ -354,6 +354,10 @@ type BlockEffects struct {
 	// purge at the start of a block is in no transaction, so no
 	// GroupPurged event tells of it.
 	PurgedGroups []common.Hash
+	// ContractChanges are the versions of the contract registry that
+	// UpgradeContract recorded and DeprecateContract deprecated, as they
+	// are after the action: like a purge, no event tells of them.
+	ContractChanges []ContractRecord
 }
 
 // snapshotter is the part of the StateDB that lets an action that fails
@@ -438,8 +442,15 @@ func (s *State) execute(st StateWriter, id uint64, fx *BlockEffects) bool {
 		return false
 	}
 	act.apply(s)
-	if pg, ok := act.(PurgeGroup); ok {
-		fx.PurgedGroups = append(fx.PurgedGroups, common.Hash(pg.Group))
+	switch a := act.(type) {
+	case PurgeGroup:
+		fx.PurgedGroups = append(fx.PurgedGroups, common.Hash(a.Group))
+	case UpgradeContract:
+		r, _ := s.ContractByName(a.Name)
+		fx.ContractChanges = append(fx.ContractChanges, r)
+	case DeprecateContract:
+		r, _ := s.ContractVersion(a.Name, a.Version)
+		fx.ContractChanges = append(fx.ContractChanges, r)
 	}
 	p.Status = ProposalExecuted
 	s.putProposal(p)
