@@ -85,6 +85,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	gwCfg := gateway.DefaultConfig()
 	gwCfg.Backend = rpcBackend{n}
 	gwCfg.Log = n.log
+	gwCfg.Contracts = n.contracts
 	signer, err := a.openKeystore()
 	if err != nil {
 		return nil, closeAll, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/blockchain"
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/chaindata"
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
@@ -121,10 +122,14 @@ type Node struct {
 	pool   *txpool.Pool
 	engine consensus.Engine
 	bus    events.Bus
-	api    *apiServer
-	net    *network        // nil without peers
-	priv   *privacyService // nil without a privacy key
-	ins    *instruments
+	// heads wakes the readers of final blocks (indexer, event streams);
+	// contracts is the contract registry as of the head.
+	heads     chaindata.Heads
+	contracts *registryContracts
+	api       *apiServer
+	net       *network        // nil without peers
+	priv      *privacyService // nil without a privacy key
+	ins       *instruments
 
 	fatalOnce sync.Once
 	fatal     chan error // a reason the node cannot go on
@@ -219,6 +224,7 @@ func New(cfg Config) (*Node, error) {
 	n.chain.Subscribe(n.resetPool)
 	n.chain.Subscribe(n.applyGovernance)
 	n.chain.Subscribe(n.publishCommit)
+	n.contracts = newRegistryContracts(n.chain.System, n.log)
 	if n.priv, err = newPrivacy(n); err != nil {
 		l.Close()
 		return nil, err
@@ -433,5 +439,6 @@ func (n *Node) resetPool(c *blockchain.Committed) error {
 // (JSON-RPC subscriptions, filters) with the receipts just written.
 func (n *Node) publishCommit(c *blockchain.Committed) error {
 	n.bus.PublishChain(events.ChainEvent{Block: c.Block, Receipts: c.Receipts, Logs: c.Logs})
+	n.heads.Notify()
 	return nil
 }
