@@ -33,6 +33,8 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
+	indexOn := fs.Bool("index", false, "index final blocks into SQL: an SQLite file in the data directory (query with charter sql or POST /api/v1/sql)")
+	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve the unlocked development accounts on an --http.addr other machines can reach")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: * when --http.addr is a loopback address, none otherwise)")
@@ -120,6 +122,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		Logger:           logger,
 		PrivacyKey:       privKey,
 		PrivacyKeyFile:   filepath.Join(dir, node.PrivacyKeyFile),
+		Index:            node.IndexFlags(*indexOn, *indexPG, nil),
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"init":     {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
 	"join":     {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},
 	"keys":     {"node-held signing keys of the organization's applications: add, list, rotate", runKeys},
+	"sql":      {"run one read-only SQL statement over the node's index of final blocks", runSQL},
 	"members":  {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
 	"node":     {"run one node of a network from its home folder", runNode},
 	"privacy":  {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},

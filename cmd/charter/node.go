@@ -18,6 +18,8 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	pwFile := fs.String("password-file", "", "password of encrypted node, TLS and privacy keys ('charter init --password-file'), on this file's first line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file (go tool pprof)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
+	indexOn := fs.Bool("index", false, "index final blocks into SQL: an SQLite file DATA/index.sqlite (query with charter sql or POST /api/v1/sql)")
+	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
 	if err := parse(fs, args); err != nil {
@@ -77,6 +79,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		rpcCfg.WSOrigins = cfg.RPC.WSOrigins
 	}
 	cfg.RPC = rpcCfg
+	cfg.Index = node.IndexFlags(*indexOn, *indexPG, cfg.Index)
 	n, err := node.New(cfg)
 	if err != nil {
 		return err

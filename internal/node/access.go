@@ -99,6 +99,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(gateway.Prefix, gw)
+	mux.Handle("POST "+gateway.Prefix+"sql", n.sqlHandler())
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API

@@ -63,6 +63,8 @@ type HomeConfig struct {
 	// API is how clients authenticate to rpcAddr (TLS, tokens, client
 	// certificates, rate limits, access log); nil: open, plain HTTP.
 	API *HomeAPI `json:"api,omitempty"`
+	// Index is the SQL index of final blocks; nil or not enabled: none.
+	Index *HomeIndex `json:"index,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -257,6 +259,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		PrivacyKeyFile: privPath,
 		API:            c.API,
 		Org:            c.Org,
+		Index:          c.Index.config(home),
 	}, nil
 }
 

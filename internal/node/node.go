@@ -23,6 +23,7 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
+	"github.com/charter-ledger/charter/internal/index"
 	"github.com/charter-ledger/charter/internal/ledger"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/rpc"
@@ -64,6 +65,8 @@ type Config struct {
 	// section, validated); nil: open, plain HTTP, as charter dev serves.
 	// TLS uses Network.Certificate.
 	API *HomeAPI
+	// Index turns on the SQL index of final blocks; nil: none.
+	Index *IndexConfig
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
@@ -126,6 +129,7 @@ type Node struct {
 	// contracts is the contract registry as of the head.
 	heads     chaindata.Heads
 	contracts *registryContracts
+	index     *index.Index // the SQL index; nil when off
 	api       *apiServer
 	net       *network        // nil without peers
 	priv      *privacyService // nil without a privacy key
@@ -242,6 +246,11 @@ func New(cfg Config) (*Node, error) {
 			n.priv.fetch.register(n.net.tr)
 		}
 	}
+	if err := n.openIndex(); err != nil {
+		n.closePrivacy()
+		l.Close()
+		return nil, err
+	}
 	n.api = newAPIServer(n)
 	return n, nil
 }
@@ -282,6 +291,10 @@ func (n *Node) Start() error {
 	}
 	n.wg.Add(1)
 	go n.watchHalt()
+	if n.index != nil {
+		n.wg.Add(1)
+		go n.runIndex()
+	}
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
 		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
@@ -362,6 +375,9 @@ func (n *Node) Stop() {
 		close(n.quit)
 		n.wg.Wait()
 		n.closePrivacy()
+		if n.index != nil {
+			n.index.Close()
+		}
 		if err := n.ledger.Close(); err != nil {
 			n.log.Error("Closing the ledger failed", "err", err)
 		}
