@@ -32,6 +32,13 @@ type testNode struct {
 
 func startNode(t *testing.T, dir string) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, nil)
+}
+
+// startNodeWith starts a development node whose Config edit may change
+// before New.
+func startNodeWith(t *testing.T, dir string, edit func(*Config)) *testNode {
+	t.Helper()
 	spec, err := chain.DevSpec(1337, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +48,12 @@ func startNode(t *testing.T, dir string) *testNode {
 		t.Fatal(err)
 	}
 	key, _ := crypto.HexToECDSA("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
-	n, err := New(Config{DataDir: dir, Spec: spec, NodeKey: key, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{DataDir: dir, Spec: spec, NodeKey: key, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
