@@ -63,6 +63,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if *blockTime < 10*time.Millisecond || *blockTime > time.Hour {
 		return fmt.Errorf("--block-time %s is outside [10ms, 1h]", *blockTime)
 	}
+	if _, port, err := net.SplitHostPort(*httpAddr); err == nil {
+		return fmt.Errorf("--http.addr takes a host (e.g. 127.0.0.1); give the port with --http.port %s", port)
+	}
 	if addr := net.JoinHostPort(*httpAddr, strconv.Itoa(*httpPort)); !*allowDevKeys && !node.IsLoopback(addr) {
 		return fmt.Errorf("--http.addr %s is reachable from other machines, and charter dev signs with the %d development accounts, whose keys are public: use a loopback address, or pass --allow-dev-keys", *httpAddr, chain.DevAccountCount)
 	}
