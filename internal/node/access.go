@@ -101,7 +101,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		return nil, closeAll, fmt.Errorf("REST gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(gateway.Prefix, gw)
+	mux.Handle(gateway.Prefix, srv.CORS(gw))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API
