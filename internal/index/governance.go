@@ -87,18 +87,18 @@ func (ix *Index) initSystem() error {
 			return fmt.Errorf("index: schema: %w", err)
 		}
 	}
-	var n int
-	if err := ix.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM table_coverage`).Scan(&n); err != nil {
-		return fmt.Errorf("index: read table coverage: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
 	tx, err := ix.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM table_coverage`).Scan(&n); err != nil {
+		return fmt.Errorf("index: read table coverage: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
 	usageFrom := int64(0)
 	if ix.has.Load() {
 		last := ix.indexed.Load()
@@ -111,7 +111,7 @@ func (ix *Index) initSystem() error {
 		name string
 		from int64
 	}{{"governance_proposals", 0}, {"governance_votes", 0}, {"usage", usageFrom}} {
-		if _, err := tx.ExecContext(ctx, ix.d.rebind(`INSERT INTO table_coverage (table_name, from_block) VALUES (?, ?)`), c.name, c.from); err != nil {
+		if _, err := tx.ExecContext(ctx, ix.d.rebind(`INSERT INTO table_coverage (table_name, from_block) VALUES (?, ?) ON CONFLICT (table_name) DO NOTHING`), c.name, c.from); err != nil {
 			return fmt.Errorf("index: record table coverage: %w", err)
 		}
 	}
