@@ -8,6 +8,7 @@ import (
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/chaindata"
 	"github.com/charter-ledger/charter/internal/system"
@@ -15,7 +16,8 @@ import (
 
 // The system tables: governance's proposals and votes, decoded from the
 // logs of the governance contract (system.GovernanceAddress, 0x…0401),
-// and each organization's usage per UTC day (usage.go).
+// each organization's usage per UTC day (usage.go), and the other events
+// of the system contracts (systemevents.go).
 //
 //	governance_proposals  one row per proposal, from its ProposalCreated log
 //	  id             the proposal's id (1, 2, ...)
@@ -82,7 +84,11 @@ var govEvents = struct {
 // usage starts.
 func (ix *Index) initSystem() error {
 	ctx := context.Background()
-	for _, s := range systemSchema(ix.d) {
+	schema := systemSchema(ix.d)
+	for _, t := range ix.systemEventTableList() {
+		schema = append(schema, t.ddl()...)
+	}
+	for _, s := range schema {
 		if _, err := ix.db.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("index: schema: %w", err)
 		}
@@ -103,14 +109,19 @@ func (ix *Index) initSystem() error {
 	if ix.has.Load() {
 		last := ix.indexed.Load()
 		usageFrom = int64(last) + 1
-		if err := ix.backfillGovernance(ctx, tx, last); err != nil {
+		if err := ix.backfillSystem(ctx, tx, last); err != nil {
 			return err
 		}
 	}
-	for _, c := range []struct {
+	type coverage struct {
 		name string
 		from int64
-	}{{"governance_proposals", 0}, {"governance_votes", 0}, {"usage", usageFrom}} {
+	}
+	covers := []coverage{{"governance_proposals", 0}, {"governance_votes", 0}, {"usage", usageFrom}}
+	for _, t := range ix.systemEventTableList() {
+		covers = append(covers, coverage{t.name, 0})
+	}
+	for _, c := range covers {
 		if _, err := tx.ExecContext(ctx, ix.d.rebind(`INSERT INTO table_coverage (table_name, from_block) VALUES (?, ?) ON CONFLICT (table_name) DO NOTHING`), c.name, c.from); err != nil {
 			return fmt.Errorf("index: record table coverage: %w", err)
 		}
@@ -118,44 +129,69 @@ func (ix *Index) initSystem() error {
 	return tx.Commit()
 }
 
-// backfillGovernance decodes the governance logs already indexed, up to
-// block last.
-func (ix *Index) backfillGovernance(ctx context.Context, tx *sql.Tx, last uint64) error {
-	rows, err := tx.QueryContext(ctx, ix.d.rebind(`SELECT block_number, log_index, tx_hash, topic0, topic1, topic2, topic3, data FROM logs
-		WHERE address = ? AND block_number <= ? ORDER BY block_number, log_index`), hexAddr(system.GovernanceAddress), int64(last))
-	if err != nil {
-		return fmt.Errorf("index: read governance logs: %w", err)
-	}
-	type govLog struct {
+// backfillSystem decodes the system contracts' logs already indexed, up
+// to block last, page by page.
+func (ix *Index) backfillSystem(ctx context.Context, tx *sql.Tx, last uint64) error {
+	type sysLog struct {
 		block, index uint64
 		txHash       common.Hash
+		addr         common.Address
 		topics       []common.Hash
 		data         []byte
 	}
-	var logs []govLog // governance logs are few: each is a governance transaction's
-	for rows.Next() {
-		var b, li int64
-		var txh, data string
-		var t [4]*string
-		if err := rows.Scan(&b, &li, &txh, &t[0], &t[1], &t[2], &t[3], &data); err != nil {
-			rows.Close()
+	const page = 5000
+	lastB, lastI := int64(-1), int64(-1)
+	tables := ix.systemEventTables()
+	for {
+		logs, err := func() ([]sysLog, error) {
+			rows, err := tx.QueryContext(ctx, ix.d.rebind(`SELECT block_number, log_index, tx_hash, address, topic0, topic1, topic2, topic3, data FROM logs
+				WHERE address IN (?, ?, ?) AND block_number <= ? AND (block_number > ? OR (block_number = ? AND log_index > ?))
+				ORDER BY block_number, log_index LIMIT `+fmt.Sprint(page)),
+				hexAddr(system.RegistryAddress), hexAddr(system.GovernanceAddress), hexAddr(system.ContractsAddress), int64(last), lastB, lastB, lastI)
+			if err != nil {
+				return nil, fmt.Errorf("index: read system logs: %w", err)
+			}
+			defer rows.Close()
+			var out []sysLog
+			for rows.Next() {
+				var b, li int64
+				var txh, addr, data string
+				var t [4]*string
+				if err := rows.Scan(&b, &li, &txh, &addr, &t[0], &t[1], &t[2], &t[3], &data); err != nil {
+					return nil, err
+				}
+				l := sysLog{block: uint64(b), index: uint64(li), txHash: common.HexToHash(txh), addr: common.HexToAddress(addr), data: common.FromHex(data)}
+				for _, s := range t {
+					if s != nil {
+						l.topics = append(l.topics, common.HexToHash(*s))
+					}
+				}
+				out = append(out, l)
+				lastB, lastI = b, li
+			}
+			return out, rows.Err()
+		}()
+		if err != nil {
 			return err
 		}
-		l := govLog{block: uint64(b), index: uint64(li), txHash: common.HexToHash(txh), data: common.FromHex(data)}
-		for _, s := range t {
-			if s != nil {
-				l.topics = append(l.topics, common.HexToHash(*s))
+		dec := newEventRows()
+		for _, l := range logs {
+			if len(l.topics) == 0 {
+				continue
+			}
+			if l.addr == system.GovernanceAddress {
+				if err := ix.governanceLog(ctx, tx, l.block, l.index, l.txHash, l.topics, l.data); err != nil {
+					return err
+				}
+			} else if t := tables[evKey{l.addr, l.topics[0]}]; t != nil {
+				dec.add(t, l.block, l.index, l.txHash, &types.Log{Address: l.addr, Topics: l.topics, Data: l.data})
 			}
 		}
-		logs = append(logs, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, l := range logs {
-		if err := ix.governanceLog(ctx, tx, l.block, l.index, l.txHash, l.topics, l.data); err != nil {
+		if err := dec.write(ctx, ix, tx); err != nil {
 			return err
+		}
+		if len(logs) < page {
+			break
 		}
 	}
 	return ix.expireProposals(ctx, tx, last)
@@ -291,16 +327,33 @@ func (ix *Index) readSystem(ctx context.Context, batch []blockData) ([]*chaindat
 // batch's transaction: block by block, its governance logs, then the
 // proposals as the state has them at its end.
 func (ix *Index) writeSystem(ctx context.Context, tx *sql.Tx, batch []blockData, sys []*chaindata.BlockSystem) error {
+	err := ix.writeSystemRows(ctx, tx, batch, sys)
+	if err != nil && ctx.Err() != nil {
+		// The transaction was rolled back as ctx ended: say so, rather
+		// than what a statement of the closed transaction answered.
+		return ctx.Err()
+	}
+	return err
+}
+
+func (ix *Index) writeSystemRows(ctx context.Context, tx *sql.Tx, batch []blockData, sys []*chaindata.BlockSystem) error {
 	u := newUsageRows()
+	dec := newEventRows()
+	tables := ix.systemEventTables()
 	for i, bd := range batch {
 		n := bd.block.NumberU64()
 		for k, r := range bd.receipts {
 			for _, l := range r.Logs {
-				if l.Address != system.GovernanceAddress || len(l.Topics) == 0 {
+				if !system.IsSystem(l.Address) || len(l.Topics) == 0 {
 					continue
 				}
-				if err := ix.governanceLog(ctx, tx, n, uint64(l.Index), bd.block.Transactions()[k].Hash(), l.Topics, l.Data); err != nil {
-					return err
+				txHash := bd.block.Transactions()[k].Hash()
+				if l.Address == system.GovernanceAddress {
+					if err := ix.governanceLog(ctx, tx, n, uint64(l.Index), txHash, l.Topics, l.Data); err != nil {
+						return err
+					}
+				} else if t := tables[evKey{l.Address, l.Topics[0]}]; t != nil {
+					dec.add(t, n, uint64(l.Index), txHash, l)
 				}
 			}
 		}
@@ -312,6 +365,9 @@ func (ix *Index) writeSystem(ctx context.Context, tx *sql.Tx, batch []blockData,
 		}
 	}
 	if err := ix.expireProposals(ctx, tx, batch[len(batch)-1].block.NumberU64()); err != nil {
+		return err
+	}
+	if err := dec.write(ctx, ix, tx); err != nil {
 		return err
 	}
 	return u.write(ctx, ix, tx)

@@ -33,6 +33,7 @@ type govChain struct {
 	// without (logs only).
 	wantState, wantLogs map[uint64]wantProposal
 	votes               int
+	roles               []uint64 // blocks of the RolesChanged logs
 	usage               map[usageKey]usageSum
 }
 
@@ -94,6 +95,7 @@ func genGovChain(tb testing.TB, n int) *govChain {
 		type txSpec struct {
 			from   int
 			gov    bool
+			sys    bool // to the registry
 			logs   []*types.Log
 			failed bool
 		}
@@ -142,6 +144,9 @@ func genGovChain(tb testing.TB, n int) *govChain {
 						Expires: x.expires, Status: "open", ActionName: system.Action(x.action).String(), ClassName: system.Action(x.action).Class().String()}
 					state[x.id], logs[x.id], touched[x.id] = p, p, true
 				}
+			case 4:
+				specs = append(specs, txSpec{from: 0, sys: true, logs: []*types.Log{roleLog(tb, addrs[2], "acme", uint32(cycle), addrs[0])}})
+				gc.roles = append(gc.roles, uint64(num))
 			case 2:
 				specs = append(specs, txSpec{from: 0, gov: true, logs: []*types.Log{mkLog("VoteCast", []common.Hash{idT(cycleID), addrT(addrs[0])}, "acme", true, weight[0])}})
 				gc.votes++
@@ -180,6 +185,9 @@ func genGovChain(tb testing.TB, n int) *govChain {
 			to := addrs[(s.from+1)%3]
 			if s.gov {
 				to = system.GovernanceAddress
+			}
+			if s.sys {
+				to = system.RegistryAddress
 			}
 			tx, err := types.SignTx(types.NewTx(&types.DynamicFeeTx{ChainID: testChainID, Nonce: nonces[s.from], GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2),
 				Gas: 200000, To: &to, Value: big.NewInt(int64(num))}), signer, keys[s.from])
@@ -258,6 +266,46 @@ func genGovChain(tb testing.TB, n int) *govChain {
 	}
 	// Proposals still open at the end are not yet expired in either.
 	return gc
+}
+
+func roleLog(tb testing.TB, account common.Address, org string, roles uint32, by common.Address) *types.Log {
+	ev := system.Registry.Events["RolesChanged"]
+	d, err := ev.Inputs.NonIndexed().Pack(org, roles)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &types.Log{Address: system.RegistryAddress, Topics: []common.Hash{ev.ID, common.BytesToHash(account[:]), common.BytesToHash(by[:])}, Data: d}
+}
+
+// checkRoles checks system_roles_changed against the chain up to head.
+func checkRoles(t *testing.T, db *sql.DB, gc *govChain, head uint64) {
+	t.Helper()
+	var want []uint64
+	for _, b := range gc.roles {
+		if b <= head {
+			want = append(want, b)
+		}
+	}
+	rows, err := db.Query(`SELECT block_number, account, org, roles, by FROM system_roles_changed ORDER BY block_number`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []uint64
+	for rows.Next() {
+		var b uint64
+		var account, org, roles, by string
+		if err := rows.Scan(&b, &account, &org, &roles, &by); err != nil {
+			t.Fatal(err)
+		}
+		if org != "acme" || roles != fmt.Sprint((b/10)) || by != gc.wantState[1].Proposer || !strings.HasPrefix(account, "0x") {
+			t.Fatalf("system_roles_changed at %d: %s %s %s %s", b, account, org, roles, by)
+		}
+		got = append(got, b)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("system_roles_changed at blocks %v, want %v", got, want)
+	}
 }
 
 // sysSource is a fakeSource that is also a chaindata.SystemSource.
@@ -369,6 +417,7 @@ func TestGovernanceAndUsage(t *testing.T) {
 				src.(interface{ setHead(uint64) }).setHead(85)
 				runUntil(t, ix, 85)
 				check(85)
+				checkRoles(t, ix.db, gc, 85)
 
 				// Votes: one row per VoteCast log, equal to it.
 				var votes int
@@ -442,7 +491,7 @@ func TestSystemTablesOnOlderDatabase(t *testing.T) {
 		src := &sysSource{fakeSource: newSource(gc.chain, 30), sys: gc.sys}
 		ix := open(t, cfg, src)
 		runUntil(t, ix, 30)
-		for _, s := range []string{`DROP TABLE governance_proposals`, `DROP TABLE governance_votes`, `DROP TABLE usage`, `DROP TABLE table_coverage`} {
+		for _, s := range []string{`DROP TABLE governance_proposals`, `DROP TABLE governance_votes`, `DROP TABLE usage`, `DROP TABLE table_coverage`, `DROP TABLE system_roles_changed`} {
 			if _, err := ix.db.Exec(s); err != nil {
 				t.Fatal(err)
 			}
@@ -463,6 +512,7 @@ func TestSystemTablesOnOlderDatabase(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("proposals\n got %+v\nwant %+v", got, want)
 		}
+		checkRoles(t, ix.db, gc, 60)
 		var from int64
 		if err := ix.db.QueryRow(`SELECT from_block FROM table_coverage WHERE table_name = 'usage'`).Scan(&from); err != nil || from != 31 {
 			t.Fatalf("usage covers from %d (%v), want 31", from, err)
@@ -596,6 +646,43 @@ func TestGovernanceCrashResume(t *testing.T) {
 		runUntil(t, ix, 150)
 		if got := systemHash(t, ix.db); got != want {
 			t.Fatalf("after crashes the system tables differ from a clean run's: usage %v", readUsage(t, ix.db))
+		}
+	})
+}
+
+// A registered contract whose decoded table would take a system table's
+// name gets its version appended.
+func TestReservedTableNames(t *testing.T) {
+	c := genChain(t, 10, 4, 0)
+	backends(t, func(t *testing.T, db func(string) Config) {
+		reg := &fakeContracts{}
+		reg.register(chaindata.Contract{Name: "Governance", Version: 1, Address: tokenAddr, ABI: mustABI(`[
+		 {"type":"event","name":"Votes","inputs":[{"name":"n","type":"uint256","indexed":false}]},
+		 {"type":"event","name":"Transfer","inputs":[{"name":"from","type":"address","indexed":true},{"name":"to","type":"address","indexed":true},{"name":"value","type":"uint256","indexed":false}]}]`)})
+		reg.register(chaindata.Contract{Name: "System", Version: 1, Address: common.HexToAddress("0x0c"), ABI: mustABI(`[
+		 {"type":"event","name":"RolesChanged","inputs":[{"name":"n","type":"uint256","indexed":false}]}]`)})
+		cfg := db("reserved")
+		cfg.Contracts = reg
+		ix := open(t, cfg, newSource(c, 10))
+		defer ix.Close()
+		runUntil(t, ix, 10)
+		rows, err := ix.db.Query(`SELECT table_name FROM event_tables ORDER BY table_name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		rows.Close()
+		if want := []string{"governance_transfer", "governance_votes_v1", "system_roles_changed_v1"}; !reflect.DeepEqual(names, want) {
+			t.Fatalf("decoded tables %v, want %v", names, want)
+		}
+		var n int
+		if err := ix.db.QueryRow(`SELECT count(*) FROM governance_transfer`).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("governance_transfer: %d rows (%v)", n, err)
 		}
 	})
 }
