@@ -13,9 +13,10 @@
 //     already indexed, in the same transaction as their own checkpoint.
 //   - Query runs only one read-only statement, with a row and time limit.
 //   - Governance's proposals and votes (governance_proposals,
-//     governance_votes) and each organization's usage per day (usage) are
-//     written in the transaction of their block; governance.go and usage.go
-//     give their columns. Usage, and what governance decides at the start
+//     governance_votes), each organization's usage per day (usage) and the
+//     system contracts' other events (system_<event>) are written in the
+//     transaction of their block; governance.go, usage.go and
+//     systemevents.go give their columns. Usage, and what governance decides at the start
 //     of a block (execution, failure), need a Source that is also a
 //     chaindata.SystemSource; without one the usage table stays empty.
 //
