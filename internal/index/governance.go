@@ -44,7 +44,9 @@ import (
 // of a block, outside any transaction, emits no log: execution (executed
 // or failed, with result) and a decision by the recount that follows a
 // change of the electorate. Those come from a Source that is also a
-// chaindata.SystemSource; without one, a passed proposal stays passed.
+// chaindata.SystemSource; without one, a passed proposal stays passed
+// and one the recount decided shows as expired once its expires height is
+// past. The same holds for blocks whose state the source no longer holds.
 //
 // Every row is written in the transaction of its block and the checkpoint.
 
@@ -63,8 +65,10 @@ func systemSchema(d dialect) []string {
 		`CREATE INDEX IF NOT EXISTS governance_votes_org ON governance_votes (org, block_number)`,
 		usageDDL,
 		// The first block each system table covers: 0, unless the
-		// database was indexed before the table existed (usage cannot be
-		// rebuilt from the database; governance is, from its logs).
+		// database was indexed before the table existed. Usage cannot be
+		// rebuilt from the database: it starts after the checkpoint.
+		// Governance and system_<event> are rebuilt from the indexed logs
+		// (proposals executed before then show as passed).
 		`CREATE TABLE IF NOT EXISTS table_coverage (table_name TEXT PRIMARY KEY, from_block BIGINT NOT NULL)`,
 	}
 }
