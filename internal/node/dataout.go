@@ -66,7 +66,7 @@ func (n *Node) openIndex() error {
 	if ic == nil {
 		return nil
 	}
-	cfg := index.Config{SQLitePath: ic.SQLitePath, PostgresURL: ic.PostgresURL, Source: n.ledger,
+	cfg := index.Config{SQLitePath: ic.SQLitePath, PostgresURL: ic.PostgresURL, Source: systemSource{n.ledger},
 		Heads: &n.heads, Contracts: n.contracts, ChainID: new(big.Int).SetUint64(n.cfg.Spec.ChainID()), Log: n.log.With("part", "index")}
 	if cfg.PostgresURL == "" && cfg.SQLitePath == "" {
 		cfg.SQLitePath = filepath.Join(n.cfg.DataDir, "index.sqlite")
