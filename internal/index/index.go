@@ -61,6 +61,12 @@ type Config struct {
 	QueryTimeout time.Duration // Query's time limit; default 5s
 	LogsLimit    int           // Logs' result cap; default 10000
 	PollInterval time.Duration // fallback wake-up in the live loop; default 250ms
+
+	// OnIndexed, if set, is called after each database commit of blocks
+	// with the last block number it holds; every block up to it is then
+	// queryable. It is called from the indexer's goroutine, one call at a
+	// time, and must return quickly.
+	OnIndexed func(height uint64)
 }
 
 // Index is a running indexer over one database.
@@ -317,6 +323,9 @@ func (ix *Index) indexBatch(ctx context.Context, from, to uint64) (int, error) {
 	}
 	ix.indexed.Store(last.NumberU64())
 	ix.has.Store(true)
+	if ix.cfg.OnIndexed != nil {
+		ix.cfg.OnIndexed(last.NumberU64())
+	}
 	return len(batch), nil
 }
 

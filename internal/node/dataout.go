@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math/big"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -66,8 +69,10 @@ func (n *Node) openIndex() error {
 	if ic == nil {
 		return nil
 	}
+	delay := newIndexDelay()
 	cfg := index.Config{SQLitePath: ic.SQLitePath, PostgresURL: ic.PostgresURL, Source: systemSource{n.ledger},
-		Heads: &n.heads, Contracts: n.contracts, ChainID: new(big.Int).SetUint64(n.cfg.Spec.ChainID()), Log: n.log.With("part", "index")}
+		Heads: &n.heads, Contracts: n.contracts, ChainID: new(big.Int).SetUint64(n.cfg.Spec.ChainID()), Log: n.log.With("part", "index"),
+		OnIndexed: delay.indexed}
 	if cfg.PostgresURL == "" && cfg.SQLitePath == "" {
 		cfg.SQLitePath = filepath.Join(n.cfg.DataDir, "index.sqlite")
 	}
@@ -76,12 +81,73 @@ func (n *Node) openIndex() error {
 		return fmt.Errorf("SQL index: %w", err)
 	}
 	n.index = ix
-	n.ins.reg.MustRegister(
+	n.indexDelay = delay
+	n.ins.reg.MustRegister(delay.hist,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "charter_index_height", Help: "Last block the SQL index holds."},
 			func() float64 { return float64(ix.Indexed()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "charter_index_lag_blocks", Help: "Final blocks not yet in the SQL index."},
 			func() float64 { return float64(ix.Lag()) }))
 	return nil
+}
+
+// indexDelayRing is how many recent commit times indexDelay keeps: blocks
+// the index reaches more than this many commits later go unmeasured.
+const indexDelayRing = 4096
+
+// indexDelay measures, per block, the time from the node's commit of the
+// block to the index's commit of its rows (charter_index_delay_seconds).
+// The commit side only stores into a fixed ring of atomic slots: it never
+// waits. Blocks committed before the node started (backfill) have no
+// commit time here and are not measured.
+type indexDelay struct {
+	ring [indexDelayRing]atomic.Pointer[commitMark]
+	hist prometheus.Histogram
+
+	mu   sync.Mutex // the indexer's side
+	last uint64     // the last height observed; 0: none
+}
+
+type commitMark struct {
+	height uint64
+	at     time.Time
+}
+
+func newIndexDelay() *indexDelay {
+	return &indexDelay{hist: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_index_delay_seconds",
+		Help:    "Time from a block's commit in the node to its rows' commit in the SQL index.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}})}
+}
+
+// committed notes that block height was committed now.
+func (d *indexDelay) committed(height uint64) {
+	d.ring[height%indexDelayRing].Store(&commitMark{height: height, at: time.Now()})
+}
+
+// indexed observes the delay of every block up to height not observed
+// yet whose commit time the ring still holds.
+func (d *indexDelay) indexed(height uint64) {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	from := d.last + 1
+	if height >= indexDelayRing && from < height-indexDelayRing+1 {
+		from = height - indexDelayRing + 1
+	}
+	for h := from; h <= height; h++ {
+		if m := d.ring[h%indexDelayRing].Load(); m != nil && m.height == h {
+			d.hist.Observe(now.Sub(m.at).Seconds())
+		}
+	}
+	if height > d.last {
+		d.last = height
+	}
+}
+
+// markCommit is the commit publisher's note for charter_index_delay_seconds.
+func (n *Node) markCommit(height uint64) {
+	if n.indexDelay != nil {
+		n.indexDelay.committed(height)
+	}
 }
 
 // runIndex follows final blocks into the index until the node stops. The

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // sqlPost sends body to POST /api/v1/sql and decodes the answer.
@@ -76,8 +77,47 @@ func TestSQLIndexOfANode(t *testing.T) {
 
 	waitUntil(t, 10*time.Second, "/metrics shows the index at the transfer's block", func() bool {
 		fams := scrape(t, tn.MetricsAddr())
-		return value(fams["charter_index_height"]) >= float64(rec.BlockNumber.Uint64()) && value(fams["charter_index_lag_blocks"]) >= 0
+		if value(fams["charter_index_height"]) < float64(rec.BlockNumber.Uint64()) || value(fams["charter_index_lag_blocks"]) < 0 {
+			return false
+		}
+		// The transfer's block was committed while the node ran: its delay
+		// to the index is observed.
+		f := fams["charter_index_delay_seconds"]
+		return f != nil && len(f.GetMetric()) == 1 && f.GetMetric()[0].GetHistogram().GetSampleCount() >= 1
 	})
+}
+
+// TestIndexDelay: every block committed while the ring holds its time is
+// observed once when the index reaches it; blocks indexed again, never
+// committed here, or older than the ring are not observed.
+func TestIndexDelay(t *testing.T) {
+	d := newIndexDelay()
+	count := func() uint64 {
+		m := &dto.Metric{}
+		if err := d.hist.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	for h := uint64(1); h <= 5; h++ {
+		d.committed(h)
+	}
+	d.indexed(3)
+	if c := count(); c != 3 {
+		t.Fatalf("after indexing 1..3: %d observations, want 3", c)
+	}
+	d.indexed(3)
+	d.indexed(7) // 6 and 7 were never committed here
+	if c := count(); c != 5 {
+		t.Fatalf("after indexing up to 7: %d observations, want 5", c)
+	}
+	for h := uint64(8); h < 8+2*indexDelayRing; h++ {
+		d.committed(h)
+	}
+	d.indexed(7 + 2*indexDelayRing)
+	if c := count(); c != 5+indexDelayRing {
+		t.Fatalf("after a lag of twice the ring: %d observations, want %d", c, 5+indexDelayRing)
+	}
 }
 
 // TestSQLWithoutIndex: a node without an index says how to get one.

@@ -135,6 +135,8 @@ type Node struct {
 	priv      *privacyService // nil without a privacy key
 	ins       *instruments
 
+	indexDelay *indexDelay // charter_index_delay_seconds; nil when no index
+
 	fatalOnce sync.Once
 	fatal     chan error // a reason the node cannot go on
 	stopOnce  sync.Once
@@ -454,6 +456,7 @@ func (n *Node) resetPool(c *blockchain.Committed) error {
 // publishCommit is the commit's subscriber that tells the event bus
 // (JSON-RPC subscriptions, filters) with the receipts just written.
 func (n *Node) publishCommit(c *blockchain.Committed) error {
+	n.markCommit(c.Block.NumberU64())
 	n.bus.PublishChain(events.ChainEvent{Block: c.Block, Receipts: c.Receipts, Logs: c.Logs})
 	n.heads.Notify()
 	return nil
