@@ -588,7 +588,7 @@ func TestIndexKillBackfill(t *testing.T) {
 	// Empty blocks every 10ms give the backfill more blocks than one of its
 	// database transactions holds (500).
 	blockTime := []string{"--block-time", "10ms"}
-	p := startDev(t, append([]string{"--datadir", dir}, blockTime...)...)
+	p := startDev(t, append([]string{"--datadir", dir, "--index=false"}, blockTime...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	nonces, err := indexLoad(ctx, p.url, indexTxs(t), seed, nil)
