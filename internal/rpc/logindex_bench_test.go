@@ -40,7 +40,9 @@ var (
 	synthRareSig  = common.Hash{0xee}
 )
 
-func synthAccount(i uint64) common.Hash { return common.BigToHash(new(big.Int).SetUint64(0x1000 + i%50)) }
+func synthAccount(i uint64) common.Hash {
+	return common.BigToHash(new(big.Int).SetUint64(0x1000 + i%50))
+}
 
 func newSynthChain(tb testing.TB, n uint64) *synthChain {
 	s := &synthChain{fakeBackend: newFake(tb), n: n, receipts: map[uint64]types.Receipts{}, blooms: map[uint64]types.Bloom{}}
