@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/eth/filters"
 
 	"github.com/charter-ledger/charter/internal/index"
+	"github.com/charter-ledger/charter/internal/pgtest"
 )
 
 // synthChain is a long chain of mostly empty blocks made on demand: every
@@ -154,38 +155,48 @@ func synthIndex(b *testing.B, n uint64) *synthIndexed {
 	}
 	c := newSynthChain(b, n)
 	path := filepath.Join(dir, fmt.Sprintf("getlogs-%d.sqlite", n))
-	cfg := index.Config{SQLitePath: path, Source: fakeSource{c}, ChainID: c.spec.Config.ChainID, BatchBlocks: 5000, PollInterval: 10 * time.Millisecond}
-	ix, err := index.Open(cfg)
+	ix, err := buildSynthIndex(b, c, index.Config{SQLitePath: path})
 	if errors.Is(err, index.ErrWrongChain) {
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			os.Remove(path + suffix)
 		}
-		ix, err = index.Open(cfg)
+		ix, err = buildSynthIndex(b, c, index.Config{SQLitePath: path})
 	}
 	if err != nil {
 		b.Fatal(err)
+	}
+	s := &synthIndexed{chain: c, ix: ix}
+	synthIndexes[n] = s
+	return s
+}
+
+// buildSynthIndex opens the index of cfg over c and runs it up to c's head.
+func buildSynthIndex(b *testing.B, c *synthChain, cfg index.Config) (*index.Index, error) {
+	cfg.Source, cfg.ChainID, cfg.BatchBlocks, cfg.PollInterval = fakeSource{c}, c.spec.Config.ChainID, 5000, 10*time.Millisecond
+	ix, err := index.Open(cfg)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ix.Run(ctx) }()
 	for {
-		if h, ok := ix.LogsIndexed(); ok && h >= n {
+		if h, ok := ix.LogsIndexed(); ok && h >= c.n {
 			break
 		}
 		select {
 		case err := <-done:
 			cancel()
-			b.Fatalf("index: %v", err)
+			ix.Close()
+			return nil, err
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	cancel()
 	<-done
-	b.Logf("indexed %d blocks in %s", n+1, time.Since(start).Round(time.Millisecond))
-	s := &synthIndexed{chain: c, ix: ix}
-	synthIndexes[n] = s
-	return s
+	b.Logf("indexed %d blocks in %s", c.n+1, time.Since(start).Round(time.Millisecond))
+	return ix, nil
 }
 
 func TestMain(m *testing.M) {
@@ -205,19 +216,46 @@ func TestMain(m *testing.M) {
 // header blooms and receipts ("receipts") and from the SQLite index
 // ("index"). The range limit is raised to the chain's length.
 //
-//	go test -run X -bench BenchmarkGetLogs -benchtime 3x ./internal/rpc
+//	go test -run X -bench 'BenchmarkGetLogs$' -benchtime 3x ./internal/rpc
 func BenchmarkGetLogs(b *testing.B) {
 	n := benchBlocks(b)
 	s := synthIndex(b, n)
+	benchGetLogs(b, s.chain, n, s.ix, true)
+}
+
+// BenchmarkGetLogsPostgres is BenchmarkGetLogs's "index" path on an index
+// in a throwaway PostgreSQL, built anew at every run (use -count 1).
+//
+//	go test -run X -bench BenchmarkGetLogsPostgres -benchtime 3x -count 1 ./internal/rpc
+func BenchmarkGetLogsPostgres(b *testing.B) {
+	n := benchBlocks(b)
+	c := newSynthChain(b, n)
+	ix, err := buildSynthIndex(b, c, index.Config{PostgresURL: pgtest.Start(b).URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	benchGetLogs(b, c, n, ix, false)
+}
+
+func benchGetLogs(b *testing.B, c *synthChain, n uint64, ix LogIndex, withReceipts bool) {
 	q := defaultQuery
 	q.logRange = n + 1
 	cfg := DefaultConfig()
 	cfg.query = q
 	cfg.EnsureDefaults()
-	plain := newFilterSystem(s.chain, &cfg)
+	plain := newFilterSystem(c, &cfg)
 	defer plain.stop()
-	indexed := newFilterSystem(indexedBackend{s.chain, s.ix}, &cfg)
+	indexed := newFilterSystem(indexedBackend{c, ix}, &cfg)
 	defer indexed.stop()
+	type path struct {
+		name string
+		fs   *filterSystem
+	}
+	paths := []path{{"index", indexed}}
+	if withReceipts {
+		paths = []path{{"receipts", plain}, {"index", indexed}}
+	}
 
 	queries := []struct {
 		name string
@@ -234,24 +272,23 @@ func BenchmarkGetLogs(b *testing.B) {
 	}{{fmt.Sprintf("%dblocks", n+1), 0, n}, {"10000blocks", n - 9999, n}}
 	for _, r := range ranges {
 		for _, qq := range queries {
-			var want int
-			for _, path := range []struct {
-				name string
-				fs   *filterSystem
-			}{{"receipts", plain}, {"index", indexed}} {
-				b.Run(r.name+"/"+qq.name+"/"+path.name, func(b *testing.B) {
-					crit := qq.crit
+			// What the receipts answer, once, to check every answer by.
+			crit := qq.crit
+			want, err := plain.logs(context.Background(), &crit, r.from, r.to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, p := range paths {
+				b.Run(r.name+"/"+qq.name+"/"+p.name, func(b *testing.B) {
 					var logs []*types.Log
 					for i := 0; i < b.N; i++ {
 						var err error
-						if logs, err = path.fs.logs(context.Background(), &crit, r.from, r.to); err != nil {
+						if logs, err = p.fs.logs(context.Background(), &crit, r.from, r.to); err != nil {
 							b.Fatal(err)
 						}
 					}
-					if path.name == "receipts" {
-						want = len(logs)
-					} else if len(logs) != want {
-						b.Fatalf("%d logs from the index, %d from the receipts", len(logs), want)
+					if len(logs) != len(want) {
+						b.Fatalf("%d logs, the receipts hold %d", len(logs), len(want))
 					}
 					b.ReportMetric(float64(len(logs)), "logs")
 				})
