@@ -154,10 +154,10 @@ var _ rpc.LogIndexBackend = rpcBackend{}
 
 // LogIndex answers eth_getLogs from the SQL index when the node keeps one.
 func (b rpcBackend) LogIndex() rpc.LogIndex {
-	if b.n.index == nil {
-		return nil
+	if ix := b.n.Index(); ix != nil {
+		return ix
 	}
-	return b.n.index
+	return nil // not a non-nil interface holding a nil *index.Index
 }
 
 // Privacy serves the priv_ and eea_ namespaces when the node holds a

@@ -251,6 +251,13 @@ func testGetLogsFromIndex(t *testing.T, cfg index.Config) {
 		t.Fatalf("only %d answers hold logs; the chain is too sparse to compare", nonEmpty)
 	}
 
+	// A backend that could have an index but has none answers from the
+	// receipts.
+	none := serveBackend(t, indexedBackend{f, nil}, f, Config{query: loose}).http
+	if want, got := callRaw(pairs[0].plain, "eth_getLogs", filters[0]), callRaw(none, "eth_getLogs", filters[0]); string(want.Result) != string(got.Result) || got.Err != "" {
+		t.Fatalf("without an index: %q %s, want %s", got.Err, got.Result, want.Result)
+	}
+
 	// Polled filters: blocks added after the filter was installed.
 	crits := []map[string]any{{}, {"address": addrA}, {"topics": []any{nil, []common.Hash{topic2, topic3}}}}
 	type polled struct{ a, b gethrpc.ID }
