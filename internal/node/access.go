@@ -86,6 +86,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	gwCfg.Backend = rpcBackend{n}
 	gwCfg.Log = n.log
 	gwCfg.Contracts = n.contracts
+	if n.index != nil {
+		gwCfg.SQL = n.index
+	}
 	signer, err := a.openKeystore()
 	if err != nil {
 		return nil, closeAll, err
@@ -98,8 +101,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		return nil, closeAll, fmt.Errorf("REST gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(gateway.Prefix, gw)
-	mux.Handle("POST "+gateway.Prefix+"sql", n.sqlHandler())
+	mux.Handle(gateway.Prefix, srv.CORS(gw))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API
