@@ -141,6 +141,7 @@ func genChain(tb testing.TB, n, txPer int, variant byte) *chain {
 			r.BlockHash, r.BlockNumber, r.TxHash, r.TransactionIndex = b.Hash(), b.Number(), txs[i].Hash(), uint(i)
 			for _, l := range r.Logs {
 				l.BlockHash, l.BlockNumber, l.TxHash, l.TxIndex, l.Index = b.Hash(), b.NumberU64(), txs[i].Hash(), uint(i), logIndex
+				l.BlockTimestamp = b.Time()
 				logIndex++
 				c.logs++
 				if l.Topics[0] == transfer.ID {

@@ -223,18 +223,47 @@ func (ix *Index) queryErr(ctx context.Context, err error) error {
 
 // Logs answers an eth_getLogs filter: logs of blocks from..to (inclusive)
 // emitted by one of addresses (any if empty) whose i-th topic is one of
-// topics[i] (any if empty), in chain order. More matches than the
-// configured cap is an error.
+// topics[i] (any if empty), in chain order. As in eth_getLogs, a log has
+// to have at least len(topics) topics. More matches than the configured
+// cap is an error.
 func (ix *Index) Logs(ctx context.Context, from, to uint64, addresses []common.Address, topics [][]common.Hash) ([]*types.Log, error) {
+	out, err := ix.FilterLogs(ctx, from, to, addresses, topics, ix.cfg.LogsLimit)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > ix.cfg.LogsLimit {
+		return nil, fmt.Errorf("index: more than %d logs match; narrow the block range or the filter", ix.cfg.LogsLimit)
+	}
+	return out, nil
+}
+
+// LogsIndexed is the last block whose logs the index holds, and false
+// while it holds none.
+func (ix *Index) LogsIndexed() (uint64, bool) {
+	if !ix.has.Load() {
+		return 0, false
+	}
+	return ix.indexed.Load(), true
+}
+
+// FilterLogs is Logs with a cap of max (at least 1) instead of the
+// configured one: it returns at most max+1 logs, so that more than max
+// matches can be told apart from exactly max. The logs carry every field
+// a node's receipts give them (block hash, number and time, transaction
+// hash and index, log index); Topics is never nil.
+func (ix *Index) FilterLogs(ctx context.Context, from, to uint64, addresses []common.Address, topics [][]common.Hash, max int) ([]*types.Log, error) {
 	if len(topics) > 4 {
 		return nil, fmt.Errorf("index: at most 4 topic positions, got %d", len(topics))
 	}
 	if from > to {
 		return nil, fmt.Errorf("index: from block %d is after to block %d", from, to)
 	}
+	if max < 1 {
+		max = 1
+	}
 	var sb strings.Builder
 	args := []any{u64(from), u64(to)}
-	sb.WriteString(`SELECT l.block_number, l.log_index, l.tx_hash, l.tx_index, l.address, l.topic0, l.topic1, l.topic2, l.topic3, l.data, b.hash
+	sb.WriteString(`SELECT l.block_number, l.log_index, l.tx_hash, l.tx_index, l.address, l.topic0, l.topic1, l.topic2, l.topic3, l.data, b.hash, b.timestamp
 		FROM logs l JOIN blocks b ON b.number = l.block_number WHERE l.block_number >= ? AND l.block_number <= ?`)
 	in := func(col string, vals []string) {
 		sb.WriteString(" AND " + col + " IN (")
@@ -264,7 +293,11 @@ func (ix *Index) Logs(ctx context.Context, from, to uint64, addresses []common.A
 		}
 		in(fmt.Sprintf("l.topic%d", i), vals)
 	}
-	sb.WriteString(fmt.Sprintf(" ORDER BY l.block_number, l.log_index LIMIT %d", ix.cfg.LogsLimit+1))
+	if n := len(topics); n > 0 && len(topics[n-1]) == 0 {
+		// Topics are stored from topic0 on without gaps.
+		sb.WriteString(fmt.Sprintf(" AND l.topic%d IS NOT NULL", n-1))
+	}
+	sb.WriteString(fmt.Sprintf(" ORDER BY l.block_number, l.log_index LIMIT %d", max+1))
 	rows, err := ix.ro.QueryContext(ctx, ix.d.rebind(sb.String()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: logs: %w", err)
@@ -272,17 +305,14 @@ func (ix *Index) Logs(ctx context.Context, from, to uint64, addresses []common.A
 	defer rows.Close()
 	var out []*types.Log
 	for rows.Next() {
-		if len(out) >= ix.cfg.LogsLimit {
-			return nil, fmt.Errorf("index: more than %d logs match; narrow the block range or the filter", ix.cfg.LogsLimit)
-		}
-		var b, li, ti int64
+		var b, li, ti, ts int64
 		var txh, addr, data, bh string
 		var t [4]*string
-		if err := rows.Scan(&b, &li, &txh, &ti, &addr, &t[0], &t[1], &t[2], &t[3], &data, &bh); err != nil {
+		if err := rows.Scan(&b, &li, &txh, &ti, &addr, &t[0], &t[1], &t[2], &t[3], &data, &bh, &ts); err != nil {
 			return nil, err
 		}
-		l := &types.Log{Address: common.HexToAddress(addr), Data: common.FromHex(data), BlockNumber: uint64(b),
-			TxHash: common.HexToHash(txh), TxIndex: uint(ti), BlockHash: common.HexToHash(bh), Index: uint(li)}
+		l := &types.Log{Address: common.HexToAddress(addr), Topics: []common.Hash{}, Data: common.FromHex(data), BlockNumber: uint64(b),
+			TxHash: common.HexToHash(txh), TxIndex: uint(ti), BlockHash: common.HexToHash(bh), BlockTimestamp: uint64(ts), Index: uint(li)}
 		if len(l.Data) == 0 {
 			l.Data = []byte{}
 		}

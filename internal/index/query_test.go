@@ -120,6 +120,9 @@ func TestLogs(t *testing.T) {
 			{0, 30, nil, [][]common.Hash{{note}}},
 			{0, 30, nil, [][]common.Hash{{transfer, note}, {someone}}},
 			{0, 30, nil, [][]common.Hash{nil, nil, {someone}}},
+			{0, 30, nil, [][]common.Hash{{transfer, note}, nil}},      // NoteAdded has 2 topics, Transfer 3
+			{0, 30, nil, [][]common.Hash{{transfer, note}, nil, nil}}, // Transfer only
+			{0, 30, nil, [][]common.Hash{nil, nil, nil, nil}},         // no log has 4 topics
 		}
 		for i, f := range filters {
 			got, err := ix.Logs(context.Background(), f.from, f.to, f.addrs, f.topics)
@@ -162,12 +165,12 @@ func matches(l *types.Log, addrs []common.Address, topics [][]common.Hash) bool 
 			return false
 		}
 	}
+	if len(topics) > len(l.Topics) {
+		return false
+	}
 	for i, set := range topics {
 		if len(set) == 0 {
 			continue
-		}
-		if i >= len(l.Topics) {
-			return false
 		}
 		ok := false
 		for _, h := range set {

@@ -150,6 +150,16 @@ func (b rpcBackend) SubscribeNewTxsEvent(ch chan<- txpool.NewTxsEvent) event.Sub
 
 func (b rpcBackend) DevAccounts() []chain.DevAccount { return b.n.DevAccounts() }
 
+var _ rpc.LogIndexBackend = rpcBackend{}
+
+// LogIndex answers eth_getLogs from the SQL index when the node keeps one.
+func (b rpcBackend) LogIndex() rpc.LogIndex {
+	if ix := b.n.Index(); ix != nil {
+		return ix
+	}
+	return nil // not a non-nil interface holding a nil *index.Index
+}
+
 // Privacy serves the priv_ and eea_ namespaces when the node holds a
 // privacy key.
 func (b rpcBackend) Privacy() rpc.Privacy {

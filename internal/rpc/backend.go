@@ -90,6 +90,27 @@ type Backend interface {
 	DevAccounts() []chain.DevAccount
 }
 
+// LogIndexBackend is implemented by a Backend whose node may keep an
+// index of its public logs; eth_getLogs and log filters answer from it
+// when LogIndex returns non-nil and it holds every block of the range.
+type LogIndexBackend interface {
+	LogIndex() LogIndex
+}
+
+// LogIndex finds the public logs of committed blocks without reading
+// their receipts. Its answers are those of the receipts: the same logs,
+// fields and order.
+type LogIndex interface {
+	// LogsIndexed is the last block the index holds, and false while it
+	// holds none.
+	LogsIndexed() (uint64, bool)
+	// FilterLogs returns the logs of blocks from..to (inclusive) emitted
+	// by one of addresses (any if empty) that have at least len(topics)
+	// topics, the i-th one of topics[i] (any if empty), in chain order,
+	// and at most max+1 of them (more than max: too many).
+	FilterLogs(ctx context.Context, from, to uint64, addresses []common.Address, topics [][]common.Hash, max int) ([]*types.Log, error)
+}
+
 // JSON-RPC error codes.
 const (
 	codeInvalidParams = -32602

@@ -235,6 +235,9 @@ func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, 
 	if to-from+1 > fs.lim.logRange {
 		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, fs.lim.logRange)
 	}
+	if logs, ok, err := fs.indexedLogs(ctx, crit, from, to); ok {
+		return logs, err
+	}
 	for n := from; n <= to; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, serverError("query aborted: %v", err)
@@ -249,6 +252,38 @@ func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, 
 		}
 	}
 	return out, nil
+}
+
+// indexedLogs answers from the node's log index when it has one that
+// holds every block up to to; ok false: walk the headers instead. The
+// answer and its limits are those of the walk. An index that fails for
+// another reason than the end of ctx is passed by, not reported.
+func (fs *filterSystem) indexedLogs(ctx context.Context, crit *filters.FilterCriteria, from, to uint64) ([]*types.Log, bool, error) {
+	lb, ok := fs.b.(LogIndexBackend)
+	if !ok || len(crit.Topics) > 4 {
+		return nil, false, nil
+	}
+	ix := lb.LogIndex()
+	if ix == nil {
+		return nil, false, nil
+	}
+	if n, has := ix.LogsIndexed(); !has || to > n {
+		return nil, false, nil
+	}
+	logs, err := ix.FilterLogs(ctx, from, to, crit.Addresses, crit.Topics, fs.lim.logs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, true, serverError("query aborted: %v", ctx.Err())
+		}
+		return nil, false, nil
+	}
+	if len(logs) > fs.lim.logs {
+		return nil, true, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
+	}
+	if logs == nil {
+		logs = []*types.Log{}
+	}
+	return logs, true, nil
 }
 
 func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria, out []*types.Log) ([]*types.Log, error) {
