@@ -232,13 +232,23 @@ func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, 
 	if from > to {
 		return out, nil
 	}
-	if to-from+1 > fs.lim.logRange {
-		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, fs.lim.logRange)
+	// The SQL index answers the blocks it holds, whatever the range; the
+	// blocks past it (a head it has not reached yet) are walked, within
+	// the range limit.
+	walkFrom := from
+	if logs, upTo, ok, err := fs.indexedLogs(ctx, crit, from, to); ok {
+		if err != nil {
+			return nil, err
+		}
+		if upTo >= to {
+			return logs, nil
+		}
+		out, walkFrom = logs, upTo+1
 	}
-	if logs, ok, err := fs.indexedLogs(ctx, crit, from, to); ok {
-		return logs, err
+	if to-walkFrom+1 > fs.lim.logRange {
+		return nil, serverError("query spans %d blocks, at most %d allowed (a node with --index answers longer ranges from its SQL index)", to-walkFrom+1, fs.lim.logRange)
 	}
-	for n := from; n <= to; n++ {
+	for n := walkFrom; n <= to; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, serverError("query aborted: %v", err)
 		}
@@ -254,36 +264,39 @@ func (fs *filterSystem) logs(ctx context.Context, crit *filters.FilterCriteria, 
 	return out, nil
 }
 
-// indexedLogs answers from the node's log index when it has one that
-// holds every block up to to; ok false: walk the headers instead. The
-// answer and its limits are those of the walk. An index that fails for
-// another reason than the end of ctx is passed by, not reported.
-func (fs *filterSystem) indexedLogs(ctx context.Context, crit *filters.FilterCriteria, from, to uint64) ([]*types.Log, bool, error) {
+// indexedLogs answers from the node's log index, when it has one, for
+// the blocks from from up to to that it holds: the logs and the last
+// block they cover (ok false: walk the headers instead). The answer and
+// its limits are those of the walk. An index that fails for another
+// reason than the end of ctx is passed by, not reported.
+func (fs *filterSystem) indexedLogs(ctx context.Context, crit *filters.FilterCriteria, from, to uint64) ([]*types.Log, uint64, bool, error) {
 	lb, ok := fs.b.(LogIndexBackend)
 	if !ok || len(crit.Topics) > 4 {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	ix := lb.LogIndex()
 	if ix == nil {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	if n, has := ix.LogsIndexed(); !has || to > n {
-		return nil, false, nil
+	n, has := ix.LogsIndexed()
+	if !has || n < from {
+		return nil, 0, false, nil
 	}
-	logs, err := ix.FilterLogs(ctx, from, to, crit.Addresses, crit.Topics, fs.lim.logs)
+	upTo := min(to, n)
+	logs, err := ix.FilterLogs(ctx, from, upTo, crit.Addresses, crit.Topics, fs.lim.logs)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, true, serverError("query aborted: %v", ctx.Err())
+			return nil, 0, true, serverError("query aborted: %v", ctx.Err())
 		}
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	if len(logs) > fs.lim.logs {
-		return nil, true, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
+		return nil, 0, true, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
 	}
 	if logs == nil {
 		logs = []*types.Log{}
 	}
-	return logs, true, nil
+	return logs, upTo, true, nil
 }
 
 func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria, out []*types.Log) ([]*types.Log, error) {
