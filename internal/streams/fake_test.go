@@ -34,12 +34,18 @@ type fakeSource struct {
 	blks  []*types.Block
 	rcpts []types.Receipts
 	calls int
+	// extra, if set, gives more logs for transaction 1 of block n.
+	extra func(n uint64) []*types.Log
 }
 
 const logsPerBlock = 3
 
 func newFakeSource(blocks int) *fakeSource {
-	s := &fakeSource{heads: &chaindata.Heads{}}
+	return newFakeSourceWith(blocks, nil)
+}
+
+func newFakeSourceWith(blocks int, extra func(uint64) []*types.Log) *fakeSource {
+	s := &fakeSource{heads: &chaindata.Heads{}, extra: extra}
 	s.add(blocks)
 	return s
 }
@@ -72,6 +78,12 @@ func (s *fakeSource) add(n int) {
 				Index:       uint(i),
 			}
 			rs[tx].Logs = append(rs[tx].Logs, l)
+		}
+		if s.extra != nil {
+			for _, l := range s.extra(num) {
+				l.BlockNumber, l.TxHash, l.TxIndex, l.BlockHash = num, rs[1].TxHash, 1, b.Hash()
+				rs[1].Logs = append(rs[1].Logs, l)
+			}
 		}
 		// Logs in a block's receipts come in index order: transaction 0's, then 1's.
 		reindex(rs)

@@ -236,13 +236,20 @@ func NewManager(cfg Config) (*Manager, error) {
 // Start runs every stream that is not paused. Call once.
 func (m *Manager) Start() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.mu.started || m.mu.stopped {
+		m.mu.Unlock()
 		return
 	}
 	m.mu.started = true
+	all := make([]*stream, 0, len(m.mu.streams))
 	for _, s := range m.mu.streams {
-		s.start()
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	for _, s := range all {
+		s.ops.Lock()
+		s.restartLocked(m)
+		s.ops.Unlock()
 	}
 }
 
