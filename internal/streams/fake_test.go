@@ -163,6 +163,8 @@ type memSink struct {
 	fail   bool
 	block  bool
 	closed bool
+	// blocked counts Deliver calls that waited on their context.
+	blocked int
 }
 
 var memSinks = struct {
@@ -201,6 +203,9 @@ func (s *memSink) Deliver(ctx context.Context, evs []chaindata.Event) error {
 	block, fail := s.block, s.fail
 	s.mu.Unlock()
 	if block {
+		s.mu.Lock()
+		s.blocked++
+		s.mu.Unlock()
 		<-ctx.Done()
 		return ctx.Err()
 	}

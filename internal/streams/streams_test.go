@@ -320,3 +320,47 @@ func TestVerifySignature(t *testing.T) {
 		}
 	}
 }
+
+// A batch in flight when the node stops is not counted as delivered:
+// the next Manager offers it again, with the same IDs.
+func TestStopInFlightRedelivers(t *testing.T) {
+	src := newFakeSource(5)
+	cfg := testConfig(t, t.TempDir(), src)
+	m := newTestManager(t, cfg)
+	sink, sc := newMemSink(t)
+	if _, err := m.Create(Definition{Name: "f", Sink: sc}); err != nil {
+		t.Fatal(err)
+	}
+	want := src.ids(0, 5, nil)
+	waitFor(t, 5*time.Second, "first events", func() bool { return len(sink.ids()) == len(want) })
+	waitFor(t, 5*time.Second, "cursor saved", func() bool { return statsOf(m, "f").Cursor.Block == 5 })
+	sink.set(false, true) // the next Deliver hangs
+	src.add(3)
+	waitFor(t, 5*time.Second, "a Deliver in flight", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.blocked > 0
+	})
+	m.Stop()
+	if info, _ := newTestManagerNoStart(t, cfg).Get("f"); info.Cursor != (Cursor{Block: 5}) {
+		t.Fatalf("cursor moved without delivery: %+v", info.Cursor)
+	}
+	sink.set(false, false)
+	m2 := newTestManager(t, cfg)
+	want = append(want, src.ids(5, 8, nil)...)
+	waitFor(t, 5*time.Second, "redelivery", func() bool { return len(sink.ids()) == len(want) })
+	if got := sink.ids(); !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	waitFor(t, 5*time.Second, "caught up", func() bool { return statsOf(m2, "f").Cursor.Block == 8 })
+}
+
+func newTestManagerNoStart(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	m, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
