@@ -360,7 +360,15 @@ func (s *Sink) produce(ctx context.Context, events []chaindata.Event) error {
 		records[i] = r
 		index[r] = i
 	}
+	// The client keeps retrying a record while no broker answers; when ctx
+	// ends, fail what is still buffered so that ProduceSync returns.
+	stop := context.AfterFunc(ctx, func() {
+		abortCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.client.AbortBufferedRecords(abortCtx)
+	})
 	results := s.client.ProduceSync(ctx, records...)
+	stop()
 	first, failed := -1, 0
 	var firstErr error
 	for _, res := range results {
