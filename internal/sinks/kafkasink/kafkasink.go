@@ -48,6 +48,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,6 +80,9 @@ const (
 	// DefaultMaxEventBytes is the largest event value the sink produces,
 	// just under Kafka's default message.max.bytes (1 MiB).
 	DefaultMaxEventBytes = 1000000
+	// abortWait bounds the wait for buffered records to fail once a
+	// Deliver's time is up.
+	abortWait = 2 * time.Second
 )
 
 // Config is a Kafka sink's configuration. Its JSON form uses the names in
@@ -204,8 +209,12 @@ func (c *Config) Validate() error {
 // Sink produces events to a Kafka topic. Safe for concurrent use, though a
 // stream calls Deliver from one goroutine at a time.
 type Sink struct {
-	cfg    Config
-	client *kgo.Client
+	cfg  Config
+	opts []kgo.Opt
+
+	mu     sync.Mutex
+	client *kgo.Client // replaced when records are stuck in it (see produce)
+	closed bool
 }
 
 var _ chaindata.Sink = (*Sink)(nil)
@@ -268,7 +277,35 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}
-	return &Sink{cfg: cfg, client: client}, nil
+	return &Sink{cfg: cfg, opts: opts, client: client}, nil
+}
+
+// current is the client Deliver produces through; nil once closed.
+func (s *Sink) current() *kgo.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return s.client
+}
+
+// replace swaps a client that holds records it can neither deliver nor
+// fail for a new one, and closes the old one in the background (closing
+// ends its connections, which fails those records).
+func (s *Sink) replace(old *kgo.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.client != old {
+		return
+	}
+	fresh, err := kgo.NewClient(s.opts...)
+	if err != nil {
+		// The options were accepted once; keep the old client.
+		return
+	}
+	s.client = fresh
+	go old.Close()
 }
 
 func tlsConfig(t *TLSConfig) (*tls.Config, error) {
@@ -348,7 +385,6 @@ func (s *Sink) Deliver(ctx context.Context, events []chaindata.Event) error {
 
 func (s *Sink) produce(ctx context.Context, events []chaindata.Event) error {
 	records := make([]*kgo.Record, len(events))
-	index := make(map[*kgo.Record]int, len(events))
 	for i := range events {
 		r, err := Record(&events[i])
 		if err != nil {
@@ -358,26 +394,53 @@ func (s *Sink) produce(ctx context.Context, events []chaindata.Event) error {
 			return fmt.Errorf("kafka sink: event %s is %d bytes, above maxEventBytes %d", events[i].ID, len(r.Value), s.cfg.MaxEventBytes)
 		}
 		records[i] = r
-		index[r] = i
 	}
-	// The client keeps retrying a record while no broker answers; when ctx
-	// ends, fail what is still buffered so that ProduceSync returns.
-	stop := context.AfterFunc(ctx, func() {
-		abortCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.client.AbortBufferedRecords(abortCtx)
-	})
-	results := s.client.ProduceSync(ctx, records...)
-	stop()
+	cl := s.current()
+	if cl == nil {
+		return errors.New("kafka sink: closed")
+	}
+	// Each record's promise writes its own slot; done closes after the
+	// last one, which orders those writes before the reads below.
+	errs := make([]error, len(records))
+	var pending atomic.Int64
+	pending.Store(int64(len(records)))
+	done := make(chan struct{})
+	for i, r := range records {
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			errs[i] = err
+			if pending.Add(-1) == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// The client retries a record while no broker answers, and an
+		// idempotent producer never fails a record whose request went
+		// out unanswered (its sequence numbers would be wrong). Fail what
+		// is only buffered; if records remain, give up on this client.
+		// The stream retries the events later (at least once).
+		abortCtx, cancel := context.WithTimeout(context.Background(), abortWait)
+		_ = cl.AbortBufferedRecords(abortCtx)
+		cancel()
+		select {
+		case <-done:
+		default:
+			s.replace(cl)
+			return fmt.Errorf("kafka sink: topic %s: %d of %d events (from %s) not acknowledged in time: %w",
+				s.cfg.Topic, pending.Load(), len(events), events[0].ID, ctx.Err())
+		}
+	}
 	first, failed := -1, 0
 	var firstErr error
-	for _, res := range results {
-		if res.Err == nil {
+	for i, err := range errs {
+		if err == nil {
 			continue
 		}
 		failed++
-		if i := index[res.Record]; first < 0 || i < first {
-			first, firstErr = i, res.Err
+		if first < 0 {
+			first, firstErr = i, err
 		}
 	}
 	if failed > 0 {
@@ -390,6 +453,13 @@ func (s *Sink) produce(ctx context.Context, events []chaindata.Event) error {
 // Close flushes nothing (Deliver waits for its records) and closes the
 // connections.
 func (s *Sink) Close() error {
-	s.client.Close()
+	s.mu.Lock()
+	cl := s.client
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !already {
+		cl.Close()
+	}
 	return nil
 }

@@ -219,8 +219,9 @@ func TestDeliverStoppedClusterFails(t *testing.T) {
 
 func TestDeliverHonorsContext(t *testing.T) {
 	c := cluster(t, kfake.SeedTopics(1, topic))
-	c.Close() // nothing answers
-	sink, err := New(Config{Brokers: c.ListenAddrs(), Topic: topic, ProduceTimeout: time.Minute})
+	addrs := c.ListenAddrs() // a closed cluster answers no more calls
+	c.Close()                // nothing answers
+	sink, err := New(Config{Brokers: addrs, Topic: topic, ProduceTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
