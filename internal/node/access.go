@@ -100,6 +100,8 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle(gateway.Prefix, gw)
 	mux.Handle("POST "+gateway.Prefix+"sql", n.sqlHandler())
+	mux.Handle(StreamsPath, n.streamsHandler())
+	mux.Handle(StreamsPath+"/", n.streamsHandler())
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API
