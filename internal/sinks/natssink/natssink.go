@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -79,6 +80,8 @@ const (
 	// DefaultDuplicates is the duplicate window of a stream the sink
 	// creates.
 	DefaultDuplicates = 24 * time.Hour
+	// maxDialTimeout bounds one attempt to reach a server.
+	maxDialTimeout = 10 * time.Second
 )
 
 // Config is a NATS JetStream sink's configuration. Its JSON form uses the
@@ -203,9 +206,16 @@ func (c *Config) Validate() error {
 // Sink publishes events to JetStream. Safe for concurrent use, though a
 // stream calls Deliver from one goroutine at a time.
 type Sink struct {
-	cfg Config
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	cfg  Config
+	opts []nats.Option
+
+	// mu guards the connection, made by the first Deliver that needs it
+	// (so that building a sink never waits on the network), and closed.
+	mu      sync.Mutex
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	ensured bool // CreateStream done
+	closed  bool
 }
 
 var _ chaindata.Sink = (*Sink)(nil)
@@ -223,9 +233,12 @@ func Factory(raw json.RawMessage) (chaindata.Sink, error) {
 	return New(cfg)
 }
 
-// New checks cfg, connects (bounded by Timeout) and, with CreateStream,
-// creates the stream if it is missing. The connection reconnects by
-// itself; a Deliver while it is down fails.
+// New checks cfg and builds a Sink without touching the network: the
+// first Deliver connects (each dial bounded by Timeout, at most
+// maxDialTimeout) and, with CreateStream, creates the stream if it is
+// missing; a Deliver that cannot fails, and the next one tries again.
+// Once connected, the connection reconnects by itself; a Deliver while it
+// is down fails.
 func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -244,7 +257,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	opts := []nats.Option{
 		nats.Name("charter"),
-		nats.Timeout(cfg.Timeout),
+		nats.Timeout(min(cfg.Timeout, maxDialTimeout)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(-1), // a publish while disconnected fails at once
 	}
@@ -257,30 +270,54 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.CAFile))
 	}
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("nats sink: connect %s: %w", cfg.URL, err)
-	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxBatch),
-		jetstream.WithPublishAsyncTimeout(cfg.Timeout),
-		jetstream.WithDefaultTimeout(cfg.Timeout))
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("nats sink: %w", err)
-	}
-	s := &Sink{cfg: cfg, nc: nc, js: js}
-	if cfg.CreateStream {
-		if err := s.ensureStream(); err != nil {
-			nc.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+	return &Sink{cfg: cfg, opts: opts}, nil
 }
 
-func (s *Sink) ensureStream() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+// conn connects on first use and ensures the stream; the caller holds
+// no lock.
+func (s *Sink) conn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, errors.New("nats sink: closed")
+	}
+	if s.nc == nil {
+		nc, err := nats.Connect(s.cfg.URL, s.opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats sink: connect %s: %w", redactURLs(s.cfg.URL), err)
+		}
+		js, err := jetstream.New(nc,
+			jetstream.WithPublishAsyncMaxPending(s.cfg.MaxBatch),
+			jetstream.WithPublishAsyncTimeout(s.cfg.Timeout),
+			jetstream.WithDefaultTimeout(s.cfg.Timeout))
+		if err != nil {
+			nc.Close()
+			return nil, nil, fmt.Errorf("nats sink: %w", err)
+		}
+		s.nc, s.js = nc, js
+	}
+	if s.cfg.CreateStream && !s.ensured {
+		if err := s.ensureStream(ctx); err != nil {
+			return nil, nil, err
+		}
+		s.ensured = true
+	}
+	return s.nc, s.js, nil
+}
+
+// redactURLs hides passwords in a comma-separated list of URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func (s *Sink) ensureStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	_, err := s.js.Stream(ctx, s.cfg.Stream)
 	if err == nil {
@@ -352,17 +389,21 @@ func (s *Sink) Deliver(ctx context.Context, events []chaindata.Event) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	max := int(s.nc.MaxPayload())
+	nc, js, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	max := int(nc.MaxPayload())
 	for start := 0; start < len(events); start += s.cfg.MaxBatch {
 		end := min(start+s.cfg.MaxBatch, len(events))
-		if err := s.publish(ctx, events[start:end], max); err != nil {
+		if err := s.publish(ctx, js, events[start:end], max); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Sink) publish(ctx context.Context, events []chaindata.Event, maxPayload int) error {
+func (s *Sink) publish(ctx context.Context, js jetstream.JetStream, events []chaindata.Event, maxPayload int) error {
 	var popts []jetstream.PublishOpt
 	if s.cfg.Stream != "" {
 		popts = append(popts, jetstream.WithExpectStream(s.cfg.Stream))
@@ -380,7 +421,7 @@ func (s *Sink) publish(ctx context.Context, events []chaindata.Event, maxPayload
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("nats sink: event %s: %w", ev.ID, err)
 		}
-		f, err := s.js.PublishMsgAsync(m, append(popts, jetstream.WithMsgID(ev.ID))...)
+		f, err := js.PublishMsgAsync(m, append(popts, jetstream.WithMsgID(ev.ID))...)
 		if err != nil {
 			return fmt.Errorf("nats sink: publish event %s to %s: %w", ev.ID, m.Subject, err)
 		}
@@ -403,7 +444,12 @@ func (s *Sink) publish(ctx context.Context, events []chaindata.Event, maxPayload
 
 // Close closes the connection; publishes still awaiting acks fail.
 func (s *Sink) Close() error {
-	s.nc.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.nc != nil {
+		s.nc.Close()
+	}
 	return nil
 }
 

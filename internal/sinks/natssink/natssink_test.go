@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -248,11 +249,53 @@ func TestFactory(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The first Deliver connects and creates the stream.
+	if err := s.Deliver(ctx, events(1)); err != nil {
+		t.Fatal(err)
+	}
 	st, err := s.(*Sink).js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := st.CachedInfo().Config.Duplicates; d != time.Hour {
 		t.Fatalf("stream duplicate window %v", d)
+	}
+}
+
+// TestServerDownAtStart: building a sink does not wait for its server; a
+// Deliver while the server is down fails, and one after it comes up
+// connects, creates the stream and succeeds.
+func TestServerDownAtStart(t *testing.T) {
+	dir := t.TempDir()
+	srv, url, err := StartEmbedded(dir, "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	start := time.Now()
+	sink := newSink(t, url)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("New took %v with the server down", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sink.Deliver(ctx, events(1)); err == nil {
+		t.Fatal("Deliver with the server down succeeded")
+	} else {
+		t.Log(err)
+	}
+	srv, _, err = StartEmbedded(dir, "127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if err := sink.Deliver(ctx, events(2)); err != nil {
+		t.Fatalf("Deliver once the server is up: %v", err)
+	}
+	if got := stored(t, url); len(got) != 2 {
+		t.Fatalf("stream holds %d messages, want 2", len(got))
 	}
 }
