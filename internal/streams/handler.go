@@ -259,29 +259,56 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// redact replaces the values of secret-like keys of a JSON object.
+// redact replaces the values of secret-like keys of a JSON object, in
+// nested objects and arrays too (a Kafka sink's sasl.password).
 func redact(cfg json.RawMessage) json.RawMessage {
-	var obj map[string]json.RawMessage
-	if len(cfg) == 0 || json.Unmarshal(cfg, &obj) != nil {
+	var v any
+	if len(cfg) == 0 || json.Unmarshal(cfg, &v) != nil {
 		return cfg
 	}
-	changed := false
-	for k := range obj {
-		lk := strings.ToLower(k)
-		for _, s := range []string{"secret", "password", "token", "key", "credential"} {
-			if strings.Contains(lk, s) {
-				obj[k] = json.RawMessage(`"REDACTED"`)
-				changed = true
-				break
-			}
-		}
-	}
+	v, changed := redactValue(v)
 	if !changed {
 		return cfg
 	}
-	out, err := json.Marshal(obj)
+	out, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}
 	return out
+}
+
+func redactValue(v any) (any, bool) {
+	changed := false
+	switch t := v.(type) {
+	case map[string]any:
+		for k, sub := range t {
+			if secretKey(k) {
+				t[k] = "REDACTED"
+				changed = true
+				continue
+			}
+			if nv, c := redactValue(sub); c {
+				t[k] = nv
+				changed = true
+			}
+		}
+	case []any:
+		for i, sub := range t {
+			if nv, c := redactValue(sub); c {
+				t[i] = nv
+				changed = true
+			}
+		}
+	}
+	return v, changed
+}
+
+func secretKey(k string) bool {
+	lk := strings.ToLower(k)
+	for _, s := range []string{"secret", "password", "token", "key", "credential"} {
+		if strings.Contains(lk, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -76,3 +76,19 @@ func TestHandler(t *testing.T) {
 	}
 	problem(do("GET", "/api/v1/streams/hook", ""), http.StatusNotFound, "not-found")
 }
+
+func TestRedact(t *testing.T) {
+	in := `{"brokers":["b:9092"],"topic":"t","sasl":{"mechanism":"plain","user":"u","password":"hunter2"},"list":[{"token":"x"}],"secret":"s"}`
+	out := string(redact(json.RawMessage(in)))
+	for _, leak := range []string{"hunter2", `"x"`, `"s"`} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("redact(%s) = %s: shows %s", in, out, leak)
+		}
+	}
+	if !strings.Contains(out, `"user":"u"`) || !strings.Contains(out, `"topic":"t"`) {
+		t.Fatalf("redact(%s) = %s: hides more than secrets", in, out)
+	}
+	if got := string(redact(json.RawMessage(`{"url":"https://x"}`))); got != `{"url":"https://x"}` {
+		t.Fatalf("redact changed a config without secrets: %s", got)
+	}
+}
