@@ -15,8 +15,13 @@ import (
 
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/charter-ledger/charter/internal/auth"
+	"github.com/charter-ledger/charter/internal/sinks/natssink"
 	"github.com/charter-ledger/charter/internal/streams"
 	"github.com/charter-ledger/charter/internal/system"
 )
@@ -314,4 +319,94 @@ func TestStuckStreamDoesNotSlowTheNode(t *testing.T) {
 		}
 		return value(scrape(t, tn.MetricsAddr())["charter_stream_lag_blocks"], "stream", "stuck") >= 1
 	})
+}
+
+// TestStreamsToNATSAndKafka: a node offers the nats and kafka sink kinds;
+// a log reaches an embedded JetStream server and a fake Kafka cluster,
+// each message under the event's ID.
+func TestStreamsToNATSAndKafka(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	ns, natsURL, err := natssink.StartEmbedded(t.TempDir(), "127.0.0.1", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "charter.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	brokers, _ := json.Marshal(kc.ListenAddrs())
+
+	for _, def := range []string{
+		fmt.Sprintf(`{"name":"to-nats","sink":{"kind":"nats","config":{"url":%q,"subject":"charter.events","stream":"CHARTER","createStream":true,"timeout":"5s"}}}`, natsURL),
+		fmt.Sprintf(`{"name":"to-kafka","sink":{"kind":"kafka","config":{"brokers":%s,"topic":"charter.events","produceTimeout":"5s"}}}`, brokers),
+	} {
+		if status, out := streamsCall(t, tn, http.MethodPost, "/api/v1/streams", def); status != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", def, status, out)
+		}
+	}
+	topic := crypto.Keccak256Hash([]byte("Ping(uint256)"))
+	tx := tn.sign(t, tn.accts[2].Key, logCreation(0, topic))
+	if err := tn.client.SendTransaction(t.Context(), tx); err != nil {
+		t.Fatal(err)
+	}
+	rec := tn.waitReceipt(t, tx.Hash())
+	id := fmt.Sprintf("1337-%d-%d", rec.BlockNumber.Uint64(), rec.Logs[0].Index)
+	waitUntil(t, 20*time.Second, "both streams pass the event's block", func() bool {
+		for _, name := range []string{"to-nats", "to-kafka"} {
+			if info, err := tn.Streams().Get(name); err != nil || info.Cursor.Block <= rec.BlockNumber.Uint64() {
+				return false
+			}
+		}
+		return true
+	})
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "CHARTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, "charter.events.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := msg.Header.Get(natssink.HeaderEventID); got != id {
+		t.Fatalf("NATS message %s carries event %q, want %s", msg.Subject, got, id)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("charter.events"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for len(recs) == 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("no Kafka record before the deadline")
+		}
+		recs = append(recs, fs.Records()...)
+	}
+	r := recs[0]
+	if string(r.Key) != strings.ToLower(rec.ContractAddress.Hex()) {
+		t.Fatalf("Kafka record key %s, want the contract %s", r.Key, rec.ContractAddress.Hex())
+	}
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(r.Value, &ev); err != nil || ev.ID != id {
+		t.Fatalf("Kafka record %s: event %q (%v), want %s", r.Value, ev.ID, err, id)
+	}
 }
