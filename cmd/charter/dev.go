@@ -33,7 +33,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	chainID := fs.Uint64("chain-id", chain.DefaultChainID, "chain id")
 	blockTime := fs.Duration("block-time", time.Second, "longest wait before sealing waiting transactions; when given, empty blocks are sealed at this interval too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
-	indexOn := fs.Bool("index", false, "index final blocks into SQL: an SQLite file in the data directory (query with charter sql or POST /api/v1/sql)")
+	indexOn := fs.Bool("index", true, "index final blocks into SQL: an SQLite file in the data directory (query with charter sql or POST /api/v1/sql); --index=false: no index")
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve the unlocked development accounts on an --http.addr other machines can reach")
 	logFlags := addLogFlags(fs)
@@ -62,6 +62,9 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	}
 	if *blockTime < 10*time.Millisecond || *blockTime > time.Hour {
 		return fmt.Errorf("--block-time %s is outside [10ms, 1h]", *blockTime)
+	}
+	if _, port, err := net.SplitHostPort(*httpAddr); err == nil {
+		return fmt.Errorf("--http.addr takes a host (e.g. 127.0.0.1); give the port with --http.port %s", port)
 	}
 	if addr := net.JoinHostPort(*httpAddr, strconv.Itoa(*httpPort)); !*allowDevKeys && !node.IsLoopback(addr) {
 		return fmt.Errorf("--http.addr %s is reachable from other machines, and charter dev signs with the %d development accounts, whose keys are public: use a loopback address, or pass --allow-dev-keys", *httpAddr, chain.DevAccountCount)
@@ -127,7 +130,12 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serveNode(n, logger, func() { printDevBanner(stdout, n.RPCAddr(), spec.ChainID(), accts) })
+	return serveNode(n, logger, func() {
+		printDevBanner(stdout, n.RPCAddr(), spec.ChainID(), accts)
+		if n.Index() != nil {
+			fmt.Fprintf(stdout, "SQL index of final blocks: charter sql \"SELECT number, tx_count FROM blocks\" --rpc http://%s\n\n", n.RPCAddr())
+		}
+	})
 }
 
 func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevAccount) {

@@ -213,6 +213,11 @@ func (sf *sendFlags) dialAndSend(to common.Address, value *big.Int, data []byte)
 
 // sendValue is send with value wei attached (nil: none).
 func (sf *sendFlags) sendValue(c *client, to common.Address, value *big.Int, data []byte) (*sentTx, error) {
+	return sf.sendTo(c, &to, value, data)
+}
+
+// sendTo is sendValue where a nil to creates a contract from data.
+func (sf *sendFlags) sendTo(c *client, to *common.Address, value *big.Int, data []byte) (*sentTx, error) {
 	key, err := sf.loadKey()
 	if err != nil {
 		return nil, err
@@ -224,7 +229,7 @@ func (sf *sendFlags) sendValue(c *client, to common.Address, value *big.Int, dat
 	if err != nil {
 		return nil, c.wrap(err)
 	}
-	msg := ethereum.CallMsg{From: from, To: &to, Data: data, Value: value}
+	msg := ethereum.CallMsg{From: from, To: to, Data: data, Value: value}
 	gas, err := c.ec.EstimateGas(ctx, msg)
 	if err != nil {
 		var rerr gethrpc.Error
@@ -251,7 +256,7 @@ func (sf *sendFlags) sendValue(c *client, to common.Address, value *big.Int, dat
 		feeCap.Add(feeCap, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
 	}
 	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
-		ChainID: chainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: gas, To: &to, Data: data, Value: value,
+		ChainID: chainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: gas, To: to, Data: data, Value: value,
 	})
 	if err != nil {
 		return nil, err

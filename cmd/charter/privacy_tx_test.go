@@ -387,7 +387,7 @@ func TestPrivacySendCallReceiptAgainstFakeNode(t *testing.T) {
 
 // startPrivateDevNode is startDevNode with the dev node in the registry and
 // the development organization's privacy key, as charter dev runs it.
-func startPrivateDevNode(t *testing.T) *devNode {
+func startPrivateDevNode(t *testing.T, edit ...func(*node.Config)) *devNode {
 	t.Helper()
 	spec, err := chain.DevSpec(chain.DefaultChainID, 200)
 	if err != nil {
@@ -412,9 +412,13 @@ func startPrivateDevNode(t *testing.T) *devNode {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(node.Config{DataDir: dir, Spec: spec, NodeKey: nodeKey, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
+	cfg := node.Config{DataDir: dir, Spec: spec, NodeKey: nodeKey, HTTPAddr: "127.0.0.1:0", DevAccounts: accts,
 		BlockTime: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		PrivacyKey: privKey, PrivacyKeyFile: filepath.Join(dir, node.PrivacyKeyFile)})
+		PrivacyKey: privKey, PrivacyKeyFile: filepath.Join(dir, node.PrivacyKeyFile)}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

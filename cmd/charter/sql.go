@@ -20,10 +20,11 @@ func runSQL(args []string, stdout, stderr io.Writer) error {
 	nf := addNodeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the answer as JSON (columns, rows, indexed height)")
 	setUsage(fs, stderr, `charter sql "SELECT …" [--rpc URL] [--json]: one read-only statement over the node's SQL index (the node runs with --index or --index.postgres)`)
-	if err := parse(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return errors.New(`give one statement in quotes: charter sql "SELECT number, tx_count FROM blocks ORDER BY number DESC LIMIT 5"`)
 	}
 	a, err := nf.access()
@@ -41,7 +42,7 @@ func runSQL(args []string, stdout, stderr io.Writer) error {
 		u.Scheme = "https"
 	}
 	u.Path, u.RawQuery = "/api/v1/sql", ""
-	body, _ := json.Marshal(map[string]string{"query": fs.Arg(0)})
+	body, _ := json.Marshal(map[string]string{"query": pos[0]})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
@@ -95,6 +96,10 @@ func runSQL(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
+	if len(ans.Rows) == 1 {
+		fmt.Fprintln(stdout, "(1 row)")
+		return nil
+	}
 	fmt.Fprintf(stdout, "(%d rows)\n", len(ans.Rows))
 	return nil
 }

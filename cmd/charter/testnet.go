@@ -63,6 +63,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("testnet", stderr)
 	nf := addNetworkFlags(fs, true)
 	dir := fs.String("dir", "", "the network's folder: written by 'charter init' first if it holds no genesis.json")
+	indexAll := fs.Bool("index", false, "every node indexes its final blocks into SQL (an SQLite file in its data directory; query with charter sql)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,6 +90,9 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	}
 	if *nf.allowDevKeys {
 		nodeArgs = append(nodeArgs, "--allow-dev-keys")
+	}
+	if *indexAll {
+		nodeArgs = append(nodeArgs, "--index")
 	}
 
 	// Init when the folder holds no network yet.

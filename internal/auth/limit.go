@@ -177,6 +177,35 @@ func (l *Limiter) Allow(who, org string) error {
 	return nil
 }
 
+// Check is Allow without spending: whether who may make a request now.
+func (l *Limiter) Check(who, org string) error {
+	lim := l.limitOf(org)
+	if lim.Rate == 0 && lim.Quota == 0 {
+		return nil
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.mu.keys[who]
+	if !ok {
+		return nil // a fresh caller has a full bucket
+	}
+	b := e.Value.(*bucket)
+	if lim.Quota > 0 && b.day == now.Unix()/86400 && b.count >= lim.Quota {
+		next := time.Unix((now.Unix()/86400+1)*86400, 0)
+		return &LimitError{Who: who, Limit: lim, Quota: true, RetryAfter: next.Sub(now)}
+	}
+	if b.lim != nil {
+		r := b.lim.ReserveN(now, 1)
+		d := r.DelayFrom(now)
+		r.CancelAt(now)
+		if d > 0 {
+			return &LimitError{Who: who, Limit: lim, RetryAfter: d}
+		}
+	}
+	return nil
+}
+
 // bucketLocked finds or makes who's bucket, most recently used from now
 // on, forgetting the least recently used one past maxKeys.
 func (l *Limiter) bucketLocked(who string, lim Limit) *bucket {

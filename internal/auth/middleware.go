@@ -41,6 +41,13 @@ type MiddlewareConfig struct {
 	OrgActive func(org string) bool
 	// Limits rate-limits callers (nil: no limit).
 	Limits *Limiter
+	// FailedCredentials bounds the refused credentials (bad, expired or
+	// revoked tokens and certificates) per client address: once its
+	// budget is spent, a request with a credential from that address is
+	// refused (429) before the credential is verified, so a flood of
+	// forged tokens costs no signature checks. Nil:
+	// DefaultFailedCredentials.
+	FailedCredentials *Limiter
 	// Log receives one record per request (nil: none).
 	Log *AccessLog
 	// Metrics registers the client API's counters (nil: none).
@@ -83,8 +90,17 @@ func Middleware(next http.Handler, cfg MiddlewareConfig) http.Handler {
 		m.now = time.Now
 	}
 	m.anonymous = &Identity{Kind: KindAnonymous, Roles: cfg.Anonymous}
+	m.failed = cfg.FailedCredentials
+	if m.failed == nil {
+		m.failed, _ = NewLimiter(LimitConfig{Default: DefaultFailedCredentials, MaxKeys: 10_000, Now: cfg.Now})
+	}
 	return m
 }
+
+// DefaultFailedCredentials is the budget of refused credentials of one
+// client address (IPv4 address or IPv6 /64): 50 at once, then 5 per
+// second.
+var DefaultFailedCredentials = Limit{Rate: 5, Burst: 50}
 
 type middleware struct {
 	next      http.Handler
@@ -92,6 +108,7 @@ type middleware struct {
 	metrics   *metrics
 	now       func() time.Time
 	anonymous *Identity
+	failed    *Limiter // refused credentials per client address
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -163,9 +180,18 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry,
 		m.next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
+	failKey := "refused credentials from " + clientNet(r.RemoteAddr)
+	if presentsCredential(r) {
+		if err := m.failed.Check(failKey, ""); err != nil {
+			entry.Result = ResultLimited
+			refuseLimit(w, r, err.(*LimitError))
+			return
+		}
+	}
 	id, kind, err := m.authenticate(r)
 	who.id = id
 	if err != nil {
+		m.failed.Allow(failKey, "")
 		who.kind = kind
 		entry.Result = ResultUnauthenticated
 		var ae *Error
@@ -193,6 +219,13 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, entry *Entry,
 	ctx = WithEntry(ctx, entry)
 	ctx = context.WithValue(ctx, admitKey{}, &admission{m: m, id: id, remote: r.RemoteAddr})
 	m.next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// presentsCredential tells whether r carries a token or a client
+// certificate for authenticate to verify.
+func presentsCredential(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.URL.Query().Has("access_token") ||
+		(r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
 }
 
 // isPreflight tells whether r is a browser's CORS preflight, which never

@@ -620,3 +620,57 @@ func TestAdmitCountsAgainstTheCallersBucket(t *testing.T) {
 		t.Fatalf("second message: %v, want a limit of org1/app", admits[1])
 	}
 }
+
+// A flood of forged tokens from one address is refused before the tokens
+// are verified once the address's budget of refused credentials is spent;
+// other addresses and the address without a credential are not affected,
+// and the budget comes back with time.
+func TestFailedCredentialsAreBoundedPerAddress(t *testing.T) {
+	var verified int
+	var mu sync.Mutex
+	hs := newHarness(t, func(c *MiddlewareConfig) {
+		c.Bearer = func(ctx context.Context, raw string) (*Identity, error) {
+			mu.Lock()
+			verified++
+			mu.Unlock()
+			return fakeBearer(ctx, raw)
+		}
+		c.Anonymous = system.RoleRead
+	})
+	send := func(remote, token string) int {
+		req := httptest.NewRequest(http.MethodPost, "/", rpcBody())
+		req.RemoteAddr = remote
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		hs.h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	burst := DefaultFailedCredentials.Burst
+	for i := 0; i < burst; i++ {
+		if code := send("198.51.100.7:4000", "forged"); code != http.StatusUnauthorized {
+			t.Fatalf("forged token %d: %d, want 401", i, code)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if code := send("198.51.100.7:4001", "forged"); code != http.StatusTooManyRequests {
+			t.Fatalf("forged token past the budget: %d, want 429", code)
+		}
+	}
+	mu.Lock()
+	if verified != burst {
+		t.Fatalf("%d tokens verified, want %d: refused ones must not be checked", verified, burst)
+	}
+	mu.Unlock()
+	if code := send("198.51.100.8:4000", secretToken); code != http.StatusOK {
+		t.Fatalf("another address with a good token: %d", code)
+	}
+	if code := send("198.51.100.7:4002", ""); code != http.StatusOK {
+		t.Fatalf("the flooding address without a credential (anonymous read): %d", code)
+	}
+	hs.clock.Add(2 * time.Second)
+	if code := send("198.51.100.7:4003", secretToken); code != http.StatusOK {
+		t.Fatalf("a good token from the address once its budget came back: %d", code)
+	}
+}

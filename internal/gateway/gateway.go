@@ -109,6 +109,8 @@ type Config struct {
 	// Contracts names contracts; nil: contracts are named by address, and
 	// a call or send carries the ABI in its body.
 	Contracts ContractABIs
+	// SQL is the node's SQL index; nil: POST /sql answers 501.
+	SQL SQLIndex
 
 	// BodyBytes bounds a request's body (default 1 MiB); more is 413.
 	BodyBytes int
@@ -320,6 +322,7 @@ var routes = []route{
 	{Route: Route{"GET", "/api/v1/members/{org}", system.RoleRead}, h: (*Gateway).getMember},
 	{Route: Route{"GET", "/api/v1/governance/proposals", system.RoleRead}, h: (*Gateway).listProposals, query: []string{"cursor", "limit"}},
 	{Route: Route{"GET", "/api/v1/governance/proposals/{id}", system.RoleRead}, h: (*Gateway).getProposal},
+	{Route: Route{"POST", "/api/v1/sql", system.RoleRead}, h: (*Gateway).sqlQuery},
 	{Route: Route{"GET", "/api/v1/openapi.json", 0}, h: (*Gateway).openAPI},
 	{Route: Route{"GET", "/api/v1/healthz", 0}, h: (*Gateway).healthz},
 }

@@ -97,6 +97,7 @@ func sampleRequests(h *harness, tx *types.Transaction) map[string]request {
 		"GET /api/v1/members/{org}":                       {method: "GET", path: "/api/v1/members/" + bankOrg},
 		"GET /api/v1/governance/proposals":                {method: "GET", path: "/api/v1/governance/proposals"},
 		"GET /api/v1/governance/proposals/{id}":           {method: "GET", path: "/api/v1/governance/proposals/1"},
+		"POST /api/v1/sql":                                {method: "POST", path: "/api/v1/sql", body: map[string]any{"query": "SELECT 1"}},
 		"GET /api/v1/openapi.json":                        {method: "GET", path: "/api/v1/openapi.json"},
 		"GET /api/v1/healthz":                             {method: "GET", path: "/api/v1/healthz"},
 	}

@@ -61,7 +61,7 @@ func newHarness(t testing.TB, edit func(*Config)) *harness {
 	t.Helper()
 	f := newFake(t)
 	h := &harness{t: t, f: f, sender: &fakeSender{}}
-	cfg := Config{Backend: f, Sender: h.sender, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{Backend: f, Sender: h.sender, SQL: fakeSQL{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if edit != nil {
 		edit(&cfg)
 	}

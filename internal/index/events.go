@@ -302,7 +302,7 @@ func (ix *Index) syncEvents(ctx context.Context) error {
 			}
 			sig := eventSig(ev)
 			name := snake(c.Name) + "_" + snake(ev.Name)
-			if s, ok := sigs[name]; ok && s != sig {
+			if s, ok := sigs[name]; (ok && s != sig) || reservedTables[name] {
 				name = fmt.Sprintf("%s_v%d", name, c.Version)
 			}
 			if len(name) > 60 {

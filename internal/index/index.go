@@ -12,6 +12,13 @@
 //     created when the registry changes and backfilled from the raw logs
 //     already indexed, in the same transaction as their own checkpoint.
 //   - Query runs only one read-only statement, with a row and time limit.
+//   - Governance's proposals and votes (governance_proposals,
+//     governance_votes), each organization's usage per day (usage) and the
+//     system contracts' other events (system_<event>) are written in the
+//     transaction of their block; governance.go, usage.go and
+//     systemevents.go give their columns. Usage, and what governance decides at the start
+//     of a block (execution, failure), need a Source that is also a
+//     chaindata.SystemSource; without one the usage table stays empty.
 //
 // Only final blocks are read (chaindata.Source never forks), so the index
 // never rolls back.
@@ -126,6 +133,10 @@ func Open(cfg Config) (*Index, error) {
 		return nil, err
 	}
 	if err := ix.init(); err != nil {
+		ix.Close()
+		return nil, err
+	}
+	if err := ix.initSystem(); err != nil { // governance.go
 		ix.Close()
 		return nil, err
 	}
@@ -278,6 +289,10 @@ func (ix *Index) indexBatch(ctx context.Context, from, to uint64) (int, error) {
 		return 0, nil
 	}
 	ix.recoverSenders(batch)
+	sys, err := ix.readSystem(ctx, batch) // governance.go
+	if err != nil {
+		return 0, err
+	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	tx, err := ix.db.BeginTx(ctx, nil)
@@ -286,6 +301,9 @@ func (ix *Index) indexBatch(ctx context.Context, from, to uint64) (int, error) {
 	}
 	defer tx.Rollback()
 	if err := ix.writeBatch(ctx, tx, batch); err != nil {
+		return 0, err
+	}
+	if err := ix.writeSystem(ctx, tx, batch, sys); err != nil {
 		return 0, err
 	}
 	last := batch[len(batch)-1].block

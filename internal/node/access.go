@@ -86,6 +86,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	gwCfg.Backend = rpcBackend{n}
 	gwCfg.Log = n.log
 	gwCfg.Contracts = n.contracts
+	if n.index != nil {
+		gwCfg.SQL = n.index
+	}
 	signer, err := a.openKeystore()
 	if err != nil {
 		return nil, closeAll, err
@@ -98,10 +101,10 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		return nil, closeAll, fmt.Errorf("REST gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(gateway.Prefix, gw)
-	mux.Handle("POST "+gateway.Prefix+"sql", n.sqlHandler())
-	mux.Handle(StreamsPath, n.streamsHandler())
-	mux.Handle(StreamsPath+"/", n.streamsHandler())
+	mux.Handle(gateway.Prefix, srv.CORS(gw))
+	// The event streams, under the same origin policy as the gateway.
+	mux.Handle(StreamsPath, srv.CORS(n.streamsHandler()))
+	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API

@@ -2,20 +2,14 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"net/http"
 	"path/filepath"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/index"
-	"github.com/charter-ledger/charter/internal/system"
 )
 
 // IndexConfig turns on the SQL index of the node's final blocks: an
@@ -72,7 +66,7 @@ func (n *Node) openIndex() error {
 	if ic == nil {
 		return nil
 	}
-	cfg := index.Config{SQLitePath: ic.SQLitePath, PostgresURL: ic.PostgresURL, Source: n.ledger,
+	cfg := index.Config{SQLitePath: ic.SQLitePath, PostgresURL: ic.PostgresURL, Source: systemSource{n.ledger},
 		Heads: &n.heads, Contracts: n.contracts, ChainID: new(big.Int).SetUint64(n.cfg.Spec.ChainID()), Log: n.log.With("part", "index")}
 	if cfg.PostgresURL == "" && cfg.SQLitePath == "" {
 		cfg.SQLitePath = filepath.Join(n.cfg.DataDir, "index.sqlite")
@@ -106,65 +100,3 @@ func (n *Node) runIndex() {
 
 // Index is the node's SQL index, nil when none is configured.
 func (n *Node) Index() *index.Index { return n.index }
-
-// maxSQLBody bounds POST /api/v1/sql's body.
-const maxSQLBody = 64 << 10
-
-// sqlRequest is the body of POST /api/v1/sql.
-type sqlRequest struct {
-	Query string `json:"query"`
-	Args  []any  `json:"args,omitempty"`
-}
-
-// sqlHandler serves POST /api/v1/sql: one read-only statement over the
-// index, with the index's time and row limits, for callers with the read
-// role. Private data never enters the index.
-func (n *Node) sqlHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e := auth.EntryOf(r.Context()); e != nil {
-			e.What = "POST /api/v1/sql"
-		}
-		if id := auth.FromContext(r.Context()); id != nil {
-			if err := auth.Allow(id, "POST /api/v1/sql", system.RoleRead); err != nil {
-				sqlProblem(w, http.StatusForbidden, err.Error())
-				return
-			}
-		}
-		if n.index == nil {
-			sqlProblem(w, http.StatusNotImplemented, "this node keeps no SQL index (start it with --index or --index.postgres URL)")
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxSQLBody+1))
-		if err != nil {
-			sqlProblem(w, http.StatusBadRequest, "reading the body: "+err.Error())
-			return
-		}
-		if len(body) > maxSQLBody {
-			sqlProblem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", maxSQLBody))
-			return
-		}
-		var req sqlRequest
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Query) == "" {
-			sqlProblem(w, http.StatusBadRequest, `the body must be {"query": "SELECT …", "args": [...]}`)
-			return
-		}
-		cols, rows, err := n.index.Query(r.Context(), req.Query, req.Args...)
-		if err != nil {
-			sqlProblem(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if rows == nil {
-			rows = [][]any{}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"columns": cols, "rows": rows, "indexed": n.index.Indexed()})
-	})
-}
-
-func sqlProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
-}

@@ -187,3 +187,33 @@ func TestNodeRefusesForeignOrigins(t *testing.T) {
 		t.Fatal("WebSocket from a foreign origin was accepted")
 	}
 }
+
+// The REST gateway follows the same origin policy: a foreign page is
+// refused, an allowed one gets its preflight answered with the gateway's
+// headers.
+func TestGatewayFollowsTheOriginPolicy(t *testing.T) {
+	tn := startNodeWith(t, t.TempDir(), func(c *Config) { c.RPC.CORSDomains = []string{"https://app.example.org"} })
+	do := func(method, origin string) *http.Response {
+		req, _ := http.NewRequest(method, "http://"+tn.RPCAddr()+"/api/v1/blocks", nil)
+		req.Header.Set("Origin", origin)
+		if method == http.MethodOptions {
+			req.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := do(http.MethodGet, "https://intranet-page.example"); r.StatusCode != http.StatusForbidden || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("foreign origin on the gateway: %d, allow-origin %q", r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"))
+	}
+	if r := do(http.MethodGet, "https://app.example.org"); r.StatusCode != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.org" {
+		t.Fatalf("allowed origin on the gateway: %d, allow-origin %q", r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"))
+	}
+	r := do(http.MethodOptions, "https://app.example.org")
+	if r.StatusCode != http.StatusNoContent || !strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key") {
+		t.Fatalf("preflight: %d, allow-headers %q", r.StatusCode, r.Header.Get("Access-Control-Allow-Headers"))
+	}
+}

@@ -80,7 +80,7 @@ func (n *Node) streamsHandler() http.Handler {
 				err = auth.AllowOrg(id, what, n.cfg.Org)
 			}
 			if err != nil {
-				streamsProblem(w, r, http.StatusForbidden, "forbidden", "Forbidden", err.Error())
+				streamsProblem(w, r, http.StatusForbidden, "forbidden", "Not permitted", err.Error())
 				return
 			}
 		}

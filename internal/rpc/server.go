@@ -109,23 +109,7 @@ func (s *Server) Handler() http.Handler {
 			s.filters.dropClient(wsClient(r.RemoteAddr))
 			return
 		}
-		if hasOrigin && !s.cors.allows(origin) {
-			http.Error(w, "origin not allowed: "+origin+" (the node's --http.corsdomain)", http.StatusForbidden)
-			return
-		}
-		h := w.Header()
-		switch {
-		case s.cors.any:
-			h.Set("Access-Control-Allow-Origin", "*")
-		case hasOrigin:
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-		}
-		if r.Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
-			h.Set("Access-Control-Max-Age", "600")
-			w.WriteHeader(http.StatusNoContent)
+		if s.corsDone(w, r, "POST, GET, OPTIONS", "Content-Type, Authorization") {
 			return
 		}
 		if id := auth.FromContext(r.Context()); id != nil && !s.checkHTTP(w, r, id) {
@@ -133,6 +117,47 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.rpc.ServeHTTP(w, r)
 	})
+}
+
+// CORS serves next (the REST gateway) under the browser-origin policy of
+// JSON-RPC over HTTP (--http.corsdomain): a request from another origin is
+// refused, a preflight answered.
+func (s *Server) CORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.corsDone(w, r, "GET, POST, OPTIONS", "Content-Type, Authorization, Idempotency-Key") {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// corsDone applies the --http.corsdomain policy to an HTTP request: it
+// refuses an origin the policy does not allow, answers a preflight
+// (OPTIONS) with the methods and headers given, and otherwise sets the
+// answer's allow-origin header and lets the request through (false).
+func (s *Server) corsDone(w http.ResponseWriter, r *http.Request, methods, headers string) bool {
+	origin := r.Header.Get("Origin")
+	_, hasOrigin := r.Header["Origin"]
+	if hasOrigin && !s.cors.allows(origin) {
+		http.Error(w, "origin not allowed: "+origin+" (the node's --http.corsdomain)", http.StatusForbidden)
+		return true
+	}
+	h := w.Header()
+	switch {
+	case s.cors.any:
+		h.Set("Access-Control-Allow-Origin", "*")
+	case hasOrigin:
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", methods)
+		h.Set("Access-Control-Allow-Headers", headers)
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
 }
 
 // Serve serves JSON-RPC on ln until Stop, with the HTTP timeouts and the
