@@ -44,7 +44,8 @@ func (n *Node) openStreams() error {
 		Log:       n.log.With("part", "streams"),
 	})
 	if err != nil {
-		return fmt.Errorf("event streams: %w", err)
+		return fmt.Errorf("event streams: %w (a stream's file under %s that cannot be read can be moved away; the node then starts without that stream)",
+			err, filepath.Join(n.cfg.DataDir, "streams"))
 	}
 	if err := n.ins.reg.Register(m); err != nil {
 		return fmt.Errorf("event streams: metrics: %w", err)
