@@ -256,7 +256,7 @@ func TestStreamsRoles(t *testing.T) {
 	admin := &auth.Identity{Kind: auth.KindToken, Subject: "ops", Org: "org0", Roles: system.RoleRead | system.RoleAdmin}
 	otherAdmin := &auth.Identity{Kind: auth.KindToken, Subject: "ops", Org: "org1", Roles: system.RoleRead | system.RoleAdmin}
 	anon := &auth.Identity{Kind: auth.KindAnonymous, Roles: system.RoleRead | system.RoleAdmin}
-	def := `{"name":"s","sink":{"kind":"webhook","config":{"url":"https://example.com/hook","secret":"0123456789abcdef"}}}`
+	def := `{"name":"s","sink":{"kind":"webhook","config":{"url":"http://127.0.0.1:1/hook","secret":"0123456789abcdef"}}}`
 
 	for _, c := range []struct {
 		id           *auth.Identity
