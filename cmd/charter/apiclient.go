@@ -435,8 +435,8 @@ func (t *refusalTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 // refusal reads a 401 or 403 response into a refusedError (nil for any
 // other status). The reason is the error_description of the
-// WWW-Authenticate header, else the message of a JSON-RPC error body,
-// else the status.
+// WWW-Authenticate header, else the message of a JSON-RPC error body or
+// the detail of a problem document, else the status.
 func refusal(rawURL string, resp *http.Response, scrub func(string) string) error {
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
 		return nil
@@ -453,9 +453,14 @@ func refusal(rawURL string, resp *http.Response, scrub func(string) string) erro
 			Error *struct {
 				Message string `json:"message"`
 			} `json:"error"`
+			Detail string `json:"detail"` // a REST problem document's
 		}
-		if json.Unmarshal(body, &msg) == nil && msg.Error != nil {
-			reason = msg.Error.Message
+		if json.Unmarshal(body, &msg) == nil {
+			if msg.Error != nil {
+				reason = msg.Error.Message
+			} else {
+				reason = msg.Detail
+			}
 		}
 	}
 	if reason = printable(scrub(reason)); reason == "" {

@@ -458,6 +458,8 @@ func TestRefusalReason(t *testing.T) {
 		{401, `{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"token expired"}}`, "the node at https://n:1 refused the credential: token expired; pass --token or --token-file"},
 		{401, `not json`, "the node at https://n:1 refused the credential: 401 Unauthorized; pass --token or --token-file"},
 		{403, `{"error":{"message":"organization org9 is not an active member"}}`, "the node at https://n:1 refused access: organization org9 is not an active member"},
+		{403, `{"type":"urn:charter:problem:forbidden","title":"Not permitted","status":403,"detail":"not permitted: POST /api/v1/streams needs role admin"}`,
+			"the node at https://n:1 refused access: not permitted: POST /api/v1/streams needs role admin"},
 	} {
 		resp := &http.Response{StatusCode: c.status, Status: strconv.Itoa(c.status) + " " + http.StatusText(c.status),
 			Header: http.Header{}, Body: io.NopCloser(strings.NewReader(c.body))}

@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"contract": {"the contract registry: register, upgrade, list and show contracts, print their ABI documents", runContract},
 	"client":   {"the built-in OAuth2 issuer's clients: add, list and revoke (id and secret for bearer tokens)", runClient},
 	"dev":      {"run a one-node development chain with JSON-RPC on 127.0.0.1:8545", runDev},
+	"events":   {"event streams of final blocks' logs to webhooks, NATS and Kafka: list, create, show, delete, replay, dlq", runEvents},
 	"gov":      {"governance: propose, vote, cancel; show and list proposals, the audit trail and the policy", runGov},
 	"init":     {"write a network: genesis, organization CAs, node keys, certificates and configs", runInit},
 	"join":     {"prepare a new organization's CA, admin identities and node for an existing network", runJoin},

@@ -102,6 +102,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(gateway.Prefix, srv.CORS(gw))
+	// The event streams, under the same origin policy as the gateway.
+	mux.Handle(StreamsPath, srv.CORS(n.streamsHandler()))
+	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API

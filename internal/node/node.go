@@ -27,6 +27,7 @@ import (
 	"github.com/charter-ledger/charter/internal/ledger"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/streams"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
@@ -130,6 +131,7 @@ type Node struct {
 	heads     chaindata.Heads
 	contracts *registryContracts
 	index     *index.Index // the SQL index; nil when off
+	streams   *streams.Manager
 	api       *apiServer
 	net       *network        // nil without peers
 	priv      *privacyService // nil without a privacy key
@@ -253,6 +255,14 @@ func New(cfg Config) (*Node, error) {
 		l.Close()
 		return nil, err
 	}
+	if err := n.openStreams(); err != nil {
+		if n.index != nil {
+			n.index.Close()
+		}
+		n.closePrivacy()
+		l.Close()
+		return nil, err
+	}
 	n.api = newAPIServer(n)
 	return n, nil
 }
@@ -297,6 +307,9 @@ func (n *Node) Start() error {
 		n.wg.Add(1)
 		go n.runIndex()
 	}
+	// Each stream reads final blocks in its own goroutine, woken by
+	// n.heads; nothing on the commit path waits for one.
+	n.streams.Start()
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
 		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
@@ -377,6 +390,9 @@ func (n *Node) Stop() {
 		close(n.quit)
 		n.wg.Wait()
 		n.closePrivacy()
+		// The streams read the ledger: they stop before it closes, each
+		// with the cursor of its last accepted batch on disk.
+		n.streams.Stop()
 		if n.index != nil {
 			n.index.Close()
 		}
