@@ -2,6 +2,8 @@
 # Runs `charter bench` RUNS times against a fresh `charter dev` each time and
 # prints the median TPS and latencies. Usage:
 #   scripts/bench-dev.sh [KIND=transfer] [TXS=30000] [SENDERS=200] [RUNS=5]
+# DEV_FLAGS adds flags to `charter dev` (DEV_FLAGS=--index=false: no SQL index,
+# the setting of rows measured before 2026-12-05).
 set -euo pipefail
 kind=${1:-transfer}; txs=${2:-30000}; senders=${3:-200}; runs=${4:-5}
 cd "$(dirname "$0")/.."
@@ -10,7 +12,8 @@ go build -o "$bin" ./cmd/charter
 port=28645
 out=$(mktemp -d)
 for i in $(seq "$runs"); do
-  "$bin" dev --http.port "$port" >/dev/null 2>&1 &
+  # shellcheck disable=SC2086
+  "$bin" dev --http.port "$port" ${DEV_FLAGS:-} >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     curl -s -o /dev/null -XPOST -H 'content-type: application/json' \
