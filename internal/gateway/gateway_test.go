@@ -16,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/charter-ledger/charter/internal/auth"
+	"github.com/charter-ledger/charter/internal/streams"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
@@ -27,8 +28,23 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 	for _, pi := range doc.Paths.Map() {
 		ops += len(pi.Operations())
 	}
-	if ops != len(Routes()) {
-		t.Fatalf("the document has %d operations, the gateway %d routes", ops, len(Routes()))
+	if ops != len(Routes())+len(streams.Routes()) {
+		t.Fatalf("the document has %d operations, the gateway %d routes and the node's event streams %d", ops, len(Routes()), len(streams.Routes()))
+	}
+	// The streams' routes, served by the node beside the gateway: read
+	// for the ones that change nothing, admin for the others.
+	for _, rt := range streams.Routes() {
+		pi := doc.Paths.Value(rt.Path)
+		if pi == nil || pi.GetOperation(rt.Method) == nil {
+			t.Fatalf("%s %s: no operation in the document", rt.Method, rt.Path)
+		}
+		want := "admin"
+		if rt.Reads {
+			want = "read"
+		}
+		if got := pi.GetOperation(rt.Method).Extensions["x-charter-role"]; got != want {
+			t.Errorf("%s %s: x-charter-role %v, want %s", rt.Method, rt.Path, got, want)
+		}
 	}
 	for _, rt := range Routes() {
 		pi := doc.Paths.Value(rt.Path)

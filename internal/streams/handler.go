@@ -75,6 +75,26 @@ func (m *Manager) Handler() http.Handler {
 	return mux
 }
 
+// Route is one route of Handler's API; Reads tells that it changes
+// nothing (the node lets role read call it, role admin the others).
+type Route struct {
+	Method, Path string
+	Reads        bool
+}
+
+// Routes lists the routes Handler serves (the node's OpenAPI document
+// describes them).
+func Routes() []Route {
+	const p = "/api/v1/streams"
+	return []Route{
+		{"GET", p, true}, {"POST", p, false},
+		{"GET", p + "/{name}", true}, {"DELETE", p + "/{name}", false},
+		{"POST", p + "/{name}/pause", false}, {"POST", p + "/{name}/resume", false},
+		{"POST", p + "/{name}/replay", false},
+		{"GET", p + "/{name}/dlq", true}, {"POST", p + "/{name}/dlq/replay", false},
+	}
+}
+
 // View is a stream as the REST API shows it.
 type View struct {
 	Info
