@@ -217,3 +217,27 @@ func TestGatewayFollowsTheOriginPolicy(t *testing.T) {
 		t.Fatalf("preflight: %d, allow-headers %q", r.StatusCode, r.Header.Get("Access-Control-Allow-Headers"))
 	}
 }
+
+// TestNodeRefusesOversizedHeaders: request headers past the listener's
+// bound (64 KiB) get 431 before any handler runs; a large bearer token
+// well within it is read.
+func TestNodeRefusesOversizedHeaders(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	post := func(header int) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+tn.RPCAddr(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Padding", strings.Repeat("a", header))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := post(16 << 10); st != http.StatusOK {
+		t.Fatalf("16 KiB of headers: %d", st)
+	}
+	if st := post(80 << 10); st != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("80 KiB of headers: %d, want 431", st)
+	}
+}

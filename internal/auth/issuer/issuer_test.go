@@ -879,3 +879,33 @@ func TestTokenEndpointConcurrent(t *testing.T) {
 		t.Fatalf("answers %v", seen)
 	}
 }
+
+// TestReplayedTokenRequest: a client-credentials request captured and sent
+// again is a new request for a new token (its own jti), never the first
+// answer again, and once the client is revoked the same request gets
+// invalid_client.
+func TestReplayedTokenRequest(t *testing.T) {
+	f := newFixture(t, nil)
+	c, secret := f.add(t, "app", system.RoleRead)
+	jtis := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		w := f.post("127.0.0.1:1", grant, c.ID, secret)
+		a := decodeAnswer(t, w)
+		if w.Code != http.StatusOK || a.AccessToken == "" {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+		jti, _ := claimsOf(t, f.iss, a.AccessToken)["jti"].(string)
+		if jti == "" || jtis[jti] {
+			t.Fatalf("request %d: jti %q repeats an earlier token's (%v)", i, jti, jtis)
+		}
+		jtis[jti] = true
+	}
+	if _, _, err := RevokeClient(ClientsPath(f.dir), c.ID, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(ReloadInterval)
+	w := f.post("127.0.0.1:1", grant, c.ID, secret)
+	if a := decodeAnswer(t, w); w.Code != http.StatusUnauthorized || a.Error != "invalid_client" || a.AccessToken != "" {
+		t.Fatalf("the request replayed after revocation: %d %+v", w.Code, a)
+	}
+}
