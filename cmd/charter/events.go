@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -70,93 +68,17 @@ func checkStreamName(name string) error {
 const maxEventsFile = 1 << 20
 
 // streamsAPI is the node's /api/v1/streams reached with the access flags.
-type streamsAPI struct {
-	base string // http(s)://host:port/api/v1/streams
-	a    *apiAccess
-}
-
-func (nf *nodeFlags) streams() (*streamsAPI, error) {
-	a, err := nf.access()
+func (nf *nodeFlags) streams() (*restAPI, error) {
+	api, err := nf.rest("/api/v1/streams")
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(*nf.rpc)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--rpc %q is not a URL; give the node's API URL, e.g. %s", *nf.rpc, defaultRPC)
+	api.hints = map[int]string{
+		http.StatusNotFound: "'charter events list' shows the streams",
+		http.StatusConflict: "choose another name or delete it first",
 	}
-	switch u.Scheme {
-	case "http", "https":
-	case "ws":
-		u.Scheme = "http"
-	case "wss":
-		u.Scheme = "https"
-	default:
-		return nil, fmt.Errorf("--rpc %q: want http://, https://, ws:// or wss://", *nf.rpc)
-	}
-	u.Path, u.RawQuery, u.Fragment = "/api/v1/streams", "", ""
-	return &streamsAPI{base: u.String(), a: a}, nil
-}
-
-// do sends one request (body nil: none) and returns the answer's body for
-// a 2xx status; any other status is an error with the node's detail.
-func (s *streamsAPI) do(method, path string, body any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if s.a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.a.token)
-	}
-	resp, err := s.a.http.Do(req)
-	if err != nil {
-		if e := s.a.runError(err); isAccessError(e) {
-			return nil, e
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("cannot reach the node at %s: %s; is it running, and is --rpc right?", redactURL(s.base), s.a.scrub(err.Error()))
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, s.a.runError(err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return raw, nil
-	}
-	var p struct {
-		Detail string `json:"detail"`
-	}
-	if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-		detail := s.a.scrub(p.Detail)
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			return nil, fmt.Errorf("%s; 'charter events list' shows the streams", detail)
-		case http.StatusConflict:
-			return nil, fmt.Errorf("%s; choose another name or delete it first", detail)
-		}
-		return nil, fmt.Errorf("the node refused (%d): %s", resp.StatusCode, detail)
-	}
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("the node at %s serves no event streams (%s): is it a Charter node of this version?", redactURL(s.base), resp.Status)
-	}
-	return nil, fmt.Errorf("the node answered %s: %s", resp.Status, shorten(strings.TrimSpace(s.a.scrub(string(raw))), 300))
+	api.absent = "serves no event streams"
+	return api, nil
 }
 
 // streamView is what the node answers for a stream.

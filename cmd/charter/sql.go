@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 )
 
 // runSQL is `charter sql "SELECT …"`: one read-only statement over the
@@ -27,49 +23,13 @@ func runSQL(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return errors.New(`give one statement in quotes: charter sql "SELECT number, tx_count FROM blocks ORDER BY number DESC LIMIT 5"`)
 	}
-	a, err := nf.access()
+	api, err := nf.rest("/api/v1/sql")
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(*nf.rpc)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("--rpc %q is not a URL", *nf.rpc)
-	}
-	switch u.Scheme {
-	case "ws":
-		u.Scheme = "http"
-	case "wss":
-		u.Scheme = "https"
-	}
-	u.Path, u.RawQuery = "/api/v1/sql", ""
-	body, _ := json.Marshal(map[string]string{"query": pos[0]})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	raw, err := api.do(http.MethodPost, "", map[string]string{"query": pos[0]})
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return a.runError(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var p struct {
-			Detail string `json:"detail"`
-		}
-		if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-			return fmt.Errorf("the node refused the query (%d): %s", resp.StatusCode, p.Detail)
-		}
-		return fmt.Errorf("the node answered %s: %s", resp.Status, strings.TrimSpace(string(raw)))
 	}
 	if *jsonOut {
 		_, err := stdout.Write(append(raw, '\n'))
