@@ -58,6 +58,7 @@ type Config struct {
 	BatchBlocks  int           // most blocks per backfill transaction; default 500
 	BatchTxs     int           // most transactions per backfill transaction; default 20000
 	QueryRows    int           // Query's row limit; default 10000
+	QueryBytes   int           // Query's limit on the result's text and blob bytes; default 32 MiB
 	QueryTimeout time.Duration // Query's time limit; default 5s
 	LogsLimit    int           // Logs' result cap; default 10000
 	PollInterval time.Duration // fallback wake-up in the live loop; default 250ms
@@ -109,6 +110,9 @@ func Open(cfg Config) (*Index, error) {
 	}
 	if cfg.QueryRows <= 0 {
 		cfg.QueryRows = 10000
+	}
+	if cfg.QueryBytes <= 0 {
+		cfg.QueryBytes = 32 << 20
 	}
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 5 * time.Second

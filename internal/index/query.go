@@ -176,6 +176,7 @@ func (ix *Index) Query(ctx context.Context, q string, args ...any) ([]string, []
 		return nil, nil, ix.queryErr(ctx, err)
 	}
 	var out [][]any
+	size := 0 // bytes of text and blobs held, plus a word per value
 	for rows.Next() {
 		if len(out) >= ix.cfg.QueryRows {
 			return nil, nil, fmt.Errorf("sql: the result has more than %d rows (the row limit)", ix.cfg.QueryRows)
@@ -197,6 +198,13 @@ func (ix *Index) Query(ctx context.Context, q string, args ...any) ([]string, []
 					vals[i] = x.String()
 				}
 			}
+			size += 8
+			if s, ok := vals[i].(string); ok {
+				size += len(s)
+			}
+		}
+		if size > ix.cfg.QueryBytes {
+			return nil, nil, fmt.Errorf("sql: the result is larger than %d bytes (the size limit); select fewer columns or rows", ix.cfg.QueryBytes)
 		}
 		out = append(out, vals)
 	}

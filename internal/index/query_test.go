@@ -19,6 +19,7 @@ func TestQuery(t *testing.T) {
 	backends(t, func(t *testing.T, db func(string) Config) {
 		cfg := db("query")
 		cfg.QueryRows = 50
+		cfg.QueryBytes = 4096
 		cfg.QueryTimeout = 300 * time.Millisecond
 		ix := open(t, cfg, newSource(c, 20))
 		defer ix.Close()
@@ -84,6 +85,14 @@ func TestQuery(t *testing.T) {
 		_, _, err = ix.Query(ctx, "SELECT hash FROM transactions")
 		if err == nil || !strings.Contains(err.Error(), "row limit") {
 			t.Errorf("over the row limit: %v", err)
+		}
+		// Two 66-character hashes of 21 blocks fit in 4096 bytes; four do not.
+		if _, rows, err := ix.Query(ctx, "SELECT hash, parent_hash FROM blocks"); err != nil || len(rows) != 21 {
+			t.Errorf("under the size limit: %d rows, %v", len(rows), err)
+		}
+		_, _, err = ix.Query(ctx, "SELECT hash, parent_hash, hash AS h2, parent_hash AS p2 FROM blocks")
+		if err == nil || !strings.Contains(err.Error(), "size limit") {
+			t.Errorf("over the size limit: %v", err)
 		}
 		var n int
 		if err := ix.db.QueryRow("SELECT count(*) FROM blocks").Scan(&n); err != nil || n != 21 {
