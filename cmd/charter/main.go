@@ -19,6 +19,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"backup":   {"back up the running node (ledger, private state, keys, config) into a folder on its machine", runBackup},
 	"bench":    {"measure throughput and submission-to-finality latency over JSON-RPC", runBench},
 	"ca":       {"create an organization's CA; issue, check and show certificates", runCA},
 	"contract": {"the contract registry: register, upgrade, list and show contracts, print their ABI documents", runContract},
@@ -33,6 +34,7 @@ var commands = map[string]command{
 	"members":  {"the registry: organizations, nodes, accounts and validators; set an account's roles", runMembers},
 	"node":     {"run one node of a network from its home folder", runNode},
 	"privacy":  {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},
+	"restore":  {"restore a stopped node's home from a backup (charter backup), at the backup's height", runRestore},
 	"send":     {"send ether from a key file's account (e.g. gas money for a new organization's admin)", runSend},
 	"testnet":  {"run a local network: every node its own process (init first if needed)", runTestnet},
 	"usage":    {"transactions, gas and state written per organization over UTC days", runUsage},

@@ -260,6 +260,8 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		API:            c.API,
 		Org:            c.Org,
 		Index:          c.Index.config(home),
+		Home:           home,
+		Name:           c.Name,
 	}, nil
 }
 

@@ -71,6 +71,11 @@ type Config struct {
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
+	// Home is the node's home folder (config.json, genesis, keys), which
+	// a backup holds besides the data; "" on charter dev.
+	Home string
+	// Name is the node's name in its home config; "" on charter dev.
+	Name string
 }
 
 func (c *Config) ensureDefaults() {
@@ -138,6 +143,7 @@ type Node struct {
 	ins       *instruments
 
 	indexDelay *indexDelay // charter_index_delay_seconds; nil when no index
+	backup     backupState // the backup under way or last made (backup.go)
 
 	fatalOnce sync.Once
 	fatal     chan error // a reason the node cannot go on
