@@ -23,7 +23,6 @@ import (
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethdb"
-	"github.com/ethereum/go-ethereum/ethdb/pebble"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/trie"
 	"github.com/ethereum/go-ethereum/triedb"
@@ -75,7 +74,7 @@ func (o *Options) ensureDefaults() {
 // run concurrently with Commit; Commit calls are serialized.
 type Ledger struct {
 	spec   *chain.Spec
-	kv     *pebble.Database
+	kv     *kvStore
 	db     ethdb.Database
 	triedb *triedb.Database
 	sdb    state.Database
@@ -97,7 +96,7 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	kv, err := pebble.New(filepath.Join(dir, "chaindata"), opts.CacheMB, 256, "charter/db/", false)
+	kv, err := openKVStore(filepath.Join(dir, "chaindata"), opts.CacheMB, log)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", filepath.Join(dir, "chaindata"), err)
 	}
@@ -421,6 +420,31 @@ func (l *Ledger) StateAt(root common.Hash) (*state.StateDB, error) {
 
 // TrieDB is the trie node database, for Merkle proofs.
 func (l *Ledger) TrieDB() *triedb.Database { return l.triedb }
+
+// Checkpoint writes a consistent copy of the ledger into dir, which must
+// not exist, while the ledger keeps running: dir becomes a data directory
+// that Open accepts, at the height returned. Commits wait while the copy
+// is made, so it holds a whole height; the copy shares unchanged table
+// files with the store by hard links where the file system allows, and
+// costs little time or space then.
+func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	head := l.head.Load()
+	if head == nil {
+		return 0, errors.New("checkpoint: ledger has no head")
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return 0, fmt.Errorf("checkpoint: %s already exists; give a new directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("checkpoint: create %s: %w", dir, err)
+	}
+	if err := l.kv.checkpoint(filepath.Join(dir, "chaindata")); err != nil {
+		return 0, fmt.Errorf("checkpoint into %s: %w", dir, err)
+	}
+	return head.Number.Uint64(), nil
+}
 
 // Close flushes and closes the store.
 func (l *Ledger) Close() error {
