@@ -181,27 +181,8 @@ func contractUpgrade(args []string, stdout, stderr io.Writer) error {
 	if s.receipt == nil {
 		return printNoWait(stdout, sf, s)
 	}
-	logs := govLogs(s.receipt, "ProposalCreated")
-	if len(logs) == 0 || len(logs[0].Topics) < 2 {
-		return fmt.Errorf("transaction %s succeeded in block %s but made no ProposalCreated event", s.tx.Hash().Hex(), s.receipt.BlockNumber)
-	}
-	var ev struct {
-		Action  uint8
-		Org     string
-		Expires uint64
-		Memo    string
-	}
-	if err := system.Governance.UnpackIntoInterface(&ev, "ProposalCreated", logs[0].Data); err != nil {
-		return fmt.Errorf("ProposalCreated event: %v", err)
-	}
-	id := topicUint(logs[0].Topics[1])
-	if *sf.json {
-		return printValue(stdout, map[string]any{"tx": s.tx.Hash(), "block": s.receipt.BlockNumber.Uint64(), "proposal": id,
-			"action": system.ActUpgradeContract.CLIName(), "org": ev.Org, "proposer": s.from, "expires": ev.Expires})
-	}
-	_, err = fmt.Fprintf(stdout, "proposal %d: upgrade-contract %s to %s by %s, expires at height %d (vote with 'charter gov vote %d yes')\n",
-		id, name, addr.Hex(), ev.Org, ev.Expires, id)
-	return err
+	return printProposal(stdout, sf, s, system.ActUpgradeContract.CLIName(),
+		fmt.Sprintf("upgrade-contract %s to %s", name, addr.Hex()))
 }
 
 // ---- views ----

@@ -133,6 +133,14 @@ func govPropose(args []string, stdout, stderr io.Writer) error {
 	if s.receipt == nil {
 		return printNoWait(stdout, sf, s)
 	}
+	return printProposal(stdout, sf, s, name, name)
+}
+
+// printProposal prints the proposal a mined propose transaction made: its
+// id, what it does (what, e.g. "upgrade-contract Token to 0x…"), the
+// proposing organization and its expiry, or the same as JSON with action
+// named by action.
+func printProposal(stdout io.Writer, sf *sendFlags, s *sentTx, action, what string) error {
 	logs := govLogs(s.receipt, "ProposalCreated")
 	if len(logs) == 0 || len(logs[0].Topics) < 2 {
 		return fmt.Errorf("transaction %s succeeded in block %s but made no ProposalCreated event", s.tx.Hash().Hex(), s.receipt.BlockNumber)
@@ -149,9 +157,9 @@ func govPropose(args []string, stdout, stderr io.Writer) error {
 	id := topicUint(logs[0].Topics[1])
 	if *sf.json {
 		return printValue(stdout, map[string]any{"tx": s.tx.Hash(), "block": s.receipt.BlockNumber.Uint64(), "proposal": id,
-			"action": name, "org": ev.Org, "proposer": s.from, "expires": ev.Expires})
+			"action": action, "org": ev.Org, "proposer": s.from, "expires": ev.Expires})
 	}
-	_, err = fmt.Fprintf(stdout, "proposal %d: %s by %s, expires at height %d\n", id, name, ev.Org, ev.Expires)
+	_, err := fmt.Fprintf(stdout, "proposal %d: %s by %s, expires at height %d (vote with 'charter gov vote %d yes')\n", id, what, ev.Org, ev.Expires, id)
 	return err
 }
 

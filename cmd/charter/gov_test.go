@@ -281,7 +281,7 @@ func TestGovAddOrganizationCancelAndSetRoles(t *testing.T) {
 	out := mustRun(t, "gov", "propose", "add-organization", "--name", "org4", "--roots", roots, "--tier", "write", "--weight", "2",
 		"--admin", org4Admin.Hex(), "--node", nodeID.Hex(), "--fingerprint", "0x"+fp,
 		"--memo", "welcome org4", "--rpc", d.url, "--key", encKey, "--password-file", pwFile)
-	if !regexp.MustCompile(`^proposal 1: add-organization by dev, expires at height \d+\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^proposal 1: add-organization by dev, expires at height \d+ \(vote with 'charter gov vote 1 yes'\)\n$`).MatchString(out) {
 		t.Fatalf("propose printed %q", out)
 	}
 	// A second proposal, cancelled by another admin of the organization.

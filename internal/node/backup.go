@@ -29,7 +29,8 @@ import (
 //	home/...           the node's home folder outside its data directory:
 //	                   config.json, genesis, node key, TLS certificate and
 //	                   key, privacy key, whatever else the home holds
-//	data/chaindata/    the ledger: a checkpoint at a height boundary
+//	data/chaindata/    the ledger: a checkpoint at a height boundary (with
+//	data/statehistory/ the path scheme's state history beside it)
 //	data/private/      the private state: every privacy group's database as
 //	                   one point-in-time view, the tombstones of purged
 //	                   groups, the applier's cursor files
@@ -56,7 +57,6 @@ const (
 	BackupHomeDir  = "home"
 	BackupDataDir  = "data"
 	BackupFormat   = 1
-	backupLedger   = "chaindata"
 	backupRaftDir  = "raft"
 	backupLogsDir  = "logs"
 	maxBackupFiles = 1_000_000
@@ -235,8 +235,14 @@ func (n *Node) Backup(dir string) (m *BackupManifest, err error) {
 	if !ok {
 		return nil, errors.New("this build's ledger cannot make a checkpoint")
 	}
-	height, err := cp.Checkpoint(filepath.Join(data, backupLedger))
+	// The checkpoint is a data directory of its own (chaindata, state
+	// history): it is made aside, then its parts join the backup's.
+	ledgerDir := filepath.Join(dir, ".ledger")
+	height, err := cp.Checkpoint(ledgerDir)
 	if err != nil {
+		return nil, fmt.Errorf("ledger checkpoint: %w", err)
+	}
+	if err := mergeTree(ledgerDir, data); err != nil {
 		return nil, fmt.Errorf("ledger checkpoint: %w", err)
 	}
 	head := n.ledger.HeaderByNumber(height)
@@ -400,22 +406,42 @@ func copyTree(src, dst string, skip func(path string, d fs.DirEntry) bool) error
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		data, err := os.ReadFile(path)
+		err = copyFile(path, target)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			return nil // removed meanwhile
 		}
-		if err != nil {
-			return err
-		}
-		return writeFileSync(target, data, info.Mode().Perm())
+		return err
 	})
+}
+
+// copyFile copies one file, streaming, keeping its mode, and syncs the
+// copy. An open file is one version of a file replaced by renames.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	info, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, info.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // mergeTree moves the files under src into dst (which must not have

@@ -65,6 +65,8 @@ type HomeConfig struct {
 	API *HomeAPI `json:"api,omitempty"`
 	// Index is the SQL index of final blocks; nil or not enabled: none.
 	Index *HomeIndex `json:"index,omitempty"`
+	// State is how much past state the node keeps; nil: the default.
+	State *HomeState `json:"state,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -262,6 +264,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		Index:          c.Index.config(home),
 		Home:           home,
 		Name:           c.Name,
+		StateHistory:   c.State.history(),
 	}, nil
 }
 

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/cockroachdb/pebble/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -188,7 +188,7 @@ func Restore(from, home string, opts RestoreOptions) (*BackupManifest, error) {
 		rel, _ := filepath.Rel(home, data)
 		err = swapIn(home, func(stage string) error {
 			if existing {
-				if err := copyTree(home, stage, func(p string, d fs.DirEntry) bool { return d.IsDir() && p == data }); err != nil {
+				if err := linkTree(home, stage, func(p string, d fs.DirEntry) bool { return d.IsDir() && p == data }); err != nil {
 					return err
 				}
 			}
@@ -203,7 +203,7 @@ func Restore(from, home string, opts RestoreOptions) (*BackupManifest, error) {
 		if err = swapIn(data, func(stage string) error { return stageData(from, data, stage) }); err == nil {
 			err = swapIn(home, func(stage string) error {
 				if existing {
-					if err := copyTree(home, stage, nil); err != nil {
+					if err := linkTree(home, stage, nil); err != nil {
 						return err
 					}
 				}
@@ -356,16 +356,29 @@ func stageData(from, data, stage string) error {
 	if err := copyTree(filepath.Join(from, BackupDataDir), stage, nil); err != nil {
 		return err
 	}
-	logs := filepath.Join(data, backupLogsDir)
-	return filepath.WalkDir(logs, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, os.ErrNotExist) && p == logs {
-			return nil
-		}
+	return linkTree(filepath.Join(data, backupLogsDir), filepath.Join(stage, backupLogsDir), nil)
+}
+
+// linkTree puts the regular files under src at the same places under dst
+// by hard links (copies where links fail): the home's own files, which
+// the old tree's removal after the swap leaves in place. A missing src
+// links nothing.
+func linkTree(src, dst string, skip func(path string, d fs.DirEntry) bool) error {
+	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(data, p)
-		target := filepath.Join(stage, rel)
+		if skip != nil && skip(p, d) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o700)
 		}
@@ -375,14 +388,6 @@ func stageData(from, data, stage string) error {
 		if os.Link(p, target) == nil {
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return writeFileSync(target, raw, info.Mode().Perm())
+		return copyFile(p, target)
 	})
 }

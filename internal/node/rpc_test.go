@@ -216,6 +216,18 @@ func TestGatewayFollowsTheOriginPolicy(t *testing.T) {
 	if r.StatusCode != http.StatusNoContent || !strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key") {
 		t.Fatalf("preflight: %d, allow-headers %q", r.StatusCode, r.Header.Get("Access-Control-Allow-Headers"))
 	}
+	// A browser deletes an event stream with DELETE: the preflight admits it.
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+tn.RPCAddr()+StreamsPath+"/orders", nil)
+	req.Header.Set("Origin", "https://app.example.org")
+	req.Header.Set("Access-Control-Request-Method", "DELETE")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "DELETE") {
+		t.Fatalf("streams preflight for DELETE: %d, allow-methods %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Methods"))
+	}
 }
 
 // TestNodeRefusesOversizedHeaders: request headers past the listener's

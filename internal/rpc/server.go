@@ -124,7 +124,7 @@ func (s *Server) Handler() http.Handler {
 // refused, a preflight answered.
 func (s *Server) CORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.corsDone(w, r, "GET, POST, OPTIONS", "Content-Type, Authorization, Idempotency-Key") {
+		if s.corsDone(w, r, "GET, POST, DELETE, OPTIONS", "Content-Type, Authorization, Idempotency-Key") {
 			return
 		}
 		next.ServeHTTP(w, r)
