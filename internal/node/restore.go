@@ -303,6 +303,10 @@ func lockData(data string) (func(), error) {
 	return func() { lock.Close() }, nil
 }
 
+// restoreStep marks the steps of a restore for the crash tests, which
+// stop the process there.
+var restoreStep = func(string) {}
+
 // stagingName is the staging folder beside target.
 func stagingName(target string) string {
 	return filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".restoring")
@@ -327,10 +331,12 @@ func swapIn(target string, fill func(stage string) error) error {
 		os.RemoveAll(stage)
 		return err
 	}
+	restoreStep("staged")
 	if err := exchange(stage, target); err != nil {
 		os.RemoveAll(stage)
 		return err
 	}
+	restoreStep("swapped")
 	if err := syncDir(filepath.Dir(target)); err != nil {
 		return err
 	}
