@@ -23,6 +23,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/charter-ledger/charter/internal/chain"
@@ -34,6 +35,7 @@ func startLoad(t *testing.T, c *ethclient.Client, key *ecdsa.PrivateKey) (stop f
 	t.Helper()
 	signer := types.LatestSignerForChainID(big.NewInt(chain.DefaultChainID))
 	to := common.HexToAddress("0xBACC0F")
+	from := crypto.PubkeyToAddress(key.PublicKey)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	sent := 0
@@ -51,9 +53,17 @@ func startLoad(t *testing.T, c *ethclient.Client, key *ecdsa.PrivateKey) (stop f
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := c.SendTransaction(ctx, tx)
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
 				nonce++
 				sent++
+			default:
+				// Perhaps taken although the answer was lost: ask.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if n, err := c.PendingNonceAt(ctx, from); err == nil {
+					nonce = n
+				}
+				cancel()
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -218,7 +228,12 @@ func TestBackupUnderLoadRestoreRejoins(t *testing.T) {
 			}
 			// It rejoins: it reaches the others' head while the load goes on.
 			target := nodes[0].Ledger().Head().Number.Uint64() + 3
-			waitUntil(t, 60*time.Second, "the restored node to catch up", func() bool {
+			last := time.Now()
+			waitUntil(t, 60*time.Second, fmt.Sprintf("the restored node to catch up to %d", target), func() bool {
+				if time.Since(last) > 5*time.Second {
+					last = time.Now()
+					t.Logf("heads: node0 %d, restored %d, node2 %d", nodes[0].Ledger().Head().Number, restored.Ledger().Head().Number, nodes[2].Ledger().Head().Number)
+				}
 				return restored.Ledger().Head().Number.Uint64() >= target
 			})
 			sent := stop()

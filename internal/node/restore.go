@@ -16,8 +16,11 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus/raft"
+	"github.com/charter-ledger/charter/internal/durable"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/ledger"
 )
@@ -195,12 +198,12 @@ func Restore(from, home string, opts RestoreOptions) (*BackupManifest, error) {
 			if err := fillHome(from, stage); err != nil {
 				return err
 			}
-			return stageData(from, data, filepath.Join(stage, rel))
+			return stageData(from, data, filepath.Join(stage, rel), m, log)
 		})
 	} else {
 		// The data directory lies elsewhere: it is swapped first, then
 		// the home (a restore cut off between the two is run again).
-		if err = swapIn(data, func(stage string) error { return stageData(from, data, stage) }); err == nil {
+		if err = swapIn(data, func(stage string) error { return stageData(from, data, stage, m, log) }); err == nil {
 			err = swapIn(home, func(stage string) error {
 				if existing {
 					if err := linkTree(home, stage, nil); err != nil {
@@ -358,9 +361,14 @@ func fillHome(from, stage string) error {
 
 // stageData writes the backup's data directory into stage, with the
 // logs of the data directory being replaced (hard links, else copies).
-func stageData(from, data, stage string) error {
+func stageData(from, data, stage string, m *BackupManifest, log *slog.Logger) error {
 	if err := copyTree(filepath.Join(from, BackupDataDir), stage, nil); err != nil {
 		return err
+	}
+	if m.Engine == "raft" {
+		if err := raftRestoreTerm(filepath.Join(stage, backupRaftDir), log); err != nil {
+			return err
+		}
 	}
 	return linkTree(filepath.Join(data, backupLogsDir), filepath.Join(stage, backupLogsDir), nil)
 }
@@ -396,4 +404,34 @@ func linkTree(src, dst string, skip func(path string, d fs.DirEntry) bool) error
 		}
 		return copyFile(p, target)
 	})
+}
+
+// raftTermJump is how far a restored raft log's term moves on.
+const raftTermJump = 1 << 32
+
+// raftRestoreTerm moves the restored raft log's term far past any term the
+// node can have seen since the backup, with no vote cast in it. The node
+// may have voted in later terms before its data was lost: in a term of
+// its own past none of those, it cannot vote twice. And its first answer
+// to the leader, which believes it holds entries it acknowledged after
+// the backup, carries the higher term: the leader steps down, the others
+// elect a leader (the restored node, being behind, cannot win), and the
+// new leader sends it what it lacks.
+func raftRestoreTerm(dir string, log *slog.Logger) error {
+	w, err := raft.OpenWAL(durable.OSFS{}, dir, 0, log)
+	if err != nil {
+		return fmt.Errorf("raft log of the backup: %w", err)
+	}
+	hs, _, err := w.InitialState()
+	if err == nil {
+		term := hs.GetTerm() + raftTermJump
+		err = w.Save(&raftpb.HardState{Term: &term, Vote: new(uint64(0)), Commit: new(hs.GetCommit())}, nil, nil, true)
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("raft log of the backup: move its term on: %w", err)
+	}
+	return nil
 }
