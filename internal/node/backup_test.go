@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -393,5 +394,98 @@ func TestBackupAPIAnswersLoopbackOnly(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "absolute") {
 		t.Fatalf("relative folder: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// restoreChildEnv names the backup and the home of a restore that the
+// test binary runs as a child process, to be killed.
+const restoreChildEnv = "CHARTER_TEST_RESTORE_CHILD"
+
+// TestRestoreCrashChild is the child process of TestRestoreKilled: it
+// restores, pausing at each step so that the parent's kill lands in
+// every part of a restore.
+func TestRestoreCrashChild(t *testing.T) {
+	spec := os.Getenv(restoreChildEnv)
+	if spec == "" {
+		t.Skip("the child process of TestRestoreKilled")
+	}
+	from, home, _ := strings.Cut(spec, "|")
+	restoreStep = func(string) { time.Sleep(40 * time.Millisecond) }
+	if _, err := Restore(from, home, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestoreKilled: a restore killed (SIGKILL) at any instant leaves a
+// home that is either as it was or restored whole, whose node opens; the
+// next restore completes.
+func TestRestoreKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	home, dir, m := backupFixture(t, chain.DefaultChainID)
+	open := func() common.Hash {
+		t.Helper()
+		hc, err := LoadHomeConfig(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := hc.NodeConfig(home, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatalf("the node does not open after a killed restore: %v", err)
+		}
+		h := nd.Ledger().Head()
+		nd.Stop()
+		return h.Hash()
+	}
+	restoredOnce := false
+	for i, delay := range []time.Duration{0, 10, 25, 50, 80, 120, 160, 200, 250, 400} {
+		delay *= time.Millisecond
+		headBefore := open()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), restoreChildEnv+"="+dir+"|"+home)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		err := cmd.Wait()
+		killed := err != nil
+		if err != nil && !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("kill %d: the child failed by itself: %v\n%s", i, err, out.String())
+		}
+		after := open()
+		switch after {
+		case m.HeadHash:
+			restoredOnce = true
+		case headBefore:
+		default:
+			t.Fatalf("kill %d after %s (killed %v): the home's head is %s, neither as it was (%s) nor restored (%s)",
+				i, delay, killed, after, headBefore, m.HeadHash)
+		}
+		_, staged := os.Stat(stagingName(home))
+		t.Logf("kill %d after %s: killed %v, restored %v, staging folder left %v", i, delay, killed, after == m.HeadHash, staged == nil)
+		if _, err := os.Stat(stagingName(home)); err == nil && !killed {
+			t.Fatalf("kill %d: a finished restore left its staging folder", i)
+		}
+	}
+	if !restoredOnce {
+		// Every kill came before the swap: the last restore finishes it.
+		t.Log("no killed restore got to the swap")
+	}
+	if _, err := Restore(dir, home, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if h := open(); h != m.HeadHash {
+		t.Fatalf("restored head %s, want %s", h, m.HeadHash)
+	}
+	if _, err := os.Stat(stagingName(home)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the staging folder is left after a whole restore: %v", err)
 	}
 }
