@@ -220,6 +220,13 @@ func (n *Node) Backup(dir string) (m *BackupManifest, err error) {
 			return nil, fmt.Errorf("backup of %s: %w", sub, err)
 		}
 	}
+	// charter dev keeps its privacy key in the data directory.
+	if k := n.cfg.PrivacyKeyFile; k != "" && within(k, n.cfg.DataDir) {
+		rel, _ := filepath.Rel(n.cfg.DataDir, k)
+		if err := copyFile(k, filepath.Join(data, rel)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("backup of the privacy key: %w", err)
+		}
+	}
 	if err := n.aborted(); err != nil {
 		return nil, err
 	}
