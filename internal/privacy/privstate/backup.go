@@ -51,13 +51,14 @@ func (s *Store) Backup(dir string) error {
 			return fmt.Errorf("private state backup: %w", err)
 		}
 	}
-	names, err = s.fs.List(s.groupsDir())
+	groups, err := os.ReadDir(s.groupsDir())
 	if err != nil {
 		return fmt.Errorf("private state backup: list %s: %w", s.groupsDir(), err)
 	}
-	for _, name := range names {
+	for _, e := range groups {
+		name := e.Name()
 		group, ok := parseGroupName(name)
-		if !ok {
+		if !ok || !e.IsDir() {
 			continue
 		}
 		err := s.backupGroup(group, filepath.Join(dir, "groups", name))
