@@ -167,7 +167,7 @@ func (n *Node) BackupStatus() BackupStatus {
 }
 
 // checkBackupDir accepts an absolute folder that is missing or empty and
-// lies outside the data directory.
+// lies outside the data directory and the home.
 func (n *Node) checkBackupDir(dir string) error {
 	if dir == "" || !filepath.IsAbs(dir) {
 		return fmt.Errorf("backup folder %q is not an absolute path", dir)
@@ -176,6 +176,11 @@ func (n *Node) checkBackupDir(dir string) error {
 	data, _ := filepath.Abs(n.cfg.DataDir)
 	if within(dir, data) || within(data, dir) {
 		return fmt.Errorf("backup folder %s overlaps the data directory %s; choose a folder outside it", dir, data)
+	}
+	if n.cfg.Home != "" {
+		if home, err := filepath.Abs(n.cfg.Home); err == nil && (within(dir, home) || within(home, dir)) {
+			return fmt.Errorf("backup folder %s overlaps the node's home %s; choose a folder outside it (ideally on another disk)", dir, home)
+		}
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -295,8 +300,8 @@ func (n *Node) aborted() error {
 	}
 }
 
-// backupHome copies the home folder, but for the data directory and the
-// backup folder itself, into DIR/home.
+// backupHome copies the home folder, but for the data directory, into
+// DIR/home.
 func (n *Node) backupHome(dir string) error {
 	if n.cfg.Home == "" {
 		return nil
@@ -308,7 +313,7 @@ func (n *Node) backupHome(dir string) error {
 	data, _ := filepath.Abs(n.cfg.DataDir)
 	skip := func(path string, d fs.DirEntry) bool {
 		if d.IsDir() {
-			return path == data || path == dir
+			return path == data
 		}
 		return skipTemp(path, d)
 	}
