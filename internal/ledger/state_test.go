@@ -32,16 +32,22 @@ func commitNext(t testing.TB, l *Ledger, mutate func(st *state.StateDB)) *types.
 	if mutate != nil {
 		mutate(st)
 	}
+	block := buildNext(l, st)
+	if err := l.Commit(block, nil, st, nil); err != nil {
+		t.Fatalf("commit %d: %v", block.NumberU64(), err)
+	}
+	return block
+}
+
+// buildNext is the child of the head with the root of st.
+func buildNext(l *Ledger, st *state.StateDB) *types.Block {
+	head := l.Head()
 	number := new(big.Int).Add(head.Number, common.Big1)
 	time := head.Time + 1
 	root := st.IntermediateRoot(l.spec.Config.Rules(number, true, time))
 	header := &types.Header{ParentHash: head.Hash(), Number: number, Root: root, GasLimit: head.GasLimit,
 		Time: time, Difficulty: new(big.Int), BaseFee: head.BaseFee}
-	block := types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
-	if err := l.Commit(block, nil, st, nil); err != nil {
-		t.Fatalf("commit %d: %v", number, err)
-	}
-	return block
+	return types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
 }
 
 // setBalances gives account(i) balance value for every i in ids.

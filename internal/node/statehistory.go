@@ -10,7 +10,7 @@ import (
 )
 
 // ParseStateHistory reads a --state.history value: a number of past
-// blocks whose state the node keeps (at least 1), or "all" for every
+// blocks whose state the node keeps (1 to ledger.MaxStateHistory), or "all" for every
 // block's (an archive node). The result is a ledger.Options.StateHistory.
 func ParseStateHistory(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
@@ -18,8 +18,8 @@ func ParseStateHistory(s string) (uint64, error) {
 		return ledger.StateArchive, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 || n == ledger.StateArchive {
-		return 0, fmt.Errorf("state history %q: give a number of blocks (at least 1) or all", s)
+	if err != nil || n == 0 || n > ledger.MaxStateHistory {
+		return 0, fmt.Errorf("state history %q: give a number of blocks from 1 to %d, or all (every block's state, an archive node)", s, ledger.MaxStateHistory)
 	}
 	return n, nil
 }
