@@ -162,3 +162,50 @@ func TestDiskGrowthBounded(t *testing.T) {
 		reportGrowth(t, "hash (archive)", runHash, accounts)
 	}
 }
+
+// BenchmarkCommitHeight: one op is the commit of a height of 200 balance
+// updates scattered over 10,000 existing accounts, under the path scheme
+// (window of 128 heights) and the hash scheme (archive).
+func BenchmarkCommitHeight(b *testing.B) {
+	const accounts, perBlock = 10_000, 200
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{{"path", Options{CacheMB: 64, TrieCacheMB: 64}}, {"hash", Options{StateHistory: StateArchive, CacheMB: 64, TrieCacheMB: 64}}} {
+		b.Run(c.name, func(b *testing.B) {
+			spec, err := chain.DevSpec(5, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l, err := Open(b.TempDir(), spec, c.opts, quiet)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			next := func(k0 int, n int) {
+				st, err := l.StateAt(l.Head().Root)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for k := k0; k < k0+n; k++ {
+					st.SetBalance(account((k*7919)%accounts), uint256.NewInt(uint64(k+1)), 0)
+				}
+				block := buildNext(l, st)
+				b.StartTimer()
+				err = l.Commit(block, nil, st, nil)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			for k := 0; k < accounts; k += 1000 {
+				next(k, 1000)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				next(accounts+i*perBlock, perBlock)
+			}
+		})
+	}
+}

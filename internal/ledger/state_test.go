@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -131,5 +132,41 @@ func TestStateHistoryWindow(t *testing.T) {
 	}
 	if _, err := l.StateAt(blocks[0].Root()); !errors.Is(err, ErrStateNotKept) {
 		t.Fatalf("state of block 1 with window %d at head %d: err %v, want ErrStateNotKept", window, head+1, err)
+	}
+}
+
+// A checkpoint of a path-scheme ledger taken while it runs holds the
+// head's state on disk only up to the last merged height: it opens at its
+// height by replaying the rest, and refuses to open without a replay.
+func TestCheckpointReplaysToItsHeight(t *testing.T) {
+	spec := devSpec(t, 5)
+	opts := Options{StateHistory: 8, Replay: crashReplay}
+	l, err := Open(t.TempDir(), spec, opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for h := uint64(1); h <= 20; h++ {
+		commitNext(t, l, setBalances(h, crashBlock(h)...))
+	}
+	dir := filepath.Join(t.TempDir(), "copy")
+	height, err := l.Checkpoint(dir)
+	if err != nil || height != 20 {
+		t.Fatalf("checkpoint: height %d, %v", height, err)
+	}
+	commitNext(t, l, setBalances(21, crashBlock(21)...)) // the ledger goes on
+	if _, err := Open(dir, spec, Options{StateHistory: 8}, quiet); err == nil || !strings.Contains(err.Error(), "stopped uncleanly") {
+		t.Fatalf("open the checkpoint without a replay: %v", err)
+	}
+	c, err := Open(dir, spec, opts, quiet)
+	if err != nil {
+		t.Fatalf("open the checkpoint: %v", err)
+	}
+	defer c.Close()
+	if c.Head().Number.Uint64() != 20 || c.Head().Root != l.HeaderByNumber(20).Root {
+		t.Fatalf("checkpoint head %d %s", c.Head().Number, c.Head().Root)
+	}
+	if got := balance(t, c, c.Head().Root, crashMarker); got != 20 {
+		t.Fatalf("checkpoint marker balance %d", got)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -174,12 +173,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
 		StateHistory: cfg.StateHistory,
-		// The state of heights lost in an unclean stop is rebuilt by
-		// executing their blocks again.
-		Replay: func(l *ledger.Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error {
-			_, err := execution.New(cfg.Spec, l).Apply(parent, block, st)
-			return err
-		},
+		Replay:       LedgerReplay(cfg.Spec),
 	}, cfg.Logger)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("data directory %s is in use by another process: is this node running already?", cfg.DataDir)

@@ -6,8 +6,24 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
 )
+
+// LedgerReplay is the ledger.Options.Replay of a chain: it executes a
+// committed block again, so that Open rebuilds the state of the heights
+// an unclean stop (or a checkpoint taken while running) left out. Any
+// program that opens a data directory of a node should pass it.
+func LedgerReplay(spec *chain.Spec) ledger.ReplayFunc {
+	return func(l *ledger.Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error {
+		_, err := execution.New(spec, l).Apply(parent, block, st)
+		return err
+	}
+}
 
 // ParseStateHistory reads a --state.history value: a number of past
 // blocks whose state the node keeps (1 to ledger.MaxStateHistory), or "all" for every
