@@ -3,7 +3,10 @@
 // database. Everything written for one height becomes visible atomically:
 // the head pointer is the last write of a height and is synced to disk
 // before Commit returns, so a crash at any instant leaves the ledger at the
-// previous or the new height, never between.
+// previous or the new height, never between, with that height's state once
+// Open returns. Under the path scheme (the default, see scheme.go) the
+// state of the recent heights is held in memory and Open rebuilds what a
+// crash lost by executing those blocks again (Options.Replay).
 package ledger
 
 import (
