@@ -94,8 +94,8 @@ func runGrowth(t testing.TB, opts Options, accounts, updates, perBlock int) grow
 			if l, err = Open(dir, spec, opts, quiet); err != nil {
 				t.Fatal(err)
 			}
-			if os.Getenv("XEXP") != "" {
-				t.Logf("blocks %d chaindata %d statehistory %d commit %v", run.blocks, dirSize(t, filepath.Join(dir, "chaindata")), dirSize(t, filepath.Join(dir, "statehistory")), run.commit/time.Duration(run.blocks))
+			if testing.Verbose() {
+				t.Logf("%d updates, %d heights: %d bytes on disk, commit %v per height", done, run.blocks, run.sizes[len(run.sizes)-1], run.commit/time.Duration(run.blocks))
 			}
 		}
 	}
@@ -121,9 +121,6 @@ func growthSizes() (accounts, updates, perBlock int) {
 	if os.Getenv("CHARTER_SOAK") == "1" {
 		return 100_000, 1_000_000, 1000
 	}
-	if os.Getenv("XEXP_SMALL") == "1" {
-		return 2_000, 10_000, 500
-	}
 	// The first pass (150 heights) fills the window of 128 heights the
 	// path scheme holds in memory and journals at Close.
 	return 3_000, 30_000, 20
@@ -131,17 +128,13 @@ func growthSizes() (accounts, updates, perBlock int) {
 
 // Under the path scheme the store does not grow with updates of existing
 // accounts: after the first pass has created them, nine more passes of
-// updates leave it within 1.5 times its size (CHARTER_SOAK=1: 100,000
-// accounts and 1,000,000 updates, else 5,000 and 50,000).
+// updates leave it within 1.5 times its size. CHARTER_SOAK=1: 100,000
+// accounts, 1,000,000 updates, 1,000 a height, and the same run under the
+// hash scheme for comparison; else 3,000 accounts, 30,000 updates, 20 a
+// height (the curve is logged with -v).
 func TestDiskGrowthBounded(t *testing.T) {
 	accounts, updates, perBlock := growthSizes()
 	window := uint64(DefaultStateHistory)
-	if os.Getenv("XEXP_ARCHIVE") == "1" {
-		window = StateArchive
-	}
-	if w := os.Getenv("XEXP_WINDOW"); w != "" {
-		fmt.Sscan(w, &window)
-	}
 	buffer := 1 // MB: the small run's state is written out as a large one's
 	if os.Getenv("CHARTER_SOAK") == "1" {
 		buffer = 0
@@ -155,7 +148,7 @@ func TestDiskGrowthBounded(t *testing.T) {
 		first = run.sizes[1]
 	}
 	if float64(last) > 1.5*float64(first) {
-		t.Fatalf("store grew from %d to %d bytes (more than 1.5x) over %d updates of %d accounts", first, last, updates, accounts)
+		t.Errorf("store grew from %d to %d bytes (more than 1.5x) over %d updates of %d accounts", first, last, updates, accounts)
 	}
 	if os.Getenv("CHARTER_SOAK") == "1" {
 		runHash := runGrowth(t, Options{StateHistory: StateArchive, CacheMB: 32, TrieCacheMB: 32}, accounts, updates, perBlock)
