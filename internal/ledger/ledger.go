@@ -72,6 +72,12 @@ type Options struct {
 	// Open replay.
 	StateBufferMB int
 
+	// StateFlushHeights (path scheme) writes the whole state of the head
+	// to disk every so many heights (default 4096) when the write buffer
+	// has not filled, so that a crash never makes Open replay more; the
+	// window then restarts at that height.
+	StateFlushHeights uint64
+
 	// Replay executes block on st, the state of its parent, leaving the
 	// block's state in st (uncommitted). Open calls it to rebuild the
 	// heights whose state a crash lost (path scheme: the recent heights'
@@ -97,6 +103,9 @@ func (o *Options) ensureDefaults() {
 	if o.StateBufferMB == 0 {
 		o.StateBufferMB = 16
 	}
+	if o.StateFlushHeights == 0 {
+		o.StateFlushHeights = 4096
+	}
 }
 
 // testCrashPoint, set by tests only, is called at the points of Commit
@@ -116,6 +125,12 @@ type Ledger struct {
 
 	scheme schemeRecord
 	replay ReplayFunc
+
+	// Path scheme: the persistent state id of pathdb at the last height
+	// it moved, and that height; guarded by commitMu.
+	flushEvery    uint64
+	flushedID     uint64
+	flushedHeight uint64
 
 	// recent maps the state roots of the kept heights (path scheme) to
 	// the highest height with that root; heights below head-window are
@@ -145,15 +160,16 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 	}
 	db := rawdb.NewDatabase(kv)
 	l := &Ledger{
-		spec:     spec,
-		kv:       kv,
-		db:       db,
-		log:      log,
-		dir:      dir,
-		replay:   opts.Replay,
-		recent:   make(map[common.Hash]uint64),
-		blocks:   lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
-		receipts: lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
+		spec:       spec,
+		kv:         kv,
+		db:         db,
+		log:        log,
+		dir:        dir,
+		replay:     opts.Replay,
+		flushEvery: opts.StateFlushHeights,
+		recent:     make(map[common.Hash]uint64),
+		blocks:     lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
+		receipts:   lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
 	}
 	if err := l.openState(db, opts); err != nil {
 		kv.Close()
@@ -208,6 +224,12 @@ func (l *Ledger) openState(db ethdb.Database, opts Options) error {
 	}
 	l.scheme = use
 	l.triedb = newTrieDB(db, use, opts)
+	if use.scheme == schemePath {
+		// pathdb has read the layers journaled by the last Close; the
+		// journal would only take space until the next Close writes a
+		// new one (after a crash it is of no use).
+		rawdb.WriteTrieJournal(l.kv, []byte{})
+	}
 	codes := state.NewCodeDB(db)
 	l.sdb = state.NewDatabase(l.triedb, codes)
 	return nil
@@ -420,6 +442,9 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	}
 	l.head.Store(block.Header())
 	l.remember(root, number)
+	if l.scheme.scheme == schemePath {
+		l.flushIfDue(root, number)
+	}
 	return nil
 }
 

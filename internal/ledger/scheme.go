@@ -424,6 +424,32 @@ func (l *Ledger) rebuildState(head *types.Block) error {
 	return nil
 }
 
+// flushIfDue writes the whole state of the head to disk when pathdb has
+// not written any for StateFlushHeights heights (a small state never
+// fills its write buffer), bounding what a crash makes Open replay. It
+// runs after the head pointer is synced: a crash during it leaves the
+// state on disk at or below the head.
+func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
+	if id := rawdb.ReadPersistentStateID(l.kv); id != l.flushedID {
+		l.flushedID, l.flushedHeight = id, number
+		return
+	}
+	if number < l.flushedHeight+l.flushEvery {
+		return
+	}
+	parent := l.readBlock(number - 1)
+	if parent == nil || parent.Root() == root {
+		return // an unchanged state is no layer of its own; the next height
+	}
+	start := time.Now()
+	if err := l.triedb.Commit(root, false); err != nil {
+		l.log.Error("Could not write the state to disk; a crash now would replay more heights", "height", number, "err", err)
+		return
+	}
+	l.flushedID, l.flushedHeight = rawdb.ReadPersistentStateID(l.kv), number
+	l.log.Info("Wrote the state to disk; the window of past state restarts here", "height", number, "elapsed", time.Since(start).Round(time.Millisecond))
+}
+
 // commitReplayed commits the state of a block executed again into the
 // layers in memory.
 func (l *Ledger) commitReplayed(block *types.Block, st *state.StateDB) error {
