@@ -38,7 +38,13 @@ func crashOptions(scheme string) Options {
 	if scheme == "archive" {
 		return Options{StateHistory: StateArchive, CacheMB: 8, TrieCacheMB: 8}
 	}
-	return Options{StateHistory: 4, CacheMB: 8, TrieCacheMB: 8, Replay: crashReplay}
+	o := Options{StateHistory: 4, CacheMB: 8, TrieCacheMB: 8, Replay: crashReplay}
+	if scheme == "path-flushing" {
+		// The whole state written to disk every 5 heights: crashes land
+		// during and after those writes too.
+		o.StateFlushHeights = 5
+	}
+	return o
 }
 
 // TestCrashChild is the child process; it does nothing in a normal run.
@@ -142,7 +148,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs child processes")
 	}
-	for _, scheme := range []string{"path", "archive"} {
+	for _, scheme := range []string{"path", "path-flushing", "archive"} {
 		t.Run(scheme, func(t *testing.T) {
 			dir := t.TempDir()
 			rng := rand.New(rand.NewPCG(1, uint64(len(scheme))))
