@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,51 @@ func TestCheckpointReplaysToItsHeight(t *testing.T) {
 	}
 	if got := balance(t, c, c.Head().Root, crashMarker); got != 20 {
 		t.Fatalf("checkpoint marker balance %d", got)
+	}
+}
+
+// Reads of the window run while heights are committed: each state opened
+// answers its own height's balance, or reports an error (its layer
+// merged to disk meanwhile), never another height's.
+func TestStateAtDuringCommits(t *testing.T) {
+	l, err := Open(t.TempDir(), devSpec(t, 5), Options{StateHistory: 16, StateFlushHeights: 40, Replay: crashReplay}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			head := l.Head().Number.Uint64()
+			for back := uint64(0); back <= 20 && back <= head; back++ {
+				h := l.HeaderByNumber(head - back)
+				st, err := l.StateAt(h.Root)
+				if err != nil {
+					if !errors.Is(err, ErrStateNotKept) {
+						errs <- fmt.Errorf("state of block %d: %v", h.Number, err)
+						return
+					}
+					continue
+				}
+				if got := st.GetBalance(account(crashMarker)).Uint64(); got != h.Number.Uint64() && st.Error() == nil {
+					errs <- fmt.Errorf("block %d: marker balance %d", h.Number, got)
+					return
+				}
+			}
+		}
+	}()
+	for h := uint64(1); h <= 200; h++ {
+		commitNext(t, l, setBalances(h, crashBlock(h)...))
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 }
