@@ -121,7 +121,6 @@ type Ledger struct {
 	triedb *triedb.Database
 	sdb    state.Database
 	log    *slog.Logger
-	dir    string
 
 	scheme schemeRecord
 	replay ReplayFunc
@@ -164,7 +163,6 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 		kv:         kv,
 		db:         db,
 		log:        log,
-		dir:        dir,
 		replay:     opts.Replay,
 		flushEvery: opts.StateFlushHeights,
 		recent:     make(map[common.Hash]uint64),
@@ -355,7 +353,7 @@ func (l *Ledger) Head() *types.Header { return l.head.Load() }
 // then moves the head to it and syncs. The block must be the child of the
 // head (or the genesis of an empty ledger). st must be the state obtained
 // by executing the block; it is consumed.
-func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) (err error) {
+func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 
@@ -598,10 +596,12 @@ func (l *Ledger) TrieDB() *triedb.Database { return l.triedb }
 
 // Checkpoint writes a consistent copy of the ledger into dir, which must
 // not exist, while the ledger keeps running: dir becomes a data directory
-// that Open accepts, at the height returned. Commits wait while the copy
-// is made, so it holds a whole height; the copy shares unchanged table
-// files with the store by hard links where the file system allows, and
-// costs little time or space then.
+// (dir/chaindata) that Open accepts, at the height returned. Commits wait
+// while the copy is made, so it holds a whole height; the copy shares
+// unchanged table files with the store by hard links where the file
+// system allows, and costs little time or space then. Under the path
+// scheme the recent heights' state is in memory, not in the copy: Open
+// rebuilds it with Options.Replay (as after a crash).
 func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
@@ -618,7 +618,6 @@ func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
 	if err := l.kv.checkpoint(filepath.Join(dir, "chaindata")); err != nil {
 		return 0, fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
-
 	return head.Number.Uint64(), nil
 }
 
