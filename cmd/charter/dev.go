@@ -35,7 +35,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
 	indexOn := fs.Bool("index", true, "index final blocks into SQL: an SQLite file in the data directory (query with charter sql or POST /api/v1/sql); --index=false: no index")
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
-	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N, or all (archive) (default: what the data directory records, else 128)")
+	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N (1-128), or all (archive) (default: what the data directory records, else 128)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve the unlocked development accounts on an --http.addr other machines can reach")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: * when --http.addr is a loopback address, none otherwise)")

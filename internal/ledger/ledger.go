@@ -3,7 +3,10 @@
 // database. Everything written for one height becomes visible atomically:
 // the head pointer is the last write of a height and is synced to disk
 // before Commit returns, so a crash at any instant leaves the ledger at the
-// previous or the new height, never between.
+// previous or the new height, never between, with that height's state once
+// Open returns. Under the path scheme (the default, see scheme.go) the
+// state of the recent heights is held in memory and Open rebuilds what a
+// crash lost by executing those blocks again (Options.Replay).
 package ledger
 
 import (
@@ -57,11 +60,35 @@ type Options struct {
 	BlockCacheN int // recent blocks kept decoded; default 256
 
 	// StateHistory is the number of past heights whose state stays
-	// readable (and provable) besides the head's: StateArchive keeps
-	// every height's; zero keeps what the data directory records, or
-	// DefaultStateHistory for a new one or one of an earlier release.
+	// readable (and provable) besides the head's, at most
+	// MaxStateHistory: StateArchive keeps every height's; zero keeps what
+	// the data directory records, or DefaultStateHistory for a new one or
+	// one of an earlier release.
 	StateHistory uint64
+
+	// StateBufferMB bounds the state changes (path scheme) merged out of
+	// the window and waiting to be written to disk in one batch; default
+	// 16. It bounds how many heights beyond the window a crash makes
+	// Open replay.
+	StateBufferMB int
+
+	// StateFlushHeights (path scheme) writes the whole state of the head
+	// to disk every so many heights (default 4096) when the write buffer
+	// has not filled, so that a crash never makes Open replay more; the
+	// window then restarts at that height.
+	StateFlushHeights uint64
+
+	// Replay executes block on st, the state of its parent, leaving the
+	// block's state in st (uncommitted). Open calls it to rebuild the
+	// heights whose state a crash lost (path scheme: the recent heights'
+	// state is held in memory); without it such a directory does not
+	// open.
+	Replay ReplayFunc
 }
+
+// ReplayFunc re-executes a committed block; see Options.Replay. l is
+// the ledger being opened (its head is set, for block hashes).
+type ReplayFunc func(l *Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error
 
 func (o *Options) ensureDefaults() {
 	if o.CacheMB == 0 {
@@ -72,6 +99,12 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.BlockCacheN == 0 {
 		o.BlockCacheN = 256
+	}
+	if o.StateBufferMB == 0 {
+		o.StateBufferMB = 16
+	}
+	if o.StateFlushHeights == 0 {
+		o.StateFlushHeights = 4096
 	}
 }
 
@@ -88,13 +121,21 @@ type Ledger struct {
 	triedb *triedb.Database
 	sdb    state.Database
 	log    *slog.Logger
-	dir    string
 
 	scheme schemeRecord
-	hdb    state.Database // historical states of the path scheme; nil under the hash scheme
-	// stateRoot is the root of the state on disk under the path scheme
-	// (the head's once Open returns); guarded by commitMu.
-	stateRoot common.Hash
+	replay ReplayFunc
+
+	// Path scheme: the persistent state id of pathdb at the last height
+	// it moved, and that height; guarded by commitMu.
+	flushEvery    uint64
+	flushedID     uint64
+	flushedHeight uint64
+
+	// recent maps the state roots of the kept heights (path scheme) to
+	// the highest height with that root; heights below head-window are
+	// dropped at each Commit.
+	recentMu sync.RWMutex
+	recent   map[common.Hash]uint64
 
 	commitMu sync.Mutex
 	head     atomic.Pointer[types.Header]
@@ -116,15 +157,17 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", filepath.Join(dir, "chaindata"), err)
 	}
-	db := historyDB{Database: rawdb.NewDatabase(kv), dir: filepath.Join(dir, "statehistory")}
+	db := rawdb.NewDatabase(kv)
 	l := &Ledger{
-		spec:     spec,
-		kv:       kv,
-		db:       db,
-		log:      log,
-		dir:      dir,
-		blocks:   lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
-		receipts: lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
+		spec:       spec,
+		kv:         kv,
+		db:         db,
+		log:        log,
+		replay:     opts.Replay,
+		flushEvery: opts.StateFlushHeights,
+		recent:     make(map[common.Hash]uint64),
+		blocks:     lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
+		receipts:   lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
 	}
 	if err := l.openState(db, opts); err != nil {
 		kv.Close()
@@ -179,12 +222,14 @@ func (l *Ledger) openState(db ethdb.Database, opts Options) error {
 	}
 	l.scheme = use
 	l.triedb = newTrieDB(db, use, opts)
+	if use.scheme == schemePath {
+		// pathdb has read the layers journaled by the last Close; the
+		// journal would only take space until the next Close writes a
+		// new one (after a crash it is of no use).
+		rawdb.WriteTrieJournal(l.kv, []byte{})
+	}
 	codes := state.NewCodeDB(db)
 	l.sdb = state.NewDatabase(l.triedb, codes)
-	if use.scheme == schemePath {
-		l.hdb = state.NewHistoricDatabase(l.triedb, codes)
-		l.stateRoot = diskRoot(l.kv)
-	}
 	return nil
 }
 
@@ -224,13 +269,13 @@ func (l *Ledger) load() error {
 				genesis.Hash().TerminalString(), l.spec.ChainID())
 		}
 	} else {
-		if l.hdb == nil || l.stateRoot == types.EmptyRootHash {
+		if disk := diskRoot(l.kv); l.scheme.scheme == schemeHash || disk == types.EmptyRootHash {
 			// Built again on the store, to be committed into it.
 			if genesis, st, err = l.buildGenesis(l.sdb); err != nil {
 				return err
 			}
-		} else if l.stateRoot != genesis.Root() {
-			return fmt.Errorf("%w: store holds state %s and no chain", ErrCorrupt, l.stateRoot.TerminalString())
+		} else if disk != genesis.Root() {
+			return fmt.Errorf("%w: store holds state %s and no chain", ErrCorrupt, disk.TerminalString())
 		}
 		if err := l.Commit(genesis, nil, st, nil); err != nil {
 			return fmt.Errorf("write genesis: %w", err)
@@ -253,18 +298,11 @@ func (l *Ledger) load() error {
 	if head == nil || head.Hash() != hash {
 		return fmt.Errorf("%w: head block %d (%s) missing or differs", ErrCorrupt, number, hash.TerminalString())
 	}
-	if l.hdb != nil && l.stateRoot != head.Root() {
-		// A crash after the state of the next height was flushed and
-		// before its head pointer: one step back in the state history.
-		if ok, _ := l.triedb.Recoverable(head.Root()); !ok {
-			return fmt.Errorf("%w: state on disk %s is not the head block %d's (%s) nor can be taken back to it",
-				ErrCorrupt, l.stateRoot.TerminalString(), number, head.Root().TerminalString())
+	l.head.Store(head.Header())
+	if l.scheme.scheme == schemePath {
+		if err := l.rebuildState(head); err != nil {
+			return err
 		}
-		if err := l.triedb.Recover(head.Root()); err != nil {
-			return fmt.Errorf("%w: take the state back to head block %d: %v", ErrCorrupt, number, err)
-		}
-		l.log.Warn("State taken back to the head block after an interrupted commit", "height", number, "root", head.Root())
-		l.stateRoot = head.Root()
 	}
 	if _, err := state.New(head.Root(), l.sdb); err != nil {
 		return fmt.Errorf("%w: state of head block %d missing: %v", ErrCorrupt, number, err)
@@ -315,7 +353,7 @@ func (l *Ledger) Head() *types.Header { return l.head.Load() }
 // then moves the head to it and syncs. The block must be the child of the
 // head (or the genesis of an empty ledger). st must be the state obtained
 // by executing the block; it is consumed.
-func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) (err error) {
+func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 
@@ -336,35 +374,18 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	if root != block.Root() {
 		return fmt.Errorf("%w: block %d: state %s, header %s", ErrRootMismatch, number, root.TerminalString(), block.Root().TerminalString())
 	}
-	committed := false
-	if l.hdb == nil {
+	// Under the path scheme the state is now a layer in memory on top
+	// of its parent's; go-ethereum's pathdb merges the oldest layers
+	// beyond MaxStateHistory into the state on disk, which Open brings
+	// back up to the head by replaying blocks after a crash.
+	if l.scheme.scheme == schemeHash {
 		if err := l.triedb.Commit(root, false); err != nil {
 			return fmt.Errorf("flush state %d: %w", number, err)
 		}
-	} else if root != l.stateRoot {
-		// The height's state goes to disk now, before the head pointer
-		// (load takes it back if the pointer does not follow).
-		if err := l.triedb.Commit(root, false); err != nil {
-			return fmt.Errorf("flush state %d: %w", number, err)
-		}
-		committed = true
 	}
 	if testCrashPoint != nil {
 		testCrashPoint("state", number)
 	}
-	parentRoot := l.stateRoot
-	defer func() {
-		if committed && err != nil {
-			// The head stays; so must its state, for the next try.
-			if rerr := l.triedb.Recover(parentRoot); rerr != nil {
-				l.log.Error("State could not be taken back after a failed commit; restart the node", "height", number, "err", rerr)
-				return
-			}
-		}
-		if committed && err == nil {
-			l.stateRoot = root
-		}
-	}()
 
 	blockRLP, err := rlp.EncodeToBytes(block)
 	if err != nil {
@@ -418,6 +439,10 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 		l.receipts.Add(number, receipts)
 	}
 	l.head.Store(block.Header())
+	l.remember(root, number)
+	if l.scheme.scheme == schemePath {
+		l.flushIfDue(root, number)
+	}
 	return nil
 }
 
@@ -552,12 +577,16 @@ func (l *Ledger) TxLookup(hash common.Hash) (number uint64, index int, ok bool) 
 // not committable; one outside the kept window gives a
 // *StateNotKeptError (errors.Is ErrStateNotKept).
 func (l *Ledger) StateAt(root common.Hash) (*state.StateDB, error) {
-	st, err := state.New(root, l.sdb)
-	if err == nil || l.hdb == nil {
-		return st, err
+	if l.scheme.scheme == schemeHash {
+		return state.New(root, l.sdb)
 	}
-	if st, herr := state.New(root, l.hdb); herr == nil {
-		return st, nil
+	l.recentMu.RLock()
+	_, kept := l.recent[root]
+	l.recentMu.RUnlock()
+	if kept {
+		if st, err := state.New(root, l.sdb); err == nil {
+			return st, nil
+		}
 	}
 	return nil, &StateNotKeptError{Root: root, Window: l.scheme.window}
 }
@@ -567,10 +596,12 @@ func (l *Ledger) TrieDB() *triedb.Database { return l.triedb }
 
 // Checkpoint writes a consistent copy of the ledger into dir, which must
 // not exist, while the ledger keeps running: dir becomes a data directory
-// that Open accepts, at the height returned. Commits wait while the copy
-// is made, so it holds a whole height; the copy shares unchanged table
-// files with the store by hard links where the file system allows, and
-// costs little time or space then.
+// (dir/chaindata) that Open accepts, at the height returned. Commits wait
+// while the copy is made, so it holds a whole height; the copy shares
+// unchanged table files with the store by hard links where the file
+// system allows, and costs little time or space then. Under the path
+// scheme the recent heights' state is in memory, not in the copy: Open
+// rebuilds it with Options.Replay (as after a crash).
 func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
@@ -587,15 +618,6 @@ func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
 	if err := l.kv.checkpoint(filepath.Join(dir, "chaindata")); err != nil {
 		return 0, fmt.Errorf("checkpoint into %s: %w", dir, err)
 	}
-	// The state history files of the path scheme: no commit runs, and
-	// the last one waited for its history writes.
-	if hist := filepath.Join(l.dir, "statehistory"); l.hdb != nil {
-		if _, err := os.Stat(hist); err == nil {
-			if err := copyDir(hist, filepath.Join(dir, "statehistory")); err != nil {
-				return 0, fmt.Errorf("checkpoint state history into %s: %w", dir, err)
-			}
-		}
-	}
 	return head.Number.Uint64(), nil
 }
 
@@ -603,7 +625,15 @@ func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
 func (l *Ledger) Close() error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	err := l.triedb.Close()
+	var err error
+	if head := l.head.Load(); head != nil && l.scheme.scheme == schemePath {
+		// The layers in memory, written to disk so that the next Open
+		// has the window back without replaying.
+		err = l.triedb.Journal(head.Root)
+	}
+	if cerr := l.triedb.Close(); err == nil {
+		err = cerr
+	}
 	if cerr := l.kv.Close(); err == nil {
 		err = cerr
 	}

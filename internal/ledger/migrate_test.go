@@ -115,6 +115,7 @@ func TestMigrateFromHashScheme(t *testing.T) {
 	if got := strings.Count(logs.String(), "Moved the state to the path scheme"); got != 1 {
 		t.Fatalf("%d migration lines in the log:\n%s", got, logs.String())
 	}
+	t.Log(strings.TrimSpace(logs.String()))
 	if l.Head().Hash() != head.Hash() || l.Head().Root != head.Root {
 		t.Fatalf("head after migration %d %s, want %d %s", l.Head().Number, l.Head().Root, head.Number, head.Root)
 	}

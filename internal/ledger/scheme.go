@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/rawdb"
+	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethdb"
@@ -27,12 +25,16 @@ import (
 // How the world state is kept.
 //
 // The path scheme (go-ethereum's pathdb) keeps one copy of the state
-// trie, keyed by node path, overwritten in place, plus a bounded history
-// of reverse diffs: the store stops growing with the number of updates.
-// Every height is flushed to disk before its head pointer is written (no
-// state lives only in memory), so the crash promise of the package holds
-// as with the hash scheme; a crash after the state flush and before the
-// head pointer is undone at the next Open by one step of the history.
+// trie on disk, keyed by node path and overwritten in place, so the store
+// stops growing with the number of updates. The state of the recent
+// heights (the window, at most MaxStateHistory) is held in memory as
+// layers of changes on top of it; pathdb merges the oldest layer into
+// the disk copy as a new height arrives, and writes the merged changes
+// out in atomic batches. A clean Close journals the layers to disk. After
+// a crash the disk copy is some heights behind the head: Open replays
+// those heights' blocks (Options.Replay) and so the head's state is there
+// again, as the package promises; the window then starts at the replayed
+// heights.
 //
 // The hash scheme (go-ethereum's hashdb) keys every trie node by its hash
 // and never deletes one: every height's state stays readable and provable
@@ -45,6 +47,10 @@ const StateArchive = uint64(math.MaxUint64)
 // DefaultStateHistory is the number of past heights whose state is kept
 // when Options.StateHistory is zero and the data directory records none.
 const DefaultStateHistory = 128
+
+// MaxStateHistory is the largest window of the path scheme: the number of
+// layers go-ethereum's pathdb holds in memory.
+const MaxStateHistory = 128
 
 const (
 	schemeHash = "hash"
@@ -112,15 +118,6 @@ func readSchemeRecord(kv ethdb.KeyValueReader) (rec schemeRecord, found bool, er
 	return rec, false, fmt.Errorf("%w: state scheme record %q", ErrCorrupt, s)
 }
 
-// historyDB gives pathdb a directory for its state history files: the
-// ledger's database has no ancient store of its own.
-type historyDB struct {
-	ethdb.Database
-	dir string
-}
-
-func (h historyDB) AncientDatadir() (string, error) { return h.dir, nil }
-
 // newTrieDB opens the trie database of the given scheme over db.
 func newTrieDB(db ethdb.Database, rec schemeRecord, opts Options) *triedb.Database {
 	if rec.scheme == schemeHash {
@@ -129,18 +126,12 @@ func newTrieDB(db ethdb.Database, rec schemeRecord, opts Options) *triedb.Databa
 	return triedb.NewDatabase(db, &triedb.Config{PathDB: &pathdb.Config{
 		TrieCleanSize:  opts.TrieCacheMB << 20 / 2,
 		StateCleanSize: opts.TrieCacheMB << 20 / 2,
-		// Every height is flushed at once (see Commit); the buffer only
-		// holds one height's writes.
-		WriteBufferSize: 16 << 20,
-		NoAsyncFlush:    true,
-		// History of the window: reverse diffs of accounts and slots for
-		// historical reads, of trie nodes for historical proofs.
-		StateHistory:        rec.window,
-		TrienodeHistory:     int64(rec.window),
-		EnableStateIndexing: true,
-		// The indexer would otherwise wait for go-ethereum's own head
-		// block record, which the ledger does not write.
-		NoHistoryIndexDelay: true,
+		// Merged layers wait here until it is full, then go to disk in
+		// one batch: it bounds how many heights a crash makes Open
+		// replay beyond the window.
+		WriteBufferSize: opts.StateBufferMB << 20,
+		// No history on disk: the window is the layers in memory.
+		TrienodeHistory: -1,
 	}})
 }
 
@@ -161,6 +152,9 @@ func chooseScheme(rec schemeRecord, recorded, hasChain bool, opts Options) (use 
 	window := opts.StateHistory
 	if window == 0 {
 		window = DefaultStateHistory
+	}
+	if !archive && window > MaxStateHistory {
+		return use, false, fmt.Errorf("state history of %d blocks: at most %d under the path scheme; give all to keep every block's state", window, MaxStateHistory)
 	}
 	switch {
 	case !hasChain:
@@ -357,41 +351,135 @@ func (l *Ledger) storedHead() (uint64, common.Hash, error) {
 	return number, head.Root(), nil
 }
 
-// copyDir copies the regular files under src into dst (which must not
-// exist), keeping the tree; lock files are left out.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
+// rebuildState brings the state of the path scheme up to the head after
+// a crash, replaying the blocks above the highest height whose state is
+// there, and fills the window of kept roots.
+func (l *Ledger) rebuildState(head *types.Block) error {
+	number := head.NumberU64()
+	from := number
+	for {
+		b := l.readBlock(from)
+		if b == nil {
+			return fmt.Errorf("%w: block %d missing", ErrCorrupt, from)
 		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
+		if _, err := l.triedb.StateReader(b.Root()); err == nil {
+			break
 		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
+		if from == 0 {
+			break
 		}
-		if !d.Type().IsRegular() || d.Name() == "FLOCK" {
-			return nil
+		from--
+	}
+	start := time.Now()
+	next := from + 1
+	if from == 0 {
+		if _, err := l.triedb.StateReader(l.genesis.Root()); err != nil {
+			// Nothing merged to disk yet: the genesis state is built again.
+			if disk := diskRoot(l.kv); disk != types.EmptyRootHash {
+				return fmt.Errorf("%w: state on disk %s is not of any block", ErrCorrupt, disk.TerminalString())
+			}
+			_, st, err := l.buildGenesis(l.sdb)
+			if err != nil {
+				return err
+			}
+			if err := l.commitReplayed(l.genesis, st); err != nil {
+				return err
+			}
+			next = 0 // counted below as rebuilt
 		}
-		in, err := os.Open(path)
-		if err != nil {
-			return err
+	}
+	if next <= number {
+		if l.replay == nil && max(next, 1) <= number {
+			return fmt.Errorf("%w: the state of heights %d to %d was lost when the node stopped uncleanly; it is rebuilt from their blocks by a node (Options.Replay)",
+				ErrCorrupt, max(next, 1), number)
 		}
-		defer in.Close()
-		out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
+		for n := max(next, 1); n <= number; n++ {
+			parent, block := l.readBlock(n-1), l.readBlock(n)
+			if parent == nil || block == nil {
+				return fmt.Errorf("%w: block %d missing", ErrCorrupt, n)
+			}
+			st, err := state.New(parent.Root(), l.sdb)
+			if err != nil {
+				return fmt.Errorf("%w: state of block %d: %v", ErrCorrupt, n-1, err)
+			}
+			if err := l.replay(l, parent.Header(), block, st); err != nil {
+				return fmt.Errorf("rebuild the state of block %d: %w", n, err)
+			}
+			if err := l.commitReplayed(block, st); err != nil {
+				return err
+			}
 		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
+		l.log.Warn("Rebuilt the state lost when the node stopped uncleanly, by executing the blocks again",
+			"from", next, "to", number, "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	low := uint64(0)
+	if number > l.scheme.window {
+		low = number - l.scheme.window
+	}
+	for n := low; n <= number; n++ {
+		if b := l.readBlock(n); b != nil {
+			l.remember(b.Root(), n)
 		}
-		if err := out.Sync(); err != nil {
-			out.Close()
-			return err
+	}
+	return nil
+}
+
+// flushIfDue writes the whole state of the head to disk when pathdb has
+// not written any for StateFlushHeights heights (a small state never
+// fills its write buffer), bounding what a crash makes Open replay. It
+// runs after the head pointer is synced: a crash during it leaves the
+// state on disk at or below the head.
+func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
+	if id := rawdb.ReadPersistentStateID(l.kv); id != l.flushedID {
+		l.flushedID, l.flushedHeight = id, number
+		return
+	}
+	if number < l.flushedHeight+l.flushEvery {
+		return
+	}
+	parent := l.readBlock(number - 1)
+	if parent == nil || parent.Root() == root {
+		return // an unchanged state is no layer of its own; the next height
+	}
+	start := time.Now()
+	if err := l.triedb.Commit(root, false); err != nil {
+		l.log.Error("Could not write the state to disk; a crash now would replay more heights", "height", number, "err", err)
+		return
+	}
+	l.flushedID, l.flushedHeight = rawdb.ReadPersistentStateID(l.kv), number
+	l.log.Info("Wrote the state to disk; the window of past state restarts here", "height", number, "elapsed", time.Since(start).Round(time.Millisecond))
+}
+
+// commitReplayed commits the state of a block executed again into the
+// layers in memory.
+func (l *Ledger) commitReplayed(block *types.Block, st *state.StateDB) error {
+	root, err := st.Commit(l.spec.Config.Rules(block.Number(), true, block.Time()), block.NumberU64())
+	if err != nil {
+		return fmt.Errorf("commit the rebuilt state of block %d: %w", block.NumberU64(), err)
+	}
+	if root != block.Root() {
+		return fmt.Errorf("%w: block %d rebuilt: state %s, header %s", ErrRootMismatch, block.NumberU64(), root.TerminalString(), block.Root().TerminalString())
+	}
+	return nil
+}
+
+// remember adds a kept root at height n and forgets the roots of heights
+// that left the window.
+func (l *Ledger) remember(root common.Hash, n uint64) {
+	if l.scheme.scheme != schemePath {
+		return
+	}
+	l.recentMu.Lock()
+	defer l.recentMu.Unlock()
+	if old, ok := l.recent[root]; !ok || old < n {
+		l.recent[root] = n
+	}
+	if n > l.scheme.window {
+		floor := n - l.scheme.window
+		for r, h := range l.recent {
+			if h < floor {
+				delete(l.recent, r)
+			}
 		}
-		return out.Close()
-	})
+	}
 }

@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,16 +34,22 @@ func commitNext(t testing.TB, l *Ledger, mutate func(st *state.StateDB)) *types.
 	if mutate != nil {
 		mutate(st)
 	}
+	block := buildNext(l, st)
+	if err := l.Commit(block, nil, st, nil); err != nil {
+		t.Fatalf("commit %d: %v", block.NumberU64(), err)
+	}
+	return block
+}
+
+// buildNext is the child of the head with the root of st.
+func buildNext(l *Ledger, st *state.StateDB) *types.Block {
+	head := l.Head()
 	number := new(big.Int).Add(head.Number, common.Big1)
 	time := head.Time + 1
 	root := st.IntermediateRoot(l.spec.Config.Rules(number, true, time))
 	header := &types.Header{ParentHash: head.Hash(), Number: number, Root: root, GasLimit: head.GasLimit,
 		Time: time, Difficulty: new(big.Int), BaseFee: head.BaseFee}
-	block := types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
-	if err := l.Commit(block, nil, st, nil); err != nil {
-		t.Fatalf("commit %d: %v", number, err)
-	}
-	return block
+	return types.NewBlock(header, &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
 }
 
 // setBalances gives account(i) balance value for every i in ids.
@@ -125,5 +133,87 @@ func TestStateHistoryWindow(t *testing.T) {
 	}
 	if _, err := l.StateAt(blocks[0].Root()); !errors.Is(err, ErrStateNotKept) {
 		t.Fatalf("state of block 1 with window %d at head %d: err %v, want ErrStateNotKept", window, head+1, err)
+	}
+}
+
+// A checkpoint of a path-scheme ledger taken while it runs holds the
+// head's state on disk only up to the last merged height: it opens at its
+// height by replaying the rest, and refuses to open without a replay.
+func TestCheckpointReplaysToItsHeight(t *testing.T) {
+	spec := devSpec(t, 5)
+	opts := Options{StateHistory: 8, Replay: crashReplay}
+	l, err := Open(t.TempDir(), spec, opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for h := uint64(1); h <= 20; h++ {
+		commitNext(t, l, setBalances(h, crashBlock(h)...))
+	}
+	dir := filepath.Join(t.TempDir(), "copy")
+	height, err := l.Checkpoint(dir)
+	if err != nil || height != 20 {
+		t.Fatalf("checkpoint: height %d, %v", height, err)
+	}
+	commitNext(t, l, setBalances(21, crashBlock(21)...)) // the ledger goes on
+	if _, err := Open(dir, spec, Options{StateHistory: 8}, quiet); err == nil || !strings.Contains(err.Error(), "stopped uncleanly") {
+		t.Fatalf("open the checkpoint without a replay: %v", err)
+	}
+	c, err := Open(dir, spec, opts, quiet)
+	if err != nil {
+		t.Fatalf("open the checkpoint: %v", err)
+	}
+	defer c.Close()
+	if c.Head().Number.Uint64() != 20 || c.Head().Root != l.HeaderByNumber(20).Root {
+		t.Fatalf("checkpoint head %d %s", c.Head().Number, c.Head().Root)
+	}
+	if got := balance(t, c, c.Head().Root, crashMarker); got != 20 {
+		t.Fatalf("checkpoint marker balance %d", got)
+	}
+}
+
+// Reads of the window run while heights are committed: each state opened
+// answers its own height's balance, or reports an error (its layer
+// merged to disk meanwhile), never another height's.
+func TestStateAtDuringCommits(t *testing.T) {
+	l, err := Open(t.TempDir(), devSpec(t, 5), Options{StateHistory: 16, StateFlushHeights: 40, Replay: crashReplay}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			head := l.Head().Number.Uint64()
+			for back := uint64(0); back <= 20 && back <= head; back++ {
+				h := l.HeaderByNumber(head - back)
+				st, err := l.StateAt(h.Root)
+				if err != nil {
+					if !errors.Is(err, ErrStateNotKept) {
+						errs <- fmt.Errorf("state of block %d: %v", h.Number, err)
+						return
+					}
+					continue
+				}
+				if got := st.GetBalance(account(crashMarker)).Uint64(); got != h.Number.Uint64() && st.Error() == nil {
+					errs <- fmt.Errorf("block %d: marker balance %d", h.Number, got)
+					return
+				}
+			}
+		}
+	}()
+	for h := uint64(1); h <= 200; h++ {
+		commitNext(t, l, setBalances(h, crashBlock(h)...))
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 }

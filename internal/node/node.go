@@ -177,7 +177,10 @@ func New(cfg Config) (*Node, error) {
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
 	}
-	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{StateHistory: cfg.StateHistory}, cfg.Logger)
+	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
+		StateHistory: cfg.StateHistory,
+		Replay:       LedgerReplay(cfg.Spec),
+	}, cfg.Logger)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("data directory %s is in use by another process: is this node running already?", cfg.DataDir)
 	}

@@ -6,11 +6,27 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/ledger"
 )
 
+// LedgerReplay is the ledger.Options.Replay of a chain: it executes a
+// committed block again, so that Open rebuilds the state of the heights
+// an unclean stop (or a checkpoint taken while running) left out. Any
+// program that opens a data directory of a node should pass it.
+func LedgerReplay(spec *chain.Spec) ledger.ReplayFunc {
+	return func(l *ledger.Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error {
+		_, err := execution.New(spec, l).Apply(parent, block, st)
+		return err
+	}
+}
+
 // ParseStateHistory reads a --state.history value: a number of past
-// blocks whose state the node keeps (at least 1), or "all" for every
+// blocks whose state the node keeps (1 to ledger.MaxStateHistory), or "all" for every
 // block's (an archive node). The result is a ledger.Options.StateHistory.
 func ParseStateHistory(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
@@ -18,8 +34,8 @@ func ParseStateHistory(s string) (uint64, error) {
 		return ledger.StateArchive, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 || n == ledger.StateArchive {
-		return 0, fmt.Errorf("state history %q: give a number of blocks (at least 1) or all", s)
+	if err != nil || n == 0 || n > ledger.MaxStateHistory {
+		return 0, fmt.Errorf("state history %q: give a number of blocks from 1 to %d, or all (every block's state, an archive node)", s, ledger.MaxStateHistory)
 	}
 	return n, nil
 }

@@ -14,7 +14,7 @@ func TestStateHistoryValues(t *testing.T) {
 			t.Fatalf("ParseStateHistory(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"0", "-1", "x", "", "18446744073709551615"} {
+	for _, in := range []string{"0", "-1", "x", "", "129", "18446744073709551615"} {
 		if _, err := ParseStateHistory(in); err == nil {
 			t.Fatalf("ParseStateHistory(%q) accepted", in)
 		}
