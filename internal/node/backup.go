@@ -29,8 +29,9 @@ import (
 //	home/...           the node's home folder outside its data directory:
 //	                   config.json, genesis, node key, TLS certificate and
 //	                   key, privacy key, whatever else the home holds
-//	data/chaindata/    the ledger: a checkpoint at a height boundary (with
-//	data/statehistory/ the path scheme's state history beside it)
+//	data/chaindata/    the ledger: a checkpoint at a height boundary (what
+//	                   Ledger.Checkpoint writes; the recent heights' state
+//	                   of the path scheme is rebuilt by a replay at start)
 //	data/private/      the private state: every privacy group's database as
 //	                   one point-in-time view, the tombstones of purged
 //	                   groups, the applier's cursor files
