@@ -410,6 +410,23 @@ func TestRestoreCrashChild(t *testing.T) {
 		t.Skip("the child process of TestRestoreKilled")
 	}
 	from, home, _ := strings.Cut(spec, "|")
+	if from == "hold" {
+		// A node on home, in this process, until the parent kills it.
+		hc, err := LoadHomeConfig(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := hc.NodeConfig(home, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(cfg); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("holding")
+		time.Sleep(time.Minute)
+		return
+	}
 	restoreStep = func(string) { time.Sleep(40 * time.Millisecond) }
 	if _, err := Restore(from, home, RestoreOptions{}); err != nil {
 		t.Fatal(err)
@@ -442,6 +459,49 @@ func TestRestoreKilled(t *testing.T) {
 		nd.Stop()
 		return h.Hash()
 	}
+	// A node of another process on the home: refused.
+	hold := exec.Command(os.Args[0], "-test.run=^TestRestoreCrashChild$", "-test.count=1", "-test.v")
+	hold.Env = append(os.Environ(), restoreChildEnv+"=hold|"+home)
+	stdout, err := hold.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		var seen []byte
+		for {
+			n, err := stdout.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if bytes.Contains(seen, []byte("holding")) {
+				held <- true
+				io.Copy(io.Discard, stdout)
+				return
+			}
+			if err != nil {
+				held <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-held:
+		if !ok {
+			t.Fatal("the child node did not open")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child node did not open in 30s")
+	}
+	_, err = Restore(dir, home, RestoreOptions{})
+	hold.Process.Kill()
+	hold.Wait()
+	if err == nil || !strings.Contains(err.Error(), "a node is running") {
+		t.Fatalf("restore under a node of another process: %v", err)
+	}
+
 	restoredOnce := false
 	for i, delay := range []time.Duration{0, 10, 25, 50, 80, 120, 160, 200, 250, 400} {
 		delay *= time.Millisecond
