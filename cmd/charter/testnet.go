@@ -253,8 +253,12 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 			n.delay = restartDelay(n.delay, time.Since(n.started))
 			n.restarts++
 			due[i] = time.Now().Add(n.delay)
-			fmt.Fprintf(stderr, "charter testnet: %s (pid %d) %s; restart %d in %s (see %s: %s)\n",
-				n.name, n.cmd.Process.Pid, st, n.restarts, n.delay, log, lastLine(log))
+			why := "see " + log
+			if st.Exited() { // a node that stops by itself says why in its last line
+				why += ": " + lastLine(log)
+			}
+			fmt.Fprintf(stderr, "charter testnet: %s (pid %d) %s; restart %d in %s (%s)\n",
+				n.name, n.cmd.Process.Pid, st, n.restarts, n.delay, why)
 		case <-timer:
 		}
 		// Restart the nodes whose delay has passed; arm the timer for the next.
