@@ -44,7 +44,7 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 	}
 	return &networkFlags{
 		validators:   fs.Int("validators", 4, "number of validator nodes"),
-		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
+		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain, serve RPC and forward transactions but never vote (raft: learners; bft, poa: nodes of a read-tier organization, observers)"),
 		engine:       fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
 		orgs:         fs.Int("orgs", 0, "spread the validators over this many organizations (default: one per validator)"),
 		devAccounts:  fs.Bool("dev-accounts", devDefault, devUsage),

@@ -29,8 +29,12 @@ type InitOptions struct {
 	// Validators is the number of validator nodes (node0 ...).
 	Validators int
 	// Observers is the number of observer nodes after the validators: they
-	// follow the chain and serve RPC but never vote (raft learners, the
-	// read tier). Only raft has them yet.
+	// follow the chain, serve RPC and forward transactions but never vote.
+	// On raft they are learners of the validators' organizations; on bft
+	// and poa they are the nodes of one more organization, ObserverOrg, of
+	// the read tier (which may never run a validator), and follow the
+	// chain by checking the validators' certificates (bft) or seals and
+	// votes (poa).
 	Observers int
 	// Orgs spreads the validators over this many organizations, node i
 	// in organization i mod Orgs. 0 means one per validator.
@@ -92,6 +96,10 @@ type InitNode struct {
 	Config    HomeConfig
 }
 
+// ObserverOrg names the read-tier organization InitNetwork makes for the
+// observers of a bft or poa network.
+const ObserverOrg = "observers"
+
 // Init file names inside the output folder and each home.
 const (
 	GenesisFile = "genesis.json"
@@ -146,14 +154,23 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		return nil, nil, err
 	}
 
-	// Organizations and their CAs.
-	cas := make([]*identity.CA, opts.Orgs)
+	// Organizations and their CAs: the validators' (validate tier), and on
+	// bft and poa one of the read tier for the observers.
+	numOrgs := opts.Orgs
+	readOrg := opts.Observers > 0 && opts.Engine != "raft"
+	if readOrg {
+		numOrgs++
+	}
+	cas := make([]*identity.CA, numOrgs)
 	gov := &system.GenesisSpec{}
 	fundAlloc := types.GenesisAlloc{}
-	orgs := make([]chain.Organization, opts.Orgs)
-	privKeys := make([]*privacy.PrivateKey, opts.Orgs)
+	orgs := make([]chain.Organization, numOrgs)
+	privKeys := make([]*privacy.PrivateKey, numOrgs)
 	for k := range cas {
-		name := "org" + strconv.Itoa(k)
+		name, tier, roles := "org"+strconv.Itoa(k), chain.TierValidate, []string{"read", "write", "admin"}
+		if k == opts.Orgs {
+			name, tier, roles = ObserverOrg, chain.TierRead, []string{"read", "admin"}
+		}
 		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name, opts.Password)
 		if err != nil {
 			return nil, nil, err
@@ -161,26 +178,36 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if privKeys[k], err = NewOrgPrivacyKey(filepath.Join(dir, orgsDir, name)); err != nil {
 			return nil, nil, err
 		}
-		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: []string{"read", "write", "admin"}})
+		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: roles})
 		fundAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
-		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
+		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: tier}
 		setOrgPrivacyKey(&orgs[k], privKeys[k].Public())
+	}
+	// orgOf is the organization of node i: validators in turn over the
+	// validators' organizations, observers in the read tier's when there
+	// is one.
+	orgOf := func(i int) int {
+		if readOrg && i >= opts.Validators {
+			return opts.Orgs
+		}
+		return i % opts.Orgs
 	}
 
 	// Nodes: keys and certificates.
 	nodes := make([]InitNode, total)
 	for i := range nodes {
 		nd := &nodes[i]
-		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
-		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[i%opts.Orgs], opts.Password)
+		k := orgOf(i)
+		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[k].Name, filepath.Join(dir, nodeName(i))
+		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[k], opts.Password)
 		if err != nil {
 			return nil, nil, err
 		}
 		nd.ID = id
 		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: id, Org: nd.Org, Fingerprint: fp})
 		fundAlloc[id] = types.Account{Balance: new(big.Int).Set(NodeBalance)}
-		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[i%opts.Orgs], opts.Password); err != nil {
+		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[k], opts.Password); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -203,7 +230,7 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			learners = append(learners, nd.ID)
 		}
 	}
-	if len(learners) > 0 {
+	if len(learners) > 0 && !readOrg {
 		params, err := json.Marshal(map[string]any{"learners": learners})
 		if err != nil {
 			return nil, nil, err
@@ -286,8 +313,6 @@ func (o *InitOptions) defaults() error {
 		return fmt.Errorf("--validators %d: want 1 to 64", o.Validators)
 	case o.Observers < 0 || o.Observers > 64:
 		return fmt.Errorf("--observers %d: want 0 to 64", o.Observers)
-	case o.Observers > 0 && o.Engine != "raft":
-		return fmt.Errorf("--observers: only raft has observer nodes (learners) yet, not %s", o.Engine)
 	}
 	switch o.Engine {
 	case "raft", "bft", "poa":
@@ -314,8 +339,8 @@ func (o *InitOptions) defaults() error {
 		if *p.v == 0 {
 			*p.v = p.def
 		}
-		if *p.v < 1 || *p.v+o.Validators-1 > 65535 {
-			return fmt.Errorf("%s %d: node ports %d..%d are not all port numbers", p.name, *p.v, *p.v, *p.v+o.Validators-1)
+		if last := *p.v + o.Validators + o.Observers - 1; *p.v < 1 || last > 65535 {
+			return fmt.Errorf("%s %d: node ports %d..%d are not all port numbers", p.name, *p.v, *p.v, last)
 		}
 	}
 	return nil
