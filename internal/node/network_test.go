@@ -42,9 +42,17 @@ type netNode struct {
 // every node in this process, linked over real mTLS on 127.0.0.1.
 func startNetwork(t *testing.T, engine string, n int) []*netNode {
 	t.Helper()
+	return startNetworkObservers(t, engine, n, 0)
+}
+
+// startNetworkObservers is startNetwork with observers after the
+// validators (InitOptions.Observers).
+func startNetworkObservers(t *testing.T, engine string, n, observers int) []*netNode {
+	t.Helper()
 	dir := t.TempDir()
-	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
-		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
+	total := n + observers
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Observers: observers, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
+		RPCPort: freePortBase(t, total), P2PPort: freePortBase(t, total), MetricsPort: freePortBase(t, total)})
 	if err != nil {
 		t.Fatal(err)
 	}

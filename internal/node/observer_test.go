@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"math/big"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/rpc"
+	"github.com/charter-ledger/charter/internal/system"
+)
+
+// TestObservers runs four validators and one observer of each leaderless
+// engine in one process. The observer is a node of a read-tier
+// organization: it follows every block with the same hashes, answers
+// JSON-RPC, forwards the transactions sent to it, signs no consensus
+// message, and the validators go on without it.
+func TestObservers(t *testing.T) {
+	for _, engine := range []string{"bft", "poa"} {
+		t.Run(engine, func(t *testing.T) { testObserver(t, engine) })
+	}
+}
+
+func testObserver(t *testing.T, engine string) {
+	const vals = 4
+	nodes := startNetworkObservers(t, engine, vals, 1)
+	obs := nodes[vals]
+
+	// The registry has it in the read tier, not in the validator set.
+	reg, _, err := obs.registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn, ok := reg.Node(obs.Self())
+	org, _ := reg.Org(rn.Org)
+	if !ok || rn.Validator || rn.Org != ObserverOrg || org.Tier != system.TierRead {
+		t.Fatalf("observer in the registry: %+v (listed %v), organization %+v", rn, ok, org)
+	}
+	if slices.Contains(reg.Validators(), obs.Self()) {
+		t.Fatal("the observer is a validator")
+	}
+	waitUntil(t, 30*time.Second, "every node connected to every other", func() bool {
+		for _, nd := range nodes {
+			if nd.PeerCount() != vals {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Transactions sent to the observer are committed.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	accts, _ := chain.DevAccounts(2)
+	signer := types.LatestSignerForChainID(big.NewInt(chain.DefaultChainID))
+	to := common.HexToAddress("0x0B5E55")
+	send := func(c interface {
+		SendTransaction(context.Context, *types.Transaction) error
+	}, from int, nonce uint64) common.Hash {
+		tx := types.MustSignNewTx(accts[from].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(chain.DefaultChainID),
+			Nonce: nonce, Gas: 21000, GasFeeCap: big.NewInt(1), To: &to, Value: big.NewInt(1)})
+		if err := c.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		return tx.Hash()
+	}
+	var hashes []common.Hash
+	for nonce := uint64(0); nonce < 5; nonce++ {
+		hashes = append(hashes, send(obs.client, 0, nonce))
+	}
+	for _, nd := range nodes {
+		for _, h := range hashes {
+			waitUntil(t, 60*time.Second, "receipt of "+h.Hex()+" on every node", func() bool {
+				r, err := nd.client.TransactionReceipt(ctx, h)
+				return err == nil && r.Status == types.ReceiptStatusSuccessful
+			})
+		}
+	}
+	// It answers eth_blockNumber and eth_getBalance.
+	bn, err := obs.client.BlockNumber(ctx)
+	if err != nil || bn == 0 {
+		t.Fatalf("eth_blockNumber on the observer: %d %v", bn, err)
+	}
+	if bal, err := obs.client.BalanceAt(ctx, to, nil); err != nil || bal.Int64() != int64(len(hashes)) {
+		t.Fatalf("eth_getBalance on the observer: %v %v, want %d", bal, err, len(hashes))
+	}
+	// Same block at every height, up to a height every node reached.
+	target := nodes[0].Chain().Head().Number.Uint64()
+	waitUntil(t, 30*time.Second, "the observer at the validators' height", func() bool {
+		return obs.Chain().Head().Number.Uint64() >= target
+	})
+	for h := uint64(1); h <= target; h++ {
+		want := nodes[0].Ledger().HeaderByNumber(h).Hash()
+		for i, nd := range nodes[1:] {
+			if got := nd.Ledger().HeaderByNumber(h); got == nil || got.Hash() != want {
+				t.Fatalf("block %d: node%d has %v, node0 %s", h, i+1, got, want)
+			}
+		}
+	}
+
+	// Confirmation levels on the observer: safe and finalized are the
+	// committed head (every engine commits final blocks only); the
+	// engine's own head at 0 confirmations is the committed head on bft,
+	// and on poa a sealed block not final yet, above it.
+	head := func(level any) rpc.HeadInfo {
+		var h rpc.HeadInfo
+		if err := obs.client.Client().CallContext(ctx, &h, "charter_head", level); err != nil {
+			t.Fatalf("charter_head(%v): %v", level, err)
+		}
+		return h
+	}
+	for _, lvl := range []string{"latest", "safe", "finalized"} {
+		before, _ := obs.client.BlockNumber(ctx)
+		h := head(lvl)
+		after, _ := obs.client.BlockNumber(ctx)
+		if uint64(h.Number) < before || uint64(h.Number) > after || !h.Committed {
+			t.Fatalf("charter_head(%s) = %+v, eth_blockNumber %d..%d", lvl, h, before, after)
+		}
+		if hd := obs.Ledger().HeaderByNumber(uint64(h.Number)); hd == nil || hd.Hash() != h.Hash {
+			t.Fatalf("charter_head(%s) hash %s is not the block's", lvl, h.Hash)
+		}
+	}
+	if engine == "poa" {
+		waitUntil(t, 30*time.Second, "a sealed block above the committed head at 0 confirmations", func() bool {
+			latest := obs.Ledger().Head().Number.Uint64()
+			h := head(0)
+			return !h.Committed && uint64(h.Number) > latest
+		})
+		// At FinalityDepth (2) confirmations the engine's block is the
+		// committed head, give or take a block sealed or committed between
+		// the two reads.
+		h := head(2)
+		if latest := obs.Ledger().Head().Number.Uint64(); uint64(h.Number) > latest+1 {
+			t.Fatalf("charter_head(2) = %+v, committed head %d", h, latest)
+		}
+	} else {
+		before := obs.Ledger().Head().Number.Uint64()
+		if h := head("0x0"); uint64(h.Number) < before || !h.Committed {
+			t.Fatalf("bft charter_head(0) = %+v, committed head %d", h, before)
+		}
+	}
+
+	// The observer signed no consensus message.
+	if engine == "bft" {
+		for _, m := range obs.Engine().Stats().Messages {
+			if m.MsgsOut > 0 && m.Type != "sync-request" {
+				t.Fatalf("the observer sent %d %s messages", m.MsgsOut, m.Type)
+			}
+		}
+	}
+
+	// Without the observer the validators go on.
+	obs.Stop()
+	stopped := nodes[0].Chain().Head().Number.Uint64()
+	h := send(nodes[0].client, 1, 0)
+	for _, nd := range nodes[:vals] {
+		waitUntil(t, 60*time.Second, "a transaction committed on every validator with the observer stopped", func() bool {
+			r, err := nd.client.TransactionReceipt(ctx, h)
+			return err == nil && r.Status == types.ReceiptStatusSuccessful && nd.Chain().Head().Number.Uint64() > stopped
+		})
+	}
+}
