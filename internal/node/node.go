@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -312,7 +313,7 @@ func (n *Node) Start() error {
 	n.streams.Start()
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
-		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
+		"role", n.Role(), "height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
 	if n.net != nil {
 		attrs = append(attrs, "p2p", n.P2PAddr(), "peers", len(n.cfg.Network.Peers))
 	}
@@ -406,6 +407,36 @@ func (n *Node) closePrivacy() {
 	if n.priv != nil {
 		n.priv.close()
 	}
+}
+
+// Node roles (Role).
+const (
+	RoleValidator = "validator"
+	RoleObserver  = "observer"
+)
+
+// Role is RoleValidator when this node is in the validator set in force
+// after its committed head (always on solo), else RoleObserver: it
+// follows the chain, serves its APIs and forwards the transactions it
+// receives, and never votes (a raft learner; on bft and poa a node that
+// checks the validators' certificates or seals). A node of a read-tier
+// organization is always an observer; one of a validate-tier
+// organization becomes a validator when governance adds it to the set.
+func (n *Node) Role() string {
+	spec := n.cfg.Spec
+	if spec.Consensus.Engine == "solo" {
+		return RoleValidator
+	}
+	set := spec.Consensus.Validators
+	if reg, head, err := n.registry(); err == nil {
+		if v := reg.ValidatorsAt(head.Number.Uint64() + 1); len(v) > 0 {
+			set = v
+		}
+	}
+	if slices.Contains(set, n.self) {
+		return RoleValidator
+	}
+	return RoleObserver
 }
 
 // Self is the node id: the address of its node key.

@@ -154,14 +154,49 @@ func testObserver(t *testing.T, engine string) {
 		}
 	}
 
+	if obs.Role() != RoleObserver || nodes[0].Role() != RoleValidator {
+		t.Fatalf("roles: observer %s, node0 %s", obs.Role(), nodes[0].Role())
+	}
+
 	// Without the observer the validators go on.
 	obs.Stop()
 	stopped := nodes[0].Chain().Head().Number.Uint64()
-	h := send(nodes[0].client, 1, 0)
+	var late []common.Hash
+	for nonce := uint64(0); nonce < 3; nonce++ {
+		late = append(late, send(nodes[nonce].client, 1, nonce))
+	}
 	for _, nd := range nodes[:vals] {
-		waitUntil(t, 60*time.Second, "a transaction committed on every validator with the observer stopped", func() bool {
-			r, err := nd.client.TransactionReceipt(ctx, h)
-			return err == nil && r.Status == types.ReceiptStatusSuccessful && nd.Chain().Head().Number.Uint64() > stopped
-		})
+		for _, h := range late {
+			waitUntil(t, 60*time.Second, "transactions committed on every validator with the observer stopped", func() bool {
+				r, err := nd.client.TransactionReceipt(ctx, h)
+				return err == nil && r.Status == types.ReceiptStatusSuccessful && nd.Chain().Head().Number.Uint64() > stopped
+			})
+		}
+	}
+
+	waitUntil(t, 60*time.Second, "ten blocks without the observer", func() bool {
+		return nodes[0].Chain().Head().Number.Uint64() >= stopped+10
+	})
+
+	// Restarted, the observer catches up on the certified blocks it
+	// missed and says it is an observer.
+	var logs syncBuffer
+	back := startHome(t, obs.home, &logs)
+	if n := logs.lines("Node started", "role=observer"); n != 1 {
+		t.Fatalf("start line naming the observer role: %d", n)
+	}
+	target = nodes[0].Chain().Head().Number.Uint64()
+	waitUntil(t, 60*time.Second, "the restarted observer at the validators' height", func() bool {
+		return back.Chain().Head().Number.Uint64() >= target
+	})
+	for h := uint64(1); h <= target; h++ {
+		if got, want := back.Ledger().HeaderByNumber(h).Hash(), nodes[0].Ledger().HeaderByNumber(h).Hash(); got != want {
+			t.Fatalf("block %d after the restart: observer %s, node0 %s", h, got, want)
+		}
+	}
+	for _, h := range late {
+		if _, _, ok := back.Ledger().TxLookup(h); !ok {
+			t.Fatalf("the restarted observer lacks %s", h)
+		}
 	}
 }
