@@ -2,15 +2,20 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"math/big"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
 )
@@ -197,6 +202,87 @@ func testObserver(t *testing.T, engine string) {
 	for _, h := range late {
 		if _, _, ok := back.Ledger().TxLookup(h); !ok {
 			t.Fatalf("the restarted observer lacks %s", h)
+		}
+	}
+}
+
+// TestReadTierOrganizationJoinsAsObserver: on a 4-organization bft
+// network, an organization of the read tier is admitted by a 3-of-4 vote
+// with a node and no validator; its node (a home from Join) connects,
+// syncs from certified blocks, is an observer, and the transactions sent
+// to it are committed; the validator set is unchanged.
+func TestReadTierOrganizationJoinsAsObserver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNetwork(t, "bft", 4)
+	dir := filepath.Dir(nodes[0].home)
+	admin := make([]*ecdsa.PrivateKey, 3)
+	for k := range admin {
+		key, err := identity.LoadNodeKey(filepath.Join(dir, "orgs", "org"+itoa(k), AdminAccountFile), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin[k] = key
+	}
+	ports := freePortBase(t, 2)
+	jr, err := Join(JoinOptions{Genesis: filepath.Join(dir, GenesisFile), Peers: filepath.Join(dir, PeersFile), Org: "auditor",
+		Dir: filepath.Join(dir, "auditor"), RPCPort: ports, P2PPort: ports + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := os.ReadFile(jr.Roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c0 := nodes[0].client
+	id := propose(t, c0, admin[0], system.ActAddOrganization, "auditor", string(roots), uint8(system.TierRead), uint64(1),
+		[]common.Address{jr.Admin}, []common.Address{jr.NodeID}, [][32]byte{jr.Fingerprint}, []common.Address{}, []byte{})
+	for k := range admin {
+		sendOK(t, "vote", nodes[k].client, admin[k], system.GovernanceAddress, govCall(t, "vote", id, true))
+	}
+	waitUntil(t, 30*time.Second, "admission executed", func() bool { return proposalStatus(t, nodes[0].Node, id) == system.ProposalExecuted })
+	reg, _, _ := nodes[0].registry()
+	if rn, ok := reg.Node(jr.NodeID); !ok || rn.Validator || rn.Org != "auditor" {
+		t.Fatalf("the auditor's node in the registry: %+v (%v)", rn, ok)
+	}
+	if v := reg.Validators(); len(v) != 4 || slices.Contains(v, jr.NodeID) {
+		t.Fatalf("validators after admitting a read-tier organization: %v", v)
+	}
+
+	var logs syncBuffer
+	obs := startHome(t, jr.Home, &logs)
+	if obs.Role() != RoleObserver {
+		t.Fatalf("the auditor's node is a %s", obs.Role())
+	}
+	waitUntil(t, 30*time.Second, "the auditor's node connected to the validators", func() bool { return obs.PeerCount() == 4 })
+	target := nodes[0].Chain().Head().Number.Uint64()
+	waitUntil(t, 60*time.Second, "the auditor's node synced", func() bool { return obs.Chain().Head().Number.Uint64() >= target })
+	for h := uint64(1); h <= target; h++ {
+		if got, want := obs.Ledger().HeaderByNumber(h).Hash(), nodes[0].Ledger().HeaderByNumber(h).Hash(); got != want {
+			t.Fatalf("block %d: auditor's node %s, node0 %s", h, got, want)
+		}
+	}
+	oc, err := ethclient.Dial("http://" + obs.RPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oc.Close()
+	devs, _ := chain.DevAccounts(3)
+	r, err := sendTx(t, oc, devs[2].Key, common.Address{0xa0}, big.NewInt(7), nil)
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("a transfer through the auditor's node: %v %v", r, err)
+	}
+	waitUntil(t, 30*time.Second, "the transfer on node0", func() bool {
+		_, _, ok := nodes[0].Ledger().TxLookup(r.TxHash)
+		return ok
+	})
+	if st := obs.Engine().Stats(); st.Validators != 4 {
+		t.Fatalf("the auditor's node counts %d validators", st.Validators)
+	}
+	for _, m := range obs.Engine().Stats().Messages {
+		if m.MsgsOut > 0 && m.Type != "sync-request" {
+			t.Fatalf("the auditor's node sent %d %s messages", m.MsgsOut, m.Type)
 		}
 	}
 }
