@@ -130,6 +130,19 @@ func testObserver(t *testing.T, engine string) {
 			t.Fatalf("charter_head(%s) hash %s is not the block's", lvl, h.Hash)
 		}
 	}
+	// The tags answer blocks and state this node holds (on poa the
+	// engine's newest block is not committed here: a tag naming it would
+	// answer no block and no state).
+	for _, tag := range []string{"safe", "finalized"} {
+		var blk map[string]any
+		if err := obs.client.Client().CallContext(ctx, &blk, "eth_getBlockByNumber", tag, false); err != nil || blk == nil {
+			t.Fatalf("eth_getBlockByNumber(%s) on the observer: %v %v", tag, blk, err)
+		}
+		var bal string
+		if err := obs.client.Client().CallContext(ctx, &bal, "eth_getBalance", to, tag); err != nil || bal != "0x5" {
+			t.Fatalf("eth_getBalance(%s) on the observer: %s %v", tag, bal, err)
+		}
+	}
 	if engine == "poa" {
 		waitUntil(t, 30*time.Second, "a sealed block above the committed head at 0 confirmations", func() bool {
 			latest := obs.Ledger().Head().Number.Uint64()
