@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charter-ledger/charter/internal/chain"
@@ -25,6 +29,7 @@ type networkFlags struct {
 	chainID      *uint64
 	observers    *int
 	blockTime    *time.Duration
+	params       *string
 	host         *string
 	rpcPort      *int
 	p2pPort      *int
@@ -53,12 +58,15 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line"),
 		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
 		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
-		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
-		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
-		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
-		metricsPort:  fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
-		apiAuth:      fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
-		apiTLS:       fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
+		params: fs.String("consensus-params", "", "the engine's genesis parameters (consensus.params): a JSON object, inline or in this file; "+
+			`bft: {"timeoutPropose":"2s","timeoutVote":"500ms","timeoutGrowth":"500ms","blockTime":"250ms","emptyBlockPeriod":"0s"}; `+
+			`poa: {"period":"1s","turnTimeout":"2s","confirmations":2} (durations as "500ms", "2s"; the values shown are the defaults)`),
+		host:        fs.String("host", "127.0.0.1", "address every node listens on"),
+		rpcPort:     fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
+		p2pPort:     fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
+		metricsPort: fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
+		apiAuth:     fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
+		apiTLS:      fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
 	}
 }
 
@@ -93,24 +101,60 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	if set["api-tls"] {
 		apiTLS = f.apiTLS
 	}
+	params, err := readConsensusParams(*f.params)
+	if err != nil {
+		return node.InitOptions{}, err
+	}
 	return node.InitOptions{
-		APIAuth:      *f.apiAuth,
-		APITLS:       apiTLS,
-		Dir:          dir,
-		Validators:   *f.validators,
-		Observers:    *f.observers,
-		Orgs:         *f.orgs,
-		Engine:       *f.engine,
-		ChainID:      *f.chainID,
-		DevAccounts:  dev,
-		AllowDevKeys: *f.allowDevKeys,
-		Password:     pw,
-		BlockTimeMs:  uint64(f.blockTime.Milliseconds()),
-		Host:         *f.host,
-		RPCPort:      *f.rpcPort,
-		P2PPort:      *f.p2pPort,
-		MetricsPort:  *f.metricsPort,
+		APIAuth:         *f.apiAuth,
+		APITLS:          apiTLS,
+		Dir:             dir,
+		Validators:      *f.validators,
+		Observers:       *f.observers,
+		Orgs:            *f.orgs,
+		Engine:          *f.engine,
+		ChainID:         *f.chainID,
+		DevAccounts:     dev,
+		AllowDevKeys:    *f.allowDevKeys,
+		Password:        pw,
+		BlockTimeMs:     uint64(f.blockTime.Milliseconds()),
+		ConsensusParams: params,
+		Host:            *f.host,
+		RPCPort:         *f.rpcPort,
+		P2PPort:         *f.p2pPort,
+		MetricsPort:     *f.metricsPort,
 	}, nil
+}
+
+// maxParamsBytes bounds a --consensus-params file.
+const maxParamsBytes = 64 << 10
+
+// readConsensusParams reads --consensus-params: inline JSON (starting
+// with "{") or a file's; "" is none.
+func readConsensusParams(arg string) (json.RawMessage, error) {
+	text := strings.TrimSpace(arg)
+	if text == "" {
+		return nil, nil
+	}
+	raw := []byte(text)
+	if !strings.HasPrefix(text, "{") {
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, fmt.Errorf("--consensus-params: %v; give a JSON object or a file holding one", err)
+		}
+		defer f.Close()
+		if raw, err = io.ReadAll(io.LimitReader(f, maxParamsBytes+1)); err != nil {
+			return nil, fmt.Errorf("--consensus-params: %v", err)
+		}
+		if len(raw) > maxParamsBytes {
+			return nil, fmt.Errorf("--consensus-params: %s is larger than %d bytes", arg, maxParamsBytes)
+		}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("--consensus-params: want a JSON object of the engine's parameters: %v", err)
+	}
+	return json.RawMessage(bytes.TrimSpace(raw)), nil
 }
 
 // devKeysHint completes an error that refuses the public development
