@@ -166,3 +166,13 @@ type timingEntry struct {
 
 // maxTimings bounds the timing changes kept (governance decides few).
 const maxTimings = 256
+
+// TimingInForce is the height in progress and the timing in force at it
+// (ticks times the tick interval; an empty block period below the block
+// time reads as the block time).
+func (c *Core) TimingInForce() (uint64, Timing) {
+	tm, tick := c.hs.tm, c.cfg.TickInterval
+	d := func(n int) time.Duration { return time.Duration(n) * tick }
+	return c.hs.height, Timing{TimeoutPropose: d(tm.propose), TimeoutVote: d(tm.prevote), TimeoutGrowth: d(tm.growth),
+		BlockTime: d(tm.commitWait), EmptyBlockPeriod: d(tm.emptyWait)}
+}
