@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/big"
@@ -42,9 +43,15 @@ type netNode struct {
 // every node in this process, linked over real mTLS on 127.0.0.1.
 func startNetwork(t *testing.T, engine string, n int) []*netNode {
 	t.Helper()
+	return startNetworkParams(t, engine, n, nil)
+}
+
+// startNetworkParams is startNetwork with the engine's genesis parameters.
+func startNetworkParams(t *testing.T, engine string, n int, params json.RawMessage) []*netNode {
+	t.Helper()
 	dir := t.TempDir()
 	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
-		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
+		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n), ConsensusParams: params})
 	if err != nil {
 		t.Fatal(err)
 	}

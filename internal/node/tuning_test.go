@@ -2,11 +2,15 @@ package node
 
 import (
 	"crypto/ecdsa"
+	"encoding/json"
 	"math/big"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/bft"
 	"github.com/charter-ledger/charter/internal/identity"
@@ -116,4 +120,47 @@ func toConsensus(changes []system.ParamChange) []consensus.ParamChange {
 		out[i] = consensus.ParamChange{From: c.From, Values: c.Map()}
 	}
 	return out
+}
+
+// TestBFTEmptyBlockPeriod: an idle bft network whose genesis sets an empty
+// block period makes an empty block only every period (not every block
+// time), and a transaction does not wait for the period.
+func TestBFTEmptyBlockPeriod(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	const period = 4 * time.Second
+	nodes := startNetworkParams(t, "bft", 4, json.RawMessage(`{"blockTime":"100ms","emptyBlockPeriod":"4s"}`))
+	if _, tm := bftTiming(nodes[0].Node); tm.EmptyBlockPeriod != period || tm.BlockTime != 100*time.Millisecond {
+		t.Fatalf("timing %+v", tm)
+	}
+	head := func() uint64 { return nodes[0].ledger.Head().Number.Uint64() }
+	waitUntil(t, 30*time.Second, "a first block", func() bool { return head() >= 1 })
+	// Two idle blocks after one just made take two periods; at the block
+	// time they would take a fraction of a second.
+	h := head()
+	waitUntil(t, 30*time.Second, "the next idle block", func() bool { return head() > h })
+	h, start := head(), time.Now()
+	waitUntil(t, 30*time.Second, "two more idle blocks", func() bool { return head() >= h+2 })
+	if elapsed := time.Since(start); elapsed < 2*period-500*time.Millisecond {
+		t.Fatalf("two idle blocks in %v; the empty block period is %v", elapsed, period)
+	}
+	for i := uint64(1); i <= 2; i++ {
+		if b := nodes[0].ledger.BlockByNumber(h + i); b == nil || len(b.Transactions()) != 0 {
+			t.Fatalf("idle block %d: %v", h+i, b)
+		}
+	}
+	// Right after an idle block, a transaction is sealed in the next one,
+	// well before the period is over.
+	h = head()
+	waitUntil(t, 30*time.Second, "the next idle block", func() bool { return head() > h })
+	h, start = head(), time.Now()
+	devs, err := chain.DevAccounts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sendOK(t, "transfer", nodes[1].client, devs[0].Key, common.Address{9}, nil)
+	if elapsed := time.Since(start); r.BlockNumber.Uint64() != h+1 || elapsed >= period-time.Second {
+		t.Fatalf("a transfer sent after block %d was sealed in block %d after %v (period %v)", h, r.BlockNumber, elapsed, period)
+	}
 }
