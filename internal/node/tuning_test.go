@@ -13,6 +13,7 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/bft"
+	"github.com/charter-ledger/charter/internal/consensus/poa"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/system"
 )
@@ -36,32 +37,12 @@ func TestGovernedBFTTimeouts(t *testing.T) {
 		t.Skip("network test")
 	}
 	nodes := startNetwork(t, "bft", 4)
-	dir := filepath.Dir(nodes[0].home)
-	admin := make([]*ecdsa.PrivateKey, 4)
-	for k := range admin {
-		key, err := identity.LoadNodeKey(filepath.Join(dir, "orgs", "org"+itoa(k), AdminAccountFile), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		admin[k] = key
-	}
+	admin := adminKeys(t, nodes)
 	_, tm0 := bftTiming(nodes[0].Node)
 	if tm0 != bft.DefaultTiming() {
 		t.Fatalf("timing before any change %+v, want the defaults %+v", tm0, bft.DefaultTiming())
 	}
-	c0 := nodes[0].client
-	ids := []uint64{
-		propose(t, c0, admin[0], system.ActSetParameter, "bft.timeoutPropose", big.NewInt(3000)),
-		propose(t, c0, admin[0], system.ActSetParameter, "bft.timeoutVote", big.NewInt(1000)),
-	}
-	for _, id := range ids {
-		for k := 0; k < 4 && proposalStatus(t, nodes[0].Node, id) == system.ProposalOpen; k++ {
-			sendOK(t, "vote", nodes[k].client, admin[k], system.GovernanceAddress, govCall(t, "vote", id, true))
-		}
-	}
-	waitUntil(t, 30*time.Second, "both changes executed", func() bool {
-		return proposalStatus(t, nodes[0].Node, ids[0]) == system.ProposalExecuted && proposalStatus(t, nodes[0].Node, ids[1]) == system.ProposalExecuted
-	})
+	enactAll(t, nodes, admin, map[string]int64{"bft.timeoutPropose": 3000, "bft.timeoutVote": 1000})
 	reg, _, err := nodes[0].registry()
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +93,110 @@ func TestGovernedBFTTimeouts(t *testing.T) {
 	// The chain goes on with the new timing.
 	h := nodes[0].ledger.Head().Number.Uint64()
 	waitUntil(t, 30*time.Second, "blocks after the change", func() bool { return nodes[3].ledger.Head().Number.Uint64() >= h+3 })
+}
+
+// adminKeys loads the admin account key of each node's organization.
+func adminKeys(t *testing.T, nodes []*netNode) []*ecdsa.PrivateKey {
+	t.Helper()
+	dir := filepath.Dir(nodes[0].home)
+	admin := make([]*ecdsa.PrivateKey, len(nodes))
+	for k := range admin {
+		key, err := identity.LoadNodeKey(filepath.Join(dir, "orgs", "org"+itoa(k), AdminAccountFile), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin[k] = key
+	}
+	return admin
+}
+
+// enactAll proposes each parameter value by org 0 and has the
+// organizations vote until each executes.
+func enactAll(t *testing.T, nodes []*netNode, admin []*ecdsa.PrivateKey, values map[string]int64) {
+	t.Helper()
+	var ids []uint64
+	for name, v := range values {
+		ids = append(ids, propose(t, nodes[0].client, admin[0], system.ActSetParameter, name, big.NewInt(v)))
+	}
+	for _, id := range ids {
+		for k := 0; k < len(nodes) && proposalStatus(t, nodes[0].Node, id) == system.ProposalOpen; k++ {
+			r := sendOK(t, "vote", nodes[k].client, admin[k], system.GovernanceAddress, govCall(t, "vote", id, true))
+			// The next look at the proposal sees this vote's block.
+			waitUntil(t, 30*time.Second, "the vote's block on node 0", func() bool {
+				return nodes[0].ledger.Head().Number.Cmp(r.BlockNumber) >= 0
+			})
+		}
+	}
+	waitUntil(t, 30*time.Second, "the changes executed", func() bool {
+		for _, id := range ids {
+			if proposalStatus(t, nodes[0].Node, id) != system.ProposalExecuted {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestGovernedPOATiming: a poa network votes a new period and turn
+// timeout; every node's core runs each from the boundary its change
+// names, and the chain goes on.
+func TestGovernedPOATiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	nodes := startNetworkParams(t, "poa", 3, json.RawMessage(`{"period":"300ms","turnTimeout":"1s","confirmations":1}`))
+	admin := adminKeys(t, nodes)
+	read := func(n *Node) (final uint64, period, turn time.Duration) {
+		n.engine.(*consensus.Driver).WithCore(func(c consensus.Core) {
+			pc := c.(*poa.Core)
+			final = pc.Status().Final
+			period, turn = pc.TimingAt(final + 1)
+		})
+		return final, period, turn
+	}
+	if _, p, tt := read(nodes[0].Node); p != 300*time.Millisecond || tt != time.Second {
+		t.Fatalf("genesis timing: period %v, turn timeout %v", p, tt)
+	}
+	enactAll(t, nodes, admin, map[string]int64{"poa.period": 200, "poa.turnTimeout": 1500})
+	reg, _, err := nodes[0].registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := toConsensus(reg.ParamChanges())
+	want := func(h uint64) (time.Duration, time.Duration) {
+		p, tt := 300*time.Millisecond, time.Second
+		if c, ok := consensus.ParamChangeAt(changes, h); ok {
+			if v, ok := c.Values["poa.period"]; ok {
+				p = time.Duration(v) * time.Millisecond
+			}
+			if v, ok := c.Values["poa.turnTimeout"]; ok {
+				tt = time.Duration(v) * time.Millisecond
+			}
+		}
+		return p, tt
+	}
+	last := changes[len(changes)-1].From
+	if p, tt := want(last); p != 200*time.Millisecond || tt != 1500*time.Millisecond {
+		t.Fatalf("changes %+v", changes)
+	}
+	after := 0
+	waitUntil(t, 60*time.Second, "every node final past the last boundary", func() bool {
+		done := true
+		for i, n := range nodes {
+			f, p, tt := read(n.Node)
+			if wp, wt := want(f + 1); p != wp || tt != wt {
+				t.Fatalf("node %d, final %d: period %v and turn timeout %v at %d, want %v and %v (changes %+v)", i, f, p, tt, f+1, wp, wt, changes)
+			}
+			if f+1 >= last {
+				after++
+			}
+			done = done && f > last+2
+		}
+		return done
+	})
+	if after == 0 {
+		t.Fatal("no sample after the change")
+	}
 }
 
 func toConsensus(changes []system.ParamChange) []consensus.ParamChange {

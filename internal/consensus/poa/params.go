@@ -144,3 +144,10 @@ func (c *Core) pruneTimings(h uint64) {
 	}
 	c.timings = c.timings[i:]
 }
+
+// TimingAt is the period and turn timeout in force at height h (whole
+// ticks times the tick interval), for h at or above the final block.
+func (c *Core) TimingAt(h uint64) (period, turnTimeout time.Duration) {
+	tm := c.timingAt(h)
+	return time.Duration(tm.period) * c.cfg.TickInterval, time.Duration(tm.timeout) * c.cfg.TickInterval
+}
