@@ -47,7 +47,7 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 	if devDefault {
 		noDevUsage = "do not prefund the development accounts, nor give them roles"
 	}
-	return &networkFlags{
+	nf := &networkFlags{
 		validators:   fs.Int("validators", 4, "number of validator nodes"),
 		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
 		engine:       fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
@@ -58,16 +58,17 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line"),
 		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
 		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
-		params: fs.String("consensus-params", "", "the engine's genesis parameters (consensus.params): a JSON object, inline or in this file; "+
-			`bft: {"timeoutPropose":"2s","timeoutVote":"500ms","timeoutGrowth":"500ms","blockTime":"250ms","emptyBlockPeriod":"0s"}; `+
-			`poa: {"period":"1s","turnTimeout":"2s","confirmations":2} (durations as "500ms", "2s"; the values shown are the defaults)`),
-		host:        fs.String("host", "127.0.0.1", "address every node listens on"),
-		rpcPort:     fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
-		p2pPort:     fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
-		metricsPort: fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
-		apiAuth:     fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
-		apiTLS:      fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
+		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
+		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
+		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
+		metricsPort:  fs.Int("metrics.port", 9545, "metrics port of node 0; node i uses this + i"),
+		apiAuth:      fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
+		apiTLS:       fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
 	}
+	nf.params = fs.String("consensus-params", "", "the engine's genesis parameters (consensus.params): a JSON object, inline or in this file; "+
+		`bft: {"timeoutPropose":"2s","timeoutVote":"500ms","timeoutGrowth":"500ms","blockTime":"250ms","emptyBlockPeriod":"0s"}; `+
+		`poa: {"period":"1s","turnTimeout":"2s","confirmations":2} (durations as "500ms", "2s"; the values shown are the defaults)`)
+	return nf
 }
 
 // devAccountsWanted resolves --dev-accounts and --no-dev-accounts (set:
@@ -105,25 +106,26 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	if err != nil {
 		return node.InitOptions{}, err
 	}
-	return node.InitOptions{
-		APIAuth:         *f.apiAuth,
-		APITLS:          apiTLS,
-		Dir:             dir,
-		Validators:      *f.validators,
-		Observers:       *f.observers,
-		Orgs:            *f.orgs,
-		Engine:          *f.engine,
-		ChainID:         *f.chainID,
-		DevAccounts:     dev,
-		AllowDevKeys:    *f.allowDevKeys,
-		Password:        pw,
-		BlockTimeMs:     uint64(f.blockTime.Milliseconds()),
-		ConsensusParams: params,
-		Host:            *f.host,
-		RPCPort:         *f.rpcPort,
-		P2PPort:         *f.p2pPort,
-		MetricsPort:     *f.metricsPort,
-	}, nil
+	opts := node.InitOptions{
+		APIAuth:      *f.apiAuth,
+		APITLS:       apiTLS,
+		Dir:          dir,
+		Validators:   *f.validators,
+		Observers:    *f.observers,
+		Orgs:         *f.orgs,
+		Engine:       *f.engine,
+		ChainID:      *f.chainID,
+		DevAccounts:  dev,
+		AllowDevKeys: *f.allowDevKeys,
+		Password:     pw,
+		BlockTimeMs:  uint64(f.blockTime.Milliseconds()),
+		Host:         *f.host,
+		RPCPort:      *f.rpcPort,
+		P2PPort:      *f.p2pPort,
+		MetricsPort:  *f.metricsPort,
+	}
+	opts.ConsensusParams = params
+	return opts, nil
 }
 
 // maxParamsBytes bounds a --consensus-params file.
