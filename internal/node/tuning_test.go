@@ -3,8 +3,11 @@ package node
 import (
 	"crypto/ecdsa"
 	"encoding/json"
+	"log/slog"
 	"math/big"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,5 +250,51 @@ func TestBFTEmptyBlockPeriod(t *testing.T) {
 	r := sendOK(t, "transfer", nodes[1].client, devs[0].Key, common.Address{9}, nil)
 	if elapsed := time.Since(start); r.BlockNumber.Uint64() != h+1 || elapsed >= period-time.Second {
 		t.Fatalf("a transfer sent after block %d was sealed in block %d after %v (period %v)", h, r.BlockNumber, elapsed, period)
+	}
+}
+
+// A node whose genesis holds a bad engine parameter does not start; the
+// error names the field.
+func TestNodeRefusesBadEngineParams(t *testing.T) {
+	for _, tc := range []struct{ engine, params, want string }{
+		{"bft", `{"timeoutVote":"5ms"}`, "consensus.params.timeoutVote: must be between 100ms and 30s, got 5ms"},
+		{"poa", `{"turnTimeout":"2s","quorum":3}`, `consensus.params: unknown field "quorum"`},
+	} {
+		dir := t.TempDir()
+		_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: 4, Engine: tc.engine, RPCPort: freePortBase(t, 4), P2PPort: freePortBase(t, 4), MetricsPort: freePortBase(t, 4)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The genesis is edited after init, by hand.
+		path := filepath.Join(inits[0].Home, GenesisFile)
+		spec, err := chain.LoadSpec(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Consensus.Params = json.RawMessage(tc.params)
+		raw, err := spec.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hc, err := LoadHomeConfig(inits[0].Home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := hc.NodeConfig(inits[0].Home, slog.New(slog.DiscardHandler))
+		if err == nil {
+			var n *Node
+			if n, err = New(cfg); err == nil {
+				if err = n.Start(); err == nil {
+					n.Stop()
+				}
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s %s: err = %v, want one naming the field (%q)", tc.engine, tc.params, err, tc.want)
+		}
+		t.Logf("%s: %v", tc.engine, err)
 	}
 }
