@@ -395,8 +395,9 @@ func (c *Core) Stats() consensus.Stats {
 func (c *Core) Err() error { return nil }
 
 // Notify implements consensus.Core. The round's proposer asks for a block
-// when its round starts (and CommitWait paces heights), so there is
-// nothing to wake.
+// when its round starts (and CommitWait paces heights); only a height
+// held back while idle (Config.EmptyBlockTicks) starts its round 0 for
+// transactions.
 func (c *Core) Notify(txs []*types.Transaction) {
 	hs := c.hs
 	if len(txs) == 0 || hs.step != stepNewHeight {
@@ -631,7 +632,8 @@ func (c *Core) startRound(r int64) {
 	hs.round, hs.step = r, stepPropose
 	hs.newRoundAt, hs.prevoteAt, hs.precommitAt = 0, 0, 0
 	hs.proposeAt = c.now + c.timeout(hs.tm.propose, r)
-	hs.building, hs.idle = false, false
+	// An idle height's poll, if out, is answered to no one.
+	hs.building, hs.idle, hs.polling = false, false, false
 	c.stats.Rounds++
 	if r > 0 {
 		c.stats.RoundChanges++

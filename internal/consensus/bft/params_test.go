@@ -3,9 +3,12 @@ package bft
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/consensus/simnet"
@@ -138,6 +141,14 @@ func TestSimParamChangeAtHeight(t *testing.T) {
 // period; a transaction is still sealed at once; without one (the
 // default) a block follows every commit wait.
 func TestSimEmptyBlockPeriod(t *testing.T) {
+	for _, slow := range []bool{false, true} {
+		testSimEmptyBlockPeriod(t, slow)
+	}
+}
+
+// testSimEmptyBlockPeriod runs the test; slowHost answers builds after a
+// few ticks, so that transactions come while the proposer's poll is out.
+func testSimEmptyBlockPeriod(t *testing.T, slowHost bool) {
 	const commitWait, emptyWait, delay = 5, 150, 5
 	gaps := func(w *world, n *simnet.Node, from int) []uint64 {
 		ticks := w.commitTicks[n]
@@ -162,7 +173,7 @@ func TestSimEmptyBlockPeriod(t *testing.T) {
 	}
 
 	w = newWorld(1, simConfig{validators: 4, observers: 1, commitWait: commitWait, emptyWait: emptyWait,
-		faults: simnet.Faults{MinDelay: 1, MaxDelay: delay}})
+		faults: simnet.Faults{MinDelay: 1, MaxDelay: delay}, slowHost: slowHost})
 	for i := 0; i < 20_000 && w.s.MinHeight(w.s.Nodes) < 6; i++ {
 		w.step()
 	}
@@ -193,7 +204,7 @@ func TestSimEmptyBlockPeriod(t *testing.T) {
 		w.step()
 	}
 	if len(w.s.Pending()) > 0 || w.tick()-start > 60 {
-		t.Fatalf("a transaction took %d ticks to commit (pending %d); the empty block period is %d", w.tick()-start, len(w.s.Pending()), emptyWait)
+		t.Fatalf("slow host %v: a transaction took %d ticks to commit (pending %d); the empty block period is %d", slowHost, w.tick()-start, len(w.s.Pending()), emptyWait)
 	}
 	if err := w.finalCheck(); err != nil {
 		t.Fatal(err)
@@ -201,4 +212,95 @@ func TestSimEmptyBlockPeriod(t *testing.T) {
 	if h := w.s.MaxHeight(); h != h0+1 && h != h0+2 {
 		t.Fatalf("height %d after one transaction from %d", h, h0)
 	}
+}
+
+// idleFixture is a core of 4 validators with an empty block period of 100
+// ticks and a commit wait of 2, that is (proposer) or is not round 0's
+// proposer of height 1.
+func idleFixture(t *testing.T, proposer bool) *fixture {
+	f := newFixture(t, 4, 0, nil)
+	p := slices.Index(f.ids, f.proposer(1, 0))
+	if !proposer {
+		p = (p + 1) % 4
+	}
+	f = newFixture(t, 4, p, func(c *Config) { c.CommitWaitTicks, c.EmptyBlockTicks = 2, 100 })
+	f.ready()
+	return f
+}
+
+func (f *fixture) ticks(n int) consensus.Ready {
+	var all consensus.Ready
+	for i := 0; i < n; i++ {
+		f.core.Tick()
+		rd := f.drain()
+		all.Messages = append(all.Messages, rd.Messages...)
+		if rd.Build != nil {
+			all.Build = rd.Build
+		}
+	}
+	return all
+}
+
+func TestCoreIdleHeight(t *testing.T) {
+	tx := []*types.Transaction{types.NewTx(&types.LegacyTx{Nonce: 1})}
+	t.Run("proposer polls and proposes what it finds", func(t *testing.T) {
+		f := idleFixture(t, true)
+		rd := f.ticks(2)
+		if rd.Build == nil || rd.Build.Empty || f.core.hs.step != stepNewHeight || !f.core.hs.idle {
+			t.Fatalf("after the commit wait: build %+v, step %s, idle %v", rd.Build, f.core.hs.step, f.core.hs.idle)
+		}
+		poll := *rd.Build
+		if rd := f.ticks(10); rd.Build != nil || len(sent(t, rd.Messages, MsgProposal)) != 0 {
+			t.Fatalf("a second poll or a proposal while the first poll is out: %+v", rd)
+		}
+		f.core.Built(poll, nil, nil) // nothing to do
+		rd = f.ticks(2)
+		if rd.Build == nil || rd.Build.Empty || rd.Build.ID == poll.ID {
+			t.Fatalf("no new poll a commit wait later: %+v", rd.Build)
+		}
+		b := f.block(1)
+		f.core.Built(*rd.Build, b, nil)
+		props := sent(t, f.drain().Messages, MsgProposal)
+		if len(props) != 1 || props[0].hash != b.Hash() || props[0].round != 0 || f.core.hs.step == stepNewHeight {
+			t.Fatalf("the block the poll found was not proposed in round 0: %+v", props)
+		}
+	})
+	t.Run("transactions while the poll is out", func(t *testing.T) {
+		f := idleFixture(t, true)
+		poll := *f.ticks(2).Build
+		f.core.Notify(tx)
+		rd := f.ready()
+		if rd.Build == nil || !rd.Build.Empty || f.core.hs.step != stepPropose {
+			t.Fatalf("Notify while idle: build %+v, step %s", rd.Build, f.core.hs.step)
+		}
+		f.core.Built(poll, f.block(2), nil) // late: the round asked again
+		b := f.block(3)
+		f.core.Built(*rd.Build, b, nil)
+		if props := sent(t, f.drain().Messages, MsgProposal); len(props) != 1 || props[0].hash != b.Hash() {
+			t.Fatalf("proposals %+v, want the round's block", props)
+		}
+	})
+	t.Run("a peer's proposal ends the wait", func(t *testing.T) {
+		f := idleFixture(t, false)
+		if rd := f.ticks(5); rd.Build != nil || !f.core.hs.idle {
+			t.Fatalf("a validator not in turn polls (%+v) or is not idle", rd.Build)
+		}
+		b := f.block(4)
+		f.mustStep(f.proposer(1, 0), f.proposal(f.proposer(1, 0), 1, 0, -1, b, nil))
+		votes := sent(t, f.drain().Messages, MsgPrevote)
+		if len(votes) != 1 || votes[0].hash != b.Hash() {
+			t.Fatalf("prevotes %+v, want one for the proposal", votes)
+		}
+	})
+	t.Run("the period ends the wait", func(t *testing.T) {
+		f := idleFixture(t, false)
+		f.ticks(99)
+		if f.core.hs.step != stepNewHeight {
+			t.Fatalf("round 0 started before the period: step %s", f.core.hs.step)
+		}
+		f.ticks(1)
+		if f.core.hs.step != stepPropose || f.core.hs.round != 0 {
+			t.Fatalf("at the period: step %s round %d", f.core.hs.step, f.core.hs.round)
+		}
+	})
 }
