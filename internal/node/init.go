@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/engines"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/system"
@@ -56,6 +60,12 @@ type InitOptions struct {
 	Password []byte
 	// BlockTimeMs of the genesis; 0 means the default.
 	BlockTimeMs uint64
+	// ConsensusParams is the genesis consensus.params: a JSON object of
+	// the engine's parameters (bft: timeoutPropose, timeoutVote,
+	// timeoutGrowth, blockTime, emptyBlockPeriod; poa: period,
+	// turnTimeout, confirmations; raft: see raft.Params). Nil: the
+	// defaults. raft's learners come from Observers, not from here.
+	ConsensusParams json.RawMessage
 	// Host is the address every node listens on; "" means 127.0.0.1.
 	Host string
 	// RPCPort, P2PPort and MetricsPort are node 0's ports; node i adds i.
@@ -135,6 +145,14 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, GenesisFile)); err == nil {
 		return nil, nil, fmt.Errorf("%s exists already; remove %s or choose another --out", filepath.Join(dir, GenesisFile), dir)
+	}
+	// The engine's parameters are checked before anything is written.
+	placeholder := make([]common.Address, opts.Validators)
+	for i := range placeholder {
+		placeholder[i] = common.BigToAddress(big.NewInt(int64(i + 1)))
+	}
+	if err := opts.checkParams(opts.ConsensusParams, placeholder); err != nil {
+		return nil, nil, err
 	}
 	total := opts.Validators + opts.Observers
 	for i := 0; i < total; i++ {
@@ -230,8 +248,19 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			learners = append(learners, nd.ID)
 		}
 	}
+	spec.Consensus.Params = opts.ConsensusParams
 	if len(learners) > 0 && !readOrg {
-		params, err := json.Marshal(map[string]any{"learners": learners})
+		fields := map[string]any{}
+		if len(opts.ConsensusParams) > 0 {
+			if err := json.Unmarshal(opts.ConsensusParams, &fields); err != nil {
+				return nil, nil, fmt.Errorf("--consensus-params: want a JSON object: %v", err)
+			}
+		}
+		if _, ok := fields["learners"]; ok {
+			return nil, nil, errors.New("--consensus-params: leave learners out: the observers (--observers) are the learners")
+		}
+		fields["learners"] = learners
+		params, err := json.Marshal(fields)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -254,6 +283,9 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	}
 	// Parse what will be written: defaults filled, validated as a node will.
 	if spec, err = chain.ParseSpec(raw); err != nil {
+		return nil, nil, err
+	}
+	if err := opts.checkParams(spec.Consensus.Params, spec.Consensus.Validators); err != nil {
 		return nil, nil, err
 	}
 	if raw, err = spec.Marshal(); err != nil {
@@ -304,6 +336,17 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 }
 
 func nodeName(i int) string { return "node" + strconv.Itoa(i) }
+
+// checkParams checks consensus.params as the engine will at the nodes'
+// start.
+func (o *InitOptions) checkParams(params json.RawMessage, validators []common.Address) error {
+	err := engines.CheckParams(consensus.Spec{Engine: o.Engine, ChainID: o.ChainID, Validators: validators, Params: params,
+		BlockTime: time.Duration(cmp.Or(o.BlockTimeMs, chain.DefaultBlockTimeMs)) * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("--consensus-params: %w", err)
+	}
+	return nil
+}
 
 func (o *InitOptions) defaults() error {
 	switch {
