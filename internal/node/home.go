@@ -65,6 +65,8 @@ type HomeConfig struct {
 	API *HomeAPI `json:"api,omitempty"`
 	// Index is the SQL index of final blocks; nil or not enabled: none.
 	Index *HomeIndex `json:"index,omitempty"`
+	// State is how much past state the node keeps; nil: the default.
+	State *HomeState `json:"state,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -260,6 +262,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		API:            c.API,
 		Org:            c.Org,
 		Index:          c.Index.config(home),
+		StateHistory:   c.State.history(),
 	}, nil
 }
 

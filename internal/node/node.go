@@ -69,6 +69,10 @@ type Config struct {
 	API *HomeAPI
 	// Index turns on the SQL index of final blocks; nil: none.
 	Index *IndexConfig
+	// StateHistory is how many past blocks' state the ledger keeps
+	// (ledger.Options.StateHistory: 0 as the data directory records,
+	// ledger.StateArchive every block's).
+	StateHistory uint64
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
@@ -168,7 +172,10 @@ func New(cfg Config) (*Node, error) {
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
 	}
-	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{}, cfg.Logger)
+	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
+		StateHistory: cfg.StateHistory,
+		Replay:       LedgerReplay(cfg.Spec),
+	}, cfg.Logger)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("data directory %s is in use by another process: is this node running already?", cfg.DataDir)
 	}
