@@ -53,17 +53,26 @@ func sendTransfers(t *testing.T, nd *netNode, key *ecdsa.PrivateKey, count int) 
 // restartNode starts the node of home again (after Stop) in this process.
 func restartNode(t *testing.T, home string) *netNode {
 	t.Helper()
+	return startHomeNode(t, home, "restarted", nil)
+}
+
+// startHomeNode runs the node of home in this process, its config edited.
+func startHomeNode(t *testing.T, home, name string, edit func(*Config)) *netNode {
+	t.Helper()
 	hc, err := LoadHomeConfig(home)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test-node", "restarted")
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test-node", name)
 	}
 	cfg, err := hc.NodeConfig(home, logger)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	nd, err := New(cfg)
 	if err != nil {

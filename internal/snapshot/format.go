@@ -133,11 +133,16 @@ type Manifest struct {
 	Trailer Trailer
 }
 
-// ID names a snapshot: the Keccak-256 of its header and trailer.
+// ID names a snapshot's content: the Keccak-256 of its chain, block,
+// seal, chunk size and chunk hashes. Every node that exports the same
+// height with the same chunk size makes the same chunks, so snapshots of
+// one ID are served interchangeably whoever attested them.
 func (m *Manifest) ID() common.Hash {
-	h, _ := rlp.EncodeToBytes(&m.Header)
-	t, _ := rlp.EncodeToBytes(&m.Trailer)
-	return crypto.Keccak256Hash(h, t)
+	h := m.Header
+	h.Attestation = nil
+	hr, _ := rlp.EncodeToBytes(&h)
+	t, _ := rlp.EncodeToBytes(m.Trailer.Hashes)
+	return crypto.Keccak256Hash(hr, t)
 }
 
 var attestDomain = []byte("charter/snapshot/attest/v1")
