@@ -30,7 +30,7 @@ const (
 	// syncRequestTimeout bounds the wait for one answer.
 	syncRequestTimeout = 30 * time.Second
 	// syncOfferSettle is how long offers are collected after the first.
-	syncOfferSettle = 2 * time.Second
+	syncOfferSettle = 5 * time.Second
 )
 
 // SyncStats are what a state sync did, for logs and tests.
@@ -98,7 +98,7 @@ func stateSync(cfg Config, log *slog.Logger) (*SyncStats, error) {
 			allowed[p.ID] = true
 		}
 	}
-	c := &syncClient{log: log, pending: map[uint64]chan snapResponse{}}
+	c := &syncClient{log: log, pending: map[uint64]chan snapResponse{}, static: len(cfg.Network.Peers)}
 	tr, err := p2p.New(p2p.Config{
 		ChainID:     spec.ChainID(),
 		GenesisHash: genesis.Hash(),
@@ -183,6 +183,7 @@ func stateSync(cfg Config, log *slog.Logger) (*SyncStats, error) {
 func chunkPath(dir string, i uint64) string { return filepath.Join(dir, fmt.Sprintf("chunk-%07d", i)) }
 
 type syncClient struct {
+	static  int // configured peers
 	log     *slog.Logger
 	tr      *p2p.Transport
 	nextID  atomic.Uint64
@@ -243,6 +244,7 @@ func (c *syncClient) offers(trust snapshot.Trust, saved *snapshot.Manifest, wait
 	}
 	byID := map[common.Hash]*offered{}
 	asked := map[p2p.NodeID]bool{}
+	answered := map[p2p.NodeID]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for {
@@ -258,6 +260,11 @@ func (c *syncClient) offers(trust snapshot.Trust, saved *snapshot.Manifest, wait
 			go func(id p2p.NodeID) {
 				defer wg.Done()
 				r, err := c.ask(id, snapRequest{Kind: snapKindManifest}, 5*time.Second)
+				if err == nil {
+					mu.Lock()
+					answered[id] = true
+					mu.Unlock()
+				}
 				if err != nil {
 					mu.Lock()
 					asked[id] = false // ask again on the next round
@@ -289,14 +296,18 @@ func (c *syncClient) offers(trust snapshot.Trust, saved *snapshot.Manifest, wait
 				o.peers = append(o.peers, id)
 			}(p.ID)
 		}
+		peers := c.tr.Peers()
 		mu.Lock()
 		n := len(byID)
+		all := len(answered) >= len(peers)
 		mu.Unlock()
 		now := time.Now()
 		if n > 0 && settle.IsZero() {
 			settle = now.Add(syncOfferSettle)
 		}
-		if now.After(deadline) || (!settle.IsZero() && now.After(settle)) {
+		// Done when every static peer is connected and has answered, or
+		// some time after the first offer, or at the deadline.
+		if now.After(deadline) || (n > 0 && all && len(peers) >= c.static) || (!settle.IsZero() && now.After(settle)) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
