@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rlp"
+	"golang.org/x/time/rate"
 
 	"github.com/charter-ledger/charter/internal/blockchain"
 	"github.com/charter-ledger/charter/internal/p2p"
@@ -108,6 +109,38 @@ type snapshotStore struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// serveMu guards limits: each peer's budget of chunk bytes served,
+	// so that a peer asking faster than it reads cannot fill its send
+	// queue with chunks (the queue is bounded in messages, not bytes).
+	serveMu sync.Mutex
+	limits  map[p2p.NodeID]*rate.Limiter
+}
+
+// Serving bounds: per peer, chunk bytes per second and burst (one chunk
+// of the largest size), and the peers remembered.
+const (
+	serveBytesPerSec = 32 << 20
+	serveBurst       = snapshot.MaxRecordBytes
+	serveMaxPeers    = 256
+)
+
+// allow reports whether peer may be sent n more chunk bytes now.
+func (s *snapshotStore) allow(peer p2p.NodeID, n int) bool {
+	s.serveMu.Lock()
+	defer s.serveMu.Unlock()
+	if s.limits == nil {
+		s.limits = map[p2p.NodeID]*rate.Limiter{}
+	}
+	l := s.limits[peer]
+	if l == nil {
+		if len(s.limits) >= serveMaxPeers {
+			clear(s.limits)
+		}
+		l = rate.NewLimiter(serveBytesPerSec, serveBurst)
+		s.limits[peer] = l
+	}
+	return l.AllowN(time.Now(), n)
 }
 
 type storedSnapshot struct {
@@ -307,6 +340,14 @@ func (s *snapshotStore) handleRequest(tr *p2p.Transport, from p2p.NodeID, payloa
 		s.mu.Unlock()
 		if st == nil {
 			resp.Err = "snapshot not served here (pruned?)"
+			break
+		}
+		if req.Index >= st.sf.Manifest.Trailer.Chunks {
+			resp.Err = "no such chunk"
+			break
+		}
+		if !s.allow(from, st.sf.ChunkSize(req.Index)) {
+			resp.Err = "busy: ask more slowly"
 			break
 		}
 		raw, err := st.sf.RawChunk(req.Index)

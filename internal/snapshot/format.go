@@ -198,9 +198,10 @@ func (w *writer) finish(trailerAt uint64) error {
 
 // File is an open snapshot file.
 type File struct {
-	r        io.ReaderAt
-	size     int64
-	Manifest Manifest
+	r         io.ReaderAt
+	size      int64
+	trailerAt uint64
+	Manifest  Manifest
 }
 
 // Open reads a snapshot's header and trailer from r of the given size.
@@ -241,6 +242,7 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	if at < next || at >= uint64(size)-8 {
 		return nil, invalid("trailer offset %d out of the file (cut short by a crash while it was written?)", at)
 	}
+	f.trailerAt = at
 	tr, end, err := f.readRecord(at)
 	if err != nil {
 		return nil, fmt.Errorf("trailer: %w", err)
@@ -282,6 +284,19 @@ func (f *File) readRecord(at uint64) (payload []byte, next uint64, err error) {
 		return nil, 0, err
 	}
 	return buf, at + 4 + l, nil
+}
+
+// ChunkSize is the size of chunk i's record, from the offsets alone.
+func (f *File) ChunkSize(i uint64) int {
+	t := &f.Manifest.Trailer
+	if i >= t.Chunks {
+		return 0
+	}
+	end := f.trailerAt
+	if i+1 < t.Chunks {
+		end = t.Offsets[i+1]
+	}
+	return int(end - t.Offsets[i])
 }
 
 // RawChunk returns the encoded chunk i, checked against its hash.
