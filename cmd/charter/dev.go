@@ -35,6 +35,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file")
 	indexOn := fs.Bool("index", true, "index final blocks into SQL: an SQLite file in the data directory (query with charter sql or POST /api/v1/sql); --index=false: no index")
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
+	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N (1-128), or all (archive) (default: what the data directory records, else 128)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve the unlocked development accounts on an --http.addr other machines can reach")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: * when --http.addr is a loopback address, none otherwise)")
@@ -110,6 +111,12 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	var history uint64
+	if *stateHistory != "" {
+		if history, err = node.ParseStateHistory(*stateHistory); err != nil {
+			return fmt.Errorf("--state.history: %w", err)
+		}
+	}
 	rpcCfg, corsSet, wsSet := rpcFlags.config()
 	devOrigins(&rpcCfg, corsSet, wsSet, *httpAddr)
 	n, err := node.New(node.Config{
@@ -126,6 +133,7 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 		PrivacyKey:       privKey,
 		PrivacyKeyFile:   filepath.Join(dir, node.PrivacyKeyFile),
 		Index:            node.IndexFlags(*indexOn, *indexPG, nil),
+		StateHistory:     history,
 	})
 	if err != nil {
 		return err

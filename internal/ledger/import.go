@@ -36,7 +36,7 @@ func GenesisBlock(spec *chain.Spec) (*types.Block, error) {
 	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: hashdb.Defaults})
 	l := &Ledger{spec: spec, db: db, triedb: tdb, sdb: state.NewDatabase(tdb, state.NewCodeDB(db)),
 		log: slog.New(slog.DiscardHandler), blocks: lru.NewCache[uint64, *types.Block](1), receipts: lru.NewCache[uint64, types.Receipts](1)}
-	b, _, err := l.buildGenesis()
+	b, _, err := l.buildGenesis(l.sdb)
 	return b, err
 }
 

@@ -23,11 +23,9 @@ import (
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethdb"
-	"github.com/ethereum/go-ethereum/ethdb/pebble"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/trie"
 	"github.com/ethereum/go-ethereum/triedb"
-	"github.com/ethereum/go-ethereum/triedb/hashdb"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/system"
@@ -55,9 +53,33 @@ var (
 // Options tune the store.
 type Options struct {
 	CacheMB     int // pebble block cache; default 256
-	TrieCacheMB int // clean trie node cache; default 256
+	TrieCacheMB int // clean trie node and state cache; default 256
 	BlockCacheN int // recent blocks kept decoded; default 256
+
+	// StateHistory is the number of past heights whose state stays
+	// readable (and provable) besides the head's, at most
+	// MaxStateHistory: StateArchive keeps every height's; zero keeps what
+	// the data directory records, or DefaultStateHistory for a new one or
+	// one of an earlier release.
+	StateHistory uint64
+
+	// StateBufferMB bounds the state changes (path scheme) merged out of
+	// the window and waiting to be written to disk in one batch; default
+	// 16. It bounds how many heights beyond the window a crash makes
+	// Open replay.
+	StateBufferMB int
+
+	// Replay executes block on st, the state of its parent, leaving the
+	// block's state in st (uncommitted). Open calls it to rebuild the
+	// heights whose state a crash lost (path scheme: the recent heights'
+	// state is held in memory); without it such a directory does not
+	// open.
+	Replay ReplayFunc
 }
+
+// ReplayFunc re-executes a committed block; see Options.Replay. l is
+// the ledger being opened (its head is set, for block hashes).
+type ReplayFunc func(l *Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error
 
 func (o *Options) ensureDefaults() {
 	if o.CacheMB == 0 {
@@ -69,17 +91,34 @@ func (o *Options) ensureDefaults() {
 	if o.BlockCacheN == 0 {
 		o.BlockCacheN = 256
 	}
+	if o.StateBufferMB == 0 {
+		o.StateBufferMB = 16
+	}
 }
+
+// testCrashPoint, set by tests only, is called at the points of Commit
+// where a crash is most telling.
+var testCrashPoint func(stage string, height uint64)
 
 // Ledger is the chain store of one node. Reads are goroutine-safe and may
 // run concurrently with Commit; Commit calls are serialized.
 type Ledger struct {
 	spec   *chain.Spec
-	kv     *pebble.Database
+	kv     *kvStore
 	db     ethdb.Database
 	triedb *triedb.Database
 	sdb    state.Database
 	log    *slog.Logger
+	dir    string
+
+	scheme schemeRecord
+	replay ReplayFunc
+
+	// recent maps the state roots of the kept heights (path scheme) to
+	// the highest height with that root; heights below head-window are
+	// dropped at each Commit.
+	recentMu sync.RWMutex
+	recent   map[common.Hash]uint64
 
 	commitMu sync.Mutex
 	head     atomic.Pointer[types.Header]
@@ -97,31 +136,97 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	kv, err := pebble.New(filepath.Join(dir, "chaindata"), opts.CacheMB, 256, "charter/db/", false)
+	kv, err := openKVStore(filepath.Join(dir, "chaindata"), opts.CacheMB, log)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", filepath.Join(dir, "chaindata"), err)
 	}
 	db := rawdb.NewDatabase(kv)
-	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: &hashdb.Config{CleanCacheSize: opts.TrieCacheMB << 20}})
 	l := &Ledger{
 		spec:     spec,
 		kv:       kv,
 		db:       db,
-		triedb:   tdb,
-		sdb:      state.NewDatabase(tdb, state.NewCodeDB(db)),
 		log:      log,
+		dir:      dir,
+		replay:   opts.Replay,
+		recent:   make(map[common.Hash]uint64),
 		blocks:   lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
 		receipts: lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
 	}
+	if err := l.openState(db, opts); err != nil {
+		kv.Close()
+		return nil, err
+	}
 	if err := l.load(); err != nil {
+		l.triedb.Close()
 		kv.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
+// openState decides the state scheme (migrating a hash-scheme directory
+// when asked to keep a window) and opens the trie database.
+func (l *Ledger) openState(db ethdb.Database, opts Options) error {
+	rec, recorded, err := readSchemeRecord(l.kv)
+	if err != nil {
+		return err
+	}
+	hasChain, err := l.kv.Has(keyGenesis)
+	if err != nil {
+		return fmt.Errorf("read genesis record: %w", err)
+	}
+	use, migrate, err := chooseScheme(rec, recorded, hasChain, opts)
+	if err != nil {
+		return err
+	}
+	if migrate {
+		if err := l.migrateToPath(db, use, opts); err != nil {
+			return err
+		}
+	} else if cleanup, err := l.kv.Has(keyCleanup); err != nil {
+		return err
+	} else if cleanup && use.scheme == schemePath {
+		freed, err := l.deleteHashNodes()
+		if err != nil {
+			return err
+		}
+		l.log.Info("Finished deleting the hash-keyed state of an interrupted move to the path scheme", "deleted_bytes", freed)
+	}
+	if !recorded || rec != use {
+		if err := l.kv.Put(keyScheme, use.encode()); err != nil {
+			return fmt.Errorf("write state scheme record: %w", err)
+		}
+		if err := l.kv.SyncKeyValue(); err != nil {
+			return err
+		}
+	}
+	if use.scheme == schemeHash && hasChain {
+		l.log.Info("State kept for every block (archive, hash scheme); start with --state.history N to keep only the last N blocks' state")
+	}
+	l.scheme = use
+	l.triedb = newTrieDB(db, use, opts)
+	codes := state.NewCodeDB(db)
+	l.sdb = state.NewDatabase(l.triedb, codes)
+	return nil
+}
+
+// StateHistory is the number of past heights whose state is kept, or
+// StateArchive.
+func (l *Ledger) StateHistory() uint64 {
+	if l.scheme.scheme == schemeHash {
+		return StateArchive
+	}
+	return l.scheme.window
+}
+
+func decodeHead(raw []byte) (uint64, common.Hash) {
+	return binary.BigEndian.Uint64(raw[:8]), common.BytesToHash(raw[8:])
+}
+
 func (l *Ledger) load() error {
-	genesis, st, err := l.buildGenesis()
+	// The genesis is computed apart from the store: under the path
+	// scheme the store holds one state only, which need not be empty.
+	genesis, st, err := l.buildGenesis(state.NewDatabaseForTesting())
 	if err != nil {
 		return err
 	}
@@ -141,6 +246,14 @@ func (l *Ledger) load() error {
 				genesis.Hash().TerminalString(), l.spec.ChainID())
 		}
 	} else {
+		if disk := diskRoot(l.kv); l.scheme.scheme == schemeHash || disk == types.EmptyRootHash {
+			// Built again on the store, to be committed into it.
+			if genesis, st, err = l.buildGenesis(l.sdb); err != nil {
+				return err
+			}
+		} else if disk != genesis.Root() {
+			return fmt.Errorf("%w: store holds state %s and no chain", ErrCorrupt, disk.TerminalString())
+		}
 		if err := l.Commit(genesis, nil, st, nil); err != nil {
 			return fmt.Errorf("write genesis: %w", err)
 		}
@@ -157,10 +270,16 @@ func (l *Ledger) load() error {
 	if err != nil || len(raw) != 40 {
 		return fmt.Errorf("%w: head pointer missing or damaged", ErrCorrupt)
 	}
-	number, hash := binary.BigEndian.Uint64(raw[:8]), common.BytesToHash(raw[8:])
+	number, hash := decodeHead(raw)
 	head := l.readBlock(number)
 	if head == nil || head.Hash() != hash {
 		return fmt.Errorf("%w: head block %d (%s) missing or differs", ErrCorrupt, number, hash.TerminalString())
+	}
+	l.head.Store(head.Header())
+	if l.scheme.scheme == schemePath {
+		if err := l.rebuildState(head); err != nil {
+			return err
+		}
 	}
 	if _, err := state.New(head.Root(), l.sdb); err != nil {
 		return fmt.Errorf("%w: state of head block %d missing: %v", ErrCorrupt, number, err)
@@ -170,8 +289,8 @@ func (l *Ledger) load() error {
 }
 
 // buildGenesis computes the genesis block and its state without writing it.
-func (l *Ledger) buildGenesis() (*types.Block, *state.StateDB, error) {
-	st, err := state.New(types.EmptyRootHash, l.sdb)
+func (l *Ledger) buildGenesis(sdb state.Database) (*types.Block, *state.StateDB, error) {
+	st, err := state.New(types.EmptyRootHash, sdb)
 	if err != nil {
 		return nil, nil, fmt.Errorf("genesis state: %w", err)
 	}
@@ -211,7 +330,7 @@ func (l *Ledger) Head() *types.Header { return l.head.Load() }
 // then moves the head to it and syncs. The block must be the child of the
 // head (or the genesis of an empty ledger). st must be the state obtained
 // by executing the block; it is consumed.
-func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) error {
+func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.StateDB, seal []byte) (err error) {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 
@@ -232,8 +351,17 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	if root != block.Root() {
 		return fmt.Errorf("%w: block %d: state %s, header %s", ErrRootMismatch, number, root.TerminalString(), block.Root().TerminalString())
 	}
-	if err := l.triedb.Commit(root, false); err != nil {
-		return fmt.Errorf("flush state %d: %w", number, err)
+	// Under the path scheme the state is now a layer in memory on top
+	// of its parent's; go-ethereum's pathdb merges the oldest layers
+	// beyond MaxStateHistory into the state on disk, which Open brings
+	// back up to the head by replaying blocks after a crash.
+	if l.scheme.scheme == schemeHash {
+		if err := l.triedb.Commit(root, false); err != nil {
+			return fmt.Errorf("flush state %d: %w", number, err)
+		}
+	}
+	if testCrashPoint != nil {
+		testCrashPoint("state", number)
 	}
 
 	blockRLP, err := rlp.EncodeToBytes(block)
@@ -273,6 +401,9 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	if err := batch.Write(); err != nil {
 		return fmt.Errorf("write block %d: %w", number, err)
 	}
+	if testCrashPoint != nil {
+		testCrashPoint("block", number)
+	}
 	// One fsync per height: it makes the state, code and block writes above
 	// durable too, since they precede it in the write-ahead log.
 	if err := l.kv.SyncKeyValue(); err != nil {
@@ -285,6 +416,7 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 		l.receipts.Add(number, receipts)
 	}
 	l.head.Store(block.Header())
+	l.remember(root, number)
 	return nil
 }
 
@@ -414,19 +546,67 @@ func (l *Ledger) TxLookup(hash common.Hash) (number uint64, index int, ok bool) 
 }
 
 // StateAt opens the world state with the given root for reading or for
-// executing on top of it.
+// executing on top of it. Under the path scheme, a state older than the
+// head's is a historical one: readable, provable, executable (eth_call),
+// not committable; one outside the kept window gives a
+// *StateNotKeptError (errors.Is ErrStateNotKept).
 func (l *Ledger) StateAt(root common.Hash) (*state.StateDB, error) {
-	return state.New(root, l.sdb)
+	if l.scheme.scheme == schemeHash {
+		return state.New(root, l.sdb)
+	}
+	l.recentMu.RLock()
+	_, kept := l.recent[root]
+	l.recentMu.RUnlock()
+	if kept {
+		if st, err := state.New(root, l.sdb); err == nil {
+			return st, nil
+		}
+	}
+	return nil, &StateNotKeptError{Root: root, Window: l.scheme.window}
 }
 
 // TrieDB is the trie node database, for Merkle proofs.
 func (l *Ledger) TrieDB() *triedb.Database { return l.triedb }
 
+// Checkpoint writes a consistent copy of the ledger into dir, which must
+// not exist, while the ledger keeps running: dir becomes a data directory
+// that Open accepts, at the height returned. Commits wait while the copy
+// is made, so it holds a whole height; the copy shares unchanged table
+// files with the store by hard links where the file system allows, and
+// costs little time or space then.
+func (l *Ledger) Checkpoint(dir string) (height uint64, err error) {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	head := l.head.Load()
+	if head == nil {
+		return 0, errors.New("checkpoint: ledger has no head")
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return 0, fmt.Errorf("checkpoint: %s already exists; give a new directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("checkpoint: create %s: %w", dir, err)
+	}
+	if err := l.kv.checkpoint(filepath.Join(dir, "chaindata")); err != nil {
+		return 0, fmt.Errorf("checkpoint into %s: %w", dir, err)
+	}
+
+	return head.Number.Uint64(), nil
+}
+
 // Close flushes and closes the store.
 func (l *Ledger) Close() error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
-	err := l.triedb.Close()
+	var err error
+	if head := l.head.Load(); head != nil && l.scheme.scheme == schemePath {
+		// The layers in memory, written to disk so that the next Open
+		// has the window back without replaying.
+		err = l.triedb.Journal(head.Root)
+	}
+	if cerr := l.triedb.Close(); err == nil {
+		err = cerr
+	}
 	if cerr := l.kv.Close(); err == nil {
 		err = cerr
 	}

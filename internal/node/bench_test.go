@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +28,38 @@ type benchNode struct {
 	keys   []*ecdsa.PrivateKey
 	addrs  []common.Address
 	signer types.Signer
+	funded int // accounts funded in the genesis besides the senders
+}
+
+// benchAccounts is CHARTER_BENCH_ACCOUNTS: how many accounts, besides the
+// senders, the benchmark chain's genesis funds (0 by default), to measure
+// throughput with a large state.
+func benchAccounts(b *testing.B) int {
+	v := os.Getenv("CHARTER_BENCH_ACCOUNTS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("CHARTER_BENCH_ACCOUNTS=%q: want a count of accounts", v)
+	}
+	return n
+}
+
+// fundedAccount is the i-th account the genesis funds besides the senders.
+func fundedAccount(i int) common.Address {
+	return common.BigToAddress(new(big.Int).Add(big.NewInt(int64(i)), new(big.Int).Lsh(big.NewInt(1), 64)))
+}
+
+// recipient is the receiver of the i-th benchmark transfer: one of the
+// funded accounts, spread over all of them, when there are any (every
+// transfer then updates an existing account somewhere in a large trie),
+// else one of 5,000 fresh addresses.
+func (bn *benchNode) recipient(i int) common.Address {
+	if bn.funded > 0 {
+		return fundedAccount(int(uint64(i) * 2654435761 % uint64(bn.funded)))
+	}
+	return common.BigToAddress(big.NewInt(int64(i%5000 + 1000)))
 }
 
 func newBenchNode(b *testing.B, senders int) *benchNode {
@@ -34,7 +68,10 @@ func newBenchNode(b *testing.B, senders int) *benchNode {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bn := &benchNode{signer: types.LatestSignerForChainID(big.NewInt(1337))}
+	bn := &benchNode{signer: types.LatestSignerForChainID(big.NewInt(1337)), funded: benchAccounts(b)}
+	for i := 0; i < bn.funded; i++ {
+		spec.Alloc[fundedAccount(i)] = types.Account{Balance: big.NewInt(1)}
+	}
 	for i := 0; i < senders; i++ {
 		key, _ := crypto.GenerateKey()
 		bn.keys = append(bn.keys, key)
@@ -122,12 +159,14 @@ func (bn *benchNode) signTxs(count int, nonces []uint64, to func(i int) (common.
 
 // BenchmarkBlockTransfers measures admission (sender recovery on every
 // core), block building (EVM) and commit (state root, pebble, fsync) of
-// plain transfers, in blocks as large as the pool allows.
+// plain transfers, in blocks as large as the pool allows. With
+// CHARTER_BENCH_ACCOUNTS=N the state holds N more funded accounts and the
+// transfers go to them.
 func BenchmarkBlockTransfers(b *testing.B) {
 	bn := newBenchNode(b, 2000)
 	nonces := make([]uint64, len(bn.keys))
 	txs := bn.signTxs(b.N, nonces, func(i int) (common.Address, []byte, uint64) {
-		return common.BigToAddress(big.NewInt(int64(i%5000 + 1000))), nil, 21000
+		return bn.recipient(i), nil, 21000
 	})
 	b.ResetTimer()
 	start := time.Now()
@@ -160,7 +199,7 @@ func BenchmarkBlockERC20(b *testing.B) {
 	bn.admit(b, setup)
 	bn.sealAll(b)
 	txs := bn.signTxs(b.N, nonces, func(i int) (common.Address, []byte, uint64) {
-		return tokenAddr, token.TransferData(common.BigToAddress(big.NewInt(int64(i%5000+1000))), big.NewInt(1)), 100_000
+		return tokenAddr, token.TransferData(bn.recipient(i), big.NewInt(1)), 100_000
 	})
 	b.ResetTimer()
 	start := time.Now()

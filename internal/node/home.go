@@ -68,6 +68,8 @@ type HomeConfig struct {
 	// Snapshots: the snapshots the node makes for state sync, and how it
 	// starts on an empty data directory; nil: HomeSnapshots' defaults.
 	Snapshots *HomeSnapshots `json:"snapshots,omitempty"`
+	// State is how much past state the node keeps; nil: the default.
+	State *HomeState `json:"state,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -269,6 +271,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		Org:            c.Org,
 		Index:          c.Index.config(home),
 		Snapshots:      c.Snapshots.config(),
+		StateHistory:   c.State.history(),
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
@@ -69,6 +70,10 @@ type Config struct {
 	API *HomeAPI
 	// Index turns on the SQL index of final blocks; nil: none.
 	Index *IndexConfig
+	// StateHistory is how many past blocks' state the ledger keeps
+	// (ledger.Options.StateHistory: 0 as the data directory records,
+	// ledger.StateArchive every block's).
+	StateHistory uint64
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
@@ -182,7 +187,15 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.synced = synced
-	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{}, cfg.Logger)
+	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
+		StateHistory: cfg.StateHistory,
+		// The state of heights lost in an unclean stop is rebuilt by
+		// executing their blocks again.
+		Replay: func(l *ledger.Ledger, parent *types.Header, block *types.Block, st *state.StateDB) error {
+			_, err := execution.New(cfg.Spec, l).Apply(parent, block, st)
+			return err
+		},
+	}, cfg.Logger)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("data directory %s is in use by another process: is this node running already?", cfg.DataDir)
 	}

@@ -221,6 +221,12 @@ func stateAt(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, stateDB, 
 		return nil, nil, err
 	}
 	st, err := b.StateAt(h.Root)
+	// A state outside the window the node keeps (ledger.StateNotKeptError).
+	var window interface{ StateWindow() uint64 }
+	if errors.As(err, &window) {
+		return nil, nil, &Error{Code: codeServer, Msg: fmt.Sprintf("state of block %d is not kept: this node keeps the last %d blocks (--state.history)",
+			h.Number.Uint64(), window.StateWindow())}
+	}
 	if err != nil {
 		return nil, nil, &Error{Code: codeServer, Msg: fmt.Sprintf("%v: block %d: %v", errNoState, h.Number.Uint64(), err)}
 	}

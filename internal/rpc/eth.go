@@ -11,11 +11,11 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
 	"github.com/ethereum/go-ethereum/crypto"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
-	"github.com/ethereum/go-ethereum/trie"
 	"github.com/holiman/uint256"
 )
 
@@ -660,7 +660,9 @@ func (api *EthAPI) GetProof(ctx context.Context, addr common.Address, keys []str
 		return nil, err
 	}
 	defer done()
-	tdb := st.Database().TrieDB()
+	// The state's own database opens its tries: a historical state's
+	// proofs come from the node history it keeps.
+	sdb := st.Database()
 	res := &AccountResult{
 		Address:      addr,
 		Balance:      (*hexutil.Big)(st.GetBalance(addr).ToBig()),
@@ -675,7 +677,7 @@ func (api *EthAPI) GetProof(ctx context.Context, addr common.Address, keys []str
 	if res.StorageHash == (common.Hash{}) {
 		res.StorageHash = types.EmptyRootHash
 	}
-	accTrie, err := trie.NewStateTrie(trie.StateTrieID(h.Root), tdb)
+	accTrie, err := sdb.OpenTrie(h.Root)
 	if err != nil {
 		return nil, serverError("open state trie: %v", err)
 	}
@@ -684,9 +686,9 @@ func (api *EthAPI) GetProof(ctx context.Context, addr common.Address, keys []str
 		return nil, serverError("prove account: %v", err)
 	}
 	res.AccountProof = list.hex()
-	var stTrie *trie.StateTrie
+	var stTrie state.Trie
 	if res.StorageHash != types.EmptyRootHash && len(slots) > 0 {
-		stTrie, err = trie.NewStateTrie(trie.StorageTrieID(h.Root, crypto.Keccak256Hash(addr.Bytes()), res.StorageHash), tdb)
+		stTrie, err = sdb.OpenStorageTrie(h.Root, addr, res.StorageHash, accTrie)
 		if err != nil {
 			return nil, serverError("open storage trie: %v", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/ledger"
 )
 
 func TestChainAndNodeInfo(t *testing.T) {
@@ -387,4 +388,20 @@ func TestBatchRequestLimit(t *testing.T) {
 	if out := post(t, ts.addr, `[`+strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId"},`, 2)+`{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}]`); len(out) != 3 || out[2]["result"] != "0x539" {
 		t.Fatalf("batch of 3: %v", out)
 	}
+}
+
+// A state the ledger no longer keeps is a JSON-RPC error naming the
+// block and the window, for reads, calls and proofs alike.
+func TestStateOutsideWindowNamesIt(t *testing.T) {
+	f := newFake(t)
+	ts := serve(t, f, Config{})
+	f.mu.Lock()
+	f.stateErr = &ledger.StateNotKeptError{Window: 128}
+	f.mu.Unlock()
+	const want = "state of block 0 is not kept: this node keeps the last 128 blocks (--state.history)"
+	addr := testAccounts(t)[0].Address
+	var out any
+	rpcError(t, ts.http.Call(&out, "eth_getBalance", addr, "0x0"), -32000, want)
+	rpcError(t, ts.http.Call(&out, "eth_getProof", addr, []string{}, "0x0"), -32000, want)
+	rpcError(t, ts.http.Call(&out, "eth_call", map[string]any{"from": addr, "to": addr}, "0x0"), -32000, want)
 }

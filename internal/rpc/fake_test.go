@@ -94,6 +94,7 @@ type fakeBackend struct {
 	finalized *types.Header
 	pool      []*types.Transaction
 	sendErr   error // SendTx answers this when set
+	stateErr  error // StateAt answers this when set
 	callHook  func(ctx context.Context) error
 }
 
@@ -255,6 +256,12 @@ func (f *fakeBackend) GetTransaction(hash common.Hash) (uint64, int, bool) {
 }
 
 func (f *fakeBackend) StateAt(root common.Hash) (*state.StateDB, error) {
+	f.mu.Lock()
+	err := f.stateErr
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return state.New(root, f.sdb)
 }
 
