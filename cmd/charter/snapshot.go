@@ -20,7 +20,7 @@ import (
 	"github.com/charter-ledger/charter/internal/snapshot"
 )
 
-const snapshotUsage = `charter snapshot export [--height H] [--rpc URL] FILE | verify FILE (--genesis FILE | --home DIR) | import FILE --home DIR`
+const snapshotUsage = `charter snapshot export [--height H] [--rpc URL] FILE | verify FILE [--genesis FILE | --home DIR] | import FILE --home DIR`
 
 // runSnapshot is `charter snapshot export|verify|import`.
 func runSnapshot(args []string, stdout, stderr io.Writer) error {
@@ -200,30 +200,39 @@ func runSnapshotVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("snapshot verify", stderr)
 	genesis := fs.String("genesis", "", "the network's genesis file")
 	home := fs.String("home", "", "a node home of the network (its genesis is used)")
-	setUsage(fs, stderr, "charter snapshot verify FILE (--genesis FILE | --home DIR): check a snapshot's certificate and every chunk's proof")
+	setUsage(fs, stderr, "charter snapshot verify FILE [--genesis FILE | --home DIR]: check a snapshot's certificate (against the network's genesis when given) and every chunk's proof")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("give the snapshot file: charter snapshot verify FILE --genesis GENESIS")
-	}
-	spec, _, err := snapshotSpec(*genesis, *home)
-	if err != nil {
-		return err
-	}
-	g, err := ledger.GenesisBlock(spec)
-	if err != nil {
-		return err
+		return errors.New("give the snapshot file: charter snapshot verify FILE [--genesis GENESIS]")
 	}
 	sf, done, err := openSnapshotFile(pos[0])
 	if err != nil {
 		return err
 	}
 	defer done()
+	var trust snapshot.Trust
+	if *genesis == "" && *home == "" {
+		// Checked against itself only: the chain and validators the
+		// snapshot's own state names.
+		trust = snapshot.Trust{ChainID: sf.Manifest.Header.ChainID}
+		fmt.Fprintln(stderr, "warning: no --genesis or --home: the snapshot is checked against the validators its own state names, not against a network's genesis")
+	} else {
+		spec, _, err := snapshotSpec(*genesis, *home)
+		if err != nil {
+			return err
+		}
+		g, err := ledger.GenesisBlock(spec)
+		if err != nil {
+			return err
+		}
+		trust = snapshot.TrustFromSpec(spec, g.Hash())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := snapshot.VerifyFile(ctx, sf, snapshot.TrustFromSpec(spec, g.Hash()))
+	rep, err := snapshot.VerifyFile(ctx, sf, trust)
 	if err != nil {
 		return fmt.Errorf("%s is refused: %w", pos[0], err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/triedb"
 	"github.com/ethereum/go-ethereum/triedb/hashdb"
-	"github.com/ethereum/go-ethereum/triedb/pathdb"
 
 	"github.com/charter-ledger/charter/internal/chain"
 )
@@ -50,13 +49,12 @@ const importDir = "chaindata.import"
 // DIR/chaindata only when complete, so a crash leaves either no ledger
 // (the partial import is removed by the next NewImport) or the whole one.
 type Importer struct {
-	dir    string
-	spec   *chain.Spec
-	opts   Options
-	kv     *pebble.Database
-	db     ethdb.Database
-	batch  ethdb.Batch
-	scheme string
+	dir   string
+	spec  *chain.Spec
+	opts  Options
+	kv    *pebble.Database
+	db    ethdb.Database
+	batch ethdb.Batch
 }
 
 // NewImport starts an import into dir, which must not hold a ledger.
@@ -77,16 +75,8 @@ func NewImport(dir string, spec *chain.Spec, opts Options) (*Importer, error) {
 		return nil, fmt.Errorf("open store %s: %w", tmp, err)
 	}
 	db := rawdb.NewDatabase(kv)
-	return &Importer{dir: dir, spec: spec, opts: opts, kv: kv, db: db, batch: db.NewBatch(), scheme: importScheme}, nil
+	return &Importer{dir: dir, spec: spec, opts: opts, kv: kv, db: db, batch: db.NewBatch()}, nil
 }
-
-// importScheme is the trie node scheme Open reads: the hash scheme today.
-// A ledger on the path scheme sets it to rawdb.PathScheme.
-var importScheme = rawdb.HashScheme
-
-// Scheme is the trie node scheme the import writes (rawdb.HashScheme or
-// rawdb.PathScheme).
-func (im *Importer) Scheme() string { return im.scheme }
 
 func (im *Importer) flushIfFull() error {
 	if im.batch.ValueSize() < ethdb.IdealBatchSize {
@@ -100,29 +90,11 @@ func (im *Importer) flushIfFull() error {
 }
 
 // Node writes one trie node (a trie.StackTrie's OnTrieNode): owner is
-// zero for the account trie, the account's hash for a storage trie.
+// zero for the account trie, the account's hash for a storage trie. The
+// import writes the hash scheme, as the ledger's earlier releases did; a
+// ledger that keeps the path scheme moves it there when it opens it.
 func (im *Importer) Node(owner common.Hash, path []byte, hash common.Hash, blob []byte) error {
-	rawdb.WriteTrieNode(im.batch, owner, path, hash, blob, im.scheme)
-	return im.flushIfFull()
-}
-
-// Account writes the flat entry of an account (slim RLP); only the path
-// scheme keeps flat state.
-func (im *Importer) Account(hash common.Hash, slim []byte) error {
-	if im.scheme != rawdb.PathScheme {
-		return nil
-	}
-	rawdb.WriteAccountSnapshot(im.batch, hash, slim)
-	return im.flushIfFull()
-}
-
-// Slot writes the flat entry of a storage slot (its trie value, RLP);
-// only the path scheme keeps flat state.
-func (im *Importer) Slot(account, key common.Hash, value []byte) error {
-	if im.scheme != rawdb.PathScheme {
-		return nil
-	}
-	rawdb.WriteStorageSnapshot(im.batch, account, key, value)
+	rawdb.WriteTrieNode(im.batch, owner, path, hash, blob, rawdb.HashScheme)
 	return im.flushIfFull()
 }
 
@@ -155,17 +127,6 @@ func (im *Importer) Finish(block *types.Block, seal []byte) error {
 		return err
 	}
 	im.batch.Reset()
-	if im.scheme == rawdb.PathScheme {
-		tdb := triedb.NewDatabase(im.db, &triedb.Config{PathDB: pathdb.Defaults})
-		if err := tdb.AdoptSyncedState(block.Root()); err != nil {
-			im.Abort()
-			return fmt.Errorf("adopt the imported state: %w", err)
-		}
-		if err := tdb.Close(); err != nil {
-			im.Abort()
-			return err
-		}
-	}
 	put := func(b ethdb.Batch, k, v []byte) {
 		if err == nil {
 			err = b.Put(k, v)

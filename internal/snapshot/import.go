@@ -105,7 +105,6 @@ func writeState(ctx context.Context, m *Manifest, read ChunkReader, root common.
 			if err := acc.Update(a.Hash[:], full); err != nil {
 				return err
 			}
-			note(im.Account(a.Hash, a.Body))
 			sa, _ := types.FullAccount(full)
 			roots[a.Hash] = sa.Root
 		}
@@ -120,7 +119,6 @@ func writeState(ctx context.Context, m *Manifest, read ChunkReader, root common.
 				if err := st.Update(key[:], r.Values[k]); err != nil {
 					return err
 				}
-				note(im.Slot(r.Account, key, r.Values[k]))
 			}
 			if info.Pending == nil || j != len(c.Storage)-1 {
 				if err := endStorage(); err != nil {
