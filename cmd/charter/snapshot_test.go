@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ func snapshotFixture(t *testing.T) (genesis string, raw []byte) {
 	if err := os.WriteFile(genesis, gj, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ledger.Open(filepath.Join(dir, "data"), spec, ledger.Options{}, nil)
+	l, err := ledger.Open(filepath.Join(dir, "data"), spec, ledger.Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
