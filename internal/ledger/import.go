@@ -114,9 +114,10 @@ func (im *Importer) Abort() {
 }
 
 // Finish writes the genesis block and record, the snapshot's block with
-// its seal as the head, syncs, and moves the store in place. The state
-// of block.Root() must have been written. Open the ledger afterwards.
-func (im *Importer) Finish(block *types.Block, seal []byte) error {
+// its receipts, transaction index and seal as the head, syncs, and moves
+// the store in place. The state of block.Root() must have been written.
+// Open the ledger afterwards.
+func (im *Importer) Finish(block *types.Block, receipts types.Receipts, seal []byte) error {
 	genesis, err := GenesisBlock(im.spec)
 	if err != nil {
 		im.Abort()
@@ -144,7 +145,22 @@ func (im *Importer) Finish(block *types.Block, seal []byte) error {
 		put(b, key(prefBlock, num), raw)
 		put(b, key(prefNumber, h[:]), num)
 	}
+	put(b, key(prefReceipt, binary.BigEndian.AppendUint64(nil, 0)), []byte{0xc0}) // the genesis has none
 	num := binary.BigEndian.AppendUint64(nil, block.NumberU64())
+	stored := make([]*types.ReceiptForStorage, len(receipts))
+	for i, r := range receipts {
+		stored[i] = (*types.ReceiptForStorage)(r)
+	}
+	receiptRLP, eerr := rlp.EncodeToBytes(stored)
+	if eerr != nil {
+		im.Abort()
+		return eerr
+	}
+	put(b, key(prefReceipt, num), receiptRLP)
+	for i, tx := range block.Transactions() {
+		th := tx.Hash()
+		put(b, key(prefTx, th[:]), binary.BigEndian.AppendUint32(common.CopyBytes(num), uint32(i)))
+	}
 	if len(seal) > 0 {
 		put(b, key(prefSeal, num), seal)
 	}

@@ -163,6 +163,20 @@ func TestSnapshotExportImportJoinsBFT(t *testing.T) {
 	if joined.Ledger().Head().Number.Uint64() != rep.Height {
 		t.Fatalf("restarted at %d, want the snapshot's %d", joined.Ledger().Head().Number, rep.Height)
 	}
+	// The head block's receipts and transactions came with the snapshot.
+	want, _ := nodes[0].Ledger().Receipts(rep.Height)
+	got, err := joined.Ledger().Receipts(rep.Height)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("receipts of the imported head: %d, %v; want %d", len(got), err, len(want))
+	}
+	for _, tx := range joined.Ledger().BlockByNumber(rep.Height).Transactions() {
+		if n, _, ok := joined.Ledger().TxLookup(tx.Hash()); !ok || n != rep.Height {
+			t.Fatalf("transaction %s of the imported head not found", tx.Hash())
+		}
+	}
+	if _, err := joined.Ledger().Receipts(0); err != nil {
+		t.Fatalf("receipts of the genesis: %v", err)
+	}
 	sendTransfers(t, nodes[1], accts[1].Key, 5)
 	target := nodes[1].Ledger().Head().Number.Uint64()
 	waitUntil(t, 60*time.Second, "the joined node reaches the others' head", func() bool {

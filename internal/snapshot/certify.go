@@ -73,6 +73,20 @@ func Certify(h *Header, trust Trust) (*types.Block, *Certificate, error) {
 	if err := checkBody(block); err != nil {
 		return nil, nil, err
 	}
+	receipts, err := h.DecodeReceipts()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(receipts) != len(block.Transactions()) {
+		return nil, nil, invalid("block %d: %d receipts for %d transactions", block.NumberU64(), len(receipts), len(block.Transactions()))
+	}
+	// The storage form leaves the type out; the consensus form has it.
+	for i, tx := range block.Transactions() {
+		receipts[i].Type = tx.Type()
+	}
+	if types.DeriveSha(receipts, trie.NewStackTrie(nil)) != block.ReceiptHash() {
+		return nil, nil, invalid("block %d: receipts do not match the header", block.NumberU64())
+	}
 	changes, err := provenValidatorChanges(block.Root(), h.StateProof)
 	if err != nil {
 		return nil, nil, err

@@ -28,6 +28,7 @@ type Source interface {
 	Genesis() *types.Block
 	BlockByNumber(number uint64) *types.Block
 	Seal(number uint64) []byte
+	Receipts(number uint64) (types.Receipts, error)
 	TrieDB() *triedb.Database
 	Code(hash common.Hash) []byte
 }
@@ -65,9 +66,21 @@ func Export(w io.Writer, src Source, height uint64, opts ExportOptions) (*Manife
 	if err != nil {
 		return nil, err
 	}
+	receipts, err := src.Receipts(height)
+	if err != nil {
+		return nil, fmt.Errorf("receipts of block %d: %w", height, err)
+	}
+	stored := make([]*types.ReceiptForStorage, len(receipts))
+	for i, r := range receipts {
+		stored[i] = (*types.ReceiptForStorage)(r)
+	}
+	rraw, err := rlp.EncodeToBytes(stored)
+	if err != nil {
+		return nil, err
+	}
 	hdr := Header{
 		Version: Version, ChainID: spec.ChainID(), Genesis: src.Genesis().Hash(),
-		Engine: spec.Consensus.Engine, Block: raw, Seal: src.Seal(height),
+		Engine: spec.Consensus.Engine, Block: raw, Receipts: rraw, Seal: src.Seal(height),
 		ChunkBytes: uint64(opts.ChunkBytes),
 	}
 	if opts.Attest != nil {

@@ -71,7 +71,10 @@ type Header struct {
 	Genesis common.Hash
 	Engine  string // bft, poa, raft, solo
 	Block   []byte // RLP of the block at the snapshot's height
-	Seal    []byte // the engine seal stored with it (Ledger.Seal)
+	// Receipts are the block's receipts (RLP of []*types.ReceiptForStorage),
+	// checked against the header's receipt root.
+	Receipts []byte
+	Seal     []byte // the engine seal stored with it (Ledger.Seal)
 	// Attestation is the exporting node's signature, by its node key,
 	// over AttestationHash (raft and solo seals carry no signature).
 	Attestation []byte
@@ -89,6 +92,19 @@ func (h *Header) DecodeBlock() (*types.Block, error) {
 		return nil, invalid("block does not decode: %v", err)
 	}
 	return b, nil
+}
+
+// DecodeReceipts returns the header's receipts.
+func (h *Header) DecodeReceipts() (types.Receipts, error) {
+	var stored []*types.ReceiptForStorage
+	if err := rlp.DecodeBytes(h.Receipts, &stored); err != nil {
+		return nil, invalid("receipts do not decode: %v", err)
+	}
+	out := make(types.Receipts, len(stored))
+	for i, r := range stored {
+		out[i] = (*types.Receipt)(r)
+	}
+	return out, nil
 }
 
 // Account is one account of the account trie.

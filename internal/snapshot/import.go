@@ -38,7 +38,8 @@ func Import(ctx context.Context, m *Manifest, read ChunkReader, dir string, spec
 		im.Abort()
 		return nil, err
 	}
-	if err := im.Finish(block, m.Header.Seal); err != nil {
+	receipts, _ := m.Header.DecodeReceipts() // checked by Certify
+	if err := im.Finish(block, receipts, m.Header.Seal); err != nil {
 		return nil, err
 	}
 	return block, nil

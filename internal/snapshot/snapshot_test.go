@@ -257,6 +257,13 @@ func TestRefusesBadSnapshots(t *testing.T) {
 			t.Fatalf("attestation by a stranger: %v", err)
 		}
 	})
+	t.Run("receipts not the block's", func(t *testing.T) {
+		h := sf.Manifest.Header
+		h.Receipts, _ = rlp.EncodeToBytes([]*types.ReceiptForStorage{{Status: 1, CumulativeGasUsed: 21000, Logs: []*types.Log{}}})
+		if _, _, err := Certify(&h, f.trust); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("foreign receipts: %v", err)
+		}
+	})
 	t.Run("header block swapped", func(t *testing.T) {
 		// The genesis block under block 1's attestation: the signature
 		// no longer matches.
