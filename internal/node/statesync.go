@@ -29,8 +29,12 @@ const (
 	syncInflight = 4
 	// syncRequestTimeout bounds the wait for one answer.
 	syncRequestTimeout = 30 * time.Second
-	// syncOfferSettle is how long offers are collected after the first.
-	syncOfferSettle = 5 * time.Second
+	// syncOfferSettle is how long offers are collected after the first
+	// when not every peer answered: long enough to ask again a peer whose
+	// answer was lost (a connection replaced by a duplicate).
+	syncOfferSettle = 3 * syncOfferTimeout
+	// syncOfferTimeout bounds the wait for one peer's offer.
+	syncOfferTimeout = 3 * time.Second
 )
 
 // SyncStats are what a state sync did, for logs and tests.
@@ -259,7 +263,7 @@ func (c *syncClient) offers(trust snapshot.Trust, saved *snapshot.Manifest, wait
 			wg.Add(1)
 			go func(id p2p.NodeID) {
 				defer wg.Done()
-				r, err := c.ask(id, snapRequest{Kind: snapKindManifest}, 5*time.Second)
+				r, err := c.ask(id, snapRequest{Kind: snapKindManifest}, syncOfferTimeout)
 				if err == nil {
 					mu.Lock()
 					answered[id] = true

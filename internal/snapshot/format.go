@@ -150,12 +150,14 @@ type Manifest struct {
 }
 
 // ID names a snapshot's content: the Keccak-256 of its chain, block,
-// seal, chunk size and chunk hashes. Every node that exports the same
-// height with the same chunk size makes the same chunks, so snapshots of
-// one ID are served interchangeably whoever attested them.
+// receipts, chunk size and chunk hashes, without the certificate. Every
+// node that exports the same height with the same chunk size makes the
+// same chunks, so snapshots of one ID are served interchangeably, though
+// each node holds its own certificate of the block (a bft certificate is
+// any quorum of signatures) and its own attestation.
 func (m *Manifest) ID() common.Hash {
 	h := m.Header
-	h.Attestation = nil
+	h.Seal, h.Attestation = nil, nil
 	hr, _ := rlp.EncodeToBytes(&h)
 	t, _ := rlp.EncodeToBytes(m.Trailer.Hashes)
 	return crypto.Keccak256Hash(hr, t)
