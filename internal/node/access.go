@@ -105,6 +105,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// The event streams, under the same origin policy as the gateway.
 	mux.Handle(StreamsPath, srv.CORS(n.streamsHandler()))
 	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
+	mux.Handle(SnapshotPath, n.snapshotHandler())
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API

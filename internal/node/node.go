@@ -26,6 +26,7 @@ import (
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/index"
 	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/streams"
@@ -76,6 +77,9 @@ type Config struct {
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
+	// Snapshots are the snapshots the node makes for its peers and how
+	// it starts on an empty data directory (state sync).
+	Snapshots SnapshotConfig
 }
 
 func (c *Config) ensureDefaults() {
@@ -108,6 +112,9 @@ func (c *Config) Validate() error {
 		if err := c.Network.validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Snapshots.validate(); err != nil {
+		return err
 	}
 	if c.API != nil {
 		if err := c.API.validate(); err != nil {
@@ -149,6 +156,9 @@ type Node struct {
 	stopOnce  sync.Once
 	wg        sync.WaitGroup
 	quit      chan struct{}
+
+	snaps  *snapshotStore // nil without a network
+	synced *SyncStats     // the state sync New did; nil if none
 }
 
 // New opens the ledger and assembles the node; Start runs it.
@@ -172,6 +182,11 @@ func New(cfg Config) (*Node, error) {
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
 	}
+	synced, err := stateSync(cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	n.synced = synced
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
 		StateHistory: cfg.StateHistory,
 		Replay:       LedgerReplay(cfg.Spec),
@@ -257,6 +272,13 @@ func New(cfg Config) (*Node, error) {
 		if n.priv != nil {
 			n.priv.fetch.register(n.net.tr)
 		}
+		if n.snaps, err = openSnapshotStore(n, cfg.Snapshots); err != nil {
+			n.closePrivacy()
+			l.Close()
+			return nil, err
+		}
+		n.net.tr.Handle(msgSnapRequest, func(from p2p.NodeID, payload []byte) { n.snaps.handleRequest(n.net.tr, from, payload) })
+		n.chain.Subscribe(n.snaps.onCommit)
 	}
 	if err := n.openIndex(); err != nil {
 		n.closePrivacy()
@@ -395,6 +417,9 @@ func (n *Node) Stop() {
 			n.net.close() // no more peer messages
 		}
 		n.engine.Stop()
+		if n.snaps != nil {
+			n.snaps.close() // an export in progress stops
+		}
 		close(n.quit)
 		n.wg.Wait()
 		n.closePrivacy()
