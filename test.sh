@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test the project has, from a clean clone. Installs what it needs
 # (npm packages for the real-client acceptance tests, Debian's postgresql
-# for the tests of the SQL index) by itself.
+# for the tests of the SQL index, Debian's prometheus for promtool) by itself.
 #   ./test.sh            the whole suite (what CI runs)
 #   CHARTER_SOAK=1 ./test.sh   long simulation seeds and crash loops too
 set -euo pipefail
@@ -16,11 +16,20 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${CHARTER_PG_B
   $sudo apt-get install -y -q postgresql >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q postgresql >/dev/null; }
 fi
 
+# promtool (Debian's prometheus): deploy/deploy_test.go checks and unit-tests
+# the alert rules of docs/alerts.yml with it; under CI it fails without it.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing Debian's prometheus (promtool, for the alert rule tests)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+fi
+
 echo "== go vet"
 go vet ./...
 
 echo "== gofmt"
-unformatted=$(gofmt -l cmd internal test)
+unformatted=$(gofmt -l cmd internal test deploy)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi

@@ -410,6 +410,7 @@ func TestGovBadInput(t *testing.T) {
 			"--admin", d.accts[5].Address.Hex(), "--memo", "x"}, rpcKey...)},
 		{`charter gov: --roles: unknown role "boss"`, append([]string{"gov", "propose", "grant-roles", "--account", d.accts[5].Address.Hex(), "--org", "dev", "--roles", "boss", "--memo", "x"}, rpcKey...)},
 		{`charter gov: set-parameter: unknown parameter "gas" (want gasLimit,`, append([]string{"gov", "propose", "set-parameter", "--name", "gas", "--value", "1", "--memo", "x"}, rpcKey...)},
+		{`charter gov: set-parameter: bft.timeoutVote 5 outside [100, 30000]`, append([]string{"gov", "propose", "set-parameter", "--name", "bft.timeoutVote", "--value", "5", "--memo", "x"}, rpcKey...)},
 		{`charter gov: --class: class "everything": want one of membership,`, append([]string{"gov", "propose", "set-rule", "--class", "everything", "--threshold", "5000", "--memo", "x"}, rpcKey...)},
 		{"charter gov: give the action first", []string{"gov", "propose", "--memo", "x", "freeze"}},
 		{"charter gov: execution reverted: no proposal 999 (account " + d.accts[0].Address.Hex() + "; nothing was sent)", append([]string{"gov", "vote", "999", "yes"}, rpcKey...)},

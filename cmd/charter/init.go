@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charter-ledger/charter/internal/chain"
@@ -25,6 +29,7 @@ type networkFlags struct {
 	chainID      *uint64
 	observers    *int
 	blockTime    *time.Duration
+	params       *string
 	host         *string
 	rpcPort      *int
 	p2pPort      *int
@@ -42,9 +47,9 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 	if devDefault {
 		noDevUsage = "do not prefund the development accounts, nor give them roles"
 	}
-	return &networkFlags{
+	nf := &networkFlags{
 		validators:   fs.Int("validators", 4, "number of validator nodes"),
-		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain and serve RPC but never vote (raft only)"),
+		observers:    fs.Int("observers", 0, "number of observer nodes after the validators: they follow the chain, serve RPC and forward transactions but never vote (raft: learners; bft, poa: nodes of a read-tier organization, observers)"),
 		engine:       fs.String("consensus", "raft", "consensus engine: raft, bft or poa"),
 		orgs:         fs.Int("orgs", 0, "spread the validators over this many organizations (default: one per validator)"),
 		devAccounts:  fs.Bool("dev-accounts", devDefault, devUsage),
@@ -60,6 +65,10 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		apiAuth:      fs.String("api-auth", "", "client access to the nodes' APIs: required (a token or client certificate; the default) or open (the default with --dev-accounts)"),
 		apiTLS:       fs.Bool("api-tls", false, "serve the nodes' APIs over TLS with their certificates (default: on when --api-auth is required)"),
 	}
+	nf.params = fs.String("consensus-params", "", "the engine's genesis parameters (consensus.params): a JSON object, inline or in this file; "+
+		`bft: {"timeoutPropose":"2s","timeoutVote":"500ms","timeoutGrowth":"500ms","blockTime":"250ms","emptyBlockPeriod":"0s"}; `+
+		`poa: {"period":"1s","turnTimeout":"2s","confirmations":2} (durations as "500ms", "2s"; the values shown are the defaults)`)
+	return nf
 }
 
 // devAccountsWanted resolves --dev-accounts and --no-dev-accounts (set:
@@ -93,7 +102,11 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	if set["api-tls"] {
 		apiTLS = f.apiTLS
 	}
-	return node.InitOptions{
+	params, err := readConsensusParams(*f.params)
+	if err != nil {
+		return node.InitOptions{}, err
+	}
+	opts := node.InitOptions{
 		APIAuth:      *f.apiAuth,
 		APITLS:       apiTLS,
 		Dir:          dir,
@@ -110,7 +123,40 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 		RPCPort:      *f.rpcPort,
 		P2PPort:      *f.p2pPort,
 		MetricsPort:  *f.metricsPort,
-	}, nil
+	}
+	opts.ConsensusParams = params
+	return opts, nil
+}
+
+// maxParamsBytes bounds a --consensus-params file.
+const maxParamsBytes = 64 << 10
+
+// readConsensusParams reads --consensus-params: inline JSON (starting
+// with "{") or a file's; "" is none.
+func readConsensusParams(arg string) (json.RawMessage, error) {
+	text := strings.TrimSpace(arg)
+	if text == "" {
+		return nil, nil
+	}
+	raw := []byte(text)
+	if !strings.HasPrefix(text, "{") {
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, fmt.Errorf("--consensus-params: %v; give a JSON object or a file holding one", err)
+		}
+		defer f.Close()
+		if raw, err = io.ReadAll(io.LimitReader(f, maxParamsBytes+1)); err != nil {
+			return nil, fmt.Errorf("--consensus-params: %v", err)
+		}
+		if len(raw) > maxParamsBytes {
+			return nil, fmt.Errorf("--consensus-params: %s is larger than %d bytes", arg, maxParamsBytes)
+		}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("--consensus-params: want a JSON object of the engine's parameters: %v", err)
+	}
+	return json.RawMessage(bytes.TrimSpace(raw)), nil
 }
 
 // devKeysHint completes an error that refuses the public development

@@ -21,8 +21,14 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "allow a --host beyond loopback although the network's genesis funds the development accounts (their keys are public)")
 	apiAuth := fs.String("api-auth", "", "client access to the node's API: required (a token or client certificate; the default) or open (the default on a network that funds the development accounts)")
 	apiTLS := fs.Bool("api-tls", false, "serve the node's API over TLS with its certificate (default: on when --api-auth is required)")
+	tier := fs.String("tier", "validate", "what the organization asks to be admitted as: validate (its node validates from the next epoch), write or read (its node is an observer: it follows the chain, serves RPC and forwards transactions but never votes)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	switch *tier {
+	case "validate", "write", "read":
+	default:
+		return fmt.Errorf("--tier %q: want validate, write or read", *tier)
 	}
 	var tlsOpt *bool
 	if flagsSet(fs)["api-tls"] {
@@ -42,6 +48,12 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	if *pwFile != "" {
 		start += " --password-file " + *pwFile
 	}
+	// Only a validate-tier organization may run a validator; the node of
+	// another tier is an observer.
+	validator, role := " --validator "+res.NodeID.Hex(), "validates from the next epoch"
+	if *tier != "validate" {
+		validator, role = "", "follows the chain as an observer (it never votes)"
+	}
 	fmt.Fprintf(stdout, `Organization %s prepared in %s:
   root CA        %s
   admin account  %s (key %s)
@@ -51,16 +63,16 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 
 A member's admin proposes the admission (the other members then vote with 'charter gov vote'):
 
-  charter gov propose add-organization --name %s --roots %s --tier validate --weight 1 \
-    --admin %s --node %s --fingerprint %s --validator %s \
+  charter gov propose add-organization --name %s --roots %s --tier %s --weight 1 \
+    --admin %s --node %s --fingerprint %s%s \
     --privacy-key %s \
     --memo "admit %s" --key MEMBER_ADMIN_KEY --rpc MEMBER_RPC
 
-Once it passes, start the node; it syncs from its peers and validates from the next epoch:
+Once it passes, start the node; it syncs from its peers and %s:
 
   %s
 `, res.Org, *out, res.Roots, res.Admin.Hex(), res.AdminKey, res.Home, res.NodeID.Hex(), res.Fingerprint.Hex(),
 		res.PrivacyKey, res.PrivacyKeyFile,
-		res.Org, res.Roots, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), res.NodeID.Hex(), res.PrivacyKeyFile, res.Org, start)
+		res.Org, res.Roots, *tier, res.Admin.Hex(), res.NodeID.Hex(), res.Fingerprint.Hex(), validator, res.PrivacyKeyFile, res.Org, role, start)
 	return nil
 }

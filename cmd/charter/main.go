@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"node":     {"run one node of a network from its home folder", runNode},
 	"privacy":  {"privacy groups and private transactions: groups, send, call, receipt, purge, disclosure", runPrivacy},
 	"restore":  {"restore a stopped node's home from a backup (charter backup), at the backup's height", runRestore},
+	"snapshot": {"snapshots of the state at a height: export from a node, verify, import into a new node", runSnapshot},
 	"send":     {"send ether from a key file's account (e.g. gas money for a new organization's admin)", runSend},
 	"testnet":  {"run a local network: every node its own process (init first if needed)", runTestnet},
 	"usage":    {"transactions, gas and state written per organization over UTC days", runUsage},

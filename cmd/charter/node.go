@@ -20,6 +20,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	indexOn := fs.Bool("index", false, "index final blocks into SQL: an SQLite file DATA/index.sqlite (query with charter sql or POST /api/v1/sql)")
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
+	syncMode := fs.String("sync", "", "how to start on an empty data directory: genesis (replay every block), snapshot (state sync from the peers' newest snapshot) or auto (snapshot if a peer offers one, else genesis); default: config.json's snapshots.sync, else genesis")
 	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N (1-128), or all (archive) (default: config.json's state.history, else what the data directory records, else 128)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
@@ -81,6 +82,9 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.RPC = rpcCfg
 	cfg.Index = node.IndexFlags(*indexOn, *indexPG, cfg.Index)
+	if *syncMode != "" {
+		cfg.Snapshots.Sync = *syncMode
+	}
 	if *stateHistory != "" {
 		if cfg.StateHistory, err = node.ParseStateHistory(*stateHistory); err != nil {
 			return fmt.Errorf("--state.history: %w", err)

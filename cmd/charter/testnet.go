@@ -51,12 +51,46 @@ const (
 	nodeStopTimeout  = 30 * time.Second // after SIGTERM, before SIGKILL
 )
 
+// Restarts under --restart on-failure: the delay before a restart starts
+// at restartMinDelay and doubles with every restart up to restartMaxDelay;
+// a node that stayed up restartResetAfter before it died starts over at
+// restartMinDelay.
+const (
+	restartMinDelay   = time.Second
+	restartMaxDelay   = 30 * time.Second
+	restartResetAfter = time.Minute
+)
+
+// The values of --restart.
+const (
+	restartNo        = "no"
+	restartOnFailure = "on-failure"
+)
+
 type testnetNode struct {
 	name, org, home string
 	cfg             *node.HomeConfig
 	cmd             *exec.Cmd
 	log             *os.File
-	exited          chan struct{}
+	exited          chan struct{} // closed when cmd has exited
+	started         time.Time     // when cmd started
+	restarts        int           // restarts so far
+	delay           time.Duration // the delay of the last restart; 0 before the first
+}
+
+// restartDelay is the delay before restarting a node that failed after
+// running for uptime, given the delay of its previous restart (0: none).
+func restartDelay(prev, uptime time.Duration) time.Duration {
+	if prev <= 0 || uptime >= restartResetAfter {
+		return restartMinDelay
+	}
+	return min(2*prev, restartMaxDelay)
+}
+
+// failed tells whether a process ended abnormally: a non-zero exit status
+// or a signal (a node exits 0 after a SIGTERM or Ctrl-C of its own).
+func failed(st *os.ProcessState) bool {
+	return st != nil && !st.Success()
 }
 
 func runTestnet(args []string, stdout, stderr io.Writer) error {
@@ -64,8 +98,12 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	nf := addNetworkFlags(fs, true)
 	dir := fs.String("dir", "", "the network's folder: written by 'charter init' first if it holds no genesis.json")
 	indexAll := fs.Bool("index", false, "every node indexes its final blocks into SQL (an SQLite file in its data directory; query with charter sql)")
+	restart := fs.String("restart", restartNo, "'on-failure': restart a node that exits abnormally (non-zero status or a signal other than a SIGTERM it handled), after 1s doubling to 30s; 'no': report it only")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *restart != restartNo && *restart != restartOnFailure {
+		return fmt.Errorf("--restart %q: want %s or %s", *restart, restartNo, restartOnFailure)
 	}
 	if *dir == "" {
 		return errors.New("--dir is required: the network's folder")
@@ -170,31 +208,90 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		}
 		ep.Nodes = append(ep.Nodes, e)
 	}
-	if err := writeJSONAtomic(filepath.Join(abs, EndpointsFile), ep); err != nil {
+	epPath := filepath.Join(abs, EndpointsFile)
+	if err := writeJSONAtomic(epPath, ep); err != nil {
 		stopAll(nodes, stderr)
 		return err
 	}
-	fmt.Fprintf(stdout, "Testnet of %d %s nodes running, chain id %d; endpoints in %s\n", len(nodes), spec.Consensus.Engine, spec.ChainID(), filepath.Join(abs, EndpointsFile))
+	fmt.Fprintf(stdout, "Testnet of %d %s nodes running, chain id %d; endpoints in %s\n", len(nodes), spec.Consensus.Engine, spec.ChainID(), epPath)
 	for _, e := range ep.Nodes {
 		fmt.Fprintf(stdout, "  %-6s %-6s pid %-7d %s  log %s\n", e.Name, e.Org, e.PID, e.RPC, filepath.Join(e.Home, "node.log"))
 	}
-	fmt.Fprintln(stdout, "A node that dies is not restarted: 'charter node --home HOME' restarts it. Ctrl-C stops all.")
-
-	// Run until a signal; report nodes that die.
-	alive := len(nodes)
-	died := make(chan *testnetNode, len(nodes))
-	for _, n := range nodes {
-		go func(n *testnetNode) { <-n.exited; died <- n }(n)
+	if *restart == restartOnFailure {
+		fmt.Fprintf(stdout, "A node that fails is restarted after %s, doubling up to %s (kill -TERM PID stops one for good). Ctrl-C stops all.\n", restartMinDelay, restartMaxDelay)
+	} else {
+		fmt.Fprintln(stdout, "A node that dies is not restarted: 'charter node --home HOME' restarts it (or run testnet with --restart on-failure). Ctrl-C stops all.")
 	}
-	for alive > 0 {
+
+	// Run until a signal; report nodes that die, and restart those that
+	// failed under --restart on-failure.
+	alive := len(nodes)
+	died := make(chan int, len(nodes)) // each node has at most one process at a time
+	watch := func(i int) {
+		exited := nodes[i].exited
+		go func() { <-exited; died <- i }()
+	}
+	for i := range nodes {
+		watch(i)
+	}
+	due := make(map[int]time.Time) // nodes waiting for their restart
+	var timer <-chan time.Time
+	for alive > 0 || len(due) > 0 {
 		select {
 		case sig := <-sigs:
 			fmt.Fprintf(stdout, "%s: stopping every node\n", sig)
 			return stopAll(nodes, stderr)
-		case n := <-died:
+		case i := <-died:
+			n := nodes[i]
+			st, log := n.cmd.ProcessState, filepath.Join(n.home, "node.log")
 			alive--
-			fmt.Fprintf(stderr, "charter testnet: %s (pid %d) %s; not restarted (see %s; restart with 'charter node --home %s')\n",
-				n.name, n.cmd.Process.Pid, n.cmd.ProcessState, filepath.Join(n.home, "node.log"), n.home)
+			if *restart != restartOnFailure || !failed(st) {
+				fmt.Fprintf(stderr, "charter testnet: %s (pid %d) %s; not restarted (see %s; restart with 'charter node --home %s')\n",
+					n.name, n.cmd.Process.Pid, st, log, n.home)
+				continue
+			}
+			n.delay = restartDelay(n.delay, time.Since(n.started))
+			n.restarts++
+			due[i] = time.Now().Add(n.delay)
+			why := "see " + log
+			if st.Exited() { // a node that stops by itself says why in its last line
+				why += ": " + lastLine(log)
+			}
+			fmt.Fprintf(stderr, "charter testnet: %s (pid %d) %s; restart %d in %s (%s)\n",
+				n.name, n.cmd.Process.Pid, st, n.restarts, n.delay, why)
+		case <-timer:
+		}
+		// Restart the nodes whose delay has passed; arm the timer for the next.
+		timer = nil
+		var next time.Time
+		for i, at := range due {
+			if wait := time.Until(at); wait > 0 {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				continue
+			}
+			delete(due, i)
+			n := nodes[i]
+			if err := n.start(self, nodeArgs); err != nil {
+				n.delay = restartDelay(n.delay, 0)
+				n.restarts++
+				due[i] = time.Now().Add(n.delay)
+				fmt.Fprintf(stderr, "charter testnet: %s: %v; restart %d in %s\n", n.name, err, n.restarts, n.delay)
+				if next.IsZero() || due[i].Before(next) {
+					next = due[i]
+				}
+				continue
+			}
+			alive++
+			watch(i)
+			ep.Nodes[i].PID = n.cmd.Process.Pid
+			if err := writeJSONAtomic(epPath, ep); err != nil {
+				fmt.Fprintf(stderr, "charter testnet: update %s with %s's new pid %d: %v\n", epPath, n.name, n.cmd.Process.Pid, err)
+			}
+		}
+		if !next.IsZero() {
+			timer = time.After(time.Until(next))
 		}
 	}
 	return errors.New("every node has stopped")
@@ -212,7 +309,7 @@ func loadTestnet(dir string) ([]*testnetNode, error) {
 		if err != nil {
 			return nil, err
 		}
-		nodes = append(nodes, &testnetNode{name: cfg.Name, org: cfg.Org, home: home, cfg: cfg, exited: make(chan struct{})})
+		nodes = append(nodes, &testnetNode{name: cfg.Name, org: cfg.Org, home: home, cfg: cfg})
 	}
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("%s has a genesis but no node0 folder; is it a folder written by 'charter init'?", dir)
@@ -228,6 +325,8 @@ func (n *testnetNode) start(self string, args []string) error {
 		return err
 	}
 	n.log = f
+	n.exited = make(chan struct{})
+	n.started = time.Now()
 	n.cmd = exec.Command(self, append([]string{"node", "--home", n.home}, args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
 	// Own process group: a terminal's Ctrl-C reaches only testnet, which
@@ -238,10 +337,11 @@ func (n *testnetNode) start(self string, args []string) error {
 		f.Close()
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
+	cmd, exited := n.cmd, n.exited
 	go func() {
-		n.cmd.Wait()
+		cmd.Wait()
 		f.Close()
-		close(n.exited)
+		close(exited)
 	}()
 	return nil
 }

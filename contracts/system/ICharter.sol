@@ -34,8 +34,10 @@ interface ICharterRegistry {
     /// A node: its organization, whether it validates, whether it is revoked.
     function node(address id) external view returns (bool exists, string memory org, bool validator, bool revoked);
 
-    /// A chain parameter as in force (0 when unset and the chain spec's value applies):
-    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs, maxGroupsPerOrg.
+    /// A chain parameter as in force (0 when unset and the chain spec's value applies;
+    /// the engine parameters bft.* and poa.*, in milliseconds, as last decided, in force
+    /// from the epoch boundary their change names):
+    /// gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs, maxGroupsPerOrg, bft.timeoutPropose, bft.timeoutVote, bft.timeoutGrowth, bft.blockTime, bft.emptyBlockPeriod, poa.period, poa.turnTimeout.
     function parameter(string calldata name) external view returns (uint256);
 
     /// Usage of an organization on one UTC day (block time / 86400).

@@ -38,6 +38,9 @@ type Spec struct {
 	// Changes are the validator sets governance decided, ascending by
 	// From (the registry's; a change From 0 is the genesis set).
 	Changes []ValidatorChange
+	// ParamChanges are the engine parameters governance decided,
+	// ascending by From (see ParamChange).
+	ParamChanges []ParamChange
 	// Head is the number of the committed head.
 	Head uint64
 	// Network reports that the node has peers (every engine but solo

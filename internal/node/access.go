@@ -106,6 +106,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	mux.Handle(StreamsPath, srv.CORS(n.streamsHandler()))
 	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
 	mux.Handle(BackupPath, n.backupHandler())
+	mux.Handle(SnapshotPath, n.snapshotHandler())
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API

@@ -100,9 +100,25 @@ type rpcBackend struct{ n *Node }
 
 var _ rpc.Backend = rpcBackend{}
 
-func (b rpcBackend) ChainSpec() *chain.Spec         { return b.n.Spec() }
-func (b rpcBackend) CurrentHeader() *types.Header   { return b.n.Ledger().Head() }
-func (b rpcBackend) FinalizedHeader() *types.Header { return b.n.Engine().Head(0) }
+func (b rpcBackend) ChainSpec() *chain.Spec       { return b.n.Spec() }
+func (b rpcBackend) CurrentHeader() *types.Header { return b.n.Ledger().Head() }
+
+// FinalizedHeader is the committed head: every engine hands the node
+// final blocks only (raft and bft decide a block before it is committed,
+// poa commits a block once a majority of the authorities accepted it and
+// FinalityDepth sealed blocks are on top of it), so "safe" and
+// "finalized" are the committed head on every engine. The engine's own
+// head (poa's newest sealed block, not final yet and not committed here)
+// is what charter_head answers for a numeric confirmation level.
+func (b rpcBackend) FinalizedHeader() *types.Header { return b.n.Ledger().Head() }
+
+// EngineHead answers charter_head's numeric confirmation levels.
+func (b rpcBackend) EngineHead(confirmations uint64) *types.Header {
+	return b.n.Engine().Head(confirmations)
+}
+
+var _ rpc.EngineHeadBackend = rpcBackend{}
+
 func (b rpcBackend) HeaderByNumber(number uint64) *types.Header {
 	return b.n.Ledger().HeaderByNumber(number)
 }

@@ -513,7 +513,7 @@ func hashTree(dir string) ([]BackupFile, error) {
 			return err
 		}
 		if d.IsDir() {
-			return syncDir(path)
+			return syncBackupDir(path)
 		}
 		if rel == ManifestFile || !d.Type().IsRegular() {
 			return nil
@@ -555,7 +555,7 @@ func hashFile(path string, sync bool) (int64, string, error) {
 	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func syncDir(dir string) error { return durable.OSFS{}.SyncDir(dir) }
+func syncBackupDir(dir string) error { return durable.OSFS{}.SyncDir(dir) }
 
 // writeManifest writes DIR/manifest.json aside, syncs it and renames it
 // in place: a backup folder has a manifest only once it is whole.

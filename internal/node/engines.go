@@ -33,6 +33,9 @@ func (n *Node) newEngine(blockTime time.Duration) (consensus.Engine, consensus.P
 	for _, c := range reg.ValidatorChanges() {
 		cs.Changes = append(cs.Changes, consensus.ValidatorChange{From: c.From, IDs: c.IDs})
 	}
+	for _, c := range reg.ParamChanges() {
+		cs.ParamChanges = append(cs.ParamChanges, consensus.ParamChange{From: c.From, Values: c.Map()})
+	}
 	return engines.New(cs, consensus.Env{
 		Host: engineHost{Chain: n.chain, n: n},
 		Key:  n.cfg.NodeKey,

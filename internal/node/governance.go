@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/charter-ledger/charter/internal/blockchain"
+	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/system"
@@ -26,6 +27,9 @@ func (n *Node) registry() (*system.State, *types.Header, error) { return n.chain
 // the organizations, nodes and certificates peers are checked against.
 func (n *Node) applyGovernance(c *blockchain.Committed) error {
 	if err := n.applyValidatorChanges(c.Block.NumberU64(), c.Effects.ValidatorChanges); err != nil {
+		return err
+	}
+	if err := n.applyParamChanges(c.Block.NumberU64(), c.Effects.ParamChanges); err != nil {
 		return err
 	}
 	if len(c.Effects.Executed) > 0 {
@@ -49,6 +53,25 @@ func (n *Node) applyValidatorChanges(height uint64, changes []system.ValidatorCh
 			return err
 		}
 		n.log.Info("Validator set changes", "from", c.From, "validators", len(c.IDs), "decided", height)
+	}
+	return nil
+}
+
+// applyParamChanges hands the engine parameter changes a committed block
+// decided to the engine, if it takes them (bft, poa); other engines
+// ignore them.
+func (n *Node) applyParamChanges(height uint64, changes []system.ParamChange) error {
+	t, ok := n.engine.(consensus.Tunable)
+	if !ok {
+		return nil
+	}
+	for _, c := range changes {
+		if err := t.SetParams(c.From, c.Map()); err != nil {
+			err = fmt.Errorf("engine parameter change decided at height %d for height %d: %w", height, c.From, err)
+			n.fail(err)
+			return err
+		}
+		n.log.Info("Engine parameters change", "from", c.From, "params", c.Map(), "decided", height)
 	}
 	return nil
 }

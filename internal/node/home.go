@@ -65,6 +65,9 @@ type HomeConfig struct {
 	API *HomeAPI `json:"api,omitempty"`
 	// Index is the SQL index of final blocks; nil or not enabled: none.
 	Index *HomeIndex `json:"index,omitempty"`
+	// Snapshots: the snapshots the node makes for state sync, and how it
+	// starts on an empty data directory; nil: HomeSnapshots' defaults.
+	Snapshots *HomeSnapshots `json:"snapshots,omitempty"`
 	// State is how much past state the node keeps; nil: the default.
 	State *HomeState `json:"state,omitempty"`
 }
@@ -155,6 +158,11 @@ func (c *HomeConfig) Validate() error {
 	}
 	if c.API != nil {
 		if err := c.API.validate(); err != nil {
+			return err
+		}
+	}
+	if c.Snapshots != nil {
+		if err := c.Snapshots.validate(); err != nil {
 			return err
 		}
 	}
@@ -264,6 +272,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		Index:          c.Index.config(home),
 		Home:           home,
 		Name:           c.Name,
+		Snapshots:      c.Snapshots.config(),
 		StateHistory:   c.State.history(),
 	}, nil
 }

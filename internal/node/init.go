@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/engines"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/system"
@@ -29,8 +33,12 @@ type InitOptions struct {
 	// Validators is the number of validator nodes (node0 ...).
 	Validators int
 	// Observers is the number of observer nodes after the validators: they
-	// follow the chain and serve RPC but never vote (raft learners, the
-	// read tier). Only raft has them yet.
+	// follow the chain, serve RPC and forward transactions but never vote.
+	// On raft they are learners of the validators' organizations; on bft
+	// and poa they are the nodes of one more organization, ObserverOrg, of
+	// the read tier (which may never run a validator), and follow the
+	// chain by checking the validators' certificates (bft) or seals and
+	// votes (poa).
 	Observers int
 	// Orgs spreads the validators over this many organizations, node i
 	// in organization i mod Orgs. 0 means one per validator.
@@ -52,6 +60,12 @@ type InitOptions struct {
 	Password []byte
 	// BlockTimeMs of the genesis; 0 means the default.
 	BlockTimeMs uint64
+	// ConsensusParams is the genesis consensus.params: a JSON object of
+	// the engine's parameters (bft: timeoutPropose, timeoutVote,
+	// timeoutGrowth, blockTime, emptyBlockPeriod; poa: period,
+	// turnTimeout, confirmations; raft: see raft.Params). Nil: the
+	// defaults. raft's learners come from Observers, not from here.
+	ConsensusParams json.RawMessage
 	// Host is the address every node listens on; "" means 127.0.0.1.
 	Host string
 	// RPCPort, P2PPort and MetricsPort are node 0's ports; node i adds i.
@@ -92,6 +106,10 @@ type InitNode struct {
 	Config    HomeConfig
 }
 
+// ObserverOrg names the read-tier organization InitNetwork makes for the
+// observers of a bft or poa network.
+const ObserverOrg = "observers"
+
 // Init file names inside the output folder and each home.
 const (
 	GenesisFile = "genesis.json"
@@ -128,6 +146,14 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	if _, err := os.Stat(filepath.Join(dir, GenesisFile)); err == nil {
 		return nil, nil, fmt.Errorf("%s exists already; remove %s or choose another --out", filepath.Join(dir, GenesisFile), dir)
 	}
+	// The engine's parameters are checked before anything is written.
+	placeholder := make([]common.Address, opts.Validators)
+	for i := range placeholder {
+		placeholder[i] = common.BigToAddress(big.NewInt(int64(i + 1)))
+	}
+	if err := opts.checkParams(opts.ConsensusParams, placeholder); err != nil {
+		return nil, nil, err
+	}
 	total := opts.Validators + opts.Observers
 	for i := 0; i < total; i++ {
 		if _, err := os.Stat(filepath.Join(dir, nodeName(i))); err == nil {
@@ -146,14 +172,23 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		return nil, nil, err
 	}
 
-	// Organizations and their CAs.
-	cas := make([]*identity.CA, opts.Orgs)
+	// Organizations and their CAs: the validators' (validate tier), and on
+	// bft and poa one of the read tier for the observers.
+	numOrgs := opts.Orgs
+	readOrg := opts.Observers > 0 && opts.Engine != "raft"
+	if readOrg {
+		numOrgs++
+	}
+	cas := make([]*identity.CA, numOrgs)
 	gov := &system.GenesisSpec{}
 	fundAlloc := types.GenesisAlloc{}
-	orgs := make([]chain.Organization, opts.Orgs)
-	privKeys := make([]*privacy.PrivateKey, opts.Orgs)
+	orgs := make([]chain.Organization, numOrgs)
+	privKeys := make([]*privacy.PrivateKey, numOrgs)
 	for k := range cas {
-		name := "org" + strconv.Itoa(k)
+		name, tier, roles := "org"+strconv.Itoa(k), chain.TierValidate, []string{"read", "write", "admin"}
+		if k == opts.Orgs {
+			name, tier, roles = ObserverOrg, chain.TierRead, []string{"read", "admin"}
+		}
 		ca, admin, err := writeOrg(filepath.Join(dir, orgsDir, name), name, opts.Password)
 		if err != nil {
 			return nil, nil, err
@@ -161,26 +196,36 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		if privKeys[k], err = NewOrgPrivacyKey(filepath.Join(dir, orgsDir, name)); err != nil {
 			return nil, nil, err
 		}
-		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: []string{"read", "write", "admin"}})
+		gov.Accounts = append(gov.Accounts, system.GenesisAccount{Address: admin, Org: name, Roles: roles})
 		fundAlloc[admin] = types.Account{Balance: new(big.Int).Set(AdminBalance)}
 		cas[k] = ca
-		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: chain.TierValidate}
+		orgs[k] = chain.Organization{Name: name, Roots: []string{string(identity.EncodeCertsPEM(ca.Cert))}, Tier: tier}
 		setOrgPrivacyKey(&orgs[k], privKeys[k].Public())
+	}
+	// orgOf is the organization of node i: validators in turn over the
+	// validators' organizations, observers in the read tier's when there
+	// is one.
+	orgOf := func(i int) int {
+		if readOrg && i >= opts.Validators {
+			return opts.Orgs
+		}
+		return i % opts.Orgs
 	}
 
 	// Nodes: keys and certificates.
 	nodes := make([]InitNode, total)
 	for i := range nodes {
 		nd := &nodes[i]
-		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[i%opts.Orgs].Name, filepath.Join(dir, nodeName(i))
-		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[i%opts.Orgs], opts.Password)
+		k := orgOf(i)
+		nd.Name, nd.Org, nd.Home = nodeName(i), orgs[k].Name, filepath.Join(dir, nodeName(i))
+		id, fp, err := writeNodeIdentity(nd.Home, nd.Name, opts.Host, cas[k], opts.Password)
 		if err != nil {
 			return nil, nil, err
 		}
 		nd.ID = id
 		gov.Nodes = append(gov.Nodes, system.GenesisNode{ID: id, Org: nd.Org, Fingerprint: fp})
 		fundAlloc[id] = types.Account{Balance: new(big.Int).Set(NodeBalance)}
-		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[i%opts.Orgs], opts.Password); err != nil {
+		if err := identity.SavePrivacyKey(filepath.Join(nd.Home, PrivacyKeyFile), privKeys[k], opts.Password); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -203,8 +248,19 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 			learners = append(learners, nd.ID)
 		}
 	}
-	if len(learners) > 0 {
-		params, err := json.Marshal(map[string]any{"learners": learners})
+	spec.Consensus.Params = opts.ConsensusParams
+	if len(learners) > 0 && !readOrg {
+		fields := map[string]any{}
+		if len(opts.ConsensusParams) > 0 {
+			if err := json.Unmarshal(opts.ConsensusParams, &fields); err != nil {
+				return nil, nil, fmt.Errorf("--consensus-params: want a JSON object: %v", err)
+			}
+		}
+		if _, ok := fields["learners"]; ok {
+			return nil, nil, errors.New("--consensus-params: leave learners out: the observers (--observers) are the learners")
+		}
+		fields["learners"] = learners
+		params, err := json.Marshal(fields)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,6 +283,9 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 	}
 	// Parse what will be written: defaults filled, validated as a node will.
 	if spec, err = chain.ParseSpec(raw); err != nil {
+		return nil, nil, err
+	}
+	if err := opts.checkParams(spec.Consensus.Params, spec.Consensus.Validators); err != nil {
 		return nil, nil, err
 	}
 	if raw, err = spec.Marshal(); err != nil {
@@ -278,6 +337,17 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 
 func nodeName(i int) string { return "node" + strconv.Itoa(i) }
 
+// checkParams checks consensus.params as the engine will at the nodes'
+// start.
+func (o *InitOptions) checkParams(params json.RawMessage, validators []common.Address) error {
+	err := engines.CheckParams(consensus.Spec{Engine: o.Engine, ChainID: o.ChainID, Validators: validators, Params: params,
+		BlockTime: time.Duration(cmp.Or(o.BlockTimeMs, chain.DefaultBlockTimeMs)) * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("--consensus-params: %w", err)
+	}
+	return nil
+}
+
 func (o *InitOptions) defaults() error {
 	switch {
 	case o.Dir == "":
@@ -286,8 +356,6 @@ func (o *InitOptions) defaults() error {
 		return fmt.Errorf("--validators %d: want 1 to 64", o.Validators)
 	case o.Observers < 0 || o.Observers > 64:
 		return fmt.Errorf("--observers %d: want 0 to 64", o.Observers)
-	case o.Observers > 0 && o.Engine != "raft":
-		return fmt.Errorf("--observers: only raft has observer nodes (learners) yet, not %s", o.Engine)
 	}
 	switch o.Engine {
 	case "raft", "bft", "poa":
@@ -314,8 +382,8 @@ func (o *InitOptions) defaults() error {
 		if *p.v == 0 {
 			*p.v = p.def
 		}
-		if *p.v < 1 || *p.v+o.Validators-1 > 65535 {
-			return fmt.Errorf("%s %d: node ports %d..%d are not all port numbers", p.name, *p.v, *p.v, *p.v+o.Validators-1)
+		if last := *p.v + o.Validators + o.Observers - 1; *p.v < 1 || last > 65535 {
+			return fmt.Errorf("%s %d: node ports %d..%d are not all port numbers", p.name, *p.v, *p.v, last)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/big"
@@ -42,9 +43,28 @@ type netNode struct {
 // every node in this process, linked over real mTLS on 127.0.0.1.
 func startNetwork(t *testing.T, engine string, n int) []*netNode {
 	t.Helper()
+	return startNetworkWith(t, engine, n, 0, nil)
+}
+
+// startNetworkObservers is startNetwork with observers after the
+// validators (InitOptions.Observers).
+func startNetworkObservers(t *testing.T, engine string, n, observers int) []*netNode {
+	t.Helper()
+	return startNetworkWith(t, engine, n, observers, nil)
+}
+
+// startNetworkParams is startNetwork with the engine's genesis parameters.
+func startNetworkParams(t *testing.T, engine string, n int, params json.RawMessage) []*netNode {
+	t.Helper()
+	return startNetworkWith(t, engine, n, 0, params)
+}
+
+func startNetworkWith(t *testing.T, engine string, n, observers int, params json.RawMessage) []*netNode {
+	t.Helper()
 	dir := t.TempDir()
-	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
-		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
+	total := n + observers
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Observers: observers, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
+		RPCPort: freePortBase(t, total), P2PPort: freePortBase(t, total), MetricsPort: freePortBase(t, total), ConsensusParams: params})
 	if err != nil {
 		t.Fatal(err)
 	}

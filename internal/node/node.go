@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/index"
 	"github.com/charter-ledger/charter/internal/ledger"
+	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/streams"
@@ -80,6 +82,9 @@ type Config struct {
 	Home string
 	// Name is the node's name in its home config; "" on charter dev.
 	Name string
+	// Snapshots are the snapshots the node makes for its peers and how
+	// it starts on an empty data directory (state sync).
+	Snapshots SnapshotConfig
 }
 
 func (c *Config) ensureDefaults() {
@@ -112,6 +117,9 @@ func (c *Config) Validate() error {
 		if err := c.Network.validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Snapshots.validate(); err != nil {
+		return err
 	}
 	if c.API != nil {
 		if err := c.API.validate(); err != nil {
@@ -154,6 +162,9 @@ type Node struct {
 	stopOnce  sync.Once
 	wg        sync.WaitGroup
 	quit      chan struct{}
+
+	snaps  *snapshotStore // nil without a network
+	synced *SyncStats     // the state sync New did; nil if none
 }
 
 // New opens the ledger and assembles the node; Start runs it.
@@ -177,6 +188,11 @@ func New(cfg Config) (*Node, error) {
 		fatal: make(chan error, 1),
 		quit:  make(chan struct{}),
 	}
+	synced, err := stateSync(cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	n.synced = synced
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
 		StateHistory: cfg.StateHistory,
 		Replay:       LedgerReplay(cfg.Spec),
@@ -262,6 +278,13 @@ func New(cfg Config) (*Node, error) {
 		if n.priv != nil {
 			n.priv.fetch.register(n.net.tr)
 		}
+		if n.snaps, err = openSnapshotStore(n, cfg.Snapshots); err != nil {
+			n.closePrivacy()
+			l.Close()
+			return nil, err
+		}
+		n.net.tr.Handle(msgSnapRequest, func(from p2p.NodeID, payload []byte) { n.snaps.handleRequest(n.net.tr, from, payload) })
+		n.chain.Subscribe(n.snaps.onCommit)
 	}
 	if err := n.openIndex(); err != nil {
 		n.closePrivacy()
@@ -325,7 +348,7 @@ func (n *Node) Start() error {
 	n.streams.Start()
 	head := n.ledger.Head()
 	attrs := []any{"id", n.self, "chain", n.cfg.Spec.ChainID(), "engine", n.cfg.Spec.Consensus.Engine,
-		"height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
+		"role", n.Role(), "height", head.Number.Uint64(), "hash", head.Hash(), "rpc", n.api.addr()}
 	if n.net != nil {
 		attrs = append(attrs, "p2p", n.P2PAddr(), "peers", len(n.cfg.Network.Peers))
 	}
@@ -400,6 +423,9 @@ func (n *Node) Stop() {
 			n.net.close() // no more peer messages
 		}
 		n.engine.Stop()
+		if n.snaps != nil {
+			n.snaps.close() // an export in progress stops
+		}
 		close(n.quit)
 		n.wg.Wait()
 		n.closePrivacy()
@@ -419,6 +445,36 @@ func (n *Node) closePrivacy() {
 	if n.priv != nil {
 		n.priv.close()
 	}
+}
+
+// Node roles (Role).
+const (
+	RoleValidator = "validator"
+	RoleObserver  = "observer"
+)
+
+// Role is RoleValidator when this node is in the validator set in force
+// after its committed head (always on solo), else RoleObserver: it
+// follows the chain, serves its APIs and forwards the transactions it
+// receives, and never votes (a raft learner; on bft and poa a node that
+// checks the validators' certificates or seals). A node of a read-tier
+// organization is always an observer; one of a validate-tier
+// organization becomes a validator when governance adds it to the set.
+func (n *Node) Role() string {
+	spec := n.cfg.Spec
+	if spec.Consensus.Engine == "solo" {
+		return RoleValidator
+	}
+	set := spec.Consensus.Validators
+	if reg, head, err := n.registry(); err == nil {
+		if v := reg.ValidatorsAt(head.Number.Uint64() + 1); len(v) > 0 {
+			set = v
+		}
+	}
+	if slices.Contains(set, n.self) {
+		return RoleValidator
+	}
+	return RoleObserver
 }
 
 // Self is the node id: the address of its node key.

@@ -25,8 +25,8 @@ import (
 	"github.com/charter-ledger/charter/internal/ledger"
 )
 
-// maxManifestBytes bounds manifest.json (a million files at ~150 bytes).
-const maxManifestBytes = 256 << 20
+// maxBackupManifestBytes bounds manifest.json (a million files at ~150 bytes).
+const maxBackupManifestBytes = 256 << 20
 
 // ErrBackupIncomplete: the folder has no manifest, or files that do not
 // match it: a backup cut short or damaged.
@@ -85,12 +85,12 @@ func ReadBackupManifest(dir string) (*BackupManifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxBackupManifestBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	if len(data) > maxManifestBytes {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBackupIncomplete, p, maxManifestBytes)
+	if len(data) > maxBackupManifestBytes {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrBackupIncomplete, p, maxBackupManifestBytes)
 	}
 	var m BackupManifest
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -340,7 +340,7 @@ func swapIn(target string, fill func(stage string) error) error {
 		return err
 	}
 	restoreStep("swapped")
-	if err := syncDir(filepath.Dir(target)); err != nil {
+	if err := syncBackupDir(filepath.Dir(target)); err != nil {
 		return err
 	}
 	return os.RemoveAll(stage) // now the old content

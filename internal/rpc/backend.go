@@ -42,7 +42,8 @@ type Backend interface {
 	// CurrentHeader is the newest committed header; never nil.
 	CurrentHeader() *types.Header
 	// FinalizedHeader is the newest header the consensus engine holds
-	// final (the "safe" and "finalized" tags); nil: use CurrentHeader.
+	// final (the "safe" and "finalized" tags); nil: use CurrentHeader. One
+	// above CurrentHeader is not used (CurrentHeader is).
 	FinalizedHeader() *types.Header
 	// HeaderByNumber, BlockByNumber and BlockByHash read committed blocks.
 	HeaderByNumber(number uint64) *types.Header
@@ -187,10 +188,13 @@ func headerByNumber(b Backend, num gethrpc.BlockNumber) (*types.Header, error) {
 	case gethrpc.LatestBlockNumber, gethrpc.PendingBlockNumber:
 		return b.CurrentHeader(), nil
 	case gethrpc.SafeBlockNumber, gethrpc.FinalizedBlockNumber:
-		if h := b.FinalizedHeader(); h != nil {
+		// Never above the committed head: a block this node does not
+		// hold cannot be read at.
+		cur := b.CurrentHeader()
+		if h := b.FinalizedHeader(); h != nil && h.Number.Cmp(cur.Number) <= 0 {
 			return h, nil
 		}
-		return b.CurrentHeader(), nil
+		return cur, nil
 	case gethrpc.EarliestBlockNumber:
 		num = 0
 	}

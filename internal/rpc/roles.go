@@ -120,6 +120,7 @@ var methodTable = map[string]methodAccess{
 	"rpc_modules":        read, // go-ethereum's own
 
 	"charter_members":   read,
+	"charter_head":      read,
 	"charter_account":   read,
 	"charter_proposal":  read,
 	"charter_proposals": read,

@@ -1,13 +1,17 @@
 package system
 
 import (
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/consensus/bft"
+	"github.com/charter-ledger/charter/internal/consensus/poa"
 )
 
 // The parameter, upgrade and policy actions: how the chain and the
@@ -48,6 +52,10 @@ type ParamSpec struct {
 	Default    uint64
 	HasDefault bool
 	Doc        string
+	// Engine, when set, makes it a consensus engine's parameter (a
+	// duration in milliseconds): the engine takes it from the next epoch
+	// boundary on (see ParamChanges), and the other engines ignore it.
+	Engine string
 }
 
 // Params lists the chain parameters governance may set.
@@ -65,6 +73,23 @@ var Params = []ParamSpec{
 		Doc: "bytes of system-contract storage the transactions of one block may write (32 per slot changed); a block's first such transaction is taken whatever it writes"},
 	{Name: ParamMaxBlockGovTxs, Min: 1, Max: 1024, Default: DefaultMaxBlockGovTxs, HasDefault: true, Doc: "transactions of one block that call a system contract"},
 	{Name: ParamMaxGroupsPerOrg, Min: 1, Max: 256, Default: DefaultMaxGroupsPerOrg, HasDefault: true, Doc: "active privacy groups one organization may belong to (groups.go)"},
+}
+
+func init() {
+	for _, e := range []struct {
+		engine string
+		params []consensus.DurationParam
+	}{{"bft", bft.Params}, {"poa", poa.Params}} {
+		for _, p := range e.params {
+			spec := ParamSpec{Name: p.GovName, Min: uint64(p.Min / time.Millisecond), Max: uint64(p.Max / time.Millisecond),
+				Doc: p.Doc + "; from the next epoch boundary", Engine: e.engine}
+			if p.ZeroOK {
+				spec.Min = 0
+				spec.Doc += "; 0 or at least " + p.Min.String()
+			}
+			Params = append(Params, spec)
+		}
+	}
 }
 
 // ParamNames lists the parameters' names.
@@ -103,6 +128,14 @@ func (a SetParameter) Validate() error {
 	if a.Value == nil || !a.Value.IsUint64() || a.Value.Uint64() < p.Min || a.Value.Uint64() > p.Max {
 		return reverts("%s %s outside [%d, %d]", a.Name, a.Value, p.Min, p.Max)
 	}
+	if p.Engine != "" && p.Min == 0 && a.Value.Sign() != 0 {
+		// 0 or a duration of at least the engine's least.
+		for _, d := range append(append([]consensus.DurationParam(nil), bft.Params...), poa.Params...) {
+			if d.GovName == a.Name && a.Value.Uint64() < uint64(d.Min/time.Millisecond) {
+				return reverts("%s %s: 0 or at least %d", a.Name, a.Value, uint64(d.Min/time.Millisecond))
+			}
+		}
+	}
 	return nil
 }
 
@@ -125,7 +158,67 @@ func (a SetParameter) check(s *State) error {
 	return nil
 }
 
-func (a SetParameter) apply(s *State) { s.reg.putUint("param/"+a.Name, a.Value.Uint64()) }
+func (a SetParameter) apply(s *State) {
+	s.reg.putUint("param/"+a.Name, a.Value.Uint64())
+	if p, _ := paramSpec(a.Name); p.Engine != "" {
+		s.scheduleParam(a.Name, a.Value.Uint64())
+	}
+}
+
+// ParamChange is the engine parameters governance set, in force from
+// height From on: every one set up to then (Names ascending, Values
+// alongside), not only the one that changed.
+type ParamChange struct {
+	From   uint64
+	Names  []string
+	Values []uint64
+}
+
+// Map is the change's values by name.
+func (c ParamChange) Map() map[string]uint64 {
+	m := make(map[string]uint64, len(c.Names))
+	for i, n := range c.Names {
+		if i < len(c.Values) {
+			m[n] = c.Values[i]
+		}
+	}
+	return m
+}
+
+// ParamChanges lists the engine parameter changes still in force or to
+// come, ascending by From: the one in force at the state's height (if
+// governance changed any) and the later ones.
+func (s *State) ParamChanges() []ParamChange {
+	v, _ := getRLP[[]ParamChange](s.reg, "paramchanges")
+	return v
+}
+
+// scheduleParam makes an engine parameter change take effect at the
+// first epoch boundary far enough ahead, as validator changes do: every
+// node hands it to its engine while committing this block, and every
+// engine switches at that height.
+func (s *State) scheduleParam(name string, value uint64) {
+	epoch := max(s.Param(ParamEpochLength), 1)
+	from := (s.height + validatorLead + epoch - 1) / epoch * epoch
+	changes := s.ParamChanges()
+	values := map[string]uint64{}
+	if len(changes) > 0 {
+		values = changes[len(changes)-1].Map()
+	}
+	values[name] = value
+	for len(changes) > 0 && changes[len(changes)-1].From >= from {
+		changes = changes[:len(changes)-1]
+	}
+	// Changes in force before this height but the last are history.
+	for len(changes) > 1 && changes[1].From <= s.height {
+		changes = changes[1:]
+	}
+	c := ParamChange{From: from}
+	for _, n := range slices.Sorted(maps.Keys(values)) {
+		c.Names, c.Values = append(c.Names, n), append(c.Values, values[n])
+	}
+	putRLP(s.reg, "paramchanges", append(changes, c))
+}
 
 // ScheduleUpgrade schedules a protocol upgrade by name at a height.
 type ScheduleUpgrade struct {

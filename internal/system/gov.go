@@ -350,6 +350,9 @@ type BlockEffects struct {
 	Executed []uint64
 	// ValidatorChanges scheduled by them.
 	ValidatorChanges []ValidatorChange
+	// ParamChanges are the engine parameter changes they scheduled (each
+	// with every engine parameter governance set, see ParamChange).
+	ParamChanges []ParamChange
 	// PurgedGroups are the privacy groups PurgeGroup actions purged: a
 	// purge at the start of a block is in no transaction, so no
 	// GroupPurged event tells of it.
@@ -451,6 +454,11 @@ func (s *State) execute(st StateWriter, id uint64, fx *BlockEffects) bool {
 	case DeprecateContract:
 		r, _ := s.ContractVersion(a.Name, a.Version)
 		fx.ContractChanges = append(fx.ContractChanges, r)
+	case SetParameter:
+		if p, _ := paramSpec(a.Name); p.Engine != "" {
+			changes := s.ParamChanges()
+			fx.ParamChanges = append(fx.ParamChanges, changes[len(changes)-1])
+		}
 	}
 	p.Status = ProposalExecuted
 	s.putProposal(p)

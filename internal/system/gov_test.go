@@ -485,7 +485,7 @@ func TestBadProposals(t *testing.T) {
 		{"no governance transaction per block", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovTxs, big.NewInt(0)), "", "maxBlockGovTxs 0 outside [1, 1024]", false},
 		{"governance bytes below range", ActSetParameter, enc(ActSetParameter, ParamMaxBlockGovBytes, big.NewInt(1023)), "", "maxBlockGovBytes 1023 outside [1024, 1048576]", false},
 		{"epoch length zero", ActSetParameter, enc(ActSetParameter, ParamEpochLength, big.NewInt(0)), "", "epochLength 0 outside [1, 1000000]", false},
-		{"unknown parameter", ActSetParameter, enc(ActSetParameter, "blockTime", big.NewInt(1)), "", `unknown parameter "blockTime" (want gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs, maxGroupsPerOrg)`, false},
+		{"unknown parameter", ActSetParameter, enc(ActSetParameter, "blockTime", big.NewInt(1)), "", `unknown parameter "blockTime" (want gasLimit, txGasLimit, maxTxBytes, minGasPrice, epochLength, setCode, maxOpenProposals, maxBlockBytes, maxBlockGovBytes, maxBlockGovTxs, maxGroupsPerOrg, bft.timeoutPropose, bft.timeoutVote, bft.timeoutGrowth, bft.blockTime, bft.emptyBlockPeriod, poa.period, poa.turnTimeout)`, false},
 		{"threshold 0", ActSetRule, rule(uint8(ClassRoles), 0, 0, 100, 1, 0), "", "policy: roles: threshold 0 outside [1, 10000] basis points of the total weight", false},
 		{"threshold above 10000", ActSetRule, rule(uint8(ClassMembership), 10001, 0, 100, 1, 0), "", "policy: membership: threshold 10001 outside [1, 10000] basis points of the total weight", false},
 		{"quorum above 10000", ActSetRule, rule(uint8(ClassRoles), 5001, 10001, 100, 1, 0), "", "policy: roles: quorum 10001 above 10000 basis points", false},

@@ -91,11 +91,11 @@ func initNetwork(t *testing.T, engine string, n int, extra ...string) string {
 	return dir
 }
 
-// runTestnet starts `charter testnet --dir dir` and waits for endpoints.json.
-func runTestnet(t *testing.T, dir string) *testnet {
+// runTestnet starts `charter testnet --dir dir [extra]` and waits for endpoints.json.
+func runTestnet(t *testing.T, dir string, extra ...string) *testnet {
 	t.Helper()
 	tn := &testnet{t: t, dir: dir, out: &lockedBuffer{}, done: make(chan struct{}), owned: map[int]*exec.Cmd{}}
-	tn.cmd = exec.Command(charterBin, "testnet", "--dir", dir)
+	tn.cmd = exec.Command(charterBin, append([]string{"testnet", "--dir", dir}, extra...)...)
 	tn.cmd.Stdout, tn.cmd.Stderr = tn.out, tn.out
 	if err := tn.cmd.Start(); err != nil {
 		t.Fatal(err)

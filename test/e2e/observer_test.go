@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +88,71 @@ func TestRaftObserverFollowsAndNeverVotes(t *testing.T) {
 	top, _ = height(tn.url(0))
 	tn.waitAllReach(top, 60*time.Second)
 	tn.checkAgreement(top, nil)
+}
+
+// TestBFTAndPoAObservers runs `charter testnet` networks of 4 validators
+// and one observer (node4, of the read-tier organization init makes) as
+// processes: transactions sent through the observer are committed, it
+// holds the same blocks and answers the confirmation levels, the
+// validators go on with it killed, and restarted it catches up.
+func TestBFTAndPoAObservers(t *testing.T) {
+	for _, engine := range []string{"bft", "poa"} {
+		t.Run(engine, func(t *testing.T) {
+			const validators, obs = 4, 4
+			dir := filepath.Join(t.TempDir(), "net")
+			args := []string{"init", "--validators", "4", "--observers", "1", "--consensus", engine, "--out", dir, "--block-time", "250ms", "--dev-accounts",
+				"--rpc.port", strconv.Itoa(freePortBase(t, 5)), "--p2p.port", strconv.Itoa(freePortBase(t, 5)), "--metrics.port", strconv.Itoa(freePortBase(t, 5))}
+			if out, err := exec.Command(charterBin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("charter init: %v\n%s", err, out)
+			}
+			tn := runTestnet(t, dir)
+			if len(tn.ep.Nodes) != 5 || tn.ep.Nodes[obs].Org != "observers" {
+				t.Fatalf("endpoints.json: %+v", tn.ep.Nodes)
+			}
+			waitFor(t, 30*time.Second, "the observer connected to the validators", func() bool {
+				c, err := peerCount(tn.url(obs))
+				return err == nil && c == validators
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			if out, err := exec.CommandContext(ctx, charterBin, "bench", "--rpc", tn.url(obs), "--txs", "200", "--senders", "5").CombinedOutput(); err != nil {
+				t.Fatalf("charter bench through the observer: %v\n%s", err, out)
+			}
+			top, err := height(tn.url(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tn.waitAllReach(top, 30*time.Second)
+			tn.checkAgreement(top, nil)
+			var fin struct {
+				Number    string `json:"number"`
+				Committed bool   `json:"committed"`
+			}
+			if err := rpcCall(tn.url(obs), &fin, "charter_head", "finalized"); err != nil || !fin.Committed {
+				t.Fatalf("charter_head(finalized) on the observer: %+v %v", fin, err)
+			}
+			if n, err := strconv.ParseUint(strings.TrimPrefix(fin.Number, "0x"), 16, 64); err != nil || n < top {
+				t.Fatalf("finalized %s on the observer, below %d", fin.Number, top)
+			}
+
+			// The observer killed: the validators go on.
+			tn.kill9(obs)
+			before, _ := height(tn.url(0))
+			if out, err := exec.CommandContext(ctx, charterBin, "bench", "--rpc", tn.url(0), "--txs", "50", "--senders", "5").CombinedOutput(); err != nil {
+				t.Fatalf("charter bench without the observer: %v\n%s", err, out)
+			}
+			waitFor(t, 30*time.Second, "the validators go on without the observer", func() bool {
+				h, err := height(tn.url(0))
+				return err == nil && h >= before+3
+			})
+			// Restarted, it catches up and agrees.
+			tn.restart(obs)
+			top, _ = height(tn.url(0))
+			tn.waitAllReach(top, 60*time.Second)
+			tn.checkAgreement(top, nil)
+			if log := tn.logOf(obs); !strings.Contains(log, "role=observer") {
+				t.Fatalf("the restarted observer's start line does not name its role:\n%s", log)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package bft
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/charter-ledger/charter/internal/consensus"
 )
@@ -34,6 +35,21 @@ type Config struct {
 	// CommitWaitTicks is the pause between deciding a height and starting
 	// round 0 of the next: it paces blocks when there is little to do.
 	CommitWaitTicks int
+	// EmptyBlockTicks, when above 0, holds back a height's first round
+	// while nothing waits: the round starts when this many ticks passed
+	// since the height began (counted with CommitWaitTicks, so at least
+	// that), or earlier when transactions are notified, when this node as
+	// round 0's proposer finds work to build (it asks every
+	// CommitWaitTicks), or when round 0's proposal or votes arrive. 0: the
+	// round starts after CommitWaitTicks, and a block, empty or not, is
+	// made at every height.
+	EmptyBlockTicks int
+	// TickInterval is the real duration of a tick, to convert the
+	// parameters governance sets (milliseconds) to ticks. Default 50ms.
+	TickInterval time.Duration
+	// ParamChanges are the parameter changes governance decided before
+	// the start, ascending by From; later ones come through SetParams.
+	ParamChanges []consensus.ParamChange
 	// RebroadcastTicks is the interval at which a validator re-sends its
 	// messages of the current round and its status, which recovers from
 	// lost messages.
@@ -88,6 +104,9 @@ func (c *Config) EnsureDefaults() {
 	def(&c.MaxSyncBlocks, 16)
 	def(&c.MaxRoundsKept, 64)
 	def(&c.MaxEvidence, 1024)
+	if c.TickInterval <= 0 {
+		c.TickInterval = DefaultTickInterval
+	}
 	if c.Recover == nil {
 		c.Recover = RecoverSigner
 	}
@@ -130,6 +149,17 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitWaitTicks < 0 {
 		return bad("CommitWaitTicks", "%d is negative", c.CommitWaitTicks)
+	}
+	if c.EmptyBlockTicks < 0 {
+		return bad("EmptyBlockTicks", "%d is negative", c.EmptyBlockTicks)
+	}
+	for i, pc := range c.ParamChanges {
+		if i > 0 && pc.From <= c.ParamChanges[i-1].From {
+			return bad(fmt.Sprintf("ParamChanges[%d].From", i), "%d not ascending", pc.From)
+		}
+	}
+	if len(c.ParamChanges) > maxTimings {
+		return bad("ParamChanges", "%d, at most %d", len(c.ParamChanges), maxTimings)
 	}
 	if c.MaxTimeoutTicks < c.ProposeTimeoutTicks || c.MaxTimeoutTicks < c.PrevoteTimeoutTicks || c.MaxTimeoutTicks < c.PrecommitTimeoutTicks {
 		return bad("MaxTimeoutTicks", "%d is below a base timeout", c.MaxTimeoutTicks)

@@ -134,6 +134,17 @@ type heightState struct {
 	newRoundAt, proposeAt, prevoteAt, precommitAt uint64 // tick deadlines, 0 = none
 	building                                      bool
 
+	// tm is the timing in force at this height.
+	tm timing
+	// Before round 0 while nothing waits (tm.emptyWait > 0): idle is set
+	// once the commit wait is over; round 0 starts at idleUntil, or
+	// earlier for work (see Config.EmptyBlockTicks). polling: a build of
+	// round 0's proposer, asked every commit wait from pollAt, is out;
+	// idleBlock is what it built.
+	idle, work, polling bool
+	idleUntil, pollAt   uint64
+	idleBlock           *types.Block
+
 	// What this validator signed at this height (wire form) and in which
 	// round; restored from SavedState after a restart.
 	ownProposal, ownPrevote, ownPrecommit []byte
@@ -206,6 +217,10 @@ type Core struct {
 	rd      consensus.Ready
 	dirty   bool
 	buildID uint64 // ID of the last build request
+
+	// timings are the timings in force from a height on, ascending: the
+	// config's from 0, then governance's changes.
+	timings []timingEntry
 }
 
 // NewCore returns a core that decides heights from head.Number+1 on. saved
@@ -240,6 +255,10 @@ func NewCore(cfg Config, header *types.Header, saved *SavedState) (*Core, error)
 		syncHint:    make(map[consensus.NodeID]uint64),
 		served:      make(map[consensus.NodeID]uint64),
 		evidenceKey: make(map[evKey]struct{}),
+		timings:     []timingEntry{{from: 0, tm: cfg.baseTiming()}},
+	}
+	for _, pc := range cfg.ParamChanges {
+		c.timings = append(c.timings, timingEntry{from: pc.From, tm: cfg.timingWith(pc.Values)})
 	}
 	if saved != nil && saved.Height > head.Number+1 {
 		return nil, fmt.Errorf("%w: state for height %d, head %d", ErrStateAhead, saved.Height, head.Number)
@@ -376,9 +395,20 @@ func (c *Core) Stats() consensus.Stats {
 func (c *Core) Err() error { return nil }
 
 // Notify implements consensus.Core. The round's proposer asks for a block
-// when its round starts (and CommitWait paces heights), so there is
-// nothing to wake.
-func (c *Core) Notify([]*types.Transaction) {}
+// when its round starts (and CommitWait paces heights); only a height
+// held back while idle (Config.EmptyBlockTicks) starts its round 0 for
+// transactions.
+func (c *Core) Notify(txs []*types.Transaction) {
+	hs := c.hs
+	if len(txs) == 0 || hs.step != stepNewHeight {
+		return
+	}
+	hs.work = true
+	if hs.idle {
+		c.startRound(0)
+		c.process()
+	}
+}
 
 // Head implements consensus.Core: bft blocks are final when committed.
 func (c *Core) Head(uint64) consensus.HeadRef { return consensus.HeadRef{Latest: true} }
@@ -471,7 +501,9 @@ func (c *Core) newHeightState() {
 	h := c.head.Number + 1
 	c.sched.prune(h)
 	vs := c.sched.at(h)
+	c.pruneTimings(h)
 	c.hs = &heightState{
+		tm:          c.timings[0].tm,
 		height:      h,
 		vals:        vs,
 		validator:   c.signer != nil && vs.Contains(c.self),
@@ -495,28 +527,113 @@ func (c *Core) newHeightState() {
 func (c *Core) startHeight() {
 	c.newHeightState()
 	c.dirty = true
-	if c.cfg.CommitWaitTicks == 0 {
+	hs := c.hs
+	if hs.tm.emptyWait > 0 {
+		hs.idleUntil = c.now + uint64(hs.tm.emptyWait)
+	}
+	if hs.tm.commitWait == 0 && hs.tm.emptyWait == 0 {
 		c.startRound(0)
 		return
 	}
-	c.hs.step = stepNewHeight
-	c.hs.newRoundAt = c.now + uint64(c.cfg.CommitWaitTicks)
+	hs.step = stepNewHeight
+	hs.newRoundAt = c.now + uint64(hs.tm.commitWait)
+	if hs.tm.commitWait == 0 {
+		c.endCommitWait()
+	}
+}
+
+// endCommitWait starts round 0 once the commit wait is over, unless the
+// height waits for work (Config.EmptyBlockTicks): then it goes idle.
+func (c *Core) endCommitWait() {
+	hs := c.hs
+	hs.newRoundAt = 0
+	if hs.tm.emptyWait == 0 || hs.work || c.now >= hs.idleUntil || c.roundZeroStarted() {
+		c.startRound(0)
+		return
+	}
+	hs.idle = true
+	hs.pollAt = c.now
+	c.pollWork()
+}
+
+// roundZeroStarted reports that a peer is in round 0 of this height: its
+// proposal or a vote of it arrived.
+func (c *Core) roundZeroStarted() bool {
+	rs := c.hs.rounds[0]
+	return rs != nil && (rs.proposal != nil || rs.prevotes.total > 0 || rs.precommits.total > 0)
+}
+
+// pollWork asks the builder, as round 0's proposer of an idle height, for
+// a block with transactions or governance work (an empty answer is nil),
+// at most once per commit wait.
+func (c *Core) pollWork() {
+	hs := c.hs
+	if !hs.idle || hs.polling || c.now < hs.pollAt || !hs.validator || hs.vals.Proposer(hs.height, 0) != c.self {
+		return
+	}
+	hs.polling = true
+	hs.pollAt = c.now + uint64(max(hs.tm.commitWait, 1))
+	c.buildID++
+	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent}
 }
 
 func (c *Core) timeout(base int, round int64) uint64 {
-	t := int64(base) + round*int64(c.cfg.TimeoutDeltaTicks)
-	if t > int64(c.cfg.MaxTimeoutTicks) {
-		t = int64(c.cfg.MaxTimeoutTicks)
+	t := int64(base) + round*int64(c.hs.tm.growth)
+	if t > int64(max(c.cfg.MaxTimeoutTicks, base)) {
+		t = int64(max(c.cfg.MaxTimeoutTicks, base))
 	}
 	return uint64(t)
+}
+
+// timingAt is the timing in force at height h.
+func (c *Core) timingAt(h uint64) timing {
+	tm := c.timings[0].tm
+	for _, e := range c.timings {
+		if e.from <= h {
+			tm = e.tm
+		}
+	}
+	return tm
+}
+
+// pruneTimings drops the timings no longer in force from height h on and
+// leaves the one in force at h first.
+func (c *Core) pruneTimings(h uint64) {
+	i := 0
+	for i+1 < len(c.timings) && c.timings[i+1].from <= h {
+		i++
+	}
+	c.timings = c.timings[i:]
+}
+
+// SetParams makes the parameters governance set (by name, milliseconds;
+// see Params) in force from height from on, over the config's. Like
+// SetValidators, from must be above the height in progress; a later call
+// for the same or a lower from replaces the changes at or after it.
+func (c *Core) SetParams(from uint64, values map[string]uint64) error {
+	if from <= c.hs.height {
+		return fmt.Errorf("%w: parameters from %d, height %d in progress", ErrPastHeight, from, c.hs.height)
+	}
+	keep := c.timings[:0]
+	for _, e := range c.timings {
+		if e.from < from {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) >= maxTimings {
+		return fmt.Errorf("bft: more than %d parameter changes pending", maxTimings)
+	}
+	c.timings = append(keep, timingEntry{from: from, tm: c.cfg.timingWith(values)})
+	return nil
 }
 
 func (c *Core) startRound(r int64) {
 	hs := c.hs
 	hs.round, hs.step = r, stepPropose
 	hs.newRoundAt, hs.prevoteAt, hs.precommitAt = 0, 0, 0
-	hs.proposeAt = c.now + c.timeout(c.cfg.ProposeTimeoutTicks, r)
-	hs.building = false
+	hs.proposeAt = c.now + c.timeout(hs.tm.propose, r)
+	// An idle height's poll, if out, is answered to no one.
+	hs.building, hs.idle, hs.polling = false, false, false
 	c.stats.Rounds++
 	if r > 0 {
 		c.stats.RoundChanges++
@@ -530,6 +647,8 @@ func (c *Core) startRound(r int64) {
 			c.send(MsgProposal, hs.ownProposal)
 		case hs.validBlock != nil:
 			c.propose(hs.validBlock, hs.validRound, hs.validJust)
+		case r == 0 && hs.idleBlock != nil:
+			c.propose(hs.idleBlock, -1, nil)
 		default:
 			hs.building = true
 			c.buildID++
@@ -586,7 +705,14 @@ func (c *Core) Tick() {
 	c.now++
 	hs := c.hs
 	if hs.step == stepNewHeight && hs.newRoundAt != 0 && c.now >= hs.newRoundAt {
-		c.startRound(0)
+		c.endCommitWait()
+	}
+	if hs.step == stepNewHeight && hs.idle {
+		if c.now >= hs.idleUntil {
+			c.startRound(0)
+		} else {
+			c.pollWork()
+		}
 	}
 	if hs.step == stepPropose && hs.proposeAt != 0 && c.now >= hs.proposeAt {
 		hs.proposeAt = 0
@@ -898,6 +1024,16 @@ func (c *Core) recordEvidence(who consensus.NodeID, a, b Signed) {
 // ignored.
 func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) {
 	hs := c.hs
+	if req.ID == c.buildID && hs.polling {
+		hs.polling = false
+		if hs.step != stepNewHeight || err != nil || block == nil || block.NumberU64() != hs.height || block.ParentHash() != c.head.Hash {
+			return
+		}
+		hs.idleBlock = block
+		c.startRound(0)
+		c.process()
+		return
+	}
 	if req.ID != c.buildID || !hs.building || hs.step != stepPropose {
 		return
 	}
@@ -1074,6 +1210,10 @@ func (c *Core) applyRule() bool {
 		return true
 	}
 	if hs.step == stepNewHeight {
+		if hs.idle && c.roundZeroStarted() {
+			c.startRound(0)
+			return true
+		}
 		return false
 	}
 	rs := c.roundState(hs.round)
@@ -1091,13 +1231,13 @@ func (c *Core) applyRule() bool {
 		}
 		if !rs.prevoteTimer && rs.prevotes.total >= hs.quorum {
 			rs.prevoteTimer = true
-			hs.prevoteAt = c.now + c.timeout(c.cfg.PrevoteTimeoutTicks, hs.round)
+			hs.prevoteAt = c.now + c.timeout(hs.tm.prevote, hs.round)
 			return true
 		}
 	}
 	if !rs.precommitTimer && rs.precommits.total >= hs.quorum {
 		rs.precommitTimer = true
-		hs.precommitAt = c.now + c.timeout(c.cfg.PrecommitTimeoutTicks, hs.round)
+		hs.precommitAt = c.now + c.timeout(hs.tm.precommit, hs.round)
 		return true
 	}
 	return false

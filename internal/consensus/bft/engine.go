@@ -46,6 +46,13 @@ type EngineConfig struct {
 	// first round: the pace of blocks when little waits (Tendermint's
 	// timeout_commit). It also lets late votes arrive.
 	CommitWait time.Duration
+	// EmptyBlockPeriod, when above 0, makes an idle network seal an empty
+	// block only this long after the previous block (see
+	// Config.EmptyBlockTicks); 0 seals a block every CommitWait.
+	EmptyBlockPeriod time.Duration
+	// ParamChanges are the parameter changes governance decided before
+	// the start (consensus.Spec.ParamChanges).
+	ParamChanges []consensus.ParamChange
 	// Rebroadcast is the interval of re-sending this validator's messages.
 	Rebroadcast time.Duration
 	// SyncRetry is the least interval between catch-up requests.
@@ -103,6 +110,9 @@ func (c *EngineConfig) coreConfig(self consensus.NodeID, key *ecdsa.PrivateKey) 
 		TimeoutDeltaTicks:     ticks(c.TimeoutDelta),
 		MaxTimeoutTicks:       ticks(c.MaxTimeout),
 		CommitWaitTicks:       ticks(c.CommitWait),
+		EmptyBlockTicks:       ticks(c.EmptyBlockPeriod),
+		TickInterval:          c.TickInterval,
+		ParamChanges:          c.ParamChanges,
 		RebroadcastTicks:      ticks(c.Rebroadcast),
 		SyncRetryTicks:        ticks(c.SyncRetry),
 		MaxMessageBytes:       c.MaxMessageBytes,
@@ -163,14 +173,40 @@ func New(cfg EngineConfig, env consensus.Env) (consensus.Engine, error) {
 	})
 }
 
+// ConfigFromSpec is the EngineConfig of a genesis whose engine is bft:
+// its chain id, the validator set in force after the head, the timing of
+// consensus.params (see Params) and the parameter changes governance
+// decided.
+func ConfigFromSpec(spec consensus.Spec) (EngineConfig, error) {
+	if spec.Engine != "bft" {
+		return EngineConfig{}, fmt.Errorf("%w: genesis consensus engine is %q, not bft", ErrBadConfig, spec.Engine)
+	}
+	t, err := ParseParams(spec.Params)
+	if err != nil {
+		return EngineConfig{}, err
+	}
+	return EngineConfig{
+		ChainID:          spec.ChainID,
+		Validators:       spec.ValidatorsAt(spec.Head + 1),
+		ProposeTimeout:   t.TimeoutPropose,
+		PrevoteTimeout:   t.TimeoutVote,
+		PrecommitTimeout: t.TimeoutVote,
+		TimeoutDelta:     t.TimeoutGrowth,
+		CommitWait:       t.BlockTime,
+		EmptyBlockPeriod: t.EmptyBlockPeriod,
+		ParamChanges:     spec.ParamChanges,
+	}, nil
+}
+
 // FromSpec makes the bft engine a genesis names: the validator set in
 // force after the head from the registry (the genesis set until
 // governance changes it), and the later changes governance decided.
 func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
-	if err := spec.NoParams(); err != nil {
-		return nil, consensus.Profile{}, err
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		return nil, consensus.Profile{}, fmt.Errorf("genesis: %w", err)
 	}
-	e, err := New(EngineConfig{ChainID: spec.ChainID, Validators: spec.ValidatorsAt(spec.Head + 1)}, env)
+	e, err := New(cfg, env)
 	if err != nil {
 		return nil, consensus.Profile{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"math/rand"
 	"sort"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -81,6 +82,15 @@ type simConfig struct {
 	slowHost  bool // build and verify answers come back after a few ticks
 	lazyDrain bool // handle Ready once per tick, not after every message
 	crashes   bool // crash and restart nodes, also between Ready steps
+	emptyWait int  // Config.EmptyBlockTicks
+	// A parameter change decided by block decideAt, in force from from
+	// on, as governance hands it to every node.
+	params *paramChange
+}
+
+type paramChange struct {
+	decideAt, from uint64
+	values         map[string]uint64
 }
 
 type setChange struct {
@@ -131,6 +141,8 @@ type world struct {
 	calm    bool // no more crashes: the liveness phase
 	// minTarget is the least height heal waits for.
 	minTarget uint64
+	// commitTicks are the ticks at which each node committed its blocks.
+	commitTicks map[*simnet.Node][]uint64
 }
 
 func (w *world) isTwin(n *simNode) bool { return len(w.byID[n.id]) > 1 }
@@ -158,7 +170,7 @@ func (w *world) recover(digest common.Hash, sig []byte) (consensus.NodeID, error
 
 func newWorld(seed int64, cfg simConfig) *world {
 	w := &world{cfg: cfg, seed: seed, byNode: map[*simnet.Node]*simNode{},
-		byID: map[consensus.NodeID][]*simNode{}, sigs: map[string]consensus.NodeID{}}
+		byID: map[consensus.NodeID][]*simNode{}, sigs: map[string]consensus.NodeID{}, commitTicks: map[*simnet.Node][]uint64{}}
 	for i := 0; i < cfg.validators; i++ {
 		w.vals0 = append(w.vals0, keyID(simKeys[i]))
 	}
@@ -251,6 +263,8 @@ func (w *world) coreConfig(n *simNode, head uint64) Config {
 		TimeoutDeltaTicks:     10,
 		MaxTimeoutTicks:       200,
 		CommitWaitTicks:       w.cfg.commitWait,
+		EmptyBlockTicks:       w.cfg.emptyWait,
+		TickInterval:          tickLen * time.Millisecond,
 		RebroadcastTicks:      10,
 		SyncRetryTicks:        5,
 		MaxSyncBlocks:         8,
@@ -258,6 +272,11 @@ func (w *world) coreConfig(n *simNode, head uint64) Config {
 	}
 	if n.key != nil {
 		cfg.Signer = NewKeySigner(n.key)
+	}
+	// A change decided before the start comes with the config, as the
+	// node hands it from the registry.
+	if pc := w.cfg.params; pc != nil && head >= pc.decideAt {
+		cfg.ParamChanges = []consensus.ParamChange{{From: pc.from, Values: pc.values}}
 	}
 	return cfg
 }
@@ -308,6 +327,12 @@ func (w *world) onCommit(node *simnet.Node, b *types.Block, seal []byte) error {
 			return fmt.Errorf("SetValidators: %v", err)
 		}
 	}
+	if pc := w.cfg.params; pc != nil && b.NumberU64() == pc.decideAt {
+		if err := node.Core.(consensus.TunableCore).SetParams(pc.from, pc.values); err != nil {
+			return fmt.Errorf("SetParams: %v", err)
+		}
+	}
+	w.commitTicks[node] = append(w.commitTicks[node], w.s.Ticks)
 	return nil
 }
 

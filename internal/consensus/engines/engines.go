@@ -30,3 +30,23 @@ func New(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Pr
 	}
 	return f(spec, env)
 }
+
+// CheckParams checks the engine's section of a genesis
+// (consensus.params) as the engine will at the node's start, with errors
+// that name the field: `charter init` refuses a genesis the nodes would.
+func CheckParams(spec consensus.Spec) error {
+	var err error
+	switch spec.Engine {
+	case "raft":
+		_, err = raft.ConfigFromSpec(spec)
+	case "bft":
+		_, err = bft.ConfigFromSpec(spec)
+	case "poa":
+		_, err = poa.ConfigFromSpec(spec)
+	case "solo":
+		err = spec.NoParams()
+	default:
+		return fmt.Errorf("consensus engine %q cannot run in this node", spec.Engine)
+	}
+	return err
+}

@@ -32,6 +32,10 @@ type Config struct {
 	// start, read from chain state by the node (the ones decided while
 	// running come through SetValidators). Ascending From.
 	ValidatorChanges []ValidatorChange
+	// ParamChanges are the parameter changes (period, turn timeout)
+	// governance decided before this start, ascending From; later ones
+	// come through SetParams.
+	ParamChanges []consensus.ParamChange
 
 	// FinalityDepth is the number of sealed blocks a quorum-committed block
 	// needs on top of it (in the node's chain, or verified and known to it)
@@ -196,6 +200,14 @@ func (cfg *Config) Validate() error {
 		if ch.From == 0 || (i > 0 && ch.From <= cfg.ValidatorChanges[i-1].From) {
 			return fmt.Errorf("poa: Config.ValidatorChanges[%d].From %d not ascending above 0", i, ch.From)
 		}
+	}
+	for i, pc := range cfg.ParamChanges {
+		if i > 0 && pc.From <= cfg.ParamChanges[i-1].From {
+			return fmt.Errorf("poa: Config.ParamChanges[%d].From %d not ascending", i, pc.From)
+		}
+	}
+	if len(cfg.ParamChanges) > maxTimings {
+		return fmt.Errorf("poa: Config.ParamChanges: %d, at most %d", len(cfg.ParamChanges), maxTimings)
 	}
 	if cfg.Lookahead < cfg.FinalityDepth+2 {
 		return fmt.Errorf("poa: Config.Lookahead %d must be at least FinalityDepth+2 = %d", cfg.Lookahead, cfg.FinalityDepth+2)

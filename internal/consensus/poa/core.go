@@ -80,6 +80,10 @@ type Core struct {
 	rd    consensus.Ready
 	dirty bool // persistent state changed since the last Ready
 	stats Stats
+
+	// timings are the period and timeout in force from a height on,
+	// ascending: the config's from 0, then governance's changes.
+	timings []timing
 }
 
 type bnode struct {
@@ -157,6 +161,10 @@ func NewCore(cfg Config, base *types.Block, baseSeal []byte, st PersistentState)
 	c.sched.add(0, cfg.Validators)
 	for _, ch := range cfg.ValidatorChanges {
 		c.sched.add(ch.From, ch.IDs)
+	}
+	c.timings = []timing{{from: 0, period: cfg.PeriodTicks, timeout: cfg.TimeoutTicks}}
+	for _, pc := range cfg.ParamChanges {
+		c.timings = append(c.timings, cfg.timingWith(pc.From, pc.Values))
 	}
 	c.base = &bnode{block: base, hash: base.Hash(), parent: base.ParentHash(), height: base.NumberU64(), verified: true}
 	if baseSeal != nil {
@@ -373,6 +381,7 @@ func (c *Core) Advance() {
 		c.commitDirty = true // evidence above the old lookahead now counts
 	}
 	c.ackedFinal = c.readyFinal
+	c.pruneTimings(c.ackedFinal)
 	c.unacked = append(c.unacked[:0], c.unacked[c.readyCount:]...)
 	c.readyCount = 0
 	c.reconcile()
@@ -797,9 +806,11 @@ func (c *Core) fetch(to consensus.NodeID, tip common.Hash) {
 // ---- time ----
 
 func (c *Core) timeout() uint64 {
-	t := c.cfg.PeriodTicks + c.cfg.TimeoutTicks + c.promise.Round*c.cfg.BackoffTicks
-	if c.promise.Round > c.cfg.MaxTimeoutTicks || t > c.cfg.MaxTimeoutTicks {
-		t = c.cfg.MaxTimeoutTicks
+	tm := c.timingAt(c.promise.Height)
+	limit := max(c.cfg.MaxTimeoutTicks, tm.period+tm.timeout)
+	t := tm.period + tm.timeout + c.promise.Round*c.cfg.BackoffTicks
+	if c.promise.Round > limit || t > limit {
+		t = limit
 	}
 	return t
 }
@@ -1201,7 +1212,7 @@ func (c *Core) trySeal() {
 		if !c.quorumFor(b, x) {
 			continue
 		}
-		if b.Round == 0 && c.now < c.tipSince+c.cfg.PeriodTicks {
+		if b.Round == 0 && c.now < c.tipSince+c.timingAt(x).period {
 			return // in turn: wait for the block time
 		}
 		bb := b

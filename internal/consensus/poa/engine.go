@@ -64,26 +64,50 @@ func New(cfg Config, env consensus.Env) (consensus.Engine, error) {
 	})
 }
 
-// FromSpec makes the poa engine a genesis names: the genesis authorities
-// and every change governance decided since (poa keeps the whole schedule:
-// it checks seals of heights in its lookahead), sealing every block time.
-func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
-	if err := spec.NoParams(); err != nil {
-		return nil, consensus.Profile{}, err
+// ConfigFromSpec is the network-wide part of a Config from a genesis whose
+// engine is poa: the genesis authorities and every change governance
+// decided since (poa keeps the whole schedule: it checks seals of heights
+// in its lookahead), the timing of consensus.params (see Params; the
+// period defaults to the genesis block time) and governance's parameter
+// changes. The node-local fields (Key, Logger) are left zero.
+func ConfigFromSpec(spec consensus.Spec) (Config, error) {
+	if spec.Engine != "poa" {
+		return Config{}, fmt.Errorf("poa: genesis consensus engine is %q, not poa", spec.Engine)
+	}
+	t, err := ParseParams(spec.Params, spec.BlockTime)
+	if err != nil {
+		return Config{}, err
 	}
 	cfg := Config{
-		Key:          env.Key,
-		Validators:   spec.Validators,
-		Logger:       env.Log,
-		TickInterval: DefaultTickInterval,
+		Validators:    spec.Validators,
+		TickInterval:  DefaultTickInterval,
+		FinalityDepth: t.Confirmations,
+		ParamChanges:  spec.ParamChanges,
 	}
+	if t.Confirmations == 0 {
+		cfg.FinalityDepth = ZeroFinalityDepth
+	}
+	// A validator change takes effect 8 blocks after its decision at the
+	// earliest (internal/system): the lookahead stays at most 7.
+	cfg.Lookahead = min(t.Confirmations+4, 7)
 	for _, c := range spec.Changes {
 		if c.From > 0 {
 			cfg.ValidatorChanges = append(cfg.ValidatorChanges, ValidatorChange{From: c.From, IDs: c.IDs})
 		}
 	}
-	// The block time of the genesis is the sealing period.
-	cfg.PeriodTicks = uint64(max(spec.BlockTime/cfg.TickInterval, 1))
+	cfg.PeriodTicks = cfg.ticks(t.Period)
+	cfg.TimeoutTicks = cfg.ticks(t.TurnTimeout)
+	cfg.MaxTimeoutTicks = max(DefaultMaxTimeoutTicks, cfg.PeriodTicks+cfg.TimeoutTicks)
+	return cfg, nil
+}
+
+// FromSpec makes the poa engine a genesis names (see ConfigFromSpec).
+func FromSpec(spec consensus.Spec, env consensus.Env) (consensus.Engine, consensus.Profile, error) {
+	cfg, err := ConfigFromSpec(spec)
+	if err != nil {
+		return nil, consensus.Profile{}, fmt.Errorf("genesis: %w", err)
+	}
+	cfg.Key, cfg.Logger = env.Key, env.Log
 	e, err := New(cfg, env)
 	if err != nil {
 		return nil, consensus.Profile{}, err

@@ -37,6 +37,9 @@ type simParams struct {
 	chaosTicks uint64
 	calmTicks  uint64
 	mutant     mutant
+	// retime: governance changes the period and turn timeout at a height
+	// (never drawn by randomParams, so the seeds keep their scenarios).
+	retime bool
 }
 
 func (p simParams) String() string {
@@ -87,6 +90,9 @@ type simulation struct {
 	genesisSet []consensus.NodeID
 	govHeight  uint64 // block whose commit changes the set
 	govChange  ValidatorChange
+	// retimeAt is the block whose commit changes the timing to retime.
+	retimeAt uint64
+	retime   consensus.ParamChange
 
 	dead      *simnet.Node // the validator that stays down after healing, if any
 	calmStart uint64       // the highest final height when the network healed
@@ -167,6 +173,12 @@ func newSimulation(seed int64, p simParams) (*simulation, error) {
 		changed := append(append([]consensus.NodeID(nil), sm.genesisSet[1:]...), ids[p.validators])
 		sm.govChange = ValidatorChange{From: ActivationHeight(sm.govHeight, look), IDs: changed}
 	}
+	if p.retime {
+		sm.retimeAt = 3 + uint64(sm.rng.Intn(10))
+		// 300 ms and 1.5 s at the default 100 ms tick: 3 and 15 ticks.
+		sm.retime = consensus.ParamChange{From: ActivationHeight(sm.retimeAt, p.depth+4) + uint64(sm.rng.Intn(5)),
+			Values: map[string]uint64{"poa.period": 300, "poa.turnTimeout": 1500}}
+	}
 	return sm, nil
 }
 
@@ -178,6 +190,9 @@ func (sm *simulation) open(n *simnet.Node, saved []byte) (consensus.Core, error)
 	cfg.Key = testKey(n.Index)
 	if sm.p.setChange && sm.govHeight > 0 && n.Chain.Height() >= sm.govHeight {
 		cfg.ValidatorChanges = []ValidatorChange{sm.govChange}
+	}
+	if sm.p.retime && n.Chain.Height() >= sm.retimeAt {
+		cfg.ParamChanges = []consensus.ParamChange{sm.retime}
 	}
 	var st PersistentState
 	if saved != nil {
@@ -197,7 +212,12 @@ func (sm *simulation) open(n *simnet.Node, saved []byte) (consensus.Core, error)
 // onCommit: governance executes in block processing on every node.
 func (sm *simulation) onCommit(n *simnet.Node, b *types.Block, _ []byte) error {
 	if sm.p.setChange && b.NumberU64() == sm.govHeight {
-		return n.Core.SetValidators(sm.govChange.From, sm.govChange.IDs)
+		if err := n.Core.SetValidators(sm.govChange.From, sm.govChange.IDs); err != nil {
+			return err
+		}
+	}
+	if sm.p.retime && b.NumberU64() == sm.retimeAt {
+		return n.Core.(*Core).SetParams(sm.retime.From, sm.retime.Values)
 	}
 	return nil
 }

@@ -15,6 +15,15 @@ func TestSimulation(t *testing.T) {
 	simnet.RunSeeds(t, simSeeds, 100000, func(seed int64) error { return runSeed(seed, nil) })
 }
 
+// TestSimulationRetimed runs the simulation with a governed change of the
+// period and turn timeout taking effect at a height: safety, liveness and
+// exactly-once hold across it, on nodes that crash and restart too.
+func TestSimulationRetimed(t *testing.T) {
+	simnet.RunSeeds(t, simSeeds/10, 10000, func(seed int64) error {
+		return runSeed(seed, func(p *simParams) { p.retime = true })
+	})
+}
+
 // TestMutantCaught shows the checkers can fail: a core that finalizes by
 // depth alone (here depth 0: every adopted block is final) forks under
 // partitions, and the safety checker must say so within a few seeds. The
