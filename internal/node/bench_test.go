@@ -78,7 +78,15 @@ func newBenchNode(b *testing.B, senders int) *benchNode {
 		bn.addrs = append(bn.addrs, crypto.PubkeyToAddress(key.PublicKey))
 		spec.Alloc[bn.addrs[i]] = types.Account{Balance: new(big.Int).Mul(big.NewInt(1000), big.NewInt(params.Ether))}
 	}
-	n, err := New(Config{DataDir: b.TempDir(), Spec: spec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{DataDir: b.TempDir(), Spec: spec, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// CHARTER_BENCH_STATE=N|all is the node's --state.history (default:
+	// the bounded window).
+	if v := os.Getenv("CHARTER_BENCH_STATE"); v != "" {
+		if cfg.StateHistory, err = ParseStateHistory(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
