@@ -42,6 +42,10 @@ var commands = map[string]command{
 	"version":  {"print the version", runVersion},
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit for a charter
+// process unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 384 << 20
+
 // errUsage marks errors whose usage text has been printed already.
 var errUsage = errors.New("usage")
 
@@ -52,6 +56,13 @@ func main() {
 	// GOGC in the environment still decides when set.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// GOGC=400 lets the heap grow to five times what is live, and the
+	// state of the recent heights a node keeps in memory is live: a soft
+	// limit makes the collector work harder before the process gets
+	// large instead. GOMEMLIMIT in the environment still decides when set.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
