@@ -112,31 +112,7 @@ func backupOverAPI(t *testing.T, rpcAddr, dir string) *BackupManifest {
 // runHome runs the node of a home in this process.
 func runHome(t *testing.T, home string) *netNode {
 	t.Helper()
-	hc, err := LoadHomeConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test-node", "restored")
-	}
-	cfg, err := hc.NodeConfig(home, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nd, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := ethclient.Dial("http://" + nd.RPCAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); nd.Stop() })
-	return &netNode{Node: nd, home: home, client: c}
+	return startHomeNode(t, home, "restored", nil)
 }
 
 // treeDigest names every file under dir with its size and content hash,

@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -70,31 +68,7 @@ func startNetworkWith(t *testing.T, engine string, n, observers int, params json
 	}
 	var nodes []*netNode
 	for _, in := range inits {
-		hc, err := LoadHomeConfig(in.Home)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		if testing.Verbose() {
-			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test-node", in.Name)
-		}
-		cfg, err := hc.NodeConfig(in.Home, logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := nd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c, err := ethclient.Dial("http://" + nd.RPCAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(); nd.Stop() })
-		nodes = append(nodes, &netNode{Node: nd, home: in.Home, client: c})
+		nodes = append(nodes, startHomeNode(t, in.Home, in.Name, nil))
 	}
 	return nodes
 }
