@@ -513,7 +513,7 @@ func hashTree(dir string) ([]BackupFile, error) {
 			return err
 		}
 		if d.IsDir() {
-			return syncBackupDir(path)
+			return durable.OSFS{}.SyncDir(path)
 		}
 		if rel == ManifestFile || !d.Type().IsRegular() {
 			return nil
@@ -554,8 +554,6 @@ func hashFile(path string, sync bool) (int64, string, error) {
 	}
 	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
-
-func syncBackupDir(dir string) error { return durable.OSFS{}.SyncDir(dir) }
 
 // writeManifest writes DIR/manifest.json aside, syncs it and renames it
 // in place: a backup folder has a manifest only once it is whole.

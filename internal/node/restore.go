@@ -340,7 +340,7 @@ func swapIn(target string, fill func(stage string) error) error {
 		return err
 	}
 	restoreStep("swapped")
-	if err := syncBackupDir(filepath.Dir(target)); err != nil {
+	if err := (durable.OSFS{}).SyncDir(filepath.Dir(target)); err != nil {
 		return err
 	}
 	return os.RemoveAll(stage) // now the old content

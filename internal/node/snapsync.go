@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/charter-ledger/charter/internal/blockchain"
+	"github.com/charter-ledger/charter/internal/durable"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/snapshot"
 )
@@ -279,7 +280,7 @@ func (s *snapshotStore) make(height uint64) error {
 		os.Remove(tmp)
 		return err
 	}
-	syncDir(s.dir)
+	_ = durable.OSFS{}.SyncDir(s.dir) // the rename stands either way; a later one syncs again
 	st, err := openStored(final, height)
 	if err != nil {
 		return err
@@ -295,13 +296,6 @@ func (s *snapshotStore) make(height uint64) error {
 	s.mu.Unlock()
 	s.n.log.Info("Snapshot made", "height", height, "chunks", st.sf.Manifest.Trailer.Chunks, "file", final)
 	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func (s *snapshotStore) close() {
