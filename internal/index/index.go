@@ -221,10 +221,17 @@ func (ix *Index) Run(ctx context.Context) error {
 		if ix.cfg.Heads != nil {
 			changed = ix.cfg.Heads.Changed()
 		}
-		if err := ix.syncEvents(ctx); err != nil {
-			return err
+		err := ix.syncEvents(ctx)
+		if err == nil {
+			_, err = ix.catchUp(ctx)
 		}
-		if _, err := ix.catchUp(ctx); err != nil {
+		if err != nil {
+			if ctx.Err() != nil {
+				// A transaction begun with ctx is rolled back when ctx ends,
+				// and its statements then fail with "statement is closed":
+				// the stop, not the write, is what happened.
+				return ctx.Err()
+			}
 			return err
 		}
 		select {
