@@ -83,6 +83,11 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	cfg.RPC = rpcCfg
 	cfg.Index = node.IndexFlags(*indexOn, *indexPG, cfg.Index)
 	if *syncMode != "" {
+		switch *syncMode {
+		case node.SyncGenesis, node.SyncSnapshot, node.SyncAuto:
+		default:
+			return fmt.Errorf("--sync %q: want genesis, snapshot or auto", *syncMode)
+		}
 		cfg.Snapshots.Sync = *syncMode
 	}
 	if *stateHistory != "" {

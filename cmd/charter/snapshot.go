@@ -130,19 +130,11 @@ func runSnapshotExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func openSnapshot(path string) (*snapshot.Manifest, error) {
-	f, err := os.Open(path)
+	sf, f, err := snapshot.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	sf, err := snapshot.Open(f, st.Size())
-	if err != nil {
-		return nil, err
-	}
+	f.Close()
 	return &sf.Manifest, nil
 }
 
@@ -178,19 +170,9 @@ func resolveHome(home, p string) string {
 }
 
 func openSnapshotFile(path string) (*snapshot.File, func(), error) {
-	f, err := os.Open(path)
+	sf, f, err := snapshot.OpenFile(path)
 	if err != nil {
 		return nil, nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	sf, err := snapshot.Open(f, st.Size())
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return sf, func() { f.Close() }, nil
 }

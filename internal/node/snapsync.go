@@ -191,18 +191,8 @@ func openSnapshotStore(n *Node, cfg SnapshotConfig) (*snapshotStore, error) {
 }
 
 func openStored(path string, height uint64) (*storedSnapshot, error) {
-	f, err := os.Open(path)
+	sf, f, err := snapshot.OpenFile(path)
 	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	sf, err := snapshot.Open(f, fi.Size())
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	m := sf.Manifest

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -220,6 +221,26 @@ type File struct {
 	size      int64
 	trailerAt uint64
 	Manifest  Manifest
+}
+
+// OpenFile opens the snapshot file at path. The caller closes the returned
+// *os.File once it is done with the File; on error nothing is left open.
+func OpenFile(path string) (*File, *os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	sf, err := Open(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sf, f, nil
 }
 
 // Open reads a snapshot's header and trailer from r of the given size.
