@@ -133,15 +133,25 @@ func (s *snapshotStore) allow(peer p2p.NodeID, n int) bool {
 	if s.limits == nil {
 		s.limits = map[p2p.NodeID]*rate.Limiter{}
 	}
+	now := time.Now()
 	l := s.limits[peer]
 	if l == nil {
 		if len(s.limits) >= serveMaxPeers {
-			clear(s.limits)
+			// Forget the peers whose budget has refilled: they are idle,
+			// and a new limiter would give them no more than they have.
+			for id, old := range s.limits {
+				if old.TokensAt(now) >= serveBurst {
+					delete(s.limits, id)
+				}
+			}
+			if len(s.limits) >= serveMaxPeers {
+				return false // every remembered peer is fetching: wait
+			}
 		}
 		l = rate.NewLimiter(serveBytesPerSec, serveBurst)
 		s.limits[peer] = l
 	}
-	return l.AllowN(time.Now(), n)
+	return l.AllowN(now, n)
 }
 
 type storedSnapshot struct {
