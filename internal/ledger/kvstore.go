@@ -25,6 +25,7 @@ type kvStore struct {
 
 	mu     sync.RWMutex // closed is set under mu; operations hold it for reading
 	closed bool
+	snaps  map[*kvSnapshot]struct{} // open views; Close releases them first
 }
 
 var errStoreClosed = errors.New("store closed")
@@ -201,7 +202,76 @@ func (s *kvStore) Close() error {
 		return nil
 	}
 	s.closed = true
+	for v := range s.snaps {
+		v.snap.Close()
+	}
+	s.snaps = nil
 	return s.db.Close()
+}
+
+// kvSnapshot is a read-only view of the store as it was when made. Its
+// reads fail with errStoreClosed once it is released or the store closed.
+type kvSnapshot struct {
+	s    *kvStore
+	snap *pebble.Snapshot
+}
+
+// snapshot makes a view of the store as it is now.
+func (s *kvStore) snapshot() (*kvSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errStoreClosed
+	}
+	v := &kvSnapshot{s: s, snap: s.db.NewSnapshot()}
+	if s.snaps == nil {
+		s.snaps = map[*kvSnapshot]struct{}{}
+	}
+	s.snaps[v] = struct{}{}
+	return v, nil
+}
+
+// release closes the view; later reads fail.
+func (v *kvSnapshot) release() {
+	v.s.mu.Lock()
+	defer v.s.mu.Unlock()
+	if _, open := v.s.snaps[v]; open {
+		delete(v.s.snaps, v)
+		v.snap.Close()
+	}
+}
+
+// open reports whether the view can still be read.
+func (v *kvSnapshot) open() bool {
+	v.s.mu.RLock()
+	defer v.s.mu.RUnlock()
+	_, ok := v.s.snaps[v]
+	return ok
+}
+
+func (v *kvSnapshot) Get(key []byte) ([]byte, error) {
+	v.s.mu.RLock()
+	defer v.s.mu.RUnlock()
+	if _, open := v.s.snaps[v]; !open {
+		return nil, errStoreClosed
+	}
+	val, closer, err := v.snap.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(val)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, closer.Close()
+}
+
+func (v *kvSnapshot) Has(key []byte) (bool, error) {
+	_, err := v.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // checkpoint writes a consistent copy of the database into dir, which

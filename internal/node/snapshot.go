@@ -41,7 +41,7 @@ func (n *Node) snapshotHandler() http.Handler {
 				return
 			}
 		}
-		height := n.Ledger().Head().Number.Uint64()
+		height, explicit := n.Ledger().Head().Number.Uint64(), false
 		if h := r.URL.Query().Get("height"); h != "" && h != "latest" {
 			v, err := strconv.ParseUint(h, 10, 64)
 			if err != nil {
@@ -52,7 +52,7 @@ func (n *Node) snapshotHandler() http.Handler {
 				http.Error(w, fmt.Sprintf("height %d is above the head %d", v, height), http.StatusBadRequest)
 				return
 			}
-			height = v
+			height, explicit = v, true
 		}
 		select {
 		case busy <- struct{}{}:
@@ -61,9 +61,21 @@ func (n *Node) snapshotHandler() http.Handler {
 			http.Error(w, "another snapshot export is running; retry when it ends", http.StatusTooManyRequests)
 			return
 		}
+		// The head's state is pinned for as long as the export runs; an
+		// older height is read live, inside the kept window.
+		var src snapshot.Source = n.Ledger()
+		if !explicit {
+			view, err := n.Ledger().ViewHead()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer view.Release()
+			src, height = view, view.Height()
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		sw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
-		_, err := snapshot.Export(sw, n.Ledger(), height, snapshot.ExportOptions{
+		_, err := snapshot.Export(sw, src, height, snapshot.ExportOptions{
 			Context: r.Context(),
 			Attest:  n.attest,
 		})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/blockchain"
 	"github.com/charter-ledger/charter/internal/durable"
+	"github.com/charter-ledger/charter/internal/ledger"
 	"github.com/charter-ledger/charter/internal/p2p"
 	"github.com/charter-ledger/charter/internal/snapshot"
 )
@@ -239,10 +240,25 @@ func (s *snapshotStore) onCommit(c *blockchain.Committed) error {
 	}
 	s.busy = true
 	s.mu.Unlock()
+	// Subscribers run on the committing goroutine: the head is h, and the
+	// view pins its state for the export however long that takes.
+	view, err := s.n.ledger.ViewHead()
+	if err == nil && view.Height() != h {
+		view.Release()
+		err = fmt.Errorf("the head is %d", view.Height())
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.busy = false
+		s.mu.Unlock()
+		s.n.log.Warn("Snapshot failed", "height", h, "err", err)
+		return nil
+	}
 	s.n.wg.Add(1)
 	go func() {
 		defer s.n.wg.Done()
-		err := s.make(h)
+		err := s.make(view)
+		view.Release()
 		s.mu.Lock()
 		s.busy = false
 		s.mu.Unlock()
@@ -253,10 +269,11 @@ func (s *snapshotStore) onCommit(c *blockchain.Committed) error {
 	return nil
 }
 
-// make exports the snapshot of height to a temporary file, syncs it and
+// make exports the snapshot of the view's height to a temporary file, syncs it and
 // renames it in place: a crash leaves a .tmp file, removed at the next
 // start.
-func (s *snapshotStore) make(height uint64) error {
+func (s *snapshotStore) make(view *ledger.StateView) error {
+	height := view.Height()
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return err
 	}
@@ -266,7 +283,7 @@ func (s *snapshotStore) make(height uint64) error {
 	if err != nil {
 		return err
 	}
-	_, err = snapshot.Export(f, s.n.ledger, height, snapshot.ExportOptions{ChunkBytes: s.cfg.ChunkBytes, Attest: s.n.attest, Context: s.ctx})
+	_, err = snapshot.Export(f, view, height, snapshot.ExportOptions{ChunkBytes: s.cfg.ChunkBytes, Attest: s.n.attest, Context: s.ctx})
 	if err == nil {
 		err = f.Sync()
 	}

@@ -12,24 +12,24 @@ import (
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/trie"
 	"github.com/ethereum/go-ethereum/trie/trienode"
-	"github.com/ethereum/go-ethereum/triedb"
+	"github.com/ethereum/go-ethereum/triedb/database"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
-// Source is a ledger a snapshot is exported from (*ledger.Ledger, or one
-// opened on a checkpoint). The state at the exported block's root must
-// stay readable while Export runs: with the hash scheme every version is
-// kept; with the path scheme export from a checkpoint, or a height inside
-// the kept window.
+// Source is a ledger a snapshot is exported from: *ledger.Ledger for a
+// height inside its kept window (or any height of an archive), or a
+// *ledger.StateView, which keeps its height's state readable however long
+// Export runs. The state at the exported block's root must stay readable
+// while Export runs.
 type Source interface {
 	Spec() *chain.Spec
 	Genesis() *types.Block
 	BlockByNumber(number uint64) *types.Block
 	Seal(number uint64) []byte
 	Receipts(number uint64) (types.Receipts, error)
-	TrieDB() *triedb.Database
+	NodeDatabase() database.NodeDatabase
 	Code(hash common.Hash) []byte
 }
 
@@ -89,7 +89,7 @@ func Export(w io.Writer, src Source, height uint64, opts ExportOptions) (*Manife
 		}
 	}
 	root := block.Root()
-	tdb := src.TrieDB()
+	tdb := src.NodeDatabase()
 	acc, err := trie.New(trie.StateTrieID(root), tdb)
 	if err != nil {
 		return nil, fmt.Errorf("state of block %d is not readable here (outside the kept state window?): %w", height, err)
@@ -146,7 +146,7 @@ func Export(w io.Writer, src Source, height uint64, opts ExportOptions) (*Manife
 
 type exporter struct {
 	root common.Hash
-	tdb  *triedb.Database
+	tdb  database.NodeDatabase
 	acc  *trie.Trie
 	src  Source
 	max  int
@@ -315,7 +315,7 @@ func incHash(h common.Hash) common.Hash {
 
 // validatorProof proves the registry records system.State reads for the
 // validator changes.
-func validatorProof(root common.Hash, tdb *triedb.Database, acc *trie.Trie) ([][]byte, error) {
+func validatorProof(root common.Hash, tdb database.NodeDatabase, acc *trie.Trie) ([][]byte, error) {
 	ps := trienode.NewProofSet()
 	key := crypto.Keccak256Hash(system.RegistryAddress[:])
 	if err := acc.Prove(key[:], ps); err != nil {
