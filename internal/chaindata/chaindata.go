@@ -32,6 +32,20 @@ type Source interface {
 	Receipts(number uint64) (types.Receipts, error)
 }
 
+// Based is a Source that lacks the blocks between the genesis and Base: a
+// node started from a snapshot of block Base (Base 0: every block held).
+type Based interface {
+	Base() uint64
+}
+
+// BaseOf is src's Base, or 0 when src holds every block.
+func BaseOf(src Source) uint64 {
+	if b, ok := src.(Based); ok {
+		return b.Base()
+	}
+	return 0
+}
+
 // Heads wakes readers when a new final block arrives, without ever making
 // the publisher wait: Notify closes the current channel and replaces it.
 type Heads struct {

@@ -260,6 +260,11 @@ func (ix *Index) catchUp(ctx context.Context) (int, error) {
 		if ix.has.Load() {
 			next = ix.indexed.Load() + 1
 		}
+		if base := chaindata.BaseOf(ix.cfg.Source); next > 0 && next < base {
+			// A node started from a snapshot holds no blocks below it.
+			ix.log.Info("Indexing from the snapshot the node started from: the blocks below it are not on this node", "from", base, "absent", fmt.Sprintf("%d-%d", next, base-1))
+			next = base
+		}
 		if next > head {
 			return total, nil
 		}

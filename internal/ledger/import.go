@@ -167,6 +167,7 @@ func (im *Importer) Finish(block *types.Block, receipts types.Receipts, seal []b
 	h := block.Hash()
 	put(b, keyGenesis, append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, im.spec.ChainID())...))
 	put(b, keyHead, append(common.CopyBytes(num), h[:]...))
+	put(b, keyBase, common.CopyBytes(num))
 	if err == nil {
 		err = b.Write()
 	}

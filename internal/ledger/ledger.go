@@ -37,6 +37,7 @@ import (
 // Key layout. Numbers are 8-byte big-endian so that keys sort by height.
 var (
 	keyHead     = []byte("charter-head")    // number(8) | hash(32)
+	keyBase     = []byte("charter-base")    // number(8): the snapshot block a ledger started from
 	keyGenesis  = []byte("charter-genesis") // genesis hash(32) | chain id(8)
 	prefBlock   = []byte("cb")              // cb | number -> block RLP
 	prefNumber  = []byte("cn")              // cn | hash -> number
@@ -123,6 +124,7 @@ type Ledger struct {
 	log    *slog.Logger
 
 	scheme schemeRecord
+	base   uint64 // see Base
 	replay ReplayFunc
 
 	// Path scheme: the persistent state id of pathdb at the last height
@@ -289,6 +291,15 @@ func (l *Ledger) load() error {
 		}
 	}
 	l.genesis = genesis
+	if has, err := l.kv.Has(keyBase); err != nil {
+		return fmt.Errorf("read base record: %w", err)
+	} else if has {
+		raw, err := l.kv.Get(keyBase)
+		if err != nil || len(raw) != 8 {
+			return fmt.Errorf("%w: base record of %d bytes (%v)", ErrCorrupt, len(raw), err)
+		}
+		l.base = binary.BigEndian.Uint64(raw)
+	}
 	raw, err := l.kv.Get(keyHead)
 	if err != nil || len(raw) != 40 {
 		return fmt.Errorf("%w: head pointer missing or damaged", ErrCorrupt)
@@ -345,6 +356,11 @@ func (l *Ledger) Spec() *chain.Spec { return l.spec }
 
 // Genesis is block 0.
 func (l *Ledger) Genesis() *types.Block { return l.genesis }
+
+// Base is the block a ledger started from a snapshot holds first after
+// the genesis: blocks 1 to Base-1 are not in it. Zero when it holds every
+// block.
+func (l *Ledger) Base() uint64 { return l.base }
 
 // Head is the last committed header.
 func (l *Ledger) Head() *types.Header { return l.head.Load() }

@@ -146,6 +146,9 @@ func TestExportVerifyImport(t *testing.T) {
 	if l2.Head().Hash() != f.block.Hash() {
 		t.Fatalf("head %d after import, want %d", l2.Head().Number, f.block.Number())
 	}
+	if l2.Base() != f.block.NumberU64() || f.l.Base() != 0 {
+		t.Fatalf("base %d after import (exporter's %d), want %d (0)", l2.Base(), f.l.Base(), f.block.NumberU64())
+	}
 	st, err := l2.StateAt(f.block.Root())
 	if err != nil {
 		t.Fatal(err)

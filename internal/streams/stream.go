@@ -269,6 +269,9 @@ func (s *stream) fill(cur Cursor, match *matcher) ([]chaindata.Event, Cursor, er
 	for blocks := 0; cur.Block <= head && blocks < cfg.MaxBlocksPerBatch; blocks++ {
 		b := cfg.Source.BlockByNumber(cur.Block)
 		if b == nil {
+			if base := chaindata.BaseOf(cfg.Source); cur.Block > 0 && cur.Block < base {
+				return batch, cur, fmt.Errorf("block %d is not on this node: it started from a snapshot of block %d; start the stream at %d or later, or read it from a node holding the whole chain", cur.Block, base, base)
+			}
 			return batch, cur, fmt.Errorf("block %d missing below head %d", cur.Block, head)
 		}
 		receipts, err := cfg.Source.Receipts(cur.Block)
