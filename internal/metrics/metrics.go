@@ -29,6 +29,7 @@ type Metrics struct {
 	ConsensusMessages *prometheus.CounterVec // labels direction, type (bft message types)
 	ConsensusBytes    *prometheus.CounterVec // labels direction, type
 	P2PPeers          prometheus.Gauge
+	CertExpiry        prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
 	P2PBytes          *prometheus.CounterVec // labels direction, type
 	P2PRefused        *prometheus.CounterVec // label reason (p2p.RefusalReasons)
@@ -79,6 +80,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConsensusBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_bytes_total",
 			Help: "Consensus message bytes by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PPeers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_p2p_peers", Help: "Connected peers."}),
+		CertExpiry: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_tls_certificate_expiry_timestamp_seconds",
+			Help: "When this node's TLS certificate (its identity on the p2p links) expires, in Unix seconds; absent without a network."}),
 		P2PMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_messages_total",
 			Help: "Peer-to-peer messages by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_p2p_bytes_total",
@@ -108,7 +111,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.P2PRefused.WithLabelValues(reason) // shown at 0 from the start
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

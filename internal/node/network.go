@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -115,6 +117,10 @@ type network struct {
 	remoteDropped atomic.Uint64 // batches lost to a full admission queue
 }
 
+// certExpiryWarning is how long before its certificate expires a node
+// says so at start (the alert CharterCertificateExpiring fires at 14 days).
+const certExpiryWarning = 30 * 24 * time.Hour
+
 // newNetwork prepares the transport; start begins it.
 func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip bool) (*network, error) {
 	trust, err := TrustStore(n.cfg.Spec)
@@ -124,6 +130,10 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 	// A node whose own certificate the consortium refuses cannot connect;
 	// say so once at start, naming the reason (peers log it too).
 	if leaf := cfg.Certificate.Leaf; leaf != nil {
+		n.ins.m.CertExpiry.Set(float64(leaf.NotAfter.Unix()))
+		if left := time.Until(leaf.NotAfter); left < certExpiryWarning {
+			n.log.Warn("This node's TLS certificate expires soon: renew it before then, or peers refuse the node", "not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "left", left.Round(time.Hour))
+		}
 		chain := []*x509.Certificate{leaf}
 		for _, raw := range cfg.Certificate.Certificate[1:] {
 			if c, err := x509.ParseCertificate(raw); err == nil {
