@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -574,7 +575,13 @@ func (c *Core) pollWork() {
 	hs.polling = true
 	hs.pollAt = c.now + uint64(max(hs.tm.commitWait, 1))
 	c.buildID++
-	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent}
+	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Budget: c.budget(0)}
+}
+
+// budget is the real time a proposal of round r has to be built and
+// verified: the round's propose timeout (consensus.BuildRequest.Budget).
+func (c *Core) budget(r int64) time.Duration {
+	return time.Duration(c.timeout(c.hs.tm.propose, r)) * c.cfg.TickInterval
 }
 
 func (c *Core) timeout(base int, round int64) uint64 {
@@ -652,7 +659,7 @@ func (c *Core) startRound(r int64) {
 		default:
 			hs.building = true
 			c.buildID++
-			c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true}
+			c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(r)}
 		}
 	}
 	c.sendStatus()
