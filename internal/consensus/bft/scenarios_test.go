@@ -361,3 +361,85 @@ func TestMutantsCaught(t *testing.T) {
 		})
 	}
 }
+
+// runPaced: a backlog of transactions and a host that takes 1 ms per
+// transaction to build a block and as long to verify one (the propose
+// timeout is 300 ms). Unpaced, the proposer puts the whole backlog in a
+// block that nobody verifies before the timeout: rounds fail, the backlog
+// grows. Paced (consensus.Pacer), blocks fit in the timeout once the
+// first ones were timed. It returns the round changes of the honest
+// validators after the warm-up (the first warmup heights) and the least
+// height reached.
+func runPaced(seed int64, pace bool) (changes, height uint64, err error) {
+	const warmup, ticks = 4, 1500
+	w := newWorld(seed, simConfig{
+		validators: 4,
+		faults:     simnet.Faults{MinDelay: 1, MaxDelay: 5},
+		checkSeals: true,
+		commitWait: 2,
+		maxTxs:     1 << 14,
+		pace:       pace,
+		workTicks:  func(_ consensus.WorkKind, txs int) uint64 { return uint64(txs / 10) },
+	})
+	roundChanges := func() uint64 {
+		var n uint64
+		for _, v := range w.nodes {
+			if c := v.core(); c != nil {
+				n += c.Counters().RoundChanges
+			}
+		}
+		return n
+	}
+	for i := 0; i < 1500; i++ {
+		w.submit()
+	}
+	var base uint64
+	warm := false
+	for tick := 0; tick < ticks; tick++ {
+		if tick%2 == 0 {
+			w.submit() // 50 transactions a second
+		}
+		w.step()
+		if err := w.err(); err != nil {
+			return 0, 0, err
+		}
+		if !warm && w.s.MinHeight(w.s.Nodes) >= warmup {
+			warm, base = true, roundChanges()
+		}
+	}
+	height = w.s.MinHeight(w.s.Nodes)
+	if !warm {
+		// Not even past the warm-up: every round change counts.
+		return roundChanges(), height, fmt.Errorf("paced %v: height %d after %d ticks, want at least %d", pace, height, ticks, warmup)
+	}
+	return roundChanges() - base, height, w.finalCheck()
+}
+
+func TestSimPacedProposals(t *testing.T) {
+	n := 4
+	if raceEnabled {
+		n = 2
+	}
+	simnet.RunSeeds(t, n, 500, func(seed int64) error {
+		changes, height, err := runPaced(seed, true)
+		if err != nil {
+			return err
+		}
+		if changes > 0 || height < 15 {
+			return fmt.Errorf("paced: %d round changes after the warm-up, height %d (want none, and at least 15)", changes, height)
+		}
+		return nil
+	})
+}
+
+// TestSimUnpacedControl shows that runPaced can fail: without the pacer
+// the same load changes rounds after the warm-up.
+func TestSimUnpacedControl(t *testing.T) {
+	for seed := int64(1); seed <= 2; seed++ {
+		changes, height, err := runPaced(seed, false)
+		if changes == 0 {
+			t.Fatalf("seed %d: no round change without the pacer (height %d, %v): the scenario does not load the host", seed, height, err)
+		}
+		t.Logf("seed %d: unpaced, %d round changes, height %d (%v)", seed, changes, height, err)
+	}
+}

@@ -86,6 +86,12 @@ type simConfig struct {
 	// A parameter change decided by block decideAt, in force from from
 	// on, as governance hands it to every node.
 	params *paramChange
+	// maxTxs bounds a block (default maxTxBlock); workTicks is the
+	// virtual time of building and verifying (simnet.Config.WorkTicks);
+	// pace caps proposals by it (simnet.Config.Pace).
+	maxTxs    int
+	workTicks func(kind consensus.WorkKind, txs int) uint64
+	pace      bool
 }
 
 type paramChange struct {
@@ -221,12 +227,22 @@ func newWorld(seed int64, cfg simConfig) *world {
 	if cfg.crashes {
 		crashRate = 1.0 / 1000
 	}
+	maxTxs := maxTxBlock
+	if cfg.maxTxs > 0 {
+		maxTxs = cfg.maxTxs
+	}
+	var work func(*simnet.Node, consensus.WorkKind, int) uint64
+	if cfg.workTicks != nil {
+		work = func(_ *simnet.Node, kind consensus.WorkKind, txs int) uint64 { return cfg.workTicks(kind, txs) }
+	}
 	s, err := simnet.NewSim(simnet.Config{
 		Seed:      seed,
 		Faults:    cfg.faults,
 		IDs:       ids,
 		TickMs:    tickLen,
-		MaxTxs:    maxTxBlock,
+		MaxTxs:    maxTxs,
+		WorkTicks: work,
+		Pace:      cfg.pace,
 		StateFile: "/data/" + StateFileName,
 		CrashRate: crashRate,
 		SlowHost:  cfg.slowHost,
