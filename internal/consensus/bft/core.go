@@ -145,6 +145,11 @@ type heightState struct {
 	idle, work, polling bool
 	idleUntil, pollAt   uint64
 	idleBlock           *types.Block
+	// early: as round 0's proposer, this node asked for its block as
+	// soon as the height began (during the commit wait), request
+	// buildID; earlyBlock is what it built, proposed when round 0 starts.
+	early      bool
+	earlyBlock *types.Block
 
 	// What this validator signed at this height (wire form) and in which
 	// round; restored from SavedState after a restart.
@@ -537,6 +542,15 @@ func (c *Core) startHeight() {
 		return
 	}
 	hs.step = stepNewHeight
+	if hs.tm.emptyWait == 0 && hs.validator && hs.vals.Proposer(hs.height, 0) == c.self {
+		// Build round 0's block while the commit wait runs: on the block
+		// just decided, which the host executed when it verified or built
+		// it. Only when a block is made at every height (an idle height's
+		// poll uses the build requests otherwise).
+		hs.early = true
+		c.buildID++
+		c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(0)}
+	}
 	hs.newRoundAt = c.now + uint64(hs.tm.commitWait)
 	if hs.tm.commitWait == 0 {
 		c.endCommitWait()
@@ -656,6 +670,10 @@ func (c *Core) startRound(r int64) {
 			c.propose(hs.validBlock, hs.validRound, hs.validJust)
 		case r == 0 && hs.idleBlock != nil:
 			c.propose(hs.idleBlock, -1, nil)
+		case r == 0 && hs.earlyBlock != nil:
+			c.propose(hs.earlyBlock, -1, nil)
+		case r == 0 && hs.early:
+			hs.building = true // the early build, still out, answers
 		default:
 			hs.building = true
 			c.buildID++
@@ -1040,6 +1058,15 @@ func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) 
 		c.startRound(0)
 		c.process()
 		return
+	}
+	if req.ID == c.buildID && hs.early {
+		hs.early = false
+		if hs.step == stepNewHeight {
+			if err == nil && block != nil && block.NumberU64() == hs.height && block.ParentHash() == c.head.Hash {
+				hs.earlyBlock = block
+			}
+			return
+		}
 	}
 	if req.ID != c.buildID || !hs.building || hs.step != stepPropose {
 		return

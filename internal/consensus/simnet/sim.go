@@ -138,14 +138,14 @@ type Node struct {
 
 	restartAt uint64 // tick of a scheduled restart (RestartAfter), 0: none
 
-	sim     *Sim
-	disk    *powerFS
-	later   []deferred // answers due at a later tick (SlowHost, WorkTicks)
+	sim   *Sim
+	disk  *powerFS
+	later []deferred // answers due at a later tick (SlowHost, WorkTicks)
 	// Pacer caps the blocks it builds (Config.Pace).
 	Pacer    consensus.Pacer
 	busyTill uint64 // the worker is busy until this tick (WorkTicks)
-	answers []func(consensus.Core)
-	notify  []*types.Transaction
+	answers  []func(consensus.Core)
+	notify   []*types.Transaction
 }
 
 type deferred struct {
