@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -825,4 +826,80 @@ func FuzzSavedState(f *testing.F) {
 	b, _ := MarshalSavedState(&SavedState{Height: 3, LockedRound: 0, LockedBlock: genesis, ValidRound: -1})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) { UnmarshalSavedState(b) })
+}
+
+// TestCoreEarlyBuild: round 0's proposer of the next height asks for its
+// block in the Ready of the decision (on the decided block, during the
+// commit wait), and proposes it when round 0 starts, built early or late.
+func TestCoreEarlyBuild(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		probe := newFixture(t, 4, 0, nil)
+		next := probe.proposer(2, 0)
+		self := -1
+		for i, id := range probe.ids {
+			if id == next {
+				self = i
+			}
+		}
+		f := newFixture(t, 4, self, func(c *Config) { c.CommitWaitTicks = 5 })
+		rd := f.drain()
+		for i := 0; i < 5; i++ {
+			f.core.Tick()
+			if r := f.drain(); r.Build != nil {
+				rd.Build = r.Build
+			}
+		}
+		prop := f.proposer(1, 0)
+		b := f.block(1)
+		if prop != f.self {
+			f.mustStep(prop, f.proposal(prop, 1, 0, -1, b, nil))
+		} else {
+			f.core.Built(*rd.Build, b, nil)
+		}
+		f.drain()
+		for _, id := range f.others()[:2] {
+			f.mustStep(id, f.vote(MsgPrevote, id, 1, 0, b.Hash()))
+		}
+		f.drain()
+		for _, id := range f.others()[:2] {
+			f.mustStep(id, f.vote(MsgPrecommit, id, 1, 0, b.Hash()))
+		}
+		rd = f.core.Ready()
+		if len(rd.Commits) != 1 || rd.Build == nil || rd.Build.Parent.Hash() != b.Hash() || rd.Build.Budget != time.Second {
+			t.Fatalf("late %v: the decision's Ready: commits %d, build %+v", late, len(rd.Commits), rd.Build)
+		}
+		req := *rd.Build
+		f.core.Advance()
+		b2 := types.NewBlock(&types.Header{ParentHash: b.Hash(), Number: big.NewInt(2), Difficulty: new(big.Int), GasLimit: 1}, nil, nil, trie.NewStackTrie(nil))
+		if !late {
+			f.core.Built(req, b2, nil)
+			if rd := f.drain(); len(sent(t, rd.Messages, MsgProposal)) != 0 {
+				t.Fatal("proposed during the commit wait")
+			}
+		}
+		var props []*message
+		for i := 0; i < 6; i++ {
+			f.core.Tick()
+			rd := f.drain()
+			if rd.Build != nil {
+				t.Fatalf("late %v: a second build for round 0: %+v", late, rd.Build)
+			}
+			props = append(props, sent(t, rd.Messages, MsgProposal)...)
+		}
+		if late {
+			if len(props) != 0 || f.core.hs.step != stepPropose {
+				t.Fatalf("proposed before the block was built, step %v", f.core.hs.step)
+			}
+			f.core.Built(req, b2, nil)
+			props = sent(t, f.drain().Messages, MsgProposal)
+		}
+		if len(props) == 0 {
+			t.Fatalf("late %v: no proposal in round 0", late)
+		}
+		for _, p := range props { // the first, and copies re-sent
+			if p.hash != b2.Hash() || p.round != 0 {
+				t.Fatalf("late %v: round %d proposal of %s, want the early block %s", late, p.round, p.hash, b2.Hash())
+			}
+		}
+	}
 }
