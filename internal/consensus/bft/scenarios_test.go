@@ -68,6 +68,7 @@ func runFaults(seed int64) error {
 		lazyDrain:  r.Intn(2) == 0,
 		crashes:    true,
 	}
+	cfg.compact = r.Intn(2) == 0
 	w := newWorld(seed, cfg)
 	w.chaos(300, cfg.validators)
 	if err := w.err(); err != nil {
@@ -103,6 +104,7 @@ func runByzantine(seed int64) error {
 		crashes:    r.Intn(2) == 0,
 		byz:        make([]byzKind, n),
 	}
+	cfg.compact = r.Intn(2) == 0
 	for _, i := range r.Perm(n)[:f] {
 		cfg.byz[i] = byzKind(1 + r.Intn(int(numByzKinds)-1))
 	}
