@@ -989,7 +989,7 @@ func (c *Core) completeCompact(m *message, txs []*types.Transaction) error {
 	delete(c.hs.partials, m.hash)
 	full := *m
 	full.typ = MsgProposal
-	full.block = types.NewBlockWithHeader(m.header).WithBody(types.Body{Transactions: txs})
+	full.block = types.NewBlockWithHeader(m.header).WithBody(compactBody(m.header, txs))
 	full.header, full.txHashes = nil, nil
 	return c.onProposal(&full)
 }

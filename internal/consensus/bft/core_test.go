@@ -903,3 +903,68 @@ func TestCoreEarlyBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactProposalRoundTrip: a block with an empty withdrawals list
+// (as Charter's are) goes compact, and the receiver rebuilds the very
+// block from notified transactions, or asks for the ones it lacks.
+func TestCompactProposalRoundTrip(t *testing.T) {
+	probe := newFixture(t, 4, 0, nil)
+	prop := probe.proposer(1, 0)
+	self := 0
+	if probe.ids[0] == prop {
+		self = 1
+	}
+	f := newFixture(t, 4, self, nil)
+	f.drain()
+	txs := []*types.Transaction{
+		types.NewTx(&types.LegacyTx{Nonce: 1, Gas: 21000, GasPrice: big.NewInt(1)}),
+		types.NewTx(&types.LegacyTx{Nonce: 2, Gas: 21000, GasPrice: big.NewInt(1)}),
+	}
+	header := &types.Header{ParentHash: f.head.Hash, Number: big.NewInt(1), Difficulty: new(big.Int), GasLimit: 1}
+	b := types.NewBlock(header, &types.Body{Transactions: txs, Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+	if !compactable(b) {
+		t.Fatal("a block with an empty withdrawals list is not compactable")
+	}
+	sig := f.sign(prop, Digest(simChainID, MsgProposal, 1, 0, b.Hash(), -1))
+	f.core.Notify(txs[:1])
+	f.mustStep(prop, encodeCompactProposal(1, 0, -1, b, nil, sig))
+	rd := f.drain()
+	var req *message
+	for _, m := range rd.Messages {
+		if PeekType(m.Payload) == MsgTxRequest && m.To == prop {
+			req, _ = decodeMessage(m.Payload)
+		}
+	}
+	if req == nil || req.full || len(req.indexes) != 1 || req.indexes[0] != 1 {
+		t.Fatalf("request for the missing transaction: %+v", req)
+	}
+	if len(sent(t, rd.Messages, MsgPrevote)) != 0 {
+		t.Fatal("prevoted an incomplete proposal")
+	}
+	// A response with a wrong transaction is ignored; the right one completes it.
+	f.mustStep(prop, encodeTxResponse(1, b.Hash(), []uint64{1}, txs[:1]))
+	if rd := f.drain(); len(sent(t, rd.Messages, MsgPrevote)) != 0 {
+		t.Fatal("a wrong transaction completed the block")
+	}
+	f.mustStep(prop, encodeTxResponse(1, b.Hash(), []uint64{1}, txs[1:]))
+	rd = f.drain()
+	if len(rd.Verify) != 1 || rd.Verify[0].Hash() != b.Hash() || len(rd.Verify[0].Transactions()) != 2 {
+		t.Fatalf("the rebuilt block was not verified: %v", rd.Verify)
+	}
+	if pv := sent(t, rd.Messages, MsgPrevote); len(pv) != 1 || pv[0].hash != b.Hash() {
+		t.Fatalf("prevote for the rebuilt block: %v", pv)
+	}
+	// Whoever holds the block answers requests for its transactions.
+	if err := f.step(f.others()[0], encodeTxRequest(1, 0, b.Hash(), false, []uint64{0, 1, 7})); err != nil {
+		t.Fatal(err)
+	}
+	var resp *message
+	for _, m := range f.drain().Messages {
+		if PeekType(m.Payload) == MsgTxResponse {
+			resp, _ = decodeMessage(m.Payload)
+		}
+	}
+	if resp == nil || len(resp.txs) != 2 || resp.txs[1].Hash() != txs[1].Hash() {
+		t.Fatalf("response: %+v", resp)
+	}
+}

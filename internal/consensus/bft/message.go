@@ -427,10 +427,22 @@ func checkValidRound(w uint64, round int64, just int) (int64, error) {
 }
 
 // compactable reports whether a block travels in a compact proposal: it
-// has transactions, and nothing else in its body.
+// has transactions, and nothing else in its body (an empty withdrawals
+// list, which the header's withdrawals root tells, is rebuilt).
 func compactable(b *types.Block) bool {
 	n := len(b.Transactions())
-	return n > 0 && n <= MaxCompactTxs && len(b.Uncles()) == 0 && b.Withdrawals() == nil
+	return n > 0 && n <= MaxCompactTxs && len(b.Uncles()) == 0 && len(b.Withdrawals()) == 0
+}
+
+// compactBody is the body of a compact proposal's block: its
+// transactions, and an empty withdrawals list if the header has a
+// withdrawals root (checkBody then checks it is the empty list's).
+func compactBody(h *types.Header, txs []*types.Transaction) types.Body {
+	body := types.Body{Transactions: txs}
+	if h.WithdrawalsHash != nil {
+		body.Withdrawals = []*types.Withdrawal{}
+	}
+	return body
 }
 
 func encodeCompactProposal(height uint64, round, validRound int64, block *types.Block, just [][]byte, sig []byte) []byte {
