@@ -186,12 +186,23 @@ func (c *Chain) observe(f func(time.Duration), start time.Time) {
 // or a block built or verified here and not committed yet (engines whose
 // blocks become final later, such as poa, build on those).
 func (c *Chain) BuildBlock(parent *types.Header, timestamp uint64, proposer consensus.NodeID) (*types.Block, error) {
+	return c.BuildBlockMax(parent, timestamp, proposer, 0)
+}
+
+// BuildBlockMax is BuildBlock with at most maxTxs transactions (0: the
+// bound of Config.MaxBlockTxs alone): an engine's pace, below the chain's
+// rules.
+func (c *Chain) BuildBlockMax(parent *types.Header, timestamp uint64, proposer consensus.NodeID, maxTxs int) (*types.Block, error) {
 	st, exec, committed, err := c.parentState(parent.Hash(), parent.Number.Uint64())
 	if err != nil {
 		return nil, err
 	}
 	header := chain.NewHeader(c.cfg.Spec, parent, proposer, timestamp)
-	var src execution.TxSource = c.cfg.Pool.Pending(c.cfg.MaxBlockTxs)
+	limit := c.cfg.MaxBlockTxs
+	if maxTxs > 0 && (limit <= 0 || maxTxs < limit) {
+		limit = maxTxs
+	}
+	var src execution.TxSource = c.cfg.Pool.Pending(limit)
 	if !committed {
 		// The pool still holds what the uncommitted ancestors included.
 		src = &pastIncluded{src: src, st: st, signer: c.cfg.Exec.Signer()}

@@ -130,6 +130,23 @@ type BuildRequest struct {
 	// forced empty block). Otherwise the answer is a nil block unless the
 	// block has transactions or governance work is due (Host.Due).
 	Empty bool
+	// Budget, when above 0, is the time the block has, from this request
+	// on, to be built here and verified by the other validators before
+	// they give up on it (bft: the propose timeout of the round). The
+	// owner caps the block's transactions so that the time it measured
+	// for building and verifying fits in it (see Pacer); the cap is this
+	// node's policy, never a rule of validity.
+	Budget time.Duration
+	// MaxTxs, when above 0, bounds the block's transactions (below the
+	// chain's own bounds): set by the owner from Budget, for BuildFor.
+	MaxTxs int
+}
+
+// MaxTxsBuilder is a Chain that builds a block of at most maxTxs
+// transactions (0: its own bounds alone). BuildFor uses it for a
+// BuildRequest with MaxTxs.
+type MaxTxsBuilder interface {
+	BuildBlockMax(parent *types.Header, timestamp uint64, proposer NodeID, maxTxs int) (*types.Block, error)
 }
 
 // ServeRequest asks the owner to read the committed blocks From, From+1,
@@ -219,7 +236,15 @@ func BuildFor(chain Chain, pool Pool, self NodeID, req BuildRequest, now time.Ti
 	}
 	// Timestamps never go back; sub-second blocks share a second.
 	ts := max(uint64(max(now.Unix(), 0)), req.Parent.Time)
-	b, err := chain.BuildBlock(req.Parent, ts, self)
+	var (
+		b   *types.Block
+		err error
+	)
+	if mb, ok := chain.(MaxTxsBuilder); ok && req.MaxTxs > 0 {
+		b, err = mb.BuildBlockMax(req.Parent, ts, self, req.MaxTxs)
+	} else {
+		b, err = chain.BuildBlock(req.Parent, ts, self)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,9 @@ type Open func(saved []byte) (Core, error)
 // notifications from bounded queues, carries out each Ready (Apply) and
 // acknowledges it (Advance). A second goroutine (the worker) builds and
 // verifies blocks one at a time, so that executing a block never stops the
-// loop from counting votes; its answers come back through the loop. A
+// loop from counting votes; its answers come back through the loop. The
+// worker times its work (Pacer) and caps a block built for a request with
+// a Budget to what the validators verify in time. A
 // core error, a failed commit or save, or a panic halts the engine: one
 // loud log line, the error on Done, nothing more done.
 type Driver struct {
@@ -95,6 +97,9 @@ type Driver struct {
 		started, stopped bool
 		early            []ValidatorChange // SetValidators before Start
 	}
+	// pacer caps the blocks built for a BuildRequest with a Budget by
+	// the times the worker measured.
+	pacer    Pacer
 	haltOnce sync.Once
 	stopOnce sync.Once
 	dropped  atomic.Uint64 // messages refused before the core saw them
@@ -250,6 +255,10 @@ func (d *Driver) Stats() Stats {
 	s.Dropped += d.dropped.Load()
 	return s
 }
+
+// Pacer is the driver's estimate of build and verify times (for
+// metrics and tests).
+func (d *Driver) Pacer() *Pacer { return &d.pacer }
 
 // Done implements Engine.
 func (d *Driver) Done() <-chan error { return d.done }
@@ -491,16 +500,30 @@ func (d *Driver) worker() {
 		switch {
 		case w.build != nil:
 			req := *w.build
+			if req.Budget > 0 {
+				req.MaxTxs = d.pacer.Cap(req.Budget)
+			}
+			start := time.Now()
 			b, err := BuildFor(d.host, d.host, d.host.Self(), req, d.now())
 			if err != nil {
 				d.log.Warn("Cannot build a block", "height", req.Parent.Number.Uint64()+1, "err", err)
+			} else if b != nil {
+				took := time.Since(start)
+				d.pacer.Observe(WorkBuild, len(b.Transactions()), took)
+				if req.MaxTxs > 0 && len(b.Transactions()) >= req.MaxTxs {
+					d.log.Debug("Block capped to what validators verify in time", "height", b.NumberU64(),
+						"txs", len(b.Transactions()), "budget", req.Budget, "build", took)
+				}
 			}
 			fn = func(c Core) { c.Built(req, b, err) }
 		case w.verify != nil:
 			b := w.verify
+			start := time.Now()
 			err := d.host.VerifyBlock(b)
 			if err != nil {
 				d.log.Info("A proposed block is invalid", "height", b.NumberU64(), "hash", b.Hash(), "err", err)
+			} else {
+				d.pacer.Observe(WorkVerify, len(b.Transactions()), time.Since(start))
 			}
 			hash := b.Hash()
 			fn = func(c Core) { c.Verified(hash, err) }

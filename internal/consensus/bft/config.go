@@ -69,6 +69,12 @@ type Config struct {
 	MaxRoundsKept int
 	// MaxEvidence bounds the equivocation records kept (oldest dropped).
 	MaxEvidence int
+	// Compact sends this validator's proposals as compact proposals: the
+	// header and the transactions' hashes, the receivers rebuilding the
+	// block from the transactions their pool notified (Notify) and asking
+	// for the others. Receiving them needs nothing: every core takes both
+	// forms.
+	Compact bool
 
 	mutation mutation // planted bugs, for tests of the test harness only
 }

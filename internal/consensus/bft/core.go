@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -101,7 +102,19 @@ const (
 	maxSeen              = 8192 // dedup set bound per height
 	maxBlocksPerHeight   = 256
 	maxRuleSteps         = 256
+	maxPartials          = 4       // compact proposals waiting for transactions, per height
+	maxTxCache           = 1 << 17 // notified transactions kept to rebuild compact proposals
+	maxAnswersPerPeer    = 32      // transaction requests answered per peer and height
 )
+
+// partial is a compact proposal whose transactions are not all known.
+type partial struct {
+	m       *message // signature checked
+	txs     []*types.Transaction
+	missing int
+	askedAt uint64
+	full    bool // the full proposal was asked for
+}
 
 type candidate struct {
 	round int64
@@ -144,6 +157,11 @@ type heightState struct {
 	idle, work, polling bool
 	idleUntil, pollAt   uint64
 	idleBlock           *types.Block
+	// early: as round 0's proposer, this node asked for its block as
+	// soon as the height began (during the commit wait), request
+	// buildID; earlyBlock is what it built, proposed when round 0 starts.
+	early      bool
+	earlyBlock *types.Block
 
 	// What this validator signed at this height (wire form) and in which
 	// round; restored from SavedState after a restart.
@@ -154,6 +172,9 @@ type heightState struct {
 	// round (within the rounds kept), for re-sending.
 	own   map[int64]*[numMsgTypes][]byte
 	oldRR int64 // round-robin over older rounds when re-sending
+
+	partials map[common.Hash]*partial // compact proposals being completed
+	answered map[consensus.NodeID]int // transaction requests answered, by peer
 }
 
 type buffered struct {
@@ -221,6 +242,13 @@ type Core struct {
 	// timings are the timings in force from a height on, ascending: the
 	// config's from 0, then governance's changes.
 	timings []timingEntry
+
+	// txCache holds the transactions the pool notified (Config.Compact
+	// or not: any proposal may come compact), at most maxTxCache, the
+	// oldest replaced first (txRing).
+	txCache map[common.Hash]*types.Transaction
+	txRing  []common.Hash
+	txPos   int
 }
 
 // NewCore returns a core that decides heights from head.Number+1 on. saved
@@ -256,6 +284,7 @@ func NewCore(cfg Config, header *types.Header, saved *SavedState) (*Core, error)
 		served:      make(map[consensus.NodeID]uint64),
 		evidenceKey: make(map[evKey]struct{}),
 		timings:     []timingEntry{{from: 0, tm: cfg.baseTiming()}},
+		txCache:     make(map[common.Hash]*types.Transaction),
 	}
 	for _, pc := range cfg.ParamChanges {
 		c.timings = append(c.timings, timingEntry{from: pc.From, tm: cfg.timingWith(pc.Values)})
@@ -400,6 +429,9 @@ func (c *Core) Err() error { return nil }
 // transactions.
 func (c *Core) Notify(txs []*types.Transaction) {
 	hs := c.hs
+	for _, tx := range txs {
+		c.cacheTx(tx)
+	}
 	if len(txs) == 0 || hs.step != stepNewHeight {
 		return
 	}
@@ -514,6 +546,8 @@ func (c *Core) newHeightState() {
 		blocks:      make(map[common.Hash]*blockInfo),
 		maxRound:    make(map[consensus.NodeID]int64),
 		own:         make(map[int64]*[numMsgTypes][]byte),
+		partials:    make(map[common.Hash]*partial),
+		answered:    make(map[consensus.NodeID]int),
 	}
 	c.seen = make(map[common.Hash]struct{})
 	for id, h := range c.syncHint {
@@ -536,6 +570,15 @@ func (c *Core) startHeight() {
 		return
 	}
 	hs.step = stepNewHeight
+	if hs.tm.emptyWait == 0 && hs.validator && hs.vals.Proposer(hs.height, 0) == c.self {
+		// Build round 0's block while the commit wait runs: on the block
+		// just decided, which the host executed when it verified or built
+		// it. Only when a block is made at every height (an idle height's
+		// poll uses the build requests otherwise).
+		hs.early = true
+		c.buildID++
+		c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(0)}
+	}
 	hs.newRoundAt = c.now + uint64(hs.tm.commitWait)
 	if hs.tm.commitWait == 0 {
 		c.endCommitWait()
@@ -574,7 +617,13 @@ func (c *Core) pollWork() {
 	hs.polling = true
 	hs.pollAt = c.now + uint64(max(hs.tm.commitWait, 1))
 	c.buildID++
-	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent}
+	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Budget: c.budget(0)}
+}
+
+// budget is the real time a proposal of round r has to be built and
+// verified: the round's propose timeout (consensus.BuildRequest.Budget).
+func (c *Core) budget(r int64) time.Duration {
+	return time.Duration(c.timeout(c.hs.tm.propose, r)) * c.cfg.TickInterval
 }
 
 func (c *Core) timeout(base int, round int64) uint64 {
@@ -649,10 +698,14 @@ func (c *Core) startRound(r int64) {
 			c.propose(hs.validBlock, hs.validRound, hs.validJust)
 		case r == 0 && hs.idleBlock != nil:
 			c.propose(hs.idleBlock, -1, nil)
+		case r == 0 && hs.earlyBlock != nil:
+			c.propose(hs.earlyBlock, -1, nil)
+		case r == 0 && hs.early:
+			hs.building = true // the early build, still out, answers
 		default:
 			hs.building = true
 			c.buildID++
-			c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true}
+			c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(r)}
 		}
 	}
 	c.sendStatus()
@@ -734,6 +787,7 @@ func (c *Core) Tick() {
 	if c.now%uint64(c.cfg.RebroadcastTicks) == 0 {
 		c.rebroadcast()
 	}
+	c.fetchTimeouts()
 	c.requestSync()
 	c.process()
 }
@@ -797,6 +851,14 @@ func (c *Core) step(from consensus.NodeID, payload []byte) error {
 	// message from a peer outside the set is dropped before any
 	// signature work. The signer is checked below all the same. Not
 	// remembered: the same bytes from a validator are still welcome.
+	switch m.typ {
+	case MsgTxRequest:
+		// Unsigned, answered to any peer (observers too), at a bounded
+		// rate; not remembered: a retry has the same bytes.
+		return c.onTxRequest(from, m)
+	case MsgTxResponse:
+		return c.onTxResponse(m)
+	}
 	if !c.hs.vals.Contains(from) {
 		c.stats.BadSignatures++
 		return fmt.Errorf("%w: sent by %s", ErrNotValidator, from)
@@ -849,8 +911,180 @@ func (c *Core) handle(m *message) error {
 		return nil
 	case MsgProposal:
 		return c.onProposal(m)
+	case MsgCompactProposal:
+		return c.onCompact(m)
 	}
 	return fmt.Errorf("%w: unexpected %s", ErrMalformed, m.typ)
+}
+
+// cacheTx keeps a notified transaction for compact proposals.
+func (c *Core) cacheTx(tx *types.Transaction) {
+	h := tx.Hash()
+	if _, ok := c.txCache[h]; ok {
+		return
+	}
+	if len(c.txRing) < maxTxCache {
+		c.txRing = append(c.txRing, h)
+	} else {
+		delete(c.txCache, c.txRing[c.txPos])
+		c.txRing[c.txPos] = h
+		c.txPos = (c.txPos + 1) % maxTxCache
+	}
+	c.txCache[h] = tx
+}
+
+// onCompact takes a compact proposal whose signature was checked: the
+// block is rebuilt from the transactions known here, or its missing
+// transactions are asked of the proposer; the proposal counts only once
+// its block is complete (until then the propose timeout runs).
+func (c *Core) onCompact(m *message) error {
+	hs := c.hs
+	if m.signer != hs.vals.Proposer(hs.height, m.round) {
+		return fmt.Errorf("%w: %s at round %d", ErrWrongLeader, m.signer, m.round)
+	}
+	rs := c.roundState(m.round)
+	if rs == nil {
+		return fmt.Errorf("%w: proposal for round %d outside [%d, %d]", ErrIgnored, m.round, hs.minRound, hs.round+roundsAhead)
+	}
+	if m.header.Number.Uint64() != hs.height {
+		return fmt.Errorf("%w: proposal of block %d at height %d", ErrMalformed, m.header.Number.Uint64(), hs.height)
+	}
+	if rs.proposals[m.hash] != nil || hs.partials[m.hash] != nil {
+		return nil // complete already, or being completed
+	}
+	if bi := hs.blocks[m.hash]; bi != nil {
+		return c.completeCompact(m, bi.block.Transactions())
+	}
+	txs := make([]*types.Transaction, len(m.txHashes))
+	var missing []uint64
+	for i, h := range m.txHashes {
+		if tx := c.txCache[h]; tx != nil {
+			txs[i] = tx
+		} else {
+			missing = append(missing, uint64(i))
+		}
+	}
+	if len(missing) == 0 {
+		c.stats.CompactRebuilt++
+		return c.completeCompact(m, txs)
+	}
+	if len(hs.partials) >= maxPartials {
+		return fmt.Errorf("%w: %d compact proposals already wait for transactions", ErrIgnored, len(hs.partials))
+	}
+	p := &partial{m: m, txs: txs, missing: len(missing), askedAt: c.now}
+	hs.partials[m.hash] = p
+	c.stats.TxFetches++
+	if len(missing) > MaxTxRequest {
+		p.full = true
+		c.stats.FullFetches++
+		missing = nil
+	}
+	c.sendTo(m.signer, MsgTxRequest, encodeTxRequest(hs.height, m.round, m.hash, p.full, missing))
+	return nil
+}
+
+// completeCompact makes the block of a compact proposal and takes the
+// proposal as a full one (its body is checked against the header there).
+func (c *Core) completeCompact(m *message, txs []*types.Transaction) error {
+	delete(c.hs.partials, m.hash)
+	full := *m
+	full.typ = MsgProposal
+	full.block = types.NewBlockWithHeader(m.header).WithBody(compactBody(m.header, txs))
+	full.header, full.txHashes = nil, nil
+	return c.onProposal(&full)
+}
+
+// fetchTimeouts asks for the full proposal of a compact one whose
+// transactions did not all come in time, and asks again while the round
+// lasts.
+func (c *Core) fetchTimeouts() {
+	hs := c.hs
+	if len(hs.partials) == 0 {
+		return
+	}
+	wait := uint64(max(2*c.cfg.SyncRetryTicks, 2))
+	hashes := make([]common.Hash, 0, len(hs.partials))
+	for h := range hs.partials {
+		hashes = append(hashes, h)
+	}
+	sort.Slice(hashes, func(i, j int) bool { return bytes.Compare(hashes[i][:], hashes[j][:]) < 0 })
+	for _, h := range hashes {
+		p := hs.partials[h]
+		if p.m.round < hs.minRound {
+			delete(hs.partials, h)
+			continue
+		}
+		if c.now-p.askedAt < wait {
+			continue
+		}
+		if !p.full {
+			c.stats.FullFetches++
+		}
+		p.full, p.askedAt = true, c.now
+		c.sendTo(p.m.signer, MsgTxRequest, encodeTxRequest(hs.height, p.m.round, h, true, nil))
+	}
+}
+
+// onTxRequest answers a peer's request for transactions of a block of
+// this height known here, or for its full proposal.
+func (c *Core) onTxRequest(from consensus.NodeID, m *message) error {
+	hs := c.hs
+	bi := hs.blocks[m.hash]
+	if bi == nil {
+		return fmt.Errorf("%w: transactions of unknown block %s", ErrIgnored, m.hash)
+	}
+	if _, ok := hs.answered[from]; !ok && len(hs.answered) >= 4*MaxValidators {
+		return fmt.Errorf("%w: too many peers asking for transactions", ErrIgnored)
+	}
+	if hs.answered[from] >= maxAnswersPerPeer {
+		return fmt.Errorf("%w: transaction request rate", ErrIgnored)
+	}
+	hs.answered[from]++
+	if m.full {
+		var prop *message
+		if rs := hs.rounds[m.round]; rs != nil {
+			prop = rs.proposals[m.hash]
+		}
+		if prop == nil {
+			return fmt.Errorf("%w: no proposal of %s in round %d", ErrIgnored, m.hash, m.round)
+		}
+		c.sendTo(from, MsgProposal, encodeProposal(hs.height, prop.round, prop.validRound, bi.block, prop.just, prop.sig))
+		return nil
+	}
+	txs := bi.block.Transactions()
+	idx := make([]uint64, 0, len(m.indexes))
+	out := make([]*types.Transaction, 0, len(m.indexes))
+	for _, i := range m.indexes {
+		if i < uint64(len(txs)) {
+			idx = append(idx, i)
+			out = append(out, txs[i])
+		}
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("%w: no transaction of %s at the indexes asked", ErrIgnored, m.hash)
+	}
+	c.sendTo(from, MsgTxResponse, encodeTxResponse(hs.height, m.hash, idx, out))
+	return nil
+}
+
+// onTxResponse fills a compact proposal with the transactions that match
+// its hashes; the last one completes it.
+func (c *Core) onTxResponse(m *message) error {
+	p := c.hs.partials[m.hash]
+	if p == nil {
+		return fmt.Errorf("%w: transactions for no compact proposal", ErrIgnored)
+	}
+	for i, idx := range m.indexes {
+		if idx >= uint64(len(p.txs)) || p.txs[idx] != nil || m.txs[i].Hash() != p.m.txHashes[idx] {
+			continue
+		}
+		p.txs[idx] = m.txs[i]
+		p.missing--
+	}
+	if p.missing > 0 {
+		return nil
+	}
+	return c.completeCompact(p.m, p.txs)
 }
 
 func (c *Core) onProposal(m *message) error {
@@ -867,6 +1101,7 @@ func (c *Core) onProposal(m *message) error {
 	if err := checkBody(m.block); err != nil {
 		return err
 	}
+	delete(hs.partials, m.hash)
 	if m.validRound >= 0 {
 		// The justification proves a quorum prevoted the block in its
 		// valid round; its votes count as received prevotes.
@@ -1034,6 +1269,15 @@ func (c *Core) Built(req consensus.BuildRequest, block *types.Block, err error) 
 		c.process()
 		return
 	}
+	if req.ID == c.buildID && hs.early {
+		hs.early = false
+		if hs.step == stepNewHeight {
+			if err == nil && block != nil && block.NumberU64() == hs.height && block.ParentHash() == c.head.Hash {
+				hs.earlyBlock = block
+			}
+			return
+		}
+	}
 	if req.ID != c.buildID || !hs.building || hs.step != stepPropose {
 		return
 	}
@@ -1086,10 +1330,16 @@ func (c *Core) propose(block *types.Block, validRound int64, just [][]byte) {
 	}
 	sig := c.sign(Digest(c.cfg.ChainID, MsgProposal, hs.height, hs.round, hash, validRound))
 	payload := encodeProposal(hs.height, hs.round, validRound, block, just, sig)
+	// The state keeps the full form; the wire may carry the compact one
+	// (the same signature), which is also what is re-sent.
+	wire := payload
+	if c.cfg.Compact && compactable(block) {
+		wire = encodeCompactProposal(hs.height, hs.round, validRound, block, just, sig)
+	}
 	hs.ownProposal, hs.ownProposalRound = payload, hs.round
-	c.keepOwn(hs.round, MsgProposal, payload)
+	c.keepOwn(hs.round, MsgProposal, wire)
 	c.dirty = true
-	c.send(MsgProposal, payload)
+	c.send(PeekType(wire), wire)
 	c.learnBlock(block, valid)
 	c.addProposal(&message{typ: MsgProposal, height: hs.height, round: hs.round, hash: hash,
 		validRound: validRound, block: block, just: just, sig: sig, signer: c.self, payload: payload})

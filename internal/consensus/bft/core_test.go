@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -825,4 +826,145 @@ func FuzzSavedState(f *testing.F) {
 	b, _ := MarshalSavedState(&SavedState{Height: 3, LockedRound: 0, LockedBlock: genesis, ValidRound: -1})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) { UnmarshalSavedState(b) })
+}
+
+// TestCoreEarlyBuild: round 0's proposer of the next height asks for its
+// block in the Ready of the decision (on the decided block, during the
+// commit wait), and proposes it when round 0 starts, built early or late.
+func TestCoreEarlyBuild(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		probe := newFixture(t, 4, 0, nil)
+		next := probe.proposer(2, 0)
+		self := -1
+		for i, id := range probe.ids {
+			if id == next {
+				self = i
+			}
+		}
+		f := newFixture(t, 4, self, func(c *Config) { c.CommitWaitTicks = 5 })
+		rd := f.drain()
+		for i := 0; i < 5; i++ {
+			f.core.Tick()
+			if r := f.drain(); r.Build != nil {
+				rd.Build = r.Build
+			}
+		}
+		prop := f.proposer(1, 0)
+		b := f.block(1)
+		if prop != f.self {
+			f.mustStep(prop, f.proposal(prop, 1, 0, -1, b, nil))
+		} else {
+			f.core.Built(*rd.Build, b, nil)
+		}
+		f.drain()
+		for _, id := range f.others()[:2] {
+			f.mustStep(id, f.vote(MsgPrevote, id, 1, 0, b.Hash()))
+		}
+		f.drain()
+		for _, id := range f.others()[:2] {
+			f.mustStep(id, f.vote(MsgPrecommit, id, 1, 0, b.Hash()))
+		}
+		rd = f.core.Ready()
+		if len(rd.Commits) != 1 || rd.Build == nil || rd.Build.Parent.Hash() != b.Hash() || rd.Build.Budget != time.Second {
+			t.Fatalf("late %v: the decision's Ready: commits %d, build %+v", late, len(rd.Commits), rd.Build)
+		}
+		req := *rd.Build
+		f.core.Advance()
+		b2 := types.NewBlock(&types.Header{ParentHash: b.Hash(), Number: big.NewInt(2), Difficulty: new(big.Int), GasLimit: 1}, nil, nil, trie.NewStackTrie(nil))
+		if !late {
+			f.core.Built(req, b2, nil)
+			if rd := f.drain(); len(sent(t, rd.Messages, MsgProposal)) != 0 {
+				t.Fatal("proposed during the commit wait")
+			}
+		}
+		var props []*message
+		for i := 0; i < 6; i++ {
+			f.core.Tick()
+			rd := f.drain()
+			if rd.Build != nil {
+				t.Fatalf("late %v: a second build for round 0: %+v", late, rd.Build)
+			}
+			props = append(props, sent(t, rd.Messages, MsgProposal)...)
+		}
+		if late {
+			if len(props) != 0 || f.core.hs.step != stepPropose {
+				t.Fatalf("proposed before the block was built, step %v", f.core.hs.step)
+			}
+			f.core.Built(req, b2, nil)
+			props = sent(t, f.drain().Messages, MsgProposal)
+		}
+		if len(props) == 0 {
+			t.Fatalf("late %v: no proposal in round 0", late)
+		}
+		for _, p := range props { // the first, and copies re-sent
+			if p.hash != b2.Hash() || p.round != 0 {
+				t.Fatalf("late %v: round %d proposal of %s, want the early block %s", late, p.round, p.hash, b2.Hash())
+			}
+		}
+	}
+}
+
+// TestCompactProposalRoundTrip: a block with an empty withdrawals list
+// (as Charter's are) goes compact, and the receiver rebuilds the very
+// block from notified transactions, or asks for the ones it lacks.
+func TestCompactProposalRoundTrip(t *testing.T) {
+	probe := newFixture(t, 4, 0, nil)
+	prop := probe.proposer(1, 0)
+	self := 0
+	if probe.ids[0] == prop {
+		self = 1
+	}
+	f := newFixture(t, 4, self, nil)
+	f.drain()
+	txs := []*types.Transaction{
+		types.NewTx(&types.LegacyTx{Nonce: 1, Gas: 21000, GasPrice: big.NewInt(1)}),
+		types.NewTx(&types.LegacyTx{Nonce: 2, Gas: 21000, GasPrice: big.NewInt(1)}),
+	}
+	header := &types.Header{ParentHash: f.head.Hash, Number: big.NewInt(1), Difficulty: new(big.Int), GasLimit: 1}
+	b := types.NewBlock(header, &types.Body{Transactions: txs, Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+	if !compactable(b) {
+		t.Fatal("a block with an empty withdrawals list is not compactable")
+	}
+	sig := f.sign(prop, Digest(simChainID, MsgProposal, 1, 0, b.Hash(), -1))
+	f.core.Notify(txs[:1])
+	f.mustStep(prop, encodeCompactProposal(1, 0, -1, b, nil, sig))
+	rd := f.drain()
+	var req *message
+	for _, m := range rd.Messages {
+		if PeekType(m.Payload) == MsgTxRequest && m.To == prop {
+			req, _ = decodeMessage(m.Payload)
+		}
+	}
+	if req == nil || req.full || len(req.indexes) != 1 || req.indexes[0] != 1 {
+		t.Fatalf("request for the missing transaction: %+v", req)
+	}
+	if len(sent(t, rd.Messages, MsgPrevote)) != 0 {
+		t.Fatal("prevoted an incomplete proposal")
+	}
+	// A response with a wrong transaction is ignored; the right one completes it.
+	f.mustStep(prop, encodeTxResponse(1, b.Hash(), []uint64{1}, txs[:1]))
+	if rd := f.drain(); len(sent(t, rd.Messages, MsgPrevote)) != 0 {
+		t.Fatal("a wrong transaction completed the block")
+	}
+	f.mustStep(prop, encodeTxResponse(1, b.Hash(), []uint64{1}, txs[1:]))
+	rd = f.drain()
+	if len(rd.Verify) != 1 || rd.Verify[0].Hash() != b.Hash() || len(rd.Verify[0].Transactions()) != 2 {
+		t.Fatalf("the rebuilt block was not verified: %v", rd.Verify)
+	}
+	if pv := sent(t, rd.Messages, MsgPrevote); len(pv) != 1 || pv[0].hash != b.Hash() {
+		t.Fatalf("prevote for the rebuilt block: %v", pv)
+	}
+	// Whoever holds the block answers requests for its transactions.
+	if err := f.step(f.others()[0], encodeTxRequest(1, 0, b.Hash(), false, []uint64{0, 1, 7})); err != nil {
+		t.Fatal(err)
+	}
+	var resp *message
+	for _, m := range f.drain().Messages {
+		if PeekType(m.Payload) == MsgTxResponse {
+			resp, _ = decodeMessage(m.Payload)
+		}
+	}
+	if resp == nil || len(resp.txs) != 2 || resp.txs[1].Hash() != txs[1].Hash() {
+		t.Fatalf("response: %+v", resp)
+	}
 }

@@ -62,6 +62,9 @@ type EngineConfig struct {
 	// InboxSize bounds the queue of received messages; beyond it messages
 	// are dropped (peers re-send).
 	InboxSize int
+	// FullProposals sends this validator's proposals with their whole
+	// blocks; by default they are compact (Config.Compact).
+	FullProposals bool
 
 	mutation mutation
 }
@@ -116,6 +119,7 @@ func (c *EngineConfig) coreConfig(self consensus.NodeID, key *ecdsa.PrivateKey) 
 		RebroadcastTicks:      ticks(c.Rebroadcast),
 		SyncRetryTicks:        ticks(c.SyncRetry),
 		MaxMessageBytes:       c.MaxMessageBytes,
+		Compact:               !c.FullProposals,
 		mutation:              c.mutation,
 	}
 	if key != nil {

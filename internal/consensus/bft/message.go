@@ -28,8 +28,31 @@ const (
 	MsgStatus
 	MsgSyncRequest
 	MsgSyncBlock
+	// MsgCompactProposal is a proposal that carries its block's header and
+	// transaction hashes instead of the transactions (Config.Compact):
+	// the same signature, over the same block hash, as the full one. The
+	// receiver takes the transactions from those its pool notified, and
+	// asks the proposer for the rest (MsgTxRequest).
+	MsgCompactProposal
+	// MsgTxRequest asks a peer that holds a proposed block for some of its
+	// transactions, by index, or for the full proposal.
+	MsgTxRequest
+	// MsgTxResponse answers a MsgTxRequest with transactions of a block,
+	// each checked against the hash the compact proposal gave.
+	MsgTxResponse
 
-	numMsgTypes = int(MsgSyncBlock) + 1
+	numMsgTypes = int(MsgTxResponse) + 1
+)
+
+// Bounds of the compact proposal messages.
+const (
+	// MaxCompactTxs bounds the transaction hashes of a compact proposal
+	// (a block of more is sent full).
+	MaxCompactTxs = 1 << 17
+	// MaxTxRequest bounds the indexes of one MsgTxRequest and the
+	// transactions of one MsgTxResponse (more missing: the full proposal
+	// is asked for).
+	MaxTxRequest = 1 << 14
 )
 
 func (t MsgType) String() string {
@@ -46,6 +69,12 @@ func (t MsgType) String() string {
 		return "sync-request"
 	case MsgSyncBlock:
 		return "sync-block"
+	case MsgCompactProposal:
+		return "compact-proposal"
+	case MsgTxRequest:
+		return "tx-request"
+	case MsgTxResponse:
+		return "tx-response"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -178,6 +207,31 @@ type syncBlockWire struct {
 	Seal  []byte
 }
 
+type compactProposalWire struct {
+	Height        uint64
+	Round         uint64
+	ValidRound    uint64 // validRound+1; 0 = none
+	Header        *types.Header
+	TxHashes      []common.Hash
+	Justification [][]byte
+	Sig           []byte
+}
+
+type txRequestWire struct {
+	Height  uint64
+	Round   uint64
+	Hash    common.Hash // the block
+	Full    bool        // the full proposal, not transactions
+	Indexes []uint64
+}
+
+type txResponseWire struct {
+	Height  uint64
+	Hash    common.Hash
+	Indexes []uint64
+	Txs     [][]byte // binary encoding, one per index
+}
+
 // message is a decoded message. Fields that do not apply to its type are
 // zero. signer is set only after the signature has been checked.
 type message struct {
@@ -192,14 +246,26 @@ type message struct {
 	seal       []byte
 	signer     consensus.NodeID
 	payload    []byte
+	// Compact proposal: the header and the hashes of the transactions
+	// (block is nil until they are all known). Tx request: full and
+	// indexes. Tx response: indexes and txs.
+	header   *types.Header
+	txHashes []common.Hash
+	full     bool
+	indexes  []uint64
+	txs      []*types.Transaction
 }
 
 func (m *message) digest(chainID uint64) common.Hash {
 	vr := int64(-1)
-	if m.typ == MsgProposal {
+	typ := m.typ
+	if typ == MsgCompactProposal {
+		typ = MsgProposal // one signature for both forms
+	}
+	if typ == MsgProposal {
 		vr = m.validRound
 	}
-	return Digest(chainID, m.typ, m.height, m.round, m.hash, vr)
+	return Digest(chainID, typ, m.height, m.round, m.hash, vr)
 }
 
 func encode(typ MsgType, body any) []byte {
@@ -289,10 +355,121 @@ func decodeMessage(payload []byte) (*message, error) {
 		m.block, m.seal = w.Block, w.Seal
 		m.height = w.Block.NumberU64()
 		m.hash = w.Block.Hash()
+	case MsgCompactProposal:
+		var w compactProposalWire
+		if err := rlp.DecodeBytes(body, &w); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.typ, err)
+		}
+		if w.Header == nil || w.Header.Number == nil || len(w.TxHashes) == 0 || len(w.TxHashes) > MaxCompactTxs {
+			return nil, fmt.Errorf("%w: compact proposal without header, or with %d transactions", ErrMalformed, len(w.TxHashes))
+		}
+		m.height, m.header, m.txHashes, m.just, m.sig = w.Height, w.Header, w.TxHashes, w.Justification, w.Sig
+		if m.round, err = checkRound(w.Round); err != nil {
+			return nil, err
+		}
+		if m.validRound, err = checkValidRound(w.ValidRound, m.round, len(m.just)); err != nil {
+			return nil, err
+		}
+		m.hash = w.Header.Hash()
+	case MsgTxRequest:
+		var w txRequestWire
+		if err := rlp.DecodeBytes(body, &w); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.typ, err)
+		}
+		if len(w.Indexes) > MaxTxRequest || (!w.Full && len(w.Indexes) == 0) {
+			return nil, fmt.Errorf("%w: transaction request for %d", ErrMalformed, len(w.Indexes))
+		}
+		m.height, m.hash, m.full, m.indexes = w.Height, w.Hash, w.Full, w.Indexes
+		if m.round, err = checkRound(w.Round); err != nil {
+			return nil, err
+		}
+	case MsgTxResponse:
+		var w txResponseWire
+		if err := rlp.DecodeBytes(body, &w); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, m.typ, err)
+		}
+		if len(w.Indexes) != len(w.Txs) || len(w.Txs) == 0 || len(w.Txs) > MaxTxRequest {
+			return nil, fmt.Errorf("%w: transaction response of %d indexes, %d transactions", ErrMalformed, len(w.Indexes), len(w.Txs))
+		}
+		m.height, m.hash, m.indexes = w.Height, w.Hash, w.Indexes
+		m.txs = make([]*types.Transaction, len(w.Txs))
+		for i, raw := range w.Txs {
+			tx := new(types.Transaction)
+			if err := tx.UnmarshalBinary(raw); err != nil {
+				return nil, fmt.Errorf("%w: transaction %d: %v", ErrMalformed, i, err)
+			}
+			m.txs[i] = tx
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, payload[0])
 	}
 	return m, nil
+}
+
+// checkValidRound decodes a proposal's validRound+1 against its round
+// and justification.
+func checkValidRound(w uint64, round int64, just int) (int64, error) {
+	vr := int64(-1)
+	if w > 0 {
+		r, err := checkRound(w - 1)
+		if err != nil {
+			return 0, err
+		}
+		if r >= round {
+			return 0, fmt.Errorf("%w: valid round %d not below round %d", ErrMalformed, r, round)
+		}
+		vr = r
+	}
+	if vr < 0 && just > 0 {
+		return 0, fmt.Errorf("%w: justification without valid round", ErrMalformed)
+	}
+	return vr, nil
+}
+
+// compactable reports whether a block travels in a compact proposal: it
+// has transactions, and nothing else in its body (an empty withdrawals
+// list, which the header's withdrawals root tells, is rebuilt).
+func compactable(b *types.Block) bool {
+	n := len(b.Transactions())
+	return n > 0 && n <= MaxCompactTxs && len(b.Uncles()) == 0 && len(b.Withdrawals()) == 0
+}
+
+// compactBody is the body of a compact proposal's block: its
+// transactions, and an empty withdrawals list if the header has a
+// withdrawals root (checkBody then checks it is the empty list's).
+func compactBody(h *types.Header, txs []*types.Transaction) types.Body {
+	body := types.Body{Transactions: txs}
+	if h.WithdrawalsHash != nil {
+		body.Withdrawals = []*types.Withdrawal{}
+	}
+	return body
+}
+
+func encodeCompactProposal(height uint64, round, validRound int64, block *types.Block, just [][]byte, sig []byte) []byte {
+	hashes := make([]common.Hash, len(block.Transactions()))
+	for i, tx := range block.Transactions() {
+		hashes[i] = tx.Hash()
+	}
+	return encode(MsgCompactProposal, &compactProposalWire{
+		Height: height, Round: uint64(round), ValidRound: uint64(validRound + 1),
+		Header: block.Header(), TxHashes: hashes, Justification: just, Sig: sig,
+	})
+}
+
+func encodeTxRequest(height uint64, round int64, hash common.Hash, full bool, indexes []uint64) []byte {
+	return encode(MsgTxRequest, &txRequestWire{Height: height, Round: uint64(round), Hash: hash, Full: full, Indexes: indexes})
+}
+
+func encodeTxResponse(height uint64, hash common.Hash, indexes []uint64, txs []*types.Transaction) []byte {
+	raw := make([][]byte, len(txs))
+	for i, tx := range txs {
+		b, err := tx.MarshalBinary()
+		if err != nil {
+			panic(fmt.Sprintf("bft: encode transaction: %v", err))
+		}
+		raw[i] = b
+	}
+	return encode(MsgTxResponse, &txResponseWire{Height: height, Hash: hash, Indexes: indexes, Txs: raw})
 }
 
 // encodeVote returns the wire form of a signed vote.

@@ -20,6 +20,12 @@ func FuzzDecodeMessage(f *testing.F) {
 	blk := types.NewBlock(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int), GasLimit: 30_000_000, BaseFee: big.NewInt(1)},
 		&types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
 	sig := bytes.Repeat([]byte{7}, 65)
+	txs := []*types.Transaction{
+		types.NewTx(&types.LegacyTx{Nonce: 1, Gas: 21000, GasPrice: big.NewInt(1)}),
+		types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(5), Nonce: 2, Gas: 21000, GasFeeCap: big.NewInt(2), GasTipCap: big.NewInt(1)}),
+	}
+	txBlk := types.NewBlock(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int), GasLimit: 30_000_000},
+		&types.Body{Transactions: txs}, nil, trie.NewStackTrie(nil))
 	for _, seed := range [][]byte{
 		encodeVote(MsgPrevote, 3, 0, blk.Hash(), sig),
 		encodeVote(MsgPrecommit, 3, 2, common.Hash{}, sig),
@@ -28,7 +34,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		encodeStatus(3, 1, sig),
 		EncodeSyncRequest(4),
 		EncodeSyncBlock(blk, EncodeCertificate(Certificate{Round: 1, Sigs: [][]byte{sig}})),
+		encodeCompactProposal(3, 0, -1, txBlk, nil, sig),
+		encodeCompactProposal(3, 2, 1, txBlk, [][]byte{sig}, sig),
+		encodeTxRequest(3, 1, txBlk.Hash(), false, []uint64{0, 1}),
+		encodeTxRequest(3, 1, txBlk.Hash(), true, nil),
+		encodeTxResponse(3, txBlk.Hash(), []uint64{1}, txBlk.Transactions()[1:]),
 		{byte(MsgProposal), 0xc0},
+		{byte(MsgCompactProposal), 0xc0},
+		{byte(MsgTxResponse), 0xc4, 0x03, 0x80, 0xc0, 0xc0},
 		{0xff, 0xc0},
 	} {
 		f.Add(seed)
@@ -59,6 +72,22 @@ func FuzzDecodeMessage(f *testing.F) {
 			again = EncodeSyncRequest(m.height)
 		case MsgSyncBlock:
 			again = EncodeSyncBlock(m.block, m.seal)
+		case MsgCompactProposal:
+			if len(m.txHashes) == 0 || len(m.txHashes) > MaxCompactTxs {
+				t.Fatalf("compact proposal of %d hashes accepted", len(m.txHashes))
+			}
+			again = encode(MsgCompactProposal, &compactProposalWire{Height: m.height, Round: uint64(m.round), ValidRound: uint64(m.validRound + 1),
+				Header: m.header, TxHashes: m.txHashes, Justification: m.just, Sig: m.sig})
+		case MsgTxRequest:
+			if len(m.indexes) > MaxTxRequest || (!m.full && len(m.indexes) == 0) {
+				t.Fatalf("request of %d indexes accepted", len(m.indexes))
+			}
+			again = encodeTxRequest(m.height, m.round, m.hash, m.full, m.indexes)
+		case MsgTxResponse:
+			if len(m.txs) != len(m.indexes) || len(m.txs) == 0 || len(m.txs) > MaxTxRequest {
+				t.Fatalf("response of %d transactions, %d indexes accepted", len(m.txs), len(m.indexes))
+			}
+			again = encodeTxResponse(m.height, m.hash, m.indexes, m.txs)
 		default:
 			t.Fatalf("decoded a message of type %d", m.typ)
 		}
@@ -70,7 +99,8 @@ func FuzzDecodeMessage(f *testing.F) {
 			!bytes.Equal(m2.sig, m.sig) || !bytes.Equal(m2.seal, m.seal) || len(m2.just) != len(m.just) {
 			t.Fatalf("%s changed through a re-encoding", m.typ)
 		}
-		if m.typ != MsgProposal && m.typ != MsgSyncBlock && !bytes.Equal(again, payload) {
+		// Blocks, headers and transactions may have several encodings.
+		if m.typ != MsgProposal && m.typ != MsgSyncBlock && m.typ != MsgCompactProposal && m.typ != MsgTxResponse && !bytes.Equal(again, payload) {
 			t.Fatalf("%s re-encodes to other bytes", m.typ)
 		}
 	})

@@ -68,6 +68,7 @@ func runFaults(seed int64) error {
 		lazyDrain:  r.Intn(2) == 0,
 		crashes:    true,
 	}
+	cfg.compact = r.Intn(2) == 0
 	w := newWorld(seed, cfg)
 	w.chaos(300, cfg.validators)
 	if err := w.err(); err != nil {
@@ -103,6 +104,7 @@ func runByzantine(seed int64) error {
 		crashes:    r.Intn(2) == 0,
 		byz:        make([]byzKind, n),
 	}
+	cfg.compact = r.Intn(2) == 0
 	for _, i := range r.Perm(n)[:f] {
 		cfg.byz[i] = byzKind(1 + r.Intn(int(numByzKinds)-1))
 	}
@@ -359,5 +361,164 @@ func TestMutantsCaught(t *testing.T) {
 			}
 			t.Logf("mutant %s caught at seed %d: %v", c.name, seed, violation)
 		})
+	}
+}
+
+// runPaced: a backlog of transactions and a host that takes 1 ms per
+// transaction to build a block and as long to verify one (the propose
+// timeout is 300 ms). Unpaced, the proposer puts the whole backlog in a
+// block that nobody verifies before the timeout: rounds fail, the backlog
+// grows. Paced (consensus.Pacer), blocks fit in the timeout once the
+// first ones were timed. It returns the round changes of the honest
+// validators after the warm-up (the first warmup heights) and the least
+// height reached.
+func runPaced(seed int64, pace bool) (changes, height uint64, err error) {
+	const warmup, ticks = 4, 1500
+	w := newWorld(seed, simConfig{
+		validators: 4,
+		faults:     simnet.Faults{MinDelay: 1, MaxDelay: 5},
+		checkSeals: true,
+		commitWait: 2,
+		maxTxs:     1 << 14,
+		pace:       pace,
+		workTicks:  func(_ consensus.WorkKind, txs int) uint64 { return uint64(txs / 10) },
+	})
+	roundChanges := func() uint64 {
+		var n uint64
+		for _, v := range w.nodes {
+			if c := v.core(); c != nil {
+				n += c.Counters().RoundChanges
+			}
+		}
+		return n
+	}
+	for i := 0; i < 1500; i++ {
+		w.submit()
+	}
+	var base uint64
+	warm := false
+	for tick := 0; tick < ticks; tick++ {
+		if tick%2 == 0 {
+			w.submit() // 50 transactions a second
+		}
+		w.step()
+		if err := w.err(); err != nil {
+			return 0, 0, err
+		}
+		if !warm && w.s.MinHeight(w.s.Nodes) >= warmup {
+			warm, base = true, roundChanges()
+		}
+	}
+	height = w.s.MinHeight(w.s.Nodes)
+	if !warm {
+		// Not even past the warm-up: every round change counts.
+		return roundChanges(), height, fmt.Errorf("paced %v: height %d after %d ticks, want at least %d", pace, height, ticks, warmup)
+	}
+	return roundChanges() - base, height, w.finalCheck()
+}
+
+func TestSimPacedProposals(t *testing.T) {
+	n := 4
+	if raceEnabled {
+		n = 2
+	}
+	simnet.RunSeeds(t, n, 500, func(seed int64) error {
+		changes, height, err := runPaced(seed, true)
+		if err != nil {
+			return err
+		}
+		if changes > 0 || height < 15 {
+			return fmt.Errorf("paced: %d round changes after the warm-up, height %d (want none, and at least 15)", changes, height)
+		}
+		return nil
+	})
+}
+
+// TestSimUnpacedControl shows that runPaced can fail: without the pacer
+// the same load changes rounds after the warm-up.
+func TestSimUnpacedControl(t *testing.T) {
+	for seed := int64(1); seed <= 2; seed++ {
+		changes, height, err := runPaced(seed, false)
+		if changes == 0 {
+			t.Fatalf("seed %d: no round change without the pacer (height %d, %v): the scenario does not load the host", seed, height, err)
+		}
+		t.Logf("seed %d: unpaced, %d round changes, height %d (%v)", seed, changes, height, err)
+	}
+}
+
+// runCompact: validators send compact proposals over a faulty network
+// with crashes; each transaction reaches only some validators, so
+// receivers fetch what they miss from the proposer. With phantom, one
+// validator proposes compact blocks of transactions nobody has and never
+// answers: its rounds fail and the chain goes on. It returns the fetches
+// of the honest nodes.
+func runCompact(seed int64, phantom bool) (rebuilt, fetches, full uint64, err error) {
+	r := rand.New(rand.NewSource(seed))
+	n := 4 + r.Intn(4)
+	cfg := simConfig{
+		validators:    n,
+		observers:     1,
+		faults:        randomFaults(r),
+		checkSeals:    true,
+		commitWait:    2 + r.Intn(8),
+		slowHost:      r.Intn(2) == 0,
+		crashes:       r.Intn(2) == 0,
+		compact:       true,
+		partialSubmit: 0.5 + 0.5*r.Float64(),
+		byz:           make([]byzKind, n),
+	}
+	if phantom {
+		cfg.byz[r.Intn(n)] = byzPhantom
+	}
+	w := newWorld(seed, cfg)
+	count := func(v *simNode) {
+		if c := v.core(); c != nil && v.honest() {
+			s := c.Counters()
+			rebuilt, fetches, full = rebuilt+s.CompactRebuilt, fetches+s.TxFetches, full+s.FullFetches
+		}
+	}
+	w.s.SetEachTick(func(*simnet.Sim) {
+		w.eachTick(nil)
+		if !w.calm && w.rng.Intn(3) == 0 {
+			w.submit()
+		}
+	})
+	w.chaos(300, 1)
+	if err := w.err(); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := w.heal(quiet, 4000); err != nil {
+		return 0, 0, 0, fmt.Errorf("compact, byzantine %v: %w", cfg.byz, err)
+	}
+	for _, v := range w.nodes {
+		count(v)
+	}
+	return rebuilt, fetches, full, w.finalCheck()
+}
+
+func TestSimCompactProposals(t *testing.T) {
+	n, soak := seeds(200, 20_000)
+	var rebuilt, fetches atomic.Uint64
+	simnet.RunSeeds(t, n, soak, func(seed int64) error {
+		r, f, _, err := runCompact(seed, false)
+		rebuilt.Add(r)
+		fetches.Add(f)
+		return err
+	})
+	if rebuilt.Load() == 0 || fetches.Load() == 0 {
+		t.Fatalf("compact proposals rebuilt %d, with fetches %d: both paths should run", rebuilt.Load(), fetches.Load())
+	}
+}
+
+func TestSimCompactPhantomProposer(t *testing.T) {
+	n, soak := seeds(100, 10_000)
+	var full atomic.Uint64
+	simnet.RunSeeds(t, n, soak, func(seed int64) error {
+		_, _, f, err := runCompact(seed, true)
+		full.Add(f)
+		return err
+	})
+	if full.Load() == 0 {
+		t.Fatal("no full proposal asked for: the phantom proposer was never waited for")
 	}
 }

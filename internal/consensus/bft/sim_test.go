@@ -59,10 +59,13 @@ const (
 	byzReplay          // re-sends old messages of anyone, at random
 	byzResign          // re-sends its votes with fresh signatures (same vote, other bytes)
 	numByzKinds
+	// byzPhantom proposes compact blocks of transactions nobody has and
+	// answers no request for them (not drawn at random: its own scenario).
+	byzPhantom = numByzKinds
 )
 
 func (b byzKind) String() string {
-	return [...]string{"honest", "silent", "equivocate", "invalid-blocks", "replay", "resign"}[b]
+	return [...]string{"honest", "silent", "equivocate", "invalid-blocks", "replay", "resign", "phantom"}[b]
 }
 
 // simConfig describes one simulated network.
@@ -86,6 +89,17 @@ type simConfig struct {
 	// A parameter change decided by block decideAt, in force from from
 	// on, as governance hands it to every node.
 	params *paramChange
+	// maxTxs bounds a block (default maxTxBlock); workTicks is the
+	// virtual time of building and verifying (simnet.Config.WorkTicks);
+	// pace caps proposals by it (simnet.Config.Pace).
+	maxTxs    int
+	workTicks func(kind consensus.WorkKind, txs int) uint64
+	pace      bool
+	// compact: validators send compact proposals; partialSubmit: a
+	// transaction reaches each validator only with this probability (at
+	// least one), so receivers miss some and fetch them.
+	compact       bool
+	partialSubmit float64
 }
 
 type paramChange struct {
@@ -221,12 +235,22 @@ func newWorld(seed int64, cfg simConfig) *world {
 	if cfg.crashes {
 		crashRate = 1.0 / 1000
 	}
+	maxTxs := maxTxBlock
+	if cfg.maxTxs > 0 {
+		maxTxs = cfg.maxTxs
+	}
+	var work func(*simnet.Node, consensus.WorkKind, int) uint64
+	if cfg.workTicks != nil {
+		work = func(_ *simnet.Node, kind consensus.WorkKind, txs int) uint64 { return cfg.workTicks(kind, txs) }
+	}
 	s, err := simnet.NewSim(simnet.Config{
 		Seed:      seed,
 		Faults:    cfg.faults,
 		IDs:       ids,
 		TickMs:    tickLen,
-		MaxTxs:    maxTxBlock,
+		MaxTxs:    maxTxs,
+		WorkTicks: work,
+		Pace:      cfg.pace,
 		StateFile: "/data/" + StateFileName,
 		CrashRate: crashRate,
 		SlowHost:  cfg.slowHost,
@@ -268,6 +292,7 @@ func (w *world) coreConfig(n *simNode, head uint64) Config {
 		RebroadcastTicks:      10,
 		SyncRetryTicks:        5,
 		MaxSyncBlocks:         8,
+		Compact:               w.cfg.compact,
 		mutation:              w.cfg.mutation,
 	}
 	if n.key != nil {
@@ -352,6 +377,25 @@ func (w *world) out(node *simnet.Node, m consensus.Message) bool {
 	switch n.byz {
 	case byzSilent:
 		return true
+	case byzPhantom:
+		if typ == MsgTxRequest || typ == MsgTxResponse || (!m.Broadcast && typ == MsgProposal) {
+			return true // never helps anyone rebuild
+		}
+		if m.Broadcast && (typ == MsgProposal || typ == MsgCompactProposal) {
+			if mm, err := decodeMessage(m.Payload); err == nil {
+				// One phantom block per height and round: re-sent copies
+				// are the same bytes.
+				phantom := []*types.Transaction{simnet.Tx(1<<40 + mm.height<<16 + uint64(mm.round))}
+				parent := n.Chain.Head()
+				if mm.block != nil {
+					parent = n.parentOf(mm.block)
+				}
+				b := simnet.MakeBlock(parent, n.id, parent.Time+1, phantom, []byte("phantom"))
+				sig, _ := crypto.Sign(Digest(simChainID, MsgProposal, mm.height, mm.round, b.Hash(), -1).Bytes(), n.key)
+				w.s.Send(node, consensus.Message{Broadcast: true, Payload: encodeCompactProposal(mm.height, mm.round, -1, b, nil, sig)})
+			}
+			return true
+		}
 	case byzEquivoc:
 		if m.Broadcast && (typ == MsgProposal || typ == MsgPrevote || typ == MsgPrecommit) {
 			if alt := n.conflicting(m); alt != nil {
@@ -542,6 +586,18 @@ func (w *world) submit() {
 		return
 	}
 	w.txSeq++
+	if p := w.cfg.partialSubmit; p > 0 {
+		some := to[:0:0]
+		for _, n := range to {
+			if w.rng.Float64() < p {
+				some = append(some, n)
+			}
+		}
+		if len(some) == 0 {
+			some = to[w.rng.Intn(len(to)):][:1]
+		}
+		to = some
+	}
 	w.s.Submit(simnet.Tx(w.txSeq), to...)
 }
 

@@ -38,4 +38,8 @@ type Stats struct {
 	SyncRequests  uint64 // catch-up requests sent
 	SyncServed    uint64 // catch-up requests answered (Ready.Serve)
 	BadSyncBlocks uint64 // catch-up blocks refused (parent, body or certificate)
+
+	CompactRebuilt uint64 // compact proposals rebuilt from notified transactions alone
+	TxFetches      uint64 // compact proposals that missed transactions, asked for
+	FullFetches    uint64 // full proposals asked for after a fetch timed out
 }

@@ -210,6 +210,16 @@ func (c *Chain) remember(b *types.Block) {
 
 // BuildBlock implements consensus.Chain.
 func (c *Chain) BuildBlock(parent *types.Header, ts uint64, proposer consensus.NodeID) (*types.Block, error) {
+	return c.BuildBlockMax(parent, ts, proposer, 0)
+}
+
+// BuildBlockMax implements consensus.MaxTxsBuilder: BuildBlock with at
+// most maxTxs transactions (0: MaxTxs alone).
+func (c *Chain) BuildBlockMax(parent *types.Header, ts uint64, proposer consensus.NodeID, maxTxs int) (*types.Block, error) {
+	limit := c.MaxTxs
+	if maxTxs > 0 && maxTxs < limit {
+		limit = maxTxs
+	}
 	pb := c.state(parent.Hash())
 	if pb == nil {
 		return nil, fmt.Errorf("build: unknown parent %d %s", parent.Number, parent.Hash())
@@ -220,7 +230,7 @@ func (c *Chain) BuildBlock(parent *types.Header, ts uint64, proposer consensus.N
 	}
 	var txs []*types.Transaction
 	for _, tx := range c.pool {
-		if len(txs) == c.MaxTxs {
+		if len(txs) == limit {
 			break
 		}
 		h := tx.Hash()

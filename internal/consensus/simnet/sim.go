@@ -78,6 +78,15 @@ type Config struct {
 	// SlowHost answers builds and verifications a few ticks later, a
 	// third of the time (the worker is busy).
 	SlowHost bool
+	// WorkTicks, when set, is the virtual time building (WorkBuild) or
+	// verifying (WorkVerify) a block of txs transactions takes on node n,
+	// in ticks: the node's worker does one at a time and answers when it
+	// is done, and with Pace its Pacer times it.
+	WorkTicks func(n *Node, kind consensus.WorkKind, txs int) uint64
+	// Pace makes every node cap a block built for a request with a
+	// Budget with its Pacer, fed with the times of WorkTicks, as the
+	// Driver does with measured times.
+	Pace bool
 	// LazyDrain carries out Ready work once per tick, not after every
 	// message: inputs accumulate work before it is taken.
 	LazyDrain bool
@@ -129,11 +138,14 @@ type Node struct {
 
 	restartAt uint64 // tick of a scheduled restart (RestartAfter), 0: none
 
-	sim     *Sim
-	disk    *powerFS
-	later   []deferred // answers due at a later tick (SlowHost)
-	answers []func(consensus.Core)
-	notify  []*types.Transaction
+	sim   *Sim
+	disk  *powerFS
+	later []deferred // answers due at a later tick (SlowHost, WorkTicks)
+	// Pacer caps the blocks it builds (Config.Pace).
+	Pacer    consensus.Pacer
+	busyTill uint64 // the worker is busy until this tick (WorkTicks)
+	answers  []func(consensus.Core)
+	notify   []*types.Transaction
 }
 
 type deferred struct {
@@ -268,7 +280,8 @@ func (s *Sim) Crash(n *Node) {
 	}
 	s.Net.Crash(n.Addr)
 	n.Core = nil
-	n.later, n.answers, n.notify = nil, nil, nil
+	n.later, n.answers, n.notify, n.busyTill = nil, nil, nil, 0
+	n.Pacer = consensus.Pacer{}
 	n.FS.Crash(s.Rand)
 	n.disk.left = -1
 	n.Chain.Crash()
@@ -333,7 +346,8 @@ func (s *Sim) halt(n *Node, err error) {
 	n.Halted = err
 	s.Net.Crash(n.Addr)
 	n.Core = nil
-	n.later, n.answers, n.notify = nil, nil, nil
+	n.later, n.answers, n.notify, n.busyTill = nil, nil, nil, 0
+	n.Pacer = consensus.Pacer{}
 }
 
 // Input runs fn on a node's core as an input (a test's own, such as a
@@ -506,8 +520,29 @@ func (fx *simEffects) Build(req consensus.BuildRequest) {
 		return
 	}
 	s, n := fx.s, fx.n
+	if s.cfg.Pace && req.Budget > 0 {
+		req.MaxTxs = n.Pacer.Cap(req.Budget)
+	}
 	b, err := consensus.BuildFor(n.Chain, n.Chain, n.ID, req, s.Now())
-	s.answer(n, func(c consensus.Core) { c.Built(req, b, err) })
+	fn := func(c consensus.Core) { c.Built(req, b, err) }
+	if s.cfg.WorkTicks != nil && b != nil {
+		s.work(n, consensus.WorkBuild, len(b.Transactions()), fn)
+		return
+	}
+	s.answer(n, fn)
+}
+
+// work answers after the virtual time WorkTicks gives, once the node's
+// worker is done with what it took before, and times it for the Pacer.
+func (s *Sim) work(n *Node, kind consensus.WorkKind, txs int, fn func(consensus.Core)) {
+	t := s.cfg.WorkTicks(n, kind, txs)
+	n.Pacer.Observe(kind, txs, time.Duration(t*s.cfg.TickMs)*time.Millisecond)
+	n.busyTill = max(n.busyTill, s.Ticks) + t
+	if n.busyTill == s.Ticks {
+		n.answers = append(n.answers, fn)
+		return
+	}
+	n.later = append(n.later, deferred{due: n.busyTill, fn: fn})
 }
 
 func (fx *simEffects) Verify(b *types.Block) {
@@ -517,7 +552,12 @@ func (fx *simEffects) Verify(b *types.Block) {
 	s, n := fx.s, fx.n
 	err := n.Chain.VerifyBlock(b)
 	hash := b.Hash()
-	s.answer(n, func(c consensus.Core) { c.Verified(hash, err) })
+	fn := func(c consensus.Core) { c.Verified(hash, err) }
+	if s.cfg.WorkTicks != nil {
+		s.work(n, consensus.WorkVerify, len(b.Transactions()), fn)
+		return
+	}
+	s.answer(n, fn)
 }
 
 func (fx *simEffects) Serve(req consensus.ServeRequest) {
