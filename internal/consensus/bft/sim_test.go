@@ -86,6 +86,12 @@ type simConfig struct {
 	// A parameter change decided by block decideAt, in force from from
 	// on, as governance hands it to every node.
 	params *paramChange
+	// Hooks of the scaling benchmark (scale_test.go); zero: none.
+	maxTxs  int                                   // transactions per block; 0: maxTxBlock
+	tune    func(n *simNode, cfg *Config)         // adjusts a core's config
+	sent    func(n *simNode, m consensus.Message) // sees every message a core sends
+	inbound func(n *simNode, payload []byte)      // sees every message delivered
+	commit  func(n *simNode, b *types.Block)      // sees every commit
 }
 
 type paramChange struct {
@@ -217,6 +223,17 @@ func newWorld(seed int64, cfg simConfig) *world {
 	if cfg.outsider {
 		w.outKey = simKeys[len(simKeys)-1-cfg.observers]
 	}
+	maxTxs := maxTxBlock
+	if cfg.maxTxs > 0 {
+		maxTxs = cfg.maxTxs
+	}
+	var inbound func(*simnet.Node, consensus.NodeID, []byte) bool
+	if cfg.inbound != nil {
+		inbound = func(node *simnet.Node, _ consensus.NodeID, p []byte) bool {
+			cfg.inbound(w.byNode[node], p)
+			return false
+		}
+	}
 	crashRate := 0.0
 	if cfg.crashes {
 		crashRate = 1.0 / 1000
@@ -226,7 +243,7 @@ func newWorld(seed int64, cfg simConfig) *world {
 		Faults:    cfg.faults,
 		IDs:       ids,
 		TickMs:    tickLen,
-		MaxTxs:    maxTxBlock,
+		MaxTxs:    maxTxs,
 		StateFile: "/data/" + StateFileName,
 		CrashRate: crashRate,
 		SlowHost:  cfg.slowHost,
@@ -234,6 +251,7 @@ func newWorld(seed int64, cfg simConfig) *world {
 		Open:      w.open,
 		OnCommit:  w.onCommit,
 		Outbound:  w.out,
+		Inbound:   inbound,
 		EachTick:  w.eachTick,
 	})
 	if err != nil {
@@ -272,6 +290,9 @@ func (w *world) coreConfig(n *simNode, head uint64) Config {
 	}
 	if n.key != nil {
 		cfg.Signer = NewKeySigner(n.key)
+	}
+	if w.cfg.tune != nil {
+		w.cfg.tune(n, &cfg)
 	}
 	// A change decided before the start comes with the config, as the
 	// node hands it from the registry.
@@ -333,6 +354,9 @@ func (w *world) onCommit(node *simnet.Node, b *types.Block, seal []byte) error {
 		}
 	}
 	w.commitTicks[node] = append(w.commitTicks[node], w.s.Ticks)
+	if w.cfg.commit != nil {
+		w.cfg.commit(w.byNode[node], b)
+	}
 	return nil
 }
 
@@ -348,6 +372,9 @@ func (w *world) out(node *simnet.Node, m consensus.Message) bool {
 	}
 	if typ == MsgPrevote || typ == MsgPrecommit {
 		n.votes++
+	}
+	if w.cfg.sent != nil {
+		w.cfg.sent(n, m)
 	}
 	switch n.byz {
 	case byzSilent:
