@@ -17,7 +17,7 @@ package bft
 // measured too (ns/op is the real time per height of all validators
 // together, on one goroutine).
 //
-//	go test ./internal/consensus/bft/ -run '^$' -bench BenchmarkScale -benchtime 30x -count 3
+//	go test ./internal/consensus/bft/ -run '^$' -bench BenchmarkScale -benchtime 20x -count 3
 
 import (
 	"fmt"
@@ -371,7 +371,7 @@ func slicesMin(v []int64) int64 {
 var scaleRuns atomic.Int64
 
 // BenchmarkScale measures bft with 4, 7, 10 and 16 validators on 1 Gbit/s
-// links; b.N is the number of heights measured (use -benchtime 30x).
+// links; b.N is the number of heights measured (use -benchtime 20x).
 func BenchmarkScale(b *testing.B) {
 	for _, n := range []int{4, 7, 10, 16} {
 		b.Run(fmt.Sprintf("validators=%d", n), func(b *testing.B) { benchScale(b, defaultScale(n)) })
