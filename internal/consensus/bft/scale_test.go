@@ -201,7 +201,6 @@ func newScaleWorld(p scaleParams) *scaleModel {
 	ticks := func(d time.Duration) int { return int((d + tick - 1) / tick) }
 	cfg := simConfig{
 		validators: p.validators,
-		maxTxs:     p.txs,
 		faults:     simnet.Faults{MinDelay: 1, MaxDelay: 1},
 		tune: func(n *simNode, c *Config) {
 			// The engine's defaults (EngineConfig), in ticks of the
@@ -256,6 +255,7 @@ func newScaleWorld(p scaleParams) *scaleModel {
 	m.w = newWorld(p.seed, cfg)
 	for _, n := range m.w.nodes {
 		m.idx[n.Addr] = n.Index
+		n.Chain.MaxTxs = p.txs // before the first build (after the commit wait)
 	}
 	m.w.net.SetLink(m.link)
 	return m

@@ -75,6 +75,11 @@ type simConfig struct {
 	faults     simnet.Faults
 	mutation   mutation
 	checkSeals bool // verify every committed seal with VerifyCertificate
+	// Hooks of the scaling benchmark (scale_test.go); nil: none.
+	tune       func(n *simNode, cfg *Config)         // adjusts a core's config
+	sent       func(n *simNode, m consensus.Message) // sees every message a core sends
+	inbound    func(n *simNode, payload []byte)      // sees every message delivered
+	commit     func(n *simNode, b *types.Block)      // sees every commit
 	commitWait int
 	// A validator-set change decided by block decideAt, in force from
 	// from on: validators become newSet (indexes into simKeys).
@@ -86,12 +91,6 @@ type simConfig struct {
 	// A parameter change decided by block decideAt, in force from from
 	// on, as governance hands it to every node.
 	params *paramChange
-	// Hooks of the scaling benchmark (scale_test.go); zero: none.
-	maxTxs  int                                   // transactions per block; 0: maxTxBlock
-	tune    func(n *simNode, cfg *Config)         // adjusts a core's config
-	sent    func(n *simNode, m consensus.Message) // sees every message a core sends
-	inbound func(n *simNode, payload []byte)      // sees every message delivered
-	commit  func(n *simNode, b *types.Block)      // sees every commit
 }
 
 type paramChange struct {
@@ -223,10 +222,6 @@ func newWorld(seed int64, cfg simConfig) *world {
 	if cfg.outsider {
 		w.outKey = simKeys[len(simKeys)-1-cfg.observers]
 	}
-	maxTxs := maxTxBlock
-	if cfg.maxTxs > 0 {
-		maxTxs = cfg.maxTxs
-	}
 	var inbound func(*simnet.Node, consensus.NodeID, []byte) bool
 	if cfg.inbound != nil {
 		inbound = func(node *simnet.Node, _ consensus.NodeID, p []byte) bool {
@@ -243,7 +238,7 @@ func newWorld(seed int64, cfg simConfig) *world {
 		Faults:    cfg.faults,
 		IDs:       ids,
 		TickMs:    tickLen,
-		MaxTxs:    maxTxs,
+		MaxTxs:    maxTxBlock,
 		StateFile: "/data/" + StateFileName,
 		CrashRate: crashRate,
 		SlowHost:  cfg.slowHost,
