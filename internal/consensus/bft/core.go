@@ -234,10 +234,11 @@ type Core struct {
 	evidence    []Evidence
 	evidenceKey map[evKey]struct{}
 
-	stats   Stats
-	rd      consensus.Ready
-	dirty   bool
-	buildID uint64 // ID of the last build request
+	stats    Stats
+	rd       consensus.Ready
+	dirty    bool
+	buildID  uint64 // ID of the last build request
+	lastSent uint64 // tick of the last broadcast: rebroadcast waits RebroadcastTicks after it
 
 	// timings are the timings in force from a height on, ascending: the
 	// config's from 0, then governance's changes.
@@ -784,7 +785,7 @@ func (c *Core) Tick() {
 		c.stats.Timeouts[2]++
 		c.startRound(hs.round + 1)
 	}
-	if c.now%uint64(c.cfg.RebroadcastTicks) == 0 {
+	if c.now >= c.lastSent+uint64(c.cfg.RebroadcastTicks) {
 		c.rebroadcast()
 	}
 	c.fetchTimeouts()
@@ -1370,6 +1371,7 @@ func (c *Core) signVote(typ MsgType, hash common.Hash) {
 }
 
 func (c *Core) send(typ MsgType, payload []byte) {
+	c.lastSent = c.now
 	c.stats.MsgsOut[typ]++
 	c.stats.BytesOut[typ] += uint64(len(payload))
 	c.rd.Messages = append(c.rd.Messages, consensus.Message{Broadcast: true, Payload: payload})
@@ -1404,9 +1406,13 @@ func (c *Core) keepOwn(round int64, typ MsgType, payload []byte) {
 }
 
 // rebroadcast re-sends what this validator signed at this height, and its
-// status. Tendermint's liveness argument assumes that every message of a
-// correct validator eventually arrives, whatever round the receiver is in;
-// with lossy links that takes re-sending. Each time: all messages of the
+// status, once RebroadcastTicks passed without a broadcast: a validator
+// that moves on sends new messages instead, so a height decided within
+// the interval re-sends nothing (with 16 validators a re-sent proposal is
+// 15 more copies of the block). Tendermint's liveness argument assumes
+// that every message of a correct validator eventually arrives, whatever
+// round the receiver is in; with lossy links that takes re-sending while
+// a validator waits. Each time: all messages of the
 // current and the previous round (peers are most often one round apart),
 // and the votes of one older round in turn, so the cost per tick is
 // bounded and every kept round comes back regularly.

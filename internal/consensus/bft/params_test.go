@@ -112,6 +112,14 @@ func TestSimParamChangeAtHeight(t *testing.T) {
 			if i%20 == 0 {
 				w.submit()
 			}
+			if i%50 == 0 {
+				// Crashed nodes restart, as the comment above says.
+				for _, n := range w.nodes {
+					if err := w.s.Restart(n.Node); err != nil {
+						t.Fatalf("seed %d: %v", seed, err)
+					}
+				}
+			}
 			w.step()
 			for _, n := range w.nodes {
 				c := n.core()

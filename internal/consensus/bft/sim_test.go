@@ -78,6 +78,11 @@ type simConfig struct {
 	faults     simnet.Faults
 	mutation   mutation
 	checkSeals bool // verify every committed seal with VerifyCertificate
+	// Hooks of the scaling benchmark (scale_test.go); nil: none.
+	tune       func(n *simNode, cfg *Config)         // adjusts a core's config
+	sent       func(n *simNode, m consensus.Message) // sees every message a core sends
+	inbound    func(n *simNode, payload []byte)      // sees every message delivered
+	commit     func(n *simNode, b *types.Block)      // sees every commit
 	commitWait int
 	// A validator-set change decided by block decideAt, in force from
 	// from on: validators become newSet (indexes into simKeys).
@@ -231,6 +236,13 @@ func newWorld(seed int64, cfg simConfig) *world {
 	if cfg.outsider {
 		w.outKey = simKeys[len(simKeys)-1-cfg.observers]
 	}
+	var inbound func(*simnet.Node, consensus.NodeID, []byte) bool
+	if cfg.inbound != nil {
+		inbound = func(node *simnet.Node, _ consensus.NodeID, p []byte) bool {
+			cfg.inbound(w.byNode[node], p)
+			return false
+		}
+	}
 	crashRate := 0.0
 	if cfg.crashes {
 		crashRate = 1.0 / 1000
@@ -258,6 +270,7 @@ func newWorld(seed int64, cfg simConfig) *world {
 		Open:      w.open,
 		OnCommit:  w.onCommit,
 		Outbound:  w.out,
+		Inbound:   inbound,
 		EachTick:  w.eachTick,
 	})
 	if err != nil {
@@ -297,6 +310,9 @@ func (w *world) coreConfig(n *simNode, head uint64) Config {
 	}
 	if n.key != nil {
 		cfg.Signer = NewKeySigner(n.key)
+	}
+	if w.cfg.tune != nil {
+		w.cfg.tune(n, &cfg)
 	}
 	// A change decided before the start comes with the config, as the
 	// node hands it from the registry.
@@ -358,6 +374,9 @@ func (w *world) onCommit(node *simnet.Node, b *types.Block, seal []byte) error {
 		}
 	}
 	w.commitTicks[node] = append(w.commitTicks[node], w.s.Ticks)
+	if w.cfg.commit != nil {
+		w.cfg.commit(w.byNode[node], b)
+	}
 	return nil
 }
 
@@ -373,6 +392,9 @@ func (w *world) out(node *simnet.Node, m consensus.Message) bool {
 	}
 	if typ == MsgPrevote || typ == MsgPrecommit {
 		n.votes++
+	}
+	if w.cfg.sent != nil {
+		w.cfg.sent(n, m)
 	}
 	switch n.byz {
 	case byzSilent:

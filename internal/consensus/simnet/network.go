@@ -125,7 +125,18 @@ type Network struct {
 	q      queue
 	split  bool
 	stats  Stats
+	link   LinkFunc
 }
+
+// LinkFunc models the links of a network: it returns the delay, in
+// virtual time, of a message of size bytes sent now from one node to
+// another (latency, the sender's uplink bandwidth and queue, its busy
+// CPU). When set, it replaces the uniform delay of Faults; drops and
+// duplicates still follow Faults.
+type LinkFunc func(from, to consensus.NodeID, size int, now uint64) uint64
+
+// SetLink sets the link model (nil: the uniform delay of Faults).
+func (n *Network) SetLink(f LinkFunc) { n.link = f }
 
 // New makes a network of the given nodes, all up and fully connected.
 // It panics on invalid faults or a duplicated id (programmer errors).
@@ -209,6 +220,10 @@ func (n *Network) Send(from, to consensus.NodeID, payload []byte) {
 	if !n.connected(fs, ts) || dropRoll < n.faults.DropRate {
 		n.stats.Dropped++
 		return
+	}
+	if n.link != nil {
+		d1 = n.link(from, to, len(payload), n.now)
+		d2 = d1
 	}
 	n.enqueue(from, to, payload, d1, ts)
 	if dupRoll < n.faults.DupRate {
