@@ -110,7 +110,7 @@ type network struct {
 	members map[consensus.NodeID]bool // who may connect besides the registry's nodes
 	trust   *identity.TrustStore
 
-	remoteQ chan [][]byte // peer transactions waiting for admission
+	remoteQ chan remoteBatch // peer transactions waiting for admission
 	remote  remoteSet
 
 	gossipDropped atomic.Uint64 // undecodable or oversized gossip messages
@@ -148,7 +148,7 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 		n:       n,
 		gossip:  gossip,
 		members: make(map[consensus.NodeID]bool, len(members)),
-		remoteQ: make(chan [][]byte, remoteQueueLen),
+		remoteQ: make(chan remoteBatch, remoteQueueLen),
 		trust:   trust,
 	}
 	if err := nw.syncTrust(); err != nil {
@@ -234,9 +234,12 @@ func (nw *network) gossipTxs(txs []*types.Transaction) {
 	flush()
 }
 
-// handleTxs runs on a peer's reader goroutine: it only decodes the
-// envelope and queues the batch; admission (signature recovery) runs on
-// the admission worker.
+// handleTxs runs on a peer's reader goroutine: it decodes the
+// transactions and indexes them by hash at once (so that a block carrying
+// them, verified before their admission, finds them and recovers their
+// senders on the objects admission uses), then queues them; admission
+// (signature recovery) runs on the admission worker. Transactions of
+// blocks committed already are dropped here.
 func (nw *network) handleTxs(from p2p.NodeID, payload []byte) {
 	raw, err := decodeGossip(payload)
 	if err != nil {
@@ -244,12 +247,28 @@ func (nw *network) handleTxs(from p2p.NodeID, payload []byte) {
 		nw.n.log.Debug("Dropped a bad transaction gossip message", "peer", from, "bytes", len(payload), "err", err)
 		return
 	}
-	nw.enqueueRemote(raw)
+	maxBytes := nw.n.cfg.Spec.MaxTxBytes
+	txs := make([]*types.Transaction, 0, len(raw))
+	for _, r := range raw {
+		tx, err := decodeRemoteTx(r, maxBytes)
+		if err != nil {
+			continue
+		}
+		if known, committed := nw.n.txIdx.get(tx.Hash()); committed {
+			continue
+		} else if known != nil {
+			tx = known // its sender may be recovered already
+		} else {
+			nw.n.txIdx.add(tx)
+		}
+		txs = append(txs, tx)
+	}
+	nw.enqueue(remoteBatch{txs: txs})
 }
 
 // decodeGossip decodes the envelope of a msgTxs payload: an RLP list of at
-// most maxGossipTxs byte strings. The transactions in it are decoded at
-// admission (decodeRemoteTx).
+// most maxGossipTxs byte strings. The transactions in it are decoded by
+// decodeRemoteTx.
 func decodeGossip(payload []byte) ([][]byte, error) {
 	var raw [][]byte
 	if err := rlp.DecodeBytes(payload, &raw); err != nil {
@@ -274,14 +293,24 @@ func decodeRemoteTx(raw []byte, maxBytes uint64) (*types.Transaction, error) {
 	return tx, nil
 }
 
-// enqueueRemote queues raw transactions from a peer (gossip, or forwarded
-// to this node as raft leader) for admission. It never blocks.
-func (nw *network) enqueueRemote(raw [][]byte) {
-	if len(raw) == 0 {
+// remoteBatch is a batch of peer transactions waiting for admission:
+// decoded (gossip) or raw (forwarded to this node as raft leader, queued
+// from the engine goroutine, which does not decode).
+type remoteBatch struct {
+	txs []*types.Transaction
+	raw [][]byte
+}
+
+// enqueueRemote queues raw transactions forwarded to this node as raft
+// leader for admission. It never blocks.
+func (nw *network) enqueueRemote(raw [][]byte) { nw.enqueue(remoteBatch{raw: raw}) }
+
+func (nw *network) enqueue(b remoteBatch) {
+	if len(b.raw) == 0 && len(b.txs) == 0 {
 		return
 	}
 	select {
-	case nw.remoteQ <- raw:
+	case nw.remoteQ <- b:
 	default:
 		nw.remoteDropped.Add(1)
 	}
@@ -296,25 +325,33 @@ func (nw *network) admitLoop() {
 		select {
 		case <-nw.n.quit:
 			return
-		case raw := <-nw.remoteQ:
-			nw.admit(raw)
+		case b := <-nw.remoteQ:
+			nw.admit(b)
 		}
 	}
 }
 
-func (nw *network) admit(raw [][]byte) {
+func (nw *network) admit(b remoteBatch) {
 	pool, maxBytes := nw.n.pool, nw.n.cfg.Spec.MaxTxBytes
-	txs := make([]*types.Transaction, 0, len(raw))
-	for _, r := range raw {
-		tx, err := decodeRemoteTx(r, maxBytes)
-		if err != nil {
-			continue
+	txs := make([]*types.Transaction, 0, len(b.txs)+len(b.raw))
+	for _, r := range b.raw {
+		if tx, err := decodeRemoteTx(r, maxBytes); err == nil {
+			txs = append(txs, tx)
 		}
+	}
+	txs = append(txs, b.txs...)
+	n := 0
+	for _, tx := range txs {
 		if pool.Get(tx.Hash()) != nil {
 			continue // known: no signature work
 		}
-		txs = append(txs, tx)
+		if _, committed := nw.n.txIdx.get(tx.Hash()); committed {
+			continue // final already, in a block verified here
+		}
+		txs[n] = tx
+		n++
 	}
+	txs = txs[:n]
 	if len(txs) == 0 {
 		return
 	}
@@ -323,8 +360,9 @@ func (nw *network) admit(raw [][]byte) {
 	for _, tx := range txs {
 		nw.remote.add(tx.Hash())
 	}
-	// Stateless checks and sender recovery in parallel, then one locked
-	// batch admission.
+	// Stateless checks and sender recovery in parallel (a sender that
+	// block verification recovered on the same object is not recovered
+	// again), then one locked batch admission.
 	froms := make([]common.Address, len(txs))
 	errs := make([]error, len(txs))
 	workers := min(runtime.GOMAXPROCS(0), (len(txs)+63)/64)

@@ -141,6 +141,7 @@ type Node struct {
 	exec   *execution.Executor
 	chain  *blockchain.Chain
 	pool   *txpool.Pool
+	txIdx  *txIndex // peer transactions and committed hashes, by hash
 	engine consensus.Engine
 	bus    events.Bus
 	// heads wakes the readers of final blocks (indexer, event streams);
@@ -225,11 +226,12 @@ func New(cfg Config) (*Node, error) {
 		},
 	}, n.exec.Signer(), headState)
 	m := n.ins.m
+	n.txIdx = newTxIndex(peerTxMemory, peerTxBytes)
 	n.chain, err = blockchain.New(blockchain.Config{
 		Spec:   cfg.Spec,
 		Ledger: l,
 		Exec:   n.exec,
-		Pool:   n.pool,
+		Pool:   knownTxs{Pool: n.pool, idx: n.txIdx, signer: n.exec.Signer()},
 		Log:    cfg.Logger,
 		Timings: blockchain.Timings{
 			Build:     func(d time.Duration) { m.BlockBuild.Observe(d.Seconds()) },
@@ -259,6 +261,7 @@ func New(cfg Config) (*Node, error) {
 	// the event bus hear of the block.
 	n.chain.Subscribe(n.recordCommit)
 	n.chain.Subscribe(n.resetPool)
+	n.chain.Subscribe(n.indexCommit)
 	n.chain.Subscribe(n.applyGovernance)
 	n.chain.Subscribe(n.publishCommit)
 	n.contracts = newRegistryContracts(n.chain.System, n.log)
@@ -535,6 +538,14 @@ func (n *Node) resetPool(c *blockchain.Committed) error {
 		return err
 	}
 	n.pool.Reset(headState, nil)
+	return nil
+}
+
+// indexCommit marks the committed block's transactions in the index of
+// peer transactions: copies that arrive from peers later are dropped
+// without recovering their senders.
+func (n *Node) indexCommit(c *blockchain.Committed) error {
+	n.txIdx.markCommitted(c.Block.Transactions())
 	return nil
 }
 
