@@ -42,10 +42,6 @@ var commands = map[string]command{
 	"version":  {"print the version", runVersion},
 }
 
-// defaultMemoryLimit is the Go runtime's soft memory limit for a charter
-// process unless GOMEMLIMIT is set.
-const defaultMemoryLimit = 384 << 20
-
 // errUsage marks errors whose usage text has been printed already.
 var errUsage = errors.New("usage")
 
@@ -57,12 +53,12 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	// GOGC=400 lets the heap grow to five times what is live, and the
-	// state of the recent heights a node keeps in memory is live: a soft
-	// limit makes the collector work harder before the process gets
-	// large instead. GOMEMLIMIT in the environment still decides when set.
+	// GOGC=400 lets the heap grow to five times what is live: a soft
+	// limit (memoryLimit) makes the collector work harder before the
+	// process outgrows the machine. GOMEMLIMIT in the environment still
+	// decides when set.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		debug.SetMemoryLimit(memoryLimit(machineMemory()))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

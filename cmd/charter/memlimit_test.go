@@ -1,0 +1,31 @@
+package main
+
+import "testing"
+
+func TestMemoryLimit(t *testing.T) {
+	const gib = 1 << 30
+	for _, c := range []struct {
+		total uint64
+		want  int64
+	}{
+		{0, gib},               // unknown: the least
+		{1 * gib, 3 * gib / 4}, // a small container: three quarters
+		{2 * gib, gib},         // a quarter is below the least
+		{24 * gib, 6 * gib},    // a quarter
+		{64 * gib, 8 * gib},    // at most 8 GiB
+	} {
+		if got := memoryLimit(c.total); got != c.want {
+			t.Errorf("memoryLimit(%d GiB) = %d MiB, want %d MiB", c.total/gib, got>>20, c.want>>20)
+		}
+	}
+}
+
+func TestMachineMemory(t *testing.T) {
+	m := machineMemory()
+	if physicalMemory() > 0 && m == 0 {
+		t.Fatal("machineMemory is 0 though the machine's memory is known")
+	}
+	if p := physicalMemory(); p > 0 && m > p {
+		t.Fatalf("machineMemory %d above the machine's %d", m, p)
+	}
+}
