@@ -411,6 +411,9 @@ func (c *Core) Stats() consensus.Stats {
 		RoundChanges:   s.RoundChanges,
 		DecidedInRound: s.CommitRounds,
 		Dropped:        s.Dropped,
+		CompactRebuilt: s.CompactRebuilt,
+		CompactFetched: s.TxFetches,
+		CompactFull:    s.FullFetches,
 	}
 	if c.hs != nil && c.hs.vals != nil {
 		out.Validators = c.hs.vals.Size()
