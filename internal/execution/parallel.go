@@ -33,6 +33,10 @@ type Options struct {
 // speculative run as valid: the differential test must then fail.
 var mutantSkipValidation bool
 
+// parallelStats counts, over the process, the speculative runs the
+// committer kept and those it ran again (tests and benchmarks read them).
+var parallelStats struct{ kept, rerun atomic.Int64 }
+
 // maxWorkers bounds Options.Workers.
 const maxWorkers = 64
 
@@ -199,6 +203,9 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 		shared.mu.Unlock()
 		if !valid {
 			out = committer.exec(tx, i)
+			parallelStats.rerun.Add(1)
+		} else {
+			parallelStats.kept.Add(1)
 		}
 		if out.err != nil {
 			return nil, i, out.err
