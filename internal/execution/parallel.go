@@ -24,8 +24,9 @@ type Options struct {
 	// sequential one, byte for byte; blocks it does not cover (those with
 	// a call of a system contract) run sequentially.
 	Parallel bool
-	// Workers is the number of goroutines that run transactions
-	// speculatively; 0 means GOMAXPROCS. The committer runs besides them.
+	// Workers is the number of goroutines that run transactions, the
+	// committer included; 0 means GOMAXPROCS. 1 runs the parallel path's
+	// code with no speculation (tests).
 	Workers int
 }
 
@@ -34,8 +35,21 @@ type Options struct {
 var mutantSkipValidation bool
 
 // parallelStats counts, over the process, the speculative runs the
-// committer kept and those it ran again (tests and benchmarks read them).
-var parallelStats struct{ kept, rerun atomic.Int64 }
+// committer kept and those it ran again, and the transactions it ran
+// itself first (tests and benchmarks read them).
+var parallelStats struct{ kept, rerun, own atomic.Int64 }
+
+// Transaction states in applyParallel.
+const (
+	txFree      = iota
+	txRunning   // by a worker
+	txDone      // by a worker: its result is there to validate
+	txCommitter // taken by the committer before any worker
+)
+
+// maxRerunStreak is the number of speculative runs in a row the committer
+// runs again before it stops the workers for the rest of the block.
+const maxRerunStreak = 8
 
 // maxWorkers bounds Options.Workers.
 const maxWorkers = 64
@@ -162,16 +176,14 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 	n := len(txs)
 	shared := &sharedState{st: st}
 	var (
-		results = make([]*txRun, n)
-		ready   = make([]chan struct{}, n)
-		next    atomic.Int64
-		stop    atomic.Bool
-		wg      sync.WaitGroup
+		results  = make([]*txRun, n)
+		status   = make([]atomic.Uint32, n) // txFree, txRunning, txDone, txCommitter
+		next     atomic.Int64               // the next transaction a worker tries
+		frontier atomic.Int64               // the committer's transaction: workers skip those before it
+		stop     atomic.Bool
+		wg       sync.WaitGroup
 	)
-	for i := range ready {
-		ready[i] = make(chan struct{})
-	}
-	for w := 0; w < e.opts.workers(); w++ {
+	for w := 1; w < e.opts.workers(); w++ {
 		r := e.newTxRunner(run, h, shared)
 		wg.Add(1)
 		go func() {
@@ -181,8 +193,11 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 				if i >= n {
 					return
 				}
+				if int64(i) < frontier.Load() || !status[i].CompareAndSwap(txFree, txRunning) {
+					continue
+				}
 				results[i] = r.exec(txs[i], i)
-				close(ready[i])
+				status[i].Store(txDone)
 			}
 		}()
 	}
@@ -194,18 +209,32 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 	committer := e.newTxRunner(run, h, shared)
 	rules := run.evm.GetRules()
 	receipts := make(types.Receipts, 0, n)
+	streak := 0 // speculative runs in a row that had to run again
 	for i, tx := range txs {
-		<-ready[i]
-		out := results[i]
-		results[i] = nil
-		shared.mu.Lock()
-		valid := mutantSkipValidation || out.fx.validLocked(st)
-		shared.mu.Unlock()
-		if !valid {
+		frontier.Store(int64(i))
+		var out *txRun
+		if status[i].CompareAndSwap(txFree, txCommitter) || status[i].Load() != txDone {
+			// Not run yet, or still running: the committer does not wait,
+			// it runs the transaction itself on its exact pre-state.
 			out = committer.exec(tx, i)
-			parallelStats.rerun.Add(1)
+			parallelStats.own.Add(1)
 		} else {
-			parallelStats.kept.Add(1)
+			out, results[i] = results[i], nil
+			shared.mu.Lock()
+			valid := mutantSkipValidation || out.fx.validLocked(st)
+			shared.mu.Unlock()
+			if valid {
+				streak = 0
+				parallelStats.kept.Add(1)
+			} else {
+				out = committer.exec(tx, i)
+				parallelStats.rerun.Add(1)
+				if streak++; streak == maxRerunStreak {
+					// The block is one chain of dependencies: the workers
+					// only burn CPU. The committer finishes alone.
+					stop.Store(true)
+				}
+			}
 		}
 		if out.err != nil {
 			return nil, i, out.err
