@@ -250,17 +250,30 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 	case block.Size() > run.limits.Bytes:
 		return invalid("%d bytes encoded, above maxBlockBytes %d", block.Size(), run.limits.Bytes)
 	}
-	if h := types.DeriveSha(block.Transactions(), trie.NewStackTrie(nil)); h != got.TxHash {
-		return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
-	}
 	var (
-		res     = &Result{State: st, Effects: run.effects}
-		gp      = core.NewGasPool(got.GasLimit)
-		maxSize = run.maxTxBytes
+		res      = &Result{State: st, Effects: run.effects}
+		gp       = core.NewGasPool(got.GasLimit)
+		maxSize  = run.maxTxBytes
+		txs      = block.Transactions()
+		parallel = e.opts.Parallel && parallelizable(txs) && fitsTxBytes(txs, maxSize)
+		txHash   = make(chan common.Hash, 1)
 	)
-	txs := block.Transactions()
-	if e.opts.Parallel && parallelizable(txs) && fitsTxBytes(txs, maxSize) {
+	if parallel {
+		// Hashed while the transactions run; checked before their outcome.
+		go func() { txHash <- types.DeriveSha(txs, trie.NewStackTrie(nil)) }()
+	} else {
+		txHash <- types.DeriveSha(txs, trie.NewStackTrie(nil))
+	}
+	if !parallel {
+		if h := <-txHash; h != got.TxHash {
+			return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
+		}
+	}
+	if parallel {
 		receipts, i, err := e.applyParallel(run, st, gp, want, txs)
+		if h := <-txHash; h != got.TxHash {
+			return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
+		}
 		if err != nil {
 			return invalid("transaction %d (%s): %v", i, txs[i].Hash().TerminalString(), err)
 		}
