@@ -61,6 +61,9 @@ func (e *Executor) WithOptions(o Options) *Executor {
 	return &c
 }
 
+// Options are the executor's options.
+func (e *Executor) Options() Options { return e.opts }
+
 func (o Options) workers() int {
 	n := o.Workers
 	if n <= 0 {
