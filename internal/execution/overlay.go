@@ -42,12 +42,17 @@ func (a *acctState) empty() bool {
 	return a.nonce == 0 && a.balance.IsZero() && (a.codeHash == types.EmptyCodeHash || a.codeHash == common.Hash{})
 }
 
-// readLocked loads addr from st; the caller holds the shared lock.
-func readAcctLocked(st *state.StateDB, addr common.Address) acctState {
+// readAcctLocked loads addr from st, its code too if code; the caller
+// holds the shared lock.
+func readAcctLocked(st *state.StateDB, addr common.Address, code bool) acctState {
 	if !st.Exist(addr) {
 		return acctState{}
 	}
-	return acctState{exists: true, balance: *st.GetBalance(addr), nonce: st.GetNonce(addr), codeHash: st.GetCodeHash(addr), code: st.GetCode(addr)}
+	a := acctState{exists: true, balance: *st.GetBalance(addr), nonce: st.GetNonce(addr), codeHash: st.GetCodeHash(addr)}
+	if code {
+		a.code = st.GetCode(addr)
+	}
+	return a
 }
 
 // ovAccount is an account loaded by the running transaction.
@@ -166,7 +171,7 @@ func (o *overlay) account(addr common.Address) *ovAccount {
 		return a
 	}
 	o.shared.mu.Lock()
-	st := readAcctLocked(o.shared.st, addr)
+	st := readAcctLocked(o.shared.st, addr, true)
 	o.shared.mu.Unlock()
 	a := &ovAccount{orig: st, cur: st}
 	o.accounts[addr] = a
@@ -565,7 +570,7 @@ func (o *overlay) effects() *txEffects {
 // state holds now. The caller holds the shared lock.
 func (fx *txEffects) validLocked(st *state.StateDB) bool {
 	for _, r := range fx.acctReads {
-		now := readAcctLocked(st, r.addr)
+		now := readAcctLocked(st, r.addr, false)
 		if now.exists != r.st.exists || now.nonce != r.st.nonce || now.codeHash != r.st.codeHash || now.balance != r.st.balance {
 			return false
 		}

@@ -35,9 +35,10 @@ type Options struct {
 var mutantSkipValidation bool
 
 // parallelStats counts, over the process, the speculative runs the
-// committer kept and those it ran again, and the transactions it ran
-// itself first (tests and benchmarks read them).
-var parallelStats struct{ kept, rerun, own atomic.Int64 }
+// committer kept and those it ran again, the transactions it ran itself
+// first, and those run as in the sequential loop after too many conflicts
+// (tests and benchmarks read them).
+var parallelStats struct{ kept, rerun, own, serial atomic.Int64 }
 
 // Transaction states in applyParallel.
 const (
@@ -48,7 +49,8 @@ const (
 )
 
 // maxRerunStreak is the number of speculative runs in a row the committer
-// runs again before it stops the workers for the rest of the block.
+// runs again before it stops the workers and runs the rest of the block
+// sequentially.
 const maxRerunStreak = 8
 
 // maxWorkers bounds Options.Workers.
@@ -162,6 +164,19 @@ func (r *txRunner) exec(tx *types.Transaction, index int) *txRun {
 	return out
 }
 
+// speculate is exec for a worker: a panic is a failed speculation (nil,
+// false), not a crash. The shared state is read only under its lock,
+// which a panic in exec never holds (reads take it and let it go without
+// calling out).
+func (r *txRunner) speculate(tx *types.Transaction, index int) (out *txRun, ok bool) {
+	defer func() {
+		if recover() != nil {
+			out, ok = nil, false
+		}
+	}()
+	return r.exec(tx, index), true
+}
+
 // applyParallel runs the transactions of a block in the manner of
 // Block-STM: workers run them speculatively, each on the shared state as
 // committed so far, recording what it read (accounts and storage slots,
@@ -199,7 +214,14 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 				if int64(i) < frontier.Load() || !status[i].CompareAndSwap(txFree, txRunning) {
 					continue
 				}
-				results[i] = r.exec(txs[i], i)
+				out, ok := r.speculate(txs[i], i)
+				if !ok {
+					// A run on a state no sequential execution would give
+					// it may break what the EVM relies on: the committer
+					// runs the transaction again; the worker starts over.
+					r = e.newTxRunner(run, h, shared)
+				}
+				results[i] = out
 				status[i].Store(txDone)
 			}
 		}()
@@ -213,7 +235,25 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 	rules := run.evm.GetRules()
 	receipts := make(types.Receipts, 0, n)
 	streak := 0 // speculative runs in a row that had to run again
+
 	for i, tx := range txs {
+		if streak >= maxRerunStreak {
+			// The block is one chain of dependencies: the workers only
+			// burn CPU, and the overlay costs more than the state itself.
+			// With the workers gone, the rest runs as in the sequential
+			// loop of Apply.
+			stop.Store(true)
+			wg.Wait()
+			for j := i; j < n; j++ {
+				receipt, err := e.applyTx(run, st, gp, h, txs[j], j)
+				if err != nil {
+					return nil, j, err
+				}
+				receipts = append(receipts, receipt)
+				parallelStats.serial.Add(1)
+			}
+			break
+		}
 		frontier.Store(int64(i))
 		var out *txRun
 		if status[i].CompareAndSwap(txFree, txCommitter) || status[i].Load() != txDone {
@@ -223,20 +263,19 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 			parallelStats.own.Add(1)
 		} else {
 			out, results[i] = results[i], nil
-			shared.mu.Lock()
-			valid := mutantSkipValidation || out.fx.validLocked(st)
-			shared.mu.Unlock()
+			valid := out != nil
+			if valid {
+				shared.mu.Lock()
+				valid = mutantSkipValidation || out.fx.validLocked(st)
+				shared.mu.Unlock()
+			}
 			if valid {
 				streak = 0
 				parallelStats.kept.Add(1)
 			} else {
 				out = committer.exec(tx, i)
 				parallelStats.rerun.Add(1)
-				if streak++; streak == maxRerunStreak {
-					// The block is one chain of dependencies: the workers
-					// only burn CPU. The committer finishes alone.
-					stop.Store(true)
-				}
+				streak++
 			}
 		}
 		if out.err != nil {

@@ -63,7 +63,7 @@ func BenchmarkParallelApply(b *testing.B) {
 			block := built.Block
 			par := c.exec.WithOptions(Options{Parallel: true})
 			kept, rerun := parallelStats.kept.Load(), parallelStats.rerun.Load()
-			own := parallelStats.own.Load()
+			own, serial := parallelStats.own.Load(), parallelStats.serial.Load()
 			b.ResetTimer()
 			var seqWall, parWall, seqCPU, parCPU time.Duration
 			for i := 0; i < b.N; i++ {
@@ -95,6 +95,7 @@ func BenchmarkParallelApply(b *testing.B) {
 			b.ReportMetric(float64(parallelStats.kept.Load()-kept)/total, "kept-frac")
 			b.ReportMetric(float64(parallelStats.rerun.Load()-rerun)/total, "rerun-frac")
 			b.ReportMetric(float64(parallelStats.own.Load()-own)/total, "own-frac")
+			b.ReportMetric(float64(parallelStats.serial.Load()-serial)/total, "serial-frac")
 		})
 	}
 }

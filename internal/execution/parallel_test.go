@@ -226,7 +226,8 @@ func TestParallelApplyMatchesSequential(t *testing.T) {
 		mu.Unlock()
 		return c.diffApply(block, st, 1+int(seed%4))
 	})
-	t.Logf("%v; speculative runs kept %d, run again %d", stats, parallelStats.kept.Load(), parallelStats.rerun.Load())
+	t.Logf("%v; speculative runs kept %d, run again %d; run by the committer first %d; sequential after conflicts %d", stats,
+		parallelStats.kept.Load(), parallelStats.rerun.Load(), parallelStats.own.Load(), parallelStats.serial.Load())
 	if parallelStats.kept.Load() == 0 || parallelStats.rerun.Load() == 0 {
 		t.Error("the blocks should both keep speculative runs and run some again")
 	}
