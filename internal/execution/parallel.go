@@ -51,7 +51,7 @@ const (
 // maxRerunStreak is the number of speculative runs in a row the committer
 // runs again before it stops the workers and runs the rest of the block
 // sequentially.
-const maxRerunStreak = 8
+const maxRerunStreak = 4
 
 // maxWorkers bounds Options.Workers.
 const maxWorkers = 64
