@@ -28,6 +28,11 @@ type Options struct {
 	// committer included; 0 means GOMAXPROCS. 1 runs the parallel path's
 	// code with no speculation (tests).
 	Workers int
+
+	// waitForWorkers (tests) makes the committer wait for a worker's run
+	// of every transaction instead of running it itself, so that every
+	// transaction goes through validation.
+	waitForWorkers bool
 }
 
 // mutantSkipValidation, set only by a test, makes the committer take every
@@ -255,6 +260,11 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 			break
 		}
 		frontier.Store(int64(i))
+		if e.opts.waitForWorkers && e.opts.workers() > 1 {
+			for status[i].Load() != txDone {
+				runtime.Gosched()
+			}
+		}
 		var out *txRun
 		if status[i].CompareAndSwap(txFree, txCommitter) || status[i].Load() != txDone {
 			// Not run yet, or still running: the committer does not wait,
