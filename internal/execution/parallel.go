@@ -190,22 +190,33 @@ func (r *txRunner) speculate(tx *types.Transaction, index int) (out *txRun, ok b
 // shared state holds (so its run is the one sequential execution gives:
 // execution is a function of what it reads), runs it again itself when
 // not (the shared state then is exactly its pre-state), applies its
-// writes and finalises, and makes the receipt. Fees to the coinbase are
-// accumulated per transaction and added in order (overlay). The receipts
-// and the state are those of the sequential loop of Apply.
+// writes and finalises, and makes the receipt. A transaction no worker
+// has taken yet the committer runs itself; one a worker is running it
+// waits for. After maxRerunStreak re-runs in a row the workers stop and
+// the rest of the block runs through applyTx, as in the sequential loop.
+// Fees to the coinbase are accumulated per transaction and added in order
+// (overlay). The receipts and the state are those of the sequential loop
+// of Apply.
 //
-// fail reports the first transaction that cannot be part of the block.
+// It returns the receipts, or the index of the first transaction that
+// cannot be part of the block and why. Bounds: one result and one
+// channel per transaction of the block, at most maxWorkers goroutines,
+// all gone when it returns.
 func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasPool, h *types.Header, txs types.Transactions) (types.Receipts, int, error) {
 	n := len(txs)
 	shared := &sharedState{st: st}
 	var (
 		results  = make([]*txRun, n)
 		status   = make([]atomic.Uint32, n) // txFree, txRunning, txDone, txCommitter
+		done     = make([]chan struct{}, n) // closed when a worker's run is there
 		next     atomic.Int64               // the next transaction a worker tries
 		frontier atomic.Int64               // the committer's transaction: workers skip those before it
 		stop     atomic.Bool
 		wg       sync.WaitGroup
 	)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
 	for w := 1; w < e.opts.workers(); w++ {
 		r := e.newTxRunner(run, h, shared)
 		wg.Add(1)
@@ -228,6 +239,7 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 				}
 				results[i] = out
 				status[i].Store(txDone)
+				close(done[i])
 			}
 		}()
 	}
@@ -261,17 +273,18 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 		}
 		frontier.Store(int64(i))
 		if e.opts.waitForWorkers && e.opts.workers() > 1 {
-			for status[i].Load() != txDone {
-				runtime.Gosched()
-			}
+			<-done[i]
 		}
 		var out *txRun
-		if status[i].CompareAndSwap(txFree, txCommitter) || status[i].Load() != txDone {
-			// Not run yet, or still running: the committer does not wait,
-			// it runs the transaction itself on its exact pre-state.
+		if status[i].CompareAndSwap(txFree, txCommitter) {
+			// No worker has taken it: the committer runs it itself, on its
+			// exact pre-state.
 			out = committer.exec(tx, i)
 			parallelStats.own.Add(1)
 		} else {
+			// A worker has: waiting for it costs less than running it
+			// again, and leaves the CPU to the worker.
+			<-done[i]
 			out, results[i] = results[i], nil
 			valid := out != nil
 			if valid {
