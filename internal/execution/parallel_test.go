@@ -41,6 +41,7 @@ type diffChain struct {
 	mu                  sync.Mutex // guards copies of st
 	token, hot, frozen  common.Address
 	fwd, tRevert, tKeep common.Address
+	destructor, factory common.Address
 	empties             []common.Address
 }
 
@@ -61,6 +62,10 @@ func newDiffChain(tb testing.TB) *diffChain {
 	setup = append(setup, c.sign(c.admin, nil, 1_000_000, evmtest.Counter.Code))
 	c.fwd = next()
 	setup = append(setup, c.sign(c.admin, nil, 1_000_000, evmtest.Forwarder.Code))
+	c.destructor = next()
+	setup = append(setup, c.sign(c.admin, nil, 1_000_000, evmtest.Destructor.Code))
+	c.factory = next()
+	setup = append(setup, c.sign(c.admin, nil, 1_000_000, evmtest.Factory.Code))
 	c.extend(tb, setup...)
 	c.freezeTarget(tb, c.frozen)
 	c.tRevert, c.tKeep = common.HexToAddress("0x7e7e01"), common.HexToAddress("0x7e7e02")
@@ -93,7 +98,10 @@ func newDiffChain(tb testing.TB) *diffChain {
 // the block; to empty accounts; to and from the coinbase), ERC-20
 // transfers (some over the balance: they revert), creations, calls of the
 // hot counter, of the frozen one (the frame reverts), touches of empty
-// accounts in reverted and kept frames, and forwarded calls.
+// accounts in reverted and kept frames, forwarded calls, SELFDESTRUCT
+// (of an old contract, and of one created in the same transaction; to the
+// frozen counter it breaks a rule and the message runs doomed), and
+// CREATE and CREATE2 by a factory (with collisions).
 func (c *diffChain) randomBlock(tb testing.TB, seed int64) (*types.Block, *state.StateDB) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x9a7e))
 	c.mu.Lock()
@@ -127,7 +135,7 @@ func (c *diffChain) randomBlock(tb testing.TB, seed int64) (*types.Block, *state
 			gas   = uint64(200_000)
 		)
 		pick := func() common.Address { return addrs[rng.IntN(len(addrs))] }
-		switch k := rng.IntN(12); k {
+		switch k := rng.IntN(15); k {
 		case 0, 1: // plain transfer to a sender
 			a := pick()
 			to, value, gas = &a, big.NewInt(int64(1+rng.IntN(1e6))), 21000
@@ -169,6 +177,38 @@ func (c *diffChain) randomBlock(tb testing.TB, seed int64) (*types.Block, *state
 			}
 		case 11: // forwarded bump with value
 			to, value, data = &c.fwd, big.NewInt(int64(rng.IntN(100))), evmtest.Forwarder.Pack("callTo", c.hot, evmtest.Counter.Pack("bump"))
+		case 12: // fund the destructor, or SELFDESTRUCT it to a sender, an
+			// empty account (touched) or the frozen counter (the
+			// message breaks a rule and runs doomed)
+			if rng.IntN(2) == 0 {
+				to, value, gas = &c.destructor, big.NewInt(int64(1+rng.IntN(1000))), 50_000
+				break
+			}
+			var b common.Address
+			switch rng.IntN(3) {
+			case 0:
+				b = pick()
+			case 1:
+				b = c.empties[rng.IntN(len(c.empties))]
+			case 2:
+				b = c.frozen
+			}
+			to, data = &c.destructor, evmtest.Destructor.Pack("destroy", b)
+		case 13: // a contract created and destroyed in one transaction
+			// (EIP-6780), its value to a sender, an empty account or the
+			// frozen counter
+			b := []common.Address{pick(), c.empties[rng.IntN(len(c.empties))], c.frozen}[rng.IntN(3)]
+			data = append(append([]byte{0x73}, b.Bytes()...), 0xff)
+			value, gas = big.NewInt(int64(rng.IntN(3))), 100_000
+		case 14: // CREATE and CREATE2 by a factory; a salt used before
+			// collides and the call reverts
+			to = &c.factory
+			if rng.IntN(2) == 0 {
+				data = evmtest.Factory.Pack("make")
+			} else {
+				data = evmtest.Factory.Pack("make2", [32]byte{byte(rng.IntN(4))})
+			}
+			gas = 300_000
 		}
 		tx := types.MustSignNewTx(keys[ki], signer, &types.DynamicFeeTx{ChainID: c.spec.Config.ChainID, Nonce: nonce[from], To: to, Gas: gas,
 			Value: value, GasFeeCap: big.NewInt(1_000_000_000), GasTipCap: tip, Data: data})
