@@ -122,6 +122,8 @@ type overlay struct {
 
 	accounts map[common.Address]*ovAccount
 	order    []common.Address // accounts in the order loaded
+	spare    []*ovAccount     // allocated by earlier transactions, reused; used of them in use (at most a transaction's cold accounts: 2,600 gas each)
+	used     int
 
 	journal    []jEntry
 	refund     uint64
@@ -155,6 +157,7 @@ func newOverlay(shared *sharedState, coinbase common.Address) *overlay {
 func (o *overlay) reset() {
 	clear(o.accounts)
 	o.order = o.order[:0]
+	o.used = 0
 	o.journal = o.journal[:0]
 	o.refund = 0
 	clear(o.transient)
@@ -173,7 +176,18 @@ func (o *overlay) account(addr common.Address) *ovAccount {
 	o.shared.mu.Lock()
 	st := readAcctLocked(o.shared.st, addr, true)
 	o.shared.mu.Unlock()
-	a := &ovAccount{orig: st, cur: st}
+	var a *ovAccount
+	if o.used < len(o.spare) {
+		a = o.spare[o.used]
+		clear(a.origin)
+		clear(a.slots)
+		a.dirty = 0
+	} else {
+		a = new(ovAccount)
+		o.spare = append(o.spare, a)
+	}
+	o.used++
+	a.orig, a.cur = st, st
 	o.accounts[addr] = a
 	o.order = append(o.order, addr)
 	return a
