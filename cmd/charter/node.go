@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 
+	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 )
@@ -24,6 +25,8 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
 	syncMode := fs.String("sync", "", "how to start on an empty data directory: genesis (replay every block), snapshot (state sync from the peers' newest snapshot) or auto (snapshot if a peer offers one, else genesis); default: config.json's snapshots.sync, else genesis")
 	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N (1-128), or all (archive) (default: config.json's state.history, else what the data directory records, else 128)")
+	parallelVerify := fs.Bool("experimental.parallel-verify", false, "EXPERIMENTAL, off by default: verify blocks built by other nodes by running their transactions speculatively in parallel (same result as sequential; blocks that call a system contract stay sequential)")
+	parallelWorkers := fs.Int("experimental.parallel-workers", 0, "goroutines for --experimental.parallel-verify, the committer included (0: GOMAXPROCS, at most 64)")
 	logFlags := addLogFlags(fs)
 	rpcFlags := addRPCFlags(fs, "(default: config.json's httpCorsDomain and wsOrigins, else none)")
 	if err := parse(fs, args); err != nil {
@@ -112,6 +115,10 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--state.history: %w", err)
 		}
 	}
+	if *parallelWorkers < 0 {
+		return fmt.Errorf("--experimental.parallel-workers %d: want 0 (GOMAXPROCS) or more", *parallelWorkers)
+	}
+	cfg.Execution = execution.Options{Parallel: *parallelVerify, Workers: *parallelWorkers}
 	n, err := node.New(cfg)
 	if err != nil {
 		return err

@@ -357,7 +357,7 @@ func (c *Chain) parentState(hash common.Hash, number uint64) (st *state.StateDB,
 	c.stateMu.Lock()
 	st = res.State.Copy()
 	c.stateMu.Unlock()
-	return st, execution.New(c.cfg.Spec, forkHeaders{c.cfg.Ledger, above}), false, nil
+	return st, execution.New(c.cfg.Spec, forkHeaders{c.cfg.Ledger, above}).WithOptions(c.cfg.Exec.Options()), false, nil
 }
 
 // pastIncluded is a transaction source for a block built on an

@@ -43,7 +43,7 @@ func testSpec(t *testing.T) *chain.Spec {
 	return spec
 }
 
-func newTestChain(t *testing.T, spec *chain.Spec) *testChain {
+func newTestChain(t *testing.T, spec *chain.Spec, opts ...execution.Options) *testChain {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	l, err := ledger.Open(t.TempDir(), spec, ledger.Options{}, log)
@@ -52,6 +52,9 @@ func newTestChain(t *testing.T, spec *chain.Spec) *testChain {
 	}
 	t.Cleanup(func() { l.Close() })
 	exec := execution.New(spec, l)
+	for _, o := range opts {
+		exec = exec.WithOptions(o)
+	}
 	st, err := l.StateAt(l.Head().Root)
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +191,58 @@ func TestTamperedBlockRefused(t *testing.T) {
 	}
 	if err := b.CommitBlock(bad, nil); err == nil || b.Head().Number.Uint64() != 0 {
 		t.Fatalf("commit a tampered root: %v", err)
+	}
+}
+
+// A node that verifies in parallel (the experimental option) agrees with
+// the proposer, also on a block whose parent it executed and has not
+// committed (the executor of that fork keeps the option), and refuses a
+// tampered root.
+func TestParallelVerify(t *testing.T) {
+	spec := testSpec(t)
+	a, b := newTestChain(t, spec), newTestChain(t, spec, execution.Options{Parallel: true, Workers: 2})
+	if !b.cfg.Exec.Options().Parallel {
+		t.Fatal("option not set")
+	}
+	a.transfer(t, testKey, 0)
+	a.transfer(t, testKey, 1)
+	b1, err := a.BuildBlock(a.Head(), a.Head().Time+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.transfer(t, testKey, 2)
+	a.transfer(t, testKey, 3)
+	b2, err := a.BuildBlock(b1.Header(), b1.Time()+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b1.Transactions()) != 2 || len(b2.Transactions()) != 2 {
+		t.Fatalf("blocks of %d and %d transactions", len(b1.Transactions()), len(b2.Transactions()))
+	}
+	h := b2.Header()
+	h.Root = common.Hash{1}
+	bad := types.NewBlockWithHeader(h).WithBody(types.Body{Transactions: b2.Transactions()})
+	for _, blk := range []*types.Block{b1, bad, b2} {
+		err := b.VerifyBlock(blk)
+		if blk == bad {
+			if !errors.Is(err, execution.ErrInvalidBlock) {
+				t.Fatalf("verify a tampered root: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("verify block %d: %v", blk.NumberU64(), err)
+		}
+	}
+	for _, c := range []*testChain{a, b} {
+		for _, blk := range []*types.Block{b1, b2} {
+			if err := c.CommitBlock(blk, nil); err != nil {
+				t.Fatalf("commit block %d: %v", blk.NumberU64(), err)
+			}
+		}
+	}
+	if a.Head().Root != b.Head().Root {
+		t.Fatal("the two nodes disagree after committing the same blocks")
 	}
 }
 

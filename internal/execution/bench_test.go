@@ -33,7 +33,7 @@ type benchChain struct {
 	nonce map[common.Address]uint64
 }
 
-func newBenchChain(b *testing.B, senders int) *benchChain {
+func newBenchChain(b testing.TB, senders int) *benchChain {
 	b.Helper()
 	spec, err := chain.DevSpec(1337, 1000)
 	if err != nil {
@@ -74,7 +74,7 @@ func (c *benchChain) sign(key *ecdsa.PrivateKey, to *common.Address, gas uint64,
 
 // extend builds a block of txs on the head and makes it the head; every
 // transaction must succeed.
-func (c *benchChain) extend(b *testing.B, txs ...*types.Transaction) {
+func (c *benchChain) extend(b testing.TB, txs ...*types.Transaction) {
 	b.Helper()
 	res, err := c.exec.Build(chain.NewHeader(c.spec, c.head, common.Address{}, c.head.Time+1), c.st, &listSource{txs})
 	if err != nil {
@@ -93,8 +93,13 @@ func (c *benchChain) extend(b *testing.B, txs ...*types.Transaction) {
 
 // freeze freezes an address no transaction of the benchmark touches, by
 // governance: the frozen count is then 1, and every frame pays for it.
-func (c *benchChain) freeze(b *testing.B) {
-	args, err := system.EncodeArgs(system.ActFreeze, common.HexToAddress("0xdead"))
+func (c *benchChain) freeze(b testing.TB) { c.freezeTarget(b, common.HexToAddress("0xdead")) }
+
+// freezeTarget freezes a by governance (two blocks: proposal and vote,
+// then the one that executes it).
+func (c *benchChain) freezeTarget(b testing.TB, a common.Address) {
+	b.Helper()
+	args, err := system.EncodeArgs(system.ActFreeze, a)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,7 +108,7 @@ func (c *benchChain) freeze(b *testing.B) {
 	gov := system.GovernanceAddress
 	c.extend(b, c.sign(c.admin, &gov, 1_000_000, propose), c.sign(c.admin, &gov, 1_000_000, vote))
 	c.extend(b)
-	if system.Read(c.st).Account(common.HexToAddress("0xdead")).Frozen != true {
+	if system.Read(c.st).Account(a).Frozen != true {
 		b.Fatal("not frozen")
 	}
 }

@@ -72,6 +72,7 @@ type Executor struct {
 	config  *params.ChainConfig
 	signer  types.Signer
 	headers HeaderReader
+	opts    Options
 }
 
 // New returns an executor for the chain described by spec.
@@ -249,15 +250,37 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 	case block.Size() > run.limits.Bytes:
 		return invalid("%d bytes encoded, above maxBlockBytes %d", block.Size(), run.limits.Bytes)
 	}
-	if h := types.DeriveSha(block.Transactions(), trie.NewStackTrie(nil)); h != got.TxHash {
-		return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
-	}
 	var (
-		res     = &Result{State: st, Effects: run.effects}
-		gp      = core.NewGasPool(got.GasLimit)
-		maxSize = run.maxTxBytes
+		res      = &Result{State: st, Effects: run.effects}
+		gp       = core.NewGasPool(got.GasLimit)
+		maxSize  = run.maxTxBytes
+		txs      = block.Transactions()
+		parallel = e.opts.Parallel && parallelizable(txs) && fitsTxBytes(txs, maxSize)
+		txHash   = make(chan common.Hash, 1)
 	)
-	for i, tx := range block.Transactions() {
+	if parallel {
+		// Hashed while the transactions run; checked before their outcome.
+		go func() { txHash <- types.DeriveSha(txs, trie.NewStackTrie(nil)) }()
+	} else {
+		txHash <- types.DeriveSha(txs, trie.NewStackTrie(nil))
+	}
+	if !parallel {
+		if h := <-txHash; h != got.TxHash {
+			return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
+		}
+	}
+	if parallel {
+		receipts, i, err := e.applyParallel(run, st, gp, want, txs)
+		if h := <-txHash; h != got.TxHash {
+			return invalid("transactions hash %s, header %s", h.TerminalString(), got.TxHash.TerminalString())
+		}
+		if err != nil {
+			return invalid("transaction %d (%s): %v", i, txs[i].Hash().TerminalString(), err)
+		}
+		res.Receipts = receipts
+		txs = nil
+	}
+	for i, tx := range txs {
 		if tx.Size() > maxSize {
 			return invalid("transaction %d of %d bytes exceeds %d", i, tx.Size(), maxSize)
 		}
@@ -268,20 +291,53 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 		res.Receipts = append(res.Receipts, receipt)
 	}
 	run.end()
-	sealed := e.seal(want, st, block.Transactions(), res.Receipts, gp)
-	h := sealed.Header()
+	// What seal would put in the header, less the transactions hash
+	// (checked above); in parallel mode the receipts are hashed while the
+	// state root is.
+	var (
+		gasUsed     = gp.Used()
+		rules       = e.config.Rules(want.Number, true, want.Time)
+		root        common.Hash
+		receiptHash common.Hash
+		bloom       types.Bloom
+	)
+	if parallel {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			receiptHash, bloom = receiptsOutcome(res.Receipts)
+		}()
+		root = st.IntermediateRoot(rules)
+		<-done
+	} else {
+		root = st.IntermediateRoot(rules)
+		receiptHash, bloom = receiptsOutcome(res.Receipts)
+	}
 	switch {
-	case h.GasUsed != got.GasUsed:
-		return invalid("gas used %d, execution gives %d", got.GasUsed, h.GasUsed)
-	case h.Root != got.Root:
-		return invalid("state root %s, execution gives %s", got.Root.TerminalString(), h.Root.TerminalString())
-	case h.ReceiptHash != got.ReceiptHash:
-		return invalid("receipts root %s, execution gives %s", got.ReceiptHash.TerminalString(), h.ReceiptHash.TerminalString())
-	case h.Bloom != got.Bloom:
+	case gasUsed != got.GasUsed:
+		return invalid("gas used %d, execution gives %d", got.GasUsed, gasUsed)
+	case root != got.Root:
+		return invalid("state root %s, execution gives %s", got.Root.TerminalString(), root.TerminalString())
+	case receiptHash != got.ReceiptHash:
+		return invalid("receipts root %s, execution gives %s", got.ReceiptHash.TerminalString(), receiptHash.TerminalString())
+	case bloom != got.Bloom:
 		return invalid("logs bloom differs from execution")
 	}
 	res.Block = block
 	return res, nil
+}
+
+func errTxGasLimit(gas, limit uint64) error {
+	return fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", gas, limit)
+}
+
+func fitsTxBytes(txs types.Transactions, maxSize uint64) bool {
+	for _, tx := range txs {
+		if tx.Size() > maxSize {
+			return false
+		}
+	}
+	return true
 }
 
 func sameFields(a, b *types.Header) bool {
@@ -343,34 +399,16 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 		return nil, errors.New("blob transactions are not supported")
 	}
 	if tx.Gas() > run.txGasLimit {
-		return nil, fmt.Errorf("gas limit %d above the chain's per-transaction limit %d", tx.Gas(), run.txGasLimit)
+		return nil, errTxGasLimit(tx.Gas(), run.txGasLimit)
 	}
 	call := countsAsGovernance(tx)
 	if call && run.gov.txs >= run.limits.GovTxs {
 		return nil, fmt.Errorf("%w: call %d of a system contract, above maxBlockGovTxs %d", errGovBudget, run.gov.txs+1, run.limits.GovTxs)
 	}
 	markerGroup, marker := system.MarkerGroup(tx)
-	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
+	msg, sender, err := e.admit(run.sys, tx, h)
 	if err != nil {
 		return nil, err
-	}
-	// Permissions are part of block validity: a block that carries a
-	// transaction its sender may not send, or with an authorization its
-	// authority may not give, is invalid, whoever built it. These are the
-	// checks of the pool (system.State.CheckTransaction), on the state
-	// this transaction runs on.
-	sender, err := run.sys.CheckSender(msg.From, msg.To)
-	if err != nil {
-		return nil, err
-	}
-	if sender.Node {
-		if err := system.CheckNodeCall(msg.From, tx); err != nil {
-			return nil, err
-		}
-	} else if tx.Type() == types.SetCodeTxType {
-		if err := run.sys.CheckAuthorizations(msg.SetCodeAuthorizations); err != nil {
-			return nil, err
-		}
 	}
 	st.SetTxContext(tx.Hash(), index, uint32(index+1))
 	run.contracts.SetCall(system.Call{From: msg.From, To: msg.To, Data: msg.Data, Value: msg.Value})
@@ -408,6 +446,44 @@ func (e *Executor) applyTx(run *blockRun, st *state.StateDB, gp *core.GasPool, h
 	receipt := core.MakeReceipt(run.evm, res, st, h.Number, common.Hash{}, h.Time, tx, gp.CumulativeUsed(), nil)
 	run.meter(sender.Org, receipt)
 	return receipt, nil
+}
+
+// admit turns tx into the message the EVM runs and checks that its sender
+// may send it, with the registry read through sys (the state the
+// transaction runs on).
+func (e *Executor) admit(sys *system.State, tx *types.Transaction, h *types.Header) (*core.Message, system.Sender, error) {
+	msg, err := core.TransactionToMessage(tx, e.signer, h.BaseFee)
+	if err != nil {
+		return nil, system.Sender{}, err
+	}
+	// Permissions are part of block validity: a block that carries a
+	// transaction its sender may not send, or with an authorization its
+	// authority may not give, is invalid, whoever built it. These are the
+	// checks of the pool (system.State.CheckTransaction), on the state
+	// this transaction runs on.
+	sender, err := sys.CheckSender(msg.From, msg.To)
+	if err != nil {
+		return nil, sender, err
+	}
+	if sender.Node {
+		if err := system.CheckNodeCall(msg.From, tx); err != nil {
+			return nil, sender, err
+		}
+	} else if tx.Type() == types.SetCodeTxType {
+		if err := sys.CheckAuthorizations(msg.SetCodeAuthorizations); err != nil {
+			return nil, sender, err
+		}
+	}
+	return msg, sender, nil
+}
+
+// receiptsOutcome is the receipts root and logs bloom of a block with
+// these receipts, as types.NewBlock computes them.
+func receiptsOutcome(receipts types.Receipts) (common.Hash, types.Bloom) {
+	if len(receipts) == 0 {
+		return types.EmptyReceiptsHash, types.Bloom{}
+	}
+	return types.DeriveSha(receipts, trie.NewStackTrie(nil)), types.MergeBloom(receipts)
 }
 
 // seal fills the execution-dependent header fields and assembles the block.

@@ -8,7 +8,6 @@ import (
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
-	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/tracing"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
@@ -220,7 +219,7 @@ func (g *guard) AddBalance(addr common.Address, amount *uint256.Int, reason trac
 // transaction is then a failed one like any other: its sender pays for
 // all its gas and its nonce moves on, nothing else changes. Errors are
 // those of core.ApplyMessage: the message cannot be part of a block.
-func (g *guard) apply(st *state.StateDB, msg *core.Message, gp *core.GasPool) (*core.ExecutionResult, error) {
+func (g *guard) apply(st vm.StateDB, msg *core.Message, gp *core.GasPool) (*core.ExecutionResult, error) {
 	snap, gpSnap := st.Snapshot(), gp.Snapshot()
 	res, err := core.ApplyMessage(g.evm, msg, gp)
 	if err != nil || g.breach == nil {

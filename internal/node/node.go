@@ -70,6 +70,10 @@ type Config struct {
 	API *HomeAPI
 	// Index turns on the SQL index of final blocks; nil: none.
 	Index *IndexConfig
+	// Execution tunes block execution: Parallel verification of others'
+	// blocks is experimental and off by default (charter node
+	// --experimental.parallel-verify).
+	Execution execution.Options
 	// StateHistory is how many past blocks' state the ledger keeps
 	// (ledger.Options.StateHistory: 0 as the data directory records,
 	// ledger.StateArchive every block's).
@@ -205,7 +209,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ledger = l
-	n.exec = execution.New(cfg.Spec, l)
+	n.exec = execution.New(cfg.Spec, l).WithOptions(cfg.Execution)
 	headState, err := l.StateAt(l.Head().Root)
 	if err != nil {
 		l.Close()
