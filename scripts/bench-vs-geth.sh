@@ -41,19 +41,20 @@ gport=$(freeport); gauth=$(freeport); cport=$(freeport)
 "$geth" --dev --datadir "$work/geth" --http --http.addr 127.0.0.1 --http.port "$gport" --http.api eth,net,web3 \
   --authrpc.addr 127.0.0.1 --authrpc.port "$gauth" --port 0 --ipcdisable --nodiscover >"$work/geth.log" 2>&1 &
 pids+=($!)
-"$work/charter" dev --http.port "$cport" --datadir "$work/charter" >"$work/charter.log" 2>&1 &
+"$work/charter" dev --http.port "$cport" --datadir "$work/charter-data" >"$work/charter.log" 2>&1 &
 pids+=($!)
 
-ready() {
-  for _ in $(seq 300); do
+ready() { # PORT LOG
+  for _ in $(seq 600); do
     curl -s -o /dev/null -XPOST -H 'content-type: application/json' \
       -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}' "127.0.0.1:$1" && return 0
     sleep 0.1
   done
-  echo "no JSON-RPC on 127.0.0.1:$1 after 30 s; see $work" >&2
+  echo "no JSON-RPC on 127.0.0.1:$1 after 60 s; the end of its log:" >&2
+  tail -n 20 "$2" >&2
   return 1
 }
-ready "$gport"; ready "$cport"
+ready "$gport" "$work/geth.log"; ready "$cport" "$work/charter.log"
 echo "geth $version --dev on 127.0.0.1:$gport, charter dev on 127.0.0.1:$cport; rate $rate/s for $duration, $runs runs each, $senders senders" >&2
 echo "commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" >&2
 

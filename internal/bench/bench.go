@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer c.Close()
 		clients[i] = c
 	}
-	r := &runner{cfg: cfg, clients: clients}
+	r := &runner{cfg: cfg, clients: clients, gas: txKindGas}
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -260,7 +260,8 @@ type runner struct {
 	errs    map[string]bool
 	refused [numTxKinds]atomic.Int64
 	sentN   [numTxKinds]atomic.Int64
-	needOrg string // KindPrivateERC20: the organization every sender must belong to
+	gas     [numTxKinds]uint64 // gas limit of each kind: txKindGas, raised by measureGas
+	needOrg string             // KindPrivateERC20: the organization every sender must belong to
 }
 
 func (r *runner) call(ctx context.Context, result any, method string, args ...any) error {
@@ -450,6 +451,9 @@ func (r *runner) chooseFunder(ctx context.Context, total *big.Int) (*ecdsa.Priva
 	return r.cfg.Admin, nil
 }
 
+// deployToken deploys the token (and, for KindMixed, the hot contract)
+// from the first sender, measures the gas of each kind of transaction on
+// this chain, and gives every other sender tokens.
 func (r *runner) deployToken(ctx context.Context) error {
 	owner := r.cfg.Keys[0]
 	deploy := types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 3_000_000,
@@ -458,17 +462,12 @@ func (r *runner) deployToken(ctx context.Context) error {
 	r.nonces[0]++
 	txs := []*types.Transaction{deploy}
 	if r.cfg.Kind == KindMixed {
-		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: txKindGas[txCreate],
+		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 1_000_000,
 			GasFeeCap: r.feeCap, GasTipCap: r.tip, Data: hotInitCode}))
 		r.hot = crypto.CreateAddress(r.senders[0], r.nonces[0])
 		r.nonces[0]++
 	}
-	for i := 1; i < len(r.senders); i++ {
-		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 100_000,
-			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &r.token, Data: token.TransferData(r.senders[i], new(big.Int).Lsh(big.NewInt(1), 100))}))
-		r.nonces[0]++
-	}
-	if err := r.submitAndWait(ctx, txs, "deploy and distribute the token"); err != nil {
+	if err := r.submitAndWait(ctx, txs, "deploy the token"); err != nil {
 		return err
 	}
 	if r.cfg.Kind == KindMixed {
@@ -479,6 +478,46 @@ func (r *runner) deployToken(ctx context.Context) error {
 		if hexutil.Encode(code) != "0x"+hotRuntimeHex {
 			return fmt.Errorf("deploy the hot contract: its code at %s is %s", r.hot, code)
 		}
+	}
+	if err := r.measureGas(ctx); err != nil {
+		return err
+	}
+	txs = nil
+	for i := 1; i < len(r.senders); i++ {
+		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: r.gas[txERC20],
+			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &r.token, Data: token.TransferData(r.senders[i], new(big.Int).Lsh(big.NewInt(1), 100))}))
+		r.nonces[0]++
+	}
+	return r.submitAndWait(ctx, txs, "distribute the token")
+}
+
+// measureGas raises the gas limit of each kind of transaction to what
+// this chain estimates for it plus a quarter, when that is above
+// txKindGas: prices differ between forks (geth --dev's newest fork
+// charges far more for a new storage slot than Charter's). The estimates
+// are of the dearest case: a transfer to a fresh address, the hot
+// counter's first write.
+func (r *runner) measureGas(ctx context.Context) error {
+	fresh := common.BigToAddress(big.NewInt(0x10000))
+	calls := map[int]map[string]any{
+		txTransfer: {"to": fresh, "value": (*hexutil.Big)(big.NewInt(1))},
+		txERC20:    {"to": r.token, "data": hexutil.Bytes(token.TransferData(fresh, big.NewInt(1)))},
+		txCreate:   {"data": hexutil.Bytes(hotInitCode)},
+	}
+	if r.hot != (common.Address{}) {
+		calls[txHot] = map[string]any{"to": r.hot}
+	}
+	est := make([]hexutil.Uint64, numTxKinds)
+	var batch []gethrpc.BatchElem
+	for k, call := range calls {
+		call["from"] = r.senders[0]
+		batch = append(batch, gethrpc.BatchElem{Method: "eth_estimateGas", Args: []any{call}, Result: &est[k]})
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("estimate the gas of each kind of transaction: %w", err)
+	}
+	for k := range numTxKinds {
+		r.gas[k] = max(r.gas[k], uint64(est[k])+uint64(est[k])/4)
 	}
 	return nil
 }
@@ -515,7 +554,11 @@ func (r *runner) waitReceipts(ctx context.Context, hashes []common.Hash, what st
 				BlockNumber hexutil.Uint64 `json:"blockNumber"`
 			}
 			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", h); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
+				// geth answers this while it indexes after a start: not yet.
+				if !strings.Contains(err.Error(), "transaction indexing is in progress") || time.Now().After(deadline) {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				rc = nil
 			}
 			if rc != nil {
 				if rc.Status != 1 {
@@ -593,7 +636,7 @@ func (r *runner) kindOf(i int) int { return int(r.pattern[i%len(r.pattern)]) }
 func (r *runner) txAt(i int) *types.Transaction {
 	s := i % len(r.senders)
 	k := r.kindOf(i)
-	inner := &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s] + uint64(i/len(r.senders)), Gas: txKindGas[k],
+	inner := &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s] + uint64(i/len(r.senders)), Gas: r.gas[k],
 		GasFeeCap: r.feeCap, GasTipCap: r.tip}
 	recipient := common.BigToAddress(big.NewInt(int64(0x10000 + i%10_000)))
 	switch k {
