@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -406,17 +407,26 @@ func (r *runner) countReverted(ctx context.Context, first, last uint64) ([numTxK
 	for _, s := range r.senders {
 		ours[s] = true
 	}
-	for n := first; n <= last; n++ {
-		var receipts []struct {
-			From     common.Address  `json:"from"`
-			To       *common.Address `json:"to"`
-			Contract *common.Address `json:"contractAddress"`
-			Status   hexutil.Uint64  `json:"status"`
+	type receipt struct {
+		From     common.Address  `json:"from"`
+		To       *common.Address `json:"to"`
+		Contract *common.Address `json:"contractAddress"`
+		Status   hexutil.Uint64  `json:"status"`
+	}
+	// receiptBlocks blocks' receipts per batch request: a response of a
+	// few MiB at most.
+	const receiptBlocks = 20
+	for from := first; from <= last; from += receiptBlocks {
+		to := min(last, from+receiptBlocks-1)
+		receipts := make([][]receipt, to-from+1)
+		batch := make([]gethrpc.BatchElem, len(receipts))
+		for i := range batch {
+			batch[i] = gethrpc.BatchElem{Method: "eth_getBlockReceipts", Args: []any{hexutil.Uint64(from + uint64(i))}, Result: &receipts[i]}
 		}
-		if err := r.call(ctx, &receipts, "eth_getBlockReceipts", hexutil.Uint64(n)); err != nil {
-			return reverted, fmt.Errorf("receipts of block %d: %w", n, err)
+		if err := r.batchCall(ctx, batch); err != nil {
+			return reverted, fmt.Errorf("receipts of blocks %d to %d: %w", from, to, err)
 		}
-		for _, rc := range receipts {
+		for _, rc := range slices.Concat(receipts...) {
 			if !ours[rc.From] || rc.Status != 0 {
 				continue
 			}

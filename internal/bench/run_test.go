@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
@@ -126,5 +127,40 @@ func TestConfigValidateDuration(t *testing.T) {
 	ok.Duration, ok.Rate, ok.Txs = time.Second, 10, 0
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("a sustained run without --txs: %v", err)
+	}
+}
+
+// receiptsEth answers eth_getBlockReceipts with receipts of the test's
+// choosing.
+type receiptsEth struct{ blocks map[uint64][]map[string]any }
+
+func (e receiptsEth) GetBlockReceipts(n hexutil.Uint64) []map[string]any { return e.blocks[uint64(n)] }
+
+// A reverted transaction of the run's senders counts as a failure of its
+// kind, read from its receipt; others' transactions and successes do not.
+func TestCountRevertedByKind(t *testing.T) {
+	me, other := common.HexToAddress("0x01"), common.HexToAddress("0x02")
+	token, hot, dest := common.HexToAddress("0x7070"), common.HexToAddress("0x4040"), common.HexToAddress("0x9999")
+	rc := func(from common.Address, to *common.Address, status uint64) map[string]any {
+		return map[string]any{"from": from, "to": to, "status": hexutil.Uint64(status)}
+	}
+	blocks := map[uint64][]map[string]any{}
+	for n := uint64(3); n <= 45; n++ { // more than one batch of blocks
+		blocks[n] = []map[string]any{rc(me, &dest, 1)}
+	}
+	blocks[4] = append(blocks[4], rc(me, &token, 0), rc(me, nil, 0), rc(other, &hot, 0))
+	blocks[44] = append(blocks[44], rc(me, &hot, 0), rc(me, &hot, 0), rc(me, &dest, 0), rc(me, &token, 1))
+	srv := gethrpc.NewServer()
+	if err := srv.RegisterName("eth", receiptsEth{blocks}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := &runner{clients: []*gethrpc.Client{gethrpc.DialInProc(srv)}, senders: []common.Address{me}, token: token, hot: hot}
+	got, err := r.countReverted(context.Background(), 3, 45)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [numTxKinds]int{txTransfer: 1, txERC20: 1, txCreate: 1, txHot: 2}; got != want {
+		t.Fatalf("reverted %v, want %v", got, want)
 	}
 }
