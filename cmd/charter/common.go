@@ -81,7 +81,7 @@ func runVersion(_ []string, stdout, _ io.Writer) error {
 // run prints it as the one line). Signals are watched before the node
 // starts, so one that arrives during start-up still stops it cleanly.
 // started runs once the node serves.
-func serveNode(n *node.Node, logger *slog.Logger, started func()) error {
+func serveNode(n *node.Node, logger *slog.Logger, started func(), beforeStop ...func()) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -92,6 +92,9 @@ func serveNode(n *node.Node, logger *slog.Logger, started func()) error {
 	select {
 	case sig := <-sigs:
 		logger.Info("Shutting down", "signal", sig.String())
+		for _, f := range beforeStop {
+			f()
+		}
 		n.Stop()
 		return nil
 	case err := <-n.Fatal():

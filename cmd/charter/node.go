@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/charter-ledger/charter/internal/identity"
@@ -17,6 +18,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	home := fs.String("home", "", "the node's home folder, as written by 'charter init' (config.json, genesis, keys, data)")
 	pwFile := fs.String("password-file", "", "password of encrypted node, TLS and privacy keys ('charter init --password-file'), on this file's first line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the node stops (go tool pprof; inuse_space is what was live)")
 	allowDevKeys := fs.Bool("allow-dev-keys", false, "serve JSON-RPC beyond loopback although the genesis funds the development accounts or gives them roles (their keys are public)")
 	indexOn := fs.Bool("index", false, "index final blocks into SQL: an SQLite file DATA/index.sqlite (query with charter sql or POST /api/v1/sql)")
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
@@ -40,6 +42,21 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	var writeHeap []func()
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+		defer f.Close()
+		// Written at the stop signal, before the node lets go of its state.
+		writeHeap = append(writeHeap, func() {
+			runtime.GC() // the profile's live heap is as of the last collection
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				fmt.Fprintf(stderr, "charter node: --memprofile: %v\n", err)
+			}
+		})
 	}
 	hc, err := node.LoadHomeConfig(*home)
 	if err != nil {
@@ -109,5 +126,5 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	return serveNode(n, logger, func() {
 		fmt.Fprintf(stdout, "Charter node %s (%s), id %s, %s consensus, chain id %d\nJSON-RPC: %s://%s  %s://%s (access %s)\np2p: %s\n",
 			hc.Name, hc.Org, n.Self().Hex(), cfg.Spec.Consensus.Engine, cfg.Spec.ChainID(), h, n.RPCAddr(), ws, n.RPCAddr(), access, n.P2PAddr())
-	})
+	}, writeHeap...)
 }

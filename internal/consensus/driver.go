@@ -253,6 +253,7 @@ func (d *Driver) Stats() Stats {
 	}
 	d.mu.Unlock()
 	s.Dropped += d.dropped.Load()
+	s.BuildPerTx, s.VerifyPerTx, s.BlockCap = d.pacer.Estimate()
 	return s
 }
 

@@ -196,6 +196,17 @@ type Stats struct {
 	// Dropped are messages refused, by the core (bad, stale, duplicate)
 	// or before it (oversized, a full inbox).
 	Dropped uint64
+
+	// Compact proposals received (bft): rebuilt from transactions this
+	// node held, rebuilt after asking the proposer for missing ones, and
+	// full proposals asked for after such a request timed out.
+	CompactRebuilt, CompactFetched, CompactFull uint64
+
+	// The Pacer's estimate of building and verifying a block here, per
+	// transaction (0 while unknown), and the last cap it put on a block
+	// this node built (0: none yet).
+	BuildPerTx, VerifyPerTx time.Duration
+	BlockCap                int
 }
 
 // MessageStats count one type of engine message. A broadcast counts once.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/lru"
 	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -34,7 +33,7 @@ func GenesisBlock(spec *chain.Spec) (*types.Block, error) {
 	db := rawdb.NewMemoryDatabase()
 	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: hashdb.Defaults})
 	l := &Ledger{spec: spec, db: db, triedb: tdb, sdb: state.NewDatabase(tdb, state.NewCodeDB(db)),
-		log: slog.New(slog.DiscardHandler), blocks: lru.NewCache[uint64, *types.Block](1), receipts: lru.NewCache[uint64, types.Receipts](1)}
+		log: slog.New(slog.DiscardHandler), blocks: newSizedCache(1, 1<<20, blockMemory), receipts: newSizedCache(1, 1<<20, receiptsMemory)}
 	b, _, err := l.buildGenesis(l.sdb)
 	return b, err
 }

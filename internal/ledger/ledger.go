@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/common/lru"
 	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -58,7 +57,10 @@ var (
 type Options struct {
 	CacheMB     int // pebble block cache; default 256
 	TrieCacheMB int // clean trie node and state cache; default 256
-	BlockCacheN int // recent blocks kept decoded; default 256
+	BlockCacheN int // recent blocks kept decoded, and their receipts; default 256
+	// BlockCacheMB bounds the memory of the recent blocks kept decoded,
+	// and that of their receipts (each); default 32.
+	BlockCacheMB int
 
 	// StateHistory is the number of past heights whose state stays
 	// readable (and provable) besides the head's, at most
@@ -100,6 +102,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.BlockCacheN == 0 {
 		o.BlockCacheN = 256
+	}
+	if o.BlockCacheMB == 0 {
+		o.BlockCacheMB = 32
 	}
 	if o.StateBufferMB == 0 {
 		o.StateBufferMB = 16
@@ -143,8 +148,8 @@ type Ledger struct {
 	head     atomic.Pointer[types.Header]
 	genesis  *types.Block
 
-	blocks   *lru.Cache[uint64, *types.Block]
-	receipts *lru.Cache[uint64, types.Receipts]
+	blocks   *sizedCache[*types.Block]
+	receipts *sizedCache[types.Receipts]
 }
 
 // Open opens (or creates) the ledger in dir for the chain described by
@@ -168,8 +173,8 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 		replay:     opts.Replay,
 		flushEvery: opts.StateFlushHeights,
 		recent:     make(map[common.Hash]uint64),
-		blocks:     lru.NewCache[uint64, *types.Block](opts.BlockCacheN),
-		receipts:   lru.NewCache[uint64, types.Receipts](opts.BlockCacheN),
+		blocks:     newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, blockMemory),
+		receipts:   newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, receiptsMemory),
 	}
 	if err := l.openState(db, opts); err != nil {
 		kv.Close()

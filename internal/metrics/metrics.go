@@ -28,6 +28,9 @@ type Metrics struct {
 	ConsensusRounds   prometheus.Histogram
 	ConsensusMessages *prometheus.CounterVec // labels direction, type (bft message types)
 	ConsensusBytes    *prometheus.CounterVec // labels direction, type
+	CompactProposals  *prometheus.CounterVec // label outcome: rebuilt, fetched, full
+	PacerPerTx        *prometheus.GaugeVec   // label work: build, verify
+	BlockCap          prometheus.Gauge
 	P2PPeers          prometheus.Gauge
 	CertExpiry        prometheus.Gauge
 	P2PMessages       *prometheus.CounterVec // labels direction, type
@@ -77,6 +80,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Rounds the engine needed to decide a height.", Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16}}),
 		ConsensusMessages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_messages_total",
 			Help: "Consensus messages by direction (in, out) and type (proposal, prevote, precommit, ...); per block: divide by the rate of blocks."}, []string{"direction", "type"}),
+		CompactProposals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_compact_proposals_total",
+			Help: "Compact proposals (bft) received, by outcome: rebuilt from transactions this node held, fetched (missing transactions asked of the proposer), full (the whole proposal asked for after a fetch timed out)."}, []string{"outcome"}),
+		PacerPerTx: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "charter_consensus_pacer_seconds_per_transaction",
+			Help: "This node's moving estimate of the time building and verifying a block takes per transaction (work: build, verify), from which it caps the blocks it proposes; 0 while unknown."}, []string{"work"}),
+		BlockCap: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_consensus_block_cap_transactions",
+			Help: "Most transactions this node allowed in the last block it built as proposer: what it estimates the validators verify within the round's timeout (0: none built yet)."}),
 		ConsensusBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_bytes_total",
 			Help: "Consensus message bytes by direction (in, out) and type."}, []string{"direction", "type"}),
 		P2PPeers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_p2p_peers", Help: "Connected peers."}),
@@ -107,11 +116,17 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, reason := range []string{"full", "expired"} {
 		m.TxPoolEvictions.WithLabelValues(reason) // shown at 0 from the start
 	}
+	for _, o := range []string{"rebuilt", "fetched", "full"} {
+		m.CompactProposals.WithLabelValues(o) // shown at 0 from the start
+	}
+	for _, w := range []string{"build", "verify"} {
+		m.PacerPerTx.WithLabelValues(w)
+	}
 	for _, reason := range p2p.RefusalReasons() {
 		m.P2PRefused.WithLabelValues(reason) // shown at 0 from the start
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.CompactProposals, m.PacerPerTx, m.BlockCap, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

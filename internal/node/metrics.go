@@ -146,6 +146,19 @@ func (n *Node) sample() {
 		n.addDelta(m.ConsensusBytes, "in", ms.Type, "cbytes", ms.BytesIn)
 		n.addDelta(m.ConsensusBytes, "out", ms.Type, "cbytes", ms.BytesOut)
 	}
+	for _, c := range []struct {
+		outcome string
+		v       uint64
+	}{{"rebuilt", st.CompactRebuilt}, {"fetched", st.CompactFetched}, {"full", st.CompactFull}} {
+		key := "compact/" + c.outcome
+		if last := n.ins.p2p[key]; c.v > last {
+			m.CompactProposals.WithLabelValues(c.outcome).Add(float64(c.v - last))
+		}
+		n.ins.p2p[key] = c.v
+	}
+	m.PacerPerTx.WithLabelValues("build").Set(st.BuildPerTx.Seconds())
+	m.PacerPerTx.WithLabelValues("verify").Set(st.VerifyPerTx.Seconds())
+	m.BlockCap.Set(float64(st.BlockCap))
 	if rounds > n.ins.roundChanges {
 		m.RoundChanges.Add(float64(rounds - n.ins.roundChanges))
 		n.ins.roundChanges = rounds

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/consensus"
 )
 
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
@@ -199,4 +200,41 @@ func TestBFTConsensusMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want > 0", c.name, c.v)
 		}
 	}
+
+	// Blocks of transactions: every node times its builds and
+	// verifications (the pacer) and receives compact proposals.
+	accts, _ := chain.DevAccounts(len(nodes))
+	signer := types.LatestSignerForChainID(big.NewInt(chain.DefaultChainID))
+	to := common.HexToAddress("0xC0FFEE")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var last common.Hash
+	for i, nd := range nodes {
+		for nonce := uint64(0); nonce < 100; nonce++ {
+			tx := types.MustSignNewTx(accts[i].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(chain.DefaultChainID),
+				Nonce: nonce, Gas: 21000, GasFeeCap: big.NewInt(1), To: &to, Value: big.NewInt(1)})
+			if err := nd.client.SendTransaction(ctx, tx); err != nil {
+				t.Fatal(err)
+			}
+			last = tx.Hash()
+		}
+	}
+	waitUntil(t, 30*time.Second, "the last transfer final on node 0", func() bool {
+		r, err := n0.client.TransactionReceipt(ctx, last)
+		return err == nil && r.Status == types.ReceiptStatusSuccessful
+	})
+	// Some node built a block of at least consensus.PacerMinSample
+	// transactions (400 in, a few blocks) and every other verified it.
+	waitUntil(t, 10*time.Second, "pacer estimates and compact proposals in some node's metrics", func() bool {
+		var caps, builds, verifies, compact float64
+		for _, nd := range nodes {
+			f := scrape(t, nd.MetricsAddr())
+			caps = max(caps, value(f["charter_consensus_block_cap_transactions"]))
+			builds = max(builds, value(f["charter_consensus_pacer_seconds_per_transaction"], "work", "build"))
+			verifies = max(verifies, value(f["charter_consensus_pacer_seconds_per_transaction"], "work", "verify"))
+			compact += value(f["charter_consensus_compact_proposals_total"], "outcome", "rebuilt") +
+				value(f["charter_consensus_compact_proposals_total"], "outcome", "fetched")
+		}
+		return caps >= consensus.PacerMinTxs && builds > 0 && verifies > 0 && compact > 0
+	})
 }

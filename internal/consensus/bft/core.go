@@ -157,10 +157,11 @@ type heightState struct {
 	idle, work, polling bool
 	idleUntil, pollAt   uint64
 	idleBlock           *types.Block
-	// early: as round 0's proposer, this node asked for its block as
-	// soon as the height began (during the commit wait), request
-	// buildID; earlyBlock is what it built, proposed when round 0 starts.
+	// early: as round 0's proposer, this node asked for its block during
+	// the commit wait (at earlyAt, halfway through it), request buildID;
+	// earlyBlock is what it built, proposed when round 0 starts.
 	early      bool
+	earlyAt    uint64
 	earlyBlock *types.Block
 
 	// What this validator signed at this height (wire form) and in which
@@ -410,6 +411,9 @@ func (c *Core) Stats() consensus.Stats {
 		RoundChanges:   s.RoundChanges,
 		DecidedInRound: s.CommitRounds,
 		Dropped:        s.Dropped,
+		CompactRebuilt: s.CompactRebuilt,
+		CompactFetched: s.TxFetches,
+		CompactFull:    s.FullFetches,
 	}
 	if c.hs != nil && c.hs.vals != nil {
 		out.Validators = c.hs.vals.Size()
@@ -575,15 +579,29 @@ func (c *Core) startHeight() {
 		// Build round 0's block while the commit wait runs: on the block
 		// just decided, which the host executed when it verified or built
 		// it. Only when a block is made at every height (an idle height's
-		// poll uses the build requests otherwise).
-		hs.early = true
-		c.buildID++
-		c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(0)}
+		// poll uses the build requests otherwise). Not at once: halfway
+		// through the wait, so that what arrives in its first half joins
+		// this block instead of waiting a height more, and the second
+		// half is for building.
+		hs.earlyAt = c.now + uint64(hs.tm.commitWait/2)
+		if hs.earlyAt == c.now {
+			c.buildEarly()
+		}
 	}
 	hs.newRoundAt = c.now + uint64(hs.tm.commitWait)
 	if hs.tm.commitWait == 0 {
 		c.endCommitWait()
 	}
+}
+
+// buildEarly asks for round 0's block during the commit wait (see
+// startHeight).
+func (c *Core) buildEarly() {
+	hs := c.hs
+	hs.earlyAt = 0
+	hs.early = true
+	c.buildID++
+	c.rd.Build = &consensus.BuildRequest{ID: c.buildID, Parent: c.parent, Empty: true, Budget: c.budget(0)}
 }
 
 // endCommitWait starts round 0 once the commit wait is over, unless the
@@ -680,7 +698,7 @@ func (c *Core) SetParams(from uint64, values map[string]uint64) error {
 func (c *Core) startRound(r int64) {
 	hs := c.hs
 	hs.round, hs.step = r, stepPropose
-	hs.newRoundAt, hs.prevoteAt, hs.precommitAt = 0, 0, 0
+	hs.newRoundAt, hs.prevoteAt, hs.precommitAt, hs.earlyAt = 0, 0, 0, 0
 	hs.proposeAt = c.now + c.timeout(hs.tm.propose, r)
 	// An idle height's poll, if out, is answered to no one.
 	hs.building, hs.idle, hs.polling = false, false, false
@@ -758,6 +776,9 @@ func (c *Core) pruneRounds() {
 func (c *Core) Tick() {
 	c.now++
 	hs := c.hs
+	if hs.step == stepNewHeight && hs.earlyAt != 0 && c.now >= hs.earlyAt {
+		c.buildEarly()
+	}
 	if hs.step == stepNewHeight && hs.newRoundAt != 0 && c.now >= hs.newRoundAt {
 		c.endCommitWait()
 	}

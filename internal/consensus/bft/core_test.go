@@ -829,8 +829,8 @@ func FuzzSavedState(f *testing.F) {
 }
 
 // TestCoreEarlyBuild: round 0's proposer of the next height asks for its
-// block in the Ready of the decision (on the decided block, during the
-// commit wait), and proposes it when round 0 starts, built early or late.
+// block halfway through the commit wait (on the decided block), and
+// proposes it when round 0 starts, built early or late.
 func TestCoreEarlyBuild(t *testing.T) {
 	for _, late := range []bool{false, true} {
 		probe := newFixture(t, 4, 0, nil)
@@ -865,11 +865,24 @@ func TestCoreEarlyBuild(t *testing.T) {
 			f.mustStep(id, f.vote(MsgPrecommit, id, 1, 0, b.Hash()))
 		}
 		rd = f.core.Ready()
-		if len(rd.Commits) != 1 || rd.Build == nil || rd.Build.Parent.Hash() != b.Hash() || rd.Build.Budget != time.Second {
-			t.Fatalf("late %v: the decision's Ready: commits %d, build %+v", late, len(rd.Commits), rd.Build)
+		if len(rd.Commits) != 1 || rd.Build != nil {
+			t.Fatalf("late %v: the decision's Ready: commits %d, build %+v; want 1 and no build yet", late, len(rd.Commits), rd.Build)
 		}
-		req := *rd.Build
 		f.core.Advance()
+		var req consensus.BuildRequest
+		for i := 1; i <= 2; i++ { // halfway through the 5-tick wait
+			f.core.Tick()
+			rd := f.drain()
+			if (rd.Build != nil) != (i == 2) || f.core.hs.step != stepNewHeight {
+				t.Fatalf("late %v: tick %d of the commit wait: build %+v, step %v", late, i, rd.Build, f.core.hs.step)
+			}
+			if rd.Build != nil {
+				req = *rd.Build
+			}
+		}
+		if req.Parent.Hash() != b.Hash() || req.Budget != time.Second {
+			t.Fatalf("late %v: early build %+v, want on the decided block with a budget of 1s", late, req)
+		}
 		b2 := types.NewBlock(&types.Header{ParentHash: b.Hash(), Number: big.NewInt(2), Difficulty: new(big.Int), GasLimit: 1}, nil, nil, trie.NewStackTrie(nil))
 		if !late {
 			f.core.Built(req, b2, nil)
@@ -878,7 +891,7 @@ func TestCoreEarlyBuild(t *testing.T) {
 			}
 		}
 		var props []*message
-		for i := 0; i < 6; i++ {
+		for i := 0; i < 4; i++ {
 			f.core.Tick()
 			rd := f.drain()
 			if rd.Build != nil {
