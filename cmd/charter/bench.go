@@ -27,10 +27,16 @@ import (
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
 	rpcs := fs.String("rpc", "http://127.0.0.1:8545", "JSON-RPC endpoints, comma separated; senders are spread over them (default with --net: every node of the network)")
-	txs := fs.Int("txs", 10000, "transactions to measure")
+	txs := fs.Int("txs", 10000, "transactions to measure (not with --duration)")
+	duration := fs.Duration("duration", 0, "a sustained run: submit at --rate for this long (e.g. 30s) instead of a fixed --txs; keeps nothing per transaction (latency histograms, per-second series); not with --txs")
+	mixFlag := fs.String("mix", "", "--kind mixed: percent shares of each kind of transaction, adding up to 100 (default "+bench.DefaultMix.String()+")")
+	metricsFlag := fs.String("metrics", "", "Prometheus /metrics URLs of the nodes, comma separated: their consensus round changes and height are scraped each second (default with --net: every node's)")
+	compare := fs.String("compare", "", "also run the same load against this other JSON-RPC endpoint (e.g. geth --dev), alternating with the Charter runs, and print the medians and the ratios charter/other")
+	runs := fs.Int("runs", 3, "--compare: runs on each side")
+	compareKey := fs.String("compare-key", "", "--compare: file with the hex private key that funds the senders on the other endpoint (default: its first eth_accounts account, through eth_sendTransaction, as geth --dev has)")
 	senders := fs.Int("senders", 20, "distinct sending accounts (beyond the 20 funded development accounts, new ones are funded from account 0; on a governed network they need --admin-key to get role write); private-erc20: over all organizations of the group")
-	kind := fs.String("kind", "transfer", "transfer, erc20 or private-erc20 (ERC-20 transfers in a privacy group of the network's first organizations: give --net DIR, or --group-rpc)")
-	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them")
+	kind := fs.String("kind", "transfer", "transfer, erc20, mixed (transfers, ERC-20 transfers, contract creations and calls to one hot contract, see --mix) or private-erc20 (ERC-20 transfers in a privacy group of the network's first organizations: give --net DIR, or --group-rpc)")
+	rate := fs.Float64("rate", 0, "open-loop submission rate in transactions per second; 0 submits as fast as the nodes take them (--duration needs a rate)")
 	batch := fs.Int("batch", 100, "raw transactions per JSON-RPC batch request (1: one request per transaction); with --rate a batch holds only transactions already due")
 	keysFile := fs.String("keys", "", "file of hex private keys, one per line, mode 0600 (default: accounts of the development mnemonic)")
 	adminKey := fs.String("admin-key", "", "key file of an organization admin account (e.g. NET/orgs/org0/admin-account.key): grants write to senders that lack it, and funds them if the funder cannot; private-erc20 with --group-rpc: one per organization of the group, comma separated, in the same order")
@@ -40,8 +46,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	groupOrgs := fs.Int("group-orgs", 2, "private-erc20 with --net: the privacy group is the network's first this many organizations")
 	privGroup := fs.String("privacy-group", "", "private-erc20: run in this privacy group (base64 id) of exactly the group's organizations; default: one found with priv_findPrivacyGroup, or created")
 	withPublic := fs.Bool("with-public", false, "private-erc20: then run public erc20 with the same transactions, senders, rate and endpoints, and print both")
-	jsonOut := fs.String("json", "", "also write the result as JSON to this file (with --with-public: {\"private\": ..., \"public\": ..., \"tps_ratio\": ...})")
-	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency over time to this file")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file (with --with-public: {\"private\": ..., \"public\": ..., \"tps_ratio\": ...}; with --compare: every run, the medians and the ratios)")
+	htmlOut := fs.String("html", "", "also write a self-contained HTML page charting latency, throughput per second and round changes over time to this file (--compare: of the last Charter run)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the last transaction after submission ends")
 	af := addAccessFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -49,6 +55,25 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	set := flagsSet(fs)
 	private := *kind == bench.KindPrivateERC20
+	if set["duration"] && set["txs"] {
+		return errors.New("--txs and --duration both set the length of the run; give one")
+	}
+	var mix bench.Mix
+	if set["mix"] {
+		if *kind != bench.KindMixed {
+			return fmt.Errorf("--mix goes with --kind %s", bench.KindMixed)
+		}
+		var err error
+		if mix, err = bench.ParseMix(*mixFlag); err != nil {
+			return err
+		}
+	}
+	if *compare == "" && (set["runs"] || set["compare-key"]) {
+		return errors.New("--runs and --compare-key go with --compare URL")
+	}
+	if *compare != "" && (private || *withPublic) {
+		return fmt.Errorf("--compare runs public loads; not with --kind %s", bench.KindPrivateERC20)
+	}
 	if *withPublic && !private {
 		return fmt.Errorf("--with-public goes with --kind %s", bench.KindPrivateERC20)
 	}
@@ -79,6 +104,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		endpoints = nil
 		for _, n := range net.Nodes {
 			endpoints = append(endpoints, n.RPC)
+		}
+	}
+	var metrics []string
+	if *metricsFlag != "" {
+		metrics = strings.Split(*metricsFlag, ",")
+	} else if net != nil {
+		for _, n := range net.Nodes {
+			if n.Metrics != "" {
+				metrics = append(metrics, n.Metrics)
+			}
 		}
 	}
 	var group []bench.GroupOrg
@@ -134,6 +169,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	cfg := bench.Config{
 		Endpoints: endpoints,
 		Txs:       *txs,
+		Duration:  *duration,
+		Mix:       mix,
+		Metrics:   metrics,
 		Senders:   *senders,
 		Kind:      *kind,
 		Rate:      *rate,
@@ -147,6 +185,22 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *compare != "" {
+		other := cfg
+		other.Endpoints, other.Metrics, other.Dialer, other.Admin = []string{*compare}, nil, nil, nil
+		other.FundFromNode = true
+		if *compareKey != "" {
+			ks, err := readKeys(*compareKey)
+			if err != nil {
+				return fmt.Errorf("--compare-key: %w", err)
+			}
+			if len(ks) == 0 {
+				return fmt.Errorf("--compare-key %s holds no key", *compareKey)
+			}
+			other.Funder, other.FundFromNode = ks[0], false
+		}
+		return runCompare(ctx, stdout, access, cfg, other, *runs, *compare, *jsonOut, *htmlOut)
+	}
 	var res, pub *bench.Result
 	if private {
 		pcfg := cfg
@@ -187,25 +241,70 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("write %s: %w", *jsonOut, err)
 		}
 	}
-	if *htmlOut != "" {
-		f, err := os.Create(*htmlOut)
-		if err != nil {
-			return fmt.Errorf("--html: %w", err)
-		}
-		err = bench.WriteHTML(f, res)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("--html: %w", err)
-		}
+	if err := writeHTML(*htmlOut, res); err != nil {
+		return err
 	}
-	for _, r := range []*bench.Result{res, pub} {
+	return checkFailed(res, pub)
+}
+
+// checkFailed is an error if a transaction of any of the runs failed.
+func checkFailed(runs ...*bench.Result) error {
+	for _, r := range runs {
 		if r != nil && r.Failed > 0 {
 			return fmt.Errorf("%s: %d of %d transactions failed", r.Kind, r.Failed, r.Sent)
 		}
 	}
 	return nil
+}
+
+// writeHTML writes res's chart to path, if a path is given.
+func writeHTML(path string, res *bench.Result) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	err = bench.WriteHTML(f, res)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	return nil
+}
+
+// runCompare runs the load against Charter and the other endpoint in
+// turn, prints each run as it ends and then the medians and ratios.
+func runCompare(ctx context.Context, stdout io.Writer, access *apiAccess, charterCfg, other bench.Config, runs int, otherURL, jsonOut, htmlOut string) error {
+	each := func(side string, k int, res *bench.Result) {
+		if side == "charter" {
+			scrubResult(access, res)
+		}
+		where := strings.Join(charterCfg.Endpoints, ",")
+		if side == "other" {
+			where = otherURL
+		}
+		fmt.Fprintf(stdout, "run %d of %d, %s (%s):\n", k, runs, side, where)
+		printBench(stdout, res)
+	}
+	c, err := bench.Compare(ctx, bench.Run, charterCfg, other, runs, each)
+	if err != nil {
+		return access.runError(err)
+	}
+	bench.WriteComparison(stdout, c)
+	if jsonOut != "" {
+		data, _ := json.MarshalIndent(c, "", "  ")
+		if err := os.WriteFile(jsonOut, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", jsonOut, err)
+		}
+	}
+	if err := writeHTML(htmlOut, c.Charter[len(c.Charter)-1]); err != nil {
+		return err
+	}
+	return checkFailed(append(append([]*bench.Result(nil), c.Charter...), c.Other...)...)
 }
 
 // scrubResult removes the token from the submission errors of a run
@@ -224,6 +323,19 @@ func printBench(w io.Writer, res *bench.Result) {
 	fmt.Fprintf(w, "%s: sent %d, confirmed %d, failed %d in %.2fs over %d blocks\n", res.Kind, res.Sent, res.Confirmed, res.Failed, res.DurationS, res.Blocks)
 	fmt.Fprintf(w, "throughput %.1f tx/s; submission to %s p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		res.TPS, to, res.Latency.P50, res.Latency.P95, res.Latency.P99, res.Latency.Max)
+	for _, name := range []string{"transfer", "erc20", "create", "hot"} {
+		if k := res.ByKind[name]; k != nil {
+			fmt.Fprintf(w, "  %-8s sent %d, confirmed %d, failed %d; p50 %.1f ms, p99 %.1f ms\n", name, k.Sent, k.Confirmed, k.Failed, k.Latency.P50, k.Latency.P99)
+		}
+	}
+	if c := res.Consensus; c != nil {
+		fmt.Fprintf(w, "consensus: %.0f round changes over %.0f heights (%.3f per height) on the busiest of %d nodes\n", c.RoundChanges, c.Heights, c.PerHeight, len(c.Nodes))
+		for _, n := range c.Nodes {
+			if n.Error != "" {
+				fmt.Fprintf(w, "  metrics %s: %s\n", n.URL, n.Error)
+			}
+		}
+	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(w, "submission error: %s\n", e)
 	}

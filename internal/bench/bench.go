@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"strings"
 	"sync"
@@ -39,18 +40,25 @@ const (
 
 // Config of one run.
 type Config struct {
-	Endpoints []string            // JSON-RPC URLs; transactions are spread over them by sender (not used by KindPrivateERC20)
-	Txs       int                 // transactions to measure
-	Senders   int                 // distinct sending accounts (KindPrivateERC20: over all of Group, spread evenly)
-	Kind      string              // transfer, erc20 or private-erc20
-	Rate      float64             // transactions per second, open loop; 0: as fast as possible
-	Batch     int                 // raw transactions per JSON-RPC batch request
-	Funder    *ecdsa.PrivateKey   // funds senders that have no ether (dev account 0)
-	Admin     *ecdsa.PrivateKey   // an organization admin: grants senders the roles they lack, funds them when Funder cannot; nil: none
-	Keys      []*ecdsa.PrivateKey // sender keys; at least Senders (not used by KindPrivateERC20)
-	Timeout   time.Duration       // how long to wait for the last transaction
-	Progress  io.Writer           // a progress line every second; nil: none
-	Dialer    Dialer              // connects to the endpoints; nil: no credential, the system's roots
+	Endpoints []string      // JSON-RPC URLs; transactions are spread over them by sender (not used by KindPrivateERC20)
+	Txs       int           // transactions to measure (without Duration)
+	Duration  time.Duration // >0: a sustained run, Rate transactions per second for this long instead of Txs (public kinds)
+	Mix       Mix           // KindMixed: the shares of each kind of transaction; zero: DefaultMix
+	Metrics   []string      // Prometheus /metrics URLs of the nodes: consensus round changes and height are scraped each second
+	// FundFromNode funds poor senders from the endpoint's own first
+	// account (eth_accounts, eth_sendTransaction), as on geth --dev,
+	// instead of from Funder.
+	FundFromNode bool
+	Senders      int                 // distinct sending accounts (KindPrivateERC20: over all of Group, spread evenly)
+	Kind         string              // transfer, erc20, mixed or private-erc20
+	Rate         float64             // transactions per second, open loop; 0: as fast as possible
+	Batch        int                 // raw transactions per JSON-RPC batch request
+	Funder       *ecdsa.PrivateKey   // funds senders that have no ether (dev account 0)
+	Admin        *ecdsa.PrivateKey   // an organization admin: grants senders the roles they lack, funds them when Funder cannot; nil: none
+	Keys         []*ecdsa.PrivateKey // sender keys; at least Senders (not used by KindPrivateERC20)
+	Timeout      time.Duration       // how long to wait for the last transaction
+	Progress     io.Writer           // a progress line every second; nil: none
+	Dialer       Dialer              // connects to the endpoints; nil: no credential, the system's roots
 
 	// Group is, for KindPrivateERC20, one entry per organization of the
 	// privacy group (2 to MaxGroupOrgs); the first deploys the token.
@@ -91,12 +99,22 @@ func (c *Config) dialer() Dialer {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
-	case c.Kind != KindTransfer && c.Kind != KindERC20 && c.Kind != KindPrivateERC20:
-		return fmt.Errorf("--kind %q: want transfer, erc20 or private-erc20", c.Kind)
+	case c.Kind != KindTransfer && c.Kind != KindERC20 && c.Kind != KindMixed && c.Kind != KindPrivateERC20:
+		return fmt.Errorf("--kind %q: want transfer, erc20, mixed or private-erc20", c.Kind)
 	case len(c.Endpoints) == 0 && c.Kind != KindPrivateERC20:
 		return errors.New("no JSON-RPC endpoint given (--rpc)")
-	case c.Txs < 1 || c.Txs > 10_000_000:
+	case c.Duration < 0 || c.Duration > maxDuration:
+		return fmt.Errorf("--duration %s is outside [0, %s]", c.Duration, maxDuration)
+	case c.Duration > 0 && c.Rate <= 0:
+		return errors.New("--duration needs --rate: a sustained run submits at a fixed rate")
+	case c.Duration > 0 && c.Kind == KindPrivateERC20:
+		return fmt.Errorf("--duration is not supported with --kind %s; give --txs", KindPrivateERC20)
+	case c.Duration > 0 && c.Rate*c.Duration.Seconds() > maxDurationTxs:
+		return fmt.Errorf("--rate %v for --duration %s is more than %d transactions", c.Rate, c.Duration, maxDurationTxs)
+	case c.Duration == 0 && (c.Txs < 1 || c.Txs > 10_000_000):
 		return fmt.Errorf("--txs %d is outside [1, 10000000]", c.Txs)
+	case len(c.Metrics) > maxMetricsURLs:
+		return fmt.Errorf("--metrics: %d URLs, at most %d", len(c.Metrics), maxMetricsURLs)
 	case c.Senders < 1 || c.Senders > 100_000:
 		return fmt.Errorf("--senders %d is outside [1, 100000]", c.Senders)
 	case c.Rate < 0:
@@ -106,6 +124,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Kind == KindPrivateERC20 {
 		return c.validateGroup()
+	}
+	if c.Kind == KindMixed && c.Mix != (Mix{}) {
+		sum := 0
+		for _, v := range c.Mix.Shares {
+			if v < 0 {
+				return fmt.Errorf("--mix %s: a negative share", c.Mix)
+			}
+			sum += v
+		}
+		if sum != 100 {
+			return fmt.Errorf("--mix %s: the shares add up to %d, want 100", c.Mix, sum)
+		}
+	}
+	for _, u := range c.Metrics {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("--metrics %q is not an http:// or https:// URL", u)
+		}
 	}
 	if len(c.Keys) < c.Senders {
 		return fmt.Errorf("%d sender keys for %d senders", len(c.Keys), c.Senders)
@@ -135,6 +170,12 @@ type Latency struct {
 	Max float64 `json:"max"`
 }
 
+// Bounds of a sustained run (Config.Duration).
+const (
+	maxDuration    = 24 * time.Hour
+	maxDurationTxs = 1_000_000_000
+)
+
 // Point is one transaction's latency, for a chart over time.
 type Point struct {
 	SentMs    float64 `json:"sent_ms"` // since the first submission
@@ -154,14 +195,22 @@ type Result struct {
 	Latency   Latency  `json:"latency_ms"`
 	Blocks    int      `json:"blocks"`
 	DurationS float64  `json:"duration_s"`
-	Points    []Point  `json:"-"`
+	Points    []Point  `json:"-"`                // a uniform sample of at most 20,000 confirmed transactions
 	Errors    []string `json:"errors,omitempty"` // the first few distinct submission errors
+
+	Mix       string              `json:"mix,omitempty"`               // KindMixed: the shares
+	ByKind    map[string]*KindRun `json:"by_kind,omitempty"`           // KindMixed: per kind of transaction
+	Series    []Second            `json:"per_second,omitempty"`        // one entry per second of the run
+	Consensus *Consensus          `json:"consensus,omitempty"`         // with Config.Metrics: round changes per height
+	TargetS   float64             `json:"duration_target_s,omitempty"` // Config.Duration
 }
 
-type txState struct {
-	tx   *types.Transaction
-	sent atomic.Int64 // unix nanos of submission; 0 while unsent
-	done bool
+// KindRun is the part of a mixed run of one kind of transaction.
+type KindRun struct {
+	Sent      int     `json:"sent"`
+	Confirmed int     `json:"confirmed"`
+	Failed    int     `json:"failed"`
+	Latency   Latency `json:"latency_ms"`
 }
 
 // Run executes a benchmark.
@@ -185,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer c.Close()
 		clients[i] = c
 	}
-	r := &runner{cfg: cfg, clients: clients}
+	r := &runner{cfg: cfg, clients: clients, gas: txKindGas}
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -200,15 +249,19 @@ type runner struct {
 	feeCap  *big.Int
 	tip     *big.Int
 	token   common.Address
+	hot     common.Address // KindMixed: the hot contract
 	senders []common.Address
-	nonces  []uint64
-	txs     []*txState
-	byHash  map[common.Hash]*txState
+	nonces  []uint64 // the next nonce of each sender before the measured transactions
+	total   int      // transactions of the run: Txs, or Rate × Duration
+	pattern [100]uint8
+	txs     []*types.Transaction // pre-signed (a run of Txs); nil: signed as they are sent (Duration)
+	flight  *inflight
 	errMu   sync.Mutex
 	errs    map[string]bool
-	refused atomic.Int64
-	points  []Point // written by the watcher only
-	needOrg string  // KindPrivateERC20: the organization every sender must belong to
+	refused [numTxKinds]atomic.Int64
+	sentN   [numTxKinds]atomic.Int64
+	gas     [numTxKinds]uint64 // gas limit of each kind: txKindGas, raised by measureGas
+	needOrg string             // KindPrivateERC20: the organization every sender must belong to
 }
 
 func (r *runner) call(ctx context.Context, result any, method string, args ...any) error {
@@ -241,12 +294,12 @@ func (r *runner) prepare(ctx context.Context) error {
 	if err := r.readNonces(ctx); err != nil {
 		return err
 	}
-	if r.cfg.Kind == KindERC20 {
+	if r.cfg.Kind == KindERC20 || r.cfg.Kind == KindMixed {
 		if err := r.deployToken(ctx); err != nil {
 			return err
 		}
 	}
-	r.sign()
+	r.plan()
 	return nil
 }
 
@@ -318,6 +371,9 @@ func (r *runner) fund(ctx context.Context) error {
 	if len(poor) == 0 {
 		return nil
 	}
+	if r.cfg.FundFromNode {
+		return r.fundFromNode(ctx, poor, need)
+	}
 	// What funding them costs: the value and the gas at the fee cap.
 	total := new(big.Int).Mul(new(big.Int).Add(need, new(big.Int).Mul(r.feeCap, big.NewInt(21000))), big.NewInt(int64(len(poor))))
 	key, err := r.chooseFunder(ctx, total)
@@ -336,6 +392,29 @@ func (r *runner) fund(ctx context.Context) error {
 			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &to, Value: need})
 	}
 	return r.submitAndWait(ctx, txs, "fund senders")
+}
+
+// fundFromNode sends value to each of poor from the endpoint's first
+// account with eth_sendTransaction: the node signs (geth --dev's
+// prefunded developer account, charter dev's development accounts).
+func (r *runner) fundFromNode(ctx context.Context, poor []common.Address, value *big.Int) error {
+	var accts []common.Address
+	if err := r.call(ctx, &accts, "eth_accounts"); err != nil {
+		return fmt.Errorf("%d senders have no ether; fund them from the node's account: eth_accounts: %w", len(poor), err)
+	}
+	if len(accts) == 0 {
+		return fmt.Errorf("%d senders have no ether and the node has no account to fund them from (eth_accounts is empty): give a funded key", len(poor))
+	}
+	hashes := make([]common.Hash, len(poor))
+	batch := make([]gethrpc.BatchElem, len(poor))
+	for k, to := range poor {
+		batch[k] = gethrpc.BatchElem{Method: "eth_sendTransaction", Result: &hashes[k], Args: []any{map[string]any{
+			"from": accts[0], "to": to, "value": (*hexutil.Big)(value), "gas": hexutil.Uint64(21000)}}}
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("fund senders from %s (eth_sendTransaction): %w", accts[0], err)
+	}
+	return r.waitReceipts(ctx, hashes, "fund senders from the node's account")
 }
 
 // chooseFunder picks Funder, or Admin when Funder holds less than total
@@ -372,6 +451,9 @@ func (r *runner) chooseFunder(ctx context.Context, total *big.Int) (*ecdsa.Priva
 	return r.cfg.Admin, nil
 }
 
+// deployToken deploys the token (and, for KindMixed, the hot contract)
+// from the first sender, measures the gas of each kind of transaction on
+// this chain, and gives every other sender tokens.
 func (r *runner) deployToken(ctx context.Context) error {
 	owner := r.cfg.Keys[0]
 	deploy := types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 3_000_000,
@@ -379,12 +461,65 @@ func (r *runner) deployToken(ctx context.Context) error {
 	r.token = crypto.CreateAddress(r.senders[0], r.nonces[0])
 	r.nonces[0]++
 	txs := []*types.Transaction{deploy}
+	if r.cfg.Kind == KindMixed {
+		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 1_000_000,
+			GasFeeCap: r.feeCap, GasTipCap: r.tip, Data: hotInitCode}))
+		r.hot = crypto.CreateAddress(r.senders[0], r.nonces[0])
+		r.nonces[0]++
+	}
+	if err := r.submitAndWait(ctx, txs, "deploy the token"); err != nil {
+		return err
+	}
+	if r.cfg.Kind == KindMixed {
+		var code hexutil.Bytes
+		if err := r.call(ctx, &code, "eth_getCode", r.hot, "latest"); err != nil {
+			return fmt.Errorf("deploy the hot contract: %w", err)
+		}
+		if hexutil.Encode(code) != "0x"+hotRuntimeHex {
+			return fmt.Errorf("deploy the hot contract: its code at %s is %s", r.hot, code)
+		}
+	}
+	if err := r.measureGas(ctx); err != nil {
+		return err
+	}
+	txs = nil
 	for i := 1; i < len(r.senders); i++ {
-		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: 100_000,
+		txs = append(txs, types.MustSignNewTx(owner, r.signer, &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[0], Gas: r.gas[txERC20],
 			GasFeeCap: r.feeCap, GasTipCap: r.tip, To: &r.token, Data: token.TransferData(r.senders[i], new(big.Int).Lsh(big.NewInt(1), 100))}))
 		r.nonces[0]++
 	}
-	return r.submitAndWait(ctx, txs, "deploy and distribute the token")
+	return r.submitAndWait(ctx, txs, "distribute the token")
+}
+
+// measureGas raises the gas limit of each kind of transaction to what
+// this chain estimates for it plus a quarter, when that is above
+// txKindGas: prices differ between forks (geth --dev's newest fork
+// charges far more for a new storage slot than Charter's). The estimates
+// are of the dearest case: a transfer to a fresh address, the hot
+// counter's first write.
+func (r *runner) measureGas(ctx context.Context) error {
+	fresh := common.BigToAddress(big.NewInt(0x10000))
+	calls := map[int]map[string]any{
+		txTransfer: {"to": fresh, "value": (*hexutil.Big)(big.NewInt(1))},
+		txERC20:    {"to": r.token, "data": hexutil.Bytes(token.TransferData(fresh, big.NewInt(1)))},
+		txCreate:   {"data": hexutil.Bytes(hotInitCode)},
+	}
+	if r.hot != (common.Address{}) {
+		calls[txHot] = map[string]any{"to": r.hot}
+	}
+	est := make([]hexutil.Uint64, numTxKinds)
+	var batch []gethrpc.BatchElem
+	for k, call := range calls {
+		call["from"] = r.senders[0]
+		batch = append(batch, gethrpc.BatchElem{Method: "eth_estimateGas", Args: []any{call}, Result: &est[k]})
+	}
+	if err := r.batchCall(ctx, batch); err != nil {
+		return fmt.Errorf("estimate the gas of each kind of transaction: %w", err)
+	}
+	for k := range numTxKinds {
+		r.gas[k] = max(r.gas[k], uint64(est[k])+uint64(est[k])/4)
+	}
+	return nil
 }
 
 // submitAndWait sends setup transactions and waits for all receipts.
@@ -400,26 +535,40 @@ func (r *runner) submitAndWait(ctx context.Context, txs []*types.Transaction, wh
 	if err := r.batchCall(ctx, batch); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	hashes := make([]common.Hash, len(txs))
+	for i, tx := range txs {
+		hashes[i] = tx.Hash()
+	}
+	return r.waitReceipts(ctx, hashes, what)
+}
+
+// waitReceipts waits for a successful receipt of every transaction, then
+// for every endpoint to hold their blocks.
+func (r *runner) waitReceipts(ctx context.Context, hashes []common.Hash, what string) error {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	var last uint64 // the highest block of a receipt
-	for _, tx := range txs {
+	for _, h := range hashes {
 		for {
 			var rc *struct {
 				Status      hexutil.Uint64 `json:"status"`
 				BlockNumber hexutil.Uint64 `json:"blockNumber"`
 			}
-			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", tx.Hash()); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
+			if err := r.call(ctx, &rc, "eth_getTransactionReceipt", h); err != nil {
+				// geth answers this while it indexes after a start: not yet.
+				if !strings.Contains(err.Error(), "transaction indexing is in progress") || time.Now().After(deadline) {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				rc = nil
 			}
 			if rc != nil {
 				if rc.Status != 1 {
-					return fmt.Errorf("%s: transaction %s failed", what, tx.Hash())
+					return fmt.Errorf("%s: transaction %s failed", what, h)
 				}
 				last = max(last, uint64(rc.BlockNumber))
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: no receipt for %s within %s", what, tx.Hash(), r.cfg.Timeout)
+				return fmt.Errorf("%s: no receipt for %s within %s", what, h, r.cfg.Timeout)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -445,30 +594,65 @@ func (r *runner) submitAndWait(ctx context.Context, txs []*types.Transaction, wh
 	return nil
 }
 
-// sign pre-signs the measured transactions, round robin over senders.
-func (r *runner) sign() {
-	r.txs = make([]*txState, r.cfg.Txs)
-	r.byHash = make(map[common.Hash]*txState, r.cfg.Txs)
-	for i := range r.txs {
-		s := i % len(r.senders)
-		var inner *types.DynamicFeeTx
-		recipient := common.BigToAddress(big.NewInt(int64(0x10000 + i%10_000)))
-		if r.cfg.Kind == KindERC20 {
-			inner = &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s], Gas: 60_000, GasFeeCap: r.feeCap, GasTipCap: r.tip,
-				To: &r.token, Data: token.TransferData(recipient, big.NewInt(1))}
-		} else {
-			inner = &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s], Gas: 21000, GasFeeCap: r.feeCap, GasTipCap: r.tip,
-				To: &recipient, Value: big.NewInt(1)}
+// plan fixes the run's length and kinds, and pre-signs the transactions of
+// a run of Txs (a sustained run signs each as it is sent, so that it keeps
+// nothing per transaction).
+func (r *runner) plan() {
+	r.total = r.cfg.Txs
+	if r.cfg.Duration > 0 {
+		r.total = int(math.Ceil(r.cfg.Rate * r.cfg.Duration.Seconds()))
+	}
+	mix := Mix{}
+	switch r.cfg.Kind {
+	case KindTransfer:
+		mix.Shares[txTransfer] = 100
+	case KindERC20:
+		mix.Shares[txERC20] = 100
+	default:
+		mix = r.cfg.mix()
+	}
+	r.pattern = mix.pattern()
+	if r.cfg.Duration == 0 {
+		r.txs = make([]*types.Transaction, r.total)
+		for i := range r.txs {
+			r.txs[i] = r.txAt(i)
 		}
-		r.nonces[s]++
-		tx := types.MustSignNewTx(r.cfg.Keys[s], r.signer, inner)
-		r.txs[i] = &txState{tx: tx}
-		r.byHash[tx.Hash()] = r.txs[i]
 	}
 }
 
+// mix is the mix of a KindMixed run.
+func (c *Config) mix() Mix {
+	if c.Mix == (Mix{}) {
+		return DefaultMix
+	}
+	return c.Mix
+}
+
+// kindOf is the kind of transaction i.
+func (r *runner) kindOf(i int) int { return int(r.pattern[i%len(r.pattern)]) }
+
+// txAt signs transaction i of the run: round robin over the senders, each
+// sender's in nonce order.
+func (r *runner) txAt(i int) *types.Transaction {
+	s := i % len(r.senders)
+	k := r.kindOf(i)
+	inner := &types.DynamicFeeTx{ChainID: r.chainID, Nonce: r.nonces[s] + uint64(i/len(r.senders)), Gas: r.gas[k],
+		GasFeeCap: r.feeCap, GasTipCap: r.tip}
+	recipient := common.BigToAddress(big.NewInt(int64(0x10000 + i%10_000)))
+	switch k {
+	case txTransfer:
+		inner.To, inner.Value = &recipient, big.NewInt(1)
+	case txERC20:
+		inner.To, inner.Data = &r.token, token.TransferData(recipient, big.NewInt(1))
+	case txCreate:
+		inner.Data = hotInitCode
+	case txHot:
+		inner.To = &r.hot
+	}
+	return types.MustSignNewTx(r.cfg.Keys[s], r.signer, inner)
+}
+
 func (r *runner) noteError(err error) {
-	r.refused.Add(1)
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	if r.errs == nil {

@@ -413,7 +413,7 @@ func TestPrivateConfigValidate(t *testing.T) {
 			c.Group = []GroupOrg{two[0], {Name: "b", Endpoints: []string{"http://x"}, Keys: []*ecdsa.PrivateKey{key}}}
 		}, "1 sender keys for 2 senders"},
 		{"bad group id", func(c *Config) { c.PrivacyGroup = "abc" }, "--privacy-group"},
-		{"bad kind", func(c *Config) { c.Kind = "private" }, "want transfer, erc20 or private-erc20"},
+		{"bad kind", func(c *Config) { c.Kind = "private" }, "want transfer, erc20, mixed or private-erc20"},
 		{"bad batch", func(c *Config) { c.Batch = 0 }, "--batch"},
 	} {
 		c := ok

@@ -27,11 +27,15 @@ type account struct {
 	EffectiveRoles []string `json:"effectiveRoles"`
 }
 
-// neededRoles is what sender i must hold: write to transact, and deploy
-// for the token's owner (sender 0) under KindERC20.
+// neededRoles is what sender i must hold: write to transact, deploy for
+// the token's owner (sender 0) under KindERC20 and KindMixed, and deploy
+// for every sender of a mixed load with contract creations.
 func (r *runner) neededRoles(i int) system.Role {
 	need := system.RoleWrite
-	if i == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20) {
+	if i == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20 || r.cfg.Kind == KindMixed) {
+		need |= system.RoleDeploy
+	}
+	if r.cfg.Kind == KindMixed && r.cfg.mix().Shares[txCreate] > 0 {
 		need |= system.RoleDeploy
 	}
 	return need
@@ -83,8 +87,11 @@ func (r *runner) grantRoles(ctx context.Context) error {
 	if r.needOrg != "" {
 		lack = "role write in organization " + r.needOrg
 	}
-	if missing[0] == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20) {
+	if missing[0] == 0 && (r.cfg.Kind == KindERC20 || r.cfg.Kind == KindPrivateERC20 || r.cfg.Kind == KindMixed) {
 		lack = "role write (the token's owner, the first, write and deploy)"
+	}
+	if r.cfg.Kind == KindMixed && r.cfg.mix().Shares[txCreate] > 0 {
+		lack = "roles write and deploy (a mix with contract creations)"
 	}
 	if r.cfg.Admin == nil {
 		fewer := ""

@@ -3,27 +3,108 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 )
 
 // workersPerEndpoint is how many submitting connections each node gets.
 const workersPerEndpoint = 4
 
+// maxInFlight bounds the transactions submitted and not yet seen in a
+// block (about 100 bytes each): when the chain falls this far behind, the
+// submitters wait, and the run stops being open loop.
+const maxInFlight = 256 * 1024
+
+// chunkTxs is how many of its transactions a submitter lines up at a time.
+const chunkTxs = 4096
+
+// sendRec is what the run keeps of a transaction between its submission
+// and its block.
+type sendRec struct {
+	sent int64 // unix nanos
+	kind uint8
+}
+
+// inflight is the set of submitted transactions not yet seen in a block,
+// at most maxInFlight: a submitter adds before its request leaves (add
+// blocks while the set is full), the watcher takes on inclusion, a
+// submitter drops on refusal. Goroutine-safe.
+type inflight struct {
+	slots chan struct{} // one token per entry: the bound
+	mu    struct {
+		sync.Mutex
+		m map[common.Hash]sendRec
+	}
+}
+
+func newInflight(limit int) *inflight {
+	f := &inflight{slots: make(chan struct{}, limit)}
+	f.mu.m = make(map[common.Hash]sendRec)
+	return f
+}
+
+// add records h; false if ctx ended while the set was full.
+func (f *inflight) add(ctx context.Context, h common.Hash, rec sendRec) bool {
+	select {
+	case f.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	f.mu.Lock()
+	f.mu.m[h] = rec
+	f.mu.Unlock()
+	return true
+}
+
+// take removes h and returns what was kept of it.
+func (f *inflight) take(h common.Hash) (sendRec, bool) {
+	f.mu.Lock()
+	rec, ok := f.mu.m[h]
+	if ok {
+		delete(f.mu.m, h)
+	}
+	f.mu.Unlock()
+	if ok {
+		<-f.slots
+	}
+	return rec, ok
+}
+
+func (f *inflight) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.mu.m)
+}
+
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	var startHead hexutil.Uint64
 	if err := r.call(ctx, &startHead, "eth_blockNumber"); err != nil {
 		return nil, err
 	}
+	r.flight = newInflight(min(r.total, maxInFlight))
 	workers := min(len(r.senders), workersPerEndpoint*len(r.clients))
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+time.Duration(float64(len(r.txs))/max(r.cfg.Rate, 1)*float64(time.Second)))
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+time.Duration(float64(r.total)/max(r.cfg.Rate, 1)*float64(time.Second)))
 	defer cancel()
+
+	var sc *scraper
+	scrapeDone := make(chan struct{})
+	scrapeCtx, stopScrape := context.WithCancel(ctx)
+	if len(r.cfg.Metrics) > 0 {
+		sc = newScraper(r.cfg.Metrics)
+		sc.scrapeAll(scrapeCtx) // the baseline, before any load
+		go func() { defer close(scrapeDone); sc.run(scrapeCtx) }()
+	} else {
+		close(scrapeDone)
+	}
 
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -36,34 +117,53 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	submitted := make(chan struct{})
 	go func() { wg.Wait(); close(submitted) }()
 
-	res := &Result{Kind: r.cfg.Kind, Endpoints: len(r.clients), Senders: len(r.senders), Rate: r.cfg.Rate, Sent: len(r.txs)}
-	blocks, last, err := r.watch(ctx, uint64(startHead), start, submitted)
+	rec := newRecorder(uint64(start.UnixNano()))
+	first, lastBlock, blocks, last, err := r.watch(ctx, uint64(startHead), start, submitted, rec, sc)
+	cancel() // a watch that ended early stops the submitters
+	<-submitted
+	if sc != nil {
+		sc.scrapeAll(context.Background()) // the final values
+	}
+	stopScrape()
+	<-scrapeDone
 	if err != nil {
 		return nil, err
 	}
-	<-submitted
-	res.Blocks = len(blocks)
-	var lats []float64
-	for _, st := range r.txs {
-		if !st.done {
-			continue
-		}
-		res.Confirmed++
-	}
-	res.Failed = len(r.txs) - res.Confirmed
+	res := &Result{Kind: r.cfg.Kind, Endpoints: len(r.clients), Senders: len(r.senders), Rate: r.cfg.Rate, Blocks: blocks,
+		TargetS: r.cfg.Duration.Seconds()}
 	// Receipt status, checked after the measurement so as not to load the
 	// nodes during it: a reverted transaction is a failure.
-	reverted, err := r.countReverted(context.Background(), blocks)
-	if err != nil {
-		return nil, err
+	var reverted [numTxKinds]int
+	if first > 0 {
+		if reverted, err = r.countReverted(context.Background(), first, lastBlock); err != nil {
+			return nil, err
+		}
 	}
-	res.Confirmed -= reverted
-	res.Failed += reverted
-	for _, p := range r.points {
-		lats = append(lats, p.LatencyMs)
+	for k := range numTxKinds {
+		sent := int(r.sentN[k].Load())
+		conf := rec.perKind[k] - reverted[k]
+		res.Sent += sent
+		res.Confirmed += conf
+		if r.cfg.Kind == KindMixed {
+			if res.ByKind == nil {
+				res.ByKind = map[string]*KindRun{}
+			}
+			res.ByKind[txKindNames[k]] = &KindRun{Sent: sent, Confirmed: conf, Failed: sent - conf, Latency: latencyOf(rec.kinds[k])}
+		}
 	}
-	res.Points = r.points
-	res.Latency = summarize(lats)
+	if r.cfg.Duration == 0 {
+		res.Sent = r.total // unsent ones count as failed
+	}
+	res.Failed = res.Sent - res.Confirmed
+	if r.cfg.Kind == KindMixed {
+		res.Mix = r.cfg.mix().String()
+	}
+	res.Points = rec.points
+	res.Series = rec.series
+	res.Latency = latencyOf(rec.all)
+	if sc != nil {
+		res.Consensus = sc.summary()
+	}
 	res.DurationS = last.Sub(start).Seconds()
 	if res.DurationS > 0 {
 		res.TPS = float64(res.Confirmed) / res.DurationS
@@ -78,25 +178,52 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 }
 
 // submit sends the transactions of worker w's senders in order, batching
-// those whose scheduled time has come.
+// those whose scheduled time has come, chunkTxs at a time.
 func (r *runner) submit(ctx context.Context, w, workers int, start time.Time) {
-	var mine []int
-	for i := range r.txs {
-		if (i%len(r.senders))%workers == w {
-			mine = append(mine, i)
-		}
-	}
-	submitLoop(ctx, submitSpec{
+	var hashes [chunkTxs]common.Hash // of the chunk's transactions, by position
+	pos := map[int]int{}             // index in the run → position in the chunk
+	chunk := make([]int, 0, chunkTxs)
+	spec := submitSpec{
 		client: r.clients[w%len(r.clients)], method: "eth_sendRawTransaction", rate: r.cfg.Rate, batch: r.cfg.Batch, start: start,
-		raw:  func(i int) []byte { raw, _ := r.txs[i].tx.MarshalBinary(); return raw },
-		sent: func(i int, at int64) { r.txs[i].sent.Store(at) },
+		raw: func(i int) []byte {
+			tx := r.signed(i)
+			hashes[pos[i]] = tx.Hash()
+			raw, _ := tx.MarshalBinary()
+			return raw
+		},
+		sent: func(i int, at int64) {
+			k := r.kindOf(i)
+			r.sentN[k].Add(1)
+			r.flight.add(ctx, hashes[pos[i]], sendRec{sent: at, kind: uint8(k)})
+		},
 		result: func(i int, _ common.Hash, err error) {
 			if err != nil {
-				r.txs[i].sent.Store(-1)
+				if _, ok := r.flight.take(hashes[pos[i]]); ok {
+					r.refused[r.kindOf(i)].Add(1)
+				}
 				r.noteError(err)
 			}
 		},
-	}, mine)
+	}
+	for i := 0; i < r.total && ctx.Err() == nil; {
+		chunk = chunk[:0]
+		clear(pos)
+		for ; i < r.total && len(chunk) < chunkTxs; i++ {
+			if (i%len(r.senders))%workers == w {
+				pos[i] = len(chunk)
+				chunk = append(chunk, i)
+			}
+		}
+		submitLoop(ctx, spec, chunk)
+	}
+}
+
+// signed is transaction i: pre-signed, or signed now.
+func (r *runner) signed(i int) *types.Transaction {
+	if r.txs != nil {
+		return r.txs[i]
+	}
+	return r.txAt(i)
 }
 
 // submitSpec is what submitLoop sends and where it reports.
@@ -160,32 +287,62 @@ func submitLoop(ctx context.Context, s submitSpec, mine []int) {
 }
 
 // watch follows the chain on the first endpoint until every submitted
-// transaction is in a block (or refused), recording latencies.
-func (r *runner) watch(ctx context.Context, from uint64, start time.Time, submitted <-chan struct{}) (blocks []uint64, last time.Time, err error) {
+// transaction is in a block (or refused) and submission has ended, or ctx
+// ends; it records latencies in rec, prints a progress line and closes a
+// second of rec's series every second. It returns the first and last
+// blocks that hold transactions of the run (0 if none), how many blocks
+// did, and when the last was seen.
+func (r *runner) watch(ctx context.Context, from uint64, start time.Time, submitted <-chan struct{}, rec *recorder, sc *scraper) (first, lastBlock uint64, blocks int, last time.Time, err error) {
 	next := from + 1
-	remaining := len(r.txs)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var confirmedLastTick, confirmed int
+	var confirmed, confirmedLastTick, sentLastTick, roundsLastTick int
 	last = start
-	for remaining > int(r.refused.Load()) {
+	sentTotal := func() int {
+		n := 0
+		for k := range r.sentN {
+			n += int(r.sentN[k].Load())
+		}
+		return n
+	}
+	refusedTotal := func() int {
+		n := 0
+		for k := range r.refused {
+			n += int(r.refused[k].Load())
+		}
+		return n
+	}
+	closeSecond := func() {
+		sent := sentTotal()
+		var d *int
+		if sc != nil {
+			rounds := sc.rounds()
+			d = new(int)
+			*d, roundsLastTick = rounds-roundsLastTick, rounds
+		}
+		s := rec.tick(time.Since(start).Seconds(), sent-sentLastTick, next-1, d)
+		if r.cfg.Progress != nil {
+			fmt.Fprintf(r.cfg.Progress, "bench: %6.1fs  confirmed %d/%d  %d tx/s  height %d  refused %d\n",
+				s.T, confirmed, r.total, confirmed-confirmedLastTick, next-1, refusedTotal())
+		}
+		sentLastTick, confirmedLastTick = sent, confirmed
+	}
+	var done atomic.Bool
+	go func() { <-submitted; done.Store(true) }()
+	for !done.Load() || r.flight.len() > 0 {
 		select {
 		case <-ctx.Done():
-			return blocks, last, nil // what is not in by now counts as failed
+			return first, lastBlock, blocks, last, nil // what is not in by now counts as failed
 		case <-tick.C:
-			if r.cfg.Progress != nil {
-				fmt.Fprintf(r.cfg.Progress, "bench: %6.1fs  confirmed %d/%d  %d tx/s  height %d  refused %d\n",
-					time.Since(start).Seconds(), confirmed, len(r.txs), confirmed-confirmedLastTick, next-1, r.refused.Load())
-			}
-			confirmedLastTick = confirmed
+			closeSecond()
 		default:
 		}
 		var head hexutil.Uint64
 		if err := r.call(ctx, &head, "eth_blockNumber"); err != nil {
 			if ctx.Err() != nil {
-				return blocks, last, nil
+				return first, lastBlock, blocks, last, nil
 			}
-			return nil, last, fmt.Errorf("follow the chain: %w", err)
+			return 0, 0, 0, last, fmt.Errorf("follow the chain: %w", err)
 		}
 		if uint64(head) < next {
 			time.Sleep(5 * time.Millisecond)
@@ -196,32 +353,36 @@ func (r *runner) watch(ctx context.Context, from uint64, start time.Time, submit
 				Transactions []common.Hash `json:"transactions"`
 			}
 			if err := r.call(ctx, &blk, "eth_getBlockByNumber", hexutil.Uint64(next), false); err != nil {
-				return nil, last, fmt.Errorf("block %d: %w", next, err)
+				if ctx.Err() != nil {
+					return first, lastBlock, blocks, last, nil
+				}
+				return 0, 0, 0, last, fmt.Errorf("block %d: %w", next, err)
 			}
 			seen := time.Now()
 			ours := false
 			for _, h := range blk.Transactions {
-				st := r.byHash[h]
-				if st == nil || st.done {
+				sr, ok := r.flight.take(h)
+				if !ok {
 					continue
 				}
-				st.done, ours = true, true
-				remaining--
+				ours = true
 				confirmed++
-				if sent := st.sent.Load(); sent > 0 {
-					r.points = append(r.points, Point{
-						SentMs:    float64(sent-start.UnixNano()) / 1e6,
-						LatencyMs: float64(seen.UnixNano()-sent) / 1e6,
-					})
-				}
+				rec.add(int(sr.kind), float64(sr.sent-start.UnixNano())/1e6, float64(seen.UnixNano()-sr.sent)/1e6)
 				last = seen
 			}
 			if ours {
-				blocks = append(blocks, next)
+				blocks++
+				if first == 0 {
+					first = next
+				}
+				lastBlock = next
 			}
 		}
 	}
-	return blocks, last, nil
+	if len(rec.series) == 0 || rec.series[len(rec.series)-1].T < time.Since(start).Seconds()-0.5 {
+		closeSecond() // the last, partial second
+	}
+	return first, lastBlock, blocks, last, nil
 }
 
 // summarize is the latency summary of lats (milliseconds; sorted in place).
@@ -236,20 +397,48 @@ func summarize(lats []float64) Latency {
 	return Latency{P50: pct(0.50), P95: pct(0.95), P99: pct(0.99), Max: pct(1)}
 }
 
-// countReverted counts our transactions with status 0 in the given blocks.
-func (r *runner) countReverted(ctx context.Context, blocks []uint64) (int, error) {
-	reverted := 0
-	for _, n := range blocks {
-		var receipts []struct {
-			TxHash common.Hash    `json:"transactionHash"`
-			Status hexutil.Uint64 `json:"status"`
+// countReverted counts, per kind, the transactions of the run's senders
+// with status 0 in blocks first to last. A transaction's kind is read
+// from its receipt: a creation has a contract address, a call to the
+// token is an ERC-20 transfer, one to the hot contract a hot call.
+func (r *runner) countReverted(ctx context.Context, first, last uint64) ([numTxKinds]int, error) {
+	var reverted [numTxKinds]int
+	ours := make(map[common.Address]bool, len(r.senders))
+	for _, s := range r.senders {
+		ours[s] = true
+	}
+	type receipt struct {
+		From     common.Address  `json:"from"`
+		To       *common.Address `json:"to"`
+		Contract *common.Address `json:"contractAddress"`
+		Status   hexutil.Uint64  `json:"status"`
+	}
+	// receiptBlocks blocks' receipts per batch request: a response of a
+	// few MiB at most.
+	const receiptBlocks = 20
+	for from := first; from <= last; from += receiptBlocks {
+		to := min(last, from+receiptBlocks-1)
+		receipts := make([][]receipt, to-from+1)
+		batch := make([]gethrpc.BatchElem, len(receipts))
+		for i := range batch {
+			batch[i] = gethrpc.BatchElem{Method: "eth_getBlockReceipts", Args: []any{hexutil.Uint64(from + uint64(i))}, Result: &receipts[i]}
 		}
-		if err := r.call(ctx, &receipts, "eth_getBlockReceipts", hexutil.Uint64(n)); err != nil {
-			return 0, fmt.Errorf("receipts of block %d: %w", n, err)
+		if err := r.batchCall(ctx, batch); err != nil {
+			return reverted, fmt.Errorf("receipts of blocks %d to %d: %w", from, to, err)
 		}
-		for _, rc := range receipts {
-			if r.byHash[rc.TxHash] != nil && rc.Status == 0 {
-				reverted++
+		for _, rc := range slices.Concat(receipts...) {
+			if !ours[rc.From] || rc.Status != 0 {
+				continue
+			}
+			switch {
+			case rc.To == nil:
+				reverted[txCreate]++
+			case *rc.To == r.token && r.token != (common.Address{}):
+				reverted[txERC20]++
+			case *rc.To == r.hot && r.hot != (common.Address{}):
+				reverted[txHot]++
+			default:
+				reverted[txTransfer]++
 			}
 		}
 	}
