@@ -393,6 +393,8 @@ func (l *Ledger) rebuildState(head *types.Block) error {
 			return fmt.Errorf("%w: the state of heights %d to %d was lost when the node stopped uncleanly; it is rebuilt from their blocks by a node (Options.Replay)",
 				ErrCorrupt, max(next, 1), number)
 		}
+		l.log.Warn("The node stopped uncleanly: rebuilding the state of the heights it lost by executing their blocks again, before it starts",
+			"from", max(next, 1), "to", number)
 		for n := max(next, 1); n <= number; n++ {
 			parent, block := l.readBlock(n-1), l.readBlock(n)
 			if parent == nil || block == nil {
