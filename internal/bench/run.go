@@ -414,19 +414,38 @@ func (r *runner) countReverted(ctx context.Context, first, last uint64) ([numTxK
 		Status   hexutil.Uint64  `json:"status"`
 	}
 	// receiptBlocks blocks' receipts per batch request: a response of a
-	// few MiB at most.
+	// few MiB at most; a batch the node refuses (a response above its
+	// bound, with blocks of thousands of transactions) is asked again in
+	// halves, down to one block a request.
 	const receiptBlocks = 20
-	for from := first; from <= last; from += receiptBlocks {
-		to := min(last, from+receiptBlocks-1)
+	var read func(from, to uint64) ([]receipt, error)
+	read = func(from, to uint64) ([]receipt, error) {
 		receipts := make([][]receipt, to-from+1)
 		batch := make([]gethrpc.BatchElem, len(receipts))
 		for i := range batch {
 			batch[i] = gethrpc.BatchElem{Method: "eth_getBlockReceipts", Args: []any{hexutil.Uint64(from + uint64(i))}, Result: &receipts[i]}
 		}
-		if err := r.batchCall(ctx, batch); err != nil {
-			return reverted, fmt.Errorf("receipts of blocks %d to %d: %w", from, to, err)
+		err := r.batchCall(ctx, batch)
+		if err == nil {
+			return slices.Concat(receipts...), nil
 		}
-		for _, rc := range slices.Concat(receipts...) {
+		if from == to || ctx.Err() != nil {
+			return nil, fmt.Errorf("receipts of blocks %d to %d: %w", from, to, err)
+		}
+		mid := from + (to-from)/2
+		lo, err := read(from, mid)
+		if err != nil {
+			return nil, err
+		}
+		hi, err := read(mid+1, to)
+		return append(lo, hi...), err
+	}
+	for from := first; from <= last; from += receiptBlocks {
+		receipts, err := read(from, min(last, from+receiptBlocks-1))
+		if err != nil {
+			return reverted, err
+		}
+		for _, rc := range receipts {
 			if !ours[rc.From] || rc.Status != 0 {
 				continue
 			}

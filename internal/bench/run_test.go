@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/big"
@@ -161,6 +162,42 @@ func TestCountRevertedByKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := [numTxKinds]int{txTransfer: 1, txERC20: 1, txCreate: 1, txHot: 2}; got != want {
+		t.Fatalf("reverted %v, want %v", got, want)
+	}
+}
+
+// A batch of receipts the node refuses as too large is asked again in
+// smaller batches: blocks of many transactions do not fail the run.
+func TestCountRevertedSplitsLargeResponses(t *testing.T) {
+	me, dest := common.HexToAddress("0x01"), common.HexToAddress("0x9999")
+	blocks := map[uint64][]map[string]any{}
+	for n := uint64(1); n <= 20; n++ {
+		for i := 0; i < 20; i++ {
+			blocks[n] = append(blocks[n], map[string]any{"from": me, "to": &dest, "status": hexutil.Uint64(1)})
+		}
+	}
+	blocks[17][3]["status"] = hexutil.Uint64(0)
+	srv := gethrpc.NewServer()
+	// A block's 20 receipts are about 2 KiB of JSON: 20 blocks' are far
+	// above this bound, two blocks' below it.
+	srv.SetBatchLimits(100, 8<<10)
+	if err := srv.RegisterName("eth", receiptsEth{blocks}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := &runner{clients: []*gethrpc.Client{gethrpc.DialInProc(srv)}, senders: []common.Address{me}}
+	whole := make([]gethrpc.BatchElem, 20)
+	for i := range whole {
+		whole[i] = gethrpc.BatchElem{Method: "eth_getBlockReceipts", Args: []any{hexutil.Uint64(i + 1)}, Result: new(json.RawMessage)}
+	}
+	if err := r.batchCall(context.Background(), whole); err == nil {
+		t.Fatal("the server took the whole batch; the test needs a response bound it exceeds")
+	}
+	got, err := r.countReverted(context.Background(), 1, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [numTxKinds]int{txTransfer: 1}; got != want {
 		t.Fatalf("reverted %v, want %v", got, want)
 	}
 }
