@@ -405,14 +405,15 @@ func (r *runner) fundFromNode(ctx context.Context, poor []common.Address, value 
 	if len(accts) == 0 {
 		return fmt.Errorf("%d senders have no ether and the node has no account to fund them from (eth_accounts is empty): give a funded key", len(poor))
 	}
+	// One request at a time: the node picks each nonce, and requests of
+	// one batch may run at once (geth then gives two the same nonce,
+	// "replacement transaction underpriced").
 	hashes := make([]common.Hash, len(poor))
-	batch := make([]gethrpc.BatchElem, len(poor))
 	for k, to := range poor {
-		batch[k] = gethrpc.BatchElem{Method: "eth_sendTransaction", Result: &hashes[k], Args: []any{map[string]any{
-			"from": accts[0], "to": to, "value": (*hexutil.Big)(value), "gas": hexutil.Uint64(21000)}}}
-	}
-	if err := r.batchCall(ctx, batch); err != nil {
-		return fmt.Errorf("fund senders from %s (eth_sendTransaction): %w", accts[0], err)
+		if err := r.call(ctx, &hashes[k], "eth_sendTransaction", map[string]any{
+			"from": accts[0], "to": to, "value": (*hexutil.Big)(value), "gas": hexutil.Uint64(21000)}); err != nil {
+			return fmt.Errorf("fund senders from %s (eth_sendTransaction): %w", accts[0], err)
+		}
 	}
 	return r.waitReceipts(ctx, hashes, "fund senders from the node's account")
 }
