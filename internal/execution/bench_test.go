@@ -171,13 +171,7 @@ func BenchmarkExecuteERC20(b *testing.B) {
 			if frozen {
 				c.freeze(b)
 			}
-			deployer := crypto.PubkeyToAddress(c.admin.PublicKey)
-			tokenAddr := crypto.CreateAddress(deployer, c.nonce[deployer])
-			setup := []*types.Transaction{c.sign(c.admin, nil, 3_000_000, token.DeployData(new(big.Int).Lsh(big.NewInt(1), 200)))}
-			for _, k := range c.keys {
-				setup = append(setup, c.sign(c.admin, &tokenAddr, 100_000, token.TransferData(crypto.PubkeyToAddress(k.PublicKey), new(big.Int).Lsh(big.NewInt(1), 100))))
-			}
-			c.extend(b, setup...)
+			tokenAddr := c.deployToken(b)
 			txs := make([]*types.Transaction, benchBlockTxs)
 			for i, k := range c.keys {
 				txs[i] = c.sign(k, &tokenAddr, 100_000, token.TransferData(common.BigToAddress(big.NewInt(int64(i+1000))), big.NewInt(1)))
@@ -318,4 +312,17 @@ func largestProposal(b *testing.B, name, roots string) []byte {
 		b.Fatal(err)
 	}
 	return data
+}
+
+// deployToken deploys the test token from the admin and gives every key a
+// balance, in a block of its own; it returns the token's address.
+func (c *benchChain) deployToken(b *testing.B) common.Address {
+	deployer := crypto.PubkeyToAddress(c.admin.PublicKey)
+	tokenAddr := crypto.CreateAddress(deployer, c.nonce[deployer])
+	setup := []*types.Transaction{c.sign(c.admin, nil, 3_000_000, token.DeployData(new(big.Int).Lsh(big.NewInt(1), 200)))}
+	for _, k := range c.keys {
+		setup = append(setup, c.sign(c.admin, &tokenAddr, 100_000, token.TransferData(crypto.PubkeyToAddress(k.PublicKey), new(big.Int).Lsh(big.NewInt(1), 100))))
+	}
+	c.extend(b, setup...)
+	return tokenAddr
 }

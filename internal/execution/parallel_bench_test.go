@@ -42,13 +42,7 @@ func BenchmarkParallelApply(b *testing.B) {
 					txs[i] = c.sign(k, &to, 21000, nil)
 				}
 			case "erc20":
-				deployer := crypto.PubkeyToAddress(c.admin.PublicKey)
-				tokenAddr := crypto.CreateAddress(deployer, c.nonce[deployer])
-				setup := []*types.Transaction{c.sign(c.admin, nil, 3_000_000, token.DeployData(new(big.Int).Lsh(big.NewInt(1), 200)))}
-				for _, k := range c.keys {
-					setup = append(setup, c.sign(c.admin, &tokenAddr, 100_000, token.TransferData(crypto.PubkeyToAddress(k.PublicKey), new(big.Int).Lsh(big.NewInt(1), 100))))
-				}
-				c.extend(b, setup...)
+				tokenAddr := c.deployToken(b)
 				for i, k := range c.keys {
 					txs[i] = c.sign(k, &tokenAddr, 100_000, token.TransferData(common.BigToAddress(big.NewInt(int64(i+0x10000))), big.NewInt(1)))
 				}
