@@ -2,10 +2,11 @@ package system
 
 import (
 	"encoding/binary"
-	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/lru"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/holiman/uint256"
 )
 
 // StateReader is the part of the world state the system contracts read:
@@ -30,38 +31,60 @@ type store struct {
 	w    StateWriter // nil when read-only
 }
 
-func headSlot(key string) common.Hash {
-	if h, ok := constSlots[key]; ok {
-		return h
+func headSlot(key string) common.Hash { return slotsOf(key).head }
+
+// keySlots are the slots of one key: its head slot and keccak(head), the
+// first of its data slots.
+type keySlots struct{ head, base common.Hash }
+
+// slotCacheEntries bounds the keys whose slots are remembered: every
+// transaction reads its sender's account, organization and node records,
+// and hashing their keys again was a visible part of admission and block
+// execution. Entries are a few dozen bytes, so the cache stays near 2 MB.
+const slotCacheEntries = 16384
+
+var slotCache = lru.NewCache[string, keySlots](slotCacheEntries)
+
+// slotsOf returns key's slots (a pure function of key, so remembering them
+// cannot go stale).
+func slotsOf(key string) keySlots {
+	if ks, ok := slotCache.Get(key); ok {
+		return ks
 	}
-	return crypto.Keccak256Hash([]byte("charter.system."), []byte(key))
+	ks := keySlots{head: crypto.Keccak256Hash([]byte("charter.system."), []byte(key))}
+	ks.base = crypto.Keccak256Hash(ks.head[:])
+	slotCache.Add(key, ks)
+	return ks
 }
 
-// constSlots are the head slots of keys read on every transaction.
-var constSlots = func() map[string]common.Hash {
-	m := map[string]common.Hash{}
-	for _, k := range []string{"defaultRoles", frozenCountKey} {
-		m[k] = crypto.Keccak256Hash([]byte("charter.system."), []byte(k))
-	}
-	return m
-}()
-
+// dataSlot is the i-th data slot of the record whose head slot is head:
+// keccak(head) + i.
 func dataSlot(head common.Hash, i int) common.Hash {
-	base := new(big.Int).SetBytes(crypto.Keccak256(head[:]))
-	return common.BigToHash(base.Add(base, big.NewInt(int64(i))))
+	return dataSlotAt(crypto.Keccak256Hash(head[:]), i)
+}
+
+// dataSlotAt is base + i as 256-bit numbers, base being keccak(head).
+func dataSlotAt(base common.Hash, i int) common.Hash {
+	if i == 0 {
+		return base
+	}
+	var n uint256.Int
+	n.SetBytes32(base[:])
+	n.AddUint64(&n, uint64(i))
+	return n.Bytes32()
 }
 
 // get returns the record under key, or nil when there is none.
 func (s store) get(key string) []byte {
-	head := headSlot(key)
-	h := s.r.GetState(s.addr, head)
+	ks := slotsOf(key)
+	h := s.r.GetState(s.addr, ks.head)
 	if h == (common.Hash{}) {
 		return nil
 	}
 	n := int(binary.BigEndian.Uint64(h[24:]) - 1)
 	out := make([]byte, 0, n)
 	for i := 0; len(out) < n; i++ {
-		v := s.r.GetState(s.addr, dataSlot(head, i))
+		v := s.r.GetState(s.addr, dataSlotAt(ks.base, i))
 		out = append(out, v[:min(32, n-len(out))]...)
 	}
 	return out
@@ -73,7 +96,8 @@ func (s store) has(key string) bool { return s.r.GetState(s.addr, headSlot(key))
 // put writes the record under key (an empty value is a record too);
 // slots the old value used beyond the new one are cleared.
 func (s store) put(key string, value []byte) {
-	head := headSlot(key)
+	ks := slotsOf(key)
+	head := ks.head
 	old := s.slots(head)
 	var h common.Hash
 	binary.BigEndian.PutUint64(h[24:], uint64(len(value))+1)
@@ -82,20 +106,20 @@ func (s store) put(key string, value []byte) {
 	for ; i*32 < len(value); i++ {
 		var v common.Hash
 		copy(v[:], value[i*32:])
-		s.w.SetState(s.addr, dataSlot(head, i), v)
+		s.w.SetState(s.addr, dataSlotAt(ks.base, i), v)
 	}
 	for ; i < old; i++ {
-		s.w.SetState(s.addr, dataSlot(head, i), common.Hash{})
+		s.w.SetState(s.addr, dataSlotAt(ks.base, i), common.Hash{})
 	}
 }
 
 // del removes the record under key.
 func (s store) del(key string) {
-	head := headSlot(key)
-	old := s.slots(head)
-	s.w.SetState(s.addr, head, common.Hash{})
+	ks := slotsOf(key)
+	old := s.slots(ks.head)
+	s.w.SetState(s.addr, ks.head, common.Hash{})
 	for i := 0; i < old; i++ {
-		s.w.SetState(s.addr, dataSlot(head, i), common.Hash{})
+		s.w.SetState(s.addr, dataSlotAt(ks.base, i), common.Hash{})
 	}
 }
 
