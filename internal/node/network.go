@@ -36,7 +36,16 @@ type NetworkConfig struct {
 	// Certificate is the node's TLS identity: a node certificate of its
 	// organization's CA and its key (identity.LoadTLSCertificate).
 	Certificate tls.Certificate
+	// GossipLinger is how long transactions admitted here wait to be
+	// gossiped together with the next ones (default DefaultGossipLinger;
+	// negative: each batch of admissions at once).
+	GossipLinger time.Duration
 }
+
+// DefaultGossipLinger is NetworkConfig.GossipLinger's default: a small
+// part of a block time, long enough that clients submitting one
+// transaction a request share gossip messages.
+const DefaultGossipLinger = 10 * time.Millisecond
 
 // The node's p2p message types.
 const (
@@ -105,7 +114,8 @@ func (c *NetworkConfig) validate() error {
 type network struct {
 	n      *Node
 	tr     *p2p.Transport
-	gossip bool // broadcast locally admitted transactions (bft, poa)
+	gossip bool          // broadcast locally admitted transactions (bft, poa)
+	linger time.Duration // gossip held back to share messages (NetworkConfig.GossipLinger)
 
 	members map[consensus.NodeID]bool // who may connect besides the registry's nodes
 	trust   *identity.TrustStore
@@ -144,9 +154,14 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 			n.log.Warn("This node's certificate is not trusted by the organizations it knows yet (the genesis and the registry at its head); peers refuse it unless governance has admitted its organization", "err", err)
 		}
 	}
+	linger := cfg.GossipLinger
+	if linger == 0 {
+		linger = DefaultGossipLinger
+	}
 	nw := &network{
 		n:       n,
 		gossip:  gossip,
+		linger:  linger,
 		members: make(map[consensus.NodeID]bool, len(members)),
 		remoteQ: make(chan remoteBatch, remoteQueueLen),
 		trust:   trust,
@@ -326,6 +341,25 @@ func (nw *network) admitLoop() {
 		case <-nw.n.quit:
 			return
 		case b := <-nw.remoteQ:
+			// Gossip batches queued meanwhile are admitted with it, in
+			// arrival order: one parallel check and one locked pool
+			// batch for many small messages.
+			for len(b.raw) == 0 && len(b.txs) < maxGossipTxs {
+				var more remoteBatch
+				select {
+				case more = <-nw.remoteQ:
+				default:
+				}
+				if len(more.raw) > 0 {
+					nw.admit(b)
+					b = more
+					continue
+				}
+				if len(more.txs) == 0 {
+					break
+				}
+				b.txs = append(b.txs, more.txs...)
+			}
 			nw.admit(b)
 		}
 	}

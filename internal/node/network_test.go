@@ -207,3 +207,47 @@ func TestRemoteSetForgetsTheOldest(t *testing.T) {
 		t.Fatalf("set %v", r.set)
 	}
 }
+
+// TestGossipSharesMessages: transactions submitted one request each, in
+// quick succession, leave the node in fewer gossip messages than there are
+// transactions (NetworkConfig.GossipLinger), and every one reaches every
+// peer's block.
+func TestGossipSharesMessages(t *testing.T) {
+	nodes := startNetwork(t, "bft", 4)
+	waitUntil(t, 20*time.Second, "every node connected to every other", func() bool {
+		for _, nd := range nodes {
+			if nd.PeerCount() != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	accts, _ := chain.DevAccounts(1)
+	signer := types.LatestSignerForChainID(big.NewInt(chain.DefaultChainID))
+	to := common.HexToAddress("0xC0FFEE")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	before := nodes[0].net.tr.Stats().Types[msgTxs].MsgsOut
+	const n = 40
+	var last common.Hash
+	for nonce := uint64(0); nonce < n; nonce++ {
+		tx := types.MustSignNewTx(accts[0].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(chain.DefaultChainID),
+			Nonce: nonce, Gas: 21000, GasFeeCap: big.NewInt(1), To: &to, Value: big.NewInt(1)})
+		if err := nodes[0].client.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		last = tx.Hash()
+	}
+	for _, nd := range nodes {
+		waitUntil(t, 30*time.Second, "the last transaction final on every node", func() bool {
+			r, err := nd.client.TransactionReceipt(ctx, last)
+			return err == nil && r.Status == types.ReceiptStatusSuccessful
+		})
+	}
+	sent := nodes[0].net.tr.Stats().Types[msgTxs].MsgsOut - before
+	// One message a transaction to each of 3 peers would be 120.
+	if sent == 0 || sent > 3*n/2 {
+		t.Fatalf("%d transactions left node0 in %d gossip messages (3 peers): want fewer than one a transaction", n, sent)
+	}
+	t.Logf("%d transactions, %d gossip messages to 3 peers", n, sent)
+}

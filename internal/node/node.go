@@ -365,17 +365,43 @@ func (n *Node) Start() error {
 
 // newTxsLoop hands transactions that became pending to the engine and,
 // for engines without a forwarding path of their own, to the peers. It
-// coalesces the events waiting at once into one batch, so that a burst of
-// single submissions becomes one gossip message.
+// coalesces the events waiting at once into one batch for the engine, and
+// holds gossip back for up to gossipLinger so that a stream of single
+// submissions (one client request a transaction) leaves as a few gossip
+// messages rather than one message, one frame per peer and one admission
+// batch at each peer for every transaction.
 func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscribe() }) {
 	defer n.wg.Done()
 	defer sub.Unsubscribe()
+	gossip := n.net != nil && n.net.gossip
+	var (
+		pending []*types.Transaction // admitted here, not gossiped yet
+		timer   *time.Timer
+		flushC  <-chan time.Time
+	)
+	flush := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, flushC = nil, nil
+		}
+		if len(pending) > 0 {
+			n.net.gossipTxs(pending)
+			pending = nil
+		}
+	}
 	for {
 		var txs []*types.Transaction
 		select {
 		case ev := <-ch:
 			txs = ev.Txs
+		case <-flushC:
+			timer, flushC = nil, nil
+			flush()
+			continue
 		case <-n.quit:
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		}
 	drain:
@@ -392,8 +418,16 @@ func (n *Node) newTxsLoop(ch <-chan txpool.NewTxsEvent, sub interface{ Unsubscri
 			n.ins.m.Seen(tx.Hash(), now)
 		}
 		n.engine.Notify(txs)
-		if n.net != nil && n.net.gossip {
-			n.net.gossipTxs(txs)
+		if !gossip {
+			continue
+		}
+		pending = append(pending, txs...)
+		switch {
+		case len(pending) >= maxGossipTxs || n.net.linger <= 0:
+			flush()
+		case timer == nil:
+			timer = time.NewTimer(n.net.linger)
+			flushC = timer.C
 		}
 	}
 }
