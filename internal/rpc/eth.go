@@ -272,15 +272,18 @@ func (api *EthAPI) SendRawTransaction(input hexutil.Bytes) (common.Hash, error) 
 // submit hands a signed transaction to the pool. One that is in a block
 // already is answered as such: a client that re-sends the very same
 // signed transaction (ethers reuses a cached nonce for 250 ms) learns
-// that it went through, rather than "nonce too low".
+// that it went through, rather than "nonce too low". The pool refuses
+// such a transaction (its nonce is used), so the transaction index is
+// read only for refused ones, not on every submission.
 func (api *EthAPI) submit(tx *types.Transaction) (common.Hash, error) {
+	err := api.b.SendTx(tx)
+	if err == nil {
+		return tx.Hash(), nil
+	}
 	if num, _, ok := api.b.GetTransaction(tx.Hash()); ok {
 		return common.Hash{}, serverError("already included in block %d: transaction %s", num, tx.Hash().Hex())
 	}
-	if err := api.b.SendTx(tx); err != nil {
-		return common.Hash{}, serverError("%v", err)
-	}
-	return tx.Hash(), nil
+	return common.Hash{}, serverError("%v", err)
 }
 
 // GasPrice is eth_gasPrice: the fixed base fee plus the minimum tip.
