@@ -405,13 +405,19 @@ func (r *runner) fundFromNode(ctx context.Context, poor []common.Address, value 
 	if len(accts) == 0 {
 		return fmt.Errorf("%d senders have no ether and the node has no account to fund them from (eth_accounts is empty): give a funded key", len(poor))
 	}
-	// One request at a time: the node picks each nonce, and requests of
-	// one batch may run at once (geth then gives two the same nonce,
-	// "replacement transaction underpriced").
+	// The nonces are given, one request at a time: a node that picks
+	// them from its pool may give one twice while it resets the pool after
+	// a block (geth --dev then answers "replacement transaction
+	// underpriced").
+	var nonce hexutil.Uint64
+	if err := r.call(ctx, &nonce, "eth_getTransactionCount", accts[0], "pending"); err != nil {
+		return fmt.Errorf("fund senders from %s: eth_getTransactionCount: %w", accts[0], err)
+	}
 	hashes := make([]common.Hash, len(poor))
 	for k, to := range poor {
 		if err := r.call(ctx, &hashes[k], "eth_sendTransaction", map[string]any{
-			"from": accts[0], "to": to, "value": (*hexutil.Big)(value), "gas": hexutil.Uint64(21000)}); err != nil {
+			"from": accts[0], "to": to, "value": (*hexutil.Big)(value), "gas": hexutil.Uint64(21000),
+			"nonce": nonce + hexutil.Uint64(k)}); err != nil {
 			return fmt.Errorf("fund senders from %s (eth_sendTransaction): %w", accts[0], err)
 		}
 	}
