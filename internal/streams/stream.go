@@ -54,8 +54,10 @@ type stream struct {
 	dlqBytes int
 	sinkErr  string
 
-	delivered atomic.Uint64
-	failures  atomic.Uint64
+	delivered  atomic.Uint64
+	failures   atomic.Uint64
+	readErrors atomic.Uint64 // failed reads of the chain (a block not there yet, a closed store)
+	readErr    string        // the last read's error until a read succeeds; under mu
 
 	// run is the goroutine's handle; set and cleared under ops (and
 	// m.mu at Start).
@@ -202,15 +204,37 @@ func (s *stream) run(ctx context.Context) {
 	lastSave := time.Now()
 	poll := time.NewTicker(cfg.PollInterval)
 	defer poll.Stop()
+	readFails := 0 // consecutive failed reads
 	for ctx.Err() == nil {
 		wake := cfg.Heads.Changed()
 		batch, next, err := s.fill(cur, match)
 		if err != nil {
-			log.Warn("read blocks", "err", err)
-			if !sleepCtx(ctx, cfg.RetryBase) {
+			// The same failure again is logged at debug level and waited
+			// out with a growing pause (up to RetryMax); the stream's
+			// stats count it and show it until a read succeeds.
+			readFails++
+			s.readErrors.Add(1)
+			msg := err.Error()
+			s.mu.Lock()
+			repeated := s.readErr == msg
+			s.readErr = msg
+			s.mu.Unlock()
+			if repeated {
+				log.Debug("read blocks", "attempt", readFails, "err", err)
+			} else {
+				log.Warn("read blocks: retrying", "err", err)
+			}
+			if !sleepCtx(ctx, min(cfg.RetryMax, cfg.RetryBase<<min(readFails-1, 16))) {
 				return
 			}
 			continue
+		}
+		if readFails > 0 {
+			readFails = 0
+			s.mu.Lock()
+			s.readErr = ""
+			s.mu.Unlock()
+			log.Info("read blocks: recovered")
 		}
 		if len(batch) > 0 {
 			if !s.deliver(ctx, log, batch, maxAttempts) {

@@ -574,6 +574,7 @@ type StreamStats struct {
 	Lag        uint64 `json:"lagBlocks"`
 	Delivered  uint64 `json:"delivered"`  // events accepted by the sink
 	Failures   uint64 `json:"failures"`   // refused Deliver calls
+	ReadErrors uint64 `json:"readErrors"` // failed reads of the chain, retried
 	DLQEvents  int    `json:"dlqEvents"`  // in the dead-letter queue now
 	DLQDropped uint64 `json:"dlqDropped"` // dropped from a full queue
 	Paused     bool   `json:"paused"`
@@ -600,10 +601,14 @@ func (m *Manager) Stats() []StreamStats {
 			Cursor:     s.st.Cursor,
 			Delivered:  s.delivered.Load(),
 			Failures:   s.failures.Load(),
+			ReadErrors: s.readErrors.Load(),
 			DLQEvents:  len(s.dlq),
 			DLQDropped: s.st.DLQDropped,
 			Paused:     s.st.Paused,
 			Error:      s.sinkErr,
+		}
+		if st.Error == "" && s.readErr != "" {
+			st.Error = "reading the chain: " + s.readErr
 		}
 		s.mu.Unlock()
 		if head > st.Cursor.Block {
