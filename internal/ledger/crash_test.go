@@ -148,6 +148,8 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs child processes")
 	}
+	defer func(d time.Duration) { replayProgressEvery = d }(replayProgressEvery)
+	replayProgressEvery = 0
 	for _, scheme := range []string{"path", "path-flushing", "archive"} {
 		t.Run(scheme, func(t *testing.T) {
 			dir := t.TempDir()
@@ -166,6 +168,12 @@ func TestCrashAtAnyInstant(t *testing.T) {
 				// memory only.
 				if scheme == "path" && c.stage == "kill" && !strings.Contains(logs.String(), "Rebuilt the state") {
 					t.Fatalf("open after a crash at %s of height %d: no state rebuilt; log:\n%s", c.stage, at, logs.String())
+				}
+				// Progress lines (every height here: replayProgressEvery is
+				// 0), unless only the genesis state was rebuilt.
+				if strings.Contains(logs.String(), "Rebuilt the state") && !strings.Contains(logs.String(), " to=0 ") &&
+					!strings.Contains(logs.String(), "Rebuilding the lost state") {
+					t.Fatalf("a rebuild said nothing while it ran; log:\n%s", logs.String())
 				}
 				switch {
 				case c.stage == "state" && got != at-1,

@@ -395,7 +395,13 @@ func (l *Ledger) rebuildState(head *types.Block) error {
 		}
 		l.log.Warn("The node stopped uncleanly: rebuilding the state of the heights it lost by executing their blocks again, before it starts",
 			"from", max(next, 1), "to", number)
+		lastLog := time.Now()
 		for n := max(next, 1); n <= number; n++ {
+			if time.Since(lastLog) >= replayProgressEvery {
+				lastLog = time.Now()
+				l.log.Info("Rebuilding the lost state", "height", n, "to", number, "left", number-n+1,
+					"elapsed", time.Since(start).Round(time.Second))
+			}
 			parent, block := l.readBlock(n-1), l.readBlock(n)
 			if parent == nil || block == nil {
 				return fmt.Errorf("%w: block %d missing", ErrCorrupt, n)
@@ -451,6 +457,11 @@ func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
 	l.flushedID, l.flushedHeight = rawdb.ReadPersistentStateID(l.kv), number
 	l.log.Info("Wrote the state to disk; the window of past state restarts here", "height", number, "elapsed", time.Since(start).Round(time.Millisecond))
 }
+
+// replayProgressEvery is how often a long rebuild of lost state says how
+// far it is (a rebuild after a crash under load can take minutes, and
+// the node listens only once it is done).
+var replayProgressEvery = 10 * time.Second
 
 // commitReplayed commits the state of a block executed again into the
 // layers in memory.
