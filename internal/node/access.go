@@ -16,6 +16,7 @@ import (
 	"github.com/holiman/uint256"
 
 	"github.com/charter-ledger/charter/internal/auth"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/auth/issuer"
 	"github.com/charter-ledger/charter/internal/gateway"
 	"github.com/charter-ledger/charter/internal/keystore"
@@ -107,13 +108,24 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
 	mux.Handle(BackupPath, n.backupHandler())
 	mux.Handle(SnapshotPath, n.snapshotHandler())
+	// The web console: its page (code only, open like the token
+	// endpoint) and its read-only endpoints (behind authentication).
+	capi, err := console.NewAPI(console.APIConfig{
+		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
+		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
+	})
+	if err != nil {
+		return nil, closeAll, err
+	}
+	mux.Handle(console.Path, console.Assets())
+	mux.Handle(console.APIPath, srv.CORS(capi))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API
 	if api == nil || api.Auth == APIOpen {
 		// Open, as charter dev: every caller may do what the API allows
 		// (the signer's roles still bound transactions).
-		return mux, closeAll, nil
+		return consoleRedirect(mux), closeAll, nil
 	}
 	var iss *issuer.Issuer
 	if api.Issuer == nil || !api.Issuer.Disabled {
@@ -152,7 +164,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		Required:  true,
 		OrgActive: (&orgStatus{n: n}).Active,
 		Metrics:   n.ins.reg,
-		Open:      []string{"/oauth/", "/.well-known/", gateway.Prefix + "openapi.json"},
+		Open:      []string{"/oauth/", "/.well-known/", gateway.Prefix + "openapi.json", console.Path},
 	}
 	if n.net != nil {
 		certRoles := system.RoleRead
@@ -194,7 +206,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		closers = append(closers, func() { al.Close() })
 		mc.Log = al
 	}
-	return auth.Middleware(mux, mc), closeAll, nil
+	return consoleRedirect(auth.Middleware(mux, mc)), closeAll, nil
 }
 
 // issuerURL is the built-in issuer's iss claim: the configured URL, else
@@ -276,4 +288,18 @@ func (p keyPool) EstimateGas(ctx context.Context, m ethereum.CallMsg) (uint64, e
 		return 0, failed.Err
 	}
 	return gas, nil
+}
+
+// consoleRedirect sends /console to the console's page at /console/
+// before authentication, so that the address a user types works (the
+// middleware's open paths are prefixes, and "/console" would open
+// "/consoleX" too).
+func consoleRedirect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path+"/" == console.Path && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, console.Path, http.StatusMovedPermanently)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
