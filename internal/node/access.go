@@ -16,8 +16,8 @@ import (
 	"github.com/holiman/uint256"
 
 	"github.com/charter-ledger/charter/internal/auth"
-	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/auth/issuer"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/gateway"
 	"github.com/charter-ledger/charter/internal/keystore"
 	"github.com/charter-ledger/charter/internal/rpc"

@@ -147,9 +147,9 @@ func TestConsoleDecodesTransactions(t *testing.T) {
 	}
 	for path, want := range map[string]int{
 		"tx/0x" + strings.Repeat("0", 64): 404,
-		"tx/0x12":                        400,
-		"tx/" + ok.TxHash.Hex() + "?x=1": 400,
-		"nothing":                        404,
+		"tx/0x12":                         400,
+		"tx/" + ok.TxHash.Hex() + "?x=1":  400,
+		"nothing":                         404,
 	} {
 		if r, body := get(t, base+path); r.StatusCode != want || r.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s, want %d and a problem", path, r.StatusCode, body, want)
