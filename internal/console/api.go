@@ -33,6 +33,9 @@ type APIConfig struct {
 	Ready func() (bool, string)
 	// Peers counts the connected peers; nil: 0.
 	Peers func() int
+	// SQLIndex tells whether the node keeps an SQL index (POST
+	// /api/v1/sql answers).
+	SQLIndex bool
 	// Node names the node: its name, organization and consensus engine.
 	Node NodeInfo
 	// CallTimeout bounds the re-execution that finds a failed
@@ -381,10 +384,11 @@ type Health struct {
 	Queued  int      `json:"queued"`
 	Head    uint64   `json:"head"`
 	HeadAge float64  `json:"headAgeSeconds"`
+	Index   bool     `json:"sqlIndex"`
 }
 
 func (a *api) health(*http.Request) (any, error) {
-	h := &Health{Node: a.cfg.Node, Ready: true}
+	h := &Health{Node: a.cfg.Node, Ready: true, Index: a.cfg.SQLIndex}
 	if a.cfg.Ready != nil {
 		h.Ready, h.Reason = a.cfg.Ready()
 	}

@@ -112,7 +112,8 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// endpoint) and its read-only endpoints (behind authentication).
 	capi, err := console.NewAPI(console.APIConfig{
 		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
-		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
+		SQLIndex: n.index != nil,
+		Node:     console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
 	})
 	if err != nil {
 		return nil, closeAll, err
