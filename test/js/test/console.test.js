@@ -1,0 +1,168 @@
+// The web console in a real browser (Debian's chromium through
+// playwright-core) against a 4-organization testnet: find a transaction by
+// its hash and read its decoded ERC-20 Transfer, follow a proposal, see
+// the members, the network's health, usage, and a private group from a
+// member's node and from another organization's node, which sees only
+// that it exists. Every page's screenshot goes to the test output
+// (CHARTER_TEST_OUTPUT, default test/js/output/console); a console error
+// or an uncaught exception on any page fails the test.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ethers } from 'ethers';
+import { compileToken, JS_ROOT } from '../lib/compile.js';
+import { charterBinary, rpc } from '../lib/node.js';
+import { startTestnet } from '../lib/testnet.js';
+import { KNOWN, SUPPLY, waitFor } from '../lib/dev.js';
+import { launch, chromiumMissing } from '../lib/browser.js';
+
+const OUT = path.resolve(process.env.CHARTER_TEST_OUTPUT || path.join(JS_ROOT, 'output'), 'console');
+const missing = chromiumMissing();
+
+describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI ? missing : false }, () => {
+  let net, browser, bin, n0, n2, txHash, proposalId, groupId;
+  const cli = (...args) => execFileSync(bin, args, { timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+  before(async () => {
+    assert.equal(missing, '', missing);
+    fs.rmSync(OUT, { recursive: true, force: true });
+    fs.mkdirSync(OUT, { recursive: true });
+    bin = await charterBinary();
+    net = await startTestnet({ validators: 4, orgs: 4 });
+    n0 = net.nodes.find((n) => n.org === 'org0');
+    n2 = net.nodes.find((n) => n.org === 'org2');
+    const key = (org) => path.join(net.dir, 'orgs', org, 'admin-account.key');
+
+    // An ERC-20 deployed by a development account of org0, registered
+    // under a name with its ABI, and one transfer.
+    const { abi, bytecode } = compileToken();
+    const provider = new ethers.JsonRpcProvider(n0.rpc, undefined, { staticNetwork: true, polling: true, pollingInterval: 100 });
+    const wallet = new ethers.Wallet(KNOWN[0].key, provider);
+    const token = await (await new ethers.ContractFactory(abi, bytecode, wallet).deploy(SUPPLY)).waitForDeployment();
+    const tx = await token.transfer(KNOWN[1].address, 1234n, { nonce: 1 });
+    txHash = (await tx.wait()).hash;
+    const abiFile = path.join(net.dir, 'token.abi.json');
+    const devKey = path.join(net.dir, 'dev0.key');
+    fs.writeFileSync(abiFile, JSON.stringify(abi));
+    fs.writeFileSync(devKey, KNOWN[0].key.slice(2), { mode: 0o600 });
+    cli('contract', 'register', '--name', 'gold', '--address', await token.getAddress(), '--abi', abiFile, '--key', devKey, '--rpc', n0.rpc);
+    provider.destroy();
+
+    // A proposal of org0 that org1 and org2 approve.
+    const proposed = JSON.parse(cli('gov', 'propose', 'set-parameter', '--name', 'maxOpenProposals', '--value', '20',
+      '--memo', 'room for more proposals', '--key', key('org0'), '--rpc', n0.rpc, '--json'));
+    proposalId = proposed.id ?? proposed.proposal;
+    assert.ok(proposalId, `charter gov propose --json: ${JSON.stringify(proposed)}`);
+    for (const org of ['org1', 'org2']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
+
+    // A private group of org0 and org1 with a private token and a
+    // private transfer; org2 is not a member.
+    const group = JSON.parse(cli('privacy', 'group', 'create', '--name', 'deals', '--member', 'org1', '--key', key('org0'), '--rpc', n0.rpc, '--json'));
+    groupId = group.id ?? group.groupId;
+    assert.ok(groupId, `charter privacy group create --json: ${JSON.stringify(group)}`);
+    const binFile = path.join(net.dir, 'token.bin');
+    fs.writeFileSync(binFile, bytecode.slice(2));
+    const deployed = JSON.parse(cli('privacy', 'send', '--group', groupId, '--key', devKey, '--deploy', binFile,
+      '--call', 'constructor(uint256)', '1000', '--rpc', n0.rpc, '--json'));
+    const priv = deployed.contractAddress ?? deployed.receipt?.contractAddress;
+    assert.ok(priv, `charter privacy send --deploy --json: ${JSON.stringify(deployed)}`);
+    cli('privacy', 'send', '--group', groupId, '--key', devKey, '--to', priv, '--call', 'transfer(address,uint256)', KNOWN[2].address, '5', '--rpc', n0.rpc, '--json');
+
+    browser = await launch();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (net) await net.stop();
+  });
+
+  const shot = async (page, name) => {
+    await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+  };
+
+  test('explorer, transaction, governance, members, network, usage and private data', async () => {
+    const page = await browser.page();
+    const base = `${n0.rpc}/console/`;
+
+    await page.goto(base);
+    await page.locator('#blocks tbody tr').first().waitFor();
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    await shot(page, '01-explorer');
+
+    // Search by hash: the transfer, decoded by the registry's ABI.
+    await page.fill('#q', txHash);
+    await page.press('#q', 'Enter');
+    const event = page.locator('#events .event').filter({ hasText: 'Transfer(address,address,uint256)' });
+    await event.waitFor();
+    assert.match(await event.innerText(), /1234/);
+    assert.match(await event.innerText(), new RegExp(KNOWN[1].address, 'i'));
+    assert.match(await page.locator('main').innerText(), /transfer\(address,uint256\)/);
+    await shot(page, '02-transaction');
+
+    // Search by the registered name: the contract's page.
+    await page.fill('#q', 'gold');
+    await page.press('#q', 'Enter');
+    await page.locator('h1', { hasText: 'Contract gold' }).waitFor();
+    await shot(page, '03-contract');
+
+    // The proposal: listed, then its page with the votes of org1 and org2.
+    await page.goto(`${base}#/governance`);
+    await page.locator(`a[href="#/governance/${proposalId}"]`).first().click();
+    await page.locator('h1', { hasText: `Proposal ${proposalId}` }).waitFor();
+    const votes = await page.locator('main').innerText();
+    assert.match(votes, /org1/);
+    assert.match(votes, /org2/);
+    await shot(page, '04-proposal');
+    await page.goto(`${base}#/governance`);
+    await page.selectOption('#draft-action', 'freeze');
+    await page.fill('#draft-target', KNOWN[3].address);
+    await page.fill('#draft-memo', 'lost key');
+    assert.match(await page.locator('#draft-command').innerText(), new RegExp(`charter gov propose freeze --target ${KNOWN[3].address} --memo 'lost key'`));
+    await shot(page, '05-governance');
+
+    await page.goto(`${base}#/members`);
+    await page.locator('#org-org3').waitFor();
+    await shot(page, '06-members');
+
+    await page.goto(`${base}#/network`);
+    await page.locator('h2', { hasText: 'Validators' }).waitFor();
+    await page.locator('svg.chart').waitFor();
+    await shot(page, '07-network');
+
+    await page.goto(`${base}#/usage`);
+    await page.locator('#usage-csv').waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#usage-csv')]);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    assert.match(csv, /^day,organization,nodes,transactions,gas,state_bytes,gas_share_bps\n/);
+    assert.match(csv, /,org0,/);
+    await shot(page, '08-usage');
+
+    // A member's node shows the group's private events.
+    await page.goto(`${base}#/privacy`);
+    const mine = page.locator('section.group', { hasText: 'deals' });
+    await mine.locator('h3', { hasText: 'Private events' }).waitFor();
+    assert.match(await mine.innerText(), /member/);
+    assert.match(await mine.innerText(), /Transfer/);
+    await shot(page, '09-privacy-member');
+
+    // org2's node: the group exists, its content does not.
+    await page.goto(`${n2.rpc}/console/#/privacy`);
+    const other = page.locator('section.group', { hasText: 'deals' });
+    await other.locator('.private-hidden').waitFor();
+    const text = await other.innerText();
+    assert.match(text, /not a member/);
+    assert.doesNotMatch(text, /Private events|Transfer/);
+    await shot(page, '10-privacy-other-org');
+
+    // A phone.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}#/tx/${txHash}`);
+    await page.locator('#events .event').first().waitFor();
+    await shot(page, '11-transaction-phone');
+
+    assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');
+    console.log(`screenshots: ${OUT}`);
+  });
+});
