@@ -22,7 +22,7 @@ const OUT = path.resolve(process.env.CHARTER_TEST_OUTPUT || path.join(JS_ROOT, '
 const missing = chromiumMissing();
 
 describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI ? missing : false }, () => {
-  let net, browser, bin, n0, n2, txHash, proposalId, groupId;
+  let net, browser, bin, n0, n2, txHash, proposalId, groupId, key;
   const cli = (...args) => execFileSync(bin, args, { timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
   before(async () => {
@@ -33,7 +33,7 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     net = await startTestnet({ validators: 4, orgs: 4 });
     n0 = net.nodes.find((n) => n.org === 'org0');
     n2 = net.nodes.find((n) => n.org === 'org2');
-    const key = (org) => path.join(net.dir, 'orgs', org, 'admin-account.key');
+    key = (org) => path.join(net.dir, 'orgs', org, 'admin-account.key');
 
     // An ERC-20 deployed by a development account of org0, registered
     // under a name with its ABI, and one transfer.
@@ -55,7 +55,7 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
       '--memo', 'room for more proposals', '--key', key('org0'), '--rpc', n0.rpc, '--json'));
     proposalId = proposed.id ?? proposed.proposal;
     assert.ok(proposalId, `charter gov propose --json: ${JSON.stringify(proposed)}`);
-    for (const org of ['org1', 'org2']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
+    cli('gov', 'vote', String(proposalId), 'yes', '--key', key('org1'), '--rpc', n0.rpc);
 
     // A private group of org0 and org1 with a private token and a
     // private transfer; org2 is not a member.
@@ -84,7 +84,10 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
 
   test('explorer, transaction, governance, members, network, usage and private data', async () => {
     const page = await browser.page();
-    const base = `${n0.rpc}/console/`;
+    // The URL testnet prints and writes into endpoints.json.
+    const base = n0.console;
+    assert.equal(base, `${n0.rpc}/console/`);
+    assert.match(net.output(), new RegExp(`Web console: ${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
 
     await page.goto(base);
     await page.locator('#blocks tbody tr').first().waitFor();
@@ -107,14 +110,23 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.locator('h1', { hasText: 'Contract gold' }).waitFor();
     await shot(page, '03-contract');
 
-    // The proposal: listed, then its page with the votes of org1 and org2.
+    // The proposal: listed, open with org1's vote; then org2 and org3
+    // vote, and it passes and executes at the end of its time-lock.
     await page.goto(`${base}#/governance`);
     await page.locator(`a[href="#/governance/${proposalId}"]`).first().click();
     await page.locator('h1', { hasText: `Proposal ${proposalId}` }).waitFor();
+    await page.locator('.badge', { hasText: 'open' }).waitFor();
+    assert.match(await page.locator('main').innerText(), /org1/);
+    await shot(page, '04-proposal-open');
+    for (const org of ['org2', 'org3']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
+    await waitFor(async () => (await rpc(n0.rpc, 'charter_proposal', [Number(proposalId)])).result?.status === 'executed', 60_000, 'the proposal to execute');
+    await page.reload();
+    await page.locator('.badge', { hasText: 'executed' }).waitFor();
     const votes = await page.locator('main').innerText();
-    assert.match(votes, /org1/);
     assert.match(votes, /org2/);
-    await shot(page, '04-proposal');
+    assert.match(votes, /org3/);
+    assert.match(votes, /Executes at block/);
+    await shot(page, '04-proposal-executed');
     await page.goto(`${base}#/governance`);
     await page.selectOption('#draft-action', 'freeze');
     await page.fill('#draft-target', KNOWN[3].address);
@@ -148,7 +160,7 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await shot(page, '09-privacy-member');
 
     // org2's node: the group exists, its content does not.
-    await page.goto(`${n2.rpc}/console/#/privacy`);
+    await page.goto(`${n2.console}#/privacy`);
     const other = page.locator('section.group', { hasText: 'deals' });
     await other.locator('.private-hidden').waitFor();
     const text = await other.innerText();

@@ -76,8 +76,8 @@ export async function proposal(view, ctx, id) {
     h('h2', {}, 'Votes'),
     table(['Organization', 'Voter', 'Vote', 'Weight', 'Block'], p.votes.map((v) => [badge(v.org), addrLink(v.voter, v.voter),
       v.support ? badge('yes', 'ok') : badge('no', 'bad'), String(v.weight), blockLink(v.height)]), 'Votes'),
-    h('h2', {}, 'Vote on it'),
-    h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`));
+    p.status === 'open' ? [h('h2', {}, 'Vote on it'),
+      h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`)] : null);
 }
 
 // The actions and their flags, as `charter gov propose --help` lists them.
