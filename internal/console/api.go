@@ -385,10 +385,23 @@ type Health struct {
 	Head    uint64   `json:"head"`
 	HeadAge float64  `json:"headAgeSeconds"`
 	Index   bool     `json:"sqlIndex"`
+	// Caller is who asks: absent on an open node (charter dev, a
+	// loopback testnet), where the node's organization is the view.
+	Caller *Caller `json:"caller,omitempty"`
 }
 
-func (a *api) health(*http.Request) (any, error) {
+// Caller is the identity a request was authenticated as.
+type Caller struct {
+	Name  string   `json:"name"`
+	Org   string   `json:"org"`
+	Roles []string `json:"roles"`
+}
+
+func (a *api) health(r *http.Request) (any, error) {
 	h := &Health{Node: a.cfg.Node, Ready: true, Index: a.cfg.SQLIndex}
+	if who := auth.FromContext(r.Context()); who != nil {
+		h.Caller = &Caller{Name: who.Name(), Org: who.Org, Roles: who.Roles.Names()}
+	}
 	if a.cfg.Ready != nil {
 		h.Ready, h.Reason = a.cfg.Ready()
 	}

@@ -15,6 +15,7 @@ package console
 
 import (
 	"embed"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
@@ -41,10 +42,18 @@ const MaxScriptBytes = 500_000
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// Site is what the page learns from config.json before it reads anything:
+// whether the node wants a credential (then the page asks for one first,
+// rather than meeting a 401).
+type Site struct {
+	AuthRequired bool `json:"authRequired"`
+}
+
 // Assets serves the embedded page under Path: GET and HEAD only, index.html
 // for Path itself and for every path without a file extension (the
-// page's own routes), 404 for a missing file.
-func Assets() http.Handler {
+// page's own routes), config.json from site, 404 for a missing file.
+func Assets(site Site) http.Handler {
+	siteJSON, _ := json.Marshal(site)
 	sub, err := fs.Sub(files, "ui")
 	if err != nil {
 		panic(err) // the embed pattern names ui
@@ -63,6 +72,12 @@ func Assets() http.Handler {
 		rel, ok := strings.CutPrefix(r.URL.Path, Path)
 		if !ok {
 			http.NotFound(w, r)
+			return
+		}
+		if rel == "config.json" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(siteJSON)
 			return
 		}
 		if rel == "" || path.Ext(rel) == "" {

@@ -118,7 +118,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	if err != nil {
 		return nil, closeAll, err
 	}
-	mux.Handle(console.Path, console.Assets())
+	mux.Handle(console.Path, console.Assets(console.Site{AuthRequired: consoleNeedsCredential(n.cfg.API)}))
 	mux.Handle(console.APIPath, srv.CORS(capi))
 	mux.Handle("/", srv.Handler())
 
@@ -303,4 +303,15 @@ func consoleRedirect(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// consoleNeedsCredential tells the console's page to ask for a credential
+// before it reads: the node requires one and a caller without one may not
+// read.
+func consoleNeedsCredential(api *HomeAPI) bool {
+	if api == nil || api.Auth != APIRequired {
+		return false
+	}
+	anon, _ := system.ParseRoles(api.AnonymousRoles)
+	return anon&system.RoleRead == 0
 }

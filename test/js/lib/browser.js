@@ -21,7 +21,7 @@ export function chromiumMissing() {
 
 // launch starts chromium with a fresh profile; close() removes it. Every
 // console error and uncaught exception of every page is kept in errors.
-export async function launch({ viewport = { width: 1280, height: 900 } } = {}) {
+export async function launch({ viewport = { width: 1280, height: 900 }, ignoreHTTPSErrors = false } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'charter-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -31,6 +31,7 @@ export async function launch({ viewport = { width: 1280, height: 900 } } = {}) {
     viewport,
     timeout: LAUNCH_DEADLINE_MS,
     acceptDownloads: true,
+    ignoreHTTPSErrors, // a test network's nodes serve certificates of its own CAs
   });
   ctx.setDefaultTimeout(15_000);
   const errors = [];

@@ -9,6 +9,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import https from 'node:https';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ethers } from 'ethers';
@@ -20,6 +21,10 @@ import { launch, chromiumMissing } from '../lib/browser.js';
 
 const OUT = path.resolve(process.env.CHARTER_TEST_OUTPUT || path.join(JS_ROOT, 'output'), 'console');
 const missing = chromiumMissing();
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+}
 
 describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI ? missing : false }, () => {
   let net, browser, bin, n0, n2, txHash, proposalId, groupId, key;
@@ -77,10 +82,6 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     if (browser) await browser.close();
     if (net) await net.stop();
   });
-
-  const shot = async (page, name) => {
-    await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
-  };
 
   test('explorer, transaction, governance, members, network, usage and private data', async () => {
     const page = await browser.page();
@@ -176,5 +177,103 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
 
     assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');
     console.log(`screenshots: ${OUT}`);
+  });
+});
+
+// A token of the node's built-in issuer for an API client (the OAuth2
+// client-credentials grant over TLS), asked until the node has reread its
+// clients.
+async function tokenFor(url, ca, id, secret) {
+  for (let i = 0; ; i++) {
+    const res = await new Promise((resolve, reject) => {
+      const req = https.request(`${url}/oauth/token`, {
+        method: 'POST', ca, auth: `${id}:${secret}`, timeout: 10_000,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      }, (r) => {
+        let data = '';
+        r.on('data', (c) => { data += c; });
+        r.on('end', () => resolve({ status: r.statusCode, body: data }));
+      });
+      req.on('error', reject);
+      req.end('grant_type=client_credentials');
+    });
+    if (res.status === 200) return JSON.parse(res.body).access_token;
+    if (i === 20) throw new Error(`no token after 10 s: ${res.status} ${res.body}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+describe('the web console on a network that requires a credential', { timeout: 180_000, skip: missing && !process.env.CI ? missing : false }, () => {
+  let net, browser, bin, n0, n1, c0, c1;
+  const cli = (...args) => execFileSync(bin, args, { timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+  before(async () => {
+    assert.equal(missing, '', missing);
+    fs.mkdirSync(OUT, { recursive: true });
+    bin = await charterBinary();
+    net = await startTestnet({ validators: 2, orgs: 2, apiAuth: true });
+    n0 = net.nodes.find((n) => n.org === 'org0');
+    n1 = net.nodes.find((n) => n.org === 'org1');
+    assert.match(n0.console, /^https:\/\/127\.0\.0\.1:\d+\/console\/$/);
+    // A reader and writer of org0, a reader of org1, each an API client
+    // of its organization's node.
+    c0 = JSON.parse(cli('client', 'add', '--home', n0.home, '--name', 'console', '--roles', 'read,write', '--json'));
+    c1 = JSON.parse(cli('client', 'add', '--home', n1.home, '--name', 'console', '--roles', 'read', '--json'));
+    const ca0 = path.join(net.dir, 'orgs', 'org0', 'ca.crt');
+    const tokenFile = path.join(net.dir, 'org0.token');
+    fs.writeFileSync(tokenFile, await tokenFor(n0.rpc, fs.readFileSync(ca0), c0.id, c0.secret), { mode: 0o600 });
+    const access = ['--rpc', n0.rpc, '--tls.ca', ca0, '--token-file', tokenFile];
+
+    // A group of org0 alone, with a private token and a transfer in it.
+    const group = JSON.parse(cli('privacy', 'group', 'create', '--name', 'vault', '--key', path.join(net.dir, 'orgs', 'org0', 'admin-account.key'), ...access, '--json'));
+    const groupId = group.id ?? group.groupId;
+    const devKey = path.join(net.dir, 'dev0.key');
+    fs.writeFileSync(devKey, KNOWN[0].key.slice(2), { mode: 0o600 });
+    const binFile = path.join(net.dir, 'token.bin');
+    fs.writeFileSync(binFile, compileToken().bytecode.slice(2));
+    const deployed = JSON.parse(cli('privacy', 'send', '--group', groupId, '--key', devKey, '--deploy', binFile, '--call', 'constructor(uint256)', '1000', ...access, '--json'));
+    const priv = deployed.contractAddress ?? deployed.receipt?.contractAddress;
+    cli('privacy', 'send', '--group', groupId, '--key', devKey, '--to', priv, '--call', 'transfer(address,uint256)', KNOWN[2].address, '5', ...access, '--json');
+
+    browser = await launch({ ignoreHTTPSErrors: true });
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (net) await net.stop();
+  });
+
+  const signIn = async (page, node, client) => {
+    await page.goto(node.console);
+    await page.locator('h1', { hasText: 'Sign in' }).waitFor();
+    await page.fill('#login-id', client.id);
+    await page.fill('#login-secret', client.secret);
+    await page.click('#main button[type=submit]');
+    await page.locator('h1', { hasText: 'Explorer' }).waitFor().catch(async (err) => {
+      await shot(page, `failed-sign-in-${node.org}`);
+      throw new Error(`${err.message}\npage: ${await page.locator('main').innerText()}\nerrors: ${browser.errors.join('\n')}`);
+    });
+    await page.locator('#caller', { hasText: `${node.org}/` }).waitFor();
+  };
+
+  test('each organization signs in on its node and sees its own private data only', async () => {
+    const page = await browser.page();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await signIn(page, n0, c0);
+    await shot(page, '20-auth-explorer-org0');
+    await page.goto(`${n0.console}#/privacy`);
+    const mine = page.locator('section.group', { hasText: 'vault' });
+    await mine.locator('h3', { hasText: 'Private events' }).waitFor();
+    assert.match(await mine.innerText(), /Transfer/);
+    await shot(page, '21-auth-privacy-org0');
+
+    await signIn(page, n1, c1);
+    await page.goto(`${n1.console}#/privacy`);
+    const other = page.locator('section.group', { hasText: 'vault' });
+    await other.locator('.private-hidden').waitFor();
+    assert.doesNotMatch(await other.innerText(), /Private events|Transfer/);
+    await shot(page, '22-auth-privacy-org1');
+
+    assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');
   });
 });

@@ -82,6 +82,7 @@ async function loginPage(view) {
       await getJSON('/api/console/health');
       status.textContent = 'Signed in.';
       showWho();
+      footer();
       location.hash = '#/';
     } catch (err) {
       setToken('');
@@ -99,11 +100,16 @@ async function loginPage(view) {
     form, status);
 }
 
-function showWho() {
+async function showWho() {
   const who = document.getElementById('who');
   who.replaceChildren();
   if (token()) {
-    who.append('Signed in ', h('button', { type: 'button', class: 'secondary', onclick: () => { setToken(''); showWho(); location.hash = '#/login'; } }, 'Sign out'));
+    let name = '';
+    try {
+      const c = (await getJSON('/api/console/health')).caller;
+      if (c) name = `as ${c.name} (${c.roles.join(', ')}) `;
+    } catch { /* the token was refused: the page asks again */ }
+    who.append(h('span', { id: 'caller' }, `Signed in ${name}`), h('button', { type: 'button', class: 'secondary', onclick: () => { setToken(''); showWho(); location.hash = '#/login'; } }, 'Sign out'));
   }
 }
 
@@ -125,6 +131,17 @@ async function footer() {
   } catch { /* the page shows the sign-in form */ }
 }
 
-window.addEventListener('hashchange', render);
-showWho();
-render().then(footer);
+async function start() {
+  try {
+    const site = await (await fetch('/console/config.json', { signal: AbortSignal.timeout(10000) })).json();
+    if (site.authRequired && !token()) location.replace('#/login');
+  } catch { /* an old node: the first read tells */ }
+  window.addEventListener('hashchange', render);
+  await render();
+  if (!location.hash.startsWith('#/login')) {
+    showWho();
+    footer();
+  }
+}
+
+start();

@@ -96,7 +96,9 @@ const TRANSFER = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523
 
 export async function privacy(view, ctx) {
   const [hl, m] = await Promise.all([ctx.health(), ctx.members()]);
-  const mine = hl.node.org;
+  // The caller's organization when it signed in, else the node's (an
+  // open node shows what its organization sees).
+  const mine = hl.caller && hl.caller.org ? hl.caller.org : hl.node.org;
   const res = await batch(m.organizations.filter((o) => o.name).map((o) => ['charter_groups', [o.name]]));
   const groups = new Map();
   for (const r of res) if (Array.isArray(r)) for (const g of r) groups.set(g.id, g);
