@@ -51,6 +51,9 @@ func TestConsolePageIsServed(t *testing.T) {
 	if r, _ := get(t, base+"/console/blocks"); r.StatusCode != 200 {
 		t.Fatalf("a route of the page: %d", r.StatusCode)
 	}
+	if r, body := get(t, base+"/console/config.json"); r.StatusCode != 200 || strings.TrimSpace(body) != `{"authRequired":false}` {
+		t.Fatalf("config.json: %d %s", r.StatusCode, body)
+	}
 	if r, _ := get(t, base+"/console/nothing.js"); r.StatusCode != 404 {
 		t.Fatalf("a missing file: %d", r.StatusCode)
 	}
@@ -176,6 +179,9 @@ func TestConsoleBehindAuthentication(t *testing.T) {
 	}
 	if r, _ := get(t, base+"/console"); r.StatusCode != http.StatusMovedPermanently {
 		t.Fatalf("/console: %d", r.StatusCode)
+	}
+	if r, body := get(t, base+"/console/config.json"); r.StatusCode != 200 || strings.TrimSpace(body) != `{"authRequired":true}` {
+		t.Fatalf("config.json: %d %s", r.StatusCode, body)
 	}
 	for _, p := range []string{console.APIPath + "health", console.APIPath + "contracts", "/api/v1/blocks", "/consolex"} {
 		if r, body := get(t, base+p); r.StatusCode != http.StatusUnauthorized {
