@@ -57,17 +57,18 @@ export function readAccountKey(file) {
 // rpc, home) from endpoints.json, output() and stop(). apiAuth: the nodes
 // serve TLS and require a credential (--api-auth required); eth_chainId is
 // then not asked.
-export async function startTestnet({ validators = 2, orgs = 2, blockTime = '200ms', apiAuth = false } = {}) {
+export async function startTestnet({ validators = 2, orgs = 2, blockTime = '200ms', apiAuth = false, consensus = 'raft', consensusParams } = {}) {
   const bin = await charterBinary();
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'charter-js-net-')), 'net');
   const taken = new Set();
   const args = [
     'testnet', '--dir', dir, '--validators', String(validators), '--orgs', String(orgs),
-    '--consensus', 'raft', '--block-time', blockTime,
+    '--consensus', consensus, '--block-time', blockTime,
     '--rpc.port', String(await freePortRun(validators, taken)),
     '--p2p.port', String(await freePortRun(validators, taken)),
     '--metrics.port', String(await freePortRun(validators, taken)),
     ...(apiAuth ? ['--api-auth', 'required'] : []),
+    ...(consensusParams ? ['--consensus-params', JSON.stringify(consensusParams)] : []),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';

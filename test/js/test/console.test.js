@@ -35,7 +35,9 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     fs.rmSync(OUT, { recursive: true, force: true });
     fs.mkdirSync(OUT, { recursive: true });
     bin = await charterBinary();
-    net = await startTestnet({ validators: 4, orgs: 4 });
+    // bft, whose proposers take turns; a short propose timeout, so that
+    // the turns of a stopped validator pass quickly.
+    net = await startTestnet({ validators: 4, orgs: 4, consensus: 'bft', consensusParams: { timeoutPropose: '300ms' } });
     n0 = net.nodes.find((n) => n.org === 'org0');
     n2 = net.nodes.find((n) => n.org === 'org2');
     key = (org) => path.join(net.dir, 'orgs', org, 'admin-account.key');
@@ -174,6 +176,20 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.goto(`${base}#/tx/${txHash}`);
     await page.locator('#events .event').first().waitFor();
     await shot(page, '11-transaction-phone');
+
+    // A validator stops: the others go on without it, and the network
+    // page marks it missing once it let its turns pass.
+    const n3 = net.nodes.find((n) => n.org === 'org3');
+    process.kill(n3.pid, 'SIGKILL');
+    const height = async () => Number(BigInt((await rpc(n0.rpc, 'eth_blockNumber')).result));
+    const stoppedAt = await height();
+    await waitFor(async () => (await height()) >= stoppedAt + 14, 60_000, 'the chain to go on without a validator');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${base}#/network`);
+    const row = page.locator('tr', { hasText: 'org3' });
+    await row.locator('.badge', { hasText: 'missing' }).waitFor();
+    assert.equal(await page.locator('tr .badge', { hasText: 'missing' }).count(), 1, 'only the stopped validator is missing');
+    await shot(page, '12-network-validator-missing');
 
     assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');
     console.log(`screenshots: ${OUT}`);

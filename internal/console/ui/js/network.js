@@ -22,16 +22,22 @@ export async function health(view, ctx) {
   for (const o of m.organizations) for (const n of o.nodes) orgOf.set(n.id.toLowerCase(), o.name);
   const rotating = hl.node.consensus === 'bft' || hl.node.consensus === 'poa';
   const first = blocks.length ? num(blocks[0].number) : head;
+  // On a rotating engine every validator proposes about one block in
+  // |validators|: one that proposed none of the last three rounds of turns
+  // is missing.
+  const turns = Math.max(8, 3 * m.validators.length);
+  const cutoff = head - turns;
   view.append(h('h2', {}, 'Validators'),
     h('p', { class: 'muted' }, rotating
-      ? `Each validator proposes in turn: one that proposed no block of the last ${blocks.length} is marked missing.`
+      ? `Each validator proposes in turn: one that proposed none of the last ${turns} blocks is marked missing.`
       : `${hl.node.consensus}: the leader proposes every block; the last proposer is the leader.`),
     table(['Validator', 'Organization', 'Last proposed block', 'State'], m.validators.map((v) => {
       const l = last.get(v.toLowerCase());
       let state;
-      if (l !== undefined) state = badge(rotating ? 'proposing' : 'leader', 'ok');
-      else if (rotating && blocks.length >= 2 * m.validators.length) state = badge('missing', 'bad');
-      else state = badge(rotating ? 'not seen yet' : 'follower');
+      if (!rotating) state = l !== undefined && l === Math.max(...last.values()) ? badge('leader', 'ok') : badge('follower');
+      else if (l !== undefined && l > cutoff) state = badge('proposing', 'ok');
+      else if (blocks.length >= turns) state = badge('missing', 'bad');
+      else state = badge('not seen yet');
       return [mono(v), orgOf.get(v.toLowerCase()) || '—', l !== undefined ? blockLink(l) : `none since ${first}`, state];
     }), 'Validators'));
   const txs = blocks.map((b) => b.transactions.length);
