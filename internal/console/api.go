@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type APIConfig struct {
 	// SQLIndex tells whether the node keeps an SQL index (POST
 	// /api/v1/sql answers).
 	SQLIndex bool
+	// Seal reads the consensus seal of a committed block (nil: only the
+	// engine is told).
+	Seal func(number uint64, hash common.Hash) (*Seal, error)
 	// Node names the node: its name, organization and consensus engine.
 	Node NodeInfo
 	// CallTimeout bounds the re-execution that finds a failed
@@ -78,6 +82,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a := &api{cfg: cfg, signer: types.LatestSignerForChainID(cfg.Chain.ChainSpec().Config.ChainID), mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET "+APIPath+"tx/{hash}", a.serve("GET /api/console/tx/{hash}", a.transaction))
 	a.mux.HandleFunc("GET "+APIPath+"contracts", a.serve("GET /api/console/contracts", a.contracts))
+	a.mux.HandleFunc("GET "+APIPath+"block/{number}/seal", a.serve("GET /api/console/block/{number}/seal", a.seal))
 	a.mux.HandleFunc("GET "+APIPath+"health", a.serve("GET /api/console/health", a.health))
 	a.mux.HandleFunc(APIPath, func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path)
@@ -420,4 +425,30 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// Seal is how a block was decided: the engine, and on bft the round and
+// the validators whose precommit signatures form its commit certificate
+// (checked against the validator set of the height).
+type Seal struct {
+	Engine  string   `json:"engine"`
+	Round   *int64   `json:"round,omitempty"`
+	Signers []string `json:"signers"`
+	Note    string   `json:"note,omitempty"`
+}
+
+func (a *api) seal(r *http.Request) (any, error) {
+	raw := r.PathValue("number")
+	n, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "number: %q is not a block number", truncate(raw, 40))
+	}
+	h := a.cfg.Chain.HeaderByNumber(n)
+	if h == nil {
+		return nil, fail(http.StatusNotFound, "no block %d in the chain", n)
+	}
+	if a.cfg.Seal == nil {
+		return &Seal{Engine: a.cfg.Node.Consensus, Signers: []string{}}, nil
+	}
+	return a.cfg.Seal(n, h.Hash())
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/auth/issuer"
+	"github.com/charter-ledger/charter/internal/consensus/bft"
 	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/gateway"
 	"github.com/charter-ledger/charter/internal/keystore"
@@ -112,8 +113,8 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// endpoint) and its read-only endpoints (behind authentication).
 	capi, err := console.NewAPI(console.APIConfig{
 		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
-		SQLIndex: n.index != nil,
-		Node:     console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
+		SQLIndex: n.index != nil, Seal: n.consoleSeal,
+		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
 	})
 	if err != nil {
 		return nil, closeAll, err
@@ -314,4 +315,36 @@ func consoleNeedsCredential(api *HomeAPI) bool {
 	}
 	anon, _ := system.ParseRoles(api.AnonymousRoles)
 	return anon&system.RoleRead == 0
+}
+
+// consoleSeal tells the console how block number (of the given hash) was
+// decided: on bft the signers of its commit certificate, verified against
+// the validator set of its height.
+func (n *Node) consoleSeal(number uint64, hash common.Hash) (*console.Seal, error) {
+	out := &console.Seal{Engine: n.cfg.Spec.Consensus.Engine, Signers: []string{}}
+	if out.Engine != "bft" {
+		out.Note = "the " + out.Engine + " engine keeps no commit certificate in its blocks"
+		return out, nil
+	}
+	seal := n.ledger.Seal(number)
+	if len(seal) == 0 {
+		out.Note = "no commit certificate stored with this block"
+		return out, nil
+	}
+	st, _, err := n.chain.System()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	signers, err := bft.VerifyCertificate(n.cfg.Spec.ChainID(), st.ValidatorsAt(number), number, hash, seal)
+	if err != nil {
+		out.Note = err.Error()
+		return out, nil
+	}
+	if c, err := bft.DecodeCertificate(seal); err == nil {
+		out.Round = &c.Round
+	}
+	for _, s := range signers {
+		out.Signers = append(out.Signers, s.Hex())
+	}
+	return out, nil
 }

@@ -162,6 +162,13 @@ func TestConsoleDecodesTransactions(t *testing.T) {
 	if r, body := get(t, base+"contracts"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || list[0].Name != "gold" || !list[0].HasABI {
 		t.Fatalf("contracts: %d %s", r.StatusCode, body)
 	}
+	var seal console.Seal
+	if r, body := get(t, base+"block/1/seal"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &seal) != nil || seal.Engine != "solo" || len(seal.Signers) != 0 {
+		t.Fatalf("seal: %d %s", r.StatusCode, body)
+	}
+	if r, _ := get(t, base+"block/99999/seal"); r.StatusCode != 404 {
+		t.Fatalf("seal of a missing block: %d", r.StatusCode)
+	}
 	var h console.Health
 	if r, body := get(t, base+"health"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &h) != nil || !h.Ready || h.Head < 4 || h.Node.Consensus != "solo" {
 		t.Fatalf("health: %d %s", r.StatusCode, body)

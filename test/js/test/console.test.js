@@ -107,6 +107,12 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.match(await page.locator('main').innerText(), /transfer\(address,uint256\)/);
     await shot(page, '02-transaction');
 
+    // Its block: the proposer and the validators who signed the commit
+    // certificate (a bft quorum: at least 3 of 4).
+    await page.locator('main a[href^="#/block/"]').first().click();
+    await page.locator('#seal li').nth(2).waitFor();
+    await shot(page, '02-block');
+
     // Search by the registered name: the contract's page.
     await page.fill('#q', 'gold');
     await page.press('#q', 'Enter');

@@ -67,9 +67,16 @@ export async function block(view, ctx, id) {
   const isHash = /^0x[0-9a-fA-F]{64}$/.test(id);
   const b = isHash ? await rpc('eth_getBlockByHash', [id, true]) : await rpc('eth_getBlockByNumber', ['0x' + BigInt(id).toString(16), true]);
   if (!b) { view.append(h('h1', {}, `Block ${id}`), h('p', {}, 'This node holds no such block.')); return; }
-  const names = await nodeNames(ctx);
   const n = num(b.number);
+  const [names, seal] = await Promise.all([nodeNames(ctx), n > 0 ? getJSON(`/api/console/block/${n}/seal`) : null]);
   const p = names.get((b.miner || '').toLowerCase());
+  const sealCell = !seal ? 'the genesis' : seal.signers.length
+    ? h('div', { id: 'seal' }, `round ${seal.round}, signed by ${seal.signers.length} validators: `,
+      h('ul', {}, seal.signers.map((id) => {
+        const s = names.get(id.toLowerCase());
+        return h('li', {}, mono(id), s ? h('span', {}, ' ', badge(s.org)) : null);
+      })))
+    : h('span', { class: 'muted' }, `${seal.engine}: ${seal.note || 'no commit certificate'}`);
   view.append(h('h1', {}, `Block ${n}`),
     h('p', {}, n > 0 ? link(`#/block/${n - 1}`, '← previous') : null, ' ', link(`#/block/${n + 1}`, 'next →')),
     kv([
@@ -77,6 +84,7 @@ export async function block(view, ctx, id) {
       ['Parent', isHash || n > 0 ? link(`#/block/${b.parentHash}`, short(b.parentHash, 14), { class: 'mono' }) : mono(b.parentHash)],
       ['Time', `${when(num(b.timestamp))} (${ago(num(b.timestamp))})`],
       ['Proposer', h('span', {}, mono(b.miner), p ? h('span', {}, ' — node of ', badge(p.org)) : null)],
+      ['Commit certificate', sealCell],
       ['Transactions', String(b.transactions.length)],
       ['Gas used / limit', `${num(b.gasUsed)} / ${num(b.gasLimit)}`],
       ['State root', mono(b.stateRoot)],
