@@ -2,7 +2,11 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +41,9 @@ type APIConfig struct {
 	// SQLIndex tells whether the node keeps an SQL index (POST
 	// /api/v1/sql answers).
 	SQLIndex bool
+	// Roots are the organizations' root certificates (PEM) the registry
+	// holds at the head, by organization; nil: none shown.
+	Roots func() (map[string]string, error)
 	// Seal reads the consensus seal of a committed block (nil: only the
 	// engine is told).
 	Seal func(number uint64, hash common.Hash) (*Seal, error)
@@ -83,6 +90,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("GET "+APIPath+"tx/{hash}", a.serve("GET /api/console/tx/{hash}", a.transaction))
 	a.mux.HandleFunc("GET "+APIPath+"contracts", a.serve("GET /api/console/contracts", a.contracts))
 	a.mux.HandleFunc("GET "+APIPath+"block/{number}/seal", a.serve("GET /api/console/block/{number}/seal", a.seal))
+	a.mux.HandleFunc("GET "+APIPath+"certificates", a.serve("GET /api/console/certificates", a.certificates))
 	a.mux.HandleFunc("GET "+APIPath+"health", a.serve("GET /api/console/health", a.health))
 	a.mux.HandleFunc(APIPath, func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path)
@@ -451,4 +459,57 @@ func (a *api) seal(r *http.Request) (any, error) {
 		return &Seal{Engine: a.cfg.Node.Consensus, Signers: []string{}}, nil
 	}
 	return a.cfg.Seal(n, h.Hash())
+}
+
+// Certificate is a root certificate of an organization as the console
+// lists it.
+type Certificate struct {
+	Org         string    `json:"org"`
+	Subject     string    `json:"subject"`
+	NotBefore   time.Time `json:"notBefore"`
+	NotAfter    time.Time `json:"notAfter"`
+	Fingerprint string    `json:"fingerprint"` // SHA-256 of the DER
+	Error       string    `json:"error,omitempty"`
+}
+
+// maxCertificates bounds the list (the registry holds at most a few per
+// organization).
+const maxCertificates = 4096
+
+func (a *api) certificates(*http.Request) (any, error) {
+	out := []Certificate{}
+	if a.cfg.Roots == nil {
+		return out, nil
+	}
+	roots, err := a.cfg.Roots()
+	if err != nil {
+		return nil, err
+	}
+	orgs := make([]string, 0, len(roots))
+	for o := range roots {
+		orgs = append(orgs, o)
+	}
+	sort.Strings(orgs)
+	for _, org := range orgs {
+		rest := []byte(roots[org])
+		for len(out) < maxCertificates {
+			var blk *pem.Block
+			blk, rest = pem.Decode(rest)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			sum := sha256.Sum256(blk.Bytes)
+			c := Certificate{Org: org, Fingerprint: "0x" + hex.EncodeToString(sum[:])}
+			if cert, err := x509.ParseCertificate(blk.Bytes); err != nil {
+				c.Error = err.Error()
+			} else {
+				c.Subject, c.NotBefore, c.NotAfter = cert.Subject.String(), cert.NotBefore.UTC(), cert.NotAfter.UTC()
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

@@ -113,7 +113,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// endpoint) and its read-only endpoints (behind authentication).
 	capi, err := console.NewAPI(console.APIConfig{
 		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
-		SQLIndex: n.index != nil, Seal: n.consoleSeal,
+		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots,
 		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
 	})
 	if err != nil {
@@ -345,6 +345,22 @@ func (n *Node) consoleSeal(number uint64, hash common.Hash) (*console.Seal, erro
 	}
 	for _, s := range signers {
 		out.Signers = append(out.Signers, s.Hex())
+	}
+	return out, nil
+}
+
+// orgRoots are the root certificates of the registry's organizations at
+// the head.
+func (n *Node) orgRoots() (map[string]string, error) {
+	st, _, err := n.chain.System()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	out := map[string]string{}
+	for _, o := range st.Orgs() {
+		if r := st.Roots(o.Name); r != "" {
+			out[o.Name] = r
+		}
 	}
 	return out, nil
 }

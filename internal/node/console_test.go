@@ -162,6 +162,10 @@ func TestConsoleDecodesTransactions(t *testing.T) {
 	if r, body := get(t, base+"contracts"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || list[0].Name != "gold" || !list[0].HasABI {
 		t.Fatalf("contracts: %d %s", r.StatusCode, body)
 	}
+	var certs []console.Certificate
+	if r, body := get(t, base+"certificates"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &certs) != nil {
+		t.Fatalf("certificates: %d %s", r.StatusCode, body)
+	}
 	var seal console.Seal
 	if r, body := get(t, base+"block/1/seal"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &seal) != nil || seal.Engine != "solo" || len(seal.Signers) != 0 {
 		t.Fatalf("seal: %d %s", r.StatusCode, body)

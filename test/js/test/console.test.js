@@ -145,6 +145,9 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
 
     await page.goto(`${base}#/members`);
     await page.locator('#org-org3').waitFor();
+    // Each organization's root certificate, with its expiry.
+    const roots = page.locator('table', { has: page.locator('caption', { hasText: 'Root certificates' }) }).locator('tbody tr');
+    assert.equal(await roots.count(), 4);
     await shot(page, '06-members');
 
     await page.goto(`${base}#/network`);

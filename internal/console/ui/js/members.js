@@ -2,11 +2,22 @@
 // proposals with votes, thresholds and time-lock; the audit trail; a draft
 // form that prints the `charter gov propose` command (the browser never
 // holds a member's key).
-import { rpc } from './api.js';
+import { rpc, getJSON } from './api.js';
 import { h, link, mono, badge, short, table, kv, addrLink, blockLink } from './dom.js';
 
+const DAY_MS = 86400e3;
+
+function expiry(c) {
+  if (c.error) return badge(`unreadable: ${c.error}`, 'bad');
+  const left = Date.parse(c.notAfter) - Date.now();
+  const date = c.notAfter.slice(0, 10);
+  if (left < 0) return badge(`expired ${date}`, 'bad');
+  if (left < 30 * DAY_MS) return badge(`expires ${date} (${Math.ceil(left / DAY_MS)} days)`, 'warn');
+  return h('span', {}, date);
+}
+
 export async function members(view, ctx) {
-  const m = await ctx.members();
+  const [m, certs] = await Promise.all([ctx.members(), getJSON('/api/console/certificates')]);
   const validators = new Set(m.validators.map((v) => v.toLowerCase()));
   view.append(h('h1', {}, 'Members'),
     h('p', {}, `The registry at block ${m.height}: ${m.organizations.length} organizations, ${m.validators.length} validators.`),
@@ -24,6 +35,10 @@ export async function members(view, ctx) {
       h('h3', {}, 'Accounts'),
       table(['Account', 'Roles', 'Frozen'], o.accounts.map((a) => [addrLink(a.address, a.address), a.roles.join(', ') || '—', a.frozen ? badge('frozen', 'bad') : 'no']), `Accounts of ${o.name}`)));
   }
+  view.append(h('h2', {}, 'Root certificates'),
+    h('p', { class: 'muted' }, 'Each organization\'s CA roots in the registry; one that expires within 30 days is highlighted.'),
+    table(['Organization', 'Subject', 'Valid from', 'Expires', 'Fingerprint (SHA-256)'], certs.map((c) => [badge(c.org), c.subject || '—',
+      c.notBefore ? c.notBefore.slice(0, 10) : '—', expiry(c), mono(short(c.fingerprint, 18))]), 'Root certificates'));
   if (m.revokedCertificates.length) view.append(h('h2', {}, 'Revoked certificates'), table(['Fingerprint'], m.revokedCertificates.map((f) => [mono(f)])));
   view.append(h('h2', {}, 'Parameters'), table(['Name', 'Value'], Object.entries(m.parameters).map(([k, v]) => [mono(k), String(v)]), 'Chain parameters'));
 }
