@@ -90,6 +90,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("GET "+APIPath+"tx/{hash}", a.serve("GET /api/console/tx/{hash}", a.transaction))
 	a.mux.HandleFunc("GET "+APIPath+"contracts", a.serve("GET /api/console/contracts", a.contracts))
 	a.mux.HandleFunc("GET "+APIPath+"block/{number}/seal", a.serve("GET /api/console/block/{number}/seal", a.seal))
+	a.mux.HandleFunc("GET "+APIPath+"contracts/{name}", a.serve("GET /api/console/contracts/{name}", a.contract))
 	a.mux.HandleFunc("GET "+APIPath+"certificates", a.serve("GET /api/console/certificates", a.certificates))
 	a.mux.HandleFunc("GET "+APIPath+"health", a.serve("GET /api/console/health", a.health))
 	a.mux.HandleFunc(APIPath, func(w http.ResponseWriter, r *http.Request) {
@@ -510,6 +511,30 @@ func (a *api) certificates(*http.Request) (any, error) {
 			}
 			out = append(out, c)
 		}
+	}
+	return out, nil
+}
+
+// ContractDoc is the newest version of a registered contract with its ABI
+// document.
+type ContractDoc struct {
+	ContractEntry
+	ABI json.RawMessage `json:"abi"`
+}
+
+func (a *api) contract(r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	if a.cfg.Contracts == nil {
+		return nil, fail(http.StatusNotFound, "no contract registered as %q", truncate(name, 80))
+	}
+	c, ok := a.cfg.Contracts.ByName(name)
+	if !ok {
+		return nil, fail(http.StatusNotFound, "no contract registered as %q", truncate(name, 80))
+	}
+	out := &ContractDoc{ContractEntry: ContractEntry{Name: c.Name, Version: c.Version, Address: c.Address.Hex(), Org: c.Org,
+		Deprecated: c.Deprecated, HasABI: c.ABI != nil, ABIHash: c.ABIHash.Hex()}, ABI: json.RawMessage("null")}
+	if c.ABIJSON != nil && json.Valid(c.ABIJSON) {
+		out.ABI = c.ABIJSON
 	}
 	return out, nil
 }

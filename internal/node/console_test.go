@@ -162,6 +162,13 @@ func TestConsoleDecodesTransactions(t *testing.T) {
 	if r, body := get(t, base+"contracts"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || list[0].Name != "gold" || !list[0].HasABI {
 		t.Fatalf("contracts: %d %s", r.StatusCode, body)
 	}
+	var cdoc console.ContractDoc
+	if r, body := get(t, base+"contracts/gold"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &cdoc) != nil || cdoc.Address != tokenAddr.Hex() || !strings.Contains(string(cdoc.ABI), "Transfer") {
+		t.Fatalf("contract gold: %d %s", r.StatusCode, body)
+	}
+	if r, _ := get(t, base+"contracts/nothing"); r.StatusCode != 404 {
+		t.Fatalf("an unknown contract: %d", r.StatusCode)
+	}
 	var certs []console.Certificate
 	if r, body := get(t, base+"certificates"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &certs) != nil {
 		t.Fatalf("certificates: %d %s", r.StatusCode, body)

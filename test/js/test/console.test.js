@@ -117,6 +117,11 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.fill('#q', 'gold');
     await page.press('#q', 'Enter');
     await page.locator('h1', { hasText: 'Contract gold' }).waitFor();
+    // A read-only call from its form: balanceOf the recipient.
+    const form = page.locator('form[data-function="balanceOf"]');
+    await form.locator('input').fill(KNOWN[1].address);
+    await form.locator('button').click();
+    await form.locator('.result', { hasText: '1234' }).waitFor();
     await shot(page, '03-contract');
 
     // The proposal: listed, open with org1's vote; then org2 and org3

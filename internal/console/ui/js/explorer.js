@@ -150,6 +150,7 @@ export async function address(view, ctx, addr) {
       ok(code) && code !== '0x' ? ['Code', `${(code.length - 2) / 2} bytes`] : null,
       reg.length ? ['Registered', reg.map((c) => `${c.name} v${c.version}${c.deprecated ? ' (deprecated)' : ''} by ${c.org}`).join('; ')] : null,
     ]));
+  if (reg.length) await contractSection(view, reg);
   view.append(h('h2', {}, 'Transactions'));
   const hl = await ctx.health();
   if (!hl.sqlIndex) { view.append(h('p', { class: 'muted' }, 'This node keeps no SQL index: its transactions are not listed.')); return; }
@@ -183,4 +184,47 @@ export async function search(view, ctx, q) {
     }
   }
   view.append(h('p', {}, 'Nothing found: give a block number, a block or transaction hash, an address or a registered contract\'s name.'));
+}
+
+// contractSection shows a registered contract's versions, its ABI, and a
+// form per read-only function that calls it through the REST gateway
+// (POST /api/v1/contracts/NAME/call/SIGNATURE, which uses the registry's ABI).
+async function contractSection(view, reg) {
+  const name = reg[reg.length - 1].name;
+  const doc = await getJSON(`/api/console/contracts/${encodeURIComponent(name)}`);
+  view.append(h('h2', {}, 'Versions'),
+    table(['Version', 'Address', 'Registered by', 'ABI hash', 'State'], reg.map((c) => [String(c.version), addrLink(c.address, c.address), badge(c.org),
+      mono(short(c.abiHash, 14)), c.deprecated ? badge('deprecated', 'warn') : 'in use']), 'Versions'));
+  if (!Array.isArray(doc.abi)) return;
+  view.append(h('details', {}, h('summary', {}, 'ABI'), h('pre', { class: 'cmd mono' }, JSON.stringify(doc.abi, null, 1))));
+  const reads = doc.abi.filter((f) => f.type === 'function' && (f.stateMutability === 'view' || f.stateMutability === 'pure'));
+  if (!reads.length) return;
+  const section = h('section', { id: 'reads', 'aria-labelledby': 'reads-h' }, h('h2', { id: 'reads-h' }, 'Read'));
+  reads.forEach((f, i) => {
+    const sig = `${f.name}(${(f.inputs || []).map((x) => x.type).join(',')})`;
+    const out = h('div', { class: 'mono', 'aria-live': 'polite' });
+    const inputs = (f.inputs || []).map((x, j) => {
+      const id = `read-${i}-${j}`;
+      return [h('label', { for: id }, `${x.name || `arg${j}`} (${x.type})`), h('input', { id, name: String(j), autocomplete: 'off' })];
+    });
+    const form = h('form', { class: 'draft card', 'data-function': f.name, onsubmit: async (e) => {
+      e.preventDefault();
+      const args = [...form.querySelectorAll('input')].map((el) => {
+        const v = el.value.trim();
+        if (/^[[{]/.test(v)) { try { return JSON.parse(v); } catch { return v; } }
+        return v;
+      });
+      out.textContent = 'Calling…';
+      try {
+        const r = await postJSON(`/api/v1/contracts/${encodeURIComponent(name)}/call/${encodeURIComponent(sig)}`, { args });
+        out.replaceChildren(...(r.outputs.length ? r.outputs.map((o) => h('div', { class: 'result' }, `${o.name || o.type}: ${typeof o.value === 'string' ? o.value : JSON.stringify(o.value)}`)) : ['(no outputs)']));
+      } catch (err) {
+        out.replaceChildren(errorBox(err));
+      }
+    } },
+    h('strong', { class: 'full mono' }, sig), inputs,
+    h('div', { class: 'full' }, h('button', { type: 'submit' }, `Call ${f.name}`)), h('div', { class: 'full' }, out));
+    section.append(form);
+  });
+  view.append(section);
 }
