@@ -92,8 +92,12 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.equal(base, `${n0.rpc}/console/`);
     assert.match(net.output(), new RegExp(`Web console: ${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
 
+    const t0 = Date.now();
     await page.goto(base);
     await page.locator('#blocks tbody tr').first().waitFor();
+    // Reported, not asserted (the machine is shared): the issue asks for
+    // the first page under 1 s on a local node.
+    console.log(`first page with its latest blocks in ${Date.now() - t0} ms`);
     await page.locator('#live', { hasText: 'live' }).waitFor();
     await shot(page, '01-explorer');
 
