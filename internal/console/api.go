@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/chaindata"
@@ -44,6 +45,9 @@ type APIConfig struct {
 	// Roots are the organizations' root certificates (PEM) the registry
 	// holds at the head, by organization; nil: none shown.
 	Roots func() (map[string]string, error)
+	// Gatherer is the node's metrics registry; the health answer carries
+	// the counters the page charts (nil: none).
+	Gatherer prometheus.Gatherer
 	// Seal reads the consensus seal of a committed block (nil: only the
 	// engine is told).
 	Seal func(number uint64, hash common.Hash) (*Seal, error)
@@ -402,6 +406,18 @@ type Health struct {
 	// Caller is who asks: absent on an open node (charter dev, a
 	// loopback testnet), where the node's organization is the view.
 	Caller *Caller `json:"caller,omitempty"`
+	// Metrics are the node's counters now, for the page to chart their
+	// rates between two answers: committed transactions, and the count
+	// and sum of the finality latency histogram.
+	Metrics *Counters `json:"metrics,omitempty"`
+}
+
+// Counters are monotonic counters of the node's metrics.
+type Counters struct {
+	TxCommitted     float64 `json:"txCommitted"`
+	FinalityCount   uint64  `json:"finalityCount"`
+	FinalitySeconds float64 `json:"finalitySeconds"`
+	Time            float64 `json:"time"` // Unix seconds of the reading
 }
 
 // Caller is the identity a request was authenticated as.
@@ -423,6 +439,9 @@ func (a *api) health(r *http.Request) (any, error) {
 		h.Peers = a.cfg.Peers()
 	}
 	h.Pending, h.Queued = a.cfg.Chain.PoolStats()
+	if a.cfg.Gatherer != nil {
+		h.Metrics = counters(a.cfg.Gatherer)
+	}
 	head := a.cfg.Chain.CurrentHeader()
 	h.Head = head.Number.Uint64()
 	h.HeadAge = time.Since(time.Unix(int64(head.Time), 0)).Seconds()
@@ -537,4 +556,26 @@ func (a *api) contract(r *http.Request) (any, error) {
 		out.ABI = c.ABIJSON
 	}
 	return out, nil
+}
+
+// counters reads the counters the console charts from g.
+func counters(g prometheus.Gatherer) *Counters {
+	c := &Counters{Time: float64(time.Now().UnixMilli()) / 1000}
+	families, err := g.Gather()
+	if err != nil && len(families) == 0 {
+		return c
+	}
+	for _, f := range families {
+		if len(f.GetMetric()) == 0 {
+			continue
+		}
+		m := f.GetMetric()[0]
+		switch f.GetName() {
+		case "charter_transactions_committed_total":
+			c.TxCommitted = m.GetCounter().GetValue()
+		case "charter_finality_latency_seconds":
+			c.FinalityCount, c.FinalitySeconds = m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+		}
+	}
+	return c
 }

@@ -113,7 +113,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// endpoint) and its read-only endpoints (behind authentication).
 	capi, err := console.NewAPI(console.APIConfig{
 		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
-		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots,
+		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots, Gatherer: n.ins.reg,
 		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
 	})
 	if err != nil {

@@ -181,7 +181,8 @@ func TestConsoleDecodesTransactions(t *testing.T) {
 		t.Fatalf("seal of a missing block: %d", r.StatusCode)
 	}
 	var h console.Health
-	if r, body := get(t, base+"health"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &h) != nil || !h.Ready || h.Head < 4 || h.Node.Consensus != "solo" {
+	if r, body := get(t, base+"health"); r.StatusCode != 200 || json.Unmarshal([]byte(body), &h) != nil || !h.Ready || h.Head < 4 || h.Node.Consensus != "solo" ||
+		h.Metrics == nil || h.Metrics.TxCommitted < 4 || h.Metrics.FinalityCount == 0 {
 		t.Fatalf("health: %d %s", r.StatusCode, body)
 	}
 }

@@ -161,7 +161,8 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
 
     await page.goto(`${base}#/network`);
     await page.locator('h2', { hasText: 'Validators' }).waitFor();
-    await page.locator('svg.chart').waitFor();
+    await page.locator('svg.chart').first().waitFor();
+    await page.locator('#live-rates', { hasText: 'tx/s' }).waitFor();
     await shot(page, '07-network');
 
     await page.goto(`${base}#/usage`);

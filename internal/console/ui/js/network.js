@@ -49,6 +49,36 @@ export async function health(view, ctx) {
       ['Mean block interval', gaps.length ? `${(gaps.reduce((a, b) => a + b, 0) / gaps.length).toFixed(2)} s` : '—']]),
     chart(`Transactions per block (blue) and seconds between blocks (orange), blocks ${first} to ${head}`, txs, gaps),
     h('p', { class: 'muted' }, 'Finality latency histograms are on the node\'s metrics listener (charter_finality_latency_seconds), for Prometheus and Grafana.'));
+  if (hl.metrics) live(view, ctx, hl.metrics);
+}
+
+const POLL_MS = 3000;
+const POINTS = 120;
+
+// live charts, from the node's counters read every few seconds while the
+// page is open, the committed transactions per second and the mean time
+// from a transaction's arrival to its final block.
+function live(view, ctx, first) {
+  const tps = [], lat = [];
+  const now = h('p', { id: 'live-rates', 'aria-live': 'polite' }, 'Measuring…');
+  const box = h('div', {});
+  view.append(h('h2', {}, 'Now: throughput and finality latency'), now, box);
+  let prev = first;
+  const timer = setInterval(async () => {
+    let m;
+    try { m = (await getJSON('/api/console/health')).metrics; } catch { return; }
+    const dt = m.time - prev.time;
+    if (!m || dt <= 0) return;
+    const rate = (m.txCommitted - prev.txCommitted) / dt;
+    const dn = m.finalityCount - prev.finalityCount;
+    const ms = dn > 0 ? (1000 * (m.finalitySeconds - prev.finalitySeconds)) / dn : 0;
+    prev = m;
+    tps.push(rate); lat.push(ms);
+    if (tps.length > POINTS) { tps.shift(); lat.shift(); }
+    now.textContent = `${rate.toFixed(2)} tx/s committed; mean finality ${dn > 0 ? ms.toFixed(0) + ' ms' : '— (no transactions)'} over the last ${dt.toFixed(1)} s`;
+    box.replaceChildren(chart(`Committed transactions per second (blue) and mean finality latency in ms (orange), every ${POLL_MS / 1000} s`, tps, lat));
+  }, POLL_MS);
+  ctx.onLeave(() => clearInterval(timer));
 }
 
 const DAY = 86400;
