@@ -150,6 +150,11 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.fill('#draft-target', KNOWN[3].address);
     await page.fill('#draft-memo', 'lost key');
     assert.match(await page.locator('#draft-command').innerText(), new RegExp(`charter gov propose freeze --target ${KNOWN[3].address} --memo 'lost key'`));
+    // The audit trail of one organization: org2's vote on the proposal.
+    await page.selectOption('#audit-org', 'org2');
+    const trail = await page.locator('#audit-h + p + div').innerText();
+    assert.match(trail, /org2/);
+    assert.doesNotMatch(trail, /\torg1\t/);
     await shot(page, '05-governance');
 
     await page.goto(`${base}#/members`);

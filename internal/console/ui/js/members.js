@@ -64,10 +64,24 @@ export async function governance(view, ctx) {
       h('div', {}, `${p.yesWeight} / ${p.totalWeight}`, progress(p)), `${p.thresholdBps / 100}%`, blockLink(p.created), String(p.expires),
       p.activatesAt ? blockLink(p.activatesAt) : '—']), 'Proposals'),
     draftForm(ctx),
-    h('h2', {}, 'Audit trail'),
-    table(['Block', 'Kind', 'Organization', 'Actor', 'Proposal', 'Detail'], hist.slice(-200).reverse().map((e) => [
-      blockLink(e.height), e.kind, e.org || '—', addrLink(e.actor), e.proposal ? link(`#/governance/${e.proposal}`, String(e.proposal)) : '—', e.detail || '']), 'Audit trail'),
-    h('p', { class: 'muted' }, 'The newest 200 entries.'));
+    auditTrail(hist));
+}
+
+// auditTrail lists the newest entries of the governance audit trail, those
+// of one organization if the user picks one.
+function auditTrail(hist) {
+  const orgs = [...new Set(hist.map((e) => e.org).filter(Boolean))].sort();
+  const box = h('div', {});
+  const pick = h('select', { id: 'audit-org' }, h('option', { value: '' }, 'every organization'), orgs.map((o) => h('option', { value: o }, o)));
+  const show = () => {
+    const rows = hist.filter((e) => !pick.value || e.org === pick.value).slice(-200).reverse();
+    box.replaceChildren(table(['Block', 'Kind', 'Organization', 'Actor', 'Proposal', 'Detail'], rows.map((e) => [
+      blockLink(e.height), e.kind, e.org || '—', addrLink(e.actor), e.proposal ? link(`#/governance/${e.proposal}`, String(e.proposal)) : '—', e.detail || '']), 'Audit trail'));
+  };
+  pick.addEventListener('change', show);
+  show();
+  return h('section', { 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Audit trail'),
+    h('p', {}, h('label', { for: 'audit-org' }, 'Show '), pick, h('span', { class: 'muted' }, ' — the newest 200 entries.')), box);
 }
 
 export async function proposal(view, ctx, id) {
