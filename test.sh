@@ -25,6 +25,15 @@ if ! command -v promtool >/dev/null 2>&1; then
   $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
 fi
 
+# chromium (Debian's): test/js/test/console.test.js drives it with the pinned
+# playwright-core to test the web console; under CI it fails without it.
+if [ ! -x /usr/bin/chromium ] && [ -z "${CHARTER_CHROMIUM:-}" ]; then
+  echo "== installing Debian's chromium (for the web console's browser test)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium >/dev/null || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium >/dev/null; }
+fi
+
 echo "== go vet"
 go vet ./...
 
@@ -45,7 +54,7 @@ go test -count=1 -timeout 20m ./...
 echo "== go test -race (concurrent packages)"
 go test -count=1 -race -timeout 20m ./internal/txpool/... ./internal/rpc/... ./internal/node/... ./internal/p2p/... ./internal/consensus/solo/... ./internal/auth/... ./internal/gateway/... ./internal/keystore/... ./internal/index/... ./internal/streams/... ./internal/sinks/... ./internal/ledger/... ./internal/snapshot/...
 
-echo "== real-client acceptance (ethers, web3.js, viem, solc)"
+echo "== real-client acceptance (ethers, web3.js, viem, solc) and the web console in chromium"
 bash test/js/run.sh
 
 echo "== all tests passed"

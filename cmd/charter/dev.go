@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 	"github.com/charter-ledger/charter/internal/rpc"
@@ -148,7 +149,8 @@ func runDev(args []string, stdout, stderr io.Writer) error {
 
 func printDevBanner(w io.Writer, addr string, chainID uint64, accts []chain.DevAccount) {
 	fmt.Fprintf(w, "Charter development chain %s, chain id %d\n", rpc.Version, chainID)
-	fmt.Fprintf(w, "JSON-RPC: http://%s  ws://%s\n\n", addr, addr)
+	fmt.Fprintf(w, "JSON-RPC: http://%s  ws://%s\n", addr, addr)
+	fmt.Fprintf(w, "Web console: http://%s%s\n\n", addr, console.Path)
 	fmt.Fprintf(w, "Development accounts, %s ETH each. DEVELOPMENT KEYS: publicly known, never use them on a real network.\n", "10000")
 	fmt.Fprintf(w, "Mnemonic: %s (m/44'/60'/0'/0/i)\n\n", chain.DevMnemonic)
 	for _, a := range accts {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/charter-ledger/charter/internal/chain"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/node"
 )
@@ -43,6 +44,9 @@ type Endpoint struct {
 	Metrics string `json:"metrics"`
 	PID     int    `json:"pid"`
 	Home    string `json:"home"`
+	// Console is the node's web console (RPC + /console/): the view of
+	// the node's organization.
+	Console string `json:"console"`
 }
 
 // testnet bounds.
@@ -203,6 +207,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	ep := Endpoints{ChainID: spec.ChainID(), Consensus: spec.Consensus.Engine}
 	for _, n := range nodes {
 		e := Endpoint{Name: n.name, Org: n.org, RPC: n.apiURL(), P2P: n.cfg.P2PAddr, PID: n.cmd.Process.Pid, Home: n.home}
+		e.Console = strings.TrimSuffix(e.RPC, "/") + console.Path
 		if n.cfg.MetricsAddr != "" {
 			e.Metrics = "http://" + n.cfg.MetricsAddr + "/metrics"
 		}
@@ -216,6 +221,9 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Testnet of %d %s nodes running, chain id %d; endpoints in %s\n", len(nodes), spec.Consensus.Engine, spec.ChainID(), epPath)
 	for _, e := range ep.Nodes {
 		fmt.Fprintf(stdout, "  %-6s %-6s pid %-7d %s  log %s\n", e.Name, e.Org, e.PID, e.RPC, filepath.Join(e.Home, "node.log"))
+	}
+	if len(ep.Nodes) > 0 {
+		fmt.Fprintf(stdout, "Web console: %s (each node's RPC URL + /console/ shows what its organization sees)\n", ep.Nodes[0].Console)
 	}
 	if *restart == restartOnFailure {
 		fmt.Fprintf(stdout, "A node that fails is restarted after %s, doubling up to %s (kill -TERM PID stops one for good). Ctrl-C stops all.\n", restartMinDelay, restartMaxDelay)

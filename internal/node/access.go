@@ -17,6 +17,8 @@ import (
 
 	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/auth/issuer"
+	"github.com/charter-ledger/charter/internal/consensus/bft"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/gateway"
 	"github.com/charter-ledger/charter/internal/keystore"
 	"github.com/charter-ledger/charter/internal/rpc"
@@ -107,13 +109,25 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	mux.Handle(StreamsPath+"/", srv.CORS(n.streamsHandler()))
 	mux.Handle(BackupPath, n.backupHandler())
 	mux.Handle(SnapshotPath, n.snapshotHandler())
+	// The web console: its page (code only, open like the token
+	// endpoint) and its read-only endpoints (behind authentication).
+	capi, err := console.NewAPI(console.APIConfig{
+		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
+		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots, Gatherer: n.ins.reg,
+		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
+	})
+	if err != nil {
+		return nil, closeAll, err
+	}
+	mux.Handle(console.Path, console.Assets(console.Site{AuthRequired: consoleNeedsCredential(n.cfg.API)}))
+	mux.Handle(console.APIPath, srv.CORS(capi))
 	mux.Handle("/", srv.Handler())
 
 	api := n.cfg.API
 	if api == nil || api.Auth == APIOpen {
 		// Open, as charter dev: every caller may do what the API allows
 		// (the signer's roles still bound transactions).
-		return mux, closeAll, nil
+		return consoleRedirect(mux), closeAll, nil
 	}
 	var iss *issuer.Issuer
 	if api.Issuer == nil || !api.Issuer.Disabled {
@@ -152,7 +166,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		Required:  true,
 		OrgActive: (&orgStatus{n: n}).Active,
 		Metrics:   n.ins.reg,
-		Open:      []string{"/oauth/", "/.well-known/", gateway.Prefix + "openapi.json"},
+		Open:      []string{"/oauth/", "/.well-known/", gateway.Prefix + "openapi.json", console.Path},
 	}
 	if n.net != nil {
 		certRoles := system.RoleRead
@@ -194,7 +208,7 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 		closers = append(closers, func() { al.Close() })
 		mc.Log = al
 	}
-	return auth.Middleware(mux, mc), closeAll, nil
+	return consoleRedirect(auth.Middleware(mux, mc)), closeAll, nil
 }
 
 // issuerURL is the built-in issuer's iss claim: the configured URL, else
@@ -276,4 +290,77 @@ func (p keyPool) EstimateGas(ctx context.Context, m ethereum.CallMsg) (uint64, e
 		return 0, failed.Err
 	}
 	return gas, nil
+}
+
+// consoleRedirect sends /console to the console's page at /console/
+// before authentication, so that the address a user types works (the
+// middleware's open paths are prefixes, and "/console" would open
+// "/consoleX" too).
+func consoleRedirect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path+"/" == console.Path && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, console.Path, http.StatusMovedPermanently)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// consoleNeedsCredential tells the console's page to ask for a credential
+// before it reads: the node requires one and a caller without one may not
+// read.
+func consoleNeedsCredential(api *HomeAPI) bool {
+	if api == nil || api.Auth != APIRequired {
+		return false
+	}
+	anon, _ := system.ParseRoles(api.AnonymousRoles)
+	return anon&system.RoleRead == 0
+}
+
+// consoleSeal tells the console how block number (of the given hash) was
+// decided: on bft the signers of its commit certificate, verified against
+// the validator set of its height.
+func (n *Node) consoleSeal(number uint64, hash common.Hash) (*console.Seal, error) {
+	out := &console.Seal{Engine: n.cfg.Spec.Consensus.Engine, Signers: []string{}}
+	if out.Engine != "bft" {
+		out.Note = "the " + out.Engine + " engine keeps no commit certificate in its blocks"
+		return out, nil
+	}
+	seal := n.ledger.Seal(number)
+	if len(seal) == 0 {
+		out.Note = "no commit certificate stored with this block"
+		return out, nil
+	}
+	st, _, err := n.chain.System()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	signers, err := bft.VerifyCertificate(n.cfg.Spec.ChainID(), st.ValidatorsAt(number), number, hash, seal)
+	if err != nil {
+		out.Note = err.Error()
+		return out, nil
+	}
+	if c, err := bft.DecodeCertificate(seal); err == nil {
+		out.Round = &c.Round
+	}
+	for _, s := range signers {
+		out.Signers = append(out.Signers, s.Hex())
+	}
+	return out, nil
+}
+
+// orgRoots are the root certificates of the registry's organizations at
+// the head.
+func (n *Node) orgRoots() (map[string]string, error) {
+	st, _, err := n.chain.System()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	out := map[string]string{}
+	for _, o := range st.Orgs() {
+		if r := st.Roots(o.Name); r != "" {
+			out[o.Name] = r
+		}
+	}
+	return out, nil
 }

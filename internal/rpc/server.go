@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -101,7 +103,7 @@ func (s *Server) Handler() http.Handler {
 		origin := r.Header.Get("Origin")
 		_, hasOrigin := r.Header["Origin"]
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			if hasOrigin && !s.wsOK.allows(origin) {
+			if hasOrigin && !s.wsOK.allows(origin) && !SameOrigin(r) {
 				http.Error(w, "origin not allowed: "+origin+" (the node's --ws.origins)", http.StatusForbidden)
 				return
 			}
@@ -139,6 +141,9 @@ func (s *Server) corsDone(w http.ResponseWriter, r *http.Request, methods, heade
 	origin := r.Header.Get("Origin")
 	_, hasOrigin := r.Header["Origin"]
 	if hasOrigin && !s.cors.allows(origin) {
+		if SameOrigin(r) && r.Method != http.MethodOptions {
+			return false // the node's own page (the console); no CORS headers needed
+		}
 		http.Error(w, "origin not allowed: "+origin+" (the node's --http.corsdomain)", http.StatusForbidden)
 		return true
 	}
@@ -246,4 +251,32 @@ func (s *Server) openConns() int {
 		return 0
 	}
 	return len(ln.slots)
+}
+
+// SameOrigin tells whether r comes from a page the node itself served (the
+// web console): its Origin is the scheme, host and port r was sent to, and
+// that host is an IP address or localhost. A host name is not enough: a
+// page of another site can rebind its own name to the node's address (DNS
+// rebinding), and its requests then carry that name as both Host and
+// Origin; a console reached by a name is allowed with --http.corsdomain
+// and --ws.origins like any other origin.
+func SameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if u.Scheme != scheme || !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real-client acceptance test: ethers v6, web3.js v4, viem and web3js-quorum (over web3 1.x)
-# against `charter dev` (and, for privacy.test.js, a 2-organization `charter testnet`).
+# against `charter dev` (and, for privacy.test.js, a 2-organization `charter testnet`);
+# console.test.js drives Debian's chromium (/usr/bin/chromium, which test.sh installs) with the
+# pinned playwright-core against a 4-organization testnet, screenshots in output/console/.
 #
 # Idempotent: installs the pinned packages with `npm ci` only when node_modules is
 # missing or package-lock.json / package.json / .npmrc changed since the last install

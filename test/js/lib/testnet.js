@@ -54,17 +54,21 @@ export function readAccountKey(file) {
 // startTestnet runs `charter testnet` with `validators` nodes spread over
 // `orgs` organizations and resolves once endpoints.json is written and
 // every node answers eth_chainId. The result has dir, nodes (name, org,
-// rpc, home) from endpoints.json, output() and stop().
-export async function startTestnet({ validators = 2, orgs = 2, blockTime = '200ms' } = {}) {
+// rpc, home) from endpoints.json, output() and stop(). apiAuth: the nodes
+// serve TLS and require a credential (--api-auth required); eth_chainId is
+// then not asked.
+export async function startTestnet({ validators = 2, orgs = 2, blockTime = '200ms', apiAuth = false, consensus = 'raft', consensusParams } = {}) {
   const bin = await charterBinary();
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'charter-js-net-')), 'net');
   const taken = new Set();
   const args = [
     'testnet', '--dir', dir, '--validators', String(validators), '--orgs', String(orgs),
-    '--consensus', 'raft', '--block-time', blockTime,
+    '--consensus', consensus, '--block-time', blockTime,
     '--rpc.port', String(await freePortRun(validators, taken)),
     '--p2p.port', String(await freePortRun(validators, taken)),
     '--metrics.port', String(await freePortRun(validators, taken)),
+    ...(apiAuth ? ['--api-auth', 'required'] : []),
+    ...(consensusParams ? ['--consensus-params', JSON.stringify(consensusParams)] : []),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
@@ -122,7 +126,7 @@ export async function startTestnet({ validators = 2, orgs = 2, blockTime = '200m
     await net.stop();
     throw new Error(`charter ${args.join(' ')}: no endpoints.json with ${validators} nodes within ${START_DEADLINE_MS} ms; output:\n${tail}`);
   }
-  for (const n of net.nodes) {
+  for (const n of apiAuth ? [] : net.nodes) {
     const res = await rpc(n.rpc, 'eth_chainId', [], { signal: AbortSignal.timeout(5000) });
     if (res.result === undefined) {
       await net.stop();
