@@ -13,6 +13,7 @@ import (
 	"github.com/charter-ledger/charter/internal/consensus"
 	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/p2p"
+	"github.com/charter-ledger/charter/internal/snapshot"
 	"github.com/charter-ledger/charter/internal/system"
 	"github.com/charter-ledger/charter/internal/txpool"
 )
@@ -28,6 +29,9 @@ func (n *Node) registry() (*system.State, *types.Header, error) { return n.chain
 func (n *Node) applyGovernance(c *blockchain.Committed) error {
 	if err := n.applyValidatorChanges(c.Block.NumberU64(), c.Effects.ValidatorChanges); err != nil {
 		return err
+	}
+	if len(c.Effects.ValidatorChanges) > 0 {
+		n.recordHandover(c.Block.Header())
 	}
 	if err := n.applyParamChanges(c.Block.NumberU64(), c.Effects.ParamChanges); err != nil {
 		return err
@@ -55,6 +59,27 @@ func (n *Node) applyValidatorChanges(height uint64, changes []system.ValidatorCh
 		n.log.Info("Validator set changes", "from", c.From, "validators", len(c.IDs), "decided", height)
 	}
 	return nil
+}
+
+// recordHandover keeps the evidence that the validators in force at
+// header's block decided a validator set change (snapshot.Handover), so
+// that the snapshots this node makes let an importer that knows only the
+// genesis follow the set. Only engines whose seals are signed (bft, poa)
+// can anchor a set; a failure is logged, the node goes on.
+func (n *Node) recordHandover(header *types.Header) {
+	if e := n.cfg.Spec.Consensus.Engine; e != "bft" && e != "poa" {
+		return
+	}
+	num := header.Number.Uint64()
+	ho, err := snapshot.NewHandover(header, n.ledger.Seal(num), n.ledger.NodeDatabase())
+	if err == nil {
+		_, err = snapshot.AddHandovers(n.cfg.DataDir, []snapshot.Handover{ho})
+	}
+	if err != nil {
+		n.log.Error("Could not keep the evidence of a validator set change; snapshots of later heights made here will be refused by new nodes", "height", num, "err", err)
+		return
+	}
+	n.log.Info("Kept the evidence of a validator set change for snapshots", "height", num)
 }
 
 // applyParamChanges hands the engine parameter changes a committed block

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"crypto/ecdsa"
 	"math/big"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus/bft"
 	"github.com/charter-ledger/charter/internal/identity"
+	"github.com/charter-ledger/charter/internal/snapshot"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -265,6 +268,14 @@ func testAdmitAndExit(t *testing.T, engine string) {
 	waitUntil(t, 30*time.Second, "the new node synced", func() bool {
 		return n4.ledger.Head().Number.Uint64() >= signedBy4
 	})
+	if engine == "bft" {
+		checkHandoverSnapshot(t, nodes[0].Node, from)
+	}
+	// The joining node followed the chain through the decision: it keeps
+	// the handover too.
+	if hs, err := snapshot.LoadHandovers(n4.cfg.DataDir); err != nil || len(hs) != 1 {
+		t.Fatalf("the new node keeps %d handovers (%v), want 1", len(hs), err)
+	}
 
 	// org3 is voted out: 4 of the 5 organizations.
 	admin4, err := identity.LoadNodeKey(jr.AdminKey, nil)
@@ -318,5 +329,67 @@ func TestGovernedParametersReachThePool(t *testing.T) {
 		GasFeeCap: big.NewInt(1), To: &to, Data: make([]byte, 3000)})
 	if err := tn.client.SendTransaction(context.Background(), big3k); err == nil || !strings.Contains(err.Error(), "oversized data: 3") || !strings.Contains(err.Error(), "limit 2048") {
 		t.Fatalf("a 3,000-byte transaction after maxTxBytes 2048: err = %v", err)
+	}
+}
+
+// checkHandoverSnapshot: after a validator set change in force from
+// from, a snapshot of the head made by n carries the handover that anchors
+// the new set in the genesis one, and an importer that knows only the
+// genesis accepts it without a warning; without the handover, or with a
+// handover whose seal is not the earlier set's, it is refused.
+func checkHandoverSnapshot(t *testing.T, n *Node, from uint64) {
+	t.Helper()
+	hs, err := snapshot.LoadHandovers(n.cfg.DataDir)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("%d handovers kept (%v), want 1", len(hs), err)
+	}
+	view, err := n.Ledger().ViewHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Release()
+	if view.Height() < from {
+		t.Fatalf("head %d below the change at %d", view.Height(), from)
+	}
+	var buf bytes.Buffer
+	m, err := snapshot.Export(&buf, view, view.Height(), snapshot.ExportOptions{Attest: n.attest, Handovers: hs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := snapshot.TrustFromSpec(n.cfg.Spec, n.Ledger().Genesis().Hash())
+	_, cert, err := snapshot.Certify(&m.Header, trust)
+	if err != nil {
+		t.Fatalf("a snapshot after the set change, with its handover: %v", err)
+	}
+	for _, w := range cert.Warnings {
+		if strings.Contains(w, "changed since genesis") {
+			t.Fatalf("warning for an anchored set: %s", w)
+		}
+	}
+	if len(cert.Validators) != 5 {
+		t.Fatalf("certified against %d validators, want the 5 in force", len(cert.Validators))
+	}
+	h := m.Header
+	h.Handovers = nil
+	if _, _, err := snapshot.Certify(&h, trust); !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), "no handover") {
+		t.Fatalf("without its handover: %v, want refused", err)
+	}
+	h = m.Header
+	bad := h.Handovers[0]
+	bad.Seal = slices.Clone(bad.Seal)
+	bad.Seal[len(bad.Seal)/2] ^= 0xff
+	h.Handovers = []snapshot.Handover{bad}
+	if _, _, err := snapshot.Certify(&h, trust); !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), "not anchored") {
+		t.Fatalf("with a handover whose certificate is broken: %v, want refused", err)
+	}
+	// The handover of another block (the snapshot's own, whose state lists
+	// the change but which the new set sealed) anchors nothing.
+	own, err := snapshot.NewHandover(n.Ledger().HeaderByNumber(view.Height()), n.Ledger().Seal(view.Height()), view.NodeDatabase())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Handovers = []snapshot.Handover{own}
+	if _, _, err := snapshot.Certify(&h, trust); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Fatalf("with a handover from after the change: %v, want refused", err)
 	}
 }

@@ -75,9 +75,14 @@ func (n *Node) snapshotHandler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		sw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
-		_, err := snapshot.Export(sw, src, height, snapshot.ExportOptions{
-			Context: r.Context(),
-			Attest:  n.attest,
+		handovers, err := snapshot.LoadHandovers(n.cfg.DataDir)
+		if err != nil {
+			n.log.Warn("Snapshot export without the validator set handovers", "err", err)
+		}
+		_, err = snapshot.Export(sw, src, height, snapshot.ExportOptions{
+			Context:   r.Context(),
+			Attest:    n.attest,
+			Handovers: handovers,
 		})
 		if err != nil {
 			n.log.Warn("Snapshot export failed", "height", height, "err", err)

@@ -283,7 +283,11 @@ func (s *snapshotStore) make(view *ledger.StateView) error {
 	if err != nil {
 		return err
 	}
-	_, err = snapshot.Export(f, view, height, snapshot.ExportOptions{ChunkBytes: s.cfg.ChunkBytes, Attest: s.n.attest, Context: s.ctx})
+	handovers, herr := snapshot.LoadHandovers(s.n.cfg.DataDir)
+	if herr != nil {
+		s.n.log.Warn("Snapshot without the validator set handovers", "err", herr)
+	}
+	_, err = snapshot.Export(f, view, height, snapshot.ExportOptions{ChunkBytes: s.cfg.ChunkBytes, Attest: s.n.attest, Context: s.ctx, Handovers: handovers})
 	if err == nil {
 		err = f.Sync()
 	}

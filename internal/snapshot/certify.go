@@ -8,6 +8,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethdb"
+	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/chain"
@@ -51,11 +52,14 @@ type Certificate struct {
 // The validator set is read from the snapshot's own state (the
 // registry's validator changes, proved by Header.StateProof against the
 // block's root). When the verifier knows the genesis set, the registry's
-// first set must be it; if governance changed the set since, the later
-// sets are trusted as the certified state says, and a warning says so:
-// a quorum of a set that is not the network's could certify a state that
-// names it only if that quorum's keys signed, so the anchor is as strong
-// as the genesis set only while the set is unchanged.
+// first set must be it, and every later set in force by the block must be
+// anchored in the one before it by a handover (Header.Handovers): a block
+// the earlier set certified whose proven state already lists the change.
+// So the block's certificate is checked against a set that descends from
+// the genesis set by certified decisions, not against a set the snapshot
+// merely names. Raft and solo seals carry no signatures: their handovers
+// cannot be checked, and a snapshot after a set change is accepted with a
+// warning, as the exporting validator attests it.
 func Certify(h *Header, trust Trust) (*types.Block, *Certificate, error) {
 	if h.ChainID != trust.ChainID {
 		return nil, nil, invalid("chain id %d, this network's is %d", h.ChainID, trust.ChainID)
@@ -108,7 +112,14 @@ func Certify(h *Header, trust Trust) (*types.Block, *Certificate, error) {
 			}
 		}
 		if len(changes) > 1 && changes[1].From <= number {
-			cert.Warnings = append(cert.Warnings, fmt.Sprintf("the validator set changed since genesis (%d changes); the block's certificate is checked against the set in force at %d as the snapshot's state names it", len(changes)-1, number))
+			switch {
+			case h.Engine == "bft" || h.Engine == "poa":
+				if err := checkHandovers(h, changes, number); err != nil {
+					return nil, nil, err
+				}
+			default:
+				cert.Warnings = append(cert.Warnings, fmt.Sprintf("the validator set changed since genesis (%d changes); a %s seal carries no signature, so the set in force at %d is taken as the snapshot's state names it", len(changes)-1, h.Engine, number))
+			}
 		}
 	}
 	if len(cert.Validators) == 0 {
@@ -116,25 +127,16 @@ func Certify(h *Header, trust Trust) (*types.Block, *Certificate, error) {
 	}
 	hash := block.Hash()
 	switch h.Engine {
-	case "bft":
-		signers, err := bft.VerifyCertificate(h.ChainID, cert.Validators, number, hash, h.Seal)
+	case "bft", "poa":
+		signers, err := verifySeal(h.Engine, h.ChainID, cert.Validators, number, hash, h.Seal)
 		if err != nil {
-			return nil, nil, invalid("block %d: %v", number, err)
+			return nil, nil, err
 		}
 		cert.Signers = signers
+	}
+	switch h.Engine {
+	case "bft":
 	case "poa":
-		ballot, sig, err := poa.ParseSeal(h.Seal)
-		if err != nil {
-			return nil, nil, invalid("block %d: %v", number, err)
-		}
-		if ballot.Height < number {
-			return nil, nil, invalid("block %d sealed at ballot %s below its height", number, ballot)
-		}
-		signer, err := recoverAddr(poa.SealHash(hash, ballot), sig)
-		if err != nil || !slices.Contains(cert.Validators, signer) {
-			return nil, nil, invalid("block %d: seal by %s, not an authority at that height (%v)", number, signer, err)
-		}
-		cert.Signers = []common.Address{signer}
 		cert.Warnings = append(cert.Warnings, "a poa block is sealed by one authority; its finality comes from the blocks built on it, which a snapshot does not carry")
 	case "raft", "solo":
 		if len(h.Attestation) == 0 {
@@ -237,4 +239,97 @@ func (p *proofReader) GetState(_ common.Address, slot common.Hash) common.Hash {
 		return common.Hash{}
 	}
 	return slotValue(v)
+}
+
+// verifySeal checks a bft or poa block's seal against the validator set
+// in force at its height and returns who signed.
+func verifySeal(engine string, chainID uint64, validators []common.Address, number uint64, hash common.Hash, seal []byte) ([]common.Address, error) {
+	switch engine {
+	case "bft":
+		signers, err := bft.VerifyCertificate(chainID, validators, number, hash, seal)
+		if err != nil {
+			return nil, invalid("block %d: %v", number, err)
+		}
+		return signers, nil
+	case "poa":
+		ballot, sig, err := poa.ParseSeal(seal)
+		if err != nil {
+			return nil, invalid("block %d: %v", number, err)
+		}
+		if ballot.Height < number {
+			return nil, invalid("block %d sealed at ballot %s below its height", number, ballot)
+		}
+		signer, err := recoverAddr(poa.SealHash(hash, ballot), sig)
+		if err != nil || !slices.Contains(validators, signer) {
+			return nil, invalid("block %d: seal by %s, not an authority at that height (%v)", number, signer, err)
+		}
+		return []common.Address{signer}, nil
+	}
+	return nil, invalid("engine %q has no signed seals", engine)
+}
+
+// checkHandovers follows the validator set from the genesis set to the
+// one in force at number: each change k in force by then (changes[k].From
+// <= number, k >= 1) needs a handover, a block below changes[k].From
+// sealed by the set in force at its own height (itself anchored already),
+// whose proven state lists changes[0..k] exactly as the snapshot's state
+// does. changes[0] is the genesis set, checked by the caller.
+func checkHandovers(h *Header, changes []system.ValidatorChange, number uint64) error {
+	type evidence struct {
+		header  *types.Header
+		seal    []byte
+		changes []system.ValidatorChange
+	}
+	var hos []evidence
+	for i, ho := range h.Handovers {
+		hdr := new(types.Header)
+		if err := rlp.DecodeBytes(ho.Header, hdr); err != nil {
+			return invalid("handover %d: header does not decode: %v", i, err)
+		}
+		proven, err := provenValidatorChanges(hdr.Root, ho.StateProof)
+		if err != nil {
+			return invalid("handover %d (block %d): %v", i, hdr.Number.Uint64(), err)
+		}
+		hos = append(hos, evidence{hdr, ho.Seal, proven})
+	}
+	inForce := func(known []system.ValidatorChange, at uint64) []common.Address {
+		var set []common.Address
+		for _, c := range known {
+			if c.From <= at {
+				set = c.IDs
+			}
+		}
+		return set
+	}
+	for k := 1; k < len(changes) && changes[k].From <= number; k++ {
+		anchored := false
+		var why error
+		for _, e := range hos {
+			at := e.header.Number.Uint64()
+			if at >= changes[k].From || len(e.changes) <= k || !sameChanges(e.changes[:k+1], changes[:k+1]) {
+				continue
+			}
+			// Sealed by the set in force at its height, as the sets
+			// anchored so far (changes[:k]) say.
+			if _, err := verifySeal(h.Engine, h.ChainID, inForce(changes[:k], at), at, e.header.Hash(), e.seal); err != nil {
+				why = err
+				continue
+			}
+			anchored = true
+			break
+		}
+		if !anchored {
+			if why != nil {
+				return invalid("the validator set change in force from %d is not anchored: %v", changes[k].From, why)
+			}
+			return invalid("the validator set changed at %d and the snapshot carries no handover that the earlier set certified; export it from a node that followed the chain through the change", changes[k].From)
+		}
+	}
+	return nil
+}
+
+func sameChanges(a, b []system.ValidatorChange) bool {
+	return slices.EqualFunc(a, b, func(x, y system.ValidatorChange) bool {
+		return x.From == y.From && slices.Equal(x.IDs, y.IDs)
+	})
 }

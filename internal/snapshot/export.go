@@ -42,6 +42,9 @@ type ExportOptions struct {
 	Attest func(digest common.Hash) ([]byte, error)
 	// Context stops a long export (nil: never).
 	Context context.Context
+	// Handovers anchor the validator sets after the genesis one
+	// (LoadHandovers of the exporting node's data directory).
+	Handovers []Handover
 }
 
 // Export writes the snapshot of the block at height to w. The output is
@@ -81,7 +84,7 @@ func Export(w io.Writer, src Source, height uint64, opts ExportOptions) (*Manife
 	hdr := Header{
 		Version: Version, ChainID: spec.ChainID(), Genesis: src.Genesis().Hash(),
 		Engine: spec.Consensus.Engine, Block: raw, Receipts: rraw, Seal: src.Seal(height),
-		ChunkBytes: uint64(opts.ChunkBytes),
+		ChunkBytes: uint64(opts.ChunkBytes), Handovers: opts.Handovers,
 	}
 	if opts.Attest != nil {
 		if hdr.Attestation, err = opts.Attest(AttestationHash(hdr.ChainID, height, block.Hash())); err != nil {
@@ -311,6 +314,25 @@ func incHash(h common.Hash) common.Hash {
 		}
 	}
 	return h
+}
+
+// NewHandover is the handover evidence of block header, committed with
+// seal, whose state (readable through tdb) lists a validator change the
+// block decided.
+func NewHandover(header *types.Header, seal []byte, tdb database.NodeDatabase) (Handover, error) {
+	raw, err := rlp.EncodeToBytes(header)
+	if err != nil {
+		return Handover{}, err
+	}
+	acc, err := trie.New(trie.StateTrieID(header.Root), tdb)
+	if err != nil {
+		return Handover{}, fmt.Errorf("state of block %d: %w", header.Number.Uint64(), err)
+	}
+	proof, err := validatorProof(header.Root, tdb, acc)
+	if err != nil {
+		return Handover{}, fmt.Errorf("prove the validator records of block %d: %w", header.Number.Uint64(), err)
+	}
+	return Handover{Header: raw, Seal: seal, StateProof: proof}, nil
 }
 
 // validatorProof proves the registry records system.State reads for the

@@ -54,8 +54,11 @@ const (
 	MaxRecordBytes = MaxChunkBytes + 1<<20
 	// MaxChunks bounds the chunks of one snapshot (the trailer's size).
 	MaxChunks = 1 << 20
-	// MaxHeaderProofNodes bounds Header.StateProof.
+	// MaxHeaderProofNodes bounds Header.StateProof and each handover's.
 	MaxHeaderProofNodes = 4096
+	// MaxHandovers bounds Header.Handovers: the validator set changes a
+	// snapshot can anchor.
+	MaxHandovers = 1024
 )
 
 // ErrInvalid is wrapped by every reason a snapshot is refused.
@@ -84,6 +87,25 @@ type Header struct {
 	// is checked before any chunk.
 	StateProof [][]byte
 	ChunkBytes uint64
+	// Handovers anchor each validator set after the genesis one in the
+	// set before it: for every change, a block the previous set certified
+	// whose state already names the new set (see Handover). Snapshots
+	// written before handovers existed have none.
+	Handovers []Handover `rlp:"optional"`
+}
+
+// Handover is the evidence that the validators in force at a block
+// decided a validator set change: the block (RLP of its header), its
+// engine seal (a bft commit certificate, a poa seal) and a proof of the
+// registry's validator records against the block's state root, which list
+// the change. A node records one when it commits the block that decides a
+// change (the governance proposal's execution), and a snapshot carries
+// them so that an importer that knows only the genesis set can follow
+// the set from the genesis to the snapshot's block.
+type Handover struct {
+	Header     []byte
+	Seal       []byte
+	StateProof [][]byte
 }
 
 // DecodeBlock returns the header's block.
@@ -158,7 +180,9 @@ type Manifest struct {
 // any quorum of signatures) and its own attestation.
 func (m *Manifest) ID() common.Hash {
 	h := m.Header
-	h.Seal, h.Attestation = nil, nil
+	// What differs between nodes that hold the same state: the seals
+	// they stored (a certificate's signers), attestations and handovers.
+	h.Seal, h.Attestation, h.Handovers = nil, nil, nil
 	hr, _ := rlp.EncodeToBytes(&h)
 	t, _ := rlp.EncodeToBytes(m.Trailer.Hashes)
 	return crypto.Keccak256Hash(hr, t)
@@ -276,6 +300,14 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	}
 	if len(h.StateProof) > MaxHeaderProofNodes {
 		return nil, invalid("%d state proof nodes", len(h.StateProof))
+	}
+	if len(h.Handovers) > MaxHandovers {
+		return nil, invalid("%d validator set handovers, at most %d", len(h.Handovers), MaxHandovers)
+	}
+	for i, ho := range h.Handovers {
+		if len(ho.StateProof) > MaxHeaderProofNodes {
+			return nil, invalid("handover %d: %d state proof nodes", i, len(ho.StateProof))
+		}
 	}
 	at := binary.BigEndian.Uint64(tail[:])
 	if at < next || at >= uint64(size)-8 {

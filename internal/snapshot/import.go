@@ -39,6 +39,13 @@ func Import(ctx context.Context, m *Manifest, read ChunkReader, dir string, spec
 		return nil, err
 	}
 	receipts, _ := m.Header.DecodeReceipts() // checked by Certify
+	// The handovers that anchored the snapshot's validators stay with the
+	// node, so that the snapshots it makes later are anchored too. Kept
+	// before the ledger appears: a crash in between only adds them again.
+	if _, err := AddHandovers(dir, m.Header.Handovers); err != nil {
+		im.Abort()
+		return nil, fmt.Errorf("keep the validator set handovers: %w", err)
+	}
 	if err := im.Finish(block, receipts, m.Header.Seal); err != nil {
 		return nil, err
 	}
