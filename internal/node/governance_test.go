@@ -3,8 +3,8 @@ package node
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/ecdsa"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
