@@ -81,6 +81,15 @@ type Options struct {
 	// window then restarts at that height.
 	StateFlushHeights uint64
 
+	// Forks (path scheme) says that blocks below the head may still be
+	// replaced by another branch (poa: blocks not final yet), so the
+	// parents of competing blocks must stay readable. Writing a state to
+	// disk (a periodic flush, a view of the head) drops every state below
+	// it, so with Forks neither happens: views read the live state, and
+	// what a crash makes Open replay is bounded by the write buffer
+	// (StateBufferMB) alone.
+	Forks bool
+
 	// Replay executes block on st, the state of its parent, leaving the
 	// block's state in st (uncommitted). Open calls it to rebuild the
 	// heights whose state a crash lost (path scheme: the recent heights'
@@ -135,6 +144,7 @@ type Ledger struct {
 	// Path scheme: the persistent state id of pathdb at the last height
 	// it moved, and that height; guarded by commitMu.
 	flushEvery    uint64
+	forks         bool // Options.Forks
 	flushedID     uint64
 	flushedHeight uint64
 
@@ -172,6 +182,7 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 		log:        log,
 		replay:     opts.Replay,
 		flushEvery: opts.StateFlushHeights,
+		forks:      opts.Forks,
 		recent:     make(map[common.Hash]uint64),
 		blocks:     newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, blockMemory),
 		receipts:   newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, receiptsMemory),

@@ -442,7 +442,7 @@ func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
 		l.flushedID, l.flushedHeight = id, number
 		return
 	}
-	if number < l.flushedHeight+l.flushEvery {
+	if number < l.flushedHeight+l.flushEvery || l.forks {
 		return
 	}
 	parent := l.readBlock(number - 1)

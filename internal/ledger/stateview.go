@@ -56,7 +56,10 @@ func (l *Ledger) ViewHead() (*StateView, error) {
 		return nil, errors.New("view: ledger has no head")
 	}
 	v := &StateView{Ledger: l, height: head.Number.Uint64()}
-	if l.scheme.scheme != schemePath {
+	if l.scheme.scheme != schemePath || l.forks {
+		// An archive keeps every state; with Options.Forks the head's
+		// state is read live (writing it to disk would drop the states
+		// competing blocks build on), inside the kept window.
 		v.nodes = l.triedb
 		return v, nil
 	}

@@ -200,6 +200,7 @@ func New(cfg Config) (*Node, error) {
 	n.synced = synced
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
 		StateHistory: cfg.StateHistory,
+		Forks:        cfg.Spec.Consensus.Engine == "poa", // blocks final only after confirmations
 		Replay:       LedgerReplay(cfg.Spec),
 	}, cfg.Logger)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
