@@ -70,14 +70,15 @@ const (
 	// (16 by default) and, in all, more than the report's 100.
 	proposalsPerAdmin = 30
 	proposalEvery     = 350 * time.Millisecond
-	// rssBoundMB bounds every node's resident memory in every phase. A
-	// node runs with GOGC=400 (its default), so its RSS is several times
-	// its live heap: about 70-90 MB quiet, up to about 270 MB measured
-	// while 64 proposals of 16 KB are stored. The nodes run under a soft
-	// memory limit of rssLimit, far below their default (a quarter of
-	// the machine's memory), so that their RSS follows what they keep,
-	// not the collector's slack: under the default, the valid 120 KB
-	// phase reached 760-840 MB of RSS.
+	// rssBoundMB bounds every node's resident memory in every phase. The
+	// nodes run with GOGC=100 (their default is 400, which lets RSS reach
+	// several times the live heap) and under a soft memory limit of
+	// rssLimit, far below their default (a quarter of the machine's
+	// memory), so that their RSS follows what they keep, not the
+	// collector's slack: under the defaults, the valid 120 KB phase
+	// reached 760-840 MB of RSS, and with GOGC=400 under rssLimit the
+	// pool flood's garbage (120 MB of requests) alone grew node0 by
+	// 144-161 MB, at the growth bound below.
 	rssBoundMB = 500
 	rssLimit   = "384MiB"
 	// rssPoolGrowthMB bounds how much a node's RSS may grow in the pool
@@ -133,6 +134,7 @@ func TestFloodKeepsHonestFinality(t *testing.T) {
 	const n = 4
 	dir := initNetwork(t, "bft", n, "--block-time", "200ms")
 	t.Setenv("GOMEMLIMIT", rssLimit) // the nodes' (charter testnet passes its environment on)
+	t.Setenv("GOGC", "100")
 	tn := runTestnet(t, dir)
 	waitFor(t, 30*time.Second, "every node connected to every other", func() bool {
 		for i := 0; i < n; i++ {
