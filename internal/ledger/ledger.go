@@ -328,6 +328,15 @@ func (l *Ledger) load(opts Options) error {
 				return fmt.Errorf("write genesis state: %w", err)
 			}
 		}
+		if fresh {
+			// Into tables at the bottom of the store now, rather than
+			// flushed and compacted in the background while the first
+			// blocks run (a genesis of a million accounts is a few
+			// hundred megabytes).
+			if err := l.kv.Compact(nil, nil); err != nil {
+				return fmt.Errorf("compact the genesis state: %w", err)
+			}
+		}
 		rec := append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, l.spec.ChainID())...)
 		if err := l.kv.Put(keyGenesis, rec); err != nil {
 			return fmt.Errorf("write genesis record: %w", err)

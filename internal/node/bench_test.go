@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -165,6 +166,28 @@ func (bn *benchNode) signTxs(count int, nonces []uint64, to func(i int) (common.
 	return txs
 }
 
+// profileTimed starts a CPU profile of the timed part of a benchmark
+// into the file CHARTER_BENCH_CPUPROFILE names (the test binary's
+// -cpuprofile covers the setup too, which a genesis of a million
+// accounts dominates); the returned func stops it.
+func profileTimed(b *testing.B) (stop func()) {
+	path := os.Getenv("CHARTER_BENCH_CPUPROFILE")
+	if path == "" || b.N == 1 {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // BenchmarkBlockTransfers measures admission (sender recovery on every
 // core), block building (EVM) and commit (state root, pebble, fsync) of
 // plain transfers, in blocks as large as the pool allows. With
@@ -177,11 +200,13 @@ func BenchmarkBlockTransfers(b *testing.B) {
 		return bn.recipient(i), nil, 21000
 	})
 	b.ResetTimer()
+	stopProfile := profileTimed(b)
 	start := time.Now()
 	bn.admit(b, txs)
 	admitted := time.Since(start)
 	blocks := bn.sealAll(b)
 	b.StopTimer()
+	stopProfile()
 	total := time.Since(start)
 	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
@@ -210,11 +235,13 @@ func BenchmarkBlockERC20(b *testing.B) {
 		return tokenAddr, token.TransferData(bn.recipient(i), big.NewInt(1)), 100_000
 	})
 	b.ResetTimer()
+	stopProfile := profileTimed(b)
 	start := time.Now()
 	bn.admit(b, txs)
 	admitted := time.Since(start)
 	blocks := bn.sealAll(b)
 	b.StopTimer()
+	stopProfile()
 	total := time.Since(start)
 	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
