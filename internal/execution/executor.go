@@ -142,8 +142,6 @@ func (e *Executor) getHashFn(h *types.Header) vm.GetHashFunc {
 // to the others. A transaction that can never be part of a block is
 // rejected (Result.Rejected).
 func (e *Executor) Build(header *types.Header, st *state.StateDB, src TxSource) (*Result, error) {
-	stop := prefetch(st)
-	defer stop()
 	run, err := e.begin(header, st)
 	if err != nil {
 		return nil, err
@@ -228,8 +226,6 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 	}
 	got := block.Header()
 	want := chain.NewHeader(e.spec, parent, got.Coinbase, got.Time)
-	stop := prefetch(st)
-	defer stop()
 	run, err := e.begin(want, st)
 	if err != nil {
 		return invalid("%v", err)
@@ -329,18 +325,6 @@ func (e *Executor) Apply(parent *types.Header, block *types.Block, st *state.Sta
 	}
 	res.Block = block
 	return res, nil
-}
-
-// prefetch starts go-ethereum's trie prefetcher on st: while the
-// transactions run, another goroutine loads the trie nodes on the paths
-// of the accounts they change, which computing the state root then needs
-// (with a large state, most of them are not in memory). The root
-// computation takes over the loaded trie and ends the prefetcher; the
-// returned stop ends it when the block fails before. It changes no
-// result, only when the nodes are read.
-func prefetch(st *state.StateDB) (stop func()) {
-	st.StartPrefetcher("charter", nil)
-	return st.StopPrefetcher
 }
 
 func errTxGasLimit(gas, limit uint64) error {
