@@ -328,7 +328,7 @@ func (l *Ledger) load(opts Options) error {
 				return fmt.Errorf("write genesis state: %w", err)
 			}
 		}
-		if fresh {
+		if fresh && len(l.spec.Alloc) >= compactGenesisAccounts {
 			// Into tables at the bottom of the store now, rather than
 			// flushed and compacted in the background while the first
 			// blocks run (a genesis of a million accounts is a few
@@ -376,6 +376,10 @@ func (l *Ledger) load(opts Options) error {
 	l.head.Store(head.Header())
 	return nil
 }
+
+// compactGenesisAccounts is the number of genesis accounts from which a
+// new ledger compacts its store after writing the genesis.
+const compactGenesisAccounts = 100_000
 
 // buildGenesis computes the genesis block and its state without writing it.
 func (l *Ledger) buildGenesis(sdb state.Database) (*types.Block, *state.StateDB, error) {
