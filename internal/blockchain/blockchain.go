@@ -197,6 +197,9 @@ func (c *Chain) BuildBlockMax(parent *types.Header, timestamp uint64, proposer c
 	if err != nil {
 		return nil, err
 	}
+	if committed {
+		defer prefetch(st)()
+	}
 	header := chain.NewHeader(c.cfg.Spec, parent, proposer, timestamp)
 	limit := c.cfg.MaxBlockTxs
 	if maxTxs > 0 && (limit <= 0 || maxTxs < limit) {
@@ -247,9 +250,12 @@ func (c *Chain) verified(block *types.Block) (*execution.Result, error) {
 	if block.NumberU64() == 0 {
 		return nil, fmt.Errorf("%w 0: the genesis is not verified", execution.ErrInvalidBlock)
 	}
-	st, exec, _, err := c.parentState(block.ParentHash(), block.NumberU64()-1)
+	st, exec, committed, err := c.parentState(block.ParentHash(), block.NumberU64()-1)
 	if err != nil {
 		return nil, err
+	}
+	if committed {
+		defer prefetch(st)()
 	}
 	parent := c.cfg.Ledger.HeaderByNumber(block.NumberU64() - 1)
 	if parent == nil || parent.Hash() != block.ParentHash() {
@@ -358,6 +364,20 @@ func (c *Chain) parentState(hash common.Hash, number uint64) (st *state.StateDB,
 	st = res.State.Copy()
 	c.stateMu.Unlock()
 	return st, execution.New(c.cfg.Spec, forkHeaders{c.cfg.Ledger, above}).WithOptions(c.cfg.Exec.Options()), false, nil
+}
+
+// prefetch starts go-ethereum's trie prefetcher on st, a state opened
+// from a committed root (the prefetcher assumes one: the accounts of an
+// uncommitted state have no committed origin to read from). While the
+// block's transactions run, another goroutine loads the trie nodes on the
+// paths of the accounts they change, which computing the state root then
+// needs; with a large state most are not in memory. The root computation
+// takes over the loaded trie and ends the prefetcher; the returned stop
+// ends it when execution fails before. It changes no result, only when
+// the nodes are read.
+func prefetch(st *state.StateDB) (stop func()) {
+	st.StartPrefetcher("charter", nil)
+	return st.StopPrefetcher
 }
 
 // pastIncluded is a transaction source for a block built on an

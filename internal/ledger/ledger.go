@@ -191,7 +191,7 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 		kv.Close()
 		return nil, err
 	}
-	if err := l.load(); err != nil {
+	if err := l.load(opts); err != nil {
 		l.triedb.Close()
 		kv.Close()
 		return nil, err
@@ -239,15 +239,43 @@ func (l *Ledger) openState(db ethdb.Database, opts Options) error {
 		l.log.Info("State kept for every block (archive, hash scheme); start with --state.history N to keep only the last N blocks' state")
 	}
 	l.scheme = use
-	l.triedb = newTrieDB(db, use, opts)
+	l.openTrieDB(db, opts)
 	if use.scheme == schemePath {
 		// pathdb has read the layers journaled by the last Close; the
 		// journal would only take space until the next Close writes a
 		// new one (after a crash it is of no use).
 		rawdb.WriteTrieJournal(l.kv, []byte{})
 	}
-	codes := state.NewCodeDB(db)
-	l.sdb = state.NewDatabase(l.triedb, codes)
+	return nil
+}
+
+// openTrieDB opens the trie database of l.scheme and the state database
+// over it.
+func (l *Ledger) openTrieDB(db ethdb.Database, opts Options) {
+	l.triedb = newTrieDB(db, l.scheme, opts)
+	l.sdb = state.NewDatabase(l.triedb, state.NewCodeDB(db))
+}
+
+// writeGenesisState writes the state of a new ledger's genesis (path
+// scheme), committed as the only layer, to disk, and opens the trie
+// database again: pathdb keeps what it wrote last in memory until its
+// next write, which for a genesis of many accounts would hold them all
+// on the heap for hundreds of heights. A crash before the write leaves
+// the store without state, and Open builds the genesis again.
+func (l *Ledger) writeGenesisState(root common.Hash, opts Options) error {
+	if err := l.triedb.Commit(root, false); err != nil {
+		return err
+	}
+	// Close waits for pathdb's background write and for its generator of
+	// flat state (which has nothing to do on the empty state it started
+	// from), so the database opened next finds the genesis on disk.
+	if err := l.triedb.Close(); err != nil {
+		return err
+	}
+	if got := diskRoot(l.kv); got != root {
+		return fmt.Errorf("%w: genesis state written with root %s, want %s", ErrCorrupt, got.TerminalString(), root.TerminalString())
+	}
+	l.openTrieDB(l.db, opts)
 	return nil
 }
 
@@ -264,16 +292,24 @@ func decodeHead(raw []byte) (uint64, common.Hash) {
 	return binary.BigEndian.Uint64(raw[:8]), common.BytesToHash(raw[8:])
 }
 
-func (l *Ledger) load() error {
-	// The genesis is computed apart from the store: under the path
-	// scheme the store holds one state only, which need not be empty.
-	genesis, st, err := l.buildGenesis(state.NewDatabaseForTesting())
-	if err != nil {
-		return err
-	}
+func (l *Ledger) load(opts Options) error {
 	has, err := l.kv.Has(keyGenesis)
 	if err != nil {
 		return fmt.Errorf("read genesis record: %w", err)
+	}
+	// A new ledger builds its genesis state once, on the store, to commit
+	// it there. Otherwise the genesis is computed apart from the store
+	// (to compare it with the recorded one, or with the state an
+	// interrupted first start left): under the path scheme the store
+	// holds one state only, which need not be the genesis's.
+	fresh := !has && (l.scheme.scheme == schemeHash || diskRoot(l.kv) == types.EmptyRootHash)
+	sdb := state.NewDatabaseForTesting()
+	if fresh {
+		sdb = l.sdb
+	}
+	genesis, st, err := l.buildGenesis(sdb)
+	if err != nil {
+		return err
 	}
 	if has {
 		stored, err := l.kv.Get(keyGenesis)
@@ -287,16 +323,30 @@ func (l *Ledger) load() error {
 				genesis.Hash().TerminalString(), l.spec.ChainID())
 		}
 	} else {
-		if disk := diskRoot(l.kv); l.scheme.scheme == schemeHash || disk == types.EmptyRootHash {
-			// Built again on the store, to be committed into it.
-			if genesis, st, err = l.buildGenesis(l.sdb); err != nil {
-				return err
-			}
-		} else if disk != genesis.Root() {
+		if disk := diskRoot(l.kv); !fresh && disk != genesis.Root() {
 			return fmt.Errorf("%w: store holds state %s and no chain", ErrCorrupt, disk.TerminalString())
 		}
 		if err := l.Commit(genesis, nil, st, nil); err != nil {
 			return fmt.Errorf("write genesis: %w", err)
+		}
+		if fresh && l.scheme.scheme == schemePath {
+			// The genesis state goes to disk at once instead of staying a
+			// layer in memory for the next MaxStateHistory heights: a
+			// genesis of many accounts would otherwise keep them all on
+			// the heap (and in every journal a Close writes), and the
+			// first heights' reads would walk that layer's maps.
+			if err := l.writeGenesisState(genesis.Root(), opts); err != nil {
+				return fmt.Errorf("write genesis state: %w", err)
+			}
+		}
+		if fresh && len(l.spec.Alloc) >= compactGenesisAccounts {
+			// Into tables at the bottom of the store now, rather than
+			// flushed and compacted in the background while the first
+			// blocks run (a genesis of a million accounts is a few
+			// hundred megabytes).
+			if err := l.kv.Compact(nil, nil); err != nil {
+				return fmt.Errorf("compact the genesis state: %w", err)
+			}
 		}
 		rec := append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, l.spec.ChainID())...)
 		if err := l.kv.Put(keyGenesis, rec); err != nil {
@@ -337,6 +387,10 @@ func (l *Ledger) load() error {
 	l.head.Store(head.Header())
 	return nil
 }
+
+// compactGenesisAccounts is the number of genesis accounts from which a
+// new ledger compacts its store after writing the genesis.
+const compactGenesisAccounts = 100_000
 
 // buildGenesis computes the genesis block and its state without writing it.
 func (l *Ledger) buildGenesis(sdb state.Database) (*types.Block, *state.StateDB, error) {

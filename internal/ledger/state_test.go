@@ -217,3 +217,64 @@ func TestStateAtDuringCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A new ledger writes its genesis state to disk at once (path scheme),
+// with the flat state pathdb serves account reads from; a first start
+// interrupted after that write and before the genesis record opens again
+// on the state it left.
+func TestGenesisStateOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	spec := devSpec(t, 5)
+	const funded = 2000
+	for i := 0; i < funded; i++ {
+		spec.Alloc[account(i)] = types.Account{Balance: big.NewInt(int64(i + 1))}
+	}
+	l, err := Open(dir, spec, Options{}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := l.Genesis().Root()
+	if got := diskRoot(l.kv); got != root {
+		t.Fatalf("state on disk after the first Open: %s, genesis %s", got.TerminalString(), root.TerminalString())
+	}
+	flat, err := l.triedb.StateReader(root)
+	if err != nil {
+		t.Fatalf("flat state of the genesis: %v", err)
+	}
+	if acct, err := flat.Account(crypto.Keccak256Hash(account(7).Bytes())); err != nil || acct == nil || acct.Balance.Uint64() != 8 {
+		t.Fatalf("flat account 7 of the genesis: %+v, %v", acct, err)
+	}
+	commitNext(t, l, setBalances(99, 7))
+	if got := balance(t, l, l.Head().Root, 7); got != 99 {
+		t.Fatalf("balance after a height: %d", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The genesis state on disk, no chain recorded yet.
+	dir2 := t.TempDir()
+	l, err = Open(dir2, spec, Options{}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range [][]byte{keyGenesis, keyHead} {
+		if err := l.kv.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir2, spec, Options{}, quiet)
+	if err != nil {
+		t.Fatalf("open after a first start interrupted past the genesis state: %v", err)
+	}
+	defer l.Close()
+	if l.Genesis().Root() != root || l.Head().Number.Uint64() != 0 {
+		t.Fatalf("genesis %s head %d", l.Genesis().Root().TerminalString(), l.Head().Number)
+	}
+	if got := balance(t, l, root, funded-1); got != funded {
+		t.Fatalf("balance of the last funded account: %d", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/trie"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
 	"github.com/charter-ledger/charter/internal/chain"
@@ -92,7 +94,41 @@ func newBenchNode(b *testing.B, senders int) *benchNode {
 	}
 	b.Cleanup(n.Stop)
 	bn.Node = n
+	if bn.funded > 0 && os.Getenv("CHARTER_BENCH_COLD") == "" {
+		warmState(b, n)
+	}
 	return bn
+}
+
+// warmState reads every account and trie node of the head state once,
+// untimed, so that the ledger's caches hold what fits of them, as they
+// do on a node that has run for a while; without it the timed blocks
+// would measure a node just started on a new genesis, whose every read
+// goes to the store (CHARTER_BENCH_COLD=1 measures that).
+func warmState(b *testing.B, n *Node) {
+	root := n.ledger.Head().Root
+	reader, err := n.ledger.TrieDB().StateReader(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := trie.New(trie.StateTrieID(root), n.ledger.TrieDB())
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := tr.NodeIterator(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for it.Next(true) {
+		if it.Leaf() {
+			if _, err := reader.Account(common.BytesToHash(it.LeafKey())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // admit recovers senders on every core and adds the transactions to the
@@ -165,6 +201,28 @@ func (bn *benchNode) signTxs(count int, nonces []uint64, to func(i int) (common.
 	return txs
 }
 
+// profileTimed starts a CPU profile of the timed part of a benchmark
+// into the file CHARTER_BENCH_CPUPROFILE names (the test binary's
+// -cpuprofile covers the setup too, which a genesis of a million
+// accounts dominates); the returned func stops it.
+func profileTimed(b *testing.B) (stop func()) {
+	path := os.Getenv("CHARTER_BENCH_CPUPROFILE")
+	if path == "" || b.N == 1 {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // BenchmarkBlockTransfers measures admission (sender recovery on every
 // core), block building (EVM) and commit (state root, pebble, fsync) of
 // plain transfers, in blocks as large as the pool allows. With
@@ -177,11 +235,13 @@ func BenchmarkBlockTransfers(b *testing.B) {
 		return bn.recipient(i), nil, 21000
 	})
 	b.ResetTimer()
+	stopProfile := profileTimed(b)
 	start := time.Now()
 	bn.admit(b, txs)
 	admitted := time.Since(start)
 	blocks := bn.sealAll(b)
 	b.StopTimer()
+	stopProfile()
 	total := time.Since(start)
 	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
@@ -210,11 +270,13 @@ func BenchmarkBlockERC20(b *testing.B) {
 		return tokenAddr, token.TransferData(bn.recipient(i), big.NewInt(1)), 100_000
 	})
 	b.ResetTimer()
+	stopProfile := profileTimed(b)
 	start := time.Now()
 	bn.admit(b, txs)
 	admitted := time.Since(start)
 	blocks := bn.sealAll(b)
 	b.StopTimer()
+	stopProfile()
 	total := time.Since(start)
 	b.ReportMetric(float64(b.N)/total.Seconds(), "tx/s")
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
@@ -198,7 +199,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.synced = synced
+	storeMB, stateMB := ledgerCacheMB(debug.SetMemoryLimit(-1))
 	l, err := ledger.Open(cfg.DataDir, cfg.Spec, ledger.Options{
+		CacheMB:      storeMB,
+		TrieCacheMB:  stateMB,
 		StateHistory: cfg.StateHistory,
 		Forks:        cfg.Spec.Consensus.Engine == "poa", // blocks final only after confirmations
 		Replay:       LedgerReplay(cfg.Spec),
