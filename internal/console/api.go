@@ -401,7 +401,9 @@ type Health struct {
 	Pending int      `json:"pending"`
 	Queued  int      `json:"queued"`
 	Head    uint64   `json:"head"`
-	HeadAge float64  `json:"headAgeSeconds"`
+	// HeadAge is how long ago the head was made; absent at the genesis,
+	// whose time is the chain's configuration, not a block's making.
+	HeadAge *float64 `json:"headAgeSeconds,omitempty"`
 	Index   bool     `json:"sqlIndex"`
 	// Caller is who asks: absent on an open node (charter dev, a
 	// loopback testnet), where the node's organization is the view.
@@ -444,7 +446,10 @@ func (a *api) health(r *http.Request) (any, error) {
 	}
 	head := a.cfg.Chain.CurrentHeader()
 	h.Head = head.Number.Uint64()
-	h.HeadAge = time.Since(time.Unix(int64(head.Time), 0)).Seconds()
+	if h.Head > 0 {
+		age := time.Since(time.Unix(int64(head.Time), 0)).Seconds()
+		h.HeadAge = &age
+	}
 	return h, nil
 }
 

@@ -214,3 +214,36 @@ func TestConsoleBehindAuthentication(t *testing.T) {
 		t.Errorf("JSON-RPC from the page without a token: %d %s", r.StatusCode, body)
 	}
 }
+
+// The health answer gives the head's age from its block's time, and none
+// for the genesis (whose time is the chain's configuration, not a block's).
+func TestConsoleHealthHeadAge(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	base := "http://" + tn.RPCAddr()
+	health := func() map[string]any {
+		r, body := get(t, base+"/api/console/health")
+		if r.StatusCode != 200 {
+			t.Fatalf("health: %d %s", r.StatusCode, body)
+		}
+		var h map[string]any
+		if err := json.Unmarshal([]byte(body), &h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := health(); h["head"].(float64) == 0 {
+		if _, ok := h["headAgeSeconds"]; ok {
+			t.Fatalf("an age for the genesis: %v", h["headAgeSeconds"])
+		}
+	}
+	tx := tn.sign(t, tn.accts[5].Key, transfer(0, common.Address{9}, 1))
+	if err := tn.client.SendTransaction(t.Context(), tx); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitReceipt(t, tx.Hash())
+	h := health()
+	age, ok := h["headAgeSeconds"].(float64)
+	if h["head"].(float64) < 1 || !ok || age < 0 || age > 3600 {
+		t.Fatalf("after a block: head %v, age %v", h["head"], h["headAgeSeconds"])
+	}
+}

@@ -10,7 +10,7 @@ export async function health(view, ctx) {
     h('div', { class: 'grid' },
       stat('This node', `${hl.node.name || 'dev'} (${hl.node.org || 'dev'})`),
       stat('Ready', hl.ready ? 'ready' : `not ready: ${hl.reason}`, 'stat-ready'),
-      stat('Head', String(hl.head)), stat('Head age', `${Math.round(hl.headAgeSeconds)} s`),
+      stat('Head', String(hl.head)), stat('Head age', hl.headAgeSeconds === undefined ? 'no block yet' : `${Math.round(hl.headAgeSeconds)} s`),
       stat('Peers', String(hl.peers)), stat('Pool', `${hl.pending} pending, ${hl.queued} queued`)));
   const head = hl.head;
   const calls = [];
