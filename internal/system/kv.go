@@ -57,12 +57,6 @@ func slotsOf(key string) keySlots {
 	return ks
 }
 
-// dataSlot is the i-th data slot of the record whose head slot is head:
-// keccak(head) + i.
-func dataSlot(head common.Hash, i int) common.Hash {
-	return dataSlotAt(crypto.Keccak256Hash(head[:]), i)
-}
-
 // dataSlotAt is base + i as 256-bit numbers, base being keccak(head).
 func dataSlotAt(base common.Hash, i int) common.Hash {
 	if i == 0 {

@@ -9,6 +9,12 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
+// dataSlot is the i-th data slot of the record whose head slot is head
+// (the stores compute it from the key's remembered slots, slotsOf).
+func dataSlot(head common.Hash, i int) common.Hash {
+	return dataSlotAt(crypto.Keccak256Hash(head[:]), i)
+}
+
 // refDataSlot is the layout's definition: keccak(head) + i as a big
 // number, truncated to 256 bits.
 func refDataSlot(head common.Hash, i int) common.Hash {
