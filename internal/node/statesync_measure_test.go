@@ -18,12 +18,16 @@ func envInt(name string, def int) int {
 // TestStateSyncVersusReplay measures how long a validator whose data
 // directory is lost takes to rejoin a 4-node bft network: replaying
 // every block from the genesis, then by state sync from the peers'
-// snapshot. Run it with
+// snapshot while one of the three peers serves corrupted chunks (they
+// must be refused and taken from the others). After each join the node
+// must agree with the others on every block from where it started to
+// some heights past the one it joined at. Run it with
 //
-//	CHARTER_SOAK=1 [CHARTER_SOAK_ACCOUNTS=N] [CHARTER_SOAK_HEIGHT=H] go test ./internal/node -run TestStateSyncVersusReplay -v -timeout 2h
+//	CHARTER_SOAK=1 [CHARTER_SOAK_ACCOUNTS=N] [CHARTER_SOAK_HEIGHT=H] [CHARTER_SOAK_BLOCKMS=MS] go test ./internal/node -run TestStateSyncVersusReplay -v -timeout 2h
 //
-// N accounts are created by transfers (default 20000) and the chain is
-// driven to at least height H (default 10000) before the measurements.
+// N accounts are created by transfers (default 20000) and the chain,
+// with a block time of MS milliseconds (default 50), is driven to at
+// least height H (default 10000) before the measurements.
 func TestStateSyncVersusReplay(t *testing.T) {
 	if os.Getenv("CHARTER_SOAK") == "" {
 		t.Skip("set CHARTER_SOAK=1 to run the long state sync measurement")
@@ -31,7 +35,10 @@ func TestStateSyncVersusReplay(t *testing.T) {
 	accounts := envInt("CHARTER_SOAK_ACCOUNTS", 20000)
 	minHeight := uint64(envInt("CHARTER_SOAK_HEIGHT", 10000))
 	every := uint64(envInt("CHARTER_SOAK_EVERY", 500))
-	nodes := startSnapshotNetwork(t, "bft", 4, every)
+	blockMs := uint64(envInt("CHARTER_SOAK_BLOCKMS", 50))
+	nodes := startSnapshotNetworkAt(t, "bft", 4, every, blockMs)
+	corrupt := nodes[2].Self()
+	served := corruptChunksFrom(t, corrupt)
 	t0 := time.Now()
 	// Three senders, each through its own node, 2000 transfers a round.
 	for done := 0; done < accounts; {
@@ -48,8 +55,11 @@ func TestStateSyncVersusReplay(t *testing.T) {
 		done += 3 * min(2000, (accounts-done+2)/3)
 		t.Logf("%d accounts created, head %d, %s", done, nodes[0].Ledger().Head().Number.Uint64(), time.Since(t0).Round(time.Second))
 	}
-	for nodes[0].Ledger().Head().Number.Uint64() < minHeight {
+	for k := 0; nodes[0].Ledger().Head().Number.Uint64() < minHeight; k++ {
 		fillState(t, nodes[0], 3, 50)
+		if k%100 == 0 {
+			t.Logf("head %d, %s", nodes[0].Ledger().Head().Number.Uint64(), time.Since(t0).Round(time.Second))
+		}
 	}
 	head := nodes[0].Ledger().Head().Number.Uint64()
 	snap := waitSnapshots(t, nodes[:3], head-head%every)
@@ -58,6 +68,7 @@ func TestStateSyncVersusReplay(t *testing.T) {
 	home := nodes[3].home
 	nodes[3].Stop()
 	dataDir := homeDataDir(t, home)
+	var synced SyncStats
 	measure := func(mode string) time.Duration {
 		if err := os.RemoveAll(dataDir); err != nil {
 			t.Fatal(err)
@@ -74,13 +85,26 @@ func TestStateSyncVersusReplay(t *testing.T) {
 		from := uint64(1)
 		if st := nd.StateSync(); st != nil {
 			t.Logf("%s: state sync %+v", mode, *st)
-			from = st.Height
+			checkCorruptRefused(t, st, corrupt, served.Load())
+			from, synced = st.Height, *st
+		} else if mode == SyncSnapshot {
+			t.Fatal("the node did not state sync")
 		}
+		// Every later block: the joined node follows the network for a
+		// while and must hold the same block at every height.
+		fillState(t, nodes[1], 1, 20)
+		later := nodes[1].Ledger().Head().Number.Uint64() + 20
+		waitUntil(t, 5*time.Minute, mode+" node follows to "+strconv.FormatUint(later, 10), func() bool {
+			return nd.Ledger().Head().Number.Uint64() >= later
+		})
 		agreeFrom(t, []*netNode{nodes[0], nodes[1], nodes[2], nd}, from)
+		t.Logf("%s: joined at %d in %s, agrees on heights %d..%d", mode, target, took.Round(time.Millisecond), from, later)
 		nd.Stop()
 		return took
 	}
 	replay := measure(SyncGenesis)
 	ss := measure(SyncSnapshot)
-	t.Logf("MEASURE accounts=%d height=%d replay=%s statesync=%s", accounts, head, replay.Round(time.Millisecond), ss.Round(time.Millisecond))
+	t.Logf("MEASURE accounts=%d height=%d blockms=%d replay=%s statesync=%s chunks=%d refused=%d badpeers=%v (corrupt peer %s served %d)",
+		accounts, head, blockMs, replay.Round(time.Millisecond), ss.Round(time.Millisecond),
+		synced.Chunks, synced.Refused, synced.BadPeers, corrupt, served.Load())
 }
