@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -26,7 +28,7 @@ func envInt(name string, def int) int {
 //	CHARTER_SOAK=1 [CHARTER_SOAK_ACCOUNTS=N] [CHARTER_SOAK_HEIGHT=H] [CHARTER_SOAK_BLOCKMS=MS] go test ./internal/node -run TestStateSyncVersusReplay -v -timeout 2h
 //
 // N accounts are created by transfers (default 20000) and the chain,
-// with a block time of MS milliseconds (default 50), is driven to at
+// with a bft block time of MS milliseconds (default 50), is driven to at
 // least height H (default 10000) before the measurements.
 func TestStateSyncVersusReplay(t *testing.T) {
 	if os.Getenv("CHARTER_SOAK") == "" {
@@ -36,7 +38,7 @@ func TestStateSyncVersusReplay(t *testing.T) {
 	minHeight := uint64(envInt("CHARTER_SOAK_HEIGHT", 10000))
 	every := uint64(envInt("CHARTER_SOAK_EVERY", 500))
 	blockMs := uint64(envInt("CHARTER_SOAK_BLOCKMS", 50))
-	nodes := startSnapshotNetworkAt(t, "bft", 4, every, blockMs)
+	nodes := startSnapshotNetworkWith(t, "bft", 4, every, json.RawMessage(fmt.Sprintf(`{"blockTime":"%dms"}`, blockMs)))
 	corrupt := nodes[2].Self()
 	served := corruptChunksFrom(t, corrupt)
 	t0 := time.Now()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"math/big"
 	"os"
 	"strconv"
@@ -20,15 +21,16 @@ import (
 // snapshot every `every` blocks, cut in the smallest chunks.
 func startSnapshotNetwork(t *testing.T, engine string, n int, every uint64) []*netNode {
 	t.Helper()
-	return startSnapshotNetworkAt(t, engine, n, every, 200)
+	return startSnapshotNetworkWith(t, engine, n, every, nil)
 }
 
-// startSnapshotNetworkAt is startSnapshotNetwork with the genesis's block
-// time (a soak reaches a large height sooner with a short one).
-func startSnapshotNetworkAt(t *testing.T, engine string, n int, every, blockTimeMs uint64) []*netNode {
+// startSnapshotNetworkWith is startSnapshotNetwork with the genesis's
+// consensus.params (a soak reaches a large height sooner with a short
+// block time).
+func startSnapshotNetworkWith(t *testing.T, engine string, n int, every uint64, params json.RawMessage) []*netNode {
 	t.Helper()
 	dir := t.TempDir()
-	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: blockTimeMs,
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200, ConsensusParams: params,
 		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
 	if err != nil {
 		t.Fatal(err)
