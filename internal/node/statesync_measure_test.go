@@ -57,12 +57,16 @@ func TestStateSyncVersusReplay(t *testing.T) {
 		done += 3 * min(2000, (accounts-done+2)/3)
 		t.Logf("%d accounts created, head %d, %s", done, nodes[0].Ledger().Head().Number.Uint64(), time.Since(t0).Round(time.Second))
 	}
-	for k := 0; nodes[0].Ledger().Head().Number.Uint64() < minHeight; k++ {
-		fillState(t, nodes[0], 3, 50)
-		if k%100 == 0 {
-			t.Logf("head %d, %s", nodes[0].Ledger().Head().Number.Uint64(), time.Since(t0).Round(time.Second))
+	// Then the empty blocks of every block time, up to the height.
+	next := uint64(0)
+	waitUntil(t, 2*time.Hour, "height "+strconv.FormatUint(minHeight, 10), func() bool {
+		h := nodes[0].Ledger().Head().Number.Uint64()
+		if h >= next {
+			t.Logf("head %d, %s", h, time.Since(t0).Round(time.Second))
+			next = h + 1000
 		}
-	}
+		return h >= minHeight
+	})
 	head := nodes[0].Ledger().Head().Number.Uint64()
 	snap := waitSnapshots(t, nodes[:3], head-head%every)
 	t.Logf("chain at %d after %s; snapshot at %d", head, time.Since(t0).Round(time.Second), snap)
