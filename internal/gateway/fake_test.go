@@ -442,3 +442,12 @@ func (r registry) Lookup(name string) (common.Address, []byte, bool) {
 }
 
 var errBoom = errors.New("boom")
+
+// HeaderByHash and BodyKept: the fake holds every block it has whole.
+func (f *fakeChain) HeaderByHash(hash common.Hash) *types.Header {
+	if b := f.BlockByHash(hash); b != nil {
+		return b.Header()
+	}
+	return nil
+}
+func (f *fakeChain) BodyKept(uint64) error { return nil }

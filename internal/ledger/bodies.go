@@ -113,12 +113,13 @@ func (l *Ledger) loadBodies() error {
 
 // PruneBodies deletes the bodies, receipts and transaction index entries
 // of at most limit heights, the oldest first, among those below
-// head-BodyHistory (none when BodyHistory is 0), keeping their headers
+// head-BodyHistory (none when BodyHistory is 0) and below ceiling (a
+// reader that still needs them: the SQL index), keeping their headers
 // and seals; it returns how many heights it pruned and the bytes of
 // the records deleted. One batch, not synced: a crash loses at most the
 // batch, which the next call repeats. Calls must not overlap; Commit may
 // run meanwhile.
-func (l *Ledger) PruneBodies(limit int) (heights int, bytes int, err error) {
+func (l *Ledger) PruneBodies(limit int, ceiling uint64) (heights int, bytes int, err error) {
 	head := l.head.Load()
 	if l.bodyHistory == 0 || head == nil || limit <= 0 {
 		return 0, 0, nil
@@ -127,7 +128,7 @@ func (l *Ledger) PruneBodies(limit int) (heights int, bytes int, err error) {
 	if number <= l.bodyHistory {
 		return 0, 0, nil
 	}
-	below := number - l.bodyHistory
+	below := min(number-l.bodyHistory, ceiling)
 	from := max64(l.bodies.Load(), l.base, 1)
 	if from >= below {
 		return 0, 0, nil

@@ -61,7 +61,7 @@ func TestPruneBodiesKeepsHeaders(t *testing.T) {
 		blocks, txs = append(blocks, b), append(txs, tx)
 	}
 	for l.BodiesFrom() < 20 {
-		n, _, err := l.PruneBodies(7)
+		n, _, err := l.PruneBodies(7, ^uint64(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestPruneBodiesKeepsHeaders(t *testing.T) {
 			t.Fatalf("pruned %d heights in a batch of 7, floor %d", n, l.BodiesFrom())
 		}
 	}
-	if n, _, err := l.PruneBodies(7); n != 0 || err != nil || l.BodiesFrom() != 20 {
+	if n, _, err := l.PruneBodies(7, ^uint64(0)); n != 0 || err != nil || l.BodiesFrom() != 20 {
 		t.Fatalf("pruned %d more (%v), floor %d; want the bodies of 20..30 kept", n, err, l.BodiesFrom())
 	}
 	check := func(l *Ledger) {
