@@ -199,6 +199,22 @@ func (l *Ledger) CompactBodies(to uint64) error {
 // DiskSize is the bytes of the store's tables and logs on disk.
 func (l *Ledger) DiskSize() (uint64, error) { return l.kv.diskSize() }
 
+// BodiesDiskUsage estimates the bytes of the store's tables that hold the
+// block and receipt records below height to (what is in memory or the
+// write-ahead log is not counted).
+func (l *Ledger) BodiesDiskUsage(to uint64) (uint64, error) {
+	end := binary.BigEndian.AppendUint64(nil, to)
+	var total uint64
+	for _, p := range [][]byte{prefBlock, prefReceipt} {
+		n, err := l.kv.estimateDiskUsage(key(p, make([]byte, 8)), key(p, end))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
 func max64(a uint64, rest ...uint64) uint64 {
 	for _, b := range rest {
 		a = max(a, b)
