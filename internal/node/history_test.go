@@ -160,8 +160,8 @@ func TestObserverPrunesBodies(t *testing.T) {
 	}
 
 	// The store itself: no block, receipt or index record below the floor.
+	obs.Stop() // the pruner has stopped: the floor stays
 	floor = l.BodiesFrom()
-	obs.Stop()
 	checkStoreBodies(t, homeDataDir(t, inits[4].Home), floor, last, txs)
 
 	// Restarted, it keeps following, from the floor it recorded.
