@@ -33,13 +33,23 @@ import (
 // validator's; and it keeps following the network, also after a restart.
 // A validator is refused the retention.
 func TestObserverPrunesBodies(t *testing.T) {
+	testObserverPrunesBodies(t, "bft", json.RawMessage(`{"blockTime":"50ms"}`))
+}
+
+// TestObserverPrunesBodiesPoA is the same on poa, whose ledger holds
+// final blocks only (confirmations below the head).
+func TestObserverPrunesBodiesPoA(t *testing.T) {
+	testObserverPrunesBodies(t, "poa", json.RawMessage(`{"period":"100ms","turnTimeout":"1s","confirmations":1}`))
+}
+
+func testObserverPrunesBodies(t *testing.T, engine string, params json.RawMessage) {
 	const keep = MinHistoryBodies
 	defer func(v int) { pruneCompactBytes = v }(pruneCompactBytes)
 	pruneCompactBytes = 1 // compact after every batch: the disk check below
 	dir := t.TempDir()
-	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: 4, Observers: 1, Engine: "bft", DevAccounts: true, BlockTimeMs: 200,
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: 4, Observers: 1, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
 		RPCPort: freePortBase(t, 5), P2PPort: freePortBase(t, 5), MetricsPort: freePortBase(t, 5),
-		ConsensusParams: json.RawMessage(`{"blockTime":"50ms"}`)})
+		ConsensusParams: params})
 	if err != nil {
 		t.Fatal(err)
 	}
