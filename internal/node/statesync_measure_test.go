@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,11 +26,12 @@ func envInt(name string, def int) int {
 // must agree with the others on every block from where it started to
 // some heights past the one it joined at. Run it with
 //
-//	CHARTER_SOAK=1 [CHARTER_SOAK_ACCOUNTS=N] [CHARTER_SOAK_HEIGHT=H] [CHARTER_SOAK_BLOCKMS=MS] go test ./internal/node -run TestStateSyncVersusReplay -v -timeout 2h
+//	CHARTER_SOAK=1 [CHARTER_SOAK_ACCOUNTS=N] [CHARTER_SOAK_HEIGHT=H] [CHARTER_SOAK_BLOCKMS=MS] [CHARTER_SOAK_RUNS=R] go test ./internal/node -run TestStateSyncVersusReplay -v -timeout 2h
 //
 // N accounts are created by transfers (default 20000) and the chain,
 // with a bft block time of MS milliseconds (default 50), is driven to at
-// least height H (default 10000) before the measurements.
+// least height H (default 10000) before the measurements, which run R
+// times each (default 1), alternating.
 func TestStateSyncVersusReplay(t *testing.T) {
 	if os.Getenv("CHARTER_SOAK") == "" {
 		t.Skip("set CHARTER_SOAK=1 to run the long state sync measurement")
@@ -38,6 +40,7 @@ func TestStateSyncVersusReplay(t *testing.T) {
 	minHeight := uint64(envInt("CHARTER_SOAK_HEIGHT", 10000))
 	every := uint64(envInt("CHARTER_SOAK_EVERY", 500))
 	blockMs := uint64(envInt("CHARTER_SOAK_BLOCKMS", 50))
+	runs := envInt("CHARTER_SOAK_RUNS", 1)
 	nodes := startSnapshotNetworkWith(t, "bft", 4, every, json.RawMessage(fmt.Sprintf(`{"blockTime":"%dms"}`, blockMs)))
 	corrupt := nodes[2].Self()
 	served := corruptChunksFrom(t, corrupt)
@@ -108,9 +111,20 @@ func TestStateSyncVersusReplay(t *testing.T) {
 		nd.Stop()
 		return took
 	}
-	replay := measure(SyncGenesis)
-	ss := measure(SyncSnapshot)
-	t.Logf("MEASURE accounts=%d height=%d blockms=%d replay=%s statesync=%s chunks=%d refused=%d badpeers=%v (corrupt peer %s served %d)",
-		accounts, head, blockMs, replay.Round(time.Millisecond), ss.Round(time.Millisecond),
+	// Runs alternate, so that the machine's load weighs on both alike.
+	var replays, syncs []time.Duration
+	for i := 0; i < runs; i++ {
+		replays = append(replays, measure(SyncGenesis))
+		syncs = append(syncs, measure(SyncSnapshot))
+		t.Logf("run %d: replay %s, state sync %s (chunks %d, refused %d from %v)", i+1, replays[i].Round(time.Millisecond),
+			syncs[i].Round(time.Millisecond), synced.Chunks, synced.Refused, synced.BadPeers)
+	}
+	median := func(d []time.Duration) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	t.Logf("MEASURE accounts=%d height=%d blockms=%d runs=%d replay=%s (median of %v) statesync=%s (median of %v) chunks=%d refused=%d badpeers=%v (corrupt peer %s served %d)",
+		accounts, head, blockMs, runs, median(replays).Round(time.Millisecond), replays, median(syncs).Round(time.Millisecond), syncs,
 		synced.Chunks, synced.Refused, synced.BadPeers, corrupt, served.Load())
 }
