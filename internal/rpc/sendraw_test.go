@@ -20,7 +20,8 @@ import (
 // request goes on to go-ethereum's server with its body intact.
 func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 	f := newFake(t)
-	ts := serve(t, f, Config{})
+	// Batches of up to 30 calls, answers of up to 1,024 bytes (20 hashes pass it).
+	ts := serve(t, f, Config{BatchItems: 30, ResponseBytes: 1024})
 	acct := testAccounts(t)[0]
 	signer := types.LatestSignerForChainID(big.NewInt(1337))
 	tx, err := types.SignNewTx(acct.Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 3,
@@ -58,7 +59,15 @@ func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 		{"notification", `{"jsonrpc":"2.0","method":"eth_sendRawTransaction","params":["` + hexTx + `"]}`, "application/json", nil, false},
 		{"object id", call(`{"a":1}`, `["`+hexTx+`"]`), "application/json", nil, false},
 		{"version 1", `{"jsonrpc":"1.0","id":1,"method":"eth_sendRawTransaction","params":["` + hexTx + `"]}`, "application/json", nil, false},
-		{"batch", `[` + call("1", `["`+hexTx+`"]`) + `]`, "application/json", nil, false},
+		{"batch of one", `[` + call("1", `["`+hexTx+`"]`) + `]`, "application/json", nil, true},
+		{"batch", ` [` + call("1", `["`+hexTx+`"]`) + `,` + call(`"b"`, `["0x02f8"]`) + `,` + call("3", `["`+hexTx+`"]`) + "]\n", "application/json", nil, true},
+		{"batch refused", `[` + call("1", `["`+hexTx+`"]`) + `,` + call("2", `["`+hexTx+`"]`) + `]`, "application/json", errors.New("pool is full"), true},
+		{"batch answer too large", `[` + strings.Repeat(call("1", `["`+hexTx+`"]`)+`,`, 19) + call("20", `["`+hexTx+`"]`) + `]`, "application/json", nil, true},
+		{"batch over the limit", `[` + strings.Repeat(call("1", `["`+hexTx+`"]`)+`,`, 30) + call("31", `["`+hexTx+`"]`) + `]`, "application/json", nil, false},
+		{"batch with another method", `[` + call("1", `["`+hexTx+`"]`) + `,{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}]`, "application/json", nil, false},
+		{"batch with a notification", `[` + call("1", `["`+hexTx+`"]`) + `,{"jsonrpc":"2.0","method":"eth_sendRawTransaction","params":["` + hexTx + `"]}]`, "application/json", nil, false},
+		{"batch with a bad item", `[` + call("1", `["`+hexTx+`"]`) + `,` + call("2", `["0x0"]`) + `]`, "application/json", nil, false},
+		{"empty batch", `[]`, "application/json", nil, false},
 		{"other method", `{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[],"x":"eth_sendRawTransaction"}`, "application/json", nil, false},
 		{"a result too", `{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["` + hexTx + `"],"result":1}`, "application/json", nil, false},
 		{"bad json", call("1", `["`+hexTx+`"`), "application/json", nil, false},
@@ -98,8 +107,11 @@ func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 				t.Fatalf("direct answer %d %q %q\ngo-ethereum's %d %q %q", direct.Code, direct.Header().Get("Content-Type"), direct.Body,
 					generic.Code, generic.Header().Get("Content-Type"), generic.Body)
 			}
-			if c.sendErr == nil && bytes.Contains(direct.Body.Bytes(), []byte(`"result"`)) && len(f.pool) != 1 {
-				t.Fatalf("pool holds %d transactions after go-ethereum's answer", len(f.pool))
+			if c.sendErr == nil && bytes.Contains(direct.Body.Bytes(), []byte(`"result"`)) && len(f.pool) == 0 {
+				t.Fatal("pool holds nothing after go-ethereum's answer")
+			}
+			if c.name == "batch answer too large" && !strings.Contains(direct.Body.String(), "response too large") {
+				t.Fatalf("answer %s", direct.Body)
 			}
 		})
 	}
