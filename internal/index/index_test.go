@@ -546,3 +546,17 @@ func TestLiveCommitsLinger(t *testing.T) {
 	}
 	checkEqual(t, ix, c, 40)
 }
+
+// The SQLite writer runs with its larger page cache and statement journals
+// in memory.
+func TestSQLiteWriterPragmas(t *testing.T) {
+	c := genChain(t, 2, 1, 0)
+	ix := open(t, Config{SQLitePath: filepath.Join(t.TempDir(), "p.db")}, newSource(c, 2))
+	defer ix.Close()
+	for pragma, want := range map[string]int64{"cache_size": -65536, "temp_store": 2} {
+		var got int64
+		if err := ix.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil || got != want {
+			t.Errorf("PRAGMA %s = %d (%v), want %d", pragma, got, err, want)
+		}
+	}
+}
