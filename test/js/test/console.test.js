@@ -164,10 +164,27 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.equal(await roots.count(), 4);
     await shot(page, '06-members');
 
+    // Network health: every validator with its last signed block (from
+    // the commit certificates), and the peers as a list, each with the
+    // readiness it reported to this node (every 5 s over the p2p link).
     await page.goto(`${base}#/network`);
     await page.locator('h2', { hasText: 'Validators' }).waitFor();
+    await waitFor(async () => {
+      await page.reload();
+      await page.locator('#peers tbody tr').nth(3).waitFor();
+      if ((await page.locator('#peers tbody tr .badge', { hasText: /^ready$/ }).count()) === 4) return true;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return false;
+    }, 30_000, 'this node and its 3 peers, each reported ready');
+    const peers = await page.locator('#peers').innerText();
+    for (const org of ['org1', 'org2', 'org3']) assert.match(peers, new RegExp(`${org}\\t127\\.0\\.0\\.1:\\d+`), `peer of ${org} with its address`);
+    const vals = page.locator('#validators tbody tr');
+    assert.equal(await vals.count(), 4);
+    for (let i = 0; i < 4; i++) assert.equal(await vals.nth(i).locator('a[href^="#/block/"]').count() >= 1, true, `validator ${i} with a last signed block`);
     await page.locator('svg.chart').first().waitFor();
     await page.locator('#live-rates', { hasText: 'tx/s' }).waitFor();
+    // The node's own history: the chart starts before the page opened.
+    assert.match(await page.locator('#live-chart svg').getAttribute('aria-label'), /since \d{4}-\d\d-\d\d/);
     await shot(page, '07-network');
 
     await page.goto(`${base}#/usage`);
@@ -176,6 +193,11 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^day,organization,nodes,transactions,gas,state_bytes,gas_share_bps\n/);
     assert.match(csv, /,org0,/);
+    // One stacked bar per day with usage (today), one part per organization.
+    assert.ok(await page.locator('#usage-chart svg rect').count() >= 1, 'the chart has bars');
+    assert.match(await page.locator('#usage-chart figcaption').innerText(), /org0/);
+    await page.selectOption('#usage-measure', 'txs');
+    assert.match(await page.locator('#usage-chart svg').getAttribute('aria-label'), /^Transactions per day/);
     await shot(page, '08-usage');
 
     // A member's node shows the group's private events.
@@ -210,9 +232,14 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await waitFor(async () => (await height()) >= stoppedAt + 14, 60_000, 'the chain to go on without a validator');
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${base}#/network`);
-    const row = page.locator('tr', { hasText: 'org3' });
+    const row = page.locator('#validators tr', { hasText: 'org3' });
     await row.locator('.badge', { hasText: 'missing' }).waitFor();
     assert.equal(await page.locator('tr .badge', { hasText: 'missing' }).count(), 1, 'only the stopped validator is missing');
+    // Its missed blocks: at least the 14 the others made without it, and
+    // the rounds it was to propose passed.
+    const cells = await row.locator('td').allInnerTexts();
+    assert.ok(Number(cells[5]) >= 14 && Number(cells[6]) >= 1, `missed blocks and rounds of the stopped validator: ${cells.join(' | ')}`);
+    assert.equal(await page.locator('#peers', { hasText: 'org3' }).count(), 0, 'the stopped node is no longer a peer');
     await shot(page, '12-network-validator-missing');
 
     assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');
