@@ -110,6 +110,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("GET "+APIPath+"validators", a.serve("GET /api/console/validators", a.validators))
 	a.mux.HandleFunc("GET "+APIPath+"history", a.serve("GET /api/console/history", a.history))
 	a.mux.HandleFunc("GET "+APIPath+"usage/{from}/{to}", a.serve("GET /api/console/usage/{from}/{to}", a.usage))
+	a.mux.HandleFunc("POST "+APIPath+"draft", a.draft)
 	a.mux.HandleFunc(APIPath, func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path)
 	})
