@@ -2,8 +2,8 @@
 // proposals with votes, thresholds and time-lock; the audit trail; a draft
 // form that prints the `charter gov propose` command (the browser never
 // holds a member's key).
-import { rpc, getJSON } from './api.js';
-import { h, link, mono, badge, short, table, kv, addrLink, blockLink } from './dom.js';
+import { rpc, getJSON, postJSON } from './api.js';
+import { h, link, mono, badge, short, table, kv, addrLink, blockLink, txLink, errorBox } from './dom.js';
 
 const DAY_MS = 86400e3;
 
@@ -140,17 +140,63 @@ export function quote(v) {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
+// draftForm builds a proposal: the `charter gov propose` command, the
+// unsigned transaction the node encodes (POST /api/console/draft: to,
+// data, value, for any signer), and, when the page has an EIP-1193
+// provider (a browser wallet), a button that has the wallet sign and send
+// it. The page never holds a key.
 function draftForm() {
   const out = h('pre', { class: 'cmd', id: 'draft-command', 'aria-live': 'polite' });
+  const txOut = h('pre', { class: 'cmd mono', id: 'draft-tx', 'aria-live': 'polite' }, 'Fill in the action to see its transaction.');
+  const status = h('div', { id: 'draft-status', role: 'status' });
   const fields = h('div', { class: 'full draft-fields' });
   const actionSel = h('select', { id: 'draft-action', name: 'action' }, Object.keys(ACTIONS).map((a) => h('option', { value: a }, a)));
   const memo = h('input', { id: 'draft-memo', name: 'memo', placeholder: 'why (shown to every member)' });
   const key = h('input', { id: 'draft-key', name: 'key', value: 'orgs/ORG/admin-account.key' });
+  let draft = null, seq = 0, timer;
+  const walletBtn = h('button', { type: 'button', id: 'draft-wallet', disabled: true, onclick: () => signWithWallet() }, 'Sign with wallet');
+  const args = () => {
+    const a = {};
+    for (const inp of fields.querySelectorAll('input')) if (inp.value.trim()) a[inp.name] = inp.value.trim();
+    return a;
+  };
+  const encode = async () => {
+    const mine = ++seq;
+    try {
+      const d = await postJSON('/api/console/draft', { action: actionSel.value, args: args(), memo: memo.value.trim() });
+      if (mine !== seq) return;
+      draft = d;
+      txOut.textContent = JSON.stringify({ to: d.to, data: d.data, value: d.value, chainId: d.chainId }, null, 2);
+    } catch (err) {
+      if (mine !== seq) return;
+      draft = null;
+      txOut.textContent = `Not yet a transaction: ${err.message}`;
+    }
+    walletBtn.disabled = !draft || !window.ethereum;
+  };
   const update = () => {
     const parts = ['charter', 'gov', 'propose', actionSel.value];
     for (const inp of fields.querySelectorAll('input')) if (inp.value.trim()) parts.push(`--${inp.name}`, quote(inp.value.trim()));
     parts.push('--memo', quote(memo.value.trim() || 'no memo'), '--key', quote(key.value.trim()), '--rpc', location.origin);
     out.textContent = parts.join(' ');
+    draft = null;
+    walletBtn.disabled = true;
+    clearTimeout(timer);
+    timer = setTimeout(encode, 250);
+  };
+  const signWithWallet = async () => {
+    const eth = window.ethereum;
+    if (!eth || !draft) return;
+    status.replaceChildren('Asking the wallet…');
+    try {
+      const [from] = await eth.request({ method: 'eth_requestAccounts' });
+      const chainId = await eth.request({ method: 'eth_chainId' });
+      if (BigInt(chainId) !== BigInt(draft.chainId)) throw new Error(`the wallet is on chain ${BigInt(chainId)}, this node's chain is ${BigInt(draft.chainId)}: switch the wallet's network`);
+      const hash = await eth.request({ method: 'eth_sendTransaction', params: [{ from, to: draft.to, data: draft.data, value: draft.value }] });
+      status.replaceChildren('Sent by ', mono(from), ': ', txLink(hash), '. The proposal is open once the transaction is in a block.');
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+    }
   };
   const build = () => {
     fields.replaceChildren(h('div', { class: 'draft' }, ACTIONS[actionSel.value].map((f) => [
@@ -166,6 +212,12 @@ function draftForm() {
     h('div', { class: 'full' }, h('button', { type: 'button', onclick: () => navigator.clipboard && navigator.clipboard.writeText(out.textContent).catch(() => {}) }, 'Copy the command')));
   build();
   return h('section', { 'aria-labelledby': 'draft-h' }, h('h2', { id: 'draft-h' }, 'Draft a proposal'),
-    h('p', {}, 'Fill in the action; run the command on the machine that holds your organization\'s admin key. The console never holds a key.'),
-    form, out);
+    h('p', {}, 'Fill in the action; run the command on the machine that holds your organization\'s admin key, or sign the transaction below with the admin account. The console never holds a key.'),
+    form, out,
+    h('h3', {}, 'The unsigned transaction'),
+    h('p', { class: 'muted' }, 'From your organization\'s admin account, to the governance contract; sign it with any Ethereum signer.'),
+    txOut,
+    window.ethereum ? h('p', {}, walletBtn, ' ', h('span', { class: 'muted' }, 'Your browser wallet signs and sends it; it must hold the admin account.'))
+      : h('p', { class: 'muted' }, 'No browser wallet (EIP-1193 provider) in this page: sign it elsewhere.'),
+    status);
 }

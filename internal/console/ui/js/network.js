@@ -89,7 +89,7 @@ function nodes(hl, orgOf) {
   const self = [h('span', {}, hl.node.name || 'dev', ' ', badge('this node')), hl.node.org || '—', location.host, readiness(hl.ready, hl.reason),
     String(hl.head), expires(hl.node.certExpires), '—'];
   const rows = [self, ...hl.peerList.map((p) => [h('span', { title: p.id }, p.name || short(p.id, 12)), p.org || orgOf.get(p.id.toLowerCase()) || '—', mono(p.addr),
-    p.status ? readiness(p.status.ready, p.status.reason) : badge('no report yet'), p.status ? String(p.status.head) : '—',
+    p.status ? readiness(p.status.ready, p.status.reason) : badge('no report yet'), p.status ? `${p.status.head} (${Math.round(p.status.ageSeconds)} s ago)` : '—',
     expires(p.certExpires), `${p.outbound ? 'dialed' : 'accepted'} ${ago(Date.parse(p.since) / 1000)}`])];
   return h('section', { id: 'peers', 'aria-labelledby': 'peers-h' }, h('h2', { id: 'peers-h' }, `Nodes (this one and ${hl.peerList.length} peers)`),
     h('p', { class: 'muted' }, 'Each peer reports its readiness (what its /readyz answers) and its head to this node over their mTLS link every few seconds.'),
@@ -206,6 +206,11 @@ export async function usage(view) {
 
 const TRANSFER = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
 
+// privacy: the registry's privacy groups as this organization sees them.
+// A member reads its groups' private events; an organization granted as
+// auditor of a group reads what was disclosed to it, the payloads from
+// the granted height on; every other organization sees that the group
+// exists and nothing of its content (its node holds none).
 export async function privacy(view, ctx) {
   const [hl, m] = await Promise.all([ctx.health(), ctx.members()]);
   // The caller's organization when it signed in, else the node's (an
@@ -214,24 +219,29 @@ export async function privacy(view, ctx) {
   const res = await batch(m.organizations.filter((o) => o.name).map((o) => ['charter_groups', [o.name]]));
   const groups = new Map();
   for (const r of res) if (Array.isArray(r)) for (const g of r) groups.set(g.id, g);
+  const audited = [...groups.values()].filter((g) => !g.members.includes(mine) && g.auditors.some((a) => a.org === mine));
   view.append(h('h1', {}, 'Private data'),
     h('p', {}, `Privacy groups in the registry, seen from this node of ${mine || 'dev'}. Members read their groups' private transactions here; `,
-      'everyone else sees that a group exists and that markers are on the chain, nothing of the content.'));
+      'an auditor reads what was disclosed to it, from the block of its grant; ',
+      'everyone else sees that a group exists and that markers are on the chain, nothing of the content.'),
+    audited.length ? h('p', { id: 'audited', class: 'muted' }, `Disclosed to ${mine} as auditor: ${audited.map((g) => g.name || short(g.id, 14)).join(', ')}.`) : null);
   if (!groups.size) { view.append(h('p', { class: 'muted' }, 'No privacy groups.')); return; }
   for (const g of groups.values()) {
     const member = g.members.includes(mine);
-    const card = h('section', { class: 'card group', 'data-group': g.id, 'aria-label': `Group ${g.name || g.id}` },
-      h('h2', {}, g.name || short(g.id, 14), ' ', member ? badge('member', 'ok') : badge('not a member', 'warn')),
+    const grant = member ? null : g.auditors.find((a) => a.org === mine);
+    const card = h('section', { class: `card group${grant ? ' audited' : ''}`, 'data-group': g.id, 'aria-label': `Group ${g.name || g.id}` },
+      h('h2', {}, g.name || short(g.id, 14), ' ', member ? badge('member', 'ok') : grant ? badge(`auditor from block ${grant.from}`, 'warn') : badge('not a member', 'warn')),
       kv([['Group id', mono(g.id)], ['Members', g.members.join(', ')], ['Creator', g.creator], ['Status', g.status], ['Created at', blockLink(g.created)],
         g.auditors.length ? ['Auditors', g.auditors.map((a) => `${a.org} from block ${a.from}`).join(', ')] : null]));
     view.append(card);
-    if (!member) {
+    if (!member && !grant) {
       card.append(h('p', { class: 'muted private-hidden' }, 'Your organization is not a member: this node holds none of the group\'s payloads. Only its markers (hashes) are on the shared chain.'));
       continue;
     }
     try {
-      const logs = await rpc('priv_getLogs', [g.privacyGroupId, { fromBlock: '0x0', toBlock: 'latest' }]);
-      card.append(h('h3', {}, `Private events (${logs.length})`),
+      const fromBlock = grant ? '0x' + grant.from.toString(16) : '0x0';
+      const logs = await rpc('priv_getLogs', [g.privacyGroupId, { fromBlock, toBlock: 'latest' }]);
+      card.append(h('h3', {}, grant ? `Disclosed private events from block ${grant.from} (${logs.length})` : `Private events (${logs.length})`),
         table(['Block', 'Transaction', 'Contract', 'Event', 'Detail'], logs.slice(-50).reverse().map((l) => {
           const isTransfer = l.topics[0] === TRANSFER && l.topics.length === 3;
           return [blockLink(num(l.blockNumber)), txLink(l.transactionHash), addrLink(l.address), isTransfer ? 'Transfer' : short(l.topics[0] || '', 12),
