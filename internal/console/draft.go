@@ -32,17 +32,22 @@ type DraftRequest struct {
 // member's admin signs (with `charter send`, a wallet, a hardware key).
 // The node signs nothing and keeps nothing.
 type Draft struct {
-	To    string `json:"to"`
-	Data  string `json:"data"`
-	Value string `json:"value"`
+	To    string `json:"to,omitempty"`
+	Data  string `json:"data,omitempty"`
+	Value string `json:"value,omitempty"`
 	// ChainID is the chain the transaction is for (hex).
-	ChainID string `json:"chainId"`
+	ChainID string `json:"chainId,omitempty"`
+	// Problem says why the draft is not yet a transaction (the chain's
+	// own first check, in its words); the other fields are then empty.
+	Problem string `json:"problem,omitempty"`
 }
 
 // draft answers POST /api/console/draft: the calldata of
 // Governance.propose for the drafted action, after the arguments' own
-// checks (Validate, the chain's first). It reads no state and changes
-// nothing; a draft needs the role read, as the page does.
+// checks (Validate, the chain's first), or the problem those find (200:
+// the page asks as the user types; 400 only for a body that is not a
+// draft). It reads no state and changes nothing; a draft needs the role
+// read, as the page does.
 func (a *api) draft(w http.ResponseWriter, r *http.Request) {
 	const what = "POST /api/console/draft"
 	if e := auth.EntryOf(r.Context()); e != nil {
@@ -63,8 +68,9 @@ func (a *api) draft(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := buildDraft(req, a.cfg.Chain.ChainSpec().ChainID())
 	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
-		return
+		// A draft being filled in is not yet a transaction: that is the
+		// answer, not a failed request (the page asks as the user types).
+		out = &Draft{Problem: err.Error()}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -378,3 +378,33 @@ func TestConsoleUsagePerDayAndHistory(t *testing.T) {
 		t.Fatalf("history: %+v", hist)
 	}
 }
+
+// POST /api/console/draft answers the unsigned propose transaction of a
+// complete draft, the chain's first objection to an incomplete one (200:
+// the page asks as the user types), and 400 for a body that is no draft.
+func TestConsoleDraft(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	url := "http://" + tn.RPCAddr() + console.APIPath + "draft"
+	post := func(body string) (int, console.Draft) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		r, text := httpDo(t, req)
+		var d console.Draft
+		if r.StatusCode == 200 {
+			if err := json.Unmarshal([]byte(text), &d); err != nil {
+				t.Fatalf("%s: %v", text, err)
+			}
+		}
+		return r.StatusCode, d
+	}
+	code, d := post(`{"action":"freeze","args":{"target":"0x00000000000000000000000000000000000000aa"},"memo":"lost key"}`)
+	if code != 200 || d.Problem != "" || d.To != system.GovernanceAddress.Hex() || !strings.HasPrefix(d.Data, "0x") || d.ChainID != "0x539" {
+		t.Fatalf("a complete draft: %d %+v", code, d)
+	}
+	if code, d := post(`{"action":"freeze","args":{},"memo":"lost key"}`); code != 200 || !strings.Contains(d.Problem, "--target") || d.Data != "" {
+		t.Fatalf("an incomplete draft: %d %+v", code, d)
+	}
+	if code, _ := post(`{"action":"freeze","colour":1}`); code != http.StatusBadRequest {
+		t.Fatalf("no draft: %d", code)
+	}
+}

@@ -165,6 +165,7 @@ function draftForm() {
     try {
       const d = await postJSON('/api/console/draft', { action: actionSel.value, args: args(), memo: memo.value.trim() });
       if (mine !== seq) return;
+      if (d.problem) throw new Error(d.problem);
       draft = d;
       txOut.textContent = JSON.stringify({ to: d.to, data: d.data, value: d.value, chainId: d.chainId }, null, 2);
     } catch (err) {
