@@ -89,7 +89,7 @@ function nodes(hl, orgOf) {
   const self = [h('span', {}, hl.node.name || 'dev', ' ', badge('this node')), hl.node.org || '—', location.host, readiness(hl.ready, hl.reason),
     String(hl.head), expires(hl.node.certExpires), '—'];
   const rows = [self, ...hl.peerList.map((p) => [h('span', { title: p.id }, p.name || short(p.id, 12)), p.org || orgOf.get(p.id.toLowerCase()) || '—', mono(p.addr),
-    p.status ? readiness(p.status.ready, p.status.reason) : badge('no report yet'), p.status ? `${p.status.head} (${Math.round(p.status.ageSeconds)} s ago)` : '—',
+    !p.status ? badge('no report yet') : p.status.ageSeconds > 20 ? badge(`no report for ${Math.round(p.status.ageSeconds)} s`, 'warn') : readiness(p.status.ready, p.status.reason), p.status ? `${p.status.head} (${Math.round(p.status.ageSeconds)} s ago)` : '—',
     expires(p.certExpires), `${p.outbound ? 'dialed' : 'accepted'} ${ago(Date.parse(p.since) / 1000)}`])];
   return h('section', { id: 'peers', 'aria-labelledby': 'peers-h' }, h('h2', { id: 'peers-h' }, `Nodes (this one and ${hl.peerList.length} peers)`),
     h('p', { class: 'muted' }, 'Each peer reports its readiness (what its /readyz answers) and its head to this node over their mTLS link every few seconds.'),
