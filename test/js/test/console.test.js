@@ -222,6 +222,11 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     // Each organization's root certificate, with its expiry.
     const roots = page.locator('table', { has: page.locator('caption', { hasText: 'Root certificates' }) }).locator('tbody tr');
     assert.equal(await roots.count(), 4);
+    // Each node's TLS certificate expiry (all four are connected to n0).
+    for (const org of ['org0', 'org1', 'org2', 'org3']) {
+      const cells = await page.locator('table', { has: page.locator('caption', { hasText: `Nodes of ${org}` }) }).locator('tbody tr').first().locator('td').allInnerTexts();
+      assert.match(cells[3], /^\d{4}-\d\d-\d\d/, `certificate expiry of ${org}'s node: ${cells.join(' | ')}`);
+    }
     await shot(page, '06-members');
 
     // Network health: every validator with its last signed block (from

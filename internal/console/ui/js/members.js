@@ -17,8 +17,16 @@ function expiry(c) {
 }
 
 export async function members(view, ctx) {
-  const [m, certs] = await Promise.all([ctx.members(), getJSON('/api/console/certificates')]);
+  const [m, certs, hl] = await Promise.all([ctx.members(), getJSON('/api/console/certificates'), ctx.health()]);
   const validators = new Set(m.validators.map((v) => v.toLowerCase()));
+  // The nodes' TLS certificates are known for this node and the peers it
+  // is connected to (each proved its certificate on the link).
+  const nodeCert = new Map(hl.peerList.filter((p) => p.certExpires).map((p) => [p.id.toLowerCase(), p.certExpires]));
+  if (hl.node.id && hl.node.certExpires) nodeCert.set(hl.node.id.toLowerCase(), hl.node.certExpires);
+  const certCell = (id) => {
+    const t = nodeCert.get(id.toLowerCase());
+    return t ? expiry({ notAfter: t }) : h('span', { class: 'muted' }, 'not connected to this node');
+  };
   view.append(h('h1', {}, 'Members'),
     h('p', {}, `The registry at block ${m.height}: ${m.organizations.length} organizations, ${m.validators.length} validators.`),
     table(['Organization', 'Tier', 'Weight', 'Status', 'Since', 'Nodes', 'Accounts'], m.organizations.map((o) => [
@@ -29,9 +37,9 @@ export async function members(view, ctx) {
     view.append(h('section', { class: 'card', id: `org-${o.name}`, 'aria-labelledby': `org-h-${o.name}` },
       h('h2', { id: `org-h-${o.name}` }, o.name || '(no organization)', ' ', badge(o.tier || 'none'), ' ', o.status === 'active' ? badge('active', 'ok') : badge(o.status, 'warn')),
       h('h3', {}, 'Nodes'),
-      table(['Node id', 'Validator', 'Certificate fingerprint', 'Revoked'], o.nodes.map((n) => [
+      table(['Node id', 'Validator', 'Certificate fingerprint', 'Certificate expires', 'Revoked'], o.nodes.map((n) => [
         mono(n.id), validators.has(n.id.toLowerCase()) ? badge('validator', 'ok') : (n.validator ? 'yes' : 'no'),
-        mono(short(n.fingerprint, 18)), n.revoked ? badge('revoked', 'bad') : 'no']), `Nodes of ${o.name}`),
+        mono(short(n.fingerprint, 18)), certCell(n.id), n.revoked ? badge('revoked', 'bad') : 'no']), `Nodes of ${o.name}`),
       h('h3', {}, 'Accounts'),
       table(['Account', 'Roles', 'Frozen'], o.accounts.map((a) => [addrLink(a.address, a.address), a.roles.join(', ') || '—', a.frozen ? badge('frozen', 'bad') : 'no']), `Accounts of ${o.name}`)));
   }
