@@ -31,7 +31,7 @@ export async function health(view, ctx) {
   for (const o of m.organizations) for (const n of o.nodes) orgOf.set(n.id.toLowerCase(), o.name);
   for (const p of hl.peerList) nameOf.set(p.id.toLowerCase(), p.name);
   if (hl.node.id) nameOf.set(hl.node.id.toLowerCase(), hl.node.name);
-  view.append(validators(hl, m, act, orgOf, nameOf), nodes(hl, orgOf));
+  view.append(validators(hl, m, act, orgOf, nameOf), nodes(hl, m));
   const calls = [];
   for (let n = head; n >= 1 && n > head - WINDOW; n--) calls.push(['eth_getBlockByNumber', ['0x' + n.toString(16), false]]);
   const blocks = (await batch(calls)).filter((b) => b && !(b instanceof RPCError)).reverse();
@@ -84,15 +84,28 @@ function validators(hl, m, act, orgOf, nameOf) {
 
 // nodes: this node and its peers, each with the readiness it reported
 // (its /readyz) over its link to this node, its head and its certificate's
-// expiry.
-function nodes(hl, orgOf) {
+// expiry; then the registry's other nodes, which this node is not
+// connected to (every node dials every other: one missing here is down or
+// cut off from this node).
+function nodes(hl, m) {
   const self = [h('span', {}, hl.node.name || 'dev', ' ', badge('this node')), hl.node.org || '—', location.host, readiness(hl.ready, hl.reason),
     String(hl.head), expires(hl.node.certExpires), '—'];
-  const rows = [self, ...hl.peerList.map((p) => [h('span', { title: p.id }, p.name || short(p.id, 12)), p.org || orgOf.get(p.id.toLowerCase()) || '—', mono(p.addr),
-    !p.status ? badge('no report yet') : p.status.ageSeconds > 20 ? badge(`no report for ${Math.round(p.status.ageSeconds)} s`, 'warn') : readiness(p.status.ready, p.status.reason), p.status ? `${p.status.head} (${Math.round(p.status.ageSeconds)} s ago)` : '—',
+  const rows = [self, ...hl.peerList.map((p) => [h('span', { title: p.id }, p.name || short(p.id, 12)), p.org || '—', mono(p.addr),
+    !p.status ? badge('no report yet') : p.status.ageSeconds > 20 ? badge(`no report for ${Math.round(p.status.ageSeconds)} s`, 'warn') : readiness(p.status.ready, p.status.reason),
+    p.status ? `${p.status.head} (${Math.round(p.status.ageSeconds)} s ago)` : '—',
     expires(p.certExpires), `${p.outbound ? 'dialed' : 'accepted'} ${ago(Date.parse(p.since) / 1000)}`])];
-  return h('section', { id: 'peers', 'aria-labelledby': 'peers-h' }, h('h2', { id: 'peers-h' }, `Nodes (this one and ${hl.peerList.length} peers)`),
-    h('p', { class: 'muted' }, 'Each peer reports its readiness (what its /readyz answers) and its head to this node over their mTLS link every few seconds.'),
+  const known = new Set([hl.node.id, ...hl.peerList.map((p) => p.id)].filter(Boolean).map((id) => id.toLowerCase()));
+  let away = 0;
+  if (hl.node.id) {
+    for (const o of m.organizations) for (const n of o.nodes) {
+      if (n.revoked || known.has(n.id.toLowerCase())) continue;
+      away++;
+      rows.push([h('span', { title: n.id }, mono(short(n.id, 12))), o.name, '—', badge('not connected to this node', 'bad'), '—', '—', '—']);
+    }
+  }
+  return h('section', { id: 'peers', 'aria-labelledby': 'peers-h' },
+    h('h2', { id: 'peers-h' }, `Nodes: this one, ${hl.peerList.length} peers${away ? `, ${away} not connected` : ''}`),
+    h('p', { class: 'muted' }, 'Each peer reports its readiness (what its /readyz answers) and its head to this node over their mTLS link every few seconds; the registry\'s other nodes are not connected to this one.'),
     table(['Node', 'Organization', 'Address', 'Ready (/readyz)', 'Head', 'Certificate expires', 'Connected'], rows, 'Nodes'));
 }
 
