@@ -552,6 +552,7 @@ const maxOpenWorkers = 8
 // decoded transaction and its sender, or why not.
 type openedPayload struct {
 	raw     []byte
+	refusal string     // the envelope is not of the network's scheme: not opened
 	openErr error      // the envelope does not open with this node's key
 	tx      *privtx.Tx // nil: raw does not decode (privstate says why)
 	from    common.Address
@@ -566,8 +567,13 @@ type openedPayload struct {
 func (a *applier) openAll(markers []marker, envelopes map[common.Hash][]byte) []openedPayload {
 	out := make([]openedPayload, len(markers))
 	chainID := a.p.n.cfg.Spec.Config.ChainID
+	scheme := a.p.n.cfg.Spec.PrivacyScheme()
 	one := func(i int) {
 		m, o := markers[i], &out[i]
+		if o.refusal = schemeRefusal(scheme, envelopes[m.Payload]); o.refusal != "" {
+			o.raw = envelopes[m.Payload]
+			return
+		}
 		if raw, from, ok := a.p.sealed.take(m.Payload); ok {
 			if tx, err := privtx.Decode(raw); err == nil {
 				o.raw, o.tx, o.from = raw, tx, from
@@ -608,12 +614,29 @@ func (a *applier) openAll(markers []marker, envelopes map[common.Hash][]byte) []
 	return out
 }
 
+// schemeRefusal is why an envelope is refused on a network whose genesis
+// chose scheme want ("" if it is not): sealed with another scheme. A
+// member who seals without the ML-KEM half on a hybrid network (or the
+// reverse) has its transaction rejected by every member alike.
+func schemeRefusal(want privacy.Scheme, envelope []byte) string {
+	if len(envelope) == 0 {
+		return "" // Open says why
+	}
+	if got := privacy.Scheme(envelope[0]); got != want {
+		return fmt.Sprintf("sealed with envelope scheme %s, the network's genesis requires %s", got, want)
+	}
+	return ""
+}
+
 // check decides, on what openAll gave for marker m, against the marker
 // and the public state of its block: what the private transaction
 // carries, its sender, and why it is refused ("" if it is not). Every
 // member node decides the same.
 func (a *applier) check(memo *regMemo, group common.Hash, m marker, o *openedPayload) ([]byte, common.Address, string) {
 	raw := o.raw
+	if o.refusal != "" {
+		return raw, common.Address{}, fmt.Sprintf("payload %s: %s", m.Payload.Hex(), o.refusal)
+	}
 	if o.openErr != nil {
 		return raw, common.Address{}, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), o.openErr)
 	}
