@@ -90,8 +90,8 @@ const (
 // that keeps MaxOpenGroups × groupHandles file descriptors reasonable.
 const (
 	DefaultGroupCacheMB = 16
-	groupHandles     = 64
-	groupTrieCacheMB = 4
+	groupHandles        = 64
+	groupTrieCacheMB    = 4
 )
 
 // Latest names the newest private state of a group in queries that take a
