@@ -57,8 +57,8 @@
 // and in the content hash, so an envelope relabelled to the other version
 // opens for nobody and commits to another hash. A consortium chooses it
 // when its payloads need not stay secret against a future quantum
-// computer; it halves the cost of sealing, cuts opening by about 60 %
-// and an entry from 1,176 to 88 bytes. Hybrid is the default.
+// computer; it halves the cost of sealing, cuts that of opening by about
+// 60 % and an entry from 1,176 to 88 bytes. Hybrid is the default.
 //
 // The key-encryption key of an entry combines both shared secrets:
 //
