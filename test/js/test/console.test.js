@@ -151,7 +151,10 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.locator(`a[href="#/governance/${proposalId}"]`).first().click();
     await page.locator('h1', { hasText: `Proposal ${proposalId}` }).waitFor();
     await page.locator('.badge', { hasText: 'open' }).waitFor();
-    assert.match(await page.locator('main').innerText(), /org1/);
+    const openText = await page.locator('main').innerText();
+    assert.match(openText, /org1/);
+    assert.match(openText, new RegExp(`charter gov vote ${proposalId} yes`), 'the open proposal shows the command to vote');
+    assert.doesNotMatch(openText, /\[object |^null$/m, 'no value written out as text');
     await shot(page, '04-proposal-open');
     for (const org of ['org2', 'org3']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
     await waitFor(async () => (await rpc(n0.rpc, 'charter_proposal', [Number(proposalId)])).result?.status === 'executed', 60_000, 'the proposal to execute');
@@ -161,6 +164,7 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.match(votes, /org2/);
     assert.match(votes, /org3/);
     assert.match(votes, /Executes at block/);
+    assert.doesNotMatch(votes, /\[object |^null$/m, 'no value written out as text');
     await shot(page, '04-proposal-executed');
     await page.goto(`${base}#/governance`);
     await page.selectOption('#draft-action', 'freeze');

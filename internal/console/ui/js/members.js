@@ -113,8 +113,9 @@ export async function proposal(view, ctx, id) {
     h('h2', {}, 'Votes'),
     table(['Organization', 'Voter', 'Vote', 'Weight', 'Block'], p.votes.map((v) => [badge(v.org), addrLink(v.voter, v.voter),
       v.support ? badge('yes', 'ok') : badge('no', 'bad'), String(v.weight), blockLink(v.height)]), 'Votes'),
-    p.status === 'open' ? [h('h2', {}, 'Vote on it'),
-      h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`)] : null);
+    // view.append is the DOM's: it would write out a null or an array.
+    p.status === 'open' ? h('section', {}, h('h2', {}, 'Vote on it'),
+      h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`)) : '');
 }
 
 // The actions and their flags, as `charter gov propose --help` lists them.
