@@ -1,19 +1,13 @@
 package main
 
 import (
-	"encoding"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/ethereum/go-ethereum/common"
-
-	"github.com/charter-ledger/charter/internal/identity"
 	"github.com/charter-ledger/charter/internal/rpc"
 	"github.com/charter-ledger/charter/internal/system"
 )
@@ -66,8 +60,6 @@ type actionFlags struct {
 	fs     *flag.FlagSet
 	flags  []argFlag
 }
-
-var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // addActionFlags defines a's argument flags on fs.
 func addActionFlags(fs *flag.FlagSet, a system.Action) *actionFlags {
@@ -226,7 +218,8 @@ func currentFlags(a system.Action) []string {
 	return out
 }
 
-// parseValue reads one value of type t for field f from the flag's text.
+// parseValue reads one value of type t for field f from the flag's text:
+// a file's content for a File field.
 func parseValue(f system.Field, t reflect.Type, s string) (any, error) {
 	name := "--" + f.Flag
 	if f.File {
@@ -237,49 +230,9 @@ func parseValue(f system.Field, t reflect.Type, s string) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if t.Kind() == reflect.String {
-			return string(data), nil
-		}
-		s = string(data) // a file of the value's text (a privacy public key)
+		s = string(data)
 	}
-	switch t {
-	case reflect.TypeFor[common.Address]():
-		return parseAddr(name, s)
-	case reflect.TypeFor[common.Hash]():
-		fp, err := identity.ParseFingerprint(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s %q: want 64 hex digits, optionally 0x (a certificate's SHA-256 as 'charter ca show' prints it)", name, s)
-		}
-		return common.Hash(fp), nil
-	case reflect.TypeFor[*big.Int]():
-		v, ok := new(big.Int).SetString(strings.TrimSpace(s), 0)
-		if !ok || v.Sign() < 0 {
-			return nil, fmt.Errorf("%s %q: want a non-negative whole number", name, s)
-		}
-		return v, nil
-	}
-	if reflect.PointerTo(t).Implements(textUnmarshaler) {
-		p := reflect.New(t)
-		u, ok := p.Interface().(encoding.TextUnmarshaler)
-		if !ok {
-			return nil, fmt.Errorf("%s: %s cannot be read from text", name, t)
-		}
-		if err := u.UnmarshalText([]byte(s)); err != nil {
-			return nil, fmt.Errorf("%s: %v", name, err)
-		}
-		return p.Elem().Interface(), nil
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return s, nil
-	case reflect.Uint8, reflect.Uint32, reflect.Uint64:
-		n, err := strconv.ParseUint(strings.TrimSpace(s), 0, t.Bits())
-		if err != nil {
-			return nil, fmt.Errorf("%s %q: want a whole number below 2^%d", name, s, t.Bits())
-		}
-		return reflect.ValueOf(n).Convert(t).Interface(), nil
-	}
-	return nil, fmt.Errorf("%s: this CLI cannot read a %s", name, t)
+	return system.ParseArgText(f, t, s)
 }
 
 // currentArgs read, for the actions with "current" arguments, the values

@@ -31,6 +31,23 @@ func memoryLimit(total uint64) int64 {
 	return int64(limit)
 }
 
+// nodeMemoryLimit is the soft memory limit of each of n nodes that
+// `charter testnet` runs as processes of one machine with total bytes of
+// memory: what one process would take (memoryLimit), but no more than an
+// n-th of half the machine, and at least minMemoryLimit (never above
+// memoryLimit's three quarters of a small machine). A node sizes its
+// ledger's caches from its limit (internal/node), so four nodes that each
+// took a quarter of the machine would together aim at all of it, plus the
+// caches outside the Go heap.
+func nodeMemoryLimit(total uint64, n int) int64 {
+	limit := memoryLimit(total)
+	if total == 0 || n <= 1 {
+		return limit
+	}
+	share := max(total/2/uint64(n), minMemoryLimit)
+	return min(limit, int64(share))
+}
+
 // cgroupMemoryMax is the memory limit of the process's cgroup (v2), 0 when
 // there is none or it cannot be read: in a container it, not the host's
 // memory, is what the process has.

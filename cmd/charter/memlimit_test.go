@@ -20,6 +20,27 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestNodeMemoryLimit(t *testing.T) {
+	const gib = 1 << 30
+	for _, c := range []struct {
+		total uint64
+		n     int
+		want  int64
+	}{
+		{24 * gib, 1, 6 * gib}, // one node: what one process takes
+		{24 * gib, 4, 3 * gib}, // half the machine shared by four
+		{24 * gib, 7, 24 * gib / 2 / 7},
+		{64 * gib, 2, 8 * gib},    // at most memoryLimit's 8 GiB
+		{8 * gib, 4, gib},         // at least 1 GiB
+		{1 * gib, 4, 3 * gib / 4}, // never above three quarters of a small machine
+		{0, 4, gib},               // unknown: the least
+	} {
+		if got := nodeMemoryLimit(c.total, c.n); got != c.want {
+			t.Errorf("nodeMemoryLimit(%d GiB, %d) = %d MiB, want %d MiB", c.total/gib, c.n, got>>20, c.want>>20)
+		}
+	}
+}
+
 func TestMachineMemory(t *testing.T) {
 	m := machineMemory()
 	if physicalMemory() > 0 && m == 0 {

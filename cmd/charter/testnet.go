@@ -80,6 +80,7 @@ type testnetNode struct {
 	started         time.Time     // when cmd started
 	restarts        int           // restarts so far
 	delay           time.Duration // the delay of the last restart; 0 before the first
+	memoryLimit     int64         // GOMEMLIMIT of the process; 0: its own choice
 }
 
 // restartDelay is the delay before restarting a node that failed after
@@ -189,6 +190,14 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	// The nodes share the machine: each takes a share of its memory as its
+	// limit, unless GOMEMLIMIT says otherwise.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := nodeMemoryLimit(machineMemory(), len(nodes))
+		for _, n := range nodes {
+			n.memoryLimit = limit
+		}
+	}
 	for _, n := range nodes {
 		if err := n.start(self, nodeArgs); err != nil {
 			stopAll(nodes, stderr)
@@ -337,6 +346,9 @@ func (n *testnetNode) start(self string, args []string) error {
 	n.started = time.Now()
 	n.cmd = exec.Command(self, append([]string{"node", "--home", n.home}, args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
+	if n.memoryLimit > 0 {
+		n.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+strconv.FormatInt(n.memoryLimit, 10))
+	}
 	// Own process group: a terminal's Ctrl-C reaches only testnet, which
 	// stops the nodes in order. The kernel sends SIGTERM to a node whose
 	// testnet dies without stopping it.

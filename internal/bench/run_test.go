@@ -201,3 +201,56 @@ func TestCountRevertedSplitsLargeResponses(t *testing.T) {
 		t.Fatalf("reverted %v, want %v", got, want)
 	}
 }
+
+type blocksEth struct{ txs map[uint64][]common.Hash }
+
+func (e blocksEth) GetBlockByNumber(n hexutil.Uint64, full bool) map[string]any {
+	if _, ok := e.txs[uint64(n)]; !ok {
+		return nil
+	}
+	return map[string]any{"number": n, "transactions": e.txs[uint64(n)]}
+}
+
+// The follower reads the new blocks in one request, at most followBatch of
+// them; the blocks past the node's bound of a batch's answer in the next.
+func TestReadBlocksBatchesAndSplits(t *testing.T) {
+	txs := map[uint64][]common.Hash{}
+	for n := uint64(1); n <= 100; n++ {
+		for i := 0; i < int(n%3); i++ {
+			txs[n] = append(txs[n], common.Hash{byte(n), byte(i)})
+		}
+	}
+	// Block 50's 200 hashes are about 13 KiB of JSON, over the bound.
+	for i := 0; i < 200; i++ {
+		txs[50] = append(txs[50], common.Hash{50, byte(i), 1})
+	}
+	srv := gethrpc.NewServer()
+	srv.SetBatchLimits(100, 8<<10)
+	if err := srv.RegisterName("eth", blocksEth{txs}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := &runner{clients: []*gethrpc.Client{gethrpc.DialInProc(srv)}}
+	var reads []int
+	for next := uint64(1); next <= 100; {
+		blks, err := r.readBlocks(context.Background(), next, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads = append(reads, len(blks))
+		for i, got := range blks {
+			if want := txs[next+uint64(i)]; len(got) != len(want) || (len(got) > 0 && got[len(got)-1] != want[len(want)-1]) {
+				t.Fatalf("block %d: %d hashes, want %d", next+uint64(i), len(got), len(want))
+			}
+		}
+		next += uint64(len(blks))
+	}
+	// 1-50 in one read (block 50 passes the bound: go-ethereum answers
+	// the call that passes it), then 51-100.
+	if len(reads) != 2 || reads[0] != 50 || reads[1] != 50 {
+		t.Fatalf("reads of %v blocks; want [50 50]", reads)
+	}
+	if _, err := r.readBlocks(context.Background(), 1, 200); err != nil {
+		t.Fatal(err) // 64 asked, the ones past the head are null: no transactions
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
 
+	"github.com/charter-ledger/charter/internal/privacy"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -72,6 +73,13 @@ type Spec struct {
 	// certificates (see Organization). A network of several nodes needs at
 	// least one; a development chain needs none.
 	Organizations []Organization `json:"organizations,omitempty"`
+	// PrivacyEnvelope is how private payloads are sealed on this network
+	// (internal/privacy Scheme): "hybrid" (X25519 and ML-KEM-768, the
+	// default when left out) or "x25519" (X25519 alone: cheaper and
+	// smaller, for a consortium whose payloads need not stay secret
+	// against a future quantum computer). Every node seals with it, and
+	// every member's private state rejects a payload sealed otherwise.
+	PrivacyEnvelope string `json:"privacyEnvelope,omitempty"`
 	// Governance seeds the on-chain registry and policy: accounts with
 	// their organization and roles, nodes, default roles, voting rules.
 	// Left out, the chain is open: every account may transact and deploy.
@@ -183,6 +191,16 @@ func activateAllForks(c *params.ChainConfig) {
 	}
 }
 
+// PrivacyScheme is the network's envelope scheme (PrivacyEnvelope); the
+// spec must be valid.
+func (s *Spec) PrivacyScheme() privacy.Scheme {
+	sc, err := privacy.ParseScheme(s.PrivacyEnvelope)
+	if err != nil {
+		panic(fmt.Sprintf("chain: PrivacyScheme of an unvalidated spec: %v", err))
+	}
+	return sc
+}
+
 // Validate checks the spec once, with errors that name the field.
 func (s *Spec) Validate() error {
 	bad := func(field, format string, args ...any) error {
@@ -227,6 +245,9 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.ExtraData) > 32 {
 		return bad("extraData", "%d bytes, at most 32", len(s.ExtraData))
+	}
+	if _, err := privacy.ParseScheme(s.PrivacyEnvelope); err != nil {
+		return bad("privacyEnvelope", "%q: hybrid (the default) or x25519", s.PrivacyEnvelope)
 	}
 	known := false
 	for _, e := range Engines {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 func TestDevAccountsMatchTheWellKnownKeys(t *testing.T) {
@@ -37,6 +39,13 @@ func TestParseSpecDefaultsAndForks(t *testing.T) {
 	if !spec.Config.IsOsaka(common.Big0, 0) || !spec.Config.IsLondon(common.Big0) {
 		t.Fatal("forks through Osaka must be active at genesis")
 	}
+	if spec.PrivacyScheme() != privacy.SchemeHybrid {
+		t.Fatalf("privacy envelope scheme %s by default, want hybrid", spec.PrivacyScheme())
+	}
+	x, err := ParseSpec([]byte(`{"config":{"chainId":7},"alloc":{},"privacyEnvelope":"x25519"}`))
+	if err != nil || x.PrivacyScheme() != privacy.SchemeX25519 {
+		t.Fatalf("privacyEnvelope x25519: %v", err)
+	}
 	h := spec.GenesisHeader(common.Hash{})
 	if h.BaseFee == nil || h.WithdrawalsHash == nil || h.ExcessBlobGas == nil || h.RequestsHash == nil {
 		t.Fatal("genesis header lacks fork fields")
@@ -52,6 +61,7 @@ func TestParseSpecErrorsNameTheField(t *testing.T) {
 		{`{"config":{"chainId":1},"consensus":{"engine":"pow"}}`, "consensus.engine"},
 		{`{"config":{"chainId":1},"consensus":{"engine":"bft"}}`, "consensus.validators"},
 		{`{"config":{"chainId":1},"blockTimeMs":1}`, "blockTimeMs"},
+		{`{"config":{"chainId":1},"privacyEnvelope":"mlkem"}`, "privacyEnvelope"},
 		{`{"config":{"chainId":1},"gasLimt":1}`, "unknown field"},
 		{`{"config":{"chainId":1}} {}`, "trailing data"},
 		{`not json`, "invalid"},

@@ -37,8 +37,12 @@ type APIConfig struct {
 	Contracts chaindata.Contracts
 	// Ready is the node's readiness, as its /readyz answers; nil: ready.
 	Ready func() (bool, string)
-	// Peers counts the connected peers; nil: 0.
-	Peers func() int
+	// Peers lists the connected peers with what each last reported of
+	// its readiness; nil: none.
+	Peers func() []Peer
+	// History is the ring of the node's counters the node samples (the
+	// last hour of the charts); nil: none kept.
+	History *History
 	// SQLIndex tells whether the node keeps an SQL index (POST
 	// /api/v1/sql answers).
 	SQLIndex bool
@@ -65,6 +69,12 @@ type NodeInfo struct {
 	Name      string `json:"name"`
 	Org       string `json:"org"`
 	Consensus string `json:"consensus"`
+	// ID is the node's id (its consensus address); empty on a node
+	// without a network identity.
+	ID string `json:"id,omitempty"`
+	// CertExpires is when the node's TLS certificate expires (nil:
+	// none, charter dev).
+	CertExpires *time.Time `json:"certExpires,omitempty"`
 }
 
 // MaxContracts bounds the registry list one request returns.
@@ -97,6 +107,10 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.mux.HandleFunc("GET "+APIPath+"contracts/{name}", a.serve("GET /api/console/contracts/{name}", a.contract))
 	a.mux.HandleFunc("GET "+APIPath+"certificates", a.serve("GET /api/console/certificates", a.certificates))
 	a.mux.HandleFunc("GET "+APIPath+"health", a.serve("GET /api/console/health", a.health))
+	a.mux.HandleFunc("GET "+APIPath+"validators", a.serve("GET /api/console/validators", a.validators))
+	a.mux.HandleFunc("GET "+APIPath+"history", a.serve("GET /api/console/history", a.history))
+	a.mux.HandleFunc("GET "+APIPath+"usage/{from}/{to}", a.serve("GET /api/console/usage/{from}/{to}", a.usage))
+	a.mux.HandleFunc("POST "+APIPath+"draft", a.draft)
 	a.mux.HandleFunc(APIPath, func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, "no such console endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -394,13 +408,15 @@ func (a *api) contracts(*http.Request) (any, error) {
 
 // Health is what GET /api/console/health answers.
 type Health struct {
-	Node    NodeInfo `json:"node"`
-	Ready   bool     `json:"ready"`
-	Reason  string   `json:"reason,omitempty"`
-	Peers   int      `json:"peers"`
-	Pending int      `json:"pending"`
-	Queued  int      `json:"queued"`
-	Head    uint64   `json:"head"`
+	Node   NodeInfo `json:"node"`
+	Ready  bool     `json:"ready"`
+	Reason string   `json:"reason,omitempty"`
+	Peers  int      `json:"peers"`
+	// PeerList are the connected peers (at most MaxPeers).
+	PeerList []Peer `json:"peerList"`
+	Pending  int    `json:"pending"`
+	Queued   int    `json:"queued"`
+	Head     uint64 `json:"head"`
 	// HeadAge is how long ago the head was made; absent at the genesis,
 	// whose time is the chain's configuration, not a block's making.
 	HeadAge *float64 `json:"headAgeSeconds,omitempty"`
@@ -437,8 +453,11 @@ func (a *api) health(r *http.Request) (any, error) {
 	if a.cfg.Ready != nil {
 		h.Ready, h.Reason = a.cfg.Ready()
 	}
+	h.PeerList = []Peer{}
 	if a.cfg.Peers != nil {
-		h.Peers = a.cfg.Peers()
+		ps := a.cfg.Peers()
+		h.Peers = len(ps)
+		h.PeerList = ps[:min(len(ps), MaxPeers)]
 	}
 	h.Pending, h.Queued = a.cfg.Chain.PoolStats()
 	if a.cfg.Gatherer != nil {
@@ -467,8 +486,18 @@ type Seal struct {
 	Engine  string   `json:"engine"`
 	Round   *int64   `json:"round,omitempty"`
 	Signers []string `json:"signers"`
-	Note    string   `json:"note,omitempty"`
+	// Validators is the validator set of the height (bft), in the
+	// engine's order.
+	Validators []string `json:"validators,omitempty"`
+	// MissedRounds are the proposers of the rounds before the deciding
+	// one, in round order (at most MaxMissedRounds): each let its round
+	// pass without a decision (silent, late or refused).
+	MissedRounds []string `json:"missedRounds,omitempty"`
+	Note         string   `json:"note,omitempty"`
 }
+
+// MaxMissedRounds bounds Seal.MissedRounds.
+const MaxMissedRounds = 64
 
 func (a *api) seal(r *http.Request) (any, error) {
 	raw := r.PathValue("number")
@@ -562,6 +591,9 @@ func (a *api) contract(r *http.Request) (any, error) {
 	}
 	return out, nil
 }
+
+// ReadCounters reads the counters the console charts from g.
+func ReadCounters(g prometheus.Gatherer) *Counters { return counters(g) }
 
 // counters reads the counters the console charts from g.
 func counters(g prometheus.Gatherer) *Counters {

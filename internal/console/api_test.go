@@ -52,3 +52,19 @@ func TestCertificatesListsRootsWithTheirExpiry(t *testing.T) {
 		t.Fatalf("certificates: %+v", certs)
 	}
 }
+
+// The history ring keeps the newest readings, oldest first, and no more
+// than its size.
+func TestHistoryKeepsTheNewest(t *testing.T) {
+	h := NewHistory(3)
+	if got := h.All(); len(got) != 0 {
+		t.Fatalf("empty ring: %v", got)
+	}
+	for i := 1; i <= 7; i++ {
+		h.Add(Counters{Time: float64(i)})
+		got := h.All()
+		if len(got) != min(i, 3) || got[len(got)-1].Time != float64(i) || got[0].Time != float64(max(1, i-2)) {
+			t.Fatalf("after %d readings: %v", i, got)
+		}
+	}
+}

@@ -62,6 +62,11 @@ type Config struct {
 	QueryTimeout time.Duration // Query's time limit; default 5s
 	LogsLimit    int           // Logs' result cap; default 10000
 	PollInterval time.Duration // fallback wake-up in the live loop; default 250ms
+	// Linger is the least time between two database commits of the live
+	// loop, so that the blocks of a fast chain share one: a single node
+	// at 1,000 transactions a second makes about a hundred blocks a
+	// second. Default 100ms; negative: none (a commit for every wake-up).
+	Linger time.Duration
 
 	// OnIndexed, if set, is called after each database commit of blocks
 	// with the last block number it holds; every block up to it is then
@@ -122,6 +127,9 @@ func Open(cfg Config) (*Index, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 100 * time.Millisecond
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -216,14 +224,18 @@ func (ix *Index) init() error {
 func (ix *Index) Run(ctx context.Context) error {
 	ticker := time.NewTicker(ix.cfg.PollInterval)
 	defer ticker.Stop()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		var changed <-chan struct{}
 		if ix.cfg.Heads != nil {
 			changed = ix.cfg.Heads.Changed()
 		}
 		err := ix.syncEvents(ctx)
+		wrote := 0
 		if err == nil {
-			_, err = ix.catchUp(ctx)
+			wrote, err = ix.catchUp(ctx)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -233,6 +245,15 @@ func (ix *Index) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			return err
+		}
+		if wrote > 0 && ix.cfg.Linger > 0 {
+			// Blocks committed meanwhile wait for the next commit.
+			linger.Reset(ix.cfg.Linger)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-linger.C:
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -499,3 +499,64 @@ func TestDecodedEvents(t *testing.T) {
 }
 
 func keccak(s string) []byte { return common.BytesToHash(crypto256(s)).Bytes() }
+
+// Blocks that become final while the live loop lingers after a commit share
+// the next one: ten heads announced one by one right after a commit, each
+// given the time to be committed alone, make two commits (BatchBlocks 7),
+// not ten.
+func TestLiveCommitsLinger(t *testing.T) {
+	c := genChain(t, 40, 4, 0)
+	src := newSource(c, 30)
+	heads := &chaindata.Heads{}
+	var mu sync.Mutex
+	var commits []uint64
+	cfg := Config{SQLitePath: filepath.Join(t.TempDir(), "linger.db"), Heads: heads, PollInterval: time.Hour,
+		Linger: 2 * time.Second, OnIndexed: func(h uint64) { mu.Lock(); commits = append(commits, h); mu.Unlock() }}
+	ix := open(t, cfg, src)
+	defer ix.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	waitFor(t, "backfill to 30", func() bool { return ix.has.Load() && ix.Indexed() == 30 })
+	mu.Lock()
+	backfill := len(commits)
+	mu.Unlock()
+	start := time.Now()
+	for h := uint64(31); h <= 40; h++ {
+		src.head.Store(h)
+		heads.Notify()
+		// Without the linger, each block would be committed alone here.
+		for wait := time.Now().Add(50 * time.Millisecond); ix.Indexed() < h && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if time.Since(start) > 1500*time.Millisecond {
+		t.Skip("the announcements took longer than the linger could cover on this machine")
+	}
+	waitFor(t, "live block 40", func() bool { return ix.Indexed() == 40 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if live := commits[backfill:]; len(live) != 2 || live[0] != 37 || live[1] != 40 {
+		t.Fatalf("after the backfill's %d commits, the live loop committed at %v; want [37 40]", backfill, live)
+	}
+	checkEqual(t, ix, c, 40)
+}
+
+// The SQLite writer runs with its larger page cache and statement journals
+// in memory.
+func TestSQLiteWriterPragmas(t *testing.T) {
+	c := genChain(t, 2, 1, 0)
+	ix := open(t, Config{SQLitePath: filepath.Join(t.TempDir(), "p.db")}, newSource(c, 2))
+	defer ix.Close()
+	for pragma, want := range map[string]int64{"cache_size": -65536, "temp_store": 2} {
+		var got int64
+		if err := ix.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil || got != want {
+			t.Errorf("PRAGMA %s = %d (%v), want %d", pragma, got, err, want)
+		}
+	}
+}

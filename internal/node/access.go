@@ -112,9 +112,9 @@ func (a *apiServer) apiHandler(srv *rpc.Server) (http.Handler, func(), error) {
 	// The web console: its page (code only, open like the token
 	// endpoint) and its read-only endpoints (behind authentication).
 	capi, err := console.NewAPI(console.APIConfig{
-		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.PeerCount, Log: n.log,
-		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots, Gatherer: n.ins.reg,
-		Node: console.NodeInfo{Name: n.cfg.Name, Org: n.cfg.Org, Consensus: n.cfg.Spec.Consensus.Engine},
+		Chain: rpcBackend{n}, Contracts: n.contracts, Ready: n.readiness, Peers: n.consolePeers, Log: n.log,
+		SQLIndex: n.index != nil, Seal: n.consoleSeal, Roots: n.orgRoots, Gatherer: n.ins.reg, History: n.history,
+		Node: n.consoleNodeInfo(),
 	})
 	if err != nil {
 		return nil, closeAll, err
@@ -340,8 +340,22 @@ func (n *Node) consoleSeal(number uint64, hash common.Hash) (*console.Seal, erro
 		out.Note = err.Error()
 		return out, nil
 	}
+	set := st.ValidatorsAt(number)
+	vs, err := bft.NewValidatorSet(set)
+	if err != nil {
+		out.Note = err.Error()
+		return out, nil
+	}
+	for _, v := range vs.IDs() {
+		out.Validators = append(out.Validators, v.Hex())
+	}
 	if c, err := bft.DecodeCertificate(seal); err == nil {
 		out.Round = &c.Round
+		// The proposers of the rounds before the deciding one let their
+		// round pass.
+		for r := int64(0); r < c.Round && r < console.MaxMissedRounds; r++ {
+			out.MissedRounds = append(out.MissedRounds, vs.Proposer(number, r).Hex())
+		}
 	}
 	for _, s := range signers {
 		out.Signers = append(out.Signers, s.Hex())

@@ -247,3 +247,164 @@ func TestConsoleHealthHeadAge(t *testing.T) {
 		t.Fatalf("after a block: head %v, age %v", h["head"], h["headAgeSeconds"])
 	}
 }
+
+func getJSONInto(t *testing.T, url string, v any) {
+	t.Helper()
+	r, body := get(t, url)
+	if r.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", url, r.StatusCode, body)
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("%s: %v: %s", url, err, body)
+	}
+}
+
+// On a bft network the console's health lists each peer by node,
+// organization and address with the readiness it reported over the p2p
+// link and its certificate's expiry; the validators' answer gives each
+// validator's last signed block from the commit certificates. A stopped
+// validator stops signing: its missed blocks and rounds grow, and it
+// leaves the peers of the others.
+func TestConsoleNetworkHealth(t *testing.T) {
+	nodes := startNetworkParams(t, "bft", 4, json.RawMessage(`{"timeoutPropose":"300ms"}`))
+	base := "http://" + nodes[0].RPCAddr()
+	var h console.Health
+	waitUntil(t, 30*time.Second, "three peers, each with its status reported", func() bool {
+		getJSONInto(t, base+console.APIPath+"health", &h)
+		if len(h.PeerList) != 3 {
+			return false
+		}
+		for _, p := range h.PeerList {
+			if p.Status == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if h.Node.ID != nodes[0].Self().Hex() || h.Node.CertExpires == nil || time.Until(*h.Node.CertExpires) < 24*time.Hour {
+		t.Fatalf("this node: %+v", h.Node)
+	}
+	orgs := map[string]bool{}
+	for _, p := range h.PeerList {
+		if p.Org == "" || p.Org == h.Node.Org || !strings.HasPrefix(p.Addr, "127.0.0.1:") || p.CertExpires == nil || !p.Status.Ready || p.Status.Head == 0 && h.Head > 5 {
+			t.Fatalf("peer %+v (status %+v)", p, p.Status)
+		}
+		orgs[p.Org] = true
+	}
+	if len(orgs) != 3 {
+		t.Fatalf("peers' organizations: %v", orgs)
+	}
+
+	head := func() uint64 { return nodes[0].Ledger().Head().Number.Uint64() }
+	waitUntil(t, 30*time.Second, "a few blocks", func() bool { return head() >= 6 })
+	var act console.Activity
+	getJSONInto(t, base+console.APIPath+"validators", &act)
+	if !act.Certificates || act.To < 6 || len(act.Validators) != 4 {
+		t.Fatalf("activity: %+v", act)
+	}
+	signed := 0
+	for _, v := range act.Validators {
+		if !v.Current {
+			t.Fatalf("validator %s not current: %+v", v.ID, act)
+		}
+		signed += v.Signed
+	}
+	if blocks := int(act.To - act.From + 1); signed < 3*blocks {
+		t.Fatalf("%d signatures in %d blocks: fewer than a quorum each", signed, blocks)
+	}
+
+	stopped := nodes[3]
+	id := stopped.Self().Hex()
+	stopped.Stop()
+	at := head()
+	waitUntil(t, 60*time.Second, "the others to go on for 12 blocks", func() bool { return head() >= at+12 })
+	getJSONInto(t, base+console.APIPath+"validators", &act)
+	var gone *console.ValidatorStat
+	for i, v := range act.Validators {
+		if v.ID == id {
+			gone = &act.Validators[i]
+		} else if v.LastSigned == nil || *v.LastSigned+8 < act.To {
+			// Each of the three others signs every certificate now (a
+			// quorum of four is three).
+			t.Fatalf("a running validator's last signature: %+v (head %d)", v, act.To)
+		}
+	}
+	if gone == nil || gone.LastSigned != nil && *gone.LastSigned > at+1 || gone.MissedBlocks < 10 || gone.MissedRounds < 1 {
+		t.Fatalf("the stopped validator (stopped at %d, head %d): %+v", at, act.To, gone)
+	}
+	waitUntil(t, 30*time.Second, "the stopped node to leave the peers", func() bool {
+		getJSONInto(t, base+console.APIPath+"health", &h)
+		return len(h.PeerList) == 2
+	})
+}
+
+// The usage endpoint gives per day and organization what the chain
+// metered, within a bounded range; the history endpoint the counters the
+// node sampled since it started.
+func TestConsoleUsagePerDayAndHistory(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	base := "http://" + tn.RPCAddr() + console.APIPath
+	tx := tn.sign(t, tn.accts[5].Key, transfer(0, common.Address{9}, 1))
+	if err := tn.client.SendTransaction(t.Context(), tx); err != nil {
+		t.Fatal(err)
+	}
+	rc := tn.waitReceipt(t, tx.Hash())
+	day := time.Unix(int64(tn.Ledger().HeaderByNumber(rc.BlockNumber.Uint64()).Time), 0).UTC()
+	today, yesterday := day.Format(time.DateOnly), day.AddDate(0, 0, -1).Format(time.DateOnly)
+	var u console.UsageDays
+	getJSONInto(t, base+"usage/"+yesterday+"/"+today, &u)
+	if len(u.Rows) == 0 {
+		t.Fatalf("no usage: %+v", u)
+	}
+	var txs, gas uint64
+	for _, r := range u.Rows {
+		if r.Date != today {
+			t.Fatalf("a row of another day than the block's: %+v", r)
+		}
+		txs += r.Txs
+		gas += r.Gas
+	}
+	if txs < 1 || gas < 21000 {
+		t.Fatalf("usage of %s: %d transactions, %d gas: %+v", today, txs, gas, u.Rows)
+	}
+	for _, bad := range []string{today + "/" + yesterday, "2020-01-01/2021-01-01", "yesterday/" + today, today + "/2026-13-01"} {
+		if r, body := get(t, base+"usage/"+bad); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("usage/%s: %d %s", bad, r.StatusCode, body)
+		}
+	}
+	var hist []console.Counters
+	getJSONInto(t, base+"history", &hist)
+	if len(hist) < 1 || hist[0].Time <= 0 {
+		t.Fatalf("history: %+v", hist)
+	}
+}
+
+// POST /api/console/draft answers the unsigned propose transaction of a
+// complete draft, the chain's first objection to an incomplete one (200:
+// the page asks as the user types), and 400 for a body that is no draft.
+func TestConsoleDraft(t *testing.T) {
+	tn := startNode(t, t.TempDir())
+	url := "http://" + tn.RPCAddr() + console.APIPath + "draft"
+	post := func(body string) (int, console.Draft) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		r, text := httpDo(t, req)
+		var d console.Draft
+		if r.StatusCode == 200 {
+			if err := json.Unmarshal([]byte(text), &d); err != nil {
+				t.Fatalf("%s: %v", text, err)
+			}
+		}
+		return r.StatusCode, d
+	}
+	code, d := post(`{"action":"freeze","args":{"target":"0x00000000000000000000000000000000000000aa"},"memo":"lost key"}`)
+	if code != 200 || d.Problem != "" || d.To != system.GovernanceAddress.Hex() || !strings.HasPrefix(d.Data, "0x") || d.ChainID != "0x539" {
+		t.Fatalf("a complete draft: %d %+v", code, d)
+	}
+	if code, d := post(`{"action":"freeze","args":{},"memo":"lost key"}`); code != 200 || !strings.Contains(d.Problem, "--target") || d.Data != "" {
+		t.Fatalf("an incomplete draft: %d %+v", code, d)
+	}
+	if code, _ := post(`{"action":"freeze","colour":1}`); code != http.StatusBadRequest {
+		t.Fatalf("no draft: %d", code)
+	}
+}

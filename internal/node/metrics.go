@@ -43,7 +43,7 @@ func (ins *instruments) committed(t time.Time) {
 }
 
 // p2pTypeNames names the message types on the charter_p2p_* labels.
-var p2pTypeNames = map[byte]string{0: "handshake", 1: "ping", msgConsensus: "consensus", msgTxs: "transactions"}
+var p2pTypeNames = map[byte]string{0: "handshake", 1: "ping", msgConsensus: "consensus", msgTxs: "transactions", msgStatus: "status"}
 
 // startMetrics serves /metrics, /healthz and /readyz when an address is set.
 func (n *Node) startMetrics() error {

@@ -123,6 +123,8 @@ type network struct {
 	remoteQ chan remoteBatch // peer transactions waiting for admission
 	remote  remoteSet
 
+	status statusBook // what each peer last reported of itself (console_node.go)
+
 	gossipDropped atomic.Uint64 // undecodable or oversized gossip messages
 	remoteDropped atomic.Uint64 // batches lost to a full admission queue
 }
@@ -189,6 +191,7 @@ func newNetwork(n *Node, cfg *NetworkConfig, members []consensus.NodeID, gossip 
 	nw.tr = tr
 	tr.Handle(msgConsensus, func(from p2p.NodeID, payload []byte) { n.engine.HandleMessage(from, payload) })
 	tr.Handle(msgTxs, nw.handleTxs)
+	tr.Handle(msgStatus, nw.status.handle)
 	return nw, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/chaindata"
 	"github.com/charter-ledger/charter/internal/consensus"
+	"github.com/charter-ledger/charter/internal/console"
 	"github.com/charter-ledger/charter/internal/events"
 	"github.com/charter-ledger/charter/internal/execution"
 	"github.com/charter-ledger/charter/internal/index"
@@ -163,6 +164,7 @@ type Node struct {
 	net       *network        // nil without peers
 	priv      *privacyService // nil without a privacy key
 	ins       *instruments
+	history   *console.History // the console's charts' last hour (console_node.go)
 
 	indexDelay *indexDelay // charter_index_delay_seconds; nil when no index
 	backup     backupState // the backup under way or last made (backup.go)
@@ -191,12 +193,13 @@ func New(cfg Config) (*Node, error) {
 		cfg.NodeKey = key
 	}
 	n := &Node{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		self:  crypto.PubkeyToAddress(cfg.NodeKey.PublicKey),
-		ins:   newInstruments(),
-		fatal: make(chan error, 1),
-		quit:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		self:    crypto.PubkeyToAddress(cfg.NodeKey.PublicKey),
+		ins:     newInstruments(),
+		history: console.NewHistory(console.HistorySize),
+		fatal:   make(chan error, 1),
+		quit:    make(chan struct{}),
 	}
 	synced, err := stateSync(cfg, cfg.Logger)
 	if err != nil {
@@ -360,6 +363,8 @@ func (n *Node) Start() error {
 	}
 	n.wg.Add(1)
 	go n.watchHalt()
+	n.wg.Add(1)
+	go n.consoleLoop()
 	if n.cfg.HistoryBodies > 0 {
 		n.wg.Add(1)
 		go n.pruneBodies()

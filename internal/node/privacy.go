@@ -63,6 +63,8 @@ type privacyService struct {
 	memoMu sync.Mutex
 	memo   *regMemo // of the registry at the head
 	keys   keyCache // organizations' privacy keys, checked against each state
+
+	sealed sealedMemo // what this node sealed, until its applier meets the marker
 }
 
 // newPrivacy opens the private state; nil, nil when the node has no

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -513,9 +516,10 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 			missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(askOrgs, ", ")))
 		return nil
 	}
+	opened := a.openAll(w.markers, envelopes)
 	txs := make([]privstate.Tx, len(w.markers))
 	for i, m := range w.markers {
-		raw, from, reject := a.open(memo, id, m, envelopes[m.Payload])
+		raw, from, reject := a.check(memo, id, m, &opened[i])
 		txs[i] = privstate.Tx{Raw: raw, Marker: m.Tx, Reject: reject, Sender: from}
 	}
 	res, err := p.store.ApplyBlock(id, header, txs)
@@ -539,17 +543,105 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 	return nil
 }
 
-// open decrypts a payload and checks the private transaction against the
-// marker and the public state of its block: what it carries, and why it
-// is refused ("" if it is not). Every member node decides the same.
-func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []byte) ([]byte, common.Address, string) {
-	p := a.p
-	raw, err := privacy.Open(p.key, envelope)
-	if err != nil {
-		return envelope, common.Address{}, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), err)
+// maxOpenWorkers bounds the goroutines that open one group's payloads
+// of a block in parallel (GOMAXPROCS, at most this many).
+const maxOpenWorkers = 8
+
+// openedPayload is what opening one marker's payload gave: the private
+// transaction's bytes (the envelope itself when it does not open), the
+// decoded transaction and its sender, or why not.
+type openedPayload struct {
+	raw     []byte
+	refusal string     // the envelope is not of the network's scheme: not opened
+	openErr error      // the envelope does not open with this node's key
+	tx      *privtx.Tx // nil: raw does not decode (privstate says why)
+	from    common.Address
+	fromErr error // no sender recovers from tx's signature
+}
+
+// openAll opens the payloads of markers (their envelopes by payload hash)
+// and recovers their senders: the decryptions and signature recoveries,
+// which depend on nothing but the bytes, run on up to maxOpenWorkers
+// goroutines; the result is in the markers' order. A payload this node
+// sealed itself is taken from the sealed memo instead.
+func (a *applier) openAll(markers []marker, envelopes map[common.Hash][]byte) []openedPayload {
+	out := make([]openedPayload, len(markers))
+	chainID := a.p.n.cfg.Spec.Config.ChainID
+	scheme := a.p.n.cfg.Spec.PrivacyScheme()
+	one := func(i int) {
+		m, o := markers[i], &out[i]
+		if o.refusal = schemeRefusal(scheme, envelopes[m.Payload]); o.refusal != "" {
+			o.raw = envelopes[m.Payload]
+			return
+		}
+		if raw, from, ok := a.p.sealed.take(m.Payload); ok {
+			if tx, err := privtx.Decode(raw); err == nil {
+				o.raw, o.tx, o.from = raw, tx, from
+				return
+			}
+		}
+		o.raw, o.openErr = privacy.Open(a.p.key, envelopes[m.Payload])
+		if o.openErr != nil {
+			o.raw = envelopes[m.Payload]
+			return
+		}
+		tx, err := privtx.Decode(o.raw)
+		if err != nil {
+			return
+		}
+		o.tx = tx
+		o.from, o.fromErr = tx.Sender(chainID)
 	}
-	tx, err := privtx.Decode(raw)
-	if err != nil {
+	workers := min(runtime.GOMAXPROCS(0), maxOpenWorkers, len(markers))
+	if workers <= 1 {
+		for i := range markers {
+			one(i)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(markers); i = int(next.Add(1) - 1) {
+				one(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// schemeRefusal is why an envelope is refused on a network whose genesis
+// chose scheme want ("" if it is not): sealed with another scheme. A
+// member who seals without the ML-KEM half on a hybrid network (or the
+// reverse) has its transaction rejected by every member alike.
+func schemeRefusal(want privacy.Scheme, envelope []byte) string {
+	if len(envelope) == 0 {
+		return "" // Open says why
+	}
+	if got := privacy.Scheme(envelope[0]); got != want {
+		return fmt.Sprintf("sealed with envelope scheme %s, the network's genesis requires %s", got, want)
+	}
+	return ""
+}
+
+// check decides, on what openAll gave for marker m, against the marker
+// and the public state of its block: what the private transaction
+// carries, its sender, and why it is refused ("" if it is not). Every
+// member node decides the same.
+func (a *applier) check(memo *regMemo, group common.Hash, m marker, o *openedPayload) ([]byte, common.Address, string) {
+	raw := o.raw
+	if o.refusal != "" {
+		return raw, common.Address{}, fmt.Sprintf("payload %s: %s", m.Payload.Hex(), o.refusal)
+	}
+	if o.openErr != nil {
+		return raw, common.Address{}, fmt.Sprintf("payload %s does not open: %v", m.Payload.Hex(), o.openErr)
+	}
+	tx := o.tx
+	if tx == nil {
 		return raw, common.Address{}, "" // privstate rejects what does not decode, with its reason
 	}
 	if tx.GroupID() != group {
@@ -562,10 +654,10 @@ func (a *applier) open(memo *regMemo, group common.Hash, m marker, envelope []by
 	if id := key.Identity(); !bytes.Equal(tx.PrivateFrom, id[:]) {
 		return raw, common.Address{}, fmt.Sprintf("privateFrom %s is not the privacy key of %s, which sent the marker", b64(tx.PrivateFrom), m.Org)
 	}
-	from, err := tx.Sender(p.n.cfg.Spec.Config.ChainID)
-	if err != nil {
+	if o.fromErr != nil {
 		return raw, common.Address{}, "" // privstate rejects it with the reason
 	}
+	from := o.from
 	if reason := senderRefusal(memo.sender(from), from, m.Org, tx.To == nil); reason != "" {
 		return raw, common.Address{}, reason
 	}

@@ -188,6 +188,7 @@ func (p *privacyService) waitCommitted(ctx context.Context, hash common.Hash) (*
 // prepared is a private transaction checked and sealed for its group.
 type prepared struct {
 	tx       *privtx.Tx
+	raw      []byte // the private transaction as the client signed it
 	from     common.Address
 	group    common.Hash
 	envelope []byte
@@ -229,7 +230,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 	if reason := senderRefusal(memo.sender(from), from, org, tx.To == nil); reason != "" {
 		return nil, errors.New(reason)
 	}
-	pr := &prepared{tx: tx, from: from, group: tx.GroupID()}
+	pr := &prepared{tx: tx, raw: raw, from: from, group: tx.GroupID()}
 	g, exists := memo.group(pr.group)
 	switch {
 	case exists && g.Status != system.GroupActive:
@@ -278,7 +279,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 			keys = append(keys, pk)
 		}
 	}
-	pr.envelope, err = privacy.Seal(keys, raw)
+	pr.envelope, err = privacy.SealWith(p.n.cfg.Spec.PrivacyScheme(), keys, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +350,7 @@ func (p *privacyService) distribute(pr *prepared) error {
 	for _, a := range pr.auditors {
 		p.fetch.noteDisclosure(pr.group, a, [][32]byte{pr.hash})
 	}
+	p.sealed.put(pr.hash, pr.raw, pr.from)
 	return nil
 }
 

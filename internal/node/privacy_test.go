@@ -39,10 +39,18 @@ func startPrivNode(t *testing.T, dir string, pkey *privacy.PrivateKey) *privNode
 }
 
 func startPrivNodeB(t testing.TB, dir string, pkey *privacy.PrivateKey) *privNode {
+	return startPrivNodeSpec(t, dir, pkey, nil)
+}
+
+// startPrivNodeSpec is startPrivNode with edit applied to the spec first.
+func startPrivNodeSpec(t testing.TB, dir string, pkey *privacy.PrivateKey, edit func(*chain.Spec)) *privNode {
 	t.Helper()
 	spec, err := chain.DevSpec(1337, 200)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(spec)
 	}
 	accts, err := chain.DevAccounts(chain.DevAccountCount)
 	if err != nil {

@@ -17,16 +17,71 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
+// Scheme is how an envelope wraps its content key to each recipient; its
+// value is the envelope's version byte. A network chooses one in its
+// genesis (chain.Spec.PrivacyEnvelope); hybrid is the default.
+type Scheme byte
+
+// The schemes.
+const (
+	// SchemeHybrid wraps with X25519 and ML-KEM-768 together (version 1):
+	// the payload stays secret if either falls.
+	SchemeHybrid Scheme = 1
+	// SchemeX25519 wraps with X25519 alone (version 2): an entry is 88
+	// bytes instead of 1,176 and costs no ML-KEM encapsulation or
+	// decapsulation, but a payload recorded today is open to whoever can
+	// later solve X25519's discrete logarithm (a quantum computer).
+	SchemeX25519 Scheme = 2
+)
+
+// String is the scheme's name in the genesis ("hybrid", "x25519").
+func (s Scheme) String() string {
+	switch s {
+	case SchemeHybrid:
+		return "hybrid"
+	case SchemeX25519:
+		return "x25519"
+	}
+	return fmt.Sprintf("scheme(%d)", byte(s))
+}
+
+// ParseScheme reads a scheme's name; "" is the default, hybrid.
+func ParseScheme(name string) (Scheme, error) {
+	switch name {
+	case "", "hybrid":
+		return SchemeHybrid, nil
+	case "x25519":
+		return SchemeX25519, nil
+	}
+	return 0, fmt.Errorf("privacy envelope scheme %q: want hybrid or x25519", name)
+}
+
+// entrySize is the size of one recipient's entry in an envelope of
+// scheme s (0 for an unknown scheme).
+func (s Scheme) entrySize() int {
+	switch s {
+	case SchemeHybrid:
+		return EntrySize
+	case SchemeX25519:
+		return EntrySizeX25519
+	}
+	return 0
+}
+
 // Bounds and layout of an envelope (see the package documentation).
 const (
-	// EnvelopeVersion is the version Seal writes and ParseEnvelope reads.
-	EnvelopeVersion = 1
+	// EnvelopeVersion is the version Seal writes: SchemeHybrid's.
+	// ParseEnvelope reads it and SchemeX25519's.
+	EnvelopeVersion = byte(SchemeHybrid)
 	// MaxRecipients bounds the recipients of one envelope.
 	MaxRecipients = 64
 	// MaxPayloadBytes bounds the payload of one envelope: 1 MiB.
 	MaxPayloadBytes = 1 << 20
-	// EntrySize is the size of one recipient's entry.
+	// EntrySize is the size of one recipient's entry (hybrid scheme).
 	EntrySize = KeyIDSize + X25519KeySize + mlkem.CiphertextSize768 + wrappedKeySize
+	// EntrySizeX25519 is the size of one recipient's entry of the X25519
+	// scheme: no ML-KEM ciphertext.
+	EntrySizeX25519 = KeyIDSize + X25519KeySize + wrappedKeySize
 	// MaxEnvelopeBytes is the size of the largest envelope: MaxRecipients
 	// entries around a payload of MaxPayloadBytes.
 	MaxEnvelopeBytes = headerSize + MaxRecipients*EntrySize + commitmentSize + lengthSize + MaxPayloadBytes + tagSize
@@ -67,7 +122,7 @@ var (
 type Entry struct {
 	KeyID         KeyID
 	Ephemeral     [X25519KeySize]byte
-	KEMCiphertext [mlkem.CiphertextSize768]byte
+	KEMCiphertext [mlkem.CiphertextSize768]byte // zero, and not encoded, in the X25519 scheme
 	WrappedKey    [wrappedKeySize]byte
 }
 
@@ -81,9 +136,16 @@ type Envelope struct {
 
 // SealedSize is the size of the envelope Seal makes for n recipients and
 // a payload of payloadLen bytes.
-func SealedSize(n, payloadLen int) int {
-	return headerSize + n*EntrySize + commitmentSize + lengthSize + payloadLen + tagSize
+func SealedSize(n, payloadLen int) int { return SchemeHybrid.SealedSize(n, payloadLen) }
+
+// SealedSize is the size of the envelope SealWith(s) makes for n
+// recipients and a payload of payloadLen bytes.
+func (s Scheme) SealedSize(n, payloadLen int) int {
+	return headerSize + n*s.entrySize() + commitmentSize + lengthSize + payloadLen + tagSize
 }
+
+// Scheme is the scheme the envelope was sealed with.
+func (e *Envelope) Scheme() Scheme { return Scheme(e.Version) }
 
 // Recipients lists the KeyIDs the envelope is sealed to, ascending.
 func (e *Envelope) Recipients() []KeyID {
@@ -99,25 +161,27 @@ func (e *Envelope) PayloadSize() int { return max(len(e.Ciphertext)-tagSize, 0) 
 
 // Marshal encodes the envelope.
 func (e *Envelope) Marshal() []byte {
-	out := make([]byte, 0, SealedSize(len(e.Entries), e.PayloadSize()))
+	out := make([]byte, 0, e.Scheme().SealedSize(len(e.Entries), e.PayloadSize()))
 	out = append(out, e.Version, byte(len(e.Entries)))
 	for i := range e.Entries {
-		out = appendEntry(out, &e.Entries[i])
+		out = appendEntry(out, e.Scheme(), &e.Entries[i])
 	}
 	out = append(out, e.Commitment[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(e.Ciphertext)))
 	return append(out, e.Ciphertext...)
 }
 
-func appendEntry(out []byte, en *Entry) []byte {
+func appendEntry(out []byte, s Scheme, en *Entry) []byte {
 	out = append(out, en.KeyID[:]...)
 	out = append(out, en.Ephemeral[:]...)
-	out = append(out, en.KEMCiphertext[:]...)
+	if s == SchemeHybrid {
+		out = append(out, en.KEMCiphertext[:]...)
+	}
 	return append(out, en.WrappedKey[:]...)
 }
 
 // ParseEnvelope decodes an envelope, checking every length against b
-// before it allocates: a known version, 1 to MaxRecipients entries in
+// before it allocates: a known version (a Scheme), 1 to MaxRecipients entries in
 // strictly ascending KeyID order, a ciphertext of at most
 // MaxPayloadBytes plus its tag that ends b. Errors wrap ErrEnvelope.
 func ParseEnvelope(b []byte) (*Envelope, error) {
@@ -129,9 +193,10 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		return nil, bad("%d bytes, at most %d", len(b), MaxEnvelopeBytes)
 	case len(b) < headerSize:
 		return nil, bad("truncated: %d bytes", len(b))
-	case b[0] != EnvelopeVersion:
-		return nil, bad("%w %d (this build reads %d)", ErrEnvelopeVersion, b[0], EnvelopeVersion)
+	case Scheme(b[0]).entrySize() == 0:
+		return nil, bad("%w %d (this build reads %d and %d)", ErrEnvelopeVersion, b[0], SchemeHybrid, SchemeX25519)
 	}
+	scheme := Scheme(b[0])
 	n := int(b[1])
 	switch {
 	case n == 0:
@@ -139,7 +204,7 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	case n > MaxRecipients:
 		return nil, bad("%d recipients: %w", n, ErrTooManyRecipients)
 	}
-	fixed := SealedSize(n, 0) - tagSize
+	fixed := scheme.SealedSize(n, 0) - tagSize
 	if len(b) < fixed {
 		return nil, bad("truncated: %d bytes, %d recipients need %d before the payload", len(b), n, fixed)
 	}
@@ -158,7 +223,9 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		en := &e.Entries[i]
 		p = p[copy(en.KeyID[:], p):]
 		p = p[copy(en.Ephemeral[:], p):]
-		p = p[copy(en.KEMCiphertext[:], p):]
+		if scheme == SchemeHybrid {
+			p = p[copy(en.KEMCiphertext[:], p):]
+		}
 		p = p[copy(en.WrappedKey[:], p):]
 		if i > 0 && bytes.Compare(e.Entries[i-1].KeyID[:], en.KeyID[:]) >= 0 {
 			return nil, bad("entry %d: key ids out of order or repeated", i)
@@ -175,7 +242,14 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 // It refuses no recipients, more than MaxRecipients, a key given twice
 // and a payload above MaxPayloadBytes.
 func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
+	return SealWith(SchemeHybrid, recipients, payload)
+}
+
+// SealWith is Seal with the content key wrapped by scheme s.
+func SealWith(s Scheme, recipients []*PublicKey, payload []byte) ([]byte, error) {
 	switch {
+	case s.entrySize() == 0:
+		return nil, fmt.Errorf("%w: %s", ErrEnvelopeVersion, s)
 	case len(recipients) == 0:
 		return nil, ErrNoRecipients
 	case len(recipients) > MaxRecipients:
@@ -207,21 +281,21 @@ func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
 	if _, err := rand.Read(ck); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, SealedSize(len(rs), len(payload)))
-	out = append(out, EnvelopeVersion, byte(len(rs)))
+	out := make([]byte, 0, s.SealedSize(len(rs), len(payload)))
+	out = append(out, byte(s), byte(len(rs)))
 	for _, r := range rs {
-		en, err := wrap(r.key, ck)
+		en, err := wrap(s, r.key, ck)
 		if err != nil {
 			return nil, err
 		}
-		out = appendEntry(out, en)
+		out = appendEntry(out, s, en)
 	}
 	commit, payloadKey := contentKeys(ck)
 	defer clear(payloadKey)
 	out = append(out, commit[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)+tagSize))
 	aead := mustGCM(payloadKey)
-	return aead.Seal(out, zeroNonce, payload, contentAD(out[len(out)-commitmentSize-lengthSize:])), nil
+	return aead.Seal(out, zeroNonce, payload, contentAD(s, out[len(out)-commitmentSize-lengthSize:])), nil
 }
 
 // contentAD is the additional data of the payload's encryption: the
@@ -229,8 +303,8 @@ func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
 // part of it, so that a recipient can give the payload to another key
 // (AddRecipient) without changing what the envelope commits to
 // (ContentHash).
-func contentAD(commitAndLength []byte) []byte {
-	return append([]byte{EnvelopeVersion}, commitAndLength...)
+func contentAD(s Scheme, commitAndLength []byte) []byte {
+	return append([]byte{byte(s)}, commitAndLength...)
 }
 
 // ContentHash is keccak256 of the envelope's content: version,
@@ -247,7 +321,7 @@ func ContentHash(envelope []byte) ([32]byte, error) {
 
 func contentHash(envelope []byte, e *Envelope) [32]byte {
 	tail := envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize:]
-	return crypto.Keccak256Hash([]byte{EnvelopeVersion}, tail)
+	return crypto.Keccak256Hash([]byte{e.Version}, tail)
 }
 
 // AddRecipient gives the envelope's payload to one more key: key, a
@@ -271,7 +345,7 @@ func AddRecipient(key *PrivateKey, envelope []byte, to *PublicKey) ([]byte, erro
 	if len(e.Entries) >= MaxRecipients {
 		return nil, fmt.Errorf("%d recipients already: %w", len(e.Entries), ErrTooManyRecipients)
 	}
-	en, err := wrap(to, ck)
+	en, err := wrap(e.Scheme(), to, ck)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +368,7 @@ func Open(key *PrivateKey, envelope []byte) ([]byte, error) {
 	defer clear(ck)
 	_, payloadKey := contentKeys(ck)
 	defer clear(payloadKey)
-	ad := contentAD(envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize : len(envelope)-len(e.Ciphertext)])
+	ad := contentAD(e.Scheme(), envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize:len(envelope)-len(e.Ciphertext)])
 	plain, err := mustGCM(payloadKey).Open(nil, zeroNonce, e.Ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the payload fails authentication", ErrOpen)
@@ -314,7 +388,7 @@ func contentKey(key *PrivateKey, envelope []byte) ([]byte, *Envelope, error) {
 	if !found {
 		return nil, nil, fmt.Errorf("%w: no entry for key %s (key id %s)", ErrNotRecipient, key.pub.Identity(), id)
 	}
-	ck, ok := unwrap(key, &e.Entries[i])
+	ck, ok := unwrap(e.Scheme(), key, &e.Entries[i])
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: the entry for key id %s fails authentication", ErrOpen, id)
 	}
@@ -329,8 +403,8 @@ func contentKey(key *PrivateKey, envelope []byte) ([]byte, *Envelope, error) {
 
 var zeroNonce = make([]byte, 12)
 
-// wrap makes the entry that gives ck to the holder of pk.
-func wrap(pk *PublicKey, ck []byte) (*Entry, error) {
+// wrap makes the entry of scheme s that gives ck to the holder of pk.
+func wrap(s Scheme, pk *PublicKey, ck []byte) (*Entry, error) {
 	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -340,20 +414,25 @@ func wrap(pk *PublicKey, ck []byte) (*Entry, error) {
 		return nil, fmt.Errorf("%w: %v", ErrPublicKey, err)
 	}
 	defer clear(ssX)
-	ssM, ct := pk.kem.Encapsulate()
-	defer clear(ssM)
 	en := &Entry{KeyID: pk.KeyID()}
 	copy(en.Ephemeral[:], eph.PublicKey().Bytes())
-	copy(en.KEMCiphertext[:], ct)
-	kek := combine(ssM, ssX, en, pk)
+	var kek []byte
+	if s == SchemeHybrid {
+		ssM, ct := pk.kem.Encapsulate()
+		defer clear(ssM)
+		copy(en.KEMCiphertext[:], ct)
+		kek = combine(ssM, ssX, en, pk)
+	} else {
+		kek = combineX25519(ssX, en, pk)
+	}
 	defer clear(kek)
-	mustGCM(kek).Seal(en.WrappedKey[:0], zeroNonce, ck, wrapAD(en.KeyID))
+	mustGCM(kek).Seal(en.WrappedKey[:0], zeroNonce, ck, wrapAD(s, en.KeyID))
 	return en, nil
 }
 
-// unwrap recovers the content key from key's entry; false when the entry
-// does not authenticate.
-func unwrap(key *PrivateKey, en *Entry) ([]byte, bool) {
+// unwrap recovers the content key from key's entry of scheme s; false
+// when the entry does not authenticate.
+func unwrap(s Scheme, key *PrivateKey, en *Entry) ([]byte, bool) {
 	eph, err := ecdh.X25519().NewPublicKey(en.Ephemeral[:])
 	if err != nil {
 		return nil, false
@@ -363,19 +442,25 @@ func unwrap(key *PrivateKey, en *Entry) ([]byte, bool) {
 		return nil, false // small-order ephemeral key
 	}
 	defer clear(ssX)
-	ssM, err := key.kem.Decapsulate(en.KEMCiphertext[:])
-	if err != nil {
-		return nil, false
+	var kek []byte
+	if s == SchemeHybrid {
+		ssM, err := key.kem.Decapsulate(en.KEMCiphertext[:])
+		if err != nil {
+			return nil, false
+		}
+		defer clear(ssM)
+		kek = combine(ssM, ssX, en, key.pub)
+	} else {
+		kek = combineX25519(ssX, en, key.pub)
 	}
-	defer clear(ssM)
-	kek := combine(ssM, ssX, en, key.pub)
 	defer clear(kek)
-	ck, err := mustGCM(kek).Open(nil, zeroNonce, en.WrappedKey[:], wrapAD(en.KeyID))
+	ck, err := mustGCM(kek).Open(nil, zeroNonce, en.WrappedKey[:], wrapAD(s, en.KeyID))
 	return ck, err == nil
 }
 
 const (
 	labelKEM     = "charter/privacy/v1 hybrid kem"
+	labelX25519  = "charter/privacy/v2 x25519 kem"
 	labelCommit  = "charter/privacy/v1 commit"
 	labelPayload = "charter/privacy/v1 payload"
 )
@@ -394,6 +479,19 @@ func combine(ssM, ssX []byte, en *Entry, pk *PublicKey) []byte {
 	return mustHKDF(secret, string(info))
 }
 
+// combineX25519 is the X25519 scheme's key derivation: HKDF-SHA256 of
+// the shared secret, its info binding the ephemeral key and the
+// recipient's X25519 key (as X25519 HPKE and the hybrid combiner do), and
+// a label of its own, so that no entry of one scheme is an entry of the
+// other.
+func combineX25519(ssX []byte, en *Entry, pk *PublicKey) []byte {
+	info := make([]byte, 0, len(labelX25519)+len(en.Ephemeral)+X25519KeySize)
+	info = append(info, labelX25519...)
+	info = append(info, en.Ephemeral[:]...)
+	info = append(info, pk.raw[:X25519KeySize]...)
+	return mustHKDF(ssX, string(info))
+}
+
 // contentKeys derives the envelope's commitment and payload key from
 // the content key.
 func contentKeys(ck []byte) (commit [commitmentSize]byte, payloadKey []byte) {
@@ -401,7 +499,7 @@ func contentKeys(ck []byte) (commit [commitmentSize]byte, payloadKey []byte) {
 	return commit, mustHKDF(ck, labelPayload)
 }
 
-func wrapAD(id KeyID) []byte { return append([]byte{EnvelopeVersion}, id[:]...) }
+func wrapAD(s Scheme, id KeyID) []byte { return append([]byte{byte(s)}, id[:]...) }
 
 func mustHKDF(secret []byte, info string) []byte {
 	k, err := hkdf.Key(sha256.New, secret, nil, info, 32)

@@ -124,20 +124,27 @@ func TestNonRecipientCannotOpen(t *testing.T) {
 // fail for every recipient; flipping a bit of a recipient's entry makes it
 // fail for that recipient, while the others still read the same payload
 // and the content hash does not move; truncating or extending it fails.
+// Both schemes.
 func TestEveryByteChangeRefused(t *testing.T) {
+	for _, s := range []Scheme{SchemeHybrid, SchemeX25519} {
+		t.Run(s.String(), func(t *testing.T) { everyByteChangeRefused(t, s) })
+	}
+}
+
+func everyByteChangeRefused(t *testing.T, s Scheme) {
 	priv, pub := keys(t, 2)
 	payload := []byte("forty bytes of a private transaction....")
-	env, err := Seal(pub, payload)
+	env, err := SealWith(s, pub, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e, _ := ParseEnvelope(env)
 	want, _ := ContentHash(env)
 	entryOf := func(i int) int { // which entry byte i is in; -1: the content
-		if i < headerSize || i >= headerSize+len(e.Entries)*EntrySize {
+		if i < headerSize || i >= headerSize+len(e.Entries)*s.entrySize() {
 			return -1
 		}
-		return (i - headerSize) / EntrySize
+		return (i - headerSize) / s.entrySize()
 	}
 	for i := range env {
 		for _, flip := range []byte{0x01, 0x80} {
@@ -242,7 +249,7 @@ func TestRecipientsReadOnePayload(t *testing.T) {
 			target = p
 		}
 	}
-	en, err := wrap(target, other)
+	en, err := wrap(SchemeHybrid, target, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +319,7 @@ func TestParseEnvelopeBounds(t *testing.T) {
 		text string
 	}{
 		{"version 0", edit(func(b []byte) []byte { b[0] = 0; return b }), ErrEnvelopeVersion, "version 0"},
-		{"version 2", edit(func(b []byte) []byte { b[0] = 2; return b }), ErrEnvelopeVersion, "version 2"},
+		{"version 3", edit(func(b []byte) []byte { b[0] = 3; return b }), ErrEnvelopeVersion, "version 3"},
 		{"no recipients", edit(func(b []byte) []byte { b[1] = 0; return b }), ErrNoRecipients, ""},
 		{"65 recipients", edit(func(b []byte) []byte { b[1] = 65; return b }), ErrTooManyRecipients, "65 recipients"},
 		{"255 recipients", edit(func(b []byte) []byte { b[1] = 255; return b }), ErrTooManyRecipients, ""},

@@ -39,16 +39,19 @@ func FuzzOpenEnvelope(f *testing.F) {
 		{[]*PublicKey{key.Public(), other.Public()}, nil},
 		{[]*PublicKey{other.Public()}, bytes.Repeat([]byte{0xab}, 300)},
 	} {
-		env, err := Seal(c.recipients, c.payload)
-		if err != nil {
-			f.Fatal(err)
+		for _, s := range []Scheme{SchemeHybrid, SchemeX25519} {
+			env, err := SealWith(s, c.recipients, c.payload)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(env)
 		}
-		f.Add(env)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{EnvelopeVersion, 1})
 	f.Add([]byte{EnvelopeVersion, 65})
 	f.Add([]byte{2, 1})
+	f.Add([]byte{3, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, perr := ParseEnvelope(data)
 		if perr == nil {

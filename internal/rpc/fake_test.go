@@ -94,6 +94,7 @@ type fakeBackend struct {
 	finalized *types.Header
 	pool      []*types.Transaction
 	sendErr   error // SendTx answers this when set
+	sendNoop  bool  // SendTx takes every transaction unchecked and keeps none (benchmarks)
 	stateErr  error // StateAt answers this when set
 	callHook  func(ctx context.Context) error
 }
@@ -266,6 +267,9 @@ func (f *fakeBackend) StateAt(root common.Hash) (*state.StateDB, error) {
 }
 
 func (f *fakeBackend) SendTx(tx *types.Transaction) error {
+	if f.sendNoop {
+		return nil
+	}
 	f.mu.Lock()
 	if f.sendErr != nil {
 		defer f.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
@@ -28,6 +29,8 @@ type Server struct {
 	namespaces map[string]bool // the namespaces served, go-ethereum's rpc among them
 	filters    *filterSystem
 	priv       *privFilters // nil unless the priv and eea namespaces are served
+	eth        *EthAPI
+	halted     atomic.Bool // set by Stop: go-ethereum's server answers nothing then
 	cors       origins
 	wsOK       origins
 	log        *slog.Logger
@@ -75,6 +78,7 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 			apis["eea"] = &EeaAPI{p: p}
 		}
 	}
+	s.eth = eth
 	s.apis, s.namespaces = apis, map[string]bool{"rpc": true}
 	for name, api := range apis {
 		if err := srv.RegisterName(name, api); err != nil {
@@ -115,6 +119,9 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		if id := auth.FromContext(r.Context()); id != nil && !s.checkHTTP(w, r, id) {
+			return
+		}
+		if s.serveSendRaw(w, r) {
 			return
 		}
 		s.rpc.ServeHTTP(w, r)
@@ -218,6 +225,7 @@ const maxHeaderBytes = 64 << 10
 // Stop ends subscriptions, filters and WebSocket connections, then the
 // HTTP server (requests in flight get 5 s to finish).
 func (s *Server) Stop() {
+	s.halted.Store(true)
 	s.rpc.Stop()
 	s.stopFilters()
 	s.mu.Lock()

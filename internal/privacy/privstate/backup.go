@@ -80,7 +80,7 @@ func (s *Store) backupGroup(group common.Hash, dst string) error {
 		return err
 	}
 	defer s.release(h)
-	out, err := pebble.New(dst, groupCacheMB, groupHandles, "charter/private-backup/", false)
+	out, err := pebble.New(dst, DefaultGroupCacheMB, groupHandles, "charter/private-backup/", false)
 	if err != nil {
 		return fmt.Errorf("private state backup: group %s: %w", group.Hex(), err)
 	}

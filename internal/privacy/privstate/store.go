@@ -89,9 +89,9 @@ const (
 // Per-group database sizing: pebble's smallest cache, and a file budget
 // that keeps MaxOpenGroups × groupHandles file descriptors reasonable.
 const (
-	groupCacheMB     = 16
-	groupHandles     = 64
-	groupTrieCacheMB = 4
+	DefaultGroupCacheMB = 16
+	groupHandles        = 64
+	groupTrieCacheMB    = 4
 )
 
 // Latest names the newest private state of a group in queries that take a
@@ -127,6 +127,10 @@ type Options struct {
 	// recently used idle one is closed to open another. Default
 	// DefaultMaxOpenGroups.
 	MaxOpenGroups int
+	// GroupCacheMB is each group database's pebble cache in megabytes; its
+	// memtables are an eighth of it each (go-ethereum's sizing). Default
+	// DefaultGroupCacheMB.
+	GroupCacheMB int
 }
 
 // EnsureDefaults fills the fields left at zero.
@@ -134,12 +138,18 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxOpenGroups == 0 {
 		o.MaxOpenGroups = DefaultMaxOpenGroups
 	}
+	if o.GroupCacheMB == 0 {
+		o.GroupCacheMB = DefaultGroupCacheMB
+	}
 }
 
 // Validate checks the options, with errors that name the field.
 func (o *Options) Validate() error {
 	if o.MaxOpenGroups < 1 || o.MaxOpenGroups > MaxOpenGroupsLimit {
 		return fmt.Errorf("private state: MaxOpenGroups %d: want 1 to %d", o.MaxOpenGroups, MaxOpenGroupsLimit)
+	}
+	if o.GroupCacheMB < 8 || o.GroupCacheMB > 1024 {
+		return fmt.Errorf("private state: GroupCacheMB %d: want 8 to 1024", o.GroupCacheMB)
 	}
 	return nil
 }
@@ -366,7 +376,7 @@ func (s *Store) openGroup(group common.Hash, dir string) (*handle, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("private state: create group folder %s: %w", dir, err)
 	}
-	kv, err := pebble.New(dir, groupCacheMB, groupHandles, "charter/private/", false)
+	kv, err := pebble.New(dir, s.opts.GroupCacheMB, groupHandles, "charter/private/", false)
 	if err != nil {
 		return nil, fmt.Errorf("private state: open group database %s: %w", dir, err)
 	}

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { ethers } from 'ethers';
 import { compileToken, JS_ROOT } from '../lib/compile.js';
 import { charterBinary, rpc } from '../lib/node.js';
-import { startTestnet } from '../lib/testnet.js';
+import { startTestnet, readAccountKey } from '../lib/testnet.js';
 import { KNOWN, SUPPLY, waitFor } from '../lib/dev.js';
 import { launch, chromiumMissing } from '../lib/browser.js';
 
@@ -27,7 +27,7 @@ async function shot(page, name) {
 }
 
 describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI ? missing : false }, () => {
-  let net, browser, bin, n0, n2, txHash, proposalId, groupId, key;
+  let net, browser, bin, n0, n2, txHash, proposalId, groupId, key, disclosedFrom;
   const cli = (...args) => execFileSync(bin, args, { timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
   before(async () => {
@@ -69,6 +69,23 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     const group = JSON.parse(cli('privacy', 'group', 'create', '--name', 'deals', '--member', 'org1', '--key', key('org0'), '--rpc', n0.rpc, '--json'));
     groupId = group.id ?? group.groupId;
     assert.ok(groupId, `charter privacy group create --json: ${JSON.stringify(group)}`);
+    // org3 audits: governance gives its admin account the auditor role,
+    // and both members disclose the group to it from the next blocks on,
+    // before the private transactions below. A second group of org0 and
+    // org1 is disclosed to no one.
+    const auditor = new ethers.Wallet('0x' + readAccountKey(key('org3'))).address;
+    const roles = JSON.parse(cli('gov', 'propose', 'grant-roles', '--account', auditor, '--org', 'org3', '--roles', 'read,write,admin,auditor',
+      '--memo', 'org3 audits', '--key', key('org0'), '--rpc', n0.rpc, '--json'));
+    const rolesId = roles.id ?? roles.proposal;
+    for (const org of ['org0', 'org1', 'org2']) cli('gov', 'vote', String(rolesId), 'yes', '--key', key(org), '--rpc', n0.rpc);
+    await waitFor(async () => (await rpc(n0.rpc, 'charter_proposal', [Number(rolesId)])).result?.status === 'executed', 60_000, 'the auditor role of org3');
+    disclosedFrom = Number(BigInt((await rpc(n0.rpc, 'eth_blockNumber')).result)) + 3;
+    for (const org of ['org0', 'org1']) {
+      cli('privacy', 'disclose', groupId, '--org', 'org3', '--from', String(disclosedFrom), '--key', key(org), '--rpc', n0.rpc, '--json');
+    }
+    cli('privacy', 'group', 'create', '--name', 'undisclosed', '--member', 'org1', '--key', key('org0'), '--rpc', n0.rpc, '--json');
+    await waitFor(async () => Number(BigInt((await rpc(n0.rpc, 'eth_blockNumber')).result)) >= disclosedFrom, 30_000, `block ${disclosedFrom}`);
+
     const binFile = path.join(net.dir, 'token.bin');
     fs.writeFileSync(binFile, bytecode.slice(2));
     const deployed = JSON.parse(cli('privacy', 'send', '--group', groupId, '--key', devKey, '--deploy', binFile,
@@ -134,7 +151,10 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await page.locator(`a[href="#/governance/${proposalId}"]`).first().click();
     await page.locator('h1', { hasText: `Proposal ${proposalId}` }).waitFor();
     await page.locator('.badge', { hasText: 'open' }).waitFor();
-    assert.match(await page.locator('main').innerText(), /org1/);
+    const openText = await page.locator('main').innerText();
+    assert.match(openText, /org1/);
+    assert.match(openText, new RegExp(`charter gov vote ${proposalId} yes`), 'the open proposal shows the command to vote');
+    assert.doesNotMatch(openText, /\[object |^null$/m, 'no value written out as text');
     await shot(page, '04-proposal-open');
     for (const org of ['org2', 'org3']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
     await waitFor(async () => (await rpc(n0.rpc, 'charter_proposal', [Number(proposalId)])).result?.status === 'executed', 60_000, 'the proposal to execute');
@@ -144,6 +164,7 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.match(votes, /org2/);
     assert.match(votes, /org3/);
     assert.match(votes, /Executes at block/);
+    assert.doesNotMatch(votes, /\[object |^null$/m, 'no value written out as text');
     await shot(page, '04-proposal-executed');
     await page.goto(`${base}#/governance`);
     await page.selectOption('#draft-action', 'freeze');
@@ -157,17 +178,82 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.doesNotMatch(trail, /\torg1\t/);
     await shot(page, '05-governance');
 
+    // The same draft signed by a browser wallet: a stub EIP-1193 provider
+    // in the page that hands each request to this test, which checks its
+    // shape and signs with org0's admin key in node.js (the page never
+    // holds a key), so the proposal is made on the chain.
+    const walletPage = await browser.ctx.newPage();
+    const admin = new ethers.Wallet('0x' + readAccountKey(key('org0')), new ethers.JsonRpcProvider(n0.rpc, undefined, { staticNetwork: true }));
+    const chainId = (await rpc(n0.rpc, 'eth_chainId')).result;
+    const asked = [];
+    await walletPage.exposeFunction('charterTestWallet', async (method, params) => {
+      asked.push(method);
+      if (method === 'eth_requestAccounts') return [admin.address];
+      if (method === 'eth_chainId') return chainId;
+      assert.equal(method, 'eth_sendTransaction');
+      const [tx] = params;
+      assert.deepEqual(Object.keys(tx).sort(), ['data', 'from', 'to', 'value']);
+      assert.equal(tx.from, admin.address);
+      assert.equal(tx.to.toLowerCase(), '0x0000000000000000000000000000000000000401');
+      assert.equal(tx.value, '0x0');
+      const sent = await admin.sendTransaction({ to: tx.to, data: tx.data, value: 0n });
+      return sent.hash;
+    });
+    await walletPage.addInitScript(() => {
+      window.ethereum = { request: ({ method, params }) => window.charterTestWallet(method, params || []) };
+    });
+    await walletPage.goto(`${base}#/governance`);
+    await walletPage.selectOption('#draft-action', 'freeze');
+    await walletPage.fill('#draft-target', KNOWN[3].address);
+    await walletPage.fill('#draft-memo', 'signed by a wallet');
+    await walletPage.locator('#draft-tx', { hasText: '"to": "0x0000000000000000000000000000000000000401"' }).waitFor();
+    const unsigned = JSON.parse(await walletPage.locator('#draft-tx').innerText());
+    assert.match(unsigned.data, /^0x[0-9a-f]{8}/);
+    assert.equal(unsigned.chainId, chainId);
+    await walletPage.locator('#draft-wallet:not([disabled])').click();
+    const sentLink = walletPage.locator('#draft-status a[href^="#/tx/0x"]');
+    await sentLink.waitFor();
+    assert.deepEqual(asked, ['eth_requestAccounts', 'eth_chainId', 'eth_sendTransaction']);
+    const sentHash = (await sentLink.getAttribute('href')).slice(5);
+    await waitFor(async () => (await rpc(n0.rpc, 'eth_getTransactionReceipt', [sentHash])).result, 30_000, 'the wallet\'s proposal in a block');
+    const open = (await rpc(n0.rpc, 'charter_proposals', ['open', 100])).result;
+    assert.ok(open.some((p) => p.memo === 'signed by a wallet' && /freeze/i.test(p.action)), `the wallet's proposal: ${JSON.stringify(open)}`);
+    await shot(walletPage, '05-governance-wallet');
+    await walletPage.close();
+
     await page.goto(`${base}#/members`);
     await page.locator('#org-org3').waitFor();
     // Each organization's root certificate, with its expiry.
     const roots = page.locator('table', { has: page.locator('caption', { hasText: 'Root certificates' }) }).locator('tbody tr');
     assert.equal(await roots.count(), 4);
+    // Each node's TLS certificate expiry (all four are connected to n0).
+    for (const org of ['org0', 'org1', 'org2', 'org3']) {
+      const cells = await page.locator('table', { has: page.locator('caption', { hasText: `Nodes of ${org}` }) }).locator('tbody tr').first().locator('td').allInnerTexts();
+      assert.match(cells[3], /^\d{4}-\d\d-\d\d/, `certificate expiry of ${org}'s node: ${cells.join(' | ')}`);
+    }
     await shot(page, '06-members');
 
+    // Network health: every validator with its last signed block (from
+    // the commit certificates), and the peers as a list, each with the
+    // readiness it reported to this node (every 5 s over the p2p link).
     await page.goto(`${base}#/network`);
     await page.locator('h2', { hasText: 'Validators' }).waitFor();
+    await waitFor(async () => {
+      await page.reload();
+      await page.locator('#peers tbody tr').nth(3).waitFor();
+      if ((await page.locator('#peers tbody tr .badge', { hasText: /^ready$/ }).count()) === 4) return true;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return false;
+    }, 30_000, 'this node and its 3 peers, each reported ready');
+    const peers = await page.locator('#peers').innerText();
+    for (const org of ['org1', 'org2', 'org3']) assert.match(peers, new RegExp(`${org}\\t127\\.0\\.0\\.1:\\d+`), `peer of ${org} with its address`);
+    const vals = page.locator('#validators tbody tr');
+    assert.equal(await vals.count(), 4);
+    for (let i = 0; i < 4; i++) assert.equal(await vals.nth(i).locator('a[href^="#/block/"]').count() >= 1, true, `validator ${i} with a last signed block`);
     await page.locator('svg.chart').first().waitFor();
     await page.locator('#live-rates', { hasText: 'tx/s' }).waitFor();
+    // The node's own history: the chart starts before the page opened.
+    assert.match(await page.locator('#live-chart svg').getAttribute('aria-label'), /since \d{4}-\d\d-\d\d/);
     await shot(page, '07-network');
 
     await page.goto(`${base}#/usage`);
@@ -176,6 +262,11 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^day,organization,nodes,transactions,gas,state_bytes,gas_share_bps\n/);
     assert.match(csv, /,org0,/);
+    // One stacked bar per day with usage (today), one part per organization.
+    assert.ok(await page.locator('#usage-chart svg rect').count() >= 1, 'the chart has bars');
+    assert.match(await page.locator('#usage-chart figcaption').innerText(), /org0/);
+    await page.selectOption('#usage-measure', 'txs');
+    assert.match(await page.locator('#usage-chart svg').getAttribute('aria-label'), /^Transactions per day/);
     await shot(page, '08-usage');
 
     // A member's node shows the group's private events.
@@ -195,6 +286,26 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.doesNotMatch(text, /Private events|Transfer/);
     await shot(page, '10-privacy-other-org');
 
+    // org3's node: the auditor reads what was disclosed to it, from the
+    // granted block, and nothing of the group disclosed to no one.
+    const n3node = net.nodes.find((n) => n.org === 'org3');
+    await page.goto(`${n3node.console}#/privacy`);
+    const audited = page.locator('section.group.audited', { hasText: 'deals' });
+    await audited.locator('h3', { hasText: `Disclosed private events from block ${disclosedFrom}` }).waitFor();
+    await waitFor(async () => {
+      if (/Transfer/.test(await audited.innerText())) return true;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await page.reload();
+      await audited.locator('h3').waitFor();
+      return false;
+    }, 30_000, 'the disclosed transfer on the auditor\'s node');
+    assert.match(await audited.innerText(), new RegExp(`auditor from block ${disclosedFrom}`));
+    assert.match(await page.locator('#audited').innerText(), /deals/);
+    const undisclosed = page.locator('section.group', { hasText: 'undisclosed' });
+    await undisclosed.locator('.private-hidden').waitFor();
+    assert.doesNotMatch(await undisclosed.innerText(), /Private events|Transfer/);
+    await shot(page, '10-privacy-auditor');
+
     // A phone.
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${base}#/tx/${txHash}`);
@@ -210,9 +321,14 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     await waitFor(async () => (await height()) >= stoppedAt + 14, 60_000, 'the chain to go on without a validator');
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${base}#/network`);
-    const row = page.locator('tr', { hasText: 'org3' });
+    const row = page.locator('#validators tr', { hasText: 'org3' });
     await row.locator('.badge', { hasText: 'missing' }).waitFor();
     assert.equal(await page.locator('tr .badge', { hasText: 'missing' }).count(), 1, 'only the stopped validator is missing');
+    // Its missed blocks: at least the 14 the others made without it, and
+    // the rounds it was to propose passed.
+    const cells = await row.locator('td').allInnerTexts();
+    assert.ok(Number(cells[5]) >= 14 && Number(cells[6]) >= 1, `missed blocks and rounds of the stopped validator: ${cells.join(' | ')}`);
+    await page.locator('#peers tr', { hasText: 'org3' }).locator('.badge', { hasText: 'not connected' }).waitFor();
     await shot(page, '12-network-validator-missing');
 
     assert.deepEqual(browser.errors, [], 'console errors or uncaught exceptions');

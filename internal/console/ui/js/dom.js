@@ -108,3 +108,40 @@ export function download(name, text, type = 'text/csv') {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 5000);
 }
+
+// stacked draws one bar per label, stacked by series (series[i].values
+// align with labels), with a legend and a text alternative: an SVG.
+export function stacked(label, labels, series) {
+  const W = 600, H = 180, P = 22, B = 16;
+  const totals = labels.map((_, i) => series.reduce((a, s) => a + (s.values[i] || 0), 0));
+  const max = Math.max(1, ...totals);
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart stacked');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  const step = (W - 2 * P) / Math.max(1, labels.length);
+  const bw = Math.max(2, Math.min(40, step * 0.7));
+  labels.forEach((l, i) => {
+    let y = H - B;
+    series.forEach((s, k) => {
+      const v = s.values[i] || 0;
+      if (!v) return;
+      const hh = (v / max) * (H - B - P);
+      y -= hh;
+      add('rect', { x: (P + i * step + (step - bw) / 2).toFixed(1), y: y.toFixed(1), width: bw.toFixed(1), height: hh.toFixed(1), class: `s${k % 8}` });
+    });
+    if (labels.length <= 16 || i % Math.ceil(labels.length / 16) === 0) add('text', { x: (P + i * step + step / 2).toFixed(1), y: H - 3, 'text-anchor': 'middle' }, l);
+  });
+  add('text', { x: P, y: 12 }, `max ${max}`);
+  const legend = h('ul', { class: 'legend' }, series.map((s, k) => h('li', {}, h('span', { class: `sw s${k % 8}`, 'aria-hidden': 'true' }), s.name)));
+  return h('figure', { class: 'stacked-chart' }, svg, h('figcaption', {}, legend));
+}

@@ -2,8 +2,8 @@
 // proposals with votes, thresholds and time-lock; the audit trail; a draft
 // form that prints the `charter gov propose` command (the browser never
 // holds a member's key).
-import { rpc, getJSON } from './api.js';
-import { h, link, mono, badge, short, table, kv, addrLink, blockLink } from './dom.js';
+import { rpc, getJSON, postJSON } from './api.js';
+import { h, link, mono, badge, short, table, kv, addrLink, blockLink, txLink, errorBox } from './dom.js';
 
 const DAY_MS = 86400e3;
 
@@ -17,8 +17,16 @@ function expiry(c) {
 }
 
 export async function members(view, ctx) {
-  const [m, certs] = await Promise.all([ctx.members(), getJSON('/api/console/certificates')]);
+  const [m, certs, hl] = await Promise.all([ctx.members(), getJSON('/api/console/certificates'), ctx.health()]);
   const validators = new Set(m.validators.map((v) => v.toLowerCase()));
+  // The nodes' TLS certificates are known for this node and the peers it
+  // is connected to (each proved its certificate on the link).
+  const nodeCert = new Map(hl.peerList.filter((p) => p.certExpires).map((p) => [p.id.toLowerCase(), p.certExpires]));
+  if (hl.node.id && hl.node.certExpires) nodeCert.set(hl.node.id.toLowerCase(), hl.node.certExpires);
+  const certCell = (id) => {
+    const t = nodeCert.get(id.toLowerCase());
+    return t ? expiry({ notAfter: t }) : h('span', { class: 'muted' }, 'not connected to this node');
+  };
   view.append(h('h1', {}, 'Members'),
     h('p', {}, `The registry at block ${m.height}: ${m.organizations.length} organizations, ${m.validators.length} validators.`),
     table(['Organization', 'Tier', 'Weight', 'Status', 'Since', 'Nodes', 'Accounts'], m.organizations.map((o) => [
@@ -29,9 +37,9 @@ export async function members(view, ctx) {
     view.append(h('section', { class: 'card', id: `org-${o.name}`, 'aria-labelledby': `org-h-${o.name}` },
       h('h2', { id: `org-h-${o.name}` }, o.name || '(no organization)', ' ', badge(o.tier || 'none'), ' ', o.status === 'active' ? badge('active', 'ok') : badge(o.status, 'warn')),
       h('h3', {}, 'Nodes'),
-      table(['Node id', 'Validator', 'Certificate fingerprint', 'Revoked'], o.nodes.map((n) => [
+      table(['Node id', 'Validator', 'Certificate fingerprint', 'Certificate expires', 'Revoked'], o.nodes.map((n) => [
         mono(n.id), validators.has(n.id.toLowerCase()) ? badge('validator', 'ok') : (n.validator ? 'yes' : 'no'),
-        mono(short(n.fingerprint, 18)), n.revoked ? badge('revoked', 'bad') : 'no']), `Nodes of ${o.name}`),
+        mono(short(n.fingerprint, 18)), certCell(n.id), n.revoked ? badge('revoked', 'bad') : 'no']), `Nodes of ${o.name}`),
       h('h3', {}, 'Accounts'),
       table(['Account', 'Roles', 'Frozen'], o.accounts.map((a) => [addrLink(a.address, a.address), a.roles.join(', ') || '—', a.frozen ? badge('frozen', 'bad') : 'no']), `Accounts of ${o.name}`)));
   }
@@ -105,8 +113,9 @@ export async function proposal(view, ctx, id) {
     h('h2', {}, 'Votes'),
     table(['Organization', 'Voter', 'Vote', 'Weight', 'Block'], p.votes.map((v) => [badge(v.org), addrLink(v.voter, v.voter),
       v.support ? badge('yes', 'ok') : badge('no', 'bad'), String(v.weight), blockLink(v.height)]), 'Votes'),
-    p.status === 'open' ? [h('h2', {}, 'Vote on it'),
-      h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`)] : null);
+    // view.append is the DOM's: it would write out a null or an array.
+    p.status === 'open' ? h('section', {}, h('h2', {}, 'Vote on it'),
+      h('pre', { class: 'cmd' }, `charter gov vote ${p.id} yes --key orgs/ORG/admin-account.key --rpc ${location.origin}`)) : '');
 }
 
 // The actions and their flags, as `charter gov propose --help` lists them.
@@ -140,17 +149,64 @@ export function quote(v) {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
+// draftForm builds a proposal: the `charter gov propose` command, the
+// unsigned transaction the node encodes (POST /api/console/draft: to,
+// data, value, for any signer), and, when the page has an EIP-1193
+// provider (a browser wallet), a button that has the wallet sign and send
+// it. The page never holds a key.
 function draftForm() {
   const out = h('pre', { class: 'cmd', id: 'draft-command', 'aria-live': 'polite' });
+  const txOut = h('pre', { class: 'cmd mono', id: 'draft-tx', 'aria-live': 'polite' }, 'Fill in the action to see its transaction.');
+  const status = h('div', { id: 'draft-status', role: 'status' });
   const fields = h('div', { class: 'full draft-fields' });
   const actionSel = h('select', { id: 'draft-action', name: 'action' }, Object.keys(ACTIONS).map((a) => h('option', { value: a }, a)));
   const memo = h('input', { id: 'draft-memo', name: 'memo', placeholder: 'why (shown to every member)' });
   const key = h('input', { id: 'draft-key', name: 'key', value: 'orgs/ORG/admin-account.key' });
+  let draft = null, seq = 0, timer;
+  const walletBtn = h('button', { type: 'button', id: 'draft-wallet', disabled: true, onclick: () => signWithWallet() }, 'Sign with wallet');
+  const args = () => {
+    const a = {};
+    for (const inp of fields.querySelectorAll('input')) if (inp.value.trim()) a[inp.name] = inp.value.trim();
+    return a;
+  };
+  const encode = async () => {
+    const mine = ++seq;
+    try {
+      const d = await postJSON('/api/console/draft', { action: actionSel.value, args: args(), memo: memo.value.trim() });
+      if (mine !== seq) return;
+      if (d.problem) throw new Error(d.problem);
+      draft = d;
+      txOut.textContent = JSON.stringify({ to: d.to, data: d.data, value: d.value, chainId: d.chainId }, null, 2);
+    } catch (err) {
+      if (mine !== seq) return;
+      draft = null;
+      txOut.textContent = `Not yet a transaction: ${err.message}`;
+    }
+    walletBtn.disabled = !draft || !window.ethereum;
+  };
   const update = () => {
     const parts = ['charter', 'gov', 'propose', actionSel.value];
     for (const inp of fields.querySelectorAll('input')) if (inp.value.trim()) parts.push(`--${inp.name}`, quote(inp.value.trim()));
     parts.push('--memo', quote(memo.value.trim() || 'no memo'), '--key', quote(key.value.trim()), '--rpc', location.origin);
     out.textContent = parts.join(' ');
+    draft = null;
+    walletBtn.disabled = true;
+    clearTimeout(timer);
+    timer = setTimeout(encode, 250);
+  };
+  const signWithWallet = async () => {
+    const eth = window.ethereum;
+    if (!eth || !draft) return;
+    status.replaceChildren('Asking the wallet…');
+    try {
+      const [from] = await eth.request({ method: 'eth_requestAccounts' });
+      const chainId = await eth.request({ method: 'eth_chainId' });
+      if (BigInt(chainId) !== BigInt(draft.chainId)) throw new Error(`the wallet is on chain ${BigInt(chainId)}, this node's chain is ${BigInt(draft.chainId)}: switch the wallet's network`);
+      const hash = await eth.request({ method: 'eth_sendTransaction', params: [{ from, to: draft.to, data: draft.data, value: draft.value }] });
+      status.replaceChildren('Sent by ', mono(from), ': ', txLink(hash), '. The proposal is open once the transaction is in a block.');
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+    }
   };
   const build = () => {
     fields.replaceChildren(h('div', { class: 'draft' }, ACTIONS[actionSel.value].map((f) => [
@@ -166,6 +222,12 @@ function draftForm() {
     h('div', { class: 'full' }, h('button', { type: 'button', onclick: () => navigator.clipboard && navigator.clipboard.writeText(out.textContent).catch(() => {}) }, 'Copy the command')));
   build();
   return h('section', { 'aria-labelledby': 'draft-h' }, h('h2', { id: 'draft-h' }, 'Draft a proposal'),
-    h('p', {}, 'Fill in the action; run the command on the machine that holds your organization\'s admin key. The console never holds a key.'),
-    form, out);
+    h('p', {}, 'Fill in the action; run the command on the machine that holds your organization\'s admin key, or sign the transaction below with the admin account. The console never holds a key.'),
+    form, out,
+    h('h3', {}, 'The unsigned transaction'),
+    h('p', { class: 'muted' }, 'From your organization\'s admin account, to the governance contract; sign it with any Ethereum signer.'),
+    txOut,
+    window.ethereum ? h('p', {}, walletBtn, ' ', h('span', { class: 'muted' }, 'Your browser wallet signs and sends it; it must hold the admin account.'))
+      : h('p', { class: 'muted' }, 'No browser wallet (EIP-1193 provider) in this page: sign it elsewhere.'),
+    status);
 }

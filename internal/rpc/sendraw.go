@@ -1,0 +1,175 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
+)
+
+// sendRawMethod is the call a client makes for every transaction it submits.
+const sendRawMethod = "eth_sendRawTransaction"
+
+// sendRawCall is one JSON-RPC call as go-ethereum's server reads it, with
+// the params of eth_sendRawTransaction.
+type sendRawCall struct {
+	Version string            `json:"jsonrpc"`
+	ID      json.RawMessage   `json:"id"`
+	Method  string            `json:"method"`
+	Params  []json.RawMessage `json:"params"`
+	Error   json.RawMessage   `json:"error"`
+	Result  json.RawMessage   `json:"result"`
+}
+
+// sendRawAnswer is a JSON-RPC answer to one call.
+type sendRawAnswer struct {
+	Version string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  *common.Hash    `json:"result,omitempty"`
+	Error   *sendRawError   `json:"error,omitempty"`
+}
+
+type sendRawError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+// serveSendRaw answers an HTTP request whose body is one well-formed
+// eth_sendRawTransaction call, or a batch of nothing else, as go-ethereum's
+// server would, and tells whether it did. A client submits a transaction a
+// request, or a batch of them (ethers batches what it sends within 10 ms):
+// go-ethereum's generic server (a codec, a handler and a goroutine a
+// request, each method called by reflection, a tracing span a call) costs
+// more than the call itself there. Anything else (another method, a
+// malformed call, params that do not decode, a batch over the limit) goes
+// on to go-ethereum's server with its body unchanged, so that its answers,
+// errors included, stay the same.
+func (s *Server) serveSendRaw(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost || r.ContentLength <= 0 || r.ContentLength > int64(s.cfg.BodyBytes) ||
+		s.halted.Load() || !jsonContent(r.Header.Get("Content-Type")) {
+		return false
+	}
+	body := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(r.Body, body)
+	// Whatever happens next, the body goes on as it was read.
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body[:n]), r.Body))
+	if err != nil || !bytes.Contains(body, []byte(sendRawMethod)) {
+		return false
+	}
+	var out []byte
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		var calls []sendRawCall
+		if json.Unmarshal(body, &calls) != nil || len(calls) == 0 || len(calls) > s.cfg.BatchItems {
+			return false
+		}
+		raws := make([]hexutil.Bytes, len(calls))
+		for i := range calls {
+			if raws[i] = calls[i].raw(); raws[i] == nil {
+				return false
+			}
+		}
+		answers := make([]sendRawAnswer, len(calls))
+		size := 0
+		for i := range calls {
+			answers[i] = s.sendRaw(calls[i].ID, raws[i])
+			// go-ethereum's bound of a batch's answer: the calls after
+			// the one that passes it are answered with an error.
+			size += answers[i].size()
+			if size > s.cfg.ResponseBytes {
+				for j := i + 1; j < len(calls); j++ {
+					answers[j] = sendRawAnswer{Version: "2.0", ID: calls[j].ID,
+						Error: &sendRawError{Code: -32003, Message: "response too large"}}
+				}
+				break
+			}
+		}
+		out = encodeAnswer(answers)
+	} else {
+		var call sendRawCall
+		if json.Unmarshal(body, &call) != nil {
+			return false
+		}
+		raw := call.raw()
+		if raw == nil {
+			return false
+		}
+		out = encodeAnswer(s.sendRaw(call.ID, raw))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
+	return true
+}
+
+// raw is the call's transaction, or nil if the call is not one
+// go-ethereum's server would hand to eth_sendRawTransaction as it is.
+func (c *sendRawCall) raw() hexutil.Bytes {
+	if c.Version != "2.0" || c.Method != sendRawMethod || len(c.ID) == 0 || c.ID[0] == '{' || c.ID[0] == '[' ||
+		c.Error != nil || c.Result != nil || len(c.Params) != 1 {
+		return nil
+	}
+	var raw hexutil.Bytes // what json.Unmarshal calls, without validating the string again
+	if raw.UnmarshalJSON(c.Params[0]) != nil {
+		return nil
+	}
+	if raw == nil {
+		raw = hexutil.Bytes{}
+	}
+	return raw
+}
+
+// sendRaw submits one transaction and makes the call's answer.
+func (s *Server) sendRaw(id json.RawMessage, raw hexutil.Bytes) sendRawAnswer {
+	answer := sendRawAnswer{Version: "2.0", ID: id}
+	hash, err := s.eth.SendRawTransaction(raw)
+	if err == nil {
+		answer.Result = &hash
+		return answer
+	}
+	answer.Error = &sendRawError{Code: -32000, Message: err.Error()}
+	if ec, ok := err.(gethrpc.Error); ok {
+		answer.Error.Code = ec.ErrorCode()
+	}
+	if de, ok := err.(gethrpc.DataError); ok {
+		answer.Error.Data = de.ErrorData()
+	}
+	return answer
+}
+
+// size is what go-ethereum counts of an answer against a batch's bound:
+// the encoded result or error.
+func (a *sendRawAnswer) size() int {
+	if a.Result != nil {
+		return len(`"0x"`) + 2*len(a.Result)
+	}
+	b, err := json.Marshal(a.Error)
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}
+
+// encodeAnswer encodes an answer or a batch's answers.
+func encodeAnswer(v any) []byte {
+	out, err := json.Marshal(v)
+	if err != nil { // an error's data that does not encode
+		out, _ = json.Marshal(sendRawAnswer{Version: "2.0", ID: json.RawMessage("null"),
+			Error: &sendRawError{Code: -32603, Message: "answer does not encode: " + err.Error()}})
+	}
+	return out
+}
+
+// jsonContent tells whether go-ethereum's server takes a request body of
+// this content type.
+func jsonContent(ct string) bool {
+	if ct == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || mt == "application/json-rpc" || mt == "application/jsonrequest")
+}
