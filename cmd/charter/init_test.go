@@ -111,3 +111,15 @@ func TestNodeStopsInOneLineNamingTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeRefusesBodyRetentionOnAValidator: --history.bodies is for
+// observers; a validator, a retention below the least and a negative
+// value are refused in one line that says why.
+func TestNodeRefusesBodyRetentionOnAValidator(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "init", "--validators", "4", "--consensus", "bft", "--out", dir)
+	home := filepath.Join(dir, "node0")
+	mustFail(t, "this node is a validator, which must keep every block", "node", "--home", home, "--history.bodies", "64")
+	mustFail(t, "history.bodies 8: keep at least 16 blocks", "node", "--home", home, "--history.bodies", "8")
+	mustFail(t, "--history.bodies -1: give a number of blocks", "node", "--home", home, "--history.bodies", "-1")
+}

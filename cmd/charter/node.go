@@ -25,6 +25,7 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 	indexPG := fs.String("index.postgres", "", "index final blocks into this PostgreSQL database instead (postgres://user:pass@host:port/db)")
 	syncMode := fs.String("sync", "", "how to start on an empty data directory: genesis (replay every block), snapshot (state sync from the peers' newest snapshot) or auto (snapshot if a peer offers one, else genesis); default: config.json's snapshots.sync, else genesis")
 	stateHistory := fs.String("state.history", "", "past blocks whose state is kept for historical calls and proofs: N (1-128), or all (archive) (default: config.json's state.history, else what the data directory records, else 128)")
+	historyBodies := fs.Int64("history.bodies", 0, "keep the bodies and receipts of the last N blocks only, deleting older ones in the background (headers and certificates stay); observers of bft and poa only, N at least 16; 0: keep every block (default: config.json's history.bodies, else 0)")
 	parallelVerify := fs.Bool("experimental.parallel-verify", false, "EXPERIMENTAL, off by default: verify blocks built by other nodes by running their transactions speculatively in parallel (same result as sequential; blocks that call a system contract stay sequential)")
 	parallelWorkers := fs.Int("experimental.parallel-workers", 0, "goroutines for --experimental.parallel-verify, the committer included (0: GOMAXPROCS, at most 64)")
 	logFlags := addLogFlags(fs)
@@ -114,6 +115,12 @@ func runNode(args []string, stdout, stderr io.Writer) error {
 		if cfg.StateHistory, err = node.ParseStateHistory(*stateHistory); err != nil {
 			return fmt.Errorf("--state.history: %w", err)
 		}
+	}
+	if set["history.bodies"] {
+		if *historyBodies < 0 {
+			return fmt.Errorf("--history.bodies %d: give a number of blocks (0: keep every block)", *historyBodies)
+		}
+		cfg.HistoryBodies = uint64(*historyBodies)
 	}
 	if *parallelWorkers < 0 {
 		return fmt.Errorf("--experimental.parallel-workers %d: want 0 (GOMAXPROCS) or more", *parallelWorkers)

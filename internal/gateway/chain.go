@@ -82,6 +82,12 @@ func (g *Gateway) listBlocks(c *call) (*reply, error) {
 	for n := start; len(items) < limit; n-- {
 		b := g.b.BlockByNumber(n)
 		if b == nil {
+			if err := g.b.BodyKept(n); err != nil {
+				if len(items) > 0 {
+					break // the page ends where the kept bodies do
+				}
+				return nil, gone(err)
+			}
 			return nil, internal("block %d of a chain whose head is %d is missing", n, head)
 		}
 		items = append(items, blockSummary(b, fin))
@@ -111,6 +117,11 @@ func (g *Gateway) block(field, s string) (*types.Block, error) {
 			return nil, badInput(field, "want a decimal block number, a 32-byte hex hash, latest or finalized")
 		}
 		if b = g.b.BlockByHash(h); b == nil {
+			if hd := g.b.HeaderByHash(h); hd != nil {
+				if err := g.b.BodyKept(hd.Number.Uint64()); err != nil {
+					return nil, gone(err)
+				}
+			}
 			return nil, notFound(field, "no block with hash %s", h.Hex())
 		}
 	default:
@@ -119,6 +130,9 @@ func (g *Gateway) block(field, s string) (*types.Block, error) {
 			return nil, badInput(field, "want a decimal block number, a 32-byte hex hash, latest or finalized")
 		}
 		if b = g.b.BlockByNumber(n); b == nil {
+			if err := g.b.BodyKept(n); err != nil {
+				return nil, gone(err)
+			}
 			return nil, notFound(field, "no block %d (the head is %d)", n, g.b.CurrentHeader().Number.Uint64())
 		}
 	}
@@ -208,6 +222,11 @@ func (g *Gateway) committed(hash common.Hash) (*types.Block, int, error) {
 		return nil, 0, nil
 	}
 	blk := g.b.BlockByNumber(num)
+	if blk == nil {
+		if err := g.b.BodyKept(num); err != nil {
+			return nil, 0, gone(err) // pruned since the lookup
+		}
+	}
 	if blk == nil || idx < 0 || idx >= len(blk.Transactions()) {
 		return nil, 0, internal("transaction %s: index %d out of range in block %d", hash.Hex(), idx, num)
 	}

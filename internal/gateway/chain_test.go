@@ -119,6 +119,29 @@ func TestBlockByNumberHashAndTag(t *testing.T) {
 	}
 }
 
+// TestPrunedBlocksAreGone: on an observer that keeps recent block bodies
+// only, a pruned block by number or hash is a 410 naming the retention,
+// and the block list ends where the kept bodies do.
+func TestPrunedBlocksAreGone(t *testing.T) {
+	h := newHarness(t, nil)
+	b1 := h.f.addBlock(t, []*types.Transaction{h.f.transfer(t, 0, 0)}, nil, nil)
+	h.f.addBlock(t, nil, nil, nil)
+	h.f.addBlock(t, nil, nil, nil)
+	h.f.mu.Lock()
+	h.f.bodiesFrom = 2
+	h.f.mu.Unlock()
+	h.get("/api/v1/blocks/1").wantProblem(t, http.StatusGone, "keeps those of the last 16 blocks (--history.bodies)", "")
+	h.get("/api/v1/blocks/"+b1.Hash().Hex()).wantProblem(t, http.StatusGone, "block 1 are not kept", "")
+	h.get("/api/v1/blocks/2").want(t, http.StatusOK)
+	var page struct {
+		Items []BlockSummary `json:"items"`
+	}
+	h.get("/api/v1/blocks?limit=10").want(t, http.StatusOK).decode(t, &page)
+	if len(page.Items) != 2 || page.Items[1].Number != 2 {
+		t.Fatalf("block list on a pruning node: %+v", page.Items)
+	}
+}
+
 func TestTransactionCommittedPendingAndUnknown(t *testing.T) {
 	h := newHarness(t, nil)
 	committed := h.f.transfer(t, 0, 0)

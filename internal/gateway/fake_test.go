@@ -110,6 +110,9 @@ type fakeChain struct {
 	pool      []*types.Transaction
 	sendErr   error // SendTx answers this when set
 	sent      int   // SendTx calls
+	// bodiesFrom, when above 0, makes the blocks 1..bodiesFrom-1 pruned
+	// (an observer's --history.bodies): headers only.
+	bodiesFrom uint64
 }
 
 var _ rpc.Backend = (*fakeChain)(nil)
@@ -252,7 +255,7 @@ func (f *fakeChain) HeaderByNumber(n uint64) *types.Header {
 func (f *fakeChain) BlockByNumber(n uint64) *types.Block {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if n >= uint64(len(f.blocks)) {
+	if n >= uint64(len(f.blocks)) || f.prunedLocked(n) {
 		return nil
 	}
 	return f.blocks[n]
@@ -261,8 +264,8 @@ func (f *fakeChain) BlockByNumber(n uint64) *types.Block {
 func (f *fakeChain) BlockByHash(hash common.Hash) *types.Block {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, b := range f.blocks {
-		if b.Hash() == hash {
+	for n, b := range f.blocks {
+		if b.Hash() == hash && !f.prunedLocked(uint64(n)) {
 			return b
 		}
 	}
@@ -442,3 +445,27 @@ func (r registry) Lookup(name string) (common.Address, []byte, bool) {
 }
 
 var errBoom = errors.New("boom")
+
+// HeaderByHash finds every block's header, pruned or not.
+func (f *fakeChain) HeaderByHash(hash common.Hash) *types.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.blocks {
+		if b.Hash() == hash {
+			return b.Header()
+		}
+	}
+	return nil
+}
+
+// BodyKept says that the blocks below bodiesFrom are pruned.
+func (f *fakeChain) BodyKept(n uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.prunedLocked(n) {
+		return fmt.Errorf("the body and receipts of block %d are not kept: this node keeps those of the last 16 blocks (--history.bodies), from block %d", n, f.bodiesFrom)
+	}
+	return nil
+}
+
+func (f *fakeChain) prunedLocked(n uint64) bool { return n > 0 && n < f.bodiesFrom }

@@ -40,6 +40,7 @@ var kinds = map[int]struct{ name, title string }{
 	http.StatusNotFound:              {"not-found", "Not found"},
 	http.StatusMethodNotAllowed:      {"method-not-allowed", "Method not allowed"},
 	http.StatusConflict:              {"conflict", "Conflict"},
+	http.StatusGone:                  {"gone", "Gone"},
 	http.StatusRequestEntityTooLarge: {"too-large", "Request too large"},
 	http.StatusUnsupportedMediaType:  {"unsupported-media-type", "Unsupported media type"},
 	http.StatusUnprocessableEntity:   {"rejected", "Rejected"},
@@ -73,6 +74,12 @@ func badInput(field, format string, args ...any) *Problem {
 
 func notFound(field, format string, args ...any) *Problem {
 	return problemf(http.StatusNotFound, field, format, args...)
+}
+
+// gone is a 410 for a block whose body and receipts this node no longer
+// keeps (an observer's --history.bodies): err says which and why.
+func gone(err error) *Problem {
+	return problemf(http.StatusGone, "", "%v", err)
 }
 
 // rejected is a 422: the request was understood but the chain refused

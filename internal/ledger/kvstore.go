@@ -291,6 +291,16 @@ func (s *kvStore) diskSize() (uint64, error) {
 	return n, err
 }
 
+// estimateDiskUsage is the bytes of the tables holding keys in [start, end).
+func (s *kvStore) estimateDiskUsage(start, end []byte) (uint64, error) {
+	var n uint64
+	err := s.use(func() (err error) {
+		n, err = s.db.EstimateDiskUsage(start, end)
+		return err
+	})
+	return n, err
+}
+
 func (s *kvStore) NewBatch() ethdb.Batch {
 	return &kvBatch{store: s, b: s.db.NewBatch()}
 }

@@ -90,6 +90,11 @@ type Options struct {
 	// (StateBufferMB) alone.
 	Forks bool
 
+	// BodyHistory, when above 0, lets PruneBodies delete the bodies,
+	// receipts and transaction index entries of the blocks below
+	// head-BodyHistory (headers and seals stay); 0 keeps every body.
+	BodyHistory uint64
+
 	// Replay executes block on st, the state of its parent, leaving the
 	// block's state in st (uncommitted). Open calls it to rebuild the
 	// heights whose state a crash lost (path scheme: the recent heights'
@@ -160,6 +165,11 @@ type Ledger struct {
 
 	blocks   *sizedCache[*types.Block]
 	receipts *sizedCache[types.Receipts]
+
+	// bodies is the lowest height whose body is held (bodies.go);
+	// bodyHistory is Options.BodyHistory.
+	bodies      atomic.Uint64
+	bodyHistory uint64
 }
 
 // Open opens (or creates) the ledger in dir for the chain described by
@@ -182,10 +192,12 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 		log:        log,
 		replay:     opts.Replay,
 		flushEvery: opts.StateFlushHeights,
-		forks:      opts.Forks,
-		recent:     make(map[common.Hash]uint64),
-		blocks:     newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, blockMemory),
-		receipts:   newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, receiptsMemory),
+
+		bodyHistory: opts.BodyHistory,
+		forks:       opts.Forks,
+		recent:      make(map[common.Hash]uint64),
+		blocks:      newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, blockMemory),
+		receipts:    newSizedCache(opts.BlockCacheN, opts.BlockCacheMB<<20, receiptsMemory),
 	}
 	if err := l.openState(db, opts); err != nil {
 		kv.Close()
@@ -365,6 +377,9 @@ func (l *Ledger) load(opts Options) error {
 			return fmt.Errorf("%w: base record of %d bytes (%v)", ErrCorrupt, len(raw), err)
 		}
 		l.base = binary.BigEndian.Uint64(raw)
+	}
+	if err := l.loadBodies(); err != nil {
+		return err
 	}
 	raw, err := l.kv.Get(keyHead)
 	if err != nil || len(raw) != 40 {
@@ -566,7 +581,7 @@ func (l *Ledger) readBlock(number uint64) *types.Block {
 
 // BlockByNumber returns a committed block, or nil.
 func (l *Ledger) BlockByNumber(number uint64) *types.Block {
-	if head := l.head.Load(); head == nil || number > head.Number.Uint64() {
+	if head := l.head.Load(); head == nil || number > head.Number.Uint64() || l.pruned(number) {
 		return nil
 	}
 	return l.readBlock(number)
@@ -597,10 +612,14 @@ func (l *Ledger) BlockByHash(hash common.Hash) *types.Block {
 	return nil
 }
 
-// HeaderByNumber returns a committed header, or nil.
+// HeaderByNumber returns a committed header, or nil; a block whose body
+// was pruned (BodiesFrom) still has its header.
 func (l *Ledger) HeaderByNumber(number uint64) *types.Header {
 	if b := l.BlockByNumber(number); b != nil {
 		return b.Header()
+	}
+	if l.pruned(number) {
+		return l.prunedHeader(number)
 	}
 	return nil
 }
@@ -618,6 +637,9 @@ func (l *Ledger) Seal(number uint64) []byte {
 // field (hashes, indexes, addresses, effective gas price) filled. The
 // caller must not modify them.
 func (l *Ledger) Receipts(number uint64) (types.Receipts, error) {
+	if err := l.BodyKept(number); err != nil {
+		return nil, err
+	}
 	if r, ok := l.receipts.Get(number); ok {
 		return r, nil
 	}

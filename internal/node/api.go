@@ -126,6 +126,10 @@ func (b rpcBackend) BlockByNumber(number uint64) *types.Block {
 	return b.n.Ledger().BlockByNumber(number)
 }
 func (b rpcBackend) BlockByHash(hash common.Hash) *types.Block { return b.n.Ledger().BlockByHash(hash) }
+func (b rpcBackend) HeaderByHash(hash common.Hash) *types.Header {
+	return b.n.Ledger().HeaderByHash(hash)
+}
+func (b rpcBackend) BodyKept(number uint64) error { return b.n.Ledger().BodyKept(number) }
 func (b rpcBackend) StateAt(root common.Hash) (*state.StateDB, error) {
 	return b.n.Ledger().StateAt(root)
 }

@@ -70,6 +70,9 @@ type HomeConfig struct {
 	Snapshots *HomeSnapshots `json:"snapshots,omitempty"`
 	// State is how much past state the node keeps; nil: the default.
 	State *HomeState `json:"state,omitempty"`
+	// History is how much of the chain's history the node keeps; nil:
+	// every block's body and receipts.
+	History *HomeHistory `json:"history,omitempty"`
 }
 
 // HomePeer is one static peer of a HomeConfig.
@@ -274,6 +277,7 @@ func (c *HomeConfig) Load(home string, opts LoadOptions) (Config, error) {
 		Name:           c.Name,
 		Snapshots:      c.Snapshots.config(),
 		StateHistory:   c.State.history(),
+		HistoryBodies:  c.History.bodies(),
 	}, nil
 }
 

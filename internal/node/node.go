@@ -80,6 +80,10 @@ type Config struct {
 	// (ledger.Options.StateHistory: 0 as the data directory records,
 	// ledger.StateArchive every block's).
 	StateHistory uint64
+	// HistoryBodies, when above 0, keeps the bodies and receipts of the
+	// last HistoryBodies blocks only (history.go; observers of bft and
+	// poa only, at least MinHistoryBodies).
+	HistoryBodies uint64
 	// Org is the organization the node belongs to (its certificate's O);
 	// "" on charter dev.
 	Org string
@@ -207,6 +211,7 @@ func New(cfg Config) (*Node, error) {
 		CacheMB:      storeMB,
 		TrieCacheMB:  stateMB,
 		StateHistory: cfg.StateHistory,
+		BodyHistory:  cfg.HistoryBodies,
 		Forks:        cfg.Spec.Consensus.Engine == "poa", // blocks final only after confirmations
 		Replay:       LedgerReplay(cfg.Spec),
 	}, cfg.Logger)
@@ -252,6 +257,10 @@ func New(cfg Config) (*Node, error) {
 		},
 	})
 	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := n.validateHistoryBodies(); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -356,6 +365,10 @@ func (n *Node) Start() error {
 	go n.watchHalt()
 	n.wg.Add(1)
 	go n.consoleLoop()
+	if n.cfg.HistoryBodies > 0 {
+		n.wg.Add(1)
+		go n.pruneBodies()
+	}
 	if n.index != nil {
 		n.wg.Add(1)
 		go n.runIndex()

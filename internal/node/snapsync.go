@@ -329,6 +329,26 @@ func (s *snapshotStore) close() {
 	s.list = nil
 }
 
+// backed reports whether the node holds the bodies of every block after
+// st's height, which a node that syncs from st asks its peers for next:
+// an observer that prunes bodies (history.bodies) serves only the
+// snapshots it can back.
+func (s *snapshotStore) backed(st *storedSnapshot) bool {
+	return st.height+1 >= s.n.ledger.BodiesFrom()
+}
+
+// offeredLocked is the snapshot offered to peers: the newest, if backed.
+// Callers hold mu.
+func (s *snapshotStore) offeredLocked() *storedSnapshot {
+	if len(s.list) == 0 {
+		return nil
+	}
+	if st := s.list[len(s.list)-1]; s.backed(st) {
+		return st
+	}
+	return nil
+}
+
 // handleRequest answers a peer's msgSnapRequest. It runs on the peer's
 // reader goroutine; the answer is queued (dropped if the peer's queue is
 // full: the requester asks again).
@@ -341,8 +361,8 @@ func (s *snapshotStore) handleRequest(tr *p2p.Transport, from p2p.NodeID, payloa
 	s.mu.Lock()
 	switch req.Kind {
 	case snapKindManifest:
-		if len(s.list) > 0 {
-			resp.Manifest = s.list[len(s.list)-1].manifest
+		if st := s.offeredLocked(); st != nil {
+			resp.Manifest = st.manifest
 		}
 		s.mu.Unlock()
 	case snapKindChunk:
@@ -355,6 +375,10 @@ func (s *snapshotStore) handleRequest(tr *p2p.Transport, from p2p.NodeID, payloa
 		s.mu.Unlock()
 		if st == nil {
 			resp.Err = "snapshot not served here (pruned?)"
+			break
+		}
+		if !s.backed(st) {
+			resp.Err = fmt.Sprintf("snapshot of block %d not served here: this node keeps the block bodies from %d on only (history.bodies), so it could not serve the blocks after it", st.height, s.n.ledger.BodiesFrom())
 			break
 		}
 		if req.Index >= st.sf.Manifest.Trailer.Chunks {

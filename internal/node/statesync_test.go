@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"math/big"
 	"os"
 	"strconv"
@@ -20,8 +21,16 @@ import (
 // snapshot every `every` blocks, cut in the smallest chunks.
 func startSnapshotNetwork(t *testing.T, engine string, n int, every uint64) []*netNode {
 	t.Helper()
+	return startSnapshotNetworkWith(t, engine, n, every, nil)
+}
+
+// startSnapshotNetworkWith is startSnapshotNetwork with the genesis's
+// consensus.params (a soak reaches a large height sooner with a short
+// block time).
+func startSnapshotNetworkWith(t *testing.T, engine string, n int, every uint64, params json.RawMessage) []*netNode {
+	t.Helper()
 	dir := t.TempDir()
-	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200,
+	_, inits, err := InitNetwork(InitOptions{Dir: dir, Validators: n, Engine: engine, DevAccounts: true, BlockTimeMs: 200, ConsensusParams: params,
 		RPCPort: freePortBase(t, n), P2PPort: freePortBase(t, n), MetricsPort: freePortBase(t, n)})
 	if err != nil {
 		t.Fatal(err)
@@ -96,17 +105,13 @@ func waitSnapshots(t *testing.T, nodes []*netNode, min uint64) uint64 {
 	}
 }
 
-// TestStateSyncJoinsBFTWithACorruptPeer: a validator whose data directory
-// is lost starts empty with sync snapshot, takes the peers' newest
-// snapshot over the mTLS links while one peer serves corrupted chunks
-// (refused, taken from the others), imports it and then agrees with the
-// network on every later block.
-func TestStateSyncJoinsBFTWithACorruptPeer(t *testing.T) {
-	nodes := startSnapshotNetwork(t, "bft", 4, 8)
-	corrupt := nodes[2].Self()
-	var served atomic.Int64
+// corruptChunksFrom makes the node peer serve every snapshot chunk with
+// one bit flipped, until the test ends, and counts the chunks it served.
+func corruptChunksFrom(t *testing.T, peer common.Address) *atomic.Int64 {
+	t.Helper()
+	served := new(atomic.Int64)
 	snapServeHook = func(self common.Address, raw []byte) []byte {
-		if self != corrupt {
+		if self != peer {
 			return raw
 		}
 		served.Add(1)
@@ -115,6 +120,30 @@ func TestStateSyncJoinsBFTWithACorruptPeer(t *testing.T) {
 		return bad
 	}
 	t.Cleanup(func() { snapServeHook = nil })
+	return served
+}
+
+// checkCorruptRefused fails unless the sync st was served chunks by the
+// corrupt peer, refused them and refused that peer alone.
+func checkCorruptRefused(t *testing.T, st *SyncStats, corrupt common.Address, served int64) {
+	t.Helper()
+	if served == 0 {
+		t.Fatal("the corrupt peer was never asked for a chunk")
+	}
+	if st.Refused == 0 || len(st.BadPeers) != 1 || st.BadPeers[0] != corrupt {
+		t.Fatalf("the corrupt peer served %d chunks but sync refused %d from %v", served, st.Refused, st.BadPeers)
+	}
+}
+
+// TestStateSyncJoinsBFTWithACorruptPeer: a validator whose data directory
+// is lost starts empty with sync snapshot, takes the peers' newest
+// snapshot over the mTLS links while one peer serves corrupted chunks
+// (refused, taken from the others), imports it and then agrees with the
+// network on every later block.
+func TestStateSyncJoinsBFTWithACorruptPeer(t *testing.T) {
+	nodes := startSnapshotNetwork(t, "bft", 4, 8)
+	corrupt := nodes[2].Self()
+	served := corruptChunksFrom(t, corrupt)
 	fillState(t, nodes[0], 0, 400)
 	height := waitSnapshots(t, nodes[:3], nodes[0].Ledger().Head().Number.Uint64())
 
@@ -134,12 +163,7 @@ func TestStateSyncJoinsBFTWithACorruptPeer(t *testing.T) {
 	if st.Height < height || st.Chunks < 3 || st.Fetched != st.Chunks {
 		t.Fatalf("synced %+v, want the snapshot of %d or later, every chunk fetched", *st, height)
 	}
-	if served.Load() > 0 && (st.Refused == 0 || len(st.BadPeers) != 1 || st.BadPeers[0] != corrupt) {
-		t.Fatalf("the corrupt peer served %d chunks but sync refused %d from %v", served.Load(), st.Refused, st.BadPeers)
-	}
-	if served.Load() == 0 {
-		t.Fatal("the corrupt peer was never asked for a chunk")
-	}
+	checkCorruptRefused(t, st, corrupt, served.Load())
 	if got := joined.Ledger().Head().Number.Uint64(); got != st.Height {
 		t.Fatalf("head %d after sync, want %d", got, st.Height)
 	}

@@ -49,6 +49,14 @@ type Backend interface {
 	HeaderByNumber(number uint64) *types.Header
 	BlockByNumber(number uint64) *types.Block
 	BlockByHash(hash common.Hash) *types.Block
+	// HeaderByHash reads a committed header, also that of a block whose
+	// body the node no longer keeps.
+	HeaderByHash(hash common.Hash) *types.Header
+	// BodyKept is nil when the node holds the body and receipts of
+	// committed block number (or does not know it), else the error that
+	// says why not: an observer keeps those of its last --history.bodies
+	// blocks only. Its text becomes the JSON-RPC error's message.
+	BodyKept(number uint64) error
 	// GetReceipts are the receipts of a committed block, with every
 	// derived field (block hash, indexes, log positions) filled.
 	GetReceipts(number uint64) (types.Receipts, error)
@@ -170,11 +178,11 @@ var errUnknownBlock = &Error{Code: codeServer, Msg: "header not found"}
 // header resolves a block number, tag or hash to a committed header.
 func header(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, error) {
 	if hash, ok := bnh.Hash(); ok {
-		blk := b.BlockByHash(hash)
-		if blk == nil {
+		h := b.HeaderByHash(hash)
+		if h == nil {
 			return nil, errUnknownBlock
 		}
-		return blk.Header(), nil
+		return h, nil
 	}
 	num, ok := bnh.Number()
 	if !ok {
@@ -213,7 +221,38 @@ func blockByNumber(b Backend, num gethrpc.BlockNumber) (*types.Block, error) {
 	if err != nil {
 		return nil, err
 	}
+	return bodyOf(b, h)
+}
+
+// bodyOf reads the block of a committed header: an error naming the
+// retention when the node pruned its body, nil for a block it does not
+// know.
+func bodyOf(b Backend, h *types.Header) (*types.Block, error) {
+	if err := bodyKept(b, h.Number.Uint64()); err != nil {
+		return nil, err
+	}
 	return b.BlockByNumber(h.Number.Uint64()), nil
+}
+
+// bodyKept is Backend.BodyKept as a JSON-RPC error.
+func bodyKept(b Backend, number uint64) error {
+	if err := b.BodyKept(number); err != nil {
+		return &Error{Code: codeServer, Msg: err.Error()}
+	}
+	return nil
+}
+
+// blockByHash reads a committed block by hash: nil for an unknown one,
+// an error naming the retention for one whose body the node pruned.
+func blockByHash(b Backend, hash common.Hash) (*types.Block, error) {
+	if blk := b.BlockByHash(hash); blk != nil {
+		return blk, nil
+	}
+	h := b.HeaderByHash(hash)
+	if h == nil {
+		return nil, nil
+	}
+	return bodyOf(b, h)
 }
 
 var errNoState = errors.New("state not available")

@@ -139,12 +139,12 @@ func (api *EthAPI) GetBlockByNumber(num gethrpc.BlockNumber, full bool) (map[str
 }
 
 // GetBlockByHash is eth_getBlockByHash; null for an unknown block.
-func (api *EthAPI) GetBlockByHash(hash common.Hash, full bool) map[string]any {
-	blk := api.b.BlockByHash(hash)
-	if blk == nil {
-		return nil
+func (api *EthAPI) GetBlockByHash(hash common.Hash, full bool) (map[string]any, error) {
+	blk, err := blockByHash(api.b, hash)
+	if err != nil || blk == nil {
+		return nil, err
 	}
-	return marshalBlock(blk, full, api.signer)
+	return marshalBlock(blk, full, api.signer), nil
 }
 
 // GetBlockTransactionCountByNumber is eth_getBlockTransactionCountByNumber.
@@ -161,13 +161,13 @@ func (api *EthAPI) GetBlockTransactionCountByNumber(num gethrpc.BlockNumber) (*h
 }
 
 // GetBlockTransactionCountByHash is eth_getBlockTransactionCountByHash.
-func (api *EthAPI) GetBlockTransactionCountByHash(hash common.Hash) *hexutil.Uint {
-	blk := api.b.BlockByHash(hash)
-	if blk == nil {
-		return nil
+func (api *EthAPI) GetBlockTransactionCountByHash(hash common.Hash) (*hexutil.Uint, error) {
+	blk, err := blockByHash(api.b, hash)
+	if err != nil || blk == nil {
+		return nil, err
 	}
 	n := hexutil.Uint(len(blk.Transactions()))
-	return &n
+	return &n, nil
 }
 
 // GetUncleCountByBlockNumber is eth_getUncleCountByBlockNumber: always 0.
@@ -183,6 +183,9 @@ func (api *EthAPI) GetBlockReceipts(ctx context.Context, bnh gethrpc.BlockNumber
 		if err == errUnknownBlock {
 			return nil, nil
 		}
+		return nil, err
+	}
+	if err := bodyKept(api.b, h.Number.Uint64()); err != nil {
 		return nil, err
 	}
 	_, done, err := api.heavy(ctx)
@@ -232,12 +235,12 @@ func (api *EthAPI) GetTransactionByBlockNumberAndIndex(num gethrpc.BlockNumber, 
 }
 
 // GetTransactionByBlockHashAndIndex is eth_getTransactionByBlockHashAndIndex.
-func (api *EthAPI) GetTransactionByBlockHashAndIndex(hash common.Hash, index hexutil.Uint) map[string]any {
-	blk := api.b.BlockByHash(hash)
-	if blk == nil || int(index) >= len(blk.Transactions()) {
-		return nil
+func (api *EthAPI) GetTransactionByBlockHashAndIndex(hash common.Hash, index hexutil.Uint) (map[string]any, error) {
+	blk, err := blockByHash(api.b, hash)
+	if err != nil || blk == nil || int(index) >= len(blk.Transactions()) {
+		return nil, err
 	}
-	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer)
+	return marshalTx(blk.Transactions()[index], blk.Hash(), blk.NumberU64(), uint64(index), blk.BaseFee(), api.signer), nil
 }
 
 // GetTransactionReceipt is eth_getTransactionReceipt; null until committed.
@@ -245,6 +248,9 @@ func (api *EthAPI) GetTransactionReceipt(hash common.Hash) (map[string]any, erro
 	num, idx, ok := api.b.GetTransaction(hash)
 	if !ok {
 		return nil, nil
+	}
+	if err := bodyKept(api.b, num); err != nil {
+		return nil, err // pruned since the lookup
 	}
 	blk := api.b.BlockByNumber(num)
 	receipts, err := api.b.GetReceipts(num)
@@ -342,6 +348,9 @@ func (api *EthAPI) FeeHistory(ctx context.Context, count decimalOrHex, newest ge
 	for n := first; n <= end; n++ {
 		blk := api.b.BlockByNumber(n)
 		if blk == nil {
+			if err := bodyKept(api.b, n); err != nil {
+				return nil, err
+			}
 			return nil, errUnknownBlock
 		}
 		res.BaseFee = append(res.BaseFee, (*hexutil.Big)(blk.BaseFee()))

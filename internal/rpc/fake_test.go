@@ -441,3 +441,12 @@ func signedTransfer(t testing.TB, i int, nonce uint64) *types.Transaction {
 	}
 	return tx
 }
+
+// HeaderByHash and BodyKept: a fake holds every block it has whole.
+func (f *fakeBackend) HeaderByHash(hash common.Hash) *types.Header {
+	if b := f.BlockByHash(hash); b != nil {
+		return b.Header()
+	}
+	return nil
+}
+func (f *fakeBackend) BodyKept(uint64) error { return nil }

@@ -303,6 +303,9 @@ func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria,
 	if !bloomMatches(h.Bloom, crit) {
 		return out, nil
 	}
+	if err := bodyKept(fs.b, h.Number.Uint64()); err != nil {
+		return nil, err
+	}
 	receipts, err := fs.b.GetReceipts(h.Number.Uint64())
 	if err != nil {
 		return nil, internalError(err)
@@ -397,11 +400,11 @@ func (api *EthAPI) GetLogs(ctx context.Context, crit filters.FilterCriteria) ([]
 	}
 	defer done()
 	if crit.BlockHash != nil {
-		blk := api.b.BlockByHash(*crit.BlockHash)
-		if blk == nil {
+		h := api.b.HeaderByHash(*crit.BlockHash)
+		if h == nil {
 			return nil, serverError("unknown block %s", crit.BlockHash.Hex())
 		}
-		return fs.blockLogs(blk.Header(), &crit, []*types.Log{})
+		return fs.blockLogs(h, &crit, []*types.Log{})
 	}
 	from, to, err := fs.resolveRange(crit.FromBlock, crit.ToBlock)
 	if err != nil {
