@@ -153,7 +153,7 @@ export async function address(view, ctx, addr) {
   if (reg.length) await contractSection(view, reg);
   view.append(h('h2', {}, 'Transactions'));
   const hl = await ctx.health();
-  if (!hl.sqlIndex) { view.append(h('p', { class: 'muted' }, 'This node keeps no SQL index: its transactions are not listed.')); return; }
+  if (!hl.sqlIndex) { view.append(h('p', { class: 'muted' }, 'This node keeps no SQL index: its transactions are not listed (a node started with --index keeps one; charter testnet --index for every node of a test network).')); return; }
   const a = addr.toLowerCase();
   try {
     const r = await postJSON('/api/v1/sql', { query: `SELECT hash, block_number, from_addr, to_addr, value FROM transactions WHERE from_addr = '${a}' OR to_addr = '${a}' ORDER BY block_number DESC, tx_index DESC LIMIT 50` });
