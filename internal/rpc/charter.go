@@ -187,7 +187,13 @@ type ProposalInfo struct {
 	No          uint64          `json:"noWeight"`
 	Total       uint64          `json:"totalWeight"`
 	Threshold   uint64          `json:"thresholdBps"`
-	Votes       []VoteInfo      `json:"votes"`
+	// The class's rule besides the threshold: the weight that must vote,
+	// the organizations that must approve, the blocks between passing
+	// and execution.
+	Quorum       uint64     `json:"quorumBps"`
+	MinApprovals uint64     `json:"minApprovals"`
+	Timelock     uint64     `json:"timelockBlocks"`
+	Votes        []VoteInfo `json:"votes"`
 }
 
 // VoteInfo is one organization's vote.
@@ -201,10 +207,11 @@ type VoteInfo struct {
 
 func proposalInfo(s *system.State, p system.Proposal) ProposalInfo {
 	t := s.Tally(&p)
+	rule := s.Policy().Rules[p.Action.Class()]
 	info := ProposalInfo{ID: p.ID, Action: p.Action.String(), Class: p.Action.Class().String(), Memo: p.Memo,
 		Proposer: p.Proposer, Org: p.Org, Status: p.Status.String(), Created: p.Created, Expires: p.Expires,
 		Decided: p.Decided, ActivatesAt: p.ActivatesAt, Result: p.Result, Yes: t.Yes, No: t.No, Total: t.Total,
-		Threshold: s.Policy().Rules[p.Action.Class()].Threshold, Votes: []VoteInfo{}}
+		Threshold: rule.Threshold, Quorum: rule.Quorum, MinApprovals: rule.MinApprovals, Timelock: rule.Timelock, Votes: []VoteInfo{}}
 	if args, err := system.DecodeArgs(p.Action, p.Args); err == nil {
 		info.Args, _ = system.ArgsJSON(args)
 	}

@@ -155,6 +155,8 @@ describe('the web console', { timeout: 240_000, skip: missing && !process.env.CI
     assert.match(openText, /org1/);
     assert.match(openText, new RegExp(`charter gov vote ${proposalId} yes`), 'the open proposal shows the command to vote');
     assert.doesNotMatch(openText, /\[object |^null$/m, 'no value written out as text');
+    assert.match(openText, /% of the active weight must vote/, 'the rule\'s quorum');
+    assert.match(openText, /\d+ blocks between passing and execution/, 'the rule\'s time-lock');
     await shot(page, '04-proposal-open');
     for (const org of ['org2', 'org3']) cli('gov', 'vote', String(proposalId), 'yes', '--key', key(org), '--rpc', n0.rpc);
     await waitFor(async () => (await rpc(n0.rpc, 'charter_proposal', [Number(proposalId)])).result?.status === 'executed', 60_000, 'the proposal to execute');
