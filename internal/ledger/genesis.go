@@ -219,6 +219,10 @@ func genesisState(spec *chain.Spec, w *stateWriter) (common.Hash, error) {
 	return root, nil
 }
 
+// testGenesisComputed, set by tests only, is called when the genesis
+// block is computed without writing it.
+var testGenesisComputed func()
+
 // genesisBlock is the block of a genesis whose state root is known.
 func genesisBlock(spec *chain.Spec, root common.Hash) *types.Block {
 	return types.NewBlock(spec.GenesisHeader(root), &types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
@@ -227,6 +231,9 @@ func genesisBlock(spec *chain.Spec, root common.Hash) *types.Block {
 // GenesisBlock computes the genesis block of spec without any store, in
 // memory bounded by the plain accounts' hashes (see genesisState).
 func GenesisBlock(spec *chain.Spec) (*types.Block, error) {
+	if testGenesisComputed != nil {
+		testGenesisComputed()
+	}
 	root, err := genesisState(spec, nil)
 	if err != nil {
 		return nil, err
