@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/rawdb"
@@ -283,4 +287,70 @@ func TestInterruptedFirstStartWithAnotherGenesis(t *testing.T) {
 	if err := rlp.DecodeBytes(rawdb.ReadSnapshotGenerator(l.kv), &gen); err != nil || !gen.Done {
 		t.Fatalf("flat state generator record %+v, %v", gen, err)
 	}
+}
+
+// largeGenesis is the data directory BenchmarkReopenLargeGenesis opens,
+// written once per process (go test calls a benchmark twice).
+var largeGenesis struct {
+	once    sync.Once
+	dir     string
+	spec    *chain.Spec
+	created time.Duration
+	err     error
+}
+
+// BenchmarkReopenLargeGenesis measures the restart of a ledger whose
+// genesis funds CHARTER_BENCH_ACCOUNTS accounts (default 100,000): Open
+// and Close of the existing data directory. genesis-s is the first
+// Open's, which writes the genesis.
+func BenchmarkReopenLargeGenesis(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("CHARTER_BENCH_ACCOUNTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 {
+			b.Fatalf("CHARTER_BENCH_ACCOUNTS=%q: want a count of accounts", v)
+		}
+	}
+	g := &largeGenesis
+	g.once.Do(func() {
+		g.dir, g.err = os.MkdirTemp("", "charter-genesis-")
+		if g.err != nil {
+			return
+		}
+		g.spec, g.err = chain.DevSpec(1337, 1000)
+		if g.err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			g.spec.Alloc[common.BigToAddress(new(big.Int).Add(big.NewInt(int64(i)), new(big.Int).Lsh(big.NewInt(1), 64)))] = types.Account{Balance: big.NewInt(1)}
+		}
+		start := time.Now()
+		l, err := Open(g.dir, g.spec, Options{}, quiet)
+		if err != nil {
+			g.err = err
+			return
+		}
+		g.created = time.Since(start)
+		g.err = l.Close()
+	})
+	if g.err != nil {
+		b.Fatal(g.err)
+	}
+	b.Cleanup(func() {
+		if b.N > 1 {
+			os.RemoveAll(g.dir)
+		}
+	})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l, err := Open(g.dir, g.spec, Options{}, quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "open-s")
+	b.ReportMetric(g.created.Seconds(), "genesis-s")
 }
