@@ -263,14 +263,13 @@ func specFingerprint(spec *chain.Spec) (common.Hash, error) {
 	h.Write([]byte("charter genesis spec v1\x00"))
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(head))))
 	h.Write(head)
-	addrs := make([]common.Address, 0, len(spec.Alloc))
-	for a := range spec.Alloc {
-		addrs = append(addrs, a)
-	}
-	slices.SortFunc(addrs, func(a, b common.Address) int { return bytes.Compare(a[:], b[:]) })
-	var buf []byte
-	for _, a := range addrs {
-		acct := spec.Alloc[a]
+	// Each account's entry is hashed on its own, in one pass over the
+	// map, and the entries' hashes (each covers its address) are hashed
+	// in sorted order: cheaper than walking the map in address order.
+	entries := make([]common.Hash, 0, len(spec.Alloc))
+	eh := crypto.NewKeccakState()
+	var buf, keys []byte
+	for a, acct := range spec.Alloc {
 		buf = append(buf[:0], a[:]...)
 		var bal []byte
 		if acct.Balance != nil {
@@ -284,17 +283,39 @@ func specFingerprint(spec *chain.Spec) (common.Hash, error) {
 		buf = binary.BigEndian.AppendUint64(buf, acct.Nonce)
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(acct.Code)))
 		buf = append(buf, acct.Code...)
-		keys := make([]common.Hash, 0, len(acct.Storage))
-		for k := range acct.Storage {
-			keys = append(keys, k)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(acct.Storage)))
+		if len(acct.Storage) > 0 {
+			keys = keys[:0]
+			for k, v := range acct.Storage {
+				keys = append(append(keys, k[:]...), v[:]...)
+			}
+			slots := make([][]byte, 0, len(acct.Storage))
+			for i := 0; i < len(keys); i += 2 * common.HashLength {
+				slots = append(slots, keys[i:i+2*common.HashLength])
+			}
+			slices.SortFunc(slots, bytes.Compare)
+			for _, kv := range slots {
+				buf = append(buf, kv...)
+			}
 		}
-		slices.SortFunc(keys, func(a, b common.Hash) int { return bytes.Compare(a[:], b[:]) })
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(keys)))
-		for _, k := range keys {
-			v := acct.Storage[k]
-			buf = append(append(buf, k[:]...), v[:]...)
+		eh.Reset()
+		eh.Write(buf)
+		var e common.Hash
+		eh.Read(e[:])
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b common.Hash) int {
+		if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+			if x < y {
+				return -1
+			}
+			return 1
 		}
-		h.Write(buf)
+		return bytes.Compare(a[8:], b[8:])
+	})
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(entries))))
+	for i := range entries {
+		h.Write(entries[i][:])
 	}
 	var out common.Hash
 	h.Read(out[:])

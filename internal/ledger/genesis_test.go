@@ -354,3 +354,41 @@ func BenchmarkReopenLargeGenesis(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "open-s")
 	b.ReportMetric(g.created.Seconds(), "genesis-s")
 }
+
+// The fingerprint covers every account field and the rest of the spec.
+func TestSpecFingerprint(t *testing.T) {
+	base := func() *chain.Spec {
+		s := devSpec(t, 5)
+		s.Alloc[account(1)] = types.Account{Balance: big.NewInt(10), Nonce: 2, Code: []byte{1},
+			Storage: map[common.Hash]common.Hash{{1}: {2}, {3}: {4}}}
+		s.Alloc[account(2)] = types.Account{Balance: big.NewInt(20)}
+		return s
+	}
+	fp := func(s *chain.Spec) common.Hash {
+		h, err := specFingerprint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	want := fp(base())
+	if fp(base()) != want {
+		t.Fatal("fingerprint of the same spec differs")
+	}
+	for name, change := range map[string]func(s *chain.Spec){
+		"balance":  func(s *chain.Spec) { s.Alloc[account(2)] = types.Account{Balance: big.NewInt(21)} },
+		"nonce":    func(s *chain.Spec) { s.Alloc[account(2)] = types.Account{Balance: big.NewInt(20), Nonce: 1} },
+		"code":     func(s *chain.Spec) { a := s.Alloc[account(1)]; a.Code = []byte{2}; s.Alloc[account(1)] = a },
+		"slot":     func(s *chain.Spec) { s.Alloc[account(1)].Storage[common.Hash{3}] = common.Hash{5} },
+		"account":  func(s *chain.Spec) { s.Alloc[account(3)] = types.Account{} },
+		"moved":    func(s *chain.Spec) { s.Alloc[account(4)] = s.Alloc[account(2)]; delete(s.Alloc, account(2)) },
+		"chain id": func(s *chain.Spec) { s.Config.ChainID = big.NewInt(6) },
+		"time":     func(s *chain.Spec) { s.Timestamp++ },
+	} {
+		s := base()
+		change(s)
+		if fp(s) == want {
+			t.Errorf("%s: fingerprint unchanged", name)
+		}
+	}
+}
