@@ -271,15 +271,20 @@ func specFingerprint(spec *chain.Spec) (common.Hash, error) {
 	var buf, keys []byte
 	for a, acct := range spec.Alloc {
 		buf = append(buf[:0], a[:]...)
-		var bal []byte
-		if acct.Balance != nil {
-			bal = acct.Balance.Bytes()
-			if acct.Balance.Sign() < 0 {
-				bal = append([]byte{'-'}, bal...)
-			}
+		switch b := acct.Balance; {
+		case b == nil:
+			buf = append(buf, 0)
+		case b.Sign() >= 0 && b.BitLen() <= 256:
+			n := len(buf)
+			buf = append(buf, 1)
+			buf = append(buf, make([]byte, 32)...)
+			b.FillBytes(buf[n+1:])
+		default:
+			bal := b.Bytes()
+			buf = append(buf, 2, byte(b.Sign()+1))
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(bal)))
+			buf = append(buf, bal...)
 		}
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(bal)))
-		buf = append(buf, bal...)
 		buf = binary.BigEndian.AppendUint64(buf, acct.Nonce)
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(acct.Code)))
 		buf = append(buf, acct.Code...)
