@@ -392,3 +392,38 @@ func TestSpecFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// An archive ledger (hash scheme) gets the streamed genesis by hash, with
+// its contracts' code and storage readable.
+func TestGenesisStreamedArchive(t *testing.T) {
+	spec := devSpec(t, 5)
+	rng := rand.New(rand.NewPCG(1, 2))
+	randomAlloc(rng, spec, 200)
+	want, _ := stateDBGenesis(t, spec)
+	l, err := Open(t.TempDir(), spec, Options{StateHistory: StateArchive}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.StateHistory() != StateArchive || l.Genesis().Root() != want {
+		t.Fatalf("archive genesis root %s, want %s", l.Genesis().Root().TerminalString(), want.TerminalString())
+	}
+	st, err := l.StateAt(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, acct := range spec.Alloc {
+		if len(acct.Code) == 0 && acct.Nonce == 0 && (acct.Balance == nil || acct.Balance.Sign() == 0) {
+			continue // empty, not in the state (EIP-161), storage or not
+		}
+		if !bytes.Equal(st.GetCode(addr), acct.Code) && addr != system.RegistryAddress && addr != system.GovernanceAddress {
+			t.Fatalf("code of %s: %x, want %x", addr, st.GetCode(addr), acct.Code)
+		}
+		for k, v := range acct.Storage {
+			if got := st.GetState(addr, k); got != v {
+				t.Fatalf("slot %s of %s: %s, want %s", k, addr, got, v)
+			}
+		}
+	}
+	commitNext(t, l, setBalances(5, 1))
+}
