@@ -4,19 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/rawdb"
-	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethdb"
 	"github.com/ethereum/go-ethereum/ethdb/pebble"
 	"github.com/ethereum/go-ethereum/rlp"
-	"github.com/ethereum/go-ethereum/triedb"
-	"github.com/ethereum/go-ethereum/triedb/hashdb"
 
 	"github.com/charter-ledger/charter/internal/chain"
 )
@@ -27,16 +23,6 @@ var ErrNotEmpty = errors.New("data directory already holds a ledger")
 
 // Code returns the contract code with the given hash (nil if unknown).
 func (l *Ledger) Code(hash common.Hash) []byte { return rawdb.ReadCode(l.db, hash) }
-
-// GenesisBlock computes the genesis block of spec without any store.
-func GenesisBlock(spec *chain.Spec) (*types.Block, error) {
-	db := rawdb.NewMemoryDatabase()
-	tdb := triedb.NewDatabase(db, &triedb.Config{HashDB: hashdb.Defaults})
-	l := &Ledger{spec: spec, db: db, triedb: tdb, sdb: state.NewDatabase(tdb, state.NewCodeDB(db)),
-		log: slog.New(slog.DiscardHandler), blocks: newSizedCache(1, 1<<20, blockMemory), receipts: newSizedCache(1, 1<<20, receiptsMemory)}
-	b, _, err := l.buildGenesis(l.sdb)
-	return b, err
-}
 
 // importDir is where an import builds the store before it becomes the
 // ledger's chaindata in one rename.
@@ -53,7 +39,7 @@ type Importer struct {
 	opts  Options
 	kv    *pebble.Database
 	db    ethdb.Database
-	batch ethdb.Batch
+	state *stateWriter
 }
 
 // NewImport starts an import into dir, which must not hold a ledger.
@@ -74,18 +60,9 @@ func NewImport(dir string, spec *chain.Spec, opts Options) (*Importer, error) {
 		return nil, fmt.Errorf("open store %s: %w", tmp, err)
 	}
 	db := rawdb.NewDatabase(kv)
-	return &Importer{dir: dir, spec: spec, opts: opts, kv: kv, db: db, batch: db.NewBatch()}, nil
-}
-
-func (im *Importer) flushIfFull() error {
-	if im.batch.ValueSize() < ethdb.IdealBatchSize {
-		return nil
-	}
-	if err := im.batch.Write(); err != nil {
-		return err
-	}
-	im.batch.Reset()
-	return nil
+	// The hash scheme, as the ledger's earlier releases wrote; a ledger
+	// that keeps the path scheme moves it there when it opens it.
+	return &Importer{dir: dir, spec: spec, opts: opts, kv: kv, db: db, state: newStateWriter(db, rawdb.HashScheme, false)}, nil
 }
 
 // Node writes one trie node (a trie.StackTrie's OnTrieNode): owner is
@@ -93,14 +70,12 @@ func (im *Importer) flushIfFull() error {
 // import writes the hash scheme, as the ledger's earlier releases did; a
 // ledger that keeps the path scheme moves it there when it opens it.
 func (im *Importer) Node(owner common.Hash, path []byte, hash common.Hash, blob []byte) error {
-	rawdb.WriteTrieNode(im.batch, owner, path, hash, blob, rawdb.HashScheme)
-	return im.flushIfFull()
+	return im.state.Node(owner, path, hash, blob)
 }
 
 // Code writes contract code.
 func (im *Importer) Code(hash common.Hash, code []byte) error {
-	rawdb.WriteCode(im.batch, hash, code)
-	return im.flushIfFull()
+	return im.state.Code(hash, code)
 }
 
 // Abort drops the partial import.
@@ -122,11 +97,10 @@ func (im *Importer) Finish(block *types.Block, receipts types.Receipts, seal []b
 		im.Abort()
 		return err
 	}
-	if err := im.batch.Write(); err != nil {
+	if err := im.state.Flush(); err != nil {
 		im.Abort()
 		return err
 	}
-	im.batch.Reset()
 	put := func(b ethdb.Batch, k, v []byte) {
 		if err == nil {
 			err = b.Put(k, v)
@@ -164,7 +138,13 @@ func (im *Importer) Finish(block *types.Block, receipts types.Receipts, seal []b
 		put(b, key(prefSeal, num), seal)
 	}
 	h := block.Hash()
-	put(b, keyGenesis, append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, im.spec.ChainID())...))
+	fp, ferr := specFingerprint(im.spec)
+	if ferr != nil {
+		im.Abort()
+		return ferr
+	}
+	put(b, keySpec, fp[:])
+	put(b, keyGenesis, genesisRecord(genesis, im.spec.ChainID()))
 	put(b, keyHead, append(common.CopyBytes(num), h[:]...))
 	put(b, keyBase, common.CopyBytes(num))
 	if err == nil {

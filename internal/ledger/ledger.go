@@ -268,29 +268,6 @@ func (l *Ledger) openTrieDB(db ethdb.Database, opts Options) {
 	l.sdb = state.NewDatabase(l.triedb, state.NewCodeDB(db))
 }
 
-// writeGenesisState writes the state of a new ledger's genesis (path
-// scheme), committed as the only layer, to disk, and opens the trie
-// database again: pathdb keeps what it wrote last in memory until its
-// next write, which for a genesis of many accounts would hold them all
-// on the heap for hundreds of heights. A crash before the write leaves
-// the store without state, and Open builds the genesis again.
-func (l *Ledger) writeGenesisState(root common.Hash, opts Options) error {
-	if err := l.triedb.Commit(root, false); err != nil {
-		return err
-	}
-	// Close waits for pathdb's background write and for its generator of
-	// flat state (which has nothing to do on the empty state it started
-	// from), so the database opened next finds the genesis on disk.
-	if err := l.triedb.Close(); err != nil {
-		return err
-	}
-	if got := diskRoot(l.kv); got != root {
-		return fmt.Errorf("%w: genesis state written with root %s, want %s", ErrCorrupt, got.TerminalString(), root.TerminalString())
-	}
-	l.openTrieDB(l.db, opts)
-	return nil
-}
-
 // StateHistory is the number of past heights whose state is kept, or
 // StateArchive.
 func (l *Ledger) StateHistory() uint64 {
@@ -309,64 +286,14 @@ func (l *Ledger) load(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("read genesis record: %w", err)
 	}
-	// A new ledger builds its genesis state once, on the store, to commit
-	// it there. Otherwise the genesis is computed apart from the store
-	// (to compare it with the recorded one, or with the state an
-	// interrupted first start left): under the path scheme the store
-	// holds one state only, which need not be the genesis's.
-	fresh := !has && (l.scheme.scheme == schemeHash || diskRoot(l.kv) == types.EmptyRootHash)
-	sdb := state.NewDatabaseForTesting()
-	if fresh {
-		sdb = l.sdb
+	var genesis *types.Block
+	if has {
+		genesis, err = l.checkGenesis()
+	} else {
+		genesis, err = l.createGenesis(opts)
 	}
-	genesis, st, err := l.buildGenesis(sdb)
 	if err != nil {
 		return err
-	}
-	if has {
-		stored, err := l.kv.Get(keyGenesis)
-		if err != nil || len(stored) != 40 {
-			return fmt.Errorf("%w: genesis record damaged (%d bytes, %v)", ErrCorrupt, len(stored), err)
-		}
-		// The genesis hash does not cover the chain id, so both are compared.
-		if common.BytesToHash(stored[:32]) != genesis.Hash() || binary.BigEndian.Uint64(stored[32:]) != l.spec.ChainID() {
-			return fmt.Errorf("%w: it has genesis %s (chain id %d), the genesis file gives %s (chain id %d); use another --datadir",
-				ErrGenesisMismatch, common.BytesToHash(stored[:32]).TerminalString(), binary.BigEndian.Uint64(stored[32:]),
-				genesis.Hash().TerminalString(), l.spec.ChainID())
-		}
-	} else {
-		if disk := diskRoot(l.kv); !fresh && disk != genesis.Root() {
-			return fmt.Errorf("%w: store holds state %s and no chain", ErrCorrupt, disk.TerminalString())
-		}
-		if err := l.Commit(genesis, nil, st, nil); err != nil {
-			return fmt.Errorf("write genesis: %w", err)
-		}
-		if fresh && l.scheme.scheme == schemePath {
-			// The genesis state goes to disk at once instead of staying a
-			// layer in memory for the next MaxStateHistory heights: a
-			// genesis of many accounts would otherwise keep them all on
-			// the heap (and in every journal a Close writes), and the
-			// first heights' reads would walk that layer's maps.
-			if err := l.writeGenesisState(genesis.Root(), opts); err != nil {
-				return fmt.Errorf("write genesis state: %w", err)
-			}
-		}
-		if fresh && len(l.spec.Alloc) >= compactGenesisAccounts {
-			// Into tables at the bottom of the store now, rather than
-			// flushed and compacted in the background while the first
-			// blocks run (a genesis of a million accounts is a few
-			// hundred megabytes).
-			if err := l.kv.Compact(nil, nil); err != nil {
-				return fmt.Errorf("compact the genesis state: %w", err)
-			}
-		}
-		rec := append(genesis.Hash().Bytes(), binary.BigEndian.AppendUint64(nil, l.spec.ChainID())...)
-		if err := l.kv.Put(keyGenesis, rec); err != nil {
-			return fmt.Errorf("write genesis record: %w", err)
-		}
-		if err := l.kv.SyncKeyValue(); err != nil {
-			return fmt.Errorf("sync genesis: %w", err)
-		}
 	}
 	l.genesis = genesis
 	if has, err := l.kv.Has(keyBase); err != nil {
