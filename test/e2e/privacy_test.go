@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
 	"github.com/charter-ledger/charter/internal/chain"
@@ -223,10 +225,20 @@ type privReceipt struct {
 }
 
 // getPrivReceipt is node's private receipt of marker, nil when it has none.
+// The node holds the request up to its private receipt wait (5 s) while
+// the marker's group is not applied yet, so the call waits longer than
+// rpcCall's 3 s.
 func (pn *privNet) getPrivReceipt(t *testing.T, node int, marker common.Hash) *privReceipt {
 	t.Helper()
 	var r *privReceipt
-	if err := rpcCall(pn.tn.url(node), &r, "priv_getTransactionReceipt", marker); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := gethrpc.DialContext(ctx, pn.tn.url(node))
+	if err == nil {
+		defer c.Close()
+		err = c.CallContext(ctx, &r, "priv_getTransactionReceipt", marker)
+	}
+	if err != nil {
 		t.Fatalf("priv_getTransactionReceipt(%s) on node%d: %v", marker, node, err)
 	}
 	return r
