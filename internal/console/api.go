@@ -129,16 +129,26 @@ func fail(status int, format string, args ...any) error {
 	return &statusError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// admit names the request what in the access log and lets it on if its
+// caller holds the role read (a node without authentication has no
+// caller); otherwise it answers 403 and tells so.
+func admit(w http.ResponseWriter, r *http.Request, what string) bool {
+	if e := auth.EntryOf(r.Context()); e != nil {
+		e.What = what
+	}
+	if who := auth.FromContext(r.Context()); who != nil {
+		if err := auth.Allow(who, what, system.RoleRead); err != nil {
+			problem(w, http.StatusForbidden, err.Error())
+			return false
+		}
+	}
+	return true
+}
+
 func (a *api) serve(what string, h func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if e := auth.EntryOf(r.Context()); e != nil {
-			e.What = what
-		}
-		if who := auth.FromContext(r.Context()); who != nil {
-			if err := auth.Allow(who, what, system.RoleRead); err != nil {
-				problem(w, http.StatusForbidden, err.Error())
-				return
-			}
+		if !admit(w, r, what) {
+			return
 		}
 		if len(r.URL.RawQuery) > 0 {
 			problem(w, http.StatusBadRequest, "this endpoint takes no query parameters")

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
-	"github.com/charter-ledger/charter/internal/auth"
 	"github.com/charter-ledger/charter/internal/system"
 )
 
@@ -49,15 +48,8 @@ type Draft struct {
 // draft). It reads no state and changes nothing; a draft needs the role
 // read, as the page does.
 func (a *api) draft(w http.ResponseWriter, r *http.Request) {
-	const what = "POST /api/console/draft"
-	if e := auth.EntryOf(r.Context()); e != nil {
-		e.What = what
-	}
-	if who := auth.FromContext(r.Context()); who != nil {
-		if err := auth.Allow(who, what, system.RoleRead); err != nil {
-			problem(w, http.StatusForbidden, err.Error())
-			return
-		}
+	if !admit(w, r, "POST /api/console/draft") {
+		return
 	}
 	var req DraftRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxDraftBytes+1))

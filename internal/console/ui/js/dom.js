@@ -74,17 +74,13 @@ export const addrLink = (a, label) => (a ? link(`#/address/${a}`, label || short
 export const txLink = (hash) => link(`#/tx/${hash}`, short(hash, 12), { class: 'mono', title: hash });
 export const blockLink = (n) => link(`#/block/${n}`, String(n));
 
-// chart draws up to two series as lines over their index (an SVG with a
-// text alternative).
-export function chart(label, a, b) {
-  const W = 600, H = 140, P = 18;
-  const all = [...a, ...(b || [])];
-  const max = Math.max(1, ...all);
-  const path = (s) => s.map((v, i) => `${i ? 'L' : 'M'}${(P + (i * (W - 2 * P)) / Math.max(1, s.length - 1)).toFixed(1)},${(H - P - (v / max) * (H - 2 * P)).toFixed(1)}`).join(' ');
+// svgCanvas is an empty W×H SVG image with its text alternative, and add,
+// which appends an element of attrs (and text) to it and returns it.
+function svgCanvas(W, H, cls, label) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('class', 'chart');
+  svg.setAttribute('class', cls);
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', label);
   const add = (tag, attrs, text) => {
@@ -92,7 +88,19 @@ export function chart(label, a, b) {
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
     if (text) e.textContent = text;
     svg.append(e);
+    return e;
   };
+  return { svg, add };
+}
+
+// chart draws up to two series as lines over their index (an SVG with a
+// text alternative).
+export function chart(label, a, b) {
+  const W = 600, H = 140, P = 18;
+  const all = [...a, ...(b || [])];
+  const max = Math.max(1, ...all);
+  const path = (s) => s.map((v, i) => `${i ? 'L' : 'M'}${(P + (i * (W - 2 * P)) / Math.max(1, s.length - 1)).toFixed(1)},${(H - P - (v / max) * (H - 2 * P)).toFixed(1)}`).join(' ');
+  const { svg, add } = svgCanvas(W, H, 'chart', label);
   if (a.length) add('path', { d: path(a), class: 'l1' });
   if (b && b.length) add('path', { d: path(b), class: 'l2' });
   add('text', { x: P, y: 12 }, `max ${Math.round(max * 100) / 100}`);
@@ -115,19 +123,7 @@ export function stacked(label, labels, series) {
   const W = 600, H = 180, P = 22, B = 16;
   const totals = labels.map((_, i) => series.reduce((a, s) => a + (s.values[i] || 0), 0));
   const max = Math.max(1, ...totals);
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('class', 'chart stacked');
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', label);
-  const add = (tag, attrs, text) => {
-    const e = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (text) e.textContent = text;
-    svg.append(e);
-    return e;
-  };
+  const { svg, add } = svgCanvas(W, H, 'chart stacked', label);
   const step = (W - 2 * P) / Math.max(1, labels.length);
   const bw = Math.max(2, Math.min(40, step * 0.7));
   labels.forEach((l, i) => {
