@@ -35,6 +35,9 @@ type benchNode struct {
 	// directory: writing the genesis dominates it when the genesis funds
 	// many accounts (reported as genesis-s).
 	started time.Duration
+	// stateBytes is the bytes of the genesis state's trie nodes in the
+	// store's tables (ledger.StateDiskBytes), reported as state-disk-MB.
+	stateBytes uint64
 }
 
 // benchAccounts is CHARTER_BENCH_ACCOUNTS: how many accounts, besides the
@@ -105,6 +108,9 @@ func newBenchNode(b *testing.B, senders int) *benchNode {
 	}
 	bn.started = time.Since(start)
 	b.Cleanup(n.Stop)
+	if bn.stateBytes, err = n.ledger.StateDiskBytes(); err != nil {
+		b.Fatal(err)
+	}
 	bn.Node = n
 	if bn.funded > 0 && os.Getenv("CHARTER_BENCH_COLD") == "" {
 		warmState(b, n)
@@ -259,6 +265,7 @@ func BenchmarkBlockTransfers(b *testing.B) {
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
 	b.ReportMetric(float64(blocks), "blocks")
 	b.ReportMetric(bn.started.Seconds(), "genesis-s")
+	b.ReportMetric(float64(bn.stateBytes)/(1<<20), "state-disk-MB")
 }
 
 // BenchmarkBlockERC20 is BenchmarkBlockTransfers for ERC-20 transfers
@@ -295,6 +302,7 @@ func BenchmarkBlockERC20(b *testing.B) {
 	b.ReportMetric(float64(b.N)/(total-admitted).Seconds(), "exec+commit-tx/s")
 	b.ReportMetric(float64(blocks), "blocks")
 	b.ReportMetric(bn.started.Seconds(), "genesis-s")
+	b.ReportMetric(float64(bn.stateBytes)/(1<<20), "state-disk-MB")
 }
 
 // BenchmarkSenderRecovery is the single-core rate of secp256k1 sender
