@@ -63,8 +63,9 @@ type Config struct {
 	// PrefetchStateBytes is the size of the state's trie nodes on disk
 	// (ledger.StateDiskBytes) from which blocks executed on a committed
 	// parent run go-ethereum's trie prefetcher; 0:
-	// DefaultPrefetchStateBytes.
-	PrefetchStateBytes uint64
+	// DefaultPrefetchStateBytes; negative: every such block, whatever the
+	// state's size.
+	PrefetchStateBytes int64
 	Timings            Timings
 	Log                *slog.Logger
 }
@@ -404,8 +405,11 @@ func prefetch(st *state.StateDB) (stop func()) {
 // in the caches or quickly read, and the prefetcher only takes the other
 // core from admission and adds its bookkeeping to every transaction.
 func (c *Chain) prefetches() bool {
+	if c.cfg.PrefetchStateBytes < 0 {
+		return true
+	}
 	n, err := c.cfg.Ledger.StateDiskBytes()
-	return err != nil || n >= c.cfg.PrefetchStateBytes
+	return err != nil || n >= uint64(c.cfg.PrefetchStateBytes)
 }
 
 // pastIncluded is a transaction source for a block built on an

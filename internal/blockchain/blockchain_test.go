@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -251,5 +252,44 @@ func TestDue(t *testing.T) {
 	tc := newTestChain(t, testSpec(t))
 	if tc.Due() {
 		t.Fatal("governance work due on a fresh chain")
+	}
+}
+
+// The trie prefetcher runs only from Config.PrefetchStateBytes of state
+// on disk, and changes no block: a chain that prefetches on every block
+// and one that does not (a small state under the default) build and
+// verify the same blocks.
+func TestPrefetchThreshold(t *testing.T) {
+	build := func(threshold int64) (*testChain, []common.Hash) {
+		tc := newTestChain(t, testSpec(t))
+		if threshold != 0 {
+			tc.cfg.PrefetchStateBytes = threshold
+		}
+		var hashes []common.Hash
+		for h := uint64(0); h < 3; h++ {
+			for i := uint64(0); i < 4; i++ {
+				tc.transfer(t, testKey, 4*h+i)
+			}
+			b, err := tc.BuildBlock(tc.Head(), tc.Head().Time+1, proposer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.VerifyBlock(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.CommitBlock(b, nil); err != nil {
+				t.Fatal(err)
+			}
+			hashes = append(hashes, b.Hash())
+		}
+		return tc, hashes
+	}
+	on, withPrefetch := build(-1)
+	off, without := build(0)
+	if !on.prefetches() || off.prefetches() {
+		t.Fatalf("prefetches: %v when told to always, %v under the default on a small state", on.prefetches(), off.prefetches())
+	}
+	if !slices.Equal(withPrefetch, without) {
+		t.Fatalf("blocks with the prefetcher %v, without %v", withPrefetch, without)
 	}
 }
