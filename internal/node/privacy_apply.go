@@ -499,6 +499,13 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 			w.markers = append(w.markers, m)
 		}
 	}
+	for id := range only {
+		// A group stopped at this block with nothing of its own here (its
+		// replay could not read the registry of the block) goes on.
+		if h, stopped := p.stopped(id); stopped && !h.waiting && h.block == number && work[id] == nil {
+			a.clearHalted(id)
+		}
+	}
 	memo := newRegMemo(reg, block.Header(), &p.keys)
 	for _, id := range order {
 		if joins[id] {
