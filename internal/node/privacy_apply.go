@@ -132,6 +132,10 @@ type applier struct {
 
 // fetchJob is a group waiting at block for the payloads of items, asked
 // of the connected nodes of orgs. Its fields are guarded by fetches.
+// items are the payloads missing at the block it waits at (and at an
+// earlier block a replay met meanwhile): at most the markers of a block
+// or two, which the block gas limit bounds; each request asks for at
+// most maxFetchItems of them.
 type fetchJob struct {
 	group common.Hash
 	block uint64
