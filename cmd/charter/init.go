@@ -57,7 +57,7 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		allowDevKeys: fs.Bool("allow-dev-keys", false, "allow the development accounts with a --host beyond loopback (their keys are public: anyone who reaches an RPC port transacts with them)"),
 		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line"),
 		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
-		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed"),
+		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed (bft: consensus.params blockTime, the pause after a block)"),
 		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
 		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
 		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
@@ -106,6 +106,13 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	if err != nil {
 		return node.InitOptions{}, err
 	}
+	if set["block-time"] && *f.engine == "bft" {
+		// bft paces its heights by consensus.params.blockTime (the
+		// pause after a block), not by the spec's block time.
+		if params, err = withParam(params, "blockTime", f.blockTime.String()); err != nil {
+			return node.InitOptions{}, err
+		}
+	}
 	opts := node.InitOptions{
 		APIAuth:      *f.apiAuth,
 		APITLS:       apiTLS,
@@ -133,6 +140,22 @@ const maxParamsBytes = 64 << 10
 
 // readConsensusParams reads --consensus-params: inline JSON (starting
 // with "{") or a file's; "" is none.
+// withParam is params (a JSON object, or empty) with name set to value;
+// params that give name already are refused, naming both places.
+func withParam(params json.RawMessage, name, value string) (json.RawMessage, error) {
+	obj := map[string]json.RawMessage{}
+	if len(params) > 0 {
+		if err := json.Unmarshal(params, &obj); err != nil {
+			return nil, fmt.Errorf("--consensus-params: %v", err)
+		}
+	}
+	if _, ok := obj[name]; ok {
+		return nil, fmt.Errorf("--block-time and --consensus-params' %s both set the block time; give one of them", name)
+	}
+	obj[name], _ = json.Marshal(value)
+	return json.Marshal(obj)
+}
+
 func readConsensusParams(arg string) (json.RawMessage, error) {
 	text := strings.TrimSpace(arg)
 	if text == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,4 +123,41 @@ func TestNodeRefusesBodyRetentionOnAValidator(t *testing.T) {
 	mustFail(t, "this node is a validator, which must keep every block", "node", "--home", home, "--history.bodies", "64")
 	mustFail(t, "history.bodies 8: keep at least 16 blocks", "node", "--home", home, "--history.bodies", "8")
 	mustFail(t, "--history.bodies -1: give a number of blocks", "node", "--home", home, "--history.bodies", "-1")
+}
+
+// --block-time paces a bft network: bft reads its pause after a block from
+// consensus.params.blockTime, so init writes it there; given twice, it is
+// refused.
+func TestInitBlockTimeReachesBFT(t *testing.T) {
+	dir := t.TempDir()
+	params := func(name string) map[string]any {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name, node.GenesisFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct {
+			Consensus struct {
+				Params map[string]any `json:"params"`
+			} `json:"consensus"`
+		}
+		if err := json.Unmarshal(b, &g); err != nil {
+			t.Fatal(err)
+		}
+		return g.Consensus.Params
+	}
+	mustRun(t, "init", "--validators", "1", "--consensus", "bft", "--block-time", "2s", "--out", filepath.Join(dir, "a"))
+	if p := params("a"); p["blockTime"] != "2s" {
+		t.Fatalf("consensus.params %v, want blockTime 2s", p)
+	}
+	mustRun(t, "init", "--validators", "1", "--consensus", "bft", "--block-time", "500ms", "--consensus-params", `{"timeoutVote":"1s"}`, "--out", filepath.Join(dir, "b"))
+	if p := params("b"); p["blockTime"] != "500ms" || p["timeoutVote"] != "1s" {
+		t.Fatalf("consensus.params %v, want blockTime 500ms beside timeoutVote 1s", p)
+	}
+	mustRun(t, "init", "--validators", "1", "--consensus", "bft", "--out", filepath.Join(dir, "c"))
+	if p := params("c"); p["blockTime"] != nil {
+		t.Fatalf("consensus.params %v without --block-time, want the engine's default", p)
+	}
+	mustFail(t, "both set the block time", "init", "--validators", "1", "--consensus", "bft", "--block-time", "2s",
+		"--consensus-params", `{"blockTime":"1s"}`, "--out", filepath.Join(dir, "d"))
 }

@@ -42,6 +42,7 @@ type Metrics struct {
 	PrivateSent       prometheus.Counter
 	PrivateApplied    prometheus.Counter
 	PrivacyHalted     prometheus.Counter
+	PrivacyWaiting    prometheus.Gauge
 	PrivacyRefused    *prometheus.CounterVec // label reason
 
 	seen firstSeen
@@ -109,6 +110,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Private transactions applied (executed or rejected) to the private state of this node's privacy groups."}),
 		PrivacyHalted: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_privacy_groups_halted_total",
 			Help: "Times a privacy group's private state halted on this node (a payload no member node could supply, or a store failure)."}),
+		PrivacyWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_privacy_groups_waiting",
+			Help: "Privacy groups whose private state waits on this node for payloads being fetched from the members' nodes (the other groups go on)."}),
 		PrivacyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_privacy_payloads_refused_total",
 			Help: "Private payload messages from peers this node refused, by reason (sender_not_member, sent_to_non_member, not_sealed_to_this_node, fetch_not_entitled, malformed, ...)."}, []string{"reason"}),
 	}
@@ -127,7 +130,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
 		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.CompactProposals, m.PacerPerTx, m.BlockCap, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
-		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyRefused,
+		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyWaiting, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -133,37 +133,94 @@ func readable(g system.Group, org string, height uint64) bool {
 	return false
 }
 
-// halt is why and where a group's private state stopped on this node.
+// halt is why and where a group's private state stopped on this node:
+// halted (a payload no member node could supply, a store failure), or
+// waiting for payloads being fetched. Either way the group is applied up
+// to the block before and is tried again from block.
 type halt struct {
-	block  uint64
-	reason string
+	block   uint64
+	reason  string
+	waiting bool // the payloads are being fetched (applier.await)
 }
 
 // halt stops a group's private state on this node at a block, with a
 // reason; the public chain goes on.
 func (p *privacyService) halt(group common.Hash, block uint64, reason string) {
 	p.mu.Lock()
-	_, was := p.halted[group]
-	p.halted[group] = halt{block, reason}
+	was, ok := p.halted[group]
+	p.halted[group] = halt{block: block, reason: reason}
 	p.mu.Unlock()
-	if !was {
+	if ok && was.waiting {
+		p.n.ins.m.PrivacyWaiting.Dec()
+	}
+	if !ok || was.waiting {
 		p.log.Error("Private state of a privacy group halted on this node; the public chain goes on", "group", group, "reason", reason)
 		p.n.ins.m.PrivacyHalted.Inc()
 	}
 }
 
-func (p *privacyService) haltedReason(group common.Hash) (string, bool) {
+// wait holds a group's private state at a block while its payloads are
+// fetched; the other groups and the public chain go on.
+func (p *privacyService) wait(group common.Hash, block uint64, reason string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	h, ok := p.halted[group]
-	return h.reason, ok
+	was, ok := p.halted[group]
+	p.halted[group] = halt{block: block, reason: reason, waiting: true}
+	p.mu.Unlock()
+	if !ok || !was.waiting {
+		p.log.Warn("Private state of a privacy group waits for payloads on this node; the other groups go on", "group", group, "reason", reason)
+		p.n.ins.m.PrivacyWaiting.Inc()
+	}
 }
 
-// haltedAt is the block at which group halted on this node.
-func (p *privacyService) haltedAt(group common.Hash) (uint64, bool) {
+// haltWaiting halts group if it still waits at block (not resumed, not
+// moved to an earlier block meanwhile); whether it did.
+func (p *privacyService) haltWaiting(group common.Hash, block uint64, reason string) bool {
+	p.mu.Lock()
+	was, ok := p.halted[group]
+	if !ok || !was.waiting || was.block != block {
+		p.mu.Unlock()
+		return false
+	}
+	p.halted[group] = halt{block: block, reason: reason}
+	p.mu.Unlock()
+	p.n.ins.m.PrivacyWaiting.Dec()
+	p.log.Error("Private state of a privacy group halted on this node; the public chain goes on", "group", group, "reason", reason)
+	p.n.ins.m.PrivacyHalted.Inc()
+	return true
+}
+
+// restore notes a group that stopped at block before this start, while
+// it is tried again (no log line, no count: they were at the time).
+func (p *privacyService) restore(group common.Hash, block uint64, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.halted[group]; !ok {
+		p.halted[group] = halt{block: block, reason: fmt.Sprintf("block %d: %s", block, reason)}
+	}
+}
+
+// resume forgets that group stopped.
+func (p *privacyService) resume(group common.Hash) {
+	p.mu.Lock()
+	was, ok := p.halted[group]
+	delete(p.halted, group)
+	p.mu.Unlock()
+	if ok && was.waiting {
+		p.n.ins.m.PrivacyWaiting.Dec()
+	}
+}
+
+// stopped tells whether and why group stopped on this node.
+func (p *privacyService) stopped(group common.Hash) (halt, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h, ok := p.halted[group]
+	return h, ok
+}
+
+// haltedAt is the block at which group halted, or waits, on this node.
+func (p *privacyService) haltedAt(group common.Hash) (uint64, bool) {
+	h, ok := p.stopped(group)
 	return h.block, ok
 }
 
@@ -427,9 +484,12 @@ func (p *privacyService) StateRoot(group common.Hash, number uint64) (common.Has
 	if _, err := p.readGroup(group); err != nil {
 		return common.Hash{}, err
 	}
-	if reason, halted := p.haltedReason(group); halted {
+	if h, stopped := p.stopped(group); stopped {
 		if head, _ := p.Head(group); number > head {
-			return common.Hash{}, fmt.Errorf("the private state of privacy group %s is halted on this node at block %d: %s", system.GroupIDBase64(group), head, reason)
+			if h.waiting {
+				return common.Hash{}, fmt.Errorf("the private state of privacy group %s is behind on this node at block %d, waiting: %s", system.GroupIDBase64(group), head, h.reason)
+			}
+			return common.Hash{}, fmt.Errorf("the private state of privacy group %s is halted on this node at block %d: %s", system.GroupIDBase64(group), head, h.reason)
 		}
 	}
 	root, err := p.store.PrivateRoot(group, number)

@@ -36,11 +36,20 @@ import (
 // Its progress is a cursor file beside the private state: the last public
 // block done. It is written after the block's groups are durable, without
 // a sync: a cursor that lags after a crash only makes the applier apply
-// blocks again, which privstate answers from its records. A group whose
-// payload no member node can supply halts on this node (privacy_halted
-// file and metric, an error line naming the payload, its marker and its
-// block); the other groups and the public chain go on, and a restart tries
-// the halted group again from where it stopped.
+// blocks again, which privstate answers from its records.
+//
+// A group whose payloads this node lacks does not hold up the others: the
+// applier asks the members' nodes once, briefly (fetchFirstWait, for a
+// payload merely late), and if they are still missing the group waits at
+// that block (await: the payloads are fetched in the background, at most
+// maxGroupFetches groups at once) while the applier goes on with the
+// other groups, skipping the waiting one in later blocks. When the
+// payloads arrive the group is replayed from that block (a backfill
+// file, as for a group joined late); when the rounds are exhausted it
+// halts (an error line naming the payload, its marker and its block, the
+// halted metric). A waiting or halted group is written down (halted/)
+// and a restart tries it again from its block; the public chain and the
+// other groups go on throughout.
 
 const (
 	// cursorEvery: the cursor file is written every cursorEvery blocks
@@ -86,17 +95,59 @@ func parsePurgeLog(l *types.Log) (common.Hash, bool) {
 	return l.Topics[1], true
 }
 
+// Bounds of the background fetches of payloads (await).
+const (
+	// maxGroupFetches bounds the groups whose payloads are fetched at
+	// once; the others wait their turn, oldest first.
+	maxGroupFetches = 4
+	// maxWaitingGroups bounds the groups waiting (fetching or in turn);
+	// past it a group lacking payloads halts at once, and a restart tries
+	// it again.
+	maxWaitingGroups = 256
+)
+
 type applier struct {
 	p       *privacyService
 	retried bool // the groups halted before this start were tried again
 	wake    chan struct{}
 	done    chan struct{}
+
+	// filesMu orders the writes and removals of the halted/ and
+	// backfill/ files between the applier and the background fetches.
+	filesMu sync.Mutex
+
+	// fetches are the groups waiting for payloads: one job per group,
+	// at most maxWaitingGroups, maxGroupFetches of them running.
+	fetches struct {
+		sync.Mutex
+		jobs    map[common.Hash]*fetchJob
+		queue   []*fetchJob // waiting their turn, oldest first
+		running int
+	}
+
+	// afterBlock, when set (tests), is called after each block a pass
+	// applies, with the groups it was limited to (nil: all).
+	afterBlock atomic.Pointer[func(number uint64, only map[common.Hash]bool)]
+}
+
+// fetchJob is a group waiting at block for the payloads of items, asked
+// of the connected nodes of orgs. Its fields are guarded by fetches.
+// items are the payloads missing at the block it waits at (and at an
+// earlier block a replay met meanwhile): at most the markers of a block
+// or two, which the block gas limit bounds; each request asks for at
+// most maxFetchItems of them.
+type fetchJob struct {
+	group common.Hash
+	block uint64
+	items []fetchItem
+	orgs  []string
 }
 
 func (a *applier) init(p *privacyService) {
 	a.p = p
 	a.wake = make(chan struct{}, 1)
 	a.done = make(chan struct{})
+	a.fetches.jobs = make(map[common.Hash]*fetchJob)
 }
 
 // poke wakes the applier (a commit, a payload arrived).
@@ -172,17 +223,34 @@ func (a *applier) readBlockFiles(dir string) map[common.Hash]uint64 {
 	return out
 }
 
-func (a *applier) markHalted(group common.Hash, number uint64, reason string) {
+// writeHalted writes down that group stopped at number (halted or
+// waiting): a restart tries it again from there.
+func (a *applier) writeHalted(group common.Hash, number uint64, reason string) {
+	a.filesMu.Lock()
+	defer a.filesMu.Unlock()
 	path := filepath.Join(a.p.dir, haltedDir, group.Hex())
 	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d %s\n", number, reason)), 0o600)
+}
+
+func (a *applier) markHalted(group common.Hash, number uint64, reason string) {
+	a.writeHalted(group, number, reason)
 	a.p.halt(group, number, fmt.Sprintf("block %d: %s", number, reason))
 }
 
+// markWaiting holds group at number while its payloads are fetched.
+func (a *applier) markWaiting(group common.Hash, number uint64, reason string) {
+	a.writeHalted(group, number, "waiting: "+reason)
+	a.p.wait(group, number, reason)
+}
+
 func (a *applier) clearHalted(group common.Hash) {
+	if _, ok := a.p.stopped(group); !ok {
+		return
+	}
+	a.filesMu.Lock()
 	_ = os.Remove(filepath.Join(a.p.dir, haltedDir, group.Hex()))
-	a.p.mu.Lock()
-	delete(a.p.halted, group)
-	a.p.mu.Unlock()
+	a.filesMu.Unlock()
+	a.p.resume(group)
 }
 
 func (a *applier) loop() {
@@ -210,7 +278,7 @@ func (a *applier) loop() {
 // it. It returns false when the node stops.
 func (a *applier) pass() bool {
 	n := a.p.n
-	replays := a.replayFrom()
+	replays, files := a.replayFrom()
 	cursor := a.cursor()
 	next := cursor + 1
 	for _, from := range replays {
@@ -232,7 +300,7 @@ func (a *applier) pass() bool {
 				}
 			}
 		} else if len(replays) > 0 {
-			a.clearBackfills()
+			a.clearBackfills(files)
 			replays = nil
 		}
 		joined, err := a.applyBlock(next, only)
@@ -242,6 +310,9 @@ func (a *applier) pass() bool {
 			}
 			n.log.Error("Private transactions of a block could not be applied; trying again", "block", next, "err", err)
 			return true
+		}
+		if f := a.afterBlock.Load(); f != nil {
+			(*f)(next, only)
 		}
 		if next > cursor {
 			cursor = next
@@ -257,14 +328,17 @@ func (a *applier) pass() bool {
 	}
 	a.setCursor(cursor)
 	if len(replays) > 0 && next > cursor {
-		a.clearBackfills()
+		a.clearBackfills(files)
 	}
 	return true
 }
 
-// replayFrom lists the groups to replay and from which block: halted ones
-// from where they stopped, joined ones from where their history starts.
-func (a *applier) replayFrom() map[common.Hash]uint64 {
+// replayFrom lists the groups to replay and from which block: halted or
+// waiting ones from where they stopped, joined ones from where their
+// history starts, those whose payloads arrived from where they waited.
+// files are the backfill files it read, by name, as they read: the ones
+// the replay will have done (clearBackfills).
+func (a *applier) replayFrom() (from map[common.Hash]uint64, files map[string][]byte) {
 	out := map[common.Hash]uint64{}
 	if !a.retried {
 		// Halted groups are tried again once, on the first pass after a
@@ -272,28 +346,72 @@ func (a *applier) replayFrom() map[common.Hash]uint64 {
 		// the other groups for the fetch rounds each time).
 		out = a.haltedFrom()
 		a.retried = true
-	}
-	for g, from := range a.readBlockFiles(backfillDir) {
-		if cur, ok := out[g]; !ok || from < cur {
-			out[g] = from
+		for g, at := range out {
+			// Until the replay reaches at, the group stays stopped there
+			// (later blocks skip it, the API says so).
+			a.p.restore(g, at, "stopped there before this node started; being tried again")
 		}
 	}
-	return out
+	a.filesMu.Lock()
+	defer a.filesMu.Unlock()
+	files = map[string][]byte{}
+	entries, _ := os.ReadDir(filepath.Join(a.p.dir, backfillDir))
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(a.p.dir, backfillDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		v, err := strconv.ParseUint(first, 10, 64)
+		if err != nil {
+			continue
+		}
+		files[e.Name()] = b
+		g := common.HexToHash(e.Name())
+		if cur, ok := out[g]; !ok || v < cur {
+			out[g] = v
+		}
+	}
+	return out, files
 }
 
 // backfill schedules a replay of group from block from: this node's
 // organization became a member (from the group's start) or an auditor
 // (from its grant) after the group began.
 func (a *applier) backfill(group common.Hash, from uint64) {
-	path := filepath.Join(a.p.dir, backfillDir, group.Hex())
-	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d\n", from)), 0o600)
+	a.scheduleReplay(group, from)
 	a.p.log.Info("This node's organization may read a privacy group's history: applying it from its start", "group", group, "from", from)
 }
 
-func (a *applier) clearBackfills() {
-	entries, _ := os.ReadDir(filepath.Join(a.p.dir, backfillDir))
-	for _, e := range entries {
-		_ = os.Remove(filepath.Join(a.p.dir, backfillDir, e.Name()))
+// scheduleReplay writes down a replay of group from block from, done by
+// the next pass (any goroutine may call it). The file's second field
+// tells one writing from another, so that clearBackfills keeps one
+// written after the pass read it.
+func (a *applier) scheduleReplay(group common.Hash, from uint64) {
+	a.filesMu.Lock()
+	defer a.filesMu.Unlock()
+	path := filepath.Join(a.p.dir, backfillDir, group.Hex())
+	if b, err := os.ReadFile(path); err == nil {
+		// A replay already asked for from an earlier block covers this one.
+		first, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+		if v, err := strconv.ParseUint(first, 10, 64); err == nil && v <= from {
+			from = v
+		}
+	}
+	_ = os.WriteFile(path, []byte(fmt.Sprintf("%d %d\n", from, time.Now().UnixNano())), 0o600)
+}
+
+// clearBackfills removes the backfill files a pass replayed: those it
+// read (files), if they still read the same. One written since (a fetch
+// that completed, a replay asked for meanwhile) stays for the next pass.
+func (a *applier) clearBackfills(files map[string][]byte) {
+	a.filesMu.Lock()
+	defer a.filesMu.Unlock()
+	for name, was := range files {
+		path := filepath.Join(a.p.dir, backfillDir, name)
+		if now, err := os.ReadFile(path); err == nil && bytes.Equal(now, was) {
+			_ = os.Remove(path)
+		}
 	}
 }
 
@@ -331,11 +449,21 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 		purges []common.Hash
 		joins  = map[common.Hash]bool{}
 	)
-	st, err := n.ledger.StateAt(block.Root())
+	reg, err := a.systemAt(block)
 	if err != nil {
-		return false, fmt.Errorf("state of block %d: %w", number, err)
+		if only == nil {
+			return false, err
+		}
+		// A replay that cannot read its block's registry halts the groups
+		// it replays there, saying why; the others go on.
+		for id := range only {
+			if at, stopped := p.haltedAt(id); stopped && at < number {
+				continue
+			}
+			a.markHalted(id, number, fmt.Sprintf("replaying the group from this block: its registry could not be read: %v", err))
+		}
+		return false, nil
 	}
-	reg := system.Read(st)
 	me := p.myOrg(reg)
 	for _, r := range receipts {
 		if r.Status != types.ReceiptStatusSuccessful {
@@ -373,6 +501,13 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 				order = append(order, m.Group)
 			}
 			w.markers = append(w.markers, m)
+		}
+	}
+	for id := range only {
+		// A group stopped at this block with nothing of its own here (its
+		// replay could not read the registry of the block) goes on.
+		if h, stopped := p.stopped(id); stopped && !h.waiting && h.block == number && work[id] == nil {
+			a.clearHalted(id)
 		}
 	}
 	memo := newRegMemo(reg, block.Header(), &p.keys)
@@ -477,44 +612,19 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 			return err
 		}
 	}
-	// The members then and now may hold the payloads.
-	askOrgs := slices.Clone(w.group.Members)
-	if headReg, _, err := p.registry(); err == nil {
-		if g, ok := headReg.Group(id); ok {
-			for _, m := range g.Members {
-				if !slices.Contains(askOrgs, m) {
-					askOrgs = append(askOrgs, m)
-				}
-			}
-		}
-	}
-	for round := 0; len(missing) > 0 && round < fetchRounds; round++ {
-		if round > 0 {
-			select {
-			case <-p.n.quit:
-				return errStopping
-			case <-time.After(time.Duration(round) * 500 * time.Millisecond):
-			}
-		}
-		got := p.fetch.request(id, missing, askOrgs)
-		still := missing[:0]
-		for _, it := range missing {
-			env, ok := got[it.Payload]
-			if !ok {
-				still = append(still, it)
-				continue
-			}
-			if err := p.store.KeepPayload(id, it.Payload, env); err != nil {
-				return err
-			}
-			envelopes[it.Payload] = env
-		}
-		missing = still
-	}
 	if len(missing) > 0 {
-		a.markHalted(id, number, fmt.Sprintf("payload %s of marker %s: %v (asked the connected nodes of %s)",
-			missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(askOrgs, ", ")))
-		return nil
+		// A payload merely late (its push still in a queue) comes within
+		// one short round; otherwise the group waits at this block while
+		// the payloads are fetched in the background.
+		askOrgs := a.askOrgs(w.group)
+		var err error
+		if missing, err = a.fetchNow(id, missing, askOrgs, envelopes); err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			a.await(id, number, missing, askOrgs)
+			return nil
+		}
 	}
 	opened := a.openAll(w.markers, envelopes)
 	txs := make([]privstate.Tx, len(w.markers))
@@ -541,6 +651,179 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 	}
 	p.logs.Send(rpc.PrivateLogsEvent{Group: id, Number: number, Logs: logs})
 	return nil
+}
+
+// askOrgs are the organizations whose nodes may hold group g's payloads:
+// its members then (g) and now.
+func (a *applier) askOrgs(g system.Group) []string {
+	orgs := slices.Clone(g.Members)
+	if headReg, _, err := a.p.registry(); err == nil {
+		if now, ok := headReg.Group(g.ID); ok {
+			for _, m := range now.Members {
+				if !slices.Contains(orgs, m) {
+					orgs = append(orgs, m)
+				}
+			}
+		}
+	}
+	return orgs
+}
+
+// fetchNow asks for the missing payloads once, for at most the fetcher's
+// firstWait, keeps those that arrive (and those a push brought
+// meanwhile) in envelopes, and returns the ones still missing.
+func (a *applier) fetchNow(group common.Hash, missing []fetchItem, orgs []string, envelopes map[common.Hash][]byte) ([]fetchItem, error) {
+	p := a.p
+	got := p.fetch.request(group, missing, orgs, p.fetch.firstWait)
+	still := missing[:0]
+	for _, it := range missing {
+		if env, ok := got[it.Payload]; ok {
+			if err := p.store.KeepPayload(group, it.Payload, env); err != nil {
+				return nil, err
+			}
+			envelopes[it.Payload] = env
+			continue
+		}
+		if env, err := p.store.Payload(group, it.Payload); err == nil {
+			envelopes[it.Payload] = env
+			continue
+		}
+		still = append(still, it)
+	}
+	return still, nil
+}
+
+// await holds group at block number while the payloads of missing are
+// fetched in the background (runFetch); later blocks skip the group, the
+// other groups go on. A group already waiting takes the new payloads into
+// its fetch and waits at the earlier of the two blocks.
+func (a *applier) await(group common.Hash, number uint64, missing []fetchItem, orgs []string) {
+	a.fetches.Lock()
+	job, busy := a.fetches.jobs[group]
+	if !busy && len(a.fetches.jobs) >= maxWaitingGroups {
+		a.fetches.Unlock()
+		a.markHalted(group, number, fmt.Sprintf("payload %s of marker %s: %d privacy groups already wait for payloads on this node (the most there may be); a restart tries this one again",
+			missing[0].Payload.Hex(), missing[0].Marker.Hex(), maxWaitingGroups))
+		return
+	}
+	if busy {
+		for _, it := range missing {
+			if !slices.Contains(job.items, it) {
+				job.items = append(job.items, it)
+			}
+		}
+		job.block = min(job.block, number)
+		number = job.block
+	}
+	a.fetches.Unlock()
+	a.markWaiting(group, number, fmt.Sprintf("fetching payload %s of marker %s since block %d (%d missing; asking the connected nodes of %s)",
+		missing[0].Payload.Hex(), missing[0].Marker.Hex(), number, len(missing), strings.Join(orgs, ", ")))
+	if busy {
+		return
+	}
+	a.fetches.Lock()
+	defer a.fetches.Unlock()
+	job = &fetchJob{group: group, block: number, items: slices.Clone(missing), orgs: orgs}
+	a.fetches.jobs[group] = job
+	a.fetches.queue = append(a.fetches.queue, job)
+	a.startFetchesLocked()
+}
+
+// startFetchesLocked starts the jobs in turn, up to maxGroupFetches at
+// once.
+func (a *applier) startFetchesLocked() {
+	for a.fetches.running < maxGroupFetches && len(a.fetches.queue) > 0 {
+		job := a.fetches.queue[0]
+		a.fetches.queue[0] = nil
+		a.fetches.queue = a.fetches.queue[1:]
+		a.fetches.running++
+		a.p.n.wg.Add(1)
+		go a.runFetch(job)
+	}
+}
+
+// runFetch fetches a waiting group's payloads: when they are all here,
+// the group is replayed from the block it waits at; when the rounds are
+// exhausted it halts there. A node stopping leaves it waiting: the next
+// start tries it again.
+func (a *applier) runFetch(job *fetchJob) {
+	p := a.p
+	defer p.n.wg.Done()
+	done := a.fetchRounds(job)
+	a.fetches.Lock()
+	delete(a.fetches.jobs, job.group)
+	a.fetches.running--
+	a.startFetchesLocked()
+	block, missing, orgs := job.block, job.items, job.orgs
+	a.fetches.Unlock()
+	select {
+	case <-p.n.quit:
+		return
+	default:
+	}
+	if _, purged := p.store.Purged(job.group); purged {
+		a.clearHalted(job.group)
+		return
+	}
+	if done {
+		p.log.Info("The payloads a privacy group waited for arrived: replaying it from the block it waits at", "group", job.group, "from", block)
+		a.scheduleReplay(job.group, block)
+		a.poke()
+		return
+	}
+	reason := fmt.Sprintf("payload %s of marker %s: %v (asked the connected nodes of %s)",
+		missing[0].Payload.Hex(), missing[0].Marker.Hex(), errFetchFailed, strings.Join(orgs, ", "))
+	if p.haltWaiting(job.group, block, fmt.Sprintf("block %d: %s", block, reason)) {
+		a.writeHalted(job.group, block, reason)
+	}
+}
+
+// fetchRounds asks for a job's payloads for up to the fetcher's rounds,
+// keeping those that arrive; true when none is missing any more.
+func (a *applier) fetchRounds(job *fetchJob) bool {
+	p := a.p
+	f := &p.fetch
+	for round := 0; ; round++ {
+		a.fetches.Lock()
+		items, orgs := slices.Clone(job.items), job.orgs
+		a.fetches.Unlock()
+		// A push may have brought some meanwhile.
+		items = slices.DeleteFunc(items, func(it fetchItem) bool {
+			_, err := p.store.Payload(job.group, it.Payload)
+			return err == nil
+		})
+		if len(items) == 0 || round == f.rounds {
+			// await may have added payloads meanwhile: the job's own list
+			// decides.
+			a.fetches.Lock()
+			defer a.fetches.Unlock()
+			job.items = slices.DeleteFunc(job.items, func(it fetchItem) bool {
+				_, err := p.store.Payload(job.group, it.Payload)
+				return err == nil
+			})
+			return len(job.items) == 0
+		}
+		if round > 0 {
+			select {
+			case <-p.n.quit:
+				return false
+			case <-time.After(time.Duration(round) * f.wait / 4):
+			}
+		}
+		for chunk := range slices.Chunk(items, maxFetchItems) {
+			got := f.request(job.group, chunk, orgs, f.wait)
+			for h, env := range got {
+				if err := p.store.KeepPayload(job.group, h, env); err != nil {
+					p.log.Warn("Keeping a fetched private payload failed", "group", job.group, "payload", h, "err", err)
+				}
+			}
+			select {
+			case <-p.n.quit:
+				return false
+			default:
+			}
+		}
+	}
 }
 
 // maxOpenWorkers bounds the goroutines that open one group's payloads

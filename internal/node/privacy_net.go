@@ -53,9 +53,17 @@ const (
 	// maxReplyBytes bounds one reply's envelopes (below the p2p frame).
 	maxReplyBytes = 8 << 20
 	// fetchWait is how long one round of fetching waits for replies;
-	// fetchRounds how many rounds before a group halts.
-	fetchWait   = 2 * time.Second
-	fetchRounds = 8
+	// fetchRounds how many rounds (after each but the first a back-off
+	// of round × fetchWait/4) before a group halts: about 30 s in all.
+	// They run in the background (applier.await): the group waits, the
+	// others go on. fetchFirstWait is the one short round the applier
+	// waits inline first, for a payload merely late (its push still in a
+	// queue): well below a block time, so that a late payload costs the
+	// other groups little and a group does not turn into a replay.
+	// The fetcher's fields of the same names hold them (tests set them).
+	fetchWait      = 2 * time.Second
+	fetchRounds    = 8
+	fetchFirstWait = 100 * time.Millisecond
 	// maxOpenFetches bounds the requests awaiting replies.
 	maxOpenFetches = 64
 )
@@ -93,6 +101,11 @@ type fetcher struct {
 	p     *privacyService
 	queue chan privMsg
 
+	// The fetch timing (fetchWait, fetchRounds, fetchFirstWait), set by
+	// init; a test may change them before the node starts.
+	wait, firstWait time.Duration
+	rounds          int
+
 	mu     sync.Mutex
 	nextID uint64
 	open   map[uint64]*openFetch
@@ -120,6 +133,7 @@ func (f *fetcher) init(p *privacyService) {
 	f.queue = make(chan privMsg, privQueueLen)
 	f.open = make(map[uint64]*openFetch)
 	f.disclosures = make(map[disclosureKey][][32]byte)
+	f.wait, f.firstWait, f.rounds = fetchWait, fetchFirstWait, fetchRounds
 }
 
 // register adds the handlers to the transport (a node without peers has
@@ -272,8 +286,9 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 }
 
 // request asks the connected nodes of the group's organizations for
-// payloads and returns what arrived within fetchWait.
-func (f *fetcher) request(group common.Hash, items []fetchItem, orgs []string) map[common.Hash][]byte {
+// payloads (the first maxFetchItems of items) and returns what arrived
+// within wait.
+func (f *fetcher) request(group common.Hash, items []fetchItem, orgs []string, wait time.Duration) map[common.Hash][]byte {
 	got := make(map[common.Hash][]byte)
 	nw := f.p.n.net
 	if nw == nil || len(items) == 0 {
@@ -315,7 +330,7 @@ func (f *fetcher) request(group common.Hash, items []fetchItem, orgs []string) m
 	for _, peer := range peers {
 		_ = nw.tr.Send(peer, msgPrivFetch, msg)
 	}
-	timer := time.NewTimer(fetchWait)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for len(got) < len(of.want) {
 		select {

@@ -777,8 +777,8 @@ func (pn *privNet) payloadHash(t *testing.T, marker common.Hash) common.Hash {
 
 // --- 5 ---
 
-// testRefusals: a marker whose payload no one holds halts its group on the
-// members' nodes and nothing else; eea_sendRawTransaction refuses what a
+// testRefusals: a marker whose payload no one holds makes its group wait,
+// then halt, on the members' nodes, and nothing else; eea_sendRawTransaction refuses what a
 // node must not send, with the reason.
 func (pn *privNet) testRefusals(t *testing.T) {
 	g := pn.createGroup(t, 0, "halts", 1)
@@ -800,7 +800,18 @@ func (pn *privNet) testRefusals(t *testing.T) {
 		t.Fatalf("privateMarker by an org0 account with write: status %d", mr.Status)
 	}
 
-	// While the members look for it: what nodes must refuse.
+	// While the members look for it the group waits, and only it: the
+	// other group's transfer of a later block applies promptly on both
+	// members' nodes (well within the fetch rounds' thirty seconds, during
+	// which an applier that fetched inline applied nothing).
+	start := time.Now()
+	early := pn.sendPriv(t, 0, dev.Key, 0, other, &otherTok, transferData(org1, 2, nil))
+	sameReceipt(t, pn.waitPrivReceipt(t, 0, early, 10*time.Second), pn.waitPrivReceipt(t, 1, early, 10*time.Second), "the other group beside the waiting one")
+	t.Logf("the other group's transfer applied on both members' nodes %s after it was sent", time.Since(start).Round(time.Millisecond))
+	_, err = pn.stateRoot(1, g, mr.BlockNumber.Uint64())
+	wantRefused(t, err, "priv_debugGetStateRoot of the waiting group on node1", "waiting", "fetching payload", bogus.Hex()[2:10])
+
+	// What nodes must refuse.
 	var h common.Hash
 	send := func(node int, key *ecdsa.PrivateKey, org int, group common.Hash, to *common.Address, data []byte) error {
 		return rpcCall(pn.tn.url(node), &h, "eea_sendRawTransaction", hexutil.Encode(pn.signPriv(t, key, org, group, 0, to, data)))
@@ -836,7 +847,7 @@ func (pn *privNet) testRefusals(t *testing.T) {
 	}
 	om := pn.sendPriv(t, 0, dev.Key, 0, other, &otherTok, transferData(org1, 5, nil))
 	sameReceipt(t, pn.waitPrivReceipt(t, 0, om, 30*time.Second), pn.waitPrivReceipt(t, 1, om, 30*time.Second), "the other group beside the halted one")
-	pn.wantBalance(t, []int{0, 1}, other, otherTok, org1, 5)
+	pn.wantBalance(t, []int{0, 1}, other, otherTok, org1, 7)
 	if err := transfer(t, pn.tn.url(1), pn.dev[7].Key, common.Address{0xbe, 0xef}, big.NewInt(1)); err != nil {
 		t.Fatalf("public transfer beside the halted group: %v", err)
 	}
