@@ -402,6 +402,11 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	if err := s.fail("before-sync"); err != nil {
 		return err
 	}
+	// The payloads kept without a sync (KeepPayload) are made durable
+	// with the group's block, as before they had a store of their own.
+	if err := h.pay.sync(); err != nil {
+		return fmt.Errorf("private state: group %s: sync payloads with block %d: %w", h.id.Hex(), number, err)
+	}
 	if err := h.kv.SyncKeyValue(); err != nil {
 		return fmt.Errorf("private state: group %s: sync block %d: %w", h.id.Hex(), number, err)
 	}

@@ -456,16 +456,16 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 		return err
 	}
 	defer s.release(h)
-	// Payloads are keys of their own: no need to wait for a block being
-	// applied (ApplyBlock holds the group's write lock while it executes).
-	err = h.kv.Put(key(prefPayload, hash[:]), payload)
-	if err != nil {
+	// Payloads are a database of their own: no need to wait for a block
+	// being applied (ApplyBlock holds the group's write lock while it
+	// executes).
+	if err := h.pay.put(hash, payload); err != nil {
 		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
 	}
 	if !sync {
 		return nil
 	}
-	if err := h.kv.SyncKeyValue(); err != nil {
+	if err := h.pay.sync(); err != nil {
 		return fmt.Errorf("private state: group %s: sync payload %s: %w", group.Hex(), hash.Hex(), err)
 	}
 	return nil
@@ -474,7 +474,11 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 // Payload is a payload kept by PutPayload; ErrNotFound if none.
 func (s *Store) Payload(group common.Hash, hash common.Hash) (payload []byte, err error) {
 	err = s.read(group, func(h *handle) error {
-		raw, ok, err := h.getOptional(key(prefPayload, hash[:]))
+		raw, ok, err := h.pay.get(hash)
+		if err == nil && !ok {
+			// A payload kept by a build before the payload store.
+			raw, ok, err = h.getOptional(key(prefPayload, hash[:]))
+		}
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: group %s: payload %s: %v", ErrCorrupt, group.Hex(), hash.Hex(), err)

@@ -23,7 +23,7 @@ var (
 	prefBlock   = []byte("pb")                    // pb | number -> block record
 	prefTx      = []byte("px")                    // px | private tx hash -> number(8) | index(4)
 	prefMarker  = []byte("pm")                    // pm | marker tx hash -> number(8) | index(4)
-	prefPayload = []byte("pp")                    // pp | payload hash -> payload bytes
+	prefPayload = []byte("pp")                    // pp | payload hash -> payload bytes: read only, written by builds before the payload store (payloads.go)
 )
 
 // formatVersion is the version of this layout, in the identity record.

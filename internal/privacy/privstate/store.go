@@ -8,8 +8,12 @@
 //
 //	groups/<hex group id>/   one pebble database per group: state trie,
 //	                         contract code, receipts, logs, private
-//	                         transactions and their markers, payloads,
-//	                         per-block roots
+//	                         transactions and their markers, per-block
+//	                         roots (and the payloads a build before the
+//	                         payload store kept)
+//	groups/<hex group id>/payloads/
+//	                         the group's payload store: a pebble
+//	                         database of its own (payloads.go)
 //	purged/<hex group id>    the tombstone of a purged group: its height
 //
 // Everything a group holds is inside its own folder, so that a purge is
@@ -187,6 +191,8 @@ type handle struct {
 	db  ethdb.Database
 	tdb *triedb.Database
 	sdb state.Database
+
+	pay *payloadStore // the group's payloads, a database of their own
 
 	refs    int
 	lastUse uint64
@@ -387,11 +393,22 @@ func (s *Store) openGroup(group common.Hash, dir string) (*handle, error) {
 		h.close()
 		return nil, err
 	}
+	// The identity record is written before the payload store is created:
+	// a folder with a payload store is a group's.
+	if h.pay, err = openPayloadStore(filepath.Join(dir, payloadDirName)); err != nil {
+		h.close()
+		return nil, fmt.Errorf("private state: group %s: %w", group.Hex(), err)
+	}
 	return h, nil
 }
 
 func (h *handle) close() error {
 	err := h.tdb.Close()
+	if h.pay != nil {
+		if cerr := h.pay.close(); err == nil {
+			err = cerr
+		}
+	}
 	if cerr := h.kv.Close(); err == nil {
 		err = cerr
 	}
