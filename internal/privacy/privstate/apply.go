@@ -399,6 +399,7 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	if err := batch.Write(); err != nil {
 		return fmt.Errorf("private state: group %s: write block %d: %w", h.id.Hex(), number, err)
 	}
+	h.headCache.Store(&headRecord{Number: number, Hash: hash, Root: root})
 	if err := s.fail("before-sync"); err != nil {
 		return err
 	}

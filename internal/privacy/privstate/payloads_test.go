@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/big"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/bench/token"
 )
 
 // Payloads live in the group's payload store: they read back after the
@@ -101,5 +104,38 @@ func TestPayloadPositionsIncrease(t *testing.T) {
 	}
 	if err := ps.sync(); err != nil || ps.dirty.Load() {
 		t.Fatalf("sync: %v, still dirty %v", err, ps.dirty.Load())
+	}
+}
+
+// Nonce follows every applied block although it keeps the nonces it read
+// at the head: read before and after each block, from this store and
+// from the same database opened again (which reads the trie).
+func TestNonceFollowsTheHead(t *testing.T) {
+	spec := testSpec(t)
+	c := newPubChain(spec, 8)
+	dir := t.TempDir()
+	s := openStore(t, dir, c, Options{})
+	alice, bob := newAccount(t, 1), newAccount(t, 2)
+	tok := alice.created(0)
+	mustSucceed(t, mustApply(t, s, groupA, c.at(1), alice.tx(t, nil, 3_000_000, token.DeployData(big.NewInt(1e18)))))
+	for i := uint64(0); i < 5; i++ {
+		if n, err := s.Nonce(groupA, alice.addr); err != nil || n != i+1 {
+			t.Fatalf("before block %d: alice's nonce %d (%v), want %d", i+2, n, err, i+1)
+		}
+		if n, err := s.Nonce(groupA, bob.addr); err != nil || n != 0 {
+			t.Fatalf("before block %d: bob's nonce %d (%v), want 0", i+2, n, err)
+		}
+		mustSucceed(t, mustApply(t, s, groupA, c.at(i+2), alice.tx(t, &tok, 100_000, token.TransferData(bob.addr, big.NewInt(1)))))
+		if n, err := s.Nonce(groupA, alice.addr); err != nil || n != i+2 {
+			t.Fatalf("after block %d: alice's nonce %d (%v), want %d", i+2, n, err, i+2)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, c, Options{})
+	defer s.Close()
+	if n, err := s.Nonce(groupA, alice.addr); err != nil || n != 6 {
+		t.Fatalf("reopened: alice's nonce %d (%v), want 6", n, err)
 	}
 }

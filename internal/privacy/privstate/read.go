@@ -113,8 +113,21 @@ func (s *Store) View(group common.Hash, number uint64, fn func(st *state.StateDB
 // (priv_getTransactionCount). A member node that holds nothing of the
 // group yet gets ErrUnknownGroup, which means 0.
 func (s *Store) Nonce(group common.Hash, addr common.Address) (nonce uint64, err error) {
-	err = s.View(group, Latest, func(st *state.StateDB) error {
+	err = s.read(group, func(h *handle) error {
+		head, _, err := h.head()
+		if err != nil {
+			return err
+		}
+		if n, ok := h.nonces.get(head.Root, addr); ok {
+			nonce = n
+			return nil
+		}
+		st, err := state.New(head.Root, h.sdb)
+		if err != nil {
+			return fmt.Errorf("%w: group %s: state %s: %v", ErrCorrupt, group.Hex(), head.Root.TerminalString(), err)
+		}
 		nonce = st.GetNonce(addr)
+		h.nonces.put(head.Root, addr, nonce)
 		return nil
 	})
 	return nonce, err
