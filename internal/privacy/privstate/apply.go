@@ -404,15 +404,14 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 		return err
 	}
 	// The payloads kept without a sync (KeepPayload) are made durable
-	// with the group's block, as before they had a store of their own:
-	// the two syncs run together, so that the block waits for one.
-	paySynced := make(chan error, 1)
-	go func() { paySynced <- h.pay.sync() }()
-	err = h.kv.SyncKeyValue()
-	if perr := <-paySynced; perr != nil {
-		return fmt.Errorf("private state: group %s: sync payloads with block %d: %w", h.id.Hex(), number, perr)
+	// with the group's block, as when they shared its database, and
+	// before it: a block whose head record survives a crash has its
+	// payloads (the applier kept them before applying it), which this
+	// node serves to the members that fetch them.
+	if err := h.pay.sync(); err != nil {
+		return fmt.Errorf("private state: group %s: sync payloads with block %d: %w", h.id.Hex(), number, err)
 	}
-	if err != nil {
+	if err := h.kv.SyncKeyValue(); err != nil {
 		return fmt.Errorf("private state: group %s: sync block %d: %w", h.id.Hex(), number, err)
 	}
 	return s.fail("after-sync")
