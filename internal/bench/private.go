@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -698,6 +700,10 @@ func (p *poller) round(ctx context.Context) ([]polled, error) {
 			continue
 		}
 		if batch[k].Error != nil {
+			if notRun(batch[k].Error) {
+				keep = append(keep, it) // asked again next round
+				continue
+			}
 			return nil, fmt.Errorf("priv_getTransactionReceipt %s: %w", it.marker.Hex(), batch[k].Error)
 		}
 		if rc := rcs[k]; rc != nil {
@@ -708,6 +714,16 @@ func (p *poller) round(ctx context.Context) ([]polled, error) {
 	}
 	p.queue = keep
 	return got, nil
+}
+
+// notRun reports a request of a batch that the node did not run because
+// the batch's time budget was spent (-32005, "... request not run"): a
+// node holds a receipt request for a marker whose block its applier has
+// not applied yet, so that under load a batch of them can spend the
+// budget. The receipt is asked for again; the run does not end on it.
+func notRun(err error) bool {
+	var rerr gethrpc.Error
+	return errors.As(err, &rerr) && rerr.ErrorCode() == -32005 && strings.HasSuffix(err.Error(), "request not run")
 }
 
 // sleepCtx waits d or until ctx ends.

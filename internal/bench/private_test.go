@@ -114,6 +114,9 @@ func (p fakePriv) GetTransactionReceipt(marker common.Hash) (*privateReceipt, er
 	if marker == (common.Hash{}) {
 		return nil, errors.New("invalid marker")
 	}
+	if marker == notRunMarker {
+		return nil, notRunError{}
+	}
 	c := p.n.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,6 +359,42 @@ func TestPoller(t *testing.T) {
 	p.queue = append([]pollItem{{-1, common.Hash{}}}, p.queue...)
 	if _, err := p.round(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid marker") {
 		t.Fatalf("a node's error: %v", err)
+	}
+}
+
+// notRunMarker is answered as a node answers a request its batch's time
+// budget left unrun.
+var notRunMarker = common.Hash{0xee}
+
+type notRunError struct{}
+
+func (notRunError) Error() string {
+	return "batch time budget exhausted: the requests of this batch ran for 10s (--rpc.batch-timeout); request not run"
+}
+func (notRunError) ErrorCode() int { return -32005 }
+
+// A request the node's batch budget left unrun is asked again, not the
+// run's end.
+func TestPollerAsksAgainWhatANodeDidNotRun(t *testing.T) {
+	c, group := startFakeGroup(t, []string{"org0", "org1"}, 2)
+	cl, err := gethrpc.Dial(group[1].Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ready := crypto.Keccak256Hash([]byte("ready"))
+	c.mu.Lock()
+	c.receipts[ready] = fakeReceipt{rc: privateReceipt{Status: 1, BlockNumber: 3}, visible: time.Now()}
+	c.mu.Unlock()
+	p := &poller{client: cl}
+	p.add(0, notRunMarker)
+	p.add(1, ready)
+	got, err := p.round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].index != 1 || p.pending() != 1 || p.queue[0].marker != notRunMarker {
+		t.Fatalf("got %+v, %d pending", got, p.pending())
 	}
 }
 

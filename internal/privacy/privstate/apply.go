@@ -399,8 +399,17 @@ func (s *Store) commit(h *handle, number uint64, hash, parentRoot, root common.H
 	if err := batch.Write(); err != nil {
 		return fmt.Errorf("private state: group %s: write block %d: %w", h.id.Hex(), number, err)
 	}
+	h.headCache.Store(&headRecord{Number: number, Hash: hash, Root: root})
 	if err := s.fail("before-sync"); err != nil {
 		return err
+	}
+	// The payloads kept without a sync (KeepPayload) are made durable
+	// with the group's block, as when they shared its database, and
+	// before it: a block whose head record survives a crash has its
+	// payloads (the applier kept them before applying it), which this
+	// node serves to the members that fetch them.
+	if err := h.pay.sync(); err != nil {
+		return fmt.Errorf("private state: group %s: sync payloads with block %d: %w", h.id.Hex(), number, err)
 	}
 	if err := h.kv.SyncKeyValue(); err != nil {
 		return fmt.Errorf("private state: group %s: sync block %d: %w", h.id.Hex(), number, err)

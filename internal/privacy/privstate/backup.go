@@ -73,18 +73,32 @@ func (s *Store) Backup(dir string) error {
 }
 
 // backupGroup writes one group's database, as one view, into a new
-// database at dst.
+// database at dst, and its payload store likewise into dst/payloads (a
+// view of its own: payloads are content-addressed, one kept after the
+// group's view is harmless, one missing is fetched again).
 func (s *Store) backupGroup(group common.Hash, dst string) error {
 	h, err := s.acquire(group, false)
 	if err != nil {
 		return err
 	}
 	defer s.release(h)
-	out, err := pebble.New(dst, DefaultGroupCacheMB, groupHandles, "charter/private-backup/", false)
+	err = copyDatabase(h.kv, dst, DefaultGroupCacheMB, groupHandles)
+	if err == nil {
+		err = copyDatabase(h.pay.kv, filepath.Join(dst, payloadDirName), payloadCacheMB, payloadHandles)
+	}
 	if err != nil {
 		return fmt.Errorf("private state backup: group %s: %w", group.Hex(), err)
 	}
-	it := h.kv.NewIterator(nil, nil)
+	return nil
+}
+
+// copyDatabase copies src, as one view, into a new database at dst.
+func copyDatabase(src *pebble.Database, dst string, cacheMB, handles int) error {
+	out, err := pebble.New(dst, cacheMB, handles, "charter/private-backup/", false)
+	if err != nil {
+		return err
+	}
+	it := src.NewIterator(nil, nil)
 	batch := out.NewBatch()
 	for it.Next() && err == nil {
 		if err = batch.Put(it.Key(), it.Value()); err == nil && batch.ValueSize() >= backupBatchBytes {
@@ -106,8 +120,5 @@ func (s *Store) backupGroup(group common.Hash, dst string) error {
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("private state backup: group %s: %w", group.Hex(), err)
-	}
-	return nil
+	return err
 }

@@ -113,8 +113,21 @@ func (s *Store) View(group common.Hash, number uint64, fn func(st *state.StateDB
 // (priv_getTransactionCount). A member node that holds nothing of the
 // group yet gets ErrUnknownGroup, which means 0.
 func (s *Store) Nonce(group common.Hash, addr common.Address) (nonce uint64, err error) {
-	err = s.View(group, Latest, func(st *state.StateDB) error {
+	err = s.read(group, func(h *handle) error {
+		head, _, err := h.head()
+		if err != nil {
+			return err
+		}
+		if n, ok := h.nonces.get(head.Root, addr); ok {
+			nonce = n
+			return nil
+		}
+		st, err := state.New(head.Root, h.sdb)
+		if err != nil {
+			return fmt.Errorf("%w: group %s: state %s: %v", ErrCorrupt, group.Hex(), head.Root.TerminalString(), err)
+		}
 		nonce = st.GetNonce(addr)
+		h.nonces.put(head.Root, addr, nonce)
 		return nil
 	})
 	return nonce, err
@@ -456,16 +469,16 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 		return err
 	}
 	defer s.release(h)
-	// Payloads are keys of their own: no need to wait for a block being
-	// applied (ApplyBlock holds the group's write lock while it executes).
-	err = h.kv.Put(key(prefPayload, hash[:]), payload)
-	if err != nil {
+	// Payloads are a database of their own: no need to wait for a block
+	// being applied (ApplyBlock holds the group's write lock while it
+	// executes).
+	if err := h.pay.put(hash, payload); err != nil {
 		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
 	}
 	if !sync {
 		return nil
 	}
-	if err := h.kv.SyncKeyValue(); err != nil {
+	if err := h.pay.sync(); err != nil {
 		return fmt.Errorf("private state: group %s: sync payload %s: %w", group.Hex(), hash.Hex(), err)
 	}
 	return nil
@@ -474,7 +487,11 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 // Payload is a payload kept by PutPayload; ErrNotFound if none.
 func (s *Store) Payload(group common.Hash, hash common.Hash) (payload []byte, err error) {
 	err = s.read(group, func(h *handle) error {
-		raw, ok, err := h.getOptional(key(prefPayload, hash[:]))
+		raw, ok, err := h.pay.get(hash)
+		if err == nil && !ok {
+			// A payload kept by a build before the payload store.
+			raw, ok, err = h.getOptional(key(prefPayload, hash[:]))
+		}
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: group %s: payload %s: %v", ErrCorrupt, group.Hex(), hash.Hex(), err)

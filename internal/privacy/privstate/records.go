@@ -23,7 +23,7 @@ var (
 	prefBlock   = []byte("pb")                    // pb | number -> block record
 	prefTx      = []byte("px")                    // px | private tx hash -> number(8) | index(4)
 	prefMarker  = []byte("pm")                    // pm | marker tx hash -> number(8) | index(4)
-	prefPayload = []byte("pp")                    // pp | payload hash -> payload bytes
+	prefPayload = []byte("pp")                    // pp | payload hash -> payload bytes: read only, written by builds before the payload store (payloads.go)
 )
 
 // formatVersion is the version of this layout, in the identity record.
@@ -118,6 +118,9 @@ func (h *handle) checkIdentity(chainID uint64) error {
 // head reads the head record; ok is false for a group that applied no
 // block yet (its private state is empty).
 func (h *handle) head() (rec headRecord, ok bool, err error) {
+	if c := h.headCache.Load(); c != nil {
+		return *c, true, nil
+	}
 	raw, ok, err := h.getOptional(keyHead)
 	if err != nil {
 		return rec, false, fmt.Errorf("%w: group %s: head record: %v", ErrCorrupt, h.id.Hex(), err)
@@ -128,6 +131,10 @@ func (h *handle) head() (rec headRecord, ok bool, err error) {
 	if err := rlp.DecodeBytes(raw, &rec); err != nil {
 		return rec, false, fmt.Errorf("%w: group %s: head record: %v", ErrCorrupt, h.id.Hex(), err)
 	}
+	// Only ApplyBlock writes the head record, and it replaces the cache
+	// under the group's write lock; a reader racing it stores the record
+	// it read only if nothing newer was stored meanwhile.
+	h.headCache.CompareAndSwap(nil, &rec)
 	return rec, true, nil
 }
 

@@ -8,8 +8,12 @@
 //
 //	groups/<hex group id>/   one pebble database per group: state trie,
 //	                         contract code, receipts, logs, private
-//	                         transactions and their markers, payloads,
-//	                         per-block roots
+//	                         transactions and their markers, per-block
+//	                         roots (and the payloads a build before the
+//	                         payload store kept)
+//	groups/<hex group id>/payloads/
+//	                         the group's payload store: a pebble
+//	                         database of its own (payloads.go)
 //	purged/<hex group id>    the tombstone of a purged group: its height
 //
 // Everything a group holds is inside its own folder, so that a purge is
@@ -35,6 +39,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/rawdb"
@@ -188,12 +193,53 @@ type handle struct {
 	tdb *triedb.Database
 	sdb state.Database
 
+	pay *payloadStore // the group's payloads, a database of their own
+
 	refs    int
 	lastUse uint64
 
 	write sync.Mutex // serializes ApplyBlock's of the group (payload writes need no lock)
 
 	recent recentBlocks // decoded block records and their receipts, read again by receipt lookups
+
+	// headCache is the head record as last read or written (nil until
+	// then): ApplyBlock, under write, stores it right after the batch that
+	// writes it, so that it is never behind what the database answers.
+	headCache atomic.Pointer[headRecord]
+	nonces    nonceMemo // nonces at the head, read again by every send
+}
+
+// nonceMemo keeps the nonces read from one private state root, the
+// group's head: a node that sends many private transactions of a group
+// reads each sender's nonce from the trie once per applied block, not
+// once per transaction. A root's state never changes, so that a nonce
+// kept under it is the nonce read again.
+type nonceMemo struct {
+	mu   sync.Mutex
+	root common.Hash
+	m    map[common.Address]uint64 // at most maxNonceMemo entries
+}
+
+// maxNonceMemo bounds the senders a group's nonce memo keeps.
+const maxNonceMemo = 4096
+
+func (n *nonceMemo) get(root common.Hash, addr common.Address) (uint64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.root != root {
+		return 0, false
+	}
+	v, ok := n.m[addr]
+	return v, ok
+}
+
+func (n *nonceMemo) put(root common.Hash, addr common.Address, nonce uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.root != root || len(n.m) >= maxNonceMemo {
+		n.root, n.m = root, make(map[common.Address]uint64)
+	}
+	n.m[addr] = nonce
 }
 
 // recentBlocks keeps the last few block records a handle decoded, with
@@ -387,11 +433,22 @@ func (s *Store) openGroup(group common.Hash, dir string) (*handle, error) {
 		h.close()
 		return nil, err
 	}
+	// The identity record is written before the payload store is created:
+	// a folder with a payload store is a group's.
+	if h.pay, err = openPayloadStore(filepath.Join(dir, payloadDirName)); err != nil {
+		h.close()
+		return nil, fmt.Errorf("private state: group %s: %w", group.Hex(), err)
+	}
 	return h, nil
 }
 
 func (h *handle) close() error {
 	err := h.tdb.Close()
+	if h.pay != nil {
+		if cerr := h.pay.close(); err == nil {
+			err = cerr
+		}
+	}
 	if cerr := h.kv.Close(); err == nil {
 		err = cerr
 	}
