@@ -324,6 +324,17 @@ func (s *State) Usage(org string, day uint64) Usage {
 	return u
 }
 
+// UsageSlots are the storage slots of the registry (RegistryAddress) that
+// org's usage record of day may occupy: its head slot and the data slots
+// of the largest record (three 64-bit counters, RLP-encoded, fit in one;
+// two are given). Usage records are written for every block with
+// transactions, so the ledger's history of the system state leaves them
+// out (ledger.Ledger.SystemStateAt does not answer Usage).
+func UsageSlots(org string, day uint64) [3]common.Hash {
+	ks := slotsOf(usageKey(org, day))
+	return [3]common.Hash{ks.head, dataSlotAt(ks.base, 0), dataSlotAt(ks.base, 1)}
+}
+
 // AddUsage adds to org's usage of the day of the state's block time.
 func (s *State) AddUsage(org string, u Usage) {
 	day := s.time / 86400
