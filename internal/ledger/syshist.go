@@ -117,7 +117,8 @@ func (l *Ledger) SystemHistoryStart() (uint64, bool) {
 //   - it does not read code (system.Read uses code only to check a
 //     contract being registered, a write);
 //   - it does not answer system.State.Usage (usage records are not kept);
-//   - it is safe for concurrent use and reads the store on every call.
+//   - it is safe for concurrent use and reads the store on every call
+//     (a StateDB of the window is not: use it from one goroutine).
 //
 // A block before the history's start gives a *SystemStateNotKeptError
 // (errors.Is ErrSystemStateNotKept); a block above the head an error.

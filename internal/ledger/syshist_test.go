@@ -611,3 +611,78 @@ func BenchmarkCommitSystemHistory(b *testing.B) {
 	b.ReportMetric(with, "µs/commit-with")
 	b.ReportMetric(with/without, "ratio")
 }
+
+// TestSystemHistoryAfterMoveAndCheckpoint: an archive (as a snapshot
+// import writes too) moved to the path scheme starts its history at its
+// head; a checkpoint of it carries the history, and the copy reads it.
+func TestSystemHistoryAfterMoveAndCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	spec := devSpec(t, 5)
+	slot := common.HexToHash("0x79")
+	set := func(st *state.StateDB, n uint64) {
+		st.SetState(system.RegistryAddress, slot, common.BigToHash(new(big.Int).SetUint64(n)))
+	}
+	l, err := Open(dir, spec, Options{StateHistory: StateArchive, CacheMB: 8, TrieCacheMB: 8}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		commitAfter(t, l, 1, func(st *state.StateDB, n, tm uint64) { set(st, n) })
+	}
+	// An archive reads every block's state, and keeps no history.
+	for n := uint64(0); n <= 5; n++ {
+		r, err := l.SystemStateAt(n)
+		if err != nil {
+			t.Fatalf("archive, block %d: %v", n, err)
+		}
+		if got := r.GetState(system.RegistryAddress, slot).Big().Uint64(); got != n {
+			t.Fatalf("archive, block %d: slot %d", n, got)
+		}
+	}
+	if _, ok := l.SystemHistoryStart(); ok {
+		t.Fatal("an archive keeps a history")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{StateHistory: 2, CacheMB: 8, TrieCacheMB: 8, Replay: func(_ *Ledger, _ *types.Header, block *types.Block, st *state.StateDB) error {
+		set(st, block.NumberU64())
+		return nil
+	}}
+	if l, err = Open(dir, spec, opts, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if start, ok := l.SystemHistoryStart(); !ok || start != 5 {
+		t.Fatalf("history after the move starts at %d (%v), want the head 5", start, ok)
+	}
+	for range 10 {
+		commitAfter(t, l, 1, func(st *state.StateDB, n, tm uint64) { set(st, n) })
+	}
+	if _, err := l.SystemStateAt(4); !errors.Is(err, ErrSystemStateNotKept) {
+		t.Fatalf("block 4, before the history: %v", err)
+	}
+	copyDir := t.TempDir() + "/copy"
+	if _, err := l.Checkpoint(copyDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(copyDir, spec, opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if start, ok := c.SystemHistoryStart(); !ok || start != 5 {
+		t.Fatalf("copy's history starts at %d (%v), want 5", start, ok)
+	}
+	for n := uint64(5); n <= 15; n++ {
+		r, err := c.SystemStateAt(n)
+		if err != nil {
+			t.Fatalf("copy, block %d: %v", n, err)
+		}
+		if got := r.GetState(system.RegistryAddress, slot).Big().Uint64(); got != n {
+			t.Fatalf("copy, block %d: slot %d", n, got)
+		}
+	}
+}
