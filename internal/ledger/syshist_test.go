@@ -288,7 +288,7 @@ func compareSystemState(t *testing.T, l, archive *Ledger, tr *sysTracker, from, 
 // keeps 4 heights and an archive the same blocks of random system
 // changes and transfers, and compares the registry as of every block.
 func TestSystemStateHistoryMatchesArchive(t *testing.T) {
-	seeds, err := simnet.Seeds(6, 200)
+	seeds, err := simnet.Seeds(3, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
