@@ -176,6 +176,7 @@ type Ledger struct {
 	// set by Open and do not change.
 	sysHist      bool
 	sysHistStart uint64
+	usage        usageSkip // guarded by commitMu
 }
 
 // Open opens (or creates) the ledger in dir for the chain described by

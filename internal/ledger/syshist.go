@@ -197,29 +197,65 @@ type sysHistPut struct {
 	key, value []byte
 }
 
-// sysHistChanges returns the entries of block number from the update of
-// its commit, leaving out the usage records of orgs (and accounts of no
-// organization) on day.
-func sysHistChanges(update *state.StateUpdate, number uint64, orgs []string, day uint64) []sysHistPut {
+// usageSkip is the set of hashed registry slots the history leaves out
+// for the blocks of one day: the usage records of every organization and
+// of accounts of none. The organizations are read from a block's state
+// before its commit, again only after a commit changed their list
+// (system.OrgNamesSlot); a block that admits an organization may so
+// record that organization's usage of that block, once, which is
+// harmless (the history then holds a value nobody reads).
+type usageSkip struct {
+	orgs  []string
+	stale bool // the list changed (or was never read)
+	day   uint64
+	slots map[common.Hash]bool // of orgs on day; nil: to compute
+}
+
+// orgNamesHash is the hashed slot that changes with the organizations'
+// list.
+var orgNamesHash = crypto.Keccak256Hash(system.OrgNamesSlot().Bytes())
+
+// prepare reads the organizations from st, the state of a block about to
+// be committed, if their list changed since it last did.
+func (u *usageSkip) prepare(st *state.StateDB) {
+	if u.stale || u.orgs == nil {
+		u.orgs = append(system.Read(st).OrgNames(), "")
+		u.stale, u.slots = false, nil
+	}
+}
+
+// skip reports whether hashed registry slot sh of a block of day is a
+// usage record's.
+func (u *usageSkip) skip(day uint64, sh common.Hash) bool {
+	if u.slots == nil || u.day != day {
+		u.day = day
+		u.slots = make(map[common.Hash]bool, 3*len(u.orgs))
+		for _, o := range u.orgs {
+			for _, s := range system.UsageSlots(o, day) {
+				u.slots[crypto.Keccak256Hash(s[:])] = true
+			}
+		}
+	}
+	return u.slots[sh]
+}
+
+// sysHistChanges returns the entries of block number (of day) from the
+// update of its commit, leaving out the usage records.
+func sysHistChanges(update *state.StateUpdate, number, day uint64, usage *usageSkip) []sysHistPut {
 	var out []sysHistPut
-	var skip map[common.Hash]bool
 	for i, ah := range sysHistHashes {
 		slots := update.Storages[ah]
 		if len(slots) == 0 {
 			continue
 		}
 		addr := sysHistAccounts[i]
-		if addr == system.RegistryAddress && skip == nil {
-			skip = make(map[common.Hash]bool, 3*(len(orgs)+1))
-			for _, o := range append(orgs, "") {
-				for _, s := range system.UsageSlots(o, day) {
-					skip[crypto.Keccak256Hash(s[:])] = true
-				}
-			}
-		}
+		reg := addr == system.RegistryAddress
 		for sh, v := range slots {
-			if addr == system.RegistryAddress && skip[sh] {
+			if reg && usage.skip(day, sh) {
 				continue
+			}
+			if reg && sh == orgNamesHash {
+				usage.stale = true
 			}
 			out = append(out, sysHistPut{sysHistKey(addr, sh, number), common.TrimLeftZeroes(v[:])})
 		}
@@ -227,14 +263,10 @@ func sysHistChanges(update *state.StateUpdate, number uint64, orgs []string, day
 	return out
 }
 
-// usageOrgs are the organizations whose usage a block may record: every
-// one ever admitted (system.State.OrgNames), read from the block's state
-// before it is committed.
-func usageOrgs(st *state.StateDB) []string { return system.Read(st).OrgNames() }
-
 // commitState commits st, the state of block, and returns its root and
 // the block's history entries (none when no history is kept, or for a
-// block at or below the history's start).
+// block at or below the history's start). Called under commitMu, or
+// by Open.
 func (l *Ledger) commitState(block *types.Block, st *state.StateDB) (common.Hash, []sysHistPut, error) {
 	number := block.NumberU64()
 	rules := l.spec.Config.Rules(block.Number(), true, block.Time())
@@ -242,12 +274,12 @@ func (l *Ledger) commitState(block *types.Block, st *state.StateDB) (common.Hash
 		root, err := st.Commit(rules, number)
 		return root, nil, err
 	}
-	orgs := usageOrgs(st)
+	l.usage.prepare(st)
 	root, update, err := st.CommitWithUpdate(rules, number)
 	if err != nil {
 		return root, nil, err
 	}
-	return root, sysHistChanges(update, number, orgs, block.Time()/86400), nil
+	return root, sysHistChanges(update, number, block.Time()/86400, &l.usage), nil
 }
 
 // writeReplayedHistory writes the history entries of a block executed

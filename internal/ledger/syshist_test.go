@@ -700,3 +700,58 @@ func TestSystemHistoryAfterMoveAndCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSystemHistoryWork times only the work the history adds to a
+// commit of a block of 200 transfers on a registry of 20 organizations:
+// reading the organizations (for the usage slots) and picking the
+// system slots out of the commit's update (on a state in memory). Compare
+// with a commit's own time (BenchmarkCommitSystemHistory).
+func BenchmarkSystemHistoryWork(b *testing.B) {
+	sdb := state.NewDatabaseForTesting()
+	st, err := state.New(types.EmptyRootHash, sdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &system.Genesis{Policy: system.DefaultPolicy()}
+	for i := range 20 {
+		g.Orgs = append(g.Orgs, system.Org{Name: fmt.Sprintf("organization-%d", i), Tier: system.TierWrite, Weight: 1, Status: system.StatusActive})
+	}
+	system.Seed(st, g)
+	spec := devSpec(&testing.T{}, 5)
+	rules := spec.Config.Rules(common.Big0, true, 0)
+	root, err := st.Commit(rules, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	var work, orgsWork time.Duration
+	var usage usageSkip
+	b.ResetTimer()
+	for n := uint64(1); n <= uint64(b.N); n++ {
+		st, err := state.New(root, sdb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 200 {
+			st.SetBalance(account(rng.IntN(5000)), uint256.NewInt(rng.Uint64N(1e9)), 0)
+		}
+		tm := 1_700_000_000 + n*600
+		system.Open(st, n, tm).AddUsage(g.Orgs[n%20].Name, system.Usage{Txs: 200, Gas: 200 * 21000})
+		start := time.Now()
+		usage.prepare(st)
+		work += time.Since(start)
+		orgsWork += time.Since(start)
+		var update *state.StateUpdate
+		if root, update, err = st.CommitWithUpdate(rules, n); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		h := sysHistChanges(update, n, tm/86400, &usage)
+		work += time.Since(start)
+		if len(h) != 0 {
+			b.Fatalf("%d entries for a block of transfers", len(h))
+		}
+	}
+	b.ReportMetric(float64(work.Nanoseconds())/float64(b.N)/1000, "µs-history-work/block")
+	b.ReportMetric(float64(orgsWork.Nanoseconds())/float64(b.N)/1000, "µs-orgs/block")
+}
