@@ -6,7 +6,10 @@
 // previous or the new height, never between, with that height's state once
 // Open returns. Under the path scheme (the default, see scheme.go) the
 // state of the recent heights is held in memory and Open rebuilds what a
-// crash lost by executing those blocks again (Options.Replay).
+// crash lost by executing those blocks again (Options.Replay). The system
+// contracts' storage has a history of its own there (syshist.go,
+// SystemStateAt), so that the registry as of any block since it began
+// stays readable.
 package ledger
 
 import (
