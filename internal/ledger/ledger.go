@@ -179,6 +179,7 @@ type Ledger struct {
 	// set by Open and do not change.
 	sysHist      bool
 	sysHistStart uint64
+	sysHistHead  uint64    // as Open found it; Commit writes it, not this field
 	usage        usageSkip // guarded by commitMu
 }
 
@@ -463,6 +464,9 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	// The history of the system state goes with its block (syshist.go).
 	for _, h := range history {
 		put(h.key, h.value)
+	}
+	if l.sysHist {
+		put(keySysHistHead, num)
 	}
 	put(keyHead, append(common.CopyBytes(num), hash[:]...))
 	if err != nil {

@@ -55,6 +55,10 @@ import (
 var (
 	prefSysHist     = []byte("cy")
 	keySysHistStart = []byte("charter-syshist-start") // number(8): the base's height
+	// keySysHistHead is the last block whose history was written, in that
+	// block's batch: a head above it was committed by a release that
+	// keeps no history, and the history starts again there.
+	keySysHistHead = []byte("charter-syshist-head") // number(8)
 )
 
 // sysHistAccounts are the accounts whose storage the history keeps: those
@@ -349,6 +353,9 @@ func (l *Ledger) writeSystemBase(b ethdb.KeyValueWriter, number uint64, root com
 	if err != nil {
 		return slots, fmt.Errorf("system state of block %d: %w", number, err)
 	}
+	if err := b.Put(keySysHistHead, binary.BigEndian.AppendUint64(nil, number)); err != nil {
+		return slots, err
+	}
 	return slots, b.Put(keySysHistStart, binary.BigEndian.AppendUint64(nil, number))
 }
 
@@ -366,7 +373,11 @@ func (l *Ledger) readSystemHistoryStart() error {
 	if err != nil || len(raw) != 8 {
 		return fmt.Errorf("%w: system state history start record of %d bytes (%v)", ErrCorrupt, len(raw), err)
 	}
-	l.sysHistStart, l.sysHist = binary.BigEndian.Uint64(raw), true
+	head, err := l.kv.Get(keySysHistHead)
+	if err != nil || len(head) != 8 {
+		return fmt.Errorf("%w: system state history head record of %d bytes (%v)", ErrCorrupt, len(head), err)
+	}
+	l.sysHistStart, l.sysHistHead, l.sysHist = binary.BigEndian.Uint64(raw), binary.BigEndian.Uint64(head), true
 	return nil
 }
 
@@ -374,11 +385,22 @@ func (l *Ledger) readSystemHistoryStart() error {
 // ledger that has none (a ledger of an earlier release, a snapshot
 // import, a move from the hash scheme), once its head state is there.
 func (l *Ledger) startSystemHistory(head *types.Header) error {
-	if l.scheme.scheme != schemePath || l.sysHist {
+	number := head.Number.Uint64()
+	if l.scheme.scheme != schemePath || l.sysHist && l.sysHistHead == number {
 		return nil
 	}
-	number := head.Number.Uint64()
 	b := l.kv.NewBatch()
+	if l.sysHist {
+		// Blocks sysHistHead+1 to the head have no history: committed by
+		// a release that keeps none. The history starts again, without
+		// the old entries (a slot the new base leaves out, zero at the
+		// head, must not find one of them).
+		l.log.Warn("Blocks were committed by a release that keeps no history of the system contracts' state; it starts again at the head",
+			"history_from", l.sysHistStart, "history_to", l.sysHistHead, "head", number)
+		if err := b.DeleteRange(prefSysHist, upperBound(prefSysHist)); err != nil {
+			return err
+		}
+	}
 	slots, err := l.writeSystemBase(b, number, head.Root)
 	if err == nil {
 		err = b.Write()
@@ -389,7 +411,7 @@ func (l *Ledger) startSystemHistory(head *types.Header) error {
 	if err != nil {
 		return fmt.Errorf("start the system state history: %w", err)
 	}
-	l.sysHistStart, l.sysHist = number, true
+	l.sysHistStart, l.sysHistHead, l.sysHist = number, number, true
 	l.log.Info("Started the history of the system contracts' state at the head: the registry as of earlier blocks beyond the kept window cannot be read on this node",
 		"from", number, "slots", slots)
 	return nil

@@ -755,3 +755,62 @@ func BenchmarkSystemHistoryWork(b *testing.B) {
 	b.ReportMetric(float64(work.Nanoseconds())/float64(b.N)/1000, "µs-history-work/block")
 	b.ReportMetric(float64(orgsWork.Nanoseconds())/float64(b.N)/1000, "µs-orgs/block")
 }
+
+// TestSystemHistoryRestartsAfterOlderRelease: blocks committed without
+// history (as a release before it would) make the history start again at
+// the head rather than answer from a gap.
+func TestSystemHistoryRestartsAfterOlderRelease(t *testing.T) {
+	dir := t.TempDir()
+	spec := devSpec(t, 5)
+	opts := Options{StateHistory: 2, CacheMB: 8, TrieCacheMB: 8}
+	slot := common.HexToHash("0x7a")
+	set := func(st *state.StateDB, n, _ uint64) {
+		st.SetState(system.GovernanceAddress, slot, common.BigToHash(new(big.Int).SetUint64(n)))
+	}
+	l, err := Open(dir, spec, opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		commitAfter(t, l, 1, set)
+	}
+	l.sysHist = false // an older release: no history, no history head
+	for range 5 {
+		commitAfter(t, l, 1, set)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	if l, err = Open(dir, spec, opts, slogTo(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if start, ok := l.SystemHistoryStart(); !ok || start != 10 {
+		t.Fatalf("history starts at %d (%v), want the head 10", start, ok)
+	}
+	if !strings.Contains(logs.String(), "starts again at the head") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+	if _, err := l.SystemStateAt(6); !errors.Is(err, ErrSystemStateNotKept) {
+		t.Fatalf("block 6, in the gap: %v", err)
+	}
+	if _, err := l.SystemStateAt(3); !errors.Is(err, ErrSystemStateNotKept) {
+		t.Fatalf("block 3, before the gap: %v", err)
+	}
+	if n, _, err := l.SystemHistoryBytes(1, 9); err != nil || n != 0 {
+		t.Fatalf("%d old entries kept (%v)", n, err)
+	}
+	for range 5 {
+		commitAfter(t, l, 1, set)
+	}
+	for n := uint64(10); n <= 15; n++ {
+		r, err := l.SystemStateAt(n)
+		if err != nil {
+			t.Fatalf("block %d: %v", n, err)
+		}
+		if got := r.GetState(system.GovernanceAddress, slot).Big().Uint64(); got != n {
+			t.Fatalf("block %d: slot %d", n, got)
+		}
+	}
+}
