@@ -149,6 +149,16 @@ func TestExportVerifyImport(t *testing.T) {
 	if l2.Base() != f.block.NumberU64() || f.l.Base() != 0 {
 		t.Fatalf("base %d after import (exporter's %d), want %d (0)", l2.Base(), f.l.Base(), f.block.NumberU64())
 	}
+	// The history of the system state starts at the restored height,
+	// and says so for the blocks before it.
+	if start, ok := l2.SystemHistoryStart(); !ok || start != f.block.NumberU64() {
+		t.Fatalf("system state history starts at %d (%v) after import, want %d", start, ok, f.block.NumberU64())
+	}
+	if f.block.NumberU64() > 0 {
+		if _, err := l2.SystemStateAt(f.block.NumberU64() - 1); !errors.Is(err, ledger.ErrSystemStateNotKept) {
+			t.Fatalf("system state before the restored height: %v", err)
+		}
+	}
 	st, err := l2.StateAt(f.block.Root())
 	if err != nil {
 		t.Fatal(err)
