@@ -492,6 +492,11 @@ func (l *Ledger) createGenesis(opts Options) (*types.Block, error) {
 	put(keyHead, append(common.CopyBytes(num), hash[:]...))
 	put(keySpec, fp[:])
 	put(keyGenesis, genesisRecord(genesis, l.spec.ChainID()))
+	if path && err == nil {
+		// The history of the system state starts with the genesis: its
+		// base is the system accounts' storage only, a few slots.
+		_, err = l.writeSystemBase(b, 0, root)
+	}
 	if err == nil {
 		err = b.Write()
 	}

@@ -170,6 +170,13 @@ type Ledger struct {
 	// bodyHistory is Options.BodyHistory.
 	bodies      atomic.Uint64
 	bodyHistory uint64
+
+	// sysHist says the ledger keeps the history of the system contracts'
+	// state (path scheme), from block sysHistStart (syshist.go). Both are
+	// set by Open and do not change.
+	sysHist      bool
+	sysHistStart uint64
+	usage        usageSkip // guarded by commitMu
 }
 
 // Open opens (or creates) the ledger in dir for the chain described by
@@ -318,6 +325,9 @@ func (l *Ledger) load(opts Options) error {
 		return fmt.Errorf("%w: head block %d (%s) missing or differs", ErrCorrupt, number, hash.TerminalString())
 	}
 	l.head.Store(head.Header())
+	if err := l.readSystemHistoryStart(); err != nil {
+		return err
+	}
 	if l.scheme.scheme == schemePath {
 		if err := l.rebuildState(head); err != nil {
 			return err
@@ -325,6 +335,9 @@ func (l *Ledger) load(opts Options) error {
 	}
 	if _, err := state.New(head.Root(), l.sdb); err != nil {
 		return fmt.Errorf("%w: state of head block %d missing: %v", ErrCorrupt, number, err)
+	}
+	if err := l.startSystemHistory(head.Header()); err != nil {
+		return err
 	}
 	l.head.Store(head.Header())
 	return nil
@@ -394,8 +407,7 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	} else if number != 0 {
 		return fmt.Errorf("%w: first block must be genesis, got %d", ErrNotNext, number)
 	}
-	rules := l.spec.Config.Rules(block.Number(), true, block.Time())
-	root, err := st.Commit(rules, number)
+	root, history, err := l.commitState(block, st)
 	if err != nil {
 		return fmt.Errorf("commit state %d: %w", number, err)
 	}
@@ -429,7 +441,7 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	}
 	num := binary.BigEndian.AppendUint64(nil, number)
 	hash := block.Hash()
-	batch := l.kv.NewBatchWithSize(len(blockRLP) + len(receiptRLP) + 64*len(receipts) + 256)
+	batch := l.kv.NewBatchWithSize(len(blockRLP) + len(receiptRLP) + 64*len(receipts) + 96*len(history) + 256)
 	put := func(k, v []byte) {
 		if err == nil {
 			err = batch.Put(k, v)
@@ -444,6 +456,10 @@ func (l *Ledger) Commit(block *types.Block, receipts types.Receipts, st *state.S
 	}
 	if len(seal) > 0 {
 		put(key(prefSeal, num), seal)
+	}
+	// The history of the system state goes with its block (syshist.go).
+	for _, h := range history {
+		put(h.key, h.value)
 	}
 	put(keyHead, append(common.CopyBytes(num), hash[:]...))
 	if err != nil {

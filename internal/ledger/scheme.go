@@ -466,14 +466,14 @@ var replayProgressEvery = 10 * time.Second
 // commitReplayed commits the state of a block executed again into the
 // layers in memory.
 func (l *Ledger) commitReplayed(block *types.Block, st *state.StateDB) error {
-	root, err := st.Commit(l.spec.Config.Rules(block.Number(), true, block.Time()), block.NumberU64())
+	root, history, err := l.commitState(block, st)
 	if err != nil {
 		return fmt.Errorf("commit the rebuilt state of block %d: %w", block.NumberU64(), err)
 	}
 	if root != block.Root() {
 		return fmt.Errorf("%w: block %d rebuilt: state %s, header %s", ErrRootMismatch, block.NumberU64(), root.TerminalString(), block.Root().TerminalString())
 	}
-	return nil
+	return l.writeReplayedHistory(block.NumberU64(), history)
 }
 
 // remember adds a kept root at height n and forgets the roots of heights

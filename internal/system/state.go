@@ -70,8 +70,16 @@ func orgKey(name string) string { return "org/" + name }
 // Org returns the organization named name.
 func (s *State) Org(name string) (Org, bool) { return getRLP[Org](s.reg, orgKey(name)) }
 
+// orgsKey is the record of OrgNames.
+const orgsKey = "orgs"
+
 // OrgNames lists every organization ever admitted, in admission order.
-func (s *State) OrgNames() []string { v, _ := getRLP[[]string](s.reg, "orgs"); return v }
+func (s *State) OrgNames() []string { v, _ := getRLP[[]string](s.reg, orgsKey); return v }
+
+// OrgNamesSlot is the registry's head slot of the OrgNames list. The list
+// only grows, and a record's head slot holds its length, so every change
+// of the list writes this slot: the ledger reads the list again only then.
+func OrgNamesSlot() common.Hash { return headSlot(orgsKey) }
 
 // Orgs lists every organization ever admitted.
 func (s *State) Orgs() []Org {
@@ -89,7 +97,7 @@ func (s *State) Roots(org string) string { return string(s.reg.get("roots/" + or
 
 func (s *State) putOrg(o Org) {
 	if !s.reg.has(orgKey(o.Name)) {
-		putRLP(s.reg, "orgs", append(s.OrgNames(), o.Name))
+		putRLP(s.reg, orgsKey, append(s.OrgNames(), o.Name))
 	}
 	putRLP(s.reg, orgKey(o.Name), o)
 }
@@ -322,6 +330,17 @@ func usageKey(org string, day uint64) string { return fmt.Sprintf("usage/%s/%d",
 func (s *State) Usage(org string, day uint64) Usage {
 	u, _ := getRLP[Usage](s.reg, usageKey(org, day))
 	return u
+}
+
+// UsageSlots are the storage slots of the registry (RegistryAddress) that
+// org's usage record of day may occupy: its head slot and the data slots
+// of the largest record (three 64-bit counters, RLP-encoded, fit in one;
+// two are given). Usage records are written for every block with
+// transactions, so the ledger's history of the system state leaves them
+// out (ledger.Ledger.SystemStateAt does not answer Usage).
+func UsageSlots(org string, day uint64) [3]common.Hash {
+	ks := slotsOf(usageKey(org, day))
+	return [3]common.Hash{ks.head, dataSlotAt(ks.base, 0), dataSlotAt(ks.base, 1)}
 }
 
 // AddUsage adds to org's usage of the day of the state's block time.
