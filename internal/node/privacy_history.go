@@ -15,15 +15,16 @@ import (
 // that waited for payloads, halted, or was joined late starts at its
 // block, however far behind the head).
 //
-// For now it reads the block's whole public state, which a path-scheme
-// ledger keeps for its last --state.history blocks only: past them it
-// fails, naming the block. A registry kept as a history of the system
-// accounts' storage (ledger.SystemStateAt) answers for any block; this
-// function is where it goes.
+// Within the ledger's window of kept states it reads the block's state;
+// beyond it, the ledger's history of the system accounts' storage
+// (ledger.SystemStateAt), which a path-scheme node keeps from its genesis
+// (or from the block its history started: an older data directory, a
+// snapshot import) and which does not answer usage records — the applier
+// reads none. Before that start it fails, naming the block.
 func (a *applier) systemAt(block *types.Block) (*system.State, error) {
-	st, err := a.p.n.ledger.StateAt(block.Root())
+	st, err := a.p.n.ledger.SystemStateAt(block.NumberU64())
 	if err != nil {
-		return nil, fmt.Errorf("state of block %d: %w", block.NumberU64(), err)
+		return nil, fmt.Errorf("registry of block %d: %w", block.NumberU64(), err)
 	}
 	return system.Read(st), nil
 }
