@@ -27,6 +27,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -431,10 +432,11 @@ func (ix *Index) writeBatch(ctx context.Context, tx *sql.Tx, batch []blockData) 
 				created = hexAddr(r.ContractAddress)
 				touch(r.ContractAddress, n)
 			}
-			txRows = append(txRows, []any{hexHash(t.Hash()), int64(n), i, from, to, u64(t.Nonce()), t.Value().String(), u64(t.Gas()), hexBytes(t.Data())})
-			rcRows = append(rcRows, []any{hexHash(t.Hash()), int64(n), i, int64(r.Status), u64(r.GasUsed), created})
+			th := hexHash(t.Hash())
+			txRows = append(txRows, []any{th, int64(n), i, from, to, u64(t.Nonce()), t.Value().String(), u64(t.Gas()), hexBytes(t.Data())})
+			rcRows = append(rcRows, []any{th, int64(n), i, int64(r.Status), u64(r.GasUsed), created})
 			for _, l := range r.Logs {
-				row := []any{int64(n), int64(l.Index), hexHash(t.Hash()), i, hexAddr(l.Address), nil, nil, nil, nil, hexBytes(l.Data)}
+				row := []any{int64(n), int64(l.Index), th, i, hexAddr(l.Address), nil, nil, nil, nil, hexBytes(l.Data)}
 				for k := 0; k < len(l.Topics) && k < 4; k++ {
 					row[5+k] = hexHash(l.Topics[k])
 				}
@@ -542,9 +544,18 @@ func (ix *Index) insert(ctx context.Context, tx execer, table string, cols []str
 	return nil
 }
 
-func hexHash(h common.Hash) string    { return h.Hex() }
-func hexAddr(a common.Address) string { return strings.ToLower(a.Hex()) }
-func hexBytes(b []byte) string        { return "0x" + common.Bytes2Hex(b) }
+func hexHash(h common.Hash) string { return h.Hex() }
+
+// hexAddr is the address in lowercase hex with 0x, as strings.ToLower of
+// a.Hex() but without the EIP-55 checksum's keccak256, which a.Hex()
+// computes only for ToLower to undo (several per indexed transaction).
+func hexAddr(a common.Address) string {
+	var buf [2 + 2*common.AddressLength]byte
+	buf[0], buf[1] = '0', 'x'
+	hex.Encode(buf[2:], a[:])
+	return string(buf[:])
+}
+func hexBytes(b []byte) string { return "0x" + common.Bytes2Hex(b) }
 
 // u64 stores a uint64 as int64; values above MaxInt64 (never seen in
 // practice for gas, nonces and times) are clamped.
