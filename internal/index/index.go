@@ -27,6 +27,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,7 +89,14 @@ type Index struct {
 	has     atomic.Bool // something is indexed (block 0 included)
 	head    atomic.Uint64
 
-	mu        sync.Mutex // one writer
+	mu sync.Mutex // one writer
+	// inserts holds, for the tables every batch writes, the INSERT of a
+	// full chunk (insertChunk rows) prepared once on the writer at Open,
+	// by its text; a transaction runs it with Tx.StmtContext, which reuses
+	// the statement already prepared on the writer's one connection
+	// instead of parsing it again in every batch. Fixed after Open (at
+	// most len(hotInserts) entries); closed by Close.
+	inserts   map[string]*sql.Stmt
 	evGen     uint64
 	evGenSet  bool
 	evSources map[evKey]*eventTable // (address, topic0) → table
@@ -158,12 +166,20 @@ func Open(cfg Config) (*Index, error) {
 		ix.Close()
 		return nil, err
 	}
+	if err := ix.prepareInserts(); err != nil {
+		ix.Close()
+		return nil, err
+	}
 	return ix, nil
 }
 
 // Close closes the database connections. Call it after Run has returned.
 func (ix *Index) Close() error {
-	err := ix.db.Close()
+	var err error
+	for _, st := range ix.inserts {
+		err = errors.Join(err, st.Close())
+	}
+	err = errors.Join(err, ix.db.Close())
 	if ix.ro != nil && ix.ro != ix.db {
 		err = errors.Join(err, ix.ro.Close())
 	}
@@ -176,6 +192,7 @@ func (ix *Index) Indexed() uint64 { return ix.indexed.Load() }
 // execer is a transaction.
 type execer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	StmtContext(ctx context.Context, stmt *sql.Stmt) *sql.Stmt
 }
 
 // Lag is how many final blocks the source holds beyond the last indexed
@@ -431,10 +448,11 @@ func (ix *Index) writeBatch(ctx context.Context, tx *sql.Tx, batch []blockData) 
 				created = hexAddr(r.ContractAddress)
 				touch(r.ContractAddress, n)
 			}
-			txRows = append(txRows, []any{hexHash(t.Hash()), int64(n), i, from, to, u64(t.Nonce()), t.Value().String(), u64(t.Gas()), hexBytes(t.Data())})
-			rcRows = append(rcRows, []any{hexHash(t.Hash()), int64(n), i, int64(r.Status), u64(r.GasUsed), created})
+			th := hexHash(t.Hash())
+			txRows = append(txRows, []any{th, int64(n), i, from, to, u64(t.Nonce()), t.Value().String(), u64(t.Gas()), hexBytes(t.Data())})
+			rcRows = append(rcRows, []any{th, int64(n), i, int64(r.Status), u64(r.GasUsed), created})
 			for _, l := range r.Logs {
-				row := []any{int64(n), int64(l.Index), hexHash(t.Hash()), i, hexAddr(l.Address), nil, nil, nil, nil, hexBytes(l.Data)}
+				row := []any{int64(n), int64(l.Index), th, i, hexAddr(l.Address), nil, nil, nil, nil, hexBytes(l.Data)}
 				for k := 0; k < len(l.Topics) && k < 4; k++ {
 					row[5+k] = hexHash(l.Topics[k])
 				}
@@ -463,8 +481,7 @@ func (ix *Index) writeBatch(ctx context.Context, tx *sql.Tx, batch []blockData) 
 	for a, x := range accts {
 		acRows = append(acRows, []any{hexAddr(a), u64(x.first), u64(x.last), x.count})
 	}
-	if err := ix.insert(ctx, tx, "accounts", accountCols, acRows,
-		` ON CONFLICT(address) DO UPDATE SET last_block = excluded.last_block, tx_count = accounts.tx_count + excluded.tx_count`); err != nil {
+	if err := ix.insert(ctx, tx, "accounts", accountCols, acRows, accountsUpsert); err != nil {
 		return err
 	}
 	return dec.write(ctx, ix, tx)
@@ -478,20 +495,76 @@ var (
 	accountCols = []string{"address", "first_block", "last_block", "tx_count"}
 )
 
+// hotInserts are the inserts of every batch, whose full-chunk statement
+// Open prepares once (see Index.inserts).
+var hotInserts = []struct {
+	table  string
+	cols   []string
+	suffix string
+}{
+	{"blocks", blockCols, ""},
+	{"transactions", txCols, ""},
+	{"receipts", receiptCols, ""},
+	{"logs", logCols, ""},
+	{"accounts", accountCols, accountsUpsert},
+}
+
+const accountsUpsert = ` ON CONFLICT(address) DO UPDATE SET last_block = excluded.last_block, tx_count = accounts.tx_count + excluded.tx_count`
+
+func (ix *Index) prepareInserts() error {
+	ix.inserts = make(map[string]*sql.Stmt, len(hotInserts))
+	for _, h := range hotInserts {
+		q := ix.insertSQL(h.table, h.cols, ix.insertChunk(len(h.cols)), h.suffix)
+		st, err := ix.db.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("index: prepare insert into %s: %w", h.table, err)
+		}
+		ix.inserts[q] = st
+	}
+	return nil
+}
+
+// insertChunk is how many rows of cols one INSERT statement writes.
+func (ix *Index) insertChunk(cols int) int {
+	return min(ix.d.maxParams()/cols, 500)
+}
+
+// insertSQL is the INSERT of k rows of cols into table.
+func (ix *Index) insertSQL(table string, cols []string, k int, suffix string) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + quoteIdent(table) + " (")
+	for i, c := range cols {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(quoteIdent(c))
+	}
+	sb.WriteString(") VALUES ")
+	p := 1
+	for r := 0; r < k; r++ {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(ix.d.param(p))
+			p++
+		}
+		sb.WriteByte(')')
+	}
+	sb.WriteString(suffix)
+	return sb.String()
+}
+
 // insert writes rows with multi-row INSERTs of at most maxParams values.
 func (ix *Index) insert(ctx context.Context, tx execer, table string, cols []string, rows [][]any, suffix string) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	per := ix.d.maxParams() / len(cols)
-	if per > 500 {
-		per = 500
-	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = quoteIdent(c)
-	}
-	head := "INSERT INTO " + quoteIdent(table) + " (" + strings.Join(quoted, ", ") + ") VALUES "
+	per := ix.insertChunk(len(cols))
 	var stmt *sql.Stmt
 	stmtRows := 0
 	defer func() {
@@ -507,27 +580,14 @@ func (ix *Index) insert(ctx context.Context, tx execer, table string, cols []str
 			if stmt != nil {
 				stmt.Close()
 			}
-			var sb strings.Builder
-			sb.WriteString(head)
-			p := 1
-			for r := 0; r < k; r++ {
-				if r > 0 {
-					sb.WriteString(", ")
+			q := ix.insertSQL(table, cols, k, suffix)
+			if st := ix.inserts[q]; st != nil {
+				stmt = tx.StmtContext(ctx, st)
+			} else {
+				var err error
+				if stmt, err = tx.PrepareContext(ctx, q); err != nil {
+					return fmt.Errorf("index: prepare insert into %s: %w", table, err)
 				}
-				sb.WriteByte('(')
-				for c := range cols {
-					if c > 0 {
-						sb.WriteString(", ")
-					}
-					sb.WriteString(ix.d.param(p))
-					p++
-				}
-				sb.WriteByte(')')
-			}
-			sb.WriteString(suffix)
-			var err error
-			if stmt, err = tx.PrepareContext(ctx, sb.String()); err != nil {
-				return fmt.Errorf("index: prepare insert into %s: %w", table, err)
 			}
 			stmtRows = k
 		}
@@ -542,9 +602,18 @@ func (ix *Index) insert(ctx context.Context, tx execer, table string, cols []str
 	return nil
 }
 
-func hexHash(h common.Hash) string    { return h.Hex() }
-func hexAddr(a common.Address) string { return strings.ToLower(a.Hex()) }
-func hexBytes(b []byte) string        { return "0x" + common.Bytes2Hex(b) }
+func hexHash(h common.Hash) string { return h.Hex() }
+
+// hexAddr is the address in lowercase hex with 0x, as strings.ToLower of
+// a.Hex() but without the EIP-55 checksum's keccak256, which a.Hex()
+// computes only for ToLower to undo (several per indexed transaction).
+func hexAddr(a common.Address) string {
+	var buf [2 + 2*common.AddressLength]byte
+	buf[0], buf[1] = '0', 'x'
+	hex.Encode(buf[2:], a[:])
+	return string(buf[:])
+}
+func hexBytes(b []byte) string { return "0x" + common.Bytes2Hex(b) }
 
 // u64 stores a uint64 as int64; values above MaxInt64 (never seen in
 // practice for gas, nonces and times) are clamped.
