@@ -112,14 +112,22 @@ type Chain struct {
 	log *slog.Logger
 
 	cacheMu sync.Mutex
-	cache   map[common.Hash]*execution.Result // executed, not yet committed
-	stateMu sync.Mutex                        // copying a cached post-state vs committing it
+	cache   map[common.Hash]*cached // executed, not yet committed
+	stateMu sync.Mutex              // copying a cached post-state vs committing it
 
 	commitMu sync.Mutex // one commit and its subscribers at a time
 	subs     []Subscriber
 	subsMu   sync.Mutex
 
 	due atomic.Pointer[dueCache] // Due of the head
+}
+
+// cached is an executed block not yet committed, with the ledger's count
+// of state writes (ledger.Ledger.Flushes) when it was executed: a later
+// write makes its post-state unreadable, and it is executed again.
+type cached struct {
+	res     *execution.Result
+	flushes uint64
 }
 
 // dueCache remembers Due's answer for one head.
@@ -141,7 +149,8 @@ func New(cfg Config) (*Chain, error) {
 	if cfg.PrefetchStateBytes == 0 {
 		cfg.PrefetchStateBytes = DefaultPrefetchStateBytes
 	}
-	return &Chain{cfg: cfg, log: cfg.Log, cache: make(map[common.Hash]*execution.Result)}, nil
+	cfg.Ledger.DeferFlushes() // Commit writes the head's state once the pool has moved to it
+	return &Chain{cfg: cfg, log: cfg.Log, cache: make(map[common.Hash]*cached)}, nil
 }
 
 // SetMaxBlockTxs sets Config.MaxBlockTxs (the engine's bound, known once
@@ -212,6 +221,7 @@ func (c *Chain) BuildBlock(parent *types.Header, timestamp uint64, proposer cons
 // bound of Config.MaxBlockTxs alone): an engine's pace, below the chain's
 // rules.
 func (c *Chain) BuildBlockMax(parent *types.Header, timestamp uint64, proposer consensus.NodeID, maxTxs int) (*types.Block, error) {
+	defer c.cfg.Ledger.HoldStates()()
 	st, exec, committed, err := c.parentState(parent.Hash(), parent.Number.Uint64())
 	if err != nil {
 		return nil, err
@@ -259,11 +269,14 @@ func (c *Chain) VerifyBlock(block *types.Block) error {
 }
 
 func (c *Chain) verified(block *types.Block) (*execution.Result, error) {
+	defer c.cfg.Ledger.HoldStates()()
+	return c.verifiedHeld(block)
+}
+
+// verifiedHeld is verified with the ledger's states held (HoldStates).
+func (c *Chain) verifiedHeld(block *types.Block) (*execution.Result, error) {
 	hash := block.Hash()
-	c.cacheMu.Lock()
-	res := c.cache[hash]
-	c.cacheMu.Unlock()
-	if res != nil {
+	if res := c.cached(hash); res != nil {
 		return res, nil
 	}
 	if block.NumberU64() == 0 {
@@ -280,7 +293,7 @@ func (c *Chain) verified(block *types.Block) (*execution.Result, error) {
 	if parent == nil || parent.Hash() != block.ParentHash() {
 		c.cacheMu.Lock()
 		if r := c.cache[block.ParentHash()]; r != nil {
-			parent = r.Block.Header()
+			parent = r.res.Block.Header()
 		}
 		c.cacheMu.Unlock()
 	}
@@ -288,7 +301,7 @@ func (c *Chain) verified(block *types.Block) (*execution.Result, error) {
 		return nil, fmt.Errorf("%w %d: parent %s is unknown", execution.ErrInvalidBlock, block.NumberU64(), block.ParentHash().TerminalString())
 	}
 	start := time.Now()
-	res, err = exec.Apply(parent, c.withKnownSenders(block), st)
+	res, err := exec.Apply(parent, c.withKnownSenders(block), st)
 	c.observe(c.cfg.Timings.Execution, start)
 	if err != nil {
 		return nil, err
@@ -338,11 +351,30 @@ func (c *Chain) withKnownSenders(block *types.Block) *types.Block {
 }
 
 func (c *Chain) remember(res *execution.Result) {
+	flushes := c.cfg.Ledger.Flushes() // constant while the states are held
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	if len(c.cache) < maxCachedResults {
-		c.cache[res.Block.Hash()] = res
+		c.cache[res.Block.Hash()] = &cached{res: res, flushes: flushes}
 	}
+}
+
+// cached returns the result of executing the block hash here, unless its
+// post-state was opened before the ledger last wrote the head's state to
+// disk (then it is dropped: its state can no longer be read). The
+// ledger's states are held.
+func (c *Chain) cached(hash common.Hash) *execution.Result {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	e := c.cache[hash]
+	if e == nil {
+		return nil
+	}
+	if e.flushes != c.cfg.Ledger.Flushes() {
+		delete(c.cache, hash)
+		return nil
+	}
+	return e.res
 }
 
 // parentState returns a fresh state to execute a child of the block
@@ -358,9 +390,22 @@ func (c *Chain) parentState(hash common.Hash, number uint64) (st *state.StateDB,
 		}
 		return st, c.cfg.Exec, true, nil
 	}
+	// A parent executed before the ledger wrote the head's state to disk
+	// is executed again (its ancestors too, if they are in the same case).
+	c.cacheMu.Lock()
+	e := c.cache[hash]
+	c.cacheMu.Unlock()
+	if e != nil && c.cached(hash) == nil {
+		if _, err := c.verifiedHeld(e.res.Block); err != nil {
+			return nil, nil, false, fmt.Errorf("parent %d executed again: %w", number, err)
+		}
+	}
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
-	res := c.cache[hash]
+	var res *execution.Result
+	if e := c.cache[hash]; e != nil {
+		res = e.res
+	}
 	if res == nil {
 		return nil, nil, false, fmt.Errorf("%w %d: parent %s is neither committed nor executed here", execution.ErrInvalidBlock, number+1, hash.TerminalString())
 	}
@@ -372,10 +417,12 @@ func (c *Chain) parentState(hash common.Hash, number uint64) (st *state.StateDB,
 		if p := c.cfg.Ledger.HeaderByNumber(h.Number.Uint64() - 1); p != nil && p.Hash() == h.ParentHash {
 			break
 		}
-		if r = c.cache[h.ParentHash]; r == nil || len(above) > maxCachedResults {
+		e := c.cache[h.ParentHash]
+		if e == nil || len(above) > maxCachedResults {
 			return nil, nil, false, fmt.Errorf("%w %d: ancestor %s of parent %s is neither committed nor executed here",
 				execution.ErrInvalidBlock, number+1, h.ParentHash.TerminalString(), hash.TerminalString())
 		}
+		r = e.res
 	}
 	// The parent's post-state is consumed when the parent commits; copy it
 	// under stateMu so that the copy never races that commit.
@@ -481,7 +528,7 @@ func (c *Chain) Commit(block *types.Block, seal []byte) (*Committed, error) {
 	now := time.Now()
 	c.cacheMu.Lock()
 	for h, r := range c.cache {
-		if r.Block.NumberU64() <= block.NumberU64() {
+		if r.res.Block.NumberU64() <= block.NumberU64() {
 			delete(c.cache, h)
 		}
 	}
@@ -509,6 +556,9 @@ func (c *Chain) Commit(block *types.Block, seal []byte) (*Committed, error) {
 			errs = append(errs, err)
 		}
 	}
+	// The pool reads the new head now: a periodic write of the state to
+	// disk (which makes the states below the head unreadable) may run.
+	c.cfg.Ledger.FlushIfDue()
 	if err := errors.Join(errs...); err != nil {
 		return cm, fmt.Errorf("after the commit of block %d: %w", block.NumberU64(), err)
 	}

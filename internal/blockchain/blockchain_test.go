@@ -46,8 +46,13 @@ func testSpec(t *testing.T) *chain.Spec {
 
 func newTestChain(t *testing.T, spec *chain.Spec, opts ...execution.Options) *testChain {
 	t.Helper()
+	return newTestChainLedger(t, spec, ledger.Options{}, opts...)
+}
+
+func newTestChainLedger(t *testing.T, spec *chain.Spec, lopts ledger.Options, opts ...execution.Options) *testChain {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l, err := ledger.Open(t.TempDir(), spec, ledger.Options{}, log)
+	l, err := ledger.Open(t.TempDir(), spec, lopts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +297,111 @@ func TestPrefetchThreshold(t *testing.T) {
 	if !slices.Equal(withPrefetch, without) {
 		t.Fatalf("blocks with the prefetcher %v, without %v", withPrefetch, without)
 	}
+}
+
+// The ledger's periodic write of the head's state to disk merges the
+// layers of every earlier height into the disk copy; a state of such a
+// height still in use then reads zero values. The chain runs the write
+// after the commit's subscribers (the pool has moved to the new head) and
+// executes again a block executed on a state opened before it.
+func TestStateWriteKeepsStatesInUse(t *testing.T) {
+	spec := testSpec(t)
+	keys := make([]*ecdsa.PrivateKey, 40)
+	for i := range keys {
+		keys[i], _ = crypto.ToECDSA(crypto.Keccak256([]byte{byte(i), 'f', 'l', 'u', 's', 'h'}))
+		spec.Alloc[crypto.PubkeyToAddress(keys[i].PublicKey)] = types.Account{Balance: big.NewInt(params.Ether)}
+	}
+	tc := newTestChainLedger(t, spec, ledger.Options{StateHistory: 16, StateFlushHeights: 1})
+	ref := newTestChain(t, spec)
+	next := 0
+	fresh := func() *ecdsa.PrivateKey { next++; return keys[next-1] }
+
+	// A submission that arrives while a block commits reads the pool's
+	// state of the previous head (the node's own subscriber moves the
+	// pool after the others).
+	var submit *ecdsa.PrivateKey
+	var added error
+	tc.Subscribe(func(*Committed) error {
+		if submit != nil {
+			added, submit = tc.pool.Add(tc.transfer1(submit, 0)), nil
+		}
+		return nil
+	})
+	tc.Subscribe(func(c *Committed) error {
+		st, err := tc.ledger.StateAt(c.Block.Root())
+		if err != nil {
+			return err
+		}
+		tc.pool.Reset(st, nil)
+		return nil
+	})
+	var blocks []*types.Block
+	commit := func(b *types.Block) {
+		t.Helper()
+		if err := tc.CommitBlock(b, nil); err != nil {
+			t.Fatalf("commit block %d: %v", b.NumberU64(), err)
+		}
+		if added != nil {
+			t.Fatalf("a transfer of a funded sender submitted during the commit of block %d: %v", b.NumberU64(), added)
+		}
+		blocks = append(blocks, b)
+	}
+	// Each block is built on its uncommitted parent, with a transfer of a
+	// sender no earlier block read, then the parent commits (and the
+	// ledger writes its state to disk every so often).
+	if err := tc.pool.Add(tc.transfer1(fresh(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := tc.BuildBlock(tc.Head(), tc.Head().Time+1, proposer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := tc.ledger.Flushes()
+	for step := 0; step < 16; step++ {
+		tx := tc.transfer1(fresh(), 0)
+		if err := tc.pool.Add(tx); err != nil {
+			t.Fatal(err)
+		}
+		child, err := tc.BuildBlock(parent.Header(), parent.Time()+1, proposer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(child.Transactions(), func(in *types.Transaction) bool { return in.Hash() == tx.Hash() }) {
+			t.Fatalf("block %d, built on the uncommitted block %d after %d writes of the state: the transfer of a funded sender is not in it",
+				child.NumberU64(), parent.NumberU64(), tc.ledger.Flushes()-start)
+		}
+		submit = fresh()
+		commit(parent)
+		parent = child
+	}
+	commit(parent)
+	if n := tc.ledger.Flushes() - start; n < 4 {
+		t.Fatalf("the ledger wrote the state to disk %d times in 17 heights; the test tests little", n)
+	}
+	for _, b := range blocks {
+		if err := ref.CommitBlock(b, nil); err != nil {
+			t.Fatalf("another node commits block %d: %v", b.NumberU64(), err)
+		}
+	}
+	if ref.Head().Root != tc.Head().Root {
+		t.Fatal("another node reaches another state")
+	}
+	st, err := tc.ledger.StateAt(tc.Head().Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	included := 0
+	for _, k := range keys[:next] {
+		included += int(st.GetNonce(crypto.PubkeyToAddress(k.PublicKey)))
+	}
+	if pending, _ := tc.pool.Stats(); included+pending != next {
+		t.Fatalf("%d of %d senders' transfers included, %d pending", included, next, pending)
+	}
+}
+
+// transfer1 is transfer without adding to the pool.
+func (tc *testChain) transfer1(key *ecdsa.PrivateKey, nonce uint64) *types.Transaction {
+	to := common.Address{0x42}
+	return types.MustSignNewTx(key, tc.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000,
+		GasFeeCap: big.NewInt(params.GWei), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(1)})
 }

@@ -155,6 +155,17 @@ type Ledger struct {
 	forks         bool // Options.Forks
 	flushedID     uint64
 	flushedHeight uint64
+	// flushWanted says a periodic write of the head's state is due and
+	// was left to FlushIfDue (DeferFlushes); guarded by commitMu.
+	flushWanted  bool
+	deferFlushes bool
+
+	// stateGate is held shared by whoever reads states of heights below
+	// the head while blocks are committed (HoldStates) and exclusively by
+	// a write of the head's state to disk, which merges every layer
+	// below the head; flushes counts those writes (Flushes).
+	stateGate sync.RWMutex
+	flushes   atomic.Uint64
 
 	// recent maps the state roots of the kept heights (path scheme) to
 	// the highest height with that root; heights below head-window are

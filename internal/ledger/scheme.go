@@ -436,10 +436,11 @@ func (l *Ledger) rebuildState(head *types.Block) error {
 // not written any for StateFlushHeights heights (a small state never
 // fills its write buffer), bounding what a crash makes Open replay. It
 // runs after the head pointer is synced: a crash during it leaves the
-// state on disk at or below the head.
+// state on disk at or below the head. After DeferFlushes it only notes
+// that a write is due, for FlushIfDue.
 func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
 	if id := rawdb.ReadPersistentStateID(l.kv); id != l.flushedID {
-		l.flushedID, l.flushedHeight = id, number
+		l.flushedID, l.flushedHeight, l.flushWanted = id, number, false
 		return
 	}
 	if number < l.flushedHeight+l.flushEvery || l.forks {
@@ -449,14 +450,74 @@ func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
 	if parent == nil || parent.Root() == root {
 		return // an unchanged state is no layer of its own; the next height
 	}
+	if l.deferFlushes {
+		l.flushWanted = true
+		return
+	}
+	l.flushHead(root, number)
+}
+
+// flushHead writes the head's state to disk unless a holder of older
+// states (HoldStates) is reading them; then a later height does.
+// commitMu is held.
+func (l *Ledger) flushHead(root common.Hash, number uint64) {
+	if !l.stateGate.TryLock() {
+		return
+	}
+	defer l.stateGate.Unlock()
 	start := time.Now()
-	if err := l.triedb.Commit(root, false); err != nil {
+	err := l.triedb.Commit(root, false)
+	l.flushes.Add(1)
+	l.flushWanted = false
+	if err != nil {
+		l.flushedHeight = number // not again at every height
 		l.log.Error("Could not write the state to disk; a crash now would replay more heights", "height", number, "err", err)
 		return
 	}
 	l.flushedID, l.flushedHeight = rawdb.ReadPersistentStateID(l.kv), number
 	l.log.Info("Wrote the state to disk; the window of past state restarts here", "height", number, "elapsed", time.Since(start).Round(time.Millisecond))
 }
+
+// DeferFlushes makes Commit leave the periodic write of the head's state
+// to FlushIfDue. Writing the head's state merges every layer below it
+// into the disk copy: a state of an earlier height still in use (a view
+// of the previous head not yet replaced, a block executed on a parent
+// not yet committed) would then read nothing (go-ethereum's StateDB
+// answers a failed read with a zero value and records the error). The
+// caller runs FlushIfDue once those have moved to the head.
+func (l *Ledger) DeferFlushes() {
+	l.commitMu.Lock()
+	l.deferFlushes = true
+	l.commitMu.Unlock()
+}
+
+// FlushIfDue writes the head's state to disk if Commit found it due
+// (DeferFlushes), unless a holder of older states (HoldStates) is
+// reading them: a later call does it then.
+func (l *Ledger) FlushIfDue() {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	head := l.head.Load()
+	if !l.flushWanted || head == nil {
+		return
+	}
+	l.flushHead(head.Root, head.Number.Uint64())
+}
+
+// HoldStates keeps the layers of the states below the head in memory
+// until release is called: no write of the head's state to disk (a
+// periodic flush, ViewHead) runs meanwhile. Hold it while executing on
+// the state of an uncommitted or earlier block; Flushes tells whether a
+// write ran between two holds (states opened before it are unreadable).
+func (l *Ledger) HoldStates() (release func()) {
+	l.stateGate.RLock()
+	return l.stateGate.RUnlock
+}
+
+// Flushes counts the writes of the head's state to disk that merged the
+// layers below it: a state opened at an earlier height before the count
+// changed can no longer be read.
+func (l *Ledger) Flushes() uint64 { return l.flushes.Load() }
 
 // replayProgressEvery is how often a long rebuild of lost state says how
 // far it is (a rebuild after a crash under load can take minutes, and

@@ -65,7 +65,13 @@ func (l *Ledger) ViewHead() (*StateView, error) {
 	}
 	root := head.Root
 	if diskRoot(l.kv) != root {
-		if err := l.triedb.Commit(root, false); err != nil {
+		// Readers of older states (HoldStates) finish first; they are
+		// unreadable after this write (Flushes tells them).
+		l.stateGate.Lock()
+		err := l.triedb.Commit(root, false)
+		l.flushes.Add(1)
+		l.stateGate.Unlock()
+		if err != nil {
 			return nil, fmt.Errorf("view: write the state of block %d to disk: %w", v.height, err)
 		}
 		// pathdb writes the merged layers in the background; no commit

@@ -276,6 +276,18 @@ func stateAt(b Backend, bnh gethrpc.BlockNumberOrHash) (*types.Header, stateDB, 
 	return h, st, nil
 }
 
+// readFailed reports a read of st that failed: go-ethereum's StateDB
+// answers it with a zero value and records the error. A state of an
+// earlier height becomes unreadable when the node writes the head's
+// state to disk while it is read; asked again, the call reads a state
+// that is there.
+func readFailed(h *types.Header, st stateDB) error {
+	if err := st.Error(); err != nil {
+		return &Error{Code: codeServer, Msg: fmt.Sprintf("%v: block %d could not be read (%v); ask again", errNoState, h.Number.Uint64(), err)}
+	}
+	return nil
+}
+
 // latest is the default block argument.
 func latest(bnh *gethrpc.BlockNumberOrHash) gethrpc.BlockNumberOrHash {
 	if bnh == nil {

@@ -64,11 +64,15 @@ func (api *EthAPI) Accounts() []common.Address {
 
 // GetBalance is eth_getBalance.
 func (api *EthAPI) GetBalance(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (*hexutil.Big, error) {
-	_, st, err := stateAt(api.b, latest(bnh))
+	h, st, err := stateAt(api.b, latest(bnh))
 	if err != nil {
 		return nil, err
 	}
-	return (*hexutil.Big)(st.GetBalance(addr).ToBig()), nil
+	b := st.GetBalance(addr)
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
+	return (*hexutil.Big)(b.ToBig()), nil
 }
 
 // GetTransactionCount is eth_getTransactionCount; "pending" counts the
@@ -79,20 +83,28 @@ func (api *EthAPI) GetTransactionCount(addr common.Address, bnh *gethrpc.BlockNu
 			return hexutil.Uint64(api.b.PoolNonce(addr)), nil
 		}
 	}
-	_, st, err := stateAt(api.b, latest(bnh))
+	h, st, err := stateAt(api.b, latest(bnh))
 	if err != nil {
 		return 0, err
 	}
-	return hexutil.Uint64(st.GetNonce(addr)), nil
+	n := st.GetNonce(addr)
+	if err := readFailed(h, st); err != nil {
+		return 0, err
+	}
+	return hexutil.Uint64(n), nil
 }
 
 // GetCode is eth_getCode.
 func (api *EthAPI) GetCode(addr common.Address, bnh *gethrpc.BlockNumberOrHash) (hexutil.Bytes, error) {
-	_, st, err := stateAt(api.b, latest(bnh))
+	h, st, err := stateAt(api.b, latest(bnh))
 	if err != nil {
 		return nil, err
 	}
-	return st.GetCode(addr), nil
+	code := st.GetCode(addr)
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
+	return code, nil
 }
 
 // GetStorageAt is eth_getStorageAt.
@@ -101,11 +113,14 @@ func (api *EthAPI) GetStorageAt(addr common.Address, slot string, bnh *gethrpc.B
 	if err != nil {
 		return nil, invalidParams("invalid argument 1: %v", err)
 	}
-	_, st, err := stateAt(api.b, latest(bnh))
+	h, st, err := stateAt(api.b, latest(bnh))
 	if err != nil {
 		return nil, err
 	}
 	v := st.GetState(addr, key)
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
 	return v[:], nil
 }
 
@@ -526,6 +541,9 @@ func (api *EthAPI) Call(ctx context.Context, args TransactionArgs, bnh *gethrpc.
 	if err != nil {
 		return nil, err
 	}
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
 	return callResult(res)
 }
 
@@ -682,6 +700,9 @@ func (api *EthAPI) GetProof(ctx context.Context, addr common.Address, keys []str
 		CodeHash:     st.GetCodeHash(addr),
 		StorageHash:  st.GetStorageRoot(addr),
 		StorageProof: make([]StorageResult, len(slots)),
+	}
+	if err := readFailed(h, st); err != nil {
+		return nil, err
 	}
 	if res.CodeHash == (common.Hash{}) {
 		res.CodeHash = types.EmptyCodeHash

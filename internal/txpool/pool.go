@@ -54,6 +54,9 @@ var (
 	ErrIntrinsicGas       = core.ErrIntrinsicGas
 	ErrFeeCapTooLow       = core.ErrFeeCapTooLow
 	ErrTipAboveFeeCap     = core.ErrTipAboveFeeCap
+	// ErrStateUnavailable: the pool could not read the head's state to
+	// check the transaction; asked again, it reads the current head.
+	ErrStateUnavailable = errors.New("head state unavailable, retry")
 )
 
 // Config bounds the pool. Zero fields take their defaults. Bytes are
@@ -324,6 +327,17 @@ func (p *Pool) AddBatch(txs []*types.Transaction, froms []common.Address) []erro
 	return errs
 }
 
+// stateErrLocked reports a failed read of the pool's head state.
+// go-ethereum's StateDB answers a failed read with a zero value and
+// records the error: a nonce, permission or balance read is only what the
+// head holds if nothing failed.
+func (p *Pool) stateErrLocked() error {
+	if st, ok := p.mu.state.(interface{ Error() error }); ok && st.Error() != nil {
+		return fmt.Errorf("%w: %v", ErrStateUnavailable, st.Error())
+	}
+	return nil
+}
+
 func (p *Pool) addLocked(tx *types.Transaction, from common.Address, now *clock) ([]*types.Transaction, error) {
 	hash := tx.Hash()
 	if _, ok := p.mu.all[hash]; ok {
@@ -333,6 +347,9 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address, now *clock)
 	fresh := acct == nil
 	if fresh {
 		n := p.mu.state.GetNonce(from)
+		if err := p.stateErrLocked(); err != nil {
+			return nil, err
+		}
 		acct = &account{addr: from, txs: make(map[uint64]*entry), nonce: n, pendingTo: n, index: -1}
 	}
 	nonce := tx.Nonce()
@@ -346,6 +363,9 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address, now *clock)
 	}
 	if p.cfg.Permit != nil {
 		if err := p.cfg.Permit(p.mu.state, from, tx); err != nil {
+			if serr := p.stateErrLocked(); serr != nil {
+				return nil, serr
+			}
 			return nil, err
 		}
 	}
@@ -395,6 +415,9 @@ func (p *Pool) addLocked(tx *types.Transaction, from common.Address, now *clock)
 	// its own that waits. Appended past the tail (the usual case), that is
 	// all of them.
 	balance := p.mu.state.GetBalance(from)
+	if err := p.stateErrLocked(); err != nil {
+		return nil, err
+	}
 	need := new(uint256.Int)
 	if old == nil && (len(acct.txs) == 0 || nonce > acct.top) {
 		need.Add(&acct.cost, cost)
