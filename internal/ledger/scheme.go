@@ -458,11 +458,14 @@ func (l *Ledger) flushIfDue(root common.Hash, number uint64) {
 }
 
 // flushHead writes the head's state to disk unless a holder of older
-// states (HoldStates) is reading them; then a later height does.
-// commitMu is held.
+// states (HoldStates) is reading them; then a later height does, and
+// past flushWaitHeights it waits for the holders. commitMu is held.
 func (l *Ledger) flushHead(root common.Hash, number uint64) {
 	if !l.stateGate.TryLock() {
-		return
+		if number < l.flushedHeight+l.flushEvery+flushWaitHeights {
+			return
+		}
+		l.stateGate.Lock()
 	}
 	defer l.stateGate.Unlock()
 	start := time.Now()
@@ -477,6 +480,11 @@ func (l *Ledger) flushHead(root common.Hash, number uint64) {
 	l.flushedID, l.flushedHeight = rawdb.ReadPersistentStateID(l.kv), number
 	l.log.Info("Wrote the state to disk; the window of past state restarts here", "height", number, "elapsed", time.Since(start).Round(time.Millisecond))
 }
+
+// flushWaitHeights is how many heights a due write of the head's state
+// waits for a moment when no older state is held, before it waits for
+// the holders to finish.
+const flushWaitHeights = 64
 
 // DeferFlushes makes Commit leave the periodic write of the head's state
 // to FlushIfDue. Writing the head's state merges every layer below it

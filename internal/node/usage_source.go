@@ -35,6 +35,9 @@ func (s systemSource) BlockSystem(number uint64) (chaindata.BlockSystem, error) 
 	if b == nil || parent == nil {
 		return out, fmt.Errorf("block %d is not in the ledger", number)
 	}
+	// No write of the head's state to disk (which would make these
+	// states read zeros) while they are read.
+	defer s.HoldStates()()
 	after, err := s.StateAt(b.Root())
 	if err != nil {
 		return out, errors.Join(chaindata.ErrNoSystemState, err)
@@ -85,6 +88,10 @@ func (s systemSource) BlockSystem(number uint64) (chaindata.BlockSystem, error) 
 		}
 		out.Proposals = append(out.Proposals, chaindata.ProposalState{ID: id, Status: p.Status.String(), Decided: p.Decided,
 			ActivatesAt: p.ActivatesAt, Result: p.Result})
+	}
+	// go-ethereum's StateDB answers a failed read with a zero value.
+	if err := errors.Join(after.Error(), before.Error()); err != nil {
+		return chaindata.BlockSystem{}, fmt.Errorf("system state of block %d: %w", number, err)
 	}
 	return out, nil
 }
