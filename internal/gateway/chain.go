@@ -374,11 +374,15 @@ func (g *Gateway) getAccount(c *call) (*reply, error) {
 	if a.Frozen {
 		eff = []string{}
 	}
-	return okReply(Account{
+	out := Account{
 		Address: addr.Hex(), Balance: st.GetBalance(addr).Dec(), Nonce: st.GetNonce(addr), CodeHash: code.Hex(),
 		Contract: code != types.EmptyCodeHash, Org: a.Org, Roles: a.Roles.Names(), EffectiveRoles: eff,
 		Frozen: a.Frozen, Block: h.Number.Uint64(),
-	}), nil
+	}
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
+	return okReply(out), nil
 }
 
 // Balance is an account's balance at the head.
@@ -398,7 +402,22 @@ func (g *Gateway) getBalance(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return okReply(Balance{Address: addr.Hex(), Balance: st.GetBalance(addr).Dec(), Block: h.Number.Uint64()}), nil
+	out := Balance{Address: addr.Hex(), Balance: st.GetBalance(addr).Dec(), Block: h.Number.Uint64()}
+	if err := readFailed(h, st); err != nil {
+		return nil, err
+	}
+	return okReply(out), nil
+}
+
+// readFailed reports a read of st that failed: go-ethereum's StateDB
+// answers it with a zero value and records the error. The state of the
+// head read becomes unreadable when the node writes a newer head's state
+// to disk meanwhile: a retry reads the new head (503).
+func readFailed(h *types.Header, st *state.StateDB) error {
+	if err := st.Error(); err != nil {
+		return problemf(http.StatusServiceUnavailable, "", "state of block %d could not be read (%v); ask again", h.Number.Uint64(), err)
+	}
+	return nil
 }
 
 // Submitted is the answer of a submission: the transaction's hash, to
@@ -451,7 +470,7 @@ func submitted(hash common.Hash) *reply {
 // refused maps a refusal of the pool: a full pool is the node's
 // trouble (503, retry later), anything else the transaction's (422).
 func refused(err error) error {
-	if errors.Is(err, txpool.ErrPoolFull) || errors.Is(err, txpool.ErrAccountLimit) {
+	if errors.Is(err, txpool.ErrPoolFull) || errors.Is(err, txpool.ErrAccountLimit) || errors.Is(err, txpool.ErrStateUnavailable) {
 		return problemf(http.StatusServiceUnavailable, "", "transaction not admitted: %v", err)
 	}
 	return rejected("transaction rejected: %v", err)
