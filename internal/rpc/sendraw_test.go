@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -273,4 +274,76 @@ func TestSendRawEeaAnswersAsGoEthereum(t *testing.T) {
 	if err := ts.http.Call(&h, "eea_sendRawTransaction", hexPriv); err != nil || h != crypto.Keccak256Hash(common.FromHex(hexPriv)) {
 		t.Fatalf("over HTTP: %v %v", h, err)
 	}
+}
+
+// FuzzSendRawAsGoEthereum: whatever body Charter's handler answers for
+// eth_sendRawTransaction and eea_sendRawTransaction, go-ethereum's server
+// answers byte for byte the same, and the node is asked as many times; a
+// body it does not answer goes on intact.
+func FuzzSendRawAsGoEthereum(f *testing.F) {
+	fake := newFake(f)
+	p := &sendRawPrivacy{Privacy: newFakePrivacy(f, fake, newPrivRegistry(), orgA)}
+	ts := serveBackend(f, &privBackend{fakeBackend: fake, p: p}, fake, Config{BatchItems: 30, ResponseBytes: 1024})
+	ptx := &privtx.Tx{Nonce: 0, GasPrice: new(big.Int), Gas: 60_000, To: &common.Address{1}, Value: new(big.Int),
+		PrivateFrom: orgA, PrivateFor: [][]byte{orgB}, Restriction: privtx.Restricted}
+	if err := privtx.SignTx(ptx, big.NewInt(1337), testAccounts(f)[0].Key); err != nil {
+		f.Fatal(err)
+	}
+	praw, err := ptx.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	hexPriv := hex.EncodeToString(praw)
+	raw, _ := signedTransfer(f, 2, 0).MarshalBinary()
+	eth := `{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["` + hexutil.Encode(raw) + `"]}`
+	eea := `{"jsonrpc":"2.0","id":"x","method":"eea_sendRawTransaction","params":["` + hexPriv + `"]}`
+	for _, s := range []string{eth, eea, `[` + eea + `,` + eth + `]`, `[` + eea + `]`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["c0"]}`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["0x"]}`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["\u0030\u0078c0"]}`,
+		`[{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["zz"]}]`} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, refuse bool) {
+		p.mu.Lock()
+		p.err, p.calls = nil, 0
+		if refuse {
+			p.err = &Error{Code: -32000, Msg: "refused", Data: "0x01"}
+		}
+		p.mu.Unlock()
+		req := func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}
+		fake.mu.Lock()
+		fake.pool = nil
+		fake.mu.Unlock()
+		direct := httptest.NewRecorder()
+		r := req()
+		if !ts.serveSendRaw(direct, r) {
+			if rest, _ := io.ReadAll(r.Body); !bytes.Equal(rest, body) {
+				t.Fatalf("the body went on as %q", rest)
+			}
+			return
+		}
+		p.mu.Lock()
+		directCalls := p.calls
+		p.calls = 0
+		p.mu.Unlock()
+		fake.mu.Lock()
+		fake.pool = nil
+		fake.mu.Unlock()
+		generic := httptest.NewRecorder()
+		ts.rpc.ServeHTTP(generic, req())
+		p.mu.Lock()
+		genericCalls := p.calls
+		p.mu.Unlock()
+		if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
+			direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") || directCalls != genericCalls {
+			t.Fatalf("direct answer %d %q %q (%d calls)\ngo-ethereum's %d %q %q (%d calls)", direct.Code, direct.Header().Get("Content-Type"), direct.Body, directCalls,
+				generic.Code, generic.Header().Get("Content-Type"), generic.Body, genericCalls)
+		}
+	})
 }
