@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -29,6 +30,43 @@ type sendRawCall struct {
 	Params  []json.RawMessage `json:"params"`
 	Error   json.RawMessage   `json:"error"`
 	Result  json.RawMessage   `json:"result"`
+}
+
+// UnmarshalJSON reads the call as go-ethereum's server reads a message:
+// keys matched exactly (encoding/json would also take "JSONRPC" or
+// "Params" for the fields), the last of a repeated key counting. A call
+// whose fields do not decode as this one needs them is refused, and goes
+// on to go-ethereum's server.
+func (c *sendRawCall) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		return errors.New("not an object")
+	}
+	*c = sendRawCall{}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "jsonrpc":
+			err = json.Unmarshal(v, &c.Version)
+		case "id":
+			c.ID = v
+		case "method":
+			err = json.Unmarshal(v, &c.Method)
+		case "params":
+			err = json.Unmarshal(v, &c.Params)
+		case "error":
+			c.Error = v
+		case "result":
+			c.Result = v
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sendRawAnswer is a JSON-RPC answer to one call.
