@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -32,41 +31,31 @@ type sendRawCall struct {
 	Result  json.RawMessage   `json:"result"`
 }
 
-// UnmarshalJSON reads the call as go-ethereum's server reads a message:
-// keys matched exactly (encoding/json would also take "JSONRPC" or
-// "Params" for the fields), the last of a repeated key counting. A call
-// whose fields do not decode as this one needs them is refused, and goes
-// on to go-ethereum's server.
-func (c *sendRawCall) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
+// sendRawKeys are the keys of sendRawCall's fields, quoted.
+var sendRawKeys = [][]byte{[]byte(`"jsonrpc"`), []byte(`"id"`), []byte(`"method"`), []byte(`"params"`), []byte(`"error"`), []byte(`"result"`)}
+
+// exactKeys reports whether encoding/json reads body's keys into
+// sendRawCall as go-ethereum's server reads them: go-ethereum matches a key
+// exactly, encoding/json in any case (Unicode folding included: "jſonrpc"
+// is "jsonrpc" to it). Conservative: a body with an escape or a byte
+// beyond ASCII, or with one of the keys spelled in another case, is not
+// taken.
+func exactKeys(body []byte) bool {
+	if bytes.IndexByte(body, '\\') >= 0 {
+		return false // an escaped key may spell a field in another case
 	}
-	if m == nil {
-		return errors.New("not an object")
-	}
-	*c = sendRawCall{}
-	for k, v := range m {
-		var err error
-		switch k {
-		case "jsonrpc":
-			err = json.Unmarshal(v, &c.Version)
-		case "id":
-			c.ID = v
-		case "method":
-			err = json.Unmarshal(v, &c.Method)
-		case "params":
-			err = json.Unmarshal(v, &c.Params)
-		case "error":
-			c.Error = v
-		case "result":
-			c.Result = v
-		}
-		if err != nil {
-			return err
+	for _, c := range body {
+		if c >= 0x80 {
+			return false
 		}
 	}
-	return nil
+	lower := bytes.ToLower(body)
+	for _, k := range sendRawKeys {
+		if bytes.Count(lower, k) != bytes.Count(body, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // sendRawAnswer is a JSON-RPC answer to one call.
@@ -107,7 +96,7 @@ func (s *Server) serveSendRaw(w http.ResponseWriter, r *http.Request) bool {
 	n, err := io.ReadFull(r.Body, body)
 	// Whatever happens next, the body goes on as it was read.
 	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body[:n]), r.Body))
-	if err != nil || !bytes.Contains(body, []byte("_sendRawTransaction")) {
+	if err != nil || !bytes.Contains(body, []byte("_sendRawTransaction")) || !exactKeys(body) {
 		return false
 	}
 	ctx := r.Context()
