@@ -109,7 +109,7 @@ func (s *sender) call(ctx context.Context, method string, cacheGas bool, args ..
 	if err != nil {
 		return common.Hash{}, err
 	}
-	if err := n.pool.Add(tx); err != nil {
+	if err := n.pool.AddSigned(tx, n.self); err != nil { // signed just above with the node key
 		return common.Hash{}, fmt.Errorf("this node's %s transaction was refused: %w", method, err)
 	}
 	return tx.Hash(), nil

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"encoding/hex"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // BenchmarkSendRawTransaction is the server's own cost of one
@@ -40,6 +43,55 @@ func BenchmarkSendRawTransaction(b *testing.B) {
 	}
 	// generic: go-ethereum's server alone, as every request went before.
 	// ns/op is a call's in both: a batch's time over its 100 calls.
+	for _, way := range []struct {
+		name   string
+		h      http.Handler
+		bodies [][]byte
+		calls  int
+	}{{"charter", ts.Handler(), bodies, 1}, {"generic", ts.rpc, bodies, 1},
+		{"batch100/charter", ts.Handler(), batches, 100}, {"batch100/generic", ts.rpc, batches, 100}} {
+		b.Run(way.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += way.calls {
+				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(way.bodies[(i/way.calls)%len(way.bodies)]))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				way.h.ServeHTTP(rec, req)
+				if rec.Code != 200 || !bytes.Contains(rec.Body.Bytes(), []byte(`"result":"0x`)) {
+					b.Fatalf("%d %s", rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSendRawEea is BenchmarkSendRawTransaction for
+// eea_sendRawTransaction, with a node that answers every private
+// transaction with its hash at once: what JSON-RPC adds to each private
+// transaction submitted (sealing and the marker are the node's, not
+// measured here).
+func BenchmarkSendRawEea(b *testing.B) {
+	f := newFake(b)
+	p := &sendRawPrivacy{Privacy: newFakePrivacy(b, f, newPrivRegistry(), orgA)}
+	ts := serveBackend(b, &privBackend{fakeBackend: f, p: p}, f, Config{})
+	const n = 256
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		tx := &privtx.Tx{Nonce: uint64(i), GasPrice: new(big.Int), Gas: 60_000, To: &common.Address{1}, Value: new(big.Int),
+			Data: make([]byte, 68), PrivateFrom: orgA, PrivacyGroupID: bytes.Repeat([]byte{7}, 32), Restriction: privtx.Restricted}
+		if err := privtx.SignTx(tx, big.NewInt(1337), testAccounts(b)[0].Key); err != nil {
+			b.Fatal(err)
+		}
+		raw, err := tx.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies[i] = []byte(`{"jsonrpc":"2.0","id":7,"method":"eea_sendRawTransaction","params":["` + hex.EncodeToString(raw) + `"]}`)
+	}
+	batches := make([][]byte, n/100)
+	for i := range batches {
+		batches[i] = append(append([]byte("["), bytes.Join(bodies[100*i:100*i+100], []byte(","))...), ']')
+	}
 	for _, way := range []struct {
 		name   string
 		h      http.Handler

@@ -2,17 +2,24 @@ package rpc
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/charter-ledger/charter/internal/privacy/privtx"
 )
 
 // The direct answer to eth_sendRawTransaction is byte for byte what
@@ -126,4 +133,223 @@ func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 	if len(f.pool) != 1 {
 		t.Fatalf("pool holds %d", len(f.pool))
 	}
+}
+
+// sendRawPrivacy answers SendRaw with the hash of the transaction, or
+// with err when set, and counts the calls; the rest is a fake node's.
+type sendRawPrivacy struct {
+	Privacy
+	mu    sync.Mutex
+	err   error
+	calls int
+}
+
+func (p *sendRawPrivacy) SendRaw(ctx context.Context, raw []byte) (common.Hash, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.err != nil {
+		return common.Hash{}, p.err
+	}
+	return crypto.Keccak256Hash(raw), nil
+}
+
+// The direct answer to eea_sendRawTransaction, alone, in a batch, or
+// beside eth_sendRawTransaction, is byte for byte go-ethereum's; a call it
+// does not take as it is goes on to go-ethereum's server, as does every
+// eea_ call of a node that does not serve the namespace.
+func TestSendRawEeaAnswersAsGoEthereum(t *testing.T) {
+	f := newFake(t)
+	p := &sendRawPrivacy{Privacy: newFakePrivacy(t, f, newPrivRegistry(), orgA)}
+	ts := serveBackend(t, &privBackend{fakeBackend: f, p: p}, f, Config{BatchItems: 30, ResponseBytes: 1024})
+	plain := serve(t, newFake(t), Config{})
+
+	_, hexPriv := signPriv(t, 0, 0, &common.Address{1}, nil, nil, [][]byte{orgB})
+	signer := types.LatestSignerForChainID(big.NewInt(1337))
+	tx, err := types.SignNewTx(testAccounts(t)[0].Key, signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 3,
+		GasTipCap: big.NewInt(0), GasFeeCap: big.NewInt(1e9), Gas: 21000, To: &common.Address{1}, Value: big.NewInt(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tx.MarshalBinary()
+	hexTx := hexutil.Encode(raw)
+	call := func(id, params string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"eea_sendRawTransaction","params":` + params + `}`
+	}
+	ethCall := func(id string) string {
+		return `{"jsonrpc":"2.0","id":` + id + `,"method":"eth_sendRawTransaction","params":["` + hexTx + `"]}`
+	}
+	priv := `["` + hexPriv + `"]`
+	cases := []struct {
+		name, body string
+		sendErr    error
+		direct     bool
+	}{
+		{"number id", call("7", priv), nil, true},
+		{"string id", call(`"abc"`, priv), nil, true},
+		{"null id", call("null", priv), nil, true},
+		{"0x prefix", call("1", `["0x`+hexPriv+`"]`), nil, true},
+		{"0X prefix, upper case", call("1", `["0X`+strings.ToUpper(hexPriv)+`"]`), nil, true},
+		{"escaped string", call("1", `["\u0030x`+hexPriv+`"]`), nil, false},
+		{"spaces", " {\"jsonrpc\" : \"2.0\",\n \"method\":\"eea_sendRawTransaction\", \"params\": [ \"" + hexPriv + "\" ] , \"id\" : 1 }\n", nil, true},
+		{"node refuses", call("2", priv), errors.New("payload not delivered to B's nodes"), true},
+		{"no such group", call("2", priv), fmt.Errorf("send: %w", ErrNoPrivacyGroup), true},
+		{"refused with data", call("2", priv), &Error{Code: 3, Msg: "execution reverted", Data: "0x08c379a0"}, true},
+		{"malformed transaction", call("3", `["c0"]`), nil, true},
+		{"empty transaction", call("3", `[""]`), nil, true},
+		{"not hex", call("4", `["zz"]`), nil, false},
+		{"odd hex", call("4", `["0x0"]`), nil, false},
+		{"over the bound", call("4", `["`+strings.Repeat("00", privtx.MaxTxBytes+1)+`"]`), nil, false},
+		{"null param", call("5", `[null]`), nil, false},
+		{"number param", call("5", `[5]`), nil, false},
+		{"two params", call("6", `["`+hexPriv+`", 1]`), nil, false},
+		{"no params", call("6", `[]`), nil, false},
+		{"notification", `{"jsonrpc":"2.0","method":"eea_sendRawTransaction","params":` + priv + `}`, nil, false},
+		{"a key in another case", `{"jsonrpc":"2.0","id":1,"method":"eea_sendRawTransaction","Params":` + priv + `}`, nil, false},
+		{"an escaped key", `{"jsonrpc":"2.0","id":1,"method":"eea_sendRawTransaction","\u0070arams":` + priv + `}`, nil, false},
+		{"a key folded in Unicode", `{"jſonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"eea_sendRawTransaction","params":` + priv + `}`, nil, false},
+		{"a key in another case in a batch", `[` + call("1", priv) + `,{"jsonrpc":"2.0","ID":2,"id":3,"method":"eea_sendRawTransaction","params":` + priv + `}]`, nil, false},
+		{"a repeated key, the last counts", `{"jsonrpc":"2.0","id":1,"method":"eth_chainId","method":"eea_sendRawTransaction","params":` + priv + `}`, nil, true},
+		{"a repeated key, the last not a string", `{"jsonrpc":"2.0","id":1,"method":"eea_sendRawTransaction","method":1,"params":` + priv + `}`, nil, false},
+		{"batch", `[` + call("1", priv) + `,` + call(`"b"`, `["c0"]`) + `,` + call("3", priv) + `]`, nil, true},
+		{"batch with eth", `[` + call("1", priv) + `,` + ethCall("2") + `,` + call("3", priv) + `]`, nil, true},
+		{"batch refused", `[` + call("1", priv) + `,` + call("2", priv) + `]`, errors.New("pool is full"), true},
+		{"batch answer too large", `[` + strings.Repeat(call("1", priv)+`,`, 19) + call("20", priv) + `]`, nil, true},
+		{"batch over the limit", `[` + strings.Repeat(call("1", priv)+`,`, 30) + call("31", priv) + `]`, nil, false},
+		{"batch with another method", `[` + call("1", priv) + `,{"jsonrpc":"2.0","id":2,"method":"eth_chainId","params":[]}]`, nil, false},
+		{"batch with a bad item", `[` + call("1", priv) + `,` + call("2", `["zz"]`) + `]`, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p.mu.Lock()
+			p.err, p.calls = c.sendErr, 0
+			p.mu.Unlock()
+			req := func() *http.Request {
+				r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
+				r.Header.Set("Content-Type", "application/json")
+				return r
+			}
+			direct := httptest.NewRecorder()
+			r := req()
+			took := ts.serveSendRaw(direct, r)
+			if took != c.direct {
+				t.Fatalf("answered directly: %v, want %v", took, c.direct)
+			}
+			if !took {
+				rest, _ := io.ReadAll(r.Body)
+				if string(rest) != c.body {
+					t.Fatalf("the body went on as %q", rest)
+				}
+				return
+			}
+			p.mu.Lock()
+			directCalls := p.calls
+			p.mu.Unlock()
+			f.mu.Lock()
+			f.pool = nil
+			f.mu.Unlock()
+			generic := httptest.NewRecorder()
+			ts.rpc.ServeHTTP(generic, req())
+			if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
+				direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") {
+				t.Fatalf("direct answer %d %q %q\ngo-ethereum's %d %q %q", direct.Code, direct.Header().Get("Content-Type"), direct.Body,
+					generic.Code, generic.Header().Get("Content-Type"), generic.Body)
+			}
+			p.mu.Lock()
+			genericCalls := p.calls - directCalls
+			p.mu.Unlock()
+			if directCalls != genericCalls {
+				t.Fatalf("the node was asked %d times directly, %d times by go-ethereum's server", directCalls, genericCalls)
+			}
+			if c.name == "batch answer too large" && !strings.Contains(direct.Body.String(), "response too large") {
+				t.Fatalf("answer %s", direct.Body)
+			}
+		})
+	}
+	// A node without the eea namespace: go-ethereum's server answers.
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(call("1", priv)))
+	r.Header.Set("Content-Type", "application/json")
+	if plain.serveSendRaw(httptest.NewRecorder(), r) {
+		t.Fatal("a node without privacy answered eea_sendRawTransaction directly")
+	}
+	// Through the whole handler, over a socket, as a client sends it.
+	p.mu.Lock()
+	p.err = nil
+	p.mu.Unlock()
+	var h common.Hash
+	if err := ts.http.Call(&h, "eea_sendRawTransaction", hexPriv); err != nil || h != crypto.Keccak256Hash(common.FromHex(hexPriv)) {
+		t.Fatalf("over HTTP: %v %v", h, err)
+	}
+}
+
+// FuzzSendRawAsGoEthereum: whatever body Charter's handler answers for
+// eth_sendRawTransaction and eea_sendRawTransaction, go-ethereum's server
+// answers byte for byte the same, and the node is asked as many times; a
+// body it does not answer goes on intact.
+func FuzzSendRawAsGoEthereum(f *testing.F) {
+	fake := newFake(f)
+	p := &sendRawPrivacy{Privacy: newFakePrivacy(f, fake, newPrivRegistry(), orgA)}
+	ts := serveBackend(f, &privBackend{fakeBackend: fake, p: p}, fake, Config{BatchItems: 30, ResponseBytes: 1024})
+	ptx := &privtx.Tx{Nonce: 0, GasPrice: new(big.Int), Gas: 60_000, To: &common.Address{1}, Value: new(big.Int),
+		PrivateFrom: orgA, PrivateFor: [][]byte{orgB}, Restriction: privtx.Restricted}
+	if err := privtx.SignTx(ptx, big.NewInt(1337), testAccounts(f)[0].Key); err != nil {
+		f.Fatal(err)
+	}
+	praw, err := ptx.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	hexPriv := hex.EncodeToString(praw)
+	raw, _ := signedTransfer(f, 2, 0).MarshalBinary()
+	eth := `{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["` + hexutil.Encode(raw) + `"]}`
+	eea := `{"jsonrpc":"2.0","id":"x","method":"eea_sendRawTransaction","params":["` + hexPriv + `"]}`
+	for _, s := range []string{eth, eea, `[` + eea + `,` + eth + `]`, `[` + eea + `]`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["c0"]}`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["0x"]}`,
+		`{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["\u0030\u0078c0"]}`,
+		`[{"jsonrpc":"2.0","id":2,"method":"eea_sendRawTransaction","params":["zz"]}]`} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, refuse bool) {
+		p.mu.Lock()
+		p.err, p.calls = nil, 0
+		if refuse {
+			p.err = &Error{Code: -32000, Msg: "refused", Data: "0x01"}
+		}
+		p.mu.Unlock()
+		req := func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}
+		fake.mu.Lock()
+		fake.pool = nil
+		fake.mu.Unlock()
+		direct := httptest.NewRecorder()
+		r := req()
+		if !ts.serveSendRaw(direct, r) {
+			if rest, _ := io.ReadAll(r.Body); !bytes.Equal(rest, body) {
+				t.Fatalf("the body went on as %q", rest)
+			}
+			return
+		}
+		p.mu.Lock()
+		directCalls := p.calls
+		p.calls = 0
+		p.mu.Unlock()
+		fake.mu.Lock()
+		fake.pool = nil
+		fake.mu.Unlock()
+		generic := httptest.NewRecorder()
+		ts.rpc.ServeHTTP(generic, req())
+		p.mu.Lock()
+		genericCalls := p.calls
+		p.mu.Unlock()
+		if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
+			direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") || directCalls != genericCalls {
+			t.Fatalf("direct answer %d %q %q (%d calls)\ngo-ethereum's %d %q %q (%d calls)", direct.Code, direct.Header().Get("Content-Type"), direct.Body, directCalls,
+				generic.Code, generic.Header().Get("Content-Type"), generic.Body, genericCalls)
+		}
+	})
 }

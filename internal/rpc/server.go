@@ -30,6 +30,7 @@ type Server struct {
 	filters    *filterSystem
 	priv       *privFilters // nil unless the priv and eea namespaces are served
 	eth        *EthAPI
+	eea        *EeaAPI     // nil unless the eea namespace is served
 	halted     atomic.Bool // set by Stop: go-ethereum's server answers nothing then
 	cors       origins
 	wsOK       origins
@@ -75,7 +76,8 @@ func NewServer(b Backend, cfg Config, peers func() int, log *slog.Logger) (*Serv
 		if p := pb.Privacy(); p != nil {
 			s.priv = newPrivFilters(b, p, s.filters)
 			apis["priv"] = &PrivAPI{b: b, p: p, eth: eth, pf: s.priv}
-			apis["eea"] = &EeaAPI{p: p}
+			s.eea = &EeaAPI{p: p}
+			apis["eea"] = s.eea
 		}
 	}
 	s.eth = eth

@@ -71,8 +71,15 @@ func BenchmarkAdmitOneSender(b *testing.B) {
 
 // BenchmarkAdd is the whole admission of one transaction as JSON-RPC runs
 // it: stateless checks, sender recovery (the bulk of it), stateful checks.
-func BenchmarkAdd(b *testing.B) {
-	keys, txs, _ := benchTxs(b, 256, 16, false)
+func BenchmarkAdd(b *testing.B) { benchAdd(b, false) }
+
+// BenchmarkAddSigned is the admission of a transaction the node signed
+// itself (a private transaction's marker): the same checks, the sender
+// given.
+func BenchmarkAddSigned(b *testing.B) { benchAdd(b, true) }
+
+func benchAdd(b *testing.B, signed bool) {
+	keys, txs, froms := benchTxs(b, 256, 16, false)
 	raws := make([][]byte, len(txs))
 	for i, x := range txs {
 		raws[i], _ = x.MarshalBinary()
@@ -92,7 +99,13 @@ func BenchmarkAdd(b *testing.B) {
 		if err := x.UnmarshalBinary(raws[j]); err != nil {
 			b.Fatal(err)
 		}
-		if err := p.Add(&x); err != nil {
+		var err error
+		if signed {
+			err = p.AddSigned(&x, froms[j])
+		} else {
+			err = p.Add(&x)
+		}
+		if err != nil {
 			b.Fatalf("tx %d: %v", j, err)
 		}
 	}

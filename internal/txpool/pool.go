@@ -307,6 +307,29 @@ func (p *Pool) Add(tx *types.Transaction) error {
 	return err
 }
 
+// AddSigned is Add for a transaction this node has just signed itself
+// with the key of from (a private transaction's marker): every check of
+// Add, stateless and stateful, runs as there, but the sender is taken as
+// from instead of being recovered from the signature, and is kept in the
+// transaction as a recovered sender is (block building and verification
+// read it from there). The caller vouches for from; a transaction signed
+// anywhere else goes through Add.
+func (p *Pool) AddSigned(tx *types.Transaction, from common.Address) error {
+	types.Sender(signedBy{Signer: p.signer, from: from}, tx) // caches from in tx, unless it holds a sender already
+	return p.Add(tx)
+}
+
+// signedBy is a signer whose sender is known: a sender it gives is cached
+// in the transaction as one the wrapped signer recovered (go-ethereum's
+// types.Sender keeps it for every signer that the cached one's Equal
+// accepts, and signedBy's Equal is the wrapped signer's).
+type signedBy struct {
+	types.Signer
+	from common.Address
+}
+
+func (s signedBy) Sender(*types.Transaction) (common.Address, error) { return s.from, nil }
+
 // AddBatch admits transactions whose senders the caller has already
 // recovered with ValidateBasic; errs[i] is the outcome of txs[i].
 func (p *Pool) AddBatch(txs []*types.Transaction, froms []common.Address) []error {

@@ -217,3 +217,73 @@ func TestValidateBasicRefusesMalformed(t *testing.T) {
 		t.Fatalf("unprotected: %v", err)
 	}
 }
+
+// AddSigned takes the sender it is given (it recovers nothing) and keeps
+// it in the transaction as a recovered one; every check of Add still runs.
+func TestAddSignedKeepsTheSenderAndEveryCheck(t *testing.T) {
+	k, _ := crypto.GenerateKey()
+	poor, _ := crypto.GenerateKey()
+	from := crypto.PubkeyToAddress(k.PublicKey)
+	var permitted []common.Address
+	p, st := newTestPool(Config{Permit: func(_ StateReader, a common.Address, _ *types.Transaction) error {
+		permitted = append(permitted, a)
+		if a == (common.Address{0xbb}) {
+			return errors.New("account 0xbb may not write")
+		}
+		return nil
+	}}, k)
+
+	t0 := tx(k, 0, 1)
+	if err := p.AddSigned(t0, from); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := p.Sender(t0.Hash()); !ok || got != from {
+		t.Fatalf("pool's sender %v %v, want %v", got, ok, from)
+	}
+	// Read later with another signer of the chain (as the executor does).
+	if got, err := types.Sender(types.LatestSignerForChainID(chainID), t0); err != nil || got != from {
+		t.Fatalf("sender read later %v %v, want %v", got, err, from)
+	}
+	if err := p.AddSigned(t0, from); !errors.Is(err, ErrAlreadyKnown) {
+		t.Fatalf("again: %v", err)
+	}
+
+	// Taken, not recovered: a transaction of k with another address given
+	// is that address's (the caller vouches for it).
+	other := common.Address{0xcc}
+	st.balances[other] = st.balances[from]
+	t1 := types.MustSignNewTx(k, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
+		ChainID: chainID, Nonce: 0, Gas: 21000, GasFeeCap: big.NewInt(2), GasTipCap: big.NewInt(2), To: &other, Value: big.NewInt(1)})
+	if err := p.AddSigned(t1, other); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.Sender(t1.Hash()); got != other {
+		t.Fatalf("sender %v, want the given %v", got, other)
+	}
+
+	// The checks of Add: permission, nonce, balance, chain id, the shape.
+	if err := p.AddSigned(tx(k, 5, 1), common.Address{0xbb}); err == nil || err.Error() != "account 0xbb may not write" {
+		t.Fatalf("permission: %v", err)
+	}
+	st.nonces[from] = 3
+	p.Reset(st, nil)
+	if err := p.AddSigned(tx(k, 1, 1), from); !errors.Is(err, ErrNonceTooLow) {
+		t.Fatalf("nonce: %v", err)
+	}
+	if err := p.AddSigned(tx(poor, 0, 1), crypto.PubkeyToAddress(poor.PublicKey)); !errors.Is(err, ErrInsufficientFunds) {
+		t.Fatalf("balance: %v", err)
+	}
+	otherChain := types.MustSignNewTx(k, types.LatestSignerForChainID(big.NewInt(1)), &types.DynamicFeeTx{
+		ChainID: big.NewInt(1), Nonce: 3, Gas: 21000, GasFeeCap: big.NewInt(1), GasTipCap: big.NewInt(1), To: &other})
+	if err := p.AddSigned(otherChain, from); !errors.Is(err, ErrChainID) {
+		t.Fatalf("chain id: %v", err)
+	}
+	low := types.MustSignNewTx(k, types.LatestSignerForChainID(chainID), &types.DynamicFeeTx{
+		ChainID: chainID, Nonce: 3, Gas: 20000, GasFeeCap: big.NewInt(1), GasTipCap: big.NewInt(1), To: &other})
+	if err := p.AddSigned(low, from); !errors.Is(err, ErrIntrinsicGas) {
+		t.Fatalf("intrinsic gas: %v", err)
+	}
+	if len(permitted) == 0 || permitted[0] != from {
+		t.Fatalf("permission asked for %v", permitted)
+	}
+}
