@@ -113,6 +113,7 @@ type inbound struct {
 type work struct {
 	build  *BuildRequest
 	verify *types.Block
+	queued time.Time // when the core asked for it (debug log lines)
 }
 
 var _ Engine = (*Driver)(nil)
@@ -453,10 +454,12 @@ type driverEffects struct {
 }
 
 func (fx *driverEffects) Commit(sb SealedBlock) error {
+	start := time.Now()
 	if err := fx.d.host.CommitBlock(sb.Block, sb.Seal); err != nil {
 		return err
 	}
-	fx.d.log.Debug("Committed", "height", sb.Block.NumberU64(), "hash", sb.Block.Hash(), "txs", len(sb.Block.Transactions()))
+	fx.d.log.Debug("Committed", "height", sb.Block.NumberU64(), "hash", sb.Block.Hash(), "txs", len(sb.Block.Transactions()),
+		"took", time.Since(start))
 	return nil
 }
 
@@ -475,8 +478,12 @@ func (fx *driverEffects) Send(m Message) {
 	}
 }
 
-func (fx *driverEffects) Build(req BuildRequest) { fx.work = append(fx.work, work{build: &req}) }
-func (fx *driverEffects) Verify(b *types.Block)  { fx.work = append(fx.work, work{verify: b}) }
+func (fx *driverEffects) Build(req BuildRequest) {
+	fx.work = append(fx.work, work{build: &req, queued: time.Now()})
+}
+func (fx *driverEffects) Verify(b *types.Block) {
+	fx.work = append(fx.work, work{verify: b, queued: time.Now()})
+}
 func (fx *driverEffects) Serve(req ServeRequest) { fx.serve = append(fx.serve, req) }
 func (fx *driverEffects) AddTxs(raw [][]byte)    { fx.d.host.AddRemoteTxs(raw) }
 func (fx *driverEffects) WantTxs(max int)        { fx.wantTxs = max }
@@ -511,6 +518,8 @@ func (d *Driver) worker() {
 			} else if b != nil {
 				took := time.Since(start)
 				d.pacer.Observe(WorkBuild, len(b.Transactions()), took)
+				d.log.Debug("Built", "height", b.NumberU64(), "txs", len(b.Transactions()), "cap", req.MaxTxs,
+					"waited", start.Sub(w.queued), "took", took)
 				if req.MaxTxs > 0 && len(b.Transactions()) >= req.MaxTxs {
 					d.log.Debug("Block capped to what validators verify in time", "height", b.NumberU64(),
 						"txs", len(b.Transactions()), "budget", req.Budget, "build", took)
@@ -524,7 +533,10 @@ func (d *Driver) worker() {
 			if err != nil {
 				d.log.Info("A proposed block is invalid", "height", b.NumberU64(), "hash", b.Hash(), "err", err)
 			} else {
-				d.pacer.Observe(WorkVerify, len(b.Transactions()), time.Since(start))
+				took := time.Since(start)
+				d.pacer.Observe(WorkVerify, len(b.Transactions()), took)
+				d.log.Debug("Verified", "height", b.NumberU64(), "txs", len(b.Transactions()),
+					"waited", start.Sub(w.queued), "took", took)
 			}
 			hash := b.Hash()
 			fn = func(c Core) { c.Verified(hash, err) }
