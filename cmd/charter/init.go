@@ -57,7 +57,7 @@ func addNetworkFlags(fs *flag.FlagSet, devDefault bool) *networkFlags {
 		allowDevKeys: fs.Bool("allow-dev-keys", false, "allow the development accounts with a --host beyond loopback (their keys are public: anyone who reaches an RPC port transacts with them)"),
 		passwordFile: fs.String("password-file", "", "encrypt every private key written (CA, admin, node, TLS and privacy keys) with the password on this file's first line"),
 		chainID:      fs.Uint64("chain-id", chain.DefaultChainID, "chain id"),
-		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed (bft: consensus.params blockTime, the pause after a block)"),
+		blockTime:    fs.Duration("block-time", time.Duration(chain.DefaultBlockTimeMs)*time.Millisecond, "genesis block time: longest wait before waiting transactions are sealed (bft: consensus.params blockTime, the least time between two heights' starts)"),
 		host:         fs.String("host", "127.0.0.1", "address every node listens on"),
 		rpcPort:      fs.Int("rpc.port", 8545, "JSON-RPC port of node 0; node i uses this + i"),
 		p2pPort:      fs.Int("p2p.port", 30303, "p2p port of node 0; node i uses this + i"),
@@ -108,7 +108,8 @@ func (f *networkFlags) options(dir string, set map[string]bool) (node.InitOption
 	}
 	if set["block-time"] && *f.engine == "bft" {
 		// bft paces its heights by consensus.params.blockTime (the
-		// pause after a block), not by the spec's block time.
+		// least time between two heights' starts), not by the spec's
+		// block time.
 		if params, err = withParam(params, "blockTime", f.blockTime.String()); err != nil {
 			return node.InitOptions{}, err
 		}

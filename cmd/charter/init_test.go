@@ -125,7 +125,7 @@ func TestNodeRefusesBodyRetentionOnAValidator(t *testing.T) {
 	mustFail(t, "--history.bodies -1: give a number of blocks", "node", "--home", home, "--history.bodies", "-1")
 }
 
-// --block-time paces a bft network: bft reads its pause after a block from
+// --block-time paces a bft network: bft reads its block time from
 // consensus.params.blockTime, so init writes it there; given twice, it is
 // refused.
 func TestInitBlockTimeReachesBFT(t *testing.T) {

@@ -32,8 +32,11 @@ type Config struct {
 	PrecommitTimeoutTicks int
 	TimeoutDeltaTicks     int
 	MaxTimeoutTicks       int
-	// CommitWaitTicks is the pause between deciding a height and starting
-	// round 0 of the next: it paces blocks when there is little to do.
+	// CommitWaitTicks is the least time between the starts of round 0 of
+	// two heights (on this node): it paces blocks when there is little
+	// to do, and overlaps the work of a height (build, verify, votes,
+	// commit) instead of adding to it. A height this node did not see
+	// begin waits it from the decision.
 	CommitWaitTicks int
 	// EmptyBlockTicks, when above 0, holds back a height's first round
 	// while nothing waits: the round starts when this many ticks passed

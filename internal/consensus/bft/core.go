@@ -163,6 +163,11 @@ type heightState struct {
 	early      bool
 	earlyAt    uint64
 	earlyBlock *types.Block
+	// began is the tick at which round 0 of this height started here
+	// (valid when hasBegun): the next height's round 0 starts no earlier
+	// than CommitWait after it (see startHeight).
+	began    uint64
+	hasBegun bool
 
 	// What this validator signed at this height (wire form) and in which
 	// round; restored from SavedState after a restart.
@@ -564,13 +569,24 @@ func (c *Core) newHeightState() {
 }
 
 func (c *Core) startHeight() {
+	// The block time counts from the start of the height just decided,
+	// so that it overlaps that height's work (building, verifying, the
+	// votes and the commit): when that work took longer, round 0 of the
+	// next height starts at once. A height this node did not see begin
+	// (the first after a start, or one decided by catch-up) waits the
+	// whole block time from its decision.
+	prev := c.hs
 	c.newHeightState()
 	c.dirty = true
 	hs := c.hs
+	wait := uint64(hs.tm.commitWait)
+	if prev != nil && prev.hasBegun {
+		wait = max(prev.began+wait, c.now) - c.now
+	}
 	if hs.tm.emptyWait > 0 {
 		hs.idleUntil = c.now + uint64(hs.tm.emptyWait)
 	}
-	if hs.tm.commitWait == 0 && hs.tm.emptyWait == 0 {
+	if wait == 0 && hs.tm.emptyWait == 0 {
 		c.startRound(0)
 		return
 	}
@@ -580,16 +596,16 @@ func (c *Core) startHeight() {
 		// just decided, which the host executed when it verified or built
 		// it. Only when a block is made at every height (an idle height's
 		// poll uses the build requests otherwise). Not at once: halfway
-		// through the wait, so that what arrives in its first half joins
-		// this block instead of waiting a height more, and the second
-		// half is for building.
-		hs.earlyAt = c.now + uint64(hs.tm.commitWait/2)
+		// through what is left of the wait, so that what arrives in its
+		// first half joins this block instead of waiting a height more,
+		// and the second half is for building.
+		hs.earlyAt = c.now + wait/2
 		if hs.earlyAt == c.now {
 			c.buildEarly()
 		}
 	}
-	hs.newRoundAt = c.now + uint64(hs.tm.commitWait)
-	if hs.tm.commitWait == 0 {
+	hs.newRoundAt = c.now + wait
+	if wait == 0 {
 		c.endCommitWait()
 	}
 }
@@ -699,6 +715,9 @@ func (c *Core) startRound(r int64) {
 	hs := c.hs
 	hs.round, hs.step = r, stepPropose
 	hs.newRoundAt, hs.prevoteAt, hs.precommitAt, hs.earlyAt = 0, 0, 0, 0
+	if r == 0 && !hs.hasBegun {
+		hs.began, hs.hasBegun = c.now, true
+	}
 	hs.proposeAt = c.now + c.timeout(hs.tm.propose, r)
 	// An idle height's poll, if out, is answered to no one.
 	hs.building, hs.idle, hs.polling = false, false, false

@@ -981,3 +981,90 @@ func TestCompactProposalRoundTrip(t *testing.T) {
 		t.Fatalf("response: %+v", resp)
 	}
 }
+
+// TestCoreBlockTimeFromHeightStart: the block time counts from the start
+// of round 0 of the height just decided, not from its decision. A height
+// decided within it waits for the rest (and round 0's proposer builds
+// halfway through that rest); a height whose work took longer starts the
+// next round 0 at once, its proposer's build in the decision's Ready.
+func TestCoreBlockTimeFromHeightStart(t *testing.T) {
+	const wait = 6
+	for _, work := range []int{1, 2 * wait} {
+		probe := newFixture(t, 4, 0, nil)
+		next := probe.proposer(2, 0)
+		self := -1
+		for i, id := range probe.ids {
+			if id == next {
+				self = i
+			}
+		}
+		f := newFixture(t, 4, self, func(c *Config) { c.CommitWaitTicks = wait })
+		rd := f.drain()
+		for i := 0; i < wait; i++ { // height 1: the whole wait from the start
+			f.core.Tick()
+			if r := f.drain(); r.Build != nil {
+				rd.Build = r.Build
+			}
+		}
+		if f.core.hs.step != stepPropose || f.core.hs.began != wait {
+			t.Fatalf("work %d: height 1 at tick %d: step %v, began %d", work, wait, f.core.hs.step, f.core.hs.began)
+		}
+		b := f.block(1)
+		if prop := f.proposer(1, 0); prop != f.self {
+			f.mustStep(prop, f.proposal(prop, 1, 0, -1, b, nil))
+		} else {
+			f.core.Built(*rd.Build, b, nil)
+		}
+		f.drain()
+		for i := 0; i < work; i++ {
+			f.core.Tick()
+			f.drain()
+		}
+		for _, typ := range []MsgType{MsgPrevote, MsgPrecommit} {
+			for _, id := range f.others()[:2] {
+				f.mustStep(id, f.vote(typ, id, 1, 0, b.Hash()))
+			}
+			if typ == MsgPrevote {
+				f.drain()
+			}
+		}
+		rd = f.core.Ready()
+		f.core.Advance()
+		if len(rd.Commits) != 1 {
+			t.Fatalf("work %d: %d commits, want 1", work, len(rd.Commits))
+		}
+		decided := f.core.now
+		if work >= wait {
+			// The height took longer than the block time: no pause.
+			if rd.Build == nil || rd.Build.Parent.Hash() != b.Hash() || f.core.hs.step != stepPropose || f.core.hs.round != 0 {
+				t.Fatalf("work %d: decided after the block time: build %+v, step %v round %d; want round 0 and its build at once",
+					work, rd.Build, f.core.hs.step, f.core.hs.round)
+			}
+			continue
+		}
+		if rd.Build != nil || f.core.hs.step != stepNewHeight {
+			t.Fatalf("work %d: decided within the block time: build %+v, step %v; want the wait", work, rd.Build, f.core.hs.step)
+		}
+		left := wait - work // ticks of the block time still to run
+		var built, started uint64
+		for i := 0; i < wait && started == 0; i++ {
+			f.core.Tick()
+			r := f.drain()
+			if r.Build != nil && built == 0 {
+				built = f.core.now
+				if r.Build.Parent.Hash() != b.Hash() {
+					t.Fatalf("work %d: early build on %s, want the decided block", work, r.Build.Parent.Hash())
+				}
+			}
+			if f.core.hs.step == stepPropose {
+				started = f.core.now
+			}
+		}
+		if want := decided + uint64(left/2); built != want {
+			t.Fatalf("work %d: early build at tick %d, want %d (halfway through the rest of the wait)", work, built, want)
+		}
+		if want := uint64(wait + wait); started != want {
+			t.Fatalf("work %d: round 0 of height 2 at tick %d, want %d (block time after height 1 began)", work, started, want)
+		}
+	}
+}

@@ -42,9 +42,11 @@ type EngineConfig struct {
 	// TimeoutDelta to each, up to MaxTimeout.
 	ProposeTimeout, PrevoteTimeout, PrecommitTimeout time.Duration
 	TimeoutDelta, MaxTimeout                         time.Duration
-	// CommitWait is the pause after each decision before the next height's
-	// first round: the pace of blocks when little waits (Tendermint's
-	// timeout_commit). It also lets late votes arrive.
+	// CommitWait is the least time between the starts of round 0 of two
+	// heights: the pace of blocks when little waits (Tendermint's
+	// timeout_commit, counted from the height's start instead of its
+	// decision, so that it overlaps the height's work: a height that
+	// took longer is followed at once).
 	CommitWait time.Duration
 	// EmptyBlockPeriod, when above 0, makes an idle network seal an empty
 	// block only this long after the previous block (see

@@ -17,8 +17,9 @@ import (
 //	                  round 0 (default 500ms)
 //	timeoutGrowth     added to both timeouts for every further round of a
 //	                  height (default 500ms), up to 30s
-//	blockTime         the pause after a block before the next height's
-//	                  first round: the least time between blocks
+//	blockTime         the least time between the first rounds of two
+//	                  heights: the pace of blocks when little waits; a
+//	                  height whose work takes longer is followed at once
 //	                  (default 250ms)
 //	emptyBlockPeriod  0 (the default): a block at every height, empty when
 //	                  nothing waits, one per blockTime; above 0: while
@@ -40,7 +41,7 @@ var (
 		Doc: "bft: added to the timeouts for every further round of a height (milliseconds)"}
 	ParamBlockTime = consensus.DurationParam{Name: "blockTime", GovName: "bft.blockTime",
 		Min: 10 * time.Millisecond, Max: time.Hour, Default: DefaultCommitWait,
-		Doc: "bft: pause after a block before the next height's first round (milliseconds)"}
+		Doc: "bft: least time between the first rounds of two heights; a height that takes longer is followed at once (milliseconds)"}
 	ParamEmptyBlockPeriod = consensus.DurationParam{Name: "emptyBlockPeriod", GovName: "bft.emptyBlockPeriod",
 		Min: 100 * time.Millisecond, Max: 24 * time.Hour, ZeroOK: true,
 		Doc: "bft: while idle, an empty block only this long after the previous one; 0: one every block time (milliseconds)"}
