@@ -43,6 +43,7 @@ type Metrics struct {
 	PrivateApplied    prometheus.Counter
 	PrivacyHalted     prometheus.Counter
 	PrivacyWaiting    prometheus.Gauge
+	PrivacyLag        prometheus.Gauge
 	PrivacyRefused    *prometheus.CounterVec // label reason
 
 	seen firstSeen
@@ -112,6 +113,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Times a privacy group's private state halted on this node (a payload no member node could supply, or a store failure)."}),
 		PrivacyWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_privacy_groups_waiting",
 			Help: "Privacy groups whose private state waits on this node for payloads being fetched from the members' nodes (the other groups go on)."}),
+		PrivacyLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_privacy_applier_lag_blocks",
+			Help: "Blocks between the head and the last block whose private transactions this node applied (every group that does not wait or halt)."}),
 		PrivacyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_privacy_payloads_refused_total",
 			Help: "Private payload messages from peers this node refused, by reason (sender_not_member, sent_to_non_member, not_sealed_to_this_node, fetch_not_entitled, malformed, ...)."}, []string{"reason"}),
 	}
@@ -130,7 +133,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
 		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.CompactProposals, m.PacerPerTx, m.BlockCap, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
-		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyWaiting, m.PrivacyRefused,
+		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyWaiting, m.PrivacyLag, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -311,6 +311,9 @@ func (a *applier) pass() bool {
 			n.log.Error("Private transactions of a block could not be applied; trying again", "block", next, "err", err)
 			return true
 		}
+		if next > cursor {
+			n.ins.m.PrivacyLag.Set(float64(n.ledger.Head().Number.Uint64() - next))
+		}
 		if f := a.afterBlock.Load(); f != nil {
 			(*f)(next, only)
 		}

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -326,4 +328,78 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestApplierLagGauge: charter_privacy_applier_lag_blocks says how far the
+// private applier is behind the head: blocks committed while it is held
+// show in it, and it returns to 0 once the applier has caught up.
+func TestApplierLagGauge(t *testing.T) {
+	pkey, err := privacy.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := startPrivNode(t, t.TempDir(), pkey)
+	a := &pn.priv.worker
+	lag := pn.ins.m.PrivacyLag
+	held := make(chan uint64, 1)
+	release := make(chan struct{})
+	var (
+		once sync.Once
+		mu   sync.Mutex
+		seen []float64 // the gauge as each block after the held one was applied
+	)
+	hook := func(number uint64, only map[common.Hash]bool) {
+		first := false
+		once.Do(func() {
+			first = true
+			held <- number
+			<-release
+		})
+		if !first {
+			mu.Lock()
+			seen = append(seen, gaugeValue(t, lag))
+			mu.Unlock()
+		}
+	}
+	a.afterBlock.Store(&hook)
+	defer a.afterBlock.Store(nil)
+	key := pn.accts[0].Key
+	to := common.HexToAddress("0x1a9")
+	send := func(nonce uint64) {
+		t.Helper()
+		tx := pn.sign(t, key, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000,
+			GasFeeCap: big.NewInt(2e9), GasTipCap: big.NewInt(1), To: &to, Value: big.NewInt(1)})
+		if err := pn.Pool().Add(tx); err != nil {
+			t.Fatal(err)
+		}
+		from := crypto.PubkeyToAddress(key.PublicKey)
+		waitUntil(t, 15*time.Second, "the transfer in a block", func() bool {
+			st, err := pn.ledger.StateAt(pn.ledger.Head().Root)
+			return err == nil && st.GetNonce(from) > nonce
+		})
+	}
+	send(0)
+	a.poke()
+	var at uint64
+	select {
+	case at = <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the applier applied no block")
+	}
+	for nonce := uint64(1); nonce <= 3; nonce++ {
+		send(nonce) // a block each, while the applier is held
+	}
+	head := pn.ledger.Head().Number.Uint64()
+	close(release)
+	a.poke()
+	waitUntil(t, 15*time.Second, "the applier caught up and the gauge back at 0", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= int(head-at) && gaugeValue(t, lag) == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if top := slices.Max(seen); top < 2 {
+		t.Fatalf("lag gauge at most %v while the applier caught up from block %d to %d", top, at, head)
+	}
 }
