@@ -395,7 +395,8 @@ func (c *Chain) parentState(hash common.Hash, number uint64) (st *state.StateDB,
 	c.cacheMu.Lock()
 	e := c.cache[hash]
 	c.cacheMu.Unlock()
-	if e != nil && c.cached(hash) == nil {
+	if e != nil && e.flushes != c.cfg.Ledger.Flushes() {
+		// verifiedHeld drops the stale result and executes the block again.
 		if _, err := c.verifiedHeld(e.res.Block); err != nil {
 			return nil, nil, false, fmt.Errorf("parent %d executed again: %w", number, err)
 		}

@@ -36,33 +36,7 @@ func BenchmarkSendRawTransaction(b *testing.B) {
 		raw, _ := tx.MarshalBinary()
 		bodies[i] = []byte(`{"jsonrpc":"2.0","id":7,"method":"eth_sendRawTransaction","params":["` + hexutil.Encode(raw) + `"]}`)
 	}
-	// Batches of 100 calls, as the bench and ethers send them.
-	batches := make([][]byte, n/100)
-	for i := range batches {
-		batches[i] = append(append([]byte("["), bytes.Join(bodies[100*i:100*i+100], []byte(","))...), ']')
-	}
-	// generic: go-ethereum's server alone, as every request went before.
-	// ns/op is a call's in both: a batch's time over its 100 calls.
-	for _, way := range []struct {
-		name   string
-		h      http.Handler
-		bodies [][]byte
-		calls  int
-	}{{"charter", ts.Handler(), bodies, 1}, {"generic", ts.rpc, bodies, 1},
-		{"batch100/charter", ts.Handler(), batches, 100}, {"batch100/generic", ts.rpc, batches, 100}} {
-		b.Run(way.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; i < b.N; i += way.calls {
-				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(way.bodies[(i/way.calls)%len(way.bodies)]))
-				req.Header.Set("Content-Type", "application/json")
-				rec := httptest.NewRecorder()
-				way.h.ServeHTTP(rec, req)
-				if rec.Code != 200 || !bytes.Contains(rec.Body.Bytes(), []byte(`"result":"0x`)) {
-					b.Fatalf("%d %s", rec.Code, rec.Body.String())
-				}
-			}
-		})
-	}
+	benchSendRawWays(b, ts, bodies)
 }
 
 // BenchmarkSendRawEea is BenchmarkSendRawTransaction for
@@ -88,7 +62,16 @@ func BenchmarkSendRawEea(b *testing.B) {
 		}
 		bodies[i] = []byte(`{"jsonrpc":"2.0","id":7,"method":"eea_sendRawTransaction","params":["` + hex.EncodeToString(raw) + `"]}`)
 	}
-	batches := make([][]byte, n/100)
+	benchSendRawWays(b, ts, bodies)
+}
+
+// benchSendRawWays submits bodies (one call each) to the server's handler
+// and to go-ethereum's server alone (generic, as every request went
+// before), one a request and in batches of 100 calls, as the bench and
+// ethers send them. ns/op is a call's in every way: a batch's time over
+// its 100 calls.
+func benchSendRawWays(b *testing.B, ts *testServer, bodies [][]byte) {
+	batches := make([][]byte, len(bodies)/100)
 	for i := range batches {
 		batches[i] = append(append([]byte("["), bytes.Join(bodies[100*i:100*i+100], []byte(","))...), ']')
 	}

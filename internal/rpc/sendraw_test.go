@@ -86,33 +86,19 @@ func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 			f.sendErr = c.sendErr
 			f.pool = nil
 			f.mu.Unlock()
-			req := func() *http.Request {
-				r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
-				r.Header.Set("Content-Type", c.ctype)
-				return r
-			}
-			direct := httptest.NewRecorder()
-			r := req()
-			took := ts.serveSendRaw(direct, r)
+			took, direct, generic := answerTwice(t, ts, []byte(c.body), c.ctype, func() {
+				f.mu.Lock()
+				f.pool = nil
+				f.mu.Unlock()
+			})
 			if took != c.direct {
 				t.Fatalf("answered directly: %v, want %v", took, c.direct)
 			}
 			if !took {
-				rest, _ := io.ReadAll(r.Body)
-				if string(rest) != c.body {
-					t.Fatalf("the body went on as %q", rest)
-				}
 				return
 			}
-			f.mu.Lock()
-			f.pool = nil
-			f.mu.Unlock()
-			generic := httptest.NewRecorder()
-			ts.rpc.ServeHTTP(generic, req())
-			if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
-				direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") {
-				t.Fatalf("direct answer %d %q %q\ngo-ethereum's %d %q %q", direct.Code, direct.Header().Get("Content-Type"), direct.Body,
-					generic.Code, generic.Header().Get("Content-Type"), generic.Body)
+			if !sameAnswer(direct, generic) {
+				t.Fatalf("direct answer %s\ngo-ethereum's %s", describeAnswer(direct), describeAnswer(generic))
 			}
 			if c.sendErr == nil && bytes.Contains(direct.Body.Bytes(), []byte(`"result"`)) && len(f.pool) == 0 {
 				t.Fatal("pool holds nothing after go-ethereum's answer")
@@ -224,36 +210,23 @@ func TestSendRawEeaAnswersAsGoEthereum(t *testing.T) {
 			p.mu.Lock()
 			p.err, p.calls = c.sendErr, 0
 			p.mu.Unlock()
-			req := func() *http.Request {
-				r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
-				r.Header.Set("Content-Type", "application/json")
-				return r
-			}
-			direct := httptest.NewRecorder()
-			r := req()
-			took := ts.serveSendRaw(direct, r)
+			var directCalls int
+			took, direct, generic := answerTwice(t, ts, []byte(c.body), "application/json", func() {
+				p.mu.Lock()
+				directCalls = p.calls
+				p.mu.Unlock()
+				f.mu.Lock()
+				f.pool = nil
+				f.mu.Unlock()
+			})
 			if took != c.direct {
 				t.Fatalf("answered directly: %v, want %v", took, c.direct)
 			}
 			if !took {
-				rest, _ := io.ReadAll(r.Body)
-				if string(rest) != c.body {
-					t.Fatalf("the body went on as %q", rest)
-				}
 				return
 			}
-			p.mu.Lock()
-			directCalls := p.calls
-			p.mu.Unlock()
-			f.mu.Lock()
-			f.pool = nil
-			f.mu.Unlock()
-			generic := httptest.NewRecorder()
-			ts.rpc.ServeHTTP(generic, req())
-			if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
-				direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") {
-				t.Fatalf("direct answer %d %q %q\ngo-ethereum's %d %q %q", direct.Code, direct.Header().Get("Content-Type"), direct.Body,
-					generic.Code, generic.Header().Get("Content-Type"), generic.Body)
+			if !sameAnswer(direct, generic) {
+				t.Fatalf("direct answer %s\ngo-ethereum's %s", describeAnswer(direct), describeAnswer(generic))
 			}
 			p.mu.Lock()
 			genericCalls := p.calls - directCalls
@@ -318,38 +291,61 @@ func FuzzSendRawAsGoEthereum(f *testing.F) {
 			p.err = &Error{Code: -32000, Msg: "refused", Data: "0x01"}
 		}
 		p.mu.Unlock()
-		req := func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-			r.Header.Set("Content-Type", "application/json")
-			return r
-		}
 		fake.mu.Lock()
 		fake.pool = nil
 		fake.mu.Unlock()
-		direct := httptest.NewRecorder()
-		r := req()
-		if !ts.serveSendRaw(direct, r) {
-			if rest, _ := io.ReadAll(r.Body); !bytes.Equal(rest, body) {
-				t.Fatalf("the body went on as %q", rest)
-			}
+		var directCalls int
+		took, direct, generic := answerTwice(t, ts, body, "application/json", func() {
+			p.mu.Lock()
+			directCalls = p.calls
+			p.calls = 0
+			p.mu.Unlock()
+			fake.mu.Lock()
+			fake.pool = nil
+			fake.mu.Unlock()
+		})
+		if !took {
 			return
 		}
 		p.mu.Lock()
-		directCalls := p.calls
-		p.calls = 0
-		p.mu.Unlock()
-		fake.mu.Lock()
-		fake.pool = nil
-		fake.mu.Unlock()
-		generic := httptest.NewRecorder()
-		ts.rpc.ServeHTTP(generic, req())
-		p.mu.Lock()
 		genericCalls := p.calls
 		p.mu.Unlock()
-		if direct.Code != generic.Code || direct.Body.String() != generic.Body.String() ||
-			direct.Header().Get("Content-Type") != generic.Header().Get("Content-Type") || directCalls != genericCalls {
-			t.Fatalf("direct answer %d %q %q (%d calls)\ngo-ethereum's %d %q %q (%d calls)", direct.Code, direct.Header().Get("Content-Type"), direct.Body, directCalls,
-				generic.Code, generic.Header().Get("Content-Type"), generic.Body, genericCalls)
+		if !sameAnswer(direct, generic) || directCalls != genericCalls {
+			t.Fatalf("direct answer %s (%d calls)\ngo-ethereum's %s (%d calls)", describeAnswer(direct), directCalls, describeAnswer(generic), genericCalls)
 		}
 	})
+}
+
+// answerTwice hands body to the direct path and tells whether it answered;
+// when it did not, the body must have gone on unchanged. When it did,
+// between resets what the answer changed and go-ethereum's server answers
+// the same body: both answers are returned.
+func answerTwice(t *testing.T, ts *testServer, body []byte, ctype string, between func()) (took bool, direct, generic *httptest.ResponseRecorder) {
+	t.Helper()
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", ctype)
+		return r
+	}
+	direct = httptest.NewRecorder()
+	r := req()
+	if !ts.serveSendRaw(direct, r) {
+		if rest, _ := io.ReadAll(r.Body); !bytes.Equal(rest, body) {
+			t.Fatalf("the body went on as %q", rest)
+		}
+		return false, nil, nil
+	}
+	between()
+	generic = httptest.NewRecorder()
+	ts.rpc.ServeHTTP(generic, req())
+	return true, direct, generic
+}
+
+// sameAnswer reports whether two answers are the same to a client.
+func sameAnswer(a, b *httptest.ResponseRecorder) bool {
+	return a.Code == b.Code && a.Body.String() == b.Body.String() && a.Header().Get("Content-Type") == b.Header().Get("Content-Type")
+}
+
+func describeAnswer(a *httptest.ResponseRecorder) string {
+	return fmt.Sprintf("%d %q %q", a.Code, a.Header().Get("Content-Type"), a.Body)
 }

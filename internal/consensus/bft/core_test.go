@@ -74,6 +74,17 @@ func (f *fixture) block(salt byte) *types.Block {
 	return types.NewBlock(header, nil, nil, trie.NewStackTrie(nil))
 }
 
+// proposerIndex is the index in ids of the proposer of height h, round r.
+func (f *fixture) proposerIndex(h uint64, r int64) int {
+	next := f.proposer(h, r)
+	for i, id := range f.ids {
+		if id == next {
+			return i
+		}
+	}
+	return -1
+}
+
 func (f *fixture) proposer(h uint64, r int64) consensus.NodeID {
 	return f.core.Validators(h).Proposer(h, r)
 }
@@ -833,14 +844,7 @@ func FuzzSavedState(f *testing.F) {
 // proposes it when round 0 starts, built early or late.
 func TestCoreEarlyBuild(t *testing.T) {
 	for _, late := range []bool{false, true} {
-		probe := newFixture(t, 4, 0, nil)
-		next := probe.proposer(2, 0)
-		self := -1
-		for i, id := range probe.ids {
-			if id == next {
-				self = i
-			}
-		}
+		self := newFixture(t, 4, 0, nil).proposerIndex(2, 0)
 		f := newFixture(t, 4, self, func(c *Config) { c.CommitWaitTicks = 5 })
 		rd := f.drain()
 		for i := 0; i < 5; i++ {
@@ -990,14 +994,7 @@ func TestCompactProposalRoundTrip(t *testing.T) {
 func TestCoreBlockTimeFromHeightStart(t *testing.T) {
 	const wait = 6
 	for _, work := range []int{1, 2 * wait} {
-		probe := newFixture(t, 4, 0, nil)
-		next := probe.proposer(2, 0)
-		self := -1
-		for i, id := range probe.ids {
-			if id == next {
-				self = i
-			}
-		}
+		self := newFixture(t, 4, 0, nil).proposerIndex(2, 0)
 		f := newFixture(t, 4, self, func(c *Config) { c.CommitWaitTicks = wait })
 		rd := f.drain()
 		for i := 0; i < wait; i++ { // height 1: the whole wait from the start
