@@ -74,8 +74,11 @@ type Spec struct {
 	// least one; a development chain needs none.
 	Organizations []Organization `json:"organizations,omitempty"`
 	// PrivacyEnvelope is how private payloads are sealed on this network
-	// (internal/privacy Scheme): "hybrid" (X25519 and ML-KEM-768, the
-	// default when left out) or "x25519" (X25519 alone: cheaper and
+	// (internal/privacy Scheme): "hybrid-session" (X25519 and ML-KEM-768,
+	// one encapsulation per recipient reused by a sending node for many
+	// envelopes: what `charter init` writes), "hybrid" (the same with an
+	// encapsulation per envelope: what a genesis without the field
+	// means), or "x25519-session" and "x25519" (X25519 alone: cheaper and
 	// smaller, for a consortium whose payloads need not stay secret
 	// against a future quantum computer). Every node seals with it, and
 	// every member's private state rejects a payload sealed otherwise.
@@ -247,7 +250,7 @@ func (s *Spec) Validate() error {
 		return bad("extraData", "%d bytes, at most 32", len(s.ExtraData))
 	}
 	if _, err := privacy.ParseScheme(s.PrivacyEnvelope); err != nil {
-		return bad("privacyEnvelope", "%q: hybrid (the default) or x25519", s.PrivacyEnvelope)
+		return bad("privacyEnvelope", "%q: hybrid-session (what charter init writes), hybrid (when the field is left out), x25519-session or x25519", s.PrivacyEnvelope)
 	}
 	known := false
 	for _, e := range Engines {

@@ -42,9 +42,11 @@ func TestParseSpecDefaultsAndForks(t *testing.T) {
 	if spec.PrivacyScheme() != privacy.SchemeHybrid {
 		t.Fatalf("privacy envelope scheme %s by default, want hybrid", spec.PrivacyScheme())
 	}
-	x, err := ParseSpec([]byte(`{"config":{"chainId":7},"alloc":{},"privacyEnvelope":"x25519"}`))
-	if err != nil || x.PrivacyScheme() != privacy.SchemeX25519 {
-		t.Fatalf("privacyEnvelope x25519: %v", err)
+	for _, sc := range privacy.Schemes {
+		x, err := ParseSpec([]byte(`{"config":{"chainId":7},"alloc":{},"privacyEnvelope":"` + sc.String() + `"}`))
+		if err != nil || x.PrivacyScheme() != sc {
+			t.Fatalf("privacyEnvelope %s: %v", sc, err)
+		}
 	}
 	h := spec.GenesisHeader(common.Hash{})
 	if h.BaseFee == nil || h.WithdrawalsHash == nil || h.ExcessBlobGas == nil || h.RequestsHash == nil {

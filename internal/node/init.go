@@ -238,6 +238,9 @@ func InitNetwork(opts InitOptions) (*chain.Spec, []InitNode, error) {
 		Consensus:     chain.Consensus{Engine: opts.Engine},
 		Organizations: orgs,
 		Governance:    gov,
+		// New networks seal in sessions (internal/privacy Sealer); a
+		// genesis without the field keeps the envelope it always had.
+		PrivacyEnvelope: privacy.SchemeHybridSession.String(),
 	}
 	maps.Copy(spec.Alloc, fundAlloc)
 	var learners []common.Address

@@ -16,6 +16,7 @@ import (
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/freeport"
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // freePortBase returns a port p such that p, p+1, ..., p+n-1 are free on
@@ -158,6 +159,10 @@ func TestNodeHomeErrorsNameTheField(t *testing.T) {
 		t.Fatal(err)
 	}
 	home := inits[0].Home
+	// A new network seals private payloads in sessions.
+	if spec, err := chain.LoadSpec(filepath.Join(dir, "genesis.json")); err != nil || spec.PrivacyScheme() != privacy.SchemeHybridSession {
+		t.Fatalf("the genesis init writes: %v, privacy envelope %v, want hybrid-session", err, spec.PrivacyEnvelope)
+	}
 	good, err := os.ReadFile(filepath.Join(home, ConfigFile))
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,8 @@ type privacyService struct {
 	memo   *regMemo // of the registry at the head
 	keys   keyCache // organizations' privacy keys, checked against each state
 
-	sealed sealedMemo // what this node sealed, until its applier meets the marker
+	sealed sealedMemo      // what this node sealed, until its applier meets the marker
+	sealer *privacy.Sealer // the network's envelope scheme, in sessions where it has them
 }
 
 // newPrivacy opens the private state; nil, nil when the node has no
@@ -79,7 +80,8 @@ func newPrivacy(n *Node) (*privacyService, error) {
 		return nil, fmt.Errorf("open private state: %w", err)
 	}
 	p := &privacyService{n: n, log: n.log.With("part", "privacy"), key: n.cfg.PrivacyKey, dir: dir, store: store,
-		halted: make(map[common.Hash]halt), markers: make(map[common.Hash]markerInfo)}
+		halted: make(map[common.Hash]halt), markers: make(map[common.Hash]markerInfo),
+		sealer: privacy.NewSealer(n.cfg.Spec.PrivacyScheme())}
 	p.send.init(p)
 	p.fetch.init(p)
 	p.worker.init(p)

@@ -25,6 +25,9 @@ func TestSchemeRefusal(t *testing.T) {
 		{privacy.SchemeX25519, []byte{2, 1}, true},
 		{privacy.SchemeHybrid, []byte{2, 1}, false},
 		{privacy.SchemeX25519, []byte{1, 1}, false},
+		{privacy.SchemeHybridSession, []byte{3, 1}, true},
+		{privacy.SchemeHybridSession, []byte{1, 1}, false},
+		{privacy.SchemeX25519Session, []byte{2, 1}, false},
 		{privacy.SchemeHybrid, []byte{7}, false},
 		{privacy.SchemeHybrid, nil, true}, // Open refuses it, with its reason
 	} {
@@ -40,7 +43,7 @@ func TestSchemeRefusal(t *testing.T) {
 // with the other scheme is rejected by the private state, with the
 // reason, while the group goes on.
 func TestPrivateEnvelopeScheme(t *testing.T) {
-	for _, scheme := range []privacy.Scheme{privacy.SchemeHybrid, privacy.SchemeX25519} {
+	for _, scheme := range privacy.Schemes {
 		t.Run(scheme.String(), func(t *testing.T) {
 			pkey, err := privacy.GenerateKey()
 			if err != nil {
@@ -74,10 +77,7 @@ func TestPrivateEnvelopeScheme(t *testing.T) {
 			}
 
 			// A payload sealed with the other scheme, ordered by a marker.
-			other := privacy.SchemeX25519
-			if scheme == privacy.SchemeX25519 {
-				other = privacy.SchemeHybrid
-			}
+			other := privacy.Schemes[(int(scheme))%len(privacy.Schemes)] // the next one
 			tx := &privtx.Tx{Nonce: transfers + 1, GasPrice: new(big.Int), Gas: 100_000, To: &tokenAddr, Value: new(big.Int),
 				Data: token.TransferData(common.Address{0xee}, big.NewInt(1)), PrivateFrom: me[:], PrivacyGroupID: group[:], Restriction: privtx.Restricted}
 			if err := privtx.SignTx(tx, big.NewInt(1337), alice); err != nil {

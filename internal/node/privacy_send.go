@@ -279,7 +279,7 @@ func (p *privacyService) prepare(raw []byte) (*prepared, error) {
 			keys = append(keys, pk)
 		}
 	}
-	pr.envelope, err = privacy.SealWith(p.n.cfg.Spec.PrivacyScheme(), keys, raw)
+	pr.envelope, err = p.sealer.Seal(keys, raw)
 	if err != nil {
 		return nil, err
 	}

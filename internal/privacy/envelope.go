@@ -32,28 +32,57 @@ const (
 	// decapsulation, but a payload recorded today is open to whoever can
 	// later solve X25519's discrete logarithm (a quantum computer).
 	SchemeX25519 Scheme = 2
+	// SchemeHybridSession is SchemeHybrid with a salt in each entry
+	// (version 3): the key that wraps an entry's content key is derived
+	// from the salt and a secret shared with the recipient, so that a
+	// Sealer may reuse one X25519 key and ML-KEM encapsulation per
+	// recipient for many envelopes (a session) and a recipient's key
+	// remembers what it derived. An entry is 1,192 bytes; sealing and
+	// opening within a session cost no public-key operation.
+	SchemeHybridSession Scheme = 3
+	// SchemeX25519Session is SchemeX25519 with the salt and the
+	// sessions of SchemeHybridSession (version 4): an entry is 104 bytes.
+	SchemeX25519Session Scheme = 4
 )
 
-// String is the scheme's name in the genesis ("hybrid", "x25519").
+// kem reports whether the scheme's entries carry an ML-KEM-768 ciphertext.
+func (s Scheme) kem() bool { return s == SchemeHybrid || s == SchemeHybridSession }
+
+// session reports whether the scheme's entries carry a salt, their
+// key-encryption key derived from it and a session secret.
+func (s Scheme) session() bool { return s == SchemeHybridSession || s == SchemeX25519Session }
+
+// Schemes lists every scheme, by version.
+var Schemes = []Scheme{SchemeHybrid, SchemeX25519, SchemeHybridSession, SchemeX25519Session}
+
+// String is the scheme's name in the genesis ("hybrid", "x25519",
+// "hybrid-session", "x25519-session").
 func (s Scheme) String() string {
 	switch s {
 	case SchemeHybrid:
 		return "hybrid"
 	case SchemeX25519:
 		return "x25519"
+	case SchemeHybridSession:
+		return "hybrid-session"
+	case SchemeX25519Session:
+		return "x25519-session"
 	}
 	return fmt.Sprintf("scheme(%d)", byte(s))
 }
 
-// ParseScheme reads a scheme's name; "" is the default, hybrid.
+// ParseScheme reads a scheme's name; "" is hybrid, what a genesis that
+// names none has always meant.
 func ParseScheme(name string) (Scheme, error) {
-	switch name {
-	case "", "hybrid":
+	if name == "" {
 		return SchemeHybrid, nil
-	case "x25519":
-		return SchemeX25519, nil
 	}
-	return 0, fmt.Errorf("privacy envelope scheme %q: want hybrid or x25519", name)
+	for _, s := range Schemes {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("privacy envelope scheme %q: want hybrid-session, hybrid, x25519-session or x25519", name)
 }
 
 // entrySize is the size of one recipient's entry in an envelope of
@@ -64,6 +93,10 @@ func (s Scheme) entrySize() int {
 		return EntrySize
 	case SchemeX25519:
 		return EntrySizeX25519
+	case SchemeHybridSession:
+		return EntrySize + SaltSize
+	case SchemeX25519Session:
+		return EntrySizeX25519 + SaltSize
 	}
 	return 0
 }
@@ -82,9 +115,11 @@ const (
 	// EntrySizeX25519 is the size of one recipient's entry of the X25519
 	// scheme: no ML-KEM ciphertext.
 	EntrySizeX25519 = KeyIDSize + X25519KeySize + wrappedKeySize
+	// SaltSize is the size of the salt in an entry of the session schemes.
+	SaltSize = 16
 	// MaxEnvelopeBytes is the size of the largest envelope: MaxRecipients
 	// entries around a payload of MaxPayloadBytes.
-	MaxEnvelopeBytes = headerSize + MaxRecipients*EntrySize + commitmentSize + lengthSize + MaxPayloadBytes + tagSize
+	MaxEnvelopeBytes = headerSize + MaxRecipients*(EntrySize+SaltSize) + commitmentSize + lengthSize + MaxPayloadBytes + tagSize
 
 	headerSize     = 2 // version, count
 	commitmentSize = 32
@@ -122,7 +157,8 @@ var (
 type Entry struct {
 	KeyID         KeyID
 	Ephemeral     [X25519KeySize]byte
-	KEMCiphertext [mlkem.CiphertextSize768]byte // zero, and not encoded, in the X25519 scheme
+	KEMCiphertext [mlkem.CiphertextSize768]byte // zero, and not encoded, in the X25519 schemes
+	Salt          [SaltSize]byte                // zero, and not encoded, but in the session schemes
 	WrappedKey    [wrappedKeySize]byte
 }
 
@@ -174,8 +210,11 @@ func (e *Envelope) Marshal() []byte {
 func appendEntry(out []byte, s Scheme, en *Entry) []byte {
 	out = append(out, en.KeyID[:]...)
 	out = append(out, en.Ephemeral[:]...)
-	if s == SchemeHybrid {
+	if s.kem() {
 		out = append(out, en.KEMCiphertext[:]...)
+	}
+	if s.session() {
+		out = append(out, en.Salt[:]...)
 	}
 	return append(out, en.WrappedKey[:]...)
 }
@@ -194,7 +233,7 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	case len(b) < headerSize:
 		return nil, bad("truncated: %d bytes", len(b))
 	case Scheme(b[0]).entrySize() == 0:
-		return nil, bad("%w %d (this build reads %d and %d)", ErrEnvelopeVersion, b[0], SchemeHybrid, SchemeX25519)
+		return nil, bad("%w %d (this build reads 1 to %d)", ErrEnvelopeVersion, b[0], len(Schemes))
 	}
 	scheme := Scheme(b[0])
 	n := int(b[1])
@@ -223,8 +262,11 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		en := &e.Entries[i]
 		p = p[copy(en.KeyID[:], p):]
 		p = p[copy(en.Ephemeral[:], p):]
-		if scheme == SchemeHybrid {
+		if scheme.kem() {
 			p = p[copy(en.KEMCiphertext[:], p):]
+		}
+		if scheme.session() {
+			p = p[copy(en.Salt[:], p):]
 		}
 		p = p[copy(en.WrappedKey[:], p):]
 		if i > 0 && bytes.Compare(e.Entries[i-1].KeyID[:], en.KeyID[:]) >= 0 {
@@ -245,8 +287,14 @@ func Seal(recipients []*PublicKey, payload []byte) ([]byte, error) {
 	return SealWith(SchemeHybrid, recipients, payload)
 }
 
-// SealWith is Seal with the content key wrapped by scheme s.
+// SealWith is Seal with the content key wrapped by scheme s. In the
+// session schemes every entry is a session of its own (a Sealer reuses
+// them).
 func SealWith(s Scheme, recipients []*PublicKey, payload []byte) ([]byte, error) {
+	return seal(s, recipients, payload, func(pk *PublicKey, ck []byte) (*Entry, error) { return wrap(s, pk, ck) })
+}
+
+func seal(s Scheme, recipients []*PublicKey, payload []byte, wrapTo func(*PublicKey, []byte) (*Entry, error)) ([]byte, error) {
 	switch {
 	case s.entrySize() == 0:
 		return nil, fmt.Errorf("%w: %s", ErrEnvelopeVersion, s)
@@ -284,7 +332,7 @@ func SealWith(s Scheme, recipients []*PublicKey, payload []byte) ([]byte, error)
 	out := make([]byte, 0, s.SealedSize(len(rs), len(payload)))
 	out = append(out, byte(s), byte(len(rs)))
 	for _, r := range rs {
-		en, err := wrap(s, r.key, ck)
+		en, err := wrapTo(r.key, ck)
 		if err != nil {
 			return nil, err
 		}
@@ -403,8 +451,17 @@ func contentKey(key *PrivateKey, envelope []byte) ([]byte, *Envelope, error) {
 
 var zeroNonce = make([]byte, 12)
 
-// wrap makes the entry of scheme s that gives ck to the holder of pk.
+// wrap makes the entry of scheme s that gives ck to the holder of pk; in
+// a session scheme, with a session of its own.
 func wrap(s Scheme, pk *PublicKey, ck []byte) (*Entry, error) {
+	if s.session() {
+		ss, err := newSession(s, pk)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(ss.secret[:])
+		return ss.wrap(s, pk, ck)
+	}
 	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -433,13 +490,12 @@ func wrap(s Scheme, pk *PublicKey, ck []byte) (*Entry, error) {
 // unwrap recovers the content key from key's entry of scheme s; false
 // when the entry does not authenticate.
 func unwrap(s Scheme, key *PrivateKey, en *Entry) ([]byte, bool) {
-	eph, err := ecdh.X25519().NewPublicKey(en.Ephemeral[:])
-	if err != nil {
-		return nil, false
+	if s.session() {
+		return key.sessions.unwrap(s, key, en)
 	}
-	ssX, err := key.x.ECDH(eph)
-	if err != nil {
-		return nil, false // small-order ephemeral key
+	ssX, ok := agree(key, en)
+	if !ok {
+		return nil, false
 	}
 	defer clear(ssX)
 	var kek []byte
@@ -456,6 +512,20 @@ func unwrap(s Scheme, key *PrivateKey, en *Entry) ([]byte, bool) {
 	defer clear(kek)
 	ck, err := mustGCM(kek).Open(nil, zeroNonce, en.WrappedKey[:], wrapAD(s, en.KeyID))
 	return ck, err == nil
+}
+
+// agree is the X25519 shared secret of key and the entry's ephemeral
+// key; false for an ephemeral key of small order.
+func agree(key *PrivateKey, en *Entry) ([]byte, bool) {
+	eph, err := ecdh.X25519().NewPublicKey(en.Ephemeral[:])
+	if err != nil {
+		return nil, false
+	}
+	ssX, err := key.x.ECDH(eph)
+	if err != nil {
+		return nil, false // small-order ephemeral key
+	}
+	return ssX, true
 }
 
 const (

@@ -126,7 +126,7 @@ func TestNonRecipientCannotOpen(t *testing.T) {
 // and the content hash does not move; truncating or extending it fails.
 // Both schemes.
 func TestEveryByteChangeRefused(t *testing.T) {
-	for _, s := range []Scheme{SchemeHybrid, SchemeX25519} {
+	for _, s := range Schemes {
 		t.Run(s.String(), func(t *testing.T) { everyByteChangeRefused(t, s) })
 	}
 }
@@ -217,17 +217,21 @@ func TestAddRecipient(t *testing.T) {
 
 // TestEntryFromAnotherEnvelopeRefused: an entry moved from another
 // envelope to the same recipient unwraps, but to another content key:
-// the commitment refuses it.
+// the commitment refuses it. Every scheme, the session ones with both
+// envelopes in one session.
 func TestEntryFromAnotherEnvelopeRefused(t *testing.T) {
-	priv, pub := keys(t, 1)
-	a, _ := Seal(pub, []byte("a"))
-	b, _ := Seal(pub, []byte("b"))
-	ea, _ := ParseEnvelope(a)
-	eb, _ := ParseEnvelope(b)
-	ea.Entries[0] = eb.Entries[0]
-	_, err := Open(priv[0], ea.Marshal())
-	if !errors.Is(err, ErrOpen) || !strings.Contains(err.Error(), "commitment") {
-		t.Fatalf("err %v, want ErrOpen for the commitment", err)
+	for _, s := range Schemes {
+		priv, pub := keys(t, 1)
+		z := NewSealer(s)
+		a, _ := z.Seal(pub, []byte("a"))
+		b, _ := z.Seal(pub, []byte("b"))
+		ea, _ := ParseEnvelope(a)
+		eb, _ := ParseEnvelope(b)
+		ea.Entries[0] = eb.Entries[0]
+		_, err := Open(priv[0], ea.Marshal())
+		if !errors.Is(err, ErrOpen) || !strings.Contains(err.Error(), "commitment") {
+			t.Fatalf("%s: err %v, want ErrOpen for the commitment", s, err)
+		}
 	}
 }
 
@@ -319,7 +323,7 @@ func TestParseEnvelopeBounds(t *testing.T) {
 		text string
 	}{
 		{"version 0", edit(func(b []byte) []byte { b[0] = 0; return b }), ErrEnvelopeVersion, "version 0"},
-		{"version 3", edit(func(b []byte) []byte { b[0] = 3; return b }), ErrEnvelopeVersion, "version 3"},
+		{"version 5", edit(func(b []byte) []byte { b[0] = 5; return b }), ErrEnvelopeVersion, "version 5"},
 		{"no recipients", edit(func(b []byte) []byte { b[1] = 0; return b }), ErrNoRecipients, ""},
 		{"65 recipients", edit(func(b []byte) []byte { b[1] = 65; return b }), ErrTooManyRecipients, "65 recipients"},
 		{"255 recipients", edit(func(b []byte) []byte { b[1] = 255; return b }), ErrTooManyRecipients, ""},
@@ -364,7 +368,8 @@ func TestParseEnvelopeBounds(t *testing.T) {
 	if !bytes.Equal(e.Marshal(), env) {
 		t.Fatal("a decoded envelope does not re-encode to its bytes")
 	}
-	if MaxEnvelopeBytes != SealedSize(MaxRecipients, MaxPayloadBytes) || EntrySize != 1176 {
+	if MaxEnvelopeBytes != SchemeHybridSession.SealedSize(MaxRecipients, MaxPayloadBytes) || EntrySize != 1176 ||
+		SchemeHybridSession.entrySize() != 1192 || SchemeX25519Session.entrySize() != 104 {
 		t.Fatalf("MaxEnvelopeBytes %d, EntrySize %d: the layout changed", MaxEnvelopeBytes, EntrySize)
 	}
 }

@@ -39,7 +39,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 		{[]*PublicKey{key.Public(), other.Public()}, nil},
 		{[]*PublicKey{other.Public()}, bytes.Repeat([]byte{0xab}, 300)},
 	} {
-		for _, s := range []Scheme{SchemeHybrid, SchemeX25519} {
+		for _, s := range Schemes {
 			env, err := SealWith(s, c.recipients, c.payload)
 			if err != nil {
 				f.Fatal(err)
@@ -52,6 +52,8 @@ func FuzzOpenEnvelope(f *testing.F) {
 	f.Add([]byte{EnvelopeVersion, 65})
 	f.Add([]byte{2, 1})
 	f.Add([]byte{3, 1})
+	f.Add([]byte{4, 1})
+	f.Add([]byte{5, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, perr := ParseEnvelope(data)
 		if perr == nil {

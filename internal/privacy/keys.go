@@ -213,12 +213,14 @@ func (k *PublicKey) EncodePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: PEMPublicKey, Bytes: k.raw})
 }
 
-// PrivateKey is an organization's privacy private key. It is immutable
-// and safe for concurrent use.
+// PrivateKey is an organization's privacy private key. Its keys never
+// change; it remembers the session secrets of the entries it opened (a
+// bounded memo, see Sealer). Safe for concurrent use.
 type PrivateKey struct {
-	x   *ecdh.PrivateKey
-	kem *mlkem.DecapsulationKey768
-	pub *PublicKey
+	x        *ecdh.PrivateKey
+	kem      *mlkem.DecapsulationKey768
+	pub      *PublicKey
+	sessions *sessionMemo
 }
 
 // GenerateKey makes a new privacy key pair from the system's secure
@@ -261,7 +263,7 @@ func newPrivateKey(x *ecdh.PrivateKey, kem *mlkem.DecapsulationKey768) (*Private
 		// cannot happen.
 		return nil, fmt.Errorf("%w: its public key: %v", ErrPrivateKey, err)
 	}
-	return &PrivateKey{x: x, kem: kem, pub: pub}, nil
+	return &PrivateKey{x: x, kem: kem, pub: pub, sessions: &sessionMemo{}}, nil
 }
 
 // Bytes is the key's PrivateKeySize secret bytes; the caller should clear
