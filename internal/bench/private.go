@@ -31,9 +31,17 @@ import (
 // nonces and submit them with eea_sendRawTransaction to a node of their
 // own organization, which seals the payload, pushes it to the group's
 // nodes and orders it with a public marker transaction; the answer is the
-// marker's hash. Latency runs from submission to the private receipt
-// (priv_getTransactionReceipt by marker hash) on a node of another member
-// organization: the payload reached it and its private state applied it.
+// marker's hash. Latency runs from submission to the private receipt on a
+// node of another member organization: the payload reached it and its
+// private state applied it. That node is watched with a private log filter
+// (priv_newFilter, priv_getFilterChanges: one request a round, answering
+// the logs of the blocks applied since the last), and a transfer counts
+// when its Transfer log appears there, which is when its receipt does (a
+// block's private receipts and logs are applied together). What has no
+// log (a failed transfer), what is left when the watch goes quiet after
+// the submissions, and every transfer on a node without private filters
+// are asked for by priv_getTransactionReceipt (by marker hash), as
+// web3js-quorum's clients wait for them.
 // Private gas is free, so nothing is funded; the senders need role write
 // in their organization (the token's deployer also deploy), which the
 // organization's admin grants when given.
@@ -150,8 +158,9 @@ type privOrg struct {
 // privTx is one measured private transaction.
 type privTx struct {
 	raw    []byte
-	org    int   // the sending organization
-	sent   int64 // unix nanos of submission; -1 refused; written by its submitter before it reports
+	hash   common.Hash // the private transaction's hash: its logs' transactionHash
+	org    int         // the sending organization
+	sent   int64       // unix nanos of submission; -1 refused; written by its submitter before it reports
 	marker common.Hash
 }
 
@@ -466,7 +475,11 @@ func (r *privRunner) sign() {
 		if err != nil {
 			panic(err) // every field is in bounds
 		}
-		r.txs[i] = &privTx{raw: raw, org: s % n}
+		tx, err := privtx.Decode(raw)
+		if err != nil {
+			panic(err) // just encoded
+		}
+		r.txs[i] = &privTx{raw: raw, hash: tx.Hash(), org: s % n}
 	}
 }
 
@@ -510,6 +523,17 @@ func (r *privRunner) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+time.Duration(float64(len(r.txs))/max(r.cfg.Rate, 1)*float64(time.Second)))
 	defer cancel()
+	// The watches start before the first submission: a filter reports the
+	// blocks after the one it was installed at.
+	watches := make([]*watch, n)
+	for k := range watches {
+		watches[k] = r.startWatch(ctx, k, r.orgs[(k+1)%n])
+	}
+	defer func() {
+		for _, w := range watches {
+			w.stop()
+		}
+	}()
 	var took inbox
 	var wg sync.WaitGroup
 	for k, o := range r.orgs {
@@ -543,7 +567,7 @@ func (r *privRunner) run(ctx context.Context) (*Result, error) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	res, err := r.collect(ctx, start, done, &took)
+	res, err := r.collect(ctx, start, done, &took, watches)
 	cancel()
 	<-done
 	return res, err
@@ -553,12 +577,13 @@ func (r *privRunner) run(ctx context.Context) (*Result, error) {
 // submitted transaction has one, or ctx ends (what has none then failed).
 // The receipts of organization k's transactions are read on the node of
 // organization k+1 (mod n): another member's.
-func (r *privRunner) collect(ctx context.Context, start time.Time, submitted <-chan struct{}, took *inbox) (*Result, error) {
+func (r *privRunner) collect(ctx context.Context, start time.Time, submitted <-chan struct{}, took *inbox, watches []*watch) (*Result, error) {
 	n := len(r.orgs)
 	pollers := make([]*poller, n)
 	for k := range pollers {
 		pollers[k] = &poller{client: r.orgs[(k+1)%n].clients[0]}
 	}
+	var finishedAt time.Time
 	res := &Result{Kind: r.cfg.Kind, Senders: r.cfg.Senders, Rate: r.cfg.Rate, Sent: len(r.txs)}
 	for _, o := range r.orgs {
 		res.Endpoints += len(o.Endpoints)
@@ -574,12 +599,61 @@ func (r *privRunner) collect(ctx context.Context, start time.Time, submitted <-c
 		select {
 		case <-submitted:
 			finished = true
+			if finishedAt.IsZero() {
+				finishedAt = time.Now()
+			}
 		default:
 		}
-		for _, i := range took.take() {
-			pollers[r.txs[i].org].add(i, r.txs[i].marker)
-		}
 		pending, found := 0, false
+		confirm := func(g polled) {
+			found = true
+			blocks[g.block] = true
+			res.Confirmed++
+			sent := r.txs[g.index].sent
+			r.pointsAdd(res, start, sent, g.at)
+			lats = append(lats, float64(g.at.UnixNano()-sent)/1e6)
+			last = g.at
+		}
+		for _, i := range took.take() {
+			g, confirmed, watched := watches[r.txs[i].org].add(i)
+			switch {
+			case confirmed: // its log came before the node's answer
+				confirm(g)
+			case !watched:
+				pollers[r.txs[i].org].add(i, r.txs[i].marker)
+			}
+		}
+		for k, w := range watches {
+			if w.pending() == 0 {
+				continue
+			}
+			got, err := w.round(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				// A node that cannot answer the filter (it expired, or a
+				// poll holds more logs than the node answers at once):
+				// what the watch waits for is asked for by receipt.
+				r.progress("private log filter on %s: %v; reading receipts instead", r.orgs[(k+1)%n].Endpoints[0], err)
+				w.off(pollers[k], r.txs)
+				continue
+			}
+			for _, g := range got {
+				confirm(g)
+			}
+			// After the submissions, a watch that has had nothing new for
+			// watchQuiet hands what it still waits for (transfers that
+			// failed, and so have no log) to the receipts.
+			quiet := w.lastNew
+			if finishedAt.After(quiet) {
+				quiet = finishedAt
+			}
+			if finished && time.Since(quiet) > watchQuiet {
+				w.off(pollers[k], r.txs)
+			}
+			pending += w.pending()
+		}
 		for _, p := range pollers {
 			if p.pending() == 0 {
 				continue
@@ -592,17 +666,13 @@ func (r *privRunner) collect(ctx context.Context, start time.Time, submitted <-c
 				return nil, fmt.Errorf("poll private receipts: %w", err)
 			}
 			for _, g := range got {
-				found = true
-				blocks[g.block] = true
 				if g.status != 1 {
+					found = true
+					blocks[g.block] = true
 					r.noteError(fmt.Errorf("private transaction of marker %s failed (status %d)", r.txs[g.index].marker.Hex(), g.status))
 					continue
 				}
-				res.Confirmed++
-				sent := r.txs[g.index].sent
-				r.pointsAdd(res, start, sent, g.at)
-				lats = append(lats, float64(g.at.UnixNano()-sent)/1e6)
-				last = g.at
+				confirm(g)
 			}
 			pending += p.pending()
 		}
@@ -753,4 +823,129 @@ func batchCall(ctx context.Context, c *gethrpc.Client, batch []gethrpc.BatchElem
 		}
 	}
 	return nil
+}
+
+// watchQuiet is how long a watch may see no new transfer after the
+// submissions end before what it still waits for is asked for by receipt.
+const watchQuiet = 2 * time.Second
+
+// watch confirms transfers by their Transfer logs on one node, read with
+// a private log filter: one priv_getFilterChanges a round, whatever the
+// number of transfers waiting. A log may arrive before its submitter has
+// reported the transfer taken; it is kept until then. A nil watch is none.
+// Not safe for concurrent use.
+type watch struct {
+	client  *gethrpc.Client
+	group   string              // base64
+	id      string              // the filter
+	mine    map[common.Hash]int // the organization's transfers of the run whose log has not arrived, by private hash
+	waiting map[int]bool        // taken by a node, no log yet
+	early   map[int]polled      // logged before it was reported taken
+	lastNew time.Time           // when the last waited-for log arrived
+	disable bool
+}
+
+// privateLog is the part of a private log the watch reads.
+type privateLog struct {
+	TxHash      common.Hash    `json:"transactionHash"`
+	BlockNumber hexutil.Uint64 `json:"blockNumber"`
+}
+
+// startWatch installs a filter on the token's private logs on a node of
+// organization o, for the transfers of organization k; nil when the node
+// has none to give (the transfers are then read by receipt).
+func (r *privRunner) startWatch(ctx context.Context, k int, o *privOrg) *watch {
+	w := &watch{client: o.clients[0], group: base64.StdEncoding.EncodeToString(r.group), mine: make(map[common.Hash]int),
+		waiting: make(map[int]bool), early: make(map[int]polled), lastNew: time.Now()}
+	if err := w.client.CallContext(ctx, &w.id, "priv_newFilter", w.group, map[string]any{"address": r.token}); err != nil || w.id == "" {
+		r.progress("private log filter on %s: %v; reading receipts", o.Endpoints[0], err)
+		return nil
+	}
+	for i, tx := range r.txs {
+		if tx.org == k {
+			w.mine[tx.hash] = i
+		}
+	}
+	return w
+}
+
+// add reports transfer i taken by its node: confirmed (as g) if its log
+// came first, else watched if the watch waits for it; neither if the
+// watch is off (it is to be read by receipt).
+func (w *watch) add(i int) (g polled, confirmed, watched bool) {
+	if w == nil {
+		return polled{}, false, false
+	}
+	if g, ok := w.early[i]; ok {
+		delete(w.early, i)
+		return g, true, false
+	}
+	if w.disable {
+		return polled{}, false, false
+	}
+	w.waiting[i] = true
+	return polled{}, false, true
+}
+
+func (w *watch) pending() int {
+	if w == nil {
+		return 0
+	}
+	return len(w.waiting)
+}
+
+// round reads the logs of the blocks the node applied since the last
+// round; the transfers they name stop waiting.
+func (w *watch) round(ctx context.Context) ([]polled, error) {
+	if w == nil || w.disable {
+		return nil, nil
+	}
+	var logs []privateLog
+	if err := w.client.CallContext(ctx, &logs, "priv_getFilterChanges", w.group, w.id); err != nil {
+		return nil, err
+	}
+	at := time.Now()
+	var got []polled
+	for _, l := range logs {
+		i, ok := w.mine[l.TxHash]
+		if !ok {
+			continue
+		}
+		delete(w.mine, l.TxHash)
+		g := polled{index: i, status: 1, block: uint64(l.BlockNumber), at: at}
+		if !w.waiting[i] {
+			w.early[i] = g
+			continue
+		}
+		delete(w.waiting, i)
+		got = append(got, g)
+	}
+	if len(got) > 0 {
+		w.lastNew = at
+	}
+	return got, nil
+}
+
+// off stops the watch: what it waits for is asked for by receipt from p.
+func (w *watch) off(p *poller, txs []*privTx) {
+	if w == nil {
+		return
+	}
+	for i := range w.waiting {
+		p.add(i, txs[i].marker)
+	}
+	clear(w.waiting)
+	w.disable = true
+}
+
+// stop removes the filter from the node (best effort: a node drops a
+// filter nobody polls anyway).
+func (w *watch) stop() {
+	if w == nil || w.id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ok bool
+	_ = w.client.CallContext(ctx, &ok, "priv_uninstallFilter", w.group, w.id)
 }

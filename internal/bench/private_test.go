@@ -38,6 +38,21 @@ type fakeChain struct {
 	sent     int
 	refuse   string // a refusal of every eea_sendRawTransaction
 	delay    time.Duration
+
+	// Private log filters: the token's Transfer logs in order, each
+	// visible with its receipt; a filter is a position in them.
+	logs         []fakeLog
+	filters      map[string]int
+	noFilters    bool   // priv_newFilter fails (a node without private filters)
+	filterFail   string // priv_getFilterChanges fails with this, when set
+	receiptCalls int    // priv_getTransactionReceipt calls answered
+	revert       bool   // a transfer of a sender other than the token's owner with a nonce of 1 mod 3 reverts (status 0, no log)
+}
+
+type fakeLog struct {
+	hash    common.Hash // the private transaction's
+	block   uint64
+	visible time.Time
 }
 
 type fakeReceipt struct {
@@ -120,11 +135,56 @@ func (p fakePriv) GetTransactionReceipt(marker common.Hash) (*privateReceipt, er
 	c := p.n.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.receiptCalls++
 	r, ok := c.receipts[marker]
 	if !ok || time.Now().Before(r.visible) {
 		return nil, nil
 	}
 	return &r.rc, nil
+}
+
+func (p fakePriv) NewFilter(group string, crit map[string]any) (string, error) {
+	c := p.n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.noFilters {
+		return "", errors.New("the method priv_newFilter does not exist/is not available")
+	}
+	if group != base64.StdEncoding.EncodeToString(c.group) || crit["address"] == nil {
+		return "", fmt.Errorf("filter of group %s on %v: want the group's token", group, crit)
+	}
+	id := fmt.Sprintf("0x%x", len(c.filters)+1)
+	c.filters[id] = len(c.logs)
+	return id, nil
+}
+
+func (p fakePriv) GetFilterChanges(group, id string) ([]map[string]any, error) {
+	c := p.n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pos, ok := c.filters[id]
+	switch {
+	case !ok:
+		return nil, errors.New("filter not found")
+	case c.filterFail != "":
+		return nil, errors.New(c.filterFail)
+	}
+	out := []map[string]any{}
+	now := time.Now()
+	for ; pos < len(c.logs) && !now.Before(c.logs[pos].visible); pos++ {
+		out = append(out, map[string]any{"transactionHash": c.logs[pos].hash, "blockNumber": hexutil.Uint64(c.logs[pos].block)})
+	}
+	c.filters[id] = pos
+	return out, nil
+}
+
+func (p fakePriv) UninstallFilter(group, id string) bool {
+	c := p.n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.filters[id]
+	delete(c.filters, id)
+	return ok
 }
 
 type fakeEEA struct{ n *fakeNode }
@@ -161,12 +221,19 @@ func (e fakeEEA) SendRawTransaction(raw hexutil.Bytes) (common.Hash, error) {
 		rc.Status = 0 // out of order: Besu rejects it
 	} else {
 		c.nonces[from]++
+		if c.revert && from != crypto.PubkeyToAddress(PrivateSenderKey("org0", 0).PublicKey) && tx.Nonce%3 == 1 {
+			rc.Status = 0 // reverted: the nonce is used, nothing logged
+		}
 		if tx.To == nil {
 			a := crypto.CreateAddress(from, tx.Nonce)
 			rc.ContractAddress = &a
 		}
 	}
-	c.receipts[marker] = fakeReceipt{rc: rc, visible: time.Now().Add(c.delay)}
+	visible := time.Now().Add(c.delay)
+	c.receipts[marker] = fakeReceipt{rc: rc, visible: visible}
+	if rc.Status == 1 && tx.To != nil {
+		c.logs = append(c.logs, fakeLog{hash: tx.Hash(), block: uint64(rc.BlockNumber), visible: visible})
+	}
 	return marker, nil
 }
 
@@ -182,7 +249,7 @@ func startFakeGroup(t *testing.T, orgs []string, senders int) (*fakeChain, []Gro
 func startFakeGroupBehind(t *testing.T, orgs []string, senders int, wrap func(http.Handler) http.Handler) (*fakeChain, []GroupOrg) {
 	t.Helper()
 	c := &fakeChain{chainID: big.NewInt(1337), ids: map[string][]byte{}, roles: map[common.Address]account{},
-		nonces: map[common.Address]uint64{}, receipts: map[common.Hash]fakeReceipt{}, delay: 3 * time.Millisecond}
+		nonces: map[common.Address]uint64{}, receipts: map[common.Hash]fakeReceipt{}, delay: 3 * time.Millisecond, filters: map[string]int{}}
 	var group []GroupOrg
 	for k, org := range orgs {
 		c.ids[org] = crypto.Keccak256([]byte(org))
@@ -246,6 +313,80 @@ func TestPrivateERC20AgainstFakeNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPrivateERC20ConfirmsByLogs: on nodes with private log filters the
+// transfers are confirmed by their logs, without a receipt request; a
+// transfer that fails (no log) is found by receipt once the watch goes
+// quiet; on nodes without filters, and when a filter fails in the middle
+// of a run, every transfer is still confirmed, by receipt.
+func TestPrivateERC20ConfirmsByLogs(t *testing.T) {
+	run := func(t *testing.T, c *fakeChain, group []GroupOrg, txs int) (*Result, int) {
+		t.Helper()
+		c.mu.Lock()
+		before := c.receiptCalls
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := Run(ctx, Config{Kind: KindPrivateERC20, Txs: txs, Senders: 6, Batch: 10, Group: group, Timeout: 20 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return res, c.receiptCalls - before
+	}
+	t.Run("by logs", func(t *testing.T) {
+		c, group := startFakeGroup(t, []string{"org0", "org1"}, 6)
+		res, calls := run(t, c, group, 200)
+		if res.Confirmed != 200 || res.Failed != 0 || len(res.Points) != 200 || res.Latency.P50 < 3 {
+			t.Fatalf("result %+v", res)
+		}
+		// The setup's receipts (deployment and hand-outs, on both nodes)
+		// are read by receipt; no transfer is.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if calls >= 100 {
+			t.Fatalf("%d receipt requests for a run confirmed by logs", calls)
+		}
+		if len(c.filters) != 0 {
+			t.Fatalf("%d filters left installed", len(c.filters))
+		}
+	})
+	t.Run("a failed transfer", func(t *testing.T) {
+		c, group := startFakeGroup(t, []string{"org0", "org1"}, 6)
+		c.revert = true
+		start := time.Now()
+		res, _ := run(t, c, group, 60)
+		if res.Failed == 0 || res.Confirmed+res.Failed != 60 || len(res.Errors) == 0 || !strings.Contains(res.Errors[0], "failed (status 0)") {
+			t.Fatalf("result %+v", res)
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatal("the failed transfers were waited for until the timeout")
+		}
+	})
+	t.Run("no filters", func(t *testing.T) {
+		c, group := startFakeGroup(t, []string{"org0", "org1"}, 6)
+		c.noFilters = true
+		res, calls := run(t, c, group, 100)
+		if res.Confirmed != 100 || res.Failed != 0 || calls < 100 {
+			t.Fatalf("result %+v, %d receipt requests", res, calls)
+		}
+	})
+	t.Run("a filter fails", func(t *testing.T) {
+		c, group := startFakeGroup(t, []string{"org0", "org1"}, 6)
+		c.delay = 50 * time.Millisecond
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			c.mu.Lock()
+			c.filterFail = "filter not found"
+			c.mu.Unlock()
+		}()
+		res, calls := run(t, c, group, 300)
+		if res.Confirmed != 300 || res.Failed != 0 || calls == 0 {
+			t.Fatalf("result %+v, %d receipt requests", res, calls)
+		}
+	})
 }
 
 func TestPrivateERC20SecondRunContinuesNonces(t *testing.T) {
