@@ -53,6 +53,13 @@
 //	                  info = "charter/privacy/v2 x25519 kem" | ephemeral
 //	                         | recipient X25519 key)
 //
+// Versions 3 and 4 (SchemeHybridSession, what charter init writes, and
+// SchemeX25519Session) are versions 1 and 2 with a 16-byte salt in each
+// entry before its wrapped key, the key-encryption key derived from the
+// salt and a session secret, so that a Sealer reuses one ephemeral key and
+// encapsulation per recipient for many envelopes and a PrivateKey
+// remembers the secrets of the sessions it opened (session.go).
+//
 // The version byte is in every entry's and the payload's additional data
 // and in the content hash, so an envelope relabelled to the other version
 // opens for nobody and commits to another hash. A consortium chooses it
