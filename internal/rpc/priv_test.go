@@ -411,6 +411,27 @@ func TestPrivFilters(t *testing.T) {
 	if len(all) != 1 || all[0].Topics[0] != topics[1] { // the filter's range is latest..latest
 		t.Fatalf("filter logs: %+v", all)
 	}
+	// More logs than one answer holds (smallQuery: 3), one a block: the
+	// poll answers the first three blocks, the next one the fourth.
+	for i := byte(3); i <= 6; i++ {
+		word := common.Hash{31: i}
+		_, raw = signPriv(t, 1, uint64(i), &contract, word[:], &group, nil)
+		sendPriv(t, c, raw)
+	}
+	for _, want := range [][]byte{{3, 4, 5}, {6}, {}} {
+		logs = nil
+		if err := c.Call(&logs, "priv_getFilterChanges", gid, id); err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != len(want) {
+			t.Fatalf("changes past the log limit: %d logs, want %d", len(logs), len(want))
+		}
+		for k, l := range logs {
+			if l.Topics[0] != (common.Hash{31: want[k]}) {
+				t.Fatalf("changes past the log limit: log %d has topic %s", k, l.Topics[0])
+			}
+		}
+	}
 	var out any
 	other := common.Hash{0xee}
 	rpcError(t, c.Call(&out, "priv_getFilterChanges", b64s(other[:]), id), -32000, "filter not found")

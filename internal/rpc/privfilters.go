@@ -239,10 +239,57 @@ func (api *PrivAPI) GetFilterChanges(ctx context.Context, group groupParam, id g
 	fs.mu.Unlock()
 	_, done, err := api.eth.heavy(ctx)
 	if err != nil {
+		fs.rewind(id, f, to, from)
 		return nil, err
 	}
 	defer done()
-	return api.pf.logs(g, &crit, from, to)
+	logs, next, err := api.pf.changes(g, &crit, from, to)
+	switch {
+	case err != nil:
+		fs.rewind(id, f, to, from) // the next poll asks for these blocks again
+		return nil, err
+	case next <= to:
+		fs.rewind(id, f, to, next) // the blocks from next on did not fit: the next poll
+	}
+	return logs, nil
+}
+
+// rewind moves filter f's next block back from claimed+1, which a poll
+// set, to next, unless another poll moved it since.
+func (fs *filterSystem) rewind(id gethrpc.ID, f *filter, claimed, next uint64) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.all[id] == f && f.next == claimed+1 {
+		f.next = next
+	}
+}
+
+// changes is logs for a filter's poll: when the blocks from from to to
+// hold more logs than one answer may, the answer ends with the last whole
+// block that fits, and next is the block after it (to+1 when all fit). A
+// single block with more logs than that is an error.
+func (pf *privFilters) changes(group common.Hash, crit *filters.FilterCriteria, from, to uint64) (logs []map[string]any, next uint64, err error) {
+	if from > to {
+		return []map[string]any{}, to + 1, nil
+	}
+	lim := pf.fs.lim
+	got, err := pf.p.Logs(group, privstate.LogQuery{From: from, To: to, Addresses: crit.Addresses, Topics: crit.Topics})
+	if err != nil {
+		return nil, 0, privError(err)
+	}
+	if len(got) <= lim.logs {
+		return marshalPrivLogs(got), to + 1, nil
+	}
+	// got is in block order: cut before the block of the first log past
+	// the limit.
+	cut := lim.logs
+	for cut > 0 && got[cut-1].BlockNumber == got[lim.logs].BlockNumber {
+		cut--
+	}
+	if cut == 0 {
+		return nil, 0, serverError("block %d holds more than %d logs the filter selects; read it with priv_getLogs and a narrower filter", got[0].BlockNumber, lim.logs)
+	}
+	return marshalPrivLogs(got[:cut]), got[cut].BlockNumber, nil
 }
 
 // GetFilterLogs is priv_getFilterLogs: every log the filter selects.
