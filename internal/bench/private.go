@@ -158,9 +158,8 @@ type privOrg struct {
 // privTx is one measured private transaction.
 type privTx struct {
 	raw    []byte
-	hash   common.Hash // the private transaction's hash: its logs' transactionHash
-	org    int         // the sending organization
-	sent   int64       // unix nanos of submission; -1 refused; written by its submitter before it reports
+	org    int   // the sending organization
+	sent   int64 // unix nanos of submission; -1 refused; written by its submitter before it reports
 	marker common.Hash
 }
 
@@ -475,11 +474,7 @@ func (r *privRunner) sign() {
 		if err != nil {
 			panic(err) // every field is in bounds
 		}
-		tx, err := privtx.Decode(raw)
-		if err != nil {
-			panic(err) // just encoded
-		}
-		r.txs[i] = &privTx{raw: raw, hash: tx.Hash(), org: s % n}
+		r.txs[i] = &privTx{raw: raw, org: s % n}
 	}
 }
 
@@ -527,7 +522,7 @@ func (r *privRunner) run(ctx context.Context) (*Result, error) {
 	// blocks after the one it was installed at.
 	watches := make([]*watch, n)
 	for k := range watches {
-		watches[k] = r.startWatch(ctx, k, r.orgs[(k+1)%n])
+		watches[k] = r.startWatch(ctx, r.orgs[(k+1)%n])
 	}
 	defer func() {
 		for _, w := range watches {
@@ -615,7 +610,7 @@ func (r *privRunner) collect(ctx context.Context, start time.Time, submitted <-c
 			last = g.at
 		}
 		for _, i := range took.take() {
-			g, confirmed, watched := watches[r.txs[i].org].add(i)
+			g, confirmed, watched := watches[r.txs[i].org].add(i, r.txs[i].marker)
 			switch {
 			case confirmed: // its log came before the node's answer
 				confirm(g)
@@ -831,59 +826,57 @@ const watchQuiet = 2 * time.Second
 
 // watch confirms transfers by their Transfer logs on one node, read with
 // a private log filter: one priv_getFilterChanges a round, whatever the
-// number of transfers waiting. A log may arrive before its submitter has
-// reported the transfer taken; it is kept until then. A nil watch is none.
-// Not safe for concurrent use.
+// number of transfers waiting. A private log names its marker as its
+// transaction (as Besu's do), and a marker is known when the node answers
+// the submission, which under load can be after its block was applied: a
+// log that comes first is kept until then. A nil watch is none. Not safe
+// for concurrent use.
 type watch struct {
 	client  *gethrpc.Client
-	group   string              // base64
-	id      string              // the filter
-	mine    map[common.Hash]int // the organization's transfers of the run whose log has not arrived, by private hash
-	waiting map[int]bool        // taken by a node, no log yet
-	early   map[int]polled      // logged before it was reported taken
-	lastNew time.Time           // when the last waited-for log arrived
+	group   string                 // base64
+	id      string                 // the filter
+	waiting map[common.Hash]int    // by marker: taken by a node, no log yet
+	early   map[common.Hash]polled // by marker: logged, not (yet) reported taken
+	limit   int                    // bound of early: the run's transfers and as many more
+	lastNew time.Time              // when the last waited-for log arrived
 	disable bool
 }
 
 // privateLog is the part of a private log the watch reads.
 type privateLog struct {
-	TxHash      common.Hash    `json:"transactionHash"`
+	Marker      common.Hash    `json:"transactionHash"`
 	BlockNumber hexutil.Uint64 `json:"blockNumber"`
 }
 
 // startWatch installs a filter on the token's private logs on a node of
-// organization o, for the transfers of organization k; nil when the node
-// has none to give (the transfers are then read by receipt).
-func (r *privRunner) startWatch(ctx context.Context, k int, o *privOrg) *watch {
-	w := &watch{client: o.clients[0], group: base64.StdEncoding.EncodeToString(r.group), mine: make(map[common.Hash]int),
-		waiting: make(map[int]bool), early: make(map[int]polled), lastNew: time.Now()}
+// organization o; nil when the node has none to give (the transfers are
+// then read by receipt).
+func (r *privRunner) startWatch(ctx context.Context, o *privOrg) *watch {
+	w := &watch{client: o.clients[0], group: base64.StdEncoding.EncodeToString(r.group), waiting: make(map[common.Hash]int),
+		early: make(map[common.Hash]polled), limit: 2 * len(r.txs), lastNew: time.Now()}
 	if err := w.client.CallContext(ctx, &w.id, "priv_newFilter", w.group, map[string]any{"address": r.token}); err != nil || w.id == "" {
 		r.progress("private log filter on %s: %v; reading receipts", o.Endpoints[0], err)
 		return nil
 	}
-	for i, tx := range r.txs {
-		if tx.org == k {
-			w.mine[tx.hash] = i
-		}
-	}
 	return w
 }
 
-// add reports transfer i taken by its node: confirmed (as g) if its log
-// came first, else watched if the watch waits for it; neither if the
-// watch is off (it is to be read by receipt).
-func (w *watch) add(i int) (g polled, confirmed, watched bool) {
+// add reports transfer i taken by its node with marker: confirmed (as g)
+// if its log came first, else watched if the watch waits for it; neither
+// if the watch is off (it is to be read by receipt).
+func (w *watch) add(i int, marker common.Hash) (g polled, confirmed, watched bool) {
 	if w == nil {
 		return polled{}, false, false
 	}
-	if g, ok := w.early[i]; ok {
-		delete(w.early, i)
+	if g, ok := w.early[marker]; ok {
+		delete(w.early, marker)
+		g.index = i
 		return g, true, false
 	}
 	if w.disable {
 		return polled{}, false, false
 	}
-	w.waiting[i] = true
+	w.waiting[marker] = i
 	return polled{}, false, true
 }
 
@@ -907,17 +900,18 @@ func (w *watch) round(ctx context.Context) ([]polled, error) {
 	at := time.Now()
 	var got []polled
 	for _, l := range logs {
-		i, ok := w.mine[l.TxHash]
+		g := polled{status: 1, block: uint64(l.BlockNumber), at: at}
+		i, ok := w.waiting[l.Marker]
 		if !ok {
+			// Not reported taken yet, or another organization's
+			// transfer (the node logs the whole group's).
+			if len(w.early) < w.limit {
+				w.early[l.Marker] = g
+			}
 			continue
 		}
-		delete(w.mine, l.TxHash)
-		g := polled{index: i, status: 1, block: uint64(l.BlockNumber), at: at}
-		if !w.waiting[i] {
-			w.early[i] = g
-			continue
-		}
-		delete(w.waiting, i)
+		delete(w.waiting, l.Marker)
+		g.index = i
 		got = append(got, g)
 	}
 	if len(got) > 0 {
@@ -931,7 +925,7 @@ func (w *watch) off(p *poller, txs []*privTx) {
 	if w == nil {
 		return
 	}
-	for i := range w.waiting {
+	for _, i := range w.waiting {
 		p.add(i, txs[i].marker)
 	}
 	clear(w.waiting)

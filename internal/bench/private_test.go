@@ -50,7 +50,7 @@ type fakeChain struct {
 }
 
 type fakeLog struct {
-	hash    common.Hash // the private transaction's
+	marker  common.Hash // a private log names its marker as its transaction
 	block   uint64
 	visible time.Time
 }
@@ -172,7 +172,7 @@ func (p fakePriv) GetFilterChanges(group, id string) ([]map[string]any, error) {
 	out := []map[string]any{}
 	now := time.Now()
 	for ; pos < len(c.logs) && !now.Before(c.logs[pos].visible); pos++ {
-		out = append(out, map[string]any{"transactionHash": c.logs[pos].hash, "blockNumber": hexutil.Uint64(c.logs[pos].block)})
+		out = append(out, map[string]any{"transactionHash": c.logs[pos].marker, "blockNumber": hexutil.Uint64(c.logs[pos].block)})
 	}
 	c.filters[id] = pos
 	return out, nil
@@ -232,7 +232,7 @@ func (e fakeEEA) SendRawTransaction(raw hexutil.Bytes) (common.Hash, error) {
 	visible := time.Now().Add(c.delay)
 	c.receipts[marker] = fakeReceipt{rc: rc, visible: visible}
 	if rc.Status == 1 && tx.To != nil {
-		c.logs = append(c.logs, fakeLog{hash: tx.Hash(), block: uint64(rc.BlockNumber), visible: visible})
+		c.logs = append(c.logs, fakeLog{marker: marker, block: uint64(rc.BlockNumber), visible: visible})
 	}
 	return marker, nil
 }
