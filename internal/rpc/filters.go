@@ -2,7 +2,9 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -501,11 +503,35 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 	default:
 		ctx, done, err := api.heavy(ctx)
 		if err != nil {
+			fs.rewind(id, f, to, from)
 			return nil, err
 		}
 		defer done()
-		return fs.logs(ctx, &crit, from, to)
+		// Blocks with more logs than one answer holds: the answer covers
+		// fewer blocks (halving the range), the next poll the rest.
+		end := to
+		for {
+			logs, err := fs.logs(ctx, &crit, from, end)
+			if err == nil {
+				if end < to {
+					fs.rewind(id, f, to, end+1)
+				}
+				return logs, nil
+			}
+			if end == from || !isTooManyLogs(err) || ctx.Err() != nil {
+				fs.rewind(id, f, to, from) // the next poll asks for these blocks again
+				return nil, err
+			}
+			end = from + (end-from)/2
+		}
 	}
+}
+
+// isTooManyLogs reports the error of a log query whose answer would hold
+// more logs than allowed.
+func isTooManyLogs(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && strings.HasPrefix(e.Msg, "query returns more than")
 }
 
 // GetFilterLogs is eth_getFilterLogs: every log matching a log filter.

@@ -109,6 +109,39 @@ func TestGetLogsRangesAndLimits(t *testing.T) {
 	}
 }
 
+// TestLogFilterPastTheLogLimit: more logs than one answer holds
+// (smallQuery: 3): a poll answers fewer blocks, the next ones the rest; no
+// block is skipped. A block that alone holds more is an error, and stays
+// to be asked for again.
+func TestLogFilterPastTheLogLimit(t *testing.T) {
+	f := newFake(t)
+	ts := serve(t, f, Config{FiltersPerClient: 5, query: smallQuery()})
+	var logsID gethrpc.ID
+	if err := ts.http.Call(&logsID, "eth_newFilter", map[string]any{"address": addrA}); err != nil {
+		t.Fatal(err)
+	}
+	var logs []types.Log
+	for i := uint64(1); i <= 4; i++ {
+		logBlock(t, f, i-1, &types.Log{Address: addrA, Topics: []common.Hash{{byte(i)}}})
+	}
+	var got []byte
+	for range 4 {
+		if err := ts.http.Call(&logs, "eth_getFilterChanges", logsID); err != nil || len(logs) > 3 {
+			t.Fatalf("log filter past the log limit: %v, %v", logs, err)
+		}
+		for _, l := range logs {
+			got = append(got, l.Topics[0][0])
+		}
+	}
+	if string(got) != "\x01\x02\x03\x04" {
+		t.Fatalf("log filter past the log limit: topics %x, want 01020304", got)
+	}
+	logBlock(t, f, 4, &types.Log{Address: addrA}, &types.Log{Address: addrA}, &types.Log{Address: addrA}, &types.Log{Address: addrA})
+	for range 2 {
+		rpcError(t, ts.http.Call(&logs, "eth_getFilterChanges", logsID), -32000, "query returns more than 3 logs")
+	}
+}
+
 func TestPolledFiltersAndTheirExpiry(t *testing.T) {
 	f := newFake(t)
 	clk := newTestClock()
