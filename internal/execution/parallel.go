@@ -33,6 +33,11 @@ type Options struct {
 	// of every transaction instead of running it itself, so that every
 	// transaction goes through validation.
 	waitForWorkers bool
+	// speculateFirst (tests) makes the committer start only when the
+	// workers have run every transaction, each on the block's pre-state
+	// then: every read of an earlier transaction's write is stale, so that
+	// a test can count on conflicts whatever the scheduling.
+	speculateFirst bool
 }
 
 // mutantSkipValidation, set only by a test, makes the committer take every
@@ -248,6 +253,11 @@ func (e *Executor) applyParallel(run *blockRun, st *state.StateDB, gp *core.GasP
 		wg.Wait()
 	}()
 
+	if e.opts.speculateFirst && e.opts.workers() > 1 {
+		for i := range done {
+			<-done[i]
+		}
+	}
 	committer := e.newTxRunner(run, h, shared)
 	rules := run.evm.GetRules()
 	receipts := make(types.Receipts, 0, n)
