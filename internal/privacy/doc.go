@@ -65,7 +65,8 @@
 // opens for nobody and commits to another hash. A consortium chooses it
 // when its payloads need not stay secret against a future quantum
 // computer; it halves the cost of sealing, cuts that of opening by about
-// 60 % and an entry from 1,176 to 88 bytes. Hybrid is the default.
+// 60 % and an entry from 1,176 to 88 bytes. Hybrid is what a genesis without
+// the field means; charter init writes hybrid-session (versions 3 and 4, above).
 //
 // The key-encryption key of an entry combines both shared secrets:
 //

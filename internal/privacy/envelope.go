@@ -19,7 +19,8 @@ import (
 
 // Scheme is how an envelope wraps its content key to each recipient; its
 // value is the envelope's version byte. A network chooses one in its
-// genesis (chain.Spec.PrivacyEnvelope); hybrid is the default.
+// genesis (chain.Spec.PrivacyEnvelope); a genesis without it means hybrid,
+// and charter init writes hybrid-session.
 type Scheme byte
 
 // The schemes.
