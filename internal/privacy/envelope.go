@@ -463,17 +463,13 @@ func wrap(s Scheme, pk *PublicKey, ck []byte) (*Entry, error) {
 		defer clear(ss.secret[:])
 		return ss.wrap(s, pk, ck)
 	}
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	en := &Entry{KeyID: pk.KeyID()}
+	ephemeral, ssX, err := ephemeralAgree(pk)
 	if err != nil {
 		return nil, err
 	}
-	ssX, err := eph.ECDH(pk.x)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPublicKey, err)
-	}
 	defer clear(ssX)
-	en := &Entry{KeyID: pk.KeyID()}
-	copy(en.Ephemeral[:], eph.PublicKey().Bytes())
+	en.Ephemeral = ephemeral
 	var kek []byte
 	if s == SchemeHybrid {
 		ssM, ct := pk.kem.Encapsulate()
@@ -513,6 +509,20 @@ func unwrap(s Scheme, key *PrivateKey, en *Entry) ([]byte, bool) {
 	defer clear(kek)
 	ck, err := mustGCM(kek).Open(nil, zeroNonce, en.WrappedKey[:], wrapAD(s, en.KeyID))
 	return ck, err == nil
+}
+
+// ephemeralAgree makes a fresh X25519 key and its shared secret with pk's
+// X25519 key: the sender's half of an entry's X25519 agreement.
+func ephemeralAgree(pk *PublicKey) (ephemeral [X25519KeySize]byte, ssX []byte, err error) {
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return ephemeral, nil, err
+	}
+	if ssX, err = eph.ECDH(pk.x); err != nil {
+		return ephemeral, nil, fmt.Errorf("%w: %v", ErrPublicKey, err)
+	}
+	copy(ephemeral[:], eph.PublicKey().Bytes())
+	return ephemeral, ssX, nil
 }
 
 // agree is the X25519 shared secret of key and the entry's ephemeral

@@ -1,7 +1,6 @@
 package privacy
 
 import (
-	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -59,17 +58,12 @@ type session struct {
 
 // newSession makes a session of scheme s to pk.
 func newSession(s Scheme, pk *PublicKey) (*session, error) {
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	ephemeral, ssX, err := ephemeralAgree(pk)
 	if err != nil {
 		return nil, err
 	}
-	ssX, err := eph.ECDH(pk.x)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPublicKey, err)
-	}
 	defer clear(ssX)
-	ss := &session{}
-	copy(ss.ephemeral[:], eph.PublicKey().Bytes())
+	ss := &session{ephemeral: ephemeral}
 	var ssM []byte
 	if s.kem() {
 		ssM, ss.kemCT = pk.kem.Encapsulate()

@@ -91,14 +91,8 @@ func TestSendRawAnswersAsGoEthereum(t *testing.T) {
 				f.pool = nil
 				f.mu.Unlock()
 			})
-			if took != c.direct {
-				t.Fatalf("answered directly: %v, want %v", took, c.direct)
-			}
-			if !took {
+			if !answeredAlike(t, took, c.direct, direct, generic) {
 				return
-			}
-			if !sameAnswer(direct, generic) {
-				t.Fatalf("direct answer %s\ngo-ethereum's %s", describeAnswer(direct), describeAnswer(generic))
 			}
 			if c.sendErr == nil && bytes.Contains(direct.Body.Bytes(), []byte(`"result"`)) && len(f.pool) == 0 {
 				t.Fatal("pool holds nothing after go-ethereum's answer")
@@ -219,14 +213,8 @@ func TestSendRawEeaAnswersAsGoEthereum(t *testing.T) {
 				f.pool = nil
 				f.mu.Unlock()
 			})
-			if took != c.direct {
-				t.Fatalf("answered directly: %v, want %v", took, c.direct)
-			}
-			if !took {
+			if !answeredAlike(t, took, c.direct, direct, generic) {
 				return
-			}
-			if !sameAnswer(direct, generic) {
-				t.Fatalf("direct answer %s\ngo-ethereum's %s", describeAnswer(direct), describeAnswer(generic))
 			}
 			p.mu.Lock()
 			genericCalls := p.calls - directCalls
@@ -342,6 +330,20 @@ func answerTwice(t *testing.T, ts *testServer, body []byte, ctype string, betwee
 }
 
 // sameAnswer reports whether two answers are the same to a client.
+// answeredAlike fails the test unless the direct handler took the body
+// exactly when wantDirect says and, when it did, answered as go-ethereum's
+// server did; it reports whether there is a direct answer to check further.
+func answeredAlike(t *testing.T, took, wantDirect bool, direct, generic *httptest.ResponseRecorder) bool {
+	t.Helper()
+	if took != wantDirect {
+		t.Fatalf("answered directly: %v, want %v", took, wantDirect)
+	}
+	if took && !sameAnswer(direct, generic) {
+		t.Fatalf("direct answer %s\ngo-ethereum's %s", describeAnswer(direct), describeAnswer(generic))
+	}
+	return took
+}
+
 func sameAnswer(a, b *httptest.ResponseRecorder) bool {
 	return a.Code == b.Code && a.Body.String() == b.Body.String() && a.Header().Get("Content-Type") == b.Header().Get("Content-Type")
 }
