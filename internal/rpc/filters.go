@@ -293,7 +293,7 @@ func (fs *filterSystem) indexedLogs(ctx context.Context, crit *filters.FilterCri
 		return nil, 0, false, nil
 	}
 	if len(logs) > fs.lim.logs {
-		return nil, 0, true, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
+		return nil, 0, true, tooManyLogs(fs.lim.logs)
 	}
 	if logs == nil {
 		logs = []*types.Log{}
@@ -316,7 +316,7 @@ func (fs *filterSystem) blockLogs(h *types.Header, crit *filters.FilterCriteria,
 		for _, l := range r.Logs {
 			if logMatches(l, crit) {
 				if len(out) >= fs.lim.logs {
-					return nil, serverError("query returns more than %d logs; narrow the block range or the filter", fs.lim.logs)
+					return nil, tooManyLogs(fs.lim.logs)
 				}
 				out = append(out, l)
 			}
@@ -527,11 +527,18 @@ func (api *EthAPI) GetFilterChanges(ctx context.Context, id gethrpc.ID) (any, er
 	}
 }
 
-// isTooManyLogs reports the error of a log query whose answer would hold
+// tooManyLogsMsg begins the error of a log query whose answer would hold
 // more logs than allowed.
+const tooManyLogsMsg = "query returns more than"
+
+func tooManyLogs(limit int) error {
+	return serverError(tooManyLogsMsg+" %d logs; narrow the block range or the filter", limit)
+}
+
+// isTooManyLogs reports tooManyLogs' error.
 func isTooManyLogs(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && strings.HasPrefix(e.Msg, "query returns more than")
+	return errors.As(err, &e) && strings.HasPrefix(e.Msg, tooManyLogsMsg)
 }
 
 // GetFilterLogs is eth_getFilterLogs: every log matching a log filter.

@@ -128,21 +128,30 @@ func (pf *privFilters) appliedHead(group common.Hash) (uint64, error) {
 
 // logs runs one private log query within the eth bounds.
 func (pf *privFilters) logs(group common.Hash, crit *filters.FilterCriteria, from, to uint64) ([]map[string]any, error) {
-	if from > to {
-		return []map[string]any{}, nil
+	logs, err := pf.query(group, crit, from, to)
+	if err != nil {
+		return nil, err
 	}
-	lim := pf.fs.lim
-	if to-from+1 > lim.logRange {
-		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, lim.logRange)
+	if len(logs) > pf.fs.lim.logs {
+		return nil, tooManyLogs(pf.fs.lim.logs)
+	}
+	return marshalPrivLogs(logs), nil
+}
+
+// query reads the private logs of the blocks from from to to that crit
+// selects, in block order, within the eth bound on blocks per query.
+func (pf *privFilters) query(group common.Hash, crit *filters.FilterCriteria, from, to uint64) ([]*types.Log, error) {
+	if from > to {
+		return []*types.Log{}, nil
+	}
+	if to-from+1 > pf.fs.lim.logRange {
+		return nil, serverError("query spans %d blocks, at most %d allowed", to-from+1, pf.fs.lim.logRange)
 	}
 	logs, err := pf.p.Logs(group, privstate.LogQuery{From: from, To: to, Addresses: crit.Addresses, Topics: crit.Topics})
 	if err != nil {
 		return nil, privError(err)
 	}
-	if len(logs) > lim.logs {
-		return nil, serverError("query returns more than %d logs; narrow the block range or the filter", lim.logs)
-	}
-	return marshalPrivLogs(logs), nil
+	return logs, nil
 }
 
 // GetLogs is priv_getLogs: the group's private logs the filter selects.
@@ -269,13 +278,10 @@ func (fs *filterSystem) rewind(id gethrpc.ID, f *filter, claimed, next uint64) {
 // block that fits, and next is the block after it (to+1 when all fit). A
 // single block with more logs than that is an error.
 func (pf *privFilters) changes(group common.Hash, crit *filters.FilterCriteria, from, to uint64) (logs []map[string]any, next uint64, err error) {
-	if from > to {
-		return []map[string]any{}, to + 1, nil
-	}
 	lim := pf.fs.lim
-	got, err := pf.p.Logs(group, privstate.LogQuery{From: from, To: to, Addresses: crit.Addresses, Topics: crit.Topics})
+	got, err := pf.query(group, crit, from, to)
 	if err != nil {
-		return nil, 0, privError(err)
+		return nil, 0, err
 	}
 	if len(got) <= lim.logs {
 		return marshalPrivLogs(got), to + 1, nil
