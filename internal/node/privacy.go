@@ -65,6 +65,7 @@ type privacyService struct {
 	keys   keyCache // organizations' privacy keys, checked against each state
 
 	sealed sealedMemo      // what this node sealed, until its applier meets the marker
+	kept   keptMemo        // envelopes this node kept lately, until its applier meets their markers
 	sealer *privacy.Sealer // the network's envelope scheme, in sessions where it has them
 }
 
@@ -448,6 +449,7 @@ func (p *privacyService) Logs(group common.Hash, q privstate.LogQuery) ([]*types
 	if _, err := p.readGroup(group); err != nil {
 		return nil, err
 	}
+	q.ByMarker = true
 	logs, err := p.store.Logs(group, q)
 	if errors.Is(err, privstate.ErrUnknownGroup) {
 		return []*types.Log{}, nil
@@ -455,16 +457,19 @@ func (p *privacyService) Logs(group common.Hash, q privstate.LogQuery) ([]*types
 	if err != nil {
 		return nil, err
 	}
-	markers := map[common.Hash]common.Hash{}
+	index := map[common.Hash]int{} // the markers' indexes in their blocks, -1: not found
 	for _, l := range logs {
-		m, ok := markers[l.TxHash]
+		i, ok := index[l.TxHash]
 		if !ok {
-			if r, err := p.store.Receipt(group, l.TxHash); err == nil {
-				m = r.Marker
+			i = -1
+			if _, at, found := p.n.ledger.TxLookup(l.TxHash); found {
+				i = at
 			}
-			markers[l.TxHash] = m
+			index[l.TxHash] = i
 		}
-		p.markLog(l, m)
+		if i >= 0 {
+			l.TxIndex = uint(i)
+		}
 	}
 	return logs, nil
 }

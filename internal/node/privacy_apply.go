@@ -542,6 +542,7 @@ func (a *applier) applyBlock(number uint64, only map[common.Hash]bool) (joined b
 		}
 	}
 	for _, id := range purges {
+		p.kept.forget(id)
 		if _, purged := p.store.Purged(id); purged {
 			continue
 		}
@@ -603,6 +604,10 @@ func (a *applier) applyGroup(header *types.Header, memo *regMemo, w *groupWork) 
 	var missing []fetchItem
 	for _, m := range w.markers {
 		if _, ok := envelopes[m.Payload]; ok {
+			continue
+		}
+		if env, ok := p.kept.take(id, m.Payload); ok {
+			envelopes[m.Payload] = env
 			continue
 		}
 		env, err := p.store.Payload(id, m.Payload)

@@ -282,6 +282,7 @@ func (f *fetcher) handlePush(from consensus.NodeID, payload []byte) {
 		p.log.Warn("Keeping a pushed private payload failed", "group", m.Group, "payload", hash, "err", err)
 		return
 	}
+	p.kept.put(m.Group, hash, m.Envelope)
 	p.worker.poke()
 }
 

@@ -59,3 +59,51 @@ func TestSealedMemoBounds(t *testing.T) {
 		t.Fatalf("order holds %d hashes, above %d", len(c.order), 2*maxSealedMemo+1)
 	}
 }
+
+func TestKeptMemo(t *testing.T) {
+	var m keptMemo
+	g1, g2 := common.Hash{1}, common.Hash{2}
+	h := common.Hash{9}
+	env := []byte("envelope")
+	m.put(g1, h, env)
+	if _, ok := m.take(g2, h); ok {
+		t.Fatal("an envelope kept for one group was taken for another")
+	}
+	got, ok := m.take(g1, h)
+	if !ok || !bytes.Equal(got, env) {
+		t.Fatalf("take = %q, %v; want %q", got, ok, env)
+	}
+	if _, ok := m.take(g1, h); ok {
+		t.Fatal("taken twice")
+	}
+	// A purge forgets the group's envelopes, not the others'.
+	for i := range 10 {
+		m.put(common.Hash{byte(i % 2)}, common.Hash{byte(i), 7}, []byte{byte(i)})
+	}
+	m.forget(common.Hash{0})
+	if m.len() != 5 || m.bytes != 5 || len(m.order) != 5 {
+		t.Fatalf("after forget: %d entries, %d bytes, %d in order; want 5, 5, 5", m.len(), m.bytes, len(m.order))
+	}
+	for i := range 10 {
+		_, ok := m.take(common.Hash{byte(i % 2)}, common.Hash{byte(i), 7})
+		if ok != (i%2 == 1) {
+			t.Fatalf("envelope %d of group %d: taken %v", i, i%2, ok)
+		}
+	}
+	// Bounds: count and bytes.
+	var b keptMemo
+	big := make([]byte, 1<<20)
+	for i := range 2 * maxKeptMemoBytes >> 20 {
+		b.put(g1, common.Hash{byte(i), byte(i >> 8), 1}, big)
+		if b.bytes > maxKeptMemoBytes {
+			t.Fatalf("%d bytes kept, above the bound %d", b.bytes, maxKeptMemoBytes)
+		}
+	}
+	var c keptMemo
+	for i := range maxKeptMemo + 10 {
+		c.put(g1, common.Hash{byte(i), byte(i >> 8), byte(i >> 16), 2}, []byte{1})
+	}
+	if c.len() != maxKeptMemo {
+		t.Fatalf("%d entries; want the bound %d", c.len(), maxKeptMemo)
+	}
+}

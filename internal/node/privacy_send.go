@@ -351,6 +351,7 @@ func (p *privacyService) distribute(pr *prepared) error {
 		p.fetch.noteDisclosure(pr.group, a, [][32]byte{pr.hash})
 	}
 	p.sealed.put(pr.hash, pr.raw, pr.from)
+	p.kept.put(pr.group, pr.hash, pr.envelope)
 	return nil
 }
 
@@ -457,11 +458,11 @@ var errPayload = errors.New("private payload refused")
 // payloadFor reports whether this node's organization is a recipient of
 // envelope.
 func (p *privacyService) payloadFor(envelope []byte) error {
-	env, err := privacy.ParseEnvelope(envelope)
+	ok, err := privacy.SealedTo(envelope, p.key.Public().KeyID())
 	if err != nil {
 		return fmt.Errorf("%w: %v", errPayload, err)
 	}
-	if !slices.Contains(env.Recipients(), p.key.Public().KeyID()) {
+	if !ok {
 		return fmt.Errorf("%w: not sealed to this node's organization", errPayload)
 	}
 	return nil

@@ -225,58 +225,101 @@ func appendEntry(out []byte, s Scheme, en *Entry) []byte {
 // strictly ascending KeyID order, a ciphertext of at most
 // MaxPayloadBytes plus its tag that ends b. Errors wrap ErrEnvelope.
 func ParseEnvelope(b []byte) (*Envelope, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrEnvelope}, args...)...)
+	l, err := parseLayout(b)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case len(b) > MaxEnvelopeBytes:
-		return nil, bad("%d bytes, at most %d", len(b), MaxEnvelopeBytes)
-	case len(b) < headerSize:
-		return nil, bad("truncated: %d bytes", len(b))
-	case Scheme(b[0]).entrySize() == 0:
-		return nil, bad("%w %d (this build reads 1 to %d)", ErrEnvelopeVersion, b[0], len(Schemes))
-	}
-	scheme := Scheme(b[0])
-	n := int(b[1])
-	switch {
-	case n == 0:
-		return nil, bad("%w", ErrNoRecipients)
-	case n > MaxRecipients:
-		return nil, bad("%d recipients: %w", n, ErrTooManyRecipients)
-	}
-	fixed := scheme.SealedSize(n, 0) - tagSize
-	if len(b) < fixed {
-		return nil, bad("truncated: %d bytes, %d recipients need %d before the payload", len(b), n, fixed)
-	}
-	ctLen := int(binary.BigEndian.Uint32(b[fixed-lengthSize : fixed]))
-	switch {
-	case ctLen < tagSize:
-		return nil, bad("ciphertext of %d bytes, shorter than its tag", ctLen)
-	case ctLen > MaxPayloadBytes+tagSize:
-		return nil, bad("ciphertext of %d bytes: %w", ctLen, ErrPayloadTooLarge)
-	case len(b)-fixed != ctLen:
-		return nil, bad("ciphertext length %d but %d bytes follow", ctLen, len(b)-fixed)
-	}
-	e := &Envelope{Version: b[0], Entries: make([]Entry, n)}
+	e := &Envelope{Version: b[0], Entries: make([]Entry, l.n)}
 	p := b[headerSize:]
 	for i := range e.Entries {
 		en := &e.Entries[i]
 		p = p[copy(en.KeyID[:], p):]
 		p = p[copy(en.Ephemeral[:], p):]
-		if scheme.kem() {
+		if l.scheme.kem() {
 			p = p[copy(en.KEMCiphertext[:], p):]
 		}
-		if scheme.session() {
+		if l.scheme.session() {
 			p = p[copy(en.Salt[:], p):]
 		}
 		p = p[copy(en.WrappedKey[:], p):]
-		if i > 0 && bytes.Compare(e.Entries[i-1].KeyID[:], en.KeyID[:]) >= 0 {
-			return nil, bad("entry %d: key ids out of order or repeated", i)
-		}
 	}
 	p = p[copy(e.Commitment[:], p):]
 	e.Ciphertext = bytes.Clone(p[lengthSize:])
 	return e, nil
+}
+
+// layout is where the parts of a well-formed envelope lie: its scheme,
+// its number of entries and where its content (commitment, length and
+// ciphertext) begins.
+type layout struct {
+	scheme  Scheme
+	n       int
+	content int
+}
+
+// parseLayout checks envelope b as ParseEnvelope does, without copying
+// any of it.
+func parseLayout(b []byte) (layout, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrEnvelope}, args...)...)
+	}
+	switch {
+	case len(b) > MaxEnvelopeBytes:
+		return layout{}, bad("%d bytes, at most %d", len(b), MaxEnvelopeBytes)
+	case len(b) < headerSize:
+		return layout{}, bad("truncated: %d bytes", len(b))
+	case Scheme(b[0]).entrySize() == 0:
+		return layout{}, bad("%w %d (this build reads 1 to %d)", ErrEnvelopeVersion, b[0], len(Schemes))
+	}
+	scheme := Scheme(b[0])
+	n := int(b[1])
+	switch {
+	case n == 0:
+		return layout{}, bad("%w", ErrNoRecipients)
+	case n > MaxRecipients:
+		return layout{}, bad("%d recipients: %w", n, ErrTooManyRecipients)
+	}
+	fixed := scheme.SealedSize(n, 0) - tagSize
+	if len(b) < fixed {
+		return layout{}, bad("truncated: %d bytes, %d recipients need %d before the payload", len(b), n, fixed)
+	}
+	ctLen := int(binary.BigEndian.Uint32(b[fixed-lengthSize : fixed]))
+	switch {
+	case ctLen < tagSize:
+		return layout{}, bad("ciphertext of %d bytes, shorter than its tag", ctLen)
+	case ctLen > MaxPayloadBytes+tagSize:
+		return layout{}, bad("ciphertext of %d bytes: %w", ctLen, ErrPayloadTooLarge)
+	case len(b)-fixed != ctLen:
+		return layout{}, bad("ciphertext length %d but %d bytes follow", ctLen, len(b)-fixed)
+	}
+	l := layout{scheme: scheme, n: n, content: fixed - lengthSize - commitmentSize}
+	for i := 1; i < n; i++ {
+		if bytes.Compare(l.keyID(b, i-1), l.keyID(b, i)) >= 0 {
+			return layout{}, bad("entry %d: key ids out of order or repeated", i)
+		}
+	}
+	return l, nil
+}
+
+// keyID is the KeyID of entry i of envelope b, in place.
+func (l layout) keyID(b []byte, i int) []byte {
+	off := headerSize + i*l.scheme.entrySize()
+	return b[off : off+len(KeyID{})]
+}
+
+// SealedTo reports whether well-formed envelope b has an entry for id;
+// errors are ParseEnvelope's. It copies nothing.
+func SealedTo(b []byte, id KeyID) (bool, error) {
+	l, err := parseLayout(b)
+	if err != nil {
+		return false, err
+	}
+	for i := range l.n {
+		if bytes.Equal(l.keyID(b, i), id[:]) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Seal encrypts payload to recipients (the sender's own key among them,
@@ -361,16 +404,11 @@ func contentAD(s Scheme, commitAndLength []byte) []byte {
 // is what a marker transaction commits to, and it stays the same when a
 // recipient is added.
 func ContentHash(envelope []byte) ([32]byte, error) {
-	e, err := ParseEnvelope(envelope)
+	l, err := parseLayout(envelope)
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return contentHash(envelope, e), nil
-}
-
-func contentHash(envelope []byte, e *Envelope) [32]byte {
-	tail := envelope[len(envelope)-len(e.Ciphertext)-commitmentSize-lengthSize:]
-	return crypto.Keccak256Hash([]byte{e.Version}, tail)
+	return crypto.Keccak256Hash(envelope[:1], envelope[l.content:]), nil
 }
 
 // AddRecipient gives the envelope's payload to one more key: key, a

@@ -2,8 +2,12 @@ package privacy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // fuzzKey is a fixed private key (test bytes, of no value), so that
@@ -66,6 +70,17 @@ func FuzzOpenEnvelope(f *testing.F) {
 			}
 		} else if !errors.Is(perr, ErrEnvelope) {
 			t.Fatalf("decode error %v does not wrap ErrEnvelope", perr)
+		}
+		// The checks that copy nothing agree with the decoder.
+		hash, herr := ContentHash(data)
+		sealedTo, serr := SealedTo(data, key.Public().KeyID())
+		switch {
+		case (herr == nil) != (perr == nil) || (serr == nil) != (perr == nil):
+			t.Fatalf("ContentHash (%v) and SealedTo (%v) disagree with the decoder (%v)", herr, serr, perr)
+		case perr == nil && sealedTo != slices.Contains(e.Recipients(), key.Public().KeyID()):
+			t.Fatalf("SealedTo %v, recipients %x", sealedTo, e.Recipients())
+		case perr == nil && hash != crypto.Keccak256Hash([]byte{e.Version}, e.Commitment[:], binary.BigEndian.AppendUint32(nil, uint32(len(e.Ciphertext))), e.Ciphertext):
+			t.Fatal("ContentHash is not the hash of the decoded content")
 		}
 		plain, err := Open(key, data)
 		switch {

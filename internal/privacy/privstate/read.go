@@ -208,8 +208,19 @@ func (s *Store) receipt(h *handle, prefix []byte, what string, hash common.Hash)
 	if err != nil {
 		return nil, err
 	}
+	receipts, err := s.blockReceipts(h, br, number, blockHash)
+	if err != nil {
+		return nil, err
+	}
+	return receipts[index], nil
+}
+
+// blockReceipts are the receipts of block record br (public block number
+// and hash), derived once and kept with the group's recent blocks. They
+// are shared: callers copy what they change.
+func (s *Store) blockReceipts(h *handle, br *blockRecord, number uint64, blockHash common.Hash) ([]*Receipt, error) {
 	if e, ok := h.recent.get(number); ok && e.rec == br && e.receipts != nil {
-		return e.receipts[index], nil
+		return e.receipts, nil
 	}
 	txs, err := br.decodeTxs()
 	if err != nil {
@@ -220,7 +231,7 @@ func (s *Store) receipt(h *handle, prefix []byte, what string, hash common.Hash)
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
 	}
 	h.recent.put(recentBlock{number: number, rec: br, receipts: receipts})
-	return receipts[index], nil
+	return receipts, nil
 }
 
 // Transaction is a private transaction the group executed (or rejected),
@@ -297,6 +308,10 @@ type LogQuery struct {
 	From, To  uint64
 	Addresses []common.Address
 	Topics    [][]common.Hash
+	// ByMarker names, as each log's TxHash, the public marker transaction
+	// that ordered its private transaction (as Besu's private logs do)
+	// instead of the private transaction's own hash.
+	ByMarker bool
 }
 
 // Logs returns group's private logs that q selects, in block and log
@@ -353,13 +368,9 @@ func (s *Store) logs(h *handle, q LogQuery, to uint64) ([]*types.Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		txs, err := br.decodeTxs()
+		receipts, err := s.blockReceipts(h, br, number, rr.Hash)
 		if err != nil {
-			return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
-		}
-		receipts, err := s.derive(br, txs, number, rr.Hash)
-		if err != nil {
-			return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, h.id.Hex(), number, err)
+			return nil, err
 		}
 		for _, r := range receipts {
 			for _, l := range r.Logs {
@@ -369,7 +380,11 @@ func (s *Store) logs(h *handle, q LogQuery, to uint64) ([]*types.Log, error) {
 				if len(out) == MaxLogsPerQuery {
 					return nil, fmt.Errorf("%w: more than MaxLogsPerQuery %d logs match; narrow the block range or the filter", ErrTooMany, MaxLogsPerQuery)
 				}
-				out = append(out, l)
+				c := *l // the receipts are shared
+				if q.ByMarker {
+					c.TxHash = r.Marker
+				}
+				out = append(out, &c)
 			}
 		}
 	}

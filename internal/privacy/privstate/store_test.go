@@ -114,6 +114,21 @@ func TestPrivateERC20DeployAndTransfer(t *testing.T) {
 	if got := new(big.Int).SetBytes(logs[2].Data); got.Int64() != 40 || common.BytesToAddress(logs[2].Topics[2][:]) != sc.carol.addr {
 		t.Fatalf("log 2: value %v to %s", got, common.BytesToAddress(logs[2].Topics[2][:]))
 	}
+	// By marker: the same logs, each naming the marker of its transaction;
+	// the logs answered before are the caller's (changing them changes
+	// nothing the store answers next).
+	logs[1].TxHash = common.Hash{0xee}
+	byMarker, err := s.Logs(groupA, LogQuery{From: 3, To: Latest, Addresses: []common.Address{sc.token}, Topics: [][]common.Hash{{token.TransferEvent}}, ByMarker: true})
+	if err != nil || len(byMarker) != 3 {
+		t.Fatalf("by marker: %d logs, %v", len(byMarker), err)
+	}
+	if l := byMarker[1]; l.TxHash != second.Marker || l.TxHash == (common.Hash{}) || l.Index != 1 || l.BlockNumber != 5 {
+		t.Fatalf("by marker, log 1: tx %s (marker %s) index %d block %d", l.TxHash.TerminalString(), second.Marker.TerminalString(), l.Index, l.BlockNumber)
+	}
+	again, err := s.Logs(groupA, LogQuery{From: 5, To: 5, Addresses: []common.Address{sc.token}})
+	if err != nil || len(again) == 0 || again[len(again)-1].TxHash != second.TxHash {
+		t.Fatalf("logs of block 5 after the caller changed an answer: %v", err)
+	}
 	if none, err := s.Logs(groupA, LogQuery{From: 6, To: 8}); err != nil || len(none) != 0 {
 		t.Fatalf("logs of blocks 6-8: %d, %v", len(none), err)
 	}
