@@ -47,20 +47,57 @@ func (p pebbleLog) Fatalf(format string, args ...any) {
 	panic("pebble: " + msg)
 }
 
-// openKVStore opens (or creates) the pebble database in dir with a block
-// cache of cacheMB megabytes.
-func openKVStore(dir string, cacheMB int, log *slog.Logger) (*kvStore, error) {
-	cache := pebble.NewCache(int64(cacheMB) << 20)
-	defer cache.Unref() // the database holds its own reference
-	opts := &pebble.Options{
-		Cache:        cache,
-		MaxOpenFiles: 512,
+// KVOptions shape a pebble key-value store that OpenKeyValueStore opens.
+type KVOptions struct {
+	// Cache is the block cache to read through, shared by the stores
+	// given it; nil: a cache of its own of CacheMB megabytes.
+	Cache   *pebble.Cache
+	CacheMB int
+	// MemTableMB is the size of each of the store's two memtables; 0:
+	// a quarter of CacheMB, within 8 and 256.
+	MemTableMB int
+	// L0CompactionThreshold is how many files level 0 gathers before a
+	// compaction moves them down; 0: 2.
+	L0CompactionThreshold int
+	// MaxOpenFiles bounds the table files held open; 0: 512.
+	MaxOpenFiles int
+}
+
+// OpenKeyValueStore opens (or creates) the pebble database in dir as the
+// ledger opens its own (the same format and bloom filters), shaped by o,
+// as a go-ethereum key-value store. log receives pebble's messages.
+func OpenKeyValueStore(dir string, o KVOptions, log *slog.Logger) (ethdb.KeyValueStore, error) {
+	return openKVStore(dir, o, log)
+}
+
+// openKVStore opens (or creates) the pebble database in dir.
+func openKVStore(dir string, o KVOptions, log *slog.Logger) (*kvStore, error) {
+	cache := o.Cache
+	if cache == nil {
+		cache = pebble.NewCache(int64(o.CacheMB) << 20)
+		defer cache.Unref() // the database holds its own reference
+	}
+	memTable := uint64(o.MemTableMB) << 20
+	if memTable == 0 {
 		// A quarter of the cache for each of the two memtables, within
 		// bounds: small enough to flush quickly, large enough that a
 		// height's writes rarely stall on a flush.
-		MemTableSize:                min(max(uint64(cacheMB)<<20/4, 8<<20), 256<<20),
+		memTable = min(max(uint64(o.CacheMB)<<20/4, 8<<20), 256<<20)
+	}
+	l0 := o.L0CompactionThreshold
+	if l0 == 0 {
+		l0 = 2
+	}
+	files := o.MaxOpenFiles
+	if files == 0 {
+		files = 512
+	}
+	opts := &pebble.Options{
+		Cache:                       cache,
+		MaxOpenFiles:                files,
+		MemTableSize:                memTable,
 		MemTableStopWritesThreshold: 2,
-		L0CompactionThreshold:       2,
+		L0CompactionThreshold:       l0,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		// Synced writes of large batches would otherwise wait for all the
 		// WAL bytes at once.

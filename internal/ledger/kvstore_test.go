@@ -13,7 +13,7 @@ import (
 // replay, range deletion).
 func TestKVStoreConformance(t *testing.T) {
 	dbtest.TestDatabaseSuite(t, func() ethdb.KeyValueStore {
-		s, err := openKVStore(t.TempDir(), 8, quiet)
+		s, err := openKVStore(t.TempDir(), KVOptions{CacheMB: 8}, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -23,7 +23,7 @@ func TestKVStoreConformance(t *testing.T) {
 }
 
 func TestKVStoreClosed(t *testing.T) {
-	s, err := openKVStore(filepath.Join(t.TempDir(), "db"), 8, quiet)
+	s, err := openKVStore(filepath.Join(t.TempDir(), "db"), KVOptions{CacheMB: 8}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,7 @@ func Open(dir string, spec *chain.Spec, opts Options, log *slog.Logger) (*Ledger
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	kv, err := openKVStore(filepath.Join(dir, "chaindata"), opts.CacheMB, log)
+	kv, err := openKVStore(filepath.Join(dir, "chaindata"), KVOptions{CacheMB: opts.CacheMB}, log)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", filepath.Join(dir, "chaindata"), err)
 	}

@@ -98,7 +98,7 @@ func TestMigrateFromHashScheme(t *testing.T) {
 	before := hashNodes(t, l)
 	l.Close()
 	// What an earlier release leaves: no scheme record.
-	kv, err := openKVStore(filepath.Join(dir, "chaindata"), 8, quiet)
+	kv, err := openKVStore(filepath.Join(dir, "chaindata"), KVOptions{CacheMB: 8}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

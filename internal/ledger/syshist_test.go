@@ -529,7 +529,7 @@ func TestSystemHistoryAfterCrash(t *testing.T) {
 	// A crash: the layers journaled by Close are lost, so Open replays
 	// the heights above the state on disk; their history is deleted too,
 	// to see it written again.
-	kv, err := openKVStore(dir+"/chaindata", 8, quiet)
+	kv, err := openKVStore(dir+"/chaindata", KVOptions{CacheMB: 8}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

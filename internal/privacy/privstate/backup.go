@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/ethdb/pebble"
+	"github.com/ethereum/go-ethereum/ethdb"
 )
 
 // backupBatchBytes bounds the writes one batch of a backup holds before
@@ -82,9 +82,9 @@ func (s *Store) backupGroup(group common.Hash, dst string) error {
 		return err
 	}
 	defer s.release(h)
-	err = copyDatabase(h.kv, dst, DefaultGroupCacheMB, groupHandles)
+	err = s.copyDatabase(h.kv, dst, groupHandles)
 	if err == nil {
-		err = copyDatabase(h.pay.kv, filepath.Join(dst, payloadDirName), payloadCacheMB, payloadHandles)
+		err = s.copyDatabase(h.pay.kv, filepath.Join(dst, payloadDirName), payloadHandles)
 	}
 	if err != nil {
 		return fmt.Errorf("private state backup: group %s: %w", group.Hex(), err)
@@ -93,8 +93,8 @@ func (s *Store) backupGroup(group common.Hash, dst string) error {
 }
 
 // copyDatabase copies src, as one view, into a new database at dst.
-func copyDatabase(src *pebble.Database, dst string, cacheMB, handles int) error {
-	out, err := pebble.New(dst, cacheMB, handles, "charter/private-backup/", false)
+func (s *Store) copyDatabase(src ethdb.KeyValueStore, dst string, handles int) error {
+	out, err := s.openKV(dst, handles)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/ethdb/pebble"
+	"github.com/ethereum/go-ethereum/ethdb"
 )
 
 // The payload store of a group: the encrypted envelopes it was sent, in a
@@ -36,7 +36,7 @@ import (
 // position (it would only cost the order, not a payload). Nothing is ever
 // deleted: a group's payloads go with its folder when it is purged.
 type payloadStore struct {
-	kv    *pebble.Database
+	kv    ethdb.KeyValueStore
 	next  atomic.Uint64 // position of the next payload, minus one
 	dirty atomic.Bool   // written since its last sync
 }
@@ -44,20 +44,17 @@ type payloadStore struct {
 // payloadDirName is the payload store's folder inside a group's folder.
 const payloadDirName = "payloads"
 
-// Payload store sizing: pebble's smallest cache and file budget (reads
-// are of payloads just written, mostly from the memtable).
-const (
-	payloadCacheMB = 16
-	payloadHandles = 16
-)
+// payloadHandles is a payload store's file budget (its reads are rare:
+// the applier takes payloads just kept from the node's memory).
+const payloadHandles = 16
 
 var (
 	prefPayloadData  = []byte("d")
 	prefPayloadIndex = []byte("i")
 )
 
-func openPayloadStore(dir string) (*payloadStore, error) {
-	kv, err := pebble.New(dir, payloadCacheMB, payloadHandles, "charter/private-payloads/", false)
+func openPayloadStore(s *Store, dir string) (*payloadStore, error) {
+	kv, err := s.openKV(dir, payloadHandles)
 	if err != nil {
 		return nil, fmt.Errorf("open payload store %s: %w", dir, err)
 	}

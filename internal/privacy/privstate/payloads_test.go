@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
@@ -77,7 +78,9 @@ func TestPayloadStore(t *testing.T) {
 // payload store's keys are written in order (what keeps its compactions
 // from rewriting older payloads).
 func TestPayloadPositionsIncrease(t *testing.T) {
-	ps, err := openPayloadStore(t.TempDir())
+	s := &Store{cache: pebble.NewCache(8 << 20), log: quietLog()}
+	defer s.cache.Unref()
+	ps, err := openPayloadStore(s, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
