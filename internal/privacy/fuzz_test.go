@@ -82,6 +82,33 @@ func FuzzOpenEnvelope(f *testing.F) {
 		case perr == nil && hash != crypto.Keccak256Hash([]byte{e.Version}, e.Commitment[:], binary.BigEndian.AppendUint32(nil, uint32(len(e.Ciphertext))), e.Ciphertext):
 			t.Fatal("ContentHash is not the hash of the decoded content")
 		}
+		// Detaching the ML-KEM ciphertexts and attaching them again gives
+		// the envelope back; the detached form of anything else is refused.
+		det, kems, derr := Detach(data)
+		if (derr == nil) != (perr == nil) {
+			t.Fatalf("Detach (%v) disagrees with the decoder (%v)", derr, perr)
+		}
+		kept := map[[32]byte][]byte{}
+		for _, k := range kems {
+			kept[k.Hash] = k.Ciphertext
+		}
+		lookup := func(h [32]byte) ([]byte, error) {
+			if ct, ok := kept[h]; ok {
+				return ct, nil
+			}
+			return nil, errors.New("not kept")
+		}
+		if derr == nil && len(kems) > 0 {
+			back, err := Attach(det, lookup)
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("Attach(Detach(envelope)) = %d bytes, %v; want the envelope", len(back), err)
+			}
+		}
+		if back, err := Attach(data, lookup); err == nil {
+			if _, perr := ParseEnvelope(back); perr != nil {
+				t.Fatalf("Attach made what does not decode: %v", perr)
+			}
+		}
 		plain, err := Open(key, data)
 		switch {
 		case err == nil && perr != nil:

@@ -206,3 +206,57 @@ func TestSealerConcurrent(t *testing.T) {
 		t.Fatalf("the sealer holds %d sessions for two recipients", n)
 	}
 }
+
+// The envelopes of one session share their ML-KEM ciphertexts: detached,
+// they name the same ones, which a store keeps once; attached again they
+// are the envelopes, byte for byte, and open.
+func TestDetachSessionCiphertexts(t *testing.T) {
+	a, b := mustKey(t), mustKey(t)
+	s := NewSealer(SchemeHybridSession)
+	recipients := []*PublicKey{a.Public(), b.Public()}
+	kept := map[[32]byte][]byte{}
+	var envelopes, detached [][]byte
+	for i := range 5 {
+		env, err := s.Seal(recipients, []byte{byte(i), 'p'})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, kems, err := Detach(env)
+		if err != nil || len(kems) != 2 {
+			t.Fatalf("Detach: %d ciphertexts, %v", len(kems), err)
+		}
+		if len(d) != len(env)-2*(1088-32) {
+			t.Fatalf("detached %d bytes of %d", len(d), len(env))
+		}
+		for _, k := range kems {
+			kept[k.Hash] = k.Ciphertext
+		}
+		envelopes, detached = append(envelopes, env), append(detached, d)
+	}
+	if len(kept) != 2 {
+		t.Fatalf("%d distinct ML-KEM ciphertexts in one session's envelopes to two keys; want 2", len(kept))
+	}
+	lookup := func(h [32]byte) ([]byte, error) { return kept[h], nil }
+	for i, d := range detached {
+		env, err := Attach(d, lookup)
+		if err != nil || !bytes.Equal(env, envelopes[i]) {
+			t.Fatalf("envelope %d attached: %v", i, err)
+		}
+		if p, err := Open(b, env); err != nil || p[0] != byte(i) {
+			t.Fatalf("envelope %d does not open after Attach: %v", i, err)
+		}
+	}
+	// A ciphertext that is not the one hashed is refused.
+	wrong := func([32]byte) ([]byte, error) { return make([]byte, 1088), nil }
+	if _, err := Attach(detached[0], wrong); err == nil {
+		t.Fatal("Attach took a ciphertext that is not the one hashed")
+	}
+	// Schemes without ML-KEM: nothing to detach.
+	env, err := SealWith(SchemeX25519, recipients, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, kems, err := Detach(env); err != nil || len(kems) != 0 || !bytes.Equal(d, env) {
+		t.Fatalf("Detach of an x25519 envelope: %d ciphertexts, %v", len(kems), err)
+	}
+}

@@ -3,11 +3,15 @@ package privstate
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethdb"
+
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // The payload store of a group: the encrypted envelopes it was sent, in a
@@ -27,7 +31,15 @@ import (
 // Keys:
 //
 //	'd' | position (8, big-endian) | hash (32) -> payload bytes
-//	'i' | hash (32)                           -> position (8)
+//	'i' | hash (32)                           -> position (8) [| form (1)]
+//	'k' | keccak256 of a ciphertext (32)      -> ML-KEM ciphertext
+//
+// An envelope of the hybrid-session scheme is kept detached (form 1,
+// privacy.Detach): each entry's ML-KEM ciphertext, the same in every
+// envelope of one session, is kept once under a 'k' key and named by its
+// hash in the envelope, which so takes about 0.5 kB instead of 2.6 kB for
+// two recipients. Other payloads are kept as they are (form 0, and index
+// entries without the form byte, as earlier builds wrote them).
 //
 // A position is the wall clock at the store's opening in nanoseconds,
 // plus one per payload kept since: increasing while the process runs and,
@@ -39,7 +51,21 @@ type payloadStore struct {
 	kv    ethdb.KeyValueStore
 	next  atomic.Uint64 // position of the next payload, minus one
 	dirty atomic.Bool   // written since its last sync
+
+	kmu   sync.Mutex
+	kemOK map[[32]byte]struct{} // ciphertexts known to be kept ('k' keys); at most maxKnownKEMs
 }
+
+// maxKnownKEMs bounds the ciphertexts a payload store remembers having
+// kept (one a session and recipient key); beyond, it starts again and
+// asks the database.
+const maxKnownKEMs = 4_096
+
+// Index forms: how the payload at a position is kept.
+const (
+	formWhole    = 0 // the bytes as given
+	formDetached = 1 // privacy.Detach's form, the ciphertexts under 'k' keys
+)
 
 // payloadDirName is the payload store's folder inside a group's folder.
 const payloadDirName = "payloads"
@@ -51,6 +77,7 @@ const payloadHandles = 16
 var (
 	prefPayloadData  = []byte("d")
 	prefPayloadIndex = []byte("i")
+	prefPayloadKEM   = []byte("k")
 )
 
 func openPayloadStore(s *Store, dir string) (*payloadStore, error) {
@@ -86,19 +113,75 @@ func (ps *payloadStore) put(hash common.Hash, payload []byte) error {
 	if has {
 		return nil
 	}
+	stored, form := payload, byte(formWhole)
+	var kems []privacy.DetachedKEM
+	if len(payload) > 0 && privacy.Scheme(payload[0]) == privacy.SchemeHybridSession {
+		if d, k, err := privacy.Detach(payload); err == nil {
+			stored, kems, form = d, k, formDetached
+		}
+	}
 	position := ps.next.Add(1)
-	batch := ps.kv.NewBatchWithSize(len(payload) + 2*(1+8+common.HashLength))
-	if err := batch.Put(payloadDataKey(position, hash), payload); err != nil {
+	batch := ps.kv.NewBatchWithSize(len(stored) + 2*(1+8+common.HashLength) + 1)
+	var added [][32]byte
+	for _, k := range kems {
+		known, err := ps.kemKept(k.Hash)
+		if err != nil {
+			return err
+		}
+		if known || slices.Contains(added, k.Hash) {
+			continue
+		}
+		if err := batch.Put(key(prefPayloadKEM, k.Hash[:]), k.Ciphertext); err != nil {
+			return err
+		}
+		added = append(added, k.Hash)
+	}
+	if err := batch.Put(payloadDataKey(position, hash), stored); err != nil {
 		return err
 	}
-	if err := batch.Put(ik, binary.BigEndian.AppendUint64(nil, position)); err != nil {
+	index := binary.BigEndian.AppendUint64(nil, position)
+	if form != formWhole {
+		index = append(index, form)
+	}
+	if err := batch.Put(ik, index); err != nil {
 		return err
 	}
 	if err := batch.Write(); err != nil {
 		return err
 	}
+	ps.noteKEMs(added)
 	ps.dirty.Store(true)
 	return nil
+}
+
+// kemKept reports whether the ciphertext named h is kept already.
+func (ps *payloadStore) kemKept(h [32]byte) (bool, error) {
+	ps.kmu.Lock()
+	_, ok := ps.kemOK[h]
+	ps.kmu.Unlock()
+	if ok {
+		return true, nil
+	}
+	has, err := ps.kv.Has(key(prefPayloadKEM, h[:]))
+	if err == nil && has {
+		ps.noteKEMs([][32]byte{h})
+	}
+	return has, err
+}
+
+// noteKEMs remembers ciphertexts written (or found) in the database.
+func (ps *payloadStore) noteKEMs(hs [][32]byte) {
+	if len(hs) == 0 {
+		return
+	}
+	ps.kmu.Lock()
+	defer ps.kmu.Unlock()
+	if ps.kemOK == nil || len(ps.kemOK)+len(hs) > maxKnownKEMs {
+		ps.kemOK = make(map[[32]byte]struct{})
+	}
+	for _, h := range hs {
+		ps.kemOK[h] = struct{}{}
+	}
 }
 
 // sync makes every payload put before it durable; it does nothing when
@@ -127,12 +210,30 @@ func (ps *payloadStore) get(hash common.Hash) (payload []byte, ok bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	if len(raw) != 8 {
+	form := byte(formWhole)
+	switch len(raw) {
+	case 8:
+	case 9:
+		form = raw[8]
+	default:
 		return nil, false, fmt.Errorf("payload index entry of %d bytes", len(raw))
 	}
-	payload, err = ps.kv.Get(payloadDataKey(binary.BigEndian.Uint64(raw), hash))
+	position := binary.BigEndian.Uint64(raw)
+	payload, err = ps.kv.Get(payloadDataKey(position, hash))
 	if err != nil {
-		return nil, false, fmt.Errorf("payload at position %d: %w", binary.BigEndian.Uint64(raw), err)
+		return nil, false, fmt.Errorf("payload at position %d: %w", position, err)
+	}
+	switch form {
+	case formWhole:
+	case formDetached:
+		payload, err = privacy.Attach(payload, func(h [32]byte) ([]byte, error) {
+			return ps.kv.Get(key(prefPayloadKEM, h[:]))
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("payload at position %d: %w", position, err)
+		}
+	default:
+		return nil, false, fmt.Errorf("payload at position %d kept in form %d, which this build does not read", position, form)
 	}
 	return payload, true, nil
 }

@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/charter-ledger/charter/internal/bench/token"
+	"github.com/charter-ledger/charter/internal/privacy"
 )
 
 // Payloads live in the group's payload store: they read back after the
@@ -141,4 +143,120 @@ func TestNonceFollowsTheHead(t *testing.T) {
 	if n, err := s.Nonce(groupA, alice.addr); err != nil || n != 6 {
 		t.Fatalf("reopened: alice's nonce %d (%v), want 6", n, err)
 	}
+}
+
+// Envelopes of the hybrid-session scheme are kept detached: each ML-KEM
+// ciphertext of a session once, the envelopes a fifth of their size; they
+// read back whole, after a reopening too, beside envelopes of another
+// scheme kept as they are; a ciphertext gone from the store is an error,
+// not another envelope.
+func TestPayloadStoreDetachesSessionCiphertexts(t *testing.T) {
+	spec := testSpec(t)
+	c := newPubChain(spec, 4)
+	dir := t.TempDir()
+	s := openStore(t, dir, c, Options{})
+	a, b := mustPrivacyKey(t), mustPrivacyKey(t)
+	sealer := privacy.NewSealer(privacy.SchemeHybridSession)
+	kept := map[common.Hash][]byte{}
+	for i := range 40 {
+		env, err := sealer.Seal([]*privacy.PublicKey{a.Public(), b.Public()}, []byte(fmt.Sprintf("private transaction %d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := privacy.ContentHash(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.KeepPayload(groupA, h, env); err != nil {
+			t.Fatal(err)
+		}
+		kept[h] = env
+	}
+	whole, err := privacy.SealWith(privacy.SchemeHybrid, []*privacy.PublicKey{a.Public(), b.Public()}, []byte("not a session's"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, _ := privacy.ContentHash(whole)
+	if err := s.PutPayload(groupA, wh, whole); err != nil {
+		t.Fatal(err)
+	}
+	kept[wh] = whole
+
+	h, err := s.acquire(groupA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(prefix []byte) (n, bytes int) {
+		it := h.pay.kv.NewIterator(prefix, nil)
+		defer it.Release()
+		for it.Next() {
+			n, bytes = n+1, bytes+len(it.Value())
+		}
+		return n, bytes
+	}
+	if n, _ := count(prefPayloadKEM); n != 2 {
+		t.Fatalf("%d ML-KEM ciphertexts kept for one session to two keys; want 2", n)
+	}
+	if n, size := count(prefPayloadData); n != 41 || size > 40*600+len(whole) {
+		t.Fatalf("%d payload entries of %d bytes in all; want 41, at most %d", n, size, 40*600+len(whole))
+	}
+	s.release(h)
+	check := func(s *Store) {
+		t.Helper()
+		for hash, env := range kept {
+			got, err := s.Payload(groupA, hash)
+			if err != nil || !bytes.Equal(got, env) {
+				t.Fatalf("payload %s: %d bytes, %v; want the envelope kept", hash.TerminalString(), len(got), err)
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, c, Options{})
+	check(s)
+	// Keeping more of the session after the reopening writes no ciphertext again.
+	env, err := sealer.Seal([]*privacy.PublicKey{a.Public(), b.Public()}, []byte("after the reopening"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eh, _ := privacy.ContentHash(env)
+	if err := s.KeepPayload(groupA, eh, env); err != nil {
+		t.Fatal(err)
+	}
+	h, err = s.acquire(groupA, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := count(prefPayloadKEM); n != 2 {
+		t.Fatalf("%d ML-KEM ciphertexts after the reopening; want 2", n)
+	}
+	// A ciphertext gone: the envelopes that name it no longer read.
+	it := h.pay.kv.NewIterator(prefPayloadKEM, nil)
+	it.Next()
+	gone := bytes.Clone(it.Key())
+	it.Release()
+	if err := h.pay.kv.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	s.release(h)
+	if _, err := s.Payload(groupA, eh); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("an envelope whose ciphertext is gone: %v; want ErrCorrupt", err)
+	}
+	if got, err := s.Payload(groupA, wh); err != nil || !bytes.Equal(got, whole) {
+		t.Fatalf("the hybrid envelope kept whole: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustPrivacyKey(t testing.TB) *privacy.PrivateKey {
+	t.Helper()
+	k, err := privacy.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
