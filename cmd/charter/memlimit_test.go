@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"strconv"
+	"testing"
+)
 
 func TestMemoryLimit(t *testing.T) {
 	const gib = 1 << 30
@@ -48,5 +52,19 @@ func TestMachineMemory(t *testing.T) {
 	}
 	if p := physicalMemory(); p > 0 && m > p {
 		t.Fatalf("machineMemory %d above the machine's %d", m, p)
+	}
+}
+
+// A testnet node gets its share of the memory and the testnet's GOGC,
+// unless the environment chose them.
+func TestNodeEnv(t *testing.T) {
+	has := func(env []string, kv string) bool { return slices.Contains(env, kv) }
+	env := nodeEnv([]string{"PATH=/bin"}, 1<<30)
+	if !has(env, "PATH=/bin") || !has(env, "GOMEMLIMIT=1073741824") || !has(env, "GOGC="+strconv.Itoa(testnetGCPercent)) {
+		t.Fatalf("env %q", env)
+	}
+	env = nodeEnv([]string{"GOGC=400", "GOMEMLIMIT=2GiB"}, 0)
+	if len(env) != 2 || !has(env, "GOGC=400") || !has(env, "GOMEMLIMIT=2GiB") {
+		t.Fatalf("an environment that sets GOGC and GOMEMLIMIT: %q", env)
 	}
 }

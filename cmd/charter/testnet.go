@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +82,30 @@ type testnetNode struct {
 	restarts        int           // restarts so far
 	delay           time.Duration // the delay of the last restart; 0 before the first
 	memoryLimit     int64         // GOMEMLIMIT of the process; 0: its own choice
+}
+
+// testnetGCPercent is the GOGC of a testnet's nodes. A node alone on its
+// machine collects at 5x its live heap (cmd/charter's main: +10-18 % in
+// the single-node bench); nodes that share one machine share its caches
+// and memory bandwidth, and four heaps each five times their live one
+// cost them more in fresh pages and cache misses than the collector
+// saves: at Go's default, a 4-validator testnet on two cores does 8 %
+// more public and about 10 % more private transfers (BENCHMARKS.md,
+// "Private transfers, fifth round").
+const testnetGCPercent = 100
+
+// nodeEnv is the environment of a testnet node: the testnet's own, with
+// the node's share of the memory as GOMEMLIMIT (memoryLimit > 0) and
+// testnetGCPercent as GOGC, each unless the environment sets it.
+func nodeEnv(environ []string, memoryLimit int64) []string {
+	env := slices.Clone(environ)
+	if memoryLimit > 0 {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(memoryLimit, 10))
+	}
+	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") }) {
+		env = append(env, "GOGC="+strconv.Itoa(testnetGCPercent))
+	}
+	return env
 }
 
 // restartDelay is the delay before restarting a node that failed after
@@ -346,9 +371,7 @@ func (n *testnetNode) start(self string, args []string) error {
 	n.started = time.Now()
 	n.cmd = exec.Command(self, append([]string{"node", "--home", n.home}, args...)...)
 	n.cmd.Stdout, n.cmd.Stderr = f, f
-	if n.memoryLimit > 0 {
-		n.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+strconv.FormatInt(n.memoryLimit, 10))
-	}
+	n.cmd.Env = nodeEnv(os.Environ(), n.memoryLimit)
 	// Own process group: a terminal's Ctrl-C reaches only testnet, which
 	// stops the nodes in order. The kernel sends SIGTERM to a node whose
 	// testnet dies without stopping it.
