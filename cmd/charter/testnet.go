@@ -89,8 +89,8 @@ type testnetNode struct {
 // the single-node bench); nodes that share one machine share its caches
 // and memory bandwidth, and four heaps each five times their live one
 // cost them more in fresh pages and cache misses than the collector
-// saves: at Go's default, a 4-validator testnet on two cores does 8 %
-// more public and about 10 % more private transfers (BENCHMARKS.md,
+// saves: at Go's default, a 4-validator testnet on two cores does 8-17 %
+// more public and about 14 % more private transfers (BENCHMARKS.md,
 // "Private transfers, fifth round").
 const testnetGCPercent = 100
 
