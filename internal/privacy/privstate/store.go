@@ -314,7 +314,6 @@ func Open(dir string, spec *chain.Spec, headers execution.HeaderReader, opts Opt
 		log:  log,
 		opts: opts,
 	}
-	s.cache = pebble.NewCache(int64(opts.GroupCacheMB) << 20)
 	s.mu.cond = sync.NewCond(&s.mu.Mutex)
 	s.mu.open = map[common.Hash]*handle{}
 	s.mu.purged = map[common.Hash]uint64{}
@@ -325,9 +324,9 @@ func Open(dir string, spec *chain.Spec, headers execution.HeaderReader, opts Opt
 		}
 	}
 	if err := s.loadTombstones(); err != nil {
-		s.cache.Unref()
 		return nil, err
 	}
+	s.cache = pebble.NewCache(int64(opts.GroupCacheMB) << 20) // Close gives it back
 	return s, nil
 }
 
