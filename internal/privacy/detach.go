@@ -34,7 +34,8 @@ func (s Scheme) detachedEntrySize() int {
 const kemOffset = KeyIDSize + X25519KeySize
 
 // Detach returns envelope in the detached form, its scheme's, and the
-// ML-KEM ciphertexts of its entries in entry order (a copy of each). An
+// ML-KEM ciphertexts of its entries in entry order (slices of envelope:
+// the caller copies what it keeps beyond envelope's lifetime). An
 // envelope of a scheme without ML-KEM ciphertexts is returned as it is,
 // with none. Errors are ParseEnvelope's.
 func Detach(envelope []byte) (detached []byte, kems []DetachedKEM, err error) {
@@ -52,7 +53,7 @@ func Detach(envelope []byte) (detached []byte, kems []DetachedKEM, err error) {
 	for i := range l.n {
 		entry := envelope[headerSize+i*es : headerSize+(i+1)*es]
 		ct := entry[kemOffset : kemOffset+mlkem.CiphertextSize768]
-		kems[i] = DetachedKEM{Hash: crypto.Keccak256Hash(ct), Ciphertext: append([]byte(nil), ct...)}
+		kems[i] = DetachedKEM{Hash: crypto.Keccak256Hash(ct), Ciphertext: ct}
 		out = append(out, entry[:kemOffset]...)
 		out = append(out, kems[i].Hash[:]...)
 		out = append(out, entry[kemOffset+mlkem.CiphertextSize768:]...)
