@@ -152,12 +152,17 @@ func (m *regMemo) sender(addr common.Address) system.Sender {
 	return s
 }
 
-// headMemo is the memo of the registry at the head.
+// headMemo is the memo of the registry at the head. The ledger's head is
+// one header value per block (Chain.System answers that very pointer), so
+// that the memo is the head's when its header is the head pointer: no
+// header is hashed on a path every private transaction takes three times.
+// A head whose pointer changed without its block would only make a new
+// memo.
 func (p *privacyService) headMemo() (*regMemo, error) {
 	head := p.n.ledger.Head()
 	p.memoMu.Lock()
 	defer p.memoMu.Unlock()
-	if p.memo != nil && p.memo.header.Hash() == head.Hash() {
+	if p.memo != nil && p.memo.header == head {
 		return p.memo, nil
 	}
 	reg, h, err := p.registry()

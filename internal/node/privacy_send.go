@@ -339,7 +339,7 @@ func orgsOfIdentities(reg *system.State, ids [][]byte) ([]string, error) {
 // back. One fsync per private transaction was most of the time a
 // sending node spent on it.
 func (p *privacyService) distribute(pr *prepared) error {
-	if err := p.store.KeepPayload(pr.group, pr.hash, pr.envelope); err != nil {
+	if err := p.store.KeepSealed(pr.group, pr.hash, pr.envelope); err != nil {
 		return err
 	}
 	if p.fetch.push(pr.group, pr.envelope, append(slices.Clone(pr.members), pr.auditors...)) == 0 {

@@ -39,6 +39,17 @@ const kemOffset = KeyIDSize + X25519KeySize
 // envelope of a scheme without ML-KEM ciphertexts is returned as it is,
 // with none. Errors are ParseEnvelope's.
 func Detach(envelope []byte) (detached []byte, kems []DetachedKEM, err error) {
+	return DetachHashed(envelope, nil)
+}
+
+// DetachHashed is Detach with the ciphertexts' keccak256 answered by hash
+// (nil: computed): a caller that remembers the few ciphertexts of the
+// sessions in use answers them without hashing a kilobyte again. hash
+// must answer keccak256 of its argument.
+func DetachHashed(envelope []byte, hash func(ct []byte) [32]byte) (detached []byte, kems []DetachedKEM, err error) {
+	if hash == nil {
+		hash = func(ct []byte) [32]byte { return crypto.Keccak256Hash(ct) }
+	}
 	l, err := parseLayout(envelope)
 	if err != nil {
 		return nil, nil, err
@@ -53,7 +64,7 @@ func Detach(envelope []byte) (detached []byte, kems []DetachedKEM, err error) {
 	for i := range l.n {
 		entry := envelope[headerSize+i*es : headerSize+(i+1)*es]
 		ct := entry[kemOffset : kemOffset+mlkem.CiphertextSize768]
-		kems[i] = DetachedKEM{Hash: crypto.Keccak256Hash(ct), Ciphertext: ct}
+		kems[i] = DetachedKEM{Hash: hash(ct), Ciphertext: ct}
 		out = append(out, entry[:kemOffset]...)
 		out = append(out, kems[i].Hash[:]...)
 		out = append(out, entry[kemOffset+mlkem.CiphertextSize768:]...)

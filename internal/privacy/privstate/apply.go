@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/bitutil"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -47,7 +48,8 @@ type BlockResult struct {
 	Root       common.Hash // and after it
 	// Receipts are one per transaction passed, in order, with every
 	// derived field filled; a rejected transaction has a failed receipt
-	// with no gas used and its reason.
+	// with no gas used and its reason. They are shared with the store's
+	// readers: the caller copies what it changes.
 	Receipts []*Receipt
 	// Replayed is true when the block had been applied before: nothing
 	// was executed, the result is the one recorded then.
@@ -141,6 +143,10 @@ func (s *Store) ApplyBlock(group common.Hash, header *types.Header, txs []Tx) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: group %s: block %d: %v", ErrCorrupt, group.Hex(), number, err)
 	}
+	// The receipts and logs of a block just applied are what clients ask
+	// for next (a log filter's poll, a receipt per transaction): they
+	// read these instead of decoding the record again.
+	h.recent.put(recentBlock{number: number, rec: stored, receipts: receipts})
 	return &BlockResult{Number: number, Hash: hash, ParentRoot: head.Root, Root: root, Receipts: receipts}, nil
 }
 
@@ -224,6 +230,7 @@ func (s *Store) execute(st *state.StateDB, header *types.Header, txs []Tx) (*blo
 		rec     = &blockRecord{Time: header.Time}
 		decoded = make([]*privtx.Tx, len(txs))
 		bloom   types.Bloom
+		blooms  = bloomMemo{}
 	)
 	for i, tx := range txs {
 		receipt, ptx, extra := s.applyTx(evm, st, gp, header, tx, i)
@@ -233,8 +240,7 @@ func (s *Store) execute(st *state.StateDB, header *types.Header, txs []Tx) (*blo
 		} else {
 			st.Finalise(rules)
 		}
-		receipt.Bloom = types.CreateBloom(receipt)
-		bloom = orBloom(bloom, receipt.Bloom)
+		blooms.addLogs(&bloom, receipt.Logs) // the receipt's own bloom is derived on reading
 		raw := tx.Raw
 		if len(raw) > MaxPrivateTxBytes {
 			raw = nil // rejected for its size; its hash is kept in extra
@@ -248,11 +254,36 @@ func (s *Store) execute(st *state.StateDB, header *types.Header, txs []Tx) (*blo
 	return rec, decoded, root, bloom
 }
 
-func orBloom(a, b types.Bloom) types.Bloom {
-	for i := range a {
-		a[i] |= b[i]
+// bloomMemo makes logs' blooms as types.CreateBloom does, hashing each
+// distinct address and topic once: the logs of a block repeat a few of
+// them (a token's address, its event's signature, its holders), and the
+// three keccak256 of every log were most of a private block's blooms.
+type bloomMemo map[string]*types.Bloom
+
+// maxBloomMemo bounds a memo's entries (one block's or one derivation's
+// distinct addresses and topics); beyond, values are hashed each time.
+const maxBloomMemo = 4096
+
+// addLogs adds the addresses and topics of logs to b.
+func (m bloomMemo) addLogs(b *types.Bloom, logs []*types.Log) {
+	for _, l := range logs {
+		m.add(b, l.Address[:])
+		for k := range l.Topics {
+			m.add(b, l.Topics[k][:])
+		}
 	}
-	return a
+}
+
+func (m bloomMemo) add(b *types.Bloom, data []byte) {
+	v, ok := m[string(data)]
+	if !ok {
+		v = new(types.Bloom)
+		v.Add(data)
+		if len(m) < maxBloomMemo {
+			m[string(data)] = v
+		}
+	}
+	bitutil.ORBytes(b[:], b[:], v[:])
 }
 
 // reason cuts a rejection reason at MaxReasonBytes, on a character
@@ -432,6 +463,7 @@ func (s *Store) derive(rec *blockRecord, txs []*privtx.Tx, number uint64, hash c
 	out := make([]*Receipt, len(txs))
 	var cumulative uint64
 	logIndex := uint(0)
+	blooms := bloomMemo{}
 	for i, tx := range txs {
 		x := rec.Extras[i]
 		r := new(types.Receipt)
@@ -459,7 +491,8 @@ func (s *Store) derive(rec *blockRecord, txs []*privtx.Tx, number uint64, hash c
 			logs[j] = &c
 		}
 		r.Logs = logs
-		r.Bloom = types.CreateBloom(r)
+		r.Bloom = types.Bloom{}
+		blooms.addLogs(&r.Bloom, logs)
 		out[i] = &Receipt{Receipt: r, Marker: rec.Markers[i], From: x.From, To: to, Output: x.Output, Rejected: x.Rejected}
 	}
 	return out, nil

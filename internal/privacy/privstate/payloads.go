@@ -1,14 +1,17 @@
 package privstate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethdb"
 
 	"github.com/charter-ledger/charter/internal/privacy"
@@ -54,7 +57,22 @@ type payloadStore struct {
 
 	kmu   sync.Mutex
 	kemOK map[[32]byte]struct{} // ciphertexts known to be kept ('k' keys); at most maxKnownKEMs
+
+	rmu    sync.Mutex
+	seed   maphash.Seed
+	recent map[uint64]recentKEM // ciphertexts met lately with their keccak256; at most maxRecentKEMs
 }
+
+// recentKEM is a ciphertext and its keccak256.
+type recentKEM struct {
+	ct   []byte
+	hash [32]byte
+}
+
+// maxRecentKEMs bounds the ciphertexts a payload store remembers with
+// their hashes: those of the sessions in use (one a sending node and
+// recipient key), each met in every envelope of its session.
+const maxRecentKEMs = 64
 
 // maxKnownKEMs bounds the ciphertexts a payload store remembers having
 // kept (one a session and recipient key); beyond, it starts again and
@@ -85,7 +103,7 @@ func openPayloadStore(s *Store, dir string) (*payloadStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open payload store %s: %w", dir, err)
 	}
-	ps := &payloadStore{kv: kv}
+	ps := &payloadStore{kv: kv, seed: maphash.MakeSeed()}
 	ps.next.Store(uint64(time.Now().UnixNano()))
 	return ps, nil
 }
@@ -101,22 +119,27 @@ func payloadDataKey(position uint64, hash common.Hash) []byte {
 
 // put keeps payload under hash, without a sync (sync makes it durable).
 // A payload kept already is not written again: the caller checked hash
-// against the payload, so that the bytes are the same. Two concurrent
-// puts of one hash may both write it; the index names the later copy,
-// the other stays unreferenced (bounded by the concurrent writers).
-func (ps *payloadStore) put(hash common.Hash, payload []byte) error {
+// against the payload, so that the bytes are the same; fresh says that
+// the payload cannot be kept yet (this node sealed it just now, with a
+// content key of its own drawing), and the store does not look. Two
+// concurrent puts of one hash may both write it; the index names the
+// later copy, the other stays unreferenced (bounded by the concurrent
+// writers).
+func (ps *payloadStore) put(hash common.Hash, payload []byte, fresh bool) error {
 	ik := key(prefPayloadIndex, hash[:])
-	has, err := ps.kv.Has(ik)
-	if err != nil {
-		return err
-	}
-	if has {
-		return nil
+	if !fresh {
+		has, err := ps.kv.Has(ik)
+		if err != nil {
+			return err
+		}
+		if has {
+			return nil
+		}
 	}
 	stored, form := payload, byte(formWhole)
 	var kems []privacy.DetachedKEM
 	if len(payload) > 0 && privacy.Scheme(payload[0]) == privacy.SchemeHybridSession {
-		if d, k, err := privacy.Detach(payload); err == nil {
+		if d, k, err := privacy.DetachHashed(payload, ps.kemHash); err == nil {
 			stored, kems, form = d, k, formDetached
 		}
 	}
@@ -152,6 +175,25 @@ func (ps *payloadStore) put(hash common.Hash, payload []byte) error {
 	ps.noteKEMs(added)
 	ps.dirty.Store(true)
 	return nil
+}
+
+// kemHash is keccak256 of ct, remembered for the ciphertexts met lately.
+func (ps *payloadStore) kemHash(ct []byte) [32]byte {
+	k := maphash.Bytes(ps.seed, ct)
+	ps.rmu.Lock()
+	r, ok := ps.recent[k]
+	ps.rmu.Unlock()
+	if ok && bytes.Equal(r.ct, ct) {
+		return r.hash
+	}
+	h := crypto.Keccak256Hash(ct)
+	ps.rmu.Lock()
+	defer ps.rmu.Unlock()
+	if ps.recent == nil || len(ps.recent) >= maxRecentKEMs {
+		ps.recent = make(map[uint64]recentKEM)
+	}
+	ps.recent[k] = recentKEM{ct: bytes.Clone(ct), hash: h}
+	return h
 }
 
 // kemKept reports whether the ciphertext named h is kept already.

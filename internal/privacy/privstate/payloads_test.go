@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"testing"
 
@@ -91,7 +92,7 @@ func TestPayloadPositionsIncrease(t *testing.T) {
 	for i := range 20 {
 		p := []byte(fmt.Sprintf("p%d", i))
 		h := crypto.Keccak256Hash(p)
-		if err := ps.put(h, p); err != nil {
+		if err := ps.put(h, p, i%2 == 0); err != nil {
 			t.Fatal(err)
 		}
 		pos, err := ps.kv.Get(key(prefPayloadIndex, h[:]))
@@ -109,6 +110,31 @@ func TestPayloadPositionsIncrease(t *testing.T) {
 	}
 	if err := ps.sync(); err != nil || ps.dirty.Load() {
 		t.Fatalf("sync: %v, still dirty %v", err, ps.dirty.Load())
+	}
+}
+
+// The ciphertext hashes a payload store remembers are answered only for
+// the very bytes they were computed from.
+func TestKEMHashMemo(t *testing.T) {
+	ps := &payloadStore{seed: maphash.MakeSeed()}
+	a, b := bytes.Repeat([]byte{1}, 1088), bytes.Repeat([]byte{2}, 1088)
+	if got := ps.kemHash(a); got != crypto.Keccak256Hash(a) {
+		t.Fatal("first hash of a ciphertext is not its keccak256")
+	}
+	if got := ps.kemHash(a); got != crypto.Keccak256Hash(a) {
+		t.Fatal("remembered hash of a ciphertext is not its keccak256")
+	}
+	// Another ciphertext under the same memo key (as a maphash collision
+	// would put it) is hashed, not answered with the other's hash.
+	ps.recent[maphash.Bytes(ps.seed, b)] = recentKEM{ct: bytes.Clone(a), hash: crypto.Keccak256Hash(a)}
+	if got := ps.kemHash(b); got != crypto.Keccak256Hash(b) {
+		t.Fatal("a ciphertext was answered with another's hash")
+	}
+	for i := range 3 * maxRecentKEMs {
+		ps.kemHash([]byte{byte(i), byte(i >> 8)})
+		if len(ps.recent) > maxRecentKEMs {
+			t.Fatalf("%d ciphertexts remembered, above %d", len(ps.recent), maxRecentKEMs)
+		}
 	}
 }
 

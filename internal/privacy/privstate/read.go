@@ -465,17 +465,24 @@ func logMatches(l *types.Log, q LogQuery) bool {
 // folder if this node held nothing of the group yet. Concurrent calls
 // share their syncs (the sync runs outside the group's write lock).
 func (s *Store) PutPayload(group common.Hash, hash common.Hash, payload []byte) error {
-	return s.putPayload(group, hash, payload, true)
+	return s.putPayload(group, hash, payload, true, false)
 }
 
 // KeepPayload is PutPayload without the sync: for a copy that can be
 // fetched again (a payload pushed by its sender's node). The next sync of
 // the group (ApplyBlock's, PutPayload's) makes it durable.
 func (s *Store) KeepPayload(group common.Hash, hash common.Hash, payload []byte) error {
-	return s.putPayload(group, hash, payload, false)
+	return s.putPayload(group, hash, payload, false, false)
 }
 
-func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, sync bool) error {
+// KeepSealed is KeepPayload for a payload this node has just sealed: no
+// copy of it can be kept yet (its content key is fresh), so the store
+// does not look for one.
+func (s *Store) KeepSealed(group common.Hash, hash common.Hash, payload []byte) error {
+	return s.putPayload(group, hash, payload, false, true)
+}
+
+func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, sync, fresh bool) error {
 	if len(payload) > MaxPayloadBytes {
 		return fmt.Errorf("%w: payload of %d bytes, above MaxPayloadBytes %d", ErrTooMany, len(payload), MaxPayloadBytes)
 	}
@@ -487,7 +494,7 @@ func (s *Store) putPayload(group common.Hash, hash common.Hash, payload []byte, 
 	// Payloads are a database of their own: no need to wait for a block
 	// being applied (ApplyBlock holds the group's write lock while it
 	// executes).
-	if err := h.pay.put(hash, payload); err != nil {
+	if err := h.pay.put(hash, payload, fresh); err != nil {
 		return fmt.Errorf("private state: group %s: write payload %s: %w", group.Hex(), hash.Hex(), err)
 	}
 	if !sync {
