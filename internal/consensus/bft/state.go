@@ -74,7 +74,13 @@ func MarshalSavedState(s *SavedState) ([]byte, error) {
 			return nil, fmt.Errorf("encode locked block: %w", err)
 		}
 	}
-	if s.ValidBlock != nil {
+	switch {
+	case s.ValidBlock == nil:
+	case s.ValidBlock == s.LockedBlock || (s.LockedBlock != nil && s.ValidBlock.Hash() == s.LockedBlock.Hash()):
+		// Locking on a block makes it the valid one as well: one
+		// encoding (a block of thousands of transactions) serves both.
+		w.ValidBlock = w.LockedBlock
+	default:
 		if w.ValidBlock, err = rlp.EncodeToBytes(s.ValidBlock); err != nil {
 			return nil, fmt.Errorf("encode valid block: %w", err)
 		}

@@ -29,12 +29,16 @@ func frameSavedState(body []byte) []byte {
 func FuzzSavedStateBody(f *testing.F) {
 	blk := types.NewBlock(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int), GasLimit: 30_000_000, BaseFee: big.NewInt(1)},
 		&types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+	other := types.NewBlock(&types.Header{Number: big.NewInt(3), Difficulty: new(big.Int), GasLimit: 30_000_000, BaseFee: big.NewInt(1), Time: 9},
+		&types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
 	sig := bytes.Repeat([]byte{7}, 65)
 	for _, s := range []*SavedState{
 		{Height: 3, LockedRound: -1, ValidRound: -1},
 		{Height: 3, Round: 2, LockedRound: 1, LockedBlock: blk, ValidRound: 1, ValidBlock: blk, ValidJustification: [][]byte{sig, sig},
 			Proposal: encodeProposal(3, 2, 1, blk, [][]byte{sig}, sig), Prevote: encodeVote(MsgPrevote, 3, 2, blk.Hash(), sig),
 			Precommit: encodeVote(MsgPrecommit, 3, 2, blk.Hash(), sig)},
+		// Locked on one block, a later round's quorum made another valid.
+		{Height: 3, Round: 4, LockedRound: 1, LockedBlock: blk, ValidRound: 3, ValidBlock: other, ValidJustification: [][]byte{sig}},
 	} {
 		b, err := MarshalSavedState(s)
 		if err != nil {
@@ -71,4 +75,34 @@ func FuzzSavedStateBody(f *testing.F) {
 			t.Fatal("a block of the saved state changed its hash")
 		}
 	})
+}
+
+// A saved state keeps its locked and valid blocks apart when they differ,
+// and whole when they are one.
+func TestSavedStateLockedAndValidBlocks(t *testing.T) {
+	mk := func(time uint64) *types.Block {
+		return types.NewBlock(&types.Header{Number: big.NewInt(5), Difficulty: new(big.Int), GasLimit: 30_000_000, BaseFee: big.NewInt(1), Time: time},
+			&types.Body{Withdrawals: []*types.Withdrawal{}}, nil, trie.NewStackTrie(nil))
+	}
+	a, b := mk(1), mk(2)
+	for _, c := range []struct{ locked, valid *types.Block }{{a, b}, {a, a}, {a, mk(1)}, {nil, b}} {
+		s := &SavedState{Height: 5, Round: 3, LockedRound: -1, LockedBlock: c.locked, ValidRound: 2, ValidBlock: c.valid}
+		if c.locked != nil {
+			s.LockedRound = 1
+		}
+		raw, err := MarshalSavedState(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UnmarshalSavedState(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c.locked == nil) != (got.LockedBlock == nil) || c.locked != nil && got.LockedBlock.Hash() != c.locked.Hash() {
+			t.Fatalf("locked block %v came back as %v", c.locked, got.LockedBlock)
+		}
+		if got.ValidBlock == nil || got.ValidBlock.Hash() != c.valid.Hash() {
+			t.Fatalf("valid block %s came back as %v", c.valid.Hash(), got.ValidBlock)
+		}
+	}
 }
