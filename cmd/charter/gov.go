@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -226,6 +227,17 @@ func govVote(args []string, stdout, stderr io.Writer) error {
 		at := passed.ActivatesAt
 		status, out["activatesAt"] = "passed", at
 		line = fmt.Sprintf("proposal %d passed; executes at height %d", id, at)
+		// The vote that passes a proposal returns when it is in force
+		// (what its next command depends on), unless the timelock is long.
+		if p, ok := awaitExecution(sf, id, s.receipt.BlockNumber.Uint64(), at); ok {
+			status = p.Status
+			if p.Status == "executed" {
+				line = fmt.Sprintf("proposal %d passed; executed at height %d", id, at)
+			} else {
+				line = fmt.Sprintf("proposal %d passed; its execution at height %d: %s %s", id, at, p.Status, p.Result)
+				out["result"] = p.Result
+			}
+		}
 	} else if len(govLogs(s.receipt, "ProposalRejected")) > 0 {
 		status = "rejected"
 		line = fmt.Sprintf("proposal %d rejected", id)
@@ -243,6 +255,32 @@ func govVote(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, line)
 	return err
+}
+
+// voteWaitBlocks bounds the timelock a passing vote waits out: a
+// proposal that executes further away is reported as passed at once.
+const voteWaitBlocks = 64
+
+// awaitExecution waits, within --timeout, until proposal id, passed in
+// block passedIn, is no longer waiting to execute at height at; its state
+// then, and false if it did not come to that (a long timelock, the
+// timeout, a node that does not answer).
+func awaitExecution(sf *sendFlags, id, passedIn, at uint64) (rpc.ProposalInfo, bool) {
+	var p rpc.ProposalInfo
+	if at > passedIn+voteWaitBlocks {
+		return p, false
+	}
+	deadline := time.Now().Add(*sf.timeout)
+	for time.Now().Before(deadline) {
+		if _, err := sf.query(&p, "charter_proposal", id); err != nil {
+			return p, false
+		}
+		if p.Status != "passed" {
+			return p, true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return p, false
 }
 
 func govCancel(args []string, stdout, stderr io.Writer) error {

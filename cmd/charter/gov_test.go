@@ -208,10 +208,13 @@ func TestGovFreezeByProposalAndVote(t *testing.T) {
 
 	// The dev organization holds all the weight: one yes passes it.
 	out := mustRun(t, "gov", "vote", "1", "yes", "--rpc", d.url, "--key", d.key)
-	if !regexp.MustCompile(`^proposal 1 passed; executes at height \d+\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^proposal 1 passed; executed at height \d+\n$`).MatchString(out) {
 		t.Fatalf("vote printed %q", out)
 	}
-	d.waitStatus(t, 1, "executed")
+	// The passing vote returned once the proposal was in force.
+	if got := d.proposalStatus(t, 1); got != "executed" {
+		t.Fatalf("after the passing vote the proposal is %s, want executed", got)
+	}
 
 	var acct struct {
 		Address common.Address `json:"address"`
