@@ -23,6 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/state"
 	"github.com/ethereum/go-ethereum/core/types"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/charter-ledger/charter/internal/chain"
 	"github.com/charter-ledger/charter/internal/consensus"
@@ -113,7 +114,12 @@ type Chain struct {
 
 	cacheMu sync.Mutex
 	cache   map[common.Hash]*cached // executed, not yet committed
-	stateMu sync.Mutex              // copying a cached post-state vs committing it
+	// executing holds the executions of blocks under way, by hash: a
+	// second caller for the same block (the commit of a block whose
+	// verification is still running) waits for the first one's result
+	// instead of executing the block again beside it.
+	executing singleflight.Group
+	stateMu   sync.Mutex // copying a cached post-state vs committing it
 
 	commitMu sync.Mutex // one commit and its subscribers at a time
 	subs     []Subscriber
@@ -262,8 +268,14 @@ func (c *Chain) BuildBlockMax(parent *types.Header, timestamp uint64, proposer c
 	return res.Block, nil
 }
 
-// VerifyBlock executes a block built elsewhere and checks its header.
+// VerifyBlock executes a block built elsewhere and checks its header. A
+// block committed already is valid without another execution: a
+// verification queued behind the commit of its own block (the decision
+// came first) costs nothing.
 func (c *Chain) VerifyBlock(block *types.Block) error {
+	if h := c.cfg.Ledger.HeaderByNumber(block.NumberU64()); h != nil && h.Hash() == block.Hash() {
+		return nil
+	}
 	_, err := c.verified(block)
 	return err
 }
@@ -279,6 +291,21 @@ func (c *Chain) verifiedHeld(block *types.Block) (*execution.Result, error) {
 	if res := c.cached(hash); res != nil {
 		return res, nil
 	}
+	v, err, _ := c.executing.Do(string(hash[:]), func() (any, error) {
+		if res := c.cached(hash); res != nil {
+			return res, nil // executed while this caller looked
+		}
+		return c.execute(block)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*execution.Result), nil
+}
+
+// execute executes block on its parent's state and remembers the result;
+// the ledger's states are held.
+func (c *Chain) execute(block *types.Block) (*execution.Result, error) {
 	if block.NumberU64() == 0 {
 		return nil, fmt.Errorf("%w 0: the genesis is not verified", execution.ErrInvalidBlock)
 	}

@@ -8,7 +8,10 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -404,4 +407,44 @@ func (tc *testChain) transfer1(key *ecdsa.PrivateKey, nonce uint64) *types.Trans
 	to := common.Address{0x42}
 	return types.MustSignNewTx(key, tc.signer, &types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, Gas: 21000,
 		GasFeeCap: big.NewInt(params.GWei), GasTipCap: new(big.Int), To: &to, Value: big.NewInt(1)})
+}
+
+// A block is executed once however its verifications and its commit
+// meet: verifications running while it is committed share one execution
+// with the commit, and a verification after the commit executes nothing.
+func TestOneExecutionPerBlock(t *testing.T) {
+	spec := testSpec(t)
+	a, b := newTestChain(t, spec), newTestChain(t, spec)
+	for n := range uint64(50) {
+		a.transfer(t, testKey, n)
+	}
+	blk, err := a.BuildBlock(a.Head(), a.Head().Time+1, proposer)
+	if err != nil || len(blk.Transactions()) != 50 {
+		t.Fatalf("built %v: %v", blk, err)
+	}
+	var execs atomic.Int32
+	b.cfg.Timings.Execution = func(time.Duration) { execs.Add(1) }
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.VerifyBlock(blk); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	if err := b.CommitBlock(blk, nil); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if n := execs.Load(); n != 1 {
+		t.Fatalf("block executed %d times by four verifications and a commit", n)
+	}
+	if err := b.VerifyBlock(blk); err != nil {
+		t.Fatal(err)
+	}
+	if n := execs.Load(); n != 1 {
+		t.Fatalf("a verification of the committed block executed it again (%d executions)", n)
+	}
 }
