@@ -76,7 +76,7 @@ func MarshalSavedState(s *SavedState) ([]byte, error) {
 	}
 	switch {
 	case s.ValidBlock == nil:
-	case s.ValidBlock == s.LockedBlock || (s.LockedBlock != nil && s.ValidBlock.Hash() == s.LockedBlock.Hash()):
+	case s.LockedBlock != nil && s.ValidBlock.Hash() == s.LockedBlock.Hash():
 		// Locking on a block makes it the valid one as well: one
 		// encoding (a block of thousands of transactions) serves both.
 		w.ValidBlock = w.LockedBlock
