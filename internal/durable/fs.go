@@ -30,6 +30,10 @@ type FS interface {
 	Create(name string, perm fs.FileMode) (File, error)
 	// OpenAppend opens an existing file; writes go to its end.
 	OpenAppend(name string) (File, error)
+	// OpenWrite opens an existing file for writes in place (File.WriteAt,
+	// within its size); its Sync makes the data durable, not the file's
+	// times (fdatasync where there is one).
+	OpenWrite(name string) (File, error)
 	Rename(oldname, newname string) error
 	Remove(name string) error
 	// SyncDir makes the directory's entries (created, renamed, removed
@@ -40,6 +44,8 @@ type FS interface {
 // File is an open file of an FS.
 type File interface {
 	Write(p []byte) (int, error)
+	// WriteAt writes p at offset off, within the file's size.
+	WriteAt(p []byte, off int64) (int, error)
 	// Sync makes everything written so far durable.
 	Sync() error
 	Truncate(size int64) error
@@ -86,6 +92,30 @@ func (OSFS) OpenAppend(name string) (File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
+func (OSFS) OpenWrite(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return inPlaceFile{f}, nil
+}
+
+// inPlaceFile is a file written in place: its Sync is a data sync.
+type inPlaceFile struct{ *os.File }
+
+func (f inPlaceFile) WriteAt(p []byte, off int64) (int, error) {
+	st, err := f.File.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if off < 0 || off+int64(len(p)) > st.Size() {
+		return 0, fmt.Errorf("write in place at %d of %d bytes beyond the %d-byte file %s", off, len(p), st.Size(), f.Name())
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f inPlaceFile) Sync() error { return dataSync(f.File) }
+
 func (OSFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
 func (OSFS) Remove(name string) error             { return os.Remove(name) }
 
@@ -108,7 +138,9 @@ func (OSFS) SyncDir(dir string) error {
 //     SyncDir of their folder: later ones are lost;
 //   - file contents as of the last File.Sync; for a file only appended to
 //     since, a random prefix of the unsynced bytes survives (a torn
-//     write); a file truncated since goes back to its synced content.
+//     write); each write in place since (WriteAt) is lost, kept whole or
+//     kept in part (a random prefix of it); a file truncated since goes
+//     back to its synced content.
 //
 // Every random choice comes from the rand.Rand given to Crash, so a
 // simulation replays from its seed. It is goroutine-safe.
@@ -120,8 +152,15 @@ type MemFS struct {
 
 type memFile struct {
 	data      []byte
-	synced    []byte // content as of the last Sync; a prefix of data unless rewritten
-	rewritten bool   // truncated since the last Sync: synced is not a prefix of data
+	synced    []byte     // content as of the last Sync; a prefix of data unless rewritten or written in place
+	rewritten bool       // truncated since the last Sync: synced is not a prefix of data
+	inPlace   []memWrite // writes in place since the last Sync, in order
+}
+
+// memWrite is one unsynced write in place.
+type memWrite struct {
+	off  int
+	data []byte
 }
 
 // NewMemFS returns an empty MemFS.
@@ -173,6 +212,11 @@ func (m *MemFS) OpenAppend(name string) (File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	return &memHandle{fs: m, f: f}, nil
+}
+
+// OpenWrite implements FS.
+func (m *MemFS) OpenWrite(name string) (File, error) {
+	return m.OpenAppend(name)
 }
 
 func (m *MemFS) Rename(oldname, newname string) error {
@@ -235,6 +279,20 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 			tail := old.data[len(old.synced):]
 			data = append(data, tail[:rng.Intn(len(tail)+1)]...)
 		}
+		if !old.rewritten {
+			for _, w := range old.inPlace {
+				keep := len(w.data) // 1 in 3: whole; 1 in 3: lost; else a prefix
+				switch rng.Intn(3) {
+				case 1:
+					keep = 0
+				case 2:
+					keep = rng.Intn(len(w.data) + 1)
+				}
+				if w.off < len(data) {
+					copy(data[w.off:], w.data[:keep])
+				}
+			}
+		}
 		f := &memFile{data: data, synced: data[:len(data):len(data)]}
 		m.files[name] = f
 		m.durable[name] = f
@@ -251,7 +309,7 @@ func (m *MemFS) Corrupt(name string, offset int) error {
 	}
 	data := append([]byte(nil), f.data...)
 	data[offset] ^= 0xff
-	f.data, f.synced, f.rewritten = data, data[:len(data):len(data)], false
+	f.data, f.synced, f.rewritten, f.inPlace = data, data[:len(data):len(data)], false, nil
 	return nil
 }
 
@@ -275,6 +333,25 @@ func (h *memHandle) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteAt writes in place, within the file's size. The first write since
+// a Sync copies the content, which synced shares.
+func (h *memHandle) WriteAt(p []byte, off int64) (int, error) {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.closed {
+		return 0, errClosed
+	}
+	if off < 0 || off+int64(len(p)) > int64(len(h.f.data)) {
+		return 0, fmt.Errorf("memfs: write in place at %d of %d bytes beyond a %d-byte file", off, len(p), len(h.f.data))
+	}
+	if len(h.f.inPlace) == 0 {
+		h.f.data = append([]byte(nil), h.f.data...)
+	}
+	copy(h.f.data[off:], p)
+	h.f.inPlace = append(h.f.inPlace, memWrite{off: int(off), data: append([]byte(nil), p...)})
+	return len(p), nil
+}
+
 func (h *memHandle) Sync() error {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
@@ -282,7 +359,7 @@ func (h *memHandle) Sync() error {
 		return errClosed
 	}
 	h.f.synced = h.f.data[:len(h.f.data):len(h.f.data)]
-	h.f.rewritten = false
+	h.f.rewritten, h.f.inPlace = false, nil
 	return nil
 }
 

@@ -14,8 +14,8 @@ import (
 // recorded or imported (one RLP list, replaced whole).
 const HandoversFile = "handovers"
 
-func handoversFile(dataDir string) durable.StateFile {
-	return durable.StateFile{FS: durable.OSFS{}, Path: filepath.Join(dataDir, HandoversFile)}
+func handoversFile(dataDir string) *durable.StateFile {
+	return &durable.StateFile{FS: durable.OSFS{}, Path: filepath.Join(dataDir, HandoversFile)}
 }
 
 // LoadHandovers reads a data directory's handovers (none: nil, no error).

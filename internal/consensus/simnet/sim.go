@@ -252,7 +252,7 @@ func (s *Sim) Now() time.Time {
 func (s *Sim) start(n *Node) error {
 	var saved []byte
 	if s.cfg.StateFile != "" {
-		b, err := (durable.StateFile{FS: n.FS, Path: s.cfg.StateFile}).Load()
+		b, err := (&durable.StateFile{FS: n.FS, Path: s.cfg.StateFile}).Load()
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}
@@ -501,7 +501,7 @@ func (fx *simEffects) SaveState(state []byte) error {
 	if fx.s.cfg.StateFile == "" {
 		return errors.New("the core produced state but the simulation keeps no state file")
 	}
-	return durable.StateFile{FS: fx.n.disk, Path: fx.s.cfg.StateFile}.Save(state)
+	return (&durable.StateFile{FS: fx.n.disk, Path: fx.s.cfg.StateFile}).Save(state)
 }
 
 func (fx *simEffects) Send(m consensus.Message) {
@@ -824,6 +824,14 @@ func (p *powerFS) OpenAppend(name string) (durable.File, error) {
 	return &powerFile{File: f, p: p}, nil
 }
 
+func (p *powerFS) OpenWrite(name string) (durable.File, error) {
+	f, err := p.MemFS.OpenWrite(name)
+	if err != nil {
+		return nil, err
+	}
+	return &powerFile{File: f, p: p}, nil
+}
+
 func (p *powerFS) Rename(a, b string) error {
 	if err := p.cut(); err != nil {
 		return err
@@ -855,6 +863,13 @@ func (f *powerFile) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return f.File.Write(b)
+}
+
+func (f *powerFile) WriteAt(b []byte, off int64) (int, error) {
+	if err := f.p.cut(); err != nil {
+		return 0, err
+	}
+	return f.File.WriteAt(b, off)
 }
 
 func (f *powerFile) Sync() error {
