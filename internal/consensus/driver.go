@@ -467,8 +467,20 @@ func (fx *driverEffects) SaveState(state []byte) error {
 	if fx.d.cfg.State == nil {
 		return errors.New("the engine keeps no state file but its core produced state")
 	}
-	return fx.d.cfg.State.Save(state)
+	start := time.Now()
+	if err := fx.d.cfg.State.Save(state); err != nil {
+		return err
+	}
+	// Every vote waits for its save: a disk that holds one up for long
+	// stalls the height (and may change the round).
+	if took := time.Since(start); took >= slowStateSave {
+		fx.d.log.Warn("Saving the consensus state was slow", "took", took, "bytes", len(state))
+	}
+	return nil
 }
+
+// slowStateSave is how long a state save may take before it is logged.
+const slowStateSave = time.Second
 
 func (fx *driverEffects) Send(m Message) {
 	if m.Broadcast {
