@@ -104,13 +104,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // completed: the file is reported corrupt when neither slot holds a
 // whole state.
 //
-// Used by one goroutine at a time. The zero position is found from the
-// file by the first Load or Save.
+// Used by one goroutine at a time. A StateFile finds which slot holds
+// the latest state at its first Load or Save, from the file.
 type StateFile struct {
 	FS   FS
 	Path string
 
-	known bool   // slot, seq and slotSize below are the file's
+	known bool   // slot, seq and size below are the file's
 	slot  int    // the slot holding the latest state
 	seq   uint64 // its sequence number
 	size  int64  // slot size; 0: the file must be written whole
@@ -195,7 +195,7 @@ func (s *StateFile) Save(data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		// What is on disk is unknown now: the next Save writes it whole.
+		// What is on disk is unknown now: the next Save reads it again.
 		s.known = false
 		return fmt.Errorf("save state %s: %w", s.Path, err)
 	}
