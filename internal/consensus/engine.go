@@ -197,6 +197,10 @@ type Stats struct {
 	// or before it (oversized, a full inbox).
 	Dropped uint64
 
+	// Timeouts that fired, by step (bft: propose, prevote, precommit;
+	// poa: round), so that an operator sees which wait ends rounds.
+	Timeouts []StepCount
+
 	// Compact proposals received (bft): rebuilt from transactions this
 	// node held, rebuilt after asking the proposer for missing ones, and
 	// full proposals asked for after such a request timed out.
@@ -207,6 +211,12 @@ type Stats struct {
 	// this node built (0: none yet).
 	BuildPerTx, VerifyPerTx time.Duration
 	BlockCap                int
+}
+
+// StepCount counts one step's events.
+type StepCount struct {
+	Step  string
+	Count uint64
 }
 
 // MessageStats count one type of engine message. A broadcast counts once.

@@ -23,6 +23,7 @@ type Metrics struct {
 	BlockCommit       prometheus.Histogram
 	FinalityLatency   prometheus.Histogram
 	RoundChanges      prometheus.Counter
+	ConsensusTimeouts *prometheus.CounterVec
 	LeaderChanges     prometheus.Counter
 	Validators        prometheus.Gauge
 	ConsensusRounds   prometheus.Histogram
@@ -74,6 +75,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		RoundChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_round_changes_total",
 			Help: "Round (view) changes of the consensus engine."}),
+		ConsensusTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_timeouts_total",
+			Help: "Consensus timeouts that fired here, by step (bft: propose, prevote, precommit; poa: round): which wait ends the rounds that change."}, []string{"step"}),
 		Validators: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_consensus_validators",
 			Help: "Validators in force (raft: voters of the configuration applied; of the outgoing one while a joint configuration is in force)."}),
 		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_leader_changes_total",
@@ -132,7 +135,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.P2PRefused.WithLabelValues(reason) // shown at 0 from the start
 	}
 	reg.MustRegister(m.Height, m.TxCommitted, m.BlocksCommitted, m.BlockBuild, m.BlockExecution, m.BlockCommit,
-		m.FinalityLatency, m.RoundChanges, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.CompactProposals, m.PacerPerTx, m.BlockCap, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
+		m.FinalityLatency, m.RoundChanges, m.ConsensusTimeouts, m.LeaderChanges, m.Validators, m.ConsensusRounds, m.ConsensusMessages, m.ConsensusBytes, m.CompactProposals, m.PacerPerTx, m.BlockCap, m.P2PPeers, m.CertExpiry, m.P2PMessages, m.P2PBytes, m.P2PRefused, m.TxPoolTransaction,
 		m.TxPoolBytes, m.TxPoolEvictions, m.PrivateSent, m.PrivateApplied, m.PrivacyHalted, m.PrivacyWaiting, m.PrivacyLag, m.PrivacyRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -156,6 +156,14 @@ func (n *Node) sample() {
 		}
 		n.ins.p2p[key] = c.v
 	}
+	for _, t := range st.Timeouts {
+		key := "timeout/" + t.Step
+		c := m.ConsensusTimeouts.WithLabelValues(t.Step) // shown at 0 before the first
+		if last := n.ins.p2p[key]; t.Count > last {
+			c.Add(float64(t.Count - last))
+		}
+		n.ins.p2p[key] = t.Count
+	}
 	m.PacerPerTx.WithLabelValues("build").Set(st.BuildPerTx.Seconds())
 	m.PacerPerTx.WithLabelValues("verify").Set(st.VerifyPerTx.Seconds())
 	m.BlockCap.Set(float64(st.BlockCap))

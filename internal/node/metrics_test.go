@@ -237,4 +237,18 @@ func TestBFTConsensusMetrics(t *testing.T) {
 		}
 		return caps >= consensus.PacerMinTxs && builds > 0 && verifies > 0 && compact > 0
 	})
+
+	// Timeouts by step: shown (at 0 or more) from the start; a stopped
+	// validator's turns to propose end in propose timeouts on the others.
+	fams = scrape(t, n0.MetricsAddr())
+	if f := fams["charter_consensus_timeouts_total"]; f == nil || len(f.GetMetric()) != 3 {
+		t.Fatalf("charter_consensus_timeouts_total: %v, want the steps propose, prevote, precommit", f)
+	}
+	before := value(fams["charter_consensus_timeouts_total"], "step", "propose")
+	nodes[3].Stop()
+	waitUntil(t, 60*time.Second, "a propose timeout and a round change on node 0", func() bool {
+		f := scrape(t, n0.MetricsAddr())
+		return value(f["charter_consensus_timeouts_total"], "step", "propose") > before &&
+			value(f["charter_consensus_round_changes_total"]) > 0
+	})
 }

@@ -419,6 +419,8 @@ func (c *Core) Stats() consensus.Stats {
 		CompactRebuilt: s.CompactRebuilt,
 		CompactFetched: s.TxFetches,
 		CompactFull:    s.FullFetches,
+		Timeouts: []consensus.StepCount{{Step: "propose", Count: s.Timeouts[0]},
+			{Step: "prevote", Count: s.Timeouts[1]}, {Step: "precommit", Count: s.Timeouts[2]}},
 	}
 	if c.hs != nil && c.hs.vals != nil {
 		out.Validators = c.hs.vals.Size()

@@ -222,6 +222,7 @@ func (c *Core) Stats() consensus.Stats {
 		Height:       c.tip.height,
 		Validators:   c.sched.size(c.tip.height + 1),
 		RoundChanges: s.Timeouts,
+		Timeouts:     []consensus.StepCount{{Step: "round", Count: s.Timeouts}},
 		Dropped:      s.BadMessages + s.BadSeals + s.Equivocation + s.Stale + s.TooFar + s.Full + s.Orphans,
 	}
 }
