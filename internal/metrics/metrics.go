@@ -76,7 +76,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		RoundChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_round_changes_total",
 			Help: "Round (view) changes of the consensus engine."}),
 		ConsensusTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "charter_consensus_timeouts_total",
-			Help: "Consensus timeouts that fired here, by step (bft: propose, prevote, precommit; poa: round): which wait ends the rounds that change."}, []string{"step"}),
+			Help: "Consensus timeouts that fired here, by step (bft: propose, prevote, precommit, and propose_extended: a propose timeout put off once because the proposal was still being verified; poa: round): which wait ends the rounds that change."}, []string{"step"}),
 		Validators: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_consensus_validators",
 			Help: "Validators in force (raft: voters of the configuration applied; of the outgoing one while a joint configuration is in force)."}),
 		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_consensus_leader_changes_total",

@@ -241,8 +241,8 @@ func TestBFTConsensusMetrics(t *testing.T) {
 	// Timeouts by step: shown (at 0 or more) from the start; a stopped
 	// validator's turns to propose end in propose timeouts on the others.
 	fams = scrape(t, n0.MetricsAddr())
-	if f := fams["charter_consensus_timeouts_total"]; f == nil || len(f.GetMetric()) != 3 {
-		t.Fatalf("charter_consensus_timeouts_total: %v, want the steps propose, prevote, precommit", f)
+	if f := fams["charter_consensus_timeouts_total"]; f == nil || len(f.GetMetric()) != 4 {
+		t.Fatalf("charter_consensus_timeouts_total: %v, want the steps propose, prevote, precommit, propose_extended", f)
 	}
 	before := value(fams["charter_consensus_timeouts_total"], "step", "propose")
 	nodes[3].Stop()

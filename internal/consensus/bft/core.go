@@ -146,6 +146,9 @@ type heightState struct {
 
 	newRoundAt, proposeAt, prevoteAt, precommitAt uint64 // tick deadlines, 0 = none
 	building                                      bool
+	// proposeWaited: the round's propose timeout was put off once, for
+	// a proposal still being verified or completed (see Tick).
+	proposeWaited bool
 
 	// tm is the timing in force at this height.
 	tm timing
@@ -420,7 +423,8 @@ func (c *Core) Stats() consensus.Stats {
 		CompactFetched: s.TxFetches,
 		CompactFull:    s.FullFetches,
 		Timeouts: []consensus.StepCount{{Step: "propose", Count: s.Timeouts[0]},
-			{Step: "prevote", Count: s.Timeouts[1]}, {Step: "precommit", Count: s.Timeouts[2]}},
+			{Step: "prevote", Count: s.Timeouts[1]}, {Step: "precommit", Count: s.Timeouts[2]},
+			{Step: "propose_extended", Count: s.ProposeWaits}},
 	}
 	if c.hs != nil && c.hs.vals != nil {
 		out.Validators = c.hs.vals.Size()
@@ -721,6 +725,7 @@ func (c *Core) startRound(r int64) {
 		hs.began, hs.hasBegun = c.now, true
 	}
 	hs.proposeAt = c.now + c.timeout(hs.tm.propose, r)
+	hs.proposeWaited = false
 	// An idle height's poll, if out, is answered to no one.
 	hs.building, hs.idle, hs.polling = false, false, false
 	c.stats.Rounds++
@@ -811,10 +816,23 @@ func (c *Core) Tick() {
 		}
 	}
 	if hs.step == stepPropose && hs.proposeAt != 0 && c.now >= hs.proposeAt {
-		hs.proposeAt = 0
-		c.stats.Timeouts[0]++
-		c.signVote(MsgPrevote, common.Hash{})
-		hs.step = stepPrevote
+		if !hs.proposeWaited && c.proposalUnderWay() {
+			// The proposal came and its verification (or the fetch of
+			// its missing transactions) is still running: a loaded
+			// validator's verification may outlast the timeout the
+			// proposer's block was capped for. Waiting once more costs
+			// less than the round that a nil prevote would start; once,
+			// so that a proposal that is never verified still ends the
+			// round.
+			hs.proposeWaited = true
+			hs.proposeAt = c.now + c.timeout(hs.tm.propose, hs.round)
+			c.stats.ProposeWaits++
+		} else {
+			hs.proposeAt = 0
+			c.stats.Timeouts[0]++
+			c.signVote(MsgPrevote, common.Hash{})
+			hs.step = stepPrevote
+		}
 	}
 	if hs.step == stepPrevote && hs.prevoteAt != 0 && c.now >= hs.prevoteAt {
 		hs.prevoteAt = 0
@@ -1593,6 +1611,24 @@ func (c *Core) needValidity(bi *blockInfo) validity {
 		c.rd.Verify = append(c.rd.Verify, bi.block)
 	}
 	return bi.validity
+}
+
+// proposalUnderWay reports that the current round's proposal is here and
+// its validity not yet known: being verified, or a compact proposal whose
+// missing transactions are being fetched.
+func (c *Core) proposalUnderWay() bool {
+	hs := c.hs
+	if rs := hs.rounds[hs.round]; rs != nil && rs.proposal != nil {
+		if bi := hs.blocks[rs.proposal.hash]; bi != nil && bi.validity == pending {
+			return true
+		}
+	}
+	for _, p := range hs.partials {
+		if p.m.round == hs.round {
+			return true
+		}
+	}
+	return false
 }
 
 // tryPrevote is the prevote rule of the propose step (lines 22 and 28 of

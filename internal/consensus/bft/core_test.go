@@ -706,6 +706,65 @@ func TestCoreTimeoutsGrow(t *testing.T) {
 	}
 }
 
+// TestCoreProposeTimeoutWaitsForVerification: a proposal still being
+// verified when the propose timeout fires puts the timeout off once, by
+// the round's propose timeout; verified meanwhile, it is prevoted; never
+// verified, the round ends with a nil prevote after the second timeout. A
+// round without a proposal is not put off.
+func TestCoreProposeTimeoutWaitsForVerification(t *testing.T) {
+	const propose = 5
+	setup := func(withProposal bool) (*fixture, *types.Block) {
+		f := newFixture(t, 4, 0, func(c *Config) { c.ProposeTimeoutTicks = propose })
+		f.drain()
+		b := f.block(1)
+		if withProposal {
+			prop := f.proposer(1, 0)
+			f.mustStep(prop, f.proposal(prop, 1, 0, -1, b, nil))
+		}
+		return f, b
+	}
+	// ticks advances n ticks without answering verifications, and returns
+	// the prevotes sent.
+	ticks := func(f *fixture, n int) []*message {
+		var msgs []consensus.Message
+		for range n {
+			f.core.Tick()
+			for f.core.HasReady() {
+				msgs = append(msgs, f.core.Ready().Messages...)
+				f.core.Advance()
+			}
+		}
+		return sent(t, msgs, MsgPrevote)
+	}
+	f, b := setup(true)
+	if pv := ticks(f, propose+1); len(pv) != 0 {
+		t.Fatalf("prevoted %x while the proposal was being verified", pv[0].hash)
+	}
+	if st := f.core.Counters(); st.ProposeWaits != 1 || st.Timeouts[0] != 0 {
+		t.Fatalf("after the first timeout: waits %d, timeouts %d", st.ProposeWaits, st.Timeouts[0])
+	}
+	f.core.Verified(b.Hash(), nil)
+	if pv := sent(t, f.drain().Messages, MsgPrevote); len(pv) != 1 || pv[0].hash != b.Hash() {
+		t.Fatalf("verified within the wait: prevotes %v, want one for the block", pv)
+	}
+
+	f, _ = setup(true)
+	if pv := ticks(f, 2*propose-1); len(pv) != 0 {
+		t.Fatalf("prevoted before the second timeout")
+	}
+	if pv := ticks(f, 2); len(pv) != 1 || pv[0].hash != (common.Hash{}) {
+		t.Fatalf("never verified: prevotes %v, want one nil prevote", pv)
+	}
+	if st := f.core.Counters(); st.ProposeWaits != 1 || st.Timeouts[0] != 1 {
+		t.Fatalf("never verified: waits %d, timeouts %d", st.ProposeWaits, st.Timeouts[0])
+	}
+
+	f, _ = setup(false)
+	if pv := ticks(f, propose+1); len(pv) != 1 || pv[0].hash != (common.Hash{}) {
+		t.Fatalf("no proposal: prevotes %v, want one nil prevote at the first timeout", pv)
+	}
+}
+
 // TestCoreRoundSkip: messages from a weak quorum in a later round pull
 // the core into that round; fewer do not.
 func TestCoreRoundSkip(t *testing.T) {

@@ -21,6 +21,7 @@ type Stats struct {
 	RoundChanges uint64    // rounds started after round 0 (timeouts or round skips)
 	RoundSkips   uint64    // rounds entered because a weak quorum was ahead
 	Timeouts     [3]uint64 // propose, prevote, precommit timeouts that fired
+	ProposeWaits uint64    // propose timeouts put off for a proposal being verified
 
 	MsgsIn   [numMsgTypes]uint64 // received messages, by MsgType
 	BytesIn  [numMsgTypes]uint64
