@@ -159,7 +159,7 @@ func (s *StateFile) parse(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: neither slot holds a whole state", ErrCorrupt)
 	}
 	s.size = half
-	return best, nil
+	return append([]byte{}, best...), nil
 }
 
 // Save replaces the state with data (nil is an empty state, not "none").
@@ -169,13 +169,8 @@ func (s *StateFile) Save(data []byte) error {
 		return fmt.Errorf("save state %s: %d bytes, at most %d", s.Path, len(data), MaxStateBytes)
 	}
 	if !s.known {
-		// A file that cannot be read is written whole.
-		if raw, err := s.FS.ReadFile(s.Path); err == nil {
-			if _, err := s.parse(raw); err != nil {
-				s.size = 0
-			}
-		} else {
-			s.known, s.size = true, 0
+		if _, err := s.Load(); err != nil {
+			s.known, s.size = true, 0 // a file that cannot be read is written whole
 		}
 	}
 	need := int64(stateHeaderLen + len(data))
@@ -234,7 +229,7 @@ func slotFrame(seq uint64, body []byte) []byte {
 }
 
 // unslot reads the frame at the start of a slot: its sequence number and
-// body, or false if the slot holds no whole frame.
+// body (within slot), or false if the slot holds no whole frame.
 func unslot(slot []byte) (uint64, []byte, bool) {
 	if len(slot) < stateHeaderLen || !bytes.Equal(slot[:4], stateMagic[:]) || slot[4] != stateVersion {
 		return 0, nil, false
@@ -247,7 +242,7 @@ func unslot(slot []byte) (uint64, []byte, bool) {
 	if crc32.Checksum(slot[9:end], castagnoli) != binary.BigEndian.Uint32(slot[5:]) {
 		return 0, nil, false
 	}
-	return binary.BigEndian.Uint64(slot[9:]), append([]byte{}, slot[stateHeaderLen:end]...), true
+	return binary.BigEndian.Uint64(slot[9:]), slot[stateHeaderLen:end], true
 }
 
 // frame is the version 1 file: magic | version | crc32c(body) | len(body) | body.
